@@ -1,0 +1,83 @@
+//! The metadata catalog: a redb database holding channels, ranges and deletion records.
+//!
+//! Samples never live here: redb commits are durable transactions (milliseconds), which is
+//! right for metadata that changes rarely and wrong for the sample path.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::Error;
+
+pub(crate) const CHANNELS: TableDefinition<'_, u32, &[u8]> = TableDefinition::new("channels");
+pub(crate) const CHANNEL_NAMES: TableDefinition<'_, &str, u32> = TableDefinition::new("channel_names");
+pub(crate) const RANGES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("ranges");
+pub(crate) const RANGE_KV: TableDefinition<'_, (u128, &str), &str> = TableDefinition::new("range_kv");
+pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(crate) const TOMBSTONES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tombstones");
+
+pub(crate) const NEXT_CHANNEL_KEY: &str = "next_channel_key";
+pub(crate) const CATALOG_VERSION: &str = "catalog_version";
+const CURRENT_CATALOG_VERSION: u64 = 1;
+
+/// Wrapper around the redb database file.
+pub(crate) struct Catalog {
+    db: Database,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn meta_err(e: impl std::fmt::Display) -> Error {
+    Error::Metadata { reason: e.to_string() }
+}
+
+impl Catalog {
+    pub(crate) fn open(path: &Path) -> Result<Catalog, Error> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen {
+                path: path.to_path_buf(),
+                holder: None,
+            },
+            other => Error::Metadata { reason: format!("cannot open metadata database {}: {other}", path.display()) },
+        })?;
+        let cat = Catalog { db };
+        let txn = cat.db.begin_write().map_err(meta_err)?;
+        {
+            // Create every table so readers never see "table does not exist".
+            txn.open_table(CHANNELS).map_err(meta_err)?;
+            txn.open_table(CHANNEL_NAMES).map_err(meta_err)?;
+            txn.open_table(RANGES).map_err(meta_err)?;
+            txn.open_table(RANGE_KV).map_err(meta_err)?;
+            txn.open_table(TOMBSTONES).map_err(meta_err)?;
+            let mut meta = txn.open_table(META).map_err(meta_err)?;
+            let version = meta.get(CATALOG_VERSION).map_err(meta_err)?.map(|v| v.value());
+            match version {
+                None => {
+                    meta.insert(CATALOG_VERSION, CURRENT_CATALOG_VERSION).map_err(meta_err)?;
+                }
+                Some(v) if v == CURRENT_CATALOG_VERSION => {}
+                Some(v) => {
+                    return Err(Error::UnsupportedFormat {
+                        path: path.to_path_buf(),
+                        found: v,
+                        supported: CURRENT_CATALOG_VERSION,
+                    });
+                }
+            }
+        }
+        txn.commit().map_err(meta_err)?;
+        Ok(cat)
+    }
+
+    pub(crate) fn write(&self) -> Result<redb::WriteTransaction, Error> {
+        self.db.begin_write().map_err(meta_err)
+    }
+
+    pub(crate) fn read(&self) -> Result<redb::ReadTransaction, Error> {
+        self.db.begin_read().map_err(meta_err)
+    }
+}

@@ -1,0 +1,75 @@
+//! Channel registry errors.
+
+use super::ChannelKey;
+use crate::telem::DataType;
+
+/// Why a channel operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// No channel has this key.
+    #[error("no channel has key {key}; list channels to find the right key")]
+    KeyNotFound {
+        /// The key asked for.
+        key: ChannelKey,
+    },
+    /// No channel has this name.
+    #[error("no channel is named {name:?}; create it first or check the spelling")]
+    NameNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// The name is already used by another channel.
+    #[error("a channel named {name:?} already exists (key {existing}); pick another name or retrieve the existing channel")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The channel that has it.
+        existing: ChannelKey,
+    },
+    /// The name is not acceptable.
+    #[error("invalid channel name {name:?}: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The definition contradicts itself or the rules for its kind.
+    #[error("invalid definition for channel {name:?}: {reason}")]
+    InvalidDefinition {
+        /// The channel name.
+        name: String,
+        /// What to change.
+        reason: String,
+    },
+    /// An index channel must hold timestamps.
+    #[error("index channel {name:?} must have data type timestamp, not {data_type}")]
+    IndexNotTimestamp {
+        /// The channel name.
+        name: String,
+        /// The type given.
+        data_type: DataType,
+    },
+    /// A data channel names a channel that is not an index.
+    #[error("channel {name:?} names {index:?} as its index, but that channel is not an index channel")]
+    NotAnIndex {
+        /// The data channel.
+        name: String,
+        /// The channel named as index.
+        index: String,
+    },
+    /// An index channel still has data channels bound to it.
+    #[error("index channel {name:?} cannot be deleted: data channels {dependents:?} still use it; delete them first")]
+    IndexInUse {
+        /// The index channel.
+        name: String,
+        /// Names of the channels bound to it.
+        dependents: Vec<String>,
+    },
+    /// An open writer holds the channel.
+    #[error("channel {name:?} is being written by an open writer; close the writer first")]
+    Busy {
+        /// The channel.
+        name: String,
+    },
+}

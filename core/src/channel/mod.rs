@@ -1,0 +1,189 @@
+//! Channels: named, typed streams of samples, and their registry.
+//!
+//! ## Kinds
+//! - **Index** channels hold `timestamp` samples that strictly increase. They give time to
+//!   the data channels bound to them.
+//! - **Data** channels are bound to one index channel; sample `i` of a data series written
+//!   with index series `s` carries the timestamp `s[i]`.
+//! - **Virtual** channels are streamed live and never stored.
+//!
+//! ## Keys and names
+//! Keys are `u32`, assigned in increasing order and never reused, so data of a deleted
+//! channel can never reappear under a new one. Names are unique.
+//!
+//! ## Persistence
+//! Channel definitions live in the metadata catalog (an embedded redb database); every
+//! create, rename and delete is a durable transaction.
+
+mod error;
+mod registry;
+
+pub use error::ChannelError;
+pub use registry::Channels;
+
+use serde::{Deserialize, Serialize};
+
+use crate::telem::DataType;
+
+/// A channel's key.
+pub type ChannelKey = u32;
+
+/// What a channel is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Timestamps, strictly increasing; gives time to data channels.
+    Index,
+    /// Samples aligned one to one with an index channel's samples.
+    Data {
+        /// The index channel's key.
+        index: ChannelKey,
+    },
+    /// Streamed live, never stored.
+    Virtual,
+}
+
+/// How writers of equal authority share a channel (see the control layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Concurrency {
+    /// One holder at a time; among equals, the first to acquire keeps control.
+    #[default]
+    Exclusive,
+    /// Every writer at the top authority may write.
+    Shared,
+}
+
+/// A channel definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Unique key.
+    pub key: ChannelKey,
+    /// Unique name.
+    pub name: String,
+    /// Sample type (`timestamp` for index channels).
+    pub data_type: DataType,
+    /// Index, data or virtual.
+    #[serde(flatten)]
+    pub kind: ChannelKind,
+    /// Equal-authority behaviour.
+    #[serde(default)]
+    pub concurrency: Concurrency,
+}
+
+impl Channel {
+    /// True for index channels.
+    pub fn is_index(&self) -> bool {
+        matches!(self.kind, ChannelKind::Index)
+    }
+
+    /// True for virtual channels.
+    pub fn is_virtual(&self) -> bool {
+        matches!(self.kind, ChannelKind::Virtual)
+    }
+
+    /// The index channel that gives this channel time: itself for an index, its index for a
+    /// data channel, `None` for a virtual channel.
+    pub fn index_key(&self) -> Option<ChannelKey> {
+        match self.kind {
+            ChannelKind::Index => Some(self.key),
+            ChannelKind::Data { index } => Some(index),
+            ChannelKind::Virtual => None,
+        }
+    }
+}
+
+/// How a new data channel names its index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IndexRef {
+    /// An existing channel's key.
+    Key(ChannelKey),
+    /// A channel's name: an existing channel, or an index created in the same call.
+    Name(String),
+}
+
+/// A channel to create.
+///
+/// # Examples
+///
+/// ```
+/// use telemetron::channel::NewChannel;
+/// use telemetron::telem::DataType;
+///
+/// let batch = vec![
+///     NewChannel::index("stand_time"),
+///     NewChannel::data("pressure_1", DataType::F64, "stand_time"),
+///     NewChannel::virtual_("valve_cmd", DataType::U8),
+/// ];
+/// assert_eq!(batch.len(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewChannel {
+    /// Unique name.
+    pub name: String,
+    /// Sample type.
+    pub data_type: DataType,
+    /// `true` for an index channel.
+    #[serde(default)]
+    pub is_index: bool,
+    /// The index of a data channel.
+    #[serde(default)]
+    pub index: Option<IndexRef>,
+    /// `true` for a virtual channel.
+    #[serde(default, rename = "virtual")]
+    pub is_virtual: bool,
+    /// Equal-authority behaviour.
+    #[serde(default)]
+    pub concurrency: Concurrency,
+}
+
+impl NewChannel {
+    /// An index channel (`timestamp`).
+    pub fn index(name: impl Into<String>) -> NewChannel {
+        NewChannel {
+            name: name.into(),
+            data_type: DataType::Timestamp,
+            is_index: true,
+            index: None,
+            is_virtual: false,
+            concurrency: Concurrency::Exclusive,
+        }
+    }
+
+    /// A data channel bound to the index named `index`.
+    pub fn data(name: impl Into<String>, data_type: DataType, index: impl Into<String>) -> NewChannel {
+        NewChannel {
+            name: name.into(),
+            data_type,
+            is_index: false,
+            index: Some(IndexRef::Name(index.into())),
+            is_virtual: false,
+            concurrency: Concurrency::Exclusive,
+        }
+    }
+
+    /// A data channel bound to the index with key `index`.
+    pub fn data_with_key(name: impl Into<String>, data_type: DataType, index: ChannelKey) -> NewChannel {
+        NewChannel { index: Some(IndexRef::Key(index)), ..NewChannel::data(name, data_type, "") }
+    }
+
+    /// A virtual (live-only) channel.
+    pub fn virtual_(name: impl Into<String>, data_type: DataType) -> NewChannel {
+        NewChannel {
+            name: name.into(),
+            data_type,
+            is_index: false,
+            index: None,
+            is_virtual: true,
+            concurrency: Concurrency::Shared,
+        }
+    }
+
+    /// Set the equal-authority behaviour.
+    #[must_use]
+    pub fn with_concurrency(mut self, c: Concurrency) -> NewChannel {
+        self.concurrency = c;
+        self
+    }
+}

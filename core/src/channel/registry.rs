@@ -1,0 +1,308 @@
+//! The channel registry: definitions in the catalog, cached in memory for the hot path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::{Channel, ChannelError, ChannelKey, ChannelKind, IndexRef, NewChannel};
+use crate::catalog::{CHANNEL_NAMES, CHANNELS, Catalog, META, NEXT_CHANNEL_KEY, meta_err};
+use crate::error::{Error, Result};
+use crate::telem::DataType;
+
+const MAX_NAME_LEN: usize = 255;
+
+#[derive(Debug, Default)]
+struct Cache {
+    by_key: HashMap<ChannelKey, Arc<Channel>>,
+    by_name: HashMap<String, ChannelKey>,
+}
+
+/// Create, retrieve, rename and delete channels.
+///
+/// Obtained from [`Engine::channels`](crate::Engine::channels). Lookups are served from an
+/// in-memory cache; changes are durable catalog transactions.
+#[derive(Debug)]
+pub struct Channels {
+    catalog: Arc<Catalog>,
+    cache: RwLock<Cache>,
+}
+
+fn validate_name(name: &str) -> Result<(), ChannelError> {
+    let bad = |reason| Err(ChannelError::InvalidName { name: name.to_string(), reason });
+    if name.is_empty() {
+        return bad("names cannot be empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("names are at most 255 bytes");
+    }
+    if name.trim() != name {
+        return bad("names cannot start or end with white space");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("names cannot contain control characters");
+    }
+    Ok(())
+}
+
+impl Channels {
+    pub(crate) fn open(catalog: Arc<Catalog>) -> Result<Channels> {
+        let mut cache = Cache::default();
+        let txn = catalog.read()?;
+        let table = txn.open_table(CHANNELS).map_err(meta_err)?;
+        for row in table.iter().map_err(meta_err)? {
+            let (_, v) = row.map_err(meta_err)?;
+            let ch: Channel = serde_json::from_slice(v.value()).map_err(meta_err)?;
+            cache.by_name.insert(ch.name.clone(), ch.key);
+            cache.by_key.insert(ch.key, Arc::new(ch));
+        }
+        tracing::debug!(channels = table.len().unwrap_or(0), "channel registry loaded");
+        Ok(Channels { catalog, cache: RwLock::new(cache) })
+    }
+
+    /// Create one channel.
+    ///
+    /// # Errors
+    /// See [`Channels::create_many`].
+    pub fn create(&self, ch: NewChannel) -> Result<Channel> {
+        Ok(self.create_many(vec![ch], false)?.remove(0))
+    }
+
+    /// Create several channels in one transaction: all are created or none.
+    ///
+    /// A data channel may name an index created earlier in the same batch. With
+    /// `retrieve_if_name_exists`, a channel whose name exists is returned as it is instead
+    /// of failing (its definition is not compared).
+    ///
+    /// # Errors
+    /// [`ChannelError::InvalidName`], [`ChannelError::NameTaken`],
+    /// [`ChannelError::IndexNotTimestamp`], [`ChannelError::NotAnIndex`],
+    /// [`ChannelError::InvalidDefinition`], or a catalog failure.
+    pub fn create_many(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+        let mut cache = self.cache.write();
+        let txn = self.catalog.write()?;
+        let mut out = Vec::with_capacity(batch.len());
+        let mut created: Vec<Channel> = Vec::new();
+        {
+            let mut meta = txn.open_table(META).map_err(meta_err)?;
+            let mut next = meta.get(NEXT_CHANNEL_KEY).map_err(meta_err)?.map_or(1, |v| v.value());
+            let mut table = txn.open_table(CHANNELS).map_err(meta_err)?;
+            let mut names = txn.open_table(CHANNEL_NAMES).map_err(meta_err)?;
+            for spec in batch {
+                validate_name(&spec.name)?;
+                let in_batch = created.iter().find(|c| c.name == spec.name);
+                if let Some(&existing) = cache.by_name.get(&spec.name) {
+                    if retrieve_if_name_exists {
+                        out.push((*cache.by_key[&existing]).clone());
+                        continue;
+                    }
+                    return Err(ChannelError::NameTaken { name: spec.name, existing }.into());
+                }
+                if let Some(c) = in_batch {
+                    if retrieve_if_name_exists {
+                        out.push(c.clone());
+                        continue;
+                    }
+                    return Err(ChannelError::NameTaken { name: spec.name, existing: c.key }.into());
+                }
+                let kind = self.resolve_kind(&spec, &cache, &created)?;
+                let key = u32::try_from(next).map_err(|_| Error::Metadata { reason: "channel keys exhausted".into() })?;
+                next += 1;
+                let ch = Channel {
+                    key,
+                    name: spec.name.clone(),
+                    data_type: spec.data_type,
+                    kind,
+                    concurrency: spec.concurrency,
+                };
+                let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
+                table.insert(key, bytes.as_slice()).map_err(meta_err)?;
+                names.insert(ch.name.as_str(), key).map_err(meta_err)?;
+                created.push(ch.clone());
+                out.push(ch);
+            }
+            meta.insert(NEXT_CHANNEL_KEY, next).map_err(meta_err)?;
+        }
+        txn.commit().map_err(meta_err)?;
+        for ch in created {
+            tracing::info!(key = ch.key, name = %ch.name, data_type = %ch.data_type, "channel created");
+            cache.by_name.insert(ch.name.clone(), ch.key);
+            cache.by_key.insert(ch.key, Arc::new(ch));
+        }
+        Ok(out)
+    }
+
+    fn resolve_kind(&self, spec: &NewChannel, cache: &Cache, created: &[Channel]) -> Result<ChannelKind> {
+        let invalid = |reason: &str| -> Error {
+            ChannelError::InvalidDefinition { name: spec.name.clone(), reason: reason.to_string() }.into()
+        };
+        if spec.is_index {
+            if spec.is_virtual {
+                return Err(invalid("a channel cannot be both an index and virtual"));
+            }
+            if spec.index.is_some() {
+                return Err(invalid("an index channel cannot have an index of its own"));
+            }
+            if spec.data_type != DataType::Timestamp {
+                return Err(ChannelError::IndexNotTimestamp { name: spec.name.clone(), data_type: spec.data_type }.into());
+            }
+            return Ok(ChannelKind::Index);
+        }
+        if spec.is_virtual {
+            if spec.index.is_some() {
+                return Err(invalid("virtual channels are not stored and take no index; drop the index or make the channel non-virtual"));
+            }
+            return Ok(ChannelKind::Virtual);
+        }
+        let Some(index) = &spec.index else {
+            return Err(invalid("a stored data channel needs an index channel; pass `index`, or create it as virtual"));
+        };
+        let target: Option<Channel> = match index {
+            IndexRef::Key(k) => cache.by_key.get(k).map(|c| (**c).clone()).or_else(|| created.iter().find(|c| c.key == *k).cloned()),
+            IndexRef::Name(n) => cache
+                .by_name
+                .get(n)
+                .and_then(|k| cache.by_key.get(k))
+                .map(|c| (**c).clone())
+                .or_else(|| created.iter().find(|c| &c.name == n).cloned()),
+        };
+        let Some(target) = target else {
+            return Err(match index {
+                IndexRef::Key(key) => ChannelError::KeyNotFound { key: *key }.into(),
+                IndexRef::Name(name) => ChannelError::NameNotFound { name: name.clone() }.into(),
+            });
+        };
+        if !target.is_index() {
+            return Err(ChannelError::NotAnIndex { name: spec.name.clone(), index: target.name }.into());
+        }
+        Ok(ChannelKind::Data { index: target.key })
+    }
+
+    /// The channel with `key`.
+    ///
+    /// # Errors
+    /// [`ChannelError::KeyNotFound`].
+    pub fn get(&self, key: ChannelKey) -> Result<Arc<Channel>> {
+        self.cache.read().by_key.get(&key).cloned().ok_or_else(|| ChannelError::KeyNotFound { key }.into())
+    }
+
+    /// The channel named `name`.
+    ///
+    /// # Errors
+    /// [`ChannelError::NameNotFound`].
+    pub fn by_name(&self, name: &str) -> Result<Arc<Channel>> {
+        let cache = self.cache.read();
+        cache
+            .by_name
+            .get(name)
+            .and_then(|k| cache.by_key.get(k))
+            .cloned()
+            .ok_or_else(|| ChannelError::NameNotFound { name: name.to_string() }.into())
+    }
+
+    /// Channels for several keys, in order.
+    ///
+    /// # Errors
+    /// [`ChannelError::KeyNotFound`] for the first unknown key.
+    pub fn get_many(&self, keys: &[ChannelKey]) -> Result<Vec<Arc<Channel>>> {
+        keys.iter().map(|&k| self.get(k)).collect()
+    }
+
+    /// Resolve names to keys, in order.
+    ///
+    /// # Errors
+    /// [`ChannelError::NameNotFound`] for the first unknown name.
+    pub fn keys_of<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<ChannelKey>> {
+        names.iter().map(|n| self.by_name(n.as_ref()).map(|c| c.key)).collect()
+    }
+
+    /// Every channel, ordered by key.
+    pub fn list(&self) -> Vec<Arc<Channel>> {
+        let mut v: Vec<_> = self.cache.read().by_key.values().cloned().collect();
+        v.sort_by_key(|c| c.key);
+        v
+    }
+
+    /// Channels whose name contains `term` (case-insensitive), ordered by key.
+    pub fn search(&self, term: &str) -> Vec<Arc<Channel>> {
+        let t = term.to_lowercase();
+        self.list().into_iter().filter(|c| c.name.to_lowercase().contains(&t)).collect()
+    }
+
+    /// The data channels bound to index `index`.
+    pub fn dependents(&self, index: ChannelKey) -> Vec<Arc<Channel>> {
+        self.list().into_iter().filter(|c| c.kind == ChannelKind::Data { index }).collect()
+    }
+
+    /// Rename a channel.
+    ///
+    /// # Errors
+    /// [`ChannelError::KeyNotFound`], [`ChannelError::InvalidName`],
+    /// [`ChannelError::NameTaken`].
+    pub fn rename(&self, key: ChannelKey, new_name: &str) -> Result<Channel> {
+        validate_name(new_name)?;
+        let mut cache = self.cache.write();
+        let old = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
+        if old.name == new_name {
+            return Ok((*old).clone());
+        }
+        if let Some(&existing) = cache.by_name.get(new_name) {
+            return Err(ChannelError::NameTaken { name: new_name.to_string(), existing }.into());
+        }
+        let mut ch = (*old).clone();
+        ch.name = new_name.to_string();
+        let txn = self.catalog.write()?;
+        {
+            let mut table = txn.open_table(CHANNELS).map_err(meta_err)?;
+            let mut names = txn.open_table(CHANNEL_NAMES).map_err(meta_err)?;
+            let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
+            table.insert(key, bytes.as_slice()).map_err(meta_err)?;
+            names.remove(old.name.as_str()).map_err(meta_err)?;
+            names.insert(new_name, key).map_err(meta_err)?;
+        }
+        txn.commit().map_err(meta_err)?;
+        tracing::info!(key, from = %old.name, to = %new_name, "channel renamed");
+        cache.by_name.remove(&old.name);
+        cache.by_name.insert(ch.name.clone(), key);
+        cache.by_key.insert(key, Arc::new(ch.clone()));
+        Ok(ch)
+    }
+
+    /// Remove definitions from the catalog. The engine checks writers and stored data first.
+    pub(crate) fn remove(&self, keys: &[ChannelKey]) -> Result<Vec<Arc<Channel>>> {
+        let mut cache = self.cache.write();
+        let mut removed = Vec::new();
+        for &key in keys {
+            let ch = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
+            if ch.is_index() {
+                let dependents: Vec<String> = cache
+                    .by_key
+                    .values()
+                    .filter(|c| c.kind == ChannelKind::Data { index: key } && !keys.contains(&c.key))
+                    .map(|c| c.name.clone())
+                    .collect();
+                if !dependents.is_empty() {
+                    return Err(ChannelError::IndexInUse { name: ch.name.clone(), dependents }.into());
+                }
+            }
+            removed.push(ch);
+        }
+        let txn = self.catalog.write()?;
+        {
+            let mut table = txn.open_table(CHANNELS).map_err(meta_err)?;
+            let mut names = txn.open_table(CHANNEL_NAMES).map_err(meta_err)?;
+            for ch in &removed {
+                table.remove(ch.key).map_err(meta_err)?;
+                names.remove(ch.name.as_str()).map_err(meta_err)?;
+            }
+        }
+        txn.commit().map_err(meta_err)?;
+        for ch in &removed {
+            tracing::info!(key = ch.key, name = %ch.name, "channel deleted");
+            cache.by_key.remove(&ch.key);
+            cache.by_name.remove(&ch.name);
+        }
+        Ok(removed)
+    }
+}

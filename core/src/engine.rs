@@ -1,0 +1,338 @@
+//! The embedded engine: one data directory, its catalog, storage and (later) relay.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::ReadableTable;
+
+use crate::catalog::{Catalog, TOMBSTONES, meta_err};
+use crate::channel::{Channel, ChannelError, ChannelKey, Channels, NewChannel};
+use crate::error::{Error, Result};
+use crate::framer::{Iterator, IteratorConfig, Writer, WriterConfig};
+use crate::ranger::Ranges;
+use crate::storage::{
+    DirLock, ReadPlan, RecoveryReport, Storage, StorageOptions, Tombstone, apply_tombstones, extent, open_storage, plan_delete, read_channels,
+};
+use crate::telem::{Frame, TimeRange, TimeStamp};
+
+/// Options for [`Engine::open_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Storage tuning, including the default durability.
+    pub storage: StorageOptions,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    _lock: DirLock,
+    catalog: Arc<Catalog>,
+    channels: Channels,
+    ranges: Ranges,
+    storage: Arc<Storage>,
+    report: RecoveryReport,
+    closed: AtomicBool,
+}
+
+/// An embedded Telemetron engine over one data directory.
+///
+/// Cheap to clone (shared). Open one engine per directory: a second open, from this or
+/// another process, fails with [`Error::AlreadyOpen`].
+///
+/// # Examples
+///
+/// ```
+/// use telemetron::{Engine, channel::NewChannel, telem::*};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::open(dir.path()).unwrap();
+/// let chans = engine
+///     .create_channels(vec![NewChannel::index("time"), NewChannel::data("pressure", DataType::F64, "time")])
+///     .unwrap();
+/// let (time, pressure) = (chans[0].key, chans[1].key);
+/// let frame = Frame::new()
+///     .with(time, Series::timestamps(vec![1_000, 2_000, 3_000]))
+///     .with(pressure, Series::from_vec(vec![10.0f64, 10.5, 11.0]));
+/// engine.write(TimeStamp(1_000), frame).unwrap();
+/// let back = engine.read(TimeRange::from_nanos(1_500, 3_001), &[pressure]).unwrap();
+/// assert_eq!(back.concat(pressure).unwrap().unwrap().as_slice::<f64>().unwrap(), &[10.5, 11.0]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Open (or create) the data directory `path` with default options.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyOpen`], [`Error::NotADataDirectory`], [`Error::UnsupportedFormat`],
+    /// or an I/O error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::open_with(path, Options::default())
+    }
+
+    /// Open (or create) the data directory `path`, recovering from any crash.
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = path.as_ref().to_path_buf();
+        let lock = DirLock::acquire(&dir)?;
+        tracing::debug!(lock = %lock.path().display(), "data directory locked");
+        let catalog = Arc::new(Catalog::open(&dir.join("catalog.redb"))?);
+        let channels = Channels::open(catalog.clone())?;
+        let tombstones = load_tombstones(&catalog)?;
+        let (storage, report) = open_storage(&dir, options.storage, &channels.list(), &tombstones)?;
+        storage.start_background();
+        let ranges = Ranges::new(catalog.clone());
+        Ok(Engine { inner: Arc::new(Inner { dir, _lock: lock, catalog, channels, ranges, storage, report, closed: AtomicBool::new(false) }) })
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed { what: "the engine" }) } else { Ok(()) }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// What recovery did when the directory was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Channel lookups (`get`, `by_name`, `list`, `search`).
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
+    }
+
+    /// Ranges and their metadata.
+    pub fn ranges(&self) -> &Ranges {
+        &self.inner.ranges
+    }
+
+    /// Create one channel.
+    ///
+    /// # Errors
+    /// See [`Channels::create_many`].
+    pub fn create_channel(&self, ch: NewChannel) -> Result<Channel> {
+        Ok(self.create_channels(vec![ch])?.remove(0))
+    }
+
+    /// Create channels in one transaction.
+    ///
+    /// # Errors
+    /// See [`Channels::create_many`].
+    pub fn create_channels(&self, batch: Vec<NewChannel>) -> Result<Vec<Channel>> {
+        self.create_channels_with(batch, false)
+    }
+
+    /// Create channels, returning existing ones whose name is taken instead of failing.
+    ///
+    /// # Errors
+    /// See [`Channels::create_many`].
+    pub fn create_channels_with(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+        self.check_open()?;
+        let out = self.inner.channels.create_many(batch, retrieve_if_name_exists)?;
+        for ch in &out {
+            self.inner.storage.add_channel(ch);
+        }
+        Ok(out)
+    }
+
+    /// Rename a channel.
+    ///
+    /// # Errors
+    /// See [`Channels::rename`].
+    pub fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
+        self.check_open()?;
+        self.inner.channels.rename(key, name)
+    }
+
+    /// Delete channels and their data (space is reclaimed in the background). An index
+    /// still used by data channels that are not deleted in the same call is refused.
+    ///
+    /// # Errors
+    /// [`ChannelError::KeyNotFound`], [`ChannelError::IndexInUse`],
+    /// [`ChannelError::Busy`] if an open writer holds a channel.
+    pub fn delete_channels(&self, keys: &[ChannelKey]) -> Result<()> {
+        self.check_open()?;
+        for &k in keys {
+            let ch = self.inner.channels.get(k)?;
+            if let Some(store) = self.inner.storage.store(k) {
+                if store.state.lock().writers > 0 {
+                    return Err(ChannelError::Busy { name: ch.name.clone() }.into());
+                }
+            }
+        }
+        for ch in self.inner.channels.remove(keys)? {
+            self.inner.storage.remove_channel(ch.key);
+        }
+        Ok(())
+    }
+
+    /// Open a writer.
+    ///
+    /// # Errors
+    /// Unknown channels; [`crate::storage::WriteError::ChannelBusy`] if another writer
+    /// holds one of the channels; [`crate::storage::WriteError::OverlapsCommitted`] if the
+    /// start falls inside stored data.
+    pub fn open_writer(&self, config: WriterConfig) -> Result<Writer> {
+        self.check_open()?;
+        let mut chans: Vec<Arc<Channel>> = Vec::new();
+        for &k in &config.channels {
+            let ch = self.inner.channels.get(k)?;
+            if chans.iter().any(|c| c.key == k) {
+                return Err(crate::storage::WriteError::InvalidConfig { reason: format!("channel {:?} is listed twice", ch.name) }.into());
+            }
+            chans.push(ch);
+        }
+        let extra: Vec<ChannelKey> =
+            chans.iter().filter_map(|c| c.index_key()).filter(|i| !chans.iter().any(|c| c.key == *i)).collect();
+        for k in extra {
+            if !chans.iter().any(|c| c.key == k) {
+                chans.push(self.inner.channels.get(k)?);
+            }
+        }
+        Writer::open(&self.inner.storage, chans, config, self.inner.storage.opts.durability)
+    }
+
+    /// Write one frame starting at `start` and commit it (opens and closes a writer).
+    ///
+    /// # Errors
+    /// As [`Engine::open_writer`] and [`Writer::write`].
+    pub fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {
+        let keys = frame.unique_keys();
+        let mut w = self.open_writer(WriterConfig::new(start, keys).auto_commit(false))?;
+        w.write(&frame)?;
+        w.close()
+    }
+
+    fn plan(&self, keys: &[ChannelKey]) -> Result<ReadPlan> {
+        let mut stores = Vec::with_capacity(keys.len());
+        for &k in keys {
+            let ch = self.inner.channels.get(k)?;
+            if ch.is_virtual() {
+                return Err(Error::InvalidArgument { reason: format!("channel {:?} is virtual: it is streamed, never stored, so it cannot be read", ch.name) });
+            }
+            stores.push(self.inner.storage.store(k).ok_or(ChannelError::KeyNotFound { key: k })?);
+        }
+        ReadPlan::new(&self.inner.storage, &stores).ok_or_else(|| Error::Metadata { reason: "index channel missing from storage".into() })
+    }
+
+    /// Read `range` of `keys`. Each channel gets one series per stored run (zero-copy views
+    /// of the stored bytes); use [`Frame::concat`] for one array per channel.
+    ///
+    /// # Errors
+    /// Unknown or virtual channels; [`crate::storage::StorageError::Corrupt`] if stored
+    /// bytes fail their checksum.
+    pub fn read(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<Frame> {
+        self.check_open()?;
+        if !range.is_valid() {
+            return Err(Error::InvalidArgument { reason: format!("time range {range} ends before it starts") });
+        }
+        read_channels(&self.plan(keys)?, range)
+    }
+
+    /// Open an iterator.
+    ///
+    /// # Errors
+    /// Unknown or virtual channels.
+    pub fn open_iterator(&self, config: IteratorConfig) -> Result<Iterator> {
+        self.check_open()?;
+        Ok(Iterator::new(self.plan(&config.channels)?, &config))
+    }
+
+    /// The time range covered by stored samples of a channel (through its index).
+    ///
+    /// # Errors
+    /// Unknown or virtual channels.
+    pub fn time_range(&self, key: ChannelKey) -> Result<Option<TimeRange>> {
+        let plan = self.plan(&[key])?;
+        match plan.lead_index() {
+            Some(i) => extent(i, TimeRange::MAX),
+            None => Ok(None),
+        }
+    }
+
+    /// Delete `range` of `keys`. Data channels go before their index: deleting an index
+    /// range still used by another data channel is refused. Durable before it returns.
+    ///
+    /// # Errors
+    /// Unknown or virtual channels, channels held by an open writer, an index range in use.
+    pub fn delete(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<()> {
+        self.check_open()?;
+        let plan = self.plan(keys)?;
+        let storage = &self.inner.storage;
+        let stores: Vec<_> = plan.groups.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
+        let _guard = storage.commit_lock.write();
+        let seq = storage.next_seq();
+        let tombstones = plan_delete(storage, range, &stores, seq)?;
+        if tombstones.is_empty() {
+            return Ok(());
+        }
+        let txn = self.inner.catalog.write()?;
+        {
+            let mut t = txn.open_table(TOMBSTONES).map_err(meta_err)?;
+            for (i, ts) in tombstones.iter().enumerate() {
+                let id = (seq << 16) | i as u64;
+                t.insert(id, serde_json::to_vec(ts).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
+            }
+        }
+        txn.commit().map_err(meta_err)?;
+        apply_tombstones(storage, &tombstones)?;
+        tracing::info!(channels = keys.len(), range = %range, "range deleted");
+        Ok(())
+    }
+
+    /// Reclaim space now instead of waiting for the background thread; returns
+    /// (bytes returned to the file system, segments deleted).
+    pub fn reclaim(&self) -> (u64, usize) {
+        crate::storage::reclaim_once(&self.inner.storage)
+    }
+
+    /// Sync all data to stable storage now.
+    ///
+    /// # Errors
+    /// An I/O error.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.storage.segments.sync_dirty(true)?;
+        Ok(())
+    }
+
+    /// Stop background work and sync. Open writers should be closed first; their
+    /// uncommitted samples are lost. Other clones of this engine become unusable.
+    ///
+    /// # Errors
+    /// An I/O error while syncing.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.storage.shutdown()?;
+        tracing::info!(dir = %self.inner.dir.display(), "engine closed");
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::Acquire) {
+            let _ = self.storage.shutdown();
+        }
+    }
+}
+
+fn load_tombstones(catalog: &Catalog) -> Result<Vec<Tombstone>> {
+    let txn = catalog.read()?;
+    let t = txn.open_table(TOMBSTONES).map_err(meta_err)?;
+    let mut out = Vec::new();
+    for row in t.iter().map_err(meta_err)? {
+        let (_, v) = row.map_err(meta_err)?;
+        out.push(serde_json::from_slice(v.value()).map_err(meta_err)?);
+    }
+    Ok(out)
+}

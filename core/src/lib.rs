@@ -1,0 +1,49 @@
+//! # Telemetron
+//!
+//! A real-time telemetry and control engine for hardware: test stands, rockets, lab rigs,
+//! factory cells. Sensors write samples at Hz to MHz rates into **channels**; the engine
+//! stores them durably, streams them live, arbitrates control, and serves recorded ranges.
+//!
+//! - [`telem`]: the vocabulary: [`telem::DataType`], [`telem::TimeStamp`],
+//!   [`telem::Series`] (zero-copy, reference-counted), [`telem::Frame`].
+//! - [`channel`]: index, data and virtual channels and their registry.
+//! - [`storage`]: the durable, append-only storage engine (see its docs for the
+//!   durability and recovery guarantees).
+//! - [`framer`]: writers and iterators.
+//! - [`ranger`]: named time ranges with metadata.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use telemetron::{Engine, channel::NewChannel, framer::WriterConfig, telem::*};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let engine = Engine::open(dir.path()).unwrap();
+//! let ch = engine.create_channels(vec![
+//!     NewChannel::index("stand_time"),
+//!     NewChannel::data("pt_1", DataType::F64, "stand_time"),
+//! ]).unwrap();
+//! let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), vec![ch[1].key])).unwrap();
+//! for i in 0..10i64 {
+//!     let f = Frame::new()
+//!         .with(ch[0].key, Series::timestamps(vec![i * 1_000_000]))
+//!         .with(ch[1].key, Series::from_vec(vec![i as f64 * 1.5]));
+//!     w.write(&f).unwrap();
+//! }
+//! assert_eq!(w.close().unwrap(), TimeStamp(9_000_001));
+//! let f = engine.read(TimeRange::MAX, &[ch[1].key]).unwrap();
+//! assert_eq!(f.samples(ch[1].key), 10);
+//! ```
+#![warn(missing_docs)]
+
+mod catalog;
+pub mod channel;
+mod engine;
+mod error;
+pub mod framer;
+pub mod ranger;
+pub mod storage;
+pub mod telem;
+
+pub use engine::{Engine, Options};
+pub use error::{Error, Result};

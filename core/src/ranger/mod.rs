@@ -1,0 +1,265 @@
+//! Ranges: named time ranges with key-value metadata, used to find recorded runs.
+//!
+//! A range ("hotfire 12", "run 2026-11-03") marks a period of interest. Its metadata is a
+//! string-to-string map persisted in the catalog, so analysts can search ranges by name,
+//! label or metadata value, and read every channel over a range.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::catalog::{Catalog, RANGE_KV, RANGES, meta_err};
+use crate::error::Result;
+use crate::telem::TimeRange;
+
+/// Why a range operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// No range has this key.
+    #[error("no range has key {key}; search ranges to find it")]
+    NotFound {
+        /// The key asked for.
+        key: Uuid,
+    },
+    /// Bad name or time range.
+    #[error("invalid range {name:?}: {reason}")]
+    Invalid {
+        /// The range name.
+        name: String,
+        /// What to change.
+        reason: &'static str,
+    },
+}
+
+/// A named time range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// Unique key.
+    pub key: Uuid,
+    /// Display name (not necessarily unique).
+    pub name: String,
+    /// The period covered.
+    pub time_range: TimeRange,
+    /// Free-form labels ("hotfire", "anomaly").
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Display colour, e.g. `"#ff8800"`.
+    #[serde(default)]
+    pub color: Option<String>,
+}
+
+/// A range to create.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRange {
+    /// Display name.
+    pub name: String,
+    /// The period covered.
+    pub time_range: TimeRange,
+    /// Labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Colour.
+    #[serde(default)]
+    pub color: Option<String>,
+    /// Metadata to store with it.
+    #[serde(default)]
+    pub meta_data: BTreeMap<String, String>,
+}
+
+/// Create, retrieve, search and delete ranges and their metadata.
+#[derive(Debug)]
+pub struct Ranges {
+    catalog: Arc<Catalog>,
+}
+
+impl Ranges {
+    pub(crate) fn new(catalog: Arc<Catalog>) -> Ranges {
+        Ranges { catalog }
+    }
+
+    /// Create a range (with its initial metadata) in one transaction.
+    ///
+    /// # Errors
+    /// [`RangeError::Invalid`] for an empty name or a range whose end precedes its start.
+    pub fn create(&self, new: NewRange) -> Result<Range> {
+        if new.name.trim().is_empty() {
+            return Err(RangeError::Invalid { name: new.name, reason: "names cannot be empty" }.into());
+        }
+        if !new.time_range.is_valid() {
+            return Err(RangeError::Invalid { name: new.name, reason: "the end of the time range is before its start" }.into());
+        }
+        let r = Range { key: Uuid::new_v4(), name: new.name, time_range: new.time_range, labels: new.labels, color: new.color };
+        let txn = self.catalog.write()?;
+        {
+            let mut t = txn.open_table(RANGES).map_err(meta_err)?;
+            t.insert(r.key.as_u128(), serde_json::to_vec(&r).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
+            let mut kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
+            for (k, v) in &new.meta_data {
+                kv.insert((r.key.as_u128(), k.as_str()), v.as_str()).map_err(meta_err)?;
+            }
+        }
+        txn.commit().map_err(meta_err)?;
+        tracing::info!(key = %r.key, name = %r.name, "range created");
+        Ok(r)
+    }
+
+    /// The range with `key`.
+    ///
+    /// # Errors
+    /// [`RangeError::NotFound`].
+    pub fn get(&self, key: Uuid) -> Result<Range> {
+        let txn = self.catalog.read()?;
+        let t = txn.open_table(RANGES).map_err(meta_err)?;
+        let v = t.get(key.as_u128()).map_err(meta_err)?.ok_or(RangeError::NotFound { key })?;
+        serde_json::from_slice(v.value()).map_err(meta_err)
+    }
+
+    /// Every range, ordered by start time.
+    ///
+    /// # Errors
+    /// A catalog failure.
+    pub fn list(&self) -> Result<Vec<Range>> {
+        let txn = self.catalog.read()?;
+        let t = txn.open_table(RANGES).map_err(meta_err)?;
+        let mut out: Vec<Range> = Vec::new();
+        for row in t.iter().map_err(meta_err)? {
+            let (_, v) = row.map_err(meta_err)?;
+            out.push(serde_json::from_slice(v.value()).map_err(meta_err)?);
+        }
+        out.sort_by_key(|r| (r.time_range.start, r.name.clone()));
+        Ok(out)
+    }
+
+    /// Ranges with exactly this name.
+    ///
+    /// # Errors
+    /// A catalog failure.
+    pub fn by_name(&self, name: &str) -> Result<Vec<Range>> {
+        Ok(self.list()?.into_iter().filter(|r| r.name == name).collect())
+    }
+
+    /// Ranges whose name, a label, or a metadata value contains `term` (case-insensitive;
+    /// an empty term matches all), optionally only those overlapping `overlapping`.
+    ///
+    /// # Errors
+    /// A catalog failure.
+    pub fn search(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
+        let t = term.to_lowercase();
+        let mut out = Vec::new();
+        for r in self.list()? {
+            if let Some(tr) = overlapping {
+                if !r.time_range.overlaps(&tr) {
+                    continue;
+                }
+            }
+            let hit = t.is_empty()
+                || r.name.to_lowercase().contains(&t)
+                || r.labels.iter().any(|l| l.to_lowercase().contains(&t))
+                || self.meta_data(r.key)?.values().any(|v| v.to_lowercase().contains(&t));
+            if hit {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rename a range.
+    ///
+    /// # Errors
+    /// [`RangeError::NotFound`], [`RangeError::Invalid`].
+    pub fn rename(&self, key: Uuid, name: &str) -> Result<Range> {
+        if name.trim().is_empty() {
+            return Err(RangeError::Invalid { name: name.to_string(), reason: "names cannot be empty" }.into());
+        }
+        let mut r = self.get(key)?;
+        r.name = name.to_string();
+        let txn = self.catalog.write()?;
+        {
+            let mut t = txn.open_table(RANGES).map_err(meta_err)?;
+            t.insert(key.as_u128(), serde_json::to_vec(&r).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
+        }
+        txn.commit().map_err(meta_err)?;
+        Ok(r)
+    }
+
+    /// Delete ranges and their metadata. Unknown keys are ignored.
+    ///
+    /// # Errors
+    /// A catalog failure.
+    pub fn delete(&self, keys: &[Uuid]) -> Result<()> {
+        let txn = self.catalog.write()?;
+        {
+            let mut t = txn.open_table(RANGES).map_err(meta_err)?;
+            let mut kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
+            for k in keys {
+                t.remove(k.as_u128()).map_err(meta_err)?;
+                let ks: Vec<String> = kv
+                    .range((k.as_u128(), "")..)
+                    .map_err(meta_err)?
+                    .map_while(|row| row.ok())
+                    .take_while(|(key, _)| key.value().0 == k.as_u128())
+                    .map(|(key, _)| key.value().1.to_string())
+                    .collect();
+                for mk in ks {
+                    kv.remove((k.as_u128(), mk.as_str())).map_err(meta_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(meta_err)?;
+        Ok(())
+    }
+
+    /// All metadata of a range.
+    ///
+    /// # Errors
+    /// A catalog failure.
+    pub fn meta_data(&self, key: Uuid) -> Result<BTreeMap<String, String>> {
+        let txn = self.catalog.read()?;
+        let kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
+        let mut out = BTreeMap::new();
+        for row in kv.range((key.as_u128(), "")..).map_err(meta_err)? {
+            let (k, v) = row.map_err(meta_err)?;
+            if k.value().0 != key.as_u128() {
+                break;
+            }
+            out.insert(k.value().1.to_string(), v.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Set metadata entries of a range.
+    ///
+    /// # Errors
+    /// [`RangeError::NotFound`] if the range does not exist.
+    pub fn set_meta_data(&self, key: Uuid, entries: &BTreeMap<String, String>) -> Result<()> {
+        self.get(key)?;
+        let txn = self.catalog.write()?;
+        {
+            let mut kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
+            for (k, v) in entries {
+                kv.insert((key.as_u128(), k.as_str()), v.as_str()).map_err(meta_err)?;
+            }
+        }
+        txn.commit().map_err(meta_err)?;
+        Ok(())
+    }
+
+    /// Remove metadata entries of a range (missing ones are ignored).
+    ///
+    /// # Errors
+    /// A catalog failure.
+    pub fn delete_meta_data(&self, key: Uuid, names: &[&str]) -> Result<()> {
+        let txn = self.catalog.write()?;
+        {
+            let mut kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
+            for n in names {
+                kv.remove((key.as_u128(), *n)).map_err(meta_err)?;
+            }
+        }
+        txn.commit().map_err(meta_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! Storage and write errors.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::telem::{DataType, TimeRange, TimeStamp};
+
+/// The storage engine failed. Nothing partial is ever served: a chunk that fails its
+/// checksum is reported, not returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system I/O error.
+    #[error("I/O error on {path}: {reason}. Check free disk space and permissions")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error kind.
+        kind: io::ErrorKind,
+        /// The OS message.
+        reason: String,
+    },
+    /// Stored bytes failed verification.
+    #[error("corrupt data in segment {segment} at offset {offset}: {reason}. The affected range can be deleted; other data is unaffected")]
+    Corrupt {
+        /// Segment id.
+        segment: u64,
+        /// Byte offset of the record.
+        offset: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// A segment could not be rolled back after a failed append and takes no more writes.
+    #[error("segment {segment} failed and was retired; open a new writer")]
+    SegmentPoisoned {
+        /// Segment id.
+        segment: u64,
+    },
+}
+
+impl StorageError {
+    /// Stable code, see [`crate::Error::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            StorageError::Io { .. } => "storage.io",
+            StorageError::Corrupt { .. } => "storage.corrupt",
+            StorageError::SegmentPoisoned { .. } => "storage.segment_failed",
+        }
+    }
+}
+
+/// A write or writer open was rejected. Nothing of the rejected frame was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The frame names a channel the writer was not opened on.
+    #[error("channel {channel} is not one of this writer's channels; open the writer on it")]
+    NotInWriter {
+        /// The channel key.
+        channel: u32,
+    },
+    /// A series has the wrong data type for its channel.
+    #[error("channel {channel:?} holds {expected} samples but the series holds {actual}; convert the values to {expected}")]
+    TypeMismatch {
+        /// Channel name.
+        channel: String,
+        /// The channel's type.
+        expected: DataType,
+        /// The series' type.
+        actual: DataType,
+    },
+    /// Data series do not match the length of their index series.
+    #[error("channel {channel:?} has {actual} samples but its index {index:?} has {expected}; every series of an index group must have the same length")]
+    LengthMismatch {
+        /// The data channel.
+        channel: String,
+        /// Its index channel.
+        index: String,
+        /// Index samples in this write.
+        expected: usize,
+        /// Data samples in this write.
+        actual: usize,
+    },
+    /// Data channels were written without their index.
+    #[error("data channels {data:?} were written without their index {index:?}; include the index timestamps in the same frame")]
+    IndexMissing {
+        /// The index channel.
+        index: String,
+        /// The data channels present.
+        data: Vec<String>,
+    },
+    /// Index timestamps do not strictly increase.
+    #[error("index {index:?}: sample {position} is {value} but the previous timestamp is {previous}; index timestamps must strictly increase within and across writes")]
+    NotMonotonic {
+        /// The index channel.
+        index: String,
+        /// Position of the offending sample within this write.
+        position: usize,
+        /// The previous timestamp.
+        previous: TimeStamp,
+        /// The offending timestamp.
+        value: TimeStamp,
+    },
+    /// A timestamp precedes the writer's start.
+    #[error("index {index:?}: timestamp {value} is before the writer's start {start}; open the writer at an earlier start")]
+    BeforeStart {
+        /// The index channel.
+        index: String,
+        /// The writer's start.
+        start: TimeStamp,
+        /// The offending timestamp.
+        value: TimeStamp,
+    },
+    /// A write reaches into a later domain that is already stored.
+    #[error("index {index:?}: timestamp {value} reaches into data already stored from {next_start}; write only before {next_start}")]
+    Overlap {
+        /// The index channel.
+        index: String,
+        /// The offending timestamp.
+        value: TimeStamp,
+        /// Start of the stored data it would overlap.
+        next_start: TimeStamp,
+    },
+    /// A writer was opened at a time already covered by stored data.
+    #[error("channel {channel:?} already has data over {existing} and the writer starts at {start}; open the writer after {} or delete that range first", existing.end)]
+    OverlapsCommitted {
+        /// The channel.
+        channel: String,
+        /// The writer's start.
+        start: TimeStamp,
+        /// The stored range it falls into.
+        existing: TimeRange,
+    },
+    /// Another writer is writing the channel.
+    #[error("channel {channel:?} is being written by another open writer; close that writer, or write a disjoint time range with its own `end`")]
+    ChannelBusy {
+        /// The channel.
+        channel: String,
+    },
+    /// A single write is too large.
+    #[error("a single write of {samples} samples exceeds the limit of {limit}; split it into smaller frames")]
+    TooLarge {
+        /// Samples in the write.
+        samples: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The writer's channel list is empty or names a channel twice.
+    #[error("invalid writer configuration: {reason}")]
+    InvalidConfig {
+        /// What to change.
+        reason: String,
+    },
+}
+
+impl WriteError {
+    /// Stable code, see [`crate::Error::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            WriteError::NotInWriter { .. } => "write.not_in_writer",
+            WriteError::TypeMismatch { .. } => "write.type_mismatch",
+            WriteError::LengthMismatch { .. } => "write.length_mismatch",
+            WriteError::IndexMissing { .. } => "write.index_missing",
+            WriteError::NotMonotonic { .. } => "write.not_monotonic",
+            WriteError::BeforeStart { .. } => "write.before_start",
+            WriteError::Overlap { .. } => "write.overlap",
+            WriteError::OverlapsCommitted { .. } => "write.overlaps_committed",
+            WriteError::ChannelBusy { .. } => "write.channel_busy",
+            WriteError::TooLarge { .. } => "write.too_large",
+            WriteError::InvalidConfig { .. } => "write.invalid_config",
+        }
+    }
+}

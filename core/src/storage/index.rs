@@ -1,0 +1,206 @@
+//! The pointer index: per channel, per domain, the chunks that hold its samples.
+//!
+//! A chunk reference points into a record of a segment. References are sorted by position
+//! and never overlap; a reference may cover part of a record (after a range delete).
+//! Index-channel references also carry their first and last timestamp, so a time lookup is
+//! a binary search in memory followed by at most one binary search inside a chunk.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+
+use super::StorageError;
+use super::format::{RECORD_HEADER_LEN, RecordHeader, payload_crc};
+use super::segment::Segment;
+use crate::telem::{DataType, Series, TimeRange};
+
+/// One chunk record in a segment.
+#[derive(Debug)]
+pub(crate) struct RecordRef {
+    pub seg: Arc<Segment>,
+    /// Offset of the record header.
+    pub offset: u64,
+    pub header: RecordHeader,
+    pub verified: AtomicBool,
+}
+
+impl Drop for RecordRef {
+    fn drop(&mut self) {
+        self.seg.live_records.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl RecordRef {
+    /// A reference to the record at `offset`; counts as a live record of the segment.
+    pub(crate) fn new(seg: Arc<Segment>, offset: u64, header: RecordHeader, verified: bool) -> RecordRef {
+        seg.live_records.fetch_add(1, Ordering::AcqRel);
+        RecordRef { seg, offset, header, verified: AtomicBool::new(verified) }
+    }
+
+    fn payload_off(&self) -> u64 {
+        self.offset + RECORD_HEADER_LEN as u64
+    }
+
+    /// Verify the record checksum once; later calls are free.
+    pub(crate) fn verify(&self) -> Result<(), StorageError> {
+        if self.verified.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let payload = self.seg.bytes(self.payload_off(), self.header.len)?;
+        let crc = payload_crc([payload.as_ref()]);
+        if crc != self.header.crc {
+            return Err(StorageError::Corrupt {
+                segment: self.seg.id,
+                offset: self.offset,
+                reason: format!("checksum mismatch in a chunk of channel {} (stored {:08x}, computed {crc:08x})", self.header.channel, self.header.crc),
+            });
+        }
+        self.verified.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// A run of samples `[pos, pos + n)` of one domain, stored in `rec` from sample `skip` on.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkRef {
+    pub pos: u32,
+    pub n: u32,
+    pub skip: u32,
+    /// First and last timestamp (index channels only).
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// Commit sequence number of the commit that made it visible.
+    pub seq: u64,
+    pub rec: Arc<RecordRef>,
+}
+
+impl ChunkRef {
+    pub(crate) fn end(&self) -> u32 {
+        self.pos + self.n
+    }
+
+    /// The samples of this reference as a series (zero-copy), checksum verified.
+    pub(crate) fn series(&self, dt: DataType) -> Result<Series, StorageError> {
+        self.rec.verify()?;
+        let base = self.rec.payload_off();
+        let seg = &self.rec.seg;
+        let corrupt = |reason: String| StorageError::Corrupt { segment: seg.id, offset: self.rec.offset, reason };
+        let s = match dt.density() {
+            Some(d) => {
+                let bytes = seg.bytes(base + u64::from(self.skip) * d as u64, u64::from(self.n) * d as u64)?;
+                Series::from_bytes(dt, bytes).map_err(|e| corrupt(e.to_string()))?
+            }
+            None => {
+                let total = u64::from(self.rec.header.samples);
+                let offsets = seg.bytes(base + u64::from(self.skip) * 8, (u64::from(self.n) + 1) * 8)?;
+                let data_off = base + (total + 1) * 8;
+                let data: Bytes = seg.bytes(data_off, self.rec.header.len - (total + 1) * 8)?;
+                Series::from_variable(dt, data, offsets).map_err(|e| corrupt(e.to_string()))?
+            }
+        };
+        Ok(s)
+    }
+
+    /// The sub-reference covering positions `[from, to)` (which must lie inside this one).
+    pub(crate) fn sub(&self, from: u32, to: u32) -> ChunkRef {
+        debug_assert!(from >= self.pos && to <= self.end() && from <= to);
+        ChunkRef { pos: from, n: to - from, skip: self.skip + (from - self.pos), ..self.clone() }
+    }
+}
+
+/// A timestamp series' value at sample `i`.
+pub(crate) fn ts_at(s: &Series, i: usize) -> i64 {
+    s.as_timestamps().ok().and_then(|t| t.get(i).copied()).unwrap_or(i64::MIN)
+}
+
+/// The chunks of one domain, sorted by position.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Domain {
+    pub chunks: Vec<ChunkRef>,
+}
+
+impl Domain {
+    pub(crate) fn time_range(&self) -> Option<TimeRange> {
+        Some(TimeRange::from_nanos(self.chunks.first()?.first_ts, self.chunks.last()?.last_ts.saturating_add(1)))
+    }
+
+    /// Insert keeping position order. Returns false if it overlaps an existing chunk.
+    pub(crate) fn insert(&mut self, c: ChunkRef) -> bool {
+        let i = self.chunks.partition_point(|x| x.pos < c.pos);
+        if i > 0 && self.chunks[i - 1].end() > c.pos {
+            return false;
+        }
+        if i < self.chunks.len() && self.chunks[i].pos < c.end() {
+            return false;
+        }
+        self.chunks.insert(i, c);
+        true
+    }
+
+    /// The chunk pieces covering positions `[from, to)`.
+    pub(crate) fn pieces(&self, from: u32, to: u32) -> Vec<ChunkRef> {
+        let i = self.chunks.partition_point(|c| c.end() <= from);
+        self.chunks[i..]
+            .iter()
+            .take_while(|c| c.pos < to)
+            .map(|c| c.sub(c.pos.max(from), c.end().min(to)))
+            .filter(|c| c.n > 0)
+            .collect()
+    }
+
+    /// Remove positions `[from, to)` for chunks committed before `seq`.
+    /// Returns the references that lost samples (before trimming) for space reclaim.
+    pub(crate) fn remove(&mut self, from: u32, to: u32, seq: u64, dt: DataType) -> Result<Vec<ChunkRef>, StorageError> {
+        let mut kept = Vec::with_capacity(self.chunks.len());
+        let mut removed = Vec::new();
+        for c in self.chunks.drain(..) {
+            if c.end() <= from || c.pos >= to || c.seq >= seq {
+                kept.push(c);
+                continue;
+            }
+            removed.push(c.clone());
+            if c.pos < from {
+                kept.push(with_ts(c.sub(c.pos, from), dt)?);
+            }
+            if c.end() > to {
+                kept.push(with_ts(c.sub(to, c.end()), dt)?);
+            }
+        }
+        self.chunks = kept;
+        Ok(removed)
+    }
+}
+
+/// Refresh first/last timestamps of an index-chunk piece.
+fn with_ts(mut c: ChunkRef, dt: DataType) -> Result<ChunkRef, StorageError> {
+    if dt == DataType::Timestamp {
+        let s = c.series(dt)?;
+        c.first_ts = ts_at(&s, 0);
+        c.last_ts = ts_at(&s, c.n as usize - 1);
+    }
+    Ok(c)
+}
+
+/// The stored samples of one channel.
+#[derive(Debug, Default)]
+pub(crate) struct ChannelIndex {
+    pub domains: BTreeMap<u32, Domain>,
+}
+
+/// A piece of an index channel that falls in a time range.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexPiece {
+    pub domain: u32,
+    pub chunk: ChunkRef,
+    pub ts: Series,
+}
+
+impl ChannelIndex {
+    pub(crate) fn insert(&mut self, domain: u32, c: ChunkRef) -> bool {
+        self.domains.entry(domain).or_default().insert(c)
+    }
+
+
+}

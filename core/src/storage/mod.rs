@@ -1,0 +1,212 @@
+//! The storage engine: durable, append-only channel storage.
+//!
+//! ## Layout
+//! Samples are appended to **segment files**: logs of checksummed chunk records followed by
+//! commit records. Each open writer appends to one segment of its own, so all channels of
+//! a writer (10 or 10,000) share one file and one `fdatasync`. A channel's samples form
+//! **domains** (contiguous, non-overlapping time ranges, one per writer session); each
+//! domain is a sorted list of chunk references, the in-memory **pointer index**. Index
+//! channels hold timestamps; a data channel's chunk at alignment `(domain, pos)` lines up
+//! with its index channel's samples at the same alignment, so data channels resolve time
+//! through their index. See `docs/architecture.md` for the byte layout.
+//!
+//! ## Commits
+//! A write is buffered in the writer. A commit appends the buffered chunks and a commit
+//! record in one `write(2)`, then makes them visible to readers. A commit is atomic across
+//! the writer's channels: after a crash, a commit is either wholly readable or wholly absent.
+//!
+//! ## Durability
+//! [`Durability`] states what survives a crash:
+//! - `Commit`: `commit()` returns after `fdatasync`; every acknowledged commit survives a
+//!   process or machine crash.
+//! - `Interval` (default): a background thread syncs dirty segments every `interval`
+//!   (default 1 s) or as soon as `bytes` are unsynced. Commits older than that window
+//!   survive a machine crash; all commits survive a process crash (they are in the page
+//!   cache when `commit()` returns).
+//! - `None`: never fsyncs. Commits survive a process crash; a machine crash may lose any.
+//!
+//! ## Recovery
+//! Opening a directory scans each segment: record headers are checksummed; after the last
+//! clean close (seal record), payload checksums are verified too. Everything after the last
+//! intact commit record is a torn or uncommitted tail and is truncated. Payload checksums
+//! elsewhere are verified on first read: a corrupt chunk is an error, never served.
+//!
+//! ## Deletion and space
+//! Deleting a time range records a tombstone in the catalog and drops the references at
+//! once; a background thread returns dead bytes to the file system (hole punching) and
+//! deletes segments with no live data, without blocking readers or writers.
+
+mod error;
+mod format;
+mod index;
+mod lock;
+mod reader;
+mod reclaim;
+mod recovery;
+mod segment;
+mod syncer;
+mod writer;
+
+pub use error::{StorageError, WriteError};
+pub(crate) use index::ChannelIndex;
+pub(crate) use lock::DirLock;
+pub(crate) use reader::{ReadPlan, read_channels};
+pub(crate) use writer::{StorageWriter, WriterGroupSpec};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{Channel, ChannelKey};
+use crate::telem::DataType;
+use segment::Segments;
+
+/// What survives a crash. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Durability {
+    /// Never fsync.
+    None,
+    /// Group commit: sync every `interval` or after `bytes` unsynced bytes.
+    Interval {
+        /// Maximum time between syncs.
+        interval: Duration,
+        /// Sync early once this many bytes are unsynced in a segment.
+        bytes: u64,
+    },
+    /// `fdatasync` before every commit returns.
+    Commit,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Interval { interval: Duration::from_secs(1), bytes: 256 << 20 }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Durability::None),
+            "interval" => Ok(Durability::default()),
+            "commit" => Ok(Durability::Commit),
+            other => Err(format!("unknown durability {other:?}; use none, interval or commit")),
+        }
+    }
+}
+
+/// Storage tuning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// Default durability for writers that don't choose their own.
+    pub durability: Durability,
+    /// Segment size at which a writer moves to a new segment file.
+    pub segment_size: u64,
+    /// How often the background reclaimer looks for dead space.
+    pub reclaim_interval: Duration,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions { durability: Durability::default(), segment_size: 256 << 20, reclaim_interval: Duration::from_secs(5) }
+    }
+}
+
+/// Mutable state of one stored channel.
+#[derive(Debug, Default)]
+pub(crate) struct ChannelState {
+    pub chunks: ChannelIndex,
+    /// Next domain key (index channels).
+    pub next_domain: u32,
+    /// Open writers holding the channel.
+    pub writers: u32,
+}
+
+/// A stored channel: its immutable definition plus its index.
+#[derive(Debug)]
+pub(crate) struct ChannelStore {
+    pub key: ChannelKey,
+    pub name: String,
+    pub data_type: DataType,
+    pub index: Option<ChannelKey>,
+    pub is_index: bool,
+    pub state: Mutex<ChannelState>,
+}
+
+impl ChannelStore {
+    pub(crate) fn new(ch: &Channel) -> ChannelStore {
+        ChannelStore {
+            key: ch.key,
+            name: ch.name.clone(),
+            data_type: ch.data_type,
+            index: ch.index_key(),
+            is_index: ch.is_index(),
+            state: Mutex::new(ChannelState::default()),
+        }
+    }
+}
+
+/// The storage engine of one data directory.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    pub opts: StorageOptions,
+    pub segments: Segments,
+    pub channels: RwLock<HashMap<ChannelKey, Arc<ChannelStore>>>,
+    /// Next commit sequence number.
+    pub seq: AtomicU64,
+    /// Commits hold it shared; deletes exclusive (so tombstones order after commits).
+    pub commit_lock: RwLock<()>,
+    pub background: Mutex<Vec<syncer::Background>>,
+    pub sync_signal: syncer::Signal,
+    pub dead: reclaim::DeadRecords,
+}
+
+impl Storage {
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::AcqRel)
+    }
+
+    pub(crate) fn store(&self, key: ChannelKey) -> Option<Arc<ChannelStore>> {
+        self.channels.read().get(&key).cloned()
+    }
+
+    pub(crate) fn add_channel(&self, ch: &Channel) {
+        if !ch.is_virtual() {
+            self.channels.write().entry(ch.key).or_insert_with(|| Arc::new(ChannelStore::new(ch)));
+        }
+    }
+
+    /// Forget a deleted channel; its records go to the reclaimer.
+    pub(crate) fn remove_channel(&self, key: ChannelKey) {
+        if let Some(store) = self.channels.write().remove(&key) {
+            let st = store.state.lock();
+            let recs = st.chunks.domains.values().flat_map(|d| d.chunks.iter().map(|c| c.rec.clone())).collect::<Vec<_>>();
+            self.dead.push_all(recs);
+        }
+    }
+
+    /// Start the background sync and reclaim threads.
+    pub(crate) fn start_background(self: &Arc<Self>) {
+        let mut bg = self.background.lock();
+        bg.push(syncer::spawn_syncer(Arc::downgrade(self)));
+        bg.push(reclaim::spawn_reclaimer(Arc::downgrade(self)));
+    }
+
+    /// Stop background threads and sync everything (clean shutdown).
+    pub(crate) fn shutdown(&self) -> Result<(), StorageError> {
+        for b in self.background.lock().drain(..) {
+            b.stop();
+        }
+        self.segments.sync_dirty(true).map(|_| ())
+    }
+}
+
+pub(crate) use reclaim::{apply_tombstones, plan_delete, reclaim_once};
+pub(crate) use reader::{extent, nth_after, nth_before};
+pub(crate) use recovery::{Tombstone, open_storage};
+pub use recovery::RecoveryReport;

@@ -1,0 +1,190 @@
+//! Reads: time range → frame, and the time navigation used by iterators.
+//!
+//! References are cloned under the channel lock (cheap `Arc` clones); bytes are produced
+//! and verified outside it, so readers never hold up writers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::index::{ChunkRef, Domain, IndexPiece};
+use super::{ChannelStore, Storage, StorageError};
+use crate::channel::ChannelKey;
+use crate::error::Result;
+use crate::telem::{Alignment, DataType, Frame, Series, TimeRange, TimeStamp};
+
+/// Channels to read, grouped by index.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadPlan {
+    /// (index store, channels to output in that group: stores, in request order)
+    pub groups: Vec<(Arc<ChannelStore>, Vec<Arc<ChannelStore>>)>,
+    /// Output order of keys.
+    pub order: Vec<ChannelKey>,
+}
+
+impl ReadPlan {
+    pub(crate) fn new(storage: &Storage, stores: &[Arc<ChannelStore>]) -> Option<ReadPlan> {
+        let mut groups: Vec<(Arc<ChannelStore>, Vec<Arc<ChannelStore>>)> = Vec::new();
+        for s in stores {
+            let idx = s.index?;
+            let gi = match groups.iter().position(|(i, _)| i.key == idx) {
+                Some(gi) => gi,
+                None => {
+                    groups.push((storage.store(idx)?, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            groups[gi].1.push(s.clone());
+        }
+        Some(ReadPlan { groups, order: stores.iter().map(|s| s.key).collect() })
+    }
+
+    /// The first group's index (used for sample-count navigation).
+    pub(crate) fn lead_index(&self) -> Option<&Arc<ChannelStore>> {
+        self.groups.first().map(|(i, _)| i)
+    }
+}
+
+/// Candidate index chunks overlapping `tr`, cloned under the lock.
+fn index_candidates(index: &ChannelStore, tr: TimeRange) -> Vec<(u32, ChunkRef)> {
+    let st = index.state.lock();
+    let mut out = Vec::new();
+    let mut domains: Vec<(&u32, &Domain)> = st.chunks.domains.iter().filter(|(_, d)| d.time_range().is_some_and(|r| r.overlaps(&tr))).collect();
+    domains.sort_by_key(|(_, d)| d.time_range().map(|r| r.start));
+    for (k, d) in domains {
+        let start = d.chunks.partition_point(|c| c.last_ts < tr.start.0);
+        for c in d.chunks[start..].iter().take_while(|c| c.first_ts < tr.end.0) {
+            out.push((*k, c.clone()));
+        }
+    }
+    out
+}
+
+fn corrupt(c: &ChunkRef, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt { segment: c.rec.seg.id, offset: c.rec.offset, reason: e.to_string() }
+}
+
+/// Index pieces (with their timestamps) that fall in `tr`.
+pub(crate) fn index_pieces(index: &ChannelStore, tr: TimeRange) -> Result<Vec<IndexPiece>> {
+    let mut out = Vec::new();
+    if tr.is_empty() {
+        return Ok(out);
+    }
+    for (domain, c) in index_candidates(index, tr) {
+        let ts = c.series(DataType::Timestamp)?;
+        let t = ts.as_timestamps().map_err(|e| corrupt(&c, e))?;
+        let lo = t.partition_point(|&x| x < tr.start.0);
+        let hi = t.partition_point(|&x| x < tr.end.0);
+        if lo >= hi {
+            continue;
+        }
+        let piece = c.sub(c.pos + lo as u32, c.pos + hi as u32);
+        let ts = ts.slice(lo..hi).map_err(|e| corrupt(&c, e))?;
+        out.push(IndexPiece { domain, chunk: ChunkRef { first_ts: t[lo], last_ts: t[hi - 1], ..piece }, ts });
+    }
+    Ok(out)
+}
+
+fn stamp(s: Series, domain: u32, pos: u32, first: i64, last: i64) -> Series {
+    s.with_alignment(Alignment::new(domain, pos)).with_time_range(TimeRange::from_nanos(first, last.saturating_add(1)))
+}
+
+/// Read `tr` of the channels in `plan`.
+pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
+    let span = tracing::debug_span!("storage.read", channels = plan.order.len(), start = tr.start.0, end = tr.end.0);
+    let _e = span.enter();
+    let mut per_key: BTreeMap<ChannelKey, Vec<Series>> = BTreeMap::new();
+    for (index, members) in &plan.groups {
+        let pieces = index_pieces(index, tr)?;
+        for m in members {
+            let out = per_key.entry(m.key).or_default();
+            if m.key == index.key {
+                for p in &pieces {
+                    out.push(stamp(p.ts.clone(), p.domain, p.chunk.pos, p.chunk.first_ts, p.chunk.last_ts));
+                }
+                continue;
+            }
+            // Clone the data references for every index piece under one lock.
+            let refs: Vec<(usize, Vec<ChunkRef>)> = {
+                let st = m.state.lock();
+                pieces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let v = st.chunks.domains.get(&p.domain).map(|d| d.pieces(p.chunk.pos, p.chunk.end())).unwrap_or_default();
+                        (i, v)
+                    })
+                    .collect()
+            };
+            for (i, v) in refs {
+                let p = &pieces[i];
+                let t = p.ts.as_timestamps()?;
+                for c in v {
+                    let s = c.series(m.data_type)?;
+                    let lo = (c.pos - p.chunk.pos) as usize;
+                    let hi = lo + c.n as usize - 1;
+                    out.push(stamp(s, p.domain, c.pos, t[lo], t[hi]));
+                }
+            }
+        }
+    }
+    let mut frame = Frame::with_capacity(per_key.values().map(Vec::len).sum());
+    for k in &plan.order {
+        if let Some(v) = per_key.remove(k) {
+            for s in v {
+                frame.push(*k, s);
+            }
+        }
+    }
+    tracing::trace!(series = frame.len(), bytes = frame.byte_size(), "read done");
+    Ok(frame)
+}
+
+/// Timestamps of the index in time order starting at `from` (inclusive), walking chunk by
+/// chunk; returns the timestamp of the `n`-th sample at or after `from` (0-based), i.e. the
+/// exclusive end of a view holding `n` samples, or `None` if fewer than `n + 1` remain
+/// before `limit`.
+pub(crate) fn nth_after(index: &ChannelStore, from: TimeStamp, limit: TimeStamp, n: u64) -> Result<Option<TimeStamp>> {
+    let mut remaining = n;
+    for (_, c) in index_candidates(index, TimeRange::new(from, limit)) {
+        let ts = c.series(DataType::Timestamp)?;
+        let t = ts.as_timestamps().map_err(|e| corrupt(&c, e))?;
+        let lo = t.partition_point(|&x| x < from.0);
+        let hi = t.partition_point(|&x| x < limit.0);
+        let avail = (hi - lo) as u64;
+        if remaining < avail {
+            return Ok(Some(TimeStamp(t[lo + remaining as usize])));
+        }
+        remaining -= avail;
+    }
+    Ok(None)
+}
+
+/// The start of a view ending at `to` (exclusive) that holds `n` samples, not before
+/// `limit`; `None` if fewer than `n` samples lie in `[limit, to)`.
+pub(crate) fn nth_before(index: &ChannelStore, to: TimeStamp, limit: TimeStamp, n: u64) -> Result<Option<TimeStamp>> {
+    if n == 0 {
+        return Ok(Some(to));
+    }
+    let mut remaining = n;
+    let cands = index_candidates(index, TimeRange::new(limit, to));
+    for (_, c) in cands.iter().rev() {
+        let ts = c.series(DataType::Timestamp)?;
+        let t = ts.as_timestamps().map_err(|e| corrupt(c, e))?;
+        let lo = t.partition_point(|&x| x < limit.0);
+        let hi = t.partition_point(|&x| x < to.0);
+        let avail = (hi - lo) as u64;
+        if remaining <= avail {
+            return Ok(Some(TimeStamp(t[hi - remaining as usize])));
+        }
+        remaining -= avail;
+    }
+    Ok(None)
+}
+
+/// First and last stored timestamps of an index within `bounds`.
+pub(crate) fn extent(index: &ChannelStore, bounds: TimeRange) -> Result<Option<TimeRange>> {
+    let first = nth_after(index, bounds.start, bounds.end, 0)?;
+    let Some(first) = first else { return Ok(None) };
+    let last_start = nth_before(index, bounds.end, bounds.start, 1)?;
+    Ok(last_start.map(|l| TimeRange::new(first, TimeStamp(l.0.saturating_add(1)))))
+}

@@ -1,0 +1,271 @@
+//! Opening a data directory: scan segments, truncate torn tails, rebuild the pointer index.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use memmap2::Mmap;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use super::format::{
+    HEADER_LEN, HeaderProblem, KIND_CHUNK, KIND_COMMIT, KIND_SEAL, RECORD_HEADER_LEN, RecordHeader, decode_segment_header, payload_crc,
+};
+use super::index::{ChunkRef, RecordRef};
+use super::segment::{Segment, Segments, io_err};
+use super::{ChannelStore, Storage, StorageOptions, syncer};
+use crate::channel::{Channel, ChannelKey};
+use crate::error::{Error, Result};
+use crate::telem::DataType;
+
+/// A persisted range deletion: positions `[from, to)` of `domain` of `channel`, applying to
+/// chunks committed before `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Tombstone {
+    pub seq: u64,
+    pub channel: ChannelKey,
+    pub domain: u32,
+    pub from: u32,
+    pub to: u32,
+}
+
+/// What recovery found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// Segments opened.
+    pub segments: usize,
+    /// Committed chunk records indexed.
+    pub chunks: usize,
+    /// Commit records seen.
+    pub commits: usize,
+    /// Bytes cut from segment tails (torn or uncommitted writes).
+    pub truncated_bytes: u64,
+    /// Segments set aside because their header is damaged or foreign (renamed `*.corrupt`).
+    pub quarantined: Vec<PathBuf>,
+    /// Chunks of channels that no longer exist (ignored).
+    pub orphan_chunks: usize,
+}
+
+struct Scan {
+    /// Committed chunks with their commit seq.
+    chunks: Vec<(RecordHeader, u64, u64, bool)>,
+    keep_end: u64,
+    commits: usize,
+    max_seq: u64,
+}
+
+/// True if a chunk whose payload fails its checksum is dead anyway (its channel was deleted
+/// or a tombstone covers it): its bytes may have been returned to the file system.
+fn is_dead(h: &RecordHeader, seq: Option<u64>, known: &dyn Fn(ChannelKey) -> bool, tombstones: &[Tombstone]) -> bool {
+    let Some(seq) = seq else { return false };
+    if !known(h.channel) {
+        return true;
+    }
+    let (d, from) = (h.alignment.domain(), h.alignment.sample());
+    let to = from.saturating_add(h.samples);
+    tombstones.iter().any(|t| t.channel == h.channel && t.domain == d && t.seq > seq && t.from <= from && t.to >= to)
+}
+
+fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &[Tombstone]) -> Scan {
+    // Pass 1: walk valid headers.
+    let mut recs: Vec<(RecordHeader, u64)> = Vec::new();
+    let mut off = HEADER_LEN;
+    let len = map.len() as u64;
+    while off + RECORD_HEADER_LEN as u64 <= len {
+        let Some(h) = RecordHeader::decode(&map[off as usize..off as usize + RECORD_HEADER_LEN]) else { break };
+        if !matches!(h.kind, KIND_CHUNK | KIND_COMMIT | KIND_SEAL) {
+            break;
+        }
+        let end = off.saturating_add(h.footprint());
+        if off + RECORD_HEADER_LEN as u64 + h.len > len {
+            break;
+        }
+        recs.push((h, off));
+        off = end;
+    }
+    // Pass 2: verify payloads after the last clean close; stop at the first bad one.
+    let last_seal = recs.iter().rposition(|(h, _)| h.kind == KIND_SEAL).map_or(0, |i| i + 1);
+    let mut valid = recs.len();
+    let mut verified = vec![false; recs.len()];
+    let mut next_seq: Vec<Option<u64>> = vec![None; recs.len()];
+    let mut seq = None;
+    for (i, (h, _)) in recs.iter().enumerate().rev() {
+        if h.kind == KIND_COMMIT {
+            seq = Some(h.a as u64);
+        }
+        next_seq[i] = seq;
+    }
+    for (i, (h, o)) in recs.iter().enumerate().skip(last_seal) {
+        if h.kind != KIND_CHUNK {
+            continue;
+        }
+        let p = (*o as usize) + RECORD_HEADER_LEN;
+        if payload_crc([&map[p..p + h.len as usize]]) != h.crc {
+            if is_dead(h, next_seq[i], known, tombstones) {
+                continue;
+            }
+            valid = i;
+            break;
+        }
+        verified[i] = true;
+    }
+    // Pass 3: keep chunks that a commit record covers.
+    let mut out = Scan { chunks: Vec::new(), keep_end: HEADER_LEN, commits: 0, max_seq: 0 };
+    let mut pending: Vec<(RecordHeader, u64, bool)> = Vec::new();
+    for (i, (h, o)) in recs.iter().enumerate().take(valid) {
+        match h.kind {
+            KIND_CHUNK => pending.push((*h, *o, verified[i])),
+            KIND_COMMIT => {
+                let seq = h.a as u64;
+                out.max_seq = out.max_seq.max(seq);
+                out.commits += 1;
+                out.chunks.extend(pending.drain(..).map(|(h, o, v)| (h, o, seq, v)));
+                out.keep_end = o + h.footprint();
+            }
+            _ => {
+                if pending.is_empty() {
+                    out.keep_end = o + h.footprint();
+                }
+            }
+        }
+    }
+    out
+}
+
+fn quarantine(path: &Path, report: &mut RecoveryReport, why: &str) -> Result<()> {
+    let to = path.with_extension("seg.corrupt");
+    fs::rename(path, &to).map_err(|e| io_err(path, e))?;
+    tracing::error!(path = %path.display(), moved_to = %to.display(), reason = why, "segment set aside; its data is not served");
+    report.quarantined.push(to);
+    Ok(())
+}
+
+/// Open the storage of `dir`, recovering from any crash.
+pub(crate) fn open_storage(
+    dir: &Path,
+    opts: StorageOptions,
+    channels: &[Arc<Channel>],
+    tombstones: &[Tombstone],
+) -> Result<(Arc<Storage>, RecoveryReport)> {
+    let span = tracing::info_span!("storage.recover", dir = %dir.display());
+    let _e = span.enter();
+    let seg_dir = dir.join("segments");
+    fs::create_dir_all(&seg_dir).map_err(|e| io_err(&seg_dir, e))?;
+    let stores: HashMap<ChannelKey, Arc<ChannelStore>> =
+        channels.iter().filter(|c| !c.is_virtual()).map(|c| (c.key, Arc::new(ChannelStore::new(c)))).collect();
+    let mut report = RecoveryReport::default();
+    let mut files: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(&seg_dir).map_err(|e| io_err(&seg_dir, e))? {
+        let path = entry.map_err(|e| io_err(&seg_dir, e))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("seg") {
+            continue;
+        }
+        let id = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
+        match id {
+            Some(id) => files.push((id, path)),
+            None => quarantine(&path, &mut report, "file name is not a segment id")?,
+        }
+    }
+    files.sort();
+    let max_id = files.last().map_or(0, |(id, _)| *id);
+    let segments = Segments::new(seg_dir.clone(), opts.segment_size, max_id + 1);
+    let mut max_seq = 0u64;
+    let mut domains: HashMap<ChannelKey, u32> = HashMap::new();
+    for (id, path) in files {
+        let file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| io_err(&path, e))?;
+        let flen = file.metadata().map_err(|e| io_err(&path, e))?.len();
+        // SAFETY: nothing else writes this directory (we hold its lock); the map is dropped
+        // before the file is truncated.
+        let map = if flen == 0 { None } else { Some(unsafe { Mmap::map(&file) }.map_err(|e| io_err(&path, e))?) };
+        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+        match decode_segment_header(bytes) {
+            Ok(hid) if hid == id => {}
+            Ok(_) => {
+                drop(map);
+                quarantine(&path, &mut report, "header names another segment id")?;
+                continue;
+            }
+            Err(HeaderProblem::Version(v)) => {
+                return Err(Error::UnsupportedFormat { path, found: u64::from(v), supported: u64::from(super::format::FORMAT_VERSION) });
+            }
+            Err(HeaderProblem::Torn) if flen <= HEADER_LEN => {
+                drop(map);
+                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+                tracing::info!(segment = id, "removed a segment whose creation was interrupted");
+                continue;
+            }
+            Err(p) => {
+                drop(map);
+                quarantine(&path, &mut report, if p == HeaderProblem::ForeignMagic { "not a Telemetron segment" } else { "damaged header" })?;
+                continue;
+            }
+        }
+        let known = |k: ChannelKey| stores.contains_key(&k);
+        let sc = scan(bytes, &known, tombstones);
+        drop(map);
+        if sc.keep_end < flen {
+            file.set_len(sc.keep_end).map_err(|e| io_err(&path, e))?;
+            file.sync_all().map_err(|e| io_err(&path, e))?;
+            report.truncated_bytes += flen - sc.keep_end;
+            tracing::warn!(segment = id, cut = flen - sc.keep_end, "truncated a torn or uncommitted tail");
+        }
+        max_seq = max_seq.max(sc.max_seq);
+        report.commits += sc.commits;
+        let seg = Segment::open_existing(id, path, file, sc.keep_end, opts.segment_size);
+        for (h, off, seq, verified) in sc.chunks {
+            let Some(store) = stores.get(&h.channel) else {
+                report.orphan_chunks += 1;
+                continue;
+            };
+            if DataType::from_tag(h.data_type) != Some(store.data_type) {
+                tracing::warn!(channel = store.key, "chunk data type does not match the channel; ignored");
+                report.orphan_chunks += 1;
+                continue;
+            }
+            let domain = h.alignment.domain();
+            let idx = store.index.unwrap_or(store.key);
+            let e = domains.entry(idx).or_insert(0);
+            *e = (*e).max(domain + 1);
+            let rec = Arc::new(RecordRef::new(seg.clone(), off, h, verified));
+            let (first_ts, last_ts) = if store.is_index { (h.a, h.b) } else { (0, 0) };
+            let c = ChunkRef { pos: h.alignment.sample(), n: h.samples, skip: 0, first_ts, last_ts, seq, rec };
+            if store.state.lock().chunks.insert(domain, c) {
+                report.chunks += 1;
+            } else {
+                tracing::warn!(channel = store.key, domain, "overlapping chunk found during recovery; the earlier one is kept");
+            }
+        }
+        report.segments += 1;
+        segments.insert_recovered(seg);
+    }
+    let mut sorted = tombstones.to_vec();
+    sorted.sort_by_key(|t| t.seq);
+    for t in &sorted {
+        max_seq = max_seq.max(t.seq);
+        if let Some(store) = stores.get(&t.channel) {
+            let mut st = store.state.lock();
+            if let Some(d) = st.chunks.domains.get_mut(&t.domain) {
+                d.remove(t.from, t.to, t.seq, store.data_type).map_err(Error::from)?;
+            }
+        }
+    }
+    for (k, next) in domains {
+        if let Some(s) = stores.get(&k) {
+            s.state.lock().next_domain = next;
+        }
+    }
+    tracing::info!(segments = report.segments, chunks = report.chunks, truncated = report.truncated_bytes, "storage recovered");
+    let storage = Arc::new(Storage {
+        opts,
+        segments,
+        channels: RwLock::new(stores),
+        seq: AtomicU64::new(max_seq + 1),
+        commit_lock: RwLock::new(()),
+        background: Mutex::new(Vec::new()),
+        sync_signal: syncer::Signal::default(),
+        dead: super::reclaim::DeadRecords::default(),
+    });
+    Ok((storage, report))
+}

@@ -1,0 +1,511 @@
+//! The storage side of a writer: validation, buffering, chunk and commit records.
+//!
+//! A writer buffers each channel's samples since its last commit ("pending"). Large series
+//! are kept as shared buffers (no copy until `write(2)` moves them into the page cache);
+//! small ones are copied into a staging buffer so one-sample frames cost a `memcpy`, not an
+//! allocation. A commit writes every pending chunk plus a commit record in one vectored
+//! write, then publishes the chunk references to readers.
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::format::{KIND_COMMIT, KIND_SEAL, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
+use super::index::{ChunkRef, RecordRef};
+use super::segment::Segment;
+use super::{ChannelStore, Durability, Storage, StorageError, WriteError};
+use crate::channel::ChannelKey;
+use crate::error::{Error, Result};
+use crate::telem::{Alignment, DataType, Frame, Series, TimeStamp};
+
+/// Series at least this large are kept by reference instead of copied into staging.
+const ZERO_COPY_MIN: usize = 16 << 10;
+/// A channel's pending bytes past which they are written out before the commit.
+const PENDING_FLUSH: u64 = 64 << 20;
+/// Most samples in one domain (positions are u32).
+const DOMAIN_CAPACITY: u64 = u32::MAX as u64;
+static ZEROS: [u8; 8] = [0; 8];
+
+/// One index channel and the data channels a writer writes with it.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterGroupSpec {
+    pub index: Arc<ChannelStore>,
+    pub data: Vec<Arc<ChannelStore>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    store: Arc<ChannelStore>,
+    dt: DataType,
+    domain: u32,
+    pos: u32,
+    n: u32,
+    parts: Vec<Bytes>,
+    staging: Vec<u8>,
+    offsets: Vec<u64>,
+    first_ts: i64,
+    last_ts: i64,
+}
+
+impl Pending {
+    fn new(store: Arc<ChannelStore>) -> Pending {
+        Pending {
+            dt: store.data_type,
+            store,
+            domain: 0,
+            pos: 0,
+            n: 0,
+            parts: Vec::new(),
+            staging: Vec::new(),
+            offsets: Vec::new(),
+            first_ts: 0,
+            last_ts: 0,
+        }
+    }
+
+    fn payload_len(&self) -> u64 {
+        if self.dt.is_variable() {
+            8 * self.offsets.len() as u64 + self.staging.len() as u64
+        } else {
+            self.parts.iter().map(|p| p.len() as u64).sum::<u64>() + self.staging.len() as u64
+        }
+    }
+
+    fn append(&mut self, s: &Series, domain: u32, pos: u32) {
+        if self.n == 0 {
+            self.domain = domain;
+            self.pos = pos;
+            if self.dt.is_variable() {
+                self.offsets.clear();
+                self.offsets.push(0);
+            }
+        }
+        match self.dt.density() {
+            Some(_) => {
+                let data = s.data();
+                if data.len() >= ZERO_COPY_MIN {
+                    if !self.staging.is_empty() {
+                        self.parts.push(Bytes::from(std::mem::take(&mut self.staging)));
+                    }
+                    self.parts.push(data.clone());
+                } else {
+                    self.staging.extend_from_slice(data);
+                }
+            }
+            None => {
+                for i in 0..s.len() {
+                    self.staging.extend_from_slice(s.value_bytes(i).unwrap_or_default());
+                    self.offsets.push(self.staging.len() as u64);
+                }
+            }
+        }
+        if self.dt == DataType::Timestamp && !s.is_empty() {
+            let ts = s.as_timestamps().unwrap_or_default();
+            if self.n == 0 {
+                self.first_ts = ts[0];
+            }
+            self.last_ts = ts[ts.len() - 1];
+        }
+        self.n += s.len() as u32;
+    }
+
+    fn clear(&mut self) {
+        self.n = 0;
+        self.parts.clear();
+        self.staging.clear();
+        self.offsets.clear();
+    }
+}
+
+#[derive(Debug)]
+struct Group {
+    index_slot: usize,
+    data_slots: Vec<usize>,
+    domain: u32,
+    next_pos: u32,
+    last_ts: Option<i64>,
+    limit: i64,
+}
+
+/// The storage part of one open writer.
+#[derive(Debug)]
+pub(crate) struct StorageWriter {
+    storage: Arc<Storage>,
+    durability: Durability,
+    start: TimeStamp,
+    seg: Option<Arc<Segment>>,
+    /// Segment length after our last commit record: what an abort truncates back to.
+    committed_len: u64,
+    groups: Vec<Group>,
+    slots: Vec<Pending>,
+    slot_of: HashMap<ChannelKey, usize>,
+    group_of: Vec<usize>,
+    uncommitted: Vec<(usize, u32, ChunkRef)>,
+    released: bool,
+}
+
+fn busy(store: &ChannelStore) -> Error {
+    WriteError::ChannelBusy { channel: store.name.clone() }.into()
+}
+
+impl StorageWriter {
+    /// Claim the channels and allocate a domain per index group.
+    pub(crate) fn open(storage: Arc<Storage>, specs: Vec<WriterGroupSpec>, start: TimeStamp, durability: Durability) -> Result<StorageWriter> {
+        let mut w = StorageWriter {
+            storage,
+            durability,
+            start,
+            seg: None,
+            committed_len: 0,
+            groups: Vec::new(),
+            slots: Vec::new(),
+            slot_of: HashMap::new(),
+            group_of: Vec::new(),
+            uncommitted: Vec::new(),
+            released: false,
+        };
+        for spec in specs {
+            // On error `w` is dropped, which releases what was claimed so far.
+            let gi = w.groups.len();
+            let (domain, limit) = claim_index(&spec.index, start)?;
+            let index_slot = w.add_slot(spec.index.clone(), gi);
+            w.groups.push(Group { index_slot, data_slots: Vec::new(), domain, next_pos: 0, last_ts: None, limit });
+            for d in spec.data {
+                {
+                    let mut st = d.state.lock();
+                    if st.writers > 0 {
+                        return Err(busy(&d));
+                    }
+                    st.writers += 1;
+                }
+                let slot = w.add_slot(d, gi);
+                w.groups[gi].data_slots.push(slot);
+            }
+        }
+        tracing::debug!(groups = w.groups.len(), channels = w.slots.len(), start = %start, "storage writer opened");
+        Ok(w)
+    }
+
+    fn add_slot(&mut self, store: Arc<ChannelStore>, group: usize) -> usize {
+        let slot = self.slots.len();
+        self.slot_of.insert(store.key, slot);
+        self.slots.push(Pending::new(store));
+        self.group_of.push(group);
+        slot
+    }
+
+    /// Validate `frame` completely, then buffer it. On error nothing is buffered.
+    pub(crate) fn write(&mut self, frame: &Frame) -> Result<()> {
+        let mut items: Vec<(usize, Series)> = Vec::with_capacity(frame.len());
+        let mut totals = vec![0u64; self.slots.len()];
+        for (key, s) in frame.iter() {
+            let Some(&slot) = self.slot_of.get(&key) else {
+                return Err(WriteError::NotInWriter { channel: key }.into());
+            };
+            let p = &self.slots[slot];
+            let s = if s.data_type() == p.dt {
+                s.clone()
+            } else if p.dt == DataType::Timestamp && s.data_type() == DataType::I64 {
+                s.clone().cast(DataType::Timestamp)?
+            } else {
+                return Err(WriteError::TypeMismatch { channel: p.store.name.clone(), expected: p.dt, actual: s.data_type() }.into());
+            };
+            totals[slot] += s.len() as u64;
+            items.push((slot, s));
+        }
+        // Per group: lengths, index presence, timestamp order and bounds.
+        let mut rolls = Vec::new();
+        let mut new_last: Vec<Option<i64>> = vec![None; self.groups.len()];
+        for (gi, g) in self.groups.iter().enumerate() {
+            let n = totals[g.index_slot];
+            let present: Vec<usize> = g.data_slots.iter().copied().filter(|&d| totals[d] > 0).collect();
+            if n == 0 {
+                if !present.is_empty() {
+                    return Err(WriteError::IndexMissing {
+                        index: self.slots[g.index_slot].store.name.clone(),
+                        data: present.iter().map(|&d| self.slots[d].store.name.clone()).collect(),
+                    }
+                    .into());
+                }
+                continue;
+            }
+            for &d in &present {
+                if totals[d] != n {
+                    return Err(WriteError::LengthMismatch {
+                        channel: self.slots[d].store.name.clone(),
+                        index: self.slots[g.index_slot].store.name.clone(),
+                        expected: n as usize,
+                        actual: totals[d] as usize,
+                    }
+                    .into());
+                }
+            }
+            if n > DOMAIN_CAPACITY {
+                return Err(WriteError::TooLarge { samples: n, limit: DOMAIN_CAPACITY }.into());
+            }
+            let name = &self.slots[g.index_slot].store.name;
+            let mut prev = g.last_ts;
+            let mut position = 0usize;
+            for (_, s) in items.iter().filter(|(slot, _)| *slot == g.index_slot) {
+                for &t in s.as_timestamps()? {
+                    match prev {
+                        None if t < self.start.0 => {
+                            return Err(WriteError::BeforeStart { index: name.clone(), start: self.start, value: TimeStamp(t) }.into());
+                        }
+                        Some(p) if t <= p => {
+                            return Err(WriteError::NotMonotonic { index: name.clone(), position, previous: TimeStamp(p), value: TimeStamp(t) }.into());
+                        }
+                        _ => {}
+                    }
+                    if t >= g.limit {
+                        return Err(WriteError::Overlap { index: name.clone(), value: TimeStamp(t), next_start: TimeStamp(g.limit) }.into());
+                    }
+                    prev = Some(t);
+                    position += 1;
+                }
+            }
+            new_last[gi] = prev;
+            if u64::from(g.next_pos) + n > DOMAIN_CAPACITY {
+                rolls.push(gi);
+            }
+        }
+        // Apply: nothing below can fail validation.
+        for gi in rolls {
+            self.roll_domain(gi)?;
+        }
+        let mut cursor: Vec<u32> = self.group_of.iter().map(|&g| self.groups[g].next_pos).collect();
+        for (slot, s) in &items {
+            let gi = self.group_of[*slot];
+            let domain = self.groups[gi].domain;
+            let p = &mut self.slots[*slot];
+            if p.n > 0 && (p.domain != domain || p.pos + p.n != cursor[*slot]) {
+                self.write_records(&[*slot], false)?;
+            }
+            self.slots[*slot].append(s, domain, cursor[*slot]);
+            cursor[*slot] += s.len() as u32;
+        }
+        for (gi, last) in new_last.into_iter().enumerate() {
+            if let Some(t) = last {
+                let g = &mut self.groups[gi];
+                g.next_pos = cursor[g.index_slot];
+                g.last_ts = Some(t);
+            }
+        }
+        let big: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].payload_len() > PENDING_FLUSH).collect();
+        if !big.is_empty() {
+            self.write_records(&big, false)?;
+        }
+        Ok(())
+    }
+
+    fn roll_domain(&mut self, gi: usize) -> Result<()> {
+        let slots: Vec<usize> = std::iter::once(self.groups[gi].index_slot).chain(self.groups[gi].data_slots.iter().copied()).collect();
+        let dirty: Vec<usize> = slots.into_iter().filter(|&s| self.slots[s].n > 0).collect();
+        if !dirty.is_empty() {
+            self.write_records(&dirty, false)?;
+        }
+        let store = self.slots[self.groups[gi].index_slot].store.clone();
+        let mut st = store.state.lock();
+        let g = &mut self.groups[gi];
+        g.domain = st.next_domain;
+        st.next_domain += 1;
+        g.next_pos = 0;
+        tracing::debug!(index = %store.name, domain = g.domain, "domain full; rolled to a new domain");
+        Ok(())
+    }
+
+    /// The end of what this writer has written so far (last timestamp + 1), or its start.
+    pub(crate) fn end(&self) -> TimeStamp {
+        self.groups.iter().filter_map(|g| g.last_ts).max().map_or(self.start, |t| TimeStamp(t.saturating_add(1)))
+    }
+
+    /// True if samples are buffered or written but not committed.
+    pub(crate) fn has_uncommitted(&self) -> bool {
+        !self.uncommitted.is_empty() || self.slots.iter().any(|p| p.n > 0)
+    }
+
+    fn segment(&mut self) -> Result<Arc<Segment>> {
+        if let Some(s) = &self.seg {
+            return Ok(s.clone());
+        }
+        let s = self.storage.segments.acquire()?;
+        self.committed_len = s.len();
+        self.seg = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Write the pending chunks of `slots` (and a commit record if `commit`) in one write.
+    fn write_records(&mut self, slots: &[usize], commit: bool) -> Result<Option<u64>> {
+        let seg = self.segment()?;
+        let mut headers: Vec<[u8; RECORD_HEADER_LEN]> = Vec::with_capacity(slots.len() + 1);
+        let mut metas: Vec<(usize, RecordHeader)> = Vec::with_capacity(slots.len());
+        let mut offsets_bytes: Vec<Vec<u8>> = Vec::new();
+        for &slot in slots {
+            let p = &self.slots[slot];
+            if p.n == 0 {
+                continue;
+            }
+            let len = p.payload_len();
+            let mut h = RecordHeader::chunk(p.dt, p.store.key, p.n, Alignment::new(p.domain, p.pos), len, (p.first_ts, p.last_ts));
+            let offs: Vec<u8> = if p.dt.is_variable() { p.offsets.iter().flat_map(|o| o.to_le_bytes()).collect() } else { Vec::new() };
+            h.crc = payload_crc(std::iter::once(offs.as_slice()).chain(p.parts.iter().map(|b| b.as_ref())).chain(std::iter::once(p.staging.as_slice())));
+            headers.push(h.encode());
+            offsets_bytes.push(offs);
+            metas.push((slot, h));
+        }
+        let chunk_count = self.uncommitted.len() + metas.len();
+        let seq = if commit { Some(self.storage.next_seq()) } else { None };
+        if let Some(seq) = seq {
+            let h = RecordHeader::marker(KIND_COMMIT, chunk_count as u32, seq as i64, TimeStamp::now().0);
+            headers.push(h.encode());
+        }
+        if headers.is_empty() {
+            return Ok(None);
+        }
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(metas.len() * 4 + 1);
+        let mut total = 0u64;
+        for (i, (slot, h)) in metas.iter().enumerate() {
+            let p = &self.slots[*slot];
+            iov.push(IoSlice::new(&headers[i]));
+            iov.push(IoSlice::new(&offsets_bytes[i]));
+            for part in &p.parts {
+                iov.push(IoSlice::new(part));
+            }
+            iov.push(IoSlice::new(&p.staging));
+            let pad = (pad8(h.len) - h.len) as usize;
+            iov.push(IoSlice::new(&ZEROS[..pad]));
+            total += h.footprint();
+        }
+        if seq.is_some() {
+            iov.push(IoSlice::new(&headers[headers.len() - 1]));
+            total += RECORD_HEADER_LEN as u64;
+        }
+        iov.retain(|s| !s.is_empty());
+        let _span = tracing::trace_span!("storage.append", segment = seg.id, bytes = total, records = headers.len()).entered();
+        let base = seg.append(&mut iov, total)?;
+        drop(iov);
+        let mut off = base;
+        for (slot, h) in metas {
+            let p = &mut self.slots[slot];
+            let rec = Arc::new(RecordRef::new(seg.clone(), off, h, true));
+            off += h.footprint();
+            let (first_ts, last_ts) = if p.dt == DataType::Timestamp { (p.first_ts, p.last_ts) } else { (0, 0) };
+            let c = ChunkRef { pos: p.pos, n: p.n, skip: 0, first_ts, last_ts, seq: 0, rec };
+            self.uncommitted.push((slot, p.domain, c));
+            p.clear();
+        }
+        Ok(seq)
+    }
+
+    /// Commit everything written so far; returns the committed end (last timestamp + 1).
+    pub(crate) fn commit(&mut self) -> Result<TimeStamp> {
+        if !self.has_uncommitted() {
+            return Ok(self.end());
+        }
+        let storage = self.storage.clone();
+        let _guard = storage.commit_lock.read();
+        let dirty: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].n > 0).collect();
+        let span = tracing::debug_span!("storage.commit", chunks = dirty.len() + self.uncommitted.len());
+        let _e = span.enter();
+        let seq = self.write_records(&dirty, true)?.unwrap_or(0);
+        let seg = self.seg.clone().ok_or(StorageError::SegmentPoisoned { segment: 0 })?;
+        match self.durability {
+            Durability::Commit => seg.sync()?,
+            Durability::Interval { bytes, .. } => {
+                seg.wants_sync.store(true, Ordering::Release);
+                if seg.unsynced() >= bytes {
+                    self.storage.sync_signal.notify();
+                }
+            }
+            Durability::None => {}
+        }
+        for (slot, domain, mut c) in self.uncommitted.drain(..) {
+            c.seq = seq;
+            let store = &self.slots[slot].store;
+            if !store.state.lock().chunks.insert(domain, c) {
+                tracing::error!(channel = %store.name, domain, "overlapping chunk on commit; skipped");
+            }
+        }
+        self.committed_len = seg.len();
+        if seg.len() >= self.storage.segments.cap() {
+            let old = self.seg.take();
+            if let Some(old) = old {
+                self.storage.segments.release(old);
+            }
+        }
+        let end = self.end();
+        tracing::trace!(seq, end = %end, "committed");
+        Ok(end)
+    }
+
+    /// Drop uncommitted samples and give the channels back. Idempotent.
+    pub(crate) fn release(&mut self, seal: bool) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        if let Some(seg) = self.seg.take() {
+            let mut ok = true;
+            if !self.uncommitted.is_empty() {
+                // Records with no commit record after them would be committed by the next
+                // writer's commit: cut them off.
+                tracing::warn!(records = self.uncommitted.len(), "discarding uncommitted samples of a closed writer");
+                ok = seg.truncate_to(self.committed_len).is_ok();
+            }
+            if ok && seal {
+                if self.durability != Durability::None {
+                    let _ = seg.sync();
+                }
+                let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
+                let _ = seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64);
+            }
+            if ok {
+                self.storage.segments.release(seg);
+            }
+        }
+        if self.slots.iter().any(|p| p.n > 0) {
+            tracing::warn!("discarding buffered samples of a writer closed without commit");
+        }
+        self.uncommitted.clear();
+        for p in &mut self.slots {
+            p.clear();
+            let mut st = p.store.state.lock();
+            st.writers = st.writers.saturating_sub(1);
+        }
+    }
+
+}
+
+impl Drop for StorageWriter {
+    fn drop(&mut self) {
+        self.release(false);
+    }
+}
+
+/// Claim an index channel for a writer starting at `start`: refuse if another writer holds
+/// it or the start falls inside stored data; returns (domain, limit) where `limit` is the
+/// start of the next stored domain.
+fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp) -> Result<(u32, i64)> {
+    let mut st = store.state.lock();
+    if st.writers > 0 {
+        return Err(busy(store));
+    }
+    let mut limit = i64::MAX;
+    for d in st.chunks.domains.values() {
+        if let Some(tr) = d.time_range() {
+            if tr.contains(start) {
+                return Err(WriteError::OverlapsCommitted { channel: store.name.clone(), start, existing: tr }.into());
+            }
+            if tr.start > start {
+                limit = limit.min(tr.start.0);
+            }
+        }
+    }
+    let domain = st.next_domain;
+    st.next_domain += 1;
+    st.writers += 1;
+    Ok((domain, limit))
+}

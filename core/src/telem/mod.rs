@@ -1,0 +1,17 @@
+//! The telemetry vocabulary: data types, time, series and frames.
+//!
+//! These types are shared by every layer (storage, relay, control, server) and by the
+//! Python and Node bindings. A [`Series`] never copies its samples when cloned, sliced or
+//! fanned out: its buffer is reference counted.
+
+mod alignment;
+mod data_type;
+mod frame;
+mod series;
+mod time;
+
+pub use alignment::Alignment;
+pub use data_type::{DataType, Sample, UnknownDataType};
+pub use frame::Frame;
+pub use series::{Series, SeriesError};
+pub use time::{TimeRange, TimeSpan, TimeStamp};
