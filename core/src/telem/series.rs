@@ -415,6 +415,11 @@ impl Series {
         if !compatible::<T>(self.data_type) {
             return Err(SeriesError::TypeMismatch { actual: self.data_type, requested: T::DATA_TYPE });
         }
+        if self.len == 0 {
+            // An empty buffer (e.g. `Bytes::new()`) may have a dangling pointer that is not
+            // aligned for `T`; `from_raw_parts` requires alignment even for empty slices.
+            return Ok(&[]);
+        }
         // SAFETY: the buffer is aligned for the type (constructors guarantee it), holds
         // `len` samples of `size_of::<T>()` bytes, and any bit pattern is a valid `T`.
         Ok(unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<T>(), self.len) })
