@@ -1,5 +1,6 @@
 //! Writers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -130,6 +131,7 @@ impl WriterConfig {
 pub struct Writer {
     storage: Option<StorageWriter>,
     channels: Vec<Arc<Channel>>,
+    by_key: HashMap<ChannelKey, Arc<Channel>>,
     config: WriterConfig,
     last_commit: Instant,
     end: TimeStamp,
@@ -169,7 +171,8 @@ impl Writer {
             Some(StorageWriter::open(storage.clone(), groups, config.start, config.durability.unwrap_or(default_durability))?)
         };
         tracing::info!(name = %config.name, channels = channels.len(), start = %config.start, mode = ?config.mode, "writer opened");
-        Ok(Writer { storage: sw, end: config.start, channels, config, last_commit: Instant::now() })
+        let by_key = channels.iter().map(|c| (c.key, c.clone())).collect();
+        Ok(Writer { storage: sw, end: config.start, channels, by_key, config, last_commit: Instant::now() })
     }
 
     /// The writer's channels (data channels' indexes included).
@@ -183,7 +186,7 @@ impl Writer {
     }
 
     fn channel(&self, key: ChannelKey) -> Result<&Arc<Channel>> {
-        self.channels.iter().find(|c| c.key == key).ok_or_else(|| WriteError::NotInWriter { channel: key }.into())
+        self.by_key.get(&key).ok_or_else(|| WriteError::NotInWriter { channel: key }.into())
     }
 
     /// Write a frame. The frame is validated completely first: if any rule is broken,
@@ -208,7 +211,8 @@ impl Writer {
             if stored {
                 sw.write(frame)?;
             } else {
-                let persisted: Frame = frame.iter().filter(|(k, _)| self.channels.iter().any(|c| c.key == *k && !c.is_virtual())).map(|(k, s)| (k, s.clone())).collect();
+                let persisted: Frame =
+                    frame.iter().filter(|(k, _)| self.by_key.get(k).is_some_and(|c| !c.is_virtual())).map(|(k, s)| (k, s.clone())).collect();
                 sw.write(&persisted)?;
             }
         }

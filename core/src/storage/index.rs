@@ -189,12 +189,36 @@ pub(crate) struct ChannelIndex {
     pub domains: BTreeMap<u32, Domain>,
 }
 
-/// A piece of an index channel that falls in a time range.
+/// A piece of an index channel that falls in a time range. Its timestamps are loaded only
+/// when needed: a data-channel read over whole chunks uses just `first_ts`/`last_ts`.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexPiece {
     pub domain: u32,
     pub chunk: ChunkRef,
-    pub ts: Series,
+    pub ts: Option<Series>,
+}
+
+impl IndexPiece {
+    /// The timestamps of this piece.
+    pub(crate) fn timestamps(&mut self) -> Result<Series, StorageError> {
+        if let Some(s) = &self.ts {
+            return Ok(s.clone());
+        }
+        let s = self.chunk.series(DataType::Timestamp)?;
+        self.ts = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Timestamp of position `pos` (inside the piece).
+    pub(crate) fn ts_at_pos(&mut self, pos: u32) -> Result<i64, StorageError> {
+        if pos == self.chunk.pos {
+            return Ok(self.chunk.first_ts);
+        }
+        if pos + 1 == self.chunk.end() {
+            return Ok(self.chunk.last_ts);
+        }
+        Ok(ts_at(&self.timestamps()?, (pos - self.chunk.pos) as usize))
+    }
 }
 
 impl ChannelIndex {

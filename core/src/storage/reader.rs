@@ -70,6 +70,10 @@ pub(crate) fn index_pieces(index: &ChannelStore, tr: TimeRange) -> Result<Vec<In
         return Ok(out);
     }
     for (domain, c) in index_candidates(index, tr) {
+        if c.first_ts >= tr.start.0 && c.last_ts < tr.end.0 {
+            out.push(IndexPiece { domain, chunk: c, ts: None });
+            continue;
+        }
         let ts = c.series(DataType::Timestamp)?;
         let t = ts.as_timestamps().map_err(|e| corrupt(&c, e))?;
         let lo = t.partition_point(|&x| x < tr.start.0);
@@ -79,7 +83,7 @@ pub(crate) fn index_pieces(index: &ChannelStore, tr: TimeRange) -> Result<Vec<In
         }
         let piece = c.sub(c.pos + lo as u32, c.pos + hi as u32);
         let ts = ts.slice(lo..hi).map_err(|e| corrupt(&c, e))?;
-        out.push(IndexPiece { domain, chunk: ChunkRef { first_ts: t[lo], last_ts: t[hi - 1], ..piece }, ts });
+        out.push(IndexPiece { domain, chunk: ChunkRef { first_ts: t[lo], last_ts: t[hi - 1], ..piece }, ts: Some(ts) });
     }
     Ok(out)
 }
@@ -94,12 +98,13 @@ pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
     let _e = span.enter();
     let mut per_key: BTreeMap<ChannelKey, Vec<Series>> = BTreeMap::new();
     for (index, members) in &plan.groups {
-        let pieces = index_pieces(index, tr)?;
+        let mut pieces = index_pieces(index, tr)?;
         for m in members {
             let out = per_key.entry(m.key).or_default();
             if m.key == index.key {
-                for p in &pieces {
-                    out.push(stamp(p.ts.clone(), p.domain, p.chunk.pos, p.chunk.first_ts, p.chunk.last_ts));
+                for p in &mut pieces {
+                    let ts = p.timestamps()?;
+                    out.push(stamp(ts, p.domain, p.chunk.pos, p.chunk.first_ts, p.chunk.last_ts));
                 }
                 continue;
             }
@@ -116,13 +121,11 @@ pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
                     .collect()
             };
             for (i, v) in refs {
-                let p = &pieces[i];
-                let t = p.ts.as_timestamps()?;
+                let p = &mut pieces[i];
                 for c in v {
                     let s = c.series(m.data_type)?;
-                    let lo = (c.pos - p.chunk.pos) as usize;
-                    let hi = lo + c.n as usize - 1;
-                    out.push(stamp(s, p.domain, c.pos, t[lo], t[hi]));
+                    let (first, last) = (p.ts_at_pos(c.pos)?, p.ts_at_pos(c.end() - 1)?);
+                    out.push(stamp(s, p.domain, c.pos, first, last));
                 }
             }
         }

@@ -65,7 +65,19 @@ fn is_dead(h: &RecordHeader, seq: Option<u64>, known: &dyn Fn(ChannelKey) -> boo
     }
     let (d, from) = (h.alignment.domain(), h.alignment.sample());
     let to = from.saturating_add(h.samples);
-    tombstones.iter().any(|t| t.channel == h.channel && t.domain == d && t.seq > seq && t.from <= from && t.to >= to)
+    // A range may be deleted in several steps: the newer tombstones must cover the record
+    // together, not necessarily one of them alone.
+    let mut spans: Vec<(u32, u32)> =
+        tombstones.iter().filter(|t| t.channel == h.channel && t.domain == d && t.seq > seq).map(|t| (t.from, t.to)).collect();
+    spans.sort_unstable();
+    let mut covered = from;
+    for (a, b) in spans {
+        if a > covered {
+            break;
+        }
+        covered = covered.max(b);
+    }
+    covered >= to
 }
 
 fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &[Tombstone]) -> Scan {
@@ -228,6 +240,11 @@ pub(crate) fn open_storage(
             let idx = store.index.unwrap_or(store.key);
             let e = domains.entry(idx).or_insert(0);
             *e = (*e).max(domain + 1);
+            if is_dead(&h, Some(seq), &known, tombstones) {
+                // Deleted entirely: its payload may have been punched out, so never index it
+                // (trimming an index chunk piece by piece would read its timestamps).
+                continue;
+            }
             let rec = Arc::new(RecordRef::new(seg.clone(), off, h, verified));
             let (first_ts, last_ts) = if store.is_index { (h.a, h.b) } else { (0, 0) };
             let c = ChunkRef { pos: h.alignment.sample(), n: h.samples, skip: 0, first_ts, last_ts, seq, rec };

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::telem::{Alignment, DataType, Frame, Series, TimeStamp};
 
 /// Series at least this large are kept by reference instead of copied into staging.
-const ZERO_COPY_MIN: usize = 16 << 10;
+const ZERO_COPY_MIN: usize = 4 << 10;
 /// A channel's pending bytes past which they are written out before the commit.
 const PENDING_FLUSH: u64 = 64 << 20;
 /// Most samples in one domain (positions are u32).
@@ -431,14 +431,30 @@ impl StorageWriter {
         }
         self.committed_len = seg.len();
         if seg.len() >= self.storage.segments.cap() {
-            let old = self.seg.take();
-            if let Some(old) = old {
+            // Full and fully committed: seal it so recovery trusts it without re-reading.
+            if let Some(old) = self.seg.take() {
+                self.seal(&old);
                 self.storage.segments.release(old);
             }
         }
         let end = self.end();
         tracing::trace!(seq, end = %end, "committed");
         Ok(end)
+    }
+
+    /// Mark a clean end of this writer's records in `seg`: synced first (unless durability
+    /// is `None`), so everything before a seal is known complete.
+    fn seal(&self, seg: &Segment) {
+        if self.durability != Durability::None {
+            if let Err(e) = seg.sync() {
+                tracing::error!(segment = seg.id, error = %e, "sync before seal failed; segment left unsealed");
+                return;
+            }
+        }
+        let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
+        if let Err(e) = seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
+            tracing::warn!(segment = seg.id, error = %e, "could not write seal record");
+        }
     }
 
     /// Drop uncommitted samples and give the channels back. Idempotent.
@@ -456,11 +472,7 @@ impl StorageWriter {
                 ok = seg.truncate_to(self.committed_len).is_ok();
             }
             if ok && seal {
-                if self.durability != Durability::None {
-                    let _ = seg.sync();
-                }
-                let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
-                let _ = seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64);
+                self.seal(&seg);
             }
             if ok {
                 self.storage.segments.release(seg);

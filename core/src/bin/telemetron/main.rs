@@ -1,1 +1,78 @@
-fn main(){}
+//! The `telemetron` command-line program.
+
+mod bench;
+mod demo;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Telemetron: a real-time telemetry and control engine.
+#[derive(Debug, Parser)]
+#[command(name = "telemetron", version, about, long_about = None)]
+struct Cli {
+    /// Log filter, e.g. `info` or `telemetron=debug` (also TELEMETRON_LOG).
+    #[arg(long, global = true)]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a simulated test stand (1 kHz and 100 kHz channels) into an embedded data
+    /// directory and read a range back, printing what happens.
+    Demo(demo::DemoArgs),
+    /// Measure the engine: ingest, read or commit latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// List the channels of a data directory.
+    Channels {
+        /// The data directory.
+        #[arg(long, default_value = "telemetron-data")]
+        data: PathBuf,
+    },
+}
+
+fn init_logging(filter: Option<&str>) {
+    let env = std::env::var("TELEMETRON_LOG").ok();
+    let f = filter.map(str::to_string).or(env).unwrap_or_else(|| "warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&f).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let r = match cli.command {
+        Command::Demo(a) => demo::run(&a),
+        Command::Bench(b) => bench::run(b),
+        Command::Channels { data } => list_channels(&data),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list_channels(data: &std::path::Path) -> Result<(), telemetron::Error> {
+    let engine = telemetron::Engine::open(data)?;
+    println!("{:>6}  {:<24} {:<10} {:<10} range", "key", "name", "type", "kind");
+    for c in engine.channels().list() {
+        let kind = match c.kind {
+            telemetron::channel::ChannelKind::Index => "index".to_string(),
+            telemetron::channel::ChannelKind::Data { index } => format!("data({index})"),
+            telemetron::channel::ChannelKind::Virtual => "virtual".to_string(),
+        };
+        let range = if c.is_virtual() { None } else { engine.time_range(c.key)? };
+        println!("{:>6}  {:<24} {:<10} {:<10} {}", c.key, c.name, c.data_type.to_string(), kind, range.map(|r| r.to_string()).unwrap_or_else(|| "-".into()));
+    }
+    engine.close()
+}
