@@ -38,10 +38,7 @@ pub(crate) fn meta_err(e: impl std::fmt::Display) -> Error {
 impl Catalog {
     pub(crate) fn open(path: &Path) -> Result<Catalog, Error> {
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen {
-                path: path.to_path_buf(),
-                holder: None,
-            },
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen { path: path.to_path_buf(), holder: None },
             other => Error::Metadata { reason: format!("cannot open metadata database {}: {other}", path.display()) },
         })?;
         let cat = Catalog { db };
@@ -61,11 +58,7 @@ impl Catalog {
                 }
                 Some(v) if v == CURRENT_CATALOG_VERSION => {}
                 Some(v) => {
-                    return Err(Error::UnsupportedFormat {
-                        path: path.to_path_buf(),
-                        found: v,
-                        supported: CURRENT_CATALOG_VERSION,
-                    });
+                    return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found: v, supported: CURRENT_CATALOG_VERSION });
                 }
             }
         }

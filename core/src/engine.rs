@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::framer::{Iterator, IteratorConfig, Writer, WriterConfig};
 use crate::ranger::Ranges;
 use crate::storage::{
-    DirLock, ReadPlan, RecoveryReport, Storage, StorageOptions, Tombstone, apply_tombstones, extent, open_storage, plan_delete, read_channels,
+    DirLock, ReadPlan, RecoveryReport, Storage, StorageOptions, Tombstone, apply_tombstones, extent, open_storage, plan_delete,
+    read_channels,
 };
 use crate::telem::{Frame, TimeRange, TimeStamp};
 
@@ -87,7 +88,9 @@ impl Engine {
         let (storage, report) = open_storage(&dir, options.storage, &channels.list(), &tombstones)?;
         storage.start_background();
         let ranges = Ranges::new(catalog.clone());
-        Ok(Engine { inner: Arc::new(Inner { dir, _lock: lock, catalog, channels, ranges, storage, report, closed: AtomicBool::new(false) }) })
+        Ok(Engine {
+            inner: Arc::new(Inner { dir, _lock: lock, catalog, channels, ranges, storage, report, closed: AtomicBool::new(false) }),
+        })
     }
 
     fn check_open(&self) -> Result<()> {
@@ -190,8 +193,7 @@ impl Engine {
             }
             chans.push(ch);
         }
-        let extra: Vec<ChannelKey> =
-            chans.iter().filter_map(|c| c.index_key()).filter(|i| !chans.iter().any(|c| c.key == *i)).collect();
+        let extra: Vec<ChannelKey> = chans.iter().filter_map(|c| c.index_key()).filter(|i| !chans.iter().any(|c| c.key == *i)).collect();
         for k in extra {
             if !chans.iter().any(|c| c.key == k) {
                 chans.push(self.inner.channels.get(k)?);
@@ -216,7 +218,9 @@ impl Engine {
         for &k in keys {
             let ch = self.inner.channels.get(k)?;
             if ch.is_virtual() {
-                return Err(Error::InvalidArgument { reason: format!("channel {:?} is virtual: it is streamed, never stored, so it cannot be read", ch.name) });
+                return Err(Error::InvalidArgument {
+                    reason: format!("channel {:?} is virtual: it is streamed, never stored, so it cannot be read", ch.name),
+                });
             }
             stores.push(self.inner.storage.store(k).ok_or(ChannelError::KeyNotFound { key: k })?);
         }

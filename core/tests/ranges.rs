@@ -71,7 +71,11 @@ fn by_name_and_search() {
     let engine = open(dir.path());
     let ranges = engine.ranges();
     let a = ranges
-        .create(NewRange { labels: vec!["Hotfire".into()], meta_data: meta(&[("note", "Valve chatter observed")]), ..new_range("Run A", 0, 100) })
+        .create(NewRange {
+            labels: vec!["Hotfire".into()],
+            meta_data: meta(&[("note", "Valve chatter observed")]),
+            ..new_range("Run A", 0, 100)
+        })
         .unwrap();
     let b = ranges.create(NewRange { labels: vec!["cold flow".into()], ..new_range("run b", 100, 200) }).unwrap();
     let c = ranges.create(NewRange { meta_data: meta(&[("operator", "Grace")]), ..new_range("checkout", 150, 400) }).unwrap();
@@ -154,7 +158,12 @@ fn ranges_persist_across_reopen() {
     let engine = open(dir.path());
     let a = engine
         .ranges()
-        .create(NewRange { labels: vec!["l1".into()], color: Some("#123456".into()), meta_data: meta(&[("k", "v")]), ..new_range("a", 0, 10) })
+        .create(NewRange {
+            labels: vec!["l1".into()],
+            color: Some("#123456".into()),
+            meta_data: meta(&[("k", "v")]),
+            ..new_range("a", 0, 10)
+        })
         .unwrap();
     let b = engine.ranges().create(new_range("b", 20, 30)).unwrap();
     let c = engine.ranges().create(new_range("c", 40, 50)).unwrap();

@@ -93,7 +93,9 @@ fn type_mismatch() {
     let e = write_err(w.write(&group_frame(&g, &[25], &[9]).with(g.data[2].key, Series::from_vec(vec![1i8]))).unwrap_err());
     assert!(matches!(e, WriteError::TypeMismatch { expected: DataType::U8, actual: DataType::I8, .. }), "{e:?}");
     // Bytes into a string channel.
-    let e = write_err(w.write(&Frame::new().with(g.idx(), Series::timestamps(vec![25])).with(g.data[1].key, Series::byte_values(&[b"x"]))).unwrap_err());
+    let e = write_err(
+        w.write(&Frame::new().with(g.idx(), Series::timestamps(vec![25])).with(g.data[1].key, Series::byte_values(&[b"x"]))).unwrap_err(),
+    );
     assert!(matches!(e, WriteError::TypeMismatch { expected: DataType::String, actual: DataType::Bytes, .. }), "{e:?}");
     finish_and_check(&engine, &g, w);
 }
@@ -153,9 +155,7 @@ fn not_monotonic_within_a_write() {
     let e = write_err(w.write(&group_frame(&g, &[24, 24], &[7, 8])).unwrap_err());
     assert!(matches!(e, WriteError::NotMonotonic { position: 1, .. }), "{e:?}");
     // Across two pieces of the index in one frame.
-    let f = Frame::new()
-        .with(g.idx(), Series::timestamps(vec![25, 28]))
-        .with(g.idx(), Series::timestamps(vec![27]));
+    let f = Frame::new().with(g.idx(), Series::timestamps(vec![25, 28])).with(g.idx(), Series::timestamps(vec![27]));
     assert!(matches!(write_err(w.write(&f).unwrap_err()), WriteError::NotMonotonic { position: 2, .. }));
     // The rejected frames did not move the writer's last timestamp: 21 is still fine.
     w.write(&group_frame(&g, &[21], &[21])).unwrap();
@@ -223,11 +223,18 @@ fn writer_opened_inside_stored_data_overlaps_committed() {
         assert_eq!(e.code(), "write.overlaps_committed");
         assert_eq!(
             write_err(e),
-            WriteError::OverlapsCommitted { channel: g.index.name.clone(), start: TimeStamp(start), existing: TimeRange::from_nanos(1_000, 1_991) }
+            WriteError::OverlapsCommitted {
+                channel: g.index.name.clone(),
+                start: TimeStamp(start),
+                existing: TimeRange::from_nanos(1_000, 1_991)
+            }
         );
     }
     // Opening on the index alone is refused the same way.
-    assert!(matches!(write_err(engine.open_writer(WriterConfig::new(TimeStamp(1_200), vec![g.idx()])).unwrap_err()), WriteError::OverlapsCommitted { .. }));
+    assert!(matches!(
+        write_err(engine.open_writer(WriterConfig::new(TimeStamp(1_200), vec![g.idx()])).unwrap_err()),
+        WriteError::OverlapsCommitted { .. }
+    ));
     // A failed open leaves no claim behind: just after the data works.
     let mut w = engine.open_writer(WriterConfig::new(TimeStamp(1_991), g.keys())).unwrap();
     w.write(&group_frame(&g, &[1_991], &[4])).unwrap();
@@ -245,7 +252,10 @@ fn channel_busy() {
     assert_eq!(e.code(), "write.channel_busy");
     assert_eq!(write_err(e), WriteError::ChannelBusy { channel: g.index.name.clone() });
     // Another data channel of the same index: the index is held.
-    assert!(matches!(write_err(engine.open_writer(WriterConfig::new(TimeStamp(10_000), vec![g.data[1].key])).unwrap_err()), WriteError::ChannelBusy { .. }));
+    assert!(matches!(
+        write_err(engine.open_writer(WriterConfig::new(TimeStamp(10_000), vec![g.data[1].key])).unwrap_err()),
+        WriteError::ChannelBusy { .. }
+    ));
     // A free group plus a busy one: refused, and the free group's claim is released.
     let e = engine.open_writer(WriterConfig::new(TimeStamp(10_000), vec![other.data[0].key, g.data[2].key])).unwrap_err();
     assert!(matches!(write_err(e), WriteError::ChannelBusy { .. }));
@@ -321,7 +331,10 @@ fn invalid_series_values_are_refused_at_construction() {
     assert!(matches!(Series::json(&["{\"ok\":1}", "nope"]), Err(SeriesError::InvalidValue { index: 1, .. })));
     assert!(Series::from_bytes(DataType::Bool, bytes::Bytes::from_static(&[0, 1, 2])).is_err());
     assert!(Series::from_bytes(DataType::F64, bytes::Bytes::from_static(&[0; 7])).is_err());
-    assert!(Series::from_variable(DataType::String, bytes::Bytes::from_static(&[0xff]), Series::from_vec(vec![0u64, 1]).data().clone()).is_err());
+    assert!(
+        Series::from_variable(DataType::String, bytes::Bytes::from_static(&[0xff]), Series::from_vec(vec![0u64, 1]).data().clone())
+            .is_err()
+    );
 }
 
 #[test]
@@ -432,10 +445,16 @@ fn error_codes_are_stable() {
         (WriteError::TypeMismatch { channel: "a".into(), expected: DataType::F64, actual: DataType::F32 }.into(), "write.type_mismatch"),
         (WriteError::LengthMismatch { channel: "a".into(), index: "b".into(), expected: 1, actual: 2 }.into(), "write.length_mismatch"),
         (WriteError::IndexMissing { index: "a".into(), data: vec![] }.into(), "write.index_missing"),
-        (WriteError::NotMonotonic { index: "a".into(), position: 0, previous: TimeStamp(1), value: TimeStamp(0) }.into(), "write.not_monotonic"),
+        (
+            WriteError::NotMonotonic { index: "a".into(), position: 0, previous: TimeStamp(1), value: TimeStamp(0) }.into(),
+            "write.not_monotonic",
+        ),
         (WriteError::BeforeStart { index: "a".into(), start: TimeStamp(1), value: TimeStamp(0) }.into(), "write.before_start"),
         (WriteError::Overlap { index: "a".into(), value: TimeStamp(1), next_start: TimeStamp(1) }.into(), "write.overlap"),
-        (WriteError::OverlapsCommitted { channel: "a".into(), start: TimeStamp(1), existing: TimeRange::MAX }.into(), "write.overlaps_committed"),
+        (
+            WriteError::OverlapsCommitted { channel: "a".into(), start: TimeStamp(1), existing: TimeRange::MAX }.into(),
+            "write.overlaps_committed",
+        ),
         (WriteError::ChannelBusy { channel: "a".into() }.into(), "write.channel_busy"),
         (WriteError::TooLarge { samples: 1, limit: 0 }.into(), "write.too_large"),
         (WriteError::InvalidConfig { reason: "r".into() }.into(), "write.invalid_config"),

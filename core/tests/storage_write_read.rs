@@ -55,13 +55,13 @@ fn every_data_type_round_trips_with_sub_ranges() {
     let ranges = [
         TimeRange::MAX,
         TimeRange::from_nanos(first, last + 1),
-        TimeRange::from_nanos(first, last), // excludes the last sample
+        TimeRange::from_nanos(first, last),         // excludes the last sample
         TimeRange::from_nanos(first + 1, last + 1), // excludes the first
-        TimeRange::from_nanos(ts[50], ts[50] + 1), // exactly one sample
-        TimeRange::from_nanos(ts[50], ts[50]), // empty
-        TimeRange::from_nanos(ts[99], ts[102]), // spans the three commits
+        TimeRange::from_nanos(ts[50], ts[50] + 1),  // exactly one sample
+        TimeRange::from_nanos(ts[50], ts[50]),      // empty
+        TimeRange::from_nanos(ts[99], ts[102]),     // spans the three commits
         TimeRange::from_nanos(ts[10] + 1, ts[200] - 1),
-        TimeRange::from_nanos(i64::MIN, first), // before everything
+        TimeRange::from_nanos(i64::MIN, first),    // before everything
         TimeRange::from_nanos(last + 1, i64::MAX), // after everything
     ];
     check_all(&engine, &g, &ts, &ids, &ranges);
@@ -250,7 +250,13 @@ fn frames_may_split_a_channel_into_pieces_and_omit_data_channels() {
     w.write(&Frame::new().with(g.idx(), Series::timestamps(vec![4, 5]))).unwrap();
     w.write(&group_frame(&g, &[6], &[6])).unwrap();
     // i64 is accepted for the timestamp index.
-    w.write(&Frame::new().with(g.idx(), Series::from_vec(vec![7i64])).with(g.data[0].key, gen_series(DataType::F32, &[7])).with(g.data[1].key, gen_series(DataType::Json, &[7]))).unwrap();
+    w.write(
+        &Frame::new()
+            .with(g.idx(), Series::from_vec(vec![7i64]))
+            .with(g.data[0].key, gen_series(DataType::F32, &[7]))
+            .with(g.data[1].key, gen_series(DataType::Json, &[7])),
+    )
+    .unwrap();
     w.close().unwrap();
 
     assert_eq!(read_ts(&engine, TimeRange::MAX, g.idx()), vec![1, 2, 3, 4, 5, 6, 7]);
@@ -301,7 +307,8 @@ fn large_frames_round_trip() {
     w.close().unwrap();
     let all_ts: Vec<i64> = ts.iter().chain(&ts2).copied().collect();
     let all_ids: Vec<u64> = ids.iter().chain(&ids2).copied().collect();
-    let ranges = [TimeRange::MAX, TimeRange::from_nanos(all_ts[77_777], all_ts[123_456]), TimeRange::from_nanos(all_ts[N - 1], all_ts[N] + 1)];
+    let ranges =
+        [TimeRange::MAX, TimeRange::from_nanos(all_ts[77_777], all_ts[123_456]), TimeRange::from_nanos(all_ts[N - 1], all_ts[N] + 1)];
     check_all(&engine, &g, &all_ts, &all_ids, &ranges);
     let engine = reopen(engine);
     check_all(&engine, &g, &all_ts, &all_ids, &ranges);
@@ -460,7 +467,13 @@ fn iterator_covers_every_sample_once_by_samples() {
     let engine = open(dir.path());
     let (g, ts, ids) = iter_fixture(&engine);
     let want_strings = render(&gen_series(DataType::String, &ids));
-    for (span, chunk) in [(IterSpan::Auto, 64u64), (IterSpan::Auto, 100_000), (IterSpan::Samples(1), 5), (IterSpan::Samples(137), 5), (IterSpan::Samples(400), 5)] {
+    for (span, chunk) in [
+        (IterSpan::Auto, 64u64),
+        (IterSpan::Auto, 100_000),
+        (IterSpan::Samples(1), 5),
+        (IterSpan::Samples(137), 5),
+        (IterSpan::Samples(400), 5),
+    ] {
         let per = match span {
             IterSpan::Samples(n) => n,
             _ => chunk,
@@ -538,7 +551,8 @@ fn iterator_seeks() {
 
     let first_ge = |t: i64| ts.iter().copied().find(|&x| x >= t);
     let last_le = |t: i64| ts.iter().rev().copied().find(|&x| x <= t);
-    let probes = [ts[0] - 5, ts[0], ts[0] + 1, ts[399], ts[399] + 1, ts[400] - 1, ts[777], ts[1_199], ts[1_199] + 1, i64::MIN, i64::MAX - 1];
+    let probes =
+        [ts[0] - 5, ts[0], ts[0] + 1, ts[399], ts[399] + 1, ts[400] - 1, ts[777], ts[1_199], ts[1_199] + 1, i64::MIN, i64::MAX - 1];
     for &p in &probes {
         let found = it.seek_ge(TimeStamp(p)).unwrap();
         assert_eq!(found, first_ge(p).is_some(), "seek_ge({p})");

@@ -170,14 +170,7 @@ impl NewChannel {
 
     /// A virtual (live-only) channel.
     pub fn virtual_(name: impl Into<String>, data_type: DataType) -> NewChannel {
-        NewChannel {
-            name: name.into(),
-            data_type,
-            is_index: false,
-            index: None,
-            is_virtual: true,
-            concurrency: Concurrency::Shared,
-        }
+        NewChannel { name: name.into(), data_type, is_index: false, index: None, is_virtual: true, concurrency: Concurrency::Shared }
     }
 
     /// Set the equal-authority behaviour.

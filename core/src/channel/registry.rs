@@ -109,13 +109,7 @@ impl Channels {
                 let kind = self.resolve_kind(&spec, &cache, &created)?;
                 let key = u32::try_from(next).map_err(|_| Error::Metadata { reason: "channel keys exhausted".into() })?;
                 next += 1;
-                let ch = Channel {
-                    key,
-                    name: spec.name.clone(),
-                    data_type: spec.data_type,
-                    kind,
-                    concurrency: spec.concurrency,
-                };
+                let ch = Channel { key, name: spec.name.clone(), data_type: spec.data_type, kind, concurrency: spec.concurrency };
                 let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
                 table.insert(key, bytes.as_slice()).map_err(meta_err)?;
                 names.insert(ch.name.as_str(), key).map_err(meta_err)?;
@@ -134,9 +128,8 @@ impl Channels {
     }
 
     fn resolve_kind(&self, spec: &NewChannel, cache: &Cache, created: &[Channel]) -> Result<ChannelKind> {
-        let invalid = |reason: &str| -> Error {
-            ChannelError::InvalidDefinition { name: spec.name.clone(), reason: reason.to_string() }.into()
-        };
+        let invalid =
+            |reason: &str| -> Error { ChannelError::InvalidDefinition { name: spec.name.clone(), reason: reason.to_string() }.into() };
         if spec.is_index {
             if spec.is_virtual {
                 return Err(invalid("a channel cannot be both an index and virtual"));

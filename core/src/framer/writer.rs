@@ -211,8 +211,11 @@ impl Writer {
             if stored {
                 sw.write(frame)?;
             } else {
-                let persisted: Frame =
-                    frame.iter().filter(|(k, _)| self.by_key.get(k).is_some_and(|c| !c.is_virtual())).map(|(k, s)| (k, s.clone())).collect();
+                let persisted: Frame = frame
+                    .iter()
+                    .filter(|(k, _)| self.by_key.get(k).is_some_and(|c| !c.is_virtual()))
+                    .map(|(k, s)| (k, s.clone()))
+                    .collect();
                 sw.write(&persisted)?;
             }
         }

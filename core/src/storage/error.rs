@@ -68,7 +68,9 @@ pub enum WriteError {
         actual: DataType,
     },
     /// Data series do not match the length of their index series.
-    #[error("channel {channel:?} has {actual} samples but its index {index:?} has {expected}; every series of an index group must have the same length")]
+    #[error(
+        "channel {channel:?} has {actual} samples but its index {index:?} has {expected}; every series of an index group must have the same length"
+    )]
     LengthMismatch {
         /// The data channel.
         channel: String,
@@ -88,7 +90,9 @@ pub enum WriteError {
         data: Vec<String>,
     },
     /// Index timestamps do not strictly increase.
-    #[error("index {index:?}: sample {position} is {value} but the previous timestamp is {previous}; index timestamps must strictly increase within and across writes")]
+    #[error(
+        "index {index:?}: sample {position} is {value} but the previous timestamp is {previous}; index timestamps must strictly increase within and across writes"
+    )]
     NotMonotonic {
         /// The index channel.
         index: String,
@@ -130,7 +134,9 @@ pub enum WriteError {
         existing: TimeRange,
     },
     /// Another writer is writing the channel.
-    #[error("channel {channel:?} is being written by another open writer; close that writer, or write a disjoint time range with its own `end`")]
+    #[error(
+        "channel {channel:?} is being written by another open writer; close that writer, or write a disjoint time range with its own `end`"
+    )]
     ChannelBusy {
         /// The channel.
         channel: String,

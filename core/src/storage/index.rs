@@ -54,7 +54,10 @@ impl RecordRef {
             return Err(StorageError::Corrupt {
                 segment: self.seg.id,
                 offset: self.offset,
-                reason: format!("checksum mismatch in a chunk of channel {} (stored {:08x}, computed {crc:08x})", self.header.channel, self.header.crc),
+                reason: format!(
+                    "checksum mismatch in a chunk of channel {} (stored {:08x}, computed {crc:08x})",
+                    self.header.channel, self.header.crc
+                ),
             });
         }
         self.verified.store(true, Ordering::Release);
@@ -142,12 +145,7 @@ impl Domain {
     /// The chunk pieces covering positions `[from, to)`.
     pub(crate) fn pieces(&self, from: u32, to: u32) -> Vec<ChunkRef> {
         let i = self.chunks.partition_point(|c| c.end() <= from);
-        self.chunks[i..]
-            .iter()
-            .take_while(|c| c.pos < to)
-            .map(|c| c.sub(c.pos.max(from), c.end().min(to)))
-            .filter(|c| c.n > 0)
-            .collect()
+        self.chunks[i..].iter().take_while(|c| c.pos < to).map(|c| c.sub(c.pos.max(from), c.end().min(to))).filter(|c| c.n > 0).collect()
     }
 
     /// Remove positions `[from, to)` for chunks committed before `seq`.
@@ -225,6 +223,4 @@ impl ChannelIndex {
     pub(crate) fn insert(&mut self, domain: u32, c: ChunkRef) -> bool {
         self.domains.entry(domain).or_default().insert(c)
     }
-
-
 }

@@ -206,7 +206,7 @@ impl Storage {
     }
 }
 
-pub(crate) use reclaim::{apply_tombstones, plan_delete, reclaim_once};
 pub(crate) use reader::{extent, nth_after, nth_before};
-pub(crate) use recovery::{Tombstone, open_storage};
+pub(crate) use reclaim::{apply_tombstones, plan_delete, reclaim_once};
 pub use recovery::RecoveryReport;
+pub(crate) use recovery::{Tombstone, open_storage};

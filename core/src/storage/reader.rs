@@ -48,7 +48,8 @@ impl ReadPlan {
 fn index_candidates(index: &ChannelStore, tr: TimeRange) -> Vec<(u32, ChunkRef)> {
     let st = index.state.lock();
     let mut out = Vec::new();
-    let mut domains: Vec<(&u32, &Domain)> = st.chunks.domains.iter().filter(|(_, d)| d.time_range().is_some_and(|r| r.overlaps(&tr))).collect();
+    let mut domains: Vec<(&u32, &Domain)> =
+        st.chunks.domains.iter().filter(|(_, d)| d.time_range().is_some_and(|r| r.overlaps(&tr))).collect();
     domains.sort_by_key(|(_, d)| d.time_range().map(|r| r.start));
     for (k, d) in domains {
         let start = d.chunks.partition_point(|c| c.last_ts < tr.start.0);

@@ -8,8 +8,8 @@
 //! Neither step takes a lock that readers or writers wait on for more than a list swap.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use super::index::RecordRef;
 use super::reader::index_pieces;
@@ -61,9 +61,8 @@ pub(crate) fn plan_delete(storage: &Storage, tr: TimeRange, stores: &[Arc<Channe
                     continue;
                 }
                 let st = dep.state.lock();
-                let used = spans
-                    .iter()
-                    .any(|(d, (from, to))| st.chunks.domains.get(d).is_some_and(|dom| !dom.pieces(*from, *to).is_empty()));
+                let used =
+                    spans.iter().any(|(d, (from, to))| st.chunks.domains.get(d).is_some_and(|dom| !dom.pieces(*from, *to).is_empty()));
                 if used {
                     in_use.push(dep.name.clone());
                 }

@@ -210,7 +210,11 @@ pub(crate) fn open_storage(
             }
             Err(p) => {
                 drop(map);
-                quarantine(&path, &mut report, if p == HeaderProblem::ForeignMagic { "not a Telemetron segment" } else { "damaged header" })?;
+                quarantine(
+                    &path,
+                    &mut report,
+                    if p == HeaderProblem::ForeignMagic { "not a Telemetron segment" } else { "damaged header" },
+                )?;
                 continue;
             }
         }

@@ -75,12 +75,7 @@ impl Segment {
     /// Create a new segment with its header, durable (file and directory entry).
     pub(crate) fn create(dir: &Path, id: u64, map_hint: u64) -> Result<Arc<Segment>, StorageError> {
         let path = segment_path(dir, id);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| io_err(&path, e))?;
+        let mut file = OpenOptions::new().read(true).append(true).create_new(true).open(&path).map_err(|e| io_err(&path, e))?;
         file.write_all(&encode_segment_header(id, TimeStamp::now().0)).map_err(|e| io_err(&path, e))?;
         file.sync_all().map_err(|e| io_err(&path, e))?;
         sync_dir(dir)?;
@@ -267,7 +262,6 @@ impl Segments {
         self.cap
     }
 
-
     pub(crate) fn insert_recovered(&self, seg: Arc<Segment>) {
         if seg.len() < self.cap / 10 * 9 {
             self.pool.lock().push(seg.clone());
@@ -318,7 +312,6 @@ impl Segments {
         tracing::info!(segment = id, "segment deleted: no live data");
         Ok(true)
     }
-
 
     /// Sync segments with unsynced bytes (only those that asked for it unless `all`);
     /// returns how many were synced.

@@ -153,7 +153,12 @@ fn busy(store: &ChannelStore) -> Error {
 
 impl StorageWriter {
     /// Claim the channels and allocate a domain per index group.
-    pub(crate) fn open(storage: Arc<Storage>, specs: Vec<WriterGroupSpec>, start: TimeStamp, durability: Durability) -> Result<StorageWriter> {
+    pub(crate) fn open(
+        storage: Arc<Storage>,
+        specs: Vec<WriterGroupSpec>,
+        start: TimeStamp,
+        durability: Durability,
+    ) -> Result<StorageWriter> {
         let mut w = StorageWriter {
             storage,
             durability,
@@ -256,7 +261,13 @@ impl StorageWriter {
                             return Err(WriteError::BeforeStart { index: name.clone(), start: self.start, value: TimeStamp(t) }.into());
                         }
                         Some(p) if t <= p => {
-                            return Err(WriteError::NotMonotonic { index: name.clone(), position, previous: TimeStamp(p), value: TimeStamp(t) }.into());
+                            return Err(WriteError::NotMonotonic {
+                                index: name.clone(),
+                                position,
+                                previous: TimeStamp(p),
+                                value: TimeStamp(t),
+                            }
+                            .into());
                         }
                         _ => {}
                     }
@@ -351,7 +362,9 @@ impl StorageWriter {
             let len = p.payload_len();
             let mut h = RecordHeader::chunk(p.dt, p.store.key, p.n, Alignment::new(p.domain, p.pos), len, (p.first_ts, p.last_ts));
             let offs: Vec<u8> = if p.dt.is_variable() { p.offsets.iter().flat_map(|o| o.to_le_bytes()).collect() } else { Vec::new() };
-            h.crc = payload_crc(std::iter::once(offs.as_slice()).chain(p.parts.iter().map(|b| b.as_ref())).chain(std::iter::once(p.staging.as_slice())));
+            h.crc = payload_crc(
+                std::iter::once(offs.as_slice()).chain(p.parts.iter().map(|b| b.as_ref())).chain(std::iter::once(p.staging.as_slice())),
+            );
             headers.push(h.encode());
             offsets_bytes.push(offs);
             metas.push((slot, h));
@@ -488,7 +501,6 @@ impl StorageWriter {
             st.writers = st.writers.saturating_sub(1);
         }
     }
-
 }
 
 impl Drop for StorageWriter {

@@ -126,7 +126,9 @@ impl fmt::Display for DataType {
 
 /// Error for an unknown data type name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown data type {0:?}; expected one of u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool, timestamp, uuid, string, json, bytes")]
+#[error(
+    "unknown data type {0:?}; expected one of u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool, timestamp, uuid, string, json, bytes"
+)]
 pub struct UnknownDataType(pub String);
 
 impl FromStr for DataType {
@@ -149,11 +151,7 @@ impl FromStr for DataType {
             "str" => "string",
             other => other,
         };
-        DataType::ALL
-            .iter()
-            .copied()
-            .find(|d| d.name() == alias)
-            .ok_or_else(|| UnknownDataType(s.to_string()))
+        DataType::ALL.iter().copied().find(|d| d.name() == alias).ok_or_else(|| UnknownDataType(s.to_string()))
     }
 }
 
@@ -177,7 +175,8 @@ impl_sample!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16,
 
 /// True if samples of Rust type `T` may be viewed as samples of `dt`.
 pub(crate) fn compatible<T: Sample>(dt: DataType) -> bool {
-    T::DATA_TYPE == dt || (T::DATA_TYPE == DataType::I64 && dt == DataType::Timestamp)
+    T::DATA_TYPE == dt
+        || (T::DATA_TYPE == DataType::I64 && dt == DataType::Timestamp)
         || (T::DATA_TYPE == DataType::U8 && dt == DataType::Bool)
 }
 

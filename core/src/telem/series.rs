@@ -12,7 +12,9 @@ use super::{Alignment, TimeRange};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeriesError {
     /// The byte length is not a whole number of samples.
-    #[error("{len} bytes is not a whole number of {data_type} samples ({density} bytes each); pass a buffer whose length is a multiple of {density}")]
+    #[error(
+        "{len} bytes is not a whole number of {data_type} samples ({density} bytes each); pass a buffer whose length is a multiple of {density}"
+    )]
     RaggedBuffer {
         /// Buffer length in bytes.
         len: usize,
@@ -96,9 +98,7 @@ impl<T: Sample> AsRef<[u8]> for VecOwner<T> {
     fn as_ref(&self) -> &[u8] {
         // SAFETY: `T` is a plain numeric type without padding; any initialized `T` is valid
         // as bytes, and the Vec is never mutated while the `Bytes` lives.
-        unsafe {
-            std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), std::mem::size_of_val(self.0.as_slice()))
-        }
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), std::mem::size_of_val(self.0.as_slice())) }
     }
 }
 
@@ -159,8 +159,7 @@ impl Series {
         for u in values {
             raw.extend_from_slice(u.as_bytes());
         }
-        Series { data_type: DataType::Uuid, len: values.len(), ..Series::empty_of(DataType::Uuid) }
-            .with_data(Bytes::from(raw))
+        Series { data_type: DataType::Uuid, len: values.len(), ..Series::empty_of(DataType::Uuid) }.with_data(Bytes::from(raw))
     }
 
     /// A `string` series.
@@ -481,11 +480,7 @@ impl Series {
         }
         let alignment = self.alignment.add_samples(range.start as u32);
         let mut out = match self.data_type.density() {
-            Some(d) => Series {
-                data: self.data.slice(range.start * d..range.end * d),
-                offsets: None,
-                ..self.clone()
-            },
+            Some(d) => Series { data: self.data.slice(range.start * d..range.end * d), offsets: None, ..self.clone() },
             None => {
                 let o = self.offsets.as_ref().expect("variable series has offsets");
                 Series { offsets: Some(o.slice(range.start * 8..(range.end + 1) * 8)), ..self.clone() }
@@ -598,16 +593,10 @@ mod tests {
         assert!(Series::json(&["{\"a\":1}", "[1,2]"]).is_ok());
         let e = Series::json(&["{\"a\":1}", "{oops"]).unwrap_err();
         assert!(matches!(e, SeriesError::InvalidValue { index: 1, .. }));
-        let bad_utf8 = Series::from_variable(
-            DataType::String,
-            Bytes::from_static(&[0xff, 0xfe]),
-            Series::from_vec(vec![0u64, 2]).data().clone(),
-        );
+        let bad_utf8 =
+            Series::from_variable(DataType::String, Bytes::from_static(&[0xff, 0xfe]), Series::from_vec(vec![0u64, 2]).data().clone());
         assert!(matches!(bad_utf8, Err(SeriesError::InvalidValue { .. })));
-        assert!(matches!(
-            Series::from_bytes(DataType::F64, Bytes::from_static(&[0; 12])),
-            Err(SeriesError::RaggedBuffer { .. })
-        ));
+        assert!(matches!(Series::from_bytes(DataType::F64, Bytes::from_static(&[0; 12])), Err(SeriesError::RaggedBuffer { .. })));
         assert!(Series::from_bytes(DataType::Bool, Bytes::from_static(&[0, 1, 2])).is_err());
     }
 

@@ -16,11 +16,7 @@ use telemetron::{Engine, Options};
 /// call `Engine::reclaim` see deterministic results.
 pub fn test_options() -> Options {
     Options {
-        storage: StorageOptions {
-            durability: Durability::None,
-            reclaim_interval: Duration::from_secs(3600),
-            ..StorageOptions::default()
-        },
+        storage: StorageOptions { durability: Durability::None, reclaim_interval: Duration::from_secs(3600), ..StorageOptions::default() },
     }
 }
 
@@ -102,11 +98,17 @@ pub fn gen_series(dt: DataType, ids: &[u64]) -> Series {
         DataType::F64 => Series::from_vec(ids.iter().map(|&i| i as f64 * 1.125 - 1e9).collect::<Vec<_>>()),
         DataType::Bool => Series::bools(&ids.iter().map(|&i| i % 3 == 0).collect::<Vec<_>>()),
         DataType::Timestamp => Series::timestamps(ids.iter().map(|&i| (i as i64) * 13 - 1_000).collect()),
-        DataType::Uuid => Series::uuids(&ids.iter().map(|&i| uuid::Uuid::from_u128(u128::from(i) * 0x0123_4567_89ab_cdef + 1)).collect::<Vec<_>>()),
+        DataType::Uuid => {
+            Series::uuids(&ids.iter().map(|&i| uuid::Uuid::from_u128(u128::from(i) * 0x0123_4567_89ab_cdef + 1)).collect::<Vec<_>>())
+        }
         DataType::String => Series::strings(&ids.iter().map(|&i| gen_string(i)).collect::<Vec<_>>()),
-        DataType::Json => Series::json(&ids.iter().map(|&i| format!(r#"{{"id":{i},"tag":"{}","v":[{}]}}"#, gen_string(i), i % 10)).collect::<Vec<_>>())
-            .expect("valid json"),
-        DataType::Bytes => Series::byte_values(&ids.iter().map(|&i| (0..(i % 9)).map(|k| (i as u8).wrapping_add(k as u8)).collect::<Vec<u8>>()).collect::<Vec<_>>()),
+        DataType::Json => {
+            Series::json(&ids.iter().map(|&i| format!(r#"{{"id":{i},"tag":"{}","v":[{}]}}"#, gen_string(i), i % 10)).collect::<Vec<_>>())
+                .expect("valid json")
+        }
+        DataType::Bytes => Series::byte_values(
+            &ids.iter().map(|&i| (0..(i % 9)).map(|k| (i as u8).wrapping_add(k as u8)).collect::<Vec<u8>>()).collect::<Vec<_>>(),
+        ),
     }
 }
 

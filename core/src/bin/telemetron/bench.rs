@@ -151,7 +151,8 @@ fn ingest(a: &IngestArgs) -> Result<(), Error> {
         let index = chans[0].key;
         // Data buffers are generated once and shared by every frame (series are reference
         // counted); timestamps are generated per frame, as a real writer would.
-        let data: Vec<Series> = (0..a.channels).map(|c| Series::from_vec((0..a.batch).map(|i| (i + c) as f64 * 0.5).collect::<Vec<f64>>())).collect();
+        let data: Vec<Series> =
+            (0..a.channels).map(|c| Series::from_vec((0..a.batch).map(|i| (i + c) as f64 * 0.5).collect::<Vec<f64>>())).collect();
         let keys: Vec<u32> = chans[1..].iter().map(|c| c.key).collect();
         let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), keys.clone()).auto_commit(false).durability(a.durability))?;
         let t0 = Instant::now();
@@ -246,7 +247,15 @@ fn read(a: &ReadArgs) -> Result<(), Error> {
             json!({"scenario": "read", "run": run, "samples": n, "batch": batch, "seconds": t_read,
                    "samples_per_s": n as f64 / t_read, "bytes_per_s": bytes / t_read, "series": frame.len(),
                    "read_and_sum_bytes_per_s": bytes / t_all}),
-            || format!("{run:>4} {t_read:>14.4} {:>14} {:>12.0} {:>10} {:>12.0}", rate(n as f64 / t_read), bytes / t_read / 1e6, frame.len(), bytes / t_all / 1e6),
+            || {
+                format!(
+                    "{run:>4} {t_read:>14.4} {:>14} {:>12.0} {:>10} {:>12.0}",
+                    rate(n as f64 / t_read),
+                    bytes / t_read / 1e6,
+                    frame.len(),
+                    bytes / t_all / 1e6
+                )
+            },
         );
         engine.close()?;
     }
@@ -270,7 +279,9 @@ fn commit(a: &CommitArgs) -> Result<(), Error> {
         let mut lat = Vec::with_capacity(a.commits);
         let t0 = Instant::now();
         for i in 0..a.commits {
-            w.write(&Frame::new().with(chans[0].key, Series::timestamps(vec![i as i64])).with(chans[1].key, Series::from_vec(vec![i as f64])))?;
+            w.write(
+                &Frame::new().with(chans[0].key, Series::timestamps(vec![i as i64])).with(chans[1].key, Series::from_vec(vec![i as f64])),
+            )?;
             let t = Instant::now();
             w.commit()?;
             lat.push(t.elapsed().as_secs_f64() * 1e6);

@@ -28,7 +28,13 @@ const FRAME: TimeSpan = TimeSpan::millis(100);
 /// Tank pressure (psi) for a valve opened during [1 s, 4 s) of the run.
 fn pressure(t: f64, k: f64) -> f64 {
     let base = 14.7 + k;
-    if (1.0..4.0).contains(&t) { base + 480.0 * (1.0 - (-(t - 1.0) * 3.0).exp()) } else if t >= 4.0 { base + 480.0 * (-(t - 4.0) * 2.0).exp() } else { base }
+    if (1.0..4.0).contains(&t) {
+        base + 480.0 * (1.0 - (-(t - 1.0) * 3.0).exp())
+    } else if t >= 4.0 {
+        base + 480.0 * (-(t - 4.0) * 2.0).exp()
+    } else {
+        base
+    }
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -70,7 +76,9 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
     ];
     let ch = engine.create_channels_with(specs, true)?;
     let key = |name: &str| ch.iter().find(|c| c.name == name).map(|c| c.key).unwrap_or_default();
-    println!("  channels: stand_time @ 1 kHz (pt_1..3 f64 psi, tc_1..2 f32 degC, valve_1 u8), daq_time @ 100 kHz (accel_x/y f32 g), events (string)");
+    println!(
+        "  channels: stand_time @ 1 kHz (pt_1..3 f64 psi, tc_1..2 f32 degC, valve_1 u8), daq_time @ 100 kHz (accel_x/y f32 g), events (string)"
+    );
     // Continue after any earlier run.
     let prev_end = [key("stand_time"), key("daq_time"), key("event_time")]
         .iter()
@@ -78,7 +86,8 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
         .map(|r| r.end)
         .max();
     let start = prev_end.map_or_else(TimeStamp::now, |e| TimeStamp::now().max(e + TimeSpan::SECOND));
-    let writes: Vec<u32> = ["pt_1", "pt_2", "pt_3", "tc_1", "tc_2", "valve_1", "accel_x", "accel_y", "events"].iter().map(|n| key(n)).collect();
+    let writes: Vec<u32> =
+        ["pt_1", "pt_2", "pt_3", "tc_1", "tc_2", "valve_1", "accel_x", "accel_y", "events"].iter().map(|n| key(n)).collect();
     let mut w = engine.open_writer(WriterConfig::new(start, writes).auto_commit(false).name("demo stand"))?;
     let frames = (a.seconds * 1e9 / FRAME.0 as f64).ceil() as i64;
     let t0 = Instant::now();
@@ -98,8 +107,18 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
             .with(key("tc_1"), Series::from_vec(slow_t.iter().map(|&t| 20.0 + secs(t) as f32 * 2.0).collect::<Vec<f32>>()))
             .with(key("tc_2"), Series::from_vec(slow_t.iter().map(|&t| 21.0 + (secs(t) as f32 * 0.7).sin()).collect::<Vec<f32>>()))
             .with(key("valve_1"), Series::from_vec(slow_t.iter().map(|&t| u8::from((1.0..4.0).contains(&secs(t)))).collect::<Vec<u8>>()))
-            .with(key("accel_x"), Series::from_vec(fast_t.iter().map(|&t| (secs(t) * 2.0 * std::f64::consts::PI * 440.0).sin() as f32 * 0.2).collect::<Vec<f32>>()))
-            .with(key("accel_y"), Series::from_vec(fast_t.iter().map(|&t| (secs(t) * 2.0 * std::f64::consts::PI * 60.0).cos() as f32 * 0.1).collect::<Vec<f32>>()))
+            .with(
+                key("accel_x"),
+                Series::from_vec(
+                    fast_t.iter().map(|&t| (secs(t) * 2.0 * std::f64::consts::PI * 440.0).sin() as f32 * 0.2).collect::<Vec<f32>>(),
+                ),
+            )
+            .with(
+                key("accel_y"),
+                Series::from_vec(
+                    fast_t.iter().map(|&t| (secs(t) * 2.0 * std::f64::consts::PI * 60.0).cos() as f32 * 0.1).collect::<Vec<f32>>(),
+                ),
+            )
             .with(key("stand_time"), Series::timestamps(slow_t))
             .with(key("daq_time"), Series::timestamps(fast_t));
         let events: Vec<(i64, &str)> = [(1.0, "valve_1 open"), (4.0, "valve_1 close")]
@@ -148,10 +167,19 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
     let (min, max) = p.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     println!("  read back {win} in {:.0} us:", took.as_secs_f64() * 1e6);
     if !p.is_empty() {
-        println!("    pt_1: {} samples, min {min:.1} psi, max {max:.1} psi, mean {:.1} psi", p.len(), p.iter().sum::<f64>() / p.len() as f64);
+        println!(
+            "    pt_1: {} samples, min {min:.1} psi, max {max:.1} psi, mean {:.1} psi",
+            p.len(),
+            p.iter().sum::<f64>() / p.len() as f64
+        );
     }
-    println!("    accel_x: {} samples at 100 kHz, rms {:.4} g", ax.len(), (ax.as_slice::<f32>()?.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / ax.len().max(1) as f64).sqrt());
-    let mut it = engine.open_iterator(IteratorConfig { chunk_size: 50_000, ..IteratorConfig::new(range.time_range, vec![key("accel_x")]) })?;
+    println!(
+        "    accel_x: {} samples at 100 kHz, rms {:.4} g",
+        ax.len(),
+        (ax.as_slice::<f32>()?.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / ax.len().max(1) as f64).sqrt()
+    );
+    let mut it =
+        engine.open_iterator(IteratorConfig { chunk_size: 50_000, ..IteratorConfig::new(range.time_range, vec![key("accel_x")]) })?;
     it.seek_first()?;
     let mut chunks = 0;
     let mut n = 0;
@@ -167,6 +195,10 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
         }
     }
     engine.close()?;
-    println!("  data directory now holds {:.1} MB; run `telemetron channels --data {}` to list channels", dir_size(&a.data) as f64 / 1e6, a.data.display());
+    println!(
+        "  data directory now holds {:.1} MB; run `telemetron channels --data {}` to list channels",
+        dir_size(&a.data) as f64 / 1e6,
+        a.data.display()
+    );
     Ok(())
 }

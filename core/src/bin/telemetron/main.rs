@@ -72,7 +72,14 @@ fn list_channels(data: &std::path::Path) -> Result<(), telemetron::Error> {
             telemetron::channel::ChannelKind::Virtual => "virtual".to_string(),
         };
         let range = if c.is_virtual() { None } else { engine.time_range(c.key)? };
-        println!("{:>6}  {:<24} {:<10} {:<10} {}", c.key, c.name, c.data_type.to_string(), kind, range.map(|r| r.to_string()).unwrap_or_else(|| "-".into()));
+        println!(
+            "{:>6}  {:<24} {:<10} {:<10} {}",
+            c.key,
+            c.name,
+            c.data_type.to_string(),
+            kind,
+            range.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+        );
     }
     engine.close()
 }

@@ -1,0 +1,32 @@
+# One entry point for chores; CI (.ci/run) calls `make test`.
+CARGO ?= cargo
+
+.PHONY: demo test test-rust check bench fmt
+
+## Run the main job: a simulated test stand written and read back.
+demo:
+	$(CARGO) run --release -p telemetron -- demo
+
+## Run every test (what CI runs).
+test: test-rust
+
+test-rust:
+	$(CARGO) build --release -p telemetron
+	$(CARGO) test -p telemetron --release
+
+## Formatting and lints.
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## The benchmark figures quoted in docs/benchmarks.md.
+bench:
+	$(CARGO) build --release -p telemetron
+	./target/release/telemetron bench ingest --channels 100 --batch 10000 --durability interval
+	./target/release/telemetron bench ingest --channels 10000 --batch 1000 --durability interval
+	./target/release/telemetron bench ingest --channels 1 --batch 1 --commit-every 1000
+	./target/release/telemetron bench read --samples 100000000
+	./target/release/telemetron bench commit --durability commit
