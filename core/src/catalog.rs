@@ -35,8 +35,27 @@ pub(crate) fn meta_err(e: impl std::fmt::Display) -> Error {
     Error::Metadata { reason: e.to_string() }
 }
 
+/// Create an empty database beside `path` and move it into place. redb refuses a file whose
+/// creation was interrupted (it has no magic number yet), so a crash must never leave one at
+/// `path`; a stale temporary file from such a crash is simply replaced.
+fn create_atomically(path: &Path) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Metadata { reason: format!("cannot create metadata database {}: {e}", path.display()) };
+    let tmp = path.with_extension("redb.tmp");
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    drop(Database::create(&tmp).map_err(|e| meta_err(format!("cannot create metadata database {}: {e}", tmp.display())))?);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
 impl Catalog {
     pub(crate) fn open(path: &Path) -> Result<Catalog, Error> {
+        if !path.exists() {
+            create_atomically(path)?;
+        }
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen { path: path.to_path_buf(), holder: None },
             other => Error::Metadata { reason: format!("cannot open metadata database {}: {other}", path.display()) },

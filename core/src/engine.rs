@@ -8,9 +8,11 @@ use redb::ReadableTable;
 
 use crate::catalog::{Catalog, TOMBSTONES, meta_err};
 use crate::channel::{Channel, ChannelError, ChannelKey, Channels, NewChannel};
+use crate::control::{CONTROL_CHANNEL, State};
 use crate::error::{Error, Result};
-use crate::framer::{Iterator, IteratorConfig, Writer, WriterConfig};
+use crate::framer::{Hub, Iterator, IteratorConfig, Writer, WriterConfig};
 use crate::ranger::Ranges;
+use crate::relay::{Relay, RelayMetricsSnapshot, SnapshotHook, Streamer, StreamerConfig};
 use crate::storage::{
     DirLock, ReadPlan, RecoveryReport, Storage, StorageOptions, Tombstone, apply_tombstones, extent, open_storage, plan_delete,
     read_channels,
@@ -32,6 +34,7 @@ struct Inner {
     channels: Channels,
     ranges: Ranges,
     storage: Arc<Storage>,
+    hub: Arc<Hub>,
     report: RecoveryReport,
     closed: AtomicBool,
 }
@@ -85,11 +88,19 @@ impl Engine {
         let catalog = Arc::new(Catalog::open(&dir.join("catalog.redb"))?);
         let channels = Channels::open(catalog.clone())?;
         let tombstones = load_tombstones(&catalog)?;
-        let (storage, report) = open_storage(&dir, options.storage, &channels.list(), &tombstones)?;
+        let (storage, report) = open_storage(&dir, options.storage, &channels.list_all(), &tombstones)?;
         storage.start_background();
         let ranges = Ranges::new(catalog.clone());
+        let control_spec = NewChannel { internal: true, ..NewChannel::virtual_(CONTROL_CHANNEL, crate::telem::DataType::Json) };
+        let control = channels.create_many(vec![control_spec], true)?;
+        let hub = Arc::new(Hub {
+            storage: storage.clone(),
+            relay: Arc::new(Relay::default()),
+            controller: Default::default(),
+            control_key: control[0].key,
+        });
         Ok(Engine {
-            inner: Arc::new(Inner { dir, _lock: lock, catalog, channels, ranges, storage, report, closed: AtomicBool::new(false) }),
+            inner: Arc::new(Inner { dir, _lock: lock, catalog, channels, ranges, storage, hub, report, closed: AtomicBool::new(false) }),
         })
     }
 
@@ -155,6 +166,42 @@ impl Engine {
         self.inner.channels.rename(key, name)
     }
 
+    /// Open a streamer on `config.channels` (stored or virtual). A streamer of the
+    /// control-state channel first receives the current state.
+    ///
+    /// # Errors
+    /// Unknown channels; [`Error::Closed`] after [`Engine::close`].
+    pub fn open_streamer(&self, config: StreamerConfig) -> Result<Streamer> {
+        self.check_open()?;
+        for &k in &config.channels {
+            self.inner.channels.get(k)?;
+        }
+        let hub = Arc::downgrade(&self.inner.hub);
+        let control_key = self.inner.hub.control_key;
+        let hook: SnapshotHook = Arc::new(
+            move |keys: &[ChannelKey]| {
+                if keys.contains(&control_key) { hub.upgrade().map(|h| h.control_snapshot()) } else { None }
+            },
+        );
+        let sub = self.inner.hub.relay.subscribe(&config.channels, config.capacity, config.lag_policy, Vec::new());
+        Ok(Streamer::new(self.inner.hub.relay.clone(), sub, &config, Some(hook)))
+    }
+
+    /// The virtual channel on which control transfers are published.
+    pub fn control_channel(&self) -> ChannelKey {
+        self.inner.hub.control_key
+    }
+
+    /// Current control holders of `keys` (all controlled channels if empty).
+    pub fn control_states(&self, keys: &[ChannelKey]) -> Vec<State> {
+        self.inner.hub.controller.states(keys)
+    }
+
+    /// Relay counters: frames published, delivered, dropped for lag, streamers disconnected.
+    pub fn relay_metrics(&self) -> RelayMetricsSnapshot {
+        self.inner.hub.relay.snapshot()
+    }
+
     /// Delete channels and their data (space is reclaimed in the background). An index
     /// still used by data channels that are not deleted in the same call is refused.
     ///
@@ -165,6 +212,11 @@ impl Engine {
         self.check_open()?;
         for &k in keys {
             let ch = self.inner.channels.get(k)?;
+            if k == self.inner.hub.control_key {
+                return Err(Error::InvalidArgument {
+                    reason: format!("{:?} is the engine's control-state channel and cannot be deleted", ch.name),
+                });
+            }
             if let Some(store) = self.inner.storage.store(k) {
                 if store.state.lock().writers > 0 {
                     return Err(ChannelError::Busy { name: ch.name.clone() }.into());
@@ -199,7 +251,7 @@ impl Engine {
                 chans.push(self.inner.channels.get(k)?);
             }
         }
-        Writer::open(&self.inner.storage, chans, config, self.inner.storage.opts.durability)
+        Writer::open(&self.inner.hub, chans, config, self.inner.storage.opts.durability)
     }
 
     /// Write one frame starting at `start` and commit it (opens and closes a writer).
@@ -208,7 +260,7 @@ impl Engine {
     /// As [`Engine::open_writer`] and [`Writer::write`].
     pub fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {
         let keys = frame.unique_keys();
-        let mut w = self.open_writer(WriterConfig::new(start, keys).auto_commit(false))?;
+        let mut w = self.open_writer(WriterConfig::new(start, keys).auto_commit(false).err_on_unauthorized(true).name("one-shot write"))?;
         w.write(&frame)?;
         w.close()
     }
@@ -316,6 +368,7 @@ impl Engine {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.hub.relay.close();
         self.inner.storage.shutdown()?;
         tracing::info!(dir = %self.inner.dir.display(), "engine closed");
         Ok(())

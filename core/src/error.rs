@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use crate::channel::ChannelError;
+use crate::control::ControlError;
 use crate::ranger::RangeError;
+use crate::relay::StreamError;
 use crate::storage::{StorageError, WriteError};
 use crate::telem::SeriesError;
 
@@ -29,6 +31,12 @@ pub enum Error {
     /// A write was rejected; nothing of it was written.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A control request was refused.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// A streamer fell behind or was closed.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
     /// A series was malformed.
     #[error(transparent)]
     Series(#[from] SeriesError),
@@ -95,6 +103,8 @@ impl Error {
             Error::Range(RangeError::Invalid { .. }) => "range.invalid",
             Error::Storage(e) => e.code(),
             Error::Write(e) => e.code(),
+            Error::Control(e) => e.code(),
+            Error::Stream(e) => e.code(),
             Error::Series(_) => "series.invalid",
             Error::AlreadyOpen { .. } => "engine.already_open",
             Error::NotADataDirectory { .. } => "engine.not_a_data_directory",

@@ -9,7 +9,9 @@
 //! - [`channel`]: index, data and virtual channels and their registry.
 //! - [`storage`]: the durable, append-only storage engine (see its docs for the
 //!   durability and recovery guarantees).
-//! - [`framer`]: writers and iterators.
+//! - [`framer`]: writers (validation → control gate → relay tap → storage) and iterators.
+//! - [`relay`]: live streaming to streamers, with lag notices instead of silent drops.
+//! - [`control`]: the authority arbiter that decides which writer may command a channel.
 //! - [`ranger`]: named time ranges with metadata.
 //!
 //! ## Quick start
@@ -38,10 +40,12 @@
 
 mod catalog;
 pub mod channel;
+pub mod control;
 mod engine;
 mod error;
 pub mod framer;
 pub mod ranger;
+pub mod relay;
 pub mod storage;
 pub mod telem;
 

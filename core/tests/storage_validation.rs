@@ -243,33 +243,27 @@ fn writer_opened_inside_stored_data_overlaps_committed() {
 }
 
 #[test]
-fn channel_busy() {
+fn second_writer_on_a_channel_is_arbitrated_by_control() {
     let (_d, engine, g) = setup();
-    let other = create_group(&engine, "other", &[DataType::I32]);
-    let w = engine.open_writer(WriterConfig::new(TimeStamp(0), vec![g.data[0].key])).unwrap();
-    // Same channel.
-    let e = engine.open_writer(WriterConfig::new(TimeStamp(10_000), vec![g.data[0].key])).unwrap_err();
-    assert_eq!(e.code(), "write.channel_busy");
-    assert_eq!(write_err(e), WriteError::ChannelBusy { channel: g.index.name.clone() });
-    // Another data channel of the same index: the index is held.
-    assert!(matches!(
-        write_err(engine.open_writer(WriterConfig::new(TimeStamp(10_000), vec![g.data[1].key])).unwrap_err()),
-        WriteError::ChannelBusy { .. }
-    ));
-    // A free group plus a busy one: refused, and the free group's claim is released.
-    let e = engine.open_writer(WriterConfig::new(TimeStamp(10_000), vec![other.data[0].key, g.data[2].key])).unwrap_err();
-    assert!(matches!(write_err(e), WriteError::ChannelBusy { .. }));
-    let ow = engine.open_writer(WriterConfig::new(TimeStamp(0), other.keys())).expect("the failed open released its claims");
-    // One-shot writes are refused too, and store nothing.
-    assert_eq!(engine.write(TimeStamp(50_000), group_frame(&g, &[50_000], &[1])).unwrap_err().code(), "write.channel_busy");
-    // Range deletes of busy channels are refused.
+    let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), g.keys())).unwrap();
+    // A second writer on the same channels joins the region; equal authority: the first
+    // keeps control, so the second's writes are dropped and reported, never stored.
+    let mut second = engine.open_writer(WriterConfig::new(TimeStamp(10_000), g.keys())).unwrap();
+    let report = second.write(&group_frame(&g, &[10_000], &[9])).unwrap();
+    assert_eq!(report.unauthorized.len(), g.keys().len() + 1, "every channel (data and index) is reported");
+    // With err_on_unauthorized, opening fails with a control error.
+    let e = engine.open_writer(WriterConfig::new(TimeStamp(10_000), g.keys()).err_on_unauthorized(true)).unwrap_err();
+    assert_eq!(e.code(), "control.unauthorized");
+    // One-shot writes ask to fail instead of dropping: refused, and store nothing.
+    assert_eq!(engine.write(TimeStamp(50_000), group_frame(&g, &[50_000], &[1])).unwrap_err().code(), "control.unauthorized");
+    // Range deletes of channels held by writers are refused.
     assert_eq!(engine.delete(TimeRange::MAX, &[g.data[0].key]).unwrap_err().code(), "write.channel_busy");
-    drop(ow);
-    drop(w); // dropping releases the channels
-    let mut w2 = engine.open_writer(WriterConfig::new(TimeStamp(10_000), g.keys())).unwrap();
-    w2.write(&group_frame(&g, &[10_000], &[1])).unwrap();
-    w2.close().unwrap();
-    assert_stored(&engine, &g, &[10_000], &[1]);
+    // The holder writes; after it closes, control passes to the second writer.
+    assert!(w.write(&group_frame(&g, &[20_000], &[1])).unwrap().all_written());
+    w.close().unwrap();
+    assert!(second.write(&group_frame(&g, &[30_000], &[2])).unwrap().all_written());
+    second.close().unwrap();
+    assert_stored(&engine, &g, &[20_000, 30_000], &[1, 2]);
 }
 
 #[test]

@@ -69,6 +69,10 @@ pub struct Channel {
     /// Equal-authority behaviour.
     #[serde(default)]
     pub concurrency: Concurrency,
+    /// Managed by the engine (e.g. the control-state channel): hidden from `list` and
+    /// `search`, still retrievable by key or name.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 impl Channel {
@@ -136,6 +140,9 @@ pub struct NewChannel {
     /// Equal-authority behaviour.
     #[serde(default)]
     pub concurrency: Concurrency,
+    /// Engine-managed (hidden from `list` and `search`).
+    #[serde(default)]
+    pub internal: bool,
 }
 
 impl NewChannel {
@@ -148,6 +155,7 @@ impl NewChannel {
             index: None,
             is_virtual: false,
             concurrency: Concurrency::Exclusive,
+            internal: false,
         }
     }
 
@@ -160,6 +168,7 @@ impl NewChannel {
             index: Some(IndexRef::Name(index.into())),
             is_virtual: false,
             concurrency: Concurrency::Exclusive,
+            internal: false,
         }
     }
 
@@ -170,7 +179,15 @@ impl NewChannel {
 
     /// A virtual (live-only) channel.
     pub fn virtual_(name: impl Into<String>, data_type: DataType) -> NewChannel {
-        NewChannel { name: name.into(), data_type, is_index: false, index: None, is_virtual: true, concurrency: Concurrency::Shared }
+        NewChannel {
+            name: name.into(),
+            data_type,
+            is_index: false,
+            index: None,
+            is_virtual: true,
+            concurrency: Concurrency::Shared,
+            internal: false,
+        }
     }
 
     /// Set the equal-authority behaviour.

@@ -109,7 +109,14 @@ impl Channels {
                 let kind = self.resolve_kind(&spec, &cache, &created)?;
                 let key = u32::try_from(next).map_err(|_| Error::Metadata { reason: "channel keys exhausted".into() })?;
                 next += 1;
-                let ch = Channel { key, name: spec.name.clone(), data_type: spec.data_type, kind, concurrency: spec.concurrency };
+                let ch = Channel {
+                    key,
+                    name: spec.name.clone(),
+                    data_type: spec.data_type,
+                    kind,
+                    concurrency: spec.concurrency,
+                    internal: spec.internal,
+                };
                 let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
                 table.insert(key, bytes.as_slice()).map_err(meta_err)?;
                 names.insert(ch.name.as_str(), key).map_err(meta_err)?;
@@ -210,8 +217,15 @@ impl Channels {
         names.iter().map(|n| self.by_name(n.as_ref()).map(|c| c.key)).collect()
     }
 
-    /// Every channel, ordered by key.
+    /// Every user channel, ordered by key (engine-internal channels are left out).
     pub fn list(&self) -> Vec<Arc<Channel>> {
+        let mut v: Vec<_> = self.cache.read().by_key.values().filter(|c| !c.internal).cloned().collect();
+        v.sort_by_key(|c| c.key);
+        v
+    }
+
+    /// Every channel including engine-internal ones, ordered by key.
+    pub fn list_all(&self) -> Vec<Arc<Channel>> {
         let mut v: Vec<_> = self.cache.read().by_key.values().cloned().collect();
         v.sort_by_key(|c| c.key);
         v

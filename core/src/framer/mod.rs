@@ -1,11 +1,15 @@
-//! The framer: writers, iterators (and, with the relay, streamers) over the storage engine.
+//! The framer: writers, streamers and iterators over storage, relay and control.
 //!
-//! A [`Writer`] validates each frame completely before any of it takes effect, buffers it,
-//! and commits on request or automatically. Its path is: validation → (control gate) →
-//! (relay tap) → storage. An [`Iterator`] walks a time range of channels in chunks.
+//! A [`Writer`]'s path is: validation → control gate → relay tap → storage buffer. The frame
+//! is validated completely first (nothing of a rejected frame is stored or streamed), then
+//! channels the writer does not control are dropped and reported, then the frame is
+//! published live, then buffered for the next commit. An [`Iterator`] walks a time range of
+//! stored channels in chunks.
 
+mod hub;
 mod iterator;
 mod writer;
 
+pub(crate) use hub::Hub;
 pub use iterator::{IterSpan, Iterator, IteratorConfig};
-pub use writer::{Writer, WriterConfig, WriterMode};
+pub use writer::{WriteReport, Writer, WriterConfig, WriterMode};

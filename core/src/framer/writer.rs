@@ -6,10 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::Hub;
 use crate::channel::{Channel, ChannelKey};
+use crate::control::{ABSOLUTE, Authority, ControlError, Gate, Subject, Transfer};
 use crate::error::Result;
+use crate::relay::PublishCache;
 use crate::storage::{Durability, StorageWriter, WriteError, WriterGroupSpec};
-use crate::telem::{Frame, TimeStamp};
+use crate::telem::{Frame, TimeRange, TimeStamp};
 
 /// What a writer does with its frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -44,15 +47,30 @@ impl WriterMode {
 /// use telemetron::framer::WriterConfig;
 /// use telemetron::telem::TimeStamp;
 ///
-/// let cfg = WriterConfig::new(TimeStamp(0), vec![1, 2]).auto_commit(false);
+/// let cfg = WriterConfig::new(TimeStamp(0), vec![1, 2]).auto_commit(false).authority(200);
 /// assert!(!cfg.auto_commit);
+/// assert_eq!(cfg.authorities, vec![200]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriterConfig {
     /// The earliest timestamp the writer may write.
     pub start: TimeStamp,
+    /// Optional end of the writer's time region (exclusive). A back-fill writer that sets
+    /// it never contends for control with a live writer after that time.
+    #[serde(default)]
+    pub end: Option<TimeStamp>,
     /// Channels to write. The index of each data channel is added if missing.
     pub channels: Vec<ChannelKey>,
+    /// Control authority: one value for all channels, or one per channel (default 255).
+    #[serde(default = "default_authorities")]
+    pub authorities: Vec<Authority>,
+    /// Who is writing (for control state); a random key is generated if empty.
+    #[serde(default)]
+    pub subject: Subject,
+    /// Fail writes that include channels this writer does not control, instead of
+    /// dropping those channels and reporting them.
+    #[serde(default)]
+    pub err_on_unauthorized: bool,
     /// Persist and/or stream.
     #[serde(default)]
     pub mode: WriterMode,
@@ -65,7 +83,7 @@ pub struct WriterConfig {
     /// With auto-commit, commit at most this often (zero: after every write).
     #[serde(default)]
     pub auto_commit_interval: Duration,
-    /// A name for logs and control state.
+    /// A name for logs and control state (used as the subject name if that is empty).
     #[serde(default)]
     pub name: String,
 }
@@ -74,12 +92,20 @@ fn default_true() -> bool {
     true
 }
 
+fn default_authorities() -> Vec<Authority> {
+    vec![ABSOLUTE]
+}
+
 impl WriterConfig {
-    /// A persist+stream writer with auto-commit after every write.
+    /// A persist+stream writer with authority 255 and auto-commit after every write.
     pub fn new(start: TimeStamp, channels: Vec<ChannelKey>) -> WriterConfig {
         WriterConfig {
             start,
+            end: None,
             channels,
+            authorities: default_authorities(),
+            subject: Subject::default(),
+            err_on_unauthorized: false,
             mode: WriterMode::default(),
             durability: None,
             auto_commit: true,
@@ -122,31 +148,95 @@ impl WriterConfig {
         self.name = name.into();
         self
     }
+
+    /// One authority for every channel.
+    #[must_use]
+    pub fn authority(mut self, a: Authority) -> WriterConfig {
+        self.authorities = vec![a];
+        self
+    }
+
+    /// Bound the writer's time region.
+    #[must_use]
+    pub fn end(mut self, end: TimeStamp) -> WriterConfig {
+        self.end = Some(end);
+        self
+    }
+
+    /// Fail writes to channels this writer does not control.
+    #[must_use]
+    pub fn err_on_unauthorized(mut self, on: bool) -> WriterConfig {
+        self.err_on_unauthorized = on;
+        self
+    }
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Channels of the frame that were not written because another writer controls them
+    /// (a data channel is also not written when its index is not controlled).
+    pub unauthorized: Vec<ChannelKey>,
+}
+
+impl WriteReport {
+    /// True if every channel of the frame was written.
+    pub fn all_written(&self) -> bool {
+        self.unauthorized.is_empty()
+    }
 }
 
 /// An open writer. See the [module docs](crate::framer).
 ///
-/// Dropping a writer without [`Writer::close`] discards what was not committed.
+/// Dropping a writer without [`Writer::close`] discards what was not committed and releases
+/// its control.
 #[derive(Debug)]
 pub struct Writer {
+    hub: Arc<Hub>,
     storage: Option<StorageWriter>,
     channels: Vec<Arc<Channel>>,
     by_key: HashMap<ChannelKey, Arc<Channel>>,
+    gates: HashMap<ChannelKey, Gate>,
+    /// Authorities asked for explicitly (channels listed in the config).
+    requested: HashMap<ChannelKey, Authority>,
     config: WriterConfig,
     last_commit: Instant,
     end: TimeStamp,
+    cache: PublishCache,
+    auth_epoch: Option<u64>,
+    all_authorized: bool,
+    closed: bool,
 }
 
 impl Writer {
     pub(crate) fn open(
-        storage: &Arc<crate::storage::Storage>,
+        hub: &Arc<Hub>,
         channels: Vec<Arc<Channel>>,
-        config: WriterConfig,
+        mut config: WriterConfig,
         default_durability: Durability,
     ) -> Result<Writer> {
         if channels.is_empty() {
             return Err(WriteError::InvalidConfig { reason: "a writer needs at least one channel".into() }.into());
         }
+        let listed = config.channels.len();
+        let requested: HashMap<ChannelKey, Authority> = match config.authorities.len() {
+            0 => config.channels.iter().map(|&k| (k, ABSOLUTE)).collect(),
+            1 => config.channels.iter().map(|&k| (k, config.authorities[0])).collect(),
+            n if n == listed => config.channels.iter().copied().zip(config.authorities.iter().copied()).collect(),
+            n => {
+                return Err(WriteError::InvalidConfig {
+                    reason: format!("{n} authorities for {listed} channels; give one authority, or one per channel"),
+                }
+                .into());
+            }
+        };
+        if config.subject.key.is_empty() {
+            config.subject.key = uuid::Uuid::new_v4().to_string();
+        }
+        if config.subject.name.is_empty() {
+            config.subject.name = if config.name.is_empty() { "writer".to_string() } else { config.name.clone() };
+        }
+        let storage = &hub.storage;
         let mut groups: Vec<WriterGroupSpec> = Vec::new();
         if config.mode.persists() {
             for ch in &channels {
@@ -165,14 +255,67 @@ impl Writer {
                 }
             }
         }
+        let end = config.end.unwrap_or(TimeStamp::MAX);
         let sw = if groups.is_empty() {
             None
         } else {
-            Some(StorageWriter::open(storage.clone(), groups, config.start, config.durability.unwrap_or(default_durability))?)
+            Some(StorageWriter::open(storage.clone(), groups, config.start, end, config.durability.unwrap_or(default_durability))?)
         };
-        tracing::info!(name = %config.name, channels = channels.len(), start = %config.start, mode = ?config.mode, "writer opened");
         let by_key = channels.iter().map(|c| (c.key, c.clone())).collect();
-        Ok(Writer { storage: sw, end: config.start, channels, by_key, config, last_commit: Instant::now() })
+        let mut w = Writer {
+            hub: hub.clone(),
+            storage: sw,
+            end: config.start,
+            channels,
+            by_key,
+            gates: HashMap::new(),
+            requested,
+            config,
+            last_commit: Instant::now(),
+            cache: PublishCache::default(),
+            auth_epoch: None,
+            all_authorized: false,
+            closed: false,
+        };
+        let effective = w.effective_authorities();
+        let region = TimeRange::new(w.config.start, end);
+        let mut transfers = Vec::new();
+        for ch in &w.channels {
+            let (gate, t) = hub.controller.open(ch.key, ch.concurrency, region, &w.config.subject, effective[&ch.key]);
+            w.gates.insert(ch.key, gate);
+            transfers.extend(t);
+        }
+        hub.publish_transfers(transfers);
+        if w.config.err_on_unauthorized {
+            let denied: Vec<String> = w.gates.values().filter(|g| !g.authorized()).map(|g| w.by_key[&g.channel].name.clone()).collect();
+            if !denied.is_empty() {
+                w.close_gates();
+                return Err(ControlError::Unauthorized { channels: denied }.into());
+            }
+        }
+        tracing::info!(name = %w.config.name, channels = w.channels.len(), start = %w.config.start, mode = ?w.config.mode, "writer opened");
+        Ok(w)
+    }
+
+    /// Authority per channel: as requested; an index follows the highest of its data
+    /// channels in this writer (and its own request, if any).
+    fn effective_authorities(&self) -> HashMap<ChannelKey, Authority> {
+        let mut out: HashMap<ChannelKey, Authority> = HashMap::new();
+        for ch in &self.channels {
+            let own = self.requested.get(&ch.key).copied();
+            if ch.is_index() {
+                let from_data = self
+                    .channels
+                    .iter()
+                    .filter(|c| c.index_key() == Some(ch.key) && c.key != ch.key)
+                    .filter_map(|c| self.requested.get(&c.key).copied())
+                    .max();
+                out.insert(ch.key, own.into_iter().chain(from_data).max().unwrap_or(ABSOLUTE));
+            } else {
+                out.insert(ch.key, own.unwrap_or(ABSOLUTE));
+            }
+        }
+        out
     }
 
     /// The writer's channels (data channels' indexes included).
@@ -185,43 +328,131 @@ impl Writer {
         &self.config
     }
 
-    fn channel(&self, key: ChannelKey) -> Result<&Arc<Channel>> {
-        self.by_key.get(&key).ok_or_else(|| WriteError::NotInWriter { channel: key }.into())
+    /// True if this writer may write `key` now (and, for a data channel, its index).
+    pub fn has_control(&self, key: ChannelKey) -> bool {
+        let Some(ch) = self.by_key.get(&key) else { return false };
+        let own = self.gates.get(&key).is_some_and(Gate::authorized);
+        match ch.index_key() {
+            Some(i) if i != key => own && self.gates.get(&i).is_some_and(Gate::authorized),
+            _ => own,
+        }
     }
 
-    /// Write a frame. The frame is validated completely first: if any rule is broken,
-    /// nothing of it is written and the error names the channel and sample at fault.
+    /// Channels of `frame` this writer may not write now.
+    fn unauthorized_in(&mut self, frame: &Frame) -> Vec<ChannelKey> {
+        let epoch = self.hub.controller.epoch();
+        if self.auth_epoch != Some(epoch) {
+            self.all_authorized = self.gates.values().all(Gate::authorized);
+            self.auth_epoch = Some(epoch);
+        }
+        if self.all_authorized {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for k in frame.unique_keys() {
+            if !self.has_control(k) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    /// Write a frame. It is validated completely first: if any rule is broken, nothing of
+    /// it is stored or streamed and the error names the channel and sample at fault.
+    /// Channels this writer does not control are dropped and listed in the report (or the
+    /// write fails, with `err_on_unauthorized`).
     ///
     /// # Errors
-    /// [`WriteError`] for a broken rule; a storage error if buffering had to write out.
-    pub fn write(&mut self, frame: &Frame) -> Result<()> {
+    /// [`WriteError`] for a broken rule; [`ControlError::Unauthorized`]; a storage error if
+    /// buffering had to write out.
+    pub fn write(&mut self, frame: &Frame) -> Result<WriteReport> {
+        if self.closed {
+            return Err(crate::Error::Closed { what: "the writer" });
+        }
         let span = tracing::trace_span!("writer.write", series = frame.len());
         let _e = span.enter();
-        let mut stored = true;
+        let mut has_virtual = false;
         for (k, s) in frame.iter() {
-            let ch = self.channel(k)?;
-            if ch.is_virtual() {
-                stored = false;
-                if s.data_type() != ch.data_type {
+            let ch = self.by_key.get(&k).ok_or(WriteError::NotInWriter { channel: k })?;
+            if !self.config.mode.persists() || ch.is_virtual() {
+                has_virtual |= ch.is_virtual();
+                let ok = s.data_type() == ch.data_type
+                    || (ch.data_type == crate::telem::DataType::Timestamp && s.data_type() == crate::telem::DataType::I64);
+                if !ok {
                     return Err(WriteError::TypeMismatch { channel: ch.name.clone(), expected: ch.data_type, actual: s.data_type() }.into());
                 }
             }
         }
-        if let Some(sw) = self.storage.as_mut() {
-            if stored {
-                sw.write(frame)?;
-            } else {
+        let unauthorized = self.unauthorized_in(frame);
+        if !unauthorized.is_empty() && self.config.err_on_unauthorized {
+            return Err(ControlError::Unauthorized { channels: unauthorized.iter().map(|k| self.by_key[k].name.clone()).collect() }.into());
+        }
+        let filtered;
+        let frame: &Frame = if unauthorized.is_empty() {
+            frame
+        } else {
+            filtered = frame.iter().filter(|(k, _)| !unauthorized.contains(k)).map(|(k, s)| (k, s.clone())).collect::<Frame>();
+            &filtered
+        };
+        let streams = self.config.mode.streams();
+        let hub = self.hub.clone();
+        let cache = &mut self.cache;
+        let channels = &self.channels;
+        let mut tap = |_: &Frame| {
+            if streams {
+                hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key));
+            }
+        };
+        match self.storage.as_mut() {
+            Some(sw) if !has_virtual => sw.write(frame, &mut tap)?,
+            Some(sw) => {
                 let persisted: Frame = frame
                     .iter()
                     .filter(|(k, _)| self.by_key.get(k).is_some_and(|c| !c.is_virtual()))
                     .map(|(k, s)| (k, s.clone()))
                     .collect();
-                sw.write(&persisted)?;
+                sw.write(&persisted, &mut tap)?;
             }
+            None => tap(frame),
         }
         if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
             self.commit()?;
         }
+        Ok(WriteReport { unauthorized })
+    }
+
+    /// Change this writer's authority on every channel. Raising it can take control;
+    /// lowering it can hand control to the next writer. Each transfer is published.
+    ///
+    /// # Errors
+    /// None today; reserved for remote writers.
+    pub fn set_authority(&mut self, authority: Authority) -> Result<()> {
+        let keys: Vec<ChannelKey> = self.channels.iter().map(|c| c.key).collect();
+        self.set_authorities(&keys.iter().map(|&k| (k, authority)).collect::<Vec<_>>())
+    }
+
+    /// Change the authority of some channels (an index follows its data channels).
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownChannel`] for a channel the writer does not have.
+    pub fn set_authorities(&mut self, changes: &[(ChannelKey, Authority)]) -> Result<()> {
+        for (k, _) in changes {
+            if !self.by_key.contains_key(k) {
+                return Err(ControlError::UnknownChannel { channel: *k }.into());
+            }
+        }
+        for &(k, a) in changes {
+            self.requested.insert(k, a);
+        }
+        let effective = self.effective_authorities();
+        let mut transfers: Vec<Transfer> = Vec::new();
+        for (k, gate) in &mut self.gates {
+            if effective[k] != gate.authority {
+                transfers.extend(self.hub.controller.set_authority(gate, effective[k]));
+            }
+        }
+        self.auth_epoch = None;
+        self.hub.publish_transfers(transfers);
         Ok(())
     }
 
@@ -237,29 +468,47 @@ impl Writer {
         Ok(self.end)
     }
 
-    /// Commit and close; returns the committed end.
+    fn close_gates(&mut self) {
+        let transfers: Vec<Transfer> = self.gates.drain().filter_map(|(_, g)| self.hub.controller.close(&g)).collect();
+        self.hub.publish_transfers(transfers);
+    }
+
+    /// Commit and close; returns the committed end. Control passes to the next writer.
     ///
     /// # Errors
     /// As [`Writer::commit`]; on error the writer is still closed and uncommitted samples
     /// are discarded.
     pub fn close(mut self) -> Result<TimeStamp> {
         let r = self.commit();
-        if let Some(mut sw) = self.storage.take() {
-            sw.release(true);
-        }
+        self.shutdown(true);
         tracing::info!(name = %self.config.name, end = %self.end, "writer closed");
         r
     }
 
     /// Close without committing: buffered samples are discarded.
     pub fn abort(mut self) {
-        if let Some(mut sw) = self.storage.take() {
-            sw.release(true);
+        self.shutdown(true);
+    }
+
+    fn shutdown(&mut self, seal: bool) {
+        if self.closed {
+            return;
         }
+        self.closed = true;
+        if let Some(mut sw) = self.storage.take() {
+            sw.release(seal);
+        }
+        self.close_gates();
     }
 
     /// True if samples are waiting for a commit.
     pub fn has_uncommitted(&self) -> bool {
         self.storage.as_ref().is_some_and(StorageWriter::has_uncommitted)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shutdown(false);
     }
 }

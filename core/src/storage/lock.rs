@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 
 const MARKER: &str = "TELEMETRON";
 const MARKER_TEXT: &str = "telemetron data directory\nformat 1\n";
+/// The marker is written here first, then renamed into place.
+const MARKER_TMP: &str = ".TELEMETRON.tmp";
 const FORMAT: u64 = 1;
 
 /// Holds `LOCK` with `flock(LOCK_EX)` for the engine's lifetime.
@@ -41,12 +43,14 @@ impl DirLock {
                 .map_err(io)?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                // A crash between writing the marker and renaming it leaves only this behind.
+                .filter(|n| n != MARKER_TMP)
                 .take(5)
                 .collect();
             if !found.is_empty() {
                 return Err(Error::NotADataDirectory { path: dir.to_path_buf(), found });
             }
-            let tmp = dir.join(".TELEMETRON.tmp");
+            let tmp = dir.join(MARKER_TMP);
             fs::write(&tmp, MARKER_TEXT).map_err(io)?;
             File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
             fs::rename(&tmp, &marker).map_err(io)?;

@@ -125,6 +125,29 @@ pub(crate) struct ChannelState {
     pub next_domain: u32,
     /// Open writers holding the channel.
     pub writers: u32,
+    /// Regions being written (index channels): writers whose time ranges overlap share one.
+    pub regions: Vec<Arc<RegionDomain>>,
+}
+
+/// The domain shared by all writers of one index channel over one time region. Control
+/// decides which of them may write at any moment; they all append to this one domain, so
+/// handing control back and forth never creates overlapping domains.
+#[derive(Debug)]
+pub(crate) struct RegionDomain {
+    pub start: i64,
+    pub end: i64,
+    pub writers: std::sync::atomic::AtomicU32,
+    pub state: Mutex<RegionState>,
+}
+
+/// Write position of a region.
+#[derive(Debug)]
+pub(crate) struct RegionState {
+    pub domain: u32,
+    pub next_pos: u32,
+    pub last_ts: Option<i64>,
+    /// Writes must stay below this (next stored domain, next region, or the writers' end).
+    pub limit: i64,
 }
 
 /// A stored channel: its immutable definition plus its index.

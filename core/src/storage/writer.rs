@@ -16,10 +16,10 @@ use bytes::Bytes;
 use super::format::{KIND_COMMIT, KIND_SEAL, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
 use super::index::{ChunkRef, RecordRef};
 use super::segment::Segment;
-use super::{ChannelStore, Durability, Storage, StorageError, WriteError};
+use super::{ChannelStore, Durability, RegionDomain, RegionState, Storage, StorageError, WriteError};
 use crate::channel::ChannelKey;
-use crate::error::{Error, Result};
-use crate::telem::{Alignment, DataType, Frame, Series, TimeStamp};
+use crate::error::Result;
+use crate::telem::{Alignment, DataType, Frame, Series, TimeRange, TimeStamp};
 
 /// Series at least this large are kept by reference instead of copied into staging.
 const ZERO_COPY_MIN: usize = 4 << 10;
@@ -124,10 +124,9 @@ impl Pending {
 struct Group {
     index_slot: usize,
     data_slots: Vec<usize>,
-    domain: u32,
-    next_pos: u32,
-    last_ts: Option<i64>,
-    limit: i64,
+    region: Arc<RegionDomain>,
+    /// Last timestamp this writer wrote in the group.
+    last_ts_seen: Option<i64>,
 }
 
 /// The storage part of one open writer.
@@ -147,16 +146,13 @@ pub(crate) struct StorageWriter {
     released: bool,
 }
 
-fn busy(store: &ChannelStore) -> Error {
-    WriteError::ChannelBusy { channel: store.name.clone() }.into()
-}
-
 impl StorageWriter {
     /// Claim the channels and allocate a domain per index group.
     pub(crate) fn open(
         storage: Arc<Storage>,
         specs: Vec<WriterGroupSpec>,
         start: TimeStamp,
+        end: TimeStamp,
         durability: Durability,
     ) -> Result<StorageWriter> {
         let mut w = StorageWriter {
@@ -175,17 +171,11 @@ impl StorageWriter {
         for spec in specs {
             // On error `w` is dropped, which releases what was claimed so far.
             let gi = w.groups.len();
-            let (domain, limit) = claim_index(&spec.index, start)?;
+            let region = claim_index(&spec.index, start, end)?;
             let index_slot = w.add_slot(spec.index.clone(), gi);
-            w.groups.push(Group { index_slot, data_slots: Vec::new(), domain, next_pos: 0, last_ts: None, limit });
+            w.groups.push(Group { index_slot, data_slots: Vec::new(), region, last_ts_seen: None });
             for d in spec.data {
-                {
-                    let mut st = d.state.lock();
-                    if st.writers > 0 {
-                        return Err(busy(&d));
-                    }
-                    st.writers += 1;
-                }
+                d.state.lock().writers += 1;
                 let slot = w.add_slot(d, gi);
                 w.groups[gi].data_slots.push(slot);
             }
@@ -202,8 +192,10 @@ impl StorageWriter {
         slot
     }
 
-    /// Validate `frame` completely, then buffer it. On error nothing is buffered.
-    pub(crate) fn write(&mut self, frame: &Frame) -> Result<()> {
+    /// Validate `frame` completely, call `before_apply` with it (the relay tap), then
+    /// buffer it. On error nothing is buffered or published. Regions are locked from
+    /// validation to buffering, so writers sharing a region interleave whole frames.
+    pub(crate) fn write(&mut self, frame: &Frame, before_apply: &mut dyn FnMut(&Frame)) -> Result<()> {
         let mut items: Vec<(usize, Series)> = Vec::with_capacity(frame.len());
         let mut totals = vec![0u64; self.slots.len()];
         for (key, s) in frame.iter() {
@@ -221,9 +213,8 @@ impl StorageWriter {
             totals[slot] += s.len() as u64;
             items.push((slot, s));
         }
-        // Per group: lengths, index presence, timestamp order and bounds.
-        let mut rolls = Vec::new();
-        let mut new_last: Vec<Option<i64>> = vec![None; self.groups.len()];
+        // Per group: lengths and index presence (no locks needed).
+        let mut active: Vec<usize> = Vec::new();
         for (gi, g) in self.groups.iter().enumerate() {
             let n = totals[g.index_slot];
             let present: Vec<usize> = g.data_slots.iter().copied().filter(|&d| totals[d] > 0).collect();
@@ -251,16 +242,28 @@ impl StorageWriter {
             if n > DOMAIN_CAPACITY {
                 return Err(WriteError::TooLarge { samples: n, limit: DOMAIN_CAPACITY }.into());
             }
+            active.push(gi);
+        }
+        // Lock the regions in a global order (index key) so writers never deadlock.
+        active.sort_by_key(|&gi| self.slots[self.groups[gi].index_slot].store.key);
+        let regions: Vec<Arc<RegionDomain>> = active.iter().map(|&gi| self.groups[gi].region.clone()).collect();
+        let mut guards: Vec<parking_lot::MutexGuard<'_, RegionState>> = regions.iter().map(|r| r.state.lock()).collect();
+        // Timestamps: strictly increasing within the frame and after the region's last,
+        // not before this writer's start, below the region's limit.
+        let mut new_last: Vec<i64> = Vec::with_capacity(active.len());
+        for (ai, &gi) in active.iter().enumerate() {
+            let g = &self.groups[gi];
+            let rs = &guards[ai];
             let name = &self.slots[g.index_slot].store.name;
-            let mut prev = g.last_ts;
+            let mut prev = rs.last_ts;
             let mut position = 0usize;
             for (_, s) in items.iter().filter(|(slot, _)| *slot == g.index_slot) {
                 for &t in s.as_timestamps()? {
-                    match prev {
-                        None if t < self.start.0 => {
-                            return Err(WriteError::BeforeStart { index: name.clone(), start: self.start, value: TimeStamp(t) }.into());
-                        }
-                        Some(p) if t <= p => {
+                    if t < self.start.0 {
+                        return Err(WriteError::BeforeStart { index: name.clone(), start: self.start, value: TimeStamp(t) }.into());
+                    }
+                    if let Some(p) = prev {
+                        if t <= p {
                             return Err(WriteError::NotMonotonic {
                                 index: name.clone(),
                                 position,
@@ -269,41 +272,51 @@ impl StorageWriter {
                             }
                             .into());
                         }
-                        _ => {}
                     }
-                    if t >= g.limit {
-                        return Err(WriteError::Overlap { index: name.clone(), value: TimeStamp(t), next_start: TimeStamp(g.limit) }.into());
+                    if t >= rs.limit {
+                        return Err(
+                            WriteError::Overlap { index: name.clone(), value: TimeStamp(t), next_start: TimeStamp(rs.limit) }.into()
+                        );
                     }
                     prev = Some(t);
                     position += 1;
                 }
             }
-            new_last[gi] = prev;
-            if u64::from(g.next_pos) + n > DOMAIN_CAPACITY {
-                rolls.push(gi);
+            new_last.push(prev.unwrap_or(i64::MIN));
+        }
+        // Valid: tap it off to the relay, then buffer. Nothing below rejects the frame.
+        before_apply(frame);
+        let mut cursor: Vec<Option<(u32, u32)>> = vec![None; self.slots.len()];
+        for (ai, &gi) in active.iter().enumerate() {
+            let n = totals[self.groups[gi].index_slot];
+            let rs = &mut guards[ai];
+            if u64::from(rs.next_pos) + n > DOMAIN_CAPACITY {
+                let store = self.slots[self.groups[gi].index_slot].store.clone();
+                let mut st = store.state.lock();
+                rs.domain = st.next_domain;
+                st.next_domain += 1;
+                rs.next_pos = 0;
+                tracing::debug!(index = %store.name, domain = rs.domain, "domain full; rolled to a new domain");
             }
+            let g = &self.groups[gi];
+            for slot in std::iter::once(g.index_slot).chain(g.data_slots.iter().copied()) {
+                cursor[slot] = Some((rs.domain, rs.next_pos));
+            }
+            rs.next_pos += n as u32;
+            rs.last_ts = Some(new_last[ai]);
         }
-        // Apply: nothing below can fail validation.
-        for gi in rolls {
-            self.roll_domain(gi)?;
+        drop(guards);
+        for (ai, &gi) in active.iter().enumerate() {
+            self.groups[gi].last_ts_seen = Some(new_last[ai]);
         }
-        let mut cursor: Vec<u32> = self.group_of.iter().map(|&g| self.groups[g].next_pos).collect();
         for (slot, s) in &items {
-            let gi = self.group_of[*slot];
-            let domain = self.groups[gi].domain;
-            let p = &mut self.slots[*slot];
-            if p.n > 0 && (p.domain != domain || p.pos + p.n != cursor[*slot]) {
+            let Some((domain, pos)) = cursor[*slot] else { continue };
+            let p = &self.slots[*slot];
+            if p.n > 0 && (p.domain != domain || p.pos + p.n != pos) {
                 self.write_records(&[*slot], false)?;
             }
-            self.slots[*slot].append(s, domain, cursor[*slot]);
-            cursor[*slot] += s.len() as u32;
-        }
-        for (gi, last) in new_last.into_iter().enumerate() {
-            if let Some(t) = last {
-                let g = &mut self.groups[gi];
-                g.next_pos = cursor[g.index_slot];
-                g.last_ts = Some(t);
-            }
+            self.slots[*slot].append(s, domain, pos);
+            cursor[*slot] = Some((domain, pos + s.len() as u32));
         }
         let big: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].payload_len() > PENDING_FLUSH).collect();
         if !big.is_empty() {
@@ -312,25 +325,9 @@ impl StorageWriter {
         Ok(())
     }
 
-    fn roll_domain(&mut self, gi: usize) -> Result<()> {
-        let slots: Vec<usize> = std::iter::once(self.groups[gi].index_slot).chain(self.groups[gi].data_slots.iter().copied()).collect();
-        let dirty: Vec<usize> = slots.into_iter().filter(|&s| self.slots[s].n > 0).collect();
-        if !dirty.is_empty() {
-            self.write_records(&dirty, false)?;
-        }
-        let store = self.slots[self.groups[gi].index_slot].store.clone();
-        let mut st = store.state.lock();
-        let g = &mut self.groups[gi];
-        g.domain = st.next_domain;
-        st.next_domain += 1;
-        g.next_pos = 0;
-        tracing::debug!(index = %store.name, domain = g.domain, "domain full; rolled to a new domain");
-        Ok(())
-    }
-
     /// The end of what this writer has written so far (last timestamp + 1), or its start.
     pub(crate) fn end(&self) -> TimeStamp {
-        self.groups.iter().filter_map(|g| g.last_ts).max().map_or(self.start, |t| TimeStamp(t.saturating_add(1)))
+        self.groups.iter().filter_map(|g| g.last_ts_seen).max().map_or(self.start, |t| TimeStamp(t.saturating_add(1)))
     }
 
     /// True if samples are buffered or written but not committed.
@@ -500,6 +497,13 @@ impl StorageWriter {
             let mut st = p.store.state.lock();
             st.writers = st.writers.saturating_sub(1);
         }
+        for g in &self.groups {
+            let store = &self.slots[g.index_slot].store;
+            let mut st = store.state.lock();
+            if g.region.writers.fetch_sub(1, Ordering::AcqRel) == 1 {
+                st.regions.retain(|r| !Arc::ptr_eq(r, &g.region));
+            }
+        }
     }
 }
 
@@ -509,15 +513,18 @@ impl Drop for StorageWriter {
     }
 }
 
-/// Claim an index channel for a writer starting at `start`: refuse if another writer holds
-/// it or the start falls inside stored data; returns (domain, limit) where `limit` is the
-/// start of the next stored domain.
-fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp) -> Result<(u32, i64)> {
+/// Claim an index channel for a writer over `[start, end)`: join the region of writers
+/// whose ranges overlap, or start a new one. Refused if the start falls inside stored data.
+fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp, end: TimeStamp) -> Result<Arc<RegionDomain>> {
     let mut st = store.state.lock();
-    if st.writers > 0 {
-        return Err(busy(store));
+    let range = TimeRange::new(start, end.max(TimeStamp(start.0.saturating_add(1))));
+    if let Some(r) = st.regions.iter().find(|r| TimeRange::from_nanos(r.start, r.end).overlaps(&range)) {
+        r.writers.fetch_add(1, Ordering::AcqRel);
+        let r = r.clone();
+        st.writers += 1;
+        return Ok(r);
     }
-    let mut limit = i64::MAX;
+    let mut limit = range.end.0;
     for d in st.chunks.domains.values() {
         if let Some(tr) = d.time_range() {
             if tr.contains(start) {
@@ -528,8 +535,20 @@ fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp) -> Result<(u32, i64)
             }
         }
     }
+    for r in &st.regions {
+        if r.start > start.0 {
+            limit = limit.min(r.start);
+        }
+    }
     let domain = st.next_domain;
     st.next_domain += 1;
     st.writers += 1;
-    Ok((domain, limit))
+    let region = Arc::new(RegionDomain {
+        start: start.0,
+        end: range.end.0,
+        writers: std::sync::atomic::AtomicU32::new(1),
+        state: parking_lot::Mutex::new(RegionState { domain, next_pos: 0, last_ts: None, limit }),
+    });
+    st.regions.push(region.clone());
+    Ok(region)
 }

@@ -491,6 +491,33 @@ impl Series {
         Ok(out)
     }
 
+    /// Every `step`-th sample starting at sample `first` (copies). Used for decimation.
+    pub fn take_every(&self, first: usize, step: usize) -> Series {
+        let step = step.max(1);
+        let idx: Vec<usize> = (first..self.len).step_by(step).collect();
+        let mut out = match self.data_type.density() {
+            Some(d) => {
+                let mut buf = Vec::with_capacity(idx.len() * d);
+                for &i in &idx {
+                    buf.extend_from_slice(&self.data[i * d..(i + 1) * d]);
+                }
+                Series { data: aligned_copy(&buf), offsets: None, ..self.clone() }
+            }
+            None => {
+                let mut data = Vec::new();
+                let mut offs: Vec<u64> = vec![0];
+                for &i in &idx {
+                    data.extend_from_slice(self.value_bytes(i).unwrap_or_default());
+                    offs.push(data.len() as u64);
+                }
+                Series { data: Bytes::from(data), offsets: Some(Bytes::from_owner(VecOwner(offs))), ..self.clone() }
+            }
+        };
+        out.len = idx.len();
+        out.alignment = self.alignment.add_samples(first as u32);
+        out
+    }
+
     /// Concatenate series of one data type into one buffer (copies).
     ///
     /// # Errors
@@ -614,6 +641,16 @@ mod tests {
         let s = Series::from_bytes(DataType::F64, raw).unwrap();
         assert_eq!(s.data().as_ptr() as usize % 8, 0);
         assert_eq!(s.as_slice::<f64>().unwrap(), &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn take_every_decimates() {
+        let s = Series::from_vec((0..10i32).collect::<Vec<_>>());
+        assert_eq!(s.take_every(1, 3).as_slice::<i32>().unwrap(), &[1, 4, 7]);
+        assert!(s.take_every(10, 3).is_empty());
+        let v = Series::strings(&["a", "b", "c", "d"]);
+        let t = v.take_every(0, 2);
+        assert_eq!((t.value_str(0), t.value_str(1)), (Some("a"), Some("c")));
     }
 
     #[test]

@@ -1,0 +1,301 @@
+//! The arbiter: regions of gates per channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{ChannelKey, Concurrency};
+use crate::telem::TimeRange;
+
+/// Control authority, 0..=255.
+pub type Authority = u8;
+
+/// The highest authority.
+pub const ABSOLUTE: Authority = 255;
+
+/// Identifies a gate (one writer's claim on one channel); increasing in open order.
+pub type GateId = u64;
+
+/// Who holds control.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Subject {
+    /// Unique key (a UUID string by default).
+    pub key: String,
+    /// Display name ("press sequence", "operator panel").
+    pub name: String,
+    /// A family of writers (e.g. one rack), for filtering.
+    #[serde(default)]
+    pub group: u32,
+}
+
+/// A holder of control over one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The holder.
+    pub subject: Subject,
+    /// The channel.
+    pub resource: ChannelKey,
+    /// Its authority.
+    pub authority: Authority,
+}
+
+/// A change of control: acquire (`from` empty), release (`to` empty) or handoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// Previous holder.
+    pub from: Option<State>,
+    /// New holder.
+    pub to: Option<State>,
+}
+
+#[derive(Debug)]
+struct GateEntry {
+    id: GateId,
+    subject: Subject,
+    authority: Authority,
+    flag: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Region {
+    range: TimeRange,
+    gates: Vec<GateEntry>,
+    holder: Option<GateId>,
+}
+
+impl Region {
+    fn state(&self, channel: ChannelKey, id: GateId) -> Option<State> {
+        self.gates.iter().find(|g| g.id == id).map(|g| State { subject: g.subject.clone(), resource: channel, authority: g.authority })
+    }
+
+    /// Recompute the holder and every gate's write flag; returns a transfer if the holder
+    /// changed.
+    fn settle(&mut self, channel: ChannelKey, concurrency: Concurrency) -> Option<Transfer> {
+        let before = self.holder;
+        let top = self.gates.iter().map(|g| g.authority).max();
+        let holder_auth = before.and_then(|h| self.gates.iter().find(|g| g.id == h)).map(|g| g.authority);
+        // Keep the holder unless someone is strictly higher (or it left).
+        let keep = matches!((holder_auth, top), (Some(a), Some(t)) if a >= t);
+        if !keep {
+            // Highest authority; ties: earliest opened (lowest id).
+            self.holder = self.gates.iter().filter(|g| Some(g.authority) == top).map(|g| g.id).min();
+        }
+        let holder_auth = self.holder.and_then(|h| self.gates.iter().find(|g| g.id == h)).map(|g| g.authority);
+        for g in &self.gates {
+            let allowed = match concurrency {
+                Concurrency::Exclusive => Some(g.id) == self.holder,
+                Concurrency::Shared => Some(g.authority) == holder_auth,
+            };
+            g.flag.store(allowed, Ordering::Release);
+        }
+        if before == self.holder {
+            return None;
+        }
+        Some(Transfer { from: None, to: self.holder.and_then(|h| self.state(channel, h)) })
+    }
+}
+
+#[derive(Debug, Default)]
+struct ChannelControl {
+    concurrency: Concurrency,
+    regions: Vec<Region>,
+}
+
+/// A writer's gate on one channel: its id and the flag the arbiter keeps current.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    pub id: GateId,
+    pub channel: ChannelKey,
+    pub authority: Authority,
+    pub flag: Arc<AtomicBool>,
+}
+
+impl Gate {
+    /// True while this gate may write (one atomic load).
+    pub(crate) fn authorized(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
+/// The control arbiter of one engine.
+#[derive(Debug, Default)]
+pub(crate) struct Controller {
+    channels: Mutex<HashMap<ChannelKey, ChannelControl>>,
+    next_id: AtomicU64,
+    /// Bumped on every change so writers can skip per-channel checks.
+    epoch: AtomicU64,
+}
+
+impl Controller {
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Open a gate for `subject` on `channel` over `range`; returns the gate and the
+    /// transfer it caused, if any.
+    pub(crate) fn open(
+        &self,
+        channel: ChannelKey,
+        concurrency: Concurrency,
+        range: TimeRange,
+        subject: &Subject,
+        authority: Authority,
+    ) -> (Gate, Option<Transfer>) {
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut map = self.channels.lock();
+        let cc = map.entry(channel).or_default();
+        cc.concurrency = concurrency;
+        let entry = GateEntry { id, subject: subject.clone(), authority, flag: flag.clone() };
+        let ri = match cc.regions.iter().position(|r| r.range.overlaps(&range)) {
+            Some(ri) => {
+                let r = &mut cc.regions[ri];
+                r.range = TimeRange::new(r.range.start.min(range.start), r.range.end.max(range.end));
+                r.gates.push(entry);
+                ri
+            }
+            None => {
+                cc.regions.push(Region { range, gates: vec![entry], holder: None });
+                cc.regions.len() - 1
+            }
+        };
+        let prev = cc.regions[ri].holder.and_then(|h| cc.regions[ri].state(channel, h));
+        let t = cc.regions[ri].settle(channel, concurrency).map(|mut t| {
+            t.from = prev;
+            t
+        });
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        (Gate { id, channel, authority, flag }, t)
+    }
+
+    /// Change a gate's authority; returns the transfer it caused, if any.
+    pub(crate) fn set_authority(&self, gate: &mut Gate, authority: Authority) -> Option<Transfer> {
+        gate.authority = authority;
+        let mut map = self.channels.lock();
+        let cc = map.get_mut(&gate.channel)?;
+        let concurrency = cc.concurrency;
+        let r = cc.regions.iter_mut().find(|r| r.gates.iter().any(|g| g.id == gate.id))?;
+        let prev = r.holder.and_then(|h| r.state(gate.channel, h));
+        if let Some(g) = r.gates.iter_mut().find(|g| g.id == gate.id) {
+            g.authority = authority;
+        }
+        let t = r.settle(gate.channel, concurrency).map(|mut t| {
+            t.from = prev;
+            t
+        });
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        t
+    }
+
+    /// Close a gate; returns the transfer it caused (release or handoff), if any.
+    pub(crate) fn close(&self, gate: &Gate) -> Option<Transfer> {
+        gate.flag.store(false, Ordering::Release);
+        let mut map = self.channels.lock();
+        let cc = map.get_mut(&gate.channel)?;
+        let concurrency = cc.concurrency;
+        let ri = cc.regions.iter().position(|r| r.gates.iter().any(|g| g.id == gate.id))?;
+        let r = &mut cc.regions[ri];
+        let prev = r.holder.and_then(|h| r.state(gate.channel, h));
+        r.gates.retain(|g| g.id != gate.id);
+        let t = r.settle(gate.channel, concurrency).map(|mut t| {
+            t.from = prev;
+            t
+        });
+        if r.gates.is_empty() {
+            cc.regions.remove(ri);
+        }
+        if cc.regions.is_empty() {
+            map.remove(&gate.channel);
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        t
+    }
+
+    /// Current holders of `keys` (all channels if empty), one state per region.
+    pub(crate) fn states(&self, keys: &[ChannelKey]) -> Vec<State> {
+        let map = self.channels.lock();
+        let mut out: Vec<State> = map
+            .iter()
+            .filter(|(k, _)| keys.is_empty() || keys.contains(k))
+            .flat_map(|(k, cc)| cc.regions.iter().filter_map(move |r| r.holder.and_then(|h| r.state(*k, h))))
+            .collect();
+        out.sort_by_key(|s| s.resource);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subj(n: &str) -> Subject {
+        Subject { key: n.into(), name: n.into(), group: 0 }
+    }
+
+    const ALL: TimeRange = TimeRange::MAX;
+
+    #[test]
+    fn higher_takes_lower_blocks_and_release_passes_to_next() {
+        let c = Controller::default();
+        let (a, t) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 10);
+        assert!(a.authorized());
+        assert_eq!(t.unwrap().to.unwrap().subject.name, "a");
+        let (b, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("b"), 5);
+        assert!(!b.authorized(), "lower authority is blocked");
+        let (h, t) = c.open(1, Concurrency::Exclusive, ALL, &subj("h"), 200);
+        let t = t.unwrap();
+        assert_eq!((t.from.unwrap().subject.name, t.to.unwrap().subject.name), ("a".to_string(), "h".to_string()));
+        assert!(h.authorized() && !a.authorized());
+        let t = c.close(&h).unwrap();
+        assert_eq!(t.to.unwrap().subject.name, "a", "next highest takes over");
+        assert!(a.authorized() && !b.authorized());
+    }
+
+    #[test]
+    fn equal_authority_exclusive_first_keeps_shared_all_write() {
+        let c = Controller::default();
+        let (a, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 7);
+        let (b, t) = c.open(1, Concurrency::Exclusive, ALL, &subj("b"), 7);
+        assert!(t.is_none() && a.authorized() && !b.authorized());
+        let (x, _) = c.open(2, Concurrency::Shared, ALL, &subj("x"), 7);
+        let (y, _) = c.open(2, Concurrency::Shared, ALL, &subj("y"), 7);
+        let (z, _) = c.open(2, Concurrency::Shared, ALL, &subj("z"), 3);
+        assert!(x.authorized() && y.authorized() && !z.authorized());
+    }
+
+    #[test]
+    fn ties_on_release_go_to_the_earliest() {
+        let c = Controller::default();
+        let (top, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("top"), 9);
+        let (e1, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("e1"), 4);
+        let (e2, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("e2"), 4);
+        c.close(&top);
+        assert!(e1.authorized() && !e2.authorized());
+    }
+
+    #[test]
+    fn set_authority_takes_and_hands_away() {
+        let c = Controller::default();
+        let (mut a, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 10);
+        let (mut b, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("b"), 5);
+        let t = c.set_authority(&mut b, 11).unwrap();
+        assert_eq!(t.to.unwrap().subject.name, "b");
+        assert!(b.authorized() && !a.authorized());
+        let t = c.set_authority(&mut b, 1).unwrap();
+        assert_eq!(t.to.unwrap().subject.name, "a");
+        assert!(c.set_authority(&mut a, 10).is_none());
+        assert_eq!(c.states(&[1])[0].authority, 10);
+    }
+
+    #[test]
+    fn disjoint_regions_do_not_contend() {
+        let c = Controller::default();
+        let (live, _) = c.open(1, Concurrency::Exclusive, TimeRange::from_nanos(100, i64::MAX), &subj("live"), 10);
+        let (fill, t) = c.open(1, Concurrency::Exclusive, TimeRange::from_nanos(0, 50), &subj("fill"), 1);
+        assert!(t.is_some() && live.authorized() && fill.authorized());
+        assert_eq!(c.states(&[]).len(), 2);
+    }
+}

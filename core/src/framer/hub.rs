@@ -1,0 +1,52 @@
+//! What writers and streamers share: storage, relay, arbiter, control-state channel.
+
+use std::sync::Arc;
+
+use crate::channel::ChannelKey;
+use crate::control::{Controller, State, Transfer};
+use crate::relay::Relay;
+use crate::storage::Storage;
+use crate::telem::{Alignment, Frame, Series, TimeRange, TimeStamp};
+
+/// The engine's shared core.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    pub storage: Arc<Storage>,
+    pub relay: Arc<Relay>,
+    pub controller: Controller,
+    pub control_key: ChannelKey,
+}
+
+impl Hub {
+    fn control_frame(&self, body: serde_json::Value) -> Frame {
+        let now = TimeStamp::now();
+        let s = Series::json(&[body.to_string()])
+            .unwrap_or_else(|_| Series::strings(&["{}"]))
+            .with_time_range(TimeRange::new(now, TimeStamp(now.0 + 1)))
+            .with_alignment(Alignment::new(Alignment::VIRTUAL_DOMAIN, 0));
+        Frame::new().with(self.control_key, s)
+    }
+
+    /// Publish transfers on the control-state channel.
+    pub(crate) fn publish_transfers(&self, transfers: Vec<Transfer>) {
+        if transfers.is_empty() {
+            return;
+        }
+        for t in &transfers {
+            tracing::info!(
+                from = t.from.as_ref().map(|s| s.subject.name.as_str()).unwrap_or("-"),
+                to = t.to.as_ref().map(|s| s.subject.name.as_str()).unwrap_or("-"),
+                channel = t.from.as_ref().or(t.to.as_ref()).map(|s| s.resource).unwrap_or(0),
+                "control transfer"
+            );
+        }
+        self.relay.publish_now(&self.control_frame(serde_json::json!({ "transfers": transfers })));
+    }
+
+    /// The current control state as a frame, sent first to new control-channel streamers.
+    pub(crate) fn control_snapshot(&self) -> Frame {
+        let states: Vec<State> = self.controller.states(&[]);
+        let transfers: Vec<Transfer> = states.into_iter().map(|s| Transfer { from: None, to: Some(s) }).collect();
+        self.control_frame(serde_json::json!({ "snapshot": true, "transfers": transfers }))
+    }
+}

@@ -1,0 +1,41 @@
+//! The relay: live frames from writers to streamers, in microseconds.
+//!
+//! Writers publish each validated frame to the relay *before* it is handed to storage, so
+//! live delivery never waits for disk. Virtual channels take the same path and are simply
+//! never stored.
+//!
+//! ## Demand
+//! Each streamer declares the channels it wants; the relay keeps, per channel, the list of
+//! streamers that want it. A frame is split per streamer into just its channels. When no
+//! streamer wants any channel of a writer, publishing is one atomic load.
+//!
+//! ## Fan-out
+//! Series are reference counted: every streamer receives the same buffers; nothing is
+//! copied per subscriber.
+//!
+//! ## Lagging
+//! Every streamer has a bounded queue (default 1024 frames). A writer never waits for a
+//! streamer: if a queue is full, the oldest frame is dropped and counted. The streamer's
+//! next receive returns [`StreamError::Lagged`] with the number of frames lost, then
+//! continues with the newest frames ([`LagPolicy::Notify`], the default). With
+//! [`LagPolicy::Disconnect`] the streamer is closed instead and receives
+//! [`StreamError::Disconnected`]. One slow streamer never delays another: a publish costs
+//! each streamer one short, uncontended queue push. Drops and disconnects are counted in
+//! [`RelayMetrics`].
+//!
+//! ## Reductions
+//! For live plots a streamer may decimate (keep every n-th sample per channel, continuing
+//! across frames) and throttle (deliver at most `rate` frames per second, merging the
+//! frames in between). Both run on the receiving side, never on the writer's.
+//!
+//! ## Closing
+//! Closing a streamer releases its demand at once. Closing the engine closes every
+//! streamer: receivers get [`StreamError::Closed`] after the frames already queued.
+
+mod hub;
+mod streamer;
+
+pub(crate) use hub::{PublishCache, Relay};
+pub use hub::{RelayMetrics, RelayMetricsSnapshot};
+pub(crate) use streamer::SnapshotHook;
+pub use streamer::{LagPolicy, StreamError, Streamer, StreamerConfig};

@@ -1,0 +1,332 @@
+//! Streamers: the receiving end of the relay.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::hub::{Relay, Subscriber};
+use crate::channel::ChannelKey;
+use crate::telem::Frame;
+
+/// What happens to a streamer whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LagPolicy {
+    /// Drop the oldest frames and report how many with [`StreamError::Lagged`] (default).
+    #[default]
+    Notify,
+    /// Close the streamer with [`StreamError::Disconnected`].
+    Disconnect,
+}
+
+/// How to open a streamer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamerConfig {
+    /// Channels to receive.
+    pub channels: Vec<ChannelKey>,
+    /// Queue capacity in frames (default 1024).
+    #[serde(default = "default_cap")]
+    pub capacity: usize,
+    /// What to do when the queue is full.
+    #[serde(default)]
+    pub lag_policy: LagPolicy,
+    /// Keep every n-th sample of each channel (1 = all).
+    #[serde(default = "one")]
+    pub decimate: u32,
+    /// Deliver at most this many frames per second, merging the ones in between (0 = no
+    /// limit).
+    #[serde(default)]
+    pub throttle_hz: f64,
+}
+
+fn default_cap() -> usize {
+    1024
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl StreamerConfig {
+    /// Stream `channels` with default settings.
+    pub fn new(channels: Vec<ChannelKey>) -> StreamerConfig {
+        StreamerConfig { channels, capacity: default_cap(), lag_policy: LagPolicy::Notify, decimate: 1, throttle_hz: 0.0 }
+    }
+}
+
+/// Why a receive returned no frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The streamer fell behind and `dropped` frames were lost; later receives continue
+    /// with the newest frames.
+    #[error("streamer fell behind and lost {dropped} frames; receive faster, enlarge its capacity, or decimate/throttle")]
+    Lagged {
+        /// Frames lost.
+        dropped: u64,
+    },
+    /// The streamer fell behind and was disconnected (lag policy `Disconnect`).
+    #[error("streamer fell behind (lost {dropped} frames) and was disconnected; open a new streamer")]
+    Disconnected {
+        /// Frames lost.
+        dropped: u64,
+    },
+    /// The streamer or the engine was closed.
+    #[error("streamer is closed")]
+    Closed,
+}
+
+impl StreamError {
+    /// Stable code, see [`crate::Error::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            StreamError::Lagged { .. } => "stream.lagged",
+            StreamError::Disconnected { .. } => "stream.disconnected",
+            StreamError::Closed => "stream.closed",
+        }
+    }
+}
+
+/// Produces a first frame for channels a streamer starts receiving (the control state).
+pub(crate) type SnapshotHook = Arc<dyn Fn(&[ChannelKey]) -> Option<Frame> + Send + Sync>;
+
+/// A live subscription to channels. See the [relay docs](crate::relay).
+///
+/// # Examples
+///
+/// ```
+/// # use telemetron::{Engine, channel::NewChannel, framer::WriterConfig, relay::StreamerConfig, telem::*};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let engine = Engine::open(dir.path()).unwrap();
+/// let cmd = engine.create_channel(NewChannel::virtual_("valve_cmd", DataType::U8)).unwrap();
+/// let mut s = engine.open_streamer(StreamerConfig::new(vec![cmd.key])).unwrap();
+/// let mut w = engine.open_writer(WriterConfig::new(TimeStamp::now(), vec![cmd.key])).unwrap();
+/// w.write(&Frame::new().with(cmd.key, Series::from_vec(vec![1u8]))).unwrap();
+/// let f = s.recv_timeout(std::time::Duration::from_secs(5)).unwrap().unwrap();
+/// assert_eq!(f.get(cmd.key).next().unwrap().as_slice::<u8>().unwrap(), &[1]);
+/// ```
+pub struct Streamer {
+    relay: Arc<Relay>,
+    hook: Option<SnapshotHook>,
+    sub: Arc<Subscriber>,
+    channels: Vec<ChannelKey>,
+    decimate: usize,
+    counters: HashMap<ChannelKey, usize>,
+    period: Option<Duration>,
+    held: Option<Frame>,
+    last_emit: Option<Instant>,
+    closed: bool,
+}
+
+impl Streamer {
+    pub(crate) fn new(relay: Arc<Relay>, sub: Arc<Subscriber>, cfg: &StreamerConfig, hook: Option<SnapshotHook>) -> Streamer {
+        let period = (cfg.throttle_hz > 0.0 && cfg.throttle_hz.is_finite()).then(|| Duration::from_secs_f64(1.0 / cfg.throttle_hz));
+        if let Some(f) = hook.as_ref().and_then(|h| h(&cfg.channels)) {
+            sub.push_front(f);
+        }
+        Streamer {
+            relay,
+            hook,
+            sub,
+            channels: cfg.channels.clone(),
+            decimate: cfg.decimate.max(1) as usize,
+            counters: HashMap::new(),
+            period,
+            held: None,
+            last_emit: None,
+            closed: false,
+        }
+    }
+
+    /// The channels this streamer receives.
+    pub fn channels(&self) -> &[ChannelKey] {
+        &self.channels
+    }
+
+    /// Change the channels this streamer receives; takes effect for the next frame
+    /// published. Newly added channels with a state (the control channel) first deliver
+    /// that state.
+    ///
+    /// # Errors
+    /// [`StreamError::Closed`] if the streamer is closed.
+    pub fn update_channels(&mut self, keys: Vec<ChannelKey>) -> Result<(), StreamError> {
+        if self.closed || !self.relay.update(self.sub.id, &keys) {
+            return Err(StreamError::Closed);
+        }
+        let added: Vec<ChannelKey> = keys.iter().copied().filter(|k| !self.channels.contains(k)).collect();
+        self.channels = keys;
+        if let Some(f) = self.hook.as_ref().and_then(|h| h(&added)) {
+            self.sub.queue.lock().frames.push_back(f);
+            self.sub.wake();
+        }
+        Ok(())
+    }
+
+    /// Take the next queued frame, or a lag/close notice.
+    fn pop(&mut self) -> Result<Option<Frame>, StreamError> {
+        let mut q = self.sub.queue.lock();
+        if q.disconnected {
+            let dropped = std::mem::take(&mut q.lagged);
+            q.closed = true;
+            drop(q);
+            self.closed = true;
+            self.relay.unsubscribe(self.sub.id);
+            return Err(if dropped > 0 { StreamError::Disconnected { dropped } } else { StreamError::Closed });
+        }
+        if q.lagged > 0 {
+            return Err(StreamError::Lagged { dropped: std::mem::take(&mut q.lagged) });
+        }
+        match q.frames.pop_front() {
+            Some(f) => Ok(Some(f)),
+            None if q.closed => Err(StreamError::Closed),
+            None => Ok(None),
+        }
+    }
+
+    fn reduce(&mut self, f: Frame) -> Frame {
+        if self.decimate <= 1 {
+            return f;
+        }
+        let mut out = Frame::with_capacity(f.len());
+        for (k, s) in f.iter() {
+            let c = self.counters.entry(k).or_insert(0);
+            let first = (self.decimate - *c % self.decimate) % self.decimate;
+            *c += s.len();
+            let d = s.take_every(first, self.decimate);
+            if !d.is_empty() {
+                out.push(k, d);
+            }
+        }
+        out
+    }
+
+    /// One step without waiting: a frame ready for the caller, if any.
+    fn step(&mut self, now: Instant) -> Result<Option<Frame>, StreamError> {
+        loop {
+            let f = match self.pop() {
+                Ok(Some(f)) => self.reduce(f),
+                Ok(None) => break,
+                Err(StreamError::Closed) if self.held.is_some() => return Ok(self.held.take()),
+                Err(e) => return Err(e),
+            };
+            let Some(period) = self.period else { return Ok(Some(f)) };
+            match &mut self.held {
+                Some(h) => h.extend(f),
+                None => self.held = Some(f),
+            }
+            if self.last_emit.is_none_or(|t| now.duration_since(t) >= period) {
+                break;
+            }
+        }
+        if let (Some(period), Some(_)) = (self.period, &self.held) {
+            if self.last_emit.is_none_or(|t| now.duration_since(t) >= period) {
+                self.last_emit = Some(now);
+                return Ok(self.held.take());
+            }
+        }
+        Ok(None)
+    }
+
+    /// When the next throttled emission is due.
+    fn throttle_due(&self) -> Option<Instant> {
+        match (self.period, &self.held, self.last_emit) {
+            (Some(p), Some(_), Some(t)) => Some(t + p),
+            _ => None,
+        }
+    }
+
+    /// Receive without waiting: `Ok(None)` if nothing is ready.
+    ///
+    /// # Errors
+    /// [`StreamError`] for a lag notice or a closed streamer.
+    pub fn try_recv(&mut self) -> Result<Option<Frame>, StreamError> {
+        if self.closed {
+            return Err(StreamError::Closed);
+        }
+        self.step(Instant::now())
+    }
+
+    /// Wait up to `timeout` for a frame: `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// [`StreamError::Lagged`] once after frames were lost (then frames continue);
+    /// [`StreamError::Disconnected`] or [`StreamError::Closed`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>, StreamError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.closed {
+                return Err(StreamError::Closed);
+            }
+            let now = Instant::now();
+            if let Some(f) = self.step(now)? {
+                return Ok(Some(f));
+            }
+            let wake = self.throttle_due().map_or(deadline, |t| t.min(deadline));
+            if now >= deadline {
+                return Ok(None);
+            }
+            let mut q = self.sub.queue.lock();
+            if q.frames.is_empty() && !q.closed && !q.disconnected && q.lagged == 0 {
+                self.sub.waiting.store(true, Ordering::Release);
+                self.sub.cv.wait_until(&mut q, wake);
+                self.sub.waiting.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Wait for the next frame.
+    ///
+    /// # Errors
+    /// As [`Streamer::recv_timeout`].
+    pub fn recv(&mut self) -> Result<Frame, StreamError> {
+        loop {
+            if let Some(f) = self.recv_timeout(Duration::from_secs(3600))? {
+                return Ok(f);
+            }
+        }
+    }
+
+    /// Wait for the next frame without blocking a thread (for async runtimes).
+    ///
+    /// # Errors
+    /// As [`Streamer::recv_timeout`].
+    pub async fn next(&mut self) -> Result<Frame, StreamError> {
+        loop {
+            if self.closed {
+                return Err(StreamError::Closed);
+            }
+            if let Some(f) = self.step(Instant::now())? {
+                return Ok(f);
+            }
+            let notified = self.sub.notify.notified();
+            match self.throttle_due() {
+                Some(t) => {
+                    let _ = tokio::time::timeout_at(t.into(), notified).await;
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Stop receiving and release this streamer's demand. Idempotent.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.relay.unsubscribe(self.sub.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Streamer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streamer").field("id", &self.sub.id).field("channels", &self.channels).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
