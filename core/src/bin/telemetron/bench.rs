@@ -22,6 +22,12 @@ pub enum BenchCommand {
     Read(ReadArgs),
     /// Commit latency: one-sample frames, commit after each.
     Commit(CommitArgs),
+    /// Time from write() to a streamer thread receiving the frame.
+    StreamLatency(crate::bench_live::LatencyArgs),
+    /// One writer, many streamers: delivered samples/s and latency.
+    Fanout(crate::bench_live::FanoutArgs),
+    /// Time from a higher-authority writer opening to the transfer on the control channel.
+    ControlHandoff(crate::bench_live::HandoffArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -87,6 +93,9 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::Ingest(a) => ingest(&a),
         BenchCommand::Read(a) => read(&a),
         BenchCommand::Commit(a) => commit(&a),
+        BenchCommand::StreamLatency(a) => crate::bench_live::stream_latency(&a),
+        BenchCommand::Fanout(a) => crate::bench_live::fanout(&a),
+        BenchCommand::ControlHandoff(a) => crate::bench_live::control_handoff(&a),
     }
 }
 
@@ -99,10 +108,10 @@ fn durability_name(d: Durability) -> &'static str {
 }
 
 /// A scratch data directory removed on drop.
-struct Scratch(PathBuf);
+pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    fn new(base: &Path, tag: &str) -> Scratch {
+    pub fn new(base: &Path, tag: &str) -> Scratch {
         let p = base.join(format!("telemetron-bench-{tag}-{}-{}", std::process::id(), TimeStamp::now().0));
         let _ = std::fs::remove_dir_all(&p);
         Scratch(p)
@@ -115,11 +124,11 @@ impl Drop for Scratch {
     }
 }
 
-fn open(dir: &Path, durability: Durability) -> Result<Engine, Error> {
+pub fn open(dir: &Path, durability: Durability) -> Result<Engine, Error> {
     Engine::open_with(dir, Options { storage: StorageOptions { durability, ..StorageOptions::default() } })
 }
 
-fn emit(json: bool, row: serde_json::Value, table: impl FnOnce() -> String) {
+pub fn emit(json: bool, row: serde_json::Value, table: impl FnOnce() -> String) {
     if json {
         println!("{row}");
     } else {

@@ -1,6 +1,7 @@
 //! The `telemetron` command-line program.
 
 mod bench;
+mod bench_live;
 mod demo;
 mod stats;
 
