@@ -392,3 +392,29 @@ fn deleted_channels_leave_orphans_that_are_ignored_on_reopen() {
     let g2 = create_group(&engine, "g", &[DataType::F64]);
     assert_eq!(engine.read(TimeRange::MAX, &g2.all_keys()).unwrap().len(), 0);
 }
+
+#[test]
+fn a_delete_with_more_than_65536_tombstones_survives_the_next_delete_and_a_reopen() {
+    // One tombstone per (channel, domain): 256 channels x 257 writer sessions = 65,792
+    // tombstones in one delete. Neither that delete nor the next one may overwrite any of
+    // them, or deleted samples come back after a reopen.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let wide = create_group(&engine, "wide", &[DataType::U8; 255]);
+    let other = create_group(&engine, "other", &[DataType::U8]);
+    for s in 0..257i64 {
+        common::write(&engine, s * 10, group_frame(&wide, &[s * 10], &[s as u64]));
+    }
+    common::write(&engine, 0, group_frame(&other, &[5], &[1]));
+    // The index last, so its tombstones are the last ones of the batch.
+    let mut keys = wide.keys();
+    keys.push(wide.idx());
+    engine.delete(TimeRange::MAX, &keys).unwrap();
+    engine.delete(TimeRange::MAX, &other.all_keys()).unwrap();
+    assert!(read_ts(&engine, TimeRange::MAX, wide.idx()).is_empty());
+    let engine = reopen(engine);
+    // Every chunk is covered by a tombstone: recovery indexes none of them.
+    assert_eq!(engine.recovery_report().chunks, 0, "{:?}", engine.recovery_report());
+    assert_eq!(read_ts(&engine, TimeRange::MAX, wide.idx()), Vec::<i64>::new(), "deleted samples reappeared");
+    assert!(read_ts(&engine, TimeRange::MAX, other.idx()).is_empty());
+}

@@ -56,9 +56,20 @@ struct Scan {
     max_seq: u64,
 }
 
+/// Tombstones grouped by (channel, domain), so checking a record costs only its own.
+type TombstoneIndex = HashMap<(ChannelKey, u32), Vec<Tombstone>>;
+
+fn index_tombstones(tombstones: &[Tombstone]) -> TombstoneIndex {
+    let mut out: TombstoneIndex = HashMap::new();
+    for t in tombstones {
+        out.entry((t.channel, t.domain)).or_default().push(*t);
+    }
+    out
+}
+
 /// True if a chunk whose payload fails its checksum is dead anyway (its channel was deleted
 /// or a tombstone covers it): its bytes may have been returned to the file system.
-fn is_dead(h: &RecordHeader, seq: Option<u64>, known: &dyn Fn(ChannelKey) -> bool, tombstones: &[Tombstone]) -> bool {
+fn is_dead(h: &RecordHeader, seq: Option<u64>, known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIndex) -> bool {
     let Some(seq) = seq else { return false };
     if !known(h.channel) {
         return true;
@@ -67,8 +78,8 @@ fn is_dead(h: &RecordHeader, seq: Option<u64>, known: &dyn Fn(ChannelKey) -> boo
     let to = from.saturating_add(h.samples);
     // A range may be deleted in several steps: the newer tombstones must cover the record
     // together, not necessarily one of them alone.
-    let mut spans: Vec<(u32, u32)> =
-        tombstones.iter().filter(|t| t.channel == h.channel && t.domain == d && t.seq > seq).map(|t| (t.from, t.to)).collect();
+    let Some(list) = tombstones.get(&(h.channel, d)) else { return false };
+    let mut spans: Vec<(u32, u32)> = list.iter().filter(|t| t.seq > seq).map(|t| (t.from, t.to)).collect();
     spans.sort_unstable();
     let mut covered = from;
     for (a, b) in spans {
@@ -80,7 +91,7 @@ fn is_dead(h: &RecordHeader, seq: Option<u64>, known: &dyn Fn(ChannelKey) -> boo
     covered >= to
 }
 
-fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &[Tombstone]) -> Scan {
+fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIndex) -> Scan {
     // Pass 1: walk valid headers.
     let mut recs: Vec<(RecordHeader, u64)> = Vec::new();
     let mut off = HEADER_LEN;
@@ -168,6 +179,7 @@ pub(crate) fn open_storage(
     let stores: HashMap<ChannelKey, Arc<ChannelStore>> =
         channels.iter().filter(|c| !c.is_virtual()).map(|c| (c.key, Arc::new(ChannelStore::new(c)))).collect();
     let mut report = RecoveryReport::default();
+    let tomb_index = index_tombstones(tombstones);
     let mut files: Vec<(u64, PathBuf)> = Vec::new();
     for entry in fs::read_dir(&seg_dir).map_err(|e| io_err(&seg_dir, e))? {
         let path = entry.map_err(|e| io_err(&seg_dir, e))?.path();
@@ -219,7 +231,7 @@ pub(crate) fn open_storage(
             }
         }
         let known = |k: ChannelKey| stores.contains_key(&k);
-        let sc = scan(bytes, &known, tombstones);
+        let sc = scan(bytes, &known, &tomb_index);
         drop(map);
         if sc.keep_end < flen {
             file.set_len(sc.keep_end).map_err(|e| io_err(&path, e))?;
@@ -244,7 +256,7 @@ pub(crate) fn open_storage(
             let idx = store.index.unwrap_or(store.key);
             let e = domains.entry(idx).or_insert(0);
             *e = (*e).max(domain + 1);
-            if is_dead(&h, Some(seq), &known, tombstones) {
+            if is_dead(&h, Some(seq), &known, &tomb_index) {
                 // Deleted entirely: its payload may have been punched out, so never index it
                 // (trimming an index chunk piece by piece would read its timestamps).
                 continue;
