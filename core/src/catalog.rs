@@ -14,7 +14,8 @@ pub(crate) const CHANNEL_NAMES: TableDefinition<'_, &str, u32> = TableDefinition
 pub(crate) const RANGES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("ranges");
 pub(crate) const RANGE_KV: TableDefinition<'_, (u128, &str), &str> = TableDefinition::new("range_kv");
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-pub(crate) const TOMBSTONES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tombstones");
+/// Keyed by (delete sequence number, index within that delete).
+pub(crate) const TOMBSTONES: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("tombstones");
 
 pub(crate) const NEXT_CHANNEL_KEY: &str = "next_channel_key";
 pub(crate) const CATALOG_VERSION: &str = "catalog_version";

@@ -334,8 +334,7 @@ impl Engine {
         {
             let mut t = txn.open_table(TOMBSTONES).map_err(meta_err)?;
             for (i, ts) in tombstones.iter().enumerate() {
-                let id = (seq << 16) | i as u64;
-                t.insert(id, serde_json::to_vec(ts).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
+                t.insert((seq, i as u64), serde_json::to_vec(ts).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
             }
         }
         txn.commit().map_err(meta_err)?;

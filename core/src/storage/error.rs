@@ -133,10 +133,8 @@ pub enum WriteError {
         /// The stored range it falls into.
         existing: TimeRange,
     },
-    /// Another writer is writing the channel.
-    #[error(
-        "channel {channel:?} is being written by another open writer; close that writer, or write a disjoint time range with its own `end`"
-    )]
+    /// An open writer holds the channel (for range deletes).
+    #[error("channel {channel:?} is held by an open writer; close the writer first")]
     ChannelBusy {
         /// The channel.
         channel: String,

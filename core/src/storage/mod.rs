@@ -71,9 +71,10 @@ use segment::Segments;
 pub enum Durability {
     /// Never fsync.
     None,
-    /// Group commit: sync every `interval` or after `bytes` unsynced bytes.
+    /// Group commit: sync every `interval` or after `bytes` unsynced bytes. The interval
+    /// is the engine's (from [`StorageOptions::durability`]); `bytes` applies per writer.
     Interval {
-        /// Maximum time between syncs.
+        /// Maximum time between syncs (engine-wide).
         interval: Duration,
         /// Sync early once this many bytes are unsynced in a segment.
         bytes: u64,

@@ -50,6 +50,8 @@ pub(crate) struct Segment {
     /// Chunk records of this segment still referenced (by the index or by readers).
     pub(crate) live_records: AtomicI64,
     map: Mutex<Option<Arc<Mmap>>>,
+    /// Earlier, smaller mappings that readers may still hold bytes from.
+    old_maps: Mutex<Vec<Arc<Mmap>>>,
     map_hint: u64,
 }
 
@@ -101,6 +103,7 @@ impl Segment {
             wants_sync: AtomicBool::new(false),
             live_records: AtomicI64::new(0),
             map: Mutex::new(None),
+            old_maps: Mutex::new(Vec::new()),
             map_hint,
         }
     }
@@ -208,17 +211,22 @@ impl Segment {
         // Map ahead of the written length so appends rarely force a remap. Pages past the end
         // of the file are never touched: reads stay within appended records.
         let want = end.max(self.map_hint).max(self.len()).next_multiple_of(1 << 20);
-        // SAFETY: the file is only ever appended to (or truncated during recovery, before any
-        // mapping exists); mapped bytes below `len` are never modified.
+        // SAFETY: bytes of committed records are never modified while mapped: appends go past
+        // them, runtime truncation (abort, failed append) only removes uncommitted records no
+        // reader was given, and hole punching waits until no mapped bytes are held.
         let m = unsafe { MmapOptions::new().len(want as usize).map(&self.file) }.map_err(|e| io_err(&self.path, e))?;
         let m = Arc::new(m);
-        *guard = Some(m.clone());
+        if let Some(old) = guard.replace(m.clone()) {
+            let mut olds = self.old_maps.lock();
+            olds.retain(|o| Arc::strong_count(o) > 1);
+            olds.push(old);
+        }
         Ok(m)
     }
 
-    /// True if no bytes handed out from the mapping are still alive.
+    /// True if no bytes handed out from any mapping of this segment are still alive.
     pub(crate) fn map_unshared(&self) -> bool {
-        self.map.lock().as_ref().is_none_or(|m| Arc::strong_count(m) == 1)
+        self.map.lock().as_ref().is_none_or(|m| Arc::strong_count(m) == 1) && self.old_maps.lock().iter().all(|m| Arc::strong_count(m) == 1)
     }
 
     /// Give the disk blocks of `[off, off + len)` back to the file system (the range must be
@@ -320,7 +328,11 @@ impl Segments {
         for seg in self.list() {
             let wanted = seg.wants_sync.swap(false, Ordering::AcqRel);
             if seg.unsynced() > 0 && (all || wanted) {
-                seg.sync()?;
+                if let Err(e) = seg.sync() {
+                    // Ask again on the next tick.
+                    seg.wants_sync.store(wanted, Ordering::Release);
+                    return Err(e);
+                }
                 n += 1;
             }
         }
