@@ -66,6 +66,7 @@ impl Model {
 
 /// Write `n` samples starting at `start`, `step` apart, ids from `id0`, in one writer with
 /// commits every `per_commit` samples.
+#[allow(clippy::too_many_arguments)]
 fn fill(engine: &Engine, g: &Group, m: &mut Model, start: i64, n: usize, step: i64, id0: u64, per_commit: usize) {
     let mut w = engine.open_writer(WriterConfig::new(TimeStamp(start), g.keys()).auto_commit(false)).unwrap();
     let ts = ts_range(start, n, step);
