@@ -1,0 +1,192 @@
+//! Loom model of the relay's subscriber wake protocol: no wake-up may be lost.
+//!
+//! Run with:
+//!   RUSTFLAGS="--cfg loom" cargo test -p telemetron --test relay_loom --release
+//!
+//! (optionally with `CARGO_TARGET_DIR=/tmp/loom-target`, so the changed RUSTFLAGS do not
+//! invalidate the regular build). Without `--cfg loom` this file compiles to nothing.
+//!
+//! The protocol, as in `core/src/relay/hub.rs` (`Subscriber::push` / `Subscriber::wake`)
+//! and `core/src/relay/streamer.rs` (`Streamer::recv_timeout`, the wait path without a
+//! timeout):
+//!
+//! * producer: lock the queue, push, unlock; then, if `waiting` is set, notify the condvar.
+//! * consumer: lock, pop (the `pop` in `step`), unlock; if nothing was there, lock again and,
+//!   if the queue is still empty (and not closed), set `waiting = true`, wait on the condvar,
+//!   set `waiting = false`, unlock and loop.
+//!
+//! A lost wake-up shows up as a consumer blocked forever after every producer finished,
+//! which loom reports as a deadlock (a panic). One model deliberately breaks the protocol
+//! (the producer checks `waiting` before pushing) to show that the check can fail.
+#![cfg(loom)]
+
+use std::collections::VecDeque;
+
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+#[derive(Default)]
+struct QueueState {
+    frames: VecDeque<u32>,
+    closed: bool,
+}
+
+/// The subset of `hub::Subscriber` the wake protocol uses.
+struct Subscriber {
+    queue: Mutex<QueueState>,
+    cv: Condvar,
+    waiting: AtomicBool,
+}
+
+impl Subscriber {
+    fn new() -> Subscriber {
+        Subscriber { queue: Mutex::new(QueueState::default()), cv: Condvar::new(), waiting: AtomicBool::new(false) }
+    }
+
+    /// `Subscriber::push` (queue not full): lock, push, unlock, wake.
+    fn push(&self, f: u32) {
+        let mut q = self.queue.lock().unwrap();
+        if q.closed {
+            return;
+        }
+        q.frames.push_back(f);
+        drop(q);
+        self.wake();
+    }
+
+    /// `Subscriber::wake` (the tokio `Notify` half is not modelled).
+    fn wake(&self) {
+        if self.waiting.load(Ordering::Acquire) {
+            self.cv.notify_one();
+        }
+    }
+
+    /// `Subscriber::close`.
+    fn close(&self) {
+        self.queue.lock().unwrap().closed = true;
+        self.cv.notify_all();
+    }
+
+    /// A deliberately broken push: checks `waiting` before publishing the frame.
+    fn push_broken(&self, f: u32) {
+        let waiting = self.waiting.load(Ordering::Acquire);
+        if waiting {
+            self.cv.notify_one();
+        }
+        self.queue.lock().unwrap().frames.push_back(f);
+    }
+
+    /// `Streamer::pop`: `Some(Ok(frame))`, `Some(Err(()))` when closed, `None` if empty.
+    fn pop(&self) -> Option<Result<u32, ()>> {
+        let mut q = self.queue.lock().unwrap();
+        match q.frames.pop_front() {
+            Some(f) => Some(Ok(f)),
+            None if q.closed => Some(Err(())),
+            None => None,
+        }
+    }
+
+    /// `Streamer::recv_timeout` without a timeout: `Ok(frame)` or `Err(())` once closed.
+    fn recv(&self) -> Result<u32, ()> {
+        loop {
+            if let Some(r) = self.pop() {
+                return r;
+            }
+            let q = self.queue.lock().unwrap();
+            let q = if q.frames.is_empty() && !q.closed {
+                self.waiting.store(true, Ordering::Release);
+                let q = self.cv.wait(q).unwrap();
+                self.waiting.store(false, Ordering::Release);
+                q
+            } else {
+                q
+            };
+            drop(q);
+        }
+    }
+}
+
+#[test]
+fn one_producer_one_consumer_no_lost_wakeup() {
+    loom::model(|| {
+        let sub = Arc::new(Subscriber::new());
+        let p = {
+            let sub = sub.clone();
+            thread::spawn(move || sub.push(7))
+        };
+        assert_eq!(sub.recv(), Ok(7));
+        p.join().unwrap();
+    });
+}
+
+#[test]
+fn one_producer_two_frames_arrive_in_order() {
+    loom::model(|| {
+        let sub = Arc::new(Subscriber::new());
+        let p = {
+            let sub = sub.clone();
+            thread::spawn(move || {
+                sub.push(1);
+                sub.push(2);
+            })
+        };
+        assert_eq!(sub.recv(), Ok(1));
+        assert_eq!(sub.recv(), Ok(2));
+        p.join().unwrap();
+    });
+}
+
+#[test]
+fn two_producers_one_consumer_receives_both() {
+    loom::model(|| {
+        let sub = Arc::new(Subscriber::new());
+        let producers: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|v| {
+                let sub = sub.clone();
+                thread::spawn(move || sub.push(v))
+            })
+            .collect();
+        let mut got = vec![sub.recv().unwrap(), sub.recv().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2]);
+        for p in producers {
+            p.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn close_wakes_a_waiting_consumer_after_queued_frames() {
+    loom::model(|| {
+        let sub = Arc::new(Subscriber::new());
+        let p = {
+            let sub = sub.clone();
+            thread::spawn(move || {
+                sub.push(5);
+                sub.close();
+            })
+        };
+        // The frame pushed before the close is delivered first, then the close.
+        assert_eq!(sub.recv(), Ok(5));
+        assert_eq!(sub.recv(), Err(()));
+        p.join().unwrap();
+    });
+}
+
+/// The model is sensitive: checking `waiting` before publishing the frame loses the
+/// wake-up in some interleaving, and loom finds it (as a deadlock).
+#[test]
+#[should_panic]
+fn broken_protocol_is_caught() {
+    loom::model(|| {
+        let sub = Arc::new(Subscriber::new());
+        let p = {
+            let sub = sub.clone();
+            thread::spawn(move || sub.push_broken(9))
+        };
+        assert_eq!(sub.recv(), Ok(9));
+        p.join().unwrap();
+    });
+}
