@@ -23,7 +23,8 @@ const CURRENT_CATALOG_VERSION: u64 = 1;
 
 /// Wrapper around the redb database file.
 pub(crate) struct Catalog {
-    db: Database,
+    /// `None` once the engine is closed (the file and its lock are released).
+    db: parking_lot::RwLock<Option<Database>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -61,8 +62,8 @@ impl Catalog {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen { path: path.to_path_buf(), holder: None },
             other => Error::Metadata { reason: format!("cannot open metadata database {}: {other}", path.display()) },
         })?;
-        let cat = Catalog { db };
-        let txn = cat.db.begin_write().map_err(meta_err)?;
+        let cat = Catalog { db: parking_lot::RwLock::new(Some(db)) };
+        let txn = cat.write()?;
         {
             // Create every table so readers never see "table does not exist".
             txn.open_table(CHANNELS).map_err(meta_err)?;
@@ -87,10 +88,15 @@ impl Catalog {
     }
 
     pub(crate) fn write(&self) -> Result<redb::WriteTransaction, Error> {
-        self.db.begin_write().map_err(meta_err)
+        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine" })?.begin_write().map_err(meta_err)
     }
 
     pub(crate) fn read(&self) -> Result<redb::ReadTransaction, Error> {
-        self.db.begin_read().map_err(meta_err)
+        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine" })?.begin_read().map_err(meta_err)
+    }
+
+    /// Close the database file (releasing its lock).
+    pub(crate) fn close(&self) {
+        self.db.write().take();
     }
 }

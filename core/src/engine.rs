@@ -29,7 +29,7 @@ pub struct Options {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
-    _lock: DirLock,
+    lock: parking_lot::Mutex<Option<DirLock>>,
     catalog: Arc<Catalog>,
     channels: Channels,
     ranges: Ranges,
@@ -98,9 +98,20 @@ impl Engine {
             relay: Arc::new(Relay::default()),
             controller: Default::default(),
             control_key: control[0].key,
+            closed: AtomicBool::new(false),
         });
         Ok(Engine {
-            inner: Arc::new(Inner { dir, _lock: lock, catalog, channels, ranges, storage, hub, report, closed: AtomicBool::new(false) }),
+            inner: Arc::new(Inner {
+                dir,
+                lock: parking_lot::Mutex::new(Some(lock)),
+                catalog,
+                channels,
+                ranges,
+                storage,
+                hub,
+                report,
+                closed: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -358,8 +369,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Stop background work and sync. Open writers should be closed first; their
-    /// uncommitted samples are lost. Other clones of this engine become unusable.
+    /// Stop background work, sync, and release the data directory (it can be opened again
+    /// at once). Open writers should be closed first: their uncommitted samples are lost and
+    /// they refuse further writes. Other clones of this engine become unusable; streamers
+    /// receive [`crate::relay::StreamError::Closed`].
     ///
     /// # Errors
     /// An I/O error while syncing.
@@ -367,8 +380,14 @@ impl Engine {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.hub.closed.store(true, Ordering::Release);
         self.inner.hub.relay.close();
-        self.inner.storage.shutdown()?;
+        let r = self.inner.storage.shutdown();
+        // Release the directory so it can be opened again, even while clones of this
+        // engine (or writers and readers it handed out) are still alive.
+        self.inner.catalog.close();
+        self.inner.lock.lock().take();
+        r?;
         tracing::info!(dir = %self.inner.dir.display(), "engine closed");
         Ok(())
     }

@@ -44,6 +44,7 @@ pub mod control;
 mod engine;
 mod error;
 pub mod framer;
+pub mod protocol;
 pub mod ranger;
 pub mod relay;
 pub mod storage;

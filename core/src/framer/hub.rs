@@ -15,6 +15,8 @@ pub(crate) struct Hub {
     pub relay: Arc<Relay>,
     pub controller: Controller,
     pub control_key: ChannelKey,
+    /// Set when the engine closes: writers refuse further work.
+    pub closed: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {

@@ -45,8 +45,9 @@ impl IteratorConfig {
 ///
 /// The iterator holds a *view*, a time range inside its bounds. `seek_*` moves the view to
 /// a point (empty view); `next` and `prev` move it forwards or backwards by a span and
-/// read it: [`Iterator::value`] is then the frame for the view. `next`/`prev` return
-/// `false` once there is nothing more in that direction.
+/// read it: [`Iterator::value`] is then the frame for the view (possibly empty when a time
+/// span falls in a gap). `next`/`prev` return `false` once there is nothing more in that
+/// direction.
 ///
 /// # Examples
 ///
@@ -177,7 +178,14 @@ impl Iterator {
         };
         self.view = TimeRange::new(start, end);
         self.value = read_channels(&self.plan, self.view)?;
-        Ok(!self.value.is_empty())
+        if !self.value.is_empty() {
+            return Ok(true);
+        }
+        // An empty window inside the data (a gap longer than the span) is not the end.
+        Ok(match self.plan.lead_index() {
+            Some(i) => nth_after(i, end, self.bounds.end, 0)?.is_some(),
+            None => false,
+        })
     }
 
     /// Move the view backward by `span` and read it. Returns false when nothing was read.
@@ -203,6 +211,12 @@ impl Iterator {
         };
         self.view = TimeRange::new(start, end);
         self.value = read_channels(&self.plan, self.view)?;
-        Ok(!self.value.is_empty())
+        if !self.value.is_empty() {
+            return Ok(true);
+        }
+        Ok(match self.plan.lead_index() {
+            Some(i) => nth_before(i, start, self.bounds.start, 1)?.is_some(),
+            None => false,
+        })
     }
 }

@@ -369,6 +369,9 @@ impl Writer {
         if self.closed {
             return Err(crate::Error::Closed { what: "the writer" });
         }
+        if self.hub.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(crate::Error::Closed { what: "the engine" });
+        }
         let span = tracing::trace_span!("writer.write", series = frame.len());
         let _e = span.enter();
         let mut has_virtual = false;

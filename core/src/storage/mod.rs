@@ -188,6 +188,9 @@ pub(crate) struct Storage {
     pub background: Mutex<Vec<syncer::Background>>,
     pub sync_signal: syncer::Signal,
     pub dead: reclaim::DeadRecords,
+    /// Set by `shutdown`: writers left open must not touch segment files any more (the
+    /// directory may be reopened by another engine).
+    pub closed: std::sync::atomic::AtomicBool,
 }
 
 impl Storage {
@@ -223,6 +226,7 @@ impl Storage {
 
     /// Stop background threads and sync everything (clean shutdown).
     pub(crate) fn shutdown(&self) -> Result<(), StorageError> {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
         for b in self.background.lock().drain(..) {
             b.stop();
         }

@@ -299,6 +299,7 @@ pub(crate) fn open_storage(
         background: Mutex::new(Vec::new()),
         sync_signal: syncer::Signal::default(),
         dead: super::reclaim::DeadRecords::default(),
+        closed: std::sync::atomic::AtomicBool::new(false),
     });
     Ok((storage, report))
 }

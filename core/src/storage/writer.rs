@@ -412,6 +412,9 @@ impl StorageWriter {
 
     /// Commit everything written so far; returns the committed end (last timestamp + 1).
     pub(crate) fn commit(&mut self) -> Result<TimeStamp> {
+        if self.storage.closed.load(Ordering::Acquire) {
+            return Err(crate::Error::Closed { what: "the engine" });
+        }
         if !self.has_uncommitted() {
             return Ok(self.end());
         }
@@ -473,6 +476,11 @@ impl StorageWriter {
             return;
         }
         self.released = true;
+        if self.storage.closed.load(Ordering::Acquire) {
+            // The engine is closed (and the directory may be reopened): leave files alone;
+            // recovery handles whatever this writer left uncommitted.
+            self.seg = None;
+        }
         if let Some(seg) = self.seg.take() {
             let mut ok = true;
             if !self.uncommitted.is_empty() {

@@ -80,7 +80,11 @@ fn pace(start: Instant, i: usize, rate: u64) {
 /// Time from `write()` being called to a streamer on another thread holding the frame.
 pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
     if !a.common.json {
-        println!("stream-latency: one-sample frames, persist+stream writer -> streamer thread, {} frames at {}", a.frames, if a.rate == 0 { "full speed".to_string() } else { format!("{} Hz", a.rate) });
+        println!(
+            "stream-latency: one-sample frames, persist+stream writer -> streamer thread, {} frames at {}",
+            a.frames,
+            if a.rate == 0 { "full speed".to_string() } else { format!("{} Hz", a.rate) }
+        );
         println!("{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}", "run", "p50 us", "p99 us", "p999 us", "max us", "frames/s");
     }
     for run in 0..a.common.runs {
@@ -115,7 +119,8 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
                 lat
             })
             .map_err(|e| Error::InvalidArgument { reason: e.to_string() })?;
-        let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).auto_commit(true).auto_commit_interval(Duration::from_millis(10)))?;
+        let mut w = engine
+            .open_writer(WriterConfig::new(TimeStamp(0), vec![v]).auto_commit(true).auto_commit_interval(Duration::from_millis(10)))?;
         let t0 = Instant::now();
         for i in 0..a.frames {
             pace(t0, i, a.rate);
@@ -250,7 +255,9 @@ pub fn control_handoff(a: &HandoffArgs) -> Result<(), Error> {
     for run in 0..a.common.runs {
         let scratch = Scratch::new(&a.common.dir, "handoff");
         let engine: Engine = open(&scratch.0, Durability::None)?;
-        let cmd = engine.create_channel(NewChannel::virtual_("valve_cmd", DataType::U8).with_concurrency(telemetron::channel::Concurrency::Exclusive))?.key;
+        let cmd = engine
+            .create_channel(NewChannel::virtual_("valve_cmd", DataType::U8).with_concurrency(telemetron::channel::Concurrency::Exclusive))?
+            .key;
         let low = engine.open_writer(WriterConfig::new(TimeStamp(0), vec![cmd]).authority(10).name("panel"))?;
         let mut s = engine.open_streamer(StreamerConfig::new(vec![engine.control_channel()]))?;
         let _snapshot = s.recv_timeout(Duration::from_secs(5))?;

@@ -1,0 +1,312 @@
+//! The binary frame codec (version 1). All integers are little-endian.
+//!
+//! ```text
+//! frame   := header series*
+//! header  := magic "TLMF" | version u16 | flags u16 (0) | series count u32 | 0 u32  (16 bytes)
+//! series  := channel u32 | data type u8 | 0 u8 | 0 u16 | samples u64 | start i64 | end i64
+//!            | alignment u64 | data bytes u64                                          (48 bytes)
+//!            data, zero padding to a multiple of 8,
+//!            then for variable-length types (samples + 1) u64 offsets starting at 0
+//! ```
+//!
+//! Every field is checked on decode; malformed input is a [`CodecError`], never a panic.
+//! Series decoded from an 8-aligned buffer share it (no copy).
+
+use bytes::Bytes;
+
+use crate::telem::{Alignment, DataType, Frame, Series, SeriesError, TimeRange, TimeStamp};
+
+const MAGIC: [u8; 4] = *b"TLMF";
+const VERSION: u16 = 1;
+const HEADER: usize = 16;
+const SERIES_HEADER: usize = 48;
+/// Most series one frame may hold.
+pub const MAX_SERIES: u32 = 1 << 20;
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// Shorter than its header says.
+    #[error("frame is truncated: needed {needed} bytes at offset {at}, {len} available")]
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Where.
+        at: usize,
+        /// Buffer length.
+        len: usize,
+    },
+    /// Not a frame.
+    #[error("not a Telemetron frame (bad magic)")]
+    BadMagic,
+    /// A frame version this build does not read.
+    #[error("frame version {0} is not supported (this build reads version 1); upgrade the older side")]
+    Version(u16),
+    /// A field is out of range.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// A series' contents are invalid.
+    #[error("invalid series for channel {channel}: {source}")]
+    Series {
+        /// Channel key.
+        channel: u32,
+        /// What is wrong.
+        source: SeriesError,
+    },
+}
+
+fn pad8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Encoded size of `frame` in bytes.
+pub fn encoded_len(frame: &Frame) -> usize {
+    HEADER
+        + frame
+            .series()
+            .iter()
+            .map(|s| SERIES_HEADER + pad8(data_len(s)) + if s.data_type().is_variable() { 8 * (s.len() + 1) } else { 0 })
+            .sum::<usize>()
+}
+
+fn data_len(s: &Series) -> usize {
+    match s.data_type().density() {
+        Some(d) => d * s.len(),
+        None => {
+            let o = s.offsets_u64();
+            (o[s.len()] - o[0]) as usize
+        }
+    }
+}
+
+/// Encode `frame` into one buffer.
+pub fn encode(frame: &Frame) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(frame));
+    encode_into(frame, &mut out);
+    out
+}
+
+/// Append the encoding of `frame` to `out`.
+pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for (k, s) in frame.iter() {
+        let dl = data_len(s);
+        out.extend_from_slice(&k.to_le_bytes());
+        out.push(s.data_type().tag());
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(&s.time_range().start.0.to_le_bytes());
+        out.extend_from_slice(&s.time_range().end.0.to_le_bytes());
+        out.extend_from_slice(&s.alignment().0.to_le_bytes());
+        out.extend_from_slice(&(dl as u64).to_le_bytes());
+        match s.data_type().density() {
+            Some(_) => out.extend_from_slice(s.data()),
+            None => {
+                let o = s.offsets_u64();
+                out.extend_from_slice(&s.data()[o[0] as usize..o[s.len()] as usize]);
+            }
+        }
+        out.resize(out.len() + (pad8(dl) - dl), 0);
+        if s.data_type().is_variable() {
+            let o = s.offsets_u64();
+            for &x in o {
+                out.extend_from_slice(&(x - o[0]).to_le_bytes());
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(CodecError::Truncated {
+            needed: n,
+            at: self.at,
+            len: self.buf.len(),
+        })?;
+        let s = &self.buf[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn u16(&mut self) -> Result<u16, CodecError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+/// Decode a frame from `buf`, sharing its memory where alignment allows.
+///
+/// # Errors
+/// [`CodecError`] for anything malformed.
+pub fn decode(buf: Bytes) -> Result<Frame, CodecError> {
+    let mut r = Reader { buf: &buf, at: 0 };
+    if r.take(4)? != MAGIC {
+        return Err(CodecError::BadMagic);
+    }
+    let version = r.u16()?;
+    if version != VERSION {
+        return Err(CodecError::Version(version));
+    }
+    let _flags = r.u16()?;
+    let count = r.u32()?;
+    let _ = r.u32()?;
+    if count > MAX_SERIES {
+        return Err(CodecError::Malformed(format!("{count} series exceeds the limit of {MAX_SERIES}")));
+    }
+    // Each series needs at least its header: reject absurd counts before allocating.
+    if (count as usize).saturating_mul(SERIES_HEADER) > buf.len() {
+        return Err(CodecError::Truncated { needed: count as usize * SERIES_HEADER, at: HEADER, len: buf.len() });
+    }
+    let mut frame = Frame::with_capacity(count as usize);
+    for _ in 0..count {
+        let key = r.u32()?;
+        let tag = r.take(4)?[0];
+        let dt = DataType::from_tag(tag).ok_or_else(|| CodecError::Malformed(format!("unknown data type tag {tag} for channel {key}")))?;
+        let samples = r.u64()?;
+        let start = r.u64()? as i64;
+        let end = r.u64()? as i64;
+        let alignment = r.u64()?;
+        let dl = r.u64()?;
+        let dl = usize::try_from(dl).map_err(|_| CodecError::Malformed("data length overflows".into()))?;
+        let samples = usize::try_from(samples).map_err(|_| CodecError::Malformed("sample count overflows".into()))?;
+        if let Some(d) = dt.density() {
+            if samples.checked_mul(d) != Some(dl) {
+                return Err(CodecError::Malformed(format!(
+                    "channel {key}: {samples} {dt} samples need {} bytes, header says {dl}",
+                    samples.saturating_mul(d)
+                )));
+            }
+        }
+        let data_at = r.at;
+        r.take(pad8(dl))?;
+        let data = buf.slice(data_at..data_at + dl);
+        let series = match dt.density() {
+            Some(_) => Series::from_bytes(dt, data),
+            None => {
+                let olen = samples
+                    .checked_add(1)
+                    .and_then(|n| n.checked_mul(8))
+                    .ok_or_else(|| CodecError::Malformed("offset count overflows".into()))?;
+                let off_at = r.at;
+                r.take(olen)?;
+                let offsets = buf.slice(off_at..off_at + olen);
+                Series::from_variable(dt, data, offsets)
+            }
+        }
+        .map_err(|source| CodecError::Series { channel: key, source })?;
+        frame.push(key, series.with_time_range(TimeRange::new(TimeStamp(start), TimeStamp(end))).with_alignment(Alignment(alignment)));
+    }
+    if r.at != buf.len() {
+        return Err(CodecError::Malformed(format!("{} trailing bytes after the last series", buf.len() - r.at)));
+    }
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_frame() -> Frame {
+        Frame::new()
+            .with(1, Series::timestamps(vec![1, 2, 3]).with_time_range(TimeRange::from_nanos(1, 4)).with_alignment(Alignment::new(2, 7)))
+            .with(2, Series::from_vec(vec![1.5f64, -2.0, 3.25]))
+            .with(3, Series::strings(&["a", "", "ccc"]).slice(1..3).unwrap())
+            .with(4, Series::json(&["{\"x\":1}"]).unwrap())
+            .with(5, Series::bools(&[true, false]))
+            .with(6, Series::uuids(&[uuid::Uuid::nil()]))
+            .with(7, Series::from_vec(Vec::<u16>::new()))
+    }
+
+    #[test]
+    fn round_trip_keeps_everything() {
+        let f = sample_frame();
+        let enc = encode(&f);
+        assert_eq!(enc.len(), encoded_len(&f));
+        let back = decode(Bytes::from(enc)).unwrap();
+        assert_eq!(back, f);
+        for ((ka, a), (kb, b)) in f.iter().zip(back.iter()) {
+            assert_eq!(ka, kb);
+            assert_eq!(a.time_range(), b.time_range());
+            assert_eq!(a.alignment(), b.alignment());
+        }
+    }
+
+    #[test]
+    fn decode_shares_aligned_buffers() {
+        let f = Frame::new().with(9, Series::from_vec(vec![1.0f64; 100]));
+        let enc = Bytes::from(encode(&f));
+        let base = enc.as_ptr() as usize;
+        let back = decode(enc.clone()).unwrap();
+        let p = back.series()[0].data().as_ptr() as usize;
+        if base % 8 == 0 {
+            assert_eq!(p, base + HEADER + SERIES_HEADER, "aligned input must not be copied");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_input() {
+        assert_eq!(decode(Bytes::from_static(b"XXXX")), Err(CodecError::BadMagic));
+        let mut enc = encode(&sample_frame());
+        enc.truncate(enc.len() - 3);
+        assert!(matches!(decode(Bytes::from(enc)), Err(CodecError::Truncated { .. })));
+        let mut enc = encode(&Frame::new().with(1, Series::from_vec(vec![1u8])));
+        enc[HEADER + 4] = 99;
+        assert!(matches!(decode(Bytes::from(enc)), Err(CodecError::Malformed(_))));
+        let mut enc = encode(&Frame::new());
+        enc[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(Bytes::from(enc)).is_err());
+        let mut enc = encode(&Frame::new().with(1, Series::strings(&["ab"])));
+        let n = enc.len();
+        enc[n - 8..].copy_from_slice(&100u64.to_le_bytes());
+        assert!(matches!(decode(Bytes::from(enc)), Err(CodecError::Series { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(Bytes::from(data));
+        }
+
+        #[test]
+        fn never_panics_on_mutated_frames(idx in any::<usize>(), byte in any::<u8>()) {
+            let mut enc = encode(&sample_frame());
+            let i = idx % enc.len();
+            enc[i] = byte;
+            let _ = decode(Bytes::from(enc));
+        }
+
+        #[test]
+        fn round_trips_random_numeric_series(v in proptest::collection::vec(any::<i64>(), 0..300), w in proptest::collection::vec(any::<u32>(), 0..300)) {
+            let f = Frame::new().with(1, Series::from_vec(v)).with(2, Series::from_vec(w));
+            prop_assert_eq!(decode(Bytes::from(encode(&f))).unwrap(), f);
+        }
+
+        #[test]
+        fn round_trips_random_strings(v in proptest::collection::vec(".{0,12}", 0..50)) {
+            let f = Frame::new().with(3, Series::strings(&v));
+            prop_assert_eq!(decode(Bytes::from(encode(&f))).unwrap(), f);
+        }
+    }
+}
