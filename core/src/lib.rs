@@ -40,6 +40,7 @@
 
 mod catalog;
 pub mod channel;
+pub mod client;
 pub mod control;
 mod engine;
 mod error;
@@ -50,5 +51,6 @@ pub mod relay;
 pub mod storage;
 pub mod telem;
 
+pub use client::{Client, ConnectOptions, Credentials, open, open_with};
 pub use engine::{Engine, Options};
 pub use error::{Error, Result};
