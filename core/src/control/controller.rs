@@ -134,8 +134,16 @@ impl Controller {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Run `f` (which reads gate flags) while no gate can change, with the epoch those
+    /// flags belong to: a consistent view of several gates at once.
+    pub(crate) fn snapshot<R>(&self, f: impl FnOnce() -> R) -> (u64, R) {
+        let _map = self.channels.lock();
+        (self.epoch(), f())
+    }
+
     /// Open a gate for `subject` on `channel` over `range`; returns the gate and the
     /// transfer it caused, if any.
+    #[cfg(test)]
     pub(crate) fn open(
         &self,
         channel: ChannelKey,
@@ -144,74 +152,118 @@ impl Controller {
         subject: &Subject,
         authority: Authority,
     ) -> (Gate, Option<Transfer>) {
-        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
-        let flag = Arc::new(AtomicBool::new(false));
+        let (mut gates, transfers) = self.open_many(&[(channel, concurrency, authority)], range, subject);
+        (gates.remove(0), transfers.into_iter().next())
+    }
+
+    /// Open one writer's gates (`(channel, concurrency, authority)` each) in one step:
+    /// no other open, authority change or close is seen between them. A writer's gates on a
+    /// data channel and its index therefore always settle the same way, so two writers of
+    /// equal authority opening at once can never end up holding one each (which would let
+    /// neither write). Returns the gates (in the order given) and the transfers caused.
+    pub(crate) fn open_many(
+        &self,
+        specs: &[(ChannelKey, Concurrency, Authority)],
+        range: TimeRange,
+        subject: &Subject,
+    ) -> (Vec<Gate>, Vec<Transfer>) {
         let mut map = self.channels.lock();
-        let cc = map.entry(channel).or_default();
-        cc.concurrency = concurrency;
-        let entry = GateEntry { id, subject: subject.clone(), authority, flag: flag.clone() };
-        let ri = match cc.regions.iter().position(|r| r.range.overlaps(&range)) {
-            Some(ri) => {
-                let r = &mut cc.regions[ri];
-                r.range = TimeRange::new(r.range.start.min(range.start), r.range.end.max(range.end));
-                r.gates.push(entry);
-                ri
-            }
-            None => {
-                cc.regions.push(Region { range, gates: vec![entry], holder: None });
-                cc.regions.len() - 1
-            }
-        };
-        let prev = cc.regions[ri].holder.and_then(|h| cc.regions[ri].state(channel, h));
-        let t = cc.regions[ri].settle(channel, concurrency).map(|mut t| {
-            t.from = prev;
-            t
-        });
+        let mut gates = Vec::with_capacity(specs.len());
+        let mut transfers = Vec::new();
+        for &(channel, concurrency, authority) in specs {
+            // Ids are taken under the lock, so id order (the tie-break) is open order on
+            // every channel alike.
+            let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+            let flag = Arc::new(AtomicBool::new(false));
+            let cc = map.entry(channel).or_default();
+            cc.concurrency = concurrency;
+            let entry = GateEntry { id, subject: subject.clone(), authority, flag: flag.clone() };
+            let ri = match cc.regions.iter().position(|r| r.range.overlaps(&range)) {
+                Some(ri) => {
+                    let r = &mut cc.regions[ri];
+                    r.range = TimeRange::new(r.range.start.min(range.start), r.range.end.max(range.end));
+                    r.gates.push(entry);
+                    ri
+                }
+                None => {
+                    cc.regions.push(Region { range, gates: vec![entry], holder: None });
+                    cc.regions.len() - 1
+                }
+            };
+            let prev = cc.regions[ri].holder.and_then(|h| cc.regions[ri].state(channel, h));
+            transfers.extend(cc.regions[ri].settle(channel, concurrency).map(|mut t| {
+                t.from = prev;
+                t
+            }));
+            gates.push(Gate { id, channel, authority, flag });
+        }
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        (Gate { id, channel, authority, flag }, t)
+        (gates, transfers)
     }
 
     /// Change a gate's authority; returns the transfer it caused, if any.
+    #[cfg(test)]
     pub(crate) fn set_authority(&self, gate: &mut Gate, authority: Authority) -> Option<Transfer> {
-        gate.authority = authority;
+        self.set_authorities(&mut [(gate, authority)]).into_iter().next()
+    }
+
+    /// Change the authority of several gates of one writer in one step (see
+    /// [`Controller::open_many`]); returns the transfers caused.
+    pub(crate) fn set_authorities(&self, changes: &mut [(&mut Gate, Authority)]) -> Vec<Transfer> {
         let mut map = self.channels.lock();
-        let cc = map.get_mut(&gate.channel)?;
-        let concurrency = cc.concurrency;
-        let r = cc.regions.iter_mut().find(|r| r.gates.iter().any(|g| g.id == gate.id))?;
-        let prev = r.holder.and_then(|h| r.state(gate.channel, h));
-        if let Some(g) = r.gates.iter_mut().find(|g| g.id == gate.id) {
-            g.authority = authority;
+        let mut transfers = Vec::new();
+        for (gate, authority) in changes.iter_mut() {
+            gate.authority = *authority;
+            let Some(cc) = map.get_mut(&gate.channel) else { continue };
+            let concurrency = cc.concurrency;
+            let Some(r) = cc.regions.iter_mut().find(|r| r.gates.iter().any(|g| g.id == gate.id)) else { continue };
+            let prev = r.holder.and_then(|h| r.state(gate.channel, h));
+            if let Some(g) = r.gates.iter_mut().find(|g| g.id == gate.id) {
+                g.authority = *authority;
+            }
+            transfers.extend(r.settle(gate.channel, concurrency).map(|mut t| {
+                t.from = prev;
+                t
+            }));
         }
-        let t = r.settle(gate.channel, concurrency).map(|mut t| {
-            t.from = prev;
-            t
-        });
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        t
+        transfers
     }
 
     /// Close a gate; returns the transfer it caused (release or handoff), if any.
+    #[cfg(test)]
     pub(crate) fn close(&self, gate: &Gate) -> Option<Transfer> {
-        gate.flag.store(false, Ordering::Release);
-        let mut map = self.channels.lock();
-        let cc = map.get_mut(&gate.channel)?;
-        let concurrency = cc.concurrency;
-        let ri = cc.regions.iter().position(|r| r.gates.iter().any(|g| g.id == gate.id))?;
-        let r = &mut cc.regions[ri];
-        let prev = r.holder.and_then(|h| r.state(gate.channel, h));
-        r.gates.retain(|g| g.id != gate.id);
-        let t = r.settle(gate.channel, concurrency).map(|mut t| {
-            t.from = prev;
-            t
-        });
-        if r.gates.is_empty() {
-            cc.regions.remove(ri);
+        self.close_many(std::slice::from_ref(gate)).into_iter().next()
+    }
+
+    /// Close one writer's gates in one step (see [`Controller::open_many`]); returns the
+    /// transfers caused (releases or handoffs).
+    pub(crate) fn close_many(&self, gates: &[Gate]) -> Vec<Transfer> {
+        for gate in gates {
+            gate.flag.store(false, Ordering::Release);
         }
-        if cc.regions.is_empty() {
-            map.remove(&gate.channel);
+        let mut map = self.channels.lock();
+        let mut transfers = Vec::new();
+        for gate in gates {
+            let Some(cc) = map.get_mut(&gate.channel) else { continue };
+            let concurrency = cc.concurrency;
+            let Some(ri) = cc.regions.iter().position(|r| r.gates.iter().any(|g| g.id == gate.id)) else { continue };
+            let r = &mut cc.regions[ri];
+            let prev = r.holder.and_then(|h| r.state(gate.channel, h));
+            r.gates.retain(|g| g.id != gate.id);
+            transfers.extend(r.settle(gate.channel, concurrency).map(|mut t| {
+                t.from = prev;
+                t
+            }));
+            if r.gates.is_empty() {
+                cc.regions.remove(ri);
+            }
+            if cc.regions.is_empty() {
+                map.remove(&gate.channel);
+            }
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        t
+        transfers
     }
 
     /// Current holders of `keys` (all channels if empty), one state per region.
@@ -288,6 +340,26 @@ mod tests {
         assert_eq!(t.to.unwrap().subject.name, "a");
         assert!(c.set_authority(&mut a, 10).is_none());
         assert_eq!(c.states(&[1])[0].authority, 10);
+    }
+
+    #[test]
+    fn a_writers_gates_open_change_and_close_together() {
+        let c = Controller::default();
+        // Data channel 1 and its index 2, two writers of equal authority.
+        let spec = |a| [(1, Concurrency::Exclusive, a), (2, Concurrency::Exclusive, a)];
+        let (x, t) = c.open_many(&spec(50), ALL, &subj("x"));
+        assert_eq!(t.len(), 2);
+        let (mut y, t) = c.open_many(&spec(50), ALL, &subj("y"));
+        assert!(t.is_empty() && x.iter().all(Gate::authorized) && !y.iter().any(Gate::authorized));
+        let mut changes: Vec<(&mut Gate, Authority)> = y.iter_mut().map(|g| (g, 60)).collect();
+        assert_eq!(c.set_authorities(&mut changes).len(), 2);
+        assert!(y.iter().all(Gate::authorized) && !x.iter().any(Gate::authorized));
+        let t = c.close_many(&y);
+        assert_eq!(t.len(), 2);
+        assert!(t.iter().all(|t| t.to.as_ref().unwrap().subject.name == "x"));
+        assert!(x.iter().all(Gate::authorized));
+        assert_eq!(c.close_many(&x).len(), 2);
+        assert!(c.states(&[]).is_empty());
     }
 
     #[test]

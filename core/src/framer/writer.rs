@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Hub;
 use crate::channel::{Channel, ChannelKey};
-use crate::control::{ABSOLUTE, Authority, ControlError, Gate, Subject, Transfer};
+use crate::control::{ABSOLUTE, Authority, ControlError, Gate, Subject};
 use crate::error::Result;
 use crate::relay::PublishCache;
 use crate::storage::{Durability, StorageWriter, WriteError, WriterGroupSpec};
@@ -204,6 +204,8 @@ pub struct Writer {
     end: TimeStamp,
     cache: PublishCache,
     auth_epoch: Option<u64>,
+    /// Channels whose gate was authorized at `auth_epoch`.
+    authorized: Vec<ChannelKey>,
     all_authorized: bool,
     closed: bool,
 }
@@ -274,16 +276,17 @@ impl Writer {
             last_commit: Instant::now(),
             cache: PublishCache::default(),
             auth_epoch: None,
+            authorized: Vec::new(),
             all_authorized: false,
             closed: false,
         };
         let effective = w.effective_authorities();
         let region = TimeRange::new(w.config.start, end);
-        let mut transfers = Vec::new();
-        for ch in &w.channels {
-            let (gate, t) = hub.controller.open(ch.key, ch.concurrency, region, &w.config.subject, effective[&ch.key]);
-            w.gates.insert(ch.key, gate);
-            transfers.extend(t);
+        // All of the writer's gates at once, so a data channel and its index settle alike.
+        let specs: Vec<_> = w.channels.iter().map(|ch| (ch.key, ch.concurrency, effective[&ch.key])).collect();
+        let (gates, transfers) = hub.controller.open_many(&specs, region, &w.config.subject);
+        for gate in gates {
+            w.gates.insert(gate.channel, gate);
         }
         hub.publish_transfers(transfers);
         if w.config.err_on_unauthorized {
@@ -339,10 +342,20 @@ impl Writer {
     }
 
     /// Channels of `frame` this writer may not write now.
+    ///
+    /// Decided on one consistent snapshot of the writer's gates, taken under the arbiter's
+    /// lock whenever control changed: reading the gates one by one while another writer
+    /// takes or hands back control could see the index already handed over but not its
+    /// data channel (or the reverse), and write a frame's timestamps without its data or
+    /// fail it with a missing index.
     fn unauthorized_in(&mut self, frame: &Frame) -> Vec<ChannelKey> {
         let epoch = self.hub.controller.epoch();
         if self.auth_epoch != Some(epoch) {
-            self.all_authorized = self.gates.values().all(Gate::authorized);
+            let gates = &self.gates;
+            let (epoch, authorized) =
+                self.hub.controller.snapshot(|| gates.values().filter(|g| g.authorized()).map(|g| g.channel).collect::<Vec<_>>());
+            self.all_authorized = authorized.len() == self.gates.len();
+            self.authorized = authorized;
             self.auth_epoch = Some(epoch);
         }
         if self.all_authorized {
@@ -350,7 +363,12 @@ impl Writer {
         }
         let mut out = Vec::new();
         for k in frame.unique_keys() {
-            if !self.has_control(k) {
+            let own = self.authorized.contains(&k);
+            let ok = match self.by_key.get(&k).and_then(|c| c.index_key()) {
+                Some(i) if i != k => own && self.authorized.contains(&i),
+                _ => own,
+            };
+            if !ok {
                 out.push(k);
             }
         }
@@ -448,12 +466,10 @@ impl Writer {
             self.requested.insert(k, a);
         }
         let effective = self.effective_authorities();
-        let mut transfers: Vec<Transfer> = Vec::new();
-        for (k, gate) in &mut self.gates {
-            if effective[k] != gate.authority {
-                transfers.extend(self.hub.controller.set_authority(gate, effective[k]));
-            }
-        }
+        let mut changed: Vec<(&mut Gate, Authority)> =
+            self.gates.iter_mut().filter(|(k, g)| effective[*k] != g.authority).map(|(k, g)| (g, effective[k])).collect();
+        // In one step, so a data channel and its index change hands together.
+        let transfers = if changed.is_empty() { Vec::new() } else { self.hub.controller.set_authorities(&mut changed) };
         self.auth_epoch = None;
         self.hub.publish_transfers(transfers);
         Ok(())
@@ -472,7 +488,8 @@ impl Writer {
     }
 
     fn close_gates(&mut self) {
-        let transfers: Vec<Transfer> = self.gates.drain().filter_map(|(_, g)| self.hub.controller.close(&g)).collect();
+        let gates: Vec<Gate> = self.gates.drain().map(|(_, g)| g).collect();
+        let transfers = self.hub.controller.close_many(&gates);
         self.hub.publish_transfers(transfers);
     }
 
