@@ -228,10 +228,10 @@ impl Engine {
                     reason: format!("{:?} is the engine's control-state channel and cannot be deleted", ch.name),
                 });
             }
-            if let Some(store) = self.inner.storage.store(k) {
-                if store.state.lock().writers > 0 {
-                    return Err(ChannelError::Busy { name: ch.name.clone() }.into());
-                }
+            if let Some(store) = self.inner.storage.store(k)
+                && store.state.lock().writers > 0
+            {
+                return Err(ChannelError::Busy { name: ch.name.clone() }.into());
             }
         }
         for ch in self.inner.channels.remove(keys)? {

@@ -190,13 +190,13 @@ pub fn decode(buf: Bytes) -> Result<Frame, CodecError> {
         let dl = r.u64()?;
         let dl = usize::try_from(dl).map_err(|_| CodecError::Malformed("data length overflows".into()))?;
         let samples = usize::try_from(samples).map_err(|_| CodecError::Malformed("sample count overflows".into()))?;
-        if let Some(d) = dt.density() {
-            if samples.checked_mul(d) != Some(dl) {
-                return Err(CodecError::Malformed(format!(
-                    "channel {key}: {samples} {dt} samples need {} bytes, header says {dl}",
-                    samples.saturating_mul(d)
-                )));
-            }
+        if let Some(d) = dt.density()
+            && samples.checked_mul(d) != Some(dl)
+        {
+            return Err(CodecError::Malformed(format!(
+                "channel {key}: {samples} {dt} samples need {} bytes, header says {dl}",
+                samples.saturating_mul(d)
+            )));
         }
         let data_at = r.at;
         r.take(pad8(dl))?;

@@ -150,10 +150,10 @@ impl Ranges {
         let t = term.to_lowercase();
         let mut out = Vec::new();
         for r in self.list()? {
-            if let Some(tr) = overlapping {
-                if !r.time_range.overlaps(&tr) {
-                    continue;
-                }
+            if let Some(tr) = overlapping
+                && !r.time_range.overlaps(&tr)
+            {
+                continue;
             }
             let hit = t.is_empty()
                 || r.name.to_lowercase().contains(&t)

@@ -220,11 +220,11 @@ impl Streamer {
                 break;
             }
         }
-        if let (Some(period), Some(_)) = (self.period, &self.held) {
-            if self.last_emit.is_none_or(|t| now.duration_since(t) >= period) {
-                self.last_emit = Some(now);
-                return Ok(self.held.take());
-            }
+        if let (Some(period), Some(_)) = (self.period, &self.held)
+            && self.last_emit.is_none_or(|t| now.duration_since(t) >= period)
+        {
+            self.last_emit = Some(now);
+            return Ok(self.held.take());
         }
         Ok(None)
     }

@@ -5,6 +5,7 @@
 //! - a record no reference points to any more has its payload punched out of the file
 //!   (`fallocate(PUNCH_HOLE)`), once no reader holds bytes mapped from that segment;
 //! - a segment with no live records, not held by a writer or the pool, is deleted.
+//!
 //! Neither step takes a lock that readers or writers wait on for more than a list swap.
 
 use std::collections::BTreeMap;

@@ -203,10 +203,10 @@ impl Segment {
 
     fn map_covering(&self, end: u64) -> Result<Arc<Mmap>, StorageError> {
         let mut guard = self.map.lock();
-        if let Some(m) = guard.as_ref() {
-            if m.len() as u64 >= end {
-                return Ok(m.clone());
-            }
+        if let Some(m) = guard.as_ref()
+            && m.len() as u64 >= end
+        {
+            return Ok(m.clone());
         }
         // Map ahead of the written length so appends rarely force a remap. Pages past the end
         // of the file are never touched: reads stay within appended records.

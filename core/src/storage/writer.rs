@@ -262,16 +262,16 @@ impl StorageWriter {
                     if t < self.start.0 {
                         return Err(WriteError::BeforeStart { index: name.clone(), start: self.start, value: TimeStamp(t) }.into());
                     }
-                    if let Some(p) = prev {
-                        if t <= p {
-                            return Err(WriteError::NotMonotonic {
-                                index: name.clone(),
-                                position,
-                                previous: TimeStamp(p),
-                                value: TimeStamp(t),
-                            }
-                            .into());
+                    if let Some(p) = prev
+                        && t <= p
+                    {
+                        return Err(WriteError::NotMonotonic {
+                            index: name.clone(),
+                            position,
+                            previous: TimeStamp(p),
+                            value: TimeStamp(t),
                         }
+                        .into());
                     }
                     if t >= rs.limit {
                         return Err(
@@ -458,11 +458,11 @@ impl StorageWriter {
     /// Mark a clean end of this writer's records in `seg`: synced first (unless durability
     /// is `None`), so everything before a seal is known complete.
     fn seal(&self, seg: &Segment) {
-        if self.durability != Durability::None {
-            if let Err(e) = seg.sync() {
-                tracing::error!(segment = seg.id, error = %e, "sync before seal failed; segment left unsealed");
-                return;
-            }
+        if self.durability != Durability::None
+            && let Err(e) = seg.sync()
+        {
+            tracing::error!(segment = seg.id, error = %e, "sync before seal failed; segment left unsealed");
+            return;
         }
         let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
         if let Err(e) = seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {

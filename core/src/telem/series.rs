@@ -228,10 +228,10 @@ impl Series {
             Some(d) => d,
             None => return Err(SeriesError::BadOffsets { reason: "variable-length types need offsets; use Series::from_variable" }),
         };
-        if data.len() % density != 0 {
+        if !data.len().is_multiple_of(density) {
             return Err(SeriesError::RaggedBuffer { len: data.len(), data_type: dt, density });
         }
-        let data = if (data.as_ptr() as usize) % natural_align(dt) != 0 { aligned_copy(&data) } else { data };
+        let data = if !(data.as_ptr() as usize).is_multiple_of(natural_align(dt)) { aligned_copy(&data) } else { data };
         let s = Series {
             data_type: dt,
             len: data.len() / density,
@@ -255,10 +255,10 @@ impl Series {
         if !dt.is_variable() {
             return Err(SeriesError::BadOffsets { reason: "fixed-size types take no offsets; use Series::from_bytes" });
         }
-        if offsets.len() % 8 != 0 || offsets.is_empty() {
+        if !offsets.len().is_multiple_of(8) || offsets.is_empty() {
             return Err(SeriesError::BadOffsets { reason: "offsets must hold len + 1 u64 values" });
         }
-        let offsets = if (offsets.as_ptr() as usize) % 8 != 0 { aligned_copy(&offsets) } else { offsets };
+        let offsets = if !(offsets.as_ptr() as usize).is_multiple_of(8) { aligned_copy(&offsets) } else { offsets };
         let s = Series {
             data_type: dt,
             len: offsets.len() / 8 - 1,

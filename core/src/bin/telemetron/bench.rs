@@ -215,7 +215,7 @@ fn read(a: &ReadArgs) -> Result<(), Error> {
             let values: Vec<f64> = (0..n).map(|i| (written as usize + i) as f64).collect();
             w.write(&Frame::new().with(chans[0].key, Series::timestamps(stamps)).with(chans[1].key, Series::from_vec(values)))?;
             written += n as u64;
-            if written % (batch as u64 * 16) == 0 {
+            if written.is_multiple_of(batch as u64 * 16) {
                 w.commit()?;
             }
         }
