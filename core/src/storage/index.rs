@@ -224,3 +224,65 @@ impl ChannelIndex {
         self.domains.entry(domain).or_default().insert(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::storage::format::RecordHeader;
+    use crate::telem::Alignment;
+
+    fn chunk(seg: &Arc<Segment>, pos: u32, n: u32, seq: u64) -> ChunkRef {
+        let h = RecordHeader::chunk(DataType::U8, 1, n, Alignment::new(0, pos), u64::from(n), (0, 0));
+        ChunkRef { pos, n, skip: 0, first_ts: 0, last_ts: 0, seq, rec: Arc::new(RecordRef::new(seg.clone(), 64, h, true)) }
+    }
+
+    fn covered(d: &Domain) -> BTreeSet<u32> {
+        d.chunks.iter().flat_map(|c| c.pos..c.end()).collect()
+    }
+
+    proptest! {
+        /// Inserting random chunks keeps the index sorted and non-overlapping (overlaps are
+        /// refused), `pieces` returns exactly the covered positions of a window, and
+        /// `remove` deletes exactly the older chunks' positions in its window.
+        #[test]
+        fn domain_matches_a_position_set_model(
+            inserts in proptest::collection::vec((0u32..500, 1u32..40, 0u64..10), 1..60),
+            window in (0u32..560, 0u32..560),
+            del in (0u32..560, 0u32..560, 0u64..12),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let seg = Segment::create(dir.path(), 1, 1 << 20).unwrap();
+            let mut d = Domain::default();
+            let mut model: Vec<(u32, u32, u64)> = Vec::new();
+            for (pos, n, seq) in inserts {
+                let overlaps = model.iter().any(|&(p, m, _)| pos < p + m && p < pos + n);
+                prop_assert_eq!(d.insert(chunk(&seg, pos, n, seq)), !overlaps);
+                if !overlaps {
+                    model.push((pos, n, seq));
+                }
+                prop_assert!(d.chunks.windows(2).all(|w| w[0].end() <= w[1].pos), "sorted and disjoint");
+            }
+            let (a, b) = (window.0.min(window.1), window.0.max(window.1));
+            let got: Vec<u32> = d.pieces(a, b).iter().flat_map(|c| c.pos..c.end()).collect();
+            let want: Vec<u32> = covered(&d).into_iter().filter(|p| *p >= a && *p < b).collect();
+            prop_assert_eq!(got, want);
+            let (from, to, seq) = (del.0.min(del.1), del.0.max(del.1), del.2);
+            let before = covered(&d);
+            d.remove(from, to, seq, DataType::U8).unwrap();
+            let after = covered(&d);
+            for p in before {
+                let old = model.iter().any(|&(q, m, s)| p >= q && p < q + m && s < seq);
+                let should_remain = !(p >= from && p < to && old);
+                prop_assert_eq!(after.contains(&p), should_remain, "position {}", p);
+            }
+            prop_assert!(d.chunks.windows(2).all(|w| w[0].end() <= w[1].pos));
+            for c in &d.chunks {
+                prop_assert_eq!(c.skip, c.pos - model.iter().find(|&&(q, m, _)| c.pos >= q && c.pos < q + m).map_or(0, |&(q, _, _)| q));
+            }
+        }
+    }
+}
