@@ -189,13 +189,19 @@ impl Engine {
         }
         let hub = Arc::downgrade(&self.inner.hub);
         let control_key = self.inner.hub.control_key;
-        let hook: SnapshotHook = Arc::new(
-            move |keys: &[ChannelKey]| {
-                if keys.contains(&control_key) { hub.upgrade().map(|h| h.control_snapshot()) } else { None }
-            },
-        );
-        let sub = self.inner.hub.relay.subscribe(&config.channels, config.capacity, config.lag_policy, Vec::new());
-        Ok(Streamer::new(self.inner.hub.relay.clone(), sub, &config, Some(hook)))
+        let hook: SnapshotHook = Arc::new(move |keys: &[ChannelKey], apply: &mut dyn FnMut(Option<Frame>)| match hub.upgrade() {
+            Some(h) if keys.contains(&control_key) => h.with_control_snapshot(|f| apply(Some(f))),
+            _ => apply(None),
+        });
+        // Subscribe with the control state queued first, while no transfer can be published:
+        // the streamer then receives exactly the transfers after that state.
+        let relay = &self.inner.hub.relay;
+        let mut sub = None;
+        hook(&config.channels, &mut |state| {
+            sub = Some(relay.subscribe(&config.channels, config.capacity, config.lag_policy, state.into_iter().collect()));
+        });
+        let sub = sub.expect("the snapshot hook calls apply once");
+        Ok(Streamer::new(relay.clone(), sub, &config, Some(hook)))
     }
 
     /// The virtual channel on which control transfers are published.

@@ -718,3 +718,105 @@ fn handoffs_racing_a_writer_never_split_a_frame() {
         assert_eq!(vals, written.iter().map(|&t| t as u32).collect::<Vec<_>>());
     });
 }
+
+/// Replay control-channel messages: start from `state` (or a snapshot, which replaces it)
+/// and check that each transfer starts from the holder the previous ones left. Returns
+/// the final holders and the number of transfers.
+fn replay(
+    msgs: &[Value],
+    mut state: std::collections::HashMap<ChannelKey, Option<String>>,
+) -> (std::collections::HashMap<ChannelKey, Option<String>>, usize) {
+    let mut n = 0;
+    for m in msgs {
+        if m.get("snapshot").is_some() {
+            state.clear();
+            for t in transfers(m) {
+                let to = t.to.unwrap();
+                state.insert(to.resource, Some(to.subject.key));
+            }
+            continue;
+        }
+        for t in transfers(m) {
+            let resource = t.from.as_ref().or(t.to.as_ref()).unwrap().resource;
+            let cur = state.entry(resource).or_default();
+            let from = t.from.as_ref().map(|s| s.subject.key.clone());
+            assert_eq!(&from, cur, "transfer #{n} on {resource} does not start from the current holder: {t:?}");
+            *cur = t.to.as_ref().map(|s| s.subject.key.clone());
+            n += 1;
+        }
+    }
+    (state, n)
+}
+
+/// Transfers on the control channel must tell a consistent story: replayed in the order
+/// received, each transfer's `from` is the holder the previous ones left, and when every
+/// writer has closed nobody holds anything. Writers open, change authority and close
+/// concurrently, while other streamers join the control channel (by opening or by
+/// updating their channels): each of those starts from a snapshot that the transfers
+/// after it continue exactly.
+#[test]
+fn control_channel_transfers_form_a_consistent_chain_under_races() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let v = valve(&engine, "valve", Concurrency::Exclusive);
+    let light = engine.create_channel(NewChannel::virtual_("light", DataType::U8)).unwrap().key;
+    let ctl = engine.control_channel();
+    let big = |keys: Vec<ChannelKey>| {
+        let mut c = StreamerConfig::new(keys);
+        c.capacity = 1 << 20;
+        c
+    };
+    let mut s = engine.open_streamer(big(vec![ctl])).unwrap();
+    let eng = engine.clone();
+    let joiners = with_deadline(Duration::from_secs(120), move || {
+        let handles: Vec<_> = (0..4u64)
+            .map(|tid| {
+                let engine = eng.clone();
+                thread::spawn(move || {
+                    let mut rng = Rng(0xDEAD_BEEF ^ ((tid + 1) * 0x9E37_79B9));
+                    for r in 0..60 {
+                        let mut w = writer(&engine, v, 0, (rng.next() % 5) as Authority * 10, &format!("t{tid}r{r}"));
+                        if rng.next().is_multiple_of(2) {
+                            w.set_authority((rng.next() % 5) as Authority * 10).unwrap();
+                        }
+                        drop(w);
+                    }
+                })
+            })
+            .collect();
+        let joiner = {
+            let engine = eng.clone();
+            thread::spawn(move || {
+                let mut out = Vec::new();
+                for i in 0..30 {
+                    if i % 2 == 0 {
+                        out.push(engine.open_streamer(big(vec![ctl])).unwrap());
+                    } else {
+                        let mut st = engine.open_streamer(big(vec![light])).unwrap();
+                        st.update_channels(vec![light, ctl]).unwrap();
+                        out.push(st);
+                    }
+                    thread::yield_now();
+                }
+                out
+            })
+        };
+        for h in handles {
+            h.join().unwrap();
+        }
+        joiner.join().unwrap()
+    });
+    assert!(engine.control_states(&[]).is_empty());
+    let msgs = control_msgs(&mut s);
+    assert_eq!(msgs[0]["snapshot"], Value::Bool(true));
+    assert!(msgs[1..].iter().all(|m| m.get("snapshot").is_none()));
+    let (end, n) = replay(&msgs, Default::default());
+    assert!(n > 0);
+    assert!(end.values().all(Option::is_none), "after every writer closed nobody holds: {end:?}");
+    for mut j in joiners {
+        let msgs = control_msgs(&mut j);
+        assert_eq!(msgs[0]["snapshot"], Value::Bool(true), "a joining streamer first gets the state");
+        let (end, _) = replay(&msgs, Default::default());
+        assert!(end.values().all(Option::is_none), "a joining streamer ends where the arbiter ends: {end:?}");
+    }
+}

@@ -152,7 +152,7 @@ impl Controller {
         subject: &Subject,
         authority: Authority,
     ) -> (Gate, Option<Transfer>) {
-        let (mut gates, transfers) = self.open_many(&[(channel, concurrency, authority)], range, subject);
+        let (mut gates, transfers) = self.open_many(&[(channel, concurrency, authority)], range, subject, &|_| {});
         (gates.remove(0), transfers.into_iter().next())
     }
 
@@ -160,12 +160,15 @@ impl Controller {
     /// no other open, authority change or close is seen between them. A writer's gates on a
     /// data channel and its index therefore always settle the same way, so two writers of
     /// equal authority opening at once can never end up holding one each (which would let
-    /// neither write). Returns the gates (in the order given) and the transfers caused.
+    /// neither write). The transfers caused are handed to `publish` before any other change
+    /// can happen, so they are published in the order they happened. Returns the gates (in
+    /// the order given) and the transfers.
     pub(crate) fn open_many(
         &self,
         specs: &[(ChannelKey, Concurrency, Authority)],
         range: TimeRange,
         subject: &Subject,
+        publish: &dyn Fn(&[Transfer]),
     ) -> (Vec<Gate>, Vec<Transfer>) {
         let mut map = self.channels.lock();
         let mut gates = Vec::with_capacity(specs.len());
@@ -198,18 +201,22 @@ impl Controller {
             gates.push(Gate { id, channel, authority, flag });
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        if !transfers.is_empty() {
+            publish(&transfers);
+        }
+        drop(map);
         (gates, transfers)
     }
 
     /// Change a gate's authority; returns the transfer it caused, if any.
     #[cfg(test)]
     pub(crate) fn set_authority(&self, gate: &mut Gate, authority: Authority) -> Option<Transfer> {
-        self.set_authorities(&mut [(gate, authority)]).into_iter().next()
+        self.set_authorities(&mut [(gate, authority)], &|_| {}).into_iter().next()
     }
 
     /// Change the authority of several gates of one writer in one step (see
-    /// [`Controller::open_many`]); returns the transfers caused.
-    pub(crate) fn set_authorities(&self, changes: &mut [(&mut Gate, Authority)]) -> Vec<Transfer> {
+    /// [`Controller::open_many`]); publishes and returns the transfers caused.
+    pub(crate) fn set_authorities(&self, changes: &mut [(&mut Gate, Authority)], publish: &dyn Fn(&[Transfer])) -> Vec<Transfer> {
         let mut map = self.channels.lock();
         let mut transfers = Vec::new();
         for (gate, authority) in changes.iter_mut() {
@@ -227,18 +234,22 @@ impl Controller {
             }));
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        if !transfers.is_empty() {
+            publish(&transfers);
+        }
+        drop(map);
         transfers
     }
 
     /// Close a gate; returns the transfer it caused (release or handoff), if any.
     #[cfg(test)]
     pub(crate) fn close(&self, gate: &Gate) -> Option<Transfer> {
-        self.close_many(std::slice::from_ref(gate)).into_iter().next()
+        self.close_many(std::slice::from_ref(gate), &|_| {}).into_iter().next()
     }
 
     /// Close one writer's gates in one step (see [`Controller::open_many`]); returns the
-    /// transfers caused (releases or handoffs).
-    pub(crate) fn close_many(&self, gates: &[Gate]) -> Vec<Transfer> {
+    /// transfers caused (releases or handoffs), publishing them first.
+    pub(crate) fn close_many(&self, gates: &[Gate], publish: &dyn Fn(&[Transfer])) -> Vec<Transfer> {
         for gate in gates {
             gate.flag.store(false, Ordering::Release);
         }
@@ -263,12 +274,27 @@ impl Controller {
             }
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        if !transfers.is_empty() {
+            publish(&transfers);
+        }
+        drop(map);
         transfers
+    }
+
+    /// Run `f` with the current holders of every channel while no transfer can happen (or
+    /// be published): what `f` does is ordered exactly between transfers.
+    pub(crate) fn with_states<R>(&self, f: impl FnOnce(Vec<State>) -> R) -> R {
+        let map = self.channels.lock();
+        let states = Self::states_of(&map, &[]);
+        f(states)
     }
 
     /// Current holders of `keys` (all channels if empty), one state per region.
     pub(crate) fn states(&self, keys: &[ChannelKey]) -> Vec<State> {
-        let map = self.channels.lock();
+        Self::states_of(&self.channels.lock(), keys)
+    }
+
+    fn states_of(map: &HashMap<ChannelKey, ChannelControl>, keys: &[ChannelKey]) -> Vec<State> {
         let mut out: Vec<State> = map
             .iter()
             .filter(|(k, _)| keys.is_empty() || keys.contains(k))
@@ -347,18 +373,18 @@ mod tests {
         let c = Controller::default();
         // Data channel 1 and its index 2, two writers of equal authority.
         let spec = |a| [(1, Concurrency::Exclusive, a), (2, Concurrency::Exclusive, a)];
-        let (x, t) = c.open_many(&spec(50), ALL, &subj("x"));
+        let (x, t) = c.open_many(&spec(50), ALL, &subj("x"), &|_| {});
         assert_eq!(t.len(), 2);
-        let (mut y, t) = c.open_many(&spec(50), ALL, &subj("y"));
+        let (mut y, t) = c.open_many(&spec(50), ALL, &subj("y"), &|_| {});
         assert!(t.is_empty() && x.iter().all(Gate::authorized) && !y.iter().any(Gate::authorized));
         let mut changes: Vec<(&mut Gate, Authority)> = y.iter_mut().map(|g| (g, 60)).collect();
-        assert_eq!(c.set_authorities(&mut changes).len(), 2);
+        assert_eq!(c.set_authorities(&mut changes, &|_| {}).len(), 2);
         assert!(y.iter().all(Gate::authorized) && !x.iter().any(Gate::authorized));
-        let t = c.close_many(&y);
+        let t = c.close_many(&y, &|_| {});
         assert_eq!(t.len(), 2);
         assert!(t.iter().all(|t| t.to.as_ref().unwrap().subject.name == "x"));
         assert!(x.iter().all(Gate::authorized));
-        assert_eq!(c.close_many(&x).len(), 2);
+        assert_eq!(c.close_many(&x, &|_| {}).len(), 2);
         assert!(c.states(&[]).is_empty());
     }
 

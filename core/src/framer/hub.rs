@@ -29,12 +29,13 @@ impl Hub {
         Frame::new().with(self.control_key, s)
     }
 
-    /// Publish transfers on the control-state channel.
-    pub(crate) fn publish_transfers(&self, transfers: Vec<Transfer>) {
+    /// Publish transfers on the control-state channel. Called by the arbiter while it
+    /// still holds its lock, so transfers go out in the order they happened.
+    pub(crate) fn publish_transfers(&self, transfers: &[Transfer]) {
         if transfers.is_empty() {
             return;
         }
-        for t in &transfers {
+        for t in transfers {
             tracing::info!(
                 from = t.from.as_ref().map(|s| s.subject.name.as_str()).unwrap_or("-"),
                 to = t.to.as_ref().map(|s| s.subject.name.as_str()).unwrap_or("-"),
@@ -45,10 +46,13 @@ impl Hub {
         self.relay.publish_now(&self.control_frame(serde_json::json!({ "transfers": transfers })));
     }
 
-    /// The current control state as a frame, sent first to new control-channel streamers.
-    pub(crate) fn control_snapshot(&self) -> Frame {
-        let states: Vec<State> = self.controller.states(&[]);
-        let transfers: Vec<Transfer> = states.into_iter().map(|s| Transfer { from: None, to: Some(s) }).collect();
-        self.control_frame(serde_json::json!({ "snapshot": true, "transfers": transfers }))
+    /// Run `f` with the current control state as a frame (sent first to new control-channel
+    /// streamers) while no transfer can be published: a subscription made inside `f`
+    /// receives exactly the transfers after the state it was given.
+    pub(crate) fn with_control_snapshot<R>(&self, f: impl FnOnce(Frame) -> R) -> R {
+        self.controller.with_states(|states: Vec<State>| {
+            let transfers: Vec<Transfer> = states.into_iter().map(|s| Transfer { from: None, to: Some(s) }).collect();
+            f(self.control_frame(serde_json::json!({ "snapshot": true, "transfers": transfers })))
+        })
     }
 }

@@ -284,11 +284,10 @@ impl Writer {
         let region = TimeRange::new(w.config.start, end);
         // All of the writer's gates at once, so a data channel and its index settle alike.
         let specs: Vec<_> = w.channels.iter().map(|ch| (ch.key, ch.concurrency, effective[&ch.key])).collect();
-        let (gates, transfers) = hub.controller.open_many(&specs, region, &w.config.subject);
+        let (gates, _) = hub.controller.open_many(&specs, region, &w.config.subject, &|t| hub.publish_transfers(t));
         for gate in gates {
             w.gates.insert(gate.channel, gate);
         }
-        hub.publish_transfers(transfers);
         if w.config.err_on_unauthorized {
             let denied: Vec<String> = w.gates.values().filter(|g| !g.authorized()).map(|g| w.by_key[&g.channel].name.clone()).collect();
             if !denied.is_empty() {
@@ -469,9 +468,11 @@ impl Writer {
         let mut changed: Vec<(&mut Gate, Authority)> =
             self.gates.iter_mut().filter(|(k, g)| effective[*k] != g.authority).map(|(k, g)| (g, effective[k])).collect();
         // In one step, so a data channel and its index change hands together.
-        let transfers = if changed.is_empty() { Vec::new() } else { self.hub.controller.set_authorities(&mut changed) };
+        if !changed.is_empty() {
+            let hub = &self.hub;
+            hub.controller.set_authorities(&mut changed, &|t| hub.publish_transfers(t));
+        }
         self.auth_epoch = None;
-        self.hub.publish_transfers(transfers);
         Ok(())
     }
 
@@ -489,8 +490,7 @@ impl Writer {
 
     fn close_gates(&mut self) {
         let gates: Vec<Gate> = self.gates.drain().map(|(_, g)| g).collect();
-        let transfers = self.hub.controller.close_many(&gates);
-        self.hub.publish_transfers(transfers);
+        self.hub.controller.close_many(&gates, &|t| self.hub.publish_transfers(t));
     }
 
     /// Commit and close; returns the committed end. Control passes to the next writer.

@@ -87,12 +87,6 @@ impl Subscriber {
         self.wake();
     }
 
-    /// Queue `f` ahead of everything else (a state snapshot for a new subscription).
-    pub(crate) fn push_front(&self, f: Frame) {
-        self.queue.lock().frames.push_front(f);
-        self.wake();
-    }
-
     pub(crate) fn wake(&self) {
         if self.waiting.load(Ordering::Acquire) {
             self.cv.notify_one();

@@ -89,8 +89,11 @@ impl StreamError {
     }
 }
 
-/// Produces a first frame for channels a streamer starts receiving (the control state).
-pub(crate) type SnapshotHook = Arc<dyn Fn(&[ChannelKey]) -> Option<Frame> + Send + Sync>;
+/// Calls `apply` exactly once with a first frame for channels a streamer starts receiving
+/// (the control state; `None` if none of them has one). When there is a state, `apply` runs
+/// while that state cannot change, so subscribing inside it misses no change and sees none
+/// twice.
+pub(crate) type SnapshotHook = Arc<dyn Fn(&[ChannelKey], &mut dyn FnMut(Option<Frame>)) + Send + Sync>;
 
 /// A live subscription to channels. See the [relay docs](crate::relay).
 ///
@@ -121,11 +124,10 @@ pub struct Streamer {
 }
 
 impl Streamer {
+    /// A streamer over `sub`, which was subscribed with its first frames (the state
+    /// snapshot) already queued; `hook` provides them for channels added later.
     pub(crate) fn new(relay: Arc<Relay>, sub: Arc<Subscriber>, cfg: &StreamerConfig, hook: Option<SnapshotHook>) -> Streamer {
         let period = (cfg.throttle_hz > 0.0 && cfg.throttle_hz.is_finite()).then(|| Duration::from_secs_f64(1.0 / cfg.throttle_hz));
-        if let Some(f) = hook.as_ref().and_then(|h| h(&cfg.channels)) {
-            sub.push_front(f);
-        }
         Streamer {
             relay,
             hook,
@@ -152,15 +154,28 @@ impl Streamer {
     /// # Errors
     /// [`StreamError::Closed`] if the streamer is closed.
     pub fn update_channels(&mut self, keys: Vec<ChannelKey>) -> Result<(), StreamError> {
-        if self.closed || !self.relay.update(self.sub.id, &keys) {
+        if self.closed {
             return Err(StreamError::Closed);
         }
         let added: Vec<ChannelKey> = keys.iter().copied().filter(|k| !self.channels.contains(k)).collect();
-        self.channels = keys;
-        if let Some(f) = self.hook.as_ref().and_then(|h| h(&added)) {
-            self.sub.queue.lock().frames.push_back(f);
-            self.sub.wake();
+        let (relay, sub) = (&self.relay, &self.sub);
+        let mut updated = false;
+        // Demand and state change together: no transfer falls between them.
+        let mut apply = |state: Option<Frame>| {
+            updated = relay.update(sub.id, &keys);
+            if let (true, Some(f)) = (updated, state) {
+                sub.queue.lock().frames.push_back(f);
+                sub.wake();
+            }
+        };
+        match &self.hook {
+            Some(h) => h(&added, &mut apply),
+            None => apply(None),
         }
+        if !updated {
+            return Err(StreamError::Closed);
+        }
+        self.channels = keys;
         Ok(())
     }
 
