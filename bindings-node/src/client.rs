@@ -1,0 +1,240 @@
+//! `client`: the one client type over an embedded engine (`open`) or a remote node
+//! (`connect`). Every method returns a Promise and behaves the same on both backends.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use telemetron::channel::Channel;
+
+use crate::channel::{ChannelJs, NewChannelJs, channel_refs};
+use crate::control::StateJs;
+use crate::error::{IntoNapi, invalid};
+use crate::framer::{Iterator, IteratorOptionsJs, Writer, WriterChannels, WriterOptionsJs};
+use crate::ranger::{NewRangeJs, RangeJs, range_key};
+use crate::relay::{Streamer, StreamerOptionsJs, streamer_config};
+use crate::telem::{FrameJs, TimeRangeJs, big, columns, frame, timestamp};
+
+/// A Telemetron client.
+#[napi]
+pub struct Client {
+    inner: telemetron::Client,
+}
+
+/// Open (or create) an embedded engine in `path` and return a client over it.
+#[napi]
+pub async fn open(path: String) -> Result<Client> {
+    let c = tokio::task::spawn_blocking(move || telemetron::open(path))
+        .await
+        .map_err(|e| invalid(format!("opening the engine failed: {e}")))?
+        .js()?;
+    Ok(Client { inner: c })
+}
+
+impl Client {
+    async fn resolve(&self, refs: &[Either<u32, String>]) -> Result<Vec<Channel>> {
+        self.inner.channels(&channel_refs(refs)).await.js()
+    }
+}
+
+#[napi]
+impl Client {
+    /// True when connected to a remote node.
+    #[napi(getter)]
+    pub fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
+    /// Create channels (all or none).
+    #[napi]
+    pub async fn create_channels(&self, channels: Vec<NewChannelJs>, retrieve_if_name_exists: Option<bool>) -> Result<Vec<ChannelJs>> {
+        let batch = channels.iter().map(NewChannelJs::to_core).collect::<Result<Vec<_>>>()?;
+        let out = self.inner.create_channels(batch, retrieve_if_name_exists.unwrap_or(false)).await.js()?;
+        Ok(out.iter().map(ChannelJs::from_core).collect())
+    }
+
+    /// Channels by key or name, in order.
+    #[napi]
+    pub async fn retrieve_channels(&self, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<Vec<ChannelJs>> {
+        Ok(self.resolve(&refs).await?.iter().map(ChannelJs::from_core).collect())
+    }
+
+    /// User channels whose name contains `term` (all with `""`).
+    #[napi]
+    pub async fn search_channels(&self, term: String) -> Result<Vec<ChannelJs>> {
+        Ok(self.inner.search_channels(&term).await.js()?.iter().map(ChannelJs::from_core).collect())
+    }
+
+    /// Rename a channel.
+    #[napi]
+    pub async fn rename_channel(&self, #[napi(ts_arg_type = "number | string")] channel: Either<u32, String>, name: String) -> Result<ChannelJs> {
+        let key = self.resolve(std::slice::from_ref(&channel)).await?[0].key;
+        Ok(ChannelJs::from_core(&self.inner.rename_channel(key, &name).await.js()?))
+    }
+
+    /// Delete channels and their data.
+    #[napi]
+    pub async fn delete_channels(&self, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<()> {
+        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+        self.inner.delete_channels(&keys).await.js()
+    }
+
+    /// Write one frame (parallel arrays of channels and samples) starting at `start` and
+    /// commit it; resolves to the committed end (ns).
+    #[napi(ts_return_type = "Promise<bigint>")]
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        start: BigInt,
+        #[napi(ts_arg_type = "Array<number | string>")] channels: Vec<Either<u32, String>>,
+        #[napi(ts_arg_type = "Array<unknown>")] values: Vec<Unknown>,
+    ) -> Result<PromiseRaw<'env, BigInt>> {
+        if channels.len() != values.len() {
+            return Err(invalid("pass one value per channel"));
+        }
+        let start = timestamp(&start)?;
+        let cols = columns(&values)?;
+        let inner = self.inner.clone();
+        env.spawn_future(async move {
+            let chans = inner.channels(&channel_refs(&channels)).await.js()?;
+            let f = frame(&chans.iter().collect::<Vec<_>>(), cols)?;
+            Ok(big(inner.write(start, f).await.js()?.0))
+        })
+    }
+
+    /// Read a time range of channels.
+    #[napi]
+    pub async fn read(&self, range: TimeRangeJs, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<FrameJs> {
+        let tr = range.to_core()?;
+        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+        Ok(FrameJs::from_core(self.inner.read(tr, &keys).await.js()?))
+    }
+
+    /// Delete a time range of channels.
+    #[napi]
+    pub async fn delete_range_data(&self, range: TimeRangeJs, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<()> {
+        let tr = range.to_core()?;
+        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+        self.inner.delete(tr, &keys).await.js()
+    }
+
+    /// The time range covered by a stored channel (`null` if it holds no data).
+    #[napi]
+    pub async fn time_range(&self, #[napi(ts_arg_type = "number | string")] channel: Either<u32, String>) -> Result<Option<TimeRangeJs>> {
+        let key = self.resolve(std::slice::from_ref(&channel)).await?[0].key;
+        Ok(self.inner.time_range(key).await.js()?.map(TimeRangeJs::from_core))
+    }
+
+    /// Open a writer.
+    #[napi]
+    pub async fn open_writer(&self, options: WriterOptionsJs) -> Result<Writer> {
+        let mut chans = self.resolve(&options.channels).await?;
+        let keys: Vec<u32> = chans.iter().map(|c| c.key).collect();
+        let missing: Vec<u32> = {
+            let mut m: Vec<u32> = chans.iter().filter_map(Channel::index_key).filter(|i| !keys.contains(i)).collect();
+            m.sort_unstable();
+            m.dedup();
+            m
+        };
+        if !missing.is_empty() {
+            let refs: Vec<telemetron::client::ChannelRef> = missing.into_iter().map(Into::into).collect();
+            chans.extend(self.inner.channels(&refs).await.js()?);
+        }
+        let cfg = options.to_core(keys)?;
+        let w = self.inner.open_writer(cfg).await.js()?;
+        Ok(Writer::new(w, WriterChannels::new(chans)))
+    }
+
+    /// Open a streamer on channels (keys or names).
+    #[napi]
+    pub async fn open_streamer(
+        &self,
+        #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+        options: Option<StreamerOptionsJs>,
+    ) -> Result<Streamer> {
+        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+        let cfg = streamer_config(keys, options.as_ref())?;
+        let s = self.inner.open_streamer(cfg).await.js()?;
+        Ok(Streamer::new(self.inner.clone(), s))
+    }
+
+    /// Open an iterator over stored channels.
+    #[napi]
+    pub async fn open_iterator(&self, options: IteratorOptionsJs) -> Result<Iterator> {
+        let keys: Vec<u32> = self.inner.channels(&options.refs()).await.js()?.iter().map(|c| c.key).collect();
+        let cfg = options.to_core(keys)?;
+        Ok(Iterator::new(self.inner.open_iterator(cfg).await.js()?))
+    }
+
+    /// Create a range.
+    #[napi]
+    pub async fn create_range(&self, range: NewRangeJs) -> Result<RangeJs> {
+        let r = range.to_core()?;
+        Ok(RangeJs::from_core(self.inner.create_range(r).await.js()?))
+    }
+
+    /// A range by key.
+    #[napi]
+    pub async fn retrieve_range(&self, key: String) -> Result<RangeJs> {
+        Ok(RangeJs::from_core(self.inner.range(range_key(&key)?).await.js()?))
+    }
+
+    /// Ranges whose name, a label or a metadata value contains `term`.
+    #[napi]
+    pub async fn search_ranges(&self, term: String, overlapping: Option<TimeRangeJs>) -> Result<Vec<RangeJs>> {
+        let o = overlapping.map(|r| r.to_core()).transpose()?;
+        Ok(self.inner.search_ranges(&term, o).await.js()?.into_iter().map(RangeJs::from_core).collect())
+    }
+
+    /// Rename a range.
+    #[napi]
+    pub async fn rename_range(&self, key: String, name: String) -> Result<RangeJs> {
+        Ok(RangeJs::from_core(self.inner.rename_range(range_key(&key)?, &name).await.js()?))
+    }
+
+    /// Delete ranges.
+    #[napi]
+    pub async fn delete_ranges(&self, keys: Vec<String>) -> Result<()> {
+        let keys = keys.iter().map(|k| range_key(k)).collect::<Result<Vec<_>>>()?;
+        self.inner.delete_ranges(&keys).await.js()
+    }
+
+    /// A range's metadata.
+    #[napi]
+    pub async fn range_meta(&self, key: String) -> Result<HashMap<String, String>> {
+        Ok(self.inner.range_meta(range_key(&key)?).await.js()?.into_iter().collect())
+    }
+
+    /// Set metadata entries of a range.
+    #[napi]
+    pub async fn set_range_meta(&self, key: String, entries: HashMap<String, String>) -> Result<()> {
+        let e: BTreeMap<String, String> = entries.into_iter().collect();
+        self.inner.set_range_meta(range_key(&key)?, e).await.js()
+    }
+
+    /// Remove metadata entries of a range.
+    #[napi]
+    pub async fn delete_range_meta(&self, key: String, names: Vec<String>) -> Result<()> {
+        self.inner.delete_range_meta(range_key(&key)?, &names).await.js()
+    }
+
+    /// Current control holders of channels (all when empty).
+    #[napi]
+    pub async fn control_states(&self, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<Vec<StateJs>> {
+        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+        Ok(self.inner.control_states(&keys).await.js()?.into_iter().map(StateJs::from_core).collect())
+    }
+
+    /// The control-state channel's key.
+    #[napi]
+    pub async fn control_channel(&self) -> Result<u32> {
+        self.inner.control_channel().await.js()
+    }
+
+    /// Close the client (an embedded engine is closed and its directory released).
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        self.inner.close().await.js()
+    }
+}

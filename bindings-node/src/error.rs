@@ -1,0 +1,44 @@
+//! Error mapping: core errors become JS `Error`s that carry the core's stable code.
+//!
+//! napi-rs only lets an async function reject with its own `Status` as `code`, so the
+//! native layer prefixes every message with `[telemetron:<code>] `; the JS layer
+//! (`lib/errors.js`) strips the prefix, sets `err.code` and picks the error class. The
+//! codes are exactly [`telemetron::Error::code`]'s, plus `invalid_argument` for bad input
+//! caught here and `stream.closed` / `engine.closed` for objects used after `close()`.
+
+use napi::{Error, Status};
+
+/// The marker the JS layer looks for.
+pub(crate) const PREFIX: &str = "[telemetron:";
+
+/// An error with a stable `code` and a message that says what to do.
+pub(crate) fn coded(code: &str, message: impl std::fmt::Display) -> Error {
+    Error::new(Status::GenericFailure, format!("{PREFIX}{code}] {message}"))
+}
+
+/// Map a core error.
+pub(crate) fn core(e: telemetron::Error) -> Error {
+    coded(e.code(), &e)
+}
+
+/// Bad input from JavaScript.
+pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {
+    coded("invalid_argument", message)
+}
+
+/// An object used after it was closed.
+pub(crate) fn closed(what: &str) -> Error {
+    coded("engine.closed", format!("{what} is closed; open a new one"))
+}
+
+/// `Result` with the core's error mapped.
+pub(crate) trait IntoNapi<T> {
+    /// Map the error to a coded JS error.
+    fn js(self) -> napi::Result<T>;
+}
+
+impl<T> IntoNapi<T> for telemetron::Result<T> {
+    fn js(self) -> napi::Result<T> {
+        self.map_err(core)
+    }
+}

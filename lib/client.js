@@ -1,0 +1,246 @@
+'use strict'
+// The client: the same API over an embedded engine (`open`) or a remote node (`connect`).
+const native = require('./native')
+const { call, sync, make } = require('./errors')
+const { Frame, toColumns } = require('./frame')
+const { toNanos, toRange } = require('./time')
+const { Writer } = require('./writer')
+const { Streamer } = require('./streamer')
+const { Iterator } = require('./iterator')
+const { ControlClient } = require('./control')
+
+const list = (x) => (Array.isArray(x) ? x : [x])
+const refOf = (c) => (c && typeof c === 'object' && 'key' in c ? c.key : c)
+const names = (chans) => new Map(chans.map((c) => [c.key, c.name]))
+
+class Channels {
+  constructor(native_) {
+    this._native = native_
+  }
+
+  /**
+   * Create one channel (resolves to it) or many (all or none; resolves to the array).
+   * `{name, dataType, isIndex, index, virtual, concurrency}`.
+   */
+  async create(def, { retrieveIfNameExists = false } = {}) {
+    const many = Array.isArray(def)
+    const out = await call(this._native.createChannels(list(def), retrieveIfNameExists))
+    return many ? out : out[0]
+  }
+
+  /** One channel by name or key (resolves to it), or many (resolves to the array). */
+  async retrieve(ref) {
+    const many = Array.isArray(ref)
+    const out = await call(this._native.retrieveChannels(list(ref).map(refOf)))
+    return many ? out : out[0]
+  }
+
+  /** User channels whose name contains `term` (all with ''). */
+  async search(term = '') {
+    return call(this._native.searchChannels(term))
+  }
+
+  /** Rename a channel. */
+  async rename(ref, name) {
+    return call(this._native.renameChannel(refOf(ref), name))
+  }
+
+  /** Delete channels and their data. */
+  async delete(ref) {
+    return call(this._native.deleteChannels(list(ref).map(refOf)))
+  }
+}
+
+class Range {
+  constructor(client, raw) {
+    this._client = client
+    /** UUID string. */
+    this.key = raw.key
+    this.name = raw.name
+    /** `{start, end}` in ns. */
+    this.timeRange = raw.timeRange
+    this.labels = raw.labels
+    this.color = raw.color ?? undefined
+    const n = client._native
+    const key = raw.key
+    /** The range's metadata, persisted in the engine. */
+    this.meta = Object.freeze({
+      get: async (name) => {
+        const all = await call(n.rangeMeta(key))
+        return name === undefined ? all : all[name]
+      },
+      set: (entries, value) => call(n.setRangeMeta(key, typeof entries === 'string' ? { [entries]: String(value) } : entries)),
+      delete: (names_) => call(n.deleteRangeMeta(key, list(names_))),
+    })
+  }
+
+  /** Read channels over this range (same forms as `client.read`). */
+  read(channels) {
+    return this._client.read(this.timeRange, channels)
+  }
+
+  /** Rename; resolves to the renamed range. */
+  async rename(name) {
+    const r = new Range(this._client, await call(this._client._native.renameRange(this.key, name)))
+    this.name = r.name
+    return r
+  }
+}
+
+class Ranges {
+  constructor(client) {
+    this._client = client
+  }
+
+  /** Create a range `{name, timeRange, labels?, color?, metaData?}`. */
+  async create({ name, timeRange, labels, color, metaData }) {
+    const raw = await call(this._client._native.createRange({ name, timeRange: toRange(timeRange), labels, color, metaData }))
+    return new Range(this._client, raw)
+  }
+
+  /** A range by key. */
+  async retrieve(key) {
+    return new Range(this._client, await call(this._client._native.retrieveRange(key)))
+  }
+
+  /** Ranges whose name, a label or a metadata value contains `term`, optionally overlapping a time range. */
+  async search(term = '', overlapping) {
+    const out = await call(this._client._native.searchRanges(term, overlapping === undefined ? undefined : toRange(overlapping)))
+    return out.map((r) => new Range(this._client, r))
+  }
+
+  /** Delete ranges (keys or Range objects). */
+  async delete(keys) {
+    return call(this._client._native.deleteRanges(list(keys).map((k) => (typeof k === 'object' ? k.key : k))))
+  }
+}
+
+class Client {
+  constructor(native_) {
+    this._native = native_
+    /** Channel registry: create, retrieve, search, rename, delete. */
+    this.channels = new Channels(native_)
+    /** Named time ranges with metadata. */
+    this.ranges = new Ranges(this)
+    /** Control sequences and control state. */
+    this.control = new ControlClient(this)
+  }
+
+  /** True when connected to a remote node. */
+  get isRemote() {
+    return this._native.isRemote
+  }
+
+  /**
+   * Write one frame starting at `start` and commit it: `write(start, {time, pressure})`,
+   * `write(start, map)` or `write(start, 'pressure', samples)`. Resolves to the committed end.
+   */
+  async write(start, data, value) {
+    const [channels, values] = toColumns(data, value)
+    return call(sync(() => this._native.write(toNanos(start, 'start'), channels.map(refOf), values)))
+  }
+
+  /**
+   * Read channels over a time range. With an array of channels resolves to a Frame; with
+   * one channel, to its samples (typed array over Rust memory when it is one series).
+   */
+  async read(range, channels) {
+    const many = Array.isArray(channels)
+    const chans = await this.channels.retrieve(list(channels))
+    const raw = await call(this._native.read(toRange(range), chans.map((c) => c.key)))
+    const f = new Frame(raw, names(chans))
+    return many ? f : f.get(chans[0].key) ?? emptyOf(chans[0].dataType)
+  }
+
+  /** Delete a time range of channels' data. */
+  async delete(range, channels) {
+    return call(this._native.deleteRangeData(toRange(range), list(channels).map(refOf)))
+  }
+
+  /** The time range covered by a stored channel (null if it holds no data). */
+  async timeRange(channel) {
+    return call(this._native.timeRange(refOf(channel)))
+  }
+
+  /** Open a writer `{start, channels, authorities?, mode?, ...}`. */
+  async openWriter(options) {
+    const { start, end, channels, authorities, authority, ...rest } = options ?? {}
+    const auth = authorities ?? (authority === undefined ? undefined : list(authority))
+    const w = await call(this._native.openWriter({
+      ...rest,
+      start: toNanos(start, 'start'),
+      end: end === undefined ? undefined : toNanos(end, 'end'),
+      channels: list(channels).map(refOf),
+      authorities: auth === undefined ? undefined : list(auth),
+    }))
+    return new Writer(w)
+  }
+
+  /** Open a streamer on channels (names or keys). Iterate it with `for await`. */
+  async openStreamer(channels, options = {}) {
+    const chans = await this.channels.retrieve(list(channels))
+    const { lag, ...rest } = options
+    if (lag !== undefined && lag !== 'event' && lag !== 'error') {
+      throw make('invalid_argument', `lag ${JSON.stringify(lag)} is not 'event' or 'error'`)
+    }
+    const s = await call(this._native.openStreamer(chans.map((c) => c.key), rest))
+    return new Streamer(s, names(chans), this, options)
+  }
+
+  /** Open an iterator over stored channels; `for await` it for chunks. */
+  async openIterator(range, channels, { chunkSize } = {}) {
+    const chans = await this.channels.retrieve(list(channels))
+    const it = await call(this._native.openIterator({ bounds: toRange(range), channels: chans.map((c) => c.key), chunkSize }))
+    return new Iterator(it, names(chans))
+  }
+
+  /** `for await (const frame of client.iterate(range, channels))`: a range in chunks. */
+  async *iterate(range, channels, options) {
+    yield* await this.openIterator(range, channels, options)
+  }
+
+  async _states(channels) {
+    return call(this._native.controlStates(list(channels).map(refOf)))
+  }
+
+  /** The key of the virtual channel on which control transfers are published (JSON). */
+  async controlChannel() {
+    return call(this._native.controlChannel())
+  }
+
+  /** Close the client (an embedded engine releases its directory). */
+  async close() {
+    return call(this._native.close())
+  }
+
+  async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
+    await this.close()
+  }
+}
+
+const EMPTY = {
+  f64: Float64Array, f32: Float32Array, i8: Int8Array, i16: Int16Array, i32: Int32Array, i64: BigInt64Array,
+  u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, u64: BigUint64Array, timestamp: BigInt64Array, bool: Uint8Array,
+}
+function emptyOf(dt) {
+  return EMPTY[dt] ? new EMPTY[dt](0) : []
+}
+
+/** Open (or create) an embedded engine in `path`. */
+async function open(path) {
+  if (typeof path !== 'string' || path === '') throw make('invalid_argument', 'open(path) needs a directory path')
+  return new Client(await call(native.open(path)))
+}
+
+/**
+ * Connect to a `telemetron serve` node: `connect('http://127.0.0.1:9090', {token})` or
+ * `{username, password}`, `caCert` (PEM path), `timeoutMs`.
+ */
+async function connect(url, options = {}) {
+  if (typeof native.connect !== 'function') {
+    throw make('client.unsupported', 'this build has no remote client; rebuild with a core that provides telemetron::connect')
+  }
+  return new Client(await call(native.connect(url, options)))
+}
+
+module.exports = { Client, Channels, Ranges, Range, open, connect }

@@ -1,0 +1,87 @@
+'use strict'
+// Typed errors. The native layer prefixes messages with `[telemetron:<code>] `; `translate`
+// turns such an error into an instance of the class for its code's subsystem, with `code`
+// set to the core's stable code (`channel.not_found`, `write.not_monotonic`, ...).
+
+class TelemetronError extends Error {
+  constructor(code, message, options) {
+    super(message, options)
+    this.name = new.target.name
+    /** Stable, language-neutral code (the core's `Error::code()`). */
+    this.code = code
+  }
+}
+
+class ChannelError extends TelemetronError {}
+class RangerError extends TelemetronError {}
+class StorageError extends TelemetronError {}
+class WriteError extends TelemetronError {}
+class ControlError extends TelemetronError {}
+class StreamError extends TelemetronError {}
+class SeriesError extends TelemetronError {}
+class EngineError extends TelemetronError {}
+class InvalidArgumentError extends TelemetronError {}
+class TransportError extends TelemetronError {}
+
+const BY_PREFIX = {
+  channel: ChannelError,
+  range: RangerError,
+  storage: StorageError,
+  write: WriteError,
+  control: ControlError,
+  stream: StreamError,
+  series: SeriesError,
+  engine: EngineError,
+  invalid_argument: InvalidArgumentError,
+  transport: TransportError,
+  protocol: TransportError,
+  auth: TransportError,
+  client: TransportError,
+}
+
+const PATTERN = /^\[telemetron:([a-z0-9_.]+)\] ([\s\S]*)$/
+
+/** Build the typed error for `code`. */
+function make(code, message, cause) {
+  const Cls = BY_PREFIX[code.split('.')[0]] || TelemetronError
+  return new Cls(code, message, cause ? { cause } : undefined)
+}
+
+/** Turn a native error into a typed error (anything else is returned unchanged). */
+function translate(e) {
+  if (e instanceof TelemetronError) return e
+  if (e && typeof e.message === 'string') {
+    const m = PATTERN.exec(e.message)
+    if (m) return make(m[1], m[2])
+    // napi-rs argument conversion errors (wrong JS type passed to a native method)
+    if (e.code === 'InvalidArg' || e.code === 'NumberExpected' || e.code === 'StringExpected' ||
+        e.code === 'ObjectExpected' || e.code === 'BigintExpected' || e.code === 'ArrayExpected') {
+      return make('invalid_argument', `${e.message}; check the argument types against the TypeScript declarations`, e)
+    }
+  }
+  return e
+}
+
+/** Await a native promise, translating its rejection. */
+async function call(p) {
+  try {
+    return await p
+  } catch (e) {
+    throw translate(e)
+  }
+}
+
+/** Run a synchronous native call, translating what it throws. */
+function sync(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw translate(e)
+  }
+}
+
+module.exports = {
+  TelemetronError, ChannelError, RangerError, StorageError, WriteError, ControlError,
+  StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError,
+  translate, call, sync, make,
+}

@@ -1,0 +1,10 @@
+// ESM entry: re-exports the CommonJS package (one copy of the native addon either way).
+import cjs from './index.js'
+
+export const {
+  open, connect, Client, Range, Writer, Streamer, Iterator, Controller, Frame, Series,
+  now, toNanos, toDate, TimeRange, TimeSpan, debug,
+  TelemetronError, ChannelError, RangerError, StorageError, WriteError, ControlError,
+  StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError,
+} = cjs
+export default cjs

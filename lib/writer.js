@@ -1,0 +1,55 @@
+'use strict'
+// Writers: `const w = await client.openWriter({start, channels, authorities, mode})`.
+const { call, sync, make } = require('./errors')
+const { toColumns } = require('./frame')
+
+class Writer {
+  constructor(native) {
+    this._native = native
+  }
+
+  /**
+   * Write one frame: `write({time, pressure})`, `write(map)` or `write('pressure', samples)`.
+   * Typed arrays of the channel's element type are passed without a copy and must not be
+   * modified afterwards (the engine may still hold them; see the README).
+   * Resolves to `{unauthorized}`: channels not written because another writer controls them.
+   */
+  async write(data, value) {
+    const [channels, values] = toColumns(data, value)
+    return call(sync(() => this._native.write(channels, values)))
+  }
+
+  /** Commit what was written; resolves to the committed end (ns). */
+  async commit() {
+    return call(this._native.commit())
+  }
+
+  /** `setAuthority(200)` for every channel, or `setAuthority({valve: 200, ...})`. */
+  async setAuthority(value) {
+    if (typeof value === 'number') return call(this._native.setAuthority(value))
+    if (value instanceof Map) return call(this._native.setAuthorities([...value.keys()], [...value.values()]))
+    if (value && typeof value === 'object') return call(this._native.setAuthorities(Object.keys(value), Object.values(value)))
+    throw make('invalid_argument', 'pass an authority (0..255) or {channel: authority}')
+  }
+
+  /** True if this writer controls `channel` (and its index) now. */
+  hasControl(channel) {
+    return sync(() => this._native.hasControl(channel))
+  }
+
+  /** Commit and close; resolves to the committed end (ns). Control passes on. */
+  async close() {
+    return call(this._native.close())
+  }
+
+  /** Close without committing. */
+  async abort() {
+    return call(this._native.abort())
+  }
+
+  async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
+    await this._native.abort()
+  }
+}
+
+module.exports = { Writer }
