@@ -1,0 +1,228 @@
+"""Frames: the samples of several channels, as numpy arrays, pandas, polars or Arrow.
+
+``frame["pressure"]`` is a read-only numpy array over the engine's buffer: no copy when the
+channel was read as one series. A channel read over several stored runs (one series per
+run; :meth:`Frame.series` gives them as zero-copy arrays) is concatenated into one new
+array the first time it is asked for (one copy, GIL released), then cached.
+
+Timestamp channels come back as ``int64`` nanoseconds (UTC); :meth:`Frame.to_pandas`
+turns the index channel into a ``DatetimeIndex`` and :meth:`Frame.to_arrow` into an
+Arrow ``timestamp[ns, UTC]`` column.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import ChannelNotFound, InvalidArgument
+from .telem import TimeRange
+
+ChannelLike = Union[str, int, Any]
+
+
+class Frame(Mapping[str, Any]):
+    """Samples keyed by channel name (also indexable by key or :class:`Channel`).
+
+    A ``Mapping``: ``len(frame)`` is the number of channels, iteration yields channel
+    names, ``frame.items()`` yields ``(name, array)``. Values are read-only numpy arrays
+    for fixed-size types and lists for ``string``/``json``/``bytes``/``uuid`` channels.
+    """
+
+    __slots__ = ("_native", "_channels", "_by_name", "_by_key", "_cache")
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._channels = native.channels()
+        self._by_name = {c.name: c for c in self._channels}
+        self._by_key = {c.key: c for c in self._channels}
+        self._cache: Dict[int, Any] = {}
+
+    # -- lookup --------------------------------------------------------------------------
+    def _channel(self, key: ChannelLike) -> Any:
+        if isinstance(key, str):
+            c = self._by_name.get(key)
+        elif isinstance(key, int):
+            c = self._by_key.get(key)
+        else:
+            c = self._by_key.get(getattr(key, "key", None))
+        if c is None:
+            raise ChannelNotFound(f"channel {key!r} is not in this frame; it holds {list(self._by_name)}", code="channel.not_found")
+        return c
+
+    def __getitem__(self, key: ChannelLike) -> Any:
+        c = self._channel(key)
+        arr = self._cache.get(c.key)
+        if arr is None:
+            arr = self._native.array(c.key)
+            self._cache[c.key] = arr
+        return arr
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self._channel(key)
+        except ChannelNotFound:
+            return False
+        return True
+
+    @property
+    def channels(self) -> List[Any]:
+        """The :class:`Channel` definitions of the channels present."""
+        return list(self._channels)
+
+    def series(self, key: ChannelLike) -> List[Any]:
+        """One zero-copy array (or list) per stored run of a channel."""
+        return self._native.arrays(self._channel(key).key)
+
+    def samples(self, key: ChannelLike) -> int:
+        """Number of samples of a channel."""
+        return self._native.samples(self._channel(key).key)
+
+    def time_range(self, key: Optional[ChannelLike] = None) -> Optional[TimeRange]:
+        """The time covered by a channel's series (by every channel if ``key`` is None),
+        or None when unknown (live frames carry no time range)."""
+        keys = [self._channel(key).key] if key is not None else [c.key for c in self._channels]
+        trs = [tr for tr in (self._native.time_range(k) for k in keys) if tr is not None and tr != (0, 0)]
+        if not trs:
+            return None
+        return TimeRange(min(t[0] for t in trs), max(t[1] for t in trs))
+
+    @property
+    def byte_size(self) -> int:
+        """Bytes of sample data in the frame."""
+        return self._native.byte_size()
+
+    def to_dict(self, by: str = "name") -> Dict[Any, Any]:
+        """``{name: array}`` (or ``{key: array}`` with ``by="key"``)."""
+        return {(c.name if by == "name" else c.key): self[c.key] for c in self._channels}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{c.name}: {self.samples(c.key)} {c.data_type}" for c in self._channels)
+        return f"Frame({inner})"
+
+    # -- pandas --------------------------------------------------------------------------
+    def _groups(self, channels: Optional[Sequence[ChannelLike]]) -> Dict[Optional[int], List[Any]]:
+        chans = [self._channel(c) for c in channels] if channels is not None else self._channels
+        groups: Dict[Optional[int], List[Any]] = {}
+        for c in chans:
+            if c.is_index:
+                groups.setdefault(c.key, [])
+            else:
+                groups.setdefault(c.index, []).append(c)
+        return groups
+
+    def to_pandas(self, channels: Optional[Sequence[ChannelLike]] = None) -> Any:
+        """A ``pandas.DataFrame`` with one column per data channel and a UTC
+        ``DatetimeIndex`` from their index channel (read it with the data: ``client.read``
+        includes indexes by default). Channels on different indexes are joined on time
+        (outer join). Requires pandas.
+        """
+        import pandas as pd
+
+        frames = []
+        for idx_key, data in self._groups(channels).items():
+            if idx_key is not None and idx_key in self._by_key:
+                ts = self[idx_key]
+                index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts), unit="ns", utc=True), name=self._by_key[idx_key].name)
+                cols = {c.name: self[c.key] for c in data if self.samples(c.key) == len(ts)}
+                bad = [c.name for c in data if c.name not in cols]
+                if bad:
+                    raise InvalidArgument(f"channels {bad} do not have one sample per timestamp of their index", code="invalid_argument")
+                frames.append(pd.DataFrame(cols, index=index))
+            else:
+                frames.append(pd.DataFrame({c.name: self[c.key] for c in data}))
+        if not frames:
+            return pd.DataFrame()
+        if len(frames) == 1:
+            return frames[0]
+        return pd.concat(frames, axis=1).sort_index()
+
+    # -- polars / arrow ------------------------------------------------------------------
+    def _columns(self, channels: Optional[Sequence[ChannelLike]]) -> List[Any]:
+        chans = [self._channel(c) for c in channels] if channels is not None else self._channels
+        lengths = {c.name: self.samples(c.key) for c in chans}
+        if len(set(lengths.values())) > 1:
+            raise InvalidArgument(
+                f"channels have different lengths {lengths}; a table needs equal columns. "
+                "Select channels of one index (frame.to_arrow(['time', 'pressure'])) or use to_pandas()",
+                code="invalid_argument",
+            )
+        return chans
+
+    def to_arrow(self, channels: Optional[Sequence[ChannelLike]] = None) -> Any:
+        """A ``pyarrow.Table`` with one column per channel (equal lengths required).
+        Fixed-size numeric columns share the engine's memory (no copy); timestamp
+        channels become ``timestamp[ns, tz=UTC]``. Requires pyarrow."""
+        import pyarrow as pa
+
+        cols = []
+        names = []
+        for c in self._columns(channels):
+            cols.append(_arrow_array(pa, self[c.key], c.data_type))
+            names.append(c.name)
+        return pa.Table.from_arrays(cols, names=names)
+
+    def to_polars(self, channels: Optional[Sequence[ChannelLike]] = None) -> Any:
+        """A ``polars.DataFrame`` (through Arrow when pyarrow is installed, so numeric
+        columns are not copied). Requires polars."""
+        import polars as pl
+
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            chans = self._columns(channels)
+            return pl.DataFrame({c.name: self[c.key] for c in chans})
+        return pl.from_arrow(self.to_arrow(channels))
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """Arrow PyCapsule stream interface (pyarrow, polars, duckdb read frames directly).
+        Built through pyarrow; numeric columns are not copied."""
+        return self.to_arrow().__arrow_c_stream__(requested_schema)
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+        """Arrow PyCapsule array interface: the frame as one struct array (record batch)."""
+        batches = self.to_arrow().combine_chunks().to_batches()
+        if not batches:
+            import pyarrow as pa
+
+            return pa.RecordBatch.from_pylist([], schema=self.to_arrow().schema).__arrow_c_array__(requested_schema)
+        return batches[0].__arrow_c_array__(requested_schema)
+
+
+_ARROW_TYPES = {
+    "u8": "uint8",
+    "u16": "uint16",
+    "u32": "uint32",
+    "u64": "uint64",
+    "i8": "int8",
+    "i16": "int16",
+    "i32": "int32",
+    "i64": "int64",
+    "f32": "float32",
+    "f64": "float64",
+}
+
+
+def _arrow_array(pa: Any, values: Any, data_type: str) -> Any:
+    """An Arrow array over ``values`` (zero-copy for fixed-width numeric types)."""
+    if data_type == "timestamp":
+        return pa.Array.from_buffers(pa.timestamp("ns", tz="UTC"), len(values), [None, pa.py_buffer(values)])
+    name = _ARROW_TYPES.get(data_type)
+    if name is not None:
+        return pa.Array.from_buffers(getattr(pa, name)(), len(values), [None, pa.py_buffer(values)])
+    if data_type == "bool":
+        return pa.array(np.asarray(values, dtype=bool))
+    if data_type == "uuid":
+        return pa.array([u.bytes for u in values], type=pa.binary(16))
+    if data_type == "json":
+        import json
+
+        return pa.array([json.dumps(v) for v in values], type=pa.string())
+    return pa.array(values)

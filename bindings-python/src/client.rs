@@ -1,0 +1,338 @@
+//! The client: `open(path)` (embedded) and `connect(url, ...)` (remote) give the same API.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use telemetron::channel::{Channel, ChannelKey};
+use telemetron::client::ChannelRef;
+use telemetron::control::Authority;
+use telemetron::framer::{IteratorConfig, WriterConfig};
+use telemetron::ranger::NewRange;
+use telemetron::relay::StreamerConfig;
+use telemetron::telem::{TimeRange, TimeStamp};
+
+use crate::channel::{ChanMap, PyChannel, channel_refs, new_channel};
+use crate::control::state_to_py;
+use crate::error::{IntoPyResult, invalid};
+use crate::framer::{Iterator, Writer, writer_mode};
+use crate::ranger::{range_key, range_to_py};
+use crate::relay::{Streamer, lag_policy};
+use crate::runtime::runtime;
+use crate::telem::{NativeFrame, frame_from_py};
+
+/// A connection to an engine: embedded (`open`) or remote (`connect`). Wrapped by the
+/// Python `telemetron.Client`.
+#[pyclass(frozen, module = "telemetron._native")]
+#[derive(Debug)]
+pub struct Client {
+    inner: telemetron::Client,
+}
+
+/// Add the index channels of `chans` that are not in it.
+async fn with_indexes(c: &telemetron::Client, mut chans: Vec<Channel>) -> telemetron::Result<Vec<Channel>> {
+    let mut missing: Vec<ChannelKey> = Vec::new();
+    for k in chans.iter().filter_map(Channel::index_key) {
+        if !chans.iter().any(|c| c.key == k) && !missing.contains(&k) {
+            missing.push(k);
+        }
+    }
+    if !missing.is_empty() {
+        let refs: Vec<ChannelRef> = missing.into_iter().map(ChannelRef::Key).collect();
+        chans.extend(c.channels(&refs).await?);
+    }
+    Ok(chans)
+}
+
+impl Client {
+    /// Run a client future with the GIL released.
+    fn run<T, Fut>(&self, py: Python<'_>, f: impl FnOnce(telemetron::Client) -> Fut + Send) -> PyResult<T>
+    where
+        Fut: Future<Output = telemetron::Result<T>>,
+        T: Send,
+    {
+        let c = self.inner.clone();
+        py.detach(move || runtime().block_on(f(c))).py()
+    }
+}
+
+fn range(start: i64, end: i64) -> TimeRange {
+    TimeRange::from_nanos(start, end)
+}
+
+#[pymethods]
+impl Client {
+    /// Open (or create) an embedded engine on the data directory `path`.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
+        let inner = py.detach(|| telemetron::open(&path)).py()?;
+        Ok(Client { inner })
+    }
+
+    /// True for a client connected to a remote node.
+    #[getter]
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
+    /// Create channels from dicts (`name`, `data_type`, `is_index`, `index`, `virtual`,
+    /// `concurrency`); all or none.
+    fn create_channels(&self, py: Python<'_>, channels: Vec<Bound<'_, PyDict>>, retrieve_if_name_exists: bool) -> PyResult<Vec<PyChannel>> {
+        let batch = channels.iter().map(new_channel).collect::<PyResult<Vec<_>>>()?;
+        let out = self.run(py, move |c| async move { c.create_channels(batch, retrieve_if_name_exists).await })?;
+        Ok(out.into_iter().map(|inner| PyChannel { inner }).collect())
+    }
+
+    /// Channels by key or name, in order.
+    fn channels(&self, py: Python<'_>, refs: &Bound<'_, PyAny>) -> PyResult<Vec<PyChannel>> {
+        let refs = channel_refs(refs)?;
+        let out = self.run(py, move |c| async move { c.channels(&refs).await })?;
+        Ok(out.into_iter().map(|inner| PyChannel { inner }).collect())
+    }
+
+    /// User channels whose name contains `term` (case-insensitive).
+    fn search_channels(&self, py: Python<'_>, term: String) -> PyResult<Vec<PyChannel>> {
+        let out = self.run(py, move |c| async move { c.search_channels(&term).await })?;
+        Ok(out.into_iter().map(|inner| PyChannel { inner }).collect())
+    }
+
+    /// Rename a channel.
+    fn rename_channel(&self, py: Python<'_>, channel: &Bound<'_, PyAny>, name: String) -> PyResult<PyChannel> {
+        let r = channel_refs(channel)?;
+        let inner = self.run(py, move |c| async move {
+            let ch = c.channels(&r).await?;
+            c.rename_channel(ch[0].key, &name).await
+        })?;
+        Ok(PyChannel { inner })
+    }
+
+    /// Delete channels and their data.
+    fn delete_channels(&self, py: Python<'_>, channels: &Bound<'_, PyAny>) -> PyResult<()> {
+        let r = channel_refs(channels)?;
+        self.run(py, move |c| async move {
+            let keys: Vec<ChannelKey> = c.channels(&r).await?.iter().map(|c| c.key).collect();
+            c.delete_channels(&keys).await
+        })
+    }
+
+    /// Read `[start, end)` of channels; with `include_index`, their index channels too.
+    fn read(&self, py: Python<'_>, start: i64, end: i64, channels: &Bound<'_, PyAny>, include_index: bool) -> PyResult<NativeFrame> {
+        let r = channel_refs(channels)?;
+        let (frame, chans) = self.run(py, move |c| async move {
+            let mut chans = c.channels(&r).await?;
+            if include_index {
+                chans = with_indexes(&c, chans).await?;
+            }
+            let keys: Vec<ChannelKey> = chans.iter().map(|c| c.key).collect();
+            Ok((c.read(range(start, end), &keys).await?, chans))
+        })?;
+        Ok(NativeFrame { frame, chans: ChanMap::new(chans) })
+    }
+
+    /// Write `{channel: values}` starting at `start` and commit; returns the committed end.
+    fn write(&self, py: Python<'_>, start: i64, data: &Bound<'_, PyDict>) -> PyResult<i64> {
+        let refs = channel_refs(&data.keys())?;
+        let chans = self.run(py, move |c| async move { c.channels(&refs).await })?;
+        let mut it = chans.into_iter();
+        let frame = frame_from_py(py, data, |_| it.next().ok_or_else(|| invalid("channel list changed while writing")))?;
+        Ok(self.run(py, move |c| async move { c.write(TimeStamp(start), frame).await })?.0)
+    }
+
+    /// Delete `[start, end)` of channels.
+    fn delete(&self, py: Python<'_>, start: i64, end: i64, channels: &Bound<'_, PyAny>) -> PyResult<()> {
+        let r = channel_refs(channels)?;
+        self.run(py, move |c| async move {
+            let keys: Vec<ChannelKey> = c.channels(&r).await?.iter().map(|c| c.key).collect();
+            c.delete(range(start, end), &keys).await
+        })
+    }
+
+    /// `(start, end)` in ns stored for a channel, or None.
+    fn time_range(&self, py: Python<'_>, channel: &Bound<'_, PyAny>) -> PyResult<Option<(i64, i64)>> {
+        let r = channel_refs(channel)?;
+        let tr = self.run(py, move |c| async move {
+            let ch = c.channels(&r).await?;
+            c.time_range(ch[0].key).await
+        })?;
+        Ok(tr.map(|t| (t.start.0, t.end.0)))
+    }
+
+    /// Open a writer.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (start, channels, authorities, mode, name, err_on_unauthorized, auto_commit, auto_commit_interval=None, end=None))]
+    fn open_writer(
+        &self,
+        py: Python<'_>,
+        start: i64,
+        channels: &Bound<'_, PyAny>,
+        authorities: Vec<Authority>,
+        mode: &str,
+        name: String,
+        err_on_unauthorized: bool,
+        auto_commit: bool,
+        auto_commit_interval: Option<i64>,
+        end: Option<i64>,
+    ) -> PyResult<Writer> {
+        let r = channel_refs(channels)?;
+        let mode = writer_mode(mode)?;
+        let (w, chans) = self.run(py, move |c| async move {
+            let chans = c.channels(&r).await?;
+            let mut cfg = WriterConfig::new(TimeStamp(start), chans.iter().map(|c| c.key).collect())
+                .mode(mode)
+                .name(name)
+                .err_on_unauthorized(err_on_unauthorized)
+                .auto_commit(auto_commit);
+            cfg.authorities = authorities;
+            if let Some(ns) = auto_commit_interval {
+                cfg = cfg.auto_commit_interval(std::time::Duration::from_nanos(ns.max(0) as u64));
+            }
+            if let Some(e) = end {
+                cfg = cfg.end(TimeStamp(e));
+            }
+            let w = c.open_writer(cfg).await?;
+            Ok((w, with_indexes(&c, chans).await?))
+        })?;
+        Ok(Writer::new(w, ChanMap::new(chans)))
+    }
+
+    /// Open a streamer.
+    fn open_streamer(
+        &self,
+        py: Python<'_>,
+        channels: &Bound<'_, PyAny>,
+        capacity: usize,
+        lag_policy: &str,
+        decimate: u32,
+        throttle_hz: f64,
+    ) -> PyResult<Streamer> {
+        let r = channel_refs(channels)?;
+        let lp = self::lag_policy(lag_policy)?;
+        let (s, chans) = self.run(py, move |c| async move {
+            let chans = c.channels(&r).await?;
+            let cfg = StreamerConfig {
+                channels: chans.iter().map(|c| c.key).collect(),
+                capacity: capacity.max(1),
+                lag_policy: lp,
+                decimate: decimate.max(1),
+                throttle_hz,
+            };
+            Ok((c.open_streamer(cfg).await?, chans))
+        })?;
+        Ok(Streamer::new(s, ChanMap::new(chans), self.inner.clone()))
+    }
+
+    /// Open an iterator over `[start, end)`.
+    fn open_iterator(
+        &self,
+        py: Python<'_>,
+        start: i64,
+        end: i64,
+        channels: &Bound<'_, PyAny>,
+        chunk_size: u64,
+        include_index: bool,
+    ) -> PyResult<Iterator> {
+        let r = channel_refs(channels)?;
+        let (it, chans) = self.run(py, move |c| async move {
+            let mut chans = c.channels(&r).await?;
+            if include_index {
+                chans = with_indexes(&c, chans).await?;
+            }
+            let cfg = IteratorConfig { bounds: range(start, end), channels: chans.iter().map(|c| c.key).collect(), chunk_size: chunk_size.max(1) };
+            Ok((c.open_iterator(cfg).await?, chans))
+        })?;
+        Ok(Iterator::new(it, ChanMap::new(chans)))
+    }
+
+    /// Create a range; returns it as a dict.
+    #[pyo3(signature = (name, start, end, labels, color, meta_data))]
+    fn create_range<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        start: i64,
+        end: i64,
+        labels: Vec<String>,
+        color: Option<String>,
+        meta_data: BTreeMap<String, String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let nr = NewRange { name, time_range: range(start, end), labels, color, meta_data };
+        let r = self.run(py, move |c| async move { c.create_range(nr).await })?;
+        range_to_py(py, &r)
+    }
+
+    /// A range by key.
+    fn range<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyDict>> {
+        let k = range_key(key)?;
+        let r = self.run(py, move |c| async move { c.range(k).await })?;
+        range_to_py(py, &r)
+    }
+
+    /// Ranges matching `term` (name, label or metadata value), optionally overlapping
+    /// `(start, end)`.
+    #[pyo3(signature = (term, overlapping=None))]
+    fn search_ranges<'py>(&self, py: Python<'py>, term: String, overlapping: Option<(i64, i64)>) -> PyResult<Bound<'py, PyList>> {
+        let tr = overlapping.map(|(s, e)| range(s, e));
+        let rs = self.run(py, move |c| async move { c.search_ranges(&term, tr).await })?;
+        let out = PyList::empty(py);
+        for r in &rs {
+            out.append(range_to_py(py, r)?)?;
+        }
+        Ok(out)
+    }
+
+    /// Rename a range.
+    fn rename_range<'py>(&self, py: Python<'py>, key: &str, name: String) -> PyResult<Bound<'py, PyDict>> {
+        let k = range_key(key)?;
+        let r = self.run(py, move |c| async move { c.rename_range(k, &name).await })?;
+        range_to_py(py, &r)
+    }
+
+    /// Delete ranges.
+    fn delete_ranges(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<()> {
+        let ks = keys.iter().map(|k| range_key(k)).collect::<PyResult<Vec<_>>>()?;
+        self.run(py, move |c| async move { c.delete_ranges(&ks).await })
+    }
+
+    /// A range's metadata.
+    fn range_meta(&self, py: Python<'_>, key: &str) -> PyResult<BTreeMap<String, String>> {
+        let k = range_key(key)?;
+        self.run(py, move |c| async move { c.range_meta(k).await })
+    }
+
+    /// Set metadata entries of a range.
+    fn set_range_meta(&self, py: Python<'_>, key: &str, entries: BTreeMap<String, String>) -> PyResult<()> {
+        let k = range_key(key)?;
+        self.run(py, move |c| async move { c.set_range_meta(k, entries).await })
+    }
+
+    /// Remove metadata entries of a range.
+    fn delete_range_meta(&self, py: Python<'_>, key: &str, names: Vec<String>) -> PyResult<()> {
+        let k = range_key(key)?;
+        self.run(py, move |c| async move { c.delete_range_meta(k, &names).await })
+    }
+
+    /// Current control holders of channels (all controlled channels if empty).
+    fn control_states<'py>(&self, py: Python<'py>, channels: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let r = channel_refs(channels)?;
+        let states = self.run(py, move |c| async move {
+            let keys: Vec<ChannelKey> = if r.is_empty() { Vec::new() } else { c.channels(&r).await?.iter().map(|c| c.key).collect() };
+            c.control_states(&keys).await
+        })?;
+        let out = PyList::empty(py);
+        for s in &states {
+            out.append(state_to_py(py, s)?)?;
+        }
+        Ok(out)
+    }
+
+    /// Key of the control-state channel.
+    fn control_channel(&self, py: Python<'_>) -> PyResult<ChannelKey> {
+        self.run(py, |c| async move { c.control_channel().await })
+    }
+
+    /// Close the client (an embedded engine releases its directory).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, |c| async move { c.close().await })
+    }
+}
