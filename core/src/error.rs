@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::channel::ChannelError;
 use crate::control::ControlError;
+use crate::protocol::NetError;
 use crate::ranger::RangeError;
 use crate::relay::StreamError;
 use crate::storage::{StorageError, WriteError};
@@ -84,6 +85,18 @@ pub enum Error {
         /// What to change.
         reason: String,
     },
+    /// Connecting to, authenticating with or talking to a remote node failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// An error from a remote node that this build cannot rebuild as a typed variant (a
+    /// newer node). `code` is the node's code when this build knows it, else `"remote"`.
+    #[error("{message}")]
+    Remote {
+        /// The stable code (see [`Error::code`]).
+        code: &'static str,
+        /// The node's message.
+        message: String,
+    },
 }
 
 impl Error {
@@ -112,6 +125,8 @@ impl Error {
             Error::Metadata { .. } => "engine.metadata",
             Error::Closed { .. } => "engine.closed",
             Error::InvalidArgument { .. } => "invalid_argument",
+            Error::Net(e) => e.code(),
+            Error::Remote { code, .. } => code,
         }
     }
 }

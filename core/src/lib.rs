@@ -48,9 +48,10 @@ pub mod framer;
 pub mod protocol;
 pub mod ranger;
 pub mod relay;
+pub mod server;
 pub mod storage;
 pub mod telem;
 
-pub use client::{Client, ConnectOptions, Credentials, open, open_with};
+pub use client::{Client, ConnectOptions, Credentials, connect, open, open_with};
 pub use engine::{Engine, Options};
 pub use error::{Error, Result};

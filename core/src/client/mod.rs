@@ -28,6 +28,10 @@
 //! ```
 
 mod embedded;
+mod iterator;
+mod remote;
+mod streamer;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,13 +41,21 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::channel::{Channel, ChannelKey, NewChannel};
-use crate::control::{Authority, State};
+use crate::control::State;
 use crate::error::Result;
-use crate::framer::{IterSpan, IteratorConfig, WriteReport, WriterConfig};
+use crate::framer::{IteratorConfig, WriterConfig};
 use crate::ranger::{NewRange, Range};
 use crate::relay::StreamerConfig;
 use crate::telem::{Frame, TimeRange, TimeStamp};
 use crate::{Engine, Options};
+
+pub use iterator::ClientIterator;
+pub use streamer::ClientStreamer;
+pub use writer::ClientWriter;
+
+use iterator::IteratorInner;
+use streamer::StreamerInner;
+use writer::WriterInner;
 
 /// Open an embedded engine on `path` and return a client over it.
 ///
@@ -82,7 +94,22 @@ pub enum Credentials {
     },
 }
 
-/// Connection settings for [`connect_with`].
+/// Connect to a remote node (`telemetron serve`) at `url` (`http://host:port`, or
+/// `https://` for TLS) and return a client over it: the same type as [`open`] returns,
+/// with the same methods and the same errors.
+///
+/// The node's protocol version is checked first (an incompatible node is refused with
+/// [`crate::protocol::NetError::VersionMismatch`]), then the credentials.
+///
+/// # Errors
+/// [`crate::protocol::NetError`]: unreachable node, TLS failure, version mismatch,
+/// missing or refused credentials.
+pub async fn connect(url: &str, opts: ConnectOptions) -> Result<Client> {
+    let r = remote::Remote::connect(url, &opts).await?;
+    Ok(Client { backend: std::sync::Arc::new(Backend::Remote(r)) })
+}
+
+/// Connection settings for [`connect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
     /// Credentials.
@@ -129,6 +156,7 @@ impl From<String> for ChannelRef {
 
 pub(crate) enum Backend {
     Embedded(Engine),
+    Remote(remote::Remote),
 }
 
 /// A Telemetron client (embedded or remote). Cheap to clone.
@@ -158,6 +186,7 @@ impl Client {
     pub fn engine(&self) -> Option<&Engine> {
         match &*self.backend {
             Backend::Embedded(e) => Some(e),
+            Backend::Remote(_) => None,
         }
     }
 
@@ -169,6 +198,7 @@ impl Client {
     pub async fn create_channels(&self, channels: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
         match &*self.backend {
             Backend::Embedded(e) => e.create_channels_with(channels, retrieve_if_name_exists),
+            Backend::Remote(r) => r.create_channels(channels, retrieve_if_name_exists).await,
         }
     }
 
@@ -177,7 +207,12 @@ impl Client {
     /// # Errors
     /// [`crate::channel::ChannelError::KeyNotFound`] / `NameNotFound`.
     pub async fn channel(&self, r: impl Into<ChannelRef>) -> Result<Channel> {
-        Ok(self.channels(&[r.into()]).await?.remove(0))
+        let r = r.into();
+        self.channels(std::slice::from_ref(&r))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::protocol::NetError::protocol(format!("the node returned no channel for {r:?}")).into())
     }
 
     /// Channels by key or name, in order.
@@ -187,6 +222,7 @@ impl Client {
     pub async fn channels(&self, refs: &[ChannelRef]) -> Result<Vec<Channel>> {
         match &*self.backend {
             Backend::Embedded(e) => embedded::channels(e, refs),
+            Backend::Remote(r) => r.channels(refs).await,
         }
     }
 
@@ -197,6 +233,7 @@ impl Client {
     pub async fn search_channels(&self, term: &str) -> Result<Vec<Channel>> {
         match &*self.backend {
             Backend::Embedded(e) => Ok(e.channels().search(term).into_iter().map(|c| (*c).clone()).collect()),
+            Backend::Remote(r) => r.search_channels(term).await,
         }
     }
 
@@ -207,6 +244,7 @@ impl Client {
     pub async fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         match &*self.backend {
             Backend::Embedded(e) => e.rename_channel(key, name),
+            Backend::Remote(r) => r.rename_channel(key, name).await,
         }
     }
 
@@ -217,6 +255,7 @@ impl Client {
     pub async fn delete_channels(&self, keys: &[ChannelKey]) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.delete_channels(keys),
+            Backend::Remote(r) => r.delete_channels(keys).await,
         }
     }
 
@@ -227,6 +266,7 @@ impl Client {
     pub async fn create_range(&self, range: NewRange) -> Result<Range> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().create(range),
+            Backend::Remote(r) => r.create_range(range).await,
         }
     }
 
@@ -237,6 +277,7 @@ impl Client {
     pub async fn range(&self, key: Uuid) -> Result<Range> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().get(key),
+            Backend::Remote(r) => r.range(key).await,
         }
     }
 
@@ -248,6 +289,7 @@ impl Client {
     pub async fn search_ranges(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().search(term, overlapping),
+            Backend::Remote(r) => r.search_ranges(term, overlapping).await,
         }
     }
 
@@ -258,6 +300,7 @@ impl Client {
     pub async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().rename(key, name),
+            Backend::Remote(r) => r.rename_range(key, name).await,
         }
     }
 
@@ -268,6 +311,7 @@ impl Client {
     pub async fn delete_ranges(&self, keys: &[Uuid]) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().delete(keys),
+            Backend::Remote(r) => r.delete_ranges(keys).await,
         }
     }
 
@@ -278,6 +322,7 @@ impl Client {
     pub async fn range_meta(&self, key: Uuid) -> Result<BTreeMap<String, String>> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().meta_data(key),
+            Backend::Remote(r) => r.range_meta(key).await,
         }
     }
 
@@ -288,6 +333,7 @@ impl Client {
     pub async fn set_range_meta(&self, key: Uuid, entries: BTreeMap<String, String>) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().set_meta_data(key, &entries),
+            Backend::Remote(r) => r.set_range_meta(key, entries).await,
         }
     }
 
@@ -298,6 +344,7 @@ impl Client {
     pub async fn delete_range_meta(&self, key: Uuid, names: &[String]) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.ranges().delete_meta_data(key, &names.iter().map(String::as_str).collect::<Vec<_>>()),
+            Backend::Remote(r) => r.delete_range_meta(key, names).await,
         }
     }
 
@@ -308,6 +355,7 @@ impl Client {
     pub async fn read(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<Frame> {
         match &*self.backend {
             Backend::Embedded(e) => e.read(range, keys),
+            Backend::Remote(r) => r.read(range, keys).await,
         }
     }
 
@@ -319,6 +367,7 @@ impl Client {
     pub async fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {
         match &*self.backend {
             Backend::Embedded(e) => e.write(start, frame),
+            Backend::Remote(r) => r.write(start, frame).await,
         }
     }
 
@@ -329,6 +378,7 @@ impl Client {
     pub async fn delete(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.delete(range, keys),
+            Backend::Remote(r) => r.delete(range, keys).await,
         }
     }
 
@@ -339,6 +389,7 @@ impl Client {
     pub async fn time_range(&self, key: ChannelKey) -> Result<Option<TimeRange>> {
         match &*self.backend {
             Backend::Embedded(e) => e.time_range(key),
+            Backend::Remote(r) => r.time_range(key).await,
         }
     }
 
@@ -349,6 +400,7 @@ impl Client {
     pub async fn open_writer(&self, config: WriterConfig) -> Result<ClientWriter> {
         match &*self.backend {
             Backend::Embedded(e) => Ok(ClientWriter { inner: WriterInner::Embedded(e.open_writer(config)?) }),
+            Backend::Remote(r) => Ok(ClientWriter { inner: WriterInner::Remote(remote::RemoteWriter::open(&r.http, config).await?) }),
         }
     }
 
@@ -359,6 +411,7 @@ impl Client {
     pub async fn open_streamer(&self, config: StreamerConfig) -> Result<ClientStreamer> {
         match &*self.backend {
             Backend::Embedded(e) => Ok(ClientStreamer { inner: StreamerInner::Embedded(e.open_streamer(config)?) }),
+            Backend::Remote(r) => Ok(ClientStreamer { inner: StreamerInner::Remote(remote::RemoteStreamer::open(&r.http, config).await?) }),
         }
     }
 
@@ -369,6 +422,7 @@ impl Client {
     pub async fn open_iterator(&self, config: IteratorConfig) -> Result<ClientIterator> {
         match &*self.backend {
             Backend::Embedded(e) => Ok(ClientIterator { inner: IteratorInner::Embedded(e.open_iterator(config)?) }),
+            Backend::Remote(r) => Ok(ClientIterator { inner: IteratorInner::Remote(remote::RemoteIterator::open(&r.http, config).await?) }),
         }
     }
 
@@ -379,6 +433,7 @@ impl Client {
     pub async fn control_states(&self, keys: &[ChannelKey]) -> Result<Vec<State>> {
         match &*self.backend {
             Backend::Embedded(e) => Ok(e.control_states(keys)),
+            Backend::Remote(r) => r.control_states(keys).await,
         }
     }
 
@@ -389,6 +444,7 @@ impl Client {
     pub async fn control_channel(&self) -> Result<ChannelKey> {
         match &*self.backend {
             Backend::Embedded(e) => Ok(e.control_channel()),
+            Backend::Remote(r) => r.control_channel().await,
         }
     }
 
@@ -399,255 +455,7 @@ impl Client {
     pub async fn close(&self) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.close(),
-        }
-    }
-}
-
-enum WriterInner {
-    Embedded(crate::framer::Writer),
-}
-
-/// A writer from [`Client::open_writer`].
-pub struct ClientWriter {
-    inner: WriterInner,
-}
-
-impl std::fmt::Debug for ClientWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientWriter").finish_non_exhaustive()
-    }
-}
-
-impl ClientWriter {
-    /// Write a frame; see [`crate::framer::Writer::write`].
-    ///
-    /// # Errors
-    /// As the embedded writer.
-    pub async fn write(&mut self, frame: &Frame) -> Result<WriteReport> {
-        match &mut self.inner {
-            WriterInner::Embedded(w) => w.write(frame),
-        }
-    }
-
-    /// Commit; returns the committed end.
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn commit(&mut self) -> Result<TimeStamp> {
-        match &mut self.inner {
-            WriterInner::Embedded(w) => w.commit(),
-        }
-    }
-
-    /// Set one authority for every channel.
-    ///
-    /// # Errors
-    /// A transport error (remote).
-    pub async fn set_authority(&mut self, authority: Authority) -> Result<()> {
-        match &mut self.inner {
-            WriterInner::Embedded(w) => w.set_authority(authority),
-        }
-    }
-
-    /// Set the authority of some channels.
-    ///
-    /// # Errors
-    /// [`crate::control::ControlError::UnknownChannel`].
-    pub async fn set_authorities(&mut self, changes: &[(ChannelKey, Authority)]) -> Result<()> {
-        match &mut self.inner {
-            WriterInner::Embedded(w) => w.set_authorities(changes),
-        }
-    }
-
-    /// True if this writer controls `key` (and its index) now.
-    pub fn has_control(&self, key: ChannelKey) -> bool {
-        match &self.inner {
-            WriterInner::Embedded(w) => w.has_control(key),
-        }
-    }
-
-    /// Commit and close; returns the committed end.
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn close(self) -> Result<TimeStamp> {
-        match self.inner {
-            WriterInner::Embedded(w) => w.close(),
-        }
-    }
-
-    /// Close without committing.
-    pub async fn abort(self) {
-        match self.inner {
-            WriterInner::Embedded(w) => w.abort(),
-        }
-    }
-}
-
-enum StreamerInner {
-    Embedded(crate::relay::Streamer),
-}
-
-/// A streamer from [`Client::open_streamer`].
-pub struct ClientStreamer {
-    inner: StreamerInner,
-}
-
-impl std::fmt::Debug for ClientStreamer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientStreamer").finish_non_exhaustive()
-    }
-}
-
-impl ClientStreamer {
-    /// The next frame. A lag notice is returned once as
-    /// `Err(Error::Stream(StreamError::Lagged { .. }))`; later calls continue.
-    ///
-    /// # Errors
-    /// [`crate::relay::StreamError`] (wrapped) or a transport error.
-    pub async fn next(&mut self) -> Result<Frame> {
-        match &mut self.inner {
-            StreamerInner::Embedded(s) => Ok(s.next().await?),
-        }
-    }
-
-    /// The next frame, or `None` after `timeout`.
-    ///
-    /// # Errors
-    /// As [`ClientStreamer::next`].
-    pub async fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>> {
-        match tokio::time::timeout(timeout, self.next()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Receive without waiting.
-    ///
-    /// # Errors
-    /// As [`ClientStreamer::next`].
-    pub fn try_next(&mut self) -> Result<Option<Frame>> {
-        match &mut self.inner {
-            StreamerInner::Embedded(s) => Ok(s.try_recv()?),
-        }
-    }
-
-    /// Blocking receive for threads outside any async runtime (embedded backend waits on
-    /// a condition variable; it never needs a runtime).
-    ///
-    /// # Errors
-    /// As [`ClientStreamer::next`].
-    pub fn next_blocking(&mut self, timeout: Duration) -> Result<Option<Frame>> {
-        match &mut self.inner {
-            StreamerInner::Embedded(s) => Ok(s.recv_timeout(timeout)?),
-        }
-    }
-
-    /// Change the channels received.
-    ///
-    /// # Errors
-    /// [`crate::relay::StreamError::Closed`].
-    pub async fn update_channels(&mut self, keys: Vec<ChannelKey>) -> Result<()> {
-        match &mut self.inner {
-            StreamerInner::Embedded(s) => Ok(s.update_channels(keys)?),
-        }
-    }
-
-    /// Close the streamer.
-    pub async fn close(&mut self) {
-        match &mut self.inner {
-            StreamerInner::Embedded(s) => s.close(),
-        }
-    }
-}
-
-enum IteratorInner {
-    Embedded(crate::framer::Iterator),
-}
-
-/// An iterator from [`Client::open_iterator`].
-pub struct ClientIterator {
-    inner: IteratorInner,
-}
-
-impl std::fmt::Debug for ClientIterator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientIterator").finish_non_exhaustive()
-    }
-}
-
-impl ClientIterator {
-    /// See [`crate::framer::Iterator::seek_first`].
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn seek_first(&mut self) -> Result<bool> {
-        match &mut self.inner {
-            IteratorInner::Embedded(i) => i.seek_first(),
-        }
-    }
-
-    /// See [`crate::framer::Iterator::seek_last`].
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn seek_last(&mut self) -> Result<bool> {
-        match &mut self.inner {
-            IteratorInner::Embedded(i) => i.seek_last(),
-        }
-    }
-
-    /// See [`crate::framer::Iterator::seek_ge`].
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn seek_ge(&mut self, t: TimeStamp) -> Result<bool> {
-        match &mut self.inner {
-            IteratorInner::Embedded(i) => i.seek_ge(t),
-        }
-    }
-
-    /// See [`crate::framer::Iterator::seek_le`].
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn seek_le(&mut self, t: TimeStamp) -> Result<bool> {
-        match &mut self.inner {
-            IteratorInner::Embedded(i) => i.seek_le(t),
-        }
-    }
-
-    /// See [`crate::framer::Iterator::next`].
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn next(&mut self, span: IterSpan) -> Result<bool> {
-        match &mut self.inner {
-            IteratorInner::Embedded(i) => i.next(span),
-        }
-    }
-
-    /// See [`crate::framer::Iterator::prev`].
-    ///
-    /// # Errors
-    /// A storage or transport error.
-    pub async fn prev(&mut self, span: IterSpan) -> Result<bool> {
-        match &mut self.inner {
-            IteratorInner::Embedded(i) => i.prev(span),
-        }
-    }
-
-    /// The frame read by the last `next`/`prev`.
-    pub fn value(&self) -> &Frame {
-        match &self.inner {
-            IteratorInner::Embedded(i) => i.value(),
-        }
-    }
-
-    /// Take the frame read by the last `next`/`prev`.
-    pub fn take_value(&mut self) -> Frame {
-        match &mut self.inner {
-            IteratorInner::Embedded(i) => i.take_value(),
+            Backend::Remote(_) => Ok(()),
         }
     }
 }

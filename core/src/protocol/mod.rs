@@ -2,12 +2,45 @@
 //!
 //! - [`codec`]: the binary frame codec: little-endian typed buffers that decode into series
 //!   without copying where the buffer is aligned.
+//! - [`messages`]: JSON bodies of unary calls and control messages of the streams.
+//! - [`WireError`]: errors as `{code, message, detail}`, rebuilt into the same
+//!   [`crate::Error`] variant on the other side.
+//! - [`NetError`]: what can go wrong between client and node.
 //!
-//! The full protocol (HTTP routes, WebSocket stream messages, handshake, errors) is
-//! described in `docs/protocol.md`.
+//! The full protocol (HTTP routes, WebSocket stream messages, handshake, keep-alive,
+//! errors, limits) is described in `docs/protocol.md`.
+//!
+//! ## Versioning
+//! Every request to `/api/v1/...` (except `health` and `version`) carries the header
+//! [`VERSION_HEADER`] with [`PROTOCOL_VERSION`]. A node refuses any other value with
+//! `protocol.version_mismatch` naming both versions; the client checks
+//! `GET /api/v1/version` first and refuses an incompatible node the same way.
 
 pub mod codec;
+mod error;
+pub mod messages;
+mod wire_error;
 
-/// Protocol version spoken by this build. A peer with another major version is refused at
-/// the handshake with a message naming both versions.
+pub use error::NetError;
+pub use wire_error::{KNOWN_CODES, WireError, known_code};
+
+/// Protocol version spoken by this build. A peer with another version is refused at the
+/// handshake with a message naming both versions.
 pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Header carrying the protocol version on every request.
+pub const VERSION_HEADER: &str = "telemetron-protocol";
+
+/// Content type of a binary frame body.
+pub const FRAME_CONTENT_TYPE: &str = "application/vnd.telemetron.frame";
+
+/// Prefix of every route.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Parse a JSON request body as the server does (exposed for fuzzing).
+///
+/// # Errors
+/// [`NetError::Protocol`] naming what is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, NetError> {
+    serde_json::from_slice(body).map_err(|e| NetError::protocol(format!("malformed JSON message: {e}")))
+}

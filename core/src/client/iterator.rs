@@ -1,0 +1,105 @@
+//! [`ClientIterator`]: an iterator on either backend.
+
+use crate::error::Result;
+use crate::framer::IterSpan;
+use crate::telem::{Frame, TimeStamp};
+
+pub(super) enum IteratorInner {
+    Embedded(crate::framer::Iterator),
+    Remote(super::remote::RemoteIterator),
+}
+
+/// An iterator from [`crate::Client::open_iterator`].
+pub struct ClientIterator {
+    pub(super) inner: IteratorInner,
+}
+
+impl std::fmt::Debug for ClientIterator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIterator").finish_non_exhaustive()
+    }
+}
+
+impl ClientIterator {
+    /// See [`crate::framer::Iterator::seek_first`].
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn seek_first(&mut self) -> Result<bool> {
+        match &mut self.inner {
+            IteratorInner::Embedded(i) => i.seek_first(),
+            IteratorInner::Remote(i) => i.seek_first().await,
+        }
+    }
+
+    /// See [`crate::framer::Iterator::seek_last`].
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn seek_last(&mut self) -> Result<bool> {
+        match &mut self.inner {
+            IteratorInner::Embedded(i) => i.seek_last(),
+            IteratorInner::Remote(i) => i.seek_last().await,
+        }
+    }
+
+    /// See [`crate::framer::Iterator::seek_ge`].
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn seek_ge(&mut self, t: TimeStamp) -> Result<bool> {
+        match &mut self.inner {
+            IteratorInner::Embedded(i) => i.seek_ge(t),
+            IteratorInner::Remote(i) => i.seek_ge(t).await,
+        }
+    }
+
+    /// See [`crate::framer::Iterator::seek_le`].
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn seek_le(&mut self, t: TimeStamp) -> Result<bool> {
+        match &mut self.inner {
+            IteratorInner::Embedded(i) => i.seek_le(t),
+            IteratorInner::Remote(i) => i.seek_le(t).await,
+        }
+    }
+
+    /// See [`crate::framer::Iterator::next`].
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn next(&mut self, span: IterSpan) -> Result<bool> {
+        match &mut self.inner {
+            IteratorInner::Embedded(i) => i.next(span),
+            IteratorInner::Remote(i) => i.next(span).await,
+        }
+    }
+
+    /// See [`crate::framer::Iterator::prev`].
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn prev(&mut self, span: IterSpan) -> Result<bool> {
+        match &mut self.inner {
+            IteratorInner::Embedded(i) => i.prev(span),
+            IteratorInner::Remote(i) => i.prev(span).await,
+        }
+    }
+
+    /// The frame read by the last `next`/`prev`.
+    pub fn value(&self) -> &Frame {
+        match &self.inner {
+            IteratorInner::Embedded(i) => i.value(),
+            IteratorInner::Remote(i) => i.value(),
+        }
+    }
+
+    /// Take the frame read by the last `next`/`prev`.
+    pub fn take_value(&mut self) -> Frame {
+        match &mut self.inner {
+            IteratorInner::Embedded(i) => i.take_value(),
+            IteratorInner::Remote(i) => i.take_value(),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Unary calls: HTTP/1.1 over a small pool of kept-alive connections.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::transport::Endpoint;
+use crate::error::{Error, Result};
+use crate::protocol::{API_PREFIX, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError};
+
+/// Most idle connections kept.
+const POOL: usize = 8;
+
+/// An HTTP client for one node.
+#[derive(Debug)]
+pub(crate) struct Http {
+    pub endpoint: Endpoint,
+    idle: parking_lot::Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// `Authorization` header value, once authenticated.
+    pub auth: parking_lot::RwLock<Option<String>>,
+}
+
+/// A response: status, content type and body.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub frame: bool,
+    pub body: Bytes,
+}
+
+impl Http {
+    pub(crate) fn new(endpoint: Endpoint) -> Http {
+        Http { endpoint, idle: parking_lot::Mutex::new(Vec::new()), auth: parking_lot::RwLock::new(None) }
+    }
+
+    async fn sender(&self) -> Result<SendRequest<Full<Bytes>>> {
+        loop {
+            let Some(mut s) = self.idle.lock().pop() else { break };
+            if !s.is_closed() && s.ready().await.is_ok() {
+                return Ok(s);
+            }
+        }
+        let io = self.endpoint.dial().await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| NetError::Connect { url: self.endpoint.url.clone(), reason: e.to_string() })?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// Send a request to `/api/v1/{path}` and read the whole response.
+    pub(crate) async fn send(&self, method: Method, path: &str, content_type: &str, body: Bytes) -> Result<Reply> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{API_PREFIX}/{path}"))
+            .header(hyper::header::HOST, &self.endpoint.authority)
+            .header(VERSION_HEADER, PROTOCOL_VERSION.to_string())
+            .header(hyper::header::CONTENT_TYPE, content_type);
+        if let Some(a) = self.auth.read().as_deref() {
+            req = req.header(hyper::header::AUTHORIZATION, a);
+        }
+        let req = req.body(Full::new(body)).map_err(|e| NetError::protocol(format!("cannot build request: {e}")))?;
+        let timeout = self.endpoint.timeout().max(std::time::Duration::from_secs(60));
+        let work = async {
+            let mut s = self.sender().await?;
+            let resp = s.send_request(req).await.map_err(NetError::lost)?;
+            let status = resp.status();
+            let frame = resp
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes() == crate::protocol::FRAME_CONTENT_TYPE.as_bytes());
+            let body = resp.into_body().collect().await.map_err(NetError::lost)?.to_bytes();
+            let mut idle = self.idle.lock();
+            if idle.len() < POOL {
+                idle.push(s);
+            }
+            Ok::<_, Error>(Reply { status, frame, body })
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(NetError::Timeout { what: format!("request {path}"), millis: timeout.as_millis() as u64 }.into()),
+        }
+    }
+
+    /// POST a JSON body; returns the raw reply, with errors already turned into `Err`.
+    pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: Bytes) -> Result<Reply> {
+        let r = self.send(Method::POST, path, content_type, body).await?;
+        check(r)
+    }
+
+    /// POST JSON, receive JSON.
+    pub(crate) async fn call<Q: Serialize, R: DeserializeOwned>(&self, path: &str, req: &Q) -> Result<R> {
+        let body = serde_json::to_vec(req).map_err(|e| NetError::protocol(format!("cannot encode request: {e}")))?;
+        let r = self.post_raw(path, "application/json", Bytes::from(body)).await?;
+        decode(&r.body)
+    }
+
+    /// GET JSON.
+    pub(crate) async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+        let r = check(self.send(Method::GET, path, "application/json", Bytes::new()).await?)?;
+        decode(&r.body)
+    }
+}
+
+/// Decode a JSON body from the node.
+pub(crate) fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<R> {
+    serde_json::from_slice(body).map_err(|e| NetError::protocol(format!("unexpected reply from the node: {e}")).into())
+}
+
+/// Turn a non-2xx reply into the error it carries.
+fn check(r: Reply) -> Result<Reply> {
+    if r.status.is_success() {
+        return Ok(r);
+    }
+    Err(error_from_body(r.status.as_u16(), &r.body))
+}
+
+/// The error in an error reply's body (or a generic one naming the status).
+pub(crate) fn error_from_body(status: u16, body: &[u8]) -> Error {
+    match serde_json::from_slice::<WireError>(body) {
+        Ok(w) => w.into(),
+        Err(_) => NetError::Server { reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])) }.into(),
+    }
+}

@@ -1,0 +1,170 @@
+//! WebSocket streams to the node: open with the versioned handshake, send JSON or frames,
+//! receive, and keep the connection alive while the caller is idle.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::http::{Http, error_from_body};
+use super::transport::Io;
+use crate::error::Result;
+use crate::protocol::{API_PREFIX, NetError, PROTOCOL_VERSION, VERSION_HEADER};
+
+type Ws = WebSocketStream<Io>;
+pub(crate) type WsSink = SplitSink<Ws, Message>;
+pub(crate) type WsStream = SplitStream<Ws>;
+
+/// Largest message accepted from the node.
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// One WebSocket stream. The halves are locked separately so a keep-alive can be sent
+/// while the caller waits for a reply.
+#[derive(Debug)]
+pub(crate) struct WsConn {
+    pub sink: tokio::sync::Mutex<WsSink>,
+    pub stream: tokio::sync::Mutex<WsStream>,
+}
+
+/// A message from the node.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A JSON control message.
+    Json(Bytes),
+    /// A binary frame.
+    Frame(Bytes),
+    /// The node closed the stream.
+    Closed(String),
+}
+
+fn lost(e: WsError) -> crate::Error {
+    NetError::lost(e).into()
+}
+
+impl WsConn {
+    /// Open `/api/v1/stream/{kind}`.
+    pub(crate) async fn open(http: &Http, kind: &str) -> Result<Arc<WsConn>> {
+        let ep = &http.endpoint;
+        let scheme = if ep.secure() { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}{API_PREFIX}/stream/{kind}", ep.authority);
+        let mut req = url.as_str().into_client_request().map_err(|e| NetError::InvalidUrl { url: url.clone(), reason: e.to_string() })?;
+        let h = req.headers_mut();
+        h.insert(VERSION_HEADER, PROTOCOL_VERSION.into());
+        if let Some(a) = http.auth.read().as_deref() {
+            h.insert("authorization", a.parse().map_err(|_| NetError::protocol("credentials are not a valid header value"))?);
+        }
+        let io = ep.dial().await?;
+        let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+        let hs = tokio_tungstenite::client_async_with_config(req, io, Some(config));
+        let ws = match tokio::time::timeout(ep.timeout(), hs).await {
+            Err(_) => return Err(NetError::Timeout { what: format!("opening {url}"), millis: ep.timeout().as_millis() as u64 }.into()),
+            Ok(Err(WsError::Http(resp))) => {
+                let status = resp.status().as_u16();
+                return Err(error_from_body(status, resp.body().as_deref().unwrap_or_default()));
+            }
+            Ok(Err(e)) => return Err(NetError::Connect { url, reason: e.to_string() }.into()),
+            Ok(Ok((ws, _))) => ws,
+        };
+        let (sink, stream) = ws.split();
+        Ok(Arc::new(WsConn { sink: tokio::sync::Mutex::new(sink), stream: tokio::sync::Mutex::new(stream) }))
+    }
+
+    /// Send a JSON control message.
+    pub(crate) async fn send_json<T: Serialize>(&self, msg: &T) -> Result<()> {
+        let text = serde_json::to_string(msg).map_err(|e| NetError::protocol(format!("cannot encode message: {e}")))?;
+        self.sink.lock().await.send(Message::text(text)).await.map_err(lost)
+    }
+
+    /// Send a binary frame.
+    pub(crate) async fn send_frame(&self, data: Bytes) -> Result<()> {
+        self.sink.lock().await.send(Message::Binary(data)).await.map_err(lost)
+    }
+
+    /// Close the socket (best effort).
+    pub(crate) async fn close(&self) {
+        let _ = self.sink.lock().await.close().await;
+    }
+}
+
+fn classify(m: Option<std::result::Result<Message, WsError>>) -> Result<Option<Incoming>> {
+    match m {
+        None => Ok(Some(Incoming::Closed("the node closed the connection".into()))),
+        Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Ok(Some(Incoming::Closed("connection closed".into()))),
+        Some(Err(e)) => Err(lost(e)),
+        Some(Ok(Message::Text(t))) => Ok(Some(Incoming::Json(Bytes::from(t)))),
+        Some(Ok(Message::Binary(b))) => Ok(Some(Incoming::Frame(b))),
+        Some(Ok(Message::Close(c))) => {
+            Ok(Some(Incoming::Closed(c.map(|c| c.reason.to_string()).unwrap_or_else(|| "closed by the node".into()))))
+        }
+        Some(Ok(_)) => Ok(None),
+    }
+}
+
+/// Wait for the next message (pings and pongs are skipped; pongs are answered by the
+/// WebSocket layer). `idle` bounds the wait for any traffic at all: the node pings at
+/// least every keep-alive interval, so silence longer than that means it is gone.
+pub(crate) async fn recv(stream: &mut WsStream, idle: Duration) -> Result<Incoming> {
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err(NetError::KeepAliveTimeout { millis: idle.as_millis() as u64 }.into()),
+            Ok(m) => {
+                if let Some(i) = classify(m)? {
+                    return Ok(i);
+                }
+            }
+        }
+    }
+}
+
+/// The next message if one has already arrived, without waiting.
+pub(crate) fn try_recv(stream: &mut WsStream) -> Result<Option<Incoming>> {
+    loop {
+        match stream.next().now_or_never() {
+            None => return Ok(None),
+            Some(m) => {
+                if let Some(i) = classify(m)? {
+                    return Ok(Some(i));
+                }
+            }
+        }
+    }
+}
+
+/// Aborts its task when dropped.
+#[derive(Debug)]
+pub(crate) struct TaskGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every `every`, send a ping (the node closes streams that stay silent past its
+/// control timeout) and run `tick` (e.g. drain notices while the caller is idle).
+pub(crate) fn keepalive(conn: Weak<WsConn>, every: Duration, tick: Option<Arc<dyn Fn() + Send + Sync>>) -> TaskGuard {
+    let every = every.max(Duration::from_millis(10));
+    TaskGuard(tokio::spawn(async move {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t.tick().await;
+        loop {
+            t.tick().await;
+            let Some(c) = conn.upgrade() else { return };
+            if c.sink.lock().await.send(Message::Ping(Bytes::new())).await.is_err() {
+                return;
+            }
+            drop(c);
+            if let Some(f) = &tick {
+                f();
+            }
+        }
+    }))
+}

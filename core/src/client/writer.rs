@@ -1,0 +1,96 @@
+//! [`ClientWriter`]: a writer on either backend.
+
+use crate::channel::ChannelKey;
+use crate::control::Authority;
+use crate::error::Result;
+use crate::framer::WriteReport;
+use crate::telem::{Frame, TimeStamp};
+
+pub(super) enum WriterInner {
+    Embedded(crate::framer::Writer),
+    Remote(super::remote::RemoteWriter),
+}
+
+/// A writer from [`crate::Client::open_writer`].
+pub struct ClientWriter {
+    pub(super) inner: WriterInner,
+}
+
+impl std::fmt::Debug for ClientWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientWriter").finish_non_exhaustive()
+    }
+}
+
+impl ClientWriter {
+    /// Write a frame; see [`crate::framer::Writer::write`].
+    ///
+    /// # Errors
+    /// As the embedded writer.
+    pub async fn write(&mut self, frame: &Frame) -> Result<WriteReport> {
+        match &mut self.inner {
+            WriterInner::Embedded(w) => w.write(frame),
+            WriterInner::Remote(w) => w.write(frame).await,
+        }
+    }
+
+    /// Commit; returns the committed end.
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn commit(&mut self) -> Result<TimeStamp> {
+        match &mut self.inner {
+            WriterInner::Embedded(w) => w.commit(),
+            WriterInner::Remote(w) => w.commit().await,
+        }
+    }
+
+    /// Set one authority for every channel.
+    ///
+    /// # Errors
+    /// A transport error (remote).
+    pub async fn set_authority(&mut self, authority: Authority) -> Result<()> {
+        match &mut self.inner {
+            WriterInner::Embedded(w) => w.set_authority(authority),
+            WriterInner::Remote(w) => w.set_authority(authority).await,
+        }
+    }
+
+    /// Set the authority of some channels.
+    ///
+    /// # Errors
+    /// [`crate::control::ControlError::UnknownChannel`].
+    pub async fn set_authorities(&mut self, changes: &[(ChannelKey, Authority)]) -> Result<()> {
+        match &mut self.inner {
+            WriterInner::Embedded(w) => w.set_authorities(changes),
+            WriterInner::Remote(w) => w.set_authorities(changes).await,
+        }
+    }
+
+    /// True if this writer controls `key` (and its index) now.
+    pub fn has_control(&self, key: ChannelKey) -> bool {
+        match &self.inner {
+            WriterInner::Embedded(w) => w.has_control(key),
+            WriterInner::Remote(w) => w.has_control(key),
+        }
+    }
+
+    /// Commit and close; returns the committed end.
+    ///
+    /// # Errors
+    /// A storage or transport error.
+    pub async fn close(self) -> Result<TimeStamp> {
+        match self.inner {
+            WriterInner::Embedded(w) => w.close(),
+            WriterInner::Remote(w) => w.close().await,
+        }
+    }
+
+    /// Close without committing.
+    pub async fn abort(self) {
+        match self.inner {
+            WriterInner::Embedded(w) => w.abort(),
+            WriterInner::Remote(w) => w.abort().await,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Errors of the network layer: connecting, authenticating, speaking the protocol.
+
+use serde::{Deserialize, Serialize};
+
+/// A network, protocol or authentication failure between a client and a node.
+///
+/// Engine errors (a rejected write, an unknown channel, ...) cross the wire unchanged and
+/// are rebuilt as the same [`crate::Error`] variants; this enum holds only what can go
+/// wrong *between* the two sides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NetError {
+    /// The URL cannot be used.
+    #[error("invalid URL {url:?}: {reason}; use http://host:port or https://host:port")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The node could not be reached.
+    #[error("cannot connect to {url}: {reason}; check that `telemetron serve` runs there and the address is right")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// The OS or TLS message.
+        reason: String,
+    },
+    /// An established connection failed or was closed by the node.
+    #[error("connection to the node was lost: {reason}; reconnect (writers must be opened again)")]
+    ConnectionLost {
+        /// What happened.
+        reason: String,
+    },
+    /// The node did not answer in time.
+    #[error("{what} timed out after {millis} ms; check the node and the network")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        millis: u64,
+    },
+    /// The two sides speak incompatible protocol versions.
+    #[error(
+        "protocol version mismatch: the node speaks version {node}, the client speaks version {client}; use matching Telemetron versions on client and node"
+    )]
+    VersionMismatch {
+        /// The node's protocol version.
+        node: u16,
+        /// The client's protocol version.
+        client: u16,
+    },
+    /// A message broke the protocol (malformed, wrong type, out of order).
+    #[error("protocol violation: {reason}")]
+    Protocol {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A message exceeded the node's size limit.
+    #[error(
+        "message of {size} bytes exceeds the limit of {limit} bytes; split it into smaller frames or raise the node's --max-message-bytes"
+    )]
+    TooLarge {
+        /// Size of the message.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The node requires credentials and none (or the wrong kind) were given.
+    #[error("this node requires authentication; pass a token or a username and password in ConnectOptions::credentials")]
+    AuthRequired,
+    /// The credentials were refused.
+    #[error("invalid credentials; check the token or the username and password")]
+    InvalidCredentials,
+    /// TLS setup or handshake failed.
+    #[error("TLS error: {reason}")]
+    Tls {
+        /// Details.
+        reason: String,
+    },
+    /// The node is shutting down.
+    #[error("the node is shutting down; reconnect when it is back")]
+    ServerShutdown,
+    /// The peer sent nothing for longer than the keep-alive timeout.
+    #[error("no keep-alive for {millis} ms: the peer is gone or unreachable")]
+    KeepAliveTimeout {
+        /// The timeout.
+        millis: u64,
+    },
+    /// The node refused the request for another reason.
+    #[error("the node failed: {reason}")]
+    Server {
+        /// Details.
+        reason: String,
+    },
+}
+
+impl NetError {
+    /// Stable code, see [`crate::Error::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            NetError::InvalidUrl { .. } => "net.invalid_url",
+            NetError::Connect { .. } => "net.connect",
+            NetError::ConnectionLost { .. } => "net.connection_lost",
+            NetError::Timeout { .. } => "net.timeout",
+            NetError::VersionMismatch { .. } => "protocol.version_mismatch",
+            NetError::Protocol { .. } => "protocol.violation",
+            NetError::TooLarge { .. } => "protocol.too_large",
+            NetError::AuthRequired => "auth.required",
+            NetError::InvalidCredentials => "auth.invalid_credentials",
+            NetError::Tls { .. } => "net.tls",
+            NetError::ServerShutdown => "server.shutdown",
+            NetError::KeepAliveTimeout { .. } => "net.keepalive_timeout",
+            NetError::Server { .. } => "server.internal",
+        }
+    }
+
+    /// A protocol violation.
+    pub fn protocol(reason: impl Into<String>) -> NetError {
+        NetError::Protocol { reason: reason.into() }
+    }
+
+    /// A lost connection.
+    pub fn lost(reason: impl std::fmt::Display) -> NetError {
+        NetError::ConnectionLost { reason: reason.to_string() }
+    }
+}

@@ -1,0 +1,290 @@
+//! HTTP routes: the unary calls, the guard (version, credentials) and error replies.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{any, get, post};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::Engine;
+use crate::channel::Channel;
+use crate::client::ChannelRef;
+use crate::error::{Error, Result};
+use crate::protocol::messages::*;
+use crate::protocol::{FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError, codec, parse_json};
+use crate::telem::TimeStamp;
+
+/// An error reply: status from the code, body `{code, message, detail}`.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub Error);
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(e: E) -> ApiError {
+        ApiError(e.into())
+    }
+}
+
+/// The HTTP status for an error code.
+pub(crate) fn status(code: &str) -> StatusCode {
+    match code {
+        c if c.ends_with("not_found") => StatusCode::NOT_FOUND,
+        "auth.required" | "auth.invalid_credentials" => StatusCode::UNAUTHORIZED,
+        "protocol.too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "channel.name_taken" | "channel.busy" | "channel.index_in_use" | "write.channel_busy" | "control.unauthorized" => {
+            StatusCode::CONFLICT
+        }
+        "engine.closed" | "server.shutdown" => StatusCode::SERVICE_UNAVAILABLE,
+        c if c.starts_with("storage.") || c == "engine.metadata" || c == "server.internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let w = WireError::from(&self.0);
+        (status(&w.code), Json(w)).into_response()
+    }
+}
+
+/// Check the protocol version header.
+pub(crate) fn check_version(headers: &HeaderMap) -> std::result::Result<(), NetError> {
+    let Some(v) = headers.get(VERSION_HEADER) else {
+        return Err(NetError::protocol(format!(
+            "missing the {VERSION_HEADER} header; this node speaks protocol version {PROTOCOL_VERSION}: use a Telemetron client"
+        )));
+    };
+    match v.to_str().ok().and_then(|s| s.trim().parse::<u16>().ok()) {
+        Some(PROTOCOL_VERSION) => Ok(()),
+        Some(client) => Err(NetError::VersionMismatch { node: PROTOCOL_VERSION, client }),
+        None => Err(NetError::protocol(format!("the {VERSION_HEADER} header must be a number"))),
+    }
+}
+
+async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Err(e) = check_version(req.headers()) {
+        return ApiError::from(e).into_response();
+    }
+    if req.uri().path() != "/api/v1/auth/login"
+        && let Err(e) = s.auth.check(req.headers())
+    {
+        return ApiError::from(e).into_response();
+    }
+    if s.shutdown.is_triggered() {
+        return ApiError::from(NetError::ServerShutdown).into_response();
+    }
+    next.run(req).await
+}
+
+/// The whole router.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/check", post(|| async { Json(Empty {}) }))
+        .route("/api/v1/channels/create", post(channels_create))
+        .route("/api/v1/channels/retrieve", post(channels_retrieve))
+        .route("/api/v1/channels/search", post(channels_search))
+        .route("/api/v1/channels/rename", post(channels_rename))
+        .route("/api/v1/channels/delete", post(channels_delete))
+        .route("/api/v1/channels/time_range", post(channels_time_range))
+        .route("/api/v1/ranges/create", post(ranges_create))
+        .route("/api/v1/ranges/retrieve", post(ranges_retrieve))
+        .route("/api/v1/ranges/search", post(ranges_search))
+        .route("/api/v1/ranges/rename", post(ranges_rename))
+        .route("/api/v1/ranges/delete", post(ranges_delete))
+        .route("/api/v1/ranges/meta/get", post(meta_get))
+        .route("/api/v1/ranges/meta/set", post(meta_set))
+        .route("/api/v1/ranges/meta/delete", post(meta_delete))
+        .route("/api/v1/frames/read", post(frames_read))
+        .route("/api/v1/frames/write", post(frames_write))
+        .route("/api/v1/frames/delete", post(frames_delete))
+        .route("/api/v1/control/states", post(control_states))
+        .route("/api/v1/stream/writer", any(stream_writer))
+        .route("/api/v1/stream/streamer", any(stream_streamer))
+        .route("/api/v1/stream/iterator", any(stream_iterator))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    Router::new()
+        .route("/api/v1/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/api/v1/version", get(version))
+        .merge(api)
+        .fallback(|| async { ApiError(Error::InvalidArgument { reason: "no such route; see docs/protocol.md".into() }) })
+        .with_state(state)
+}
+
+/// Read a request body, refusing more than the configured limit.
+pub(crate) async fn body_bytes(s: &AppState, body: Body) -> std::result::Result<Bytes, ApiError> {
+    let limit = s.config.max_message_bytes;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(NetError::TooLarge { size: limit as u64 + 1, limit: limit as u64 }.into())
+        }
+        Err(e) => Err(NetError::lost(e).into()),
+    }
+}
+
+/// Run `f` on the engine off the async threads.
+async fn blocking<R: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce(Engine) -> Result<R> + Send + 'static,
+) -> std::result::Result<R, ApiError> {
+    let e = s.engine.clone();
+    match tokio::task::spawn_blocking(move || f(e)).await {
+        Ok(r) => r.map_err(ApiError),
+        Err(e) => Err(NetError::Server { reason: format!("request handler failed: {e}") }.into()),
+    }
+}
+
+/// Parse a JSON body, run `f` on the engine, reply JSON.
+async fn call<Q, R>(
+    s: &AppState,
+    body: Body,
+    f: impl FnOnce(Engine, Q) -> Result<R> + Send + 'static,
+) -> std::result::Result<Json<R>, ApiError>
+where
+    Q: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    let q: Q = parse_json(&body_bytes(s, body).await?)?;
+    Ok(Json(blocking(s, move |e| f(e, q)).await?))
+}
+
+type Reply<R> = std::result::Result<Json<R>, ApiError>;
+type St = State<Arc<AppState>>;
+
+async fn version(State(s): St) -> Json<VersionInfo> {
+    Json(VersionInfo { protocol: PROTOCOL_VERSION, version: env!("CARGO_PKG_VERSION").to_string(), auth_required: s.auth.required() })
+}
+
+async fn login(State(s): St, body: Body) -> Reply<LoginResponse> {
+    let q: LoginRequest = parse_json(&body_bytes(&s, body).await?)?;
+    Ok(Json(LoginResponse { token: s.auth.login(&q.username, &q.password)? }))
+}
+
+async fn channels_create(State(s): St, body: Body) -> Reply<ChannelList> {
+    call(&s, body, |e, q: CreateChannels| Ok(ChannelList { channels: e.create_channels_with(q.channels, q.retrieve_if_name_exists)? }))
+        .await
+}
+
+async fn channels_retrieve(State(s): St, body: Body) -> Reply<ChannelList> {
+    call(&s, body, |e, q: RetrieveChannels| {
+        let channels = q
+            .refs
+            .iter()
+            .map(|r| {
+                let c = match r {
+                    ChannelRef::Key(k) => e.channels().get(*k)?,
+                    ChannelRef::Name(n) => e.channels().by_name(n)?,
+                };
+                Ok((*c).clone())
+            })
+            .collect::<Result<Vec<Channel>>>()?;
+        Ok(ChannelList { channels })
+    })
+    .await
+}
+
+async fn channels_search(State(s): St, body: Body) -> Reply<ChannelList> {
+    call(&s, body, |e, q: Search| Ok(ChannelList { channels: e.channels().search(&q.term).into_iter().map(|c| (*c).clone()).collect() }))
+        .await
+}
+
+async fn channels_rename(State(s): St, body: Body) -> Reply<ChannelOne> {
+    call(&s, body, |e, q: RenameChannel| Ok(ChannelOne { channel: e.rename_channel(q.key, &q.name)? })).await
+}
+
+async fn channels_delete(State(s): St, body: Body) -> Reply<Empty> {
+    call(&s, body, |e, q: Keys| e.delete_channels(&q.keys).map(|_| Empty {})).await
+}
+
+async fn channels_time_range(State(s): St, body: Body) -> Reply<Extent> {
+    call(&s, body, |e, q: Key| Ok(Extent { range: e.time_range(q.key)? })).await
+}
+
+async fn ranges_create(State(s): St, body: Body) -> Reply<RangeOne> {
+    call(&s, body, |e, q: CreateRange| Ok(RangeOne { range: e.ranges().create(q.range)? })).await
+}
+
+async fn ranges_retrieve(State(s): St, body: Body) -> Reply<RangeOne> {
+    call(&s, body, |e, q: RangeKey| Ok(RangeOne { range: e.ranges().get(q.key)? })).await
+}
+
+async fn ranges_search(State(s): St, body: Body) -> Reply<RangeList> {
+    call(&s, body, |e, q: Search| Ok(RangeList { ranges: e.ranges().search(&q.term, q.overlapping)? })).await
+}
+
+async fn ranges_rename(State(s): St, body: Body) -> Reply<RangeOne> {
+    call(&s, body, |e, q: RenameRange| Ok(RangeOne { range: e.ranges().rename(q.key, &q.name)? })).await
+}
+
+async fn ranges_delete(State(s): St, body: Body) -> Reply<Empty> {
+    call(&s, body, |e, q: RangeKeys| e.ranges().delete(&q.keys).map(|_| Empty {})).await
+}
+
+async fn meta_get(State(s): St, body: Body) -> Reply<Meta> {
+    call(&s, body, |e, q: RangeKey| Ok(Meta { key: q.key, entries: e.ranges().meta_data(q.key)? })).await
+}
+
+async fn meta_set(State(s): St, body: Body) -> Reply<Empty> {
+    call(&s, body, |e, q: Meta| e.ranges().set_meta_data(q.key, &q.entries).map(|_| Empty {})).await
+}
+
+async fn meta_delete(State(s): St, body: Body) -> Reply<Empty> {
+    call(&s, body, |e, q: MetaNames| {
+        let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
+        e.ranges().delete_meta_data(q.key, &names).map(|_| Empty {})
+    })
+    .await
+}
+
+async fn frames_read(State(s): St, body: Body) -> std::result::Result<Response, ApiError> {
+    let q: RangeOfKeys = parse_json(&body_bytes(&s, body).await?)?;
+    let bytes = blocking(&s, move |e| Ok(codec::encode(&e.read(q.range, &q.keys)?))).await?;
+    Ok(([(header::CONTENT_TYPE, FRAME_CONTENT_TYPE)], bytes).into_response())
+}
+
+async fn frames_write(State(s): St, RawQuery(query): RawQuery, body: Body) -> Reply<End> {
+    let start = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("start="))
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| NetError::protocol("frames/write needs ?start=<nanoseconds>"))?;
+    let frame = codec::decode(body_bytes(&s, body).await?).map_err(|e| NetError::protocol(format!("undecodable frame: {e}")))?;
+    Ok(Json(End { end: blocking(&s, move |e| e.write(TimeStamp(start), frame)).await? }))
+}
+
+async fn frames_delete(State(s): St, body: Body) -> Reply<Empty> {
+    call(&s, body, |e, q: RangeOfKeys| e.delete(q.range, &q.keys).map(|_| Empty {})).await
+}
+
+async fn control_states(State(s): St, body: Body) -> Reply<States> {
+    call(&s, body, |e, q: Keys| Ok(States { states: e.control_states(&q.keys) })).await
+}
+
+fn upgrade(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    let limit = s.config.max_message_bytes;
+    ws.max_message_size(limit).max_frame_size(limit)
+}
+
+async fn stream_writer(State(s): St, ws: WebSocketUpgrade) -> Response {
+    upgrade(&s, ws).on_upgrade(move |socket| super::ws_writer::run(s, socket))
+}
+
+async fn stream_streamer(State(s): St, ws: WebSocketUpgrade) -> Response {
+    upgrade(&s, ws).on_upgrade(move |socket| super::ws_streamer::run(s, socket))
+}
+
+async fn stream_iterator(State(s): St, ws: WebSocketUpgrade) -> Response {
+    upgrade(&s, ws).on_upgrade(move |socket| super::ws_iterator::run(s, socket))
+}

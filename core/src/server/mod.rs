@@ -1,0 +1,186 @@
+//! The server: an engine exposed over the network (`telemetron serve`).
+//!
+//! Unary calls (channels, ranges, reads, deletes, control state, health, version) are
+//! HTTP requests with JSON bodies; writers, streamers and iterators are WebSocket streams
+//! whose frames travel in the binary [`crate::protocol::codec`] format. The remote client
+//! ([`crate::connect`]) speaks this protocol; `docs/protocol.md` describes it in full.
+//!
+//! ## Handshake
+//! Every request carries the protocol version header; a node refuses another version with
+//! `protocol.version_mismatch`, naming both versions, before anything else happens.
+//!
+//! ## Authentication
+//! With tokens or users configured, every request except `health`, `version` and
+//! `auth/login` needs `Authorization: Bearer <token>` (a configured token, or one returned
+//! by `auth/login`). A server bound to a non-loopback address refuses to start without
+//! authentication unless [`ServerConfig::allow_unauthenticated`] is set.
+//!
+//! ## Keep-alive and control authority
+//! Each stream pings its client every [`ServerConfig::keepalive`] and the client pings
+//! back. A stream that receives nothing (no message, ping or pong) for
+//! [`ServerConfig::control_timeout`] is closed; a writer closed that way, or whose
+//! connection drops, is **aborted**: what it did not commit is discarded (as when an
+//! embedded writer is dropped) and its control passes to the next writer at once. A dead
+//! client therefore cannot hold a valve longer than the control timeout.
+//!
+//! ## Bad input
+//! Malformed JSON, undecodable frames, oversized messages, wrong types, unknown channels
+//! and out-of-order messages get an error naming the problem, sent to that client only.
+//! An undecodable frame on a writer stream is a rejected write (reported like any other);
+//! a malformed control message ends that stream (the writer is aborted). No input can
+//! crash the server, stall another client or lose committed data.
+//!
+//! ## Shutdown
+//! [`ServerHandle::shutdown`] (SIGINT/SIGTERM for `telemetron serve`) stops accepting
+//! connections, **commits and closes** every open writer, closes every streamer and
+//! iterator (clients receive `server.shutdown`), then closes the engine, which syncs to
+//! disk. Nothing committed is lost.
+
+mod auth;
+mod http;
+mod listener;
+mod registry;
+mod shutdown;
+mod tls;
+mod ws_iterator;
+mod ws_session;
+mod ws_streamer;
+mod ws_writer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Engine;
+use crate::error::Result;
+
+pub use auth::AuthConfig;
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Tokens and users; empty means no authentication.
+    pub auth: AuthConfig,
+    /// Certificate chain and private key PEM files for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// A stream silent for this long is closed and its writer aborted (default 3 s).
+    pub control_timeout: Duration,
+    /// Largest message or request body accepted (default 64 MiB).
+    pub max_message_bytes: usize,
+    /// Allow a non-loopback address without authentication (not recommended).
+    pub allow_unauthenticated: bool,
+    /// How long shutdown waits for streams to finish (default 10 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            auth: AuthConfig::default(),
+            tls: None,
+            control_timeout: Duration::from_secs(3),
+            max_message_bytes: 64 << 20,
+            allow_unauthenticated: false,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Ping interval on streams: a quarter of the control timeout.
+    pub fn keepalive(&self) -> Duration {
+        (self.control_timeout / 4).max(Duration::from_millis(5))
+    }
+}
+
+/// What every handler and session shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub engine: Engine,
+    pub auth: auth::Auth,
+    pub config: ServerConfig,
+    pub writers: registry::Registry,
+    pub shutdown: shutdown::Shutdown,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    tls: bool,
+    state: Arc<AppState>,
+    accept: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+/// Start serving `engine` per `config`. Returns once the socket is bound.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] for a non-loopback address without authentication
+/// or unusable TLS files; an I/O error if the address cannot be bound.
+pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle> {
+    let auth = auth::Auth::new(&config.auth);
+    if !config.listen.ip().is_loopback() && !auth.required() && !config.allow_unauthenticated {
+        return Err(crate::Error::InvalidArgument {
+            reason: format!(
+                "refusing to listen on {} without authentication: pass --token or --user/--password (or --allow-unauthenticated on a trusted network)",
+                config.listen
+            ),
+        });
+    }
+    let acceptor = match &config.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| crate::Error::InvalidArgument {
+        reason: format!("cannot listen on {}: {e}; pick another address or port", config.listen),
+    })?;
+    let addr = listener.local_addr().map_err(|e| crate::Error::InvalidArgument { reason: e.to_string() })?;
+    let state = Arc::new(AppState { engine, auth, config, writers: registry::Registry::default(), shutdown: shutdown::Shutdown::new() });
+    let watcher = registry::spawn_watcher(state.clone())?;
+    let router = http::router(state.clone());
+    let tls = acceptor.is_some();
+    let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone()));
+    tracing::info!(%addr, tls, auth = state.auth.required(), "serving");
+    Ok(ServerHandle { addr, tls, state, accept, watcher })
+}
+
+impl ServerHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL clients connect to (`http://...` or `https://...`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// The engine being served.
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
+    }
+
+    /// Stop: refuse new connections, commit and close writers, close streams, close the
+    /// engine (which syncs). See the module docs.
+    ///
+    /// # Errors
+    /// An I/O error from closing the engine.
+    pub async fn shutdown(self) -> Result<()> {
+        tracing::info!("shutting down");
+        self.state.shutdown.trigger();
+        let _ = self.accept.await;
+        if !self.state.shutdown.drained(self.state.config.shutdown_grace).await {
+            tracing::warn!("some streams did not finish within the shutdown grace period");
+        }
+        self.watcher.abort();
+        let engine = self.state.engine.clone();
+        tokio::task::spawn_blocking(move || engine.close())
+            .await
+            .map_err(|e| crate::Error::InvalidArgument { reason: format!("engine close failed: {e}") })?
+    }
+}

@@ -1,0 +1,139 @@
+//! Open remote writers, so each learns at once when the channels it controls change.
+//!
+//! After any stream opens, closes or re-prioritises a writer, it recomputes every other
+//! writer's authorized channels and queues a notice to those whose set changed, then waits
+//! (briefly) until those notices are on the wire before it answers its own client. So when
+//! `open_writer` returns for writer B, writer A's client has already been told that it
+//! lost control (on loopback; across networks the two connections are not ordered).
+//! Changes caused by writers inside the server process (the demo's simulator) are picked
+//! up by a watcher on the control-state channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use super::AppState;
+use crate::channel::ChannelKey;
+use crate::error::Result;
+use crate::framer::Writer;
+use crate::relay::StreamerConfig;
+
+/// How long a stream waits for other streams to send their authority notices.
+const NOTIFY_WAIT: Duration = Duration::from_millis(250);
+
+/// Tells a writer stream that its authorized set changed (read it with
+/// [`Registry::current`]); `sent` is fired once the stream has sent it.
+#[derive(Debug)]
+pub(crate) struct Notice {
+    pub sent: oneshot::Sender<()>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    writer: Arc<Mutex<Option<Writer>>>,
+    keys: Vec<ChannelKey>,
+    last: Vec<ChannelKey>,
+    /// Bumped (from a global counter) whenever `last` changes.
+    version: u64,
+    out: mpsc::UnboundedSender<Notice>,
+}
+
+/// Every open writer stream.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    entries: Mutex<HashMap<u64, Entry>>,
+    next: AtomicU64,
+    version: AtomicU64,
+}
+
+/// The channels of `keys` that `w` may write now.
+pub(crate) fn authorized(w: &Writer, keys: &[ChannelKey]) -> Vec<ChannelKey> {
+    keys.iter().copied().filter(|&k| w.has_control(k)).collect()
+}
+
+impl Registry {
+    /// Add a writer stream; returns its id and the receiver of its notices.
+    pub(crate) fn add(
+        &self,
+        writer: Arc<Mutex<Option<Writer>>>,
+        keys: Vec<ChannelKey>,
+        now: Vec<ChannelKey>,
+    ) -> (u64, mpsc::UnboundedReceiver<Notice>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (out, rx) = mpsc::unbounded_channel();
+        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        self.entries.lock().insert(id, Entry { writer, keys, last: now, version, out });
+        (id, rx)
+    }
+
+    /// The stream's current authorized set and its version.
+    pub(crate) fn current(&self, id: u64) -> Option<(u64, Vec<ChannelKey>)> {
+        self.entries.lock().get(&id).map(|e| (e.version, e.last.clone()))
+    }
+
+    /// Remove a writer stream.
+    pub(crate) fn remove(&self, id: u64) {
+        self.entries.lock().remove(&id);
+    }
+
+    /// Recompute every writer's authorized set and notify the streams whose set changed,
+    /// except `own` (the caller, which reads its set with [`Registry::current`]). Returns
+    /// the notified streams' send acknowledgements.
+    pub(crate) fn refresh(&self, own: Option<u64>) -> Vec<oneshot::Receiver<()>> {
+        let mut entries = self.entries.lock();
+        let mut acks = Vec::new();
+        for (id, e) in entries.iter_mut() {
+            // A stream busy with a long write is skipped for a moment rather than waited
+            // for; the watcher catches it up.
+            let Some(guard) = e.writer.try_lock_for(Duration::from_millis(20)) else { continue };
+            let Some(w) = guard.as_ref() else { continue };
+            let now = authorized(w, &e.keys);
+            drop(guard);
+            if now == e.last {
+                continue;
+            }
+            e.last = now;
+            e.version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+            if Some(*id) == own {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            if e.out.send(Notice { sent: tx }).is_ok() {
+                acks.push(rx);
+            }
+        }
+        acks
+    }
+
+    /// Refresh and wait (briefly) until the other streams have sent their notices.
+    pub(crate) async fn refresh_and_wait(&self, own: Option<u64>) {
+        let acks = self.refresh(own);
+        let _ = tokio::time::timeout(NOTIFY_WAIT, async {
+            for a in acks {
+                let _ = a.await;
+            }
+        })
+        .await;
+    }
+}
+
+/// Watch the control-state channel and refresh the registry on every transfer (catches
+/// writers that are not remote streams, e.g. the demo's simulator).
+pub(crate) fn spawn_watcher(state: Arc<AppState>) -> Result<tokio::task::JoinHandle<()>> {
+    let key = state.engine.control_channel();
+    let mut streamer = state.engine.open_streamer(StreamerConfig::new(vec![key]))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            match streamer.next().await {
+                Ok(_) | Err(crate::relay::StreamError::Lagged { .. }) => {
+                    state.writers.refresh(None);
+                }
+                Err(_) => return,
+            }
+        }
+    }))
+}

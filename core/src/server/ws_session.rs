@@ -1,0 +1,132 @@
+//! What every WebSocket stream does alike: keep-alive pings, the silence timeout,
+//! shutdown, and sending JSON or frames.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+
+use super::AppState;
+use super::shutdown::Shutdown;
+use crate::protocol::NetError;
+
+/// Something that happened on a stream.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A JSON control message.
+    Json(Bytes),
+    /// A binary frame.
+    Frame(Bytes),
+    /// The client closed the stream or the connection failed.
+    Gone(String),
+    /// Nothing arrived for the control timeout.
+    TimedOut,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// One stream's socket and keep-alive state.
+#[derive(Debug)]
+pub(crate) struct Session {
+    tx: SplitSink<WebSocket, Message>,
+    rx: SplitStream<WebSocket>,
+    last_rx: Instant,
+    ping: tokio::time::Interval,
+    timeout: Duration,
+    shutdown: Shutdown,
+    /// The keep-alive interval announced to the client.
+    pub keepalive: Duration,
+}
+
+impl Session {
+    pub(crate) fn new(state: &AppState, socket: WebSocket) -> Session {
+        let (tx, rx) = socket.split();
+        let keepalive = state.config.keepalive();
+        let mut ping = tokio::time::interval(keepalive);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Session {
+            tx,
+            rx,
+            last_rx: Instant::now(),
+            ping,
+            timeout: state.config.control_timeout,
+            shutdown: state.shutdown.clone(),
+            keepalive,
+        }
+    }
+
+    /// The next event. Cancel-safe: may be raced against other work in `select!`.
+    pub(crate) async fn next(&mut self) -> Event {
+        loop {
+            tokio::select! {
+                biased;
+                m = self.rx.next() => {
+                    self.last_rx = Instant::now();
+                    match m {
+                        Some(Ok(Message::Text(t))) => return Event::Json(Bytes::copy_from_slice(t.as_str().as_bytes())),
+                        Some(Ok(Message::Binary(b))) => return Event::Frame(b),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return Event::Gone("the client closed the stream".into()),
+                        Some(Err(e)) => return Event::Gone(e.to_string()),
+                    }
+                }
+                _ = self.ping.tick() => {
+                    if self.last_rx.elapsed() > self.timeout {
+                        return Event::TimedOut;
+                    }
+                    if self.tx.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return Event::Gone("sending a ping failed".into());
+                    }
+                }
+                _ = self.shutdown.wait() => return Event::Shutdown,
+            }
+        }
+    }
+
+    /// The next event, which must come within the control timeout (the open request).
+    pub(crate) async fn first(&mut self) -> Event {
+        match tokio::time::timeout(self.timeout, self.next()).await {
+            Ok(e) => e,
+            Err(_) => Event::TimedOut,
+        }
+    }
+
+    /// Send a JSON message; false if the client is gone.
+    pub(crate) async fn send_json<T: Serialize>(&mut self, msg: &T) -> bool {
+        match serde_json::to_string(msg) {
+            Ok(s) => self.tx.send(Message::Text(s.into())).await.is_ok(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a message");
+                false
+            }
+        }
+    }
+
+    /// Send a binary frame; false if the client is gone.
+    pub(crate) async fn send_frame(&mut self, data: Vec<u8>) -> bool {
+        self.tx.send(Message::Binary(Bytes::from(data))).await.is_ok()
+    }
+
+    /// Close the socket (code 1000, or 1001 for shutdown, 1008 for a violation).
+    pub(crate) async fn close(mut self, code: u16, reason: &str) {
+        let frame = CloseFrame { code, reason: reason.chars().take(100).collect::<String>().into() };
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = self.tx.send(Message::Close(Some(frame))).await;
+            let _ = self.tx.close().await;
+        })
+        .await;
+    }
+}
+
+/// The error for a silent stream.
+pub(crate) fn timed_out(state: &AppState) -> NetError {
+    NetError::KeepAliveTimeout { millis: state.config.control_timeout.as_millis() as u64 }
+}
+
+/// The error for a message that cannot be parsed.
+pub(crate) fn malformed(what: &str, e: impl std::fmt::Display) -> NetError {
+    NetError::protocol(format!("malformed {what} message: {e}"))
+}

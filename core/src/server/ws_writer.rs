@@ -1,0 +1,192 @@
+//! Writer streams: open, pipelined writes, commits, authority changes, close.
+//!
+//! Writes get no reply unless rejected (`write_error` with the write's number). The
+//! stream is told whenever the channels it controls change (`authority`), before any
+//! reply that follows the change. A silent or vanished client's writer is aborted; on
+//! shutdown it is committed and closed.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::AppState;
+use super::registry::authorized;
+use super::ws_session::{Event, Session, malformed, timed_out};
+use crate::channel::{Channel, ChannelKey};
+use crate::error::{Error, Result};
+use crate::framer::Writer;
+use crate::protocol::messages::{WriterRequest, WriterResponse};
+use crate::protocol::{NetError, WireError, codec, parse_json};
+use crate::telem::TimeStamp;
+
+/// Run blocking engine work without stalling the other tasks of a multi-thread runtime.
+pub(crate) fn heavy<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+async fn refuse(mut s: Session, e: Error) {
+    let _ = s.send_json(&WriterResponse::Closed { end: None, error: Some(WireError::from(&e)) }).await;
+    s.close(1008, &e.to_string()).await;
+}
+
+struct Stream {
+    state: Arc<AppState>,
+    s: Session,
+    writer: Arc<Mutex<Option<Writer>>>,
+    id: u64,
+    sent_version: u64,
+    seq: u64,
+}
+
+/// How a stream ended.
+enum End {
+    /// The client asked to close (committing or not).
+    Close(bool),
+    /// Shutdown: commit and close.
+    Shutdown,
+    /// The client vanished, went silent, or broke the protocol: abort.
+    Abort(Option<Error>),
+}
+
+pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
+    let _live = state.shutdown.live();
+    let mut s = Session::new(&state, socket);
+    let config = match s.first().await {
+        Event::Json(b) => match parse_json::<WriterRequest>(&b) {
+            Ok(WriterRequest::Open { config }) => config,
+            Ok(_) => return refuse(s, NetError::protocol("the first message on a writer stream must be `open`").into()).await,
+            Err(e) => return refuse(s, e.into()).await,
+        },
+        Event::Frame(_) => return refuse(s, NetError::protocol("a frame arrived before the writer was opened").into()).await,
+        Event::TimedOut => return refuse(s, timed_out(&state).into()).await,
+        Event::Shutdown => return refuse(s, NetError::ServerShutdown.into()).await,
+        Event::Gone(_) => return,
+    };
+    let writer = match heavy(|| state.engine.open_writer(config)) {
+        Ok(w) => w,
+        Err(e) => return refuse(s, e).await,
+    };
+    let channels: Vec<Channel> = writer.channels().iter().map(|c| (**c).clone()).collect();
+    let keys: Vec<ChannelKey> = channels.iter().map(|c| c.key).collect();
+    let now = authorized(&writer, &keys);
+    let writer = Arc::new(Mutex::new(Some(writer)));
+    let (id, mut notices) = state.writers.add(writer.clone(), keys, now);
+    state.writers.refresh_and_wait(Some(id)).await;
+    let (sent_version, authorized) = state.writers.current(id).unwrap_or_default();
+    let keepalive_ms = s.keepalive.as_millis() as u64;
+    let mut st = Stream { state: state.clone(), s, writer, id, sent_version, seq: 0 };
+    if !st.s.send_json(&WriterResponse::Opened { channels, authorized, keepalive_ms }).await {
+        return st.finish(End::Abort(None)).await;
+    }
+    let end = loop {
+        tokio::select! {
+            ev = st.s.next() => match ev {
+                Event::Frame(b) => st.write(b).await,
+                Event::Json(b) => match parse_json::<WriterRequest>(&b) {
+                    Ok(WriterRequest::Commit { id }) => st.commit(id).await,
+                    Ok(WriterRequest::SetAuthorities { id, changes }) => st.set_authorities(id, &changes).await,
+                    Ok(WriterRequest::Close { commit }) => break End::Close(commit),
+                    Ok(WriterRequest::Open { .. }) => break End::Abort(Some(NetError::protocol("the writer is already open").into())),
+                    Err(e) => break End::Abort(Some(malformed("writer", e).into())),
+                },
+                Event::Gone(reason) => {
+                    tracing::info!(%reason, "writer stream ended without close; aborting its writer");
+                    break End::Abort(None);
+                }
+                Event::TimedOut => break End::Abort(Some(timed_out(&state).into())),
+                Event::Shutdown => break End::Shutdown,
+            },
+            Some(n) = notices.recv() => {
+                st.push_authority().await;
+                let _ = n.sent.send(());
+            }
+        }
+    };
+    st.finish(end).await;
+}
+
+impl Stream {
+    /// Send this stream's authorized set if it changed since last sent.
+    async fn push_authority(&mut self) -> bool {
+        match self.state.writers.current(self.id) {
+            Some((v, authorized)) if v > self.sent_version => {
+                self.sent_version = v;
+                self.s.send_json(&WriterResponse::Authority { authorized }).await
+            }
+            _ => true,
+        }
+    }
+
+    fn with_writer<R>(&self, f: impl FnOnce(&mut Writer) -> Result<R>) -> Result<R> {
+        let mut g = self.writer.lock();
+        match g.as_mut() {
+            Some(w) => heavy(|| f(w)),
+            None => Err(Error::Closed { what: "the writer" }),
+        }
+    }
+
+    async fn write(&mut self, b: bytes::Bytes) {
+        self.seq += 1;
+        let seq = self.seq;
+        let r = codec::decode(b)
+            .map_err(|e| Error::from(NetError::protocol(format!("write {seq} is not a valid frame: {e}"))))
+            .and_then(|frame| self.with_writer(|w| w.write(&frame)));
+        let reply = match r {
+            Ok(report) if report.unauthorized.is_empty() => return,
+            Ok(report) => WriterResponse::Dropped { seq, channels: report.unauthorized },
+            Err(e) => WriterResponse::WriteError { seq, error: WireError::from(&e) },
+        };
+        self.s.send_json(&reply).await;
+    }
+
+    async fn commit(&mut self, id: u64) {
+        let reply = match self.with_writer(|w| w.commit()) {
+            Ok(end) => WriterResponse::Committed { id, end },
+            Err(e) => WriterResponse::Failed { id, error: WireError::from(&e) },
+        };
+        self.push_authority().await;
+        self.s.send_json(&reply).await;
+    }
+
+    async fn set_authorities(&mut self, id: u64, changes: &[(ChannelKey, crate::control::Authority)]) {
+        let r = self.with_writer(|w| w.set_authorities(changes));
+        if r.is_ok() {
+            self.state.writers.refresh_and_wait(Some(self.id)).await;
+        }
+        self.push_authority().await;
+        let reply = match r {
+            Ok(()) => WriterResponse::Done { id },
+            Err(e) => WriterResponse::Failed { id, error: WireError::from(&e) },
+        };
+        self.s.send_json(&reply).await;
+    }
+
+    /// Close the writer as `end` says, let the other streams know, tell the client.
+    async fn finish(self, end: End) {
+        let writer = self.writer.lock().take();
+        let (result, error, code): (Result<Option<TimeStamp>>, Option<Error>, u16) = match end {
+            End::Close(true) => (writer.map(|w| heavy(|| w.close())).transpose(), None, 1000),
+            End::Close(false) | End::Abort(None) => (Ok(writer.map(Writer::abort).map(|_| None).unwrap_or(None)), None, 1000),
+            End::Abort(Some(e)) => {
+                if let Some(w) = writer {
+                    w.abort();
+                }
+                (Ok(None), Some(e), 1008)
+            }
+            End::Shutdown => (writer.map(|w| heavy(|| w.close())).transpose(), Some(NetError::ServerShutdown.into()), 1001),
+        };
+        self.state.writers.remove(self.id);
+        self.state.writers.refresh_and_wait(None).await;
+        let (end, error) = match (result, error) {
+            (Ok(end), error) => (end, error),
+            (Err(e), _) => (None, Some(e)),
+        };
+        let mut s = self.s;
+        let reason = error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        let _ = s.send_json(&WriterResponse::Closed { end, error: error.as_ref().map(WireError::from) }).await;
+        s.close(code, &reason).await;
+    }
+}

@@ -1,0 +1,224 @@
+//! The client API on both backends: each scenario runs once on an embedded engine and
+//! once against a node served in-process on loopback, with the same assertions, so
+//! behaviour and error codes cannot drift apart.
+
+mod backends;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use backends::Backend;
+use telemetron::channel::{ChannelKey, NewChannel};
+use telemetron::framer::{IterSpan, IteratorConfig, WriterConfig, WriterMode};
+use telemetron::ranger::NewRange;
+use telemetron::relay::{StreamError, StreamerConfig};
+use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
+use telemetron::{Client, Error};
+
+const SECOND: Duration = Duration::from_secs(5);
+
+fn code<T: std::fmt::Debug>(r: telemetron::Result<T>) -> &'static str {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code(),
+    }
+}
+
+/// An index `t` and an f64 data channel `p` on it.
+async fn index_and_data(c: &Client, prefix: &str) -> (ChannelKey, ChannelKey) {
+    let t = format!("{prefix}_t");
+    let ch =
+        c.create_channels(vec![NewChannel::index(&t), NewChannel::data(format!("{prefix}_p"), DataType::F64, &t)], false).await.unwrap();
+    (ch[0].key, ch[1].key)
+}
+
+fn samples(t: ChannelKey, p: ChannelKey, ts: &[i64]) -> Frame {
+    Frame::new()
+        .with(t, Series::timestamps(ts.to_vec()))
+        .with(p, Series::from_vec(ts.iter().map(|&x| x as f64 * 0.5).collect::<Vec<f64>>()))
+}
+
+async fn channels_crud(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "crud").await;
+    assert_eq!(c.channel(p).await.unwrap().name, "crud_p");
+    assert_eq!(c.channel("crud_t").await.unwrap().key, t);
+    let v = c.create_channels(vec![NewChannel::virtual_("crud_v", DataType::U8)], false).await.unwrap();
+    assert!(v[0].is_virtual());
+    let found = c.search_channels("CRUD").await.unwrap();
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(c.rename_channel(p, "crud_pressure").await.unwrap().name, "crud_pressure");
+    assert_eq!(code(c.channel("crud_p").await), "channel.not_found");
+    assert_eq!(code(c.channel(99_999).await), "channel.not_found");
+    assert_eq!(code(c.create_channels(vec![NewChannel::index("crud_t")], false).await), "channel.name_taken");
+    assert_eq!(code(c.create_channels(vec![NewChannel::index("")], false).await), "channel.invalid");
+    assert_eq!(code(c.create_channels(vec![NewChannel::data("x", DataType::F32, "crud_pressure")], false).await), "channel.invalid_index");
+    let again = c.create_channels(vec![NewChannel::index("crud_t")], true).await.unwrap();
+    assert_eq!(again[0].key, t);
+    assert_eq!(code(c.delete_channels(&[t]).await), "channel.index_in_use");
+    // The typed error survives the wire, not just its code.
+    match c.channel(12_345).await {
+        Err(Error::Channel(telemetron::channel::ChannelError::KeyNotFound { key })) => assert_eq!(key, 12_345),
+        other => panic!("{other:?}"),
+    }
+    c.delete_channels(&[p, t]).await.unwrap();
+    assert_eq!(code(c.channel(t).await), "channel.not_found");
+    let control = c.control_channel().await.unwrap();
+    assert_eq!(code(c.delete_channels(&[control]).await), "invalid_argument");
+}
+
+async fn ranges_and_metadata(b: &Backend) {
+    let c = &b.client;
+    let mut meta = BTreeMap::new();
+    meta.insert("operator".to_string(), "ada".to_string());
+    let r = c
+        .create_range(NewRange {
+            name: "hotfire 12".into(),
+            time_range: TimeRange::from_nanos(10, 20),
+            labels: vec!["hotfire".into()],
+            color: None,
+            meta_data: meta,
+        })
+        .await
+        .unwrap();
+    assert_eq!(c.range(r.key).await.unwrap(), r);
+    assert_eq!(c.search_ranges("hotfire", None).await.unwrap().len(), 1);
+    assert_eq!(c.search_ranges("hotfire", Some(TimeRange::from_nanos(30, 40))).await.unwrap().len(), 0);
+    assert_eq!(c.rename_range(r.key, "hotfire 13").await.unwrap().name, "hotfire 13");
+    assert_eq!(c.range_meta(r.key).await.unwrap()["operator"], "ada");
+    let mut more = BTreeMap::new();
+    more.insert("stand".to_string(), "B".to_string());
+    c.set_range_meta(r.key, more).await.unwrap();
+    c.delete_range_meta(r.key, &["operator".to_string()]).await.unwrap();
+    let m = c.range_meta(r.key).await.unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m["stand"], "B");
+    assert_eq!(code(c.create_range(NewRange { name: String::new(), ..NewRange::default() }).await), "range.invalid");
+    c.delete_ranges(&[r.key]).await.unwrap();
+    assert_eq!(code(c.range(r.key).await), "range.not_found");
+}
+
+fn series_of(dt: DataType, n: usize) -> Series {
+    let ints = |m: i64| (0..n as i64).map(move |i| i * m - 3);
+    match dt {
+        DataType::U8 => Series::from_vec(ints(1).map(|x| x as u8).collect::<Vec<u8>>()),
+        DataType::U16 => Series::from_vec(ints(7).map(|x| x as u16).collect::<Vec<u16>>()),
+        DataType::U32 => Series::from_vec(ints(11).map(|x| x as u32).collect::<Vec<u32>>()),
+        DataType::U64 => Series::from_vec(ints(13).map(|x| x as u64).collect::<Vec<u64>>()),
+        DataType::I8 => Series::from_vec(ints(1).map(|x| x as i8).collect::<Vec<i8>>()),
+        DataType::I16 => Series::from_vec(ints(-5).map(|x| x as i16).collect::<Vec<i16>>()),
+        DataType::I32 => Series::from_vec(ints(-9).map(|x| x as i32).collect::<Vec<i32>>()),
+        DataType::I64 => Series::from_vec(ints(-1_000_001).collect::<Vec<i64>>()),
+        DataType::F32 => Series::from_vec(ints(1).map(|x| x as f32 / 3.0).collect::<Vec<f32>>()),
+        DataType::F64 => Series::from_vec(ints(1).map(|x| x as f64 / 7.0).collect::<Vec<f64>>()),
+        DataType::Bool => Series::bools(&(0..n).map(|i| i % 3 == 0).collect::<Vec<_>>()),
+        DataType::Timestamp => Series::timestamps(ints(17).collect()),
+        DataType::Uuid => Series::uuids(&(0..n).map(|i| uuid::Uuid::from_u128(i as u128 * 77)).collect::<Vec<_>>()),
+        DataType::String => Series::strings(&(0..n).map(|i| "é".repeat(i % 4)).collect::<Vec<_>>()),
+        DataType::Json => Series::json(&(0..n).map(|i| format!("{{\"i\":{i}}}")).collect::<Vec<_>>()).unwrap(),
+        DataType::Bytes => Series::byte_values(&(0..n).map(|i| vec![i as u8; i % 5]).collect::<Vec<_>>()),
+    }
+}
+
+async fn write_and_read_every_data_type(b: &Backend) {
+    let c = &b.client;
+    let mut defs = vec![NewChannel::index("types_t")];
+    for dt in DataType::ALL {
+        defs.push(NewChannel::data(format!("types_{dt}"), dt, "types_t"));
+    }
+    let ch = c.create_channels(defs, false).await.unwrap();
+    let t = ch[0].key;
+    let keys: Vec<ChannelKey> = ch.iter().map(|c| c.key).collect();
+    let n = 50;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(1_000), keys[1..].to_vec()).auto_commit(false)).await.unwrap();
+    let mut expected: Vec<Frame> = Vec::new();
+    for chunk in 0..3i64 {
+        let mut f = Frame::new().with(t, Series::timestamps((0..n as i64).map(|i| 1_000 + chunk * 1_000 + i).collect()));
+        for (i, dt) in DataType::ALL.iter().enumerate() {
+            f.push(keys[i + 1], series_of(*dt, n));
+        }
+        assert!(w.write(&f).await.unwrap().all_written());
+        expected.push(f);
+    }
+    assert_eq!(w.commit().await.unwrap(), TimeStamp(1_000 + 2_000 + n as i64));
+    w.close().await.unwrap();
+    let back = c.read(TimeRange::MAX, &keys).await.unwrap();
+    for (i, &k) in keys.iter().enumerate() {
+        let got = back.concat(k).unwrap().unwrap();
+        let want = Series::concat(&expected.iter().map(|f| f.get(k).next().unwrap().clone()).collect::<Vec<_>>()).unwrap();
+        assert_eq!(got, want, "channel {i} differs on {}", b.name());
+    }
+    assert_eq!(c.time_range(t).await.unwrap(), Some(TimeRange::from_nanos(1_000, 3_000 + n as i64)));
+    // One-shot writes and their errors.
+    let (t2, p2) = index_and_data(c, "oneshot").await;
+    assert_eq!(c.write(TimeStamp(5), samples(t2, p2, &[5, 6, 7])).await.unwrap(), TimeStamp(8));
+    assert_eq!(c.read(TimeRange::from_nanos(6, 100), &[p2]).await.unwrap().samples(p2), 2);
+    assert_eq!(code(c.write(TimeStamp(6), samples(t2, p2, &[6])).await), "write.overlaps_committed");
+    assert_eq!(code(c.read(TimeRange::from_nanos(5, 1), &[p2]).await), "invalid_argument");
+    assert_eq!(code(c.read(TimeRange::MAX, &[77_777]).await), "channel.not_found");
+}
+
+async fn iterator_walks_chunks(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "iter").await;
+    c.write(TimeStamp(0), samples(t, p, &(0..10).collect::<Vec<_>>())).await.unwrap();
+    let mut it = c.open_iterator(IteratorConfig { chunk_size: 4, ..IteratorConfig::new(TimeRange::MAX, vec![p]) }).await.unwrap();
+    assert!(it.seek_first().await.unwrap());
+    let mut seen = Vec::new();
+    while it.next(IterSpan::Auto).await.unwrap() {
+        let v = it.take_value();
+        seen.extend_from_slice(v.concat(p).unwrap().unwrap().as_slice::<f64>().unwrap());
+    }
+    assert_eq!(seen.len(), 10);
+    assert!(it.value().is_empty());
+    assert!(it.seek_ge(TimeStamp(5)).await.unwrap());
+    assert!(it.next(IterSpan::Samples(2)).await.unwrap());
+    assert_eq!(it.value().concat(p).unwrap().unwrap().as_slice::<f64>().unwrap(), &[2.5, 3.0]);
+    assert!(it.seek_le(TimeStamp(4)).await.unwrap());
+    assert!(it.prev(IterSpan::Time(telemetron::telem::TimeSpan(3))).await.unwrap());
+    assert_eq!(it.value().samples(p), 3);
+    assert!(!it.seek_ge(TimeStamp(100)).await.unwrap());
+    assert!(it.seek_last().await.unwrap());
+    assert!(!it.next(IterSpan::Auto).await.unwrap());
+    assert_eq!(code(c.open_iterator(IteratorConfig::new(TimeRange::MAX, vec![424_242])).await), "channel.not_found");
+}
+
+async fn writer_validation_errors(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "val").await;
+    let (_t2, q) = index_and_data(c, "val2").await;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(100), vec![p]).auto_commit(false)).await.unwrap();
+    let bad_type = Frame::new().with(t, Series::timestamps(vec![100])).with(p, Series::from_vec(vec![1i32]));
+    assert_eq!(code(w.write(&bad_type).await), "write.type_mismatch");
+    let bad_len = Frame::new().with(t, Series::timestamps(vec![100, 101])).with(p, Series::from_vec(vec![1.0f64]));
+    assert_eq!(code(w.write(&bad_len).await), "write.length_mismatch");
+    assert_eq!(code(w.write(&Frame::new().with(p, Series::from_vec(vec![1.0f64]))).await), "write.index_missing");
+    assert_eq!(code(w.write(&samples(t, p, &[99])).await), "write.before_start");
+    assert_eq!(code(w.write(&samples(t, p, &[101, 101])).await), "write.not_monotonic");
+    assert_eq!(code(w.write(&Frame::new().with(q, Series::from_vec(vec![1.0f64]))).await), "write.not_in_writer");
+    // The writer is still usable and nothing of the rejected frames was written.
+    w.write(&samples(t, p, &[100, 101])).await.unwrap();
+    assert_eq!(code(w.write(&samples(t, p, &[101])).await), "write.not_monotonic");
+    match w.write(&bad_type).await {
+        Err(Error::Write(telemetron::storage::WriteError::TypeMismatch { expected, actual, .. })) => {
+            assert_eq!((expected, actual), (DataType::F64, DataType::I32));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.close().await.unwrap(), TimeStamp(102));
+    assert_eq!(c.read(TimeRange::MAX, &[p]).await.unwrap().samples(p), 2);
+    assert_eq!(code(c.open_writer(WriterConfig::new(TimeStamp(100), vec![p])).await), "write.overlaps_committed");
+    assert_eq!(code(c.open_writer(WriterConfig::new(TimeStamp(0), vec![])).await), "write.invalid_config");
+    assert_eq!(code(c.open_writer(WriterConfig::new(TimeStamp(0), vec![55_555])).await), "channel.not_found");
+    let w2 = c.open_writer(WriterConfig::new(TimeStamp(500), vec![p])).await.unwrap();
+    assert_eq!(code(c.delete(TimeRange::MAX, &[p]).await), "write.channel_busy");
+    assert_eq!(code(c.delete_channels(&[p]).await), "channel.busy");
+    w2.abort().await;
+    // Writes on a closed writer are refused.
+    let mut w3 = c.open_writer(WriterConfig::new(TimeStamp(600), vec![p])).await.unwrap();
+    w3.set_authority(10).await.unwrap();
+    assert_eq!(code(w3.set_authorities(&[(q, 5)]).await), "control.unknown_channel");
+    w3.close().await.unwrap();
+}
+
+on_both!(channels_crud, ranges_and_metadata, write_and_read_every_data_type, iterator_walks_chunks, writer_validation_errors);
