@@ -221,4 +221,149 @@ async fn writer_validation_errors(b: &Backend) {
     w3.close().await.unwrap();
 }
 
-on_both!(channels_crud, ranges_and_metadata, write_and_read_every_data_type, iterator_walks_chunks, writer_validation_errors);
+
+async fn control_arbitration_and_reports(b: &Backend) {
+    let c = &b.client;
+    let c2 = b.another().await;
+    let (t, p) = index_and_data(c, "valve").await;
+    let start = TimeStamp(1_000);
+    let mut low = c.open_writer(WriterConfig::new(start, vec![p]).authority(100).name("low")).await.unwrap();
+    assert!(low.has_control(p) && low.has_control(t));
+    let mut high = c2.open_writer(WriterConfig::new(start, vec![p]).authority(200).name("high")).await.unwrap();
+    // The node has told `low` before `high` was opened: no waiting needed.
+    assert!(!low.has_control(p), "{}: low still believes it has control", b.name());
+    assert!(high.has_control(p));
+    let r = low.write(&samples(t, p, &[1_000])).await.unwrap();
+    assert!(!r.all_written());
+    let mut unauthorized = r.unauthorized.clone();
+    unauthorized.sort();
+    assert_eq!(unauthorized, vec![t, p]);
+    assert!(high.write(&samples(t, p, &[1_001])).await.unwrap().all_written());
+    let holders = c.control_states(&[p]).await.unwrap();
+    assert_eq!(holders.len(), 1);
+    assert_eq!((holders[0].subject.name.as_str(), holders[0].authority), ("high", 200));
+    // Lowering hands control back at once.
+    high.set_authority(50).await.unwrap();
+    assert!(low.has_control(p), "{}: low did not get control back", b.name());
+    assert!(!high.has_control(p));
+    assert!(!high.write(&samples(t, p, &[1_002])).await.unwrap().all_written());
+    assert!(low.write(&samples(t, p, &[1_003])).await.unwrap().all_written());
+    low.commit().await.unwrap();
+    high.set_authority(255).await.unwrap();
+    let strict = c.open_writer(WriterConfig::new(start, vec![p]).authority(10).err_on_unauthorized(true).name("strict")).await;
+    assert_eq!(strict.map(|_| ()).map_err(|e| e.code()), Err("control.unauthorized"));
+    // Closing the holder passes control on.
+    high.close().await.unwrap();
+    assert!(low.has_control(p));
+    low.close().await.unwrap();
+    assert!(c.control_states(&[p]).await.unwrap().is_empty());
+    let stored = c.read(TimeRange::MAX, &[t]).await.unwrap();
+    assert_eq!(stored.concat(t).unwrap().unwrap().as_timestamps().unwrap(), &[1_001, 1_003]);
+}
+
+async fn streamer_receives_updates_lags_and_closes(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "live").await;
+    let v = c.create_channels(vec![NewChannel::virtual_("live_cmd", DataType::U32)], false).await.unwrap()[0].key;
+    let mut s = c.open_streamer(StreamerConfig::new(vec![p])).await.unwrap();
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![p, v])).await.unwrap();
+    let f = samples(t, p, &[1, 2, 3]);
+    w.write(&f).await.unwrap();
+    let got = s.next_timeout(SECOND).await.unwrap().expect("a frame");
+    assert_eq!(got.concat(p).unwrap().unwrap(), f.concat(p).unwrap().unwrap());
+    assert!(!got.contains(t), "the streamer only asked for p");
+    s.update_channels(vec![v]).await.unwrap();
+    w.write(&samples(t, p, &[4])).await.unwrap();
+    w.write(&Frame::new().with(v, Series::from_vec(vec![7u32]))).await.unwrap();
+    let got = s.next_timeout(SECOND).await.unwrap().expect("a frame");
+    assert_eq!(got.keys(), &[v]);
+    assert_eq!(got.concat(v).unwrap().unwrap().as_slice::<u32>().unwrap(), &[7]);
+    assert!(s.try_next().unwrap().is_none());
+    s.close().await;
+    assert_eq!(code(s.next().await), "stream.closed");
+    w.close().await.unwrap();
+    assert_eq!(code(c.open_streamer(StreamerConfig::new(vec![31_337])).await), "channel.not_found");
+
+    // Lag: a tiny queue and frames big enough to fill the socket buffers too.
+    let big = c.create_channels(vec![NewChannel::virtual_("live_big", DataType::U8)], false).await.unwrap()[0].key;
+    let mut cfg = StreamerConfig::new(vec![big]);
+    cfg.capacity = 2;
+    let mut slow = c.open_streamer(cfg).await.unwrap();
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![big]).mode(WriterMode::Stream)).await.unwrap();
+    let n = 64u64;
+    for i in 0..n {
+        w.write(&Frame::new().with(big, Series::from_vec(vec![i as u8; 1 << 20]))).await.unwrap();
+    }
+    w.commit().await.unwrap();
+    let (mut frames, mut dropped, mut last) = (0u64, 0u64, 0u8);
+    while frames + dropped < n {
+        match s_next(&mut slow).await {
+            Ok(f) => {
+                frames += 1;
+                last = f.concat(big).unwrap().unwrap().as_slice::<u8>().unwrap()[0];
+            }
+            Err(Error::Stream(StreamError::Lagged { dropped: d })) => dropped += d,
+            Err(e) => panic!("{}: {e}", b.name()),
+        }
+    }
+    assert!(dropped > 0, "{}: no lag notice", b.name());
+    assert_eq!(frames + dropped, n);
+    assert_eq!(last as u64, n - 1, "the newest frame arrives");
+    w.close().await.unwrap();
+}
+
+async fn s_next(s: &mut telemetron::client::ClientStreamer) -> telemetron::Result<Frame> {
+    match s.next_timeout(SECOND).await {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => panic!("no frame within {SECOND:?}"),
+        Err(e) => Err(e),
+    }
+}
+
+async fn control_state_channel(b: &Backend) {
+    let c = &b.client;
+    let (_, p) = index_and_data(c, "cs").await;
+    let control = c.control_channel().await.unwrap();
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![p]).name("first")).await.unwrap();
+    let mut s = c.open_streamer(StreamerConfig::new(vec![control])).await.unwrap();
+    let snap = s_next(&mut s).await.unwrap();
+    let text = snap.concat(control).unwrap().unwrap().value_str(0).unwrap().to_string();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["snapshot"], true);
+    assert!(text.contains("first"), "{text}");
+    w.set_authority(1).await.unwrap();
+    let w2 = c.open_writer(WriterConfig::new(TimeStamp(0), vec![p]).name("second")).await.unwrap();
+    let f = s_next(&mut s).await.unwrap();
+    let text = f.concat(control).unwrap().unwrap().value_str(0).unwrap().to_string();
+    assert!(text.contains("second") && text.contains("transfers"), "{text}");
+    assert!(!w.has_control(p));
+    w2.abort().await;
+    assert!(w.has_control(p));
+    w.abort().await;
+}
+
+async fn deletes(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "del").await;
+    c.write(TimeStamp(0), samples(t, p, &(0..100).collect::<Vec<_>>())).await.unwrap();
+    c.delete(TimeRange::from_nanos(10, 20), &[p]).await.unwrap();
+    assert_eq!(c.read(TimeRange::MAX, &[p]).await.unwrap().samples(p), 90);
+    let e1 = c.delete(TimeRange::from_nanos(30, 40), &[t]).await.map_err(|e| e.code());
+    assert!(e1.is_err(), "an index range still used by its data channel cannot be deleted");
+    c.delete(TimeRange::MAX, &[p]).await.unwrap();
+    assert_eq!(c.read(TimeRange::MAX, &[p]).await.unwrap().samples(p), 0);
+    c.delete_channels(&[p, t]).await.unwrap();
+    assert_eq!(code(c.read(TimeRange::MAX, &[p]).await), "channel.not_found");
+}
+
+on_both!(
+    channels_crud,
+    ranges_and_metadata,
+    write_and_read_every_data_type,
+    iterator_walks_chunks,
+    writer_validation_errors,
+    control_arbitration_and_reports,
+    streamer_receives_updates_lags_and_closes,
+    control_state_channel,
+    deletes,
+);
