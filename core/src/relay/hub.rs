@@ -140,11 +140,13 @@ impl Relay {
             notify: Notify::new(),
             waiting: AtomicBool::new(false),
         });
+        // Check `closed` under the table lock: `close` sets it and then walks the table
+        // under the same lock, so a subscriber is either seen by that walk or sees `closed`.
+        let mut t = self.table.write();
         if self.closed.load(Ordering::Acquire) {
             sub.close();
             return sub;
         }
-        let mut t = self.table.write();
         t.subs.insert(id, sub.clone());
         t.keys.insert(id, Vec::new());
         Self::set_keys(&mut t, id, keys);
@@ -250,8 +252,11 @@ impl Relay {
 
     /// Close every subscriber (engine shutdown).
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        let subs: Vec<Arc<Subscriber>> = self.table.read().subs.values().cloned().collect();
+        let subs: Vec<Arc<Subscriber>> = {
+            let t = self.table.write();
+            self.closed.store(true, Ordering::Release);
+            t.subs.values().cloned().collect()
+        };
         for s in subs {
             s.close();
         }
