@@ -526,9 +526,20 @@ impl Drop for StorageWriter {
 fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp, end: TimeStamp) -> Result<Arc<RegionDomain>> {
     let mut st = store.state.lock();
     let range = TimeRange::new(start, end.max(TimeStamp(start.0.saturating_add(1))));
-    if let Some(r) = st.regions.iter().find(|r| TimeRange::from_nanos(r.start, r.end).overlaps(&range)) {
+    let overlapping: Vec<&Arc<RegionDomain>> = st.regions.iter().filter(|r| TimeRange::from_nanos(r.start, r.end).overlaps(&range)).collect();
+    if overlapping.len() > 1 {
+        let spans: Vec<String> = overlapping.iter().map(|r| TimeRange::from_nanos(r.start, r.end).to_string()).collect();
+        return Err(WriteError::InvalidConfig {
+            reason: format!(
+                "the writer's range {range} on {:?} overlaps several open writer regions ({}); choose a start and `end` inside one of them",
+                store.name,
+                spans.join(", ")
+            ),
+        }
+        .into());
+    }
+    if let Some(r) = overlapping.first().map(|r| Arc::clone(r)) {
         r.writers.fetch_add(1, Ordering::AcqRel);
-        let r = r.clone();
         st.writers += 1;
         return Ok(r);
     }
