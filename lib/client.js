@@ -24,30 +24,30 @@ class Channels {
    */
   async create(def, { retrieveIfNameExists = false } = {}) {
     const many = Array.isArray(def)
-    const out = await call(this._native.createChannels(list(def), retrieveIfNameExists))
+    const out = await call(() => this._native.createChannels(list(def), retrieveIfNameExists))
     return many ? out : out[0]
   }
 
   /** One channel by name or key (resolves to it), or many (resolves to the array). */
   async retrieve(ref) {
     const many = Array.isArray(ref)
-    const out = await call(this._native.retrieveChannels(list(ref).map(refOf)))
+    const out = await call(() => this._native.retrieveChannels(list(ref).map(refOf)))
     return many ? out : out[0]
   }
 
   /** User channels whose name contains `term` (all with ''). */
   async search(term = '') {
-    return call(this._native.searchChannels(term))
+    return call(() => this._native.searchChannels(term))
   }
 
   /** Rename a channel. */
   async rename(ref, name) {
-    return call(this._native.renameChannel(refOf(ref), name))
+    return call(() => this._native.renameChannel(refOf(ref), name))
   }
 
   /** Delete channels and their data. */
   async delete(ref) {
-    return call(this._native.deleteChannels(list(ref).map(refOf)))
+    return call(() => this._native.deleteChannels(list(ref).map(refOf)))
   }
 }
 
@@ -66,11 +66,11 @@ class Range {
     /** The range's metadata, persisted in the engine. */
     this.meta = Object.freeze({
       get: async (name) => {
-        const all = await call(n.rangeMeta(key))
+        const all = await call(() => n.rangeMeta(key))
         return name === undefined ? all : all[name]
       },
-      set: (entries, value) => call(n.setRangeMeta(key, typeof entries === 'string' ? { [entries]: String(value) } : entries)),
-      delete: (names_) => call(n.deleteRangeMeta(key, list(names_))),
+      set: (entries, value) => call(() => n.setRangeMeta(key, typeof entries === 'string' ? { [entries]: String(value) } : entries)),
+      delete: (names_) => call(() => n.deleteRangeMeta(key, list(names_))),
     })
   }
 
@@ -81,7 +81,7 @@ class Range {
 
   /** Rename; resolves to the renamed range. */
   async rename(name) {
-    const r = new Range(this._client, await call(this._client._native.renameRange(this.key, name)))
+    const r = new Range(this._client, await call(() => this._client._native.renameRange(this.key, name)))
     this.name = r.name
     return r
   }
@@ -94,24 +94,24 @@ class Ranges {
 
   /** Create a range `{name, timeRange, labels?, color?, metaData?}`. */
   async create({ name, timeRange, labels, color, metaData }) {
-    const raw = await call(this._client._native.createRange({ name, timeRange: toRange(timeRange), labels, color, metaData }))
+    const raw = await call(() => this._client._native.createRange({ name, timeRange: toRange(timeRange), labels, color, metaData }))
     return new Range(this._client, raw)
   }
 
   /** A range by key. */
   async retrieve(key) {
-    return new Range(this._client, await call(this._client._native.retrieveRange(key)))
+    return new Range(this._client, await call(() => this._client._native.retrieveRange(key)))
   }
 
   /** Ranges whose name, a label or a metadata value contains `term`, optionally overlapping a time range. */
   async search(term = '', overlapping) {
-    const out = await call(this._client._native.searchRanges(term, overlapping === undefined ? undefined : toRange(overlapping)))
+    const out = await call(() => this._client._native.searchRanges(term, overlapping === undefined ? undefined : toRange(overlapping)))
     return out.map((r) => new Range(this._client, r))
   }
 
   /** Delete ranges (keys or Range objects). */
   async delete(keys) {
-    return call(this._client._native.deleteRanges(list(keys).map((k) => (typeof k === 'object' ? k.key : k))))
+    return call(() => this._client._native.deleteRanges(list(keys).map((k) => (typeof k === 'object' ? k.key : k))))
   }
 }
 
@@ -137,7 +137,7 @@ class Client {
    */
   async write(start, data, value) {
     const [channels, values] = toColumns(data, value)
-    return call(sync(() => this._native.write(toNanos(start, 'start'), channels.map(refOf), values)))
+    return call(() => (this._native.write(toNanos(start, 'start'), channels.map(refOf), values)))
   }
 
   /**
@@ -147,26 +147,26 @@ class Client {
   async read(range, channels) {
     const many = Array.isArray(channels)
     const chans = await this.channels.retrieve(list(channels))
-    const raw = await call(this._native.read(toRange(range), chans.map((c) => c.key)))
+    const raw = await call(() => this._native.read(toRange(range), chans.map((c) => c.key)))
     const f = new Frame(raw, names(chans))
     return many ? f : f.get(chans[0].key) ?? emptyOf(chans[0].dataType)
   }
 
   /** Delete a time range of channels' data. */
   async delete(range, channels) {
-    return call(this._native.deleteRangeData(toRange(range), list(channels).map(refOf)))
+    return call(() => this._native.deleteRangeData(toRange(range), list(channels).map(refOf)))
   }
 
   /** The time range covered by a stored channel (null if it holds no data). */
   async timeRange(channel) {
-    return call(this._native.timeRange(refOf(channel)))
+    return call(() => this._native.timeRange(refOf(channel)))
   }
 
   /** Open a writer `{start, channels, authorities?, mode?, ...}`. */
   async openWriter(options) {
     const { start, end, channels, authorities, authority, ...rest } = options ?? {}
     const auth = authorities ?? (authority === undefined ? undefined : list(authority))
-    const w = await call(this._native.openWriter({
+    const w = await call(() => this._native.openWriter({
       ...rest,
       start: toNanos(start, 'start'),
       end: end === undefined ? undefined : toNanos(end, 'end'),
@@ -183,14 +183,14 @@ class Client {
     if (lag !== undefined && lag !== 'event' && lag !== 'error') {
       throw make('invalid_argument', `lag ${JSON.stringify(lag)} is not 'event' or 'error'`)
     }
-    const s = await call(this._native.openStreamer(chans.map((c) => c.key), rest))
+    const s = await call(() => this._native.openStreamer(chans.map((c) => c.key), rest))
     return new Streamer(s, names(chans), this, options)
   }
 
   /** Open an iterator over stored channels; `for await` it for chunks. */
   async openIterator(range, channels, { chunkSize } = {}) {
     const chans = await this.channels.retrieve(list(channels))
-    const it = await call(this._native.openIterator({ bounds: toRange(range), channels: chans.map((c) => c.key), chunkSize }))
+    const it = await call(() => this._native.openIterator({ bounds: toRange(range), channels: chans.map((c) => c.key), chunkSize }))
     return new Iterator(it, names(chans))
   }
 
@@ -200,17 +200,17 @@ class Client {
   }
 
   async _states(channels) {
-    return call(this._native.controlStates(list(channels).map(refOf)))
+    return call(() => this._native.controlStates(list(channels).map(refOf)))
   }
 
   /** The key of the virtual channel on which control transfers are published (JSON). */
   async controlChannel() {
-    return call(this._native.controlChannel())
+    return call(() => this._native.controlChannel())
   }
 
   /** Close the client (an embedded engine releases its directory). */
   async close() {
-    return call(this._native.close())
+    return call(() => this._native.close())
   }
 
   async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
@@ -229,7 +229,7 @@ function emptyOf(dt) {
 /** Open (or create) an embedded engine in `path`. */
 async function open(path) {
   if (typeof path !== 'string' || path === '') throw make('invalid_argument', 'open(path) needs a directory path')
-  return new Client(await call(native.open(path)))
+  return new Client(await call(() => native.open(path)))
 }
 
 /**
@@ -240,7 +240,7 @@ async function connect(url, options = {}) {
   if (typeof native.connect !== 'function') {
     throw make('client.unsupported', 'this build has no remote client; rebuild with a core that provides telemetron::connect')
   }
-  return new Client(await call(native.connect(url, options)))
+  return new Client(await call(() => native.connect(url, options)))
 }
 
 module.exports = { Client, Channels, Ranges, Range, open, connect }

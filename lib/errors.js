@@ -62,10 +62,10 @@ function translate(e) {
   return e
 }
 
-/** Await a native promise, translating its rejection. */
-async function call(p) {
+/** Call a native async method and await it, translating a throw or a rejection. */
+async function call(fn) {
   try {
-    return await p
+    return await fn()
   } catch (e) {
     throw translate(e)
   }

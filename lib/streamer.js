@@ -24,7 +24,7 @@ class Streamer extends EventEmitter {
   /** The next frame, or null once the streamer is closed. */
   async next() {
     for (;;) {
-      const ev = await call(this._native.next())
+      const ev = await call(() => this._native.next())
       if (ev.frame) return new Frame(ev.frame, this._names)
       if (ev.lagged !== undefined && ev.lagged !== null) {
         const dropped = ev.lagged
@@ -54,13 +54,13 @@ class Streamer extends EventEmitter {
     const list = Array.isArray(channels) ? channels : [channels]
     const chans = await this._client.channels.retrieve(list)
     for (const c of chans) this._names.set(c.key, c.name)
-    return call(this._native.updateChannels(chans.map((c) => c.key)))
+    return call(() => this._native.updateChannels(chans.map((c) => c.key)))
   }
 
   /** Stop receiving; a pending `next()` resolves to null. Idempotent. */
   async close() {
     this.closed = true
-    return call(this._native.close())
+    return call(() => this._native.close())
   }
 
   async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {

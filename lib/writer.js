@@ -16,19 +16,19 @@ class Writer {
    */
   async write(data, value) {
     const [channels, values] = toColumns(data, value)
-    return call(sync(() => this._native.write(channels, values)))
+    return call(() => (this._native.write(channels, values)))
   }
 
   /** Commit what was written; resolves to the committed end (ns). */
   async commit() {
-    return call(this._native.commit())
+    return call(() => this._native.commit())
   }
 
   /** `setAuthority(200)` for every channel, or `setAuthority({valve: 200, ...})`. */
   async setAuthority(value) {
-    if (typeof value === 'number') return call(this._native.setAuthority(value))
-    if (value instanceof Map) return call(this._native.setAuthorities([...value.keys()], [...value.values()]))
-    if (value && typeof value === 'object') return call(this._native.setAuthorities(Object.keys(value), Object.values(value)))
+    if (typeof value === 'number') return call(() => this._native.setAuthority(value))
+    if (value instanceof Map) return call(() => this._native.setAuthorities([...value.keys()], [...value.values()]))
+    if (value && typeof value === 'object') return call(() => this._native.setAuthorities(Object.keys(value), Object.values(value)))
     throw make('invalid_argument', 'pass an authority (0..255) or {channel: authority}')
   }
 
@@ -39,12 +39,12 @@ class Writer {
 
   /** Commit and close; resolves to the committed end (ns). Control passes on. */
   async close() {
-    return call(this._native.close())
+    return call(() => this._native.close())
   }
 
   /** Close without committing. */
   async abort() {
-    return call(this._native.abort())
+    return call(() => this._native.abort())
   }
 
   async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {

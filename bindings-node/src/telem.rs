@@ -24,7 +24,7 @@ use napi_derive::napi;
 use telemetron::channel::Channel;
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 
-use crate::error::invalid;
+use crate::error::{coded, invalid};
 
 /// A timestamp from a JS `bigint` of nanoseconds.
 pub(crate) fn timestamp(b: &BigInt) -> Result<TimeStamp> {
@@ -241,7 +241,7 @@ impl Column {
     pub(crate) fn into_series(self, ch: &Channel) -> Result<Series> {
         let dt = ch.data_type;
         let mismatch = |got: &str| {
-            invalid(format!(
+            coded("write.type_mismatch", format!(
                 "channel {:?} holds {dt} samples, got {got}; pass {} or a plain array",
                 ch.name,
                 js_type_for(dt)

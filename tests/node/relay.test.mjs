@@ -1,0 +1,123 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { each, stand, unique, tn } from './support/backends.mjs'
+
+const tick = () => new Promise((r) => setTimeout(r, 20))
+
+each(test, 'for await receives live frames; close ends the iteration', async (t, c) => {
+  const s = await stand(c)
+  const st = await c.openStreamer([s.pressure, s.time])
+  const w = await c.openWriter({ start: 0n, channels: [s.pressure] })
+  const got = []
+  const reader = (async () => {
+    for await (const f of st) {
+      assert.ok(f instanceof tn.Frame)
+      if (f.has(s.pressure)) got.push(...f.get(s.pressure))
+      if (got.length === 3) await st.close()
+    }
+  })()
+  for (let i = 0; i < 3; i++) await w.write({ [s.time]: [BigInt(i + 1)], [s.pressure]: Float64Array.of(i) })
+  await reader
+  assert.deepEqual(got, [0, 1, 2])
+  assert.equal(await st.next(), null)
+  await w.close()
+})
+
+each(test, 'updateChannels changes what arrives without waiting for a frame', async (t, c) => {
+  const a = await c.channels.create({ name: unique('va'), dataType: 'f64', virtual: true })
+  const b = await c.channels.create({ name: unique('vb'), dataType: 'f64', virtual: true })
+  const st = await c.openStreamer([a.name])
+  const pending = st.next()
+  await tick()
+  await st.updateChannels([b.name]) // must not wait for a frame of `a`
+  const w = await c.openWriter({ start: tn.now(), channels: [a.key, b.key], mode: 'stream' })
+  await w.write({ [a.name]: [1] })
+  await w.write({ [b.name]: [2] })
+  const f1 = await pending
+  const f2 = f1.has(b.name) ? f1 : await st.next()
+  assert.equal(f2.get(b.name)[0], 2)
+  await w.close()
+  await st.close()
+})
+
+each(test, 'a pending next() resolves to null on close', async (t, c) => {
+  const v = await c.channels.create({ name: unique('v'), dataType: 'u8', virtual: true })
+  const st = await c.openStreamer(v.name)
+  const pending = st.next()
+  await tick()
+  await st.close()
+  assert.equal(await pending, null)
+})
+
+each(test, "lag: 'event' emits the drop count and continues", async (t, c) => {
+  const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
+  const st = await c.openStreamer(v.name, { capacity: 4 })
+  const w = await c.openWriter({ start: tn.now(), channels: [v.key], mode: 'stream' })
+  for (let i = 0; i < 50; i++) await w.write(v.name, [i])
+  await tick()
+  const lag = once(st, 'lag')
+  const f = await st.next()
+  const [{ dropped }] = await lag
+  assert.ok(dropped > 0, `dropped ${dropped}`)
+  assert.ok(f.get(v.name)[0] > 0, 'continues with the newest frames')
+  await w.close()
+  await st.close()
+})
+
+each(test, "lag: 'error' throws stream.lagged and the streamer stays usable", async (t, c) => {
+  const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
+  const st = await c.openStreamer(v.name, { capacity: 2, lag: 'error' })
+  const w = await c.openWriter({ start: tn.now(), channels: [v.key], mode: 'stream' })
+  for (let i = 0; i < 20; i++) await w.write(v.name, [i])
+  await tick()
+  await assert.rejects(async () => { for await (const _ of st) { /* first receive is the lag notice */ } }, (e) => {
+    assert.ok(e instanceof tn.StreamError)
+    assert.equal(e.code, 'stream.lagged')
+    assert.ok(e.dropped > 0)
+    return true
+  })
+  assert.ok((await st.next()) instanceof tn.Frame)
+  await w.close()
+  await st.close()
+})
+
+each(test, "lagPolicy 'disconnect' ends with stream.disconnected", async (t, c) => {
+  const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
+  const st = await c.openStreamer(v.name, { capacity: 2, lagPolicy: 'disconnect' })
+  const w = await c.openWriter({ start: tn.now(), channels: [v.key], mode: 'stream' })
+  for (let i = 0; i < 20; i++) await w.write(v.name, [i])
+  await tick()
+  await assert.rejects(async () => {
+    for (;;) if ((await st.next()) === null) break
+  }, { code: 'stream.disconnected' })
+  await w.close()
+})
+
+each(test, 'early break leaves the streamer open', async (t, c) => {
+  const v = await c.channels.create({ name: unique('v'), dataType: 'i32', virtual: true })
+  const st = await c.openStreamer(v.name)
+  const w = await c.openWriter({ start: tn.now(), channels: [v.key], mode: 'stream' })
+  await w.write(v.name, Int32Array.of(1))
+  await w.write(v.name, Int32Array.of(2))
+  for await (const f of st) {
+    assert.equal(f.get(v.name)[0], 1)
+    break
+  }
+  assert.equal((await st.next()).get(v.name)[0], 2)
+  await w.close()
+  await st.close()
+})
+
+each(test, 'decimate and bad options', async (t, c) => {
+  const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
+  const st = await c.openStreamer(v.name, { decimate: 2 })
+  const w = await c.openWriter({ start: tn.now(), channels: [v.key], mode: 'stream' })
+  await w.write(v.name, Float64Array.of(0, 1, 2, 3))
+  assert.deepEqual([...(await st.next()).get(v.name)], [0, 2])
+  await w.close()
+  await st.close()
+  await assert.rejects(c.openStreamer(v.name, { lagPolicy: 'sometimes' }), { code: 'invalid_argument' })
+  await assert.rejects(c.openStreamer(v.name, { lag: 'loud' }), { code: 'invalid_argument' })
+  await assert.rejects(c.openStreamer(v.name, { capacity: 0 }), { code: 'invalid_argument' })
+})

@@ -1,0 +1,139 @@
+// The same suite runs against both backends: an embedded engine (`open`) and a
+// `telemetron serve` node started here (`connect`). Each test gets a fresh client; on the
+// remote backend tests share one server per test file, so they use unique channel names.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after } from 'node:test'
+import * as tn from '../../../lib/index.mjs'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+const BIN = join(ROOT, 'target', 'release', 'telemetron')
+const dirs = []
+
+export function tempDir() {
+  const d = mkdtempSync(join(tmpdir(), 'tn-node-'))
+  dirs.push(d)
+  return d
+}
+
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+let counter = 0
+/** A name unique within this process (servers are shared by the tests of a file). */
+export function unique(base) {
+  counter += 1
+  return `${base}_${process.pid}_${counter}`
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer()
+    s.once('error', rej)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => res(port))
+    })
+  })
+}
+
+let server = null
+
+async function startServer() {
+  if (server) return server
+  if (!existsSync(BIN)) {
+    const b = spawnSync('cargo', ['build', '--release', '-p', 'telemetron'], { cwd: ROOT, stdio: 'inherit' })
+    if (b.status !== 0) throw new Error('building the telemetron server binary failed')
+  }
+  const port = await freePort()
+  const data = tempDir()
+  const proc = spawn(BIN, ['serve', '--data', data, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  proc.stderr.on('data', (d) => { stderr += d })
+  const exited = new Promise((res) => proc.once('exit', (code) => res(code)))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r(undefined), 100))])
+    if (code !== undefined) throw new Error(`telemetron serve exited with ${code}: ${stderr.trim()}`)
+    try {
+      const c = await tn.connect(url)
+      await c.close()
+      break
+    } catch (e) {
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL')
+        throw new Error(`telemetron serve did not accept connections within 30 s (${e.message}): ${stderr.trim()}`)
+      }
+    }
+  }
+  server = { url, proc, exited }
+  after(async () => {
+    proc.kill('SIGTERM')
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(t)
+  })
+  return server
+}
+
+/**
+ * The backends every test runs against. `client()` gives a fresh client.
+ * (`TELEMETRON_TEST_BACKENDS=embedded` narrows a local run; CI runs both.)
+ */
+const ALL = [
+  {
+    name: 'embedded',
+    remote: false,
+    async client() {
+      return tn.open(tempDir())
+    },
+  },
+  {
+    name: 'remote',
+    remote: true,
+    async client() {
+      const s = await startServer()
+      return tn.connect(s.url)
+    },
+  },
+]
+const only = process.env.TELEMETRON_TEST_BACKENDS?.split(',')
+export const BACKENDS = only ? ALL.filter((b) => only.includes(b.name)) : ALL
+
+/**
+ * Run `fn(t, client, backend)` once per backend as `name [backend]`, closing the client
+ * afterwards.
+ */
+export function each(test, name, fn, options = {}) {
+  for (const b of BACKENDS) {
+    test(`${name} [${b.name}]`, options, async (t) => {
+      const c = await b.client()
+      try {
+        await fn(t, c, b)
+      } finally {
+        await c.close().catch(() => {})
+      }
+    })
+  }
+}
+
+/** An index `time` and data channels `{name: dataType}` with unique names. */
+export async function stand(client, data = { pressure: 'f64' }) {
+  const time = unique('time')
+  const defs = [{ name: time, isIndex: true }]
+  const names = {}
+  for (const [n, dt] of Object.entries(data)) {
+    names[n] = unique(n)
+    defs.push({ name: names[n], dataType: dt, index: time })
+  }
+  const chans = await client.channels.create(defs)
+  return { time, ...names, channels: chans }
+}
+
+export { tn }
