@@ -1,0 +1,295 @@
+// Hand-written types for the JS layer (lib/*.js). The native addon's own declarations are
+// generated from the Rust signatures by `napi build` into bindings-node/native/index.d.ts;
+// the plain data shapes below are re-exported from there.
+import type { EventEmitter } from 'node:events'
+import type {
+  ChannelJs,
+  NewChannelJs,
+  StateJs,
+  TimeRangeJs,
+  StreamerOptionsJs,
+  WriteReportJs,
+} from '../bindings-node/native/index'
+
+/** Nanoseconds since the Unix epoch. Inputs also accept Date, ISO strings and numbers (ns). */
+export type TimeInput = bigint | number | Date | string
+/** `{start, end}` (end exclusive), `[start, end]`, or undefined/null for all time. */
+export type TimeRangeInput = { start: TimeInput; end: TimeInput } | [TimeInput, TimeInput] | undefined | null
+/** A channel named by name, key or channel object. */
+export type ChannelRef = string | number | { key: number }
+
+/** A channel definition. */
+export type Channel = ChannelJs
+/** A channel to create. */
+export type NewChannel = NewChannelJs
+/** Who holds control of a channel. */
+export type ControlState = StateJs
+/** `[start, end)` in nanoseconds. */
+export type TimeRangeValue = TimeRangeJs
+/** What a write did. */
+export type WriteReport = WriteReportJs
+
+/** Samples a write accepts. Typed arrays of the channel's element type are not copied. */
+export type SampleInput =
+  | Float64Array | Float32Array | Int8Array | Int16Array | Int32Array
+  | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array
+  | number[] | bigint[] | boolean[] | string[] | Uint8Array[] | unknown[]
+  | number | bigint | boolean | string | object
+/** A frame to write: `{channelName: samples}` or a Map of channel (name or key) -> samples. */
+export type FrameInput = Record<string, SampleInput> | Map<string | number, SampleInput>
+
+/** Samples as read: typed arrays over Rust memory for fixed-size types. */
+export type SampleData =
+  | Float64Array | Float32Array | Int8Array | Int16Array | Int32Array
+  | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array
+  | string[] | Buffer[] | unknown[]
+
+export declare class Series {
+  readonly key: number
+  readonly name: string | undefined
+  /** `f64`, `timestamp`, `string`, ... */
+  readonly dataType: string
+  /** A typed array over the Rust buffer (fixed-size types); strings, Buffers or parsed JSON otherwise. */
+  readonly data: SampleData
+  readonly timeRange: TimeRangeValue
+  /** `(domain << 32) | sample` of the first sample. */
+  readonly alignment: bigint
+  readonly length: number
+}
+
+/** Series keyed by channel. */
+export declare class Frame implements Iterable<Series> {
+  readonly series: Series[]
+  readonly keys: number[]
+  /** Distinct channel names present. */
+  readonly channels: string[]
+  readonly length: number
+  seriesOf(channel: ChannelRef): Series[]
+  has(channel: ChannelRef): boolean
+  /** One channel's samples: the series' own view if there is one series, a concatenated copy otherwise. */
+  get(channel: ChannelRef): SampleData | undefined
+  samples(channel: ChannelRef): number
+  toObject(): Record<string, SampleData | undefined>
+  [Symbol.iterator](): IterableIterator<Series>
+}
+
+export interface WriterOptions {
+  /** The earliest timestamp the writer may write. */
+  start: TimeInput
+  /** Exclusive end of the writer's time region. */
+  end?: TimeInput
+  /** Channels to write; each data channel's index is added. */
+  channels: ChannelRef | ChannelRef[]
+  /** One authority (0..255) for all channels, or one per channel. Default 255. */
+  authorities?: number | number[]
+  authority?: number
+  mode?: 'persist_stream' | 'persist' | 'stream'
+  name?: string
+  /** Fail writes that include channels this writer does not control. */
+  errOnUnauthorized?: boolean
+  /** Commit after writes (default true). */
+  autoCommit?: boolean
+  autoCommitIntervalMs?: number
+  durability?: 'none' | 'commit'
+}
+
+export declare class Writer {
+  /**
+   * Write one frame. Typed arrays of the channel's type are shared with the engine, not
+   * copied: do not modify them afterwards.
+   */
+  write(frame: FrameInput): Promise<WriteReport>
+  write(channel: ChannelRef, samples: SampleInput): Promise<WriteReport>
+  /** Commit; resolves to the committed end (ns). */
+  commit(): Promise<bigint>
+  setAuthority(authority: number): Promise<void>
+  setAuthority(authorities: Record<string, number> | Map<ChannelRef, number>): Promise<void>
+  hasControl(channel: string | number): boolean
+  /** Commit and close; resolves to the committed end (ns). */
+  close(): Promise<bigint>
+  abort(): Promise<void>
+}
+
+export interface StreamerOptions extends StreamerOptionsJs {
+  /** How a lag notice surfaces: a 'lag' event (default) or a StreamError `stream.lagged`. */
+  lag?: 'event' | 'error'
+  lagPolicy?: 'notify' | 'disconnect'
+}
+
+export declare class Streamer extends EventEmitter implements AsyncIterable<Frame> {
+  readonly closed: boolean
+  /** The next frame, or null once closed. */
+  next(): Promise<Frame | null>
+  [Symbol.asyncIterator](): AsyncGenerator<Frame, void, undefined>
+  updateChannels(channels: ChannelRef | ChannelRef[]): Promise<void>
+  close(): Promise<void>
+  on(event: 'lag', listener: (e: { dropped: number }) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+/** How far an iterator moves: samples (number) or nanoseconds (bigint); default the chunk size. */
+export type IterSpan = number | bigint | { samples?: number; span?: bigint }
+
+export declare class Iterator implements AsyncIterable<Frame> {
+  seekFirst(): Promise<boolean>
+  seekLast(): Promise<boolean>
+  seekGe(t: TimeInput): Promise<boolean>
+  seekLe(t: TimeInput): Promise<boolean>
+  next(span?: IterSpan): Promise<Frame | null>
+  prev(span?: IterSpan): Promise<Frame | null>
+  [Symbol.asyncIterator](): AsyncGenerator<Frame, void, undefined>
+}
+
+export declare class Channels {
+  create(channel: NewChannel, options?: { retrieveIfNameExists?: boolean }): Promise<Channel>
+  create(channels: NewChannel[], options?: { retrieveIfNameExists?: boolean }): Promise<Channel[]>
+  retrieve(channel: ChannelRef): Promise<Channel>
+  retrieve(channels: ChannelRef[]): Promise<Channel[]>
+  search(term?: string): Promise<Channel[]>
+  rename(channel: ChannelRef, name: string): Promise<Channel>
+  delete(channels: ChannelRef | ChannelRef[]): Promise<void>
+}
+
+export declare class Range {
+  readonly key: string
+  name: string
+  readonly timeRange: TimeRangeValue
+  readonly labels: string[]
+  readonly color: string | undefined
+  /** The range's metadata, persisted in the engine. */
+  readonly meta: {
+    get(): Promise<Record<string, string>>
+    get(name: string): Promise<string | undefined>
+    set(entries: Record<string, string>): Promise<void>
+    set(name: string, value: string): Promise<void>
+    delete(names: string | string[]): Promise<void>
+  }
+  read(channels: ChannelRef[]): Promise<Frame>
+  read(channel: ChannelRef): Promise<SampleData>
+  rename(name: string): Promise<Range>
+}
+
+export interface NewRange {
+  name: string
+  timeRange: TimeRangeInput
+  labels?: string[]
+  color?: string
+  metaData?: Record<string, string>
+}
+
+export declare class Ranges {
+  create(range: NewRange): Promise<Range>
+  retrieve(key: string): Promise<Range>
+  search(term?: string, overlapping?: TimeRangeInput): Promise<Range[]>
+  delete(ranges: string | Range | Array<string | Range>): Promise<void>
+}
+
+export interface AcquireOptions {
+  name?: string
+  /** Channels to command. */
+  write?: ChannelRef[]
+  /** Channels to follow. */
+  read?: ChannelRef[]
+  /** One authority, or one per write channel. Default 255. */
+  authority?: number | number[]
+  authorities?: number[]
+  /** Reject `set` when control was lost, instead of reporting it. */
+  errOnUnauthorized?: boolean
+}
+
+/** A control sequence (same semantics as the Python SDK's `client.control.acquire`). */
+export declare class Controller extends EventEmitter {
+  /** The latest value received for a channel. */
+  get(channel: string | number): number | bigint | string | unknown
+  readonly state: Record<string, unknown>
+  set(channel: string | number, value: SampleInput): Promise<WriteReport>
+  set(values: Record<string, SampleInput>): Promise<WriteReport>
+  /** true once `cond` holds, false after `timeout` ms. */
+  waitUntil(cond: (c: Controller) => boolean, options?: { timeout?: number }): Promise<boolean>
+  waitWhile(cond: (c: Controller) => boolean, options?: { timeout?: number }): Promise<boolean>
+  setAuthority(authority: number | Record<string, number>): Promise<void>
+  hasControl(channel: string | number): boolean
+  sleep(ms: number): Promise<void>
+  release(): Promise<void>
+  on(event: 'unauthorized', listener: (channels: string[]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+export declare class ControlClient {
+  acquire(options: AcquireOptions): Promise<Controller>
+  states(channels?: ChannelRef[]): Promise<ControlState[]>
+}
+
+export declare class Client {
+  readonly channels: Channels
+  readonly ranges: Ranges
+  readonly control: ControlClient
+  readonly isRemote: boolean
+  /** Write one frame starting at `start` and commit it; resolves to the committed end. */
+  write(start: TimeInput, frame: FrameInput): Promise<bigint>
+  write(start: TimeInput, channel: ChannelRef, samples: SampleInput): Promise<bigint>
+  /** Read channels: a Frame for an array of channels, the samples for one channel. */
+  read(range: TimeRangeInput, channels: ChannelRef[]): Promise<Frame>
+  read(range: TimeRangeInput, channel: ChannelRef): Promise<SampleData>
+  delete(range: TimeRangeInput, channels: ChannelRef | ChannelRef[]): Promise<void>
+  timeRange(channel: ChannelRef): Promise<TimeRangeValue | null>
+  openWriter(options: WriterOptions): Promise<Writer>
+  openStreamer(channels: ChannelRef | ChannelRef[], options?: StreamerOptions): Promise<Streamer>
+  openIterator(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: { chunkSize?: number }): Promise<Iterator>
+  iterate(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: { chunkSize?: number }): AsyncGenerator<Frame, void, undefined>
+  controlChannel(): Promise<number>
+  close(): Promise<void>
+}
+
+export interface ConnectOptions {
+  token?: string
+  username?: string
+  password?: string
+  /** PEM file of a CA certificate to trust. */
+  caCert?: string
+  timeoutMs?: number
+}
+
+/** Open (or create) an embedded engine in `path`. */
+export declare function open(path: string): Promise<Client>
+/** Connect to a `telemetron serve` node. */
+export declare function connect(url: string, options?: ConnectOptions): Promise<Client>
+
+export declare function now(): bigint
+export declare function toNanos(t: TimeInput, what?: string): bigint
+export declare function toDate(ns: bigint): Date
+export declare const TimeRange: {
+  readonly MAX: { readonly start: bigint; readonly end: bigint }
+  of(start: TimeInput, end: TimeInput): { start: bigint; end: bigint }
+}
+export declare const TimeSpan: {
+  nanos(n: number): bigint
+  micros(n: number): bigint
+  millis(n: number): bigint
+  seconds(n: number): bigint
+}
+
+/** Every error the SDK throws: `code` is the core's stable code (`channel.not_found`, ...). */
+export declare class TelemetronError extends Error {
+  readonly code: string
+}
+export declare class ChannelError extends TelemetronError {}
+export declare class RangerError extends TelemetronError {}
+export declare class StorageError extends TelemetronError {}
+export declare class WriteError extends TelemetronError {}
+export declare class ControlError extends TelemetronError {}
+export declare class StreamError extends TelemetronError {
+  /** Frames lost (for `stream.lagged`). */
+  readonly dropped?: number
+}
+export declare class SeriesError extends TelemetronError {}
+export declare class EngineError extends TelemetronError {}
+export declare class InvalidArgumentError extends TelemetronError {}
+export declare class TransportError extends TelemetronError {}
+
+/** Zero-copy checks: addresses as Rust sees them. */
+export declare const debug: {
+  addressOf(value: unknown): number
+  seriesAddress(series: Series): number
+  inputAddress(dataType: string, value: unknown): number
+}

@@ -1,0 +1,37 @@
+// Compiled with `tsc --strict` by types.test.mjs: the declarations cover the README example.
+import { open, connect, Frame, TelemetronError, type Client } from 'telemetron'
+
+async function main(client: Client): Promise<void> {
+  await client.channels.create([
+    { name: 'time', isIndex: true },
+    { name: 'pressure', dataType: 'f64', index: 'time' },
+  ])
+  const end: bigint = await client.write(0n, { time: BigInt64Array.of(1n, 2n), pressure: Float64Array.of(1, 2) })
+  const w = await client.openWriter({ start: end, channels: ['pressure'], authorities: [200], mode: 'persist_stream' })
+  const report = await w.write({ time: [3n], pressure: [3] })
+  const unauthorized: string[] = report.unauthorized
+  await w.commit()
+  await w.close()
+  const frame: Frame = await client.read({ start: 0n, end: 10n }, ['time', 'pressure'])
+  const p = frame.get('pressure') as Float64Array
+  const samples = await client.read([0n, 10n], 'pressure')
+  const s = await client.openStreamer(['pressure'], { lag: 'event' })
+  s.on('lag', ({ dropped }) => console.log(dropped))
+  for await (const f of s) {
+    console.log(f.get('pressure'))
+    break
+  }
+  await s.close()
+  const ctrl = await client.control.acquire({ name: 'seq', write: ['pressure'], read: ['time'], authority: 200 })
+  await ctrl.set('pressure', 1)
+  const ok: boolean = await ctrl.waitUntil((c) => (c.get('pressure') as number) > 0, { timeout: 1000 })
+  await ctrl.release()
+  const r = await client.ranges.create({ name: 'run', timeRange: [0n, end], metaData: { operator: 'ada' } })
+  await r.meta.set('stand', 'B')
+  console.log(unauthorized, p, samples, ok)
+}
+
+open('/tmp/x').then(main).catch((e: unknown) => {
+  if (e instanceof TelemetronError) console.error(e.code)
+})
+void connect('http://127.0.0.1:9090', { token: 't' })
