@@ -12,6 +12,7 @@ use telemetron::framer::{IteratorConfig, WriterConfig};
 use telemetron::ranger::NewRange;
 use telemetron::relay::StreamerConfig;
 use telemetron::telem::{TimeRange, TimeStamp};
+use telemetron::{ConnectOptions, Credentials};
 
 use crate::channel::{ChanMap, PyChannel, channel_refs, new_channel};
 use crate::control::state_to_py;
@@ -67,6 +68,32 @@ impl Client {
     #[staticmethod]
     fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
         let inner = py.detach(|| telemetron::open(&path)).py()?;
+        Ok(Client { inner })
+    }
+
+    /// Connect to a remote node (`telemetron serve`) at `url`.
+    #[staticmethod]
+    #[pyo3(signature = (url, token=None, username=None, password=None, ca_cert=None, timeout=10.0))]
+    fn connect(
+        py: Python<'_>,
+        url: String,
+        token: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        ca_cert: Option<std::path::PathBuf>,
+        timeout: f64,
+    ) -> PyResult<Client> {
+        let credentials = match (token, username, password) {
+            (Some(token), None, None) => Credentials::Token { token },
+            (None, Some(username), password) => Credentials::Password { username, password: password.unwrap_or_default() },
+            (None, None, None) => Credentials::None,
+            _ => return Err(invalid("pass either token= or username=/password=, not both")),
+        };
+        if !(timeout > 0.0 && timeout.is_finite()) {
+            return Err(invalid(format!("timeout must be a positive number of seconds, not {timeout}")));
+        }
+        let opts = ConnectOptions { credentials, ca_cert, timeout: std::time::Duration::from_secs_f64(timeout) };
+        let inner = py.detach(|| runtime().block_on(telemetron::connect(&url, opts))).py()?;
         Ok(Client { inner })
     }
 
@@ -127,7 +154,7 @@ impl Client {
             let keys: Vec<ChannelKey> = chans.iter().map(|c| c.key).collect();
             Ok((c.read(range(start, end), &keys).await?, chans))
         })?;
-        Ok(NativeFrame { frame, chans: ChanMap::new(chans) })
+        Ok(NativeFrame { frame, chans: ChanMap::new(chans), complete: true })
     }
 
     /// Write `{channel: values}` starting at `start` and commit; returns the committed end.

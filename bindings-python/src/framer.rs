@@ -205,7 +205,7 @@ impl Iterator {
     /// Take the frame read by the last next/prev.
     fn value(&self, py: Python<'_>) -> PyResult<NativeFrame> {
         let frame = self.with(py, |i| Ok(i.take_value()))?;
-        Ok(NativeFrame { frame, chans: self.chans.clone() })
+        Ok(NativeFrame { frame, chans: self.chans.clone(), complete: true })
     }
 
     /// Close the iterator.

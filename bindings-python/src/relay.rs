@@ -80,7 +80,7 @@ impl Streamer {
                 })
             });
             match r.py()? {
-                Some(frame) => return Ok(Some(NativeFrame { frame, chans: self.chans.read().clone() })),
+                Some(frame) => return Ok(Some(NativeFrame { frame, chans: self.chans.read().clone(), complete: false })),
                 None => {
                     py.check_signals()?;
                     if total.is_some_and(|t| start.elapsed() >= t) {
@@ -113,7 +113,7 @@ impl Streamer {
                 } => r,
                 () = &mut stopped => Err(closed()),
             };
-            r.map(|frame| NativeFrame { frame, chans }).map_err(to_py)
+            r.map(|frame| NativeFrame { frame, chans, complete: false }).map_err(to_py)
         })
     }
 

@@ -327,6 +327,8 @@ pub fn frame_from_py<'py>(
 pub struct NativeFrame {
     pub frame: Frame,
     pub chans: Arc<ChanMap>,
+    /// True for reads: every channel asked for is listed, even without samples.
+    pub complete: bool,
 }
 
 impl NativeFrame {
@@ -344,14 +346,21 @@ impl NativeFrame {
 
 #[pymethods]
 impl NativeFrame {
-    /// Channels present, in first-seen order.
+    /// Channels present, in first-seen order (for reads, then the channels read that
+    /// have no samples, by key).
     fn channels(&self) -> Vec<PyChannel> {
-        self.frame.unique_keys().into_iter().filter_map(|k| self.chans.by_key.get(&k)).map(|c| PyChannel { inner: c.clone() }).collect()
+        self.keys().into_iter().filter_map(|k| self.chans.by_key.get(&k)).map(|c| PyChannel { inner: c.clone() }).collect()
     }
 
-    /// Keys present, in first-seen order.
+    /// Keys present, in first-seen order (for reads, then the empty channels by key).
     fn keys(&self) -> Vec<ChannelKey> {
-        self.frame.unique_keys()
+        let mut keys = self.frame.unique_keys();
+        if self.complete {
+            let mut rest: Vec<ChannelKey> = self.chans.by_key.keys().copied().filter(|k| !keys.contains(k)).collect();
+            rest.sort_unstable();
+            keys.extend(rest);
+        }
+        keys
     }
 
     /// One array of every sample of `key` (zero-copy for one series, one copy for more;

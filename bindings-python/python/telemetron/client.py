@@ -230,12 +230,13 @@ def connect(
     ca_cert: Optional[str] = None,
     timeout: Any = 10.0,
 ) -> Client:
-    """Connect to a ``telemetron serve`` node (``"ws://host:port"``, ``"wss://..."``,
-    ``"http(s)://..."``), authenticating with a ``token`` or ``username``/``password``.
+    """Connect to a ``telemetron serve`` node (``"http://host:port"``, or ``"https://..."``
+    for TLS; ``ca_cert`` names a PEM file for a private CA), authenticating with a ``token`` or ``username``/``password``.
 
     Raises:
-        TransportError: the node cannot be reached.
-        AuthError: the credentials were refused.
+        ConnectFailed: the node cannot be reached (a :class:`NetError`).
+        AuthRequired, InvalidCredentials: credentials missing or refused.
+        VersionMismatch: the node speaks another protocol version.
     """
     connect_native = getattr(_native.Client, "connect", None)
     if connect_native is None:  # pragma: no cover - built without a remote backend

@@ -304,17 +304,81 @@ class InvalidArgument(TelemetronError, ValueError):
     code = "invalid_argument"
 
 
-# --- remote -------------------------------------------------------------------------------
-class TransportError(TelemetronError, ConnectionError):
-    """The connection to a remote node failed (``transport.*``, ``connection.*``)."""
+# --- remote (mirrors the core's NetError) ------------------------------------------------
+class NetError(TelemetronError, ConnectionError):
+    """Talking to a remote node failed (``net.*``, ``protocol.*``, ``auth.*``,
+    ``server.*``)."""
 
-    code = "transport"
+    code = "net"
 
 
-class AuthError(TelemetronError, PermissionError):
-    """Authentication or authorization failed (``auth.*``)."""
+class InvalidUrl(NetError, ValueError):
+    """The URL is not a node address (``net.invalid_url``)."""
+
+    code = "net.invalid_url"
+
+
+class ConnectFailed(NetError):
+    """The node cannot be reached (``net.connect``)."""
+
+    code = "net.connect"
+
+
+class ConnectionLost(NetError):
+    """The connection dropped (``net.connection_lost``)."""
+
+    code = "net.connection_lost"
+
+
+class NetTimeout(NetError, TimeoutError):
+    """The node did not answer in time (``net.timeout``, ``net.keepalive_timeout``)."""
+
+    code = "net.timeout"
+
+
+class TlsError(NetError):
+    """TLS handshake or certificate failure (``net.tls``)."""
+
+    code = "net.tls"
+
+
+class ProtocolError(NetError):
+    """Protocol version mismatch or violation (``protocol.*``)."""
+
+    code = "protocol"
+
+
+class VersionMismatch(ProtocolError):
+    """The node speaks an incompatible protocol version (``protocol.version_mismatch``)."""
+
+    code = "protocol.version_mismatch"
+
+
+class AuthError(NetError, PermissionError):
+    """Credentials missing or refused (``auth.*``)."""
 
     code = "auth"
+
+
+class AuthRequired(AuthError):
+    """The node requires credentials (``auth.required``)."""
+
+    code = "auth.required"
+
+
+class InvalidCredentials(AuthError):
+    """The credentials were refused (``auth.invalid_credentials``)."""
+
+    code = "auth.invalid_credentials"
+
+
+class ServerError(NetError):
+    """The node failed or is shutting down (``server.*``)."""
+
+    code = "server"
+
+
+TransportError = NetError
 
 
 def _all_classes() -> Dict[str, Type[TelemetronError]]:
@@ -337,10 +401,10 @@ _FAMILY = {
     "stream": StreamError,
     "series": SeriesError,
     "engine": EngineError,
-    "transport": TransportError,
-    "connection": TransportError,
-    "protocol": TransportError,
+    "net": NetError,
+    "protocol": ProtocolError,
     "auth": AuthError,
+    "server": ServerError,
 }
 
 
@@ -350,6 +414,8 @@ def error_class(code: str) -> Type[TelemetronError]:
     cls = _BY_CODE.get(code)
     if cls is not None:
         return cls
+    if code == "net.keepalive_timeout":
+        return NetTimeout
     return _FAMILY.get(code.split(".", 1)[0], TelemetronError)
 
 
@@ -358,6 +424,4 @@ def _from_code(code: str, message: str, details: Dict[str, Any]) -> TelemetronEr
     return error_class(code)(message, code=code, **details)
 
 
-__all__ = [name for name, v in list(globals().items()) if isinstance(v, type) and issubclass(v, (TelemetronError, Warning))] + [
-    "error_class"
-]
+__all__ = [name for name, v in list(globals().items()) if isinstance(v, type) and issubclass(v, (TelemetronError, Warning))] + ["error_class"]

@@ -63,6 +63,8 @@ def to_ns(value: Any) -> int:
 def span_ns(value: Any) -> int:
     """Nanoseconds for a duration-like value: ``int`` (ns), :class:`TimeSpan`,
     ``timedelta``, pandas ``Timedelta`` or numpy ``timedelta64``."""
+    if isinstance(value, np.timedelta64):  # before np.integer: timedelta64 is one
+        return int(value.astype("timedelta64[ns]").astype(np.int64))
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         return int(value)
     if isinstance(value, _dt.timedelta):
@@ -369,7 +371,7 @@ class DataType:
         if value is _dt.datetime or value is TimeStamp:
             return "timestamp"
         if isinstance(value, str):
-            return value
+            return "timestamp" if value.startswith("datetime64") else value
         try:
             d = np.dtype(value)
         except TypeError:

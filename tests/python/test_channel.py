@@ -1,0 +1,78 @@
+"""Channels: create (one, many, retrieve_if_name_exists), retrieve, search, rename, delete."""
+
+import numpy as np
+import pytest
+
+import telemetron as tn
+
+
+def test_create_one_and_retrieve(client):
+    t = client.channels.create(name="time", is_index=True)
+    p = client.channels.create(name="pressure", data_type="float64", index="time")
+    assert t.is_index and t.data_type == "timestamp" and t.index == t.key
+    assert p.data_type == "f64" and p.index == t.key and not p.is_index and not p.is_virtual
+    assert client.channels.retrieve("pressure") == p
+    assert client.channels.retrieve(p.key) == p
+    assert client.channels.retrieve(["time", p.key]) == [t, p]
+
+
+def test_create_many_with_numpy_and_python_types(client):
+    chans = client.channels.create(
+        [
+            tn.NewChannel("t", is_index=True),
+            {"name": "a", "data_type": np.int16, "index": "t"},
+            tn.NewChannel("b", bool, index="t"),
+            tn.NewChannel("c", str, virtual=True),
+        ]
+    )
+    assert [c.data_type for c in chans] == ["timestamp", "i16", "bool", "string"]
+    assert chans[3].is_virtual and chans[3].index is None and chans[3].concurrency == "shared"
+
+
+def test_retrieve_if_name_exists(client):
+    a = client.channels.create(name="time", is_index=True)
+    b = client.channels.create(name="time", is_index=True, retrieve_if_name_exists=True)
+    assert a == b
+    with pytest.raises(tn.ChannelNameTaken) as e:
+        client.channels.create(name="time", is_index=True)
+    assert e.value.code == "channel.name_taken"
+    assert "already exists" in str(e.value)
+
+
+def test_all_or_nothing(client):
+    with pytest.raises(tn.ChannelError):
+        client.channels.create([tn.NewChannel("t", is_index=True), tn.NewChannel("x", "f64", index="missing")])
+    with pytest.raises(tn.ChannelNotFound):
+        client.channels.retrieve("t")
+
+
+def test_not_found_is_a_lookup_error(client):
+    with pytest.raises(LookupError) as e:
+        client.channels.retrieve("nope")
+    assert isinstance(e.value, tn.ChannelNotFound) and isinstance(e.value, tn.TelemetronError)
+    assert e.value.code == "channel.not_found"
+
+
+def test_invalid_definitions(client):
+    with pytest.raises(tn.InvalidArgument):
+        client.channels.create(name="x")  # no data type
+    with pytest.raises(tn.ChannelError):
+        client.channels.create(name="i", data_type="f64", is_index=True)
+    with pytest.raises(tn.InvalidArgument):
+        client.channels.create(name="x", data_type="float128")
+
+
+def test_search_rename_delete(client):
+    client.channels.create([tn.NewChannel("time", is_index=True), tn.NewChannel("pt_1", "f64", index="time")])
+    assert [c.name for c in client.channels.search("PT")] == ["pt_1"]
+    r = client.channels.rename("pt_1", "pt_one")
+    assert r.name == "pt_one" and client.channels.retrieve(r.key).name == "pt_one"
+    with pytest.raises(tn.IndexInUse):
+        client.channels.delete("time")
+    client.channels.delete(["pt_one", "time"])
+    assert client.channels.search("") == []
+
+
+def test_channel_repr_and_hash(client):
+    t = client.channels.create(name="time", is_index=True)
+    assert "time" in repr(t) and {t: 1}[client.channels.retrieve("time")] == 1

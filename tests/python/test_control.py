@@ -1,0 +1,123 @@
+"""Control sequences: commands with fresh timestamps, waiting on sensor values, authority,
+losing control."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import telemetron as tn
+
+
+@pytest.fixture
+def rig(client):
+    client.channels.create(
+        [
+            tn.NewChannel("cmd_time", is_index=True),
+            tn.NewChannel("valve_cmd", "u8", index="cmd_time"),
+            tn.NewChannel("press_pt", "f64", virtual=True),
+            tn.NewChannel("vent_cmd", "u8", virtual=True),
+        ]
+    )
+    return client
+
+
+def _sensor(client, values, period=0.02):
+    """Publish press_pt values from a thread."""
+
+    def run():
+        with client.open_writer(tn.TimeStamp.now(), ["press_pt"], name="daq") as w:
+            for v in values:
+                w.write({"press_pt": float(v)})
+                time.sleep(period)
+
+    th = threading.Thread(target=run)
+    th.start()
+    return th
+
+
+def test_set_and_wait_until(rig):
+    with rig.control.acquire(name="press seq", write=["valve_cmd"], read=["press_pt"], authority=200) as ctrl:
+        assert ctrl.has_control() and ctrl.has_control("valve_cmd")
+        ctrl["valve_cmd"] = 1
+        ctrl["valve_cmd"] = 0
+        assert ctrl["valve_cmd"] == 0
+        th = _sensor(rig, np.linspace(0, 150, 30))
+        assert ctrl.wait_until(lambda c: c["press_pt"] > 100, timeout=10)
+        assert ctrl["press_pt"] > 100 and ctrl.state["press_pt"] > 100
+        th.join()
+        assert not ctrl.wait_until(lambda c: c["press_pt"] > 1000, timeout=0.1)
+    # Each command was stored with a fresh, increasing timestamp on the valve's index.
+    f = rig.read(None, ["valve_cmd"])
+    assert f["valve_cmd"].tolist() == [1, 0]
+    assert f["cmd_time"][1] > f["cmd_time"][0]
+    states = rig.control.states(["valve_cmd"])
+    assert states == []  # released
+
+
+def test_values_before_any_frame(rig):
+    rig.write(tn.TimeStamp(1000), {"cmd_time": [1000], "valve_cmd": [5]})
+    with rig.control.acquire(name="seq", read=["press_pt", "valve_cmd"]) as ctrl:
+        assert ctrl["valve_cmd"] == 5  # seeded with the last stored sample
+        with pytest.raises(tn.NoValue):
+            ctrl["press_pt"]
+        assert ctrl.get("press_pt", -1) == -1
+        assert not ctrl.wait_until(lambda c: c["press_pt"] > 0, timeout=0.05)  # no value yet: False
+        ctrl.sleep(tn.TimeSpan.MILLISECOND * 10)
+
+
+def test_losing_control_raises_on_next_command(rig):
+    with rig.control.acquire(name="low", write=["vent_cmd"], authority=100) as ctrl:
+        ctrl["vent_cmd"] = 1
+        with rig.control.acquire(name="abort", write=["vent_cmd"], authority=250) as high:
+            deadline = time.monotonic() + 5
+            while ctrl.has_control("vent_cmd") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not ctrl.has_control("vent_cmd") and high.has_control()
+            with pytest.raises(tn.ControlLost) as e:
+                ctrl.sleep(1.0)
+                ctrl["vent_cmd"] = 0
+            assert e.value.channels == ["vent_cmd"]
+            assert rig.control.states(["vent_cmd"])[0]["subject"]["name"] == "abort"
+        # The higher authority released: control comes back.
+        deadline = time.monotonic() + 5
+        while not ctrl.has_control() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ctrl.has_control()
+        ctrl["vent_cmd"] = 0
+
+
+def test_on_lost_callback_and_set_authority(rig):
+    lost = []
+    event = threading.Event()
+
+    def on_lost(c, names):
+        lost.append(names)
+        event.set()
+
+    with rig.control.acquire(name="a", write=["vent_cmd"], authority=100, on_lost=on_lost) as a:
+        with rig.control.acquire(name="b", write=["vent_cmd"], authority=150, on_lost="ignore") as b:
+            assert event.wait(5) and lost == [["vent_cmd"]]
+            a.set_authority(200)  # take it back
+            assert a.has_control() and not b.has_control()
+            b["vent_cmd"] = 1  # dropped, ignored by policy
+            a.set({"vent_cmd": 2})
+
+
+def test_lost_control_warns(rig):
+    with rig.control.acquire(name="a", write=["vent_cmd"], authority=10, on_lost="warn") as a:
+        with pytest.warns(RuntimeWarning, match="lost control"):
+            with rig.control.acquire(name="b", write=["vent_cmd"], authority=20):
+                a["vent_cmd"] = 1
+
+
+def test_control_channel_is_streamable(rig):
+    ch = rig.control.channel
+    assert ch.is_virtual and ch.internal
+    with rig.open_streamer([ch]) as s:
+        first = s.read(timeout=5)  # the current state comes first
+        assert first is not None
+        with rig.control.acquire(name="seq", write=["vent_cmd"]):
+            f = s.read(timeout=5)
+        assert f is not None and ch.name in f

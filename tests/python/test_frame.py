@@ -1,0 +1,147 @@
+"""Reading: zero-copy numpy views, concatenation, pandas/polars/Arrow, variable types."""
+
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import polars as pl
+import pytest
+
+import telemetron as tn
+from conftest import stamps
+
+T0 = 1_700_000_000_000_000_000
+
+
+def _fill(client, n=1000):
+    ts = stamps(T0, n)
+    client.write(T0, {"time": ts, "pressure": np.arange(n, dtype=np.float64), "temp": np.arange(n, dtype=np.float32)})
+    return ts
+
+
+def test_read_is_a_read_only_view_over_the_rust_buffer(stand):
+    _fill(stand)
+    f = stand.read(None, ["pressure"])
+    arr = f["pressure"]
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.float64 and not arr.flags.writeable
+    assert not arr.flags.owndata and isinstance(arr.base, tn._native.SeriesBuffer)
+    # Zero copy: numpy's data pointer is the Rust series' buffer.
+    assert f._native.data_ptrs(f.channels[0].key) == [arr.__array_interface__["data"][0]]
+    assert arr.base.ptr == arr.__array_interface__["data"][0]
+    view = np.asarray(arr)
+    assert view.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
+    with pytest.raises(ValueError):
+        arr[0] = 1.0
+    del f
+    assert arr[999] == 999.0  # the view keeps the buffer alive
+
+
+def test_several_series_are_concatenated_once(stand):
+    for k in range(3):
+        stand.write(T0 + k * 10**9, {"time": stamps(T0 + k * 10**9, 10), "pressure": np.full(10, float(k))})
+    f = stand.read(None, ["pressure"])
+    parts = f.series("pressure")
+    assert len(parts) == 3 and all(not p.flags.writeable for p in parts)
+    whole = f["pressure"]
+    assert len(whole) == 30 and whole[10] == 1.0 and not whole.flags.writeable
+    assert f["pressure"] is whole  # cached: concatenated once
+
+
+def test_frame_mapping_api(stand):
+    _fill(stand, 10)
+    f = stand.read(None, ["pressure", "temp"])
+    assert set(f) == {"pressure", "temp", "time"} and len(f) == 3 and "pressure" in f and "nope" not in f
+    key = stand.channels.retrieve("temp").key
+    assert f[key] is f["temp"] and f.samples("temp") == 10
+    assert f.time_range() == tn.TimeRange(T0, T0 + 9 * 1_000_000 + 1)
+    assert f.byte_size == 10 * (8 + 4 + 8)
+    with pytest.raises(tn.ChannelNotFound):
+        f["nope"]
+    assert "pressure: 10 f64" in repr(f)
+    g = stand.read(None, ["pressure"], include_index=False)
+    assert list(g) == ["pressure"]
+
+
+def test_to_pandas_has_a_datetime_index(stand):
+    ts = _fill(stand, 50)
+    df = stand.read(None, ["pressure", "temp"]).to_pandas()
+    assert list(df.columns) == ["pressure", "temp"] and df.index.name == "time"
+    assert str(df.index.tz) == "UTC" and df.index[0].value == ts[0]
+    assert df["pressure"].sum() == sum(range(50))
+
+
+def test_to_pandas_joins_two_indexes(stand):
+    stand.channels.create([tn.NewChannel("t2", is_index=True), tn.NewChannel("slow", "f64", index="t2")])
+    _fill(stand, 4)
+    stand.write(T0, {"t2": [T0, T0 + 2_000_000], "slow": [10.0, 20.0]})
+    df = stand.read(None, ["pressure", "slow"]).to_pandas()
+    assert len(df) == 4 and df["slow"].count() == 2
+
+
+def test_to_polars_and_arrow_share_memory(stand):
+    _fill(stand, 100)
+    f = stand.read(None, ["pressure", "temp"])
+    table = f.to_arrow()
+    assert table.schema.field("time").type == pa.timestamp("ns", tz="UTC")
+    col = table.column("pressure").chunk(0)
+    assert col.buffers()[1].address == f["pressure"].__array_interface__["data"][0]
+    df = f.to_polars()
+    assert df.shape == (100, 3) and df["pressure"].sum() == sum(range(100))
+
+
+def test_arrow_pycapsule_interface(stand):
+    _fill(stand, 20)
+    f = stand.read(None, ["pressure", "temp"])
+    assert pa.table(f).num_rows == 20  # __arrow_c_stream__
+    assert pa.record_batch(f).num_rows == 20  # __arrow_c_array__
+    assert pl.DataFrame(f).shape == (20, 3)
+    with pytest.raises(tn.InvalidArgument):
+        stand.channels.create([tn.NewChannel("t2", is_index=True), tn.NewChannel("slow", "f64", index="t2")])
+        stand.write(T0, {"t2": [T0], "slow": [1.0]})
+        stand.read(None, ["pressure", "slow"]).to_arrow()
+
+
+@pytest.mark.parametrize(
+    "data_type,values",
+    [
+        ("u8", np.array([0, 255], np.uint8)),
+        ("u16", np.array([0, 65535], np.uint16)),
+        ("u32", np.array([1, 2], np.uint32)),
+        ("u64", np.array([1, 2**63], np.uint64)),
+        ("i8", np.array([-128, 127], np.int8)),
+        ("i16", np.array([-2, 2], np.int16)),
+        ("i32", np.array([-2, 2], np.int32)),
+        ("i64", np.array([-(2**62), 2], np.int64)),
+        ("f32", np.array([0.5, -1], np.float32)),
+        ("f64", np.array([np.pi, np.inf])),
+        ("bool", np.array([True, False])),
+    ],
+)
+def test_fixed_types_round_trip(stand, data_type, values):
+    stand.channels.create(name="x", data_type=data_type, index="time")
+    stand.write(T0, {"time": stamps(T0, 2), "x": values})
+    got = stand.read(None, ["x"])["x"]
+    assert got.dtype == values.dtype
+    np.testing.assert_array_equal(got, values)
+
+
+def test_variable_types_round_trip(stand):
+    u = [uuid.uuid4(), uuid.uuid4()]
+    stand.channels.create(
+        [
+            tn.NewChannel("s", "string", index="time"),
+            tn.NewChannel("j", "json", index="time"),
+            tn.NewChannel("b", "bytes", index="time"),
+            tn.NewChannel("u", "uuid", index="time"),
+        ]
+    )
+    stand.write(T0, {"time": stamps(T0, 2), "s": ["hi", "ünï"], "j": [{"a": 1}, [1, 2]], "b": [b"\x00", b""], "u": u})
+    f = stand.read(None, ["s", "j", "b", "u"])
+    assert f["s"] == ["hi", "ünï"] and f["j"] == [{"a": 1}, [1, 2]] and f["b"] == [b"\x00", b""] and f["u"] == u
+    with pytest.raises(tn.SeriesError):
+        stand.write(T0 + 10**9, {"time": [T0 + 10**9], "j": ["{not json"]})
+
+
+def test_empty_read(stand):
+    f = stand.read(None, ["pressure"])
+    assert len(f["pressure"]) == 0 and f["pressure"].dtype == np.float64
