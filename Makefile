@@ -1,18 +1,24 @@
 # One entry point for chores; CI (.ci/run) calls `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-rust check bench fmt
+.PHONY: demo test test-rust test-node check bench fmt
 
 ## Run the main job: a simulated test stand written and read back.
 demo:
 	$(CARGO) run --release -p telemetron -- demo
 
 ## Run every test (what CI runs).
-test: test-rust
+test: test-rust test-node
 
 test-rust:
 	$(CARGO) build --release -p telemetron
 	$(CARGO) test -p telemetron --release
+
+## Node SDK: `npm install` builds the addon (prepare -> napi build --release), then node:test
+## runs tests/node/ against an embedded engine and a `telemetron serve` node.
+test-node:
+	npm install
+	npm test
 
 ## Formatting and lints.
 check:

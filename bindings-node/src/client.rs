@@ -56,7 +56,10 @@ impl Client {
 
     /// Channels by key or name, in order.
     #[napi]
-    pub async fn retrieve_channels(&self, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<Vec<ChannelJs>> {
+    pub async fn retrieve_channels(
+        &self,
+        #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+    ) -> Result<Vec<ChannelJs>> {
         Ok(self.resolve(&refs).await?.iter().map(ChannelJs::from_core).collect())
     }
 
@@ -68,7 +71,11 @@ impl Client {
 
     /// Rename a channel.
     #[napi]
-    pub async fn rename_channel(&self, #[napi(ts_arg_type = "number | string")] channel: Either<u32, String>, name: String) -> Result<ChannelJs> {
+    pub async fn rename_channel(
+        &self,
+        #[napi(ts_arg_type = "number | string")] channel: Either<u32, String>,
+        name: String,
+    ) -> Result<ChannelJs> {
         let key = self.resolve(std::slice::from_ref(&channel)).await?[0].key;
         Ok(ChannelJs::from_core(&self.inner.rename_channel(key, &name).await.js()?))
     }
@@ -105,7 +112,11 @@ impl Client {
 
     /// Read a time range of channels.
     #[napi]
-    pub async fn read(&self, range: TimeRangeJs, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<FrameJs> {
+    pub async fn read(
+        &self,
+        range: TimeRangeJs,
+        #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+    ) -> Result<FrameJs> {
         let tr = range.to_core()?;
         let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
         Ok(FrameJs::from_core(self.inner.read(tr, &keys).await.js()?))
@@ -113,7 +124,11 @@ impl Client {
 
     /// Delete a time range of channels.
     #[napi]
-    pub async fn delete_range_data(&self, range: TimeRangeJs, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<()> {
+    pub async fn delete_range_data(
+        &self,
+        range: TimeRangeJs,
+        #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+    ) -> Result<()> {
         let tr = range.to_core()?;
         let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
         self.inner.delete(tr, &keys).await.js()
@@ -221,7 +236,10 @@ impl Client {
 
     /// Current control holders of channels (all when empty).
     #[napi]
-    pub async fn control_states(&self, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<Vec<StateJs>> {
+    pub async fn control_states(
+        &self,
+        #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+    ) -> Result<Vec<StateJs>> {
         let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
         Ok(self.inner.control_states(&keys).await.js()?.into_iter().map(StateJs::from_core).collect())
     }

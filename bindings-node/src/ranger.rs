@@ -27,13 +27,7 @@ pub struct RangeJs {
 
 impl RangeJs {
     pub(crate) fn from_core(r: Range) -> RangeJs {
-        RangeJs {
-            key: r.key.to_string(),
-            name: r.name,
-            time_range: TimeRangeJs::from_core(r.time_range),
-            labels: r.labels,
-            color: r.color,
-        }
+        RangeJs { key: r.key.to_string(), name: r.name, time_range: TimeRangeJs::from_core(r.time_range), labels: r.labels, color: r.color }
     }
 }
 

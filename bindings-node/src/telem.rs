@@ -195,7 +195,12 @@ impl Column {
                     let Some(first) = items.first() else { return Ok(Column::Numbers(Vec::new())) };
                     let first = first.value();
                     let what = raw_type(first.env, first.value)?;
-                    let bad = |e: Error| invalid(format!("arrays must hold one kind of value (all numbers, bigints, booleans, strings or Uint8Arrays): {}", e.reason));
+                    let bad = |e: Error| {
+                        invalid(format!(
+                            "arrays must hold one kind of value (all numbers, bigints, booleans, strings or Uint8Arrays): {}",
+                            e.reason
+                        ))
+                    };
                     match what {
                         ValueType::Number => Ok(Column::Numbers(Vec::<f64>::from_napi_value(env, raw).map_err(bad)?)),
                         ValueType::BigInt => Ok(Column::BigInts(
@@ -209,9 +214,7 @@ impl Column {
                         _ => Err(invalid("array elements must be numbers, bigints, booleans, strings or Uint8Arrays")),
                     }
                 }
-                _ => Err(invalid(
-                    "samples must be a typed array, an array of numbers/bigints/booleans/strings, or a single such value",
-                )),
+                _ => Err(invalid("samples must be a typed array, an array of numbers/bigints/booleans/strings, or a single such value")),
             }
         }
     }
@@ -241,11 +244,10 @@ impl Column {
     pub(crate) fn into_series(self, ch: &Channel) -> Result<Series> {
         let dt = ch.data_type;
         let mismatch = |got: &str| {
-            coded("write.type_mismatch", format!(
-                "channel {:?} holds {dt} samples, got {got}; pass {} or a plain array",
-                ch.name,
-                js_type_for(dt)
-            ))
+            coded(
+                "write.type_mismatch",
+                format!("channel {:?} holds {dt} samples, got {got}; pass {} or a plain array", ch.name, js_type_for(dt)),
+            )
         };
         let shared = |b: Bytes| Series::from_bytes(dt, b).map_err(|e| invalid(e.to_string()));
         let self_name = self.js_name();
@@ -313,7 +315,8 @@ fn whole(v: &[f64], lo: f64, hi: f64, name: &str, dt: DataType) -> Result<()> {
 fn numbers(v: Vec<f64>, dt: DataType, name: &str) -> Option<Result<Series>> {
     macro_rules! ints {
         ($t:ty) => {
-            whole(&v, <$t>::MIN as f64, <$t>::MAX as f64, name, dt).map(|_| Series::from_vec(v.iter().map(|&x| x as $t).collect::<Vec<$t>>()))
+            whole(&v, <$t>::MIN as f64, <$t>::MAX as f64, name, dt)
+                .map(|_| Series::from_vec(v.iter().map(|&x| x as $t).collect::<Vec<$t>>()))
         };
     }
     Some(match dt {
@@ -327,8 +330,9 @@ fn numbers(v: Vec<f64>, dt: DataType, name: &str) -> Option<Result<Series>> {
         DataType::U16 => ints!(u16),
         DataType::U32 => ints!(u32),
         DataType::U64 => ints!(u64),
-        DataType::Timestamp => whole(&v, i64::MIN as f64, i64::MAX as f64, name, dt)
-            .map(|_| Series::timestamps(v.iter().map(|&x| x as i64).collect())),
+        DataType::Timestamp => {
+            whole(&v, i64::MIN as f64, i64::MAX as f64, name, dt).map(|_| Series::timestamps(v.iter().map(|&x| x as i64).collect()))
+        }
         DataType::Bool => whole(&v, 0.0, 1.0, name, dt).map(|_| Series::bools(&v.iter().map(|&x| x != 0.0).collect::<Vec<_>>())),
         _ => return None,
     })
@@ -387,11 +391,8 @@ macro_rules! view {
         } else if (ptr as usize) % std::mem::align_of::<$t>() != 0 {
             // Never happens for series built by the core (buffers are aligned); copy rather
             // than hand V8 a misaligned view.
-            let v: Vec<$t> = s
-                .data()
-                .chunks_exact(std::mem::size_of::<$t>())
-                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()))
-                .collect();
+            let v: Vec<$t> =
+                s.data().chunks_exact(std::mem::size_of::<$t>()).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default())).collect();
             <$ta>::new(v)
         } else {
             // SAFETY: the closure owns `s`, whose buffer stays allocated (and is never written
@@ -418,11 +419,8 @@ impl ToNapiValue for SeriesData {
             DataType::U32 => view!(env, s, Uint32Array, u32),
             DataType::U64 => view!(env, s, BigUint64Array, u64),
             DataType::Uuid => {
-                let v: Vec<String> = s
-                    .data()
-                    .chunks_exact(16)
-                    .map(|c| uuid::Uuid::from_slice(c).map(|u| u.to_string()).unwrap_or_default())
-                    .collect();
+                let v: Vec<String> =
+                    s.data().chunks_exact(16).map(|c| uuid::Uuid::from_slice(c).map(|u| u.to_string()).unwrap_or_default()).collect();
                 // SAFETY: as above.
                 unsafe { Vec::<String>::to_napi_value(env, v) }
             }
@@ -447,7 +445,9 @@ pub struct SeriesJs {
     pub data_type: String,
     /// The samples: a typed array over Rust memory for fixed-size types, an array of
     /// strings (`string`, `json`, `uuid`) or `Buffer`s (`bytes`).
-    #[napi(ts_type = "Float64Array | Float32Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array | string[] | Buffer[]")]
+    #[napi(
+        ts_type = "Float64Array | Float32Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array | string[] | Buffer[]"
+    )]
     pub data: SeriesData,
     /// The time range of the samples (`[first, last + 1)` for stored data).
     pub time_range: TimeRangeJs,
