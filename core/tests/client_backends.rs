@@ -221,7 +221,6 @@ async fn writer_validation_errors(b: &Backend) {
     w3.close().await.unwrap();
 }
 
-
 async fn control_arbitration_and_reports(b: &Backend) {
     let c = &b.client;
     let c2 = b.another().await;

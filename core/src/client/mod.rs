@@ -106,7 +106,7 @@ pub enum Credentials {
 /// missing or refused credentials.
 pub async fn connect(url: &str, opts: ConnectOptions) -> Result<Client> {
     let r = remote::Remote::connect(url, &opts).await?;
-    Ok(Client { backend: std::sync::Arc::new(Backend::Remote(r)) })
+    Ok(Client { backend: std::sync::Arc::new(Backend::Remote(Box::new(r))) })
 }
 
 /// Connection settings for [`connect`].
@@ -156,7 +156,7 @@ impl From<String> for ChannelRef {
 
 pub(crate) enum Backend {
     Embedded(Engine),
-    Remote(remote::Remote),
+    Remote(Box<remote::Remote>),
 }
 
 /// A Telemetron client (embedded or remote). Cheap to clone.

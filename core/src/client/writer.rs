@@ -6,6 +6,8 @@ use crate::error::Result;
 use crate::framer::WriteReport;
 use crate::telem::{Frame, TimeStamp};
 
+// The embedded writer is used in place (no box) because it is the hot path in-process.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum WriterInner {
     Embedded(crate::framer::Writer),
     Remote(super::remote::RemoteWriter),

@@ -260,7 +260,7 @@ mod tests {
         let base = enc.as_ptr() as usize;
         let back = decode(enc.clone()).unwrap();
         let p = back.series()[0].data().as_ptr() as usize;
-        if base % 8 == 0 {
+        if base.is_multiple_of(8) {
             assert_eq!(p, base + HEADER + SERIES_HEADER, "aligned input must not be copied");
         }
     }

@@ -25,6 +25,9 @@ pub struct VersionInfo {
     pub version: String,
     /// True if requests need credentials.
     pub auth_required: bool,
+    /// Largest message or request body the node accepts, in bytes.
+    #[serde(default)]
+    pub max_message_bytes: u64,
 }
 
 /// `POST /api/v1/auth/login`.

@@ -162,7 +162,12 @@ type Reply<R> = std::result::Result<Json<R>, ApiError>;
 type St = State<Arc<AppState>>;
 
 async fn version(State(s): St) -> Json<VersionInfo> {
-    Json(VersionInfo { protocol: PROTOCOL_VERSION, version: env!("CARGO_PKG_VERSION").to_string(), auth_required: s.auth.required() })
+    Json(VersionInfo {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        auth_required: s.auth.required(),
+        max_message_bytes: s.config.max_message_bytes as u64,
+    })
 }
 
 async fn login(State(s): St, body: Body) -> Reply<LoginResponse> {

@@ -24,6 +24,8 @@ pub(crate) enum Event {
     Gone(String),
     /// Nothing arrived for the control timeout.
     TimedOut,
+    /// A message exceeded the size limit (the stream cannot continue).
+    TooLarge(NetError),
     /// The server is shutting down.
     Shutdown,
 }
@@ -70,7 +72,7 @@ impl Session {
                         Some(Ok(Message::Binary(b))) => return Event::Frame(b),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Close(_))) | None => return Event::Gone("the client closed the stream".into()),
-                        Some(Err(e)) => return Event::Gone(e.to_string()),
+                        Some(Err(e)) => return self.failed(e),
                     }
                 }
                 _ = self.ping.tick() => {
@@ -83,6 +85,21 @@ impl Session {
                 }
                 _ = self.shutdown.wait() => return Event::Shutdown,
             }
+        }
+    }
+
+    fn failed(&self, e: axum::Error) -> Event {
+        let inner = e.into_inner();
+        match inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            Some(tokio_tungstenite::tungstenite::Error::Capacity(c)) => {
+                use tokio_tungstenite::tungstenite::error::CapacityError;
+                let (size, limit) = match c {
+                    CapacityError::MessageTooLong { size, max_size } => (*size as u64, *max_size as u64),
+                    CapacityError::TooManyHeaders => (0, 0),
+                };
+                Event::TooLarge(NetError::TooLarge { size, limit })
+            }
+            _ => Event::Gone(inner.to_string()),
         }
     }
 
@@ -115,6 +132,13 @@ impl Session {
         let frame = CloseFrame { code, reason: reason.chars().take(100).collect::<String>().into() };
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let _ = self.tx.send(Message::Close(Some(frame))).await;
+            // Read until the client's close: dropping a socket with unread input resets it,
+            // which can destroy the error message just sent.
+            while let Some(Ok(m)) = self.rx.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
             let _ = self.tx.close().await;
         })
         .await;

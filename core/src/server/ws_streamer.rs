@@ -31,6 +31,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
         },
         Event::Frame(_) => return end(s, Some(NetError::protocol("streamers take no frames").into()), 1008).await,
         Event::TimedOut => return end(s, Some(timed_out(&state).into()), 1008).await,
+        Event::TooLarge(e) => return end(s, Some(e.into()), 1009).await,
         Event::Shutdown => return end(s, Some(NetError::ServerShutdown.into()), 1001).await,
         Event::Gone(_) => return,
     };
@@ -70,6 +71,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                     return;
                 }
                 Event::TimedOut => break (Some(timed_out(&state).into()), 1008),
+                Event::TooLarge(e) => break (Some(e.into()), 1009),
                 Event::Shutdown => break (Some(NetError::ServerShutdown.into()), 1001),
             },
         }

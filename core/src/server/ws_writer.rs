@@ -62,6 +62,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
         },
         Event::Frame(_) => return refuse(s, NetError::protocol("a frame arrived before the writer was opened").into()).await,
         Event::TimedOut => return refuse(s, timed_out(&state).into()).await,
+        Event::TooLarge(e) => return refuse(s, e.into()).await,
         Event::Shutdown => return refuse(s, NetError::ServerShutdown.into()).await,
         Event::Gone(_) => return,
     };
@@ -97,6 +98,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                     break End::Abort(None);
                 }
                 Event::TimedOut => break End::Abort(Some(timed_out(&state).into())),
+                Event::TooLarge(e) => break End::Abort(Some(e.into())),
                 Event::Shutdown => break End::Shutdown,
             },
             Some(n) = notices.recv() => {

@@ -75,3 +75,65 @@ macro_rules! on_both {
         )*
     };
 }
+
+/// A raw WebSocket to a node's stream (`writer`, `streamer`, `iterator`), speaking the
+/// protocol by hand: for feeding it garbage.
+pub mod raw {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpStream;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    pub type Ws = WebSocketStream<TcpStream>;
+
+    /// Open `/api/v1/stream/{kind}` with the right version header.
+    pub async fn open(addr: std::net::SocketAddr, kind: &str) -> Ws {
+        let mut req = format!("ws://{addr}/api/v1/stream/{kind}").into_client_request().unwrap();
+        req.headers_mut().insert("telemetron-protocol", "1".parse().unwrap());
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tokio_tungstenite::client_async(req, tcp).await.expect("upgrade").0
+    }
+
+    pub async fn send_text(ws: &mut Ws, s: &str) {
+        ws.send(Message::text(s.to_string())).await.unwrap();
+    }
+
+    /// Send a binary message; false if the node already closed the connection.
+    pub async fn send_binary(ws: &mut Ws, b: Vec<u8>) -> bool {
+        ws.send(Message::binary(b)).await.is_ok()
+    }
+
+    /// The next JSON message (skipping pings), or `None` once the socket closed.
+    pub async fn json(ws: &mut Ws) -> Option<serde_json::Value> {
+        loop {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("a message in time");
+            match m {
+                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Binary(b))) => panic!("unexpected frame of {} bytes", b.len()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// A raw HTTP/1.1 POST; returns (status, body).
+    pub async fn post(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let mut req = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        tcp.write_all(body).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tcp.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out).to_string();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        (status, body)
+    }
+}

@@ -22,6 +22,8 @@ pub(crate) struct Http {
     idle: parking_lot::Mutex<Vec<SendRequest<Full<Bytes>>>>,
     /// `Authorization` header value, once authenticated.
     pub auth: parking_lot::RwLock<Option<String>>,
+    /// The node's message size limit (0: unknown).
+    pub max_message: std::sync::atomic::AtomicU64,
 }
 
 /// A response: status, content type and body.
@@ -33,7 +35,7 @@ pub(crate) struct Reply {
 
 impl Http {
     pub(crate) fn new(endpoint: Endpoint) -> Http {
-        Http { endpoint, idle: parking_lot::Mutex::new(Vec::new()), auth: parking_lot::RwLock::new(None) }
+        Http { endpoint, idle: parking_lot::Mutex::new(Vec::new()), auth: parking_lot::RwLock::new(None), max_message: Default::default() }
     }
 
     async fn sender(&self) -> Result<SendRequest<Full<Bytes>>> {
@@ -87,8 +89,18 @@ impl Http {
         }
     }
 
+    /// Refuse a message the node would refuse, before sending it.
+    pub(crate) fn check_size(&self, size: usize) -> Result<()> {
+        let limit = self.max_message.load(std::sync::atomic::Ordering::Relaxed);
+        if limit > 0 && size as u64 > limit {
+            return Err(NetError::TooLarge { size: size as u64, limit }.into());
+        }
+        Ok(())
+    }
+
     /// POST a JSON body; returns the raw reply, with errors already turned into `Err`.
     pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: Bytes) -> Result<Reply> {
+        self.check_size(body.len())?;
         let r = self.send(Method::POST, path, content_type, body).await?;
         check(r)
     }

@@ -43,6 +43,7 @@ impl Remote {
         if v.protocol != PROTOCOL_VERSION {
             return Err(NetError::VersionMismatch { node: v.protocol, client: PROTOCOL_VERSION }.into());
         }
+        http.max_message.store(v.max_message_bytes, std::sync::atomic::Ordering::Relaxed);
         let token = match &opts.credentials {
             Credentials::None if v.auth_required => return Err(NetError::AuthRequired.into()),
             Credentials::None => None,

@@ -123,6 +123,7 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct RemoteWriter {
     shared: Arc<Shared>,
+    max_message: u64,
     validator: Validator,
     keys: Vec<ChannelKey>,
     err_on_unauthorized: bool,
@@ -163,6 +164,7 @@ impl RemoteWriter {
             validator: Validator::new(&channels, mode, start),
             keys: channels.iter().map(|c| c.key).collect(),
             shared,
+            max_message: http.max_message.load(std::sync::atomic::Ordering::Relaxed),
             err_on_unauthorized,
             start,
             next_id: 1,
@@ -212,6 +214,10 @@ impl RemoteWriter {
         };
         let last = self.validator.check_storage(frame)?;
         if !frame.is_empty() {
+            let size = codec::encoded_len(frame);
+            if self.max_message > 0 && size as u64 > self.max_message {
+                return Err(NetError::TooLarge { size: size as u64, limit: self.max_message }.into());
+            }
             self.shared.conn.send_frame(Bytes::from(codec::encode(frame))).await?;
             self.validator.record(last);
         }

@@ -1,0 +1,212 @@
+//! The node under bad input and failure: garbage on every stream and route gets a clear
+//! error while other clients carry on; oversized messages are refused; a client that
+//! vanishes or stops answering loses control within the control timeout; a graceful
+//! shutdown keeps what was committed (and commits open writers).
+
+mod backends;
+
+use std::time::{Duration, Instant};
+
+use backends::{Backend, raw, test_options};
+use telemetron::channel::{ChannelKey, NewChannel};
+use telemetron::framer::WriterConfig;
+use telemetron::protocol::codec;
+use telemetron::relay::StreamerConfig;
+use telemetron::server::{ServerConfig, serve};
+use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
+use telemetron::{Client, ConnectOptions, Engine};
+
+fn loopback() -> ServerConfig {
+    ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() }
+}
+
+async fn valve(c: &Client) -> (ChannelKey, ChannelKey) {
+    let ch = c.create_channels(vec![NewChannel::index("vt"), NewChannel::data("valve", DataType::U8, "vt")], false).await.unwrap();
+    (ch[0].key, ch[1].key)
+}
+
+fn cmd(t: ChannelKey, v: ChannelKey, ts: i64, val: u8) -> Frame {
+    Frame::new().with(t, Series::timestamps(vec![ts])).with(v, Series::from_vec(vec![val]))
+}
+
+/// Wait until `f` holds, at most `limit`.
+async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "condition not reached within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_gets_a_clear_error_and_others_carry_on() {
+    let b = Backend::remote().await;
+    let addr = b.server.as_ref().unwrap().local_addr();
+    let c = &b.client;
+    let (t, v) = valve(c).await;
+    let mut good = c.open_writer(WriterConfig::new(TimeStamp(0), vec![v])).await.unwrap();
+    let mut watcher = c.open_streamer(StreamerConfig::new(vec![v])).await.unwrap();
+
+    // Not JSON on each stream kind: a protocol error names the problem, then the close.
+    for kind in ["writer", "streamer", "iterator"] {
+        let mut ws = raw::open(addr, kind).await;
+        raw::send_text(&mut ws, "{\"type\": \"open\", \"config\": ").await;
+        let m = raw::json(&mut ws).await.expect("an error message");
+        assert_eq!(m["type"], "closed", "{kind}: {m}");
+        assert_eq!(m["error"]["code"], "protocol.violation", "{kind}: {m}");
+        assert!(m["error"]["message"].as_str().unwrap().contains("malformed JSON"), "{m}");
+        assert!(raw::json(&mut ws).await.is_none(), "{kind}: the stream closes");
+    }
+    // Wrong types and unknown channels.
+    let mut ws = raw::open(addr, "writer").await;
+    raw::send_text(&mut ws, r#"{"type":"open","config":{"start":"soon","channels":[1]}}"#).await;
+    assert_eq!(raw::json(&mut ws).await.unwrap()["error"]["code"], "protocol.violation");
+    let mut ws = raw::open(addr, "streamer").await;
+    raw::send_text(&mut ws, r#"{"type":"open","config":{"channels":[987654]}}"#).await;
+    assert_eq!(raw::json(&mut ws).await.unwrap()["error"]["code"], "channel.not_found");
+    // A frame before open; a second open; an unknown message type.
+    let mut ws = raw::open(addr, "writer").await;
+    raw::send_binary(&mut ws, vec![1, 2, 3]).await;
+    assert_eq!(raw::json(&mut ws).await.unwrap()["error"]["code"], "protocol.violation");
+
+    // Undecodable frames on an open writer are rejected writes: reported, and the writer goes on.
+    let (t2, v2) = {
+        let ch = c.create_channels(vec![NewChannel::index("rt"), NewChannel::data("rv", DataType::U8, "rt")], false).await.unwrap();
+        (ch[0].key, ch[1].key)
+    };
+    let mut ws = raw::open(addr, "writer").await;
+    raw::send_text(&mut ws, &format!(r#"{{"type":"open","config":{{"start":0,"channels":[{v2}]}}}}"#)).await;
+    assert_eq!(raw::json(&mut ws).await.unwrap()["type"], "opened");
+    raw::send_binary(&mut ws, b"TLMF garbage".to_vec()).await;
+    let m = raw::json(&mut ws).await.unwrap();
+    assert_eq!((m["type"].as_str(), m["seq"].as_u64()), (Some("write_error"), Some(1)), "{m}");
+    assert_eq!(m["error"]["code"], "protocol.violation");
+    let mut wrong_type = codec::encode(&Frame::new().with(t2, Series::timestamps(vec![5])).with(v2, Series::from_vec(vec![1.0f64])));
+    raw::send_binary(&mut ws, std::mem::take(&mut wrong_type)).await;
+    let m = raw::json(&mut ws).await.unwrap();
+    assert_eq!((m["seq"].as_u64(), m["error"]["code"].as_str()), (Some(2), Some("write.type_mismatch")), "{m}");
+    raw::send_binary(&mut ws, codec::encode(&cmd(t2, v2, 5, 9))).await;
+    raw::send_text(&mut ws, r#"{"type":"commit","id":7}"#).await;
+    let m = raw::json(&mut ws).await.unwrap();
+    assert_eq!((m["type"].as_str(), m["id"].as_u64(), m["end"].as_i64()), (Some("committed"), Some(7), Some(6)), "{m}");
+    raw::send_text(&mut ws, r#"{"type":"dance"}"#).await;
+    let m = raw::json(&mut ws).await.unwrap();
+    assert_eq!((m["type"].as_str(), m["error"]["code"].as_str()), (Some("closed"), Some("protocol.violation")), "{m}");
+
+    // Unary garbage.
+    let v1 = [("telemetron-protocol", "1")];
+    let (status, body) = raw::post(addr, "/api/v1/channels/create", &v1, b"{\"channels\": [").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("protocol.violation") && body.contains("malformed JSON"), "{body}");
+    let (status, body) = raw::post(addr, "/api/v1/channels/create", &v1, br#"{"channels":[{"name":"x","data_type":"float128"}]}"#).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = raw::post(addr, "/api/v1/frames/write?start=0", &v1, b"not a frame").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = raw::post(addr, "/api/v1/nowhere", &v1, b"{}").await;
+    assert_eq!(status, 400, "{body}");
+
+    // Through all of that, the good writer and streamer were unaffected; the committed
+    // write of the raw writer is there.
+    assert!(good.write(&cmd(t, v, 1, 1)).await.unwrap().all_written());
+    assert_eq!(watcher.next_timeout(Duration::from_secs(5)).await.unwrap().unwrap().samples(v), 1);
+    good.close().await.unwrap();
+    assert_eq!(c.read(TimeRange::MAX, &[v2]).await.unwrap().samples(v2), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_refused() {
+    let b = Backend::remote_with(ServerConfig { max_message_bytes: 1 << 20, ..loopback() }).await;
+    let addr = b.server.as_ref().unwrap().local_addr();
+    let c = &b.client;
+    let big = c.create_channels(vec![NewChannel::virtual_("big", DataType::U8)], false).await.unwrap()[0].key;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![big])).await.unwrap();
+    let huge = Frame::new().with(big, Series::from_vec(vec![0u8; 2 << 20]));
+    // The client knows the node's limit and refuses before sending; the writer goes on.
+    assert_eq!(w.write(&huge).await.unwrap_err().code(), "protocol.too_large");
+    w.write(&Frame::new().with(big, Series::from_vec(vec![1u8; 1000]))).await.unwrap();
+    w.close().await.unwrap();
+    // A raw client that sends it anyway gets `too_large` and the stream closes.
+    let mut ws = raw::open(addr, "writer").await;
+    raw::send_text(&mut ws, &format!(r#"{{"type":"open","config":{{"start":0,"channels":[{big}]}}}}"#)).await;
+    assert_eq!(raw::json(&mut ws).await.unwrap()["type"], "opened");
+    raw::send_binary(&mut ws, codec::encode(&huge)).await;
+    // The node stops reading mid-message; the error usually arrives before the reset.
+    if let Some(m) = raw::json(&mut ws).await {
+        assert_eq!(m["error"]["code"], "protocol.too_large", "{m}");
+    }
+    let (status, body) = raw::post(addr, "/api/v1/channels/search", &[("telemetron-protocol", "1")], &vec![b' '; 2 << 20]).await;
+    assert!(status == 413 || body.contains("too_large") || status == 0, "{status} {body}");
+    assert_eq!(c.write(TimeStamp(0), huge).await.unwrap_err().code(), "protocol.too_large");
+    assert!(c.search_channels("big").await.unwrap().len() == 1, "the node carries on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_loses_control_within_the_timeout() {
+    let timeout = Duration::from_millis(400);
+    let b = Backend::remote_with(ServerConfig { control_timeout: timeout, ..loopback() }).await;
+    let addr = b.server.as_ref().unwrap().local_addr();
+    let c = &b.client;
+    let (t, v) = valve(c).await;
+    // A raw client takes control at 200, then never says anything again.
+    let mut frozen = raw::open(addr, "writer").await;
+    raw::send_text(&mut frozen, &format!(r#"{{"type":"open","config":{{"start":0,"channels":[{v}],"authorities":[200]}}}}"#)).await;
+    assert_eq!(raw::json(&mut frozen).await.unwrap()["authorized"].as_array().unwrap().len(), 2);
+    let mut next = c.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).authority(100)).await.unwrap();
+    assert!(!next.has_control(v));
+    let waited = eventually(Duration::from_secs(5), || next.has_control(v)).await;
+    assert!(waited >= timeout / 2, "handed over after {waited:?}, before the timeout");
+    assert!(next.write(&cmd(t, v, 10, 1)).await.unwrap().all_written());
+    // The frozen client is told why, if it ever reads (its WebSocket layer may first fail
+    // to answer the pings that queued up on the closed socket).
+    if let Some(m) = raw::json(&mut frozen).await {
+        assert_eq!(m["error"]["code"], "net.keepalive_timeout", "{m}");
+    }
+    // A live but idle client keeps control: its keep-alives flow without any call.
+    tokio::time::sleep(timeout * 3).await;
+    assert!(next.has_control(v));
+    assert!(next.write(&cmd(t, v, 11, 1)).await.unwrap().all_written());
+    next.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_client_loses_control_at_once() {
+    let b = Backend::remote().await;
+    let c = &b.client;
+    let (t, v) = valve(c).await;
+    let other = b.another().await;
+    let mut holder = other.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).authority(200).auto_commit(false)).await.unwrap();
+    holder.write(&cmd(t, v, 1, 1)).await.unwrap();
+    holder.commit().await.unwrap();
+    holder.write(&cmd(t, v, 2, 1)).await.unwrap();
+    let next = c.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).authority(100)).await.unwrap();
+    assert!(!next.has_control(v));
+    drop(holder);
+    drop(other);
+    eventually(Duration::from_secs(2), || next.has_control(v)).await;
+    // Like a dropped embedded writer: committed data stays, uncommitted is discarded.
+    assert_eq!(c.read(TimeRange::MAX, &[t]).await.unwrap().concat(t).unwrap().unwrap().as_timestamps().unwrap(), &[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_keeps_committed_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    let server = serve(engine, loopback()).await.unwrap();
+    let c = telemetron::connect(&server.url(), ConnectOptions::default()).await.unwrap();
+    let (t, v) = valve(&c).await;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).auto_commit(false)).await.unwrap();
+    w.write(&cmd(t, v, 1, 1)).await.unwrap();
+    w.commit().await.unwrap();
+    w.write(&cmd(t, v, 2, 2)).await.unwrap();
+    let mut s = c.open_streamer(StreamerConfig::new(vec![v])).await.unwrap();
+    // Make sure the second write reached the node before shutting down.
+    let probe = c.read(TimeRange::MAX, &[t]).await.unwrap();
+    assert_eq!(probe.samples(t), 1);
+    tokio::time::timeout(Duration::from_secs(15), server.shutdown()).await.expect("shutdown in time").unwrap();
+    assert_eq!(s.next_timeout(Duration::from_secs(5)).await.unwrap_err().code(), "server.shutdown");
+    assert!(w.write(&cmd(t, v, 3, 3)).await.is_err());
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    let back = engine.read(TimeRange::MAX, &[t]).unwrap();
+    assert_eq!(back.concat(t).unwrap().unwrap().as_timestamps().unwrap(), &[1, 2], "open writers are committed on shutdown");
+}
