@@ -172,3 +172,22 @@ def test_iterator_chunks_and_progress(stand):
 def test_iterator_with_tqdm(stand):
     stand.write(T0, {"time": stamps(T0, 100), "pressure": np.zeros(100)})
     assert sum(len(f["pressure"]) for f in stand.open_iterator(None, ["pressure"], chunk_size=30, progress=True)) == 100
+
+
+def test_writing_numpy_passes_its_memory_without_a_copy(stand, backend):
+    ptr = tn._native._debug_series_ptr
+    a = np.arange(100, dtype=np.float64)
+    assert ptr(a, "f64") == a.__array_interface__["data"][0]
+    ts = stamps(T0, 100)
+    assert ptr(ts, "timestamp") == ts.__array_interface__["data"][0]
+    dt64 = ts.view("datetime64[ns]")
+    assert ptr(dt64, "timestamp") == ts.__array_interface__["data"][0]  # datetime64[ns]: a view, no copy
+    b = np.array([True, False])
+    assert ptr(b, "bool") == b.__array_interface__["data"][0]
+    # Other dtypes and non-contiguous arrays are converted (one copy), never misread.
+    assert ptr(a.astype(np.float32), "f64") != a.__array_interface__["data"][0]
+    assert ptr(a[::2], "f64") != a.__array_interface__["data"][0]
+    # A read-only view read back from the engine is written back without a copy too.
+    stand.write(T0, {"time": ts, "pressure": a})
+    back = stand.read(None, ["pressure"])["pressure"]
+    assert ptr(back, "f64") == back.__array_interface__["data"][0]
