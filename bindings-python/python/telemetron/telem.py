@@ -128,11 +128,15 @@ class TimeStamp(int):
     def __add__(self, other: Any) -> "TimeStamp":  # type: ignore[override]
         if isinstance(other, TimeStamp):
             return NotImplemented
+        if isinstance(other, np.ndarray):  # stamps = start + np.arange(n) * period
+            return int(self) + other.astype(np.int64, copy=False)
         return TimeStamp(min(max(int(self) + span_ns(other), _I64_MIN), _I64_MAX))
 
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, np.ndarray):
+            return int(self) - other
         if isinstance(other, TimeStamp) or isinstance(other, (_dt.datetime, np.datetime64)):
             return TimeSpan(int(self) - to_ns(other))
         return TimeStamp(min(max(int(self) - span_ns(other), _I64_MIN), _I64_MAX))
@@ -207,6 +211,8 @@ class TimeSpan(int):
     def __mul__(self, other: Any) -> "TimeSpan":  # type: ignore[override]
         if isinstance(other, (TimeSpan, TimeStamp)):
             return NotImplemented
+        if isinstance(other, np.ndarray):
+            return int(self) * other
         return TimeSpan(int(round(int(self) * other)))
 
     __rmul__ = __mul__
