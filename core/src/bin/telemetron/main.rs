@@ -3,7 +3,10 @@
 mod bench;
 mod bench_live;
 mod demo;
+mod serve;
+mod sim;
 mod stats;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,11 @@ enum Command {
     /// Measure the engine: ingest, read or commit latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a node: serve a data directory over the network (`--demo` adds a live,
+    /// simulated test stand).
+    Serve(serve::ServeArgs),
+    /// Print live values of channels from a node.
+    Stream(stream::StreamArgs),
     /// List the channels of a data directory.
     Channels {
         /// The data directory.
@@ -52,6 +60,8 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::Bench(b) => bench::run(b),
+        Command::Serve(a) => serve::run(a),
+        Command::Stream(a) => stream::run(a),
         Command::Channels { data } => list_channels(&data),
     };
     match r {

@@ -1,0 +1,120 @@
+//! `telemetron serve`: run a node (optionally with the live demo test stand).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use telemetron::server::{AuthConfig, ServerConfig, serve};
+use telemetron::storage::{Durability, StorageOptions};
+use telemetron::{Engine, Error, Options};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory (created if missing).
+    #[arg(long, default_value = "telemetron-data")]
+    pub data: PathBuf,
+    /// Address to listen on. A non-loopback address needs --token or --user/--password.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
+    /// Accept this bearer token (repeatable).
+    #[arg(long)]
+    pub token: Vec<String>,
+    /// A user who may log in (with --password).
+    #[arg(long, requires = "password")]
+    pub user: Option<String>,
+    /// The password of --user.
+    #[arg(long, requires = "user")]
+    pub password: Option<String>,
+    /// TLS certificate chain (PEM); needs --key.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Seconds of silence after which a client's streams close and its writers lose control.
+    #[arg(long, default_value_t = 3.0)]
+    pub control_timeout: f64,
+    /// Largest message or request body accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_message_bytes: usize,
+    /// Allow a non-loopback address without authentication (trusted networks only).
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+    /// Default durability: none | interval | commit.
+    #[arg(long, default_value = "interval")]
+    pub durability: Durability,
+    /// Run the simulated test stand (pressures, temperatures at 1 kHz, valve_cmd).
+    #[arg(long)]
+    pub demo: bool,
+}
+
+pub fn run(a: ServeArgs) -> Result<(), Error> {
+    if !(a.control_timeout > 0.0 && a.control_timeout <= 3600.0) {
+        return Err(Error::InvalidArgument { reason: "--control-timeout must be in (0, 3600] seconds".into() });
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("telemetron-server")
+        .build()
+        .map_err(|e| Error::InvalidArgument { reason: format!("cannot start the async runtime: {e}") })?;
+    rt.block_on(serve_until_signal(a))
+}
+
+async fn serve_until_signal(a: ServeArgs) -> Result<(), Error> {
+    let options = Options { storage: StorageOptions { durability: a.durability, ..StorageOptions::default() } };
+    let engine = Engine::open_with(&a.data, options)?;
+    let config = ServerConfig {
+        listen: a.listen,
+        auth: AuthConfig { tokens: a.token.clone(), users: a.user.clone().zip(a.password.clone()).into_iter().collect() },
+        tls: a.cert.clone().zip(a.key.clone()),
+        control_timeout: Duration::from_secs_f64(a.control_timeout),
+        max_message_bytes: a.max_message_bytes,
+        allow_unauthenticated: a.allow_unauthenticated,
+        ..ServerConfig::default()
+    };
+    let server = match serve(engine.clone(), config).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = engine.close();
+            return Err(e);
+        }
+    };
+    let sim = if a.demo { Some(crate::sim::start(engine.clone())?) } else { None };
+    println!("telemetron serving {} at {}", a.data.display(), server.url());
+    if a.demo {
+        println!("demo test stand running: pressure_1, pressure_2, temperature_1, temperature_2, valve_state at 1 kHz; valve_cmd");
+        println!("watch it live:  telemetron stream pressure_1 valve_state --url {}", server.url());
+    }
+    println!("stop with Ctrl-C");
+    wait_for_signal().await;
+    eprintln!("shutting down: committing writers, closing streams");
+    if let Some(s) = sim {
+        tokio::task::spawn_blocking(move || s.stop()).await.map_err(|e| Error::InvalidArgument { reason: e.to_string() })??;
+    }
+    server.shutdown().await?;
+    eprintln!("stopped; data is in {}", a.data.display());
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
