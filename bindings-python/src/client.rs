@@ -28,7 +28,7 @@ use crate::telem::{NativeFrame, frame_from_py};
 #[pyclass(frozen, module = "telemetron._native")]
 #[derive(Debug)]
 pub struct Client {
-    inner: telemetron::Client,
+    pub(crate) inner: telemetron::Client,
 }
 
 /// Add the index channels of `chans` that are not in it.

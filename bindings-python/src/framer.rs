@@ -213,3 +213,38 @@ impl Iterator {
         drop(py.detach(|| self.inner.lock().take()));
     }
 }
+
+/// Benchmark helper: `n` one-sample writes of `{index: t, channel: x}` through the core's
+/// writer without Python in the loop (auto-commit off, one commit at the end); returns the
+/// seconds the writes took. `benchmarks/bench.py` subtracts it from the same loop run
+/// through `Writer.write` to get the Python-side overhead.
+#[pyfunction]
+pub fn _bench_core_write_one(
+    py: Python<'_>,
+    client: &crate::client::Client,
+    index: &Bound<'_, PyAny>,
+    channel: &Bound<'_, PyAny>,
+    start: i64,
+    n: usize,
+) -> PyResult<f64> {
+    use telemetron::framer::WriterConfig;
+    use telemetron::telem::{Frame, Series};
+    let refs = vec![crate::channel::channel_ref(index)?, crate::channel::channel_ref(channel)?];
+    let c = client.inner.clone();
+    py.detach(move || {
+        runtime().block_on(async move {
+            let ch = c.channels(&refs).await?;
+            let (ik, dk) = (ch[0].key, ch[1].key);
+            let mut w = c.open_writer(WriterConfig::new(TimeStamp(start), vec![dk]).auto_commit(false)).await?;
+            let t = std::time::Instant::now();
+            for i in 0..n {
+                let f = Frame::new().with(ik, Series::timestamps(vec![start + i as i64])).with(dk, Series::from_vec(vec![i as f64]));
+                w.write(&f).await?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            w.close().await?;
+            Ok(secs)
+        })
+    })
+    .py()
+}

@@ -27,7 +27,7 @@ mod _native {
     #[pymodule_export]
     use super::client::Client;
     #[pymodule_export]
-    use super::framer::{Iterator, Writer};
+    use super::framer::{Iterator, Writer, _bench_core_write_one};
     #[pymodule_export]
     use super::relay::Streamer;
     #[pymodule_export]

@@ -1,0 +1,179 @@
+"""Python SDK benchmarks (a program, not a test), next to the Rust figures.
+
+    python bindings-python/benchmarks/bench.py [--runs 3] [--only ingest,write-one,read]
+
+Build first with a release build (`pip install .` or `maturin develop --release`) and
+`cargo build --release -p telemetron` (the Rust figures come from `target/release/telemetron
+bench ...`, run by this script with the same parameters). Prints one line per run and the
+medians, and with --json one JSON object per scenario.
+
+Scenarios:
+- ingest: 100 float64 channels x 10,000-sample numpy frames through ``Writer.write``
+  (commit after every frame, durability interval) vs ``telemetron bench ingest --channels
+  100 --batch 10000``. Target: >= 80% of the Rust samples/s.
+- write-one: one-sample ``w.write({"time": t, "pressure": x})`` vs the same loop in Rust
+  through the core's writer (``_native._bench_core_write_one``); the difference is the
+  Python-side overhead. Target: < 5 us.
+- read: 100 M float64 samples into numpy (``client.read`` then ``frame.series`` zero-copy
+  views, and ``frame[...]`` concatenated, one copy) vs ``telemetron bench read``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import telemetron as tn
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / "target" / "release" / "telemetron"
+
+
+def rust(args: list, runs: int) -> list:
+    """Rows of `telemetron bench <args> --json`."""
+    out = subprocess.run([str(BIN), "bench", *args, "--runs", str(runs), "--json"], check=True, capture_output=True, text=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="telemetron-pybench-"))
+
+
+def ingest(runs: int, channels: int = 100, batch: int = 10_000, frames: int = 200) -> dict:
+    rates, rust_rates = [], []
+    data = [np.arange(batch, dtype=np.float64) * 0.5 + c for c in range(channels)]  # shared by all frames, as in Rust
+    for run in range(runs):
+        d = scratch()
+        try:
+            client = tn.open(d)
+            client.channels.create([tn.NewChannel("time", is_index=True)] + [tn.NewChannel(f"ch_{i}", "f64", index="time") for i in range(channels)])
+            names = [f"ch_{i}" for i in range(channels)]
+            w = client.open_writer(0, names, auto_commit=False)
+            t0 = time.perf_counter()
+            ts = 0
+            for _ in range(frames):
+                frame = {"time": np.arange(ts, ts + batch, dtype=np.int64)}
+                ts += batch
+                for n, arr in zip(names, data):
+                    frame[n] = arr
+                w.write(frame)
+                w.commit()
+            w.close()
+            secs = time.perf_counter() - t0
+            client.close()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        sps = frames * batch * channels / secs
+        rates.append(sps)
+        print(f"  python ingest run {run}: {secs:.3f} s, {sps / 1e6:.1f} M samples/s")
+        # Alternate with the Rust run so both see the same machine conditions.
+        r = rust(["ingest", "--channels", str(channels), "--batch", str(batch), "--frames", str(frames)], 1)[0]
+        rust_rates.append(r["samples_per_s"])
+        print(f"  rust   ingest run {run}: {r['seconds']:.3f} s, {r['samples_per_s'] / 1e6:.1f} M samples/s")
+    py, rs = statistics.median(rates), statistics.median(rust_rates)
+    print(f"ingest median: python {py / 1e6:.1f} M samples/s, rust {rs / 1e6:.1f} M samples/s -> {100 * py / rs:.0f}%")
+    return {"scenario": "ingest", "python_samples_per_s": py, "rust_samples_per_s": rs, "ratio": py / rs, "runs": runs}
+
+
+def write_one(runs: int, n: int = 200_000) -> dict:
+    per_py, per_rs = [], []
+    for run in range(runs):
+        d = scratch()
+        try:
+            client = tn.open(d)
+            client.channels.create([tn.NewChannel("time", is_index=True), tn.NewChannel("pressure", "f64", index="time")])
+            # Rust loop first (its own writer), then the Python loop after its data.
+            rs = tn._native._bench_core_write_one(client._native, "time", "pressure", 0, n)
+            w = client.open_writer(n, ["pressure"], auto_commit=False)
+            write = w.write
+            t0 = time.perf_counter()
+            for i in range(n):
+                write({"time": n + i, "pressure": 1.5})
+            py = time.perf_counter() - t0
+            w.close()
+            client.close()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        per_py.append(py / n * 1e6)
+        per_rs.append(rs / n * 1e6)
+        print(f"  write-one run {run}: python {py / n * 1e6:.2f} us/write, rust {rs / n * 1e6:.2f} us/write, overhead {(py - rs) / n * 1e6:.2f} us")
+    p, r = statistics.median(per_py), statistics.median(per_rs)
+    print(f"write-one median: python {p:.2f} us, rust {r:.2f} us, python-side overhead {p - r:.2f} us")
+    return {"scenario": "write_one", "python_us": p, "rust_us": r, "overhead_us": p - r, "writes": n, "runs": runs}
+
+
+def read(runs: int, samples: int = 100_000_000, batch: int = 100_000) -> dict:
+    d = scratch()
+    views, concat, series_counts = [], [], []
+    try:
+        client = tn.open(d)
+        client.channels.create([tn.NewChannel("time", is_index=True), tn.NewChannel("value", "f64", index="time")])
+        with client.open_writer(0, ["value"], auto_commit=False) as w:
+            for k, at in enumerate(range(0, samples, batch)):
+                m = min(batch, samples - at)
+                w.write({"time": np.arange(at, at + m, dtype=np.int64), "value": np.arange(at, at + m, dtype=np.float64)})
+                if (k + 1) % 16 == 0:
+                    w.commit()
+        client.close()
+        for run in range(runs):
+            client = tn.open(d)  # reopened each run, like the Rust bench (checksums verified again)
+            t0 = time.perf_counter()
+            frame = client.read(None, ["value"], include_index=False)
+            parts = frame.series("value")
+            t1 = time.perf_counter()
+            whole = frame["value"]
+            t2 = time.perf_counter()
+            assert len(whole) == samples and sum(len(p) for p in parts) == samples
+            assert float(whole[-1]) == samples - 1
+            views.append(t1 - t0)
+            concat.append(t2 - t0)
+            series_counts.append(len(parts))
+            print(f"  read run {run}: zero-copy views {t1 - t0:.4f} s ({len(parts)} series), one array (concatenated) {t2 - t0:.4f} s")
+            del frame, parts, whole
+            client.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    rust_rows = rust(["read", "--samples", str(samples), "--batch", str(batch)], runs)
+    rs = statistics.median([r["seconds"] for r in rust_rows])
+    for r in rust_rows:
+        print(f"  rust read run {r['run']}: {r['seconds']:.4f} s ({r['series']} series)")
+    v, c = statistics.median(views), statistics.median(concat)
+    print(f"read median: rust {rs:.4f} s; python views {v:.4f} s (+{(v - rs) * 1e3:.1f} ms); python one array {c:.4f} s (+{(c - rs) * 1e3:.1f} ms)")
+    return {"scenario": "read", "samples": samples, "rust_s": rs, "python_views_s": v, "python_concat_s": c, "series": series_counts[0], "runs": runs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="ingest,write-one,read")
+    ap.add_argument("--read-samples", type=int, default=100_000_000)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if not BIN.exists():
+        sys.exit(f"{BIN} is missing: run `cargo build --release -p telemetron`")
+    out = []
+    for s in a.only.split(","):
+        if s == "ingest":
+            out.append(ingest(a.runs))
+        elif s == "write-one":
+            out.append(write_one(a.runs))
+        elif s == "read":
+            out.append(read(a.runs, a.read_samples))
+        else:
+            sys.exit(f"unknown scenario {s!r}")
+    if a.json:
+        for row in out:
+            print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
