@@ -6,6 +6,7 @@
 //! `control`, `ranger`, `client`; the tokio runtime lives in `runtime`, error mapping in
 //! `error`.
 
+mod arrow;
 mod channel;
 mod client;
 mod control;

@@ -20,7 +20,7 @@ use numpy::ndarray::ArrayView1;
 use numpy::{Element, PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList};
+use pyo3::types::{PyBool, PyBytes, PyCapsule, PyDict, PyFloat, PyInt, PyList};
 use telemetron::channel::{Channel, ChannelKey};
 use telemetron::telem::{DataType, Frame, Series};
 
@@ -405,6 +405,32 @@ impl NativeFrame {
     /// Number of series.
     fn __len__(&self) -> usize {
         self.frame.len()
+    }
+
+    /// Arrow PyCapsules `(schema, array)` of `keys` as one record batch (no pyarrow needed).
+    fn arrow_c_array<'py>(&self, py: Python<'py>, keys: Vec<ChannelKey>) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        crate::arrow::c_array(py, self.columns(&keys)?)
+    }
+
+    /// Arrow PyCapsule stream of `keys` (one record batch).
+    fn arrow_c_stream<'py>(&self, py: Python<'py>, keys: Vec<ChannelKey>) -> PyResult<Bound<'py, PyCapsule>> {
+        crate::arrow::c_stream(py, self.columns(&keys)?)
+    }
+
+    /// Address of each Arrow column's data buffer for `keys` (for zero-copy checks).
+    fn arrow_data_ptrs(&self, keys: Vec<ChannelKey>) -> PyResult<Vec<usize>> {
+        Ok(self.columns(&keys)?.iter().map(crate::arrow::Column::data_ptr).collect())
+    }
+}
+
+impl NativeFrame {
+    fn columns(&self, keys: &[ChannelKey]) -> PyResult<Vec<crate::arrow::Column>> {
+        keys.iter()
+            .map(|&k| {
+                let name = self.chans.by_key.get(&k).map_or_else(|| k.to_string(), |c| c.name.clone());
+                crate::arrow::Column::new(&name, self.data_type(k), &self.parts(k))
+            })
+            .collect()
     }
 }
 

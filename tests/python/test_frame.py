@@ -84,9 +84,13 @@ def test_to_polars_and_arrow_share_memory(stand):
     table = f.to_arrow()
     assert table.schema.field("time").type == pa.timestamp("ns", tz="UTC")
     col = table.column("pressure").chunk(0)
-    assert col.buffers()[1].address == f["pressure"].__array_interface__["data"][0]
+    assert col.buffers()[1].address == f["pressure"].__array_interface__["data"][0]  # no copy
+    key = stand.channels.retrieve("pressure").key
+    assert f._native.arrow_data_ptrs([key]) == f._native.data_ptrs(key)
+    assert table.column("time").to_numpy().view("int64").tolist() == f["time"].tolist()
     df = f.to_polars()
     assert df.shape == (100, 3) and df["pressure"].sum() == sum(range(100))
+    del f, table, col  # the Arrow buffers keep the Rust series alive, then release them
 
 
 def test_arrow_pycapsule_interface(stand):
@@ -123,6 +127,35 @@ def test_fixed_types_round_trip(stand, data_type, values):
     got = stand.read(None, ["x"])["x"]
     assert got.dtype == values.dtype
     np.testing.assert_array_equal(got, values)
+
+
+def test_arrow_export_of_every_type(stand):
+    u = [uuid.uuid4() for _ in range(3)]
+    stand.channels.create(
+        [
+            tn.NewChannel("s", "string", index="time"),
+            tn.NewChannel("j", "json", index="time"),
+            tn.NewChannel("b", "bytes", index="time"),
+            tn.NewChannel("u", "uuid", index="time"),
+            tn.NewChannel("ok", "bool", index="time"),
+            tn.NewChannel("n", "i16", index="time"),
+        ]
+    )
+    data = {"s": ["a", "", "ccc"], "j": [{"x": 1}, None, [2]], "b": [b"\x00\x01", b"", b"z"], "u": u, "ok": [True, False, True], "n": [-1, 0, 1]}
+    stand.write(T0, {"time": stamps(T0, 3), **data})
+    stand.write(T0 + 10**9, {"time": stamps(T0 + 10**9, 2), "s": ["d", "e"], "j": [3, 4], "b": [b"", b"y"], "u": u[:2], "ok": [False, False], "n": [5, 6]})
+    t = pa.table(stand.read(None, list(data)))  # two series per channel: concatenated
+    assert t.column("s").to_pylist() == ["a", "", "ccc", "d", "e"]
+    assert t.column("j").to_pylist() == ['{"x": 1}', "null", "[2]", "3", "4"]
+    assert t.column("b").to_pylist() == [b"\x00\x01", b"", b"z", b"", b"y"]
+    assert t.column("u").to_pylist() == [x.bytes for x in u + u[:2]]
+    assert t.column("ok").to_pylist() == [True, False, True, False, False]
+    assert t.column("n").to_pylist() == [-1, 0, 1, 5, 6] and t.schema.field("n").type == pa.int16()
+    one = stand.read((T0, T0 + 10**9), ["s", "u"])  # one series: shared, not copied
+    ts = pa.table(one).column("s").chunk(0)
+    assert ts.buffers()[2].address == one._native.arrow_data_ptrs([stand.channels.retrieve("s").key])[0]
+    empty = stand.read((0, 1), ["s", "n"])
+    assert pa.table(empty).num_rows == 0
 
 
 def test_variable_types_round_trip(stand):

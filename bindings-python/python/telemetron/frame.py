@@ -157,72 +157,44 @@ class Frame(Mapping[str, Any]):
         return chans
 
     def to_arrow(self, channels: Optional[Sequence[ChannelLike]] = None) -> Any:
-        """A ``pyarrow.Table`` with one column per channel (equal lengths required).
-        Fixed-size numeric columns share the engine's memory (no copy); timestamp
-        channels become ``timestamp[ns, tz=UTC]``. Requires pyarrow."""
+        """A ``pyarrow.Table`` with one column per channel (equal lengths required). Columns
+        share the engine's memory (no copy) except booleans (Arrow packs bits) and
+        channels read as several series (concatenated once); timestamp channels become
+        ``timestamp[ns, tz=UTC]``, json channels strings. Requires pyarrow."""
         import pyarrow as pa
 
-        cols = []
-        names = []
-        for c in self._columns(channels):
-            cols.append(_arrow_array(pa, self[c.key], c.data_type))
-            names.append(c.name)
-        return pa.Table.from_arrays(cols, names=names)
+        return pa.table(_Export(self, channels))
 
     def to_polars(self, channels: Optional[Sequence[ChannelLike]] = None) -> Any:
-        """A ``polars.DataFrame`` (through Arrow when pyarrow is installed, so numeric
-        columns are not copied). Requires polars."""
+        """A ``polars.DataFrame`` (through the Arrow C interface: no pyarrow needed and
+        numeric columns are not copied). Requires polars."""
         import polars as pl
 
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            chans = self._columns(channels)
-            return pl.DataFrame({c.name: self[c.key] for c in chans})
-        return pl.from_arrow(self.to_arrow(channels))
+        return pl.DataFrame(_Export(self, channels))
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
-        """Arrow PyCapsule stream interface (pyarrow, polars, duckdb read frames directly).
-        Built through pyarrow; numeric columns are not copied."""
-        return self.to_arrow().__arrow_c_stream__(requested_schema)
+        """Arrow PyCapsule stream interface: pyarrow (``pa.table(frame)``), polars
+        (``pl.DataFrame(frame)``) and duckdb read frames directly, sharing the engine's
+        memory. Implemented natively (no pyarrow needed); one record batch."""
+        return _Export(self, None).__arrow_c_stream__(requested_schema)
 
     def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
-        """Arrow PyCapsule array interface: the frame as one struct array (record batch)."""
-        batches = self.to_arrow().combine_chunks().to_batches()
-        if not batches:
-            import pyarrow as pa
-
-            return pa.RecordBatch.from_pylist([], schema=self.to_arrow().schema).__arrow_c_array__(requested_schema)
-        return batches[0].__arrow_c_array__(requested_schema)
+        """Arrow PyCapsule array interface: the frame as one record batch (a struct array
+        of the channels)."""
+        return _Export(self, None).__arrow_c_array__(requested_schema)
 
 
-_ARROW_TYPES = {
-    "u8": "uint8",
-    "u16": "uint16",
-    "u32": "uint32",
-    "u64": "uint64",
-    "i8": "int8",
-    "i16": "int16",
-    "i32": "int32",
-    "i64": "int64",
-    "f32": "float32",
-    "f64": "float64",
-}
+class _Export:
+    """Some channels of a frame, exportable through the Arrow PyCapsule interface."""
 
+    __slots__ = ("_native", "_keys")
 
-def _arrow_array(pa: Any, values: Any, data_type: str) -> Any:
-    """An Arrow array over ``values`` (zero-copy for fixed-width numeric types)."""
-    if data_type == "timestamp":
-        return pa.Array.from_buffers(pa.timestamp("ns", tz="UTC"), len(values), [None, pa.py_buffer(values)])
-    name = _ARROW_TYPES.get(data_type)
-    if name is not None:
-        return pa.Array.from_buffers(getattr(pa, name)(), len(values), [None, pa.py_buffer(values)])
-    if data_type == "bool":
-        return pa.array(np.asarray(values, dtype=bool))
-    if data_type == "uuid":
-        return pa.array([u.bytes for u in values], type=pa.binary(16))
-    if data_type == "json":
-        import json
+    def __init__(self, frame: Frame, channels: Optional[Sequence[ChannelLike]]) -> None:
+        self._native = frame._native
+        self._keys = [c.key for c in frame._columns(channels)]
 
-        return pa.array([json.dumps(v) for v in values], type=pa.string())
-    return pa.array(values)
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._native.arrow_c_stream(self._keys)
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+        return self._native.arrow_c_array(self._keys)
