@@ -57,6 +57,11 @@ class NativeFrame:
     def data_ptrs(self, key: int) -> List[int]: ...
     def byte_size(self) -> int: ...
     def __len__(self) -> int: ...
+    def arrow_c_array(self, keys: List[int]) -> Tuple[Any, Any]:
+        """``(schema, array)`` Arrow PyCapsules of ``keys`` as one record batch."""
+    def arrow_c_stream(self, keys: List[int]) -> Any:
+        """An Arrow stream PyCapsule of ``keys`` (one record batch)."""
+    def arrow_data_ptrs(self, keys: List[int]) -> List[int]: ...
 
 class Writer:
     """An open writer (wrapped by :class:`telemetron.Writer`)."""
@@ -148,3 +153,6 @@ class Client:
 
 def _debug_series_ptr(value: Any, data_type: str) -> int:
     """Rust-side address of the series built from ``value`` (zero-copy checks)."""
+
+def _bench_core_write_one(client: Client, index: ChannelRef, channel: ChannelRef, start: int, n: int) -> float:
+    """Seconds for ``n`` one-sample writes through the core writer (benchmarks)."""
