@@ -100,11 +100,7 @@ impl Column {
     pub fn new(name: &str, dt: DataType, parts: &[&Series]) -> PyResult<Column> {
         let name = CString::new(name).map_err(|_| invalid("channel names with NUL bytes cannot be exported to Arrow"))?;
         let owned: Vec<Series> = parts.iter().map(|s| (*s).clone()).collect();
-        let s = if owned.is_empty() {
-            Series::empty_of(dt)
-        } else {
-            Series::concat(&owned).map_err(|e| crate::error::to_py(e.into()))?
-        };
+        let s = if owned.is_empty() { Series::empty_of(dt) } else { Series::concat(&owned).map_err(|e| crate::error::to_py(e.into()))? };
         let len = s.len();
         let buffers = match dt.density() {
             Some(_) if dt == DataType::Bool => {

@@ -265,13 +265,18 @@ impl Client {
             if include_index {
                 chans = with_indexes(&c, chans).await?;
             }
-            let cfg = IteratorConfig { bounds: range(start, end), channels: chans.iter().map(|c| c.key).collect(), chunk_size: chunk_size.max(1) };
+            let cfg = IteratorConfig {
+                bounds: range(start, end),
+                channels: chans.iter().map(|c| c.key).collect(),
+                chunk_size: chunk_size.max(1),
+            };
             Ok((c.open_iterator(cfg).await?, chans))
         })?;
         Ok(Iterator::new(it, ChanMap::new(chans)))
     }
 
     /// Create a range; returns it as a dict.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, start, end, labels, color, meta_data))]
     fn create_range<'py>(
         &self,

@@ -28,11 +28,11 @@ mod _native {
     #[pymodule_export]
     use super::client::Client;
     #[pymodule_export]
-    use super::framer::{Iterator, Writer, _bench_core_write_one};
+    use super::framer::{_bench_core_write_one, Iterator, Writer};
     #[pymodule_export]
     use super::relay::Streamer;
     #[pymodule_export]
-    use super::telem::{NativeFrame, SeriesBuffer, _debug_series_ptr};
+    use super::telem::{_debug_series_ptr, NativeFrame, SeriesBuffer};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -59,7 +59,9 @@ impl Streamer {
     fn read(&self, py: Python<'_>, timeout: Option<f64>, slice: f64) -> PyResult<Option<NativeFrame>> {
         let start = Instant::now();
         let total = match timeout {
-            Some(t) if !(t >= 0.0 && t.is_finite()) => return Err(invalid(format!("timeout must be a finite number of seconds >= 0, not {t}"))),
+            Some(t) if !(t >= 0.0 && t.is_finite()) => {
+                return Err(invalid(format!("timeout must be a finite number of seconds >= 0, not {t}")));
+            }
             Some(t) => Some(Duration::from_secs_f64(t)),
             None => None,
         };

@@ -226,7 +226,7 @@ fn borrow_numpy<T: Element>(obj: &Bound<'_, PyAny>) -> Option<Bytes> {
     if len == 0 {
         return Some(Bytes::new());
     }
-    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return None;
     }
     Some(Bytes::from_owner(NumpyOwner { _array: obj.clone().unbind(), ptr, len }))
