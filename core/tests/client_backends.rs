@@ -355,7 +355,41 @@ async fn deletes(b: &Backend) {
     assert_eq!(code(c.read(TimeRange::MAX, &[p]).await), "channel.not_found");
 }
 
+/// Large frames (pipelined on the node) stay in order, and an error only the node can see
+/// (data stored by someone else) comes back: at once embedded, on the next call remote.
+async fn large_frames_and_late_errors(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "big").await;
+    c.write(TimeStamp(1_000_000), samples(t, p, &[1_000_000, 1_000_001])).await.unwrap();
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![p]).auto_commit(false)).await.unwrap();
+    let n = 40_000i64;
+    for chunk in 0..5 {
+        let at = chunk * (n + 1);
+        let ts: Vec<i64> = (at..at + n).collect();
+        assert!(w.write(&samples(t, p, &ts)).await.unwrap().all_written());
+        // A small frame between large ones must not overtake them.
+        assert!(w.write(&samples(t, p, &[at + n])).await.unwrap().all_written());
+    }
+    w.commit().await.unwrap();
+    let overlap: Vec<i64> = (999_000..1_000_500).collect();
+    let first = w.write(&samples(t, p, &overlap)).await;
+    let err = match first {
+        Err(e) => e,
+        Ok(_) => w.commit().await.expect_err("the node reports the overlap on the next call"),
+    };
+    assert_eq!(err.code(), "write.overlap", "{}: {err}", b.name());
+    // The writer carries on after the rejected write.
+    w.write(&samples(t, p, &[999_999])).await.unwrap();
+    w.close().await.unwrap();
+    let back = c.read(TimeRange::from_nanos(0, 1_000_000), &[t]).await.unwrap();
+    let ts = back.concat(t).unwrap().unwrap();
+    let ts = ts.as_timestamps().unwrap();
+    assert!(ts.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(ts.len() as i64, 5 * (n + 1) + 1, "{}", b.name());
+}
+
 on_both!(
+    large_frames_and_late_errors,
     channels_crud,
     ranges_and_metadata,
     write_and_read_every_data_type,

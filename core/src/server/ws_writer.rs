@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use super::AppState;
 use super::registry::authorized;
+use super::ws_pipeline::{Done, PIPELINE_MIN_BYTES, Pipeline};
 use super::ws_session::{Event, Session, malformed, timed_out};
 use crate::channel::{Channel, ChannelKey};
 use crate::error::{Error, Result};
@@ -35,6 +36,7 @@ async fn refuse(mut s: Session, e: Error) {
 struct Stream {
     state: Arc<AppState>,
     s: Session,
+    pipe: Pipeline,
     writer: Arc<Mutex<Option<Writer>>>,
     id: u64,
     sent_version: u64,
@@ -78,7 +80,8 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     state.writers.refresh_and_wait(Some(id)).await;
     let (sent_version, authorized) = state.writers.current(id).unwrap_or_default();
     let keepalive_ms = s.keepalive.as_millis() as u64;
-    let mut st = Stream { state: state.clone(), s, writer, id, sent_version, seq: 0 };
+    let pipe = Pipeline::new(writer.clone());
+    let mut st = Stream { state: state.clone(), s, pipe, writer, id, sent_version, seq: 0 };
     if !st.s.send_json(&WriterResponse::Opened { channels, authorized, keepalive_ms }).await {
         return st.finish(End::Abort(None)).await;
     }
@@ -105,6 +108,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                 st.push_authority().await;
                 let _ = n.sent.send(());
             }
+            Some(d) = st.pipe.next(), if !st.pipe.idle() => st.report(d).await,
         }
     };
     st.finish(end).await;
@@ -133,9 +137,29 @@ impl Stream {
     async fn write(&mut self, b: bytes::Bytes) {
         self.seq += 1;
         let seq = self.seq;
-        let r = codec::decode(b)
-            .map_err(|e| Error::from(NetError::protocol(format!("write {seq} is not a valid frame: {e}"))))
-            .and_then(|frame| self.with_writer(|w| w.write(&frame)));
+        let size = b.len();
+        let r = match codec::decode(b) {
+            Err(e) => Err(Error::from(NetError::protocol(format!("write {seq} is not a valid frame: {e}")))),
+            Ok(frame) if size >= PIPELINE_MIN_BYTES || !self.pipe.idle() => {
+                for d in self.pipe.queue(seq, frame).await {
+                    self.report(d).await;
+                }
+                return;
+            }
+            Ok(frame) => self.with_writer(|w| w.write(&frame)),
+        };
+        self.report((seq, r)).await;
+    }
+
+    /// Wait for queued writes and report their results.
+    async fn settle(&mut self) {
+        for d in self.pipe.drain().await {
+            self.report(d).await;
+        }
+    }
+
+    /// Tell the client about write `seq` if it was rejected or lost channels.
+    async fn report(&mut self, (seq, r): Done) {
         let reply = match r {
             Ok(report) if report.unauthorized.is_empty() => return,
             Ok(report) => WriterResponse::Dropped { seq, channels: report.unauthorized },
@@ -145,6 +169,7 @@ impl Stream {
     }
 
     async fn commit(&mut self, id: u64) {
+        self.settle().await;
         let reply = match self.with_writer(|w| w.commit()) {
             Ok(end) => WriterResponse::Committed { id, end },
             Err(e) => WriterResponse::Failed { id, error: WireError::from(&e) },
@@ -154,6 +179,7 @@ impl Stream {
     }
 
     async fn set_authorities(&mut self, id: u64, changes: &[(ChannelKey, crate::control::Authority)]) {
+        self.settle().await;
         let r = self.with_writer(|w| w.set_authorities(changes));
         if r.is_ok() {
             self.state.writers.refresh_and_wait(Some(self.id)).await;
@@ -167,7 +193,8 @@ impl Stream {
     }
 
     /// Close the writer as `end` says, let the other streams know, tell the client.
-    async fn finish(self, end: End) {
+    async fn finish(mut self, end: End) {
+        self.settle().await;
         let writer = self.writer.lock().take();
         let (result, error, code): (Result<Option<TimeStamp>>, Option<Error>, u16) = match end {
             End::Close(true) => (writer.map(|w| heavy(|| w.close())).transpose(), None, 1000),

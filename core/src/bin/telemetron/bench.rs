@@ -28,6 +28,8 @@ pub enum BenchCommand {
     Fanout(crate::bench_live::FanoutArgs),
     /// Time from a higher-authority writer opening to the transfer on the control channel.
     ControlHandoff(crate::bench_live::HandoffArgs),
+    /// Control round trip: one client commands, another echoes on a second channel.
+    ControlRtt(crate::bench_remote::RttArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -41,6 +43,13 @@ pub struct Common {
     /// Print one JSON object per run instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Run against a node (`telemetron serve`) through the client API instead of an
+    /// embedded engine (ingest, stream-latency, fanout, control-rtt).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token for --url.
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -89,7 +98,16 @@ pub struct CommitArgs {
 }
 
 pub fn run(cmd: BenchCommand) -> Result<(), Error> {
+    use crate::bench_remote as remote;
+    let no_remote = |name: &str| Error::InvalidArgument { reason: format!("bench {name} has no --url variant; run it embedded") };
     match cmd {
+        BenchCommand::Ingest(a) if a.common.url.is_some() => remote::ingest(&a),
+        BenchCommand::StreamLatency(a) if a.common.url.is_some() => remote::stream_latency(&a),
+        BenchCommand::Fanout(a) if a.common.url.is_some() => remote::fanout(&a),
+        BenchCommand::ControlRtt(a) => remote::control_rtt(&a),
+        BenchCommand::Read(a) if a.common.url.is_some() => Err(no_remote("read")),
+        BenchCommand::Commit(a) if a.common.url.is_some() => Err(no_remote("commit")),
+        BenchCommand::ControlHandoff(a) if a.common.url.is_some() => Err(no_remote("control-handoff")),
         BenchCommand::Ingest(a) => ingest(&a),
         BenchCommand::Read(a) => read(&a),
         BenchCommand::Commit(a) => commit(&a),

@@ -58,7 +58,7 @@ pub struct HandoffArgs {
     pub common: Common,
 }
 
-fn pace(start: Instant, i: usize, rate: u64) {
+pub fn pace(start: Instant, i: usize, rate: u64) {
     if rate == 0 {
         return;
     }

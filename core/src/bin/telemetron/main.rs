@@ -2,6 +2,8 @@
 
 mod bench;
 mod bench_live;
+mod bench_remote;
+mod bench_remote_fanout;
 mod demo;
 mod serve;
 mod sim;
