@@ -189,6 +189,10 @@ pub fn decode(buf: Bytes) -> Result<Frame, CodecError> {
         let alignment = r.u64()?;
         let dl = r.u64()?;
         let dl = usize::try_from(dl).map_err(|_| CodecError::Malformed("data length overflows".into()))?;
+        // Checked before any arithmetic on it: a huge length must not overflow the padding.
+        if dl > buf.len() {
+            return Err(CodecError::Truncated { needed: dl, at: r.at, len: buf.len() });
+        }
         let samples = usize::try_from(samples).map_err(|_| CodecError::Malformed("sample count overflows".into()))?;
         if let Some(d) = dt.density()
             && samples.checked_mul(d) != Some(dl)
@@ -294,6 +298,16 @@ mod tests {
             let mut enc = encode(&sample_frame());
             let i = idx % enc.len();
             enc[i] = byte;
+            let _ = decode(Bytes::from(enc));
+        }
+
+        #[test]
+        fn never_panics_on_huge_lengths(at in 0usize..6, len in any::<u64>()) {
+            // The data length field of each series, set to anything (fuzzing found
+            // usize::MAX - 3 overflowing the padding computation).
+            let mut enc = encode(&Frame::new().with(1, Series::strings(&["ab"])).with(2, Series::from_vec(vec![1u8])));
+            let series_at = [HEADER, HEADER + SERIES_HEADER + 8 + 16][at % 2];
+            enc[series_at + 40..series_at + 48].copy_from_slice(&len.to_le_bytes());
             let _ = decode(Bytes::from(enc));
         }
 
