@@ -1,14 +1,14 @@
 # One entry point for chores; CI (.ci/run) calls `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-rust test-node check bench fmt
+.PHONY: demo test test-rust test-node test-python check bench fmt
 
 ## Run the main job: a simulated test stand written and read back.
 demo:
 	$(CARGO) run --release -p telemetron -- demo
 
 ## Run every test (what CI runs).
-test: test-rust test-node
+test: test-rust test-node test-python
 
 test-rust:
 	$(CARGO) build --release -p telemetron
@@ -19,6 +19,18 @@ test-rust:
 test-node:
 	npm install
 	npm test
+
+## Python SDK: `pip install '.[test]'` builds the extension (maturin, release) into the
+## virtualenv $(VENV), then pytest runs tests/python/ against an embedded engine and a
+## `telemetron serve` node, and executes notebooks/.
+PYTHON ?= python3
+VENV ?= .venv
+test-python:
+	$(CARGO) build --release -p telemetron
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet '.[test]'
+	$(VENV)/bin/python -m pytest tests/python
 
 ## Formatting and lints.
 check:

@@ -187,7 +187,7 @@ impl Client {
 
     /// Open a writer.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (start, channels, authorities, mode, name, err_on_unauthorized, auto_commit, auto_commit_interval=None, end=None))]
+    #[pyo3(signature = (start, channels, authorities, mode, name, err_on_unauthorized, auto_commit, auto_commit_interval=None, end=None, subject_key=None))]
     fn open_writer(
         &self,
         py: Python<'_>,
@@ -200,6 +200,7 @@ impl Client {
         auto_commit: bool,
         auto_commit_interval: Option<i64>,
         end: Option<i64>,
+        subject_key: Option<String>,
     ) -> PyResult<Writer> {
         let r = channel_refs(channels)?;
         let mode = writer_mode(mode)?;
@@ -211,6 +212,9 @@ impl Client {
                 .err_on_unauthorized(err_on_unauthorized)
                 .auto_commit(auto_commit);
             cfg.authorities = authorities;
+            if let Some(k) = subject_key {
+                cfg.subject.key = k;
+            }
             if let Some(ns) = auto_commit_interval {
                 cfg = cfg.auto_commit_interval(std::time::Duration::from_nanos(ns.max(0) as u64));
             }

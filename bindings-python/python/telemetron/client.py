@@ -89,6 +89,7 @@ class Client:
         auto_commit: bool = True,
         auto_commit_interval: Any = None,
         end: Any = None,
+        subject_key: Optional[str] = None,
     ) -> Writer:
         """Open a writer on ``channels`` (their index channels are added) from ``start``.
 
@@ -104,6 +105,8 @@ class Client:
                 ``auto_commit_interval`` (seconds, TimeSpan, timedelta) at most that often.
             end: bound the writer's time region (back-fill writers never contend with
                 live ones after it).
+            subject_key: identifies this writer in control state (a random UUID by
+                default).
         """
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, not {mode!r}")
@@ -128,6 +131,7 @@ class Client:
             auto_commit,
             interval,
             None if end is None else int(TimeStamp(end)),
+            subject_key,
         )
         return Writer(native)
 

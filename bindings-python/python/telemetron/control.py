@@ -27,8 +27,10 @@ new frame; a channel with no value yet makes the condition False (not an error).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import threading
 import time
+import uuid
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -87,8 +89,13 @@ class Controller:
         self._last_ts: Dict[int, int] = {}
         self._writer = None
         self._streamer = None
+        self.subject_key = str(uuid.uuid4())
+        # Holder of each channel (subject key), from the control channel's transfers.
+        self._holders: Dict[int, Optional[str]] = {}
         if self._write:
-            self._writer = client.open_writer(TimeStamp.now(), [c.key for c in self._write], authority=authority, name=name)
+            self._writer = client.open_writer(
+                TimeStamp.now(), [c.key for c in self._write], authority=authority, name=name, subject_key=self.subject_key
+            )
         self._held = {c.name: self._has(c) for c in self._write}
         self._seed()
         self._control_key = client._native.control_channel()
@@ -138,18 +145,30 @@ class Controller:
                         self._values[c.name] = _item(arr[-1])
                 self._cond.notify_all()
             if self._control_key in f._by_key:
-                self._check_control()
+                self._transfers(f[self._control_key])
 
     def _has(self, c: Any) -> bool:
         return self._writer is not None and self._writer.has_control(c.key)
 
-    def _check_control(self) -> None:
+    def _transfers(self, samples: List[Any]) -> None:
+        """Follow control transfers (``{"transfers": [{"from": state, "to": state}]}``) and
+        report the write channels whose holder stopped being this sequence."""
+        for s in samples:
+            doc = json.loads(s) if isinstance(s, str) else s
+            for t in (doc or {}).get("transfers", []):
+                state = t.get("to") or t.get("from")
+                if state is None:
+                    continue
+                to = t.get("to")
+                self._holders[state["resource"]] = to["subject"]["key"] if to else None
         lost = []
         for c in self._write:
-            now = self._has(c)
-            if self._held.get(c.name) and not now:
+            mine = self._holders.get(c.key) == self.subject_key
+            if c.index is not None and not c.is_virtual and c.index != c.key:
+                mine = mine and self._holders.get(c.index) == self.subject_key
+            if self._held.get(c.name) and not mine:
                 lost.append(c.name)
-            self._held[c.name] = now
+            self._held[c.name] = mine
         if lost:
             self._lost(lost)
 
@@ -255,8 +274,6 @@ class Controller:
         if self._writer is None:
             return
         self._writer.set_authority(authority, value)
-        for c in self._write:
-            self._held[c.name] = self._has(c)
 
     def has_control(self, channel: Any = None) -> bool:
         """True if this sequence controls ``channel`` now (every write channel if None)."""
