@@ -8,7 +8,30 @@
 //!
 //! All methods are `async`. On the embedded backend they complete without waiting on I/O
 //! other than the storage engine's own, so bindings may drive them with a simple
-//! `block_on`.
+//! `block_on`. The remote backend needs a tokio runtime (it spawns a keep-alive task per
+//! stream); drive it from a multi-thread runtime.
+//!
+//! ## Remote errors
+//! Errors from the node are rebuilt as the same [`crate::Error`] variants (same codes,
+//! same fields, same messages). Network problems are [`crate::protocol::NetError`]s:
+//! `net.connect`, `net.connection_lost`, `net.keepalive_timeout`, `auth.*`,
+//! `protocol.*`, `server.shutdown`.
+//!
+//! ## Remote writers
+//! A remote `write()` does not wait for the node: it checks the frame locally (the same
+//! frame-local rules, in the same order, as the embedded writer), computes the
+//! [`crate::framer::WriteReport`] from the control authority the node pushes to it, and
+//! sends. What only the node can check (data stored by other writers, storage failures)
+//! is returned by the *next* call on that writer, which then does not do its own work.
+//! `commit()` is a round trip and returns the end. Authority changes caused by another
+//! client are pushed before that client's call returns, so `has_control` and reports are
+//! exact on loopback. Dropping a remote writer, or losing its connection for longer than
+//! the node's control timeout, aborts it and passes control on. Details:
+//! `docs/protocol.md`, section 6.
+//!
+//! ## Remote streamers
+//! Frames, lag notices ([`crate::relay::StreamError::Lagged`]) and closes arrive as on the
+//! embedded backend; `update_channels` returns once the node applied the change.
 //!
 //! # Examples
 //!
@@ -29,15 +52,14 @@
 
 mod embedded;
 mod iterator;
+mod options;
 mod remote;
 mod streamer;
 mod writer;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::channel::{Channel, ChannelKey, NewChannel};
@@ -50,6 +72,7 @@ use crate::telem::{Frame, TimeRange, TimeStamp};
 use crate::{Engine, Options};
 
 pub use iterator::ClientIterator;
+pub use options::{ChannelRef, ConnectOptions, Credentials};
 pub use streamer::ClientStreamer;
 pub use writer::ClientWriter;
 
@@ -73,27 +96,6 @@ pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Client> {
     Ok(Client::embedded(Engine::open_with(path, options)?))
 }
 
-/// How to authenticate to a remote node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Credentials {
-    /// No credentials (accepted only by nodes that do not require authentication).
-    #[default]
-    None,
-    /// A bearer token.
-    Token {
-        /// The token.
-        token: String,
-    },
-    /// Username and password.
-    Password {
-        /// User name.
-        username: String,
-        /// Password.
-        password: String,
-    },
-}
-
 /// Connect to a remote node (`telemetron serve`) at `url` (`http://host:port`, or
 /// `https://` for TLS) and return a client over it: the same type as [`open`] returns,
 /// with the same methods and the same errors.
@@ -107,51 +109,6 @@ pub enum Credentials {
 pub async fn connect(url: &str, opts: ConnectOptions) -> Result<Client> {
     let r = remote::Remote::connect(url, &opts).await?;
     Ok(Client { backend: std::sync::Arc::new(Backend::Remote(Box::new(r))) })
-}
-
-/// Connection settings for [`connect`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectOptions {
-    /// Credentials.
-    pub credentials: Credentials,
-    /// PEM file of a CA certificate to trust (for `https`/`wss` with a private CA).
-    pub ca_cert: Option<std::path::PathBuf>,
-    /// Give up connecting after this long.
-    pub timeout: Duration,
-}
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        ConnectOptions { credentials: Credentials::None, ca_cert: None, timeout: Duration::from_secs(10) }
-    }
-}
-
-/// How a caller names a channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ChannelRef {
-    /// By key.
-    Key(ChannelKey),
-    /// By name.
-    Name(String),
-}
-
-impl From<ChannelKey> for ChannelRef {
-    fn from(k: ChannelKey) -> Self {
-        ChannelRef::Key(k)
-    }
-}
-
-impl From<&str> for ChannelRef {
-    fn from(n: &str) -> Self {
-        ChannelRef::Name(n.to_string())
-    }
-}
-
-impl From<String> for ChannelRef {
-    fn from(n: String) -> Self {
-        ChannelRef::Name(n)
-    }
 }
 
 pub(crate) enum Backend {

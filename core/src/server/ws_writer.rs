@@ -126,10 +126,12 @@ impl Stream {
         }
     }
 
-    fn with_writer<R>(&self, f: impl FnOnce(&mut Writer) -> Result<R>) -> Result<R> {
+    /// Run `f` on the writer; `blocking` work (commits) leaves the async worker first.
+    fn with_writer<R>(&self, blocking: bool, f: impl FnOnce(&mut Writer) -> Result<R>) -> Result<R> {
         let mut g = self.writer.lock();
         match g.as_mut() {
-            Some(w) => heavy(|| f(w)),
+            Some(w) if blocking => heavy(|| f(w)),
+            Some(w) => f(w),
             None => Err(Error::Closed { what: "the writer" }),
         }
     }
@@ -146,7 +148,8 @@ impl Stream {
                 }
                 return;
             }
-            Ok(frame) => self.with_writer(|w| w.write(&frame)),
+            // Small frames: inline, no thread handoff (the latency path).
+            Ok(frame) => self.with_writer(false, |w| w.write(&frame)),
         };
         self.report((seq, r)).await;
     }
@@ -170,7 +173,7 @@ impl Stream {
 
     async fn commit(&mut self, id: u64) {
         self.settle().await;
-        let reply = match self.with_writer(|w| w.commit()) {
+        let reply = match self.with_writer(true, |w| w.commit()) {
             Ok(end) => WriterResponse::Committed { id, end },
             Err(e) => WriterResponse::Failed { id, error: WireError::from(&e) },
         };
@@ -180,7 +183,7 @@ impl Stream {
 
     async fn set_authorities(&mut self, id: u64, changes: &[(ChannelKey, crate::control::Authority)]) {
         self.settle().await;
-        let r = self.with_writer(|w| w.set_authorities(changes));
+        let r = self.with_writer(false, |w| w.set_authorities(changes));
         if r.is_ok() {
             self.state.writers.refresh_and_wait(Some(self.id)).await;
         }
