@@ -83,13 +83,18 @@ impl Registry {
     /// Recompute every writer's authorized set and notify the streams whose set changed,
     /// except `own` (the caller, which reads its set with [`Registry::current`]). Returns
     /// the notified streams' send acknowledgements.
-    pub(crate) fn refresh(&self, own: Option<u64>) -> Vec<oneshot::Receiver<()>> {
+    /// The flag is true if a writer was busy (a long write) and must be looked at again.
+    pub(crate) fn refresh(&self, own: Option<u64>) -> (Vec<oneshot::Receiver<()>>, bool) {
         let mut entries = self.entries.lock();
         let mut acks = Vec::new();
+        let mut busy = false;
         for (id, e) in entries.iter_mut() {
-            // A stream busy with a long write is skipped for a moment rather than waited
-            // for; the watcher catches it up.
-            let Some(guard) = e.writer.try_lock_for(Duration::from_millis(20)) else { continue };
+            // A writer busy with a long write is not waited for here (the registry stays
+            // free); the caller retries shortly.
+            let Some(guard) = e.writer.try_lock_for(Duration::from_millis(2)) else {
+                busy = true;
+                continue;
+            };
             let Some(w) = guard.as_ref() else { continue };
             let now = authorized(w, &e.keys);
             drop(guard);
@@ -106,12 +111,26 @@ impl Registry {
                 acks.push(rx);
             }
         }
-        acks
+        (acks, busy)
+    }
+
+    /// Refresh until no writer was skipped as busy (a bounded number of times).
+    async fn refresh_fully(&self, own: Option<u64>) -> Vec<oneshot::Receiver<()>> {
+        let mut all = Vec::new();
+        for _ in 0..500 {
+            let (acks, busy) = self.refresh(own);
+            all.extend(acks);
+            if !busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        all
     }
 
     /// Refresh and wait (briefly) until the other streams have sent their notices.
     pub(crate) async fn refresh_and_wait(&self, own: Option<u64>) {
-        let acks = self.refresh(own);
+        let acks = self.refresh_fully(own).await;
         let _ = tokio::time::timeout(NOTIFY_WAIT, async {
             for a in acks {
                 let _ = a.await;
@@ -130,7 +149,7 @@ pub(crate) fn spawn_watcher(state: Arc<AppState>) -> Result<tokio::task::JoinHan
         loop {
             match streamer.next().await {
                 Ok(_) | Err(crate::relay::StreamError::Lagged { .. }) => {
-                    state.writers.refresh(None);
+                    drop(state.writers.refresh_fully(None).await);
                 }
                 Err(_) => return,
             }
