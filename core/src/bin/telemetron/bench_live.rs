@@ -165,6 +165,13 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         let v = engine.create_channel(NewChannel::virtual_("fan", DataType::F64))?.key;
         let base = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
+        // Streamers run as async tasks on one runtime thread (as a server forwards them),
+        // the writer on this thread: one core each.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::InvalidArgument { reason: e.to_string() })?;
         let mut handles = Vec::new();
         let total = a.subscribers + usize::from(a.slow_ms > 0);
         for i in 0..total {
@@ -172,36 +179,30 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
             let mut s = engine.open_streamer(StreamerConfig { capacity: 256, ..StreamerConfig::new(vec![v]) })?;
             let stop = stop.clone();
             let slow_ms = a.slow_ms;
-            handles.push(
-                std::thread::Builder::new()
-                    .stack_size(256 << 10)
-                    .name(format!("fan-{i}"))
-                    .spawn(move || {
-                        let (mut samples, mut lost, mut lat) = (0u64, 0u64, Vec::new());
-                        loop {
-                            match s.recv_timeout(Duration::from_millis(50)) {
-                                Ok(Some(f)) => {
-                                    let now = base.elapsed().as_nanos() as i64;
-                                    for ser in f.series() {
-                                        samples += ser.len() as u64;
-                                        if !slow {
-                                            lat.push((now - ser.time_range().start.0).max(0) as f64 / 1e3);
-                                        }
-                                    }
-                                    if slow {
-                                        std::thread::sleep(Duration::from_millis(slow_ms));
-                                    }
+            handles.push(rt.spawn(async move {
+                let (mut samples, mut lost, mut lat) = (0u64, 0u64, Vec::new());
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(50), s.next()).await {
+                        Ok(Ok(f)) => {
+                            let now = base.elapsed().as_nanos() as i64;
+                            for ser in f.series() {
+                                samples += ser.len() as u64;
+                                if !slow {
+                                    lat.push((now - ser.time_range().start.0).max(0) as f64 / 1e3);
                                 }
-                                Ok(None) if stop.load(Ordering::Acquire) => break,
-                                Ok(None) => {}
-                                Err(StreamError::Lagged { dropped }) => lost += dropped,
-                                Err(_) => break,
+                            }
+                            if slow {
+                                tokio::time::sleep(Duration::from_millis(slow_ms)).await;
                             }
                         }
-                        (slow, samples, lost, lat)
-                    })
-                    .map_err(|e| Error::InvalidArgument { reason: e.to_string() })?,
-            );
+                        Err(_) if stop.load(Ordering::Acquire) => break,
+                        Err(_) => {}
+                        Ok(Err(StreamError::Lagged { dropped })) => lost += dropped,
+                        Ok(Err(_)) => break,
+                    }
+                }
+                (slow, samples, lost, lat)
+            }));
         }
         let data = Series::from_vec((0..a.batch).map(|i| i as f64).collect::<Vec<f64>>());
         let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).mode(WriterMode::Stream))?;
@@ -221,7 +222,7 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         let mut lat = Vec::new();
         let mut slow_lost = 0;
         for h in handles {
-            if let Ok((slow, samples, lost, l)) = h.join() {
+            if let Ok((slow, samples, lost, l)) = rt.block_on(h) {
                 if slow {
                     slow_lost = lost;
                 } else {
