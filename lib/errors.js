@@ -34,6 +34,7 @@ const BY_PREFIX = {
   engine: EngineError,
   invalid_argument: InvalidArgumentError,
   transport: TransportError,
+  net: TransportError,
   protocol: TransportError,
   auth: TransportError,
   client: TransportError,

@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use telemetron::channel::Channel;
+use telemetron::{ConnectOptions, Credentials};
 
 use crate::channel::{ChannelJs, NewChannelJs, channel_refs};
 use crate::control::StateJs;
@@ -30,6 +33,50 @@ pub async fn open(path: String) -> Result<Client> {
         .map_err(|e| invalid(format!("opening the engine failed: {e}")))?
         .js()?;
     Ok(Client { inner: c })
+}
+
+/// How to connect to a remote node.
+#[napi(object)]
+pub struct ConnectOptionsJs {
+    /// A bearer token.
+    pub token: Option<String>,
+    /// User name (with `password`).
+    pub username: Option<String>,
+    /// Password (with `username`).
+    pub password: Option<String>,
+    /// PEM file of a CA certificate to trust (`https` with a private CA).
+    pub ca_cert: Option<String>,
+    /// Give up connecting after this long (ms; default 10 s).
+    pub timeout_ms: Option<f64>,
+}
+
+impl ConnectOptionsJs {
+    fn to_core(&self) -> Result<ConnectOptions> {
+        let credentials = match (&self.token, &self.username, &self.password) {
+            (Some(t), None, None) => Credentials::Token { token: t.clone() },
+            (None, Some(u), Some(p)) => Credentials::Password { username: u.clone(), password: p.clone() },
+            (None, None, None) => Credentials::None,
+            _ => return Err(invalid("pass either a token, or a username and a password")),
+        };
+        let mut o = ConnectOptions { credentials, ca_cert: self.ca_cert.as_ref().map(PathBuf::from), ..ConnectOptions::default() };
+        if let Some(ms) = self.timeout_ms {
+            if !(ms.is_finite() && ms > 0.0) {
+                return Err(invalid(format!("timeoutMs {ms} must be a positive number")));
+            }
+            o.timeout = Duration::from_secs_f64(ms / 1000.0);
+        }
+        Ok(o)
+    }
+}
+
+/// Connect to a `telemetron serve` node at `url` (`http://host:port`, `https://` for TLS).
+#[napi]
+pub async fn connect(url: String, options: Option<ConnectOptionsJs>) -> Result<Client> {
+    let opts = match &options {
+        Some(o) => o.to_core()?,
+        None => ConnectOptions::default(),
+    };
+    Ok(Client { inner: telemetron::connect(&url, opts).await.js()? })
 }
 
 impl Client {

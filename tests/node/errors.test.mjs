@@ -47,3 +47,14 @@ each(test, 'wrong argument types reject with codes, and the client keeps working
   await c.write(0n, { [s.time]: [1n], [s.pressure]: [1] })
   assert.equal((await c.read(undefined, s.pressure)).length, 1)
 })
+
+test('connect: an unreachable node and contradictory credentials are coded errors', async () => {
+  await assert.rejects(tn.connect('http://127.0.0.1:1', { timeoutMs: 2000 }), (e) => {
+    assert.ok(e instanceof tn.TransportError, String(e))
+    assert.match(e.code, /^net\./)
+    assert.match(e.message, /telemetron serve/)
+    return true
+  })
+  await assert.rejects(tn.connect('http://127.0.0.1:1', { token: 't', username: 'u' }), { code: 'invalid_argument' })
+  await assert.rejects(tn.connect('http://127.0.0.1:1', { timeoutMs: -1 }), { code: 'invalid_argument' })
+})

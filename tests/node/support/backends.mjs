@@ -20,7 +20,15 @@ export function tempDir() {
   return d
 }
 
-after(() => {
+// Registered at load time, so these run once after every test of the file (a hook
+// registered inside a test would run after that test).
+after(async () => {
+  if (server) {
+    server.proc.kill('SIGTERM')
+    const t = setTimeout(() => server.proc.kill('SIGKILL'), 5000)
+    await server.exited
+    clearTimeout(t)
+  }
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
@@ -73,12 +81,6 @@ async function startServer() {
     }
   }
   server = { url, proc, exited }
-  after(async () => {
-    proc.kill('SIGTERM')
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(t)
-  })
   return server
 }
 
