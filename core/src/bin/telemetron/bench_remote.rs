@@ -32,12 +32,15 @@ pub struct RttArgs {
     pub common: Common,
 }
 
+/// The bench's runtime: `TELEMETRON_BENCH_THREADS` workers (default 2; 1 = a
+/// current-thread runtime, which avoids cross-thread wake-ups on the latency path).
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::InvalidArgument { reason: format!("cannot start the async runtime: {e}") })
+    let threads = std::env::var("TELEMETRON_BENCH_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(2);
+    let mut b = if threads <= 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+    if threads > 1 {
+        b.worker_threads(threads);
+    }
+    b.enable_all().build().map_err(|e| Error::InvalidArgument { reason: format!("cannot start the async runtime: {e}") })
 }
 
 /// A client for `c`: connected to `--url`, or embedded over a scratch directory.
