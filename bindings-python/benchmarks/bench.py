@@ -48,13 +48,13 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="telemetron-pybench-"))
 
 
-def ingest(runs: int, channels: int = 100, batch: int = 10_000, frames: int = 200) -> dict:
+def ingest(runs: int, durability: str = "interval", channels: int = 100, batch: int = 10_000, frames: int = 200) -> dict:
     rates, rust_rates = [], []
     data = [np.arange(batch, dtype=np.float64) * 0.5 + c for c in range(channels)]  # shared by all frames, as in Rust
     for run in range(runs):
         d = scratch()
         try:
-            client = tn.open(d)
+            client = tn.open(d, durability=durability)
             client.channels.create([tn.NewChannel("time", is_index=True)] + [tn.NewChannel(f"ch_{i}", "f64", index="time") for i in range(channels)])
             names = [f"ch_{i}" for i in range(channels)]
             w = client.open_writer(0, names, auto_commit=False)
@@ -76,12 +76,12 @@ def ingest(runs: int, channels: int = 100, batch: int = 10_000, frames: int = 20
         rates.append(sps)
         print(f"  python ingest run {run}: {secs:.3f} s, {sps / 1e6:.1f} M samples/s")
         # Alternate with the Rust run so both see the same machine conditions.
-        r = rust(["ingest", "--channels", str(channels), "--batch", str(batch), "--frames", str(frames)], 1)[0]
+        r = rust(["ingest", "--channels", str(channels), "--batch", str(batch), "--frames", str(frames), "--durability", durability], 1)[0]
         rust_rates.append(r["samples_per_s"])
         print(f"  rust   ingest run {run}: {r['seconds']:.3f} s, {r['samples_per_s'] / 1e6:.1f} M samples/s")
     py, rs = statistics.median(rates), statistics.median(rust_rates)
-    print(f"ingest median: python {py / 1e6:.1f} M samples/s, rust {rs / 1e6:.1f} M samples/s -> {100 * py / rs:.0f}%")
-    return {"scenario": "ingest", "python_samples_per_s": py, "rust_samples_per_s": rs, "ratio": py / rs, "runs": runs}
+    print(f"ingest ({durability}) median: python {py / 1e6:.1f} M samples/s, rust {rs / 1e6:.1f} M samples/s -> {100 * py / rs:.0f}%")
+    return {"scenario": "ingest", "durability": durability, "python_samples_per_s": py, "rust_samples_per_s": rs, "ratio": py / rs, "runs": runs}
 
 
 def write_one(runs: int, n: int = 200_000) -> dict:
@@ -156,6 +156,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="ingest,write-one,read")
     ap.add_argument("--read-samples", type=int, default=100_000_000)
+    ap.add_argument("--durability", default="interval", help="ingest durability: none | interval | commit")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if not BIN.exists():
@@ -163,7 +164,7 @@ def main() -> None:
     out = []
     for s in a.only.split(","):
         if s == "ingest":
-            out.append(ingest(a.runs))
+            out.append(ingest(a.runs, a.durability))
         elif s == "write-one":
             out.append(write_one(a.runs))
         elif s == "read":

@@ -11,6 +11,7 @@ use telemetron::control::Authority;
 use telemetron::framer::{IteratorConfig, WriterConfig};
 use telemetron::ranger::NewRange;
 use telemetron::relay::StreamerConfig;
+use telemetron::storage::Durability;
 use telemetron::telem::{TimeRange, TimeStamp};
 use telemetron::{ConnectOptions, Credentials};
 
@@ -58,16 +59,27 @@ impl Client {
     }
 }
 
+/// Parse a durability name.
+fn parse_durability(d: &str) -> PyResult<Durability> {
+    d.parse::<Durability>().map_err(invalid)
+}
+
 fn range(start: i64, end: i64) -> TimeRange {
     TimeRange::from_nanos(start, end)
 }
 
 #[pymethods]
 impl Client {
-    /// Open (or create) an embedded engine on the data directory `path`.
+    /// Open (or create) an embedded engine on the data directory `path`, with the default
+    /// durability `"none"`, `"interval"` (the default) or `"commit"`.
     #[staticmethod]
-    fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
-        let inner = py.detach(|| telemetron::open(&path)).py()?;
+    #[pyo3(signature = (path, durability=None))]
+    fn open(py: Python<'_>, path: std::path::PathBuf, durability: Option<&str>) -> PyResult<Client> {
+        let mut options = telemetron::Options::default();
+        if let Some(d) = durability {
+            options.storage.durability = parse_durability(d)?;
+        }
+        let inner = py.detach(|| telemetron::open_with(&path, options)).py()?;
         Ok(Client { inner })
     }
 
@@ -187,7 +199,7 @@ impl Client {
 
     /// Open a writer.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (start, channels, authorities, mode, name, err_on_unauthorized, auto_commit, auto_commit_interval=None, end=None, subject_key=None))]
+    #[pyo3(signature = (start, channels, authorities, mode, name, err_on_unauthorized, auto_commit, auto_commit_interval=None, end=None, subject_key=None, durability=None))]
     fn open_writer(
         &self,
         py: Python<'_>,
@@ -201,9 +213,11 @@ impl Client {
         auto_commit_interval: Option<i64>,
         end: Option<i64>,
         subject_key: Option<String>,
+        durability: Option<&str>,
     ) -> PyResult<Writer> {
         let r = channel_refs(channels)?;
         let mode = writer_mode(mode)?;
+        let durability = durability.map(parse_durability).transpose()?;
         let (w, chans) = self.run(py, move |c| async move {
             let chans = c.channels(&r).await?;
             let mut cfg = WriterConfig::new(TimeStamp(start), chans.iter().map(|c| c.key).collect())
@@ -215,6 +229,7 @@ impl Client {
             if let Some(k) = subject_key {
                 cfg.subject.key = k;
             }
+            cfg.durability = durability;
             if let Some(ns) = auto_commit_interval {
                 cfg = cfg.auto_commit_interval(std::time::Duration::from_nanos(ns.max(0) as u64));
             }

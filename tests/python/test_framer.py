@@ -191,3 +191,23 @@ def test_writing_numpy_passes_its_memory_without_a_copy(stand, backend):
     stand.write(T0, {"time": ts, "pressure": a})
     back = stand.read(None, ["pressure"])["pressure"]
     assert ptr(back, "f64") == back.__array_interface__["data"][0]
+
+
+def test_writer_durability(stand):
+    with stand.open_writer(T0, ["pressure"], durability="commit") as w:
+        w.write({"time": T0, "pressure": 1.0})
+        assert w.commit() == T0 + 1
+    with pytest.raises(tn.InvalidArgument):
+        stand.open_writer(T0 + 1, ["pressure"], durability="sometimes")
+
+
+def test_open_with_durability(tmp_path):
+    c = tn.open(tmp_path / "d", durability="none")
+    c.channels.create(name="t", is_index=True)
+    c.write(T0, {"t": [T0]})
+    c.close()
+    c = tn.open(tmp_path / "d", durability="commit")
+    assert c.time_range("t") == tn.TimeRange(T0, T0 + 1)
+    c.close()
+    with pytest.raises(tn.InvalidArgument):
+        tn.open(tmp_path / "e", durability="maybe")

@@ -102,7 +102,7 @@ class Client:
     """A connection to an engine (wrapped by :class:`telemetron.Client`)."""
 
     @staticmethod
-    def open(path: str) -> Client: ...
+    def open(path: str, durability: Optional[str] = None) -> Client: ...
     @staticmethod
     def connect(
         url: str,
@@ -135,6 +135,7 @@ class Client:
         auto_commit_interval: Optional[int] = None,
         end: Optional[int] = None,
         subject_key: Optional[str] = None,
+        durability: Optional[str] = None,
     ) -> Writer: ...
     def open_streamer(self, channels: ChannelRefs, capacity: int, lag_policy: str, decimate: int, throttle_hz: float) -> Streamer: ...
     def open_iterator(self, start: int, end: int, channels: ChannelRefs, chunk_size: int, include_index: bool) -> Iterator: ...

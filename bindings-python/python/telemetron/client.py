@@ -90,6 +90,7 @@ class Client:
         auto_commit_interval: Any = None,
         end: Any = None,
         subject_key: Optional[str] = None,
+        durability: Optional[str] = None,
     ) -> Writer:
         """Open a writer on ``channels`` (their index channels are added) from ``start``.
 
@@ -107,6 +108,8 @@ class Client:
                 live ones after it).
             subject_key: identifies this writer in control state (a random UUID by
                 default).
+            durability: ``"none"``, ``"interval"`` or ``"commit"`` (``fdatasync`` before
+                each commit returns); None uses the engine's default.
         """
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, not {mode!r}")
@@ -132,6 +135,7 @@ class Client:
             interval,
             None if end is None else int(TimeStamp(end)),
             subject_key,
+            durability,
         )
         return Writer(native)
 
@@ -212,8 +216,12 @@ class Client:
         return f"Client(remote={self.is_remote})"
 
 
-def open(path: Union[str, "os.PathLike[str]"]) -> Client:
+def open(path: Union[str, "os.PathLike[str]"], *, durability: Optional[str] = None) -> Client:
     """Open (or create) an embedded engine on the data directory ``path``.
+
+    ``durability`` is the default for writers: ``"interval"`` (group commit: synced at
+    least every second, the default), ``"commit"`` (``fdatasync`` before every commit
+    returns) or ``"none"`` (never synced; for scratch data and benchmarks).
 
     >>> import telemetron as tn
     >>> client = tn.open("./data")
@@ -222,7 +230,7 @@ def open(path: Union[str, "os.PathLike[str]"]) -> Client:
         AlreadyOpen: another engine has the directory open.
         NotADataDirectory: the directory holds other files.
     """
-    return Client(_native.Client.open(os.fspath(path)))
+    return Client(_native.Client.open(os.fspath(path), durability))
 
 
 def connect(
