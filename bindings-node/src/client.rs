@@ -88,7 +88,7 @@ impl Client {
 #[napi]
 impl Client {
     /// True when connected to a remote node.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn is_remote(&self) -> bool {
         self.inner.is_remote()
     }
@@ -136,7 +136,7 @@ impl Client {
 
     /// Write one frame (parallel arrays of channels and samples) starting at `start` and
     /// commit it; resolves to the committed end (ns).
-    #[napi(ts_return_type = "Promise<bigint>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<bigint>")]
     pub fn write<'env>(
         &self,
         env: &'env Env,

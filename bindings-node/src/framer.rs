@@ -138,7 +138,7 @@ impl Writer {
 impl Writer {
     /// Write one frame given as parallel arrays of channels and samples. Typed arrays of the
     /// channel's element type are not copied (see `telem`).
-    #[napi(ts_return_type = "Promise<WriteReportJs>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<WriteReportJs>")]
     pub fn write<'env>(
         &self,
         env: &'env Env,
