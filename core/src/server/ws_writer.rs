@@ -43,6 +43,23 @@ struct Stream {
     seq: u64,
 }
 
+/// Aborts the writer and unregisters it when dropped (no-op after a normal finish).
+struct Cleanup {
+    state: Arc<AppState>,
+    id: u64,
+    writer: Arc<Mutex<Option<Writer>>>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.state.writers.remove(self.id);
+        if let Some(w) = self.writer.lock().take() {
+            w.abort();
+            drop(self.state.writers.refresh(None));
+        }
+    }
+}
+
 /// How a stream ended.
 enum End {
     /// The client asked to close (committing or not).
@@ -77,6 +94,9 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     let now = authorized(&writer, &keys);
     let writer = Arc::new(Mutex::new(Some(writer)));
     let (id, mut notices) = state.writers.add(writer.clone(), keys, now);
+    // Should this task die (a panic in the engine), the writer is still aborted and leaves
+    // the registry, so its control passes on.
+    let _cleanup = Cleanup { state: state.clone(), id, writer: writer.clone() };
     state.writers.refresh_and_wait(Some(id)).await;
     let (sent_version, authorized) = state.writers.current(id).unwrap_or_default();
     let keepalive_ms = s.keepalive.as_millis() as u64;
