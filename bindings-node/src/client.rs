@@ -150,11 +150,19 @@ impl Client {
         let start = timestamp(&start)?;
         let cols = columns(&values)?;
         let inner = self.inner.clone();
-        env.spawn_future(async move {
-            let chans = inner.channels(&channel_refs(&channels)).await.js()?;
-            let f = frame(&chans.iter().collect::<Vec<_>>(), cols)?;
-            Ok(big(inner.write(start, f).await.js()?.0))
-        })
+        // As `Writer::write`: the frame is dropped on the JS thread.
+        env.spawn_future_with_callback(
+            async move {
+                let chans = inner.channels(&channel_refs(&channels)).await.js()?;
+                let f = frame(&chans.iter().collect::<Vec<_>>(), cols)?;
+                let end = inner.write(start, f.clone()).await.js()?;
+                Ok((big(end.0), f))
+            },
+            |_, (end, f)| {
+                drop(f);
+                Ok(end)
+            },
+        )
     }
 
     /// Read a time range of channels.

@@ -152,15 +152,23 @@ impl Writer {
         let f = frame(&chans, columns(&values)?)?;
         let inner = self.inner.clone();
         let names = self.channels.clone();
-        env.spawn_future(async move {
-            let mut g = inner.lock().await;
-            let w = g.as_mut().ok_or_else(|| closed("the writer"))?;
-            let report = w.write(&f).await.js()?;
-            drop(f);
-            let unauthorized =
-                report.unauthorized.iter().map(|k| names.by_key.get(k).map_or_else(|| k.to_string(), |c| c.name.clone())).collect();
-            Ok(WriteReportJs { unauthorized })
-        })
+        // The frame goes back to the JS thread with the result and is dropped there, so the
+        // typed arrays' napi references are released directly (dropping them on a tokio
+        // thread would queue one threadsafe-function call per array).
+        env.spawn_future_with_callback(
+            async move {
+                let mut g = inner.lock().await;
+                let w = g.as_mut().ok_or_else(|| closed("the writer"))?;
+                let report = w.write(&f).await.js()?;
+                let unauthorized =
+                    report.unauthorized.iter().map(|k| names.by_key.get(k).map_or_else(|| k.to_string(), |c| c.name.clone())).collect();
+                Ok((WriteReportJs { unauthorized }, f))
+            },
+            |_, (report, f)| {
+                drop(f);
+                Ok(report)
+            },
+        )
     }
 
     /// Commit everything written so far; resolves to the committed end (ns).
