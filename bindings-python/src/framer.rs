@@ -248,3 +248,47 @@ pub fn _bench_core_write_one(
     })
     .py()
 }
+
+/// Benchmark helper: the `telemetron bench ingest` loop on `client`: `frames` frames of
+/// `index` plus every channel of `data` (`batch` float64 samples each, buffers shared by all
+/// frames), a commit after each; returns the seconds from the first write to the close.
+#[pyfunction]
+pub fn _bench_core_ingest(
+    py: Python<'_>,
+    client: &crate::client::Client,
+    index: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
+    batch: usize,
+    frames: usize,
+) -> PyResult<f64> {
+    use telemetron::framer::WriterConfig;
+    use telemetron::telem::{Frame, Series};
+    let iref = crate::channel::channel_ref(index)?;
+    let drefs = crate::channel::channel_refs(data)?;
+    let c = client.inner.clone();
+    py.detach(move || {
+        runtime().block_on(async move {
+            let ik = c.channels(&[iref]).await?[0].key;
+            let keys: Vec<ChannelKey> = c.channels(&drefs).await?.iter().map(|c| c.key).collect();
+            let series: Vec<Series> =
+                (0..keys.len()).map(|k| Series::from_vec((0..batch).map(|i| (i + k) as f64 * 0.5).collect::<Vec<f64>>())).collect();
+            let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), keys.clone()).auto_commit(false)).await?;
+            let t = std::time::Instant::now();
+            let mut ts = 0i64;
+            for _ in 0..frames {
+                let stamps: Vec<i64> = (0..batch as i64).map(|i| ts + i).collect();
+                ts += batch as i64;
+                let mut f = Frame::with_capacity(keys.len() + 1);
+                f.push(ik, Series::timestamps(stamps));
+                for (k, s) in keys.iter().zip(&series) {
+                    f.push(*k, s.clone());
+                }
+                w.write(&f).await?;
+                w.commit().await?;
+            }
+            w.close().await?;
+            Ok(t.elapsed().as_secs_f64())
+        })
+    })
+    .py()
+}

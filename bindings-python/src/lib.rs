@@ -28,7 +28,7 @@ mod _native {
     #[pymodule_export]
     use super::client::Client;
     #[pymodule_export]
-    use super::framer::{_bench_core_write_one, Iterator, Writer};
+    use super::framer::{_bench_core_ingest, _bench_core_write_one, Iterator, Writer};
     #[pymodule_export]
     use super::relay::Streamer;
     #[pymodule_export]
