@@ -108,7 +108,11 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
             let keys: Vec<ChannelKey> = chans[1..].iter().map(|c| c.key).collect();
             let data: Vec<Series> =
                 (0..a.channels).map(|ch| Series::from_vec((0..a.batch).map(|i| (i + ch) as f64 * 0.5).collect::<Vec<f64>>())).collect();
-            let cfg = WriterConfig::new(TimeStamp(0), keys.clone()).auto_commit(false).durability(a.durability);
+            // Committing after every frame is the node's auto-commit (the client does not
+            // wait for each commit, so storing frame n overlaps receiving frame n + 1);
+            // other intervals are explicit commit round trips.
+            let auto = a.commit_every == 1;
+            let cfg = WriterConfig::new(TimeStamp(0), keys.clone()).auto_commit(auto).durability(a.durability);
             let mut w = c.open_writer(cfg).await?;
             let t0 = Instant::now();
             let mut ts = 0i64;
@@ -121,12 +125,17 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
                     frame.push(*k, s.clone());
                 }
                 w.write(&frame).await?;
-                if (f + 1) % a.commit_every == 0 {
+                if !auto && (f + 1) % a.commit_every == 0 {
                     w.commit().await?;
                 }
             }
-            w.close().await?;
+            let end = w.close().await?;
             let secs = t0.elapsed().as_secs_f64();
+            // Everything is stored: the index covers every timestamp written.
+            let stored = c.time_range(index).await?;
+            if end != TimeStamp(ts) || stored.map(|r| (r.start.0, r.end.0)) != Some((0, ts)) {
+                return Err(Error::InvalidArgument { reason: format!("the node stored {stored:?} (end {end}), expected [0, {ts})") });
+            }
             let samples = (frames * per_frame) as f64;
             let sps = samples / secs;
             emit(
