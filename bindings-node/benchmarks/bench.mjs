@@ -17,10 +17,17 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import * as tn from '../../lib/index.mjs'
+
+// Between read runs the previous run's 800 MB must be freed, as the Rust bench drops its
+// frame: in JS that takes a garbage collection (external buffers are freed by V8's GC).
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc')
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const BIN = join(ROOT, 'target/release/telemetron')
@@ -170,6 +177,9 @@ async function read(o) {
     console.log(`  run ${run}: read ${tRead.toFixed(4)} s = ${(bps / 1e9).toFixed(2)} GB/s (${f.series.length} series); read+sum in JS ${((n * 8) / tAll / 1e9).toFixed(2)} GB/s`)
     await c.close()
     await new Promise((r) => setImmediate(r))
+    gc()
+    // let V8's concurrent sweeper finish before the next timed read (2 cores here)
+    await new Promise((r) => setTimeout(r, 500))
   }
   rmSync(dir, { recursive: true, force: true })
   const m = median(rates)
@@ -286,6 +296,7 @@ async function latency(o) {
 const o = args(process.argv.slice(2))
 if (o.dir) BASE = resolve(o.dir)
 const cmd = o._[0] ?? 'all'
+if (cmd !== 'writer') console.log(`node ${process.version}, 1-minute load average ${loadavg()[0].toFixed(2)}`)
 const run = {
   ingest: () => ingest(o),
   read: () => read(o),
