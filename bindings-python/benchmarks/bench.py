@@ -14,6 +14,8 @@ Scenarios:
   ``telemetron bench ingest --channels 100 --batch 10000``. Target: >= 80% of the Rust
   samples/s. This machine's disk makes single runs noisy (bimodal: page-cache writeback
   stalls); compare medians of many runs, and the best runs.
+- frame-overhead: the same frames with nothing stored (``mode="stream"``): what Python
+  and the binding add per frame, free of disk noise.
 - write-one: one-sample ``w.write({"time": t, "pressure": x})`` vs the same loop in Rust
   through the core's writer (``_native._bench_core_write_one``); the difference is the
   Python-side overhead. Target: < 5 us.
@@ -112,6 +114,38 @@ def ingest(runs: int, durability: str = "interval", channels: int = 100, batch: 
     }
 
 
+def frame_overhead(runs: int, channels: int = 100, batch: int = 10_000, frames: int = 200) -> dict:
+    """Per-frame cost of ``Writer.write`` with nothing stored (``mode="stream"``, no
+    streamer): numpy -> Rust conversion, the GIL round trip and the core's validation.
+    An upper bound on what Python adds to each ingest frame, free of disk noise."""
+    data = [np.arange(batch, dtype=np.float64) * 0.5 + c for c in range(channels)]
+    names = [f"ch_{i}" for i in range(channels)]
+    per = []
+    for run in range(runs):
+        d = scratch()
+        try:
+            client = tn.open(d)
+            client.channels.create([tn.NewChannel("time", is_index=True)] + [tn.NewChannel(n, "f64", index="time") for n in names])
+            w = client.open_writer(0, names, mode="stream")
+            t0 = time.perf_counter()
+            ts = 0
+            for _ in range(frames):
+                frame = {"time": np.arange(ts, ts + batch, dtype=np.int64)}
+                ts += batch
+                for n, arr in zip(names, data):
+                    frame[n] = arr
+                w.write(frame)
+            per.append((time.perf_counter() - t0) / frames * 1e6)
+            w.close()
+            client.close()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        print(f"  frame-overhead run {run}: {per[-1]:.1f} us per 101-series frame")
+    m = statistics.median(per)
+    print(f"frame-overhead median: {m:.1f} us per frame of {channels} x {batch} samples")
+    return {"scenario": "frame_overhead", "us_per_frame": m, "runs": runs}
+
+
 def write_one(runs: int, n: int = 200_000) -> dict:
     per_py, per_rs = [], []
     for run in range(runs):
@@ -182,7 +216,7 @@ def read(runs: int, samples: int = 100_000_000, batch: int = 100_000) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", default="ingest,write-one,read")
+    ap.add_argument("--only", default="ingest,frame-overhead,write-one,read")
     ap.add_argument("--read-samples", type=int, default=100_000_000)
     ap.add_argument("--durability", default="interval", help="ingest durability: none | interval | commit")
     ap.add_argument("--json", action="store_true")
@@ -193,6 +227,8 @@ def main() -> None:
     for s in a.only.split(","):
         if s == "ingest":
             out.append(ingest(a.runs, a.durability))
+        elif s == "frame-overhead":
+            out.append(frame_overhead(a.runs))
         elif s == "write-one":
             out.append(write_one(a.runs))
         elif s == "read":
