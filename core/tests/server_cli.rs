@@ -1,0 +1,117 @@
+//! The `telemetron serve` and `telemetron stream` programs, run as real processes: the
+//! demo stand streams live values, and SIGTERM / SIGINT shut the node down gracefully
+//! (open writers committed, exit status 0, data there on reopen).
+
+mod backends;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use telemetron::channel::NewChannel;
+use telemetron::framer::WriterConfig;
+use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
+use telemetron::{ConnectOptions, Engine};
+
+const BIN: &str = env!("CARGO_BIN_EXE_telemetron");
+
+/// A free loopback port (bound and released; the node binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Start `telemetron serve` and wait for its "serving" line.
+fn serve(args: &[&str]) -> (Child, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child =
+        Command::new(BIN).arg("serve").args(["--listen", &listen]).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if line.starts_with("telemetron serving") {
+            // Keep draining stdout so the node never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while out.read_line(&mut sink).unwrap_or(0) > 0 {
+                    sink.clear();
+                }
+            });
+            return (child, format!("http://{listen}"));
+        }
+    }
+    let _ = child.kill();
+    panic!("the node did not start: {line}");
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to a child process we started.
+    let r = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(r, 0);
+}
+
+fn wait_exit(mut child: Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node did not stop within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_commits_open_writers_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let (child, url) = serve(&["--data", data.to_str().unwrap()]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (t, v, status) = rt.block_on(async {
+        let c = telemetron::connect(&url, ConnectOptions::default()).await.unwrap();
+        let ch = c.create_channels(vec![NewChannel::index("t"), NewChannel::data("v", DataType::F32, "t")], false).await.unwrap();
+        let (t, v) = (ch[0].key, ch[1].key);
+        let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).auto_commit(false)).await.unwrap();
+        w.write(&Frame::new().with(t, Series::timestamps(vec![1, 2])).with(v, Series::from_vec(vec![1.0f32, 2.0]))).await.unwrap();
+        w.commit().await.unwrap();
+        w.write(&Frame::new().with(t, Series::timestamps(vec![3])).with(v, Series::from_vec(vec![3.0f32]))).await.unwrap();
+        // A round trip on the same node so the uncommitted write has arrived.
+        c.channel(v).await.unwrap();
+        signal(&child, libc::SIGTERM);
+        // The writer stays open (not committed, not dropped) until the node has exited: the
+        // node must commit it while shutting down.
+        let status = tokio::task::spawn_blocking(move || wait_exit(child)).await.unwrap();
+        drop(w);
+        (t, v, status)
+    });
+    assert!(status.success(), "{status:?}");
+    let engine = Engine::open(&data).unwrap();
+    let back = engine.read(TimeRange::MAX, &[t, v]).unwrap();
+    assert_eq!(back.concat(t).unwrap().unwrap().as_timestamps().unwrap(), &[1, 2, 3]);
+}
+
+#[test]
+fn demo_streams_live_values_and_sigint_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let (child, url) = serve(&["--demo", "--data", data.to_str().unwrap()]);
+    let out =
+        Command::new(BIN).args(["stream", "pressure_1", "valve_state", "--count", "5", "--rate", "20", "--url", &url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("pressure_1=")).collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    signal(&child, libc::SIGINT);
+    assert!(wait_exit(child).success());
+    let engine = Engine::open(&data).unwrap();
+    let p = engine.channels().by_name("pressure_1").unwrap().key;
+    assert!(engine.read(TimeRange::MAX, &[p]).unwrap().samples(p) > 0, "the demo's data was committed");
+}
