@@ -46,6 +46,7 @@ fn serve(args: &[&str]) -> (Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the node did not start: {line}");
 }
 
@@ -63,6 +64,7 @@ fn wait_exit(mut child: Child) -> std::process::ExitStatus {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("the node did not stop within 30 s");
         }
         std::thread::sleep(Duration::from_millis(20));
