@@ -30,6 +30,8 @@ use crate::telem::{NativeFrame, frame_from_py};
 #[derive(Debug)]
 pub struct Client {
     pub(crate) inner: telemetron::Client,
+    /// Set by `close`: later calls fail with `engine.closed` on both backends.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Add the index channels of `chans` that are not in it.
@@ -54,8 +56,15 @@ impl Client {
         Fut: Future<Output = telemetron::Result<T>>,
         T: Send,
     {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(crate::error::to_py(telemetron::Error::Closed { what: "the client" }));
+        }
         let c = self.inner.clone();
         py.detach(move || runtime().block_on(f(c))).py()
+    }
+
+    fn new(inner: telemetron::Client) -> Client {
+        Client { inner, closed: std::sync::atomic::AtomicBool::new(false) }
     }
 }
 
@@ -80,7 +89,7 @@ impl Client {
             options.storage.durability = parse_durability(d)?;
         }
         let inner = py.detach(|| telemetron::open_with(&path, options)).py()?;
-        Ok(Client { inner })
+        Ok(Client::new(inner))
     }
 
     /// Connect to a remote node (`telemetron serve`) at `url`.
@@ -106,7 +115,7 @@ impl Client {
         }
         let opts = ConnectOptions { credentials, ca_cert, timeout: std::time::Duration::from_secs_f64(timeout) };
         let inner = py.detach(|| runtime().block_on(telemetron::connect(&url, opts))).py()?;
-        Ok(Client { inner })
+        Ok(Client::new(inner))
     }
 
     /// True for a client connected to a remote node.
@@ -382,8 +391,14 @@ impl Client {
         self.run(py, |c| async move { c.control_channel().await })
     }
 
-    /// Close the client (an embedded engine releases its directory).
+    /// Close the client (an embedded engine releases its directory). Later calls raise
+    /// `Closed`; closing twice is a no-op.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.run(py, |c| async move { c.close().await })
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        self.run(py, |c| async move { c.close().await })?;
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 }
