@@ -9,25 +9,46 @@
 //   await ctrl.release()
 //
 // `acquire` opens a writer at now() on the write channels (their indexes are added) with the
-// given authority, and a streamer on the read and write channels that keeps the latest value
-// of each. Losing control to a higher authority is visible: `hasControl(ch)` turns false, a
-// 'unauthorized' event is emitted with the channels a `set` could not write, and with
-// `errOnUnauthorized: true` the `set` rejects with ControlError `control.unauthorized`.
+// given authority, and a streamer on the read channels and the control-state channel.
+// `get(ch)` is the latest value received (seeded with the last stored sample at acquire;
+// a write channel's is the last command sent). Conditions are evaluated now and on every
+// frame; a channel without a value reads as undefined (the condition is then usually false).
+//
+// Losing control: when a higher authority takes a write channel, `hasControl(ch)` turns
+// false, a 'lost' event is emitted with the channel names, and `onLost` decides the rest:
+// 'throw' (default) rejects the next set / waitUntil / sleep with ControlError `control.lost`;
+// 'warn' emits a process warning; a function is called as onLost(ctrl, channels); 'ignore'
+// does nothing. A command written while not in control is dropped by the engine and handled
+// the same way.
 const { EventEmitter } = require('node:events')
+const { randomUUID } = require('node:crypto')
 const { make } = require('./errors')
 const { now } = require('./time')
 
+const ON_LOST = ['throw', 'warn', 'ignore']
+
 class Controller extends EventEmitter {
-  constructor(client, writer, streamer, writeChannels, readChannels) {
+  constructor(client, opts) {
     super()
+    const { name, subjectKey, onLost, writer, streamer, writeChannels, readChannels, controlKey, seed } = opts
+    /** The sequence's name (control state). */
+    this.name = name
+    /** The subject key identifying this sequence in control state. */
+    this.subjectKey = subjectKey
     this._client = client
+    this._onLost = onLost
     this._writer = writer
     this._streamer = streamer
+    this._writeList = writeChannels
     this._write = new Map(writeChannels.map((c) => [c.name, c]))
     this._byKey = new Map([...writeChannels, ...readChannels].map((c) => [c.key, c]))
-    this._state = new Map()
+    this._controlKey = controlKey
+    this._state = new Map(seed)
+    this._holders = new Map()
+    this._held = new Map(writeChannels.map((c) => [c.name, writer.hasControl(c.key)]))
     this._waiters = new Set()
     this._lastTs = 0n
+    this._pending = null
     this._released = false
     this._loop = this._run()
   }
@@ -36,20 +57,73 @@ class Controller extends EventEmitter {
     try {
       for await (const frame of this._streamer) {
         for (const s of frame.series) {
-          if (s.length > 0) this._state.set(s.name ?? s.key, s.data[s.length - 1])
+          if (s.key === this._controlKey) this._transfers(s.data)
+          else if (s.length > 0) this._state.set(s.name ?? s.key, s.data[s.length - 1])
         }
-        for (const w of [...this._waiters]) w()
+        this._wake()
       }
     } catch (e) {
       this._error = e
-      for (const w of [...this._waiters]) w()
+      this._wake()
     }
   }
 
-  /** The latest value received for a channel (undefined until one arrives). */
-  get(channel) {
+  _wake() {
+    for (const w of [...this._waiters]) w()
+  }
+
+  // Follow control transfers ({transfers: [{from, to}]}) and report the write channels whose
+  // holder stopped being this sequence.
+  _transfers(docs) {
+    for (const doc of docs) {
+      for (const t of (doc && doc.transfers) || []) {
+        const state = t.to || t.from
+        if (!state) continue
+        this._holders.set(state.resource, t.to ? t.to.subject.key : null)
+      }
+    }
+    const lost = []
+    for (const c of this._writeList) {
+      let mine = this._holders.get(c.key) === this.subjectKey
+      if (!c.isVirtual && c.index !== undefined && c.index !== null && c.index !== c.key) {
+        mine = mine && this._holders.get(c.index) === this.subjectKey
+      }
+      if (this._held.get(c.name) && !mine) lost.push(c.name)
+      this._held.set(c.name, mine)
+    }
+    if (lost.length) this._lost(lost)
+  }
+
+  _lost(names) {
+    const e = make('control.lost', `control sequence ${JSON.stringify(this.name)} lost control of ${names.join(', ')} to a higher authority; raise its authority or wait for release`)
+    e.channels = names
+    this.emit('lost', names)
+    if (this._onLost === 'throw') {
+      this._pending = e
+      this._wake()
+    } else if (this._onLost === 'warn') {
+      process.emitWarning(e.message, 'TelemetronControlWarning')
+    } else if (typeof this._onLost === 'function') {
+      this._onLost(this, names)
+    }
+  }
+
+  _throwPending() {
+    const e = this._pending
+    if (e) {
+      this._pending = null
+      throw e
+    }
+  }
+
+  _channel(channel) {
     const c = typeof channel === 'number' ? this._byKey.get(channel) : undefined
-    return this._state.get(c ? c.name : channel)
+    return c ? c.name : channel
+  }
+
+  /** The latest value of a channel (undefined until one is received or commanded). */
+  get(channel) {
+    return this._state.get(this._channel(channel))
   }
 
   /** A snapshot `{name: latest value}`. */
@@ -66,20 +140,31 @@ class Controller extends EventEmitter {
 
   /** Command channels: `set('valve', 1)` or `set({valve: 1, vent: 0})`. */
   async set(channel, value) {
-    if (this._released) throw make('engine.closed', 'the controller was released; acquire again')
+    if (this._released) throw make('engine.closed', `control sequence ${JSON.stringify(this.name)} was released; acquire again`)
+    this._throwPending()
     const values = typeof channel === 'object' && channel !== null ? channel : { [channel]: value }
+    if (this._write.size === 0) throw make('invalid_argument', `control sequence ${JSON.stringify(this.name)} has no write channels`)
     const frame = new Map()
     const t = this._timestamp()
-    for (const [name, v] of Object.entries(values)) {
-      const c = this._write.get(name) ?? this._byKey.get(Number(name))
-      if (!c || !this._write.has(c.name)) {
-        throw make('write.not_in_writer', `channel ${JSON.stringify(name)} is not one of this controller's write channels; acquire it with write: [...]`)
+    const sent = []
+    for (const [ch, v] of Object.entries(values)) {
+      const c = this._write.get(this._channel(/^\d+$/.test(ch) && !this._write.has(ch) ? Number(ch) : ch))
+      if (!c) {
+        throw make('write.not_in_writer', `channel ${JSON.stringify(ch)} is not one of this sequence's write channels; acquire it with write: [...]`)
       }
-      frame.set(c.name, [v])
+      frame.set(c.key, Array.isArray(v) || ArrayBuffer.isView(v) ? v : [v])
+      sent.push([c.name, v])
       if (!c.isVirtual && c.index !== undefined && c.index !== null && c.index !== c.key) frame.set(c.index, BigInt64Array.of(t))
     }
     const report = await this._writer.write(frame)
-    if (report.unauthorized.length > 0) this.emit('unauthorized', report.unauthorized)
+    for (const [n, v] of sent) this._state.set(n, v)
+    if (report.unauthorized.length > 0) {
+      const dropped = report.unauthorized.filter((n) => this._write.has(n))
+      for (const n of dropped) this._held.set(n, false)
+      this._lost(dropped.length ? dropped : report.unauthorized)
+      this._throwPending()
+    }
+    this._wake()
     return report
   }
 
@@ -90,29 +175,25 @@ class Controller extends EventEmitter {
   waitUntil(cond, { timeout } = {}) {
     return new Promise((resolve, reject) => {
       let timer
-      const check = () => {
-        if (this._error) {
-          done()
-          return reject(this._error)
-        }
-        let ok
-        try {
-          ok = cond(this)
-        } catch (e) {
-          done()
-          return reject(e)
-        }
-        if (ok) {
-          done()
-          resolve(true)
-        } else if (this._released) {
-          done()
-          resolve(false)
-        }
-      }
       const done = () => {
         this._waiters.delete(check)
         if (timer) clearTimeout(timer)
+      }
+      const check = () => {
+        try {
+          this._throwPending()
+          if (this._error) throw this._error
+          if (cond(this)) {
+            done()
+            resolve(true)
+          } else if (this._released) {
+            done()
+            resolve(false)
+          }
+        } catch (e) {
+          done()
+          reject(e)
+        }
       }
       this._waiters.add(check)
       if (timeout !== undefined && timeout !== null) {
@@ -132,17 +213,21 @@ class Controller extends EventEmitter {
 
   /** `setAuthority(255)` or `setAuthority({valve: 10})`. */
   async setAuthority(value) {
-    return this._writer.setAuthority(value)
+    await this._writer.setAuthority(value)
+    for (const c of this._writeList) this._held.set(c.name, this._writer.hasControl(c.key))
   }
 
-  /** True if this controller may command `channel` now. */
+  /** True if this sequence controls `channel` now (every write channel when omitted). */
   hasControl(channel) {
+    if (channel === undefined) return this._writeList.length > 0 && this._writeList.every((c) => this._writer.hasControl(c.key))
     return this._writer.hasControl(channel)
   }
 
-  /** Sleep `ms` milliseconds. */
-  sleep(ms) {
-    return new Promise((r) => setTimeout(r, ms))
+  /** Sleep `ms` milliseconds (rejects with `control.lost` if control is lost meanwhile, with onLost 'throw'). */
+  async sleep(ms) {
+    this._throwPending()
+    await new Promise((r) => setTimeout(r, ms))
+    this._throwPending()
   }
 
   /** Release control (closes the writer, committing, and the streamer). Idempotent. */
@@ -154,13 +239,27 @@ class Controller extends EventEmitter {
     } finally {
       await this._streamer.close()
       await this._loop
-      for (const w of [...this._waiters]) w()
+      this._wake()
     }
   }
 
   async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
     await this.release()
   }
+}
+
+async function seed(client, channels) {
+  const out = []
+  for (const c of channels) {
+    if (c.isVirtual) continue
+    const it = await client.openIterator(undefined, [c.key])
+    if ((await it.seekLast()) && true) {
+      const f = await it.prev(1)
+      const d = f && f.get(c.key)
+      if (d && d.length) out.push([c.name, d[d.length - 1]])
+    }
+  }
+  return out
 }
 
 class ControlClient {
@@ -172,24 +271,26 @@ class ControlClient {
    * Acquire control of `write` channels (with `authority`, one number or one per write
    * channel) and follow `read` channels.
    */
-  async acquire({ name = 'controller', write = [], read = [], authority = 255, authorities, errOnUnauthorized = false } = {}) {
+  async acquire({ name = 'controller', write = [], read = [], authority = 255, authorities, onLost = 'throw' } = {}) {
+    if (!(ON_LOST.includes(onLost) || typeof onLost === 'function')) {
+      throw make('invalid_argument', "onLost must be 'throw', 'warn', 'ignore' or a function")
+    }
     const writeChannels = write.length ? await this._client.channels.retrieve(write) : []
     const readChannels = read.length ? await this._client.channels.retrieve(read) : []
     const auth = authorities ?? (Array.isArray(authority) ? authority : [authority])
+    const subjectKey = randomUUID()
     const writer = writeChannels.length
-      ? await this._client.openWriter({
-          start: now(), channels: writeChannels.map((c) => c.key), authorities: auth, name, errOnUnauthorized,
-        })
+      ? await this._client.openWriter({ start: now(), channels: writeChannels.map((c) => c.key), authorities: auth, name, subjectKey })
       : nullWriter()
-    const follow = [...new Map([...readChannels, ...writeChannels].map((c) => [c.key, c])).values()]
-    let streamer
     try {
-      streamer = await this._client.openStreamer(follow.map((c) => c.key))
+      const controlKey = await this._client.controlChannel()
+      const initial = await seed(this._client, readChannels)
+      const streamer = await this._client.openStreamer([...new Set([...readChannels.map((c) => c.key), controlKey])])
+      return new Controller(this._client, { name, subjectKey, onLost, writer, streamer, writeChannels, readChannels, controlKey, seed: initial })
     } catch (e) {
       await writer.abort()
       throw e
     }
-    return new Controller(this._client, writer, streamer, writeChannels, readChannels)
   }
 
   /** Who controls `channels` now (all when omitted). */

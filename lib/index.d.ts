@@ -85,6 +85,8 @@ export interface WriterOptions {
   authority?: number
   mode?: 'persist_stream' | 'persist' | 'stream'
   name?: string
+  /** Who is writing, in control state (random when absent). */
+  subjectKey?: string
   /** Fail writes that include channels this writer does not control. */
   errOnUnauthorized?: boolean
   /** Commit after writes (default true). */
@@ -193,13 +195,20 @@ export interface AcquireOptions {
   /** One authority, or one per write channel. Default 255. */
   authority?: number | number[]
   authorities?: number[]
-  /** Reject `set` when control was lost, instead of reporting it. */
-  errOnUnauthorized?: boolean
+  /**
+   * What losing control to a higher authority does (a 'lost' event is emitted in every
+   * case): 'throw' (default) rejects the next set / waitUntil / sleep with ControlError
+   * `control.lost`; 'warn' emits a process warning; a function is called; 'ignore'.
+   */
+  onLost?: 'throw' | 'warn' | 'ignore' | ((ctrl: Controller, channels: string[]) => void)
 }
 
 /** A control sequence (same semantics as the Python SDK's `client.control.acquire`). */
 export declare class Controller extends EventEmitter {
-  /** The latest value received for a channel. */
+  readonly name: string
+  /** This sequence's subject key in control state. */
+  readonly subjectKey: string
+  /** The latest value received (or commanded) for a channel; seeded with the last stored sample. */
   get(channel: string | number): number | bigint | string | unknown
   readonly state: Record<string, unknown>
   set(channel: string | number, value: SampleInput): Promise<WriteReport>
@@ -208,10 +217,11 @@ export declare class Controller extends EventEmitter {
   waitUntil(cond: (c: Controller) => boolean, options?: { timeout?: number }): Promise<boolean>
   waitWhile(cond: (c: Controller) => boolean, options?: { timeout?: number }): Promise<boolean>
   setAuthority(authority: number | Record<string, number>): Promise<void>
-  hasControl(channel: string | number): boolean
+  /** True if this sequence controls `channel` now (every write channel when omitted). */
+  hasControl(channel?: string | number): boolean
   sleep(ms: number): Promise<void>
   release(): Promise<void>
-  on(event: 'unauthorized', listener: (channels: string[]) => void): this
+  on(event: 'lost', listener: (channels: string[]) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 

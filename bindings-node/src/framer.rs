@@ -34,6 +34,8 @@ pub struct WriterOptionsJs {
     pub mode: Option<String>,
     /// A name for logs and control state.
     pub name: Option<String>,
+    /// Who is writing (control state); a random key is generated when absent.
+    pub subject_key: Option<String>,
     /// Fail writes to channels this writer does not control.
     pub err_on_unauthorized: Option<bool>,
     /// Commit after writes (default true).
@@ -67,6 +69,9 @@ impl WriterOptionsJs {
         }
         if let Some(n) = &self.name {
             c = c.name(n.clone());
+        }
+        if let Some(k) = &self.subject_key {
+            c.subject.key = k.clone();
         }
         c.err_on_unauthorized = self.err_on_unauthorized.unwrap_or(false);
         c.auto_commit = self.auto_commit.unwrap_or(true);

@@ -1,30 +1,39 @@
+// Control sequences: same semantics as the Python SDK's client.control.acquire.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { each, stand, unique, tn } from './support/backends.mjs'
 
-async function rig(c) {
-  const s = await stand(c, { valve: 'u8', press: 'f64' })
-  return s
-}
+const rig = (c) => stand(c, { valve: 'u8', press: 'f64' })
 
 each(test, 'acquire, set, waitUntil, release', async (t, c) => {
   const s = await rig(c)
   const ctrl = await c.control.acquire({ name: 'press seq', write: [s.valve], read: [s.press], authority: 200 })
   assert.equal(ctrl.hasControl(s.valve), true)
+  assert.equal(ctrl.hasControl(), true)
   await ctrl.set(s.valve, 1)
-  assert.equal(await ctrl.waitUntil((x) => x.get(s.valve) === 1, { timeout: 5000 }), true)
-  // another writer (the "stand") answers on the pressure channel
-  const pressTime = await c.channels.retrieve(s.time)
-  assert.ok(pressTime.isIndex)
+  assert.equal(ctrl.get(s.valve), 1, 'a write channel reads as the last command')
+  assert.equal(ctrl.get(s.press), undefined)
   assert.equal(await ctrl.waitUntil((x) => x.get(s.press) > 100, { timeout: 50 }), false, 'times out -> false')
   const states = await c.control.states([s.valve])
   assert.equal(states.length, 1)
   assert.equal(states[0].authority, 200)
   assert.equal(states[0].subjectName, 'press seq')
+  assert.equal(states[0].subjectKey, ctrl.subjectKey)
   await ctrl.release()
+  await ctrl.release() // idempotent
   assert.deepEqual(await c.control.states([s.valve]), [])
   const stored = await c.read(undefined, [s.valve])
   assert.deepEqual([...stored.get(s.valve)], [1], 'commands are stored with a timestamp on their index')
+  await assert.rejects(ctrl.set(s.valve, 0), { code: 'engine.closed' })
+})
+
+each(test, 'read channels are seeded with the last stored sample', async (t, c) => {
+  const s = await rig(c)
+  await c.write(0n, { [s.time]: [1n, 2n], [s.press]: [10, 42.5] })
+  const ctrl = await c.control.acquire({ name: 'seq', read: [s.press] })
+  assert.equal(ctrl.get(s.press), 42.5)
+  assert.equal(await ctrl.waitUntil((x) => x.get(s.press) > 40), true)
+  await ctrl.release()
 })
 
 each(test, 'waitUntil sees values written by another writer', async (t, c) => {
@@ -37,21 +46,28 @@ each(test, 'waitUntil sees values written by another writer', async (t, c) => {
   assert.equal(await waiting, true)
   assert.equal(ctrl.get(press.name), 120)
   assert.equal(ctrl.state[press.name], 120)
+  assert.equal(await ctrl.waitWhile((x) => x.get(press.name) < 100), true)
   await w.close()
   await ctrl.release()
 })
 
-each(test, 'a higher authority takes control; release hands it back', async (t, c) => {
+each(test, "losing control: 'lost' event, control.lost from the next call, and handback", async (t, c) => {
   const s = await rig(c)
   const low = await c.control.acquire({ name: 'low', write: [s.valve], authority: 100 })
+  const lost = new Promise((r) => low.once('lost', r))
   const high = await c.control.acquire({ name: 'high', write: [s.valve], authority: 200 })
   assert.equal(low.hasControl(s.valve), false)
   assert.equal(high.hasControl(s.valve), true)
-  const lost = new Promise((r) => low.once('unauthorized', r))
-  const report = await low.set(s.valve, 1)
-  assert.deepEqual(report.unauthorized.sort(), [s.time, s.valve].sort().filter((n) => report.unauthorized.includes(n)))
-  assert.ok(report.unauthorized.includes(s.valve))
-  assert.ok((await lost).includes(s.valve))
+  assert.ok((await lost).includes(s.valve), 'the transfer on the control channel is noticed')
+  await assert.rejects(low.set(s.valve, 1), (e) => {
+    assert.ok(e instanceof tn.ControlError)
+    assert.equal(e.code, 'control.lost')
+    assert.deepEqual(e.channels, [s.valve])
+    assert.match(e.message, /raise its authority or wait for release/)
+    return true
+  })
+  // the error is reported once; a command while not in control is dropped and reported again
+  await assert.rejects(low.set(s.valve, 1), { code: 'control.lost' })
   await high.setAuthority(50)
   assert.equal(low.hasControl(s.valve), true, 'lowering the authority hands control back')
   await high.setAuthority({ [s.valve]: 250 })
@@ -61,17 +77,18 @@ each(test, 'a higher authority takes control; release hands it back', async (t, 
   await low.release()
 })
 
-each(test, 'errOnUnauthorized rejects with control.unauthorized', async (t, c) => {
+each(test, "onLost 'ignore' reports dropped commands; a function is called", async (t, c) => {
   const s = await rig(c)
-  const high = await c.control.acquire({ name: 'high', write: [s.valve], authority: 250 })
-  await assert.rejects(c.control.acquire({ name: 'strict', write: [s.valve], authority: 10, errOnUnauthorized: true }), (e) => {
-    assert.ok(e instanceof tn.ControlError)
-    assert.equal(e.code, 'control.unauthorized')
-    assert.match(e.message, /raise this writer's authority or wait for release/)
-    return true
-  })
-  await assert.rejects(high.set(unique('nope'), 1), { code: 'write.not_in_writer' })
+  const calls = []
+  const a = await c.control.acquire({ name: 'a', write: [s.valve], authority: 10, onLost: (ctrl, names) => calls.push([ctrl.name, names]) })
+  const b = await c.control.acquire({ name: 'b', write: [s.valve], authority: 20 })
+  const quiet = await c.control.acquire({ name: 'quiet', write: [s.valve], authority: 5, onLost: 'ignore' })
+  const report = await quiet.set(s.valve, 1)
+  assert.ok(report.unauthorized.includes(s.valve))
+  await a.set(s.valve, 1)
+  assert.ok(calls.some(([n, names]) => n === 'a' && names.includes(s.valve)))
+  await assert.rejects(c.control.acquire({ write: [s.valve], onLost: 'sometimes' }), { code: 'invalid_argument' })
   await assert.rejects(c.control.acquire({ write: [s.valve], authority: 300 }), { code: 'invalid_argument' })
-  await high.release()
-  await assert.rejects(high.set(s.valve, 1), { code: 'engine.closed' })
+  await assert.rejects(b.set(unique('nope'), 1), { code: 'write.not_in_writer' })
+  for (const x of [a, b, quiet]) await x.release()
 })
