@@ -110,7 +110,7 @@ class Channels:
         return out[0] if single else out
 
     @overload
-    def retrieve(self, channels: ChannelRef) -> Channel: ...
+    def retrieve(self, channels: ChannelRef) -> Channel: ...  # type: ignore[overload-overlap]
 
     @overload
     def retrieve(self, channels: Sequence[ChannelRef]) -> List[Channel]: ...

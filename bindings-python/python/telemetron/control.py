@@ -121,9 +121,11 @@ class Controller:
     def _run(self) -> None:
         from .frame import Frame
 
+        streamer = self._streamer
+        assert streamer is not None
         while not self._stop.is_set():
             try:
-                n = self._streamer.read(0.1)
+                n = streamer.read(0.1)
             except StreamLagged:
                 continue
             except StreamClosed:
@@ -193,8 +195,8 @@ class Controller:
     def _name(self, channel: Any) -> str:
         if isinstance(channel, str):
             return channel
-        key = channel if isinstance(channel, int) else getattr(channel, "key", None)
-        c = self._by_key.get(key)
+        key = channel if isinstance(channel, int) else getattr(channel, "key", -1)
+        c = self._by_key.get(int(key))
         if c is None:
             raise KeyError(channel)
         return c.name

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time as _time
-from typing import Any, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -125,7 +125,8 @@ class TimeStamp(int):
             return TimeRange(self, self + end)
         return TimeRange(self, end)
 
-    def __add__(self, other: Any) -> "TimeStamp":  # type: ignore[override]
+    def __add__(self, other: Any) -> Any:  # type: ignore[override]
+        """``TimeStamp + span`` is a TimeStamp (saturating); ``+ ndarray`` an int64 array."""
         if isinstance(other, TimeStamp):
             return NotImplemented
         if isinstance(other, np.ndarray):  # stamps = start + np.arange(n) * period
@@ -208,7 +209,7 @@ class TimeSpan(int):
     def __sub__(self, other: Any) -> "TimeSpan":  # type: ignore[override]
         return TimeSpan(int(self) - span_ns(other))
 
-    def __mul__(self, other: Any) -> "TimeSpan":  # type: ignore[override]
+    def __mul__(self, other: Any) -> Any:  # type: ignore[override]
         if isinstance(other, (TimeSpan, TimeStamp)):
             return NotImplemented
         if isinstance(other, np.ndarray):
@@ -349,7 +350,7 @@ class DataType:
     JSON = "json"
     BYTES = "bytes"
 
-    _NUMPY = {
+    _NUMPY: Dict[str, np.dtype] = {
         "u8": np.dtype(np.uint8),
         "u16": np.dtype(np.uint16),
         "u32": np.dtype(np.uint32),
