@@ -12,7 +12,8 @@ Scenarios:
   (commit after every frame, durability interval) vs the same loop in Rust on the same
   client (``_native._bench_core_ingest``, runs alternating in one process), and vs
   ``telemetron bench ingest --channels 100 --batch 10000``. Target: >= 80% of the Rust
-  samples/s. This machine's disk makes single runs noisy (bimodal: page-cache writeback
+  samples/s. With ``--url`` the same runs go to a ``telemetron serve`` node (vs
+  ``telemetron bench ingest --url``). This machine's disk makes single runs noisy (bimodal: page-cache writeback
   stalls); compare medians of many runs, and the best runs.
 - frame-overhead: the same frames with nothing stored (``mode="stream"``): what Python
   and the binding add per frame, free of disk noise.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -53,22 +55,29 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="telemetron-pybench-"))
 
 
-def _ingest_once(durability: str, channels: int, batch: int, frames: int, data: list, core: bool) -> float:
-    """Seconds for one ingest run on a fresh engine: through ``Writer.write`` (Python) or
-    the same loop in Rust on the same client (``core=True``)."""
+_RUN = [0]
+
+
+def _ingest_once(durability: str, channels: int, batch: int, frames: int, data: list, core: bool, url: str = "") -> float:
+    """Seconds for one ingest run on a fresh engine (or fresh channels of the node at
+    ``url``): through ``Writer.write`` (Python) or the same loop in Rust on the same
+    client (``core=True``)."""
     d = scratch()
     try:
-        client = tn.open(d, durability=durability)
-        names = [f"ch_{i}" for i in range(channels)]
-        client.channels.create([tn.NewChannel("time", is_index=True)] + [tn.NewChannel(n, "f64", index="time") for n in names])
+        client = tn.connect(url) if url else tn.open(d, durability=durability)
+        _RUN[0] += 1
+        prefix = f"pybench{os.getpid()}_{_RUN[0]}_" if url else ""
+        names = [f"{prefix}ch_{i}" for i in range(channels)]
+        index = f"{prefix}time"
+        client.channels.create([tn.NewChannel(index, is_index=True)] + [tn.NewChannel(n, "f64", index=index) for n in names])
         if core:
-            secs = tn._native._bench_core_ingest(client._native, "time", names, batch, frames)
+            secs = tn._native._bench_core_ingest(client._native, index, names, batch, frames)
         else:
             w = client.open_writer(0, names, auto_commit=False)
             t0 = time.perf_counter()
             ts = 0
             for _ in range(frames):
-                frame = {"time": np.arange(ts, ts + batch, dtype=np.int64)}
+                frame = {index: np.arange(ts, ts + batch, dtype=np.int64)}
                 ts += batch
                 for n, arr in zip(names, data):
                     frame[n] = arr
@@ -82,29 +91,31 @@ def _ingest_once(durability: str, channels: int, batch: int, frames: int, data: 
         shutil.rmtree(d, ignore_errors=True)
 
 
-def ingest(runs: int, durability: str = "interval", channels: int = 100, batch: int = 10_000, frames: int = 200) -> dict:
+def ingest(runs: int, durability: str = "interval", url: str = "", channels: int = 100, batch: int = 10_000, frames: int = 200) -> dict:
     samples = frames * batch * channels
     data = [np.arange(batch, dtype=np.float64) * 0.5 + c for c in range(channels)]  # shared by all frames, as in Rust
     py_s, core_s = [], []
-    _ingest_once(durability, channels, batch, 20, data, core=False)  # warm-up (first mappings of the process)
+    _ingest_once(durability, channels, batch, 20, data, False, url)  # warm-up (first mappings of the process)
     for run in range(runs):
         # Python and the Rust loop alternate in this process, so both see the same conditions.
-        py_s.append(_ingest_once(durability, channels, batch, frames, data, core=False))
-        core_s.append(_ingest_once(durability, channels, batch, frames, data, core=True))
+        py_s.append(_ingest_once(durability, channels, batch, frames, data, False, url))
+        core_s.append(_ingest_once(durability, channels, batch, frames, data, True, url))
         print(f"  ingest run {run}: python {samples / py_s[-1] / 1e6:.1f} M samples/s, rust loop {samples / core_s[-1] / 1e6:.1f} M samples/s")
-    cli = rust(["ingest", "--channels", str(channels), "--batch", str(batch), "--frames", str(frames), "--durability", durability], runs)
+    target = ["--url", url] if url else ["--durability", durability]
+    cli = rust(["ingest", "--channels", str(channels), "--batch", str(batch), "--frames", str(frames), *target], runs)
     cli_rates = [r["samples_per_s"] for r in cli]
     print("  telemetron bench ingest runs: " + ", ".join(f"{r / 1e6:.1f}" for r in cli_rates) + " M samples/s")
     py, rs = samples / statistics.median(py_s), samples / statistics.median(core_s)
     best_py, best_rs = samples / min(py_s), samples / min(core_s)
     cl = statistics.median(cli_rates)
     print(
-        f"ingest ({durability}): median python {py / 1e6:.1f} M/s vs rust loop {rs / 1e6:.1f} M/s ({100 * py / rs:.0f}%); "
+        f"ingest ({url or durability}): median python {py / 1e6:.1f} M/s vs rust loop {rs / 1e6:.1f} M/s ({100 * py / rs:.0f}%); "
         f"best {best_py / 1e6:.1f} vs {best_rs / 1e6:.1f} ({100 * best_py / best_rs:.0f}%); CLI median {cl / 1e6:.1f} M/s ({100 * py / cl:.0f}%)"
     )
     return {
         "scenario": "ingest",
         "durability": durability,
+        "url": url,
         "python_samples_per_s": py,
         "rust_loop_samples_per_s": rs,
         "ratio": py / rs,
@@ -219,6 +230,7 @@ def main() -> None:
     ap.add_argument("--only", default="ingest,frame-overhead,write-one,read")
     ap.add_argument("--read-samples", type=int, default=100_000_000)
     ap.add_argument("--durability", default="interval", help="ingest durability: none | interval | commit")
+    ap.add_argument("--url", default="", help="ingest into a `telemetron serve` node instead of an embedded engine")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if not BIN.exists():
@@ -226,7 +238,7 @@ def main() -> None:
     out = []
     for s in a.only.split(","):
         if s == "ingest":
-            out.append(ingest(a.runs, a.durability))
+            out.append(ingest(a.runs, a.durability, a.url))
         elif s == "frame-overhead":
             out.append(frame_overhead(a.runs))
         elif s == "write-one":
