@@ -62,18 +62,13 @@ pub fn pace(start: Instant, i: usize, rate: u64) {
     if rate == 0 {
         return;
     }
+    // Sleep, never spin: on two cores a spinning writer takes the time slice the receiving
+    // thread needs, and the benchmark would measure its own pacing. Due times are absolute,
+    // so oversleeping one frame does not lower the rate.
     let due = start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
-    loop {
-        let now = Instant::now();
-        if now >= due {
-            return;
-        }
-        let left = due - now;
-        if left > Duration::from_micros(200) {
-            std::thread::sleep(left - Duration::from_micros(100));
-        } else {
-            std::hint::spin_loop();
-        }
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
     }
 }
 
