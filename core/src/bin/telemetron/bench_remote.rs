@@ -17,7 +17,7 @@ use telemetron::telem::{DataType, Frame, Series, TimeStamp};
 use telemetron::{Client, ConnectOptions, Credentials, Error};
 
 use crate::bench::{Common, IngestArgs, emit};
-use crate::bench_live::{FanoutArgs, LatencyArgs, pace};
+use crate::bench_live::{FanoutArgs, LatencyArgs};
 use crate::stats::{median, percentile, rate};
 
 #[derive(Debug, Args)]
@@ -227,17 +227,17 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Sleep until frame `i` is due (spinning for the last 200 µs, like the embedded benches).
+/// Sleep until frame `i` is due. Never spins: on two cores a spinning writer takes the
+/// time slice the node and the receiving task need. Due times are absolute, so a late
+/// wake-up does not lower the rate.
 pub async fn pace_async(t0: Instant, i: usize, rate: u64) {
     if rate == 0 {
         return;
     }
     let due = t0 + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
-    let left = due.saturating_duration_since(Instant::now());
-    if left > Duration::from_micros(300) {
-        tokio::time::sleep(left - Duration::from_micros(200)).await;
+    if due > Instant::now() {
+        tokio::time::sleep_until(due.into()).await;
     }
-    pace(t0, i, rate);
 }
 
 /// Control round trip: client A commands on one channel, client B (another connection)
