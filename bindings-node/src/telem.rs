@@ -6,7 +6,12 @@
 //! `bytes::Bytes`), so the memory lives exactly as long as the JS view. Timestamps and
 //! `i64` become `BigInt64Array`, `u64` `BigUint64Array`, `bool` a `Uint8Array` of 0/1.
 //! Variable-length types (`string`, `json`, `uuid`, `bytes`) are copied into JS strings /
-//! `Buffer`s (JS has no view type for them).
+//! `Buffer`s (JS has no view type for them). Memory the engine hands out twice (fan-out to
+//! several streamers, repeated reads of a mapped segment) becomes one `ArrayBuffer` shared by
+//! the typed arrays (see `externals`). One case remains where V8 sees two `ArrayBuffer`s over
+//! one address: an embedded streamer receiving a typed array this process wrote (the
+//! writer's JS buffer comes back as an external buffer over the same memory); Node 20 accepts
+//! that, and it is what the end-to-end zero-copy test checks.
 //!
 //! ## In (JS → Rust): no copy for typed arrays
 //! A typed array whose element type matches the channel is not copied: the series'
@@ -380,27 +385,156 @@ impl TypeName for SeriesData {
     }
 }
 
+/// One live external `ArrayBuffer` per Rust buffer (pitfall P16 of the bindings recipe).
+///
+/// Series often share memory: every streamer in this process receives the same buffers,
+/// and two reads of the same stored range return views of the same mapped segment. Rather
+/// than give V8 several external `ArrayBuffer`s over one address (which old V8 versions
+/// aborted on, and which napi-rs debug builds reject), the first view of an address is
+/// remembered through a weak reference, and later series starting at that address become
+/// typed arrays over the same `ArrayBuffer` while it is alive. The map is per JS thread
+/// (conversions and napi finalizers both run there).
+mod externals {
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use napi::sys;
+
+    struct Entry {
+        bytes: usize,
+        id: u64,
+        weak: sys::napi_ref,
+    }
+
+    thread_local! {
+        static MAP: RefCell<HashMap<usize, Entry>> = RefCell::new(HashMap::new());
+        static NEXT: Cell<u64> = const { Cell::new(1) };
+    }
+
+    pub(super) fn next_id() -> u64 {
+        NEXT.with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        })
+    }
+
+    /// The live `ArrayBuffer` over `addr` holding at least `bytes`, if any.
+    ///
+    /// # Safety
+    /// `env` is the current JS thread's env.
+    pub(super) unsafe fn lookup(env: sys::napi_env, addr: usize, bytes: usize) -> Option<sys::napi_value> {
+        MAP.with(|m| {
+            let m = m.borrow();
+            let e = m.get(&addr)?;
+            if e.bytes < bytes {
+                return None;
+            }
+            let mut v = std::ptr::null_mut();
+            // SAFETY: `e.weak` is a reference created on this thread and not yet deleted.
+            if unsafe { sys::napi_get_reference_value(env, e.weak, &mut v) } != sys::Status::napi_ok || v.is_null() {
+                return None;
+            }
+            let mut detached = false;
+            // SAFETY: `v` is a live ArrayBuffer.
+            unsafe { sys::napi_is_detached_arraybuffer(env, v, &mut detached) };
+            (!detached).then_some(v)
+        })
+    }
+
+    /// Remember the `ArrayBuffer` behind the typed array `view` for `addr`.
+    ///
+    /// # Safety
+    /// `env` is the current JS thread's env and `view` a typed array created on it.
+    pub(super) unsafe fn remember(env: sys::napi_env, addr: usize, bytes: usize, id: u64, view: sys::napi_value) {
+        let mut ab = std::ptr::null_mut();
+        let (mut t, mut len, mut data, mut off) = (0, 0, std::ptr::null_mut(), 0);
+        // SAFETY: `view` is a typed array.
+        if unsafe { sys::napi_get_typedarray_info(env, view, &mut t, &mut len, &mut data, &mut ab, &mut off) } != sys::Status::napi_ok {
+            return;
+        }
+        let mut weak = std::ptr::null_mut();
+        // SAFETY: `ab` is a live ArrayBuffer; refcount 0 makes the reference weak.
+        if unsafe { sys::napi_create_reference(env, ab, 0, &mut weak) } != sys::Status::napi_ok {
+            return;
+        }
+        if let Some(old) = MAP.with(|m| m.borrow_mut().insert(addr, Entry { bytes, id, weak })) {
+            // SAFETY: created on this thread; no other holder.
+            unsafe { sys::napi_delete_reference(env, old.weak) };
+        }
+    }
+
+    /// Forget `addr` when the `ArrayBuffer` remembered under `id` is finalized.
+    pub(super) fn forget(env: sys::napi_env, addr: usize, id: u64) {
+        let gone = MAP.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.get(&addr).is_some_and(|e| e.id == id) { m.remove(&addr) } else { None }
+        });
+        if let Some(e) = gone {
+            // SAFETY: finalizers run on the JS thread that owns the map and the reference.
+            unsafe { sys::napi_delete_reference(env, e.weak) };
+        }
+    }
+
+    /// A typed array of `kind` with `len` elements over the start of `ab`.
+    ///
+    /// # Safety
+    /// `env` is the current JS thread's env and `ab` a live ArrayBuffer.
+    pub(super) unsafe fn typed_array(env: sys::napi_env, kind: i32, len: usize, ab: sys::napi_value) -> napi::Result<sys::napi_value> {
+        let mut v = std::ptr::null_mut();
+        // SAFETY: as documented.
+        let st = unsafe { sys::napi_create_typedarray(env, kind, len, ab, 0, &mut v) };
+        if st != sys::Status::napi_ok {
+            return Err(napi::Error::from_reason("creating a typed array over a shared buffer failed"));
+        }
+        Ok(v)
+    }
+}
+
 /// A typed array over the series' own buffer; its finalizer drops a clone of the series.
 macro_rules! view {
-    ($env:expr, $s:expr, $ta:ty, $t:ty) => {{
+    ($env:expr, $s:expr, $ta:ty, $t:ty, $kind:expr) => {{
         let s: Series = $s;
         let ptr = s.data().as_ptr() as *mut $t;
         let len = s.len();
-        let arr = if len == 0 {
-            <$ta>::new(Vec::new())
+        if len == 0 {
+            // SAFETY: called from `to_napi_value` with its env.
+            unsafe { <$ta>::to_napi_value($env, <$ta>::new(Vec::new())) }
         } else if (ptr as usize) % std::mem::align_of::<$t>() != 0 {
             // Never happens for series built by the core (buffers are aligned); copy rather
             // than hand V8 a misaligned view.
             let v: Vec<$t> =
                 s.data().chunks_exact(std::mem::size_of::<$t>()).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default())).collect();
-            <$ta>::new(v)
+            // SAFETY: as above.
+            unsafe { <$ta>::to_napi_value($env, <$ta>::new(v)) }
         } else {
-            // SAFETY: the closure owns `s`, whose buffer stays allocated (and is never written
-            // by Rust) until V8 finalizes the ArrayBuffer.
-            unsafe { <$ta>::with_external_data(ptr, len, move |_, _| drop(s)) }
-        };
-        // SAFETY: called from `to_napi_value` with its env.
-        unsafe { <$ta>::to_napi_value($env, arr) }
+            let addr = ptr as usize;
+            let bytes = len * std::mem::size_of::<$t>();
+            // SAFETY: on the JS thread with its env.
+            if let Some(ab) = unsafe { externals::lookup($env, addr, bytes) } {
+                // The live ArrayBuffer's finalizer holds a series over (at least) these bytes.
+                drop(s);
+                // SAFETY: `ab` is live.
+                unsafe { externals::typed_array($env, $kind as i32, len, ab) }
+            } else {
+                let id = externals::next_id();
+                let env = $env as usize;
+                // SAFETY: the closure owns `s`, whose buffer stays allocated (and is never
+                // written by Rust) until V8 finalizes the ArrayBuffer; finalizers run on the JS
+                // thread, where `env` is valid.
+                let arr = unsafe {
+                    <$ta>::with_external_data(ptr, len, move |_, _| {
+                        externals::forget(env as sys::napi_env, addr, id);
+                        drop(s)
+                    })
+                };
+                // SAFETY: called from `to_napi_value` with its env.
+                let v = unsafe { <$ta>::to_napi_value($env, arr)? };
+                // SAFETY: `v` was just created on this env.
+                unsafe { externals::remember($env, addr, bytes, id, v) };
+                Ok(v)
+            }
+        }
     }};
 }
 
@@ -408,16 +542,16 @@ impl ToNapiValue for SeriesData {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         let s = val.0;
         match s.data_type() {
-            DataType::F64 => view!(env, s, Float64Array, f64),
-            DataType::F32 => view!(env, s, Float32Array, f32),
-            DataType::I8 => view!(env, s, Int8Array, i8),
-            DataType::I16 => view!(env, s, Int16Array, i16),
-            DataType::I32 => view!(env, s, Int32Array, i32),
-            DataType::I64 | DataType::Timestamp => view!(env, s, BigInt64Array, i64),
-            DataType::U8 | DataType::Bool => view!(env, s, Uint8Array, u8),
-            DataType::U16 => view!(env, s, Uint16Array, u16),
-            DataType::U32 => view!(env, s, Uint32Array, u32),
-            DataType::U64 => view!(env, s, BigUint64Array, u64),
+            DataType::F64 => view!(env, s, Float64Array, f64, TypedArrayType::Float64),
+            DataType::F32 => view!(env, s, Float32Array, f32, TypedArrayType::Float32),
+            DataType::I8 => view!(env, s, Int8Array, i8, TypedArrayType::Int8),
+            DataType::I16 => view!(env, s, Int16Array, i16, TypedArrayType::Int16),
+            DataType::I32 => view!(env, s, Int32Array, i32, TypedArrayType::Int32),
+            DataType::I64 | DataType::Timestamp => view!(env, s, BigInt64Array, i64, TypedArrayType::BigInt64),
+            DataType::U8 | DataType::Bool => view!(env, s, Uint8Array, u8, TypedArrayType::Uint8),
+            DataType::U16 => view!(env, s, Uint16Array, u16, TypedArrayType::Uint16),
+            DataType::U32 => view!(env, s, Uint32Array, u32, TypedArrayType::Uint32),
+            DataType::U64 => view!(env, s, BigUint64Array, u64, TypedArrayType::BigUint64),
             DataType::Uuid => {
                 let v: Vec<String> =
                     s.data().chunks_exact(16).map(|c| uuid::Uuid::from_slice(c).map(|u| u.to_string()).unwrap_or_default()).collect();

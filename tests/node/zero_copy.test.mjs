@@ -59,3 +59,28 @@ each(test, 'end to end: a written typed array is streamed back without a copy (e
   await w.close()
   await st.close()
 })
+
+each(test, 'one external ArrayBuffer per Rust buffer: repeated reads and fan-out share it', async (t, c, b) => {
+  const s = await stand(c)
+  await c.write(0n, { [s.time]: BigInt64Array.of(1n, 2n, 3n), [s.pressure]: Float64Array.of(1, 2, 3) })
+  const a = await c.read(undefined, s.pressure)
+  const again = await c.read(undefined, s.pressure)
+  assert.deepEqual([...again], [...a])
+  const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
+  const s1 = await c.openStreamer(v.name)
+  const s2 = await c.openStreamer(v.name)
+  const w = await c.openWriter({ start: tn.now(), channels: [v.key], mode: 'stream' })
+  await w.write(v.name, [7, 8])
+  const [f1, f2] = [await s1.next(), await s2.next()]
+  assert.deepEqual([...f1.get(v.name)], [7, 8])
+  assert.deepEqual([...f2.get(v.name)], [7, 8])
+  if (!b.remote) {
+    // the engine hands out the same memory twice: JS sees one ArrayBuffer, not two over one address
+    assert.equal(again.buffer, a.buffer)
+    assert.equal(f1.get(v.name).buffer, f2.get(v.name).buffer)
+    assert.equal(debug.addressOf(f1.get(v.name)), debug.addressOf(f2.get(v.name)))
+  }
+  await w.close()
+  await s1.close()
+  await s2.close()
+})
