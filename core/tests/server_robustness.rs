@@ -212,3 +212,21 @@ async fn graceful_shutdown_keeps_committed_data() {
     let back = engine.read(TimeRange::MAX, &[t]).unwrap();
     assert_eq!(back.concat(t).unwrap().unwrap().as_timestamps().unwrap(), &[1, 2], "open writers are committed on shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_over_16_mib_travel_in_fragments_and_arrive_intact() {
+    let b = Backend::remote().await;
+    let c = &b.client;
+    let ch = c.create_channels(vec![NewChannel::index("ft"), NewChannel::data("fv", DataType::F64, "ft")], false).await.unwrap();
+    let (t, v) = (ch[0].key, ch[1].key);
+    let n = 2_500_000i64; // 40 MB per frame: three 16 MiB fragments
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![v])).await.unwrap();
+    let f = Frame::new()
+        .with(t, Series::timestamps((0..n).collect()))
+        .with(v, Series::from_vec((0..n).map(|i| i as f64).collect::<Vec<f64>>()));
+    assert!(codec::encoded_len(&f) > 32 << 20);
+    w.write(&f).await.unwrap();
+    assert_eq!(w.close().await.unwrap(), TimeStamp(n));
+    let back = c.read(TimeRange::from_nanos(n - 3, n), &[v]).await.unwrap();
+    assert_eq!(back.concat(v).unwrap().unwrap().as_slice::<f64>().unwrap(), &[(n - 3) as f64, (n - 2) as f64, (n - 1) as f64]);
+}

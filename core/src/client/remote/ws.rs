@@ -11,6 +11,8 @@ use serde::Serialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::http::{Http, error_from_body};
@@ -24,6 +26,8 @@ pub(crate) type WsStream = SplitStream<Ws>;
 
 /// Largest message accepted from the node.
 const MAX_MESSAGE: usize = 1 << 30;
+/// Frames larger than this are sent in fragments of this size.
+pub(crate) const FRAGMENT: usize = 16 << 20;
 
 /// One WebSocket stream. The halves are locked separately so a keep-alive can be sent
 /// while the caller waits for a reply.
@@ -82,9 +86,22 @@ impl WsConn {
         self.sink.lock().await.send(Message::text(text)).await.map_err(lost)
     }
 
-    /// Send a binary frame.
+    /// Send a binary frame. Frames over [`FRAGMENT`] go out as WebSocket fragments, taking
+    /// the sink once per fragment so the keep-alive task's pings pass between them (the
+    /// node measures silence per message or ping: a huge frame on a slow link must not
+    /// look like a dead client).
     pub(crate) async fn send_frame(&self, data: Bytes) -> Result<()> {
-        self.sink.lock().await.send(Message::Binary(data)).await.map_err(lost)
+        if data.len() <= FRAGMENT {
+            return self.sink.lock().await.send(Message::Binary(data)).await.map_err(lost);
+        }
+        let n = data.len().div_ceil(FRAGMENT);
+        for i in 0..n {
+            let part = data.slice(i * FRAGMENT..((i + 1) * FRAGMENT).min(data.len()));
+            let opcode = if i == 0 { OpCode::Data(Data::Binary) } else { OpCode::Data(Data::Continue) };
+            let frame = Frame::message(part, opcode, i + 1 == n);
+            self.sink.lock().await.send(Message::Frame(frame)).await.map_err(lost)?;
+        }
+        Ok(())
     }
 
     /// Close the socket (best effort).
