@@ -178,3 +178,11 @@ def test_variable_types_round_trip(stand):
 def test_empty_read(stand):
     f = stand.read(None, ["pressure"])
     assert len(f["pressure"]) == 0 and f["pressure"].dtype == np.float64
+
+
+def test_read_latest(stand):
+    assert len(stand.read_latest("pressure")["pressure"]) == 0
+    _fill(stand, 100)
+    last = stand.read_latest(["pressure", "temp"], n=3)
+    assert last["pressure"].tolist() == [97.0, 98.0, 99.0] and len(last["time"]) == 3
+    assert stand.read_latest("pressure")["pressure"].tolist() == [99.0]

@@ -66,6 +66,17 @@ class Client:
         tr = to_range(time_range)
         return Frame(self._native.read(int(tr.start), int(tr.end), channels, include_index))
 
+    def read_latest(self, channels: Any, n: int = 1) -> Frame:
+        """The last ``n`` samples of channels (indexes included), e.g. the current value of
+        a slow sensor: ``client.read_latest("tank_tc")["tank_tc"][-1]``."""
+        it = self._native.open_iterator(int(TimeStamp.MIN), int(TimeStamp.MAX), channels, max(1, int(n)), True)
+        try:
+            if it.seek_last():
+                it.prev(max(1, int(n)), None)
+            return Frame(it.value())
+        finally:
+            it.close()
+
     def delete(self, time_range: TimeRangeLike, channels: Any) -> None:
         """Delete the samples of channels in ``time_range``."""
         tr = to_range(time_range)
