@@ -353,6 +353,10 @@ async fn deletes(b: &Backend) {
     assert_eq!(c.read(TimeRange::MAX, &[p]).await.unwrap().samples(p), 0);
     c.delete_channels(&[p, t]).await.unwrap();
     assert_eq!(code(c.read(TimeRange::MAX, &[p]).await), "channel.not_found");
+    // After close, every call fails the same way.
+    c.close().await.unwrap();
+    assert_eq!(code(c.create_channels(vec![NewChannel::index("late")], false).await), "engine.closed");
+    assert_eq!(code(c.open_streamer(StreamerConfig::new(vec![t])).await), "engine.closed");
 }
 
 /// Large frames (pipelined on the node) stay in order, and an error only the node can see

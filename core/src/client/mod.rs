@@ -405,14 +405,20 @@ impl Client {
         }
     }
 
-    /// Close the client (an embedded engine is closed and its directory released).
+    /// Close the client: an embedded engine is closed and its directory released; a remote
+    /// client drops its idle connections (the node keeps running). Either way, later calls
+    /// fail with `engine.closed`. Writers, streamers and iterators already open are not
+    /// closed on the remote backend (close them first).
     ///
     /// # Errors
     /// An I/O error while syncing.
     pub async fn close(&self) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.close(),
-            Backend::Remote(_) => Ok(()),
+            Backend::Remote(r) => {
+                r.http.close();
+                Ok(())
+            }
         }
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct Http {
     pub auth: parking_lot::RwLock<Option<String>>,
     /// The node's message size limit (0: unknown).
     pub max_message: std::sync::atomic::AtomicU64,
+    /// Set by `Client::close`: later calls fail with `engine.closed`, as on an embedded
+    /// client.
+    pub closed: std::sync::atomic::AtomicBool,
 }
 
 /// A response: status, content type and body.
@@ -35,7 +38,13 @@ pub(crate) struct Reply {
 
 impl Http {
     pub(crate) fn new(endpoint: Endpoint) -> Http {
-        Http { endpoint, idle: parking_lot::Mutex::new(Vec::new()), auth: parking_lot::RwLock::new(None), max_message: Default::default() }
+        Http {
+            endpoint,
+            idle: parking_lot::Mutex::new(Vec::new()),
+            auth: parking_lot::RwLock::new(None),
+            max_message: Default::default(),
+            closed: Default::default(),
+        }
     }
 
     async fn sender(&self) -> Result<SendRequest<Full<Bytes>>> {
@@ -55,8 +64,20 @@ impl Http {
         Ok(sender)
     }
 
+    /// Fail if the client was closed.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) { Err(Error::Closed { what: "the client" }) } else { Ok(()) }
+    }
+
+    /// Close: refuse later calls and drop idle connections.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.idle.lock().clear();
+    }
+
     /// Send a request to `/api/v1/{path}` and read the whole response.
     pub(crate) async fn send(&self, method: Method, path: &str, content_type: &str, body: Bytes) -> Result<Reply> {
+        self.check_open()?;
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{API_PREFIX}/{path}"))

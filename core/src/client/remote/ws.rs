@@ -55,6 +55,7 @@ fn lost(e: WsError) -> crate::Error {
 impl WsConn {
     /// Open `/api/v1/stream/{kind}`.
     pub(crate) async fn open(http: &Http, kind: &str) -> Result<Arc<WsConn>> {
+        http.check_open()?;
         let ep = &http.endpoint;
         let scheme = if ep.secure() { "wss" } else { "ws" };
         let url = format!("{scheme}://{}{API_PREFIX}/stream/{kind}", ep.authority);
