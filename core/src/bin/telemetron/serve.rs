@@ -17,14 +17,15 @@ pub struct ServeArgs {
     /// Address to listen on. A non-loopback address needs --token or --user/--password.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub listen: SocketAddr,
-    /// Accept this bearer token (repeatable).
+    /// Accept this bearer token (repeatable; also TELEMETRON_TOKEN, which keeps it out of
+    /// the process list).
     #[arg(long)]
     pub token: Vec<String>,
     /// A user who may log in (with --password).
-    #[arg(long, requires = "password")]
+    #[arg(long)]
     pub user: Option<String>,
-    /// The password of --user.
-    #[arg(long, requires = "user")]
+    /// The password of --user (or TELEMETRON_PASSWORD).
+    #[arg(long)]
     pub password: Option<String>,
     /// TLS certificate chain (PEM); needs --key.
     #[arg(long, requires = "key")]
@@ -61,7 +62,18 @@ pub fn run(a: ServeArgs) -> Result<(), Error> {
     rt.block_on(serve_until_signal(a))
 }
 
-async fn serve_until_signal(a: ServeArgs) -> Result<(), Error> {
+async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
+    if let Ok(t) = std::env::var("TELEMETRON_TOKEN") {
+        a.token.extend(t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from));
+    }
+    if a.password.is_none() {
+        a.password = std::env::var("TELEMETRON_PASSWORD").ok();
+    }
+    if a.user.is_some() != a.password.is_some() {
+        return Err(Error::InvalidArgument {
+            reason: "--user needs a password (--password or TELEMETRON_PASSWORD), and a password needs --user".into(),
+        });
+    }
     let options = Options { storage: StorageOptions { durability: a.durability, ..StorageOptions::default() } };
     let engine = Engine::open_with(&a.data, options)?;
     let config = ServerConfig {

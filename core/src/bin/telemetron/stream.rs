@@ -17,7 +17,7 @@ pub struct StreamArgs {
     /// The node.
     #[arg(long, default_value = "http://127.0.0.1:9090")]
     pub url: String,
-    /// Bearer token, if the node requires one.
+    /// Bearer token, if the node requires one (or TELEMETRON_TOKEN).
     #[arg(long)]
     pub token: Option<String>,
     /// CA certificate (PEM) to trust for https.
@@ -55,7 +55,8 @@ fn value(s: &Series, i: usize) -> String {
 }
 
 async fn stream(a: StreamArgs) -> Result<(), Error> {
-    let credentials = a.token.clone().map_or(Credentials::None, |token| Credentials::Token { token });
+    let token = a.token.clone().or_else(|| std::env::var("TELEMETRON_TOKEN").ok().filter(|t| !t.is_empty()));
+    let credentials = token.map_or(Credentials::None, |token| Credentials::Token { token });
     let client =
         telemetron::connect(&a.url, ConnectOptions { credentials, ca_cert: a.ca_cert.clone(), ..ConnectOptions::default() }).await?;
     let refs: Vec<ChannelRef> =
