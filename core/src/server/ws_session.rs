@@ -31,16 +31,24 @@ pub(crate) enum Event {
 }
 
 /// One stream's socket and keep-alive state.
-#[derive(Debug)]
 pub(crate) struct Session {
     tx: SplitSink<WebSocket, Message>,
     rx: SplitStream<WebSocket>,
     last_rx: Instant,
     ping: tokio::time::Interval,
     timeout: Duration,
-    shutdown: Shutdown,
+    /// Resolves at shutdown; created once (a waiter registered per message would contend
+    /// across thousands of streams).
+    shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    shut: bool,
     /// The keep-alive interval announced to the client.
     pub keepalive: Duration,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("keepalive", &self.keepalive).field("shut", &self.shut).finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -55,13 +63,20 @@ impl Session {
             last_rx: Instant::now(),
             ping,
             timeout: state.config.control_timeout,
-            shutdown: state.shutdown.clone(),
+            shutdown: {
+                let s: Shutdown = state.shutdown.clone();
+                Box::pin(async move { s.wait().await })
+            },
+            shut: false,
             keepalive,
         }
     }
 
     /// The next event. Cancel-safe: may be raced against other work in `select!`.
     pub(crate) async fn next(&mut self) -> Event {
+        if self.shut {
+            return Event::Shutdown;
+        }
         loop {
             tokio::select! {
                 biased;
@@ -83,7 +98,10 @@ impl Session {
                         return Event::Gone("sending a ping failed".into());
                     }
                 }
-                _ = self.shutdown.wait() => return Event::Shutdown,
+                _ = &mut self.shutdown => {
+                    self.shut = true;
+                    return Event::Shutdown;
+                }
             }
         }
     }
