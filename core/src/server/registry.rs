@@ -39,6 +39,8 @@ struct Entry {
     last: Vec<ChannelKey>,
     /// Bumped (from a global counter) whenever `last` changes.
     version: u64,
+    /// The newest version the stream has sent to its client.
+    delivered: u64,
     out: mpsc::UnboundedSender<Notice>,
 }
 
@@ -66,8 +68,15 @@ impl Registry {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (out, rx) = mpsc::unbounded_channel();
         let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
-        self.entries.lock().insert(id, Entry { writer, keys, last: now, version, out });
+        self.entries.lock().insert(id, Entry { writer, keys, last: now, version, delivered: version, out });
         (id, rx)
+    }
+
+    /// The stream has sent version `v` to its client.
+    pub(crate) fn delivered(&self, id: u64, v: u64) {
+        if let Some(e) = self.entries.lock().get_mut(&id) {
+            e.delivered = e.delivered.max(v);
+        }
     }
 
     /// The stream's current authorized set and its version.
@@ -98,11 +107,14 @@ impl Registry {
             let Some(w) = guard.as_ref() else { continue };
             let now = authorized(w, &e.keys);
             drop(guard);
-            if now == e.last {
+            if now != e.last {
+                e.last = now;
+                e.version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+            } else if e.version <= e.delivered {
                 continue;
             }
-            e.last = now;
-            e.version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+            // Changed now, or changed earlier (e.g. seen first by the watcher) and not yet
+            // sent: either way the caller waits until the stream has sent it.
             if Some(*id) == own {
                 continue;
             }

@@ -105,6 +105,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     if !st.s.send_json(&WriterResponse::Opened { channels, authorized, keepalive_ms }).await {
         return st.finish(End::Abort(None)).await;
     }
+    state.writers.delivered(id, sent_version);
     let end = loop {
         tokio::select! {
             ev = st.s.next() => match ev {
@@ -140,7 +141,9 @@ impl Stream {
         match self.state.writers.current(self.id) {
             Some((v, authorized)) if v > self.sent_version => {
                 self.sent_version = v;
-                self.s.send_json(&WriterResponse::Authority { authorized }).await
+                let ok = self.s.send_json(&WriterResponse::Authority { authorized }).await;
+                self.state.writers.delivered(self.id, v);
+                ok
             }
             _ => true,
         }
