@@ -50,7 +50,6 @@ class Frame {
   constructor(raw, names) {
     /** Every series, in order (a channel may have several). */
     this.series = raw.series.map((s, i) => new Series(raw.keys[i], names ? names.get(raw.keys[i]) : undefined, s))
-    this._names = names
   }
 
   /** The channel key of each series. */
