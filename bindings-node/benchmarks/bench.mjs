@@ -262,9 +262,10 @@ async function latency(o) {
   const runs = Number(o.runs ?? 3)
   let url = o.url
   let server
+  let data
   if (o.serve) {
     const port = await freePort()
-    const data = scratch()
+    data = scratch()
     server = spawn(BIN, ['serve', '--data', data, '--listen', `127.0.0.1:${port}`], { stdio: 'ignore' })
     url = `http://127.0.0.1:${port}`
     for (let i = 0; ; i++) {
@@ -292,7 +293,12 @@ async function latency(o) {
     out[mode] = { p50: median(res.map((r) => r.p50)), p99: median(res.map((r) => r.p99)) }
     console.log(`node streamer latency (${mode}) median of runs: p50 ${out[mode].p50.toFixed(1)} µs, p99 ${out[mode].p99.toFixed(1)} µs`)
   }
-  if (server) server.kill('SIGTERM')
+  if (server) {
+    const exited = new Promise((r) => server.once('exit', r))
+    server.kill('SIGTERM')
+    await exited
+    rmSync(data, { recursive: true, force: true })
+  }
   return out
 }
 
