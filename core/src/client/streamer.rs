@@ -40,9 +40,12 @@ impl ClientStreamer {
     /// # Errors
     /// As [`ClientStreamer::next`].
     pub async fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>> {
-        match tokio::time::timeout(timeout, self.next()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
+        match &mut self.inner {
+            StreamerInner::Embedded(s) => match tokio::time::timeout(timeout, s.next()).await {
+                Ok(r) => Ok(Some(r?)),
+                Err(_) => Ok(None),
+            },
+            StreamerInner::Remote(s) => s.next_timeout(timeout).await,
         }
     }
 

@@ -23,6 +23,8 @@ pub(crate) struct RemoteStreamer {
     next_id: u64,
     /// Silence longer than this means the node is gone (it pings more often).
     idle: Duration,
+    /// When the node was last heard from.
+    last_rx: tokio::time::Instant,
     closed: bool,
     handle: tokio::runtime::Handle,
     _keepalive: TaskGuard,
@@ -59,6 +61,7 @@ impl RemoteStreamer {
             queued: VecDeque::new(),
             next_id: 1,
             idle: every * 4 + Duration::from_secs(1),
+            last_rx: tokio::time::Instant::now(),
             closed: false,
             handle: tokio::runtime::Handle::current(),
         })
@@ -93,18 +96,42 @@ impl RemoteStreamer {
 
     pub(crate) async fn next(&mut self) -> Result<Frame> {
         loop {
+            if let Some(r) = self.next_until(None).await? {
+                return Ok(r);
+            }
+        }
+    }
+
+    pub(crate) async fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>> {
+        self.next_until(Some(tokio::time::Instant::now() + timeout)).await
+    }
+
+    /// The next frame, or `None` at `deadline`; one timer per call.
+    async fn next_until(&mut self, deadline: Option<tokio::time::Instant>) -> Result<Option<Frame>> {
+        loop {
             if let Some(r) = self.queued.pop_front() {
-                return r;
+                return r.map(Some);
             }
             if self.closed {
                 return Err(StreamError::Closed.into());
             }
+            let dead = self.last_rx + self.idle;
+            let until = deadline.map_or(dead, |d| d.min(dead));
             let m = {
                 let mut s = self.conn.stream.lock().await;
-                ws::recv(&mut s, self.idle).await
+                ws::recv_until(&mut s, until, &mut self.last_rx).await
+            };
+            let m = match m {
+                Ok(Some(m)) => Ok(m),
+                Ok(None) if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) => return Ok(None),
+                Ok(None) if tokio::time::Instant::now() >= self.last_rx + self.idle => {
+                    Err(NetError::KeepAliveTimeout { millis: self.idle.as_millis() as u64 }.into())
+                }
+                Ok(None) => continue,
+                Err(e) => Err(e),
             };
             if let Step::Item(r) = self.step(m) {
-                return r;
+                return r.map(Some);
             }
         }
     }
@@ -139,12 +166,7 @@ impl RemoteStreamer {
             });
         }
         let handle = self.handle.clone();
-        handle.block_on(async {
-            match tokio::time::timeout(timeout, self.next()).await {
-                Ok(r) => r.map(Some),
-                Err(_) => Ok(None),
-            }
-        })
+        handle.block_on(self.next_timeout(timeout))
     }
 
     pub(crate) async fn update_channels(&mut self, keys: Vec<ChannelKey>) -> Result<()> {

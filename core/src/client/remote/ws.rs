@@ -129,12 +129,27 @@ fn classify(m: Option<std::result::Result<Message, WsError>>) -> Result<Option<I
 /// WebSocket layer). `idle` bounds the wait for any traffic at all: the node pings at
 /// least every keep-alive interval, so silence longer than that means it is gone.
 pub(crate) async fn recv(stream: &mut WsStream, idle: Duration) -> Result<Incoming> {
+    let mut last = tokio::time::Instant::now();
+    match recv_until(stream, last + idle, &mut last).await? {
+        Some(i) => Ok(i),
+        None => Err(NetError::KeepAliveTimeout { millis: idle.as_millis() as u64 }.into()),
+    }
+}
+
+/// Wait for the next message until `deadline` (`None` then). `last` is set to the time of
+/// any traffic (pings included).
+pub(crate) async fn recv_until(
+    stream: &mut WsStream,
+    deadline: tokio::time::Instant,
+    last: &mut tokio::time::Instant,
+) -> Result<Option<Incoming>> {
     loop {
-        match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => return Err(NetError::KeepAliveTimeout { millis: idle.as_millis() as u64 }.into()),
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Ok(None),
             Ok(m) => {
+                *last = tokio::time::Instant::now();
                 if let Some(i) = classify(m)? {
-                    return Ok(i);
+                    return Ok(Some(i));
                 }
             }
         }
