@@ -152,6 +152,18 @@ class Client {
     return many ? f : f.get(chans[0].key) ?? emptyOf(chans[0].dataType)
   }
 
+  /**
+   * The last `n` samples of channels (e.g. the current value of a slow sensor):
+   * `(await client.readLatest('tank_tc')).get('tank_tc').at(-1)`.
+   */
+  async readLatest(channels, n = 1) {
+    const chans = await this.channels.retrieve(list(channels))
+    const it = await this.openIterator(undefined, chans.map((c) => c.key))
+    const count = Math.max(1, Math.trunc(Number(n)) || 1)
+    const f = (await it.seekLast()) ? await it.prev(count) : null
+    return f ?? new Frame({ keys: [], series: [] }, names(chans))
+  }
+
   /** Delete a time range of channels' data. */
   async delete(range, channels) {
     return call(() => this._native.deleteRangeData(toRange(range), list(channels).map(refOf)))

@@ -249,15 +249,11 @@ class Controller extends EventEmitter {
 }
 
 async function seed(client, channels) {
+  const stored = channels.filter((c) => !c.isVirtual)
   const out = []
-  for (const c of channels) {
-    if (c.isVirtual) continue
-    const it = await client.openIterator(undefined, [c.key])
-    if ((await it.seekLast()) && true) {
-      const f = await it.prev(1)
-      const d = f && f.get(c.key)
-      if (d && d.length) out.push([c.name, d[d.length - 1]])
-    }
+  for (const c of stored) {
+    const d = (await client.readLatest([c.key])).get(c.key)
+    if (d && d.length) out.push([c.name, d[d.length - 1]])
   }
   return out
 }

@@ -241,6 +241,8 @@ export declare class Client {
   /** Read channels: a Frame for an array of channels, the samples for one channel. */
   read(range: TimeRangeInput, channels: ChannelRef[]): Promise<Frame>
   read(range: TimeRangeInput, channel: ChannelRef): Promise<SampleData>
+  /** The last `n` samples (default 1) of channels. */
+  readLatest(channels: ChannelRef | ChannelRef[], n?: number): Promise<Frame>
   delete(range: TimeRangeInput, channels: ChannelRef | ChannelRef[]): Promise<void>
   timeRange(channel: ChannelRef): Promise<TimeRangeValue | null>
   openWriter(options: WriterOptions): Promise<Writer>

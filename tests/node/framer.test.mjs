@@ -112,3 +112,13 @@ each(test, 'delete a time range of data', async (t, c) => {
   await c.delete([1n, 3n], [s.pressure, s.time])
   assert.deepEqual([...(await c.read(undefined, s.pressure))], [0, 3])
 })
+
+each(test, 'readLatest gives the last n samples', async (t, c) => {
+  const s = await stand(c)
+  assert.equal((await c.readLatest(s.pressure)).samples(s.pressure), 0)
+  await c.write(0n, { [s.time]: [1n, 2n, 3n, 4n], [s.pressure]: [1, 2, 3, 4] })
+  assert.deepEqual([...(await c.readLatest(s.pressure)).get(s.pressure)], [4])
+  const f = await c.readLatest([s.pressure, s.time], 2)
+  assert.deepEqual([...f.get(s.pressure)], [3, 4])
+  assert.deepEqual([...f.get(s.time)], [3n, 4n])
+})
