@@ -8,10 +8,8 @@
 //! Variable-length types (`string`, `json`, `uuid`, `bytes`) are copied into JS strings /
 //! `Buffer`s (JS has no view type for them). Memory the engine hands out twice (fan-out to
 //! several streamers, repeated reads of a mapped segment) becomes one `ArrayBuffer` shared by
-//! the typed arrays (see `externals`). One case remains where V8 sees two `ArrayBuffer`s over
-//! one address: an embedded streamer receiving a typed array this process wrote (the
-//! writer's JS buffer comes back as an external buffer over the same memory); Node 20 accepts
-//! that, and it is what the end-to-end zero-copy test checks.
+//! the typed arrays (see `externals`); a typed array this process wrote that comes back
+//! (an embedded streamer) is shown through the writer's own `ArrayBuffer`.
 //!
 //! ## In (JS → Rust): no copy for typed arrays
 //! A typed array whose element type matches the channel is not copied: the series'
@@ -176,6 +174,7 @@ impl Column {
                 ValueType::String => Ok(Column::Strings(vec![String::from_napi_value(env, raw)?])),
                 ValueType::Object if is_typed_array(env, raw) => {
                     let (t, _) = typed_array_type(env, raw)?;
+                    externals::remember_js(env, raw);
                     Ok(match t {
                         TypedArrayType::Float64 => Column::F64(Float64Array::from_napi_value(env, raw)?),
                         TypedArrayType::Float32 => Column::F32(Float32Array::from_napi_value(env, raw)?),
@@ -406,9 +405,100 @@ mod externals {
         weak: sys::napi_ref,
     }
 
+    /// A JS-owned buffer that was written: its `ArrayBuffer` (weak) and where the view sat.
+    struct JsEntry {
+        weak: sys::napi_ref,
+        offset: usize,
+        bytes: usize,
+    }
+
     thread_local! {
         static MAP: RefCell<HashMap<usize, Entry>> = RefCell::new(HashMap::new());
         static NEXT: Cell<u64> = const { Cell::new(1) };
+        static JS: RefCell<HashMap<usize, JsEntry>> = RefCell::new(HashMap::new());
+    }
+
+    /// Entries kept before dead ones are swept.
+    const JS_SWEEP_AT: usize = 1024;
+
+    fn alive(env: sys::napi_env, weak: sys::napi_ref) -> Option<sys::napi_value> {
+        let mut v = std::ptr::null_mut();
+        // SAFETY: `weak` was created on this thread and is deleted only here.
+        if unsafe { sys::napi_get_reference_value(env, weak, &mut v) } != sys::Status::napi_ok || v.is_null() {
+            return None;
+        }
+        let mut detached = false;
+        // SAFETY: `v` is a live ArrayBuffer.
+        unsafe { sys::napi_is_detached_arraybuffer(env, v, &mut detached) };
+        (!detached).then_some(v)
+    }
+
+    /// Remember the JS `ArrayBuffer` behind a typed array that is being written, so that the
+    /// same memory coming back (an embedded streamer in this process) is shown through that
+    /// very `ArrayBuffer` instead of a second one over the same address.
+    pub(super) fn remember_js(env: sys::napi_env, view: sys::napi_value) {
+        let (mut t, mut len, mut data, mut ab, mut off) = (0, 0, std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        // SAFETY: `view` is a typed array (checked by the caller) on this thread's env.
+        if unsafe { sys::napi_get_typedarray_info(env, view, &mut t, &mut len, &mut data, &mut ab, &mut off) } != sys::Status::napi_ok
+            || data.is_null()
+        {
+            return;
+        }
+        let mut blen = 0;
+        let mut base = std::ptr::null_mut();
+        // SAFETY: `ab` is the view's ArrayBuffer.
+        if unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut base, &mut blen) } != sys::Status::napi_ok {
+            return;
+        }
+        let mut weak = std::ptr::null_mut();
+        // SAFETY: refcount 0: a weak reference to a live object.
+        if unsafe { sys::napi_create_reference(env, ab, 0, &mut weak) } != sys::Status::napi_ok {
+            return;
+        }
+        let entry = JsEntry { weak, offset: off, bytes: blen.saturating_sub(off) };
+        JS.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= JS_SWEEP_AT {
+                m.retain(|_, e| {
+                    let keep = alive(env, e.weak).is_some();
+                    if !keep {
+                        // SAFETY: created on this thread; removed from the map here.
+                        unsafe { sys::napi_delete_reference(env, e.weak) };
+                    }
+                    keep
+                });
+            }
+            if let Some(old) = m.insert(data as usize, entry) {
+                // SAFETY: as above.
+                unsafe { sys::napi_delete_reference(env, old.weak) };
+            }
+        });
+    }
+
+    /// The live JS `ArrayBuffer` and byte offset whose memory starts at `addr` and holds
+    /// `bytes`, if this process wrote such a typed array.
+    pub(super) fn lookup_js(env: sys::napi_env, addr: usize, bytes: usize) -> Option<(sys::napi_value, usize)> {
+        JS.with(|m| {
+            let mut m = m.borrow_mut();
+            let e = m.get(&addr)?;
+            match alive(env, e.weak) {
+                Some(ab) if e.bytes >= bytes => {
+                    // The buffer may have been resized since: check its current length.
+                    let (mut base, mut blen) = (std::ptr::null_mut(), 0);
+                    // SAFETY: `ab` is a live ArrayBuffer.
+                    let ok = unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut base, &mut blen) } == sys::Status::napi_ok;
+                    (ok && base as usize + e.offset == addr && e.offset + bytes <= blen).then_some((ab, e.offset))
+                }
+                Some(_) => None,
+                None => {
+                    if let Some(dead) = m.remove(&addr) {
+                        // SAFETY: created on this thread; just removed from the map.
+                        unsafe { sys::napi_delete_reference(env, dead.weak) };
+                    }
+                    None
+                }
+            }
+        })
     }
 
     pub(super) fn next_id() -> u64 {
@@ -476,14 +566,20 @@ mod externals {
         }
     }
 
-    /// A typed array of `kind` with `len` elements over the start of `ab`.
+    /// A typed array of `kind` with `len` elements at `offset` bytes into `ab`.
     ///
     /// # Safety
     /// `env` is the current JS thread's env and `ab` a live ArrayBuffer.
-    pub(super) unsafe fn typed_array(env: sys::napi_env, kind: i32, len: usize, ab: sys::napi_value) -> napi::Result<sys::napi_value> {
+    pub(super) unsafe fn typed_array(
+        env: sys::napi_env,
+        kind: i32,
+        len: usize,
+        ab: sys::napi_value,
+        offset: usize,
+    ) -> napi::Result<sys::napi_value> {
         let mut v = std::ptr::null_mut();
         // SAFETY: as documented.
-        let st = unsafe { sys::napi_create_typedarray(env, kind, len, ab, 0, &mut v) };
+        let st = unsafe { sys::napi_create_typedarray(env, kind, len, ab, offset, &mut v) };
         if st != sys::Status::napi_ok {
             return Err(napi::Error::from_reason("creating a typed array over a shared buffer failed"));
         }
@@ -510,12 +606,18 @@ macro_rules! view {
         } else {
             let addr = ptr as usize;
             let bytes = len * std::mem::size_of::<$t>();
+            if let Some((ab, offset)) = externals::lookup_js($env, addr, bytes) {
+                // JS-owned memory written by this process: a view over the writer's own
+                // ArrayBuffer (V8 keeps it alive; the series is not needed).
+                drop(s);
+                // SAFETY: `ab` is live and holds `offset + bytes` bytes.
+                unsafe { externals::typed_array($env, $kind as i32, len, ab, offset) }
             // SAFETY: on the JS thread with its env.
-            if let Some(ab) = unsafe { externals::lookup($env, addr, bytes) } {
+            } else if let Some(ab) = unsafe { externals::lookup($env, addr, bytes) } {
                 // The live ArrayBuffer's finalizer holds a series over (at least) these bytes.
                 drop(s);
                 // SAFETY: `ab` is live.
-                unsafe { externals::typed_array($env, $kind as i32, len, ab) }
+                unsafe { externals::typed_array($env, $kind as i32, len, ab, 0) }
             } else {
                 let id = externals::next_id();
                 let env = $env as usize;

@@ -14,12 +14,14 @@ each(test, `a ${FRAMES}-frame for-await stream keeps RSS flat`, async (t, c) => 
   st.on('lag', (e) => { dropped += e.dropped })
   const w = await c.openWriter({ start: tn.now(), channels: [v.key], mode: 'stream' })
   let received = 0
+  let lastSeries
   let sum = 0
   let baseline = 0
   let peak = 0
   const reader = (async () => {
     for await (const f of st) {
       const d = f.get(v.name)
+      lastSeries = f.series[0]
       sum += d[0]
       received += 1
       if (received === 2_000) baseline = process.memoryUsage().rss
@@ -27,8 +29,12 @@ each(test, `a ${FRAMES}-frame for-await stream keeps RSS flat`, async (t, c) => 
       if (received + dropped >= FRAMES) break
     }
   })()
+  // A plain array is converted into a new Rust buffer per write, so every received frame is
+  // an external ArrayBuffer over Rust memory (a typed array written by this process would
+  // come back through its own JS ArrayBuffer on the embedded backend).
+  const ones = Array.from({ length: SAMPLES }, () => 1)
   for (let i = 0; i < FRAMES; i++) {
-    await w.write(v.name, new Float64Array(SAMPLES).fill(1))
+    await w.write(v.name, ones)
     if (i % 64 === 63) await new Promise((r) => setImmediate(r))
   }
   await reader
@@ -37,6 +43,7 @@ each(test, `a ${FRAMES}-frame for-await stream keeps RSS flat`, async (t, c) => 
   const growth = (peak - baseline) / 2 ** 20
   t.diagnostic(`received ${received} frames (${dropped} dropped), RSS baseline ${(baseline / 2 ** 20).toFixed(0)} MB, growth ${growth.toFixed(1)} MB`)
   assert.ok(received >= FRAMES / 2, `received ${received}`)
+  assert.ok(tn.debug.seriesAddress(lastSeries) > 0 && tn.debug.addressOf(lastSeries.data) === tn.debug.seriesAddress(lastSeries), 'frames are views over Rust memory')
   assert.equal(sum, received)
   assert.ok(growth < 96, `RSS grew ${growth.toFixed(1)} MB over ${received} frames`)
 }, { timeout: 300_000 })

@@ -55,6 +55,13 @@ each(test, 'end to end: a written typed array is streamed back without a copy (e
   assert.equal(debug.addressOf(out), debug.seriesAddress(f.series[0]))
   if (!b.remote) {
     assert.equal(debug.addressOf(out), debug.addressOf(input), 'the streamer sees the very buffer that was written')
+    assert.equal(out.buffer, input.buffer, 'through the writer\'s own ArrayBuffer, not a second one over the same memory')
+    const part = input.subarray(100, 200)
+    await w.write(v.name, part)
+    const back = (await st.next()).get(v.name)
+    assert.equal(back.buffer, input.buffer)
+    assert.equal(back.byteOffset, part.byteOffset)
+    assert.equal(back[0], 100)
   }
   await w.close()
   await st.close()
