@@ -208,7 +208,7 @@ mod tests {
         #[test]
         fn pad8_is_the_next_multiple(n in 0u64..(u64::MAX - 8)) {
             let p = pad8(n);
-            prop_assert!(p >= n && p - n < 8 && p % 8 == 0);
+            prop_assert!(p >= n && p - n < 8 && p.is_multiple_of(8));
         }
     }
 }
