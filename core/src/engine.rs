@@ -181,9 +181,19 @@ impl Engine {
     /// control-state channel first receives the current state.
     ///
     /// # Errors
-    /// Unknown channels; [`Error::Closed`] after [`Engine::close`].
+    /// Unknown channels; [`Error::InvalidArgument`] for a `spin_us` over
+    /// [`StreamerConfig::MAX_SPIN_US`]; [`Error::Closed`] after [`Engine::close`].
     pub fn open_streamer(&self, config: StreamerConfig) -> Result<Streamer> {
         self.check_open()?;
+        if config.spin_us > StreamerConfig::MAX_SPIN_US {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "spin_us {} is over the {} us limit; a receiver waiting that long should park (spin_us 0)",
+                    config.spin_us,
+                    StreamerConfig::MAX_SPIN_US
+                ),
+            });
+        }
         for &k in &config.channels {
             self.inner.channels.get(k)?;
         }

@@ -613,3 +613,48 @@ fn async_next_receives_frames_in_a_tokio_runtime() {
     });
     assert_eq!(r, Err(StreamError::Closed));
 }
+
+#[test]
+fn a_spinning_streamer_receives_every_frame_and_still_times_out_and_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let a = virtual_u32(&engine, "a");
+    // Spins longer than the gaps between frames, so most receives never park.
+    let too_long = StreamerConfig { spin_us: StreamerConfig::MAX_SPIN_US + 1, ..StreamerConfig::new(vec![a]) };
+    let err = engine.open_streamer(too_long).unwrap_err();
+    assert_eq!(err.code(), "invalid_argument", "{err}");
+    let cfg = StreamerConfig { spin_us: 5_000, ..StreamerConfig::new(vec![a]) };
+    let mut s = engine.open_streamer(cfg).unwrap();
+    const N: u32 = 300;
+    let eng = engine.clone();
+    let writer = thread::spawn(move || {
+        let mut w = stream_writer(&eng, vec![a]);
+        for i in 0..N {
+            w.write(&one(a, i)).unwrap();
+            // Gaps both shorter and longer than the spin, so both paths run.
+            if i % 100 == 99 {
+                thread::sleep(Duration::from_millis(20));
+            } else if i % 10 == 0 {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < N as usize {
+        got.extend(u32s(&recv(&mut s), a));
+    }
+    writer.join().unwrap();
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+    // A timeout shorter than the spin ends the wait at the timeout, with nothing.
+    let t = std::time::Instant::now();
+    assert_eq!(s.recv_timeout(Duration::from_millis(2)), Ok(None));
+    assert!(t.elapsed() < Duration::from_secs(1), "a 2 ms timeout took {:?}", t.elapsed());
+    // Closing the engine ends a receive that is spinning (or parked after its spin).
+    let eng = engine.clone();
+    let closer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(2));
+        eng.close().unwrap();
+    });
+    assert_eq!(s.recv_timeout(RECV), Err(StreamError::Closed));
+    closer.join().unwrap();
+}

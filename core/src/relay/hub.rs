@@ -55,6 +55,9 @@ pub(crate) struct Subscriber {
     pub cv: Condvar,
     pub notify: Notify,
     pub waiting: AtomicBool,
+    /// Bumped after every change a receiver must look at (a push, a lag, a close), so a
+    /// spinning receiver polls one shared word instead of taking the queue lock.
+    pub events: AtomicU64,
 }
 
 impl Subscriber {
@@ -88,6 +91,7 @@ impl Subscriber {
     }
 
     pub(crate) fn wake(&self) {
+        self.events.fetch_add(1, Ordering::Release);
         if self.waiting.load(Ordering::Acquire) {
             self.cv.notify_one();
         }
@@ -96,6 +100,7 @@ impl Subscriber {
 
     pub(crate) fn close(&self) {
         self.queue.lock().closed = true;
+        self.events.fetch_add(1, Ordering::Release);
         self.cv.notify_all();
         self.notify.notify_one();
     }
@@ -139,6 +144,7 @@ impl Relay {
             cv: Condvar::new(),
             notify: Notify::new(),
             waiting: AtomicBool::new(false),
+            events: AtomicU64::new(0),
         });
         // Check `closed` under the table lock: `close` sets it and then walks the table
         // under the same lock, so a subscriber is either seen by that walk or sees `closed`.

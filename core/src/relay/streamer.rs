@@ -40,6 +40,15 @@ pub struct StreamerConfig {
     /// limit).
     #[serde(default)]
     pub throttle_hz: f64,
+    /// Busy-wait up to this many microseconds for a frame before parking the receiving
+    /// thread (0 = park at once, the default). Applies to the blocking receives
+    /// ([`Streamer::recv`], [`Streamer::recv_timeout`]) in the process holding the
+    /// streamer; async receives and a remote node ignore it. Parking costs a wake-up
+    /// across CPUs on every frame, which on a virtual machine has a tail of tens of
+    /// microseconds; spinning keeps one core busy instead. Set it above the frame period
+    /// for a control loop that owns a core. At most [`StreamerConfig::MAX_SPIN_US`].
+    #[serde(default)]
+    pub spin_us: u64,
 }
 
 fn default_cap() -> usize {
@@ -51,9 +60,20 @@ fn one() -> u32 {
 }
 
 impl StreamerConfig {
+    /// Longest busy-wait accepted for [`StreamerConfig::spin_us`] (one second): a
+    /// receiver expecting longer gaps should park.
+    pub const MAX_SPIN_US: u64 = 1_000_000;
+
     /// Stream `channels` with default settings.
     pub fn new(channels: Vec<ChannelKey>) -> StreamerConfig {
-        StreamerConfig { channels, capacity: default_cap(), lag_policy: LagPolicy::Notify, decimate: 1, throttle_hz: 0.0 }
+        StreamerConfig {
+            channels,
+            capacity: default_cap(),
+            lag_policy: LagPolicy::Notify,
+            decimate: 1,
+            throttle_hz: 0.0,
+            spin_us: 0,
+        }
     }
 }
 
@@ -120,6 +140,7 @@ pub struct Streamer {
     period: Option<Duration>,
     held: Option<Frame>,
     last_emit: Option<Instant>,
+    spin: Duration,
     closed: bool,
 }
 
@@ -138,6 +159,7 @@ impl Streamer {
             period,
             held: None,
             last_emit: None,
+            spin: Duration::from_micros(cfg.spin_us.min(StreamerConfig::MAX_SPIN_US)),
             closed: false,
         }
     }
@@ -269,11 +291,15 @@ impl Streamer {
     /// [`StreamError::Lagged`] once after frames were lost (then frames continue);
     /// [`StreamError::Disconnected`] or [`StreamError::Closed`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>, StreamError> {
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let spin_until = start + self.spin;
         loop {
             if self.closed {
                 return Err(StreamError::Closed);
             }
+            // Read before looking at the queue: a push after this bumps it.
+            let seen = self.sub.events.load(Ordering::Acquire);
             let now = Instant::now();
             if let Some(f) = self.step(now)? {
                 return Ok(Some(f));
@@ -282,11 +308,30 @@ impl Streamer {
             if now >= deadline {
                 return Ok(None);
             }
+            if now < spin_until {
+                self.spin_while_quiet(seen, spin_until.min(wake));
+                continue;
+            }
             let mut q = self.sub.queue.lock();
             if q.frames.is_empty() && !q.closed && !q.disconnected && q.lagged == 0 {
                 self.sub.waiting.store(true, Ordering::Release);
                 self.sub.cv.wait_until(&mut q, wake);
                 self.sub.waiting.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Busy-wait until the subscriber changes after `seen` or `until` passes. Bounded, so
+    /// the parking path after it (which re-checks the queue under its lock) stays the only
+    /// place a receiver sleeps.
+    fn spin_while_quiet(&self, seen: u64, until: Instant) {
+        let mut polls = 0u32;
+        while self.sub.events.load(Ordering::Acquire) == seen {
+            std::hint::spin_loop();
+            polls = polls.wrapping_add(1);
+            // The clock is read every 64 polls: a poll is a few ns, a clock read ~20 ns.
+            if polls.is_multiple_of(64) && Instant::now() >= until {
+                return;
             }
         }
     }

@@ -24,6 +24,10 @@ pub struct LatencyArgs {
     /// Frames per run.
     #[arg(long, default_value_t = 5000)]
     pub frames: usize,
+    /// In process only: the streamer busy-waits up to this many microseconds before
+    /// parking its thread (`StreamerConfig::spin_us`; 0 = park at once).
+    #[arg(long, default_value_t = 0)]
+    pub spin_us: u64,
     #[command(flatten)]
     pub common: Common,
 }
@@ -76,9 +80,10 @@ pub fn pace(start: Instant, i: usize, rate: u64) {
 pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
     if !a.common.json {
         println!(
-            "stream-latency: one-sample frames, persist+stream writer -> streamer thread, {} frames at {}",
+            "stream-latency: one-sample frames, persist+stream writer -> streamer thread, {} frames at {}, receiver {}",
             a.frames,
-            if a.rate == 0 { "full speed".to_string() } else { format!("{} Hz", a.rate) }
+            if a.rate == 0 { "full speed".to_string() } else { format!("{} Hz", a.rate) },
+            if a.spin_us == 0 { "parks".to_string() } else { format!("spins up to {} us, then parks", a.spin_us) }
         );
         println!("{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}", "run", "p50 us", "p99 us", "p999 us", "max us", "frames/s");
     }
@@ -89,7 +94,7 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
         let (t, v) = (ch[0].key, ch[1].key);
         let base = Instant::now();
         let sent: Arc<Vec<AtomicU64>> = Arc::new((0..a.frames).map(|_| AtomicU64::new(0)).collect());
-        let mut streamer = engine.open_streamer(StreamerConfig { capacity: a.frames + 16, ..StreamerConfig::new(vec![v, t]) })?;
+        let mut streamer = engine.open_streamer(StreamerConfig { capacity: a.frames + 16, spin_us: a.spin_us, ..StreamerConfig::new(vec![v, t]) })?;
         let sent2 = sent.clone();
         let n = a.frames;
         let rx = std::thread::Builder::new()
@@ -132,7 +137,7 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
         let fps = a.frames as f64 / secs;
         emit(
             a.common.json,
-            json!({"scenario": "stream-latency", "run": run, "rate_hz": a.rate, "frames": a.frames, "received": lat.len(),
+            json!({"scenario": "stream-latency", "run": run, "rate_hz": a.rate, "frames": a.frames, "spin_us": a.spin_us, "received": lat.len(),
                    "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": max,
                    "samples_per_s": fps, "bytes_per_s": fps * 16.0}),
             || format!("{run:>4} {p50:>10.1} {p99:>10.1} {p999:>10.1} {max:>10.1} {:>10}", rate(fps)),

@@ -165,6 +165,12 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
 /// Remote write -> remote streamer latency: one-sample frames from one connection to a
 /// streamer on another.
 pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
+    if a.spin_us > 0 {
+        return Err(Error::InvalidArgument {
+            reason: "--spin-us applies to in-process streamers; a remote streamer waits on its socket (drop --spin-us or --url)"
+                .into(),
+        });
+    }
     if !a.common.json {
         println!(
             "remote stream-latency: one-sample persist+stream frames, writer connection -> streamer connection, {} frames at {} Hz",
