@@ -28,6 +28,10 @@ pub struct LatencyArgs {
     /// parking its thread (`StreamerConfig::spin_us`; 0 = park at once).
     #[arg(long, default_value_t = 0)]
     pub spin_us: u64,
+    /// With --url only: drive the writer from the main thread with `block_on` (as the
+    /// Python SDK's blocking calls do) instead of running it as a runtime task.
+    #[arg(long)]
+    pub block_on_writer: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -78,6 +82,9 @@ pub fn pace(start: Instant, i: usize, rate: u64) {
 
 /// Time from `write()` being called to a streamer on another thread holding the frame.
 pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
+    if a.block_on_writer {
+        return Err(Error::InvalidArgument { reason: "--block-on-writer applies to remote runs (add --url)".into() });
+    }
     if !a.common.json {
         println!(
             "stream-latency: one-sample frames, persist+stream writer -> streamer thread, {} frames at {}, receiver {}",

@@ -173,8 +173,10 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
     }
     if !a.common.json {
         println!(
-            "remote stream-latency: one-sample persist+stream frames, writer connection -> streamer connection, {} frames at {} Hz",
-            a.frames, a.rate
+            "remote stream-latency: one-sample persist+stream frames, writer connection -> streamer connection, {} frames at {} Hz, writer {}",
+            a.frames,
+            a.rate,
+            if a.block_on_writer { "driven by block_on from the main thread" } else { "and streamer as runtime tasks" }
         );
         println!("{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}", "run", "p50 us", "p99 us", "p999 us", "max us", "received");
     }
@@ -216,17 +218,26 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
             });
             let cfg = WriterConfig::new(TimeStamp(0), vec![v]).auto_commit(true).auto_commit_interval(Duration::from_millis(10));
             let mut w = c.open_writer(cfg).await?;
-            let t0 = Instant::now();
-            for i in 0..a.frames {
-                pace_async(t0, i, a.rate).await;
-                let f = Frame::new().with(ti, Series::timestamps(vec![i as i64])).with(v, Series::from_vec(vec![i as f64]));
-                sent[i].store(base.elapsed().as_nanos() as u64, Ordering::Release);
-                w.write(&f).await?;
+            let (frames, rate_hz) = (a.frames, a.rate);
+            let write_all = async move {
+                let t0 = Instant::now();
+                for i in 0..frames {
+                    pace_async(t0, i, rate_hz).await;
+                    let f = Frame::new().with(ti, Series::timestamps(vec![i as i64])).with(v, Series::from_vec(vec![i as f64]));
+                    sent[i].store(base.elapsed().as_nanos() as u64, Ordering::Release);
+                    w.write(&f).await?;
+                }
+                w.close().await.map(drop)
+            };
+            if a.block_on_writer {
+                write_all.await?;
+            } else {
+                tokio::spawn(write_all).await.map_err(|e| Error::InvalidArgument { reason: format!("writer task failed: {e}") })??;
             }
-            w.close().await?;
             let lat = rx.await.unwrap_or_default();
             c.delete_channels(&[v, ti]).await?;
-            lat_row("stream-latency", run, lat, json!({"rate_hz": a.rate, "frames": a.frames}), a.common.json);
+            let writer = if a.block_on_writer { "block_on" } else { "task" };
+            lat_row("stream-latency", run, lat, json!({"rate_hz": a.rate, "frames": a.frames, "writer": writer}), a.common.json);
             Ok::<(), Error>(())
         })?;
     }

@@ -48,13 +48,28 @@ pub struct ServeArgs {
     /// Run the simulated test stand (pressures, temperatures at 1 kHz, valve_cmd).
     #[arg(long)]
     pub demo: bool,
+    /// Network worker threads (0 = one per core). 1 runs every connection on one thread:
+    /// no wake-ups between threads on the live path, but one core for all the network
+    /// work (large frames are still stored on their own threads).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 pub fn run(a: ServeArgs) -> Result<(), Error> {
     if !(a.control_timeout > 0.0 && a.control_timeout <= 3600.0) {
         return Err(Error::InvalidArgument { reason: "--control-timeout must be in (0, 3600] seconds".into() });
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut b = match a.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    let rt = b
         .enable_all()
         .thread_name("telemetron-server")
         .build()
