@@ -260,6 +260,7 @@ impl Client {
         lag_policy: &str,
         decimate: u32,
         throttle_hz: f64,
+        spin_us: u64,
     ) -> PyResult<Streamer> {
         let r = channel_refs(channels)?;
         let lp = self::lag_policy(lag_policy)?;
@@ -271,6 +272,7 @@ impl Client {
                 lag_policy: lp,
                 decimate: decimate.max(1),
                 throttle_hz,
+                spin_us,
             };
             Ok((c.open_streamer(cfg).await?, chans))
         })?;

@@ -178,3 +178,22 @@ def test_blocking_read_releases_the_gil(stand):
         th.join()
     # With the GIL held for 0.5 s the other thread could not have counted at all.
     assert during > 10_000
+
+
+def test_spinning_streamer_receives_and_rejects_bad_spin(stand, backend):
+    # Embedded: the receiving thread busy-waits before sleeping; remote: ignored. Either way
+    # every frame arrives in order.
+    t0 = int(tn.TimeStamp.now())
+    with stand.open_streamer(["valve_cmd"], timeout=2, spin_us=2000) as s:
+        with stand.open_writer(t0, ["valve_cmd"]) as w:
+            for i in range(50):
+                w.write({"valve_cmd": i % 2})
+        got = []
+        for frame in s:
+            got.extend(frame["valve_cmd"].tolist())
+            if len(got) == 50:
+                break
+    assert got == [i % 2 for i in range(50)]
+    for bad in (-1, 1_000_001):
+        with pytest.raises(ValueError, match="spin_us"):
+            stand.open_streamer(["valve_cmd"], spin_us=bad)

@@ -160,6 +160,7 @@ class Client:
         lag_policy: str = "notify",
         decimate: int = 1,
         throttle: float = 0.0,
+        spin_us: int = 0,
     ) -> Streamer:
         """Stream channels live.
 
@@ -171,8 +172,14 @@ class Client:
             lag_policy: ``"notify"`` (default) or ``"disconnect"`` a lagging streamer.
             decimate: keep every n-th sample per channel.
             throttle: deliver at most this many frames per second (0: no limit).
+            spin_us: busy-wait up to this many microseconds for a frame before the
+                receiving thread sleeps (0: sleep at once). Cuts the wake-up tail of a
+                control loop that owns a core; embedded clients only (a remote streamer
+                waits on its socket and ignores it). At most 1,000,000.
         """
-        native = self._native.open_streamer(channels, capacity, lag_policy, decimate, float(throttle))
+        if not 0 <= int(spin_us) <= 1_000_000:
+            raise ValueError(f"spin_us must be between 0 and 1000000 microseconds, not {spin_us!r}")
+        native = self._native.open_streamer(channels, capacity, lag_policy, decimate, float(throttle), int(spin_us))
         return Streamer(native, None if timeout is None else seconds(timeout), on_lag)
 
     def open_iterator(
