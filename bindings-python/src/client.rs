@@ -252,6 +252,7 @@ impl Client {
     }
 
     /// Open a streamer.
+    #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one each
     fn open_streamer(
         &self,
         py: Python<'_>,

@@ -66,14 +66,7 @@ impl StreamerConfig {
 
     /// Stream `channels` with default settings.
     pub fn new(channels: Vec<ChannelKey>) -> StreamerConfig {
-        StreamerConfig {
-            channels,
-            capacity: default_cap(),
-            lag_policy: LagPolicy::Notify,
-            decimate: 1,
-            throttle_hz: 0.0,
-            spin_us: 0,
-        }
+        StreamerConfig { channels, capacity: default_cap(), lag_policy: LagPolicy::Notify, decimate: 1, throttle_hz: 0.0, spin_us: 0 }
     }
 }
 

@@ -526,7 +526,8 @@ impl Drop for StorageWriter {
 fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp, end: TimeStamp) -> Result<Arc<RegionDomain>> {
     let mut st = store.state.lock();
     let range = TimeRange::new(start, end.max(TimeStamp(start.0.saturating_add(1))));
-    let overlapping: Vec<&Arc<RegionDomain>> = st.regions.iter().filter(|r| TimeRange::from_nanos(r.start, r.end).overlaps(&range)).collect();
+    let overlapping: Vec<&Arc<RegionDomain>> =
+        st.regions.iter().filter(|r| TimeRange::from_nanos(r.start, r.end).overlaps(&range)).collect();
     if overlapping.len() > 1 {
         let spans: Vec<String> = overlapping.iter().map(|r| TimeRange::from_nanos(r.start, r.end).to_string()).collect();
         return Err(WriteError::InvalidConfig {

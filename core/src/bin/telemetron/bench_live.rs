@@ -101,7 +101,8 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
         let (t, v) = (ch[0].key, ch[1].key);
         let base = Instant::now();
         let sent: Arc<Vec<AtomicU64>> = Arc::new((0..a.frames).map(|_| AtomicU64::new(0)).collect());
-        let mut streamer = engine.open_streamer(StreamerConfig { capacity: a.frames + 16, spin_us: a.spin_us, ..StreamerConfig::new(vec![v, t]) })?;
+        let mut streamer =
+            engine.open_streamer(StreamerConfig { capacity: a.frames + 16, spin_us: a.spin_us, ..StreamerConfig::new(vec![v, t]) })?;
         let sent2 = sent.clone();
         let n = a.frames;
         let rx = std::thread::Builder::new()

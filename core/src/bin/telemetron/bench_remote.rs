@@ -167,8 +167,7 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
 pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
     if a.spin_us > 0 {
         return Err(Error::InvalidArgument {
-            reason: "--spin-us applies to in-process streamers; a remote streamer waits on its socket (drop --spin-us or --url)"
-                .into(),
+            reason: "--spin-us applies to in-process streamers; a remote streamer waits on its socket (drop --spin-us or --url)".into(),
         });
     }
     if !a.common.json {
