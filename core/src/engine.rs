@@ -115,6 +115,11 @@ impl Engine {
         })
     }
 
+    /// True after [`Engine::close`].
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed { what: "the engine" }) } else { Ok(()) }
     }

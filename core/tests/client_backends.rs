@@ -353,10 +353,34 @@ async fn deletes(b: &Backend) {
     assert_eq!(c.read(TimeRange::MAX, &[p]).await.unwrap().samples(p), 0);
     c.delete_channels(&[p, t]).await.unwrap();
     assert_eq!(code(c.read(TimeRange::MAX, &[p]).await), "channel.not_found");
-    // After close, every call fails the same way.
+    let (t, p) = index_and_data(c, "del2").await;
+    let r = c.create_range(NewRange { name: "before close".into(), ..NewRange::default() }).await.unwrap();
+    // After close, every call fails the same way on both backends.
     c.close().await.unwrap();
-    assert_eq!(code(c.create_channels(vec![NewChannel::index("late")], false).await), "engine.closed");
-    assert_eq!(code(c.open_streamer(StreamerConfig::new(vec![t])).await), "engine.closed");
+    let closed = "engine.closed";
+    assert_eq!(code(c.create_channels(vec![NewChannel::index("late")], false).await), closed);
+    assert_eq!(code(c.channel(p).await), closed);
+    assert_eq!(code(c.channels(&[p.into()]).await), closed);
+    assert_eq!(code(c.search_channels("").await), closed);
+    assert_eq!(code(c.rename_channel(p, "renamed").await), closed);
+    assert_eq!(code(c.delete_channels(&[p]).await), closed);
+    assert_eq!(code(c.create_range(NewRange { name: "late".into(), ..NewRange::default() }).await), closed);
+    assert_eq!(code(c.range(r.key).await), closed);
+    assert_eq!(code(c.search_ranges("", None).await), closed);
+    assert_eq!(code(c.rename_range(r.key, "renamed").await), closed);
+    assert_eq!(code(c.range_meta(r.key).await), closed);
+    assert_eq!(code(c.set_range_meta(r.key, BTreeMap::from([("k".to_string(), "v".to_string())])).await), closed);
+    assert_eq!(code(c.delete_range_meta(r.key, &["k".to_string()]).await), closed);
+    assert_eq!(code(c.delete_ranges(&[r.key]).await), closed);
+    assert_eq!(code(c.read(TimeRange::MAX, &[p]).await), closed);
+    assert_eq!(code(c.write(TimeStamp(0), samples(t, p, &[1])).await), closed);
+    assert_eq!(code(c.delete(TimeRange::MAX, &[p]).await), closed);
+    assert_eq!(code(c.time_range(p).await), closed);
+    assert_eq!(code(c.open_writer(WriterConfig::new(TimeStamp(0), vec![p])).await), closed);
+    assert_eq!(code(c.open_streamer(StreamerConfig::new(vec![t])).await), closed);
+    assert_eq!(code(c.open_iterator(IteratorConfig::new(TimeRange::MAX, vec![p])).await), closed);
+    assert_eq!(code(c.control_states(&[p]).await), closed);
+    assert_eq!(code(c.control_channel().await), closed);
 }
 
 /// Large frames (pipelined on the node) stay in order, and an error only the node can see

@@ -139,6 +139,16 @@ impl Client {
         !matches!(*self.backend, Backend::Embedded(_))
     }
 
+    /// The backend, failing with `engine.closed` once an embedded client is closed (a
+    /// remote client fails the same way from its connection), so calls after `close`
+    /// behave alike on both backends.
+    fn backend(&self) -> Result<&Backend> {
+        match &*self.backend {
+            Backend::Embedded(e) if e.is_closed() => Err(crate::Error::Closed { what: "the engine" }),
+            b => Ok(b),
+        }
+    }
+
     /// The embedded engine, if this client is embedded.
     pub fn engine(&self) -> Option<&Engine> {
         match &*self.backend {
@@ -153,7 +163,7 @@ impl Client {
     /// # Errors
     /// See [`crate::channel::Channels::create_many`].
     pub async fn create_channels(&self, channels: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.create_channels_with(channels, retrieve_if_name_exists),
             Backend::Remote(r) => r.create_channels(channels, retrieve_if_name_exists).await,
         }
@@ -177,7 +187,7 @@ impl Client {
     /// # Errors
     /// Not-found errors for the first unknown channel.
     pub async fn channels(&self, refs: &[ChannelRef]) -> Result<Vec<Channel>> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => embedded::channels(e, refs),
             Backend::Remote(r) => r.channels(refs).await,
         }
@@ -188,7 +198,7 @@ impl Client {
     /// # Errors
     /// A transport error (remote).
     pub async fn search_channels(&self, term: &str) -> Result<Vec<Channel>> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => Ok(e.channels().search(term).into_iter().map(|c| (*c).clone()).collect()),
             Backend::Remote(r) => r.search_channels(term).await,
         }
@@ -199,7 +209,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::rename_channel`].
     pub async fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.rename_channel(key, name),
             Backend::Remote(r) => r.rename_channel(key, name).await,
         }
@@ -210,7 +220,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::delete_channels`].
     pub async fn delete_channels(&self, keys: &[ChannelKey]) -> Result<()> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.delete_channels(keys),
             Backend::Remote(r) => r.delete_channels(keys).await,
         }
@@ -221,7 +231,7 @@ impl Client {
     /// # Errors
     /// See [`crate::ranger::Ranges::create`].
     pub async fn create_range(&self, range: NewRange) -> Result<Range> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().create(range),
             Backend::Remote(r) => r.create_range(range).await,
         }
@@ -232,7 +242,7 @@ impl Client {
     /// # Errors
     /// [`crate::ranger::RangeError::NotFound`].
     pub async fn range(&self, key: Uuid) -> Result<Range> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().get(key),
             Backend::Remote(r) => r.range(key).await,
         }
@@ -244,7 +254,7 @@ impl Client {
     /// # Errors
     /// A catalog or transport error.
     pub async fn search_ranges(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().search(term, overlapping),
             Backend::Remote(r) => r.search_ranges(term, overlapping).await,
         }
@@ -255,7 +265,7 @@ impl Client {
     /// # Errors
     /// [`crate::ranger::RangeError`].
     pub async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().rename(key, name),
             Backend::Remote(r) => r.rename_range(key, name).await,
         }
@@ -266,7 +276,7 @@ impl Client {
     /// # Errors
     /// A catalog or transport error.
     pub async fn delete_ranges(&self, keys: &[Uuid]) -> Result<()> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().delete(keys),
             Backend::Remote(r) => r.delete_ranges(keys).await,
         }
@@ -277,7 +287,7 @@ impl Client {
     /// # Errors
     /// A catalog or transport error.
     pub async fn range_meta(&self, key: Uuid) -> Result<BTreeMap<String, String>> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().meta_data(key),
             Backend::Remote(r) => r.range_meta(key).await,
         }
@@ -288,7 +298,7 @@ impl Client {
     /// # Errors
     /// [`crate::ranger::RangeError::NotFound`].
     pub async fn set_range_meta(&self, key: Uuid, entries: BTreeMap<String, String>) -> Result<()> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().set_meta_data(key, &entries),
             Backend::Remote(r) => r.set_range_meta(key, entries).await,
         }
@@ -299,7 +309,7 @@ impl Client {
     /// # Errors
     /// A catalog or transport error.
     pub async fn delete_range_meta(&self, key: Uuid, names: &[String]) -> Result<()> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.ranges().delete_meta_data(key, &names.iter().map(String::as_str).collect::<Vec<_>>()),
             Backend::Remote(r) => r.delete_range_meta(key, names).await,
         }
@@ -310,7 +320,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::read`].
     pub async fn read(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<Frame> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.read(range, keys),
             Backend::Remote(r) => r.read(range, keys).await,
         }
@@ -322,7 +332,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::write`].
     pub async fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.write(start, frame),
             Backend::Remote(r) => r.write(start, frame).await,
         }
@@ -333,7 +343,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::delete`].
     pub async fn delete(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<()> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.delete(range, keys),
             Backend::Remote(r) => r.delete(range, keys).await,
         }
@@ -344,7 +354,7 @@ impl Client {
     /// # Errors
     /// Unknown or virtual channels.
     pub async fn time_range(&self, key: ChannelKey) -> Result<Option<TimeRange>> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => e.time_range(key),
             Backend::Remote(r) => r.time_range(key).await,
         }
@@ -355,7 +365,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::open_writer`].
     pub async fn open_writer(&self, config: WriterConfig) -> Result<ClientWriter> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => Ok(ClientWriter { inner: WriterInner::Embedded(e.open_writer(config)?) }),
             Backend::Remote(r) => Ok(ClientWriter { inner: WriterInner::Remote(remote::RemoteWriter::open(&r.http, config).await?) }),
         }
@@ -366,7 +376,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::open_streamer`].
     pub async fn open_streamer(&self, config: StreamerConfig) -> Result<ClientStreamer> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => Ok(ClientStreamer { inner: StreamerInner::Embedded(e.open_streamer(config)?) }),
             Backend::Remote(r) => Ok(ClientStreamer { inner: StreamerInner::Remote(remote::RemoteStreamer::open(&r.http, config).await?) }),
         }
@@ -377,7 +387,7 @@ impl Client {
     /// # Errors
     /// See [`Engine::open_iterator`].
     pub async fn open_iterator(&self, config: IteratorConfig) -> Result<ClientIterator> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => Ok(ClientIterator { inner: IteratorInner::Embedded(e.open_iterator(config)?) }),
             Backend::Remote(r) => Ok(ClientIterator { inner: IteratorInner::Remote(remote::RemoteIterator::open(&r.http, config).await?) }),
         }
@@ -388,7 +398,7 @@ impl Client {
     /// # Errors
     /// A transport error (remote).
     pub async fn control_states(&self, keys: &[ChannelKey]) -> Result<Vec<State>> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => Ok(e.control_states(keys)),
             Backend::Remote(r) => r.control_states(keys).await,
         }
@@ -399,7 +409,7 @@ impl Client {
     /// # Errors
     /// A transport error (remote).
     pub async fn control_channel(&self) -> Result<ChannelKey> {
-        match &*self.backend {
+        match self.backend()? {
             Backend::Embedded(e) => Ok(e.control_channel()),
             Backend::Remote(r) => r.control_channel().await,
         }
