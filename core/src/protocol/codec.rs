@@ -88,33 +88,90 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
 
 /// Append the encoding of `frame` to `out`.
 pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    encode_with(frame, out);
+}
+
+/// The encoding of `frame` as a list of buffers whose concatenation is [`encode`]'s
+/// output: series data of at least [`SHARE_MIN`] bytes is shared with the frame (no copy;
+/// for a read, the mapped segment files), headers and small series are copied. For
+/// sending a large frame without building it in memory.
+pub fn encode_chunks(frame: &Frame) -> Vec<Bytes> {
+    let mut c = Chunks { cur: Vec::new(), out: Vec::new() };
+    encode_with(frame, &mut c);
+    c.flush();
+    c.out
+}
+
+/// Series data at least this large is shared by [`encode_chunks`] rather than copied.
+pub const SHARE_MIN: usize = 64 << 10;
+
+/// Where encoded bytes go: copied, or shared when the sink can keep a reference.
+trait Sink {
+    fn put(&mut self, b: &[u8]);
+    fn share(&mut self, b: Bytes) {
+        self.put(&b);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+}
+
+struct Chunks {
+    cur: Vec<u8>,
+    out: Vec<Bytes>,
+}
+
+impl Chunks {
+    fn flush(&mut self) {
+        if !self.cur.is_empty() {
+            self.out.push(Bytes::from(std::mem::take(&mut self.cur)));
+        }
+    }
+}
+
+impl Sink for Chunks {
+    fn put(&mut self, b: &[u8]) {
+        self.cur.extend_from_slice(b);
+    }
+    fn share(&mut self, b: Bytes) {
+        if b.len() < SHARE_MIN {
+            return self.put(&b);
+        }
+        self.flush();
+        self.out.push(b);
+    }
+}
+
+fn encode_with(frame: &Frame, out: &mut impl Sink) {
+    out.put(&MAGIC);
+    out.put(&VERSION.to_le_bytes());
+    out.put(&0u16.to_le_bytes());
+    out.put(&(frame.len() as u32).to_le_bytes());
+    out.put(&0u32.to_le_bytes());
     for (k, s) in frame.iter() {
         let dl = data_len(s);
-        out.extend_from_slice(&k.to_le_bytes());
-        out.push(s.data_type().tag());
-        out.extend_from_slice(&[0, 0, 0]);
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(&s.time_range().start.0.to_le_bytes());
-        out.extend_from_slice(&s.time_range().end.0.to_le_bytes());
-        out.extend_from_slice(&s.alignment().0.to_le_bytes());
-        out.extend_from_slice(&(dl as u64).to_le_bytes());
+        out.put(&k.to_le_bytes());
+        out.put(&[s.data_type().tag(), 0, 0, 0]);
+        out.put(&(s.len() as u64).to_le_bytes());
+        out.put(&s.time_range().start.0.to_le_bytes());
+        out.put(&s.time_range().end.0.to_le_bytes());
+        out.put(&s.alignment().0.to_le_bytes());
+        out.put(&(dl as u64).to_le_bytes());
         match s.data_type().density() {
-            Some(_) => out.extend_from_slice(s.data()),
+            Some(_) => out.share(s.data().clone()),
             None => {
                 let o = s.offsets_u64();
-                out.extend_from_slice(&s.data()[o[0] as usize..o[s.len()] as usize]);
+                out.share(s.data().slice(o[0] as usize..o[s.len()] as usize));
             }
         }
-        out.resize(out.len() + (pad8(dl) - dl), 0);
+        out.put(&[0u8; 8][..pad8(dl) - dl]);
         if s.data_type().is_variable() {
             let o = s.offsets_u64();
             for &x in o {
-                out.extend_from_slice(&(x - o[0]).to_le_bytes());
+                out.put(&(x - o[0]).to_le_bytes());
             }
         }
     }
@@ -241,6 +298,21 @@ mod tests {
             .with(5, Series::bools(&[true, false]))
             .with(6, Series::uuids(&[uuid::Uuid::nil()]))
             .with(7, Series::from_vec(Vec::<u16>::new()))
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_encoding_and_share_large_data() {
+        let big: Vec<f64> = (0..20_000).map(f64::from).collect();
+        let f = sample_frame().with(8, Series::from_vec(big)).with(9, Series::strings(&["x".repeat(SHARE_MIN)]));
+        let chunks = encode_chunks(&f);
+        assert_eq!(chunks.concat(), encode(&f));
+        assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), encoded_len(&f));
+        // The two large series are chunks of their own, over the frame's own memory.
+        let shared: Vec<&Bytes> = chunks.iter().filter(|c| c.len() >= SHARE_MIN).collect();
+        assert_eq!(shared.len(), 2);
+        assert_eq!(shared[0].as_ptr(), f.get(8).next().unwrap().data().as_ptr());
+        assert!(chunks.len() <= 5, "headers and small series are merged: {} chunks", chunks.len());
+        assert!(encode_chunks(&Frame::new()).concat() == encode(&Frame::new()));
     }
 
     #[test]

@@ -251,10 +251,17 @@ async fn meta_delete(State(s): St, body: Body) -> Reply<Empty> {
     .await
 }
 
+/// The frame goes out as a list of buffers (series data straight from the mapped segment
+/// files), so a large read never builds its whole encoding in the node's memory.
 async fn frames_read(State(s): St, body: Body) -> std::result::Result<Response, ApiError> {
     let q: RangeOfKeys = parse_json(&body_bytes(&s, body).await?)?;
-    let bytes = blocking(&s, move |e| Ok(codec::encode(&e.read(q.range, &q.keys)?))).await?;
-    Ok(([(header::CONTENT_TYPE, FRAME_CONTENT_TYPE)], bytes).into_response())
+    let (len, chunks) = blocking(&s, move |e| {
+        let f = e.read(q.range, &q.keys)?;
+        Ok((codec::encoded_len(&f), codec::encode_chunks(&f)))
+    })
+    .await?;
+    let body = Body::from_stream(futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::convert::Infallible>)));
+    Ok(([(header::CONTENT_TYPE, FRAME_CONTENT_TYPE.to_string()), (header::CONTENT_LENGTH, len.to_string())], body).into_response())
 }
 
 async fn frames_write(State(s): St, RawQuery(query): RawQuery, body: Body) -> Reply<End> {
