@@ -97,7 +97,8 @@ impl Http {
                 .headers()
                 .get(hyper::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes() == crate::protocol::FRAME_CONTENT_TYPE.as_bytes());
-            let body = resp.into_body().collect().await.map_err(NetError::lost)?.to_bytes();
+            let len = resp.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            let body = read_body(resp.into_body(), len).await?;
             let mut idle = self.idle.lock();
             if idle.len() < POOL {
                 idle.push(s);
@@ -138,6 +139,23 @@ impl Http {
         let r = check(self.send(Method::GET, path, "application/json", Bytes::new()).await?)?;
         decode(&r.body)
     }
+}
+
+/// Read a whole response body into one buffer, allocated once when its length is known:
+/// a large read then touches fresh memory once, not once per chunk and again to join them.
+async fn read_body(mut body: hyper::body::Incoming, len: Option<usize>) -> Result<Bytes> {
+    let mut out = Vec::new();
+    if let Some(n) = len {
+        out.try_reserve_exact(n).map_err(|_| NetError::Server {
+            reason: format!("a reply of {n} bytes does not fit in this process's memory; read a smaller range or use an iterator"),
+        })?;
+    }
+    while let Some(f) = body.frame().await {
+        if let Ok(d) = f.map_err(NetError::lost)?.into_data() {
+            out.extend_from_slice(&d);
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Decode a JSON body from the node.
