@@ -22,6 +22,8 @@ Scenarios:
   Python-side overhead. Target: < 5 us.
 - read: 100 M float64 samples into numpy (``client.read`` then ``frame.series`` zero-copy
   views, and ``frame[...]`` concatenated, one copy) vs ``telemetron bench read``.
+- remote-read (with ``--url``, not in the default list): 50 M float64 samples and their
+  index written to a node, then read back in one ``client.read`` (800 MB over loopback).
 """
 
 from __future__ import annotations
@@ -224,13 +226,40 @@ def read(runs: int, samples: int = 100_000_000, batch: int = 100_000) -> dict:
     return {"scenario": "read", "samples": samples, "rust_s": rs, "python_views_s": v, "python_concat_s": c, "series": series_counts[0], "runs": runs}
 
 
+def remote_read(runs: int, url: str, samples: int = 50_000_000, batch: int = 2_000_000) -> dict:
+    """Write `samples` f64 values (plus their index) to a node, then time reading them all
+    back in one `read` call (2 x 8 bytes per sample over loopback)."""
+    if not url:
+        sys.exit("remote-read needs --url (a running `telemetron serve`)")
+    client = tn.connect(url)
+    tag = f"rread_{os.getpid()}_{int(time.time())}"
+    client.channels.create([tn.NewChannel(f"{tag}_t", is_index=True), tn.NewChannel(f"{tag}_v", "f64", index=f"{tag}_t")])
+    with client.open_writer(0, [f"{tag}_v"]) as w:
+        for at in range(0, samples, batch):
+            m = min(batch, samples - at)
+            w.write({f"{tag}_t": np.arange(at, at + m, dtype=np.int64), f"{tag}_v": np.arange(at, at + m, dtype=np.float64)})
+    secs = []
+    for run in range(runs):
+        t0 = time.perf_counter()
+        frame = client.read(None, [f"{tag}_v"])
+        dt = time.perf_counter() - t0
+        assert sum(len(p) for p in frame.series(f"{tag}_v")) == samples
+        secs.append(dt)
+        print(f"  remote read run {run}: {samples:,} samples + index ({samples * 16 / 1e6:.0f} MB) in {dt:.3f} s = {samples * 16 / dt / 1e9:.2f} GB/s")
+        del frame
+    client.channels.delete([f"{tag}_v", f"{tag}_t"])
+    m = statistics.median(secs)
+    print(f"remote read median: {m:.3f} s = {samples * 16 / m / 1e9:.2f} GB/s")
+    return {"scenario": "remote-read", "samples": samples, "seconds": m, "bytes_per_s": samples * 16 / m, "runs": runs}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="ingest,frame-overhead,write-one,read")
     ap.add_argument("--read-samples", type=int, default=100_000_000)
     ap.add_argument("--durability", default="interval", help="ingest durability: none | interval | commit")
-    ap.add_argument("--url", default="", help="ingest into a `telemetron serve` node instead of an embedded engine")
+    ap.add_argument("--url", default="", help="ingest into a `telemetron serve` node instead of an embedded engine; needed by remote-read")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if not BIN.exists():
@@ -245,6 +274,8 @@ def main() -> None:
             out.append(write_one(a.runs))
         elif s == "read":
             out.append(read(a.runs, a.read_samples))
+        elif s == "remote-read":
+            out.append(remote_read(a.runs, a.url))
         else:
             sys.exit(f"unknown scenario {s!r}")
     if a.json:
