@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use telemetron::channel::NewChannel;
+use telemetron::channel::{ChannelKey, NewChannel};
 use telemetron::framer::WriterConfig;
 use telemetron::storage::{Durability, StorageOptions};
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
@@ -142,6 +142,41 @@ impl Drop for Scratch {
     }
 }
 
+/// The ingest benches' frames: one index and float64 data channels. The data buffers are
+/// generated once and shared by every frame (series are reference counted); timestamps
+/// are generated per frame, as a real writer would.
+pub struct IngestFrames {
+    index: ChannelKey,
+    keys: Vec<ChannelKey>,
+    data: Vec<Series>,
+    batch: usize,
+    ts: i64,
+}
+
+impl IngestFrames {
+    pub fn new(index: ChannelKey, keys: Vec<ChannelKey>, batch: usize) -> IngestFrames {
+        let data = (0..keys.len()).map(|c| Series::from_vec((0..batch).map(|i| (i + c) as f64 * 0.5).collect::<Vec<f64>>())).collect();
+        IngestFrames { index, keys, data, batch, ts: 0 }
+    }
+
+    /// The next frame: `batch` samples per channel, timestamps following the last frame's.
+    pub fn next_frame(&mut self) -> Frame {
+        let stamps: Vec<i64> = (self.ts..self.ts + self.batch as i64).collect();
+        self.ts += self.batch as i64;
+        let mut frame = Frame::with_capacity(self.keys.len() + 1);
+        frame.push(self.index, Series::timestamps(stamps));
+        for (k, s) in self.keys.iter().zip(&self.data) {
+            frame.push(*k, s.clone());
+        }
+        frame
+    }
+
+    /// One past the last timestamp generated so far.
+    pub fn end(&self) -> i64 {
+        self.ts
+    }
+}
+
 pub fn open(dir: &Path, durability: Durability) -> Result<Engine, Error> {
     Engine::open_with(dir, Options { storage: StorageOptions { durability, ..StorageOptions::default() } })
 }
@@ -175,24 +210,12 @@ fn ingest(a: &IngestArgs) -> Result<(), Error> {
         let mut batch = vec![NewChannel::index("time")];
         batch.extend((0..a.channels).map(|i| NewChannel::data(format!("ch_{i}"), DataType::F64, "time")));
         let chans = engine.create_channels(batch)?;
-        let index = chans[0].key;
-        // Data buffers are generated once and shared by every frame (series are reference
-        // counted); timestamps are generated per frame, as a real writer would.
-        let data: Vec<Series> =
-            (0..a.channels).map(|c| Series::from_vec((0..a.batch).map(|i| (i + c) as f64 * 0.5).collect::<Vec<f64>>())).collect();
         let keys: Vec<u32> = chans[1..].iter().map(|c| c.key).collect();
-        let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), keys.clone()).auto_commit(false).durability(a.durability))?;
+        let mut gen_ = IngestFrames::new(chans[0].key, keys.clone(), a.batch);
+        let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), keys).auto_commit(false).durability(a.durability))?;
         let t0 = Instant::now();
-        let mut ts = 0i64;
         for f in 0..frames {
-            let stamps: Vec<i64> = (0..a.batch as i64).map(|i| ts + i).collect();
-            ts += a.batch as i64;
-            let mut frame = Frame::with_capacity(a.channels + 1);
-            frame.push(index, Series::timestamps(stamps));
-            for (k, s) in keys.iter().zip(&data) {
-                frame.push(*k, s.clone());
-            }
-            w.write(&frame)?;
+            w.write(&gen_.next_frame())?;
             if (f + 1) % a.commit_every == 0 {
                 w.commit()?;
             }

@@ -16,7 +16,7 @@ use telemetron::relay::{StreamError, StreamerConfig};
 use telemetron::telem::{DataType, Frame, Series, TimeStamp};
 use telemetron::{Client, ConnectOptions, Credentials, Error};
 
-use crate::bench::{Common, IngestArgs, emit};
+use crate::bench::{Common, IngestArgs, IngestFrames, emit};
 use crate::bench_live::{FanoutArgs, LatencyArgs};
 use crate::stats::{median, percentile, rate};
 
@@ -106,8 +106,7 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
             let chans = c.create_channels(defs, false).await?;
             let index = chans[0].key;
             let keys: Vec<ChannelKey> = chans[1..].iter().map(|c| c.key).collect();
-            let data: Vec<Series> =
-                (0..a.channels).map(|ch| Series::from_vec((0..a.batch).map(|i| (i + ch) as f64 * 0.5).collect::<Vec<f64>>())).collect();
+            let mut gen_ = IngestFrames::new(index, keys.clone(), a.batch);
             // Committing after every frame is the node's auto-commit (the client does not
             // wait for each commit, so storing frame n overlaps receiving frame n + 1);
             // other intervals are explicit commit round trips.
@@ -115,16 +114,8 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
             let cfg = WriterConfig::new(TimeStamp(0), keys.clone()).auto_commit(auto).durability(a.durability);
             let mut w = c.open_writer(cfg).await?;
             let t0 = Instant::now();
-            let mut ts = 0i64;
             for f in 0..frames {
-                let stamps: Vec<i64> = (0..a.batch as i64).map(|i| ts + i).collect();
-                ts += a.batch as i64;
-                let mut frame = Frame::with_capacity(a.channels + 1);
-                frame.push(index, Series::timestamps(stamps));
-                for (k, s) in keys.iter().zip(&data) {
-                    frame.push(*k, s.clone());
-                }
-                w.write(&frame).await?;
+                w.write(&gen_.next_frame()).await?;
                 if !auto && (f + 1) % a.commit_every == 0 {
                     w.commit().await?;
                 }
@@ -133,6 +124,7 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
             let secs = t0.elapsed().as_secs_f64();
             // Everything is stored: the index covers every timestamp written.
             let stored = c.time_range(index).await?;
+            let ts = gen_.end();
             if end != TimeStamp(ts) || stored.map(|r| (r.start.0, r.end.0)) != Some((0, ts)) {
                 return Err(Error::InvalidArgument { reason: format!("the node stored {stored:?} (end {end}), expected [0, {ts})") });
             }
