@@ -33,7 +33,7 @@ fn code<T>(r: telemetron::Result<T>) -> &'static str {
 async fn tokens_and_passwords() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open_with(dir.path(), test_options()).unwrap();
-    let auth = AuthConfig { tokens: vec!["s3cret".into()], users: vec![("ops".into(), "hunter2".into())] };
+    let auth = AuthConfig { tokens: vec!["s3cret".into()], users: vec![("ops".into(), "hunter2".into())], ..AuthConfig::default() };
     let server = serve(engine, ServerConfig { auth, ..loopback() }).await.unwrap();
     let url = server.url();
     assert_eq!(code(telemetron::connect(&url, ConnectOptions::default()).await), "auth.required");
@@ -61,6 +61,49 @@ async fn tokens_and_passwords() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_refused_and_password_clients_log_in_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    let idle = Duration::from_millis(300);
+    let auth = AuthConfig { users: vec![("ops".into(), "hunter2".into())], session_idle: idle, ..AuthConfig::default() };
+    let server = serve(engine, ServerConfig { auth, ..loopback() }).await.unwrap();
+    let pw =
+        ConnectOptions { credentials: Credentials::Password { username: "ops".into(), password: "hunter2".into() }, ..Default::default() };
+    let c = telemetron::connect(&server.url(), pw).await.unwrap();
+    let ch = c.create_channels(vec![NewChannel::virtual_("v", DataType::U8)], false).await.unwrap();
+    // A session token taken by hand stops working once unused for `idle`.
+    let (status, body) = raw::post(
+        server.local_addr(),
+        "/api/v1/auth/login",
+        &[("telemetron-protocol", "1"), ("content-type", "application/json")],
+        br#"{"username":"ops","password":"hunter2"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token: String = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {token}");
+    let search = |addr| {
+        let bearer = bearer.clone();
+        async move { raw::post(addr, "/api/v1/channels/search", &[("telemetron-protocol", "1"), ("authorization", &bearer)], b"{\"term\":\"\"}").await }
+    };
+    assert_eq!(search(server.local_addr()).await.0, 200);
+    tokio::time::sleep(idle * 2).await;
+    let (status, body) = search(server.local_addr()).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("auth.invalid_credentials"), "{body}");
+    // The client's own session expired too; it logs in again for unary calls and streams.
+    assert_eq!(c.search_channels("v").await.unwrap().len(), 1);
+    tokio::time::sleep(idle * 2).await;
+    let mut s = c.open_streamer(StreamerConfig::new(vec![ch[0].key])).await.unwrap();
+    tokio::time::sleep(idle * 2).await;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![ch[0].key])).await.unwrap();
+    w.write(&Frame::new().with(ch[0].key, Series::from_vec(vec![7u8]))).await.unwrap();
+    assert!(s.next_timeout(Duration::from_secs(5)).await.unwrap().is_some(), "an open stream outlives its session");
+    w.close().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_address_needs_authentication() {
     let dir = tempfile::tempdir().unwrap();
     let open = || Engine::open_with(dir.path(), test_options()).unwrap();
@@ -70,7 +113,7 @@ async fn a_public_address_needs_authentication() {
     assert_eq!(err.code(), "invalid_argument");
     assert!(err.to_string().contains("--token"), "{err}");
     e.close().unwrap();
-    let s = serve(open(), ServerConfig { auth: AuthConfig { tokens: vec!["t".into()], users: vec![] }, ..public.clone() }).await.unwrap();
+    let s = serve(open(), ServerConfig { auth: AuthConfig { tokens: vec!["t".into()], ..AuthConfig::default() }, ..public.clone() }).await.unwrap();
     s.shutdown().await.unwrap();
     let s = serve(open(), ServerConfig { allow_unauthenticated: true, ..public }).await.unwrap();
     s.shutdown().await.unwrap();

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// The password of --user (or TELEMETRON_PASSWORD).
     #[arg(long)]
     pub password: Option<String>,
+    /// Hours a login session may stay unused before it expires (clients that logged in
+    /// with a password log in again by themselves).
+    #[arg(long, default_value_t = 12.0)]
+    pub session_idle_hours: f64,
     /// TLS certificate chain (PEM); needs --key.
     #[arg(long, requires = "key")]
     pub cert: Option<PathBuf>,
@@ -56,6 +60,9 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: ServeArgs) -> Result<(), Error> {
+    if !(a.session_idle_hours > 0.0 && a.session_idle_hours <= 24.0 * 366.0) {
+        return Err(Error::InvalidArgument { reason: "--session-idle-hours must be in (0, 8784] (a year)".into() });
+    }
     if !(a.control_timeout > 0.0 && a.control_timeout <= 3600.0) {
         return Err(Error::InvalidArgument { reason: "--control-timeout must be in (0, 3600] seconds".into() });
     }
@@ -93,7 +100,12 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     let engine = Engine::open_with(&a.data, options)?;
     let config = ServerConfig {
         listen: a.listen,
-        auth: AuthConfig { tokens: a.token.clone(), users: a.user.clone().zip(a.password.clone()).into_iter().collect() },
+        auth: AuthConfig {
+            tokens: a.token.clone(),
+            users: a.user.clone().zip(a.password.clone()).into_iter().collect(),
+            session_idle: Duration::from_secs_f64(a.session_idle_hours * 3600.0),
+            ..AuthConfig::default()
+        },
         tls: a.cert.clone().zip(a.key.clone()),
         control_timeout: Duration::from_secs_f64(a.control_timeout),
         max_message_bytes: a.max_message_bytes,

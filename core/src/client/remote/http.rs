@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::transport::Endpoint;
 use crate::error::{Error, Result};
+use crate::protocol::messages::{LoginRequest, LoginResponse};
 use crate::protocol::{API_PREFIX, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError};
 
 /// Most idle connections kept.
@@ -22,6 +23,8 @@ pub(crate) struct Http {
     idle: parking_lot::Mutex<Vec<SendRequest<Full<Bytes>>>>,
     /// `Authorization` header value, once authenticated.
     pub auth: parking_lot::RwLock<Option<String>>,
+    /// Username and password, to log in again when the node has let the session expire.
+    pub login: parking_lot::RwLock<Option<(String, String)>>,
     /// The node's message size limit (0: unknown).
     pub max_message: std::sync::atomic::AtomicU64,
     /// Set by `Client::close`: later calls fail with `engine.closed`, as on an embedded
@@ -42,6 +45,7 @@ impl Http {
             endpoint,
             idle: parking_lot::Mutex::new(Vec::new()),
             auth: parking_lot::RwLock::new(None),
+            login: parking_lot::RwLock::new(None),
             max_message: Default::default(),
             closed: Default::default(),
         }
@@ -120,11 +124,27 @@ impl Http {
         Ok(())
     }
 
-    /// POST a JSON body; returns the raw reply, with errors already turned into `Err`.
+    /// POST a JSON body; returns the raw reply, with errors already turned into `Err`. A
+    /// request refused because the node let this client's session expire is sent once
+    /// more after logging in again (password credentials only).
     pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: Bytes) -> Result<Reply> {
         self.check_size(body.len())?;
-        let r = self.send(Method::POST, path, content_type, body).await?;
-        check(r)
+        match check(self.send(Method::POST, path, content_type, body.clone()).await?) {
+            Err(e) if refused(&e) && self.relogin().await? => check(self.send(Method::POST, path, content_type, body).await?),
+            r => r,
+        }
+    }
+
+    /// Log in with the stored username and password and use the new session token from
+    /// now on. `false` if there is no password to log in with.
+    pub(crate) async fn relogin(&self) -> Result<bool> {
+        let Some((username, password)) = self.login.read().clone() else { return Ok(false) };
+        let body = serde_json::to_vec(&LoginRequest { username, password })
+            .map_err(|e| NetError::protocol(format!("cannot encode request: {e}")))?;
+        let r = check(self.send(Method::POST, "auth/login", "application/json", Bytes::from(body)).await?)?;
+        let reply: LoginResponse = decode(&r.body)?;
+        *self.auth.write() = Some(format!("Bearer {}", reply.token));
+        Ok(true)
     }
 
     /// POST JSON, receive JSON.
@@ -156,6 +176,11 @@ async fn read_body(mut body: hyper::body::Incoming, len: Option<usize>) -> Resul
         }
     }
     Ok(Bytes::from(out))
+}
+
+/// True for the error of a request whose credentials the node no longer accepts.
+pub(crate) fn refused(e: &Error) -> bool {
+    matches!(e, Error::Net(NetError::InvalidCredentials))
 }
 
 /// Decode a JSON body from the node.

@@ -44,17 +44,15 @@ impl Remote {
             return Err(NetError::VersionMismatch { node: v.protocol, client: PROTOCOL_VERSION }.into());
         }
         http.max_message.store(v.max_message_bytes, std::sync::atomic::Ordering::Relaxed);
-        let token = match &opts.credentials {
+        match &opts.credentials {
             Credentials::None if v.auth_required => return Err(NetError::AuthRequired.into()),
-            Credentials::None => None,
-            Credentials::Token { token } => Some(token.clone()),
+            Credentials::None => {}
+            Credentials::Token { token } => *http.auth.write() = Some(format!("Bearer {token}")),
             Credentials::Password { username, password } => {
-                let r: LoginResponse =
-                    http.call("auth/login", &LoginRequest { username: username.clone(), password: password.clone() }).await?;
-                Some(r.token)
+                *http.login.write() = Some((username.clone(), password.clone()));
+                http.relogin().await?;
             }
-        };
-        *http.auth.write() = token.map(|t| format!("Bearer {t}"));
+        }
         // Fails now, not at the first call, if the credentials are refused.
         let _: Empty = http.call("auth/check", &Empty {}).await?;
         Ok(Remote { http, control_key: parking_lot::Mutex::new(None) })

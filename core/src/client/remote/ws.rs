@@ -53,8 +53,16 @@ fn lost(e: WsError) -> crate::Error {
 }
 
 impl WsConn {
-    /// Open `/api/v1/stream/{kind}`.
+    /// Open `/api/v1/stream/{kind}` (logging in again once if the node let the session
+    /// expire, as for unary calls).
     pub(crate) async fn open(http: &Http, kind: &str) -> Result<Arc<WsConn>> {
+        match Self::open_once(http, kind).await {
+            Err(e) if super::http::refused(&e) && http.relogin().await? => Self::open_once(http, kind).await,
+            r => r,
+        }
+    }
+
+    async fn open_once(http: &Http, kind: &str) -> Result<Arc<WsConn>> {
         http.check_open()?;
         let ep = &http.endpoint;
         let scheme = if ep.secure() { "wss" } else { "ws" };
