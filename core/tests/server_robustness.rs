@@ -230,3 +230,37 @@ async fn frames_over_16_mib_travel_in_fragments_and_arrive_intact() {
     let back = c.read(TimeRange::from_nanos(n - 3, n), &[v]).await.unwrap();
     assert_eq!(back.concat(v).unwrap().unwrap().as_slice::<f64>().unwrap(), &[(n - 3) as f64, (n - 2) as f64, (n - 1) as f64]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_get_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    let server = serve(engine, ServerConfig { max_connections: 3, ..loopback() }).await.unwrap();
+    let addr = server.local_addr();
+    // Three idle connections take every slot.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, body) = raw::post(addr, "/api/v1/channels/search", &[("telemetron-protocol", "1")], b"{\"term\":\"\"}").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("server.busy") && body.contains("--max-connections"), "{body}");
+    let err = telemetron::connect(&server.url(), ConnectOptions::default()).await.unwrap_err();
+    assert_eq!(err.code(), "server.busy", "{err}");
+    // A slot freed is a slot usable again, and the node kept working throughout.
+    held.pop();
+    let start = Instant::now();
+    let c = loop {
+        match telemetron::connect(&server.url(), ConnectOptions::default()).await {
+            Ok(c) => break c,
+            Err(e) if e.code() == "server.busy" && start.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("connect after a slot was freed: {e}"),
+        }
+    };
+    assert!(c.search_channels("").await.unwrap().is_empty());
+    drop(held);
+    server.shutdown().await.unwrap();
+}

@@ -82,6 +82,12 @@ pub enum NetError {
     /// The node is shutting down.
     #[error("the node is shutting down; reconnect when it is back")]
     ServerShutdown,
+    /// The node already serves as many connections as it may.
+    #[error("the node is serving its limit of {limit} connections; close idle clients or raise the node's --max-connections")]
+    Busy {
+        /// The node's connection limit.
+        limit: u64,
+    },
     /// The peer sent nothing for longer than the keep-alive timeout.
     #[error("no keep-alive for {millis} ms: the peer is gone or unreachable")]
     KeepAliveTimeout {
@@ -111,6 +117,7 @@ impl NetError {
             NetError::InvalidCredentials => "auth.invalid_credentials",
             NetError::Tls { .. } => "net.tls",
             NetError::ServerShutdown => "server.shutdown",
+            NetError::Busy { .. } => "server.busy",
             NetError::KeepAliveTimeout { .. } => "net.keepalive_timeout",
             NetError::Server { .. } => "server.internal",
         }

@@ -293,6 +293,7 @@ pub const KNOWN_CODES: &[&str] = &[
     "auth.invalid_credentials",
     "net.tls",
     "server.shutdown",
+    "server.busy",
     "net.keepalive_timeout",
     "server.internal",
 ];
@@ -352,6 +353,7 @@ mod tests {
         round(Error::InvalidArgument { reason: "no".into() });
         round(NetError::VersionMismatch { node: 1, client: 2 }.into());
         round(NetError::AuthRequired.into());
+        round(NetError::Busy { limit: 3 }.into());
         round(StorageError::Corrupt { segment: 1, offset: 2, reason: "crc".into() }.into());
     }
 

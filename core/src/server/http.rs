@@ -43,7 +43,7 @@ pub(crate) fn status(code: &str) -> StatusCode {
         "channel.name_taken" | "channel.busy" | "channel.index_in_use" | "write.channel_busy" | "control.unauthorized" => {
             StatusCode::CONFLICT
         }
-        "engine.closed" | "server.shutdown" => StatusCode::SERVICE_UNAVAILABLE,
+        "engine.closed" | "server.shutdown" | "server.busy" => StatusCode::SERVICE_UNAVAILABLE,
         c if c.starts_with("storage.") || c == "engine.metadata" || c == "server.internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -118,6 +118,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .merge(api)
         .fallback(|| async { ApiError(Error::InvalidArgument { reason: "no such route; see docs/protocol.md".into() }) })
         .with_state(state)
+}
+
+/// What a connection over the node's limit is served: every request (stream opens too)
+/// gets `server.busy` (HTTP 503) naming the limit.
+pub(crate) fn busy_router(limit: usize) -> Router {
+    Router::new().fallback(move || async move { ApiError(NetError::Busy { limit: limit as u64 }.into()) })
 }
 
 /// Read a request body, refusing more than the configured limit.

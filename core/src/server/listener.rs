@@ -1,11 +1,13 @@
 //! The accept loop: TCP (with `TCP_NODELAY`), optional TLS, HTTP/1.1 with upgrades.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::shutdown::Shutdown;
@@ -13,8 +15,11 @@ use super::shutdown::Shutdown;
 /// Longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accept connections until shutdown.
-pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, shutdown: Shutdown) {
+/// Accept connections until shutdown. Past `limit` open connections, a new one is served
+/// [`super::http::busy_router`] (one 503 reply, then closed), so its client learns why.
+pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, shutdown: Shutdown, limit: usize) {
+    let permits = Arc::new(Semaphore::new(limit));
+    let busy = super::http::busy_router(limit);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -30,27 +35,42 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
             }
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(connection(tcp, tls.clone(), router.clone(), shutdown.clone(), peer));
+        let conn = match permits.clone().try_acquire_owned() {
+            Ok(permit) => Conn { router: router.clone(), keep_alive: true, _permit: Some(permit) },
+            Err(_) => {
+                tracing::warn!(%peer, limit, "connection limit reached; refusing a connection");
+                Conn { router: busy.clone(), keep_alive: false, _permit: None }
+            }
+        };
+        tokio::spawn(connection(tcp, tls.clone(), conn, shutdown.clone(), peer));
     }
 }
 
-async fn connection(tcp: TcpStream, tls: Option<TlsAcceptor>, router: Router, shutdown: Shutdown, peer: std::net::SocketAddr) {
+/// How to serve one connection; the permit (if any) is held until it closes.
+struct Conn {
+    router: Router,
+    keep_alive: bool,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+async fn connection(tcp: TcpStream, tls: Option<TlsAcceptor>, conn: Conn, shutdown: Shutdown, peer: std::net::SocketAddr) {
     match tls {
-        None => serve(tcp, router, shutdown).await,
+        None => serve(tcp, conn, shutdown).await,
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => serve(s, router, shutdown).await,
+            Ok(Ok(s)) => serve(s, conn, shutdown).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         },
     }
 }
 
-async fn serve<I>(io: I, router: Router, shutdown: Shutdown)
+async fn serve<I>(io: I, c: Conn, shutdown: Shutdown)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(router);
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
+    let service = TowerToHyperService::new(c.router.clone());
+    let conn =
+        hyper::server::conn::http1::Builder::new().keep_alive(c.keep_alive).serve_connection(TokioIo::new(io), service).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {

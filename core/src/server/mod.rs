@@ -75,6 +75,10 @@ pub struct ServerConfig {
     pub allow_unauthenticated: bool,
     /// How long shutdown waits for streams to finish (default 10 s).
     pub shutdown_grace: Duration,
+    /// Most connections served at once (default 10,000; every stream is one). Past it, a
+    /// new connection gets one `server.busy` reply and is closed. The process's open-file
+    /// limit (`ulimit -n`) must be higher.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             max_message_bytes: 64 << 20,
             allow_unauthenticated: false,
             shutdown_grace: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }
@@ -145,7 +150,8 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
     let watcher = registry::spawn_watcher(state.clone())?;
     let router = http::router(state.clone());
     let tls = acceptor.is_some();
-    let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone()));
+    let limit = state.config.max_connections.max(1);
+    let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone(), limit));
     tracing::info!(%addr, tls, auth = state.auth.required(), "serving");
     Ok(ServerHandle { addr, tls, state, accept, watcher })
 }

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Seconds of silence after which a client's streams close and its writers lose control.
     #[arg(long, default_value_t = 3.0)]
     pub control_timeout: f64,
+    /// Most connections served at once (each stream is one); past it a client gets a
+    /// `server.busy` error. Keep it under the process's open-file limit (`ulimit -n`).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Largest message or request body accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_message_bytes: usize,
@@ -60,6 +64,9 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: ServeArgs) -> Result<(), Error> {
+    if a.max_connections == 0 {
+        return Err(Error::InvalidArgument { reason: "--max-connections must be at least 1".into() });
+    }
     if !(a.session_idle_hours > 0.0 && a.session_idle_hours <= 24.0 * 366.0) {
         return Err(Error::InvalidArgument { reason: "--session-idle-hours must be in (0, 8784] (a year)".into() });
     }
@@ -110,6 +117,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         control_timeout: Duration::from_secs_f64(a.control_timeout),
         max_message_bytes: a.max_message_bytes,
         allow_unauthenticated: a.allow_unauthenticated,
+        max_connections: a.max_connections,
         ..ServerConfig::default()
     };
     let server = match serve(engine.clone(), config).await {
