@@ -373,7 +373,7 @@ class InvalidCredentials(AuthError):
 
 
 class ServerError(NetError):
-    """The node failed or is shutting down (``server.*``)."""
+    """The node failed, is shutting down, or is at its connection limit (``server.*``)."""
 
     code = "server"
 
