@@ -253,6 +253,7 @@ impl Client {
 
     /// Open a streamer.
     #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one each
+    #[pyo3(signature = (channels, capacity, lag_policy, decimate, throttle_hz, spin_us = 0))]
     fn open_streamer(
         &self,
         py: Python<'_>,

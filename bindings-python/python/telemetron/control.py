@@ -99,7 +99,7 @@ class Controller:
         self._held = {c.name: self._has(c) for c in self._write}
         self._seed()
         self._control_key = client._native.control_channel()
-        self._streamer = client._native.open_streamer([c.key for c in self._read] + [self._control_key], 1024, "notify", 1, 0.0)
+        self._streamer = client._native.open_streamer([c.key for c in self._read] + [self._control_key], 1024, "notify", 1, 0.0, 0)
         self._thread = threading.Thread(target=self._run, name=f"telemetron-control-{name}", daemon=True)
         self._thread.start()
 
