@@ -28,6 +28,10 @@ pub struct RttArgs {
     /// Commands per second (0 = back to back).
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
+    /// Drive the commander from the main thread with `block_on` (as the Python SDK's
+    /// blocking calls do) instead of running it as a runtime task, like the echoer.
+    #[arg(long)]
+    pub block_on: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -253,10 +257,11 @@ pub async fn pace_async(t0: Instant, i: usize, rate: u64) {
 pub fn control_rtt(a: &RttArgs) -> Result<(), Error> {
     if !a.common.json {
         println!(
-            "control-rtt ({}): A writes a command, B echoes it on another channel, A receives the echo; {} trips at {} Hz",
+            "control-rtt ({}): A writes a command, B echoes it on another channel, A receives the echo; {} trips at {} Hz, commander {}",
             if a.common.url.is_some() { "two remote clients" } else { "embedded" },
             a.trips,
-            a.rate
+            a.rate,
+            if a.block_on { "driven by block_on from the main thread" } else { "and echoer as runtime tasks" }
         );
         println!("{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}", "run", "p50 us", "p99 us", "p999 us", "max us", "trips");
     }
@@ -286,28 +291,39 @@ pub fn control_rtt(a: &RttArgs) -> Result<(), Error> {
             });
             let mut a_in = ca.open_streamer(StreamerConfig::new(vec![echo])).await?;
             let mut a_out = ca.open_writer(WriterConfig::new(TimeStamp(0), vec![cmd]).mode(WriterMode::Stream).name("commander")).await?;
-            let mut lat = Vec::with_capacity(a.trips);
-            let t0 = Instant::now();
-            for i in 0..a.trips {
-                pace_async(t0, i, a.rate).await;
-                let sent = Instant::now();
-                a_out.write(&Frame::new().with(cmd, Series::from_vec(vec![i as u64]))).await?;
-                loop {
-                    let f = a_in
-                        .next_timeout(Duration::from_secs(5))
-                        .await?
-                        .ok_or(Error::InvalidArgument { reason: "no echo within 5 s".into() })?;
-                    if f.get(echo).any(|s| s.as_slice::<u64>().is_ok_and(|v| v.contains(&(i as u64)))) {
-                        lat.push(sent.elapsed().as_secs_f64() * 1e6);
-                        break;
+            let (trips, rate_hz) = (a.trips, a.rate);
+            let commander = async move {
+                let mut lat = Vec::with_capacity(trips);
+                let t0 = Instant::now();
+                for i in 0..trips {
+                    pace_async(t0, i, rate_hz).await;
+                    let sent = Instant::now();
+                    a_out.write(&Frame::new().with(cmd, Series::from_vec(vec![i as u64]))).await?;
+                    loop {
+                        let f = a_in
+                            .next_timeout(Duration::from_secs(5))
+                            .await?
+                            .ok_or(Error::InvalidArgument { reason: "no echo within 5 s".into() })?;
+                        if f.get(echo).any(|s| s.as_slice::<u64>().is_ok_and(|v| v.contains(&(i as u64)))) {
+                            lat.push(sent.elapsed().as_secs_f64() * 1e6);
+                            break;
+                        }
                     }
                 }
-            }
-            a_out.close().await?;
-            a_in.close().await;
+                a_out.close().await?;
+                a_in.close().await;
+                Ok::<Vec<f64>, Error>(lat)
+            };
+            let lat = if a.block_on {
+                commander.await
+            } else {
+                tokio::spawn(commander).await.map_err(|e| Error::InvalidArgument { reason: format!("commander task failed: {e}") })?
+            };
             echoer.abort();
+            let lat = lat?;
             let _ = ca.delete_channels(&[cmd, echo]).await;
-            lat_row("control-rtt", run, lat, json!({"trips": a.trips, "rate_hz": a.rate}), a.common.json);
+            let commander = if a.block_on { "block_on" } else { "task" };
+            lat_row("control-rtt", run, lat, json!({"trips": a.trips, "rate_hz": a.rate, "commander": commander}), a.common.json);
             Ok::<(), Error>(())
         })?;
     }
