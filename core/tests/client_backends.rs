@@ -355,6 +355,7 @@ async fn deletes(b: &Backend) {
     assert_eq!(code(c.read(TimeRange::MAX, &[p]).await), "channel.not_found");
     let (t, p) = index_and_data(c, "del2").await;
     let r = c.create_range(NewRange { name: "before close".into(), ..NewRange::default() }).await.unwrap();
+    c.control_channel().await.unwrap(); // cached by a remote client
     // After close, every call fails the same way on both backends.
     c.close().await.unwrap();
     let closed = "engine.closed";

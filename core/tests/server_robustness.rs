@@ -264,3 +264,33 @@ async fn connections_past_the_limit_get_a_clear_error() {
     drop(held);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_count_against_the_connection_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    let server = serve(engine, ServerConfig { max_connections: 3, ..loopback() }).await.unwrap();
+    // One pooled HTTP connection for the unary calls, then two streams: three slots.
+    let c = telemetron::connect(&server.url(), ConnectOptions::default()).await.unwrap();
+    let v = c.create_channels(vec![NewChannel::virtual_("v", DataType::U8)], false).await.unwrap()[0].key;
+    let mut s1 = c.open_streamer(StreamerConfig::new(vec![v])).await.unwrap();
+    let mut s2 = c.open_streamer(StreamerConfig::new(vec![v])).await.unwrap();
+    // The upgraded streams keep their slots while they run.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = c.open_streamer(StreamerConfig::new(vec![v])).await.unwrap_err();
+    assert_eq!(err.code(), "server.busy", "{err}");
+    s1.close().await;
+    let start = Instant::now();
+    let mut s3 = loop {
+        match c.open_streamer(StreamerConfig::new(vec![v])).await {
+            Ok(s) => break s,
+            Err(e) if e.code() == "server.busy" && start.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("open after a stream closed: {e}"),
+        }
+    };
+    s2.close().await;
+    s3.close().await;
+    server.shutdown().await.unwrap();
+}

@@ -1,11 +1,14 @@
 //! The accept loop: TCP (with `TCP_NODELAY`), optional TLS, HTTP/1.1 with upgrades.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -14,6 +17,9 @@ use super::shutdown::Shutdown;
 
 /// Longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection may take to send a request's headers, counted from when the node
+/// starts waiting for them (so an idle kept-alive connection is closed after this).
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Accept connections until shutdown. Past `limit` open connections, a new one is served
 /// [`super::http::busy_router`] (one 503 reply, then closed), so its client learns why.
@@ -36,21 +42,53 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
         };
         let _ = tcp.set_nodelay(true);
         let conn = match permits.clone().try_acquire_owned() {
-            Ok(permit) => Conn { router: router.clone(), keep_alive: true, _permit: Some(permit) },
+            Ok(permit) => Conn { router: router.clone(), keep_alive: true, permit: Some(permit) },
             Err(_) => {
                 tracing::warn!(%peer, limit, "connection limit reached; refusing a connection");
-                Conn { router: busy.clone(), keep_alive: false, _permit: None }
+                Conn { router: busy.clone(), keep_alive: false, permit: None }
             }
         };
         tokio::spawn(connection(tcp, tls.clone(), conn, shutdown.clone(), peer));
     }
 }
 
-/// How to serve one connection; the permit (if any) is held until it closes.
+/// How to serve one connection.
 struct Conn {
     router: Router,
     keep_alive: bool,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// A connection's socket with its slot: the permit moves with the socket into a WebSocket
+/// upgrade, so a stream holds its slot until the stream itself closes (hyper's connection
+/// future ends at the upgrade).
+struct Slotted<I> {
+    io: I,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Slotted<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Slotted<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 async fn connection(tcp: TcpStream, tls: Option<TlsAcceptor>, conn: Conn, shutdown: Shutdown, peer: std::net::SocketAddr) {
@@ -66,11 +104,18 @@ async fn connection(tcp: TcpStream, tls: Option<TlsAcceptor>, conn: Conn, shutdo
 
 async fn serve<I>(io: I, c: Conn, shutdown: Shutdown)
 where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(c.router.clone());
-    let conn =
-        hyper::server::conn::http1::Builder::new().keep_alive(c.keep_alive).serve_connection(TokioIo::new(io), service).with_upgrades();
+    let service = TowerToHyperService::new(c.router);
+    let io = TokioIo::new(Slotted { io, _permit: c.permit });
+    // The header-read timeout also closes a connection that sends nothing (it would hold a
+    // slot); clients drop pooled connections idle for less than this.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(c.keep_alive)
+        .serve_connection(io, service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {

@@ -58,7 +58,9 @@ pub struct ServeArgs {
     pub demo: bool,
     /// Network worker threads (0 = one per core). 1 runs every connection on one thread:
     /// no wake-ups between threads on the live path, but one core for all the network
-    /// work (large frames are still stored on their own threads).
+    /// work, and blocking engine work on a stream (commits, opening and closing writers)
+    /// runs on that thread too, pausing the others meanwhile (large frames are still
+    /// stored on their own threads).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }

@@ -15,12 +15,15 @@ use crate::protocol::{API_PREFIX, NetError, PROTOCOL_VERSION, VERSION_HEADER, Wi
 
 /// Most idle connections kept.
 const POOL: usize = 8;
+/// An idle connection older than this is not reused.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// An HTTP client for one node.
 #[derive(Debug)]
 pub(crate) struct Http {
     pub endpoint: Endpoint,
-    idle: parking_lot::Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// Idle connections and when each was last used.
+    idle: parking_lot::Mutex<Vec<(SendRequest<Full<Bytes>>, std::time::Instant)>>,
     /// `Authorization` header value, once authenticated.
     pub auth: parking_lot::RwLock<Option<String>>,
     /// Username and password, to log in again when the node has let the session expire.
@@ -53,8 +56,10 @@ impl Http {
 
     async fn sender(&self) -> Result<SendRequest<Full<Bytes>>> {
         loop {
-            let Some(mut s) = self.idle.lock().pop() else { break };
-            if !s.is_closed() && s.ready().await.is_ok() {
+            let Some((mut s, since)) = self.idle.lock().pop() else { break };
+            // The node closes a connection that stays silent for its header-read timeout
+            // (120 s); one idle for half of that is dropped rather than raced.
+            if since.elapsed() < POOL_IDLE && !s.is_closed() && s.ready().await.is_ok() {
                 return Ok(s);
             }
         }
@@ -105,7 +110,7 @@ impl Http {
             let body = read_body(resp.into_body(), len).await?;
             let mut idle = self.idle.lock();
             if idle.len() < POOL {
-                idle.push(s);
+                idle.push((s, std::time::Instant::now()));
             }
             Ok::<_, Error>(Reply { status, frame, body })
         };

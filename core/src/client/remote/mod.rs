@@ -155,6 +155,7 @@ impl Remote {
     }
 
     pub(crate) async fn control_channel(&self) -> Result<ChannelKey> {
+        self.http.check_open()?;
         if let Some(k) = *self.control_key.lock() {
             return Ok(k);
         }
