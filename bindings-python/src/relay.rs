@@ -72,14 +72,11 @@ impl Streamer {
                 None => slice,
             };
             let inner = &self.inner;
-            let r = py.detach(|| {
-                runtime().block_on(async {
-                    let mut g = inner.lock().await;
-                    match g.as_mut() {
-                        Some(s) => s.next_timeout(wait).await,
-                        None => Err(closed()),
-                    }
-                })
+            // A blocking receive (not `block_on` of the async one): it honours the
+            // streamer's `spin_us` on both backends.
+            let r = py.detach(|| match inner.blocking_lock().as_mut() {
+                Some(s) => s.next_blocking(wait),
+                None => Err(closed()),
             });
             match r.py()? {
                 Some(frame) => return Ok(Some(NativeFrame { frame, chans: self.chans.read().clone(), complete: false })),

@@ -24,14 +24,19 @@ pub struct LatencyArgs {
     /// Frames per run.
     #[arg(long, default_value_t = 5000)]
     pub frames: usize,
-    /// In process only: the streamer busy-waits up to this many microseconds before
-    /// parking its thread (`StreamerConfig::spin_us`; 0 = park at once).
+    /// The streamer busy-waits up to this many microseconds before parking its thread
+    /// (`StreamerConfig::spin_us`; 0 = park at once). With --url it needs
+    /// --blocking-streamer.
     #[arg(long, default_value_t = 0)]
     pub spin_us: u64,
     /// With --url only: drive the writer from the main thread with `block_on` (as the
     /// Python SDK's blocking calls do) instead of running it as a runtime task.
     #[arg(long)]
     pub block_on_writer: bool,
+    /// With --url only: receive on a plain thread with `next_blocking` (as the Python SDK
+    /// does) instead of in a runtime task.
+    #[arg(long)]
+    pub blocking_streamer: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -82,8 +87,8 @@ pub fn pace(start: Instant, i: usize, rate: u64) {
 
 /// Time from `write()` being called to a streamer on another thread holding the frame.
 pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
-    if a.block_on_writer {
-        return Err(Error::InvalidArgument { reason: "--block-on-writer applies to remote runs (add --url)".into() });
+    if a.block_on_writer || a.blocking_streamer {
+        return Err(Error::InvalidArgument { reason: "--block-on-writer and --blocking-streamer apply to remote runs (add --url)".into() });
     }
     if !a.common.json {
         println!(

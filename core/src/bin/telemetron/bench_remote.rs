@@ -161,17 +161,22 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
 /// Remote write -> remote streamer latency: one-sample frames from one connection to a
 /// streamer on another.
 pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
-    if a.spin_us > 0 {
+    if a.spin_us > 0 && !a.blocking_streamer {
         return Err(Error::InvalidArgument {
-            reason: "--spin-us applies to in-process streamers; a remote streamer waits on its socket (drop --spin-us or --url)".into(),
+            reason: "--spin-us applies to blocking receives: add --blocking-streamer (a streamer task waits on its socket)".into(),
         });
     }
     if !a.common.json {
         println!(
-            "remote stream-latency: one-sample persist+stream frames, writer connection -> streamer connection, {} frames at {} Hz, writer {}",
+            "remote stream-latency: one-sample persist+stream frames, writer connection -> streamer connection, {} frames at {} Hz, writer {}, streamer {}",
             a.frames,
             a.rate,
-            if a.block_on_writer { "driven by block_on from the main thread" } else { "and streamer as runtime tasks" }
+            if a.block_on_writer { "driven by block_on from the main thread" } else { "a runtime task" },
+            match (a.blocking_streamer, a.spin_us) {
+                (false, _) => "a runtime task".to_string(),
+                (true, 0) => "on a plain thread (next_blocking)".to_string(),
+                (true, us) => format!("on a plain thread (next_blocking, spinning up to {us} us)"),
+            }
         );
         println!("{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}", "run", "p50 us", "p99 us", "p999 us", "max us", "received");
     }
@@ -190,27 +195,40 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
             let (ti, v) = (ch[0].key, ch[1].key);
             let base = Instant::now();
             let sent: Arc<Vec<AtomicU64>> = Arc::new((0..a.frames).map(|_| AtomicU64::new(0)).collect());
-            let mut s = c2.open_streamer(StreamerConfig { capacity: a.frames + 16, ..StreamerConfig::new(vec![v, ti]) }).await?;
+            let cfg = StreamerConfig { capacity: a.frames + 16, spin_us: a.spin_us, ..StreamerConfig::new(vec![v, ti]) };
+            let mut s = c2.open_streamer(cfg).await?;
             let (sent2, n) = (sent.clone(), a.frames);
-            let rx = tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(n);
-                while lat.len() < n {
-                    match s.next_timeout(Duration::from_secs(10)).await {
-                        Ok(Some(f)) => {
-                            let now = base.elapsed().as_nanos() as u64;
-                            for ser in f.get(ti) {
-                                for &seq in ser.as_timestamps().unwrap_or_default() {
-                                    let at = sent2.get(seq as usize).map_or(now, |x| x.load(Ordering::Acquire));
-                                    lat.push(now.saturating_sub(at) as f64 / 1e3);
-                                }
-                            }
+            // Latencies of the frames in one receive result; false at the end of the stream.
+            let take = move |r: Result<Option<Frame>, Error>, lat: &mut Vec<f64>| match r {
+                Ok(Some(f)) => {
+                    let now = base.elapsed().as_nanos() as u64;
+                    for ser in f.get(ti) {
+                        for &seq in ser.as_timestamps().unwrap_or_default() {
+                            let at = sent2.get(seq as usize).map_or(now, |x| x.load(Ordering::Acquire));
+                            lat.push(now.saturating_sub(at) as f64 / 1e3);
                         }
-                        Ok(None) | Err(Error::Stream(StreamError::Closed)) => break,
-                        Err(_) => {}
                     }
+                    true
                 }
-                lat
-            });
+                Ok(None) | Err(Error::Stream(StreamError::Closed)) => false,
+                Err(_) => true,
+            };
+            let rx = if a.blocking_streamer {
+                // As the Python SDK receives: a plain thread in `next_blocking`.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::spawn(move || {
+                    let mut lat = Vec::with_capacity(n);
+                    while lat.len() < n && take(s.next_blocking(Duration::from_secs(10)), &mut lat) {}
+                    let _ = tx.send(lat);
+                });
+                tokio::spawn(async move { rx.await.unwrap_or_default() })
+            } else {
+                tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(n);
+                    while lat.len() < n && take(s.next_timeout(Duration::from_secs(10)).await, &mut lat) {}
+                    lat
+                })
+            };
             let cfg = WriterConfig::new(TimeStamp(0), vec![v]).auto_commit(true).auto_commit_interval(Duration::from_millis(10));
             let mut w = c.open_writer(cfg).await?;
             let (frames, rate_hz) = (a.frames, a.rate);
