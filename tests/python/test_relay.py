@@ -181,8 +181,8 @@ def test_blocking_read_releases_the_gil(stand):
 
 
 def test_spinning_streamer_receives_and_rejects_bad_spin(stand, backend):
-    # Embedded: the receiving thread busy-waits before sleeping; remote: ignored. Either way
-    # every frame arrives in order.
+    # The receiving thread busy-waits before sleeping (on the queue embedded, on the
+    # socket's readiness remote); every frame still arrives, in order.
     t0 = int(tn.TimeStamp.now())
     with stand.open_streamer(["valve_cmd"], timeout=2, spin_us=2000) as s:
         with stand.open_writer(t0, ["valve_cmd"]) as w:

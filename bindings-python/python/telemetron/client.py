@@ -173,9 +173,10 @@ class Client:
             decimate: keep every n-th sample per channel.
             throttle: deliver at most this many frames per second (0: no limit).
             spin_us: busy-wait up to this many microseconds for a frame before the
-                receiving thread sleeps (0: sleep at once). Cuts the wake-up tail of a
-                control loop that owns a core; embedded clients only (a remote streamer
-                waits on its socket and ignores it). At most 1,000,000.
+                receiving thread sleeps (0: sleep at once). Saves a thread wake-up per
+                frame (embedded: p99 ~38 -> ~5 us at 1 kHz) at the cost of one busy core;
+                for a control loop with a core to spare. Applies to ``read`` and ``for``
+                loops, not ``async for``. At most 1,000,000.
         """
         if not 0 <= int(spin_us) <= 1_000_000:
             raise ValueError(f"spin_us must be between 0 and 1000000 microseconds, not {spin_us!r}")
