@@ -84,7 +84,10 @@ async fn expired_sessions_are_refused_and_password_clients_log_in_again() {
     let bearer = format!("Bearer {token}");
     let search = |addr| {
         let bearer = bearer.clone();
-        async move { raw::post(addr, "/api/v1/channels/search", &[("telemetron-protocol", "1"), ("authorization", &bearer)], b"{\"term\":\"\"}").await }
+        async move {
+            raw::post(addr, "/api/v1/channels/search", &[("telemetron-protocol", "1"), ("authorization", &bearer)], b"{\"term\":\"\"}")
+                .await
+        }
     };
     assert_eq!(search(server.local_addr()).await.0, 200);
     tokio::time::sleep(idle * 2).await;
@@ -113,7 +116,9 @@ async fn a_public_address_needs_authentication() {
     assert_eq!(err.code(), "invalid_argument");
     assert!(err.to_string().contains("--token"), "{err}");
     e.close().unwrap();
-    let s = serve(open(), ServerConfig { auth: AuthConfig { tokens: vec!["t".into()], ..AuthConfig::default() }, ..public.clone() }).await.unwrap();
+    let s = serve(open(), ServerConfig { auth: AuthConfig { tokens: vec!["t".into()], ..AuthConfig::default() }, ..public.clone() })
+        .await
+        .unwrap();
     s.shutdown().await.unwrap();
     let s = serve(open(), ServerConfig { allow_unauthenticated: true, ..public }).await.unwrap();
     s.shutdown().await.unwrap();
