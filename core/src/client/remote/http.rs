@@ -134,16 +134,22 @@ impl Http {
     /// more after logging in again (password credentials only).
     pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: Bytes) -> Result<Reply> {
         self.check_size(body.len())?;
+        let used = self.auth.read().clone();
         match check(self.send(Method::POST, path, content_type, body.clone()).await?) {
-            Err(e) if refused(&e) && self.relogin().await? => check(self.send(Method::POST, path, content_type, body).await?),
+            Err(e) if refused(&e) && self.relogin(used).await? => check(self.send(Method::POST, path, content_type, body).await?),
             r => r,
         }
     }
 
-    /// Log in with the stored username and password and use the new session token from
-    /// now on. `false` if there is no password to log in with.
-    pub(crate) async fn relogin(&self) -> Result<bool> {
+    /// After a request sent with the credentials `used` was refused: log in with the
+    /// stored username and password and use the new session token from now on (unless
+    /// another request already did, then just use its token). `false` if there is no
+    /// password to log in with.
+    pub(crate) async fn relogin(&self, used: Option<String>) -> Result<bool> {
         let Some((username, password)) = self.login.read().clone() else { return Ok(false) };
+        if *self.auth.read() != used {
+            return Ok(true);
+        }
         let body = serde_json::to_vec(&LoginRequest { username, password })
             .map_err(|e| NetError::protocol(format!("cannot encode request: {e}")))?;
         let r = check(self.send(Method::POST, "auth/login", "application/json", Bytes::from(body)).await?)?;

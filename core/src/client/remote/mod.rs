@@ -50,7 +50,7 @@ impl Remote {
             Credentials::Token { token } => *http.auth.write() = Some(format!("Bearer {token}")),
             Credentials::Password { username, password } => {
                 *http.login.write() = Some((username.clone(), password.clone()));
-                http.relogin().await?;
+                http.relogin(None).await?;
             }
         }
         // Fails now, not at the first call, if the credentials are refused.

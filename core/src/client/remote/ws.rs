@@ -56,8 +56,9 @@ impl WsConn {
     /// Open `/api/v1/stream/{kind}` (logging in again once if the node let the session
     /// expire, as for unary calls).
     pub(crate) async fn open(http: &Http, kind: &str) -> Result<Arc<WsConn>> {
+        let used = http.auth.read().clone();
         match Self::open_once(http, kind).await {
-            Err(e) if super::http::refused(&e) && http.relogin().await? => Self::open_once(http, kind).await,
+            Err(e) if super::http::refused(&e) && http.relogin(used).await? => Self::open_once(http, kind).await,
             r => r,
         }
     }
