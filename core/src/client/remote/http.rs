@@ -177,7 +177,8 @@ impl Http {
 async fn read_body(mut body: hyper::body::Incoming, len: Option<usize>) -> Result<Bytes> {
     let mut out = Vec::new();
     if let Some(n) = len {
-        out.try_reserve_exact(n).map_err(|_| NetError::Server {
+        // The request asked for too much: the caller's error, not the node's.
+        out.try_reserve_exact(n).map_err(|_| Error::InvalidArgument {
             reason: format!("a reply of {n} bytes does not fit in this process's memory; read a smaller range or use an iterator"),
         })?;
     }
