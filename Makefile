@@ -1,18 +1,23 @@
 # One entry point for chores; CI (.ci/run) calls `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-rust test-node test-python check bench fmt
+.PHONY: demo test test-rust test-loom test-node test-python check bench fmt
 
 ## Run the main job: a simulated test stand written and read back.
 demo:
 	$(CARGO) run --release -p telemetron -- demo
 
 ## Run every test (what CI runs).
-test: test-rust test-node test-python
+test: test-rust test-loom test-node test-python
 
 test-rust:
 	$(CARGO) build --release -p telemetron
 	$(CARGO) test -p telemetron --release
+
+## Loom models of the relay's wake-up and spin protocols (core/tests/relay_loom.rs). Its own
+## target directory: the cfg flag changes every crate's build.
+test-loom:
+	RUSTFLAGS="--cfg telemetron_loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -p telemetron --test relay_loom --release
 
 ## Node SDK: `npm install` builds the addon (prepare -> napi build --release), then node:test
 ## runs tests/node/ against an embedded engine and a `telemetron serve` node.
