@@ -172,9 +172,9 @@ fn one_producer_two_frames_arrive_in_order() {
     });
 }
 
-#[test]
-fn two_producers_one_consumer_receives_both() {
-    loom::model(|| {
+/// Two producers push one frame each; the consumer receives both with `recv`.
+fn two_producers_one_consumer(recv: fn(&Subscriber) -> Result<u32, ()>) {
+    loom::model(move || {
         let sub = Arc::new(Subscriber::new());
         let producers: Vec<_> = [1u32, 2]
             .into_iter()
@@ -183,13 +183,18 @@ fn two_producers_one_consumer_receives_both() {
                 thread::spawn(move || sub.push(v))
             })
             .collect();
-        let mut got = vec![sub.recv().unwrap(), sub.recv().unwrap()];
+        let mut got = vec![recv(&sub).unwrap(), recv(&sub).unwrap()];
         got.sort_unstable();
         assert_eq!(got, vec![1, 2]);
         for p in producers {
             p.join().unwrap();
         }
     });
+}
+
+#[test]
+fn two_producers_one_consumer_receives_both() {
+    two_producers_one_consumer(Subscriber::recv);
 }
 
 #[test]
@@ -247,22 +252,7 @@ fn a_spinning_consumer_sees_every_push_and_the_close() {
 
 #[test]
 fn a_spinning_consumer_receives_from_two_producers() {
-    loom::model(|| {
-        let sub = Arc::new(Subscriber::new());
-        let producers: Vec<_> = [1u32, 2]
-            .into_iter()
-            .map(|v| {
-                let sub = sub.clone();
-                thread::spawn(move || sub.push(v))
-            })
-            .collect();
-        let mut got = vec![sub.recv_spinning(false).unwrap(), sub.recv_spinning(false).unwrap()];
-        got.sort_unstable();
-        assert_eq!(got, vec![1, 2]);
-        for p in producers {
-            p.join().unwrap();
-        }
-    });
+    two_producers_one_consumer(|s| s.recv_spinning(false));
 }
 
 /// Reading `events` after looking at the queue misses a push that lands in between; loom
