@@ -294,3 +294,50 @@ async fn open_streams_count_against_the_connection_limit() {
     s3.close().await;
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_after_the_write_stall_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    let stall = Duration::from_millis(300);
+    let server = serve(engine, ServerConfig { write_stall_timeout: stall, ..loopback() }).await.unwrap();
+    let c = telemetron::connect(&server.url(), ConnectOptions::default()).await.unwrap();
+    let ch = c.create_channels(vec![NewChannel::index("st"), NewChannel::data("sv", DataType::F64, "st")], false).await.unwrap();
+    let (t, v) = (ch[0].key, ch[1].key);
+    const N: i64 = 500_000;
+    for k in 0..4 {
+        let ts: Vec<i64> = (k * N..(k + 1) * N).collect();
+        let vals: Vec<f64> = ts.iter().map(|&x| x as f64).collect();
+        c.write(TimeStamp(k * N), Frame::new().with(t, Series::timestamps(ts)).with(v, Series::from_vec(vals))).await.unwrap();
+    }
+    let reply_bytes = 4 * N as usize * 16;
+    // Ask for all 32 MB with a small receive buffer, then read nothing for a while.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(64 << 10).unwrap();
+    let mut tcp = sock.connect(server.local_addr()).await.unwrap();
+    let body = format!(r#"{{"range":{{"start":0,"end":{}}},"keys":[{t},{v}]}}"#, i64::MAX);
+    let req = format!(
+        "POST /api/v1/frames/read HTTP/1.1\r\nhost: x\r\ntelemetron-protocol: 1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(stall * 5).await;
+    // The node gave up on it: what arrives is what was buffered before, then the end.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let drained = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection was not closed");
+    assert!(got < reply_bytes, "the whole reply ({got} bytes) arrived: the stalled write was not cut");
+    // Other clients were never affected.
+    assert_eq!(c.read(TimeRange::MAX, &[v]).await.unwrap().samples(v), 4 * N as usize);
+    server.shutdown().await.unwrap();
+}

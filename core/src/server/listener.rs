@@ -1,5 +1,6 @@
 //! The accept loop: TCP (with `TCP_NODELAY`), optional TLS, HTTP/1.1 with upgrades.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,7 +24,8 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Accept connections until shutdown. Past `limit` open connections, a new one is served
 /// [`super::http::busy_router`] (one 503 reply, then closed), so its client learns why.
-pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, shutdown: Shutdown, limit: usize) {
+pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, shutdown: Shutdown, limits: Limits) {
+    let Limits { connections: limit, write_stall } = limits;
     let permits = Arc::new(Semaphore::new(limit));
     let busy = super::http::busy_router(limit);
     loop {
@@ -42,14 +44,23 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
         };
         let _ = tcp.set_nodelay(true);
         let conn = match permits.clone().try_acquire_owned() {
-            Ok(permit) => Conn { router: router.clone(), keep_alive: true, permit: Some(permit) },
+            Ok(permit) => Conn { router: router.clone(), keep_alive: true, permit: Some(permit), write_stall },
             Err(_) => {
                 tracing::warn!(%peer, limit, "connection limit reached; refusing a connection");
-                Conn { router: busy.clone(), keep_alive: false, permit: None }
+                Conn { router: busy.clone(), keep_alive: false, permit: None, write_stall }
             }
         };
         tokio::spawn(connection(tcp, tls.clone(), conn, shutdown.clone(), peer));
     }
+}
+
+/// The per-connection limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most connections open at once.
+    pub connections: usize,
+    /// Longest a write to a connection may wait for the peer to read.
+    pub write_stall: Duration,
 }
 
 /// How to serve one connection.
@@ -57,14 +68,38 @@ struct Conn {
     router: Router,
     keep_alive: bool,
     permit: Option<OwnedSemaphorePermit>,
+    write_stall: Duration,
 }
 
 /// A connection's socket with its slot: the permit moves with the socket into a WebSocket
 /// upgrade, so a stream holds its slot until the stream itself closes (hyper's connection
-/// future ends at the upgrade).
+/// future ends at the upgrade). A write that cannot progress for `stall` (the peer reads
+/// nothing) fails with `TimedOut`, which ends the connection: a stuck client cannot pin a
+/// reply's buffers (for a read, mapped segments that then cannot be reclaimed) forever.
 struct Slotted<I> {
     io: I,
     _permit: Option<OwnedSemaphorePermit>,
+    stall: Duration,
+    blocked: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> Slotted<I> {
+    /// Pass a write's result through, failing one that stayed pending for `stall`.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if r.is_ready() {
+            self.blocked = None;
+            return r;
+        }
+        let stall = self.stall;
+        let timer = self.blocked.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer read nothing for {stall:?}; closing the connection"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Slotted<I> {
@@ -75,16 +110,19 @@ impl<I: AsyncRead + Unpin> AsyncRead for Slotted<I> {
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for Slotted<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, r)
     }
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
@@ -107,7 +145,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(c.router);
-    let io = TokioIo::new(Slotted { io, _permit: c.permit });
+    let io = TokioIo::new(Slotted { io, _permit: c.permit, stall: c.write_stall, blocked: None });
     // The header-read timeout also closes a connection that sends nothing (it would hold a
     // slot); clients drop pooled connections idle for less than this.
     let conn = hyper::server::conn::http1::Builder::new()

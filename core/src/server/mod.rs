@@ -79,6 +79,10 @@ pub struct ServerConfig {
     /// new connection gets one `server.busy` reply and is closed. The process's open-file
     /// limit (`ulimit -n`) must be higher.
     pub max_connections: usize,
+    /// A connection whose peer reads nothing for this long while the node has data to
+    /// send is closed (default 5 min): a stuck client cannot hold a reply, or a read's
+    /// mapped segments, forever. A slow reader that makes progress is never cut.
+    pub write_stall_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +96,7 @@ impl Default for ServerConfig {
             allow_unauthenticated: false,
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
+            write_stall_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -150,8 +155,11 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
     let watcher = registry::spawn_watcher(state.clone())?;
     let router = http::router(state.clone());
     let tls = acceptor.is_some();
-    let limit = state.config.max_connections.max(1);
-    let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone(), limit));
+    let limits = listener::Limits {
+        connections: state.config.max_connections.max(1),
+        write_stall: state.config.write_stall_timeout.max(Duration::from_millis(1)),
+    };
+    let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone(), limits));
     tracing::info!(%addr, tls, auth = state.auth.required(), "serving");
     Ok(ServerHandle { addr, tls, state, accept, watcher })
 }

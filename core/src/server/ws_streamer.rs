@@ -3,7 +3,8 @@
 //! A lag notice from the engine goes to the client as a `notice` (frames continue); a
 //! disconnect or close ends the stream with `closed` carrying the same error. A client
 //! that reads slowly makes the node's sends wait, so its engine queue fills and it gets
-//! lag notices: it never slows a writer or another streamer.
+//! lag notices: it never slows a writer or another streamer. One that reads nothing at all
+//! for the write-stall timeout is disconnected.
 
 use std::sync::Arc;
 
