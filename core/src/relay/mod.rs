@@ -37,5 +37,5 @@ mod streamer;
 
 pub(crate) use hub::{PublishCache, Relay};
 pub use hub::{RelayMetrics, RelayMetricsSnapshot};
-pub(crate) use streamer::SnapshotHook;
 pub use streamer::{LagPolicy, StreamError, Streamer, StreamerConfig};
+pub(crate) use streamer::{SnapshotHook, spin_until};

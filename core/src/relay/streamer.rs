@@ -70,6 +70,20 @@ impl StreamerConfig {
     }
 }
 
+/// Busy-wait until `done()` holds or `until` passes; true if `done()` did. The clock is
+/// read every 64 polls (a poll here is a few ns, a clock read ~20 ns).
+pub(crate) fn spin_until(until: Instant, mut done: impl FnMut() -> bool) -> bool {
+    let mut polls = 0u32;
+    while !done() {
+        std::hint::spin_loop();
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(64) && Instant::now() >= until {
+            return false;
+        }
+    }
+    true
+}
+
 /// Why a receive returned no frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError {
@@ -318,15 +332,7 @@ impl Streamer {
     /// the parking path after it (which re-checks the queue under its lock) stays the only
     /// place a receiver sleeps.
     fn spin_while_quiet(&self, seen: u64, until: Instant) {
-        let mut polls = 0u32;
-        while self.sub.events.load(Ordering::Acquire) == seen {
-            std::hint::spin_loop();
-            polls = polls.wrapping_add(1);
-            // The clock is read every 64 polls: a poll is a few ns, a clock read ~20 ns.
-            if polls.is_multiple_of(64) && Instant::now() >= until {
-                return;
-            }
-        }
+        spin_until(until, || self.sub.events.load(Ordering::Acquire) != seen);
     }
 
     /// Wait for the next frame.

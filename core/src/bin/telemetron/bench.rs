@@ -211,11 +211,11 @@ fn ingest(a: &IngestArgs) -> Result<(), Error> {
         batch.extend((0..a.channels).map(|i| NewChannel::data(format!("ch_{i}"), DataType::F64, "time")));
         let chans = engine.create_channels(batch)?;
         let keys: Vec<u32> = chans[1..].iter().map(|c| c.key).collect();
-        let mut gen_ = IngestFrames::new(chans[0].key, keys.clone(), a.batch);
+        let mut frames_gen = IngestFrames::new(chans[0].key, keys.clone(), a.batch);
         let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), keys).auto_commit(false).durability(a.durability))?;
         let t0 = Instant::now();
         for f in 0..frames {
-            w.write(&gen_.next_frame())?;
+            w.write(&frames_gen.next_frame())?;
             if (f + 1) % a.commit_every == 0 {
                 w.commit()?;
             }

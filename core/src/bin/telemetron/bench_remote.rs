@@ -110,7 +110,7 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
             let chans = c.create_channels(defs, false).await?;
             let index = chans[0].key;
             let keys: Vec<ChannelKey> = chans[1..].iter().map(|c| c.key).collect();
-            let mut gen_ = IngestFrames::new(index, keys.clone(), a.batch);
+            let mut frames_gen = IngestFrames::new(index, keys.clone(), a.batch);
             // Committing after every frame is the node's auto-commit (the client does not
             // wait for each commit, so storing frame n overlaps receiving frame n + 1);
             // other intervals are explicit commit round trips.
@@ -119,7 +119,7 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
             let mut w = c.open_writer(cfg).await?;
             let t0 = Instant::now();
             for f in 0..frames {
-                w.write(&gen_.next_frame()).await?;
+                w.write(&frames_gen.next_frame()).await?;
                 if !auto && (f + 1) % a.commit_every == 0 {
                     w.commit().await?;
                 }
@@ -128,7 +128,7 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
             let secs = t0.elapsed().as_secs_f64();
             // Everything is stored: the index covers every timestamp written.
             let stored = c.time_range(index).await?;
-            let ts = gen_.end();
+            let ts = frames_gen.end();
             if end != TimeStamp(ts) || stored.map(|r| (r.start.0, r.end.0)) != Some((0, ts)) {
                 return Err(Error::InvalidArgument { reason: format!("the node stored {stored:?} (end {end}), expected [0, {ts})") });
             }

@@ -173,16 +173,17 @@ impl RemoteStreamer {
         // of parking this thread and having the reactor's worker wake it (one wake-up of
         // an idle CPU fewer per frame).
         let start = std::time::Instant::now();
-        let spin = self.spin.min(timeout);
-        let mut polls = 0u32;
-        while !spin.is_zero() {
-            if let Some(f) = self.try_next()? {
-                return Ok(Some(f));
-            }
-            std::hint::spin_loop();
-            polls = polls.wrapping_add(1);
-            if polls.is_multiple_of(64) && start.elapsed() >= spin {
-                break;
+        if !self.spin.is_zero() {
+            let mut got = None;
+            crate::relay::spin_until(start + self.spin.min(timeout), || match self.try_next() {
+                Ok(None) => false,
+                r => {
+                    got = Some(r);
+                    true
+                }
+            });
+            if let Some(r) = got {
+                return r;
             }
         }
         let handle = self.handle.clone();
