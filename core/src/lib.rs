@@ -55,3 +55,9 @@ pub mod telem;
 pub use client::{Client, ConnectOptions, Credentials, connect, open, open_with};
 pub use engine::{Engine, Options};
 pub use error::{Error, Result};
+
+/// The README's Rust example, compiled and run as a doctest so that it cannot rot (rustdoc
+/// runs only the untagged and `rust` blocks; the shell, TypeScript and Python ones are skipped).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
