@@ -45,6 +45,7 @@ pub mod control;
 mod engine;
 mod error;
 pub mod framer;
+mod net;
 pub mod protocol;
 pub mod ranger;
 pub mod relay;

@@ -71,8 +71,9 @@ use crate::relay::StreamerConfig;
 use crate::telem::{Frame, TimeRange, TimeStamp};
 use crate::{Engine, Options};
 
+pub use crate::channel::ChannelRef;
 pub use iterator::ClientIterator;
-pub use options::{ChannelRef, ConnectOptions, Credentials};
+pub use options::{ConnectOptions, Credentials};
 pub use streamer::ClientStreamer;
 pub use writer::ClientWriter;
 
