@@ -25,7 +25,7 @@ pub enum Credentials {
     },
 }
 
-/// Connection settings for [`crate::connect`].
+/// Connection settings for `telemetron::connect` (feature `remote`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
     /// Credentials.
