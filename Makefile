@@ -37,10 +37,13 @@ test-python:
 	$(VENV)/bin/python -m pip install --quiet '.[test]'
 	$(VENV)/bin/python -m pytest tests/python
 
-## Formatting and lints.
+## Formatting and lints; then the engine alone (`default-features = false`: no server, no
+## remote backend, no CLI) must build without warnings and without the network stack.
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p telemetron --no-default-features --all-targets -- -D warnings
+	! $(CARGO) tree -p telemetron --no-default-features -e normal | grep -E 'axum|hyper|rustls|tungstenite|webpki|clap'
 
 fmt:
 	$(CARGO) fmt --all

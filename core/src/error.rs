@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::channel::ChannelError;
 use crate::control::ControlError;
-use crate::protocol::NetError;
+use crate::net::NetError;
 use crate::ranger::RangeError;
 use crate::relay::StreamError;
 use crate::storage::{StorageError, WriteError};

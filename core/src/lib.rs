@@ -13,6 +13,25 @@
 //! - [`relay`]: live streaming to streamers, with lag notices instead of silent drops.
 //! - [`control`]: the authority arbiter that decides which writer may command a channel.
 //! - [`ranger`]: named time ranges with metadata.
+//! - [`client`]: [`Client`], one async API over an embedded engine or a remote node.
+//! - [`protocol`]: the wire shared by the server and the remote client.
+//! - `server` (feature `server`): the node, serving an engine over HTTP and WebSocket.
+//!
+//! The modules form layers (lower never depends on higher); the "may depend on" table in
+//! `docs/architecture.md` §1 lists them and `core/tests/layering.rs` enforces it.
+//!
+//! ## Cargo features
+//!
+//! All on by default:
+//!
+//! - `server`: the `server` module (`serve`, `ServerConfig`); brings axum, hyper, rustls,
+//!   tokio-rustls and tokio-tungstenite.
+//! - `remote`: `connect` and the client's remote backend; brings hyper, rustls,
+//!   tokio-rustls, webpki-roots and tokio-tungstenite.
+//! - `cli`: the `telemetron` program (implies `server` and `remote`); brings clap.
+//!
+//! A program that embeds the engine uses `default-features = false` and compiles none of
+//! them; [`Engine`], [`open`] and the embedded [`Client`] are always there.
 //!
 //! ## Quick start
 //!
@@ -45,14 +64,18 @@ pub mod control;
 mod engine;
 mod error;
 pub mod framer;
+mod net;
 pub mod protocol;
 pub mod ranger;
 pub mod relay;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod storage;
 pub mod telem;
 
-pub use client::{Client, ConnectOptions, Credentials, connect, open, open_with};
+#[cfg(feature = "remote")]
+pub use client::connect;
+pub use client::{Client, ConnectOptions, Credentials, open, open_with};
 pub use engine::{Engine, Options};
 pub use error::{Error, Result};
 

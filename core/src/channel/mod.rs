@@ -16,17 +16,19 @@
 //! create, rename and delete is a durable transaction.
 
 mod error;
+mod reference;
 mod registry;
 
 pub use error::ChannelError;
+pub use reference::ChannelRef;
 pub use registry::Channels;
 
 use serde::{Deserialize, Serialize};
 
 use crate::telem::DataType;
 
-/// A channel's key.
-pub type ChannelKey = u32;
+/// A channel's key (defined in [`crate::telem`], which frames are keyed by).
+pub use crate::telem::ChannelKey;
 
 /// What a channel is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use crate::telem::{Frame, TimeStamp};
 
 pub(super) enum IteratorInner {
     Embedded(crate::framer::Iterator),
+    #[cfg(feature = "remote")]
     Remote(super::remote::RemoteIterator),
 }
 
@@ -28,6 +29,7 @@ impl ClientIterator {
     pub async fn seek_first(&mut self) -> Result<bool> {
         match &mut self.inner {
             IteratorInner::Embedded(i) => i.seek_first(),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.seek_first().await,
         }
     }
@@ -39,6 +41,7 @@ impl ClientIterator {
     pub async fn seek_last(&mut self) -> Result<bool> {
         match &mut self.inner {
             IteratorInner::Embedded(i) => i.seek_last(),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.seek_last().await,
         }
     }
@@ -50,6 +53,7 @@ impl ClientIterator {
     pub async fn seek_ge(&mut self, t: TimeStamp) -> Result<bool> {
         match &mut self.inner {
             IteratorInner::Embedded(i) => i.seek_ge(t),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.seek_ge(t).await,
         }
     }
@@ -61,6 +65,7 @@ impl ClientIterator {
     pub async fn seek_le(&mut self, t: TimeStamp) -> Result<bool> {
         match &mut self.inner {
             IteratorInner::Embedded(i) => i.seek_le(t),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.seek_le(t).await,
         }
     }
@@ -72,6 +77,7 @@ impl ClientIterator {
     pub async fn next(&mut self, span: IterSpan) -> Result<bool> {
         match &mut self.inner {
             IteratorInner::Embedded(i) => i.next(span),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.next(span).await,
         }
     }
@@ -83,6 +89,7 @@ impl ClientIterator {
     pub async fn prev(&mut self, span: IterSpan) -> Result<bool> {
         match &mut self.inner {
             IteratorInner::Embedded(i) => i.prev(span),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.prev(span).await,
         }
     }
@@ -91,6 +98,7 @@ impl ClientIterator {
     pub fn value(&self) -> &Frame {
         match &self.inner {
             IteratorInner::Embedded(i) => i.value(),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.value(),
         }
     }
@@ -99,6 +107,7 @@ impl ClientIterator {
     pub fn take_value(&mut self) -> Frame {
         match &mut self.inner {
             IteratorInner::Embedded(i) => i.take_value(),
+            #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.take_value(),
         }
     }

@@ -1,7 +1,7 @@
 //! The client: one API over an embedded engine or a remote node.
 //!
 //! [`open`] gives a client over an engine in this process (nothing to start: notebooks,
-//! test sequences); [`connect`] gives the same client type over a network connection to a
+//! test sequences); `connect` (feature `remote`) gives the same client type over a network connection to a
 //! `telemetron serve` node. Every method behaves the same on both backends, including its
 //! errors (the core's integration suite runs against both). The Python and Node SDKs wrap
 //! this type once and get both backends.
@@ -53,6 +53,7 @@
 mod embedded;
 mod iterator;
 mod options;
+#[cfg(feature = "remote")]
 mod remote;
 mod streamer;
 mod writer;
@@ -71,8 +72,9 @@ use crate::relay::StreamerConfig;
 use crate::telem::{Frame, TimeRange, TimeStamp};
 use crate::{Engine, Options};
 
+pub use crate::channel::ChannelRef;
 pub use iterator::ClientIterator;
-pub use options::{ChannelRef, ConnectOptions, Credentials};
+pub use options::{ConnectOptions, Credentials};
 pub use streamer::ClientStreamer;
 pub use writer::ClientWriter;
 
@@ -106,6 +108,7 @@ pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Client> {
 /// # Errors
 /// [`crate::protocol::NetError`]: unreachable node, TLS failure, version mismatch,
 /// missing or refused credentials.
+#[cfg(feature = "remote")]
 pub async fn connect(url: &str, opts: ConnectOptions) -> Result<Client> {
     let r = remote::Remote::connect(url, &opts).await?;
     Ok(Client { backend: std::sync::Arc::new(Backend::Remote(Box::new(r))) })
@@ -113,6 +116,7 @@ pub async fn connect(url: &str, opts: ConnectOptions) -> Result<Client> {
 
 pub(crate) enum Backend {
     Embedded(Engine),
+    #[cfg(feature = "remote")]
     Remote(Box<remote::Remote>),
 }
 
@@ -153,6 +157,7 @@ impl Client {
     pub fn engine(&self) -> Option<&Engine> {
         match &*self.backend {
             Backend::Embedded(e) => Some(e),
+            #[cfg(feature = "remote")]
             Backend::Remote(_) => None,
         }
     }
@@ -165,6 +170,7 @@ impl Client {
     pub async fn create_channels(&self, channels: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
         match self.backend()? {
             Backend::Embedded(e) => e.create_channels_with(channels, retrieve_if_name_exists),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.create_channels(channels, retrieve_if_name_exists).await,
         }
     }
@@ -189,6 +195,7 @@ impl Client {
     pub async fn channels(&self, refs: &[ChannelRef]) -> Result<Vec<Channel>> {
         match self.backend()? {
             Backend::Embedded(e) => embedded::channels(e, refs),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.channels(refs).await,
         }
     }
@@ -200,6 +207,7 @@ impl Client {
     pub async fn search_channels(&self, term: &str) -> Result<Vec<Channel>> {
         match self.backend()? {
             Backend::Embedded(e) => Ok(e.channels().search(term).into_iter().map(|c| (*c).clone()).collect()),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.search_channels(term).await,
         }
     }
@@ -211,6 +219,7 @@ impl Client {
     pub async fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         match self.backend()? {
             Backend::Embedded(e) => e.rename_channel(key, name),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.rename_channel(key, name).await,
         }
     }
@@ -222,6 +231,7 @@ impl Client {
     pub async fn delete_channels(&self, keys: &[ChannelKey]) -> Result<()> {
         match self.backend()? {
             Backend::Embedded(e) => e.delete_channels(keys),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete_channels(keys).await,
         }
     }
@@ -233,6 +243,7 @@ impl Client {
     pub async fn create_range(&self, range: NewRange) -> Result<Range> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().create(range),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.create_range(range).await,
         }
     }
@@ -244,6 +255,7 @@ impl Client {
     pub async fn range(&self, key: Uuid) -> Result<Range> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().get(key),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.range(key).await,
         }
     }
@@ -256,6 +268,7 @@ impl Client {
     pub async fn search_ranges(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().search(term, overlapping),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.search_ranges(term, overlapping).await,
         }
     }
@@ -267,6 +280,7 @@ impl Client {
     pub async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().rename(key, name),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.rename_range(key, name).await,
         }
     }
@@ -278,6 +292,7 @@ impl Client {
     pub async fn delete_ranges(&self, keys: &[Uuid]) -> Result<()> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().delete(keys),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete_ranges(keys).await,
         }
     }
@@ -289,6 +304,7 @@ impl Client {
     pub async fn range_meta(&self, key: Uuid) -> Result<BTreeMap<String, String>> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().meta_data(key),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.range_meta(key).await,
         }
     }
@@ -300,6 +316,7 @@ impl Client {
     pub async fn set_range_meta(&self, key: Uuid, entries: BTreeMap<String, String>) -> Result<()> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().set_meta_data(key, &entries),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.set_range_meta(key, entries).await,
         }
     }
@@ -311,6 +328,7 @@ impl Client {
     pub async fn delete_range_meta(&self, key: Uuid, names: &[String]) -> Result<()> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().delete_meta_data(key, &names.iter().map(String::as_str).collect::<Vec<_>>()),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete_range_meta(key, names).await,
         }
     }
@@ -322,6 +340,7 @@ impl Client {
     pub async fn read(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<Frame> {
         match self.backend()? {
             Backend::Embedded(e) => e.read(range, keys),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.read(range, keys).await,
         }
     }
@@ -334,6 +353,7 @@ impl Client {
     pub async fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {
         match self.backend()? {
             Backend::Embedded(e) => e.write(start, frame),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.write(start, frame).await,
         }
     }
@@ -345,6 +365,7 @@ impl Client {
     pub async fn delete(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<()> {
         match self.backend()? {
             Backend::Embedded(e) => e.delete(range, keys),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete(range, keys).await,
         }
     }
@@ -356,6 +377,7 @@ impl Client {
     pub async fn time_range(&self, key: ChannelKey) -> Result<Option<TimeRange>> {
         match self.backend()? {
             Backend::Embedded(e) => e.time_range(key),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.time_range(key).await,
         }
     }
@@ -367,6 +389,7 @@ impl Client {
     pub async fn open_writer(&self, config: WriterConfig) -> Result<ClientWriter> {
         match self.backend()? {
             Backend::Embedded(e) => Ok(ClientWriter { inner: WriterInner::Embedded(e.open_writer(config)?) }),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => Ok(ClientWriter { inner: WriterInner::Remote(remote::RemoteWriter::open(&r.http, config).await?) }),
         }
     }
@@ -378,6 +401,7 @@ impl Client {
     pub async fn open_streamer(&self, config: StreamerConfig) -> Result<ClientStreamer> {
         match self.backend()? {
             Backend::Embedded(e) => Ok(ClientStreamer { inner: StreamerInner::Embedded(e.open_streamer(config)?) }),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => Ok(ClientStreamer { inner: StreamerInner::Remote(remote::RemoteStreamer::open(&r.http, config).await?) }),
         }
     }
@@ -389,6 +413,7 @@ impl Client {
     pub async fn open_iterator(&self, config: IteratorConfig) -> Result<ClientIterator> {
         match self.backend()? {
             Backend::Embedded(e) => Ok(ClientIterator { inner: IteratorInner::Embedded(e.open_iterator(config)?) }),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => Ok(ClientIterator { inner: IteratorInner::Remote(remote::RemoteIterator::open(&r.http, config).await?) }),
         }
     }
@@ -400,6 +425,7 @@ impl Client {
     pub async fn control_states(&self, keys: &[ChannelKey]) -> Result<Vec<State>> {
         match self.backend()? {
             Backend::Embedded(e) => Ok(e.control_states(keys)),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.control_states(keys).await,
         }
     }
@@ -411,6 +437,7 @@ impl Client {
     pub async fn control_channel(&self) -> Result<ChannelKey> {
         match self.backend()? {
             Backend::Embedded(e) => Ok(e.control_channel()),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.control_channel().await,
         }
     }
@@ -425,6 +452,7 @@ impl Client {
     pub async fn close(&self) -> Result<()> {
         match &*self.backend {
             Backend::Embedded(e) => e.close(),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => {
                 r.http.close();
                 Ok(())

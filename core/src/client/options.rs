@@ -1,10 +1,8 @@
-//! How to reach a node, and how callers name channels.
+//! How to reach a node and authenticate to it.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use crate::channel::ChannelKey;
 
 /// How to authenticate to a remote node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +25,7 @@ pub enum Credentials {
     },
 }
 
-/// Connection settings for [`crate::connect`].
+/// Connection settings for `telemetron::connect` (feature `remote`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
     /// Credentials.
@@ -41,33 +39,5 @@ pub struct ConnectOptions {
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions { credentials: Credentials::None, ca_cert: None, timeout: Duration::from_secs(10) }
-    }
-}
-
-/// How a caller names a channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ChannelRef {
-    /// By key.
-    Key(ChannelKey),
-    /// By name.
-    Name(String),
-}
-
-impl From<ChannelKey> for ChannelRef {
-    fn from(k: ChannelKey) -> Self {
-        ChannelRef::Key(k)
-    }
-}
-
-impl From<&str> for ChannelRef {
-    fn from(n: &str) -> Self {
-        ChannelRef::Name(n.to_string())
-    }
-}
-
-impl From<String> for ChannelRef {
-    fn from(n: String) -> Self {
-        ChannelRef::Name(n)
     }
 }

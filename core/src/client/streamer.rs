@@ -8,6 +8,7 @@ use crate::telem::Frame;
 
 pub(super) enum StreamerInner {
     Embedded(crate::relay::Streamer),
+    #[cfg(feature = "remote")]
     Remote(super::remote::RemoteStreamer),
 }
 
@@ -31,6 +32,7 @@ impl ClientStreamer {
     pub async fn next(&mut self) -> Result<Frame> {
         match &mut self.inner {
             StreamerInner::Embedded(s) => Ok(s.next().await?),
+            #[cfg(feature = "remote")]
             StreamerInner::Remote(s) => s.next().await,
         }
     }
@@ -45,6 +47,7 @@ impl ClientStreamer {
                 Ok(r) => Ok(Some(r?)),
                 Err(_) => Ok(None),
             },
+            #[cfg(feature = "remote")]
             StreamerInner::Remote(s) => s.next_timeout(timeout).await,
         }
     }
@@ -56,6 +59,7 @@ impl ClientStreamer {
     pub fn try_next(&mut self) -> Result<Option<Frame>> {
         match &mut self.inner {
             StreamerInner::Embedded(s) => Ok(s.try_recv()?),
+            #[cfg(feature = "remote")]
             StreamerInner::Remote(s) => s.try_next(),
         }
     }
@@ -68,6 +72,7 @@ impl ClientStreamer {
     pub fn next_blocking(&mut self, timeout: Duration) -> Result<Option<Frame>> {
         match &mut self.inner {
             StreamerInner::Embedded(s) => Ok(s.recv_timeout(timeout)?),
+            #[cfg(feature = "remote")]
             StreamerInner::Remote(s) => s.next_blocking(timeout),
         }
     }
@@ -79,6 +84,7 @@ impl ClientStreamer {
     pub async fn update_channels(&mut self, keys: Vec<ChannelKey>) -> Result<()> {
         match &mut self.inner {
             StreamerInner::Embedded(s) => Ok(s.update_channels(keys)?),
+            #[cfg(feature = "remote")]
             StreamerInner::Remote(s) => s.update_channels(keys).await,
         }
     }
@@ -87,6 +93,7 @@ impl ClientStreamer {
     pub async fn close(&mut self) {
         match &mut self.inner {
             StreamerInner::Embedded(s) => s.close(),
+            #[cfg(feature = "remote")]
             StreamerInner::Remote(s) => s.close().await,
         }
     }

@@ -10,6 +10,7 @@ use crate::telem::{Frame, TimeStamp};
 #[allow(clippy::large_enum_variant)]
 pub(super) enum WriterInner {
     Embedded(crate::framer::Writer),
+    #[cfg(feature = "remote")]
     Remote(super::remote::RemoteWriter),
 }
 
@@ -32,6 +33,7 @@ impl ClientWriter {
     pub async fn write(&mut self, frame: &Frame) -> Result<WriteReport> {
         match &mut self.inner {
             WriterInner::Embedded(w) => w.write(frame),
+            #[cfg(feature = "remote")]
             WriterInner::Remote(w) => w.write(frame).await,
         }
     }
@@ -43,6 +45,7 @@ impl ClientWriter {
     pub async fn commit(&mut self) -> Result<TimeStamp> {
         match &mut self.inner {
             WriterInner::Embedded(w) => w.commit(),
+            #[cfg(feature = "remote")]
             WriterInner::Remote(w) => w.commit().await,
         }
     }
@@ -54,6 +57,7 @@ impl ClientWriter {
     pub async fn set_authority(&mut self, authority: Authority) -> Result<()> {
         match &mut self.inner {
             WriterInner::Embedded(w) => w.set_authority(authority),
+            #[cfg(feature = "remote")]
             WriterInner::Remote(w) => w.set_authority(authority).await,
         }
     }
@@ -65,6 +69,7 @@ impl ClientWriter {
     pub async fn set_authorities(&mut self, changes: &[(ChannelKey, Authority)]) -> Result<()> {
         match &mut self.inner {
             WriterInner::Embedded(w) => w.set_authorities(changes),
+            #[cfg(feature = "remote")]
             WriterInner::Remote(w) => w.set_authorities(changes).await,
         }
     }
@@ -73,6 +78,7 @@ impl ClientWriter {
     pub fn has_control(&self, key: ChannelKey) -> bool {
         match &self.inner {
             WriterInner::Embedded(w) => w.has_control(key),
+            #[cfg(feature = "remote")]
             WriterInner::Remote(w) => w.has_control(key),
         }
     }
@@ -84,6 +90,7 @@ impl ClientWriter {
     pub async fn close(self) -> Result<TimeStamp> {
         match self.inner {
             WriterInner::Embedded(w) => w.close(),
+            #[cfg(feature = "remote")]
             WriterInner::Remote(w) => w.close().await,
         }
     }
@@ -92,6 +99,7 @@ impl ClientWriter {
     pub async fn abort(self) {
         match self.inner {
             WriterInner::Embedded(w) => w.abort(),
+            #[cfg(feature = "remote")]
             WriterInner::Remote(w) => w.abort().await,
         }
     }

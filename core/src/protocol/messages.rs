@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::WireError;
+use crate::channel::ChannelRef;
 use crate::channel::{Channel, ChannelKey, NewChannel};
-use crate::client::ChannelRef;
 use crate::control::{Authority, State};
 use crate::framer::{IterSpan, IteratorConfig, WriterConfig};
 use crate::ranger::{NewRange, Range};

@@ -17,11 +17,10 @@
 //! `GET /api/v1/version` first and refuses an incompatible node the same way.
 
 pub mod codec;
-mod error;
 pub mod messages;
 mod wire_error;
 
-pub use error::NetError;
+pub use crate::net::NetError;
 pub use wire_error::{KNOWN_CODES, WireError, known_code};
 
 /// Protocol version spoken by this build. A peer with another version is refused at the

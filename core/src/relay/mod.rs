@@ -37,5 +37,7 @@ mod streamer;
 
 pub(crate) use hub::{PublishCache, Relay};
 pub use hub::{RelayMetrics, RelayMetricsSnapshot};
+pub(crate) use streamer::SnapshotHook;
+#[cfg(feature = "remote")]
+pub(crate) use streamer::spin_until;
 pub use streamer::{LagPolicy, StreamError, Streamer, StreamerConfig};
-pub(crate) use streamer::{SnapshotHook, spin_until};

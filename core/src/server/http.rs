@@ -17,8 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::Engine;
-use crate::channel::Channel;
-use crate::client::ChannelRef;
+use crate::channel::{Channel, ChannelRef};
 use crate::error::{Error, Result};
 use crate::protocol::messages::*;
 use crate::protocol::{FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError, codec, parse_json};

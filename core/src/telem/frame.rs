@@ -1,7 +1,6 @@
 //! [`Frame`]: series keyed by channel.
 
-use super::Series;
-use crate::channel::ChannelKey;
+use super::{ChannelKey, Series};
 
 /// A set of series keyed by channel: the unit of writing, streaming and reading.
 ///

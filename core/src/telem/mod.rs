@@ -15,3 +15,8 @@ pub use data_type::{DataType, Sample, UnknownDataType};
 pub use frame::Frame;
 pub use series::{Series, SeriesError};
 pub use time::{TimeRange, TimeSpan, TimeStamp};
+
+/// A channel's key: assigned in increasing order by the channel registry and never reused
+/// (see [`crate::channel`], which re-exports it as `channel::ChannelKey`). It lives here
+/// because a [`Frame`] is keyed by it and `telem` depends on no other module.
+pub type ChannelKey = u32;

@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use telemetron::channel::Channel;
-use telemetron::client::ChannelRef;
+use telemetron::channel::{Channel, ChannelRef};
 use telemetron::relay::StreamerConfig;
 use telemetron::telem::{Frame, Series, TimeStamp};
 use telemetron::{ConnectOptions, Credentials, Error};

@@ -1,4 +1,8 @@
 //! Errors of the network layer: connecting, authenticating, speaking the protocol.
+//!
+//! Public as [`crate::protocol::NetError`]. It lives outside `protocol` so that the umbrella
+//! [`crate::Error`] can wrap it while `protocol` (whose wire errors rebuild the umbrella
+//! error) depends on the umbrella: see the "may depend on" table in `docs/architecture.md`.
 
 use serde::{Deserialize, Serialize};
 
