@@ -88,11 +88,11 @@ impl Catalog {
     }
 
     pub(crate) fn write(&self) -> Result<redb::WriteTransaction, Error> {
-        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine" })?.begin_write().map_err(meta_err)
+        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine".into() })?.begin_write().map_err(meta_err)
     }
 
     pub(crate) fn read(&self) -> Result<redb::ReadTransaction, Error> {
-        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine" })?.begin_read().map_err(meta_err)
+        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine".into() })?.begin_read().map_err(meta_err)
     }
 
     /// Close the database file (releasing its lock).

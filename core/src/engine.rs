@@ -121,7 +121,7 @@ impl Engine {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed { what: "the engine" }) } else { Ok(()) }
+        if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed { what: "the engine".into() }) } else { Ok(()) }
     }
 
     /// The data directory.

@@ -1,11 +1,19 @@
-//! The umbrella error type.
+//! The umbrella error type and the one list of error codes.
+//!
+//! Each subsystem enum owns its codes: it has a `code()` method and a `CODES` table of
+//! [`CodeInfo`] (code, family, one-line meaning). [`Error::code`] delegates to them and
+//! [`codes`] chains every table: it is the single source the wire protocol, the Python and
+//! Node SDKs (their generated `_codes.py` / `codes.js`, checked by `core/tests/error_codes.rs`)
+//! and their tests derive from.
 
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 use crate::channel::ChannelError;
 use crate::control::ControlError;
 use crate::protocol::NetError;
-use crate::ranger::RangeError;
+use crate::ranger::RangerError;
 use crate::relay::StreamError;
 use crate::storage::{StorageError, WriteError};
 use crate::telem::SeriesError;
@@ -17,7 +25,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Messages say what happened and what to do. Match on the variants (and the inner enums)
 /// to react programmatically; [`Error::code`] gives a stable string for other languages.
-#[derive(Debug, thiserror::Error)]
+///
+/// The serde form (tag `e` for the subsystem, the inner enum's own tag `v` for the
+/// variant) is the `detail` of a wire error; see `docs/protocol.md` §3.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Error {
     /// A channel definition or lookup failed.
@@ -25,7 +37,7 @@ pub enum Error {
     Channel(#[from] ChannelError),
     /// A range operation failed.
     #[error(transparent)]
-    Range(#[from] RangeError),
+    Range(#[from] RangerError),
     /// The storage engine failed (I/O, corruption).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -77,7 +89,7 @@ pub enum Error {
     #[error("{what} is closed; open it again")]
     Closed {
         /// What was closed.
-        what: &'static str,
+        what: String,
     },
     /// An argument is out of its allowed range.
     #[error("invalid argument: {reason}")]
@@ -91,34 +103,29 @@ pub enum Error {
     /// An error from a remote node that this build cannot rebuild as a typed variant (a
     /// newer node). `code` is the node's code when this build knows it, else `"remote"`.
     #[error("{message}")]
+    #[serde(skip)]
     Remote {
-        /// The stable code (see [`Error::code`]).
+        /// The stable code (see [`Error::code`]): an entry of [`codes`], or `"remote"`.
+        #[serde(skip)]
         code: &'static str,
         /// The node's message.
+        #[serde(skip)]
         message: String,
     },
 }
 
 impl Error {
     /// A stable, language-neutral code for this error (`"channel.not_found"`, ...), used by
-    /// the wire protocol and the Python and Node bindings.
+    /// the wire protocol and the Python and Node bindings. Every code is in [`codes`].
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Channel(e) => match e {
-                ChannelError::KeyNotFound { .. } | ChannelError::NameNotFound { .. } => "channel.not_found",
-                ChannelError::NameTaken { .. } => "channel.name_taken",
-                ChannelError::InvalidName { .. } | ChannelError::InvalidDefinition { .. } => "channel.invalid",
-                ChannelError::IndexNotTimestamp { .. } | ChannelError::NotAnIndex { .. } => "channel.invalid_index",
-                ChannelError::IndexInUse { .. } => "channel.index_in_use",
-                ChannelError::Busy { .. } => "channel.busy",
-            },
-            Error::Range(RangeError::NotFound { .. }) => "range.not_found",
-            Error::Range(RangeError::Invalid { .. }) => "range.invalid",
+            Error::Channel(e) => e.code(),
+            Error::Range(e) => e.code(),
             Error::Storage(e) => e.code(),
             Error::Write(e) => e.code(),
             Error::Control(e) => e.code(),
             Error::Stream(e) => e.code(),
-            Error::Series(_) => "series.invalid",
+            Error::Series(e) => e.code(),
             Error::AlreadyOpen { .. } => "engine.already_open",
             Error::NotADataDirectory { .. } => "engine.not_a_data_directory",
             Error::UnsupportedFormat { .. } => "engine.unsupported_format",
@@ -129,4 +136,81 @@ impl Error {
             Error::Remote { code, .. } => code,
         }
     }
+
+    /// The codes of the umbrella's own variants.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("engine.already_open", "another engine has the data directory open"),
+        CodeInfo::new("engine.not_a_data_directory", "the directory is not empty and not a Telemetron data directory"),
+        CodeInfo::new("engine.unsupported_format", "the data was written by an incompatible version"),
+        CodeInfo::new("engine.metadata", "the metadata catalog failed"),
+        CodeInfo::new("engine.closed", "the engine, client, writer, streamer or iterator is closed"),
+        CodeInfo::new("invalid_argument", "an argument is out of its allowed range"),
+    ];
+}
+
+/// One error code and what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CodeInfo {
+    /// The stable code, e.g. `"write.not_monotonic"`.
+    pub code: &'static str,
+    /// The family: the code's part before the first dot (`"write"`; `"invalid_argument"`
+    /// for the code without a dot). SDKs group their exception classes by family.
+    pub family: &'static str,
+    /// What the code means, in one line.
+    pub summary: &'static str,
+}
+
+impl CodeInfo {
+    /// An entry; the family is derived from the code.
+    pub const fn new(code: &'static str, summary: &'static str) -> CodeInfo {
+        CodeInfo { code, family: family_of(code), summary }
+    }
+}
+
+/// The part of `code` before its first dot (all of it when it has none).
+const fn family_of(code: &'static str) -> &'static str {
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'.' {
+            let (head, _) = bytes.split_at(i);
+            return match std::str::from_utf8(head) {
+                Ok(s) => s,
+                Err(_) => code,
+            };
+        }
+        i += 1;
+    }
+    code
+}
+
+/// Every code this build produces, each once, grouped by the enum that owns it:
+/// [`ChannelError`], [`RangerError`], [`StorageError`], [`WriteError`], [`ControlError`],
+/// [`StreamError`], [`SeriesError`], the umbrella [`Error`] and [`NetError`].
+///
+/// # Examples
+///
+/// ```
+/// let codes = telemetron::error::codes();
+/// assert!(codes.iter().any(|c| c.code == "write.not_monotonic" && c.family == "write"));
+/// ```
+pub fn codes() -> impl Iterator<Item = &'static CodeInfo> {
+    [
+        ChannelError::CODES,
+        RangerError::CODES,
+        StorageError::CODES,
+        WriteError::CODES,
+        ControlError::CODES,
+        StreamError::CODES,
+        SeriesError::CODES,
+        Error::CODES,
+        NetError::CODES,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The table entry for `code`, if this build knows it.
+pub fn code_info(code: &str) -> Option<&'static CodeInfo> {
+    codes().find(|c| c.code == code)
 }

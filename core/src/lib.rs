@@ -43,7 +43,7 @@ pub mod channel;
 pub mod client;
 pub mod control;
 mod engine;
-mod error;
+pub mod error;
 pub mod framer;
 pub mod protocol;
 pub mod ranger;

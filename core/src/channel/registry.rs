@@ -30,7 +30,7 @@ pub struct Channels {
 }
 
 fn validate_name(name: &str) -> Result<(), ChannelError> {
-    let bad = |reason| Err(ChannelError::InvalidName { name: name.to_string(), reason });
+    let bad = |reason: &str| Err(ChannelError::InvalidName { name: name.to_string(), reason: reason.to_string() });
     if name.is_empty() {
         return bad("names cannot be empty");
     }

@@ -144,7 +144,7 @@ impl Client {
     /// behave alike on both backends.
     fn backend(&self) -> Result<&Backend> {
         match &*self.backend {
-            Backend::Embedded(e) if e.is_closed() => Err(crate::Error::Closed { what: "the engine" }),
+            Backend::Embedded(e) if e.is_closed() => Err(crate::Error::Closed { what: "the engine".into() }),
             b => Ok(b),
         }
     }
@@ -240,7 +240,7 @@ impl Client {
     /// A range by key.
     ///
     /// # Errors
-    /// [`crate::ranger::RangeError::NotFound`].
+    /// [`crate::ranger::RangerError::NotFound`].
     pub async fn range(&self, key: Uuid) -> Result<Range> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().get(key),
@@ -263,7 +263,7 @@ impl Client {
     /// Rename a range.
     ///
     /// # Errors
-    /// [`crate::ranger::RangeError`].
+    /// [`crate::ranger::RangerError`].
     pub async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().rename(key, name),
@@ -296,7 +296,7 @@ impl Client {
     /// Set metadata entries of a range.
     ///
     /// # Errors
-    /// [`crate::ranger::RangeError::NotFound`].
+    /// [`crate::ranger::RangerError::NotFound`].
     pub async fn set_range_meta(&self, key: Uuid, entries: BTreeMap<String, String>) -> Result<()> {
         match self.backend()? {
             Backend::Embedded(e) => e.ranges().set_meta_data(key, &entries),

@@ -3,18 +3,23 @@
 use std::io;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::CodeInfo;
 use crate::telem::{DataType, TimeRange, TimeStamp};
 
 /// The storage engine failed. Nothing partial is ever served: a chunk that fails its
 /// checksum is reported, not returned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum StorageError {
     /// An operating-system I/O error.
     #[error("I/O error on {path}: {reason}. Check free disk space and permissions")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The error kind.
+        /// The error kind (not sent over the wire: a remote client sees `Other`).
+        #[serde(skip, default = "other_kind")]
         kind: io::ErrorKind,
         /// The OS message.
         reason: String,
@@ -31,7 +36,7 @@ pub enum StorageError {
     },
     /// A segment could not be rolled back after a failed append and takes no more writes.
     #[error("segment {segment} failed and was retired; open a new writer")]
-    SegmentPoisoned {
+    SegmentFailed {
         /// Segment id.
         segment: u64,
     },
@@ -43,13 +48,25 @@ impl StorageError {
         match self {
             StorageError::Io { .. } => "storage.io",
             StorageError::Corrupt { .. } => "storage.corrupt",
-            StorageError::SegmentPoisoned { .. } => "storage.segment_failed",
+            StorageError::SegmentFailed { .. } => "storage.segment_failed",
         }
     }
+
+    /// Every code of this enum.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("storage.io", "an operating-system I/O error"),
+        CodeInfo::new("storage.corrupt", "stored bytes failed verification"),
+        CodeInfo::new("storage.segment_failed", "a segment failed and was retired; open a new writer"),
+    ];
+}
+
+fn other_kind() -> io::ErrorKind {
+    io::ErrorKind::Other
 }
 
 /// A write or writer open was rejected. Nothing of the rejected frame was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum WriteError {
     /// The frame names a channel the writer was not opened on.
     #[error("channel {channel} is not one of this writer's channels; open the writer on it")]
@@ -172,4 +189,19 @@ impl WriteError {
             WriteError::InvalidConfig { .. } => "write.invalid_config",
         }
     }
+
+    /// Every code of this enum.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("write.not_in_writer", "the frame names a channel the writer was not opened on"),
+        CodeInfo::new("write.type_mismatch", "a series has the wrong data type for its channel"),
+        CodeInfo::new("write.length_mismatch", "data and index series of one write differ in length"),
+        CodeInfo::new("write.index_missing", "data channels were written without their index timestamps"),
+        CodeInfo::new("write.not_monotonic", "index timestamps do not strictly increase"),
+        CodeInfo::new("write.before_start", "a timestamp precedes the writer's start"),
+        CodeInfo::new("write.overlap", "a write reaches into data already stored"),
+        CodeInfo::new("write.overlaps_committed", "the writer starts inside stored data"),
+        CodeInfo::new("write.channel_busy", "an open writer holds the channel"),
+        CodeInfo::new("write.too_large", "a single write is too large; split it"),
+        CodeInfo::new("write.invalid_config", "the writer's channel list is empty or names a channel twice"),
+    ];
 }
