@@ -42,7 +42,7 @@ struct Inner {
 /// An embedded Telemetron engine over one data directory.
 ///
 /// Cheap to clone (shared). Open one engine per directory: a second open, from this or
-/// another process, fails with [`Error::AlreadyOpen`].
+/// another process, fails with [`StorageError::AlreadyOpen`](crate::storage::StorageError::AlreadyOpen).
 ///
 /// # Examples
 ///
@@ -71,7 +71,7 @@ impl Engine {
     /// Open (or create) the data directory `path` with default options.
     ///
     /// # Errors
-    /// [`Error::AlreadyOpen`], [`Error::NotADataDirectory`], [`Error::UnsupportedFormat`],
+    /// [`StorageError::AlreadyOpen`](crate::storage::StorageError::AlreadyOpen), [`NotADataDirectory`](crate::storage::StorageError::NotADataDirectory), [`UnsupportedFormat`](crate::storage::StorageError::UnsupportedFormat),
     /// or an I/O error.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
         Engine::open_with(path, Options::default())
@@ -308,7 +308,8 @@ impl Engine {
             }
             stores.push(self.inner.storage.store(k).ok_or(ChannelError::KeyNotFound { key: k })?);
         }
-        ReadPlan::new(&self.inner.storage, &stores).ok_or_else(|| Error::Metadata { reason: "index channel missing from storage".into() })
+        ReadPlan::new(&self.inner.storage, &stores)
+            .ok_or_else(|| Error::from(crate::storage::StorageError::Metadata { reason: "index channel missing from storage".into() }))
     }
 
     /// Read `range` of `keys`. Each channel gets one series per stored run (zero-copy views

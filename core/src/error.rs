@@ -6,8 +6,6 @@
 //! Node SDKs (their generated `_codes.py` / `codes.js`, checked by `core/tests/error_codes.rs`)
 //! and their tests derive from.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::channel::ChannelError;
@@ -38,9 +36,10 @@ pub enum Error {
     /// A range operation failed.
     #[error(transparent)]
     Range(#[from] RangerError),
-    /// The storage engine failed (I/O, corruption).
+    /// The storage engine failed (I/O, corruption), or the data directory cannot be used
+    /// (already open, not a data directory, unsupported format, metadata catalog failed).
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     /// A write was rejected; nothing of it was written.
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -53,38 +52,6 @@ pub enum Error {
     /// A series was malformed.
     #[error(transparent)]
     Series(#[from] SeriesError),
-    /// Another engine (this process or another) has the data directory open.
-    #[error("data directory {path} is already open{}; close the other engine or use another directory", holder.map(|p| format!(" by process {p}")).unwrap_or_default())]
-    AlreadyOpen {
-        /// The directory.
-        path: PathBuf,
-        /// The holding process, when known.
-        holder: Option<u32>,
-    },
-    /// The directory exists, is not empty and is not a Telemetron data directory.
-    #[error("{path} is not a Telemetron data directory (it holds {found:?}); pass an empty or new directory")]
-    NotADataDirectory {
-        /// The directory.
-        path: PathBuf,
-        /// Some of the entries found there.
-        found: Vec<String>,
-    },
-    /// Written by an incompatible version.
-    #[error("{path} uses format version {found}; this build reads version {supported}. Use a matching Telemetron version")]
-    UnsupportedFormat {
-        /// The file or directory.
-        path: PathBuf,
-        /// Version found.
-        found: u64,
-        /// Version supported.
-        supported: u64,
-    },
-    /// The metadata catalog failed.
-    #[error("metadata catalog error: {reason}")]
-    Metadata {
-        /// Details.
-        reason: String,
-    },
     /// The engine or the object was closed.
     #[error("{what} is closed; open it again")]
     Closed {
@@ -126,10 +93,6 @@ impl Error {
             Error::Control(e) => e.code(),
             Error::Stream(e) => e.code(),
             Error::Series(e) => e.code(),
-            Error::AlreadyOpen { .. } => "engine.already_open",
-            Error::NotADataDirectory { .. } => "engine.not_a_data_directory",
-            Error::UnsupportedFormat { .. } => "engine.unsupported_format",
-            Error::Metadata { .. } => "engine.metadata",
             Error::Closed { .. } => "engine.closed",
             Error::InvalidArgument { .. } => "invalid_argument",
             Error::Net(e) => e.code(),
@@ -139,13 +102,22 @@ impl Error {
 
     /// The codes of the umbrella's own variants.
     pub const CODES: &[CodeInfo] = &[
-        CodeInfo::new("engine.already_open", "another engine has the data directory open"),
-        CodeInfo::new("engine.not_a_data_directory", "the directory is not empty and not a Telemetron data directory"),
-        CodeInfo::new("engine.unsupported_format", "the data was written by an incompatible version"),
-        CodeInfo::new("engine.metadata", "the metadata catalog failed"),
         CodeInfo::new("engine.closed", "the engine, client, writer, streamer or iterator is closed"),
         CodeInfo::new("invalid_argument", "an argument is out of its allowed range"),
     ];
+}
+
+impl From<StorageError> for Error {
+    /// `StorageError::Closed` and `StorageError::DataDirectory` become the umbrella's
+    /// [`Error::Closed`] and [`Error::InvalidArgument`] (their codes are the umbrella's);
+    /// every other storage error is [`Error::Storage`].
+    fn from(e: StorageError) -> Error {
+        match e {
+            StorageError::Closed { what } => Error::Closed { what },
+            StorageError::DataDirectory { reason } => Error::InvalidArgument { reason },
+            e => Error::Storage(e),
+        }
+    }
 }
 
 /// One error code and what it means.

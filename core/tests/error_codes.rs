@@ -66,10 +66,12 @@ fn every_variant() -> Vec<(Error, &'static str)> {
         (SeriesError::BadOffsets { reason: s() }.into(), "series.invalid"),
         (SeriesError::InvalidValue { index: 1, data_type: DataType::Json, reason: s() }.into(), "series.invalid"),
         (SeriesError::OutOfBounds { start: 1, end: 9, len: 2 }.into(), "series.invalid"),
-        (Error::AlreadyOpen { path: p.clone(), holder: Some(7) }, "engine.already_open"),
-        (Error::NotADataDirectory { path: p.clone(), found: vec!["f".into()] }, "engine.not_a_data_directory"),
-        (Error::UnsupportedFormat { path: p, found: 2, supported: 1 }, "engine.unsupported_format"),
-        (Error::Metadata { reason: s() }, "engine.metadata"),
+        (Error::Storage(StorageError::AlreadyOpen { path: p.clone(), holder: Some(7) }), "engine.already_open"),
+        (Error::Storage(StorageError::NotADataDirectory { path: p.clone(), found: vec!["f".into()] }), "engine.not_a_data_directory"),
+        (Error::Storage(StorageError::UnsupportedFormat { path: p, found: 2, supported: 1 }), "engine.unsupported_format"),
+        (StorageError::Metadata { reason: s() }.into(), "engine.metadata"),
+        (StorageError::Closed { what: "the engine".into() }.into(), "engine.closed"),
+        (StorageError::DataDirectory { reason: s() }.into(), "invalid_argument"),
         (Error::Closed { what: "the writer".into() }, "engine.closed"),
         (Error::InvalidArgument { reason: s() }, "invalid_argument"),
         (NetError::InvalidUrl { url: "u".into(), reason: s() }.into(), "net.invalid_url"),
@@ -97,6 +99,15 @@ fn every_variant_has_its_stable_code_in_the_table() {
         assert!(table.contains(code), "{code} ({e:?}) is not in telemetron::error::codes()");
         assert!(!e.to_string().is_empty());
     }
+}
+
+#[test]
+fn storage_errors_of_the_umbrella_codes_become_umbrella_variants() {
+    let e: Error = StorageError::Closed { what: "the engine".into() }.into();
+    assert!(matches!(e, Error::Closed { ref what } if what == "the engine"), "{e:?}");
+    let e: Error = StorageError::DataDirectory { reason: "r".into() }.into();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "invalid argument: r");
 }
 
 #[test]

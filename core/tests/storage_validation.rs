@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use common::{Group, assert_series_eq, create_group, gen_series, group_frame, open, read_one, read_ts, reopen, ts_range};
 use telemetron::channel::{ChannelError, NewChannel};
 use telemetron::framer::{Writer, WriterConfig};
-use telemetron::storage::WriteError;
+use telemetron::storage::{StorageError, WriteError};
 use telemetron::telem::{DataType, Frame, Series, SeriesError, TimeRange, TimeStamp};
 use telemetron::{Engine, Error};
 
@@ -349,9 +349,9 @@ fn opening_a_directory_twice_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     match Engine::open(dir.path()).unwrap_err() {
-        e @ Error::AlreadyOpen { .. } => {
+        e @ Error::Storage(StorageError::AlreadyOpen { .. }) => {
             assert_eq!(e.code(), "engine.already_open");
-            if let Error::AlreadyOpen { path, holder } = e {
+            if let Error::Storage(StorageError::AlreadyOpen { path, holder }) = e {
                 assert_eq!(path, dir.path());
                 assert_eq!(holder, Some(std::process::id()));
             }
@@ -374,7 +374,7 @@ fn foreign_and_incompatible_directories_are_refused() {
     let e = Engine::open(dir.path()).unwrap_err();
     assert_eq!(e.code(), "engine.not_a_data_directory");
     match e {
-        Error::NotADataDirectory { path, found } => {
+        Error::Storage(StorageError::NotADataDirectory { path, found }) => {
             assert_eq!(path, dir.path());
             assert_eq!(found, vec!["thesis.tex".to_string()]);
         }
@@ -389,7 +389,7 @@ fn foreign_and_incompatible_directories_are_refused() {
     std::fs::write(dir.path().join("TELEMETRON"), "telemetron data directory\nformat 2\n").unwrap();
     let e = Engine::open(dir.path()).unwrap_err();
     assert_eq!(e.code(), "engine.unsupported_format");
-    assert!(matches!(e, Error::UnsupportedFormat { found: 2, supported: 1, .. }));
+    assert!(matches!(e, Error::Storage(StorageError::UnsupportedFormat { found: 2, supported: 1, .. })));
 
     // A marker that is not ours.
     std::fs::write(dir.path().join("TELEMETRON"), "hello").unwrap();

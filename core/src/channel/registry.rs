@@ -107,7 +107,8 @@ impl Channels {
                     return Err(ChannelError::NameTaken { name: spec.name, existing: c.key }.into());
                 }
                 let kind = self.resolve_kind(&spec, &cache, &created)?;
-                let key = u32::try_from(next).map_err(|_| Error::Metadata { reason: "channel keys exhausted".into() })?;
+                let key =
+                    u32::try_from(next).map_err(|_| crate::storage::StorageError::Metadata { reason: "channel keys exhausted".into() })?;
                 next += 1;
                 let ch = Channel {
                     key,

@@ -133,7 +133,7 @@ impl Ranges {
         let txn = self.catalog.read()?;
         let t = txn.open_table(RANGES).map_err(meta_err)?;
         let v = t.get(key.as_u128()).map_err(meta_err)?.ok_or(RangerError::NotFound { key })?;
-        serde_json::from_slice(v.value()).map_err(meta_err)
+        Ok(serde_json::from_slice(v.value()).map_err(meta_err)?)
     }
 
     /// Every range, ordered by start time.

@@ -40,15 +40,68 @@ pub enum StorageError {
         /// Segment id.
         segment: u64,
     },
+    /// Another engine (this process or another) has the data directory open.
+    #[error("data directory {path} is already open{}; close the other engine or use another directory", holder.map(|p| format!(" by process {p}")).unwrap_or_default())]
+    AlreadyOpen {
+        /// The directory.
+        path: PathBuf,
+        /// The holding process, when known.
+        holder: Option<u32>,
+    },
+    /// The directory exists, is not empty and is not a Telemetron data directory.
+    #[error("{path} is not a Telemetron data directory (it holds {found:?}); pass an empty or new directory")]
+    NotADataDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Some of the entries found there.
+        found: Vec<String>,
+    },
+    /// Written by an incompatible version.
+    #[error("{path} uses format version {found}; this build reads version {supported}. Use a matching Telemetron version")]
+    UnsupportedFormat {
+        /// The file or directory.
+        path: PathBuf,
+        /// Version found.
+        found: u64,
+        /// Version supported.
+        supported: u64,
+    },
+    /// The metadata catalog failed.
+    #[error("metadata catalog error: {reason}")]
+    Metadata {
+        /// Details.
+        reason: String,
+    },
+    /// The data directory or the metadata catalog is closed; becomes
+    /// [`crate::Error::Closed`] (`engine.closed`).
+    #[error("{what} is closed; open it again")]
+    Closed {
+        /// What was closed.
+        what: String,
+    },
+    /// The data directory cannot be created, read or locked; becomes
+    /// [`crate::Error::InvalidArgument`] (`invalid_argument`).
+    #[error("invalid argument: {reason}")]
+    DataDirectory {
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl StorageError {
-    /// Stable code, see [`crate::Error::code`].
+    /// Stable code, see [`crate::Error::code`]. `Closed` and `DataDirectory` have the
+    /// umbrella's codes (`engine.closed`, `invalid_argument`), listed in `Error::CODES`.
     pub fn code(&self) -> &'static str {
         match self {
             StorageError::Io { .. } => "storage.io",
             StorageError::Corrupt { .. } => "storage.corrupt",
             StorageError::SegmentFailed { .. } => "storage.segment_failed",
+            StorageError::AlreadyOpen { .. } => "engine.already_open",
+            StorageError::NotADataDirectory { .. } => "engine.not_a_data_directory",
+            StorageError::UnsupportedFormat { .. } => "engine.unsupported_format",
+            StorageError::Metadata { .. } => "engine.metadata",
+            StorageError::Closed { .. } => "engine.closed",
+            StorageError::DataDirectory { .. } => "invalid_argument",
         }
     }
 
@@ -57,6 +110,10 @@ impl StorageError {
         CodeInfo::new("storage.io", "an operating-system I/O error"),
         CodeInfo::new("storage.corrupt", "stored bytes failed verification"),
         CodeInfo::new("storage.segment_failed", "a segment failed and was retired; open a new writer"),
+        CodeInfo::new("engine.already_open", "another engine has the data directory open"),
+        CodeInfo::new("engine.not_a_data_directory", "the directory is not empty and not a Telemetron data directory"),
+        CodeInfo::new("engine.unsupported_format", "the data was written by an incompatible version"),
+        CodeInfo::new("engine.metadata", "the metadata catalog failed"),
     ];
 }
 
