@@ -323,7 +323,7 @@ impl Engine {
         if !range.is_valid() {
             return Err(Error::InvalidArgument { reason: format!("time range {range} ends before it starts") });
         }
-        read_channels(&self.plan(keys)?, range)
+        Ok(read_channels(&self.plan(keys)?, range)?)
     }
 
     /// Open an iterator.
@@ -342,7 +342,7 @@ impl Engine {
     pub fn time_range(&self, key: ChannelKey) -> Result<Option<TimeRange>> {
         let plan = self.plan(&[key])?;
         match plan.lead_index() {
-            Some(i) => extent(i, TimeRange::MAX),
+            Some(i) => Ok(extent(i, TimeRange::MAX)?),
             None => Ok(None),
         }
     }
