@@ -35,7 +35,7 @@ pub enum Error {
     Channel(#[from] ChannelError),
     /// A range operation failed.
     #[error(transparent)]
-    Range(#[from] RangerError),
+    Range(RangerError),
     /// The storage engine failed (I/O, corruption), or the data directory cannot be used
     /// (already open, not a data directory, unsupported format, metadata catalog failed).
     #[error(transparent)]
@@ -116,6 +116,16 @@ impl From<StorageError> for Error {
             StorageError::Closed { what } => Error::Closed { what },
             StorageError::DataDirectory { reason } => Error::InvalidArgument { reason },
             e => Error::Storage(e),
+        }
+    }
+}
+
+impl From<RangerError> for Error {
+    /// A catalog failure inside a range operation becomes the umbrella error of its code.
+    fn from(e: RangerError) -> Error {
+        match e {
+            RangerError::Storage(s) => Error::from(s),
+            e => Error::Range(e),
         }
     }
 }

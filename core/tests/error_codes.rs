@@ -102,12 +102,18 @@ fn every_variant_has_its_stable_code_in_the_table() {
 }
 
 #[test]
-fn storage_errors_of_the_umbrella_codes_become_umbrella_variants() {
+fn nested_storage_errors_become_the_umbrella_variant_of_their_code() {
     let e: Error = StorageError::Closed { what: "the engine".into() }.into();
     assert!(matches!(e, Error::Closed { ref what } if what == "the engine"), "{e:?}");
     let e: Error = StorageError::DataDirectory { reason: "r".into() }.into();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
     assert_eq!(e.to_string(), "invalid argument: r");
+    // Subsystems that read the catalog carry its errors; the umbrella unwraps them.
+    let e: Error = RangerError::Storage(StorageError::Metadata { reason: "r".into() }).into();
+    assert!(matches!(e, Error::Storage(StorageError::Metadata { .. })), "{e:?}");
+    let e: Error = RangerError::Storage(StorageError::Closed { what: "the engine".into() }).into();
+    assert_eq!(e.code(), "engine.closed");
+    assert!(matches!(e, Error::Closed { .. }), "{e:?}");
 }
 
 #[test]

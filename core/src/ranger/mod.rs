@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, RANGE_KV, RANGES, meta_err};
-use crate::error::{CodeInfo, Result};
+use crate::error::CodeInfo;
+use crate::storage::StorageError;
 use crate::telem::TimeRange;
 
 /// Why a range operation was refused.
@@ -33,7 +34,15 @@ pub enum RangerError {
         /// What to change.
         reason: String,
     },
+    /// The metadata catalog failed or is closed; converts to the umbrella error of the
+    /// storage error's code (`engine.metadata`, `engine.closed`).
+    #[error(transparent)]
+    #[serde(skip)]
+    Storage(#[from] StorageError),
 }
+
+/// Result of range operations.
+pub type Result<T, E = RangerError> = std::result::Result<T, E>;
 
 impl RangerError {
     /// Stable code, see [`crate::Error::code`].
@@ -41,6 +50,7 @@ impl RangerError {
         match self {
             RangerError::NotFound { .. } => "range.not_found",
             RangerError::Invalid { .. } => "range.invalid",
+            RangerError::Storage(e) => e.code(),
         }
     }
 
@@ -105,10 +115,10 @@ impl Ranges {
     /// [`RangerError::Invalid`] for an empty name or a range whose end precedes its start.
     pub fn create(&self, new: NewRange) -> Result<Range> {
         if new.name.trim().is_empty() {
-            return Err(RangerError::Invalid { name: new.name, reason: "names cannot be empty".into() }.into());
+            return Err(RangerError::Invalid { name: new.name, reason: "names cannot be empty".into() });
         }
         if !new.time_range.is_valid() {
-            return Err(RangerError::Invalid { name: new.name, reason: "the end of the time range is before its start".into() }.into());
+            return Err(RangerError::Invalid { name: new.name, reason: "the end of the time range is before its start".into() });
         }
         let r = Range { key: Uuid::new_v4(), name: new.name, time_range: new.time_range, labels: new.labels, color: new.color };
         let txn = self.catalog.write()?;
@@ -133,7 +143,7 @@ impl Ranges {
         let txn = self.catalog.read()?;
         let t = txn.open_table(RANGES).map_err(meta_err)?;
         let v = t.get(key.as_u128()).map_err(meta_err)?.ok_or(RangerError::NotFound { key })?;
-        Ok(serde_json::from_slice(v.value()).map_err(meta_err)?)
+        serde_json::from_slice(v.value()).map_err(|e| meta_err(e).into())
     }
 
     /// Every range, ordered by start time.
@@ -191,7 +201,7 @@ impl Ranges {
     /// [`RangerError::NotFound`], [`RangerError::Invalid`].
     pub fn rename(&self, key: Uuid, name: &str) -> Result<Range> {
         if name.trim().is_empty() {
-            return Err(RangerError::Invalid { name: name.to_string(), reason: "names cannot be empty".into() }.into());
+            return Err(RangerError::Invalid { name: name.to_string(), reason: "names cannot be empty".into() });
         }
         let mut r = self.get(key)?;
         r.name = name.to_string();
