@@ -179,7 +179,7 @@ impl Engine {
     /// See [`Channels::rename`].
     pub fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         self.check_open()?;
-        self.inner.channels.rename(key, name)
+        Ok(self.inner.channels.rename(key, name)?)
     }
 
     /// Open a streamer on `config.channels` (stored or virtual). A streamer of the

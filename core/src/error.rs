@@ -32,7 +32,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A channel definition or lookup failed.
     #[error(transparent)]
-    Channel(#[from] ChannelError),
+    Channel(ChannelError),
     /// A range operation failed.
     #[error(transparent)]
     Range(RangerError),
@@ -116,6 +116,16 @@ impl From<StorageError> for Error {
             StorageError::Closed { what } => Error::Closed { what },
             StorageError::DataDirectory { reason } => Error::InvalidArgument { reason },
             e => Error::Storage(e),
+        }
+    }
+}
+
+impl From<ChannelError> for Error {
+    /// A catalog failure inside a channel operation becomes the umbrella error of its code.
+    fn from(e: ChannelError) -> Error {
+        match e {
+            ChannelError::Storage(s) => Error::from(s),
+            e => Error::Channel(e),
         }
     }
 }

@@ -109,6 +109,8 @@ fn nested_storage_errors_become_the_umbrella_variant_of_their_code() {
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
     assert_eq!(e.to_string(), "invalid argument: r");
     // Subsystems that read the catalog carry its errors; the umbrella unwraps them.
+    let e: Error = ChannelError::Storage(StorageError::Closed { what: "the engine".into() }).into();
+    assert!(matches!(e, Error::Closed { .. }), "{e:?}");
     let e: Error = RangerError::Storage(StorageError::Metadata { reason: "r".into() }).into();
     assert!(matches!(e, Error::Storage(StorageError::Metadata { .. })), "{e:?}");
     let e: Error = RangerError::Storage(StorageError::Closed { what: "the engine".into() }).into();

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ChannelKey;
 use crate::error::CodeInfo;
+use crate::storage::StorageError;
 use crate::telem::DataType;
 
 /// Why a channel operation was refused.
@@ -76,6 +77,11 @@ pub enum ChannelError {
         /// The channel.
         name: String,
     },
+    /// The metadata catalog failed or is closed; converts to the umbrella error of the
+    /// storage error's code (`engine.metadata`, `engine.closed`).
+    #[error(transparent)]
+    #[serde(skip)]
+    Storage(#[from] StorageError),
 }
 
 impl ChannelError {
@@ -88,6 +94,7 @@ impl ChannelError {
             ChannelError::IndexNotTimestamp { .. } | ChannelError::NotAnIndex { .. } => "channel.invalid_index",
             ChannelError::IndexInUse { .. } => "channel.index_in_use",
             ChannelError::Busy { .. } => "channel.busy",
+            ChannelError::Storage(e) => e.code(),
         }
     }
 

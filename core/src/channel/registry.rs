@@ -8,8 +8,11 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::{Channel, ChannelError, ChannelKey, ChannelKind, IndexRef, NewChannel};
 use crate::catalog::{CHANNEL_NAMES, CHANNELS, Catalog, META, NEXT_CHANNEL_KEY, meta_err};
-use crate::error::{Error, Result};
+use crate::storage::StorageError;
 use crate::telem::DataType;
+
+/// Result of channel operations.
+pub type Result<T, E = ChannelError> = std::result::Result<T, E>;
 
 const MAX_NAME_LEN: usize = 255;
 
@@ -107,8 +110,7 @@ impl Channels {
                     return Err(ChannelError::NameTaken { name: spec.name, existing: c.key }.into());
                 }
                 let kind = self.resolve_kind(&spec, &cache, &created)?;
-                let key =
-                    u32::try_from(next).map_err(|_| crate::storage::StorageError::Metadata { reason: "channel keys exhausted".into() })?;
+                let key = u32::try_from(next).map_err(|_| StorageError::Metadata { reason: "channel keys exhausted".into() })?;
                 next += 1;
                 let ch = Channel {
                     key,
@@ -136,8 +138,7 @@ impl Channels {
     }
 
     fn resolve_kind(&self, spec: &NewChannel, cache: &Cache, created: &[Channel]) -> Result<ChannelKind> {
-        let invalid =
-            |reason: &str| -> Error { ChannelError::InvalidDefinition { name: spec.name.clone(), reason: reason.to_string() }.into() };
+        let invalid = |reason: &str| ChannelError::InvalidDefinition { name: spec.name.clone(), reason: reason.to_string() };
         if spec.is_index {
             if spec.is_virtual {
                 return Err(invalid("a channel cannot be both an index and virtual"));
