@@ -41,6 +41,7 @@
 mod catalog;
 pub mod channel;
 pub mod client;
+pub(crate) mod codes;
 pub mod control;
 mod engine;
 pub mod error;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ChannelKey;
-use crate::error::CodeInfo;
+use crate::codes::CodeInfo;
 use crate::storage::StorageError;
 use crate::telem::DataType;
 

@@ -67,8 +67,8 @@ impl ControlError {
     }
 
     /// Every code of this enum.
-    pub const CODES: &[crate::error::CodeInfo] = &[
-        crate::error::CodeInfo::new("control.unauthorized", "another writer holds control of some channels of the frame"),
-        crate::error::CodeInfo::new("control.unknown_channel", "an authority change names a channel the writer does not have"),
+    pub const CODES: &[crate::codes::CodeInfo] = &[
+        crate::codes::CodeInfo::new("control.unauthorized", "another writer holds control of some channels of the frame"),
+        crate::codes::CodeInfo::new("control.unknown_channel", "an authority change names a channel the writer does not have"),
     ];
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, RANGE_KV, RANGES, meta_err};
-use crate::error::CodeInfo;
+use crate::codes::CodeInfo;
 use crate::storage::StorageError;
 use crate::telem::TimeRange;
 

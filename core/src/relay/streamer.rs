@@ -117,10 +117,10 @@ impl StreamError {
     }
 
     /// Every code of this enum.
-    pub const CODES: &[crate::error::CodeInfo] = &[
-        crate::error::CodeInfo::new("stream.lagged", "the streamer fell behind and lost frames; later receives continue with the newest"),
-        crate::error::CodeInfo::new("stream.disconnected", "the streamer fell behind and was disconnected"),
-        crate::error::CodeInfo::new("stream.closed", "the streamer or the engine was closed"),
+    pub const CODES: &[crate::codes::CodeInfo] = &[
+        crate::codes::CodeInfo::new("stream.lagged", "the streamer fell behind and lost frames; later receives continue with the newest"),
+        crate::codes::CodeInfo::new("stream.disconnected", "the streamer fell behind and was disconnected"),
+        crate::codes::CodeInfo::new("stream.closed", "the streamer or the engine was closed"),
     ];
 }
 

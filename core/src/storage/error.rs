@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::CodeInfo;
+use crate::codes::CodeInfo;
 use crate::telem::{DataType, TimeRange, TimeStamp};
 
 /// The storage engine failed. Nothing partial is ever served: a chunk that fails its

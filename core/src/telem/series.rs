@@ -68,7 +68,7 @@ impl SeriesError {
     }
 
     /// Every code of this enum.
-    pub const CODES: &[crate::error::CodeInfo] = &[crate::error::CodeInfo::new(
+    pub const CODES: &[crate::codes::CodeInfo] = &[crate::codes::CodeInfo::new(
         "series.invalid",
         "a series is malformed (ragged buffer, bad offsets, invalid value, wrong type, out of bounds)",
     )];
