@@ -149,8 +149,8 @@ impl From<RangerError> for Error {
 /// # Examples
 ///
 /// ```
-/// let codes = telemetron::error::codes();
-/// assert!(codes.iter().any(|c| c.code == "write.not_monotonic" && c.family == "write"));
+/// let mut codes = telemetron::error::codes();
+/// assert!(codes.any(|c| c.code == "write.not_monotonic" && c.family == "write"));
 /// ```
 pub fn codes() -> impl Iterator<Item = &'static CodeInfo> {
     [
