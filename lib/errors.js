@@ -1,7 +1,11 @@
 'use strict'
 // Typed errors. The native layer prefixes messages with `[telemetron:<code>] `; `translate`
-// turns such an error into an instance of the class for its code's subsystem, with `code`
+// turns such an error into an instance of the class for its code's family, with `code`
 // set to the core's stable code (`channel.not_found`, `write.not_monotonic`, ...).
+// Every code is in `codes.js`, generated from the core's `telemetron::error::codes()`;
+// `tests/node/errors.test.mjs` fails when a code of the native module has no class here.
+
+const { CODES } = require('./codes')
 
 class TelemetronError extends Error {
   constructor(code, message, options) {
@@ -23,7 +27,8 @@ class EngineError extends TelemetronError {}
 class InvalidArgumentError extends TelemetronError {}
 class TransportError extends TelemetronError {}
 
-const BY_PREFIX = {
+/** The class of each family (a code's part before the first dot). */
+const BY_FAMILY = {
   channel: ChannelError,
   range: RangerError,
   storage: StorageError,
@@ -37,14 +42,23 @@ const BY_PREFIX = {
   net: TransportError,
   protocol: TransportError,
   auth: TransportError,
+  server: TransportError,
   client: TransportError,
+}
+
+/** The class of every code of the core, from the generated table. */
+const BY_CODE = Object.freeze(Object.fromEntries(CODES.map(({ code, family }) => [code, BY_FAMILY[family] || TelemetronError])))
+
+/** The class for `code`: its own entry, else its family's, else `TelemetronError` (a newer node's code). */
+function classFor(code) {
+  return BY_CODE[code] || BY_FAMILY[code.split('.')[0]] || TelemetronError
 }
 
 const PATTERN = /^\[telemetron:([a-z0-9_.]+)\] ([\s\S]*)$/
 
 /** Build the typed error for `code`. */
 function make(code, message, cause) {
-  const Cls = BY_PREFIX[code.split('.')[0]] || TelemetronError
+  const Cls = classFor(code)
   return new Cls(code, message, cause ? { cause } : undefined)
 }
 
@@ -84,5 +98,5 @@ function sync(fn) {
 module.exports = {
   TelemetronError, ChannelError, RangerError, StorageError, WriteError, ControlError,
   StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError,
-  translate, call, sync, make,
+  translate, call, sync, make, classFor, CODES,
 }

@@ -7,6 +7,7 @@
 //! caught here and `stream.closed` / `engine.closed` for objects used after `close()`.
 
 use napi::{Error, Status};
+use napi_derive::napi;
 
 /// The marker the JS layer looks for.
 pub(crate) const PREFIX: &str = "[telemetron:";
@@ -29,6 +30,26 @@ pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {
 /// An object used after it was closed.
 pub(crate) fn closed(what: &str) -> Error {
     coded("engine.closed", format!("{what} is closed; open a new one"))
+}
+
+/// One entry of [`error_codes`].
+#[napi(object)]
+pub struct ErrorCode {
+    /// The stable code.
+    pub code: String,
+    /// Its family (the part before the first dot).
+    pub family: String,
+    /// What it means, in one line.
+    pub summary: String,
+}
+
+/// Every error code of the core, from `telemetron::error::codes()` (the Node tests check
+/// each has a class in `lib/errors.js`).
+#[napi]
+pub fn error_codes() -> Vec<ErrorCode> {
+    telemetron::error::codes()
+        .map(|c| ErrorCode { code: c.code.to_string(), family: c.family.to_string(), summary: c.summary.to_string() })
+        .collect()
 }
 
 /// `Result` with the core's error mapped.

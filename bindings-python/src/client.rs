@@ -57,7 +57,7 @@ impl Client {
         T: Send,
     {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(crate::error::to_py(telemetron::Error::Closed { what: "the client" }));
+            return Err(crate::error::to_py(telemetron::Error::Closed { what: "the client".into() }));
         }
         let c = self.inner.clone();
         py.detach(move || runtime().block_on(f(c))).py()

@@ -29,6 +29,13 @@ fn build(py: Python<'_>, e: &telemetron::Error) -> PyResult<PyErr> {
     Ok(PyErr::from_value(exc))
 }
 
+/// Every error code of the core as `(code, family, summary)`, from
+/// `telemetron::error::codes()` (the SDK tests check each has its own exception class).
+#[pyfunction]
+pub fn error_codes() -> Vec<(&'static str, &'static str, &'static str)> {
+    telemetron::error::codes().map(|c| (c.code, c.family, c.summary)).collect()
+}
+
 /// `.py()` on core results: map the error into a Python exception.
 pub trait IntoPyResult<T> {
     /// Convert the error.

@@ -27,7 +27,7 @@ pub fn writer_mode(mode: &str) -> PyResult<WriterMode> {
 }
 
 fn closed_writer() -> telemetron::Error {
-    telemetron::Error::Closed { what: "the writer" }
+    telemetron::Error::Closed { what: "the writer".into() }
 }
 
 /// An open writer (see `telemetron.Writer`, which wraps it).
@@ -151,7 +151,7 @@ impl Iterator {
             let mut g = self.inner.lock();
             match g.as_mut() {
                 Some(i) => f(i),
-                None => Err(telemetron::Error::Closed { what: "the iterator" }),
+                None => Err(telemetron::Error::Closed { what: "the iterator".into() }),
             }
         })
         .py()

@@ -28,6 +28,8 @@ mod _native {
     #[pymodule_export]
     use super::client::Client;
     #[pymodule_export]
+    use super::error::error_codes;
+    #[pymodule_export]
     use super::framer::{_bench_core_ingest, _bench_core_write_one, Iterator, Writer};
     #[pymodule_export]
     use super::relay::Streamer;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::error::Error;
+use crate::storage::StorageError;
 
 pub(crate) const CHANNELS: TableDefinition<'_, u32, &[u8]> = TableDefinition::new("channels");
 pub(crate) const CHANNEL_NAMES: TableDefinition<'_, &str, u32> = TableDefinition::new("channel_names");
@@ -33,15 +33,15 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-pub(crate) fn meta_err(e: impl std::fmt::Display) -> Error {
-    Error::Metadata { reason: e.to_string() }
+pub(crate) fn meta_err(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Metadata { reason: e.to_string() }
 }
 
 /// Create an empty database beside `path` and move it into place. redb refuses a file whose
 /// creation was interrupted (it has no magic number yet), so a crash must never leave one at
 /// `path`; a stale temporary file from such a crash is simply replaced.
-fn create_atomically(path: &Path) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Metadata { reason: format!("cannot create metadata database {}: {e}", path.display()) };
+fn create_atomically(path: &Path) -> Result<(), StorageError> {
+    let io = |e: std::io::Error| StorageError::Metadata { reason: format!("cannot create metadata database {}: {e}", path.display()) };
     let tmp = path.with_extension("redb.tmp");
     match std::fs::remove_file(&tmp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
@@ -54,13 +54,13 @@ fn create_atomically(path: &Path) -> Result<(), Error> {
 }
 
 impl Catalog {
-    pub(crate) fn open(path: &Path) -> Result<Catalog, Error> {
+    pub(crate) fn open(path: &Path) -> Result<Catalog, StorageError> {
         if !path.exists() {
             create_atomically(path)?;
         }
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen { path: path.to_path_buf(), holder: None },
-            other => Error::Metadata { reason: format!("cannot open metadata database {}: {other}", path.display()) },
+            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen { path: path.to_path_buf(), holder: None },
+            other => StorageError::Metadata { reason: format!("cannot open metadata database {}: {other}", path.display()) },
         })?;
         let cat = Catalog { db: parking_lot::RwLock::new(Some(db)) };
         let txn = cat.write()?;
@@ -79,7 +79,7 @@ impl Catalog {
                 }
                 Some(v) if v == CURRENT_CATALOG_VERSION => {}
                 Some(v) => {
-                    return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found: v, supported: CURRENT_CATALOG_VERSION });
+                    return Err(StorageError::UnsupportedFormat { path: path.to_path_buf(), found: v, supported: CURRENT_CATALOG_VERSION });
                 }
             }
         }
@@ -87,12 +87,12 @@ impl Catalog {
         Ok(cat)
     }
 
-    pub(crate) fn write(&self) -> Result<redb::WriteTransaction, Error> {
-        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine" })?.begin_write().map_err(meta_err)
+    pub(crate) fn write(&self) -> Result<redb::WriteTransaction, StorageError> {
+        self.db.read().as_ref().ok_or(StorageError::Closed { what: "the engine".into() })?.begin_write().map_err(meta_err)
     }
 
-    pub(crate) fn read(&self) -> Result<redb::ReadTransaction, Error> {
-        self.db.read().as_ref().ok_or(Error::Closed { what: "the engine" })?.begin_read().map_err(meta_err)
+    pub(crate) fn read(&self) -> Result<redb::ReadTransaction, StorageError> {
+        self.db.read().as_ref().ok_or(StorageError::Closed { what: "the engine".into() })?.begin_read().map_err(meta_err)
     }
 
     /// Close the database file (releasing its lock).

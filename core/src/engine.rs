@@ -42,7 +42,7 @@ struct Inner {
 /// An embedded Telemetron engine over one data directory.
 ///
 /// Cheap to clone (shared). Open one engine per directory: a second open, from this or
-/// another process, fails with [`Error::AlreadyOpen`].
+/// another process, fails with [`StorageError::AlreadyOpen`](crate::storage::StorageError::AlreadyOpen).
 ///
 /// # Examples
 ///
@@ -71,7 +71,7 @@ impl Engine {
     /// Open (or create) the data directory `path` with default options.
     ///
     /// # Errors
-    /// [`Error::AlreadyOpen`], [`Error::NotADataDirectory`], [`Error::UnsupportedFormat`],
+    /// [`StorageError::AlreadyOpen`](crate::storage::StorageError::AlreadyOpen), [`NotADataDirectory`](crate::storage::StorageError::NotADataDirectory), [`UnsupportedFormat`](crate::storage::StorageError::UnsupportedFormat),
     /// or an I/O error.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
         Engine::open_with(path, Options::default())
@@ -121,7 +121,7 @@ impl Engine {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed { what: "the engine" }) } else { Ok(()) }
+        if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed { what: "the engine".into() }) } else { Ok(()) }
     }
 
     /// The data directory.
@@ -179,7 +179,7 @@ impl Engine {
     /// See [`Channels::rename`].
     pub fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         self.check_open()?;
-        self.inner.channels.rename(key, name)
+        Ok(self.inner.channels.rename(key, name)?)
     }
 
     /// Open a streamer on `config.channels` (stored or virtual). A streamer of the
@@ -308,7 +308,8 @@ impl Engine {
             }
             stores.push(self.inner.storage.store(k).ok_or(ChannelError::KeyNotFound { key: k })?);
         }
-        ReadPlan::new(&self.inner.storage, &stores).ok_or_else(|| Error::Metadata { reason: "index channel missing from storage".into() })
+        ReadPlan::new(&self.inner.storage, &stores)
+            .ok_or_else(|| Error::from(crate::storage::StorageError::Metadata { reason: "index channel missing from storage".into() }))
     }
 
     /// Read `range` of `keys`. Each channel gets one series per stored run (zero-copy views
@@ -322,7 +323,7 @@ impl Engine {
         if !range.is_valid() {
             return Err(Error::InvalidArgument { reason: format!("time range {range} ends before it starts") });
         }
-        read_channels(&self.plan(keys)?, range)
+        Ok(read_channels(&self.plan(keys)?, range)?)
     }
 
     /// Open an iterator.
@@ -341,7 +342,7 @@ impl Engine {
     pub fn time_range(&self, key: ChannelKey) -> Result<Option<TimeRange>> {
         let plan = self.plan(&[key])?;
         match plan.lead_index() {
-            Some(i) => extent(i, TimeRange::MAX),
+            Some(i) => Ok(extent(i, TimeRange::MAX)?),
             None => Ok(None),
         }
     }

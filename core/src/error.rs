@@ -1,11 +1,19 @@
-//! The umbrella error type.
+//! The umbrella error type and the one list of error codes.
+//!
+//! Each subsystem enum owns its codes: it has a `code()` method and a `CODES` table of
+//! [`CodeInfo`] (code, family, one-line meaning). [`Error::code`] delegates to them and
+//! [`codes`] chains every table: it is the single source the wire protocol, the Python and
+//! Node SDKs (their generated `_codes.py` / `codes.js`, checked by `core/tests/error_codes.rs`)
+//! and their tests derive from.
 
-use std::path::PathBuf;
+use serde::{Deserialize, Serialize};
+
+pub use crate::codes::CodeInfo;
 
 use crate::channel::ChannelError;
 use crate::control::ControlError;
 use crate::net::NetError;
-use crate::ranger::RangeError;
+use crate::ranger::RangerError;
 use crate::relay::StreamError;
 use crate::storage::{StorageError, WriteError};
 use crate::telem::SeriesError;
@@ -17,18 +25,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Messages say what happened and what to do. Match on the variants (and the inner enums)
 /// to react programmatically; [`Error::code`] gives a stable string for other languages.
-#[derive(Debug, thiserror::Error)]
+///
+/// The serde form (tag `e` for the subsystem, the inner enum's own tag `v` for the
+/// variant) is the `detail` of a wire error; see `docs/protocol.md` §3.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Error {
     /// A channel definition or lookup failed.
     #[error(transparent)]
-    Channel(#[from] ChannelError),
+    Channel(ChannelError),
     /// A range operation failed.
     #[error(transparent)]
-    Range(#[from] RangeError),
-    /// The storage engine failed (I/O, corruption).
+    Range(RangerError),
+    /// The storage engine failed (I/O, corruption), or the data directory cannot be used
+    /// (already open, not a data directory, unsupported format, metadata catalog failed).
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     /// A write was rejected; nothing of it was written.
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -41,43 +54,11 @@ pub enum Error {
     /// A series was malformed.
     #[error(transparent)]
     Series(#[from] SeriesError),
-    /// Another engine (this process or another) has the data directory open.
-    #[error("data directory {path} is already open{}; close the other engine or use another directory", holder.map(|p| format!(" by process {p}")).unwrap_or_default())]
-    AlreadyOpen {
-        /// The directory.
-        path: PathBuf,
-        /// The holding process, when known.
-        holder: Option<u32>,
-    },
-    /// The directory exists, is not empty and is not a Telemetron data directory.
-    #[error("{path} is not a Telemetron data directory (it holds {found:?}); pass an empty or new directory")]
-    NotADataDirectory {
-        /// The directory.
-        path: PathBuf,
-        /// Some of the entries found there.
-        found: Vec<String>,
-    },
-    /// Written by an incompatible version.
-    #[error("{path} uses format version {found}; this build reads version {supported}. Use a matching Telemetron version")]
-    UnsupportedFormat {
-        /// The file or directory.
-        path: PathBuf,
-        /// Version found.
-        found: u64,
-        /// Version supported.
-        supported: u64,
-    },
-    /// The metadata catalog failed.
-    #[error("metadata catalog error: {reason}")]
-    Metadata {
-        /// Details.
-        reason: String,
-    },
     /// The engine or the object was closed.
     #[error("{what} is closed; open it again")]
     Closed {
         /// What was closed.
-        what: &'static str,
+        what: String,
     },
     /// An argument is out of its allowed range.
     #[error("invalid argument: {reason}")]
@@ -91,42 +72,103 @@ pub enum Error {
     /// An error from a remote node that this build cannot rebuild as a typed variant (a
     /// newer node). `code` is the node's code when this build knows it, else `"remote"`.
     #[error("{message}")]
+    #[serde(skip)]
     Remote {
-        /// The stable code (see [`Error::code`]).
+        /// The stable code (see [`Error::code`]): an entry of [`codes`], or `"remote"`.
+        #[serde(skip)]
         code: &'static str,
         /// The node's message.
+        #[serde(skip)]
         message: String,
     },
 }
 
 impl Error {
     /// A stable, language-neutral code for this error (`"channel.not_found"`, ...), used by
-    /// the wire protocol and the Python and Node bindings.
+    /// the wire protocol and the Python and Node bindings. Every code is in [`codes`].
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Channel(e) => match e {
-                ChannelError::KeyNotFound { .. } | ChannelError::NameNotFound { .. } => "channel.not_found",
-                ChannelError::NameTaken { .. } => "channel.name_taken",
-                ChannelError::InvalidName { .. } | ChannelError::InvalidDefinition { .. } => "channel.invalid",
-                ChannelError::IndexNotTimestamp { .. } | ChannelError::NotAnIndex { .. } => "channel.invalid_index",
-                ChannelError::IndexInUse { .. } => "channel.index_in_use",
-                ChannelError::Busy { .. } => "channel.busy",
-            },
-            Error::Range(RangeError::NotFound { .. }) => "range.not_found",
-            Error::Range(RangeError::Invalid { .. }) => "range.invalid",
+            Error::Channel(e) => e.code(),
+            Error::Range(e) => e.code(),
             Error::Storage(e) => e.code(),
             Error::Write(e) => e.code(),
             Error::Control(e) => e.code(),
             Error::Stream(e) => e.code(),
-            Error::Series(_) => "series.invalid",
-            Error::AlreadyOpen { .. } => "engine.already_open",
-            Error::NotADataDirectory { .. } => "engine.not_a_data_directory",
-            Error::UnsupportedFormat { .. } => "engine.unsupported_format",
-            Error::Metadata { .. } => "engine.metadata",
+            Error::Series(e) => e.code(),
             Error::Closed { .. } => "engine.closed",
             Error::InvalidArgument { .. } => "invalid_argument",
             Error::Net(e) => e.code(),
             Error::Remote { code, .. } => code,
         }
     }
+
+    /// The codes of the umbrella's own variants.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("engine.closed", "the engine, client, writer, streamer or iterator is closed"),
+        CodeInfo::new("invalid_argument", "an argument is out of its allowed range"),
+    ];
+}
+
+impl From<StorageError> for Error {
+    /// `StorageError::Closed` and `StorageError::DataDirectory` become the umbrella's
+    /// [`Error::Closed`] and [`Error::InvalidArgument`] (their codes are the umbrella's);
+    /// every other storage error is [`Error::Storage`].
+    fn from(e: StorageError) -> Error {
+        match e {
+            StorageError::Closed { what } => Error::Closed { what },
+            StorageError::DataDirectory { reason } => Error::InvalidArgument { reason },
+            e => Error::Storage(e),
+        }
+    }
+}
+
+impl From<ChannelError> for Error {
+    /// A catalog failure inside a channel operation becomes the umbrella error of its code.
+    fn from(e: ChannelError) -> Error {
+        match e {
+            ChannelError::Storage(s) => Error::from(s),
+            e => Error::Channel(e),
+        }
+    }
+}
+
+impl From<RangerError> for Error {
+    /// A catalog failure inside a range operation becomes the umbrella error of its code.
+    fn from(e: RangerError) -> Error {
+        match e {
+            RangerError::Storage(s) => Error::from(s),
+            e => Error::Range(e),
+        }
+    }
+}
+
+/// Every code this build produces, each once, grouped by the enum that owns it:
+/// [`ChannelError`], [`RangerError`], [`StorageError`], [`WriteError`], [`ControlError`],
+/// [`StreamError`], [`SeriesError`], the umbrella [`Error`] and [`NetError`].
+///
+/// # Examples
+///
+/// ```
+/// let mut codes = telemetron::error::codes();
+/// assert!(codes.any(|c| c.code == "write.not_monotonic" && c.family == "write"));
+/// ```
+pub fn codes() -> impl Iterator<Item = &'static CodeInfo> {
+    [
+        ChannelError::CODES,
+        RangerError::CODES,
+        StorageError::CODES,
+        WriteError::CODES,
+        ControlError::CODES,
+        StreamError::CODES,
+        SeriesError::CODES,
+        Error::CODES,
+        NetError::CODES,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The table entry for `code`, if this build knows it.
+pub fn code_info(code: &str) -> Option<&'static CodeInfo> {
+    codes().find(|c| c.code == code)
 }

@@ -60,9 +60,10 @@
 mod catalog;
 pub mod channel;
 pub mod client;
+pub(crate) mod codes;
 pub mod control;
 mod engine;
-mod error;
+pub mod error;
 pub mod framer;
 mod net;
 pub mod protocol;

@@ -127,6 +127,24 @@ impl NetError {
         }
     }
 
+    /// Every code of this enum.
+    pub const CODES: &[crate::codes::CodeInfo] = &[
+        crate::codes::CodeInfo::new("net.invalid_url", "the URL is not a node address"),
+        crate::codes::CodeInfo::new("net.connect", "the node cannot be reached"),
+        crate::codes::CodeInfo::new("net.connection_lost", "an established connection failed or was closed by the node"),
+        crate::codes::CodeInfo::new("net.timeout", "the node did not answer in time"),
+        crate::codes::CodeInfo::new("protocol.version_mismatch", "client and node speak incompatible protocol versions"),
+        crate::codes::CodeInfo::new("protocol.violation", "a message broke the protocol"),
+        crate::codes::CodeInfo::new("protocol.too_large", "a message exceeded the node's size limit"),
+        crate::codes::CodeInfo::new("auth.required", "the node requires credentials"),
+        crate::codes::CodeInfo::new("auth.invalid_credentials", "the credentials were refused"),
+        crate::codes::CodeInfo::new("net.tls", "TLS setup or handshake failed"),
+        crate::codes::CodeInfo::new("server.shutdown", "the node is shutting down"),
+        crate::codes::CodeInfo::new("server.busy", "the node serves its limit of connections"),
+        crate::codes::CodeInfo::new("net.keepalive_timeout", "the peer sent nothing for longer than the keep-alive timeout"),
+        crate::codes::CodeInfo::new("server.internal", "the node failed for another reason"),
+    ];
+
     /// A protocol violation.
     pub fn protocol(reason: impl Into<String>) -> NetError {
         NetError::Protocol { reason: reason.into() }

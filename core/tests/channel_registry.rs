@@ -8,8 +8,8 @@ use telemetron::channel::{ChannelError, ChannelKind, Concurrency, IndexRef, NewC
 use telemetron::framer::WriterConfig;
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 
-fn channel_err(e: Error) -> ChannelError {
-    match e {
+fn channel_err(e: impl Into<Error>) -> ChannelError {
+    match e.into() {
         Error::Channel(c) => c,
         other => panic!("expected a channel error, got {other:?}"),
     }

@@ -95,10 +95,10 @@ const JSON_SEEDS: &[&str] = &[
     r#"{"channels":[{"name":"x","data_type":"f64","index":"t","virtual":true,"is_index":true}],"retrieve_if_name_exists":true}"#,
     r#"{"refs":[1,"name",4294967295]}"#,
     r#"{"range":{"name":"r","time_range":{"start":0,"end":1},"meta_data":{"k":"v"}}}"#,
-    r#"{"code":"write.not_monotonic","message":"m","detail":{"index":"t","position":1,"previous":5,"value":4}}"#,
-    r#"{"code":"engine.closed","message":"m","detail":{"what":"the writer"}}"#,
-    r#"{"code":"channel.invalid","message":"m","detail":{"v":"invalid_name","name":"","reason":"names cannot be empty"}}"#,
-    r#"{"type":"write_error","seq":1,"error":{"code":"net.tls","message":"x","detail":{"kind":"tls","reason":"r"}}}"#,
+    r#"{"code":"write.not_monotonic","message":"m","detail":{"e":"write","v":"not_monotonic","index":"t","position":1,"previous":5,"value":4}}"#,
+    r#"{"code":"engine.closed","message":"m","detail":{"e":"closed","what":"the writer"}}"#,
+    r#"{"code":"channel.invalid","message":"m","detail":{"e":"channel","v":"invalid_name","name":"","reason":"names cannot be empty"}}"#,
+    r#"{"type":"write_error","seq":1,"error":{"code":"net.tls","message":"x","detail":{"e":"net","kind":"tls","reason":"r"}}}"#,
 ];
 
 #[test]

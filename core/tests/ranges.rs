@@ -5,8 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{open, reopen};
-use telemetron::Error;
-use telemetron::ranger::{NewRange, RangeError};
+use telemetron::ranger::{NewRange, RangerError};
 use telemetron::telem::TimeRange;
 
 fn new_range(name: &str, start: i64, end: i64) -> NewRange {
@@ -46,7 +45,7 @@ fn create_get_list() {
 
     let missing = uuid::Uuid::from_u128(7);
     match engine.ranges().get(missing).unwrap_err() {
-        Error::Range(RangeError::NotFound { key }) => assert_eq!(key, missing),
+        RangerError::NotFound { key } => assert_eq!(key, missing),
         other => panic!("{other:?}"),
     }
     assert_eq!(engine.ranges().get(missing).unwrap_err().code(), "range.not_found");
@@ -58,10 +57,10 @@ fn invalid_ranges_are_refused() {
     let engine = open(dir.path());
     let e = engine.ranges().create(new_range("", 0, 1)).unwrap_err();
     assert_eq!(e.code(), "range.invalid");
-    assert!(matches!(e, Error::Range(RangeError::Invalid { .. })));
+    assert!(matches!(e, RangerError::Invalid { .. }));
     assert_eq!(engine.ranges().create(new_range("   ", 0, 1)).unwrap_err().code(), "range.invalid");
     let e = engine.ranges().create(new_range("backwards", 10, 5)).unwrap_err();
-    assert!(matches!(e, Error::Range(RangeError::Invalid { ref name, .. }) if name == "backwards"));
+    assert!(matches!(e, RangerError::Invalid { ref name, .. } if name == "backwards"));
     assert!(engine.ranges().list().unwrap().is_empty());
 }
 

@@ -390,7 +390,7 @@ fn a_segment_from_a_newer_format_is_refused() {
     fs::write(&seg, &bytes).unwrap();
     let e = Engine::open_with(dir.path(), common::test_options()).unwrap_err();
     assert_eq!(e.code(), "engine.unsupported_format");
-    assert!(matches!(e, Error::UnsupportedFormat { found: 2, supported: 1, .. }), "{e:?}");
+    assert!(matches!(e, Error::Storage(StorageError::UnsupportedFormat { found: 2, supported: 1, .. })), "{e:?}");
     assert!(seg.exists(), "a newer segment is not touched");
 }
 

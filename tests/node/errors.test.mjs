@@ -58,3 +58,25 @@ test('connect: an unreachable node and contradictory credentials are coded error
   await assert.rejects(tn.connect('http://127.0.0.1:1', { token: 't', username: 'u' }), { code: 'invalid_argument' })
   await assert.rejects(tn.connect('http://127.0.0.1:1', { timeoutMs: -1 }), { code: 'invalid_argument' })
 })
+
+test('every code of the native module has its class, from the generated table', async () => {
+  const { createRequire } = await import('node:module')
+  const require = createRequire(import.meta.url)
+  const native = require('../../lib/native.js')
+  const errors = require('../../lib/errors.js')
+  const codes = native.errorCodes()
+  assert.ok(codes.length > 40)
+  // lib/codes.js is generated from the same Rust table (core/tests/error_codes.rs checks it).
+  assert.deepEqual(errors.CODES.map((c) => ({ ...c })), codes.map((c) => ({ ...c })))
+  const missing = codes.filter(({ code }) => errors.classFor(code) === tn.TelemetronError)
+  assert.deepEqual(missing, [], 'codes without a class: add their family to lib/errors.js')
+  for (const { code, family } of codes) {
+    const e = errors.make(code, 'm')
+    assert.ok(e instanceof tn.TelemetronError && e.constructor !== tn.TelemetronError, code)
+    assert.equal(e.code, code)
+    assert.equal(typeof tn[e.constructor.name], 'function', `${code}: ${e.constructor.name} is exported`)
+    assert.equal(errors.classFor(`${family}.something_new`), e.constructor, `${family} has one class`)
+  }
+  assert.equal(errors.make('server.busy', 'm').constructor, tn.TransportError)
+  assert.equal(errors.make('range.not_found', 'm').constructor, tn.RangerError)
+})

@@ -153,6 +153,9 @@ class Client:
     def control_channel(self) -> int: ...
     def close(self) -> None: ...
 
+def error_codes() -> List[Tuple[str, str, str]]:
+    """Every error code of the core as ``(code, family, summary)``."""
+
 def _debug_series_ptr(value: Any, data_type: str) -> int:
     """Rust-side address of the series built from ``value`` (zero-copy checks)."""
 

@@ -5,11 +5,17 @@ Every error of the engine is a :class:`TelemetronError` with a stable :attr:`cod
 (``Error::code``), the wire protocol and the Node SDK use. The classes mirror the core's
 error enums: catch a family (``WriteError``) or one case (``NotMonotonic``). Messages say
 what happened and what to do.
+
+Every code of the core is listed in :mod:`telemetron._codes` (generated from
+``telemetron::error::codes()``) and has its own class here; ``tests/python/test_errors.py``
+fails when a code of the native module has none.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Type
+
+from ._codes import CODES
 
 
 class TelemetronError(Exception):
@@ -76,19 +82,19 @@ class ChannelBusy(ChannelError):
 
 
 # --- ranges -------------------------------------------------------------------------------
-class RangeError(TelemetronError):
-    """A range operation failed (``range.*``)."""
+class RangerError(TelemetronError):
+    """A range operation failed (``range.*``); the core's ``ranger::RangerError``."""
 
     code = "range"
 
 
-class RangeNotFound(RangeError, LookupError):
+class RangeNotFound(RangerError, LookupError):
     """No range has this key or name (``range.not_found``)."""
 
     code = "range.not_found"
 
 
-class InvalidRange(RangeError, ValueError):
+class InvalidRange(RangerError, ValueError):
     """Bad range name or time range (``range.invalid``)."""
 
     code = "range.invalid"
@@ -336,6 +342,13 @@ class NetTimeout(NetError, TimeoutError):
     code = "net.timeout"
 
 
+class KeepAliveTimeout(NetTimeout):
+    """The peer sent nothing for longer than the keep-alive timeout
+    (``net.keepalive_timeout``)."""
+
+    code = "net.keepalive_timeout"
+
+
 class TlsError(NetError):
     """TLS handshake or certificate failure (``net.tls``)."""
 
@@ -352,6 +365,19 @@ class VersionMismatch(ProtocolError):
     """The node speaks an incompatible protocol version (``protocol.version_mismatch``)."""
 
     code = "protocol.version_mismatch"
+
+
+class ProtocolViolation(ProtocolError):
+    """A message broke the protocol (``protocol.violation``)."""
+
+    code = "protocol.violation"
+
+
+class MessageTooLarge(ProtocolError):
+    """A message exceeded the node's size limit; split it into smaller frames
+    (``protocol.too_large``)."""
+
+    code = "protocol.too_large"
 
 
 class AuthError(NetError, PermissionError):
@@ -378,7 +404,26 @@ class ServerError(NetError):
     code = "server"
 
 
+class ServerShutdown(ServerError):
+    """The node is shutting down; reconnect when it is back (``server.shutdown``)."""
+
+    code = "server.shutdown"
+
+
+class ServerBusy(ServerError):
+    """The node serves its limit of connections (``server.busy``)."""
+
+    code = "server.busy"
+
+
+class ServerInternal(ServerError):
+    """The node failed for another reason (``server.internal``)."""
+
+    code = "server.internal"
+
+
 TransportError = NetError
+RangeError = RangerError  # deprecated: the former name of RangerError
 
 
 def _all_classes() -> Dict[str, Type[TelemetronError]]:
@@ -391,10 +436,10 @@ def _all_classes() -> Dict[str, Type[TelemetronError]]:
     return out
 
 
-_BY_CODE = _all_classes()
+_CLASSES = _all_classes()
 _FAMILY = {
     "channel": ChannelError,
-    "range": RangeError,
+    "range": RangerError,
     "storage": StorageError,
     "write": WriteError,
     "control": ControlError,
@@ -408,15 +453,22 @@ _FAMILY = {
 }
 
 
+# The class of every code in the core's table (and of the SDK's own codes, such as
+# ``control.lost``), falling back to the family class for a code without its own class.
+_BY_CODE: Dict[str, Type[TelemetronError]] = {
+    code: _CLASSES.get(code) or _FAMILY.get(family, TelemetronError) for code, family, _ in CODES
+}
+_BY_CODE.update((code, cls) for code, cls in _CLASSES.items() if "." in code or code == "invalid_argument")
+
+
 def error_class(code: str) -> Type[TelemetronError]:
     """The exception class for an error code (its family, or :class:`TelemetronError`,
     for codes this SDK version does not know)."""
     cls = _BY_CODE.get(code)
     if cls is not None:
         return cls
-    if code == "net.keepalive_timeout":
-        return NetTimeout
     return _FAMILY.get(code.split(".", 1)[0], TelemetronError)
+
 
 
 def _from_code(code: str, message: str, details: Dict[str, Any]) -> TelemetronError:

@@ -1,10 +1,15 @@
 //! Channel registry errors.
 
+use serde::{Deserialize, Serialize};
+
 use super::ChannelKey;
+use crate::codes::CodeInfo;
+use crate::storage::StorageError;
 use crate::telem::DataType;
 
 /// Why a channel operation was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum ChannelError {
     /// No channel has this key.
     #[error("no channel has key {key}; list channels to find the right key")]
@@ -32,7 +37,7 @@ pub enum ChannelError {
         /// The name.
         name: String,
         /// What is wrong.
-        reason: &'static str,
+        reason: String,
     },
     /// The definition contradicts itself or the rules for its kind.
     #[error("invalid definition for channel {name:?}: {reason}")]
@@ -72,4 +77,34 @@ pub enum ChannelError {
         /// The channel.
         name: String,
     },
+    /// The metadata catalog failed or is closed; converts to the umbrella error of the
+    /// storage error's code (`engine.metadata`, `engine.closed`).
+    #[error(transparent)]
+    #[serde(skip)]
+    Storage(#[from] StorageError),
+}
+
+impl ChannelError {
+    /// Stable code, see [`crate::Error::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChannelError::KeyNotFound { .. } | ChannelError::NameNotFound { .. } => "channel.not_found",
+            ChannelError::NameTaken { .. } => "channel.name_taken",
+            ChannelError::InvalidName { .. } | ChannelError::InvalidDefinition { .. } => "channel.invalid",
+            ChannelError::IndexNotTimestamp { .. } | ChannelError::NotAnIndex { .. } => "channel.invalid_index",
+            ChannelError::IndexInUse { .. } => "channel.index_in_use",
+            ChannelError::Busy { .. } => "channel.busy",
+            ChannelError::Storage(e) => e.code(),
+        }
+    }
+
+    /// Every code of this enum.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("channel.not_found", "no channel has this key or name"),
+        CodeInfo::new("channel.name_taken", "another channel already has this name"),
+        CodeInfo::new("channel.invalid", "the channel name or definition is not acceptable"),
+        CodeInfo::new("channel.invalid_index", "an index is not a timestamp channel, or a data channel names a non-index as its index"),
+        CodeInfo::new("channel.index_in_use", "an index channel still has data channels bound to it"),
+        CodeInfo::new("channel.busy", "an open writer holds the channel"),
+    ];
 }

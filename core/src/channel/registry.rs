@@ -8,8 +8,11 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::{Channel, ChannelError, ChannelKey, ChannelKind, IndexRef, NewChannel};
 use crate::catalog::{CHANNEL_NAMES, CHANNELS, Catalog, META, NEXT_CHANNEL_KEY, meta_err};
-use crate::error::{Error, Result};
+use crate::storage::StorageError;
 use crate::telem::DataType;
+
+/// Result of channel operations.
+pub type Result<T, E = ChannelError> = std::result::Result<T, E>;
 
 const MAX_NAME_LEN: usize = 255;
 
@@ -30,7 +33,7 @@ pub struct Channels {
 }
 
 fn validate_name(name: &str) -> Result<(), ChannelError> {
-    let bad = |reason| Err(ChannelError::InvalidName { name: name.to_string(), reason });
+    let bad = |reason: &str| Err(ChannelError::InvalidName { name: name.to_string(), reason: reason.to_string() });
     if name.is_empty() {
         return bad("names cannot be empty");
     }
@@ -97,17 +100,17 @@ impl Channels {
                         out.push((*cache.by_key[&existing]).clone());
                         continue;
                     }
-                    return Err(ChannelError::NameTaken { name: spec.name, existing }.into());
+                    return Err(ChannelError::NameTaken { name: spec.name, existing });
                 }
                 if let Some(c) = in_batch {
                     if retrieve_if_name_exists {
                         out.push(c.clone());
                         continue;
                     }
-                    return Err(ChannelError::NameTaken { name: spec.name, existing: c.key }.into());
+                    return Err(ChannelError::NameTaken { name: spec.name, existing: c.key });
                 }
                 let kind = self.resolve_kind(&spec, &cache, &created)?;
-                let key = u32::try_from(next).map_err(|_| Error::Metadata { reason: "channel keys exhausted".into() })?;
+                let key = u32::try_from(next).map_err(|_| StorageError::Metadata { reason: "channel keys exhausted".into() })?;
                 next += 1;
                 let ch = Channel {
                     key,
@@ -135,8 +138,7 @@ impl Channels {
     }
 
     fn resolve_kind(&self, spec: &NewChannel, cache: &Cache, created: &[Channel]) -> Result<ChannelKind> {
-        let invalid =
-            |reason: &str| -> Error { ChannelError::InvalidDefinition { name: spec.name.clone(), reason: reason.to_string() }.into() };
+        let invalid = |reason: &str| ChannelError::InvalidDefinition { name: spec.name.clone(), reason: reason.to_string() };
         if spec.is_index {
             if spec.is_virtual {
                 return Err(invalid("a channel cannot be both an index and virtual"));
@@ -145,7 +147,7 @@ impl Channels {
                 return Err(invalid("an index channel cannot have an index of its own"));
             }
             if spec.data_type != DataType::Timestamp {
-                return Err(ChannelError::IndexNotTimestamp { name: spec.name.clone(), data_type: spec.data_type }.into());
+                return Err(ChannelError::IndexNotTimestamp { name: spec.name.clone(), data_type: spec.data_type });
             }
             return Ok(ChannelKind::Index);
         }
@@ -169,12 +171,12 @@ impl Channels {
         };
         let Some(target) = target else {
             return Err(match index {
-                IndexRef::Key(key) => ChannelError::KeyNotFound { key: *key }.into(),
-                IndexRef::Name(name) => ChannelError::NameNotFound { name: name.clone() }.into(),
+                IndexRef::Key(key) => ChannelError::KeyNotFound { key: *key },
+                IndexRef::Name(name) => ChannelError::NameNotFound { name: name.clone() },
             });
         };
         if !target.is_index() {
-            return Err(ChannelError::NotAnIndex { name: spec.name.clone(), index: target.name }.into());
+            return Err(ChannelError::NotAnIndex { name: spec.name.clone(), index: target.name });
         }
         Ok(ChannelKind::Data { index: target.key })
     }
@@ -184,7 +186,7 @@ impl Channels {
     /// # Errors
     /// [`ChannelError::KeyNotFound`].
     pub fn get(&self, key: ChannelKey) -> Result<Arc<Channel>> {
-        self.cache.read().by_key.get(&key).cloned().ok_or_else(|| ChannelError::KeyNotFound { key }.into())
+        self.cache.read().by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })
     }
 
     /// The channel named `name`.
@@ -198,7 +200,7 @@ impl Channels {
             .get(name)
             .and_then(|k| cache.by_key.get(k))
             .cloned()
-            .ok_or_else(|| ChannelError::NameNotFound { name: name.to_string() }.into())
+            .ok_or_else(|| ChannelError::NameNotFound { name: name.to_string() })
     }
 
     /// Channels for several keys, in order.
@@ -255,7 +257,7 @@ impl Channels {
             return Ok((*old).clone());
         }
         if let Some(&existing) = cache.by_name.get(new_name) {
-            return Err(ChannelError::NameTaken { name: new_name.to_string(), existing }.into());
+            return Err(ChannelError::NameTaken { name: new_name.to_string(), existing });
         }
         let mut ch = (*old).clone();
         ch.name = new_name.to_string();
@@ -290,7 +292,7 @@ impl Channels {
                     .map(|c| c.name.clone())
                     .collect();
                 if !dependents.is_empty() {
-                    return Err(ChannelError::IndexInUse { name: ch.name.clone(), dependents }.into());
+                    return Err(ChannelError::IndexInUse { name: ch.name.clone(), dependents });
                 }
             }
             removed.push(ch);

@@ -148,7 +148,7 @@ impl Client {
     /// behave alike on both backends.
     fn backend(&self) -> Result<&Backend> {
         match &*self.backend {
-            Backend::Embedded(e) if e.is_closed() => Err(crate::Error::Closed { what: "the engine" }),
+            Backend::Embedded(e) if e.is_closed() => Err(crate::Error::Closed { what: "the engine".into() }),
             b => Ok(b),
         }
     }
@@ -242,7 +242,7 @@ impl Client {
     /// See [`crate::ranger::Ranges::create`].
     pub async fn create_range(&self, range: NewRange) -> Result<Range> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().create(range),
+            Backend::Embedded(e) => e.ranges().create(range).map_err(Into::into),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.create_range(range).await,
         }
@@ -251,10 +251,10 @@ impl Client {
     /// A range by key.
     ///
     /// # Errors
-    /// [`crate::ranger::RangeError::NotFound`].
+    /// [`crate::ranger::RangerError::NotFound`].
     pub async fn range(&self, key: Uuid) -> Result<Range> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().get(key),
+            Backend::Embedded(e) => e.ranges().get(key).map_err(Into::into),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.range(key).await,
         }
@@ -267,7 +267,7 @@ impl Client {
     /// A catalog or transport error.
     pub async fn search_ranges(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().search(term, overlapping),
+            Backend::Embedded(e) => e.ranges().search(term, overlapping).map_err(Into::into),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.search_ranges(term, overlapping).await,
         }
@@ -276,10 +276,10 @@ impl Client {
     /// Rename a range.
     ///
     /// # Errors
-    /// [`crate::ranger::RangeError`].
+    /// [`crate::ranger::RangerError`].
     pub async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().rename(key, name),
+            Backend::Embedded(e) => e.ranges().rename(key, name).map_err(Into::into),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.rename_range(key, name).await,
         }
@@ -291,7 +291,7 @@ impl Client {
     /// A catalog or transport error.
     pub async fn delete_ranges(&self, keys: &[Uuid]) -> Result<()> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().delete(keys),
+            Backend::Embedded(e) => e.ranges().delete(keys).map_err(Into::into),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete_ranges(keys).await,
         }
@@ -303,7 +303,7 @@ impl Client {
     /// A catalog or transport error.
     pub async fn range_meta(&self, key: Uuid) -> Result<BTreeMap<String, String>> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().meta_data(key),
+            Backend::Embedded(e) => e.ranges().meta_data(key).map_err(Into::into),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.range_meta(key).await,
         }
@@ -312,10 +312,10 @@ impl Client {
     /// Set metadata entries of a range.
     ///
     /// # Errors
-    /// [`crate::ranger::RangeError::NotFound`].
+    /// [`crate::ranger::RangerError::NotFound`].
     pub async fn set_range_meta(&self, key: Uuid, entries: BTreeMap<String, String>) -> Result<()> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().set_meta_data(key, &entries),
+            Backend::Embedded(e) => e.ranges().set_meta_data(key, &entries).map_err(Into::into),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.set_range_meta(key, entries).await,
         }
@@ -327,7 +327,9 @@ impl Client {
     /// A catalog or transport error.
     pub async fn delete_range_meta(&self, key: Uuid, names: &[String]) -> Result<()> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().delete_meta_data(key, &names.iter().map(String::as_str).collect::<Vec<_>>()),
+            Backend::Embedded(e) => {
+                e.ranges().delete_meta_data(key, &names.iter().map(String::as_str).collect::<Vec<_>>()).map_err(Into::into)
+            }
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete_range_meta(key, names).await,
         }

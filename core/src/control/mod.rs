@@ -38,7 +38,8 @@ pub(crate) use controller::{Controller, Gate};
 pub const CONTROL_CHANNEL: &str = "telemetron_control";
 
 /// Why a control request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum ControlError {
     /// The writer does not control some channels of the frame (and asked to fail).
     #[error(
@@ -64,4 +65,10 @@ impl ControlError {
             ControlError::UnknownChannel { .. } => "control.unknown_channel",
         }
     }
+
+    /// Every code of this enum.
+    pub const CODES: &[crate::codes::CodeInfo] = &[
+        crate::codes::CodeInfo::new("control.unauthorized", "another writer holds control of some channels of the frame"),
+        crate::codes::CodeInfo::new("control.unknown_channel", "an authority change names a channel the writer does not have"),
+    ];
 }

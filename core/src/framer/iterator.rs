@@ -97,7 +97,7 @@ impl Iterator {
 
     fn extent(&self) -> Result<Option<TimeRange>> {
         match self.plan.lead_index() {
-            Some(i) => extent(i, self.bounds),
+            Some(i) => Ok(extent(i, self.bounds)?),
             None => Ok(None),
         }
     }

@@ -384,10 +384,10 @@ impl Writer {
     /// buffering had to write out.
     pub fn write(&mut self, frame: &Frame) -> Result<WriteReport> {
         if self.closed {
-            return Err(crate::Error::Closed { what: "the writer" });
+            return Err(crate::Error::Closed { what: "the writer".into() });
         }
         if self.hub.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(crate::Error::Closed { what: "the engine" });
+            return Err(crate::Error::Closed { what: "the engine".into() });
         }
         let span = tracing::trace_span!("writer.write", series = frame.len());
         let _e = span.enter();

@@ -21,7 +21,7 @@ pub mod messages;
 mod wire_error;
 
 pub use crate::net::NetError;
-pub use wire_error::{KNOWN_CODES, WireError, known_code};
+pub use wire_error::WireError;
 
 /// Protocol version spoken by this build. A peer with another version is refused at the
 /// handshake with a message naming both versions.

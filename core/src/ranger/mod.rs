@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, RANGE_KV, RANGES, meta_err};
-use crate::error::Result;
+use crate::codes::CodeInfo;
+use crate::storage::StorageError;
 use crate::telem::TimeRange;
 
 /// Why a range operation was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RangeError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
+pub enum RangerError {
     /// No range has this key.
     #[error("no range has key {key}; search ranges to find it")]
     NotFound {
@@ -30,9 +32,36 @@ pub enum RangeError {
         /// The range name.
         name: String,
         /// What to change.
-        reason: &'static str,
+        reason: String,
     },
+    /// The metadata catalog failed or is closed; converts to the umbrella error of the
+    /// storage error's code (`engine.metadata`, `engine.closed`).
+    #[error(transparent)]
+    #[serde(skip)]
+    Storage(#[from] StorageError),
 }
+
+/// Result of range operations.
+pub type Result<T, E = RangerError> = std::result::Result<T, E>;
+
+impl RangerError {
+    /// Stable code, see [`crate::Error::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            RangerError::NotFound { .. } => "range.not_found",
+            RangerError::Invalid { .. } => "range.invalid",
+            RangerError::Storage(e) => e.code(),
+        }
+    }
+
+    /// Every code of this enum.
+    pub const CODES: &[CodeInfo] =
+        &[CodeInfo::new("range.not_found", "no range has this key"), CodeInfo::new("range.invalid", "bad range name or time range")];
+}
+
+/// The former name of [`RangerError`].
+#[deprecated(note = "renamed to RangerError (one name in core, Python and Node)")]
+pub type RangeError = RangerError;
 
 /// A named time range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,13 +112,13 @@ impl Ranges {
     /// Create a range (with its initial metadata) in one transaction.
     ///
     /// # Errors
-    /// [`RangeError::Invalid`] for an empty name or a range whose end precedes its start.
+    /// [`RangerError::Invalid`] for an empty name or a range whose end precedes its start.
     pub fn create(&self, new: NewRange) -> Result<Range> {
         if new.name.trim().is_empty() {
-            return Err(RangeError::Invalid { name: new.name, reason: "names cannot be empty" }.into());
+            return Err(RangerError::Invalid { name: new.name, reason: "names cannot be empty".into() });
         }
         if !new.time_range.is_valid() {
-            return Err(RangeError::Invalid { name: new.name, reason: "the end of the time range is before its start" }.into());
+            return Err(RangerError::Invalid { name: new.name, reason: "the end of the time range is before its start".into() });
         }
         let r = Range { key: Uuid::new_v4(), name: new.name, time_range: new.time_range, labels: new.labels, color: new.color };
         let txn = self.catalog.write()?;
@@ -109,12 +138,12 @@ impl Ranges {
     /// The range with `key`.
     ///
     /// # Errors
-    /// [`RangeError::NotFound`].
+    /// [`RangerError::NotFound`].
     pub fn get(&self, key: Uuid) -> Result<Range> {
         let txn = self.catalog.read()?;
         let t = txn.open_table(RANGES).map_err(meta_err)?;
-        let v = t.get(key.as_u128()).map_err(meta_err)?.ok_or(RangeError::NotFound { key })?;
-        serde_json::from_slice(v.value()).map_err(meta_err)
+        let v = t.get(key.as_u128()).map_err(meta_err)?.ok_or(RangerError::NotFound { key })?;
+        serde_json::from_slice(v.value()).map_err(|e| meta_err(e).into())
     }
 
     /// Every range, ordered by start time.
@@ -169,10 +198,10 @@ impl Ranges {
     /// Rename a range.
     ///
     /// # Errors
-    /// [`RangeError::NotFound`], [`RangeError::Invalid`].
+    /// [`RangerError::NotFound`], [`RangerError::Invalid`].
     pub fn rename(&self, key: Uuid, name: &str) -> Result<Range> {
         if name.trim().is_empty() {
-            return Err(RangeError::Invalid { name: name.to_string(), reason: "names cannot be empty" }.into());
+            return Err(RangerError::Invalid { name: name.to_string(), reason: "names cannot be empty".into() });
         }
         let mut r = self.get(key)?;
         r.name = name.to_string();
@@ -233,7 +262,7 @@ impl Ranges {
     /// Set metadata entries of a range.
     ///
     /// # Errors
-    /// [`RangeError::NotFound`] if the range does not exist.
+    /// [`RangerError::NotFound`] if the range does not exist.
     pub fn set_meta_data(&self, key: Uuid, entries: &BTreeMap<String, String>) -> Result<()> {
         self.get(key)?;
         let txn = self.catalog.write()?;

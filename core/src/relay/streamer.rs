@@ -85,7 +85,8 @@ pub(crate) fn spin_until(until: Instant, mut done: impl FnMut() -> bool) -> bool
 }
 
 /// Why a receive returned no frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum StreamError {
     /// The streamer fell behind and `dropped` frames were lost; later receives continue
     /// with the newest frames.
@@ -114,6 +115,13 @@ impl StreamError {
             StreamError::Closed => "stream.closed",
         }
     }
+
+    /// Every code of this enum.
+    pub const CODES: &[crate::codes::CodeInfo] = &[
+        crate::codes::CodeInfo::new("stream.lagged", "the streamer fell behind and lost frames; later receives continue with the newest"),
+        crate::codes::CodeInfo::new("stream.disconnected", "the streamer fell behind and was disconnected"),
+        crate::codes::CodeInfo::new("stream.closed", "the streamer or the engine was closed"),
+    ];
 }
 
 /// Calls `apply` exactly once with a first frame for channels a streamer starts receiving

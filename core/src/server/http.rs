@@ -237,7 +237,7 @@ async fn ranges_rename(State(s): St, body: Body) -> Reply<RangeOne> {
 }
 
 async fn ranges_delete(State(s): St, body: Body) -> Reply<Empty> {
-    call(&s, body, |e, q: RangeKeys| e.ranges().delete(&q.keys).map(|_| Empty {})).await
+    call(&s, body, |e, q: RangeKeys| Ok(e.ranges().delete(&q.keys).map(|_| Empty {})?)).await
 }
 
 async fn meta_get(State(s): St, body: Body) -> Reply<Meta> {
@@ -245,13 +245,13 @@ async fn meta_get(State(s): St, body: Body) -> Reply<Meta> {
 }
 
 async fn meta_set(State(s): St, body: Body) -> Reply<Empty> {
-    call(&s, body, |e, q: Meta| e.ranges().set_meta_data(q.key, &q.entries).map(|_| Empty {})).await
+    call(&s, body, |e, q: Meta| Ok(e.ranges().set_meta_data(q.key, &q.entries).map(|_| Empty {})?)).await
 }
 
 async fn meta_delete(State(s): St, body: Body) -> Reply<Empty> {
     call(&s, body, |e, q: MetaNames| {
         let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
-        e.ranges().delete_meta_data(q.key, &names).map(|_| Empty {})
+        Ok(e.ranges().delete_meta_data(q.key, &names).map(|_| Empty {})?)
     })
     .await
 }

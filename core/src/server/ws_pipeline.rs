@@ -52,7 +52,7 @@ impl Pipeline {
                     while let Ok((seq, frame)) = rx.recv() {
                         let r = match writer.lock().as_mut() {
                             Some(w) => w.write(&frame),
-                            None => Err(Error::Closed { what: "the writer" }),
+                            None => Err(Error::Closed { what: "the writer".into() }),
                         };
                         drop(frame);
                         if done.send((seq, r)).is_err() {
@@ -63,7 +63,7 @@ impl Pipeline {
                 .map_err(|e| Error::InvalidArgument { reason: format!("cannot start an ingest thread: {e}") })?;
             self.jobs = Some(tx);
         }
-        self.jobs.as_ref().ok_or(Error::Closed { what: "the writer" })
+        self.jobs.as_ref().ok_or(Error::Closed { what: "the writer".into() })
     }
 
     /// Queue write `seq`. When the queue is full, first waits for (and returns) the oldest
@@ -77,7 +77,7 @@ impl Pipeline {
             }
         }
         let sent = match self.start() {
-            Ok(tx) => tx.send((seq, frame)).map_err(|_| Error::Closed { what: "the writer" }),
+            Ok(tx) => tx.send((seq, frame)).map_err(|_| Error::Closed { what: "the writer".into() }),
             Err(e) => Err(e),
         };
         match sent {

@@ -155,7 +155,7 @@ impl Stream {
         match g.as_mut() {
             Some(w) if blocking => heavy(|| f(w)),
             Some(w) => f(w),
-            None => Err(Error::Closed { what: "the writer" }),
+            None => Err(Error::Closed { what: "the writer".into() }),
         }
     }
 

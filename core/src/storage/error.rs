@@ -3,18 +3,23 @@
 use std::io;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
+use crate::codes::CodeInfo;
 use crate::telem::{DataType, TimeRange, TimeStamp};
 
 /// The storage engine failed. Nothing partial is ever served: a chunk that fails its
 /// checksum is reported, not returned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum StorageError {
     /// An operating-system I/O error.
     #[error("I/O error on {path}: {reason}. Check free disk space and permissions")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The error kind.
+        /// The error kind (not sent over the wire: a remote client sees `Other`).
+        #[serde(skip, default = "other_kind")]
         kind: io::ErrorKind,
         /// The OS message.
         reason: String,
@@ -31,25 +36,94 @@ pub enum StorageError {
     },
     /// A segment could not be rolled back after a failed append and takes no more writes.
     #[error("segment {segment} failed and was retired; open a new writer")]
-    SegmentPoisoned {
+    SegmentFailed {
         /// Segment id.
         segment: u64,
+    },
+    /// Another engine (this process or another) has the data directory open.
+    #[error("data directory {path} is already open{}; close the other engine or use another directory", holder.map(|p| format!(" by process {p}")).unwrap_or_default())]
+    AlreadyOpen {
+        /// The directory.
+        path: PathBuf,
+        /// The holding process, when known.
+        holder: Option<u32>,
+    },
+    /// The directory exists, is not empty and is not a Telemetron data directory.
+    #[error("{path} is not a Telemetron data directory (it holds {found:?}); pass an empty or new directory")]
+    NotADataDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Some of the entries found there.
+        found: Vec<String>,
+    },
+    /// Written by an incompatible version.
+    #[error("{path} uses format version {found}; this build reads version {supported}. Use a matching Telemetron version")]
+    UnsupportedFormat {
+        /// The file or directory.
+        path: PathBuf,
+        /// Version found.
+        found: u64,
+        /// Version supported.
+        supported: u64,
+    },
+    /// The metadata catalog failed.
+    #[error("metadata catalog error: {reason}")]
+    Metadata {
+        /// Details.
+        reason: String,
+    },
+    /// The data directory or the metadata catalog is closed; becomes
+    /// [`crate::Error::Closed`] (`engine.closed`).
+    #[error("{what} is closed; open it again")]
+    Closed {
+        /// What was closed.
+        what: String,
+    },
+    /// The data directory cannot be created, read or locked; becomes
+    /// [`crate::Error::InvalidArgument`] (`invalid_argument`).
+    #[error("invalid argument: {reason}")]
+    DataDirectory {
+        /// What failed.
+        reason: String,
     },
 }
 
 impl StorageError {
-    /// Stable code, see [`crate::Error::code`].
+    /// Stable code, see [`crate::Error::code`]. `Closed` and `DataDirectory` have the
+    /// umbrella's codes (`engine.closed`, `invalid_argument`), listed in `Error::CODES`.
     pub fn code(&self) -> &'static str {
         match self {
             StorageError::Io { .. } => "storage.io",
             StorageError::Corrupt { .. } => "storage.corrupt",
-            StorageError::SegmentPoisoned { .. } => "storage.segment_failed",
+            StorageError::SegmentFailed { .. } => "storage.segment_failed",
+            StorageError::AlreadyOpen { .. } => "engine.already_open",
+            StorageError::NotADataDirectory { .. } => "engine.not_a_data_directory",
+            StorageError::UnsupportedFormat { .. } => "engine.unsupported_format",
+            StorageError::Metadata { .. } => "engine.metadata",
+            StorageError::Closed { .. } => "engine.closed",
+            StorageError::DataDirectory { .. } => "invalid_argument",
         }
     }
+
+    /// Every code of this enum.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("storage.io", "an operating-system I/O error"),
+        CodeInfo::new("storage.corrupt", "stored bytes failed verification"),
+        CodeInfo::new("storage.segment_failed", "a segment failed and was retired; open a new writer"),
+        CodeInfo::new("engine.already_open", "another engine has the data directory open"),
+        CodeInfo::new("engine.not_a_data_directory", "the directory is not empty and not a Telemetron data directory"),
+        CodeInfo::new("engine.unsupported_format", "the data was written by an incompatible version"),
+        CodeInfo::new("engine.metadata", "the metadata catalog failed"),
+    ];
+}
+
+fn other_kind() -> io::ErrorKind {
+    io::ErrorKind::Other
 }
 
 /// A write or writer open was rejected. Nothing of the rejected frame was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum WriteError {
     /// The frame names a channel the writer was not opened on.
     #[error("channel {channel} is not one of this writer's channels; open the writer on it")]
@@ -172,4 +246,19 @@ impl WriteError {
             WriteError::InvalidConfig { .. } => "write.invalid_config",
         }
     }
+
+    /// Every code of this enum.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("write.not_in_writer", "the frame names a channel the writer was not opened on"),
+        CodeInfo::new("write.type_mismatch", "a series has the wrong data type for its channel"),
+        CodeInfo::new("write.length_mismatch", "data and index series of one write differ in length"),
+        CodeInfo::new("write.index_missing", "data channels were written without their index timestamps"),
+        CodeInfo::new("write.not_monotonic", "index timestamps do not strictly increase"),
+        CodeInfo::new("write.before_start", "a timestamp precedes the writer's start"),
+        CodeInfo::new("write.overlap", "a write reaches into data already stored"),
+        CodeInfo::new("write.overlaps_committed", "the writer starts inside stored data"),
+        CodeInfo::new("write.channel_busy", "an open writer holds the channel"),
+        CodeInfo::new("write.too_large", "a single write is too large; split it"),
+        CodeInfo::new("write.invalid_config", "the writer's channel list is empty or names a channel twice"),
+    ];
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use super::StorageError;
 
 const MARKER: &str = "TELEMETRON";
 const MARKER_TEXT: &str = "telemetron data directory\nformat 1\n";
@@ -24,10 +24,11 @@ impl DirLock {
     /// Create or validate the directory, then lock it.
     ///
     /// # Errors
-    /// [`Error::NotADataDirectory`] for a non-empty foreign directory,
-    /// [`Error::UnsupportedFormat`], [`Error::AlreadyOpen`].
-    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
-        let io = |e: std::io::Error| Error::InvalidArgument { reason: format!("cannot use data directory {}: {e}", dir.display()) };
+    /// [`StorageError::NotADataDirectory`] for a non-empty foreign directory,
+    /// [`StorageError::UnsupportedFormat`], [`StorageError::AlreadyOpen`],
+    /// [`StorageError::DataDirectory`].
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock, StorageError> {
+        let io = |e: std::io::Error| StorageError::DataDirectory { reason: format!("cannot use data directory {}: {e}", dir.display()) };
         fs::create_dir_all(dir).map_err(io)?;
         let marker = dir.join(MARKER);
         if marker.exists() {
@@ -35,8 +36,8 @@ impl DirLock {
             let version = text.lines().find_map(|l| l.strip_prefix("format ")).and_then(|v| v.trim().parse::<u64>().ok());
             match version {
                 Some(FORMAT) => {}
-                Some(v) => return Err(Error::UnsupportedFormat { path: dir.to_path_buf(), found: v, supported: FORMAT }),
-                None => return Err(Error::NotADataDirectory { path: dir.to_path_buf(), found: vec![MARKER.to_string()] }),
+                Some(v) => return Err(StorageError::UnsupportedFormat { path: dir.to_path_buf(), found: v, supported: FORMAT }),
+                None => return Err(StorageError::NotADataDirectory { path: dir.to_path_buf(), found: vec![MARKER.to_string()] }),
             }
         } else {
             let found: Vec<String> = fs::read_dir(dir)
@@ -48,7 +49,7 @@ impl DirLock {
                 .take(5)
                 .collect();
             if !found.is_empty() {
-                return Err(Error::NotADataDirectory { path: dir.to_path_buf(), found });
+                return Err(StorageError::NotADataDirectory { path: dir.to_path_buf(), found });
             }
             let tmp = dir.join(MARKER_TMP);
             fs::write(&tmp, MARKER_TEXT).map_err(io)?;
@@ -62,7 +63,7 @@ impl DirLock {
         if rc != 0 {
             let mut s = String::new();
             let _ = file.read_to_string(&mut s);
-            return Err(Error::AlreadyOpen { path: dir.to_path_buf(), holder: s.trim().parse().ok() });
+            return Err(StorageError::AlreadyOpen { path: dir.to_path_buf(), holder: s.trim().parse().ok() });
         }
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;

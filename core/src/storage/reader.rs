@@ -9,8 +9,10 @@ use std::sync::Arc;
 use super::index::{ChunkRef, Domain, IndexPiece};
 use super::{ChannelStore, Storage, StorageError};
 use crate::channel::ChannelKey;
-use crate::error::Result;
 use crate::telem::{Alignment, DataType, Frame, Series, TimeRange, TimeStamp};
+
+/// Reads fail only with storage errors.
+type Result<T> = std::result::Result<T, StorageError>;
 
 /// Channels to read, grouped by index.
 #[derive(Debug, Clone)]

@@ -212,7 +212,12 @@ pub(crate) fn open_storage(
                 continue;
             }
             Err(HeaderProblem::Version(v)) => {
-                return Err(Error::UnsupportedFormat { path, found: u64::from(v), supported: u64::from(super::format::FORMAT_VERSION) });
+                return Err(super::StorageError::UnsupportedFormat {
+                    path,
+                    found: u64::from(v),
+                    supported: u64::from(super::format::FORMAT_VERSION),
+                }
+                .into());
             }
             Err(HeaderProblem::Torn) if flen <= HEADER_LEN => {
                 drop(map);

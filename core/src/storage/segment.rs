@@ -124,7 +124,7 @@ impl Segment {
     /// first byte. The caller must be the segment's only appender.
     pub(crate) fn append(&self, parts: &mut [IoSlice<'_>], total: u64) -> Result<u64, StorageError> {
         if self.is_poisoned() {
-            return Err(StorageError::SegmentPoisoned { segment: self.id });
+            return Err(StorageError::SegmentFailed { segment: self.id });
         }
         let start = self.len();
         let mut file = &self.file;

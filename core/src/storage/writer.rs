@@ -413,7 +413,7 @@ impl StorageWriter {
     /// Commit everything written so far; returns the committed end (last timestamp + 1).
     pub(crate) fn commit(&mut self) -> Result<TimeStamp> {
         if self.storage.closed.load(Ordering::Acquire) {
-            return Err(crate::Error::Closed { what: "the engine" });
+            return Err(crate::Error::Closed { what: "the engine".into() });
         }
         if !self.has_uncommitted() {
             return Ok(self.end());
@@ -424,7 +424,7 @@ impl StorageWriter {
         let span = tracing::debug_span!("storage.commit", chunks = dirty.len() + self.uncommitted.len());
         let _e = span.enter();
         let seq = self.write_records(&dirty, true)?.unwrap_or(0);
-        let seg = self.seg.clone().ok_or(StorageError::SegmentPoisoned { segment: 0 })?;
+        let seg = self.seg.clone().ok_or(StorageError::SegmentFailed { segment: 0 })?;
         match self.durability {
             Durability::Commit => seg.sync()?,
             Durability::Interval { bytes, .. } => {

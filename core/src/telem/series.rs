@@ -9,12 +9,14 @@ use super::data_type::{DataType, Sample, compatible};
 use super::{Alignment, TimeRange};
 
 /// Errors building or viewing a series.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
 pub enum SeriesError {
     /// The byte length is not a whole number of samples.
     #[error(
         "{len} bytes is not a whole number of {data_type} samples ({density} bytes each); pass a buffer whose length is a multiple of {density}"
     )]
+    #[serde(rename = "ragged")]
     RaggedBuffer {
         /// Buffer length in bytes.
         len: usize,
@@ -35,7 +37,7 @@ pub enum SeriesError {
     #[error("variable-length offsets are malformed: {reason}")]
     BadOffsets {
         /// What is wrong.
-        reason: &'static str,
+        reason: String,
     },
     /// A string or JSON sample is not valid.
     #[error("sample {index} is not valid {data_type}: {reason}")]
@@ -57,6 +59,19 @@ pub enum SeriesError {
         /// Series length.
         len: usize,
     },
+}
+
+impl SeriesError {
+    /// Stable code, see [`crate::Error::code`]: every series error is `series.invalid`.
+    pub fn code(&self) -> &'static str {
+        "series.invalid"
+    }
+
+    /// Every code of this enum.
+    pub const CODES: &[crate::codes::CodeInfo] = &[crate::codes::CodeInfo::new(
+        "series.invalid",
+        "a series is malformed (ragged buffer, bad offsets, invalid value, wrong type, out of bounds)",
+    )];
 }
 
 /// A contiguous, typed, immutable run of samples of one channel.
@@ -226,7 +241,7 @@ impl Series {
     pub fn from_bytes(dt: DataType, data: Bytes) -> Result<Series, SeriesError> {
         let density = match dt.density() {
             Some(d) => d,
-            None => return Err(SeriesError::BadOffsets { reason: "variable-length types need offsets; use Series::from_variable" }),
+            None => return Err(SeriesError::BadOffsets { reason: "variable-length types need offsets; use Series::from_variable".into() }),
         };
         if !data.len().is_multiple_of(density) {
             return Err(SeriesError::RaggedBuffer { len: data.len(), data_type: dt, density });
@@ -253,10 +268,10 @@ impl Series {
     /// [`SeriesError::InvalidValue`] for invalid UTF-8 (`string`) or JSON (`json`).
     pub fn from_variable(dt: DataType, data: Bytes, offsets: Bytes) -> Result<Series, SeriesError> {
         if !dt.is_variable() {
-            return Err(SeriesError::BadOffsets { reason: "fixed-size types take no offsets; use Series::from_bytes" });
+            return Err(SeriesError::BadOffsets { reason: "fixed-size types take no offsets; use Series::from_bytes".into() });
         }
         if !offsets.len().is_multiple_of(8) || offsets.is_empty() {
-            return Err(SeriesError::BadOffsets { reason: "offsets must hold len + 1 u64 values" });
+            return Err(SeriesError::BadOffsets { reason: "offsets must hold len + 1 u64 values".into() });
         }
         let offsets = if !(offsets.as_ptr() as usize).is_multiple_of(8) { aligned_copy(&offsets) } else { offsets };
         let s = Series {
@@ -291,14 +306,14 @@ impl Series {
                 let offs = self.offsets_u64();
                 let mut prev = offs.first().copied().unwrap_or(0);
                 if prev as usize > self.data.len() {
-                    return Err(SeriesError::BadOffsets { reason: "offset past the end of the data" });
+                    return Err(SeriesError::BadOffsets { reason: "offset past the end of the data".into() });
                 }
                 for (i, &o) in offs.iter().enumerate().skip(1) {
                     if o < prev {
-                        return Err(SeriesError::BadOffsets { reason: "offsets decrease" });
+                        return Err(SeriesError::BadOffsets { reason: "offsets decrease".into() });
                     }
                     if o as usize > self.data.len() {
-                        return Err(SeriesError::BadOffsets { reason: "offset past the end of the data" });
+                        return Err(SeriesError::BadOffsets { reason: "offset past the end of the data".into() });
                     }
                     let value = &self.data[prev as usize..o as usize];
                     match dt {

@@ -75,7 +75,7 @@ impl Http {
 
     /// Fail if the client was closed.
     pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) { Err(Error::Closed { what: "the client" }) } else { Ok(()) }
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) { Err(Error::Closed { what: "the client".into() }) } else { Ok(()) }
     }
 
     /// Close: refuse later calls and drop idle connections.

@@ -69,7 +69,7 @@ impl RemoteIterator {
 
     async fn command(&mut self, req: IteratorRequest) -> Result<bool> {
         if self.closed {
-            return Err(Error::Closed { what: "the iterator" });
+            return Err(Error::Closed { what: "the iterator".into() });
         }
         self.conn.send_json(&req).await?;
         let (ok, has_frame) = match self.recv().await? {
@@ -78,7 +78,7 @@ impl RemoteIterator {
                 IteratorResponse::Failed { error } => return Err(error.into()),
                 IteratorResponse::Closed { error } => {
                     self.closed = true;
-                    return Err(error.map_or(Error::Closed { what: "the iterator" }, Error::from));
+                    return Err(error.map_or(Error::Closed { what: "the iterator".into() }, Error::from));
                 }
                 other => return Err(protocol(format!("{other:?}"))),
             },

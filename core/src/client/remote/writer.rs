@@ -176,7 +176,7 @@ impl RemoteWriter {
     /// Fail with what the node reported since the last call, if anything.
     fn ready(&mut self) -> Result<()> {
         if self.done {
-            return Err(Error::Closed { what: "the writer" });
+            return Err(Error::Closed { what: "the writer".into() });
         }
         self.shared.drain();
         let mut st = self.shared.state.lock();
@@ -186,7 +186,7 @@ impl RemoteWriter {
             return Err(e);
         }
         if let Some((_, e)) = &st.closed {
-            return Err(e.clone().map_or(Error::Closed { what: "the writer" }, Error::from));
+            return Err(e.clone().map_or(Error::Closed { what: "the writer".into() }, Error::from));
         }
         if let Some(e) = &st.fatal {
             return Err(e.clone().into());
@@ -239,7 +239,7 @@ impl RemoteWriter {
         }
         match reply {
             Some(r) => r.map_err(Error::from),
-            None => Err(st.closed.as_ref().and_then(|(_, e)| e.clone()).map_or(Error::Closed { what: "the writer" }, Error::from)),
+            None => Err(st.closed.as_ref().and_then(|(_, e)| e.clone()).map_or(Error::Closed { what: "the writer".into() }, Error::from)),
         }
     }
 
@@ -269,7 +269,7 @@ impl RemoteWriter {
 
     async fn finish(&mut self, commit: bool) -> Result<TimeStamp> {
         if self.done {
-            return Err(Error::Closed { what: "the writer" });
+            return Err(Error::Closed { what: "the writer".into() });
         }
         self.done = true;
         self.shared.drain();
@@ -283,7 +283,7 @@ impl RemoteWriter {
             match st.closed.clone() {
                 Some((_, Some(e))) => Err(Error::from(e)),
                 Some((end, None)) => Ok(end.unwrap_or(self.start)),
-                None => Err(Error::Closed { what: "the writer" }),
+                None => Err(Error::Closed { what: "the writer".into() }),
             }
         }
         .await;
