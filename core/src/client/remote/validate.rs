@@ -1,7 +1,8 @@
-//! The remote writer's local checks: the frame-local rules of the embedded writer, in the
-//! same order and with the same errors, so a broken frame fails at once instead of one
-//! call later. What only the node can know (data stored by others, shared regions,
-//! storage failures) is still checked there and reported on the next call.
+//! The remote writer's local checks: the frame-local rules of the embedded writer (the
+//! functions of `storage::rules`, which both call), in the same order and with the same
+//! errors, so a broken frame fails at once instead of one call later. What only the node
+//! can know (data stored by others, shared regions, storage failures) is still checked
+//! there and reported on the next call.
 
 use std::collections::HashMap;
 
