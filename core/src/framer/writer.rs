@@ -11,7 +11,7 @@ use crate::channel::{Channel, ChannelKey};
 use crate::control::{ABSOLUTE, Authority, ControlError, Gate, Subject};
 use crate::error::Result;
 use crate::relay::PublishCache;
-use crate::storage::{Durability, StorageWriter, WriteError, WriterGroupSpec};
+use crate::storage::{Durability, StorageWriter, WriteError, WriterGroupSpec, rules};
 use crate::telem::{Frame, TimeRange, TimeStamp};
 
 /// What a writer does with its frames.
@@ -239,22 +239,13 @@ impl Writer {
             config.subject.name = if config.name.is_empty() { "writer".to_string() } else { config.name.clone() };
         }
         let storage = &hub.storage;
+        let store = |key: ChannelKey| storage.store(key).ok_or(crate::channel::ChannelError::KeyNotFound { key });
         let mut groups: Vec<WriterGroupSpec> = Vec::new();
         if config.mode.persists() {
-            for ch in &channels {
-                let Some(idx) = ch.index_key() else { continue };
-                let gi = match groups.iter().position(|g| g.index.key == idx) {
-                    Some(gi) => gi,
-                    None => {
-                        let index = storage.store(idx).ok_or(crate::channel::ChannelError::KeyNotFound { key: idx })?;
-                        groups.push(WriterGroupSpec { index, data: Vec::new() });
-                        groups.len() - 1
-                    }
-                };
-                if ch.key != idx {
-                    let store = storage.store(ch.key).ok_or(crate::channel::ChannelError::KeyNotFound { key: ch.key })?;
-                    groups[gi].data.push(store);
-                }
+            for g in rules::index_groups(channels.iter().map(|c| c.as_ref())) {
+                let index = store(g.index)?;
+                let data = g.data.into_iter().map(store).collect::<Result<Vec<_>, _>>()?;
+                groups.push(WriterGroupSpec { index, data });
             }
         }
         let end = config.end.unwrap_or(TimeStamp::MAX);
@@ -396,11 +387,7 @@ impl Writer {
             let ch = self.by_key.get(&k).ok_or(WriteError::NotInWriter { channel: k })?;
             if !self.config.mode.persists() || ch.is_virtual() {
                 has_virtual |= ch.is_virtual();
-                let ok = s.data_type() == ch.data_type
-                    || (ch.data_type == crate::telem::DataType::Timestamp && s.data_type() == crate::telem::DataType::I64);
-                if !ok {
-                    return Err(WriteError::TypeMismatch { channel: ch.name.clone(), expected: ch.data_type, actual: s.data_type() }.into());
-                }
+                rules::check_type(&ch.name, ch.data_type, s.data_type())?;
             }
         }
         let unauthorized = self.unauthorized_in(frame);

@@ -12,6 +12,9 @@
 //! Every field is checked on decode; malformed input is a [`CodecError`], never a panic.
 //! Series decoded from an 8-aligned buffer share it (no copy).
 
+// The codec decodes bytes from the network: no `unwrap`, no unchecked indexing.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use bytes::Bytes;
 
 use crate::telem::{Alignment, DataType, Frame, Series, SeriesError, TimeRange, TimeStamp};
@@ -72,10 +75,7 @@ pub fn encoded_len(frame: &Frame) -> usize {
 fn data_len(s: &Series) -> usize {
     match s.data_type().density() {
         Some(d) => d * s.len(),
-        None => {
-            let o = s.offsets_u64();
-            (o[s.len()] - o[0]) as usize
-        }
+        None => s.value_range().len(),
     }
 }
 
@@ -162,16 +162,14 @@ fn encode_with(frame: &Frame, out: &mut impl Sink) {
         out.put(&(dl as u64).to_le_bytes());
         match s.data_type().density() {
             Some(_) => out.share(s.data().clone()),
-            None => {
-                let o = s.offsets_u64();
-                out.share(s.data().slice(o[0] as usize..o[s.len()] as usize));
-            }
+            None => out.share(s.data().slice(s.value_range())),
         }
-        out.put(&[0u8; 8][..pad8(dl) - dl]);
+        out.put([0u8; 8].get(..pad8(dl) - dl).expect("pad8 pads by less than 8 bytes"));
         if s.data_type().is_variable() {
             let o = s.offsets_u64();
+            let base = o.first().copied().unwrap_or(0);
             for &x in o {
-                out.put(&(x - o[0]).to_le_bytes());
+                out.put(&(x - base).to_le_bytes());
             }
         }
     }
@@ -184,31 +182,31 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(CodecError::Truncated {
+        let s = self.at.checked_add(n).and_then(|end| self.buf.get(self.at..end)).ok_or(CodecError::Truncated {
             needed: n,
             at: self.at,
             len: self.buf.len(),
         })?;
-        let s = &self.buf[self.at..end];
-        self.at = end;
+        self.at += n;
         Ok(s)
     }
 
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
     fn u16(&mut self) -> Result<u16, CodecError> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        self.array().map(u16::from_le_bytes)
     }
 
     fn u32(&mut self) -> Result<u32, CodecError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.array().map(u32::from_le_bytes)
     }
 
     fn u64(&mut self) -> Result<u64, CodecError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        self.array().map(u64::from_le_bytes)
     }
 }
 
@@ -238,7 +236,7 @@ pub fn decode(buf: Bytes) -> Result<Frame, CodecError> {
     let mut frame = Frame::with_capacity(count as usize);
     for _ in 0..count {
         let key = r.u32()?;
-        let tag = r.take(4)?[0];
+        let [tag, ..] = r.array::<4>()?;
         let dt = DataType::from_tag(tag).ok_or_else(|| CodecError::Malformed(format!("unknown data type tag {tag} for channel {key}")))?;
         let samples = r.u64()?;
         let start = r.u64()? as i64;

@@ -64,9 +64,9 @@ pub(crate) enum HeaderProblem {
 }
 
 pub(crate) fn decode_segment_header(h: &[u8]) -> Result<u64, HeaderProblem> {
-    if h.len() < HEADER_LEN as usize {
+    let Some(h) = h.first_chunk::<{ HEADER_LEN as usize }>() else {
         return Err(HeaderProblem::Torn);
-    }
+    };
     if h[0..8] != SEGMENT_MAGIC {
         return Err(if h[0..8].iter().all(|&b| b == 0) { HeaderProblem::Torn } else { HeaderProblem::ForeignMagic });
     }
@@ -123,24 +123,23 @@ impl RecordHeader {
 
     /// Decode; `None` if the header checksum does not match (torn or not a header).
     pub(crate) fn decode(h: &[u8]) -> Option<RecordHeader> {
-        if h.len() < RECORD_HEADER_LEN {
-            return None;
-        }
-        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let u64_at = |i: usize| u64::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3], h[i + 4], h[i + 5], h[i + 6], h[i + 7]]);
-        if crc32c::crc32c(&h[8..RECORD_HEADER_LEN]) != u32_at(4) {
+        let h = h.first_chunk::<RECORD_HEADER_LEN>()?;
+        // Constant offsets into a fixed-size header: in bounds by construction.
+        let u32_at = |i: usize| h.get(i..i + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        let u64_at = |i: usize| h.get(i..i + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        if crc32c::crc32c(&h[8..]) != u32_at(4)? {
             return None;
         }
         Some(RecordHeader {
-            crc: u32_at(0),
+            crc: u32_at(0)?,
             kind: h[8],
             data_type: h[9],
-            len: u64_at(16),
-            channel: u32_at(12),
-            samples: u32_at(24),
-            alignment: Alignment(u64_at(32)),
-            a: u64_at(40) as i64,
-            b: u64_at(48) as i64,
+            len: u64_at(16)?,
+            channel: u32_at(12)?,
+            samples: u32_at(24)?,
+            alignment: Alignment(u64_at(32)?),
+            a: u64_at(40)? as i64,
+            b: u64_at(48)? as i64,
         })
     }
 

@@ -132,10 +132,10 @@ impl Domain {
     /// Insert keeping position order. Returns false if it overlaps an existing chunk.
     pub(crate) fn insert(&mut self, c: ChunkRef) -> bool {
         let i = self.chunks.partition_point(|x| x.pos < c.pos);
-        if i > 0 && self.chunks[i - 1].end() > c.pos {
+        if i.checked_sub(1).and_then(|p| self.chunks.get(p)).is_some_and(|prev| prev.end() > c.pos) {
             return false;
         }
-        if i < self.chunks.len() && self.chunks[i].pos < c.end() {
+        if self.chunks.get(i).is_some_and(|next| next.pos < c.end()) {
             return false;
         }
         self.chunks.insert(i, c);
@@ -145,7 +145,7 @@ impl Domain {
     /// The chunk pieces covering positions `[from, to)`.
     pub(crate) fn pieces(&self, from: u32, to: u32) -> Vec<ChunkRef> {
         let i = self.chunks.partition_point(|c| c.end() <= from);
-        self.chunks[i..].iter().take_while(|c| c.pos < to).map(|c| c.sub(c.pos.max(from), c.end().min(to))).filter(|c| c.n > 0).collect()
+        self.chunks.iter().skip(i).take_while(|c| c.pos < to).map(|c| c.sub(c.pos.max(from), c.end().min(to))).filter(|c| c.n > 0).collect()
     }
 
     /// Remove positions `[from, to)` for chunks committed before `seq`.

@@ -36,6 +36,10 @@
 //! once; a background thread returns dead bytes to the file system (hole punching) and
 //! deletes segments with no live data, without blocking readers or writers.
 
+// A storage engine must not panic on bad bytes or bad input: no `unwrap`, no unchecked
+// indexing. Tests may (see clippy.toml).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 mod error;
 mod format;
 mod index;
@@ -43,6 +47,7 @@ mod lock;
 mod reader;
 mod reclaim;
 mod recovery;
+pub(crate) mod rules;
 mod segment;
 mod syncer;
 mod writer;

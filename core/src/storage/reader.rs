@@ -28,14 +28,10 @@ impl ReadPlan {
         let mut groups: Vec<(Arc<ChannelStore>, Vec<Arc<ChannelStore>>)> = Vec::new();
         for s in stores {
             let idx = s.index?;
-            let gi = match groups.iter().position(|(i, _)| i.key == idx) {
-                Some(gi) => gi,
-                None => {
-                    groups.push((storage.store(idx)?, Vec::new()));
-                    groups.len() - 1
-                }
-            };
-            groups[gi].1.push(s.clone());
+            match groups.iter_mut().find(|(i, _)| i.key == idx) {
+                Some((_, members)) => members.push(s.clone()),
+                None => groups.push((storage.store(idx)?, vec![s.clone()])),
+            }
         }
         Some(ReadPlan { groups, order: stores.iter().map(|s| s.key).collect() })
     }
@@ -55,7 +51,7 @@ fn index_candidates(index: &ChannelStore, tr: TimeRange) -> Vec<(u32, ChunkRef)>
     domains.sort_by_key(|(_, d)| d.time_range().map(|r| r.start));
     for (k, d) in domains {
         let start = d.chunks.partition_point(|c| c.last_ts < tr.start.0);
-        for c in d.chunks[start..].iter().take_while(|c| c.first_ts < tr.end.0) {
+        for c in d.chunks.iter().skip(start).take_while(|c| c.first_ts < tr.end.0) {
             out.push((*k, c.clone()));
         }
     }
@@ -84,9 +80,11 @@ pub(crate) fn index_pieces(index: &ChannelStore, tr: TimeRange) -> Result<Vec<In
         if lo >= hi {
             continue;
         }
+        // lo < hi <= t.len(): both exist.
+        let (Some(&first_ts), Some(&last_ts)) = (t.get(lo), t.get(hi - 1)) else { continue };
         let piece = c.sub(c.pos + lo as u32, c.pos + hi as u32);
         let ts = ts.slice(lo..hi).map_err(|e| corrupt(&c, e))?;
-        out.push(IndexPiece { domain, chunk: ChunkRef { first_ts: t[lo], last_ts: t[hi - 1], ..piece }, ts: Some(ts) });
+        out.push(IndexPiece { domain, chunk: ChunkRef { first_ts, last_ts, ..piece }, ts: Some(ts) });
     }
     Ok(out)
 }
@@ -112,19 +110,14 @@ pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
                 continue;
             }
             // Clone the data references for every index piece under one lock.
-            let refs: Vec<(usize, Vec<ChunkRef>)> = {
+            let refs: Vec<Vec<ChunkRef>> = {
                 let st = m.state.lock();
                 pieces
                     .iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        let v = st.chunks.domains.get(&p.domain).map(|d| d.pieces(p.chunk.pos, p.chunk.end())).unwrap_or_default();
-                        (i, v)
-                    })
+                    .map(|p| st.chunks.domains.get(&p.domain).map(|d| d.pieces(p.chunk.pos, p.chunk.end())).unwrap_or_default())
                     .collect()
             };
-            for (i, v) in refs {
-                let p = &mut pieces[i];
+            for (p, v) in pieces.iter_mut().zip(refs) {
                 for c in v {
                     let s = c.series(m.data_type)?;
                     let (first, last) = (p.ts_at_pos(c.pos)?, p.ts_at_pos(c.end() - 1)?);
@@ -158,7 +151,8 @@ pub(crate) fn nth_after(index: &ChannelStore, from: TimeStamp, limit: TimeStamp,
         let hi = t.partition_point(|&x| x < limit.0);
         let avail = (hi - lo) as u64;
         if remaining < avail {
-            return Ok(Some(TimeStamp(t[lo + remaining as usize])));
+            // lo + remaining < hi <= t.len()
+            return Ok(t.get(lo + remaining as usize).map(|&x| TimeStamp(x)));
         }
         remaining -= avail;
     }
@@ -180,7 +174,8 @@ pub(crate) fn nth_before(index: &ChannelStore, to: TimeStamp, limit: TimeStamp, 
         let hi = t.partition_point(|&x| x < to.0);
         let avail = (hi - lo) as u64;
         if remaining <= avail {
-            return Ok(Some(TimeStamp(t[hi - remaining as usize])));
+            // lo <= hi - remaining < hi <= t.len()
+            return Ok(t.get(hi - remaining as usize).map(|&x| TimeStamp(x)));
         }
         remaining -= avail;
     }

@@ -91,13 +91,23 @@ fn is_dead(h: &RecordHeader, seq: Option<u64>, known: &dyn Fn(ChannelKey) -> boo
     covered >= to
 }
 
-fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIndex) -> Scan {
-    // Pass 1: walk valid headers.
-    let mut recs: Vec<(RecordHeader, u64)> = Vec::new();
+/// A record header found by the scan, with what the later passes learn about it.
+struct Found {
+    h: RecordHeader,
+    off: u64,
+    /// Seq of the first commit record after it, if any.
+    next_seq: Option<u64>,
+    /// Payload checksum verified.
+    verified: bool,
+}
+
+/// Pass 1 of a scan: walk valid headers up to the first torn or foreign one.
+fn walk_headers(map: &[u8]) -> Vec<Found> {
+    let mut recs: Vec<Found> = Vec::new();
     let mut off = HEADER_LEN;
     let len = map.len() as u64;
     while off + RECORD_HEADER_LEN as u64 <= len {
-        let Some(h) = RecordHeader::decode(&map[off as usize..off as usize + RECORD_HEADER_LEN]) else { break };
+        let Some(h) = map.get(off as usize..).and_then(RecordHeader::decode) else { break };
         if !matches!(h.kind, KIND_CHUNK | KIND_COMMIT | KIND_SEAL) {
             break;
         }
@@ -105,51 +115,60 @@ fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIn
         if off + RECORD_HEADER_LEN as u64 + h.len > len {
             break;
         }
-        recs.push((h, off));
+        recs.push(Found { h, off, next_seq: None, verified: false });
         off = end;
     }
-    // Pass 2: verify payloads after the last clean close; stop at the first bad one.
-    let last_seal = recs.iter().rposition(|(h, _)| h.kind == KIND_SEAL).map_or(0, |i| i + 1);
-    let mut valid = recs.len();
-    let mut verified = vec![false; recs.len()];
-    let mut next_seq: Vec<Option<u64>> = vec![None; recs.len()];
     let mut seq = None;
-    for (i, (h, _)) in recs.iter().enumerate().rev() {
-        if h.kind == KIND_COMMIT {
-            seq = Some(h.a as u64);
+    for r in recs.iter_mut().rev() {
+        if r.h.kind == KIND_COMMIT {
+            seq = Some(r.h.a as u64);
         }
-        next_seq[i] = seq;
+        r.next_seq = seq;
     }
-    for (i, (h, o)) in recs.iter().enumerate().skip(last_seal) {
-        if h.kind != KIND_CHUNK {
+    recs
+}
+
+/// Pass 2 of a scan: verify payloads after the last clean close. Returns how many records
+/// are valid: all of them, or those before the first bad payload that is not dead anyway.
+fn verify_payloads(map: &[u8], recs: &mut [Found], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIndex) -> usize {
+    let last_seal = recs.iter().rposition(|r| r.h.kind == KIND_SEAL).map_or(0, |i| i + 1);
+    for (i, r) in recs.iter_mut().enumerate().skip(last_seal) {
+        if r.h.kind != KIND_CHUNK {
             continue;
         }
-        let p = (*o as usize) + RECORD_HEADER_LEN;
-        if payload_crc([&map[p..p + h.len as usize]]) != h.crc {
-            if is_dead(h, next_seq[i], known, tombstones) {
+        let p = (r.off as usize) + RECORD_HEADER_LEN;
+        // walk_headers checked that the payload lies within the map.
+        let payload = map.get(p..p + r.h.len as usize).unwrap_or_default();
+        if payload_crc([payload]) != r.h.crc {
+            if is_dead(&r.h, r.next_seq, known, tombstones) {
                 continue;
             }
-            valid = i;
-            break;
+            return i;
         }
-        verified[i] = true;
+        r.verified = true;
     }
+    recs.len()
+}
+
+fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIndex) -> Scan {
+    let mut recs = walk_headers(map);
+    let valid = verify_payloads(map, &mut recs, known, tombstones);
     // Pass 3: keep chunks that a commit record covers.
     let mut out = Scan { chunks: Vec::new(), keep_end: HEADER_LEN, commits: 0, max_seq: 0 };
     let mut pending: Vec<(RecordHeader, u64, bool)> = Vec::new();
-    for (i, (h, o)) in recs.iter().enumerate().take(valid) {
-        match h.kind {
-            KIND_CHUNK => pending.push((*h, *o, verified[i])),
+    for r in recs.iter().take(valid) {
+        match r.h.kind {
+            KIND_CHUNK => pending.push((r.h, r.off, r.verified)),
             KIND_COMMIT => {
-                let seq = h.a as u64;
+                let seq = r.h.a as u64;
                 out.max_seq = out.max_seq.max(seq);
                 out.commits += 1;
                 out.chunks.extend(pending.drain(..).map(|(h, o, v)| (h, o, seq, v)));
-                out.keep_end = o + h.footprint();
+                out.keep_end = r.off + r.h.footprint();
             }
             _ => {
                 if pending.is_empty() {
-                    out.keep_end = o + h.footprint();
+                    out.keep_end = r.off + r.h.footprint();
                 }
             }
         }
@@ -165,6 +184,157 @@ fn quarantine(path: &Path, report: &mut RecoveryReport, why: &str) -> Result<()>
     Ok(())
 }
 
+/// The segment files of `seg_dir`, sorted by id. Files named like no segment are set aside.
+fn list_segments(seg_dir: &Path, report: &mut RecoveryReport) -> Result<Vec<(u64, PathBuf)>> {
+    let mut files: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(seg_dir).map_err(|e| io_err(seg_dir, e))? {
+        let path = entry.map_err(|e| io_err(seg_dir, e))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("seg") {
+            continue;
+        }
+        let id = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
+        match id {
+            Some(id) => files.push((id, path)),
+            None => quarantine(&path, report, "file name is not a segment id")?,
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What to do with a segment given its header.
+enum HeaderVerdict {
+    /// Ours and intact: scan it.
+    Intact,
+    /// Its creation was interrupted before the header was complete: remove it.
+    Interrupted,
+    /// Damaged or foreign: set it aside, for this reason.
+    Quarantine(&'static str),
+}
+
+fn header_verdict(id: u64, path: &Path, bytes: &[u8], flen: u64) -> Result<HeaderVerdict> {
+    match decode_segment_header(bytes) {
+        Ok(hid) if hid == id => Ok(HeaderVerdict::Intact),
+        Ok(_) => Ok(HeaderVerdict::Quarantine("header names another segment id")),
+        Err(HeaderProblem::Version(v)) => Err(super::StorageError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: u64::from(v),
+            supported: u64::from(super::format::FORMAT_VERSION),
+        }
+        .into()),
+        Err(HeaderProblem::Torn) if flen <= HEADER_LEN => Ok(HeaderVerdict::Interrupted),
+        Err(p) => {
+            Ok(HeaderVerdict::Quarantine(if p == HeaderProblem::ForeignMagic { "not a Telemetron segment" } else { "damaged header" }))
+        }
+    }
+}
+
+/// Recovery in progress: what the segments scanned so far have shown.
+struct Recovery<'a> {
+    stores: &'a HashMap<ChannelKey, Arc<ChannelStore>>,
+    tombstones: TombstoneIndex,
+    report: RecoveryReport,
+    max_seq: u64,
+    /// Next free domain per index channel.
+    domains: HashMap<ChannelKey, u32>,
+}
+
+impl Recovery<'_> {
+    /// Check, scan and truncate one segment file, and index its committed chunks. `None` if
+    /// the file was removed or set aside.
+    fn segment(&mut self, id: u64, path: PathBuf, segment_size: u64) -> Result<Option<Arc<Segment>>> {
+        let file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| io_err(&path, e))?;
+        let flen = file.metadata().map_err(|e| io_err(&path, e))?.len();
+        // SAFETY: nothing else writes this directory (we hold its lock); the map is dropped
+        // before the file is truncated.
+        let map = if flen == 0 { None } else { Some(unsafe { Mmap::map(&file) }.map_err(|e| io_err(&path, e))?) };
+        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+        match header_verdict(id, &path, bytes, flen)? {
+            HeaderVerdict::Intact => {}
+            HeaderVerdict::Interrupted => {
+                drop(map);
+                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+                tracing::info!(segment = id, "removed a segment whose creation was interrupted");
+                return Ok(None);
+            }
+            HeaderVerdict::Quarantine(why) => {
+                drop(map);
+                quarantine(&path, &mut self.report, why)?;
+                return Ok(None);
+            }
+        }
+        let stores = self.stores;
+        let sc = scan(bytes, &|k| stores.contains_key(&k), &self.tombstones);
+        drop(map);
+        if sc.keep_end < flen {
+            file.set_len(sc.keep_end).map_err(|e| io_err(&path, e))?;
+            file.sync_all().map_err(|e| io_err(&path, e))?;
+            self.report.truncated_bytes += flen - sc.keep_end;
+            tracing::warn!(segment = id, cut = flen - sc.keep_end, "truncated a torn or uncommitted tail");
+        }
+        self.max_seq = self.max_seq.max(sc.max_seq);
+        self.report.commits += sc.commits;
+        let seg = Segment::open_existing(id, path, file, sc.keep_end, segment_size);
+        self.index_chunks(&seg, sc.chunks);
+        Ok(Some(seg))
+    }
+
+    /// Put the committed chunks of `seg` into their channels' pointer indexes.
+    fn index_chunks(&mut self, seg: &Arc<Segment>, chunks: Vec<(RecordHeader, u64, u64, bool)>) {
+        let stores = self.stores;
+        let known = |k: ChannelKey| stores.contains_key(&k);
+        for (h, off, seq, verified) in chunks {
+            let Some(store) = stores.get(&h.channel) else {
+                self.report.orphan_chunks += 1;
+                continue;
+            };
+            if DataType::from_tag(h.data_type) != Some(store.data_type) {
+                tracing::warn!(channel = store.key, "chunk data type does not match the channel; ignored");
+                self.report.orphan_chunks += 1;
+                continue;
+            }
+            let domain = h.alignment.domain();
+            let idx = store.index.unwrap_or(store.key);
+            let e = self.domains.entry(idx).or_insert(0);
+            *e = (*e).max(domain + 1);
+            if is_dead(&h, Some(seq), &known, &self.tombstones) {
+                // Deleted entirely: its payload may have been punched out, so never index it
+                // (trimming an index chunk piece by piece would read its timestamps).
+                continue;
+            }
+            let rec = Arc::new(RecordRef::new(seg.clone(), off, h, verified));
+            let (first_ts, last_ts) = if store.is_index { (h.a, h.b) } else { (0, 0) };
+            let c = ChunkRef { pos: h.alignment.sample(), n: h.samples, skip: 0, first_ts, last_ts, seq, rec };
+            if store.state.lock().chunks.insert(domain, c) {
+                self.report.chunks += 1;
+            } else {
+                tracing::warn!(channel = store.key, domain, "overlapping chunk found during recovery; the earlier one is kept");
+            }
+        }
+    }
+
+    /// Apply the persisted range deletions, oldest first, and set each index's next domain.
+    fn finish(&mut self, tombstones: &[Tombstone]) -> Result<()> {
+        let mut sorted = tombstones.to_vec();
+        sorted.sort_by_key(|t| t.seq);
+        for t in &sorted {
+            self.max_seq = self.max_seq.max(t.seq);
+            if let Some(store) = self.stores.get(&t.channel) {
+                let mut st = store.state.lock();
+                if let Some(d) = st.chunks.domains.get_mut(&t.domain) {
+                    d.remove(t.from, t.to, t.seq, store.data_type).map_err(Error::from)?;
+                }
+            }
+        }
+        for (k, next) in &self.domains {
+            if let Some(s) = self.stores.get(k) {
+                s.state.lock().next_domain = *next;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Open the storage of `dir`, recovering from any crash.
 pub(crate) fn open_storage(
     dir: &Path,
@@ -178,122 +348,24 @@ pub(crate) fn open_storage(
     fs::create_dir_all(&seg_dir).map_err(|e| io_err(&seg_dir, e))?;
     let stores: HashMap<ChannelKey, Arc<ChannelStore>> =
         channels.iter().filter(|c| !c.is_virtual()).map(|c| (c.key, Arc::new(ChannelStore::new(c)))).collect();
-    let mut report = RecoveryReport::default();
-    let tomb_index = index_tombstones(tombstones);
-    let mut files: Vec<(u64, PathBuf)> = Vec::new();
-    for entry in fs::read_dir(&seg_dir).map_err(|e| io_err(&seg_dir, e))? {
-        let path = entry.map_err(|e| io_err(&seg_dir, e))?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("seg") {
-            continue;
-        }
-        let id = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
-        match id {
-            Some(id) => files.push((id, path)),
-            None => quarantine(&path, &mut report, "file name is not a segment id")?,
-        }
-    }
-    files.sort();
+    let mut rec = Recovery {
+        stores: &stores,
+        tombstones: index_tombstones(tombstones),
+        report: RecoveryReport::default(),
+        max_seq: 0,
+        domains: HashMap::new(),
+    };
+    let files = list_segments(&seg_dir, &mut rec.report)?;
     let max_id = files.last().map_or(0, |(id, _)| *id);
     let segments = Segments::new(seg_dir.clone(), opts.segment_size, max_id + 1);
-    let mut max_seq = 0u64;
-    let mut domains: HashMap<ChannelKey, u32> = HashMap::new();
     for (id, path) in files {
-        let file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| io_err(&path, e))?;
-        let flen = file.metadata().map_err(|e| io_err(&path, e))?.len();
-        // SAFETY: nothing else writes this directory (we hold its lock); the map is dropped
-        // before the file is truncated.
-        let map = if flen == 0 { None } else { Some(unsafe { Mmap::map(&file) }.map_err(|e| io_err(&path, e))?) };
-        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-        match decode_segment_header(bytes) {
-            Ok(hid) if hid == id => {}
-            Ok(_) => {
-                drop(map);
-                quarantine(&path, &mut report, "header names another segment id")?;
-                continue;
-            }
-            Err(HeaderProblem::Version(v)) => {
-                return Err(super::StorageError::UnsupportedFormat {
-                    path,
-                    found: u64::from(v),
-                    supported: u64::from(super::format::FORMAT_VERSION),
-                }
-                .into());
-            }
-            Err(HeaderProblem::Torn) if flen <= HEADER_LEN => {
-                drop(map);
-                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-                tracing::info!(segment = id, "removed a segment whose creation was interrupted");
-                continue;
-            }
-            Err(p) => {
-                drop(map);
-                quarantine(
-                    &path,
-                    &mut report,
-                    if p == HeaderProblem::ForeignMagic { "not a Telemetron segment" } else { "damaged header" },
-                )?;
-                continue;
-            }
-        }
-        let known = |k: ChannelKey| stores.contains_key(&k);
-        let sc = scan(bytes, &known, &tomb_index);
-        drop(map);
-        if sc.keep_end < flen {
-            file.set_len(sc.keep_end).map_err(|e| io_err(&path, e))?;
-            file.sync_all().map_err(|e| io_err(&path, e))?;
-            report.truncated_bytes += flen - sc.keep_end;
-            tracing::warn!(segment = id, cut = flen - sc.keep_end, "truncated a torn or uncommitted tail");
-        }
-        max_seq = max_seq.max(sc.max_seq);
-        report.commits += sc.commits;
-        let seg = Segment::open_existing(id, path, file, sc.keep_end, opts.segment_size);
-        for (h, off, seq, verified) in sc.chunks {
-            let Some(store) = stores.get(&h.channel) else {
-                report.orphan_chunks += 1;
-                continue;
-            };
-            if DataType::from_tag(h.data_type) != Some(store.data_type) {
-                tracing::warn!(channel = store.key, "chunk data type does not match the channel; ignored");
-                report.orphan_chunks += 1;
-                continue;
-            }
-            let domain = h.alignment.domain();
-            let idx = store.index.unwrap_or(store.key);
-            let e = domains.entry(idx).or_insert(0);
-            *e = (*e).max(domain + 1);
-            if is_dead(&h, Some(seq), &known, &tomb_index) {
-                // Deleted entirely: its payload may have been punched out, so never index it
-                // (trimming an index chunk piece by piece would read its timestamps).
-                continue;
-            }
-            let rec = Arc::new(RecordRef::new(seg.clone(), off, h, verified));
-            let (first_ts, last_ts) = if store.is_index { (h.a, h.b) } else { (0, 0) };
-            let c = ChunkRef { pos: h.alignment.sample(), n: h.samples, skip: 0, first_ts, last_ts, seq, rec };
-            if store.state.lock().chunks.insert(domain, c) {
-                report.chunks += 1;
-            } else {
-                tracing::warn!(channel = store.key, domain, "overlapping chunk found during recovery; the earlier one is kept");
-            }
-        }
-        report.segments += 1;
-        segments.insert_recovered(seg);
-    }
-    let mut sorted = tombstones.to_vec();
-    sorted.sort_by_key(|t| t.seq);
-    for t in &sorted {
-        max_seq = max_seq.max(t.seq);
-        if let Some(store) = stores.get(&t.channel) {
-            let mut st = store.state.lock();
-            if let Some(d) = st.chunks.domains.get_mut(&t.domain) {
-                d.remove(t.from, t.to, t.seq, store.data_type).map_err(Error::from)?;
-            }
+        if let Some(seg) = rec.segment(id, path, opts.segment_size)? {
+            rec.report.segments += 1;
+            segments.insert_recovered(seg);
         }
     }
-    for (k, next) in domains {
-        if let Some(s) = stores.get(&k) {
-            s.state.lock().next_domain = next;
-        }
-    }
+    rec.finish(tombstones)?;
+    let Recovery { report, max_seq, .. } = rec;
     tracing::info!(segments = report.segments, chunks = report.chunks, truncated = report.truncated_bytes, "storage recovered");
     let storage = Arc::new(Storage {
         opts,

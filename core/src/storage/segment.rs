@@ -30,7 +30,9 @@ struct MapSlice {
 
 impl AsRef<[u8]> for MapSlice {
     fn as_ref(&self) -> &[u8] {
-        &self.map[self.off..self.off + self.len]
+        // `Segment::bytes` builds a MapSlice only from a map that `map_covering` made at
+        // least `off + len` long.
+        self.map.get(self.off..self.off + self.len).expect("a MapSlice lies within its map (see Segment::bytes)")
     }
 }
 

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::format::{KIND_COMMIT, KIND_SEAL, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
 use super::index::{ChunkRef, RecordRef};
+use super::rules;
 use super::segment::Segment;
 use super::{ChannelStore, Durability, RegionDomain, RegionState, Storage, StorageError, WriteError};
 use crate::channel::ChannelKey;
@@ -25,9 +26,16 @@ use crate::telem::{Alignment, DataType, Frame, Series, TimeRange, TimeStamp};
 const ZERO_COPY_MIN: usize = 4 << 10;
 /// A channel's pending bytes past which they are written out before the commit.
 const PENDING_FLUSH: u64 = 64 << 20;
-/// Most samples in one domain (positions are u32).
-const DOMAIN_CAPACITY: u64 = u32::MAX as u64;
 static ZEROS: [u8; 8] = [0; 8];
+
+/// The zero bytes that pad a payload of `len` bytes to a multiple of 8.
+fn padding(len: u64) -> &'static [u8] {
+    ZEROS.get(..(pad8(len) - len) as usize).expect("pad8 rounds up to the next multiple of 8, so padding is under 8 bytes")
+}
+
+type RegionGuard<'a> = parking_lot::MutexGuard<'a, RegionState>;
+/// The series of one write, each with its slot.
+type SlotSeries = Vec<(usize, Series)>;
 
 /// One index channel and the data channels a writer writes with it.
 #[derive(Debug, Clone)]
@@ -102,12 +110,14 @@ impl Pending {
                 }
             }
         }
-        if self.dt == DataType::Timestamp && !s.is_empty() {
+        if self.dt == DataType::Timestamp {
             let ts = s.as_timestamps().unwrap_or_default();
-            if self.n == 0 {
-                self.first_ts = ts[0];
+            if let (Some(&first), Some(&last)) = (ts.first(), ts.last()) {
+                if self.n == 0 {
+                    self.first_ts = first;
+                }
+                self.last_ts = last;
             }
-            self.last_ts = ts[ts.len() - 1];
         }
         self.n += s.len() as u32;
     }
@@ -127,6 +137,15 @@ struct Group {
     region: Arc<RegionDomain>,
     /// Last timestamp this writer wrote in the group.
     last_ts_seen: Option<i64>,
+}
+
+/// A group that one write touches: its index channel, sample count and region.
+#[derive(Debug)]
+struct WrittenGroup {
+    group: usize,
+    index: Arc<ChannelStore>,
+    samples: u64,
+    region: Arc<RegionDomain>,
 }
 
 /// The storage part of one open writer.
@@ -173,12 +192,12 @@ impl StorageWriter {
             let gi = w.groups.len();
             let region = claim_index(&spec.index, start, end)?;
             let index_slot = w.add_slot(spec.index.clone(), gi);
-            w.groups.push(Group { index_slot, data_slots: Vec::new(), region, last_ts_seen: None });
+            let mut data_slots = Vec::with_capacity(spec.data.len());
             for d in spec.data {
                 d.state.lock().writers += 1;
-                let slot = w.add_slot(d, gi);
-                w.groups[gi].data_slots.push(slot);
+                data_slots.push(w.add_slot(d, gi));
             }
+            w.groups.push(Group { index_slot, data_slots, region, last_ts_seen: None });
         }
         tracing::debug!(groups = w.groups.len(), channels = w.slots.len(), start = %start, "storage writer opened");
         Ok(w)
@@ -192,137 +211,141 @@ impl StorageWriter {
         slot
     }
 
+    /// The slot `slot`. Slots are only added (in `open`), and every slot index kept in
+    /// `slot_of`, `groups`, `group_of` or `uncommitted` was returned by `add_slot`.
+    fn pending(&self, slot: usize) -> &Pending {
+        self.slots.get(slot).expect("slot indices are handed out by add_slot and slots never shrink")
+    }
+
+    fn pending_mut(&mut self, slot: usize) -> &mut Pending {
+        self.slots.get_mut(slot).expect("slot indices are handed out by add_slot and slots never shrink")
+    }
+
     /// Validate `frame` completely, call `before_apply` with it (the relay tap), then
     /// buffer it. On error nothing is buffered or published. Regions are locked from
     /// validation to buffering, so writers sharing a region interleave whole frames.
     pub(crate) fn write(&mut self, frame: &Frame, before_apply: &mut dyn FnMut(&Frame)) -> Result<()> {
-        let mut items: Vec<(usize, Series)> = Vec::with_capacity(frame.len());
+        let (items, totals) = self.typed_series(frame)?;
+        let mut active = self.written_groups(&totals)?;
+        // Lock the regions in a global order (index key) so writers never deadlock.
+        active.sort_by_key(|w| w.index.key);
+        let regions: Vec<Arc<RegionDomain>> = active.iter().map(|w| w.region.clone()).collect();
+        let mut guards: Vec<RegionGuard<'_>> = regions.iter().map(|r| r.state.lock()).collect();
+        let new_last = self.check_timestamps(&active, &guards, &items)?;
+        // Valid: tap it off to the relay, then buffer. Nothing below rejects the frame.
+        before_apply(frame);
+        let cursor = self.reserve(&active, &new_last, &mut guards);
+        drop(guards);
+        for (w, last) in active.iter().zip(new_last) {
+            if let Some(g) = self.groups.get_mut(w.group) {
+                g.last_ts_seen = Some(last);
+            }
+        }
+        self.buffer(&items, cursor)
+    }
+
+    /// Phase 1: every series belongs to the writer and has its channel's type (an `i64`
+    /// series for a timestamp channel is cast). Returns the series by slot and the sample
+    /// count per slot.
+    fn typed_series(&self, frame: &Frame) -> Result<(SlotSeries, Vec<u64>)> {
+        let mut items: SlotSeries = Vec::with_capacity(frame.len());
         let mut totals = vec![0u64; self.slots.len()];
         for (key, s) in frame.iter() {
             let Some(&slot) = self.slot_of.get(&key) else {
                 return Err(WriteError::NotInWriter { channel: key }.into());
             };
-            let p = &self.slots[slot];
-            let s = if s.data_type() == p.dt {
-                s.clone()
-            } else if p.dt == DataType::Timestamp && s.data_type() == DataType::I64 {
-                s.clone().cast(DataType::Timestamp)?
-            } else {
-                return Err(WriteError::TypeMismatch { channel: p.store.name.clone(), expected: p.dt, actual: s.data_type() }.into());
-            };
-            totals[slot] += s.len() as u64;
+            let p = self.pending(slot);
+            rules::check_type(&p.store.name, p.dt, s.data_type())?;
+            let s = if s.data_type() == p.dt { s.clone() } else { s.clone().cast(p.dt)? };
+            if let Some(t) = totals.get_mut(slot) {
+                *t += s.len() as u64;
+            }
             items.push((slot, s));
         }
-        // Per group: lengths and index presence (no locks needed).
-        let mut active: Vec<usize> = Vec::new();
+        Ok((items, totals))
+    }
+
+    /// Phase 2, per index group and without locks: index presence, lengths and the size
+    /// cap. Returns the groups this write touches.
+    fn written_groups(&self, totals: &[u64]) -> Result<Vec<WrittenGroup>> {
+        let count = |slot: usize| totals.get(slot).copied().unwrap_or(0);
+        let mut active = Vec::new();
         for (gi, g) in self.groups.iter().enumerate() {
-            let n = totals[g.index_slot];
-            let present: Vec<usize> = g.data_slots.iter().copied().filter(|&d| totals[d] > 0).collect();
-            if n == 0 {
-                if !present.is_empty() {
-                    return Err(WriteError::IndexMissing {
-                        index: self.slots[g.index_slot].store.name.clone(),
-                        data: present.iter().map(|&d| self.slots[d].store.name.clone()).collect(),
-                    }
-                    .into());
-                }
-                continue;
+            let index = &self.pending(g.index_slot).store;
+            let samples = count(g.index_slot);
+            let data = g.data_slots.iter().map(|&d| (self.pending(d).store.name.as_str(), count(d)));
+            if rules::check_group(&index.name, samples, data)? {
+                active.push(WrittenGroup { group: gi, index: index.clone(), samples, region: g.region.clone() });
             }
-            for &d in &present {
-                if totals[d] != n {
-                    return Err(WriteError::LengthMismatch {
-                        channel: self.slots[d].store.name.clone(),
-                        index: self.slots[g.index_slot].store.name.clone(),
-                        expected: n as usize,
-                        actual: totals[d] as usize,
-                    }
-                    .into());
-                }
-            }
-            if n > DOMAIN_CAPACITY {
-                return Err(WriteError::TooLarge { samples: n, limit: DOMAIN_CAPACITY }.into());
-            }
-            active.push(gi);
         }
-        // Lock the regions in a global order (index key) so writers never deadlock.
-        active.sort_by_key(|&gi| self.slots[self.groups[gi].index_slot].store.key);
-        let regions: Vec<Arc<RegionDomain>> = active.iter().map(|&gi| self.groups[gi].region.clone()).collect();
-        let mut guards: Vec<parking_lot::MutexGuard<'_, RegionState>> = regions.iter().map(|r| r.state.lock()).collect();
-        // Timestamps: strictly increasing within the frame and after the region's last,
-        // not before this writer's start, below the region's limit.
+        Ok(active)
+    }
+
+    /// Phase 3, under the region locks: index timestamps strictly increasing within the
+    /// frame and after the region's last, not before this writer's start, below the
+    /// region's limit. Returns the new last timestamp per written group.
+    fn check_timestamps(&self, active: &[WrittenGroup], guards: &[RegionGuard<'_>], items: &[(usize, Series)]) -> Result<Vec<i64>> {
         let mut new_last: Vec<i64> = Vec::with_capacity(active.len());
-        for (ai, &gi) in active.iter().enumerate() {
-            let g = &self.groups[gi];
-            let rs = &guards[ai];
-            let name = &self.slots[g.index_slot].store.name;
-            let mut prev = rs.last_ts;
-            let mut position = 0usize;
-            for (_, s) in items.iter().filter(|(slot, _)| *slot == g.index_slot) {
-                for &t in s.as_timestamps()? {
-                    if t < self.start.0 {
-                        return Err(WriteError::BeforeStart { index: name.clone(), start: self.start, value: TimeStamp(t) }.into());
-                    }
-                    if let Some(p) = prev
-                        && t <= p
-                    {
-                        return Err(WriteError::NotMonotonic {
-                            index: name.clone(),
-                            position,
-                            previous: TimeStamp(p),
-                            value: TimeStamp(t),
-                        }
-                        .into());
-                    }
-                    if t >= rs.limit {
-                        return Err(
-                            WriteError::Overlap { index: name.clone(), value: TimeStamp(t), next_start: TimeStamp(rs.limit) }.into()
-                        );
-                    }
-                    prev = Some(t);
-                    position += 1;
-                }
+        for (w, rs) in active.iter().zip(guards) {
+            let index_slot = self.group(w.group).index_slot;
+            let mut rule = rules::IndexTimestamps::new(&w.index.name, self.start, rs.last_ts, Some(rs.limit));
+            for (_, s) in items.iter().filter(|(slot, _)| *slot == index_slot) {
+                rule.check(s.as_timestamps()?)?;
             }
-            new_last.push(prev.unwrap_or(i64::MIN));
+            new_last.push(rule.last().unwrap_or(i64::MIN));
         }
-        // Valid: tap it off to the relay, then buffer. Nothing below rejects the frame.
-        before_apply(frame);
+        Ok(new_last)
+    }
+
+    /// Phase 4, still under the region locks: reserve each written group's positions in its
+    /// region's domain (rolling to a new domain when it is full). Returns where each slot's
+    /// series of this frame go.
+    fn reserve(&self, active: &[WrittenGroup], new_last: &[i64], guards: &mut [RegionGuard<'_>]) -> Vec<Option<(u32, u32)>> {
         let mut cursor: Vec<Option<(u32, u32)>> = vec![None; self.slots.len()];
-        for (ai, &gi) in active.iter().enumerate() {
-            let n = totals[self.groups[gi].index_slot];
-            let rs = &mut guards[ai];
-            if u64::from(rs.next_pos) + n > DOMAIN_CAPACITY {
-                let store = self.slots[self.groups[gi].index_slot].store.clone();
-                let mut st = store.state.lock();
+        for ((w, rs), &last) in active.iter().zip(guards.iter_mut()).zip(new_last) {
+            if u64::from(rs.next_pos) + w.samples > rules::DOMAIN_CAPACITY {
+                let mut st = w.index.state.lock();
                 rs.domain = st.next_domain;
                 st.next_domain += 1;
                 rs.next_pos = 0;
-                tracing::debug!(index = %store.name, domain = rs.domain, "domain full; rolled to a new domain");
+                tracing::debug!(index = %w.index.name, domain = rs.domain, "domain full; rolled to a new domain");
             }
-            let g = &self.groups[gi];
+            let g = self.group(w.group);
             for slot in std::iter::once(g.index_slot).chain(g.data_slots.iter().copied()) {
-                cursor[slot] = Some((rs.domain, rs.next_pos));
+                if let Some(c) = cursor.get_mut(slot) {
+                    *c = Some((rs.domain, rs.next_pos));
+                }
             }
-            rs.next_pos += n as u32;
-            rs.last_ts = Some(new_last[ai]);
+            // At most DOMAIN_CAPACITY (checked by rules::check_group), so it fits a u32.
+            rs.next_pos += w.samples as u32;
+            rs.last_ts = Some(last);
         }
-        drop(guards);
-        for (ai, &gi) in active.iter().enumerate() {
-            self.groups[gi].last_ts_seen = Some(new_last[ai]);
-        }
-        for (slot, s) in &items {
-            let Some((domain, pos)) = cursor[*slot] else { continue };
-            let p = &self.slots[*slot];
+        cursor
+    }
+
+    /// Phase 5: buffer the series at their reserved positions, writing out a slot's pending
+    /// chunk first if the new series does not continue it, and any slot grown too large.
+    fn buffer(&mut self, items: &[(usize, Series)], mut cursor: Vec<Option<(u32, u32)>>) -> Result<()> {
+        for (slot, s) in items {
+            let Some(Some((domain, pos))) = cursor.get(*slot).copied() else { continue };
+            let p = self.pending(*slot);
             if p.n > 0 && (p.domain != domain || p.pos + p.n != pos) {
                 self.write_records(&[*slot], false)?;
             }
-            self.slots[*slot].append(s, domain, pos);
-            cursor[*slot] = Some((domain, pos + s.len() as u32));
+            self.pending_mut(*slot).append(s, domain, pos);
+            if let Some(c) = cursor.get_mut(*slot) {
+                *c = Some((domain, pos + s.len() as u32));
+            }
         }
-        let big: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].payload_len() > PENDING_FLUSH).collect();
+        let big: Vec<usize> = self.slots.iter().enumerate().filter(|(_, p)| p.payload_len() > PENDING_FLUSH).map(|(s, _)| s).collect();
         if !big.is_empty() {
             self.write_records(&big, false)?;
         }
         Ok(())
+    }
+
+    fn group(&self, gi: usize) -> &Group {
+        self.groups.get(gi).expect("group indices come from enumerating groups, which only grow in open")
     }
 
     /// The end of what this writer has written so far (last timestamp + 1), or its start.
@@ -348,11 +371,10 @@ impl StorageWriter {
     /// Write the pending chunks of `slots` (and a commit record if `commit`) in one write.
     fn write_records(&mut self, slots: &[usize], commit: bool) -> Result<Option<u64>> {
         let seg = self.segment()?;
-        let mut headers: Vec<[u8; RECORD_HEADER_LEN]> = Vec::with_capacity(slots.len() + 1);
-        let mut metas: Vec<(usize, RecordHeader)> = Vec::with_capacity(slots.len());
-        let mut offsets_bytes: Vec<Vec<u8>> = Vec::new();
+        // Per chunk record: its slot, header, encoded header and offsets table.
+        let mut chunks: Vec<(usize, RecordHeader, [u8; RECORD_HEADER_LEN], Vec<u8>)> = Vec::with_capacity(slots.len());
         for &slot in slots {
-            let p = &self.slots[slot];
+            let p = self.pending(slot);
             if p.n == 0 {
                 continue;
             }
@@ -362,50 +384,46 @@ impl StorageWriter {
             h.crc = payload_crc(
                 std::iter::once(offs.as_slice()).chain(p.parts.iter().map(|b| b.as_ref())).chain(std::iter::once(p.staging.as_slice())),
             );
-            headers.push(h.encode());
-            offsets_bytes.push(offs);
-            metas.push((slot, h));
+            chunks.push((slot, h, h.encode(), offs));
         }
-        let chunk_count = self.uncommitted.len() + metas.len();
+        let chunk_count = self.uncommitted.len() + chunks.len();
         let seq = if commit { Some(self.storage.next_seq()) } else { None };
-        if let Some(seq) = seq {
-            let h = RecordHeader::marker(KIND_COMMIT, chunk_count as u32, seq as i64, TimeStamp::now().0);
-            headers.push(h.encode());
-        }
-        if headers.is_empty() {
+        let commit_header = seq.map(|seq| RecordHeader::marker(KIND_COMMIT, chunk_count as u32, seq as i64, TimeStamp::now().0).encode());
+        if chunks.is_empty() && commit_header.is_none() {
             return Ok(None);
         }
-        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(metas.len() * 4 + 1);
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(chunks.len() * 4 + 1);
         let mut total = 0u64;
-        for (i, (slot, h)) in metas.iter().enumerate() {
-            let p = &self.slots[*slot];
-            iov.push(IoSlice::new(&headers[i]));
-            iov.push(IoSlice::new(&offsets_bytes[i]));
+        for (slot, h, header, offs) in &chunks {
+            let p = self.pending(*slot);
+            iov.push(IoSlice::new(header));
+            iov.push(IoSlice::new(offs));
             for part in &p.parts {
                 iov.push(IoSlice::new(part));
             }
             iov.push(IoSlice::new(&p.staging));
-            let pad = (pad8(h.len) - h.len) as usize;
-            iov.push(IoSlice::new(&ZEROS[..pad]));
+            iov.push(IoSlice::new(padding(h.len)));
             total += h.footprint();
         }
-        if seq.is_some() {
-            iov.push(IoSlice::new(&headers[headers.len() - 1]));
+        if let Some(header) = &commit_header {
+            iov.push(IoSlice::new(header));
             total += RECORD_HEADER_LEN as u64;
         }
         iov.retain(|s| !s.is_empty());
-        let _span = tracing::trace_span!("storage.append", segment = seg.id, bytes = total, records = headers.len()).entered();
+        let records = chunks.len() + usize::from(commit_header.is_some());
+        let _span = tracing::trace_span!("storage.append", segment = seg.id, bytes = total, records).entered();
         let base = seg.append(&mut iov, total)?;
         drop(iov);
         let mut off = base;
-        for (slot, h) in metas {
-            let p = &mut self.slots[slot];
+        for (slot, h, _, _) in chunks {
             let rec = Arc::new(RecordRef::new(seg.clone(), off, h, true));
             off += h.footprint();
+            let p = self.pending_mut(slot);
             let (first_ts, last_ts) = if p.dt == DataType::Timestamp { (p.first_ts, p.last_ts) } else { (0, 0) };
             let c = ChunkRef { pos: p.pos, n: p.n, skip: 0, first_ts, last_ts, seq: 0, rec };
-            self.uncommitted.push((slot, p.domain, c));
+            let domain = p.domain;
             p.clear();
+            self.uncommitted.push((slot, domain, c));
         }
         Ok(seq)
     }
@@ -420,7 +438,7 @@ impl StorageWriter {
         }
         let storage = self.storage.clone();
         let _guard = storage.commit_lock.read();
-        let dirty: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].n > 0).collect();
+        let dirty: Vec<usize> = self.slots.iter().enumerate().filter(|(_, p)| p.n > 0).map(|(s, _)| s).collect();
         let span = tracing::debug_span!("storage.commit", chunks = dirty.len() + self.uncommitted.len());
         let _e = span.enter();
         let seq = self.write_records(&dirty, true)?.unwrap_or(0);
@@ -435,9 +453,9 @@ impl StorageWriter {
             }
             Durability::None => {}
         }
-        for (slot, domain, mut c) in self.uncommitted.drain(..) {
+        for (slot, domain, mut c) in std::mem::take(&mut self.uncommitted) {
             c.seq = seq;
-            let store = &self.slots[slot].store;
+            let store = &self.pending(slot).store;
             if !store.state.lock().chunks.insert(domain, c) {
                 tracing::error!(channel = %store.name, domain, "overlapping chunk on commit; skipped");
             }
@@ -506,7 +524,7 @@ impl StorageWriter {
             st.writers = st.writers.saturating_sub(1);
         }
         for g in &self.groups {
-            let store = &self.slots[g.index_slot].store;
+            let store = &self.pending(g.index_slot).store;
             let mut st = store.state.lock();
             if g.region.writers.fetch_sub(1, Ordering::AcqRel) == 1 {
                 st.regions.retain(|r| !Arc::ptr_eq(r, &g.region));

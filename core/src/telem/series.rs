@@ -1,5 +1,9 @@
 //! [`Series`]: a typed, immutable run of samples over a shared buffer.
 
+// Series decode untrusted bytes (from files and the network): no `unwrap`, no unchecked
+// indexing.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::fmt;
 use std::ops::Range;
 
@@ -294,11 +298,11 @@ impl Series {
     pub fn validate(&self) -> Result<(), SeriesError> {
         match self.data_type {
             DataType::Bool => {
-                if let Some(i) = self.data.iter().position(|&b| b > 1) {
+                if let Some((i, b)) = self.data.iter().enumerate().find(|&(_, &b)| b > 1) {
                     return Err(SeriesError::InvalidValue {
                         index: i,
                         data_type: DataType::Bool,
-                        reason: format!("byte value {} (booleans are stored as 0 or 1)", self.data[i]),
+                        reason: format!("byte value {b} (booleans are stored as 0 or 1)"),
                     });
                 }
             }
@@ -315,7 +319,8 @@ impl Series {
                     if o as usize > self.data.len() {
                         return Err(SeriesError::BadOffsets { reason: "offset past the end of the data".into() });
                     }
-                    let value = &self.data[prev as usize..o as usize];
+                    // prev <= o <= data.len(), checked above.
+                    let value = self.data.get(prev as usize..o as usize).unwrap_or_default();
                     match dt {
                         DataType::String => {
                             if let Err(e) = std::str::from_utf8(value) {
@@ -405,11 +410,17 @@ impl Series {
     pub fn byte_size(&self) -> usize {
         match self.data_type.density() {
             Some(d) => d * self.len,
-            None => {
-                let o = self.offsets_u64();
-                (o[self.len] - o[0]) as usize + 8 * (self.len + 1)
-            }
+            None => self.value_range().len() + 8 * (self.len + 1),
         }
+    }
+
+    /// The bytes of `data` that the samples of a variable-length series cover (empty for
+    /// fixed-size types).
+    pub(crate) fn value_range(&self) -> Range<usize> {
+        let o = self.offsets_u64();
+        let start = o.first().map_or(0, |&x| x as usize);
+        let end = o.get(self.len).map_or(start, |&x| x as usize);
+        start..end
     }
 
     pub(crate) fn offsets_u64(&self) -> &[u64] {
@@ -453,7 +464,7 @@ impl Series {
             return None;
         }
         let o = self.offsets_u64();
-        self.data.get(o[i] as usize..o[i + 1] as usize)
+        self.data.get(*o.get(i)? as usize..*o.get(i + 1)? as usize)
     }
 
     /// Sample `i` of a `string` or `json` series as text.
@@ -470,10 +481,10 @@ impl Series {
         let d = self.data_type.density()?;
         let b = self.data.get(i * d..(i + 1) * d)?;
         Some(match self.data_type {
-            DataType::U8 | DataType::Bool => b[0] as f64,
-            DataType::I8 => b[0] as i8 as f64,
-            DataType::U16 => u16::from_le_bytes([b[0], b[1]]) as f64,
-            DataType::I16 => i16::from_le_bytes([b[0], b[1]]) as f64,
+            DataType::U8 | DataType::Bool => *b.first()? as f64,
+            DataType::I8 => *b.first()? as i8 as f64,
+            DataType::U16 => u16::from_le_bytes(b.try_into().ok()?) as f64,
+            DataType::I16 => i16::from_le_bytes(b.try_into().ok()?) as f64,
             DataType::U32 => u32::from_le_bytes(b.try_into().ok()?) as f64,
             DataType::I32 => i32::from_le_bytes(b.try_into().ok()?) as f64,
             DataType::F32 => f32::from_le_bytes(b.try_into().ok()?) as f64,
@@ -513,8 +524,8 @@ impl Series {
         let mut out = match self.data_type.density() {
             Some(d) => {
                 let mut buf = Vec::with_capacity(idx.len() * d);
-                for &i in &idx {
-                    buf.extend_from_slice(&self.data[i * d..(i + 1) * d]);
+                for sample in self.data.chunks_exact(d).take(self.len).skip(first).step_by(step) {
+                    buf.extend_from_slice(sample);
                 }
                 Series { data: aligned_copy(&buf), offsets: None, ..self.clone() }
             }

@@ -1,7 +1,8 @@
-//! The remote writer's local checks: the frame-local rules of the embedded writer, in the
-//! same order and with the same errors, so a broken frame fails at once instead of one
-//! call later. What only the node can know (data stored by others, shared regions,
-//! storage failures) is still checked there and reported on the next call.
+//! The remote writer's local checks: the frame-local rules of the embedded writer (the
+//! functions of `storage::rules`, which both call), in the same order and with the same
+//! errors, so a broken frame fails at once instead of one call later. What only the node
+//! can know (data stored by others, shared regions, storage failures) is still checked
+//! there and reported on the next call.
 
 use std::collections::HashMap;
 
@@ -9,50 +10,23 @@ use crate::channel::{Channel, ChannelKey};
 use crate::error::Result;
 use crate::framer::WriterMode;
 use crate::storage::WriteError;
-use crate::telem::{DataType, Frame, TimeStamp};
-
-/// Largest write per index group (positions are u32 in storage).
-const DOMAIN_CAPACITY: u64 = u32::MAX as u64;
-
-#[derive(Debug)]
-struct Group {
-    index: ChannelKey,
-    data: Vec<ChannelKey>,
-}
+use crate::storage::rules::{self, IndexGroup, IndexTimestamps};
+use crate::telem::{Frame, TimeStamp};
 
 /// Checks frames against one writer's channels.
 #[derive(Debug)]
 pub(crate) struct Validator {
     by_key: HashMap<ChannelKey, Channel>,
-    groups: Vec<Group>,
+    groups: Vec<IndexGroup>,
     mode: WriterMode,
     start: TimeStamp,
     /// Last timestamp this writer sent per index channel.
     last: HashMap<ChannelKey, i64>,
 }
 
-fn type_ok(channel: DataType, series: DataType) -> bool {
-    series == channel || (channel == DataType::Timestamp && series == DataType::I64)
-}
-
 impl Validator {
     pub(crate) fn new(channels: &[Channel], mode: WriterMode, start: TimeStamp) -> Validator {
-        let mut groups: Vec<Group> = Vec::new();
-        if mode.persists() {
-            for ch in channels {
-                let Some(idx) = ch.index_key() else { continue };
-                let gi = match groups.iter().position(|g| g.index == idx) {
-                    Some(gi) => gi,
-                    None => {
-                        groups.push(Group { index: idx, data: Vec::new() });
-                        groups.len() - 1
-                    }
-                };
-                if ch.key != idx {
-                    groups[gi].data.push(ch.key);
-                }
-            }
-        }
+        let groups = if mode.persists() { rules::index_groups(channels) } else { Vec::new() };
         let by_key = channels.iter().map(|c| (c.key, c.clone())).collect();
         Validator { by_key, groups, mode, start, last: HashMap::new() }
     }
@@ -67,15 +41,15 @@ impl Validator {
     pub(crate) fn check_channels(&self, frame: &Frame) -> Result<()> {
         for (k, s) in frame.iter() {
             let ch = self.by_key.get(&k).ok_or(WriteError::NotInWriter { channel: k })?;
-            if (!self.mode.persists() || ch.is_virtual()) && !type_ok(ch.data_type, s.data_type()) {
-                return Err(WriteError::TypeMismatch { channel: ch.name.clone(), expected: ch.data_type, actual: s.data_type() }.into());
+            if !self.mode.persists() || ch.is_virtual() {
+                rules::check_type(&ch.name, ch.data_type, s.data_type())?;
             }
         }
         Ok(())
     }
 
-    fn name(&self, k: ChannelKey) -> String {
-        self.by_key.get(&k).map(|c| c.name.clone()).unwrap_or_default()
+    fn name(&self, k: ChannelKey) -> &str {
+        self.by_key.get(&k).map_or("", |c| c.name.as_str())
     }
 
     /// Second stage, on the frame actually sent (after control filtering): the storage
@@ -91,70 +65,29 @@ impl Validator {
             if ch.is_virtual() {
                 continue;
             }
-            if !type_ok(ch.data_type, s.data_type()) {
-                return Err(WriteError::TypeMismatch { channel: ch.name.clone(), expected: ch.data_type, actual: s.data_type() }.into());
-            }
+            rules::check_type(&ch.name, ch.data_type, s.data_type())?;
             *totals.entry(k).or_default() += s.len() as u64;
         }
-        let mut active: Vec<&Group> = Vec::new();
+        let total = |k: &ChannelKey| totals.get(k).copied().unwrap_or(0);
+        let mut active: Vec<&IndexGroup> = Vec::new();
         for g in &self.groups {
-            let n = totals.get(&g.index).copied().unwrap_or(0);
-            let present: Vec<ChannelKey> = g.data.iter().copied().filter(|d| totals.get(d).copied().unwrap_or(0) > 0).collect();
-            if n == 0 {
-                if !present.is_empty() {
-                    return Err(WriteError::IndexMissing {
-                        index: self.name(g.index),
-                        data: present.iter().map(|&d| self.name(d)).collect(),
-                    }
-                    .into());
-                }
-                continue;
+            if rules::check_group(self.name(g.index), total(&g.index), g.data.iter().map(|d| (self.name(*d), total(d))))? {
+                active.push(g);
             }
-            for &d in &present {
-                let actual = totals[&d];
-                if actual != n {
-                    return Err(WriteError::LengthMismatch {
-                        channel: self.name(d),
-                        index: self.name(g.index),
-                        expected: n as usize,
-                        actual: actual as usize,
-                    }
-                    .into());
-                }
-            }
-            if n > DOMAIN_CAPACITY {
-                return Err(WriteError::TooLarge { samples: n, limit: DOMAIN_CAPACITY }.into());
-            }
-            active.push(g);
         }
         active.sort_by_key(|g| g.index);
         let mut out = Vec::with_capacity(active.len());
         for g in active {
-            let name = self.name(g.index);
-            let mut prev = self.last.get(&g.index).copied();
-            let mut position = 0usize;
+            let mut rule = IndexTimestamps::new(self.name(g.index), self.start, self.last.get(&g.index).copied(), None);
             for s in frame.get(g.index) {
-                let ts: &[i64] = s.as_timestamps()?;
-                for &t in ts {
-                    if t < self.start.0 {
-                        return Err(WriteError::BeforeStart { index: name, start: self.start, value: TimeStamp(t) }.into());
-                    }
-                    if let Some(p) = prev
-                        && t <= p
-                    {
-                        return Err(WriteError::NotMonotonic { index: name, position, previous: TimeStamp(p), value: TimeStamp(t) }.into());
-                    }
-                    prev = Some(t);
-                    position += 1;
-                }
+                rule.check(s.as_timestamps()?)?;
             }
-            if let Some(p) = prev {
+            if let Some(p) = rule.last() {
                 out.push((g.index, p));
             }
         }
         Ok(out)
     }
-
     /// Record the last timestamps of a frame that was sent.
     pub(crate) fn record(&mut self, last: Vec<(ChannelKey, i64)>) {
         self.last.extend(last);
