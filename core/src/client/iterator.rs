@@ -5,7 +5,7 @@ use crate::framer::IterSpan;
 use crate::telem::{Frame, TimeStamp};
 
 pub(super) enum IteratorInner {
-    Embedded(crate::framer::Iterator),
+    Embedded(crate::framer::RangeIterator),
     Remote(super::remote::RemoteIterator),
 }
 
@@ -21,7 +21,7 @@ impl std::fmt::Debug for ClientIterator {
 }
 
 impl ClientIterator {
-    /// See [`crate::framer::Iterator::seek_first`].
+    /// See [`crate::framer::RangeIterator::seek_first`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -32,7 +32,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::seek_last`].
+    /// See [`crate::framer::RangeIterator::seek_last`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -43,7 +43,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::seek_ge`].
+    /// See [`crate::framer::RangeIterator::seek_ge`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -54,7 +54,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::seek_le`].
+    /// See [`crate::framer::RangeIterator::seek_le`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -65,7 +65,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::next`].
+    /// See [`crate::framer::RangeIterator::next`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -76,7 +76,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::prev`].
+    /// See [`crate::framer::RangeIterator::prev`].
     ///
     /// # Errors
     /// A storage or transport error.

@@ -6,7 +6,7 @@ use super::AppState;
 use super::ws_session::{Event, Session, malformed, timed_out};
 use super::ws_writer::heavy;
 use crate::error::{Error, Result};
-use crate::framer::Iterator;
+use crate::framer::RangeIterator;
 use crate::protocol::messages::{IteratorRequest, IteratorResponse};
 use crate::protocol::{NetError, WireError, codec, parse_json};
 
@@ -61,7 +61,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
 }
 
 /// Run one command and reply; false if the client is gone.
-async fn step(s: &mut Session, it: &mut Iterator, cmd: IteratorRequest) -> bool {
+async fn step(s: &mut Session, it: &mut RangeIterator, cmd: IteratorRequest) -> bool {
     let (r, reads): (Result<bool>, bool) = heavy(|| match cmd {
         IteratorRequest::SeekFirst => (it.seek_first(), false),
         IteratorRequest::SeekLast => (it.seek_last(), false),
