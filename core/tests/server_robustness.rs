@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use backends::{Backend, raw, test_options};
 use telemetron::channel::{ChannelKey, NewChannel};
 use telemetron::framer::WriterConfig;
-use telemetron::protocol::codec;
+use telemetron::protocol::{CloseCode, codec};
 use telemetron::relay::StreamerConfig;
 use telemetron::server::{ServerConfig, serve};
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
@@ -362,4 +362,71 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_stall_timeout() {
     let keys = [v];
     assert_eq!(when_not_busy("read", || c.read(TimeRange::MAX, &keys)).await.samples(v), 4 * N as usize);
     server.shutdown().await.unwrap();
+}
+
+/// The close code a raw stream ends with, after its `closed` message.
+async fn close_code(ws: &mut raw::Ws) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await.expect("the node closes the stream") {
+            Some(Ok(Message::Close(c))) => return c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stream_opens_and_ends_alike_with_named_close_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    let v = engine.create_channel(NewChannel::index("ct")).unwrap().key;
+    let server = serve(engine, loopback()).await.unwrap();
+    let addr = server.local_addr();
+    let open = |kind: &str| match kind {
+        "writer" => format!(r#"{{"type":"open","config":{{"start":0,"channels":[{v}]}}}}"#),
+        "streamer" => format!(r#"{{"type":"open","config":{{"channels":[{v}]}}}}"#),
+        _ => format!(r#"{{"type":"open","config":{{"bounds":{{"start":0,"end":10}},"channels":[{v}]}}}}"#),
+    };
+    let not_open =
+        [("writer", r#"{"type":"commit","id":1}"#), ("streamer", r#"{"type":"close"}"#), ("iterator", r#"{"type":"seek_first"}"#)];
+    for (kind, request) in not_open {
+        // A first message that is not `open`: refused with 1008.
+        let mut ws = raw::open(addr, kind).await;
+        raw::send_text(&mut ws, request).await;
+        let m = raw::json(&mut ws).await.expect("a closed message");
+        assert_eq!((m["type"].as_str(), m["error"]["code"].as_str()), (Some("closed"), Some("protocol.violation")), "{kind}: {m}");
+        assert!(m["error"]["message"].as_str().unwrap().contains(&format!("first message on a {kind} stream must be `open`")), "{m}");
+        assert_eq!(close_code(&mut ws).await, Some(CloseCode::PolicyViolation.code()), "{kind}");
+        // A frame before `open`: the same.
+        let mut ws = raw::open(addr, kind).await;
+        raw::send_binary(&mut ws, vec![1, 2, 3]).await;
+        let m = raw::json(&mut ws).await.expect("a closed message");
+        assert!(m["error"]["message"].as_str().unwrap().contains(&format!("before the {kind} was opened")), "{m}");
+        assert_eq!(close_code(&mut ws).await, Some(CloseCode::PolicyViolation.code()), "{kind}");
+        // Opened, then closed as asked: 1000.
+        let mut ws = raw::open(addr, kind).await;
+        raw::send_text(&mut ws, &open(kind)).await;
+        assert_eq!(raw::json(&mut ws).await.unwrap()["type"], "opened", "{kind}");
+        raw::send_text(&mut ws, if kind == "writer" { r#"{"type":"close","commit":true}"# } else { r#"{"type":"close"}"# }).await;
+        let m = raw::json(&mut ws).await.expect("a closed message");
+        assert_eq!((m["type"].as_str(), m["error"].is_null()), (Some("closed"), true), "{kind}: {m}");
+        assert_eq!(close_code(&mut ws).await, Some(CloseCode::Normal.code()), "{kind}");
+    }
+    // Open streams at shutdown: `server.shutdown`, then 1001.
+    let mut open_streams = Vec::new();
+    for kind in ["writer", "streamer", "iterator"] {
+        let mut ws = raw::open(addr, kind).await;
+        raw::send_text(&mut ws, &open(kind)).await;
+        assert_eq!(raw::json(&mut ws).await.unwrap()["type"], "opened", "{kind}");
+        open_streams.push((kind, ws));
+    }
+    let shutdown = tokio::spawn(server.shutdown());
+    for (kind, mut ws) in open_streams {
+        let m = raw::json(&mut ws).await.expect("a closed message");
+        assert_eq!(m["error"]["code"], "server.shutdown", "{kind}: {m}");
+        assert_eq!(close_code(&mut ws).await, Some(CloseCode::GoingAway.code()), "{kind}");
+    }
+    tokio::time::timeout(Duration::from_secs(60), shutdown).await.expect("shutdown in time").unwrap().unwrap();
 }
