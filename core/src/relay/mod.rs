@@ -33,7 +33,11 @@
 //! streamer: receivers get [`StreamError::Closed`] after the frames already queued.
 
 mod hub;
+#[cfg(telemetron_loom)]
+#[doc(hidden)]
+pub mod loom_model;
 mod streamer;
+mod sync;
 
 pub(crate) use hub::{PublishCache, Relay};
 pub use hub::{RelayMetrics, RelayMetricsSnapshot};
