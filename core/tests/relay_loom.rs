@@ -72,13 +72,18 @@ fn join(producers: Vec<thread::JoinHandle<()>>) {
     }
 }
 
-#[test]
-fn one_producer_one_consumer_no_lost_wakeup() {
-    model(|| {
-        let (mut s, p) = start(Fault::None, 16, LagPolicy::Notify, PARK, &[&[7]]);
+/// One producer publishes one frame; the receiver gets it (unless `fault` breaks that).
+fn one_frame(fault: Fault, spin_us: u64) {
+    model(move || {
+        let (mut s, p) = start(fault, 16, LagPolicy::Notify, spin_us, &[&[7]]);
         assert_eq!(recv(&mut s), Ok(7));
         join(p);
     });
+}
+
+#[test]
+fn one_producer_one_consumer_no_lost_wakeup() {
+    one_frame(Fault::None, PARK);
 }
 
 #[test]
@@ -181,11 +186,7 @@ fn a_full_queue_disconnects_under_the_disconnect_policy() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn broken_protocol_is_caught() {
-    model(|| {
-        let (mut s, p) = start(Fault::WakeBeforePush, 16, LagPolicy::Notify, PARK, &[&[9]]);
-        assert_eq!(recv(&mut s), Ok(9));
-        join(p);
-    });
+    one_frame(Fault::WakeBeforePush, PARK);
 }
 
 /// Reading `events` after looking at the queue misses a push that lands in between; loom
@@ -193,9 +194,5 @@ fn broken_protocol_is_caught() {
 #[test]
 #[should_panic(expected = "maximum number of branches")]
 fn a_spin_reading_events_too_late_is_caught() {
-    model(|| {
-        let (mut s, p) = start(Fault::ReadEventsLate, 16, LagPolicy::Notify, SPIN, &[&[3]]);
-        assert_eq!(recv(&mut s), Ok(3));
-        join(p);
-    });
+    one_frame(Fault::ReadEventsLate, SPIN);
 }

@@ -30,65 +30,42 @@ pub(crate) trait StreamKind {
     fn closed(error: Option<WireError>) -> Self::Response;
 }
 
-/// Writer streams (`/api/v1/stream/writer`).
-#[derive(Debug)]
-pub(crate) struct WriterKind;
+/// A [`StreamKind`] named `$name`, whose requests are `$req` (with an `Open { config }`),
+/// replies `$resp`, and whose `closed` message is `$closed`.
+macro_rules! stream_kind {
+    ($kind:ident, $name:literal, $req:ident, $config:ty, $resp:ident, |$error:ident| $closed:expr) => {
+        #[doc = concat!("`/api/v1/stream/", $name, "` streams.")]
+        #[derive(Debug)]
+        pub(crate) struct $kind;
 
-impl StreamKind for WriterKind {
-    type Request = WriterRequest;
-    type Config = crate::framer::WriterConfig;
-    type Response = WriterResponse;
-    const NAME: &'static str = "writer";
-    fn open_config(request: WriterRequest) -> Option<Self::Config> {
-        match request {
-            WriterRequest::Open { config } => Some(config),
-            _ => None,
+        impl StreamKind for $kind {
+            type Request = $req;
+            type Config = $config;
+            type Response = $resp;
+            const NAME: &'static str = $name;
+            fn open_config(request: $req) -> Option<$config> {
+                match request {
+                    $req::Open { config } => Some(config),
+                    _ => None,
+                }
+            }
+            fn closed($error: Option<WireError>) -> $resp {
+                $closed
+            }
         }
-    }
-    fn closed(error: Option<WireError>) -> WriterResponse {
-        WriterResponse::Closed { end: None, error }
-    }
+    };
 }
 
-/// Streamer streams (`/api/v1/stream/streamer`).
-#[derive(Debug)]
-pub(crate) struct StreamerKind;
-
-impl StreamKind for StreamerKind {
-    type Request = StreamerRequest;
-    type Config = crate::relay::StreamerConfig;
-    type Response = StreamerResponse;
-    const NAME: &'static str = "streamer";
-    fn open_config(request: StreamerRequest) -> Option<Self::Config> {
-        match request {
-            StreamerRequest::Open { config } => Some(config),
-            _ => None,
-        }
-    }
-    fn closed(error: Option<WireError>) -> StreamerResponse {
-        StreamerResponse::Closed { error }
-    }
-}
-
-/// Iterator streams (`/api/v1/stream/iterator`).
-#[derive(Debug)]
-pub(crate) struct IteratorKind;
-
-impl StreamKind for IteratorKind {
-    type Request = IteratorRequest;
-    type Config = crate::framer::IteratorConfig;
-    type Response = IteratorResponse;
-    const NAME: &'static str = "iterator";
-    fn open_config(request: IteratorRequest) -> Option<Self::Config> {
-        match request {
-            IteratorRequest::Open { config } => Some(config),
-            _ => None,
-        }
-    }
-    fn closed(error: Option<WireError>) -> IteratorResponse {
-        IteratorResponse::Closed { error }
-    }
-}
+stream_kind!(WriterKind, "writer", WriterRequest, crate::framer::WriterConfig, WriterResponse, |error| WriterResponse::Closed {
+    end: None,
+    error
+});
+stream_kind!(StreamerKind, "streamer", StreamerRequest, crate::relay::StreamerConfig, StreamerResponse, |error| {
+    StreamerResponse::Closed { error }
+});
+stream_kind!(IteratorKind, "iterator", IteratorRequest, crate::framer::IteratorConfig, IteratorResponse, |error| {
+    IteratorResponse::Closed { error }
+});
 
 /// How the node ends a stream: the error its `closed` message carries and the close code.
 #[derive(Debug)]
