@@ -124,7 +124,7 @@ async fn garbage_gets_a_clear_error_and_others_carry_on() {
     // Through all of that, the good writer and streamer were unaffected; the committed
     // write of the raw writer is there.
     assert!(good.write(&cmd(t, v, 1, 1)).await.unwrap().all_written());
-    assert_eq!(watcher.next_timeout(Duration::from_secs(5)).await.unwrap().unwrap().samples(v), 1);
+    assert_eq!(watcher.next_timeout(Duration::from_secs(60)).await.unwrap().unwrap().samples(v), 1);
     good.close().await.unwrap();
     assert_eq!(c.read(TimeRange::MAX, &[v2]).await.unwrap().samples(v2), 1);
 }
@@ -224,13 +224,16 @@ async fn graceful_shutdown_keeps_committed_data() {
     let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).auto_commit(false)).await.unwrap();
     w.write(&cmd(t, v, 1, 1)).await.unwrap();
     w.commit().await.unwrap();
-    w.write(&cmd(t, v, 2, 2)).await.unwrap();
     let mut s = c.open_streamer(StreamerConfig::new(vec![v])).await.unwrap();
-    // Make sure the second write reached the node before shutting down.
+    w.write(&cmd(t, v, 2, 2)).await.unwrap();
+    // The second write's live frame shows that it reached the node before the shutdown
+    // (the streamer was subscribed before it was sent); it is not committed yet.
+    let live = s.next_timeout(Duration::from_secs(60)).await.unwrap().expect("the second write, live");
+    assert_eq!(live.get(v).next().unwrap().as_slice::<u8>().unwrap(), &[2]);
     let probe = c.read(TimeRange::MAX, &[t]).await.unwrap();
     assert_eq!(probe.samples(t), 1);
     tokio::time::timeout(Duration::from_secs(15), server.shutdown()).await.expect("shutdown in time").unwrap();
-    assert_eq!(s.next_timeout(Duration::from_secs(5)).await.unwrap_err().code(), "server.shutdown");
+    assert_eq!(s.next_timeout(Duration::from_secs(60)).await.unwrap_err().code(), "server.shutdown");
     assert!(w.write(&cmd(t, v, 3, 3)).await.is_err());
     let engine = Engine::open_with(dir.path(), test_options()).unwrap();
     let back = engine.read(TimeRange::MAX, &[t]).unwrap();
