@@ -10,7 +10,7 @@ use crate::catalog::{Catalog, TOMBSTONES, meta_err};
 use crate::channel::{Channel, ChannelError, ChannelKey, Channels, NewChannel};
 use crate::control::{CONTROL_CHANNEL, State};
 use crate::error::{Error, Result};
-use crate::framer::{Hub, Iterator, IteratorConfig, Writer, WriterConfig};
+use crate::framer::{Hub, IteratorConfig, RangeIterator, Writer, WriterConfig};
 use crate::ranger::Ranges;
 use crate::relay::{Relay, RelayMetricsSnapshot, SnapshotHook, Streamer, StreamerConfig};
 use crate::storage::{
@@ -96,7 +96,7 @@ impl Engine {
         let hub = Arc::new(Hub {
             storage: storage.clone(),
             relay: Arc::new(Relay::default()),
-            controller: Default::default(),
+            arbiter: Default::default(),
             control_key: control[0].key,
             closed: AtomicBool::new(false),
         });
@@ -226,7 +226,7 @@ impl Engine {
 
     /// Current control holders of `keys` (all controlled channels if empty).
     pub fn control_states(&self, keys: &[ChannelKey]) -> Vec<State> {
-        self.inner.hub.controller.states(keys)
+        self.inner.hub.arbiter.states(keys)
     }
 
     /// Relay counters: frames published, delivered, dropped for lag, streamers disconnected.
@@ -330,9 +330,9 @@ impl Engine {
     ///
     /// # Errors
     /// Unknown or virtual channels.
-    pub fn open_iterator(&self, config: IteratorConfig) -> Result<Iterator> {
+    pub fn open_iterator(&self, config: IteratorConfig) -> Result<RangeIterator> {
         self.check_open()?;
-        Ok(Iterator::new(self.plan(&config.channels)?, &config))
+        Ok(RangeIterator::new(self.plan(&config.channels)?, &config))
     }
 
     /// The time range covered by stored samples of a channel (through its index).

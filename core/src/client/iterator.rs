@@ -5,7 +5,7 @@ use crate::framer::IterSpan;
 use crate::telem::{Frame, TimeStamp};
 
 pub(super) enum IteratorInner {
-    Embedded(crate::framer::Iterator),
+    Embedded(crate::framer::RangeIterator),
     #[cfg(feature = "remote")]
     Remote(super::remote::RemoteIterator),
 }
@@ -22,7 +22,7 @@ impl std::fmt::Debug for ClientIterator {
 }
 
 impl ClientIterator {
-    /// See [`crate::framer::Iterator::seek_first`].
+    /// See [`crate::framer::RangeIterator::seek_first`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -34,7 +34,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::seek_last`].
+    /// See [`crate::framer::RangeIterator::seek_last`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -46,7 +46,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::seek_ge`].
+    /// See [`crate::framer::RangeIterator::seek_ge`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -58,7 +58,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::seek_le`].
+    /// See [`crate::framer::RangeIterator::seek_le`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -70,7 +70,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::next`].
+    /// See [`crate::framer::RangeIterator::next`].
     ///
     /// # Errors
     /// A storage or transport error.
@@ -82,7 +82,7 @@ impl ClientIterator {
         }
     }
 
-    /// See [`crate::framer::Iterator::prev`].
+    /// See [`crate::framer::RangeIterator::prev`].
     ///
     /// # Errors
     /// A storage or transport error.

@@ -29,10 +29,15 @@
 //! channel ([`CONTROL_CHANNEL`]) as JSON; a new streamer of that channel first receives the
 //! current state. The current holders can also be queried directly.
 
-mod controller;
+mod arbiter;
 
-pub use controller::{ABSOLUTE, Authority, GateId, State, Subject, Transfer};
-pub(crate) use controller::{Controller, Gate};
+pub use arbiter::{ABSOLUTE, Authority, GateId, State, Subject, Transfer};
+pub(crate) use arbiter::{Arbiter, Gate};
+
+/// The old name of [`Arbiter`]; in the SDKs a `Controller` is a control-sequence handle.
+#[deprecated(note = "renamed to `Arbiter`; `Controller` names the SDKs' control-sequence handle")]
+#[allow(dead_code)]
+pub(crate) type Controller = Arbiter;
 
 /// Name of the virtual channel on which control transfers are published.
 pub const CONTROL_CHANNEL: &str = "telemetron_control";

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::channel::ChannelKey;
-use crate::control::{Controller, State, Transfer};
+use crate::control::{Arbiter, State, Transfer};
 use crate::relay::Relay;
 use crate::storage::Storage;
 use crate::telem::{Alignment, Frame, Series, TimeRange, TimeStamp};
@@ -13,7 +13,7 @@ use crate::telem::{Alignment, Frame, Series, TimeRange, TimeStamp};
 pub(crate) struct Hub {
     pub storage: Arc<Storage>,
     pub relay: Arc<Relay>,
-    pub controller: Controller,
+    pub arbiter: Arbiter,
     pub control_key: ChannelKey,
     /// Set when the engine closes: writers refuse further work.
     pub closed: std::sync::atomic::AtomicBool,
@@ -50,7 +50,7 @@ impl Hub {
     /// streamers) while no transfer can be published: a subscription made inside `f`
     /// receives exactly the transfers after the state it was given.
     pub(crate) fn with_control_snapshot<R>(&self, f: impl FnOnce(Frame) -> R) -> R {
-        self.controller.with_states(|states: Vec<State>| {
+        self.arbiter.with_states(|states: Vec<State>| {
             let transfers: Vec<Transfer> = states.into_iter().map(|s| Transfer { from: None, to: Some(s) }).collect();
             f(self.control_frame(serde_json::json!({ "snapshot": true, "transfers": transfers })))
         })

@@ -45,7 +45,7 @@ impl IteratorConfig {
 ///
 /// The iterator holds a *view*, a time range inside its bounds. `seek_*` moves the view to
 /// a point (empty view); `next` and `prev` move it forwards or backwards by a span and
-/// read it: [`Iterator::value`] is then the frame for the view (possibly empty when a time
+/// read it: [`RangeIterator::value`] is then the frame for the view (possibly empty when a time
 /// span falls in a gap). `next`/`prev` return `false` once there is nothing more in that
 /// direction.
 ///
@@ -66,7 +66,7 @@ impl IteratorConfig {
 /// assert_eq!(seen, 10);
 /// ```
 #[derive(Debug)]
-pub struct Iterator {
+pub struct RangeIterator {
     plan: ReadPlan,
     bounds: TimeRange,
     view: TimeRange,
@@ -74,10 +74,16 @@ pub struct Iterator {
     value: Frame,
 }
 
-impl Iterator {
-    pub(crate) fn new(plan: ReadPlan, cfg: &IteratorConfig) -> Iterator {
+impl RangeIterator {
+    pub(crate) fn new(plan: ReadPlan, cfg: &IteratorConfig) -> RangeIterator {
         let start = cfg.bounds.start;
-        Iterator { plan, bounds: cfg.bounds, view: TimeRange::new(start, start), chunk_size: cfg.chunk_size.max(1), value: Frame::new() }
+        RangeIterator {
+            plan,
+            bounds: cfg.bounds,
+            view: TimeRange::new(start, start),
+            chunk_size: cfg.chunk_size.max(1),
+            value: Frame::new(),
+        }
     }
 
     /// The current view.

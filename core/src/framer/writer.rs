@@ -275,7 +275,7 @@ impl Writer {
         let region = TimeRange::new(w.config.start, end);
         // All of the writer's gates at once, so a data channel and its index settle alike.
         let specs: Vec<_> = w.channels.iter().map(|ch| (ch.key, ch.concurrency, effective[&ch.key])).collect();
-        let (gates, _) = hub.controller.open_many(&specs, region, &w.config.subject, &|t| hub.publish_transfers(t));
+        let (gates, _) = hub.arbiter.open_many(&specs, region, &w.config.subject, &|t| hub.publish_transfers(t));
         for gate in gates {
             w.gates.insert(gate.channel, gate);
         }
@@ -339,11 +339,11 @@ impl Writer {
     /// data channel (or the reverse), and write a frame's timestamps without its data or
     /// fail it with a missing index.
     fn unauthorized_in(&mut self, frame: &Frame) -> Vec<ChannelKey> {
-        let epoch = self.hub.controller.epoch();
+        let epoch = self.hub.arbiter.epoch();
         if self.auth_epoch != Some(epoch) {
             let gates = &self.gates;
             let (epoch, authorized) =
-                self.hub.controller.snapshot(|| gates.values().filter(|g| g.authorized()).map(|g| g.channel).collect::<Vec<_>>());
+                self.hub.arbiter.snapshot(|| gates.values().filter(|g| g.authorized()).map(|g| g.channel).collect::<Vec<_>>());
             self.all_authorized = authorized.len() == self.gates.len();
             self.authorized = authorized;
             self.auth_epoch = Some(epoch);
@@ -457,7 +457,7 @@ impl Writer {
         // In one step, so a data channel and its index change hands together.
         if !changed.is_empty() {
             let hub = &self.hub;
-            hub.controller.set_authorities(&mut changed, &|t| hub.publish_transfers(t));
+            hub.arbiter.set_authorities(&mut changed, &|t| hub.publish_transfers(t));
         }
         self.auth_epoch = None;
         Ok(())
@@ -477,7 +477,7 @@ impl Writer {
 
     fn close_gates(&mut self) {
         let gates: Vec<Gate> = self.gates.drain().map(|(_, g)| g).collect();
-        self.hub.controller.close_many(&gates, &|t| self.hub.publish_transfers(t));
+        self.hub.arbiter.close_many(&gates, &|t| self.hub.publish_transfers(t));
     }
 
     /// Commit and close; returns the committed end. Control passes to the next writer.

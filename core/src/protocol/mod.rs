@@ -6,6 +6,7 @@
 //! - [`WireError`]: errors as `{code, message, detail}`, rebuilt into the same
 //!   [`crate::Error`] variant on the other side.
 //! - [`NetError`]: what can go wrong between client and node.
+//! - [`CloseCode`]: the WebSocket close codes that end a stream.
 //!
 //! The full protocol (HTTP routes, WebSocket stream messages, handshake, keep-alive,
 //! errors, limits) is described in `docs/protocol.md`.
@@ -16,11 +17,13 @@
 //! `protocol.version_mismatch` naming both versions; the client checks
 //! `GET /api/v1/version` first and refuses an incompatible node the same way.
 
+mod close;
 pub mod codec;
 pub mod messages;
 mod wire_error;
 
 pub use crate::net::NetError;
+pub use close::CloseCode;
 pub use wire_error::WireError;
 
 /// Protocol version spoken by this build. A peer with another version is refused at the

@@ -1,14 +1,13 @@
 //! The relay hub: demand table, per-subscriber bounded queues, publish.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::streamer::LagPolicy;
+use super::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Fault, Mutex, RwLock};
 use crate::channel::ChannelKey;
 use crate::telem::{Frame, Series};
 
@@ -58,10 +57,30 @@ pub(crate) struct Subscriber {
     /// Bumped after every change a receiver must look at (a push, a lag, a close), so a
     /// spinning receiver polls one shared word instead of taking the queue lock.
     pub events: AtomicU64,
+    /// A protocol break for the loom models (see [`Fault`]).
+    #[cfg(telemetron_loom)]
+    pub fault: Fault,
 }
 
 impl Subscriber {
+    /// True if the loom model under way breaks the protocol this way; a constant `false`
+    /// outside `--cfg telemetron_loom`.
+    #[inline(always)]
+    pub(crate) fn faulty(&self, fault: Fault) -> bool {
+        #[cfg(telemetron_loom)]
+        return self.fault == fault && fault != Fault::None;
+        #[cfg(not(telemetron_loom))]
+        {
+            let _ = fault;
+            false
+        }
+    }
+
     fn push(&self, f: Frame, m: &RelayMetrics) {
+        let early = self.faulty(Fault::WakeBeforePush);
+        if early {
+            self.wake();
+        }
         let mut q = self.queue.lock();
         if q.closed || q.disconnected {
             return;
@@ -87,7 +106,9 @@ impl Subscriber {
         q.frames.push_back(f);
         drop(q);
         m.delivered.fetch_add(1, Ordering::Relaxed);
-        self.wake();
+        if !early {
+            self.wake();
+        }
     }
 
     pub(crate) fn wake(&self) {
@@ -130,6 +151,9 @@ pub(crate) struct Relay {
     next_id: AtomicU64,
     closed: AtomicBool,
     pub metrics: RelayMetrics,
+    /// A protocol break for the loom models, given to every subscriber.
+    #[cfg(telemetron_loom)]
+    pub fault: Fault,
 }
 
 impl Relay {
@@ -145,6 +169,8 @@ impl Relay {
             notify: Notify::new(),
             waiting: AtomicBool::new(false),
             events: AtomicU64::new(0),
+            #[cfg(telemetron_loom)]
+            fault: self.fault,
         });
         // Check `closed` under the table lock: `close` sets it and then walks the table
         // under the same lock, so a subscriber is either seen by that walk or sees `closed`.

@@ -31,9 +31,18 @@
 //! ## Closing
 //! Closing a streamer releases its demand at once. Closing the engine closes every
 //! streamer: receivers get [`StreamError::Closed`] after the frames already queued.
+//!
+//! ## Checked with loom
+//! The wake-up, spin, close and lag protocols above are model-checked on this code: under
+//! `--cfg telemetron_loom` the primitives in `sync.rs` are loom's, and the models in
+//! `core/tests/relay_loom.rs` (`make test-loom`) drive a real [`Streamer`].
 
 mod hub;
+#[cfg(telemetron_loom)]
+#[doc(hidden)]
+pub mod loom_model;
 mod streamer;
+mod sync;
 
 pub(crate) use hub::{PublishCache, Relay};
 pub use hub::{RelayMetrics, RelayMetricsSnapshot};

@@ -1,13 +1,13 @@
 //! Streamers: the receiving end of the relay.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::hub::{Relay, Subscriber};
+use super::sync::{self, Fault};
 use crate::channel::ChannelKey;
 use crate::telem::Frame;
 
@@ -75,9 +75,9 @@ impl StreamerConfig {
 pub(crate) fn spin_until(until: Instant, mut done: impl FnMut() -> bool) -> bool {
     let mut polls = 0u32;
     while !done() {
-        std::hint::spin_loop();
+        sync::spin_loop();
         polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(64) && Instant::now() >= until {
+        if polls.is_multiple_of(64) && sync::now() >= until {
             return false;
         }
     }
@@ -128,7 +128,7 @@ impl StreamError {
 /// (the control state; `None` if none of them has one). When there is a state, `apply` runs
 /// while that state cannot change, so subscribing inside it misses no change and sees none
 /// twice.
-pub(crate) type SnapshotHook = Arc<dyn Fn(&[ChannelKey], &mut dyn FnMut(Option<Frame>)) + Send + Sync>;
+pub(crate) type SnapshotHook = std::sync::Arc<dyn Fn(&[ChannelKey], &mut dyn FnMut(Option<Frame>)) + Send + Sync>;
 
 /// A live subscription to channels. See the [relay docs](crate::relay).
 ///
@@ -146,9 +146,9 @@ pub(crate) type SnapshotHook = Arc<dyn Fn(&[ChannelKey], &mut dyn FnMut(Option<F
 /// assert_eq!(f.get(cmd.key).next().unwrap().as_slice::<u8>().unwrap(), &[1]);
 /// ```
 pub struct Streamer {
-    relay: Arc<Relay>,
+    relay: std::sync::Arc<Relay>,
     hook: Option<SnapshotHook>,
-    sub: Arc<Subscriber>,
+    sub: sync::Arc<Subscriber>,
     channels: Vec<ChannelKey>,
     decimate: usize,
     counters: HashMap<ChannelKey, usize>,
@@ -162,7 +162,12 @@ pub struct Streamer {
 impl Streamer {
     /// A streamer over `sub`, which was subscribed with its first frames (the state
     /// snapshot) already queued; `hook` provides them for channels added later.
-    pub(crate) fn new(relay: Arc<Relay>, sub: Arc<Subscriber>, cfg: &StreamerConfig, hook: Option<SnapshotHook>) -> Streamer {
+    pub(crate) fn new(
+        relay: std::sync::Arc<Relay>,
+        sub: sync::Arc<Subscriber>,
+        cfg: &StreamerConfig,
+        hook: Option<SnapshotHook>,
+    ) -> Streamer {
         let period = (cfg.throttle_hz > 0.0 && cfg.throttle_hz.is_finite()).then(|| Duration::from_secs_f64(1.0 / cfg.throttle_hz));
         Streamer {
             relay,
@@ -297,7 +302,7 @@ impl Streamer {
         if self.closed {
             return Err(StreamError::Closed);
         }
-        self.step(Instant::now())
+        self.step(sync::now())
     }
 
     /// Wait up to `timeout` for a frame: `Ok(None)` on timeout.
@@ -306,7 +311,7 @@ impl Streamer {
     /// [`StreamError::Lagged`] once after frames were lost (then frames continue);
     /// [`StreamError::Disconnected`] or [`StreamError::Closed`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>, StreamError> {
-        let start = Instant::now();
+        let start = sync::now();
         let deadline = start + timeout;
         let spin_until = start + self.spin;
         loop {
@@ -314,10 +319,13 @@ impl Streamer {
                 return Err(StreamError::Closed);
             }
             // Read before looking at the queue: a push after this bumps it.
-            let seen = self.sub.events.load(Ordering::Acquire);
-            let now = Instant::now();
+            let mut seen = self.sub.events.load(Ordering::Acquire);
+            let now = sync::now();
             if let Some(f) = self.step(now)? {
                 return Ok(Some(f));
+            }
+            if self.sub.faulty(Fault::ReadEventsLate) {
+                seen = self.sub.events.load(Ordering::Acquire);
             }
             let wake = self.throttle_due().map_or(deadline, |t| t.min(deadline));
             if now >= deadline {
@@ -364,7 +372,7 @@ impl Streamer {
             if self.closed {
                 return Err(StreamError::Closed);
             }
-            if let Some(f) = self.step(Instant::now())? {
+            if let Some(f) = self.step(sync::now())? {
                 return Ok(f);
             }
             let notified = self.sub.notify.notified();

@@ -43,6 +43,7 @@ mod registry;
 mod shutdown;
 mod tls;
 mod ws_iterator;
+mod ws_open;
 mod ws_pipeline;
 mod ws_session;
 mod ws_streamer;

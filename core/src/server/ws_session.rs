@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::shutdown::Shutdown;
-use crate::protocol::NetError;
+use crate::protocol::{CloseCode, NetError};
 
 /// Something that happened on a stream.
 #[derive(Debug)]
@@ -145,9 +145,9 @@ impl Session {
         self.tx.send(Message::Binary(Bytes::from(data))).await.is_ok()
     }
 
-    /// Close the socket (code 1000, or 1001 for shutdown, 1008 for a violation).
-    pub(crate) async fn close(mut self, code: u16, reason: &str) {
-        let frame = CloseFrame { code, reason: reason.chars().take(100).collect::<String>().into() };
+    /// Close the socket with `code` (see [`CloseCode`]).
+    pub(crate) async fn close(mut self, code: CloseCode, reason: &str) {
+        let frame = CloseFrame { code: code.code(), reason: reason.chars().take(100).collect::<String>().into() };
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let _ = self.tx.send(Message::Close(Some(frame))).await;
             // Read until the client's close: dropping a socket with unread input resets it,

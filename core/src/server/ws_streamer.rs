@@ -9,76 +9,57 @@
 use std::sync::Arc;
 
 use super::AppState;
-use super::ws_session::{Event, Session, malformed, timed_out};
+use super::ws_open::{Ending, StreamerKind, already_open, end, no_frames, open};
+use super::ws_session::{Event, Session, malformed};
 use crate::error::Error;
 use crate::protocol::messages::{StreamerRequest, StreamerResponse};
-use crate::protocol::{NetError, WireError, codec, parse_json};
+use crate::protocol::{WireError, codec, parse_json};
 use crate::relay::{StreamError, Streamer};
-
-async fn end(mut s: Session, error: Option<Error>, code: u16) {
-    let reason = error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-    let _ = s.send_json(&StreamerResponse::Closed { error: error.as_ref().map(WireError::from) }).await;
-    s.close(code, &reason).await;
-}
 
 pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
     let _live = state.shutdown.live();
-    let mut s = Session::new(&state, socket);
-    let config = match s.first().await {
-        Event::Json(b) => match parse_json::<StreamerRequest>(&b) {
-            Ok(StreamerRequest::Open { config }) => config,
-            Ok(_) => return end(s, Some(NetError::protocol("the first message on a streamer stream must be `open`").into()), 1008).await,
-            Err(e) => return end(s, Some(e.into()), 1008).await,
-        },
-        Event::Frame(_) => return end(s, Some(NetError::protocol("streamers take no frames").into()), 1008).await,
-        Event::TimedOut => return end(s, Some(timed_out(&state).into()), 1008).await,
-        Event::TooLarge(e) => return end(s, Some(e.into()), 1009).await,
-        Event::Shutdown => return end(s, Some(NetError::ServerShutdown.into()), 1001).await,
-        Event::Gone(_) => return,
-    };
+    let Some((mut s, config)) = open::<StreamerKind>(&state, Session::new(&state, socket)).await else { return };
     let mut streamer = match state.engine.open_streamer(config) {
         Ok(st) => st,
-        Err(e) => return end(s, Some(e), 1008).await,
+        Err(e) => return end::<StreamerKind>(s, Ending::violation(e)).await,
     };
     if !s.send_json(&StreamerResponse::Opened { keepalive_ms: s.keepalive.as_millis() as u64 }).await {
         return;
     }
-    let (error, code) = loop {
+    let ending = loop {
         tokio::select! {
             r = streamer.next() => match r {
                 Ok(frame) => {
                     if !s.send_frame(codec::encode(&frame)).await {
-                        break (None, 1000);
+                        break Ending::normal();
                     }
                 }
                 Err(e @ StreamError::Lagged { .. }) => {
                     if !s.send_json(&StreamerResponse::Notice { error: WireError::from(&Error::from(e)) }).await {
-                        break (None, 1000);
+                        break Ending::normal();
                     }
                 }
-                Err(StreamError::Closed) => break (None, 1000),
-                Err(e) => break (Some(Error::from(e)), 1000),
+                Err(StreamError::Closed) => break Ending::normal(),
+                Err(e) => break Ending { error: Some(Error::from(e)), ..Ending::normal() },
             },
             ev = s.next() => match ev {
                 Event::Json(b) => match parse_json::<StreamerRequest>(&b) {
                     Ok(StreamerRequest::Update { id, channels }) => update(&mut s, &mut streamer, id, channels).await,
-                    Ok(StreamerRequest::Close) => break (None, 1000),
-                    Ok(StreamerRequest::Open { .. }) => break (Some(NetError::protocol("the streamer is already open").into()), 1008),
-                    Err(e) => break (Some(malformed("streamer", e).into()), 1008),
+                    Ok(StreamerRequest::Close) => break Ending::normal(),
+                    Ok(StreamerRequest::Open { .. }) => break Ending::violation(already_open::<StreamerKind>()),
+                    Err(e) => break Ending::violation(malformed("streamer", e)),
                 },
-                Event::Frame(_) => break (Some(NetError::protocol("streamers take no frames").into()), 1008),
+                Event::Frame(_) => break Ending::violation(no_frames::<StreamerKind>()),
                 Event::Gone(_) => {
                     streamer.close();
                     return;
                 }
-                Event::TimedOut => break (Some(timed_out(&state).into()), 1008),
-                Event::TooLarge(e) => break (Some(e.into()), 1009),
-                Event::Shutdown => break (Some(NetError::ServerShutdown.into()), 1001),
+                ev => if let Some(e) = Ending::forced_by(&state, ev) { break e },
             },
         }
     };
     streamer.close();
-    end(s, error, code).await;
+    end::<StreamerKind>(s, ending).await;
 }
 
 async fn update(s: &mut Session, streamer: &mut Streamer, id: u64, channels: Vec<crate::channel::ChannelKey>) {

@@ -11,8 +11,9 @@ use parking_lot::Mutex;
 
 use super::AppState;
 use super::registry::authorized;
+use super::ws_open::{Ending, WriterKind, already_open, end, open};
 use super::ws_pipeline::{Done, PIPELINE_MIN_BYTES, Pipeline};
-use super::ws_session::{Event, Session, malformed, timed_out};
+use super::ws_session::{Event, Session, malformed};
 use crate::channel::{Channel, ChannelKey};
 use crate::error::{Error, Result};
 use crate::framer::Writer;
@@ -26,11 +27,6 @@ pub(crate) fn heavy<R>(f: impl FnOnce() -> R) -> R {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
     }
-}
-
-async fn refuse(mut s: Session, e: Error) {
-    let _ = s.send_json(&WriterResponse::Closed { end: None, error: Some(WireError::from(&e)) }).await;
-    s.close(1008, &e.to_string()).await;
 }
 
 struct Stream {
@@ -67,27 +63,15 @@ enum End {
     /// Shutdown: commit and close.
     Shutdown,
     /// The client vanished, went silent, or broke the protocol: abort.
-    Abort(Option<Error>),
+    Abort(Ending),
 }
 
 pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
     let _live = state.shutdown.live();
-    let mut s = Session::new(&state, socket);
-    let config = match s.first().await {
-        Event::Json(b) => match parse_json::<WriterRequest>(&b) {
-            Ok(WriterRequest::Open { config }) => config,
-            Ok(_) => return refuse(s, NetError::protocol("the first message on a writer stream must be `open`").into()).await,
-            Err(e) => return refuse(s, e.into()).await,
-        },
-        Event::Frame(_) => return refuse(s, NetError::protocol("a frame arrived before the writer was opened").into()).await,
-        Event::TimedOut => return refuse(s, timed_out(&state).into()).await,
-        Event::TooLarge(e) => return refuse(s, e.into()).await,
-        Event::Shutdown => return refuse(s, NetError::ServerShutdown.into()).await,
-        Event::Gone(_) => return,
-    };
+    let Some((s, config)) = open::<WriterKind>(&state, Session::new(&state, socket)).await else { return };
     let writer = match heavy(|| state.engine.open_writer(config)) {
         Ok(w) => w,
-        Err(e) => return refuse(s, e).await,
+        Err(e) => return end::<WriterKind>(s, Ending::violation(e)).await,
     };
     let channels: Vec<Channel> = writer.channels().iter().map(|c| (**c).clone()).collect();
     let keys: Vec<ChannelKey> = channels.iter().map(|c| c.key).collect();
@@ -103,7 +87,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     let pipe = Pipeline::new(writer.clone());
     let mut st = Stream { state: state.clone(), s, pipe, writer, id, sent_version, seq: 0 };
     if !st.s.send_json(&WriterResponse::Opened { channels, authorized, keepalive_ms }).await {
-        return st.finish(End::Abort(None)).await;
+        return st.finish(End::Abort(Ending::normal())).await;
     }
     state.writers.delivered(id, sent_version);
     let end = loop {
@@ -114,16 +98,19 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                     Ok(WriterRequest::Commit { id }) => st.commit(id).await,
                     Ok(WriterRequest::SetAuthorities { id, changes }) => st.set_authorities(id, &changes).await,
                     Ok(WriterRequest::Close { commit }) => break End::Close(commit),
-                    Ok(WriterRequest::Open { .. }) => break End::Abort(Some(NetError::protocol("the writer is already open").into())),
-                    Err(e) => break End::Abort(Some(malformed("writer", e).into())),
+                    Ok(WriterRequest::Open { .. }) => break End::Abort(Ending::violation(already_open::<WriterKind>())),
+                    Err(e) => break End::Abort(Ending::violation(malformed("writer", e))),
                 },
                 Event::Gone(reason) => {
                     tracing::info!(%reason, "writer stream ended without close; aborting its writer");
-                    break End::Abort(None);
+                    break End::Abort(Ending::normal());
                 }
-                Event::TimedOut => break End::Abort(Some(timed_out(&state).into())),
-                Event::TooLarge(e) => break End::Abort(Some(e.into())),
                 Event::Shutdown => break End::Shutdown,
+                ev => {
+                    if let Some(e) = Ending::forced_by(&state, ev) {
+                        break End::Abort(e);
+                    }
+                }
             },
             Some(n) = notices.recv() => {
                 st.push_authority().await;
@@ -222,26 +209,23 @@ impl Stream {
     async fn finish(mut self, end: End) {
         self.settle().await;
         let writer = self.writer.lock().take();
-        let (result, error, code): (Result<Option<TimeStamp>>, Option<Error>, u16) = match end {
-            End::Close(true) => (writer.map(|w| heavy(|| w.close())).transpose(), None, 1000),
-            End::Close(false) | End::Abort(None) => (Ok(writer.map(Writer::abort).map(|_| None).unwrap_or(None)), None, 1000),
-            End::Abort(Some(e)) => {
+        let (result, ending): (Result<Option<TimeStamp>>, Ending) = match end {
+            End::Close(true) => (writer.map(|w| heavy(|| w.close())).transpose(), Ending::normal()),
+            End::Close(false) => (Ok(writer.map(Writer::abort).map(|_| None).unwrap_or(None)), Ending::normal()),
+            End::Abort(ending) => {
                 if let Some(w) = writer {
                     w.abort();
                 }
-                (Ok(None), Some(e), 1008)
+                (Ok(None), ending)
             }
-            End::Shutdown => (writer.map(|w| heavy(|| w.close())).transpose(), Some(NetError::ServerShutdown.into()), 1001),
+            End::Shutdown => (writer.map(|w| heavy(|| w.close())).transpose(), Ending::shutdown()),
         };
         self.state.writers.remove(self.id);
         self.state.writers.refresh_and_wait(None).await;
-        let (end, error) = match (result, error) {
-            (Ok(end), error) => (end, error),
-            (Err(e), _) => (None, Some(e)),
+        let (end, ending) = match result {
+            Ok(end) => (end, ending),
+            Err(e) => (None, Ending { error: Some(e), ..ending }),
         };
-        let mut s = self.s;
-        let reason = error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-        let _ = s.send_json(&WriterResponse::Closed { end, error: error.as_ref().map(WireError::from) }).await;
-        s.close(code, &reason).await;
+        ending.send(self.s, |error| WriterResponse::Closed { end, error }).await;
     }
 }

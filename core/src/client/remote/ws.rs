@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::http::{Http, error_from_body};
 use super::transport::Io;
 use crate::error::Result;
-use crate::protocol::{API_PREFIX, NetError, PROTOCOL_VERSION, VERSION_HEADER};
+use crate::protocol::{API_PREFIX, CloseCode, NetError, PROTOCOL_VERSION, VERSION_HEADER};
 
 type Ws = WebSocketStream<Io>;
 pub(crate) type WsSink = SplitSink<Ws, Message>;
@@ -127,10 +127,24 @@ fn classify(m: Option<std::result::Result<Message, WsError>>) -> Result<Option<I
         Some(Err(e)) => Err(lost(e)),
         Some(Ok(Message::Text(t))) => Ok(Some(Incoming::Json(Bytes::from(t)))),
         Some(Ok(Message::Binary(b))) => Ok(Some(Incoming::Frame(b))),
-        Some(Ok(Message::Close(c))) => {
-            Ok(Some(Incoming::Closed(c.map(|c| c.reason.to_string()).unwrap_or_else(|| "closed by the node".into()))))
-        }
+        Some(Ok(Message::Close(c))) => Ok(Some(Incoming::Closed(match c {
+            Some(c) if !c.reason.is_empty() => c.reason.to_string(),
+            Some(c) => closed_without_reason(u16::from(c.code)),
+            None => "closed by the node".into(),
+        }))),
         Some(Ok(_)) => Ok(None),
+    }
+}
+
+/// Why the node closed a stream, from its close code when it gave no reason (the node
+/// sends a `closed` message with the error first, so this is only the fallback).
+fn closed_without_reason(code: u16) -> String {
+    match CloseCode::from_code(code) {
+        Some(CloseCode::Normal) => "closed by the node".into(),
+        Some(CloseCode::GoingAway) => "closed by the node: it is shutting down".into(),
+        Some(CloseCode::PolicyViolation) => "closed by the node: the stream broke the protocol or was refused".into(),
+        Some(CloseCode::TooLarge) => "closed by the node: a message exceeded its size limit".into(),
+        None => format!("closed by the node (close code {code})"),
     }
 }
 

@@ -122,14 +122,14 @@ impl Gate {
 
 /// The control arbiter of one engine.
 #[derive(Debug, Default)]
-pub(crate) struct Controller {
+pub(crate) struct Arbiter {
     channels: Mutex<HashMap<ChannelKey, ChannelControl>>,
     next_id: AtomicU64,
     /// Bumped on every change so writers can skip per-channel checks.
     epoch: AtomicU64,
 }
 
-impl Controller {
+impl Arbiter {
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
@@ -215,7 +215,7 @@ impl Controller {
     }
 
     /// Change the authority of several gates of one writer in one step (see
-    /// [`Controller::open_many`]); publishes and returns the transfers caused.
+    /// [`Arbiter::open_many`]); publishes and returns the transfers caused.
     pub(crate) fn set_authorities(&self, changes: &mut [(&mut Gate, Authority)], publish: &dyn Fn(&[Transfer])) -> Vec<Transfer> {
         let mut map = self.channels.lock();
         let mut transfers = Vec::new();
@@ -247,7 +247,7 @@ impl Controller {
         self.close_many(std::slice::from_ref(gate), &|_| {}).into_iter().next()
     }
 
-    /// Close one writer's gates in one step (see [`Controller::open_many`]); returns the
+    /// Close one writer's gates in one step (see [`Arbiter::open_many`]); returns the
     /// transfers caused (releases or handoffs), publishing them first.
     pub(crate) fn close_many(&self, gates: &[Gate], publish: &dyn Fn(&[Transfer])) -> Vec<Transfer> {
         for gate in gates {
@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn higher_takes_lower_blocks_and_release_passes_to_next() {
-        let c = Controller::default();
+        let c = Arbiter::default();
         let (a, t) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 10);
         assert!(a.authorized());
         assert_eq!(t.unwrap().to.unwrap().subject.name, "a");
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn equal_authority_exclusive_first_keeps_shared_all_write() {
-        let c = Controller::default();
+        let c = Arbiter::default();
         let (a, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 7);
         let (b, t) = c.open(1, Concurrency::Exclusive, ALL, &subj("b"), 7);
         assert!(t.is_none() && a.authorized() && !b.authorized());
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn ties_on_release_go_to_the_earliest() {
-        let c = Controller::default();
+        let c = Arbiter::default();
         let (top, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("top"), 9);
         let (e1, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("e1"), 4);
         let (e2, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("e2"), 4);
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn set_authority_takes_and_hands_away() {
-        let c = Controller::default();
+        let c = Arbiter::default();
         let (mut a, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 10);
         let (mut b, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("b"), 5);
         let t = c.set_authority(&mut b, 11).unwrap();
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_writers_gates_open_change_and_close_together() {
-        let c = Controller::default();
+        let c = Arbiter::default();
         // Data channel 1 and its index 2, two writers of equal authority.
         let spec = |a| [(1, Concurrency::Exclusive, a), (2, Concurrency::Exclusive, a)];
         let (x, t) = c.open_many(&spec(50), ALL, &subj("x"), &|_| {});
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn disjoint_regions_do_not_contend() {
-        let c = Controller::default();
+        let c = Arbiter::default();
         let (live, _) = c.open(1, Concurrency::Exclusive, TimeRange::from_nanos(100, i64::MAX), &subj("live"), 10);
         let (fill, t) = c.open(1, Concurrency::Exclusive, TimeRange::from_nanos(0, 50), &subj("fill"), 1);
         assert!(t.is_some() && live.authorized() && fill.authorized());
