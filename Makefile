@@ -1,14 +1,14 @@
 # One entry point for chores; CI (.ci/run) calls `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-rust test-loom test-node test-python check bench fmt
+.PHONY: demo test test-rust test-loom test-node test-python check check-sdk bench fmt
 
 ## Run the main job: a simulated test stand written and read back.
 demo:
 	$(CARGO) run --release -p telemetron -- demo
 
-## Run every test (what CI runs).
-test: test-rust test-loom test-node test-python
+## Run every test (what CI runs): the checks (fmt, clippy, SDK linters) first, as redb does.
+test: check test-rust test-loom test-node test-python
 
 test-rust:
 	$(CARGO) build --release -p telemetron
@@ -19,10 +19,11 @@ test-rust:
 test-loom:
 	RUSTFLAGS="--cfg telemetron_loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -p telemetron --test relay_loom --release
 
-## Node SDK: `npm install` builds the addon (prepare -> napi build --release), then node:test
-## runs tests/node/ against an embedded engine and a `telemetron serve` node.
+## Node SDK: `npm ci` installs the locked devDependencies (package-lock.json is not
+## rewritten) and builds the addon (prepare -> napi build --release), then node:test runs
+## tests/node/ against an embedded engine and a `telemetron serve` node.
 test-node:
-	npm install
+	npm ci
 	npm test
 
 ## Python SDK: `pip install '.[test]'` builds the extension (maturin, release) into the
@@ -39,7 +40,8 @@ test-python:
 
 ## Formatting and lints; then the engine alone (`default-features = false`: no server, no
 ## remote backend, no CLI) must build without warnings and without the network stack.
-check:
+## The SDK layers are linted by check-sdk.
+check: check-sdk
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p telemetron --no-default-features --all-targets -- -D warnings
@@ -47,6 +49,19 @@ check:
 
 fmt:
 	$(CARGO) fmt --all
+
+## The SDK layers' lints (config in pyproject.toml and biome.json): ruff (lint and format)
+## and mypy for the Python package, stubtest keeping `_native.pyi` true to the built
+## extension (so `.[lint]` builds it), and biome for lib/ (tsc --strict runs in npm test).
+check-sdk:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet '.[lint]'
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m mypy.stubtest telemetron._native
+	npm ci --ignore-scripts
+	npx biome ci
 
 ## The benchmark figures quoted in docs/benchmarks.md.
 bench:

@@ -1,13 +1,13 @@
 'use strict'
 // The client: the same API over an embedded engine (`open`) or a remote node (`connect`).
 const native = require('./native')
-const { call, sync, make } = require('./errors')
+const { call, make } = require('./errors')
 const { Frame, toColumns } = require('./frame')
 const { toNanos, toRange } = require('./time')
 const { Writer } = require('./writer')
-const { Streamer } = require('./streamer')
+const { Streamer, onLagOf } = require('./streamer')
 const { Iterator } = require('./iterator')
-const { ControlClient } = require('./control')
+const { Control } = require('./control')
 
 const list = (x) => (Array.isArray(x) ? x : [x])
 const refOf = (c) => (c && typeof c === 'object' && 'key' in c ? c.key : c)
@@ -123,7 +123,7 @@ class Client {
     /** Named time ranges with metadata. */
     this.ranges = new Ranges(this)
     /** Control sequences and control state. */
-    this.control = new ControlClient(this)
+    this.control = new Control(this)
   }
 
   /** True when connected to a remote node. */
@@ -137,7 +137,7 @@ class Client {
    */
   async write(start, data, value) {
     const [channels, values] = toColumns(data, value)
-    return call(() => (this._native.write(toNanos(start, 'start'), channels.map(refOf), values)))
+    return call(() => this._native.write(toNanos(start, 'start'), channels.map(refOf), values))
   }
 
   /**
@@ -147,9 +147,14 @@ class Client {
   async read(range, channels) {
     const many = Array.isArray(channels)
     const chans = await this.channels.retrieve(list(channels))
-    const raw = await call(() => this._native.read(toRange(range), chans.map((c) => c.key)))
+    const raw = await call(() =>
+      this._native.read(
+        toRange(range),
+        chans.map((c) => c.key),
+      ),
+    )
     const f = new Frame(raw, names(chans))
-    return many ? f : f.get(chans[0].key) ?? emptyOf(chans[0].dataType)
+    return many ? f : (f.get(chans[0].key) ?? emptyOf(chans[0].dataType))
   }
 
   /**
@@ -158,10 +163,16 @@ class Client {
    */
   async readLatest(channels, n = 1) {
     const chans = await this.channels.retrieve(list(channels))
-    const it = await this.openIterator(undefined, chans.map((c) => c.key))
-    const count = Math.max(1, Math.trunc(Number(n)) || 1)
-    const f = (await it.seekLast()) ? await it.prev(count) : null
-    return f ?? new Frame({ keys: [], series: [] }, names(chans))
+    const count = Math.min(2 ** 32 - 1, Math.max(1, Math.trunc(Number(n)) || 1))
+    return new Frame(
+      await call(() =>
+        this._native.readLatest(
+          chans.map((c) => c.key),
+          count,
+        ),
+      ),
+      names(chans),
+    )
   }
 
   /** Delete a time range of channels' data. */
@@ -178,24 +189,29 @@ class Client {
   async openWriter(options) {
     const { start, end, channels, authorities, authority, ...rest } = options ?? {}
     const auth = authorities ?? (authority === undefined ? undefined : list(authority))
-    const w = await call(() => this._native.openWriter({
-      ...rest,
-      start: toNanos(start, 'start'),
-      end: end === undefined ? undefined : toNanos(end, 'end'),
-      channels: list(channels).map(refOf),
-      authorities: auth === undefined ? undefined : list(auth),
-    }))
+    const w = await call(() =>
+      this._native.openWriter({
+        ...rest,
+        start: toNanos(start, 'start'),
+        end: end === undefined ? undefined : toNanos(end, 'end'),
+        channels: list(channels).map(refOf),
+        authorities: auth === undefined ? undefined : list(auth),
+      }),
+    )
     return new Writer(w)
   }
 
   /** Open a streamer on channels (names or keys). Iterate it with `for await`. */
   async openStreamer(channels, options = {}) {
     const chans = await this.channels.retrieve(list(channels))
-    const { lag, ...rest } = options
-    if (lag !== undefined && lag !== 'event' && lag !== 'error') {
-      throw make('invalid_argument', `lag ${JSON.stringify(lag)} is not 'event' or 'error'`)
-    }
-    const s = await call(() => this._native.openStreamer(chans.map((c) => c.key), rest))
+    const { lag, onLag, ...rest } = options
+    onLagOf({ lag, onLag })
+    const s = await call(() =>
+      this._native.openStreamer(
+        chans.map((c) => c.key),
+        rest,
+      ),
+    )
     return new Streamer(s, names(chans), this, options)
   }
 
@@ -231,8 +247,18 @@ class Client {
 }
 
 const EMPTY = {
-  f64: Float64Array, f32: Float32Array, i8: Int8Array, i16: Int16Array, i32: Int32Array, i64: BigInt64Array,
-  u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, u64: BigUint64Array, timestamp: BigInt64Array, bool: Uint8Array,
+  f64: Float64Array,
+  f32: Float32Array,
+  i8: Int8Array,
+  i16: Int16Array,
+  i32: Int32Array,
+  i64: BigInt64Array,
+  u8: Uint8Array,
+  u16: Uint16Array,
+  u32: Uint32Array,
+  u64: BigUint64Array,
+  timestamp: BigInt64Array,
+  bool: Uint8Array,
 }
 function emptyOf(dt) {
   return EMPTY[dt] ? new EMPTY[dt](0) : []

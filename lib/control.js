@@ -76,7 +76,7 @@ class Controller extends EventEmitter {
   // holder stopped being this sequence.
   _transfers(docs) {
     for (const doc of docs) {
-      for (const t of (doc && doc.transfers) || []) {
+      for (const t of doc?.transfers || []) {
         const state = t.to || t.from
         if (!state) continue
         this._holders.set(state.resource, t.to ? t.to.subject.key : null)
@@ -95,7 +95,10 @@ class Controller extends EventEmitter {
   }
 
   _lost(names) {
-    const e = make('control.lost', `control sequence ${JSON.stringify(this.name)} lost control of ${names.join(', ')} to a higher authority; raise its authority or wait for release`)
+    const e = make(
+      'control.lost',
+      `control sequence ${JSON.stringify(this.name)} lost control of ${names.join(', ')} to a higher authority; raise its authority or wait for release`,
+    )
     e.channels = names
     this.emit('lost', names)
     if (this._onLost === 'throw') {
@@ -253,12 +256,13 @@ async function seed(client, channels) {
   const out = []
   for (const c of stored) {
     const d = (await client.readLatest([c.key])).get(c.key)
-    if (d && d.length) out.push([c.name, d[d.length - 1]])
+    if (d?.length) out.push([c.name, d[d.length - 1]])
   }
   return out
 }
 
-class ControlClient {
+/** `client.control`: acquire control sequences, read control state (Python: `Control`). */
+class Control {
   constructor(client) {
     this._client = client
   }
@@ -300,4 +304,7 @@ function nullWriter() {
   return { write: none, close: none, abort: none, setAuthority: none, hasControl: () => false }
 }
 
-module.exports = { Controller, ControlClient }
+/** @deprecated The old name of {@link Control}. */
+const ControlClient = Control
+
+module.exports = { Controller, Control, ControlClient }

@@ -113,7 +113,13 @@ export declare class Writer {
 }
 
 export interface StreamerOptions extends StreamerOptionsJs {
-  /** How a lag notice surfaces: a 'lag' event (default) or a StreamError `stream.lagged`. */
+  /**
+   * What a lag notice (frames dropped for a slow streamer) does, as the Python SDK's
+   * `on_lag`: 'warn' (default) emits a 'lag' event `{dropped}`; 'raise' makes the iteration
+   * throw a StreamError `stream.lagged` (iterate again to continue); 'ignore' does nothing.
+   */
+  onLag?: 'warn' | 'raise' | 'ignore'
+  /** @deprecated Use `onLag`: 'event' is 'warn', 'error' is 'raise'. */
   lag?: 'event' | 'error'
   lagPolicy?: 'notify' | 'disconnect'
 }
@@ -126,6 +132,7 @@ export declare class Streamer extends EventEmitter implements AsyncIterable<Fram
   updateChannels(channels: ChannelRef | ChannelRef[]): Promise<void>
   close(): Promise<void>
   on(event: 'lag', listener: (e: { dropped: number }) => void): this
+  // biome-ignore lint/suspicious/noExplicitAny: the EventEmitter signature this overloads
   on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
@@ -222,18 +229,25 @@ export declare class Controller extends EventEmitter {
   sleep(ms: number): Promise<void>
   release(): Promise<void>
   on(event: 'lost', listener: (channels: string[]) => void): this
+  // biome-ignore lint/suspicious/noExplicitAny: the EventEmitter signature this overloads
   on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
-export declare class ControlClient {
+/** `client.control`: control sequences and control state (the Python SDK's `Control`). */
+export declare class Control {
   acquire(options: AcquireOptions): Promise<Controller>
   states(channels?: ChannelRef[]): Promise<ControlState[]>
 }
 
+/** @deprecated Renamed {@link Control}, as in the Python SDK. */
+export declare const ControlClient: typeof Control
+/** @deprecated Renamed {@link Control}, as in the Python SDK. */
+export type ControlClient = Control
+
 export declare class Client {
   readonly channels: Channels
   readonly ranges: Ranges
-  readonly control: ControlClient
+  readonly control: Control
   readonly isRemote: boolean
   /** Write one frame starting at `start` and commit it; resolves to the committed end. */
   write(start: TimeInput, frame: FrameInput): Promise<bigint>

@@ -17,10 +17,18 @@ class Iterator {
     this._names = names
   }
 
-  seekFirst() { return call(() => this._native.seekFirst()) }
-  seekLast() { return call(() => this._native.seekLast()) }
-  seekGe(t) { return call(() => this._native.seekGe(toNanos(t))) }
-  seekLe(t) { return call(() => this._native.seekLe(toNanos(t))) }
+  seekFirst() {
+    return call(() => this._native.seekFirst())
+  }
+  seekLast() {
+    return call(() => this._native.seekLast())
+  }
+  seekGe(t) {
+    return call(() => this._native.seekGe(toNanos(t)))
+  }
+  seekLe(t) {
+    return call(() => this._native.seekLe(toNanos(t)))
+  }
 
   /** Move forward by `span` (samples as a number, ns as a bigint, default: chunk size) and read. */
   async next(s) {

@@ -22,7 +22,8 @@ function toNanos(t, what = 'timestamp') {
   }
   if (typeof t === 'string') {
     const ms = Date.parse(t)
-    if (Number.isNaN(ms)) throw make('invalid_argument', `${what} ${JSON.stringify(t)} is not a date; pass an ISO 8601 string, a Date or a bigint of nanoseconds`)
+    if (Number.isNaN(ms))
+      throw make('invalid_argument', `${what} ${JSON.stringify(t)} is not a date; pass an ISO 8601 string, a Date or a bigint of nanoseconds`)
     return BigInt(ms) * NS_PER_MS
   }
   throw make('invalid_argument', `${what} must be a bigint of nanoseconds, a Date or an ISO string, got ${typeof t}`)

@@ -16,7 +16,7 @@ class Writer {
    */
   async write(data, value) {
     const [channels, values] = toColumns(data, value)
-    return call(() => (this._native.write(channels, values)))
+    return call(() => this._native.write(channels, values))
   }
 
   /** Commit what was written; resolves to the committed end (ns). */

@@ -177,6 +177,17 @@ impl Client {
         Ok(FrameJs::from_core(self.inner.read(tr, &keys).await.js()?))
     }
 
+    /// The last `n` samples (at least one) of channels (an empty frame if they hold no data).
+    #[napi]
+    pub async fn read_latest(
+        &self,
+        #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+        n: u32,
+    ) -> Result<FrameJs> {
+        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+        Ok(FrameJs::from_core(self.inner.read_latest(&keys, u64::from(n)).await.js()?))
+    }
+
     /// Delete a time range of channels.
     #[napi]
     pub async fn delete_range_data(
@@ -199,18 +210,9 @@ impl Client {
     /// Open a writer.
     #[napi]
     pub async fn open_writer(&self, options: WriterOptionsJs) -> Result<Writer> {
-        let mut chans = self.resolve(&options.channels).await?;
+        let chans = self.resolve(&options.channels).await?;
         let keys: Vec<u32> = chans.iter().map(|c| c.key).collect();
-        let missing: Vec<u32> = {
-            let mut m: Vec<u32> = chans.iter().filter_map(Channel::index_key).filter(|i| !keys.contains(i)).collect();
-            m.sort_unstable();
-            m.dedup();
-            m
-        };
-        if !missing.is_empty() {
-            let refs: Vec<telemetron::client::ChannelRef> = missing.into_iter().map(Into::into).collect();
-            chans.extend(self.inner.channels(&refs).await.js()?);
-        }
+        let chans = self.inner.with_index_channels(chans).await.js()?;
         let cfg = options.to_core(keys)?;
         let w = self.inner.open_writer(cfg).await.js()?;
         Ok(Writer::new(w, WriterChannels::new(chans)))

@@ -5,8 +5,7 @@ use std::future::Future;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use telemetron::channel::{Channel, ChannelKey};
-use telemetron::client::ChannelRef;
+use telemetron::channel::ChannelKey;
 use telemetron::control::Authority;
 use telemetron::framer::{IteratorConfig, WriterConfig};
 use telemetron::ranger::NewRange;
@@ -32,21 +31,6 @@ pub struct Client {
     pub(crate) inner: telemetron::Client,
     /// Set by `close`: later calls fail with `engine.closed` on both backends.
     closed: std::sync::atomic::AtomicBool,
-}
-
-/// Add the index channels of `chans` that are not in it.
-async fn with_indexes(c: &telemetron::Client, mut chans: Vec<Channel>) -> telemetron::Result<Vec<Channel>> {
-    let mut missing: Vec<ChannelKey> = Vec::new();
-    for k in chans.iter().filter_map(Channel::index_key) {
-        if !chans.iter().any(|c| c.key == k) && !missing.contains(&k) {
-            missing.push(k);
-        }
-    }
-    if !missing.is_empty() {
-        let refs: Vec<ChannelRef> = missing.into_iter().map(ChannelRef::Key).collect();
-        chans.extend(c.channels(&refs).await?);
-    }
-    Ok(chans)
 }
 
 impl Client {
@@ -170,10 +154,22 @@ impl Client {
         let (frame, chans) = self.run(py, move |c| async move {
             let mut chans = c.channels(&r).await?;
             if include_index {
-                chans = with_indexes(&c, chans).await?;
+                chans = c.with_index_channels(chans).await?;
             }
             let keys: Vec<ChannelKey> = chans.iter().map(|c| c.key).collect();
             Ok((c.read(range(start, end), &keys).await?, chans))
+        })?;
+        Ok(NativeFrame { frame, chans: ChanMap::new(chans), complete: true })
+    }
+
+    /// The last `n` samples of channels and their index channels (an empty frame if they
+    /// hold no data).
+    fn read_latest(&self, py: Python<'_>, channels: &Bound<'_, PyAny>, n: u64) -> PyResult<NativeFrame> {
+        let r = channel_refs(channels)?;
+        let (frame, chans) = self.run(py, move |c| async move {
+            let chans = c.with_index_channels(c.channels(&r).await?).await?;
+            let keys: Vec<ChannelKey> = chans.iter().map(|c| c.key).collect();
+            Ok((c.read_latest(&keys, n).await?, chans))
         })?;
         Ok(NativeFrame { frame, chans: ChanMap::new(chans), complete: true })
     }
@@ -246,7 +242,7 @@ impl Client {
                 cfg = cfg.end(TimeStamp(e));
             }
             let w = c.open_writer(cfg).await?;
-            Ok((w, with_indexes(&c, chans).await?))
+            Ok((w, c.with_index_channels(chans).await?))
         })?;
         Ok(Writer::new(w, ChanMap::new(chans)))
     }
@@ -295,7 +291,7 @@ impl Client {
         let (it, chans) = self.run(py, move |c| async move {
             let mut chans = c.channels(&r).await?;
             if include_index {
-                chans = with_indexes(&c, chans).await?;
+                chans = c.with_index_channels(chans).await?;
             }
             let cfg = IteratorConfig {
                 bounds: range(start, end),

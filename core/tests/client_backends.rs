@@ -417,6 +417,50 @@ async fn large_frames_and_late_errors(b: &Backend) {
     assert_eq!(ts.len() as i64, 5 * (n + 1) + 1, "{}", b.name());
 }
 
+async fn read_latest_gives_the_last_samples(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "latest").await;
+    let empty = c.read_latest(&[p, t], 1).await.unwrap();
+    assert_eq!((empty.samples(p), empty.samples(t)), (0, 0), "{}", b.name());
+    c.write(TimeStamp(10), samples(t, p, &[10, 20, 30, 40])).await.unwrap();
+    c.write(TimeStamp(50), samples(t, p, &[50])).await.unwrap();
+    let last = c.read_latest(&[p], 1).await.unwrap();
+    assert_eq!(last.concat(p).unwrap().unwrap().as_slice::<f64>().unwrap(), &[25.0], "{}", b.name());
+    // Across the two writes, indexes alongside; n = 0 reads one sample.
+    let three = c.read_latest(&[p, t], 3).await.unwrap();
+    assert_eq!(three.concat(t).unwrap().unwrap().as_timestamps().unwrap(), &[30, 40, 50], "{}", b.name());
+    assert_eq!(three.concat(p).unwrap().unwrap().as_slice::<f64>().unwrap(), &[15.0, 20.0, 25.0]);
+    assert_eq!(c.read_latest(&[t], 0).await.unwrap().samples(t), 1);
+    let all = c.read_latest(&[t], 1_000).await.unwrap();
+    assert_eq!(all.samples(t), 5, "{}", b.name());
+    // The iterator's errors: unknown and virtual channels.
+    assert_eq!(code(c.read_latest(&[99_999], 1).await), "channel.not_found");
+    let v = c.create_channels(vec![NewChannel::virtual_("latest_v", DataType::U8)], false).await.unwrap();
+    assert!(c.read_latest(&[v[0].key], 1).await.is_err(), "{}", b.name());
+}
+
+async fn index_channels_join_their_data_channels(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "withidx").await;
+    let q = c.create_channels(vec![NewChannel::data("withidx_q", DataType::I32, "withidx_t")], false).await.unwrap()[0].key;
+    let (u, r) = index_and_data(c, "withidx2").await;
+    let v = c.create_channels(vec![NewChannel::virtual_("withidx_v", DataType::U8)], false).await.unwrap()[0].key;
+    let keys = |chans: Vec<telemetron::channel::Channel>| chans.iter().map(|c| c.key).collect::<Vec<_>>();
+    let chans = c.channels(&[p.into(), q.into(), r.into(), v.into()]).await.unwrap();
+    // Each missing index once, after the channels given, in order of first use.
+    assert_eq!(keys(c.with_index_channels(chans).await.unwrap()), [p, q, r, v, t, u], "{}", b.name());
+    // An index already present is not added again; an index alone stays alone.
+    let chans = c.channels(&[t.into(), p.into()]).await.unwrap();
+    assert_eq!(keys(c.with_index_channels(chans).await.unwrap()), [t, p]);
+    assert_eq!(keys(c.with_index_channels(Vec::new()).await.unwrap()), Vec::<ChannelKey>::new());
+    // A writer opened on the data channel writes the index with it.
+    let with = c.with_index_channels(c.channels(&[p.into()]).await.unwrap()).await.unwrap();
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(1), vec![p])).await.unwrap();
+    assert!(w.write(&samples(with[1].key, with[0].key, &[1, 2])).await.unwrap().all_written());
+    w.close().await.unwrap();
+    assert_eq!(c.read(TimeRange::MAX, &[t]).await.unwrap().samples(t), 2, "{}", b.name());
+}
+
 on_both!(
     large_frames_and_late_errors,
     channels_crud,
@@ -428,4 +472,6 @@ on_both!(
     streamer_receives_updates_lags_and_closes,
     control_state_channel,
     deletes,
+    read_latest_gives_the_last_samples,
+    index_channels_join_their_data_channels,
 );

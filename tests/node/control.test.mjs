@@ -92,3 +92,8 @@ each(test, "onLost 'ignore' reports dropped commands; a function is called", asy
   await assert.rejects(b.set(unique('nope'), 1), { code: 'write.not_in_writer' })
   for (const x of [a, b, quiet]) await x.release()
 })
+
+each(test, 'client.control is a Control, as in the Python SDK; ControlClient is its deprecated alias', async (t, c) => {
+  assert.ok(c.control instanceof tn.Control)
+  assert.equal(tn.ControlClient, tn.Control)
+})

@@ -62,9 +62,10 @@ async function flood(c, v) {
   await new Promise((r) => setTimeout(r, 100))
 }
 
-each(test, "lag: 'event' emits the drop count and continues with the newest frames", async (t, c) => {
+for (const [label, opts] of [['default', {}], ["onLag: 'warn'", { onLag: 'warn' }], ["deprecated lag: 'event'", { lag: 'event' }]]) {
+each(test, `${label} emits the drop count and continues with the newest frames`, async (t, c) => {
   const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
-  const st = await c.openStreamer(v.name, { capacity: 2 })
+  const st = await c.openStreamer(v.name, { capacity: 2, ...opts })
   let dropped = 0
   st.on('lag', (e) => { dropped += e.dropped })
   await flood(c, v)
@@ -79,10 +80,29 @@ each(test, "lag: 'event' emits the drop count and continues with the newest fram
   assert.equal(received + dropped, FRAMES, 'every frame is either received or counted as dropped')
   await st.close()
 })
+}
 
-each(test, "lag: 'error' throws stream.lagged and the streamer stays usable", async (t, c) => {
+each(test, "onLag: 'ignore' continues with the newest frames without a 'lag' event", async (t, c) => {
   const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
-  const st = await c.openStreamer(v.name, { capacity: 2, lag: 'error' })
+  const st = await c.openStreamer(v.name, { capacity: 2, onLag: 'ignore' })
+  let events = 0
+  st.on('lag', () => { events += 1 })
+  await flood(c, v)
+  let last = -1
+  let received = 0
+  while (last !== FRAMES - 1) {
+    last = (await st.next()).get(v.name)[0]
+    received += 1
+  }
+  assert.ok(received < FRAMES, `received ${received}: frames were dropped`)
+  assert.equal(events, 0)
+  await st.close()
+})
+
+for (const [label, opts] of [["onLag: 'raise'", { onLag: 'raise' }], ["deprecated lag: 'error'", { lag: 'error' }]]) {
+each(test, `${label} throws stream.lagged and the streamer stays usable`, async (t, c) => {
+  const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
+  const st = await c.openStreamer(v.name, { capacity: 2, ...opts })
   await flood(c, v)
   let received = 0
   await assert.rejects(async () => { for await (const _ of st) received += 1 }, (e) => {
@@ -105,6 +125,7 @@ each(test, "lag: 'error' throws stream.lagged and the streamer stays usable", as
   assert.equal(received, FRAMES, 'every frame is either received or counted as dropped')
   await st.close()
 })
+}
 
 each(test, "lagPolicy 'disconnect' ends with stream.disconnected", async (t, c) => {
   const v = await c.channels.create({ name: unique('v'), dataType: 'f64', virtual: true })
@@ -140,5 +161,6 @@ each(test, 'decimate and bad options', async (t, c) => {
   await st.close()
   await assert.rejects(c.openStreamer(v.name, { lagPolicy: 'sometimes' }), { code: 'invalid_argument' })
   await assert.rejects(c.openStreamer(v.name, { lag: 'loud' }), { code: 'invalid_argument' })
+  await assert.rejects(c.openStreamer(v.name, { onLag: 'event' }), { code: 'invalid_argument' })
   await assert.rejects(c.openStreamer(v.name, { capacity: 0 }), { code: 'invalid_argument' })
 })

@@ -3,6 +3,7 @@ losing control."""
 
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -73,8 +74,16 @@ def test_values_before_any_frame(rig):
         with pytest.raises(tn.NoValue):
             ctrl["press_pt"]
         assert ctrl.get("press_pt", -1) == -1
+        t0 = time.monotonic()
         assert not ctrl.wait_until(lambda c: c["press_pt"] > 0, timeout=0.05)  # no value yet: False
+        assert time.monotonic() - t0 >= 0.05  # ... after the timeout, not at once
+        t0 = time.monotonic()
         ctrl.sleep(tn.TimeSpan.MILLISECOND * 10)
+        assert time.monotonic() - t0 >= 0.01
+        # Nothing arrived meanwhile: the snapshot holds the seed only.
+        assert ctrl.state == {"valve_cmd": 5}
+        assert ctrl.get("press_pt") is None
+        assert not ctrl.has_control()  # a read-only sequence controls nothing
 
 
 def test_losing_control_raises_on_next_command(rig):
@@ -97,16 +106,23 @@ def test_on_lost_callback_and_set_authority(rig):
     event = threading.Event()
 
     def on_lost(c, names):
-        lost.append(names)
+        lost.append((c.name, names))
         event.set()
 
-    with rig.control.acquire(name="a", write=["vent_cmd"], authority=100, on_lost=on_lost) as a:
-        with rig.control.acquire(name="b", write=["vent_cmd"], authority=150, on_lost="ignore") as b:
-            assert event.wait(5) and lost == [["vent_cmd"]]
-            a.set_authority(200)  # take it back
-            assert eventually(lambda: a.has_control() and not b.has_control())
-            b["vent_cmd"] = 1  # dropped, ignored by policy
-            a.set({"vent_cmd": 2})
+    with rig.open_streamer(["vent_cmd"]) as seen:  # what reaches the channel
+        with rig.control.acquire(name="a", write=["vent_cmd"], authority=100, on_lost=on_lost) as a:
+            with rig.control.acquire(name="b", write=["vent_cmd"], authority=150, on_lost="ignore") as b:
+                assert event.wait(5) and lost == [("a", ["vent_cmd"])]
+                assert eventually(lambda: b.has_control() and not a.has_control())
+                a.set_authority(200)  # take it back
+                assert eventually(lambda: a.has_control() and not b.has_control())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    b["vent_cmd"] = 1  # dropped by the engine; ignored by policy: no error, no warning
+                a.set({"vent_cmd": 2})
+                f = seen.read(timeout=5)
+                assert f is not None and list(f["vent_cmd"]) == [2]  # b's 1 never reached it
+        assert lost == [("a", ["vent_cmd"])]  # the callback ran once, for a only
 
 
 def test_lost_control_warns(rig):

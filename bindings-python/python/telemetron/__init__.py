@@ -21,7 +21,7 @@ from ._native import Channel, __version__
 from .channel import Channels, NewChannel
 from .client import Client, connect, open
 from .control import Control, Controller, NoValue
-from .errors import *  # noqa: F401,F403  (the exception hierarchy, rooted at TelemetronError)
+from .errors import *  # noqa: F403  (the exception hierarchy, rooted at TelemetronError)
 from .errors import LagWarning, TelemetronError
 from .frame import Frame
 from .framer import Iterator, Writer

@@ -72,9 +72,8 @@ def _castable(arr: np.ndarray, target: np.dtype) -> bool:
             return bool(np.all((arr == 0) | (arr == 1)))
         info = np.iinfo(target)
         return bool(arr.min() >= info.min and arr.max() <= info.max)
-    if src.kind in "iuf" and target.kind == "f":
-        return True  # int -> float, f64 -> f32: the usual numeric conversions
-    return False
+    # int -> float, f64 -> f32: the usual numeric conversions
+    return src.kind in "iuf" and target.kind == "f"
 
 
 def coerce(value: Any, data_type: str, channel: str) -> Any:
@@ -164,6 +163,4 @@ def to_mapping(data: Any, values: Any = None) -> Dict[Any, Any]:
     to_dict = getattr(data, "to_dict", None)
     if to_dict is not None and hasattr(data, "_native"):
         return to_dict(by="key")
-    raise TypeError(
-        f"cannot write a {type(data).__name__}; pass a dict {{channel: values}}, a pandas DataFrame or (channels, values)"
-    )
+    raise TypeError(f"cannot write a {type(data).__name__}; pass a dict {{channel: values}}, a pandas DataFrame or (channels, values)")

@@ -74,14 +74,10 @@ class Channels:
     ) -> Channel: ...
 
     @overload
-    def create(
-        self, channels: Union[NewChannel, Dict[str, Any]], *, retrieve_if_name_exists: bool = False
-    ) -> Channel: ...
+    def create(self, channels: Union[NewChannel, Dict[str, Any]], *, retrieve_if_name_exists: bool = False) -> Channel: ...
 
     @overload
-    def create(
-        self, channels: Sequence[Union[NewChannel, Dict[str, Any]]], *, retrieve_if_name_exists: bool = False
-    ) -> List[Channel]: ...
+    def create(self, channels: Sequence[Union[NewChannel, Dict[str, Any]]], *, retrieve_if_name_exists: bool = False) -> List[Channel]: ...
 
     def create(self, channels: Any = None, *, retrieve_if_name_exists: bool = False, **kwargs: Any) -> Any:
         """Create one channel (keyword arguments, a :class:`NewChannel` or a dict) or many

@@ -7,7 +7,7 @@ Every call that may wait (disk, network, a live frame) releases the GIL.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from . import _native
 from ._convert import to_mapping
@@ -69,13 +69,7 @@ class Client:
     def read_latest(self, channels: Any, n: int = 1) -> Frame:
         """The last ``n`` samples of channels (indexes included), e.g. the current value of
         a slow sensor: ``client.read_latest("tank_tc")["tank_tc"][-1]``."""
-        it = self._native.open_iterator(int(TimeStamp.MIN), int(TimeStamp.MAX), channels, max(1, int(n)), True)
-        try:
-            if it.seek_last():
-                it.prev(max(1, int(n)), None)
-            return Frame(it.value())
-        finally:
-            it.close()
+        return Frame(self._native.read_latest(channels, max(1, int(n))))
 
     def delete(self, time_range: TimeRangeLike, channels: Any) -> None:
         """Delete the samples of channels in ``time_range``."""
@@ -93,7 +87,7 @@ class Client:
         start: Any,
         channels: Any,
         *,
-        authority: Union[int, Sequence[int], dict] = 255,
+        authority: Union[int, Sequence[int], Dict[Any, int]] = 255,
         mode: str = "persist_stream",
         name: str = "",
         err_on_unauthorized: bool = False,
@@ -277,4 +271,4 @@ def connect(
     return Client(connect_native(url, token, username, password, ca_cert, seconds(timeout)))
 
 
-__all__ = ["Client", "open", "connect", "span_ns"]
+__all__ = ["Client", "connect", "open", "span_ns"]

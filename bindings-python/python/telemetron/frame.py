@@ -30,7 +30,7 @@ class Frame(Mapping[str, Any]):
     for fixed-size types and lists for ``string``/``json``/``bytes``/``uuid`` channels.
     """
 
-    __slots__ = ("_native", "_channels", "_by_name", "_by_key", "_cache")
+    __slots__ = ("_by_key", "_by_name", "_cache", "_channels", "_native")
 
     def __init__(self, native: Any) -> None:
         self._native = native
@@ -187,7 +187,7 @@ class Frame(Mapping[str, Any]):
 class _Export:
     """Some channels of a frame, exportable through the Arrow PyCapsule interface."""
 
-    __slots__ = ("_native", "_keys")
+    __slots__ = ("_keys", "_native")
 
     def __init__(self, frame: Frame, channels: Optional[Sequence[ChannelLike]]) -> None:
         self._native = frame._native

@@ -16,11 +16,12 @@ copy) each time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator as TypingIterator, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
+from typing import Iterator as TypingIterator
 
+from ._convert import to_mapping
 from .frame import Frame
 from .telem import TimeStamp, span_ns
-from ._convert import to_mapping
 
 if TYPE_CHECKING:
     from .channel import ChannelRef

@@ -41,7 +41,7 @@ class MetaData(MutableMapping[str, str]):
             raise KeyError(k)
         self._client._native.delete_range_meta(self._key, [k])
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         """Set several entries in one transaction."""
         entries = dict(*args, **kwargs)
         self._client._native.set_range_meta(self._key, {str(k): str(v) for k, v in entries.items()})

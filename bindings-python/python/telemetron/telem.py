@@ -54,8 +54,7 @@ def to_ns(value: Any) -> int:
             raise ValueError(f"{value!r} is not an ISO 8601 timestamp (e.g. '2026-11-21T08:00:00Z')") from None
     if isinstance(value, (float, np.floating)):
         raise TypeError(
-            f"a float ({value}) is ambiguous as a timestamp; pass integer nanoseconds, a datetime, "
-            "or TimeStamp.from_seconds(...)"
+            f"a float ({value}) is ambiguous as a timestamp; pass integer nanoseconds, a datetime, or TimeStamp.from_seconds(...)"
         )
     raise TypeError(f"cannot use {type(value).__name__} as a timestamp; pass int nanoseconds, a datetime or a numpy datetime64")
 
@@ -125,7 +124,7 @@ class TimeStamp(int):
             return TimeRange(self, self + end)
         return TimeRange(self, end)
 
-    def __add__(self, other: Any) -> Any:  # type: ignore[override]
+    def __add__(self, other: Any) -> Any:
         """``TimeStamp + span`` is a TimeStamp (saturating); ``+ ndarray`` an int64 array."""
         if isinstance(other, TimeStamp):
             return NotImplemented
@@ -135,10 +134,10 @@ class TimeStamp(int):
 
     __radd__ = __add__
 
-    def __sub__(self, other: Any) -> Any:  # type: ignore[override]
+    def __sub__(self, other: Any) -> Any:
         if isinstance(other, np.ndarray):
             return int(self) - other
-        if isinstance(other, TimeStamp) or isinstance(other, (_dt.datetime, np.datetime64)):
+        if isinstance(other, (TimeStamp, _dt.datetime, np.datetime64)):
             return TimeSpan(int(self) - to_ns(other))
         return TimeStamp(min(max(int(self) - span_ns(other), _I64_MIN), _I64_MAX))
 
@@ -199,17 +198,17 @@ class TimeSpan(int):
         """As ``numpy.timedelta64[ns]``."""
         return np.timedelta64(int(self), "ns")
 
-    def __add__(self, other: Any) -> Any:  # type: ignore[override]
+    def __add__(self, other: Any) -> Any:
         if isinstance(other, TimeStamp):
             return other + self
         return TimeSpan(int(self) + span_ns(other))
 
     __radd__ = __add__
 
-    def __sub__(self, other: Any) -> "TimeSpan":  # type: ignore[override]
+    def __sub__(self, other: Any) -> "TimeSpan":
         return TimeSpan(int(self) - span_ns(other))
 
-    def __mul__(self, other: Any) -> Any:  # type: ignore[override]
+    def __mul__(self, other: Any) -> Any:
         if isinstance(other, (TimeSpan, TimeStamp)):
             return NotImplemented
         if isinstance(other, np.ndarray):
@@ -260,7 +259,7 @@ class TimeRange:
     >>> start, end = TimeRange("2026-11-21T08:00:00Z", "2026-11-21T09:00:00Z")
     """
 
-    __slots__ = ("start", "end")
+    __slots__ = ("end", "start")
     MAX: "TimeRange"
 
     def __init__(self, start: Any, end: Any) -> None:

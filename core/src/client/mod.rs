@@ -66,7 +66,7 @@ use uuid::Uuid;
 use crate::channel::{Channel, ChannelKey, NewChannel};
 use crate::control::State;
 use crate::error::Result;
-use crate::framer::{IteratorConfig, WriterConfig};
+use crate::framer::{IterSpan, IteratorConfig, WriterConfig};
 use crate::ranger::{NewRange, Range};
 use crate::relay::StreamerConfig;
 use crate::telem::{Frame, TimeRange, TimeStamp};
@@ -394,6 +394,75 @@ impl Client {
             #[cfg(feature = "remote")]
             Backend::Remote(r) => Ok(ClientWriter { inner: WriterInner::Remote(remote::RemoteWriter::open(&r.http, config).await?) }),
         }
+    }
+
+    /// `channels` followed by the index channels of its data channels that are not already
+    /// among them (each once, in order of first use): what a writer on `channels` writes, and
+    /// what a read needs to put a time index next to its data. The SDKs open writers and
+    /// index-aware reads with it.
+    ///
+    /// # Errors
+    /// A transport error (remote), or `channel.not_found` if an index was deleted meanwhile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use telemetron::channel::NewChannel;
+    /// use telemetron::telem::DataType;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let client = telemetron::open(dir.path()).unwrap();
+    /// let ch = client.create_channels(vec![NewChannel::index("t"), NewChannel::data("p", DataType::F64, "t")], false).await.unwrap();
+    /// let all = client.with_index_channels(vec![ch[1].clone()]).await.unwrap();
+    /// assert_eq!(all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["p", "t"]);
+    /// # });
+    /// ```
+    pub async fn with_index_channels(&self, mut channels: Vec<Channel>) -> Result<Vec<Channel>> {
+        let mut missing: Vec<ChannelRef> = Vec::new();
+        for k in channels.iter().filter_map(Channel::index_key) {
+            let r = ChannelRef::Key(k);
+            if !channels.iter().any(|c| c.key == k) && !missing.contains(&r) {
+                missing.push(r);
+            }
+        }
+        if !missing.is_empty() {
+            channels.extend(self.channels(&missing).await?);
+        }
+        Ok(channels)
+    }
+
+    /// The last `n` samples (at least one) of stored channels, e.g. the current value of a
+    /// slow sensor; an empty frame when they hold no data. Channels line up as in
+    /// [`Client::read`]: pass a data channel's index too to get its timestamps.
+    ///
+    /// # Errors
+    /// As [`Client::open_iterator`]: unknown or virtual channels, a storage or transport error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use telemetron::channel::NewChannel;
+    /// use telemetron::telem::*;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let client = telemetron::open(dir.path()).unwrap();
+    /// let ch = client.create_channels(vec![NewChannel::index("t"), NewChannel::data("p", DataType::F64, "t")], false).await.unwrap();
+    /// let f = Frame::new().with(ch[0].key, Series::timestamps(vec![1, 2, 3])).with(ch[1].key, Series::from_vec(vec![0.5f64, 0.6, 0.7]));
+    /// client.write(TimeStamp(1), f).await.unwrap();
+    /// let last = client.read_latest(&[ch[1].key], 2).await.unwrap();
+    /// assert_eq!(last.samples(ch[1].key), 2);
+    /// # });
+    /// ```
+    pub async fn read_latest(&self, keys: &[ChannelKey], n: u64) -> Result<Frame> {
+        let n = n.max(1);
+        let config = IteratorConfig { bounds: TimeRange::MAX, channels: keys.to_vec(), chunk_size: n };
+        let mut it = self.open_iterator(config).await?;
+        if it.seek_last().await? && it.prev(IterSpan::Samples(n)).await? {
+            return Ok(it.take_value());
+        }
+        Ok(Frame::new())
     }
 
     /// Open a streamer.

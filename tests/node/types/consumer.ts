@@ -1,5 +1,5 @@
 // Compiled with `tsc --strict` by types.test.mjs: the declarations cover the README example.
-import { open, connect, Frame, TelemetronError, type Client } from 'telemetron'
+import { open, connect, Frame, TelemetronError, type Client, type Control } from 'telemetron'
 
 async function main(client: Client): Promise<void> {
   await client.channels.create([
@@ -15,14 +15,16 @@ async function main(client: Client): Promise<void> {
   const frame: Frame = await client.read({ start: 0n, end: 10n }, ['time', 'pressure'])
   const p = frame.get('pressure') as Float64Array
   const samples = await client.read([0n, 10n], 'pressure')
-  const s = await client.openStreamer(['pressure'], { lag: 'event' })
+  const s = await client.openStreamer(['pressure'], { onLag: 'warn' })
+  await (await client.openStreamer(['pressure'], { lag: 'event' })).close() // deprecated, still typed
   s.on('lag', ({ dropped }) => console.log(dropped))
   for await (const f of s) {
     console.log(f.get('pressure'))
     break
   }
   await s.close()
-  const ctrl = await client.control.acquire({ name: 'seq', write: ['pressure'], read: ['time'], authority: 200 })
+  const control: Control = client.control
+  const ctrl = await control.acquire({ name: 'seq', write: ['pressure'], read: ['time'], authority: 200 })
   await ctrl.set('pressure', 1)
   const ok: boolean = await ctrl.waitUntil((c) => (c.get('pressure') as number) > 0, { timeout: 1000 })
   await ctrl.release()
