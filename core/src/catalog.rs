@@ -7,7 +7,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::storage::StorageError;
+use crate::storage_error::StorageError;
 
 pub(crate) const CHANNELS: TableDefinition<'_, u32, &[u8]> = TableDefinition::new("channels");
 pub(crate) const CHANNEL_NAMES: TableDefinition<'_, &str, u32> = TableDefinition::new("channel_names");

@@ -109,6 +109,16 @@ impl Error {
     ];
 }
 
+impl From<crate::storage_error::StorageFailure> for Error {
+    fn from(f: crate::storage_error::StorageFailure) -> Error {
+        match f {
+            crate::storage_error::StorageFailure::Storage(e) => e.into(),
+            crate::storage_error::StorageFailure::Write(e) => Error::Write(e),
+            crate::storage_error::StorageFailure::Series(e) => Error::Series(e),
+        }
+    }
+}
+
 impl From<StorageError> for Error {
     /// `StorageError::Closed` and `StorageError::DataDirectory` become the umbrella's
     /// [`Error::Closed`] and [`Error::InvalidArgument`] (their codes are the umbrella's);

@@ -72,6 +72,7 @@ pub mod relay;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod storage;
+mod storage_error;
 pub mod telem;
 
 #[cfg(feature = "remote")]

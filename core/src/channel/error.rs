@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ChannelKey;
 use crate::codes::CodeInfo;
-use crate::storage::StorageError;
+use crate::storage_error::StorageError;
 use crate::telem::DataType;
 
 /// Why a channel operation was refused.

@@ -8,7 +8,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::{Channel, ChannelError, ChannelKey, ChannelKind, IndexRef, NewChannel};
 use crate::catalog::{CHANNEL_NAMES, CHANNELS, Catalog, META, NEXT_CHANNEL_KEY, meta_err};
-use crate::storage::StorageError;
+use crate::storage_error::StorageError;
 use crate::telem::DataType;
 
 /// Result of channel operations.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, RANGE_KV, RANGES, meta_err};
 use crate::codes::CodeInfo;
-use crate::storage::StorageError;
+use crate::storage_error::StorageError;
 use crate::telem::TimeRange;
 
 /// Why a range operation was refused.

@@ -40,7 +40,6 @@
 // indexing. Tests may (see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-mod error;
 mod format;
 mod index;
 mod lock;
@@ -52,7 +51,7 @@ mod segment;
 mod syncer;
 mod writer;
 
-pub use error::{StorageError, WriteError};
+pub use crate::storage_error::{StorageError, WriteError};
 pub(crate) use index::ChannelIndex;
 pub(crate) use lock::DirLock;
 pub(crate) use reader::{ReadPlan, read_channels};

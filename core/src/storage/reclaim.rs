@@ -17,7 +17,7 @@ use super::reader::index_pieces;
 use super::recovery::Tombstone;
 use super::syncer::{Background, Signal, spawn_loop};
 use super::{ChannelStore, Storage, WriteError};
-use crate::error::Result;
+type Result<T, E = crate::storage_error::StorageFailure> = std::result::Result<T, E>;
 use crate::telem::TimeRange;
 
 /// Records that lost references and may be reclaimed.

@@ -17,7 +17,8 @@ use super::index::{ChunkRef, RecordRef};
 use super::segment::{Segment, Segments, io_err};
 use super::{ChannelStore, Storage, StorageOptions, syncer};
 use crate::channel::{Channel, ChannelKey};
-use crate::error::{Error, Result};
+use crate::storage_error::StorageFailure as Error;
+type Result<T, E = Error> = std::result::Result<T, E>;
 use crate::telem::DataType;
 
 /// A persisted range deletion: positions `[from, to)` of `domain` of `channel`, applying to

@@ -19,7 +19,7 @@ use super::rules;
 use super::segment::Segment;
 use super::{ChannelStore, Durability, RegionDomain, RegionState, Storage, StorageError, WriteError};
 use crate::channel::ChannelKey;
-use crate::error::Result;
+type Result<T, E = crate::storage_error::StorageFailure> = std::result::Result<T, E>;
 use crate::telem::{Alignment, DataType, Frame, Series, TimeRange, TimeStamp};
 
 /// Series at least this large are kept by reference instead of copied into staging.
@@ -431,7 +431,7 @@ impl StorageWriter {
     /// Commit everything written so far; returns the committed end (last timestamp + 1).
     pub(crate) fn commit(&mut self) -> Result<TimeStamp> {
         if self.storage.closed.load(Ordering::Acquire) {
-            return Err(crate::Error::Closed { what: "the engine".into() });
+            return Err(StorageError::Closed { what: "the engine".into() }.into());
         }
         if !self.has_uncommitted() {
             return Ok(self.end());

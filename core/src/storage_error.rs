@@ -1,4 +1,6 @@
-//! Storage and write errors.
+//! Storage and write errors: what can fail on disk (data directory, catalog, segments) and
+//! why a write is refused. A leaf module below `storage`, so the catalog, the channel registry
+//! and ranges can return `StorageError` without depending on the storage engine.
 
 use std::io;
 use std::path::PathBuf;
@@ -261,4 +263,20 @@ impl WriteError {
         CodeInfo::new("write.too_large", "a single write is too large; split it"),
         CodeInfo::new("write.invalid_config", "the writer's channel list is empty or names a channel twice"),
     ];
+}
+
+/// What a call into the storage engine's write and recovery paths can fail with: the engine
+/// itself ([`StorageError`]), a refused write ([`WriteError`]) or a malformed series. The umbrella error converts
+/// it into the matching variant, so callers see the same codes as before.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum StorageFailure {
+    /// The engine failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The write was refused; nothing of it was written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// A series of the write was malformed; nothing of it was written.
+    #[error(transparent)]
+    Series(#[from] crate::telem::SeriesError),
 }
