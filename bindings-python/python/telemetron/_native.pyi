@@ -20,6 +20,7 @@ __all__ = [
     "_bench_core_ingest",
     "_bench_core_write_one",
     "_debug_series_ptr",
+    "error_codes",
 ]
 
 __version__: str
