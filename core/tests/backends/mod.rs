@@ -128,7 +128,10 @@ pub mod raw {
         }
         req.push_str("\r\n");
         tcp.write_all(req.as_bytes()).await.unwrap();
-        tcp.write_all(body).await.unwrap();
+        // A node that refuses the body (413) may answer and close before it has all been
+        // sent: the write then fails with a broken pipe or reset, and the answer is still
+        // there to read.
+        let _ = tcp.write_all(body).await;
         let mut out = Vec::new();
         let _ = tcp.read_to_end(&mut out).await;
         let text = String::from_utf8_lossy(&out).to_string();
