@@ -1,14 +1,14 @@
 # One entry point for chores; CI (.ci/run) calls `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-rust test-loom test-node test-python check check-sdk bench fmt
+.PHONY: demo test test-rust test-loom test-node test-python test-dist dist check check-sdk bench fmt
 
 ## Run the main job: a simulated test stand written and read back.
 demo:
 	$(CARGO) run --release -p telemetron -- demo
 
 ## Run every test (what CI runs): the checks (fmt, clippy, SDK linters) first, as redb does.
-test: check test-rust test-loom test-node test-python
+test: check test-rust test-loom test-node test-python test-dist
 
 test-rust:
 	$(CARGO) build --release -p telemetron
@@ -37,6 +37,21 @@ test-python:
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet '.[test]'
 	$(VENV)/bin/python -m pytest tests/python
+
+## Packages as users install them: an abi3 manylinux wheel (maturin) and an npm tarball that
+## carries the prebuilt addon, both in dist/. Both builds share target/ with the rest.
+dist:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet 'maturin>=1.16,<2'
+	rm -rf dist && mkdir -p dist
+	$(VENV)/bin/maturin build --release --out dist
+	npm ci
+	npm pack --ignore-scripts --pack-destination dist
+
+## Install each package into a fresh environment with no Rust toolchain on PATH and run the
+## README's Python and TypeScript quick starts from it (scripts/test_dist.py).
+test-dist: dist
+	$(PYTHON) scripts/test_dist.py
 
 ## Formatting and lints; then the engine alone (`default-features = false`: no server, no
 ## remote backend, no CLI) must build without warnings and without the network stack.
