@@ -61,6 +61,8 @@ class Range {
     this.timeRange = raw.timeRange
     this.labels = raw.labels
     this.color = raw.color ?? undefined
+    /** The key of the range this one is a child of (undefined at the top). */
+    this.parent = raw.parent ?? undefined
     const n = client._native
     const key = raw.key
     /** The range's metadata, persisted in the engine. */
@@ -85,16 +87,36 @@ class Range {
     this.name = r.name
     return r
   }
+
+  /** Replace the labels; resolves to the updated range. */
+  async setLabels(labels) {
+    const r = new Range(this._client, await call(() => this._client._native.setRangeLabels(this.key, list(labels))))
+    this.labels = r.labels
+    return r
+  }
+
+  /** The ranges directly below this one, by start time. */
+  async children() {
+    const out = await call(() => this._client._native.rangeChildren(this.key))
+    return out.map((r) => new Range(this._client, r))
+  }
+
+  /** Create a range below this one (`timeRange` defaults to this range's). */
+  createChild({ name, timeRange, labels, color, metaData }) {
+    return this._client.ranges.create({ name, timeRange: timeRange ?? this.timeRange, labels, color, metaData, parent: this })
+  }
 }
+
+const rangeKey = (r) => (r === undefined || r === null ? undefined : typeof r === 'object' ? r.key : String(r))
 
 class Ranges {
   constructor(client) {
     this._client = client
   }
 
-  /** Create a range `{name, timeRange, labels?, color?, metaData?}`. */
-  async create({ name, timeRange, labels, color, metaData }) {
-    const raw = await call(() => this._client._native.createRange({ name, timeRange: toRange(timeRange), labels, color, metaData }))
+  /** Create a range `{name, timeRange, labels?, color?, metaData?, parent?}` (`parent`: a Range or key). */
+  async create({ name, timeRange, labels, color, metaData, parent }) {
+    const raw = await call(() => this._client._native.createRange({ name, timeRange: toRange(timeRange), labels, color, metaData, parent: rangeKey(parent) }))
     return new Range(this._client, raw)
   }
 
@@ -103,13 +125,24 @@ class Ranges {
     return new Range(this._client, await call(() => this._client._native.retrieveRange(key)))
   }
 
-  /** Ranges whose name, a label or a metadata value contains `term`, optionally overlapping a time range. */
-  async search(term = '', overlapping) {
-    const out = await call(() => this._client._native.searchRanges(term, overlapping === undefined ? undefined : toRange(overlapping)))
+  /**
+   * Ranges matching every filter given, by start time: `term` in the name, a label or a
+   * metadata value (case-insensitive), overlapping a time range, and, in `filters`, all of
+   * `labels`, each `metaData` entry exactly, and `parent` (a Range or key) as direct parent.
+   */
+  async search(term = '', overlapping, { labels, metaData, parent } = {}) {
+    const query = {
+      term,
+      overlapping: overlapping === undefined || overlapping === null ? undefined : toRange(overlapping),
+      labels: labels === undefined ? undefined : list(labels),
+      metaData,
+      parent: rangeKey(parent),
+    }
+    const out = await call(() => this._client._native.searchRanges(query))
     return out.map((r) => new Range(this._client, r))
   }
 
-  /** Delete ranges (keys or Range objects). */
+  /** Delete ranges (keys or Range objects), with their children and the metadata of all of them. */
   async delete(keys) {
     return call(() => this._client._native.deleteRanges(list(keys).map((k) => (typeof k === 'object' ? k.key : k))))
   }

@@ -163,8 +163,10 @@ export declare class Range {
   readonly key: string
   name: string
   readonly timeRange: TimeRangeValue
-  readonly labels: string[]
+  labels: string[]
   readonly color: string | undefined
+  /** The key of the range this one is a child of (undefined at the top). */
+  readonly parent: string | undefined
   /** The range's metadata, persisted in the engine. */
   readonly meta: {
     get(): Promise<Record<string, string>>
@@ -176,6 +178,21 @@ export declare class Range {
   read(channels: ChannelRef[]): Promise<Frame>
   read(channel: ChannelRef): Promise<SampleData>
   rename(name: string): Promise<Range>
+  /** Replace the labels (an empty label rejects with RangerError 'range.invalid'). */
+  setLabels(labels: string | string[]): Promise<Range>
+  /** The ranges directly below this one, by start time. */
+  children(): Promise<Range[]>
+  /** Create a range below this one; `timeRange` defaults to this range's. */
+  createChild(range: Omit<NewRange, 'parent' | 'timeRange'> & { timeRange?: TimeRangeInput }): Promise<Range>
+}
+
+export interface RangeFilters {
+  /** Only ranges carrying every one of these labels (any case). */
+  labels?: string | string[]
+  /** Only ranges whose metadata has each of these entries exactly. */
+  metaData?: Record<string, string>
+  /** Only direct children of this range. */
+  parent?: string | Range
 }
 
 export interface NewRange {
@@ -184,12 +201,14 @@ export interface NewRange {
   labels?: string[]
   color?: string
   metaData?: Record<string, string>
+  /** Create it as a child of this range (a Range or key); deleting the parent deletes it. */
+  parent?: string | Range
 }
 
 export declare class Ranges {
   create(range: NewRange): Promise<Range>
   retrieve(key: string): Promise<Range>
-  search(term?: string, overlapping?: TimeRangeInput): Promise<Range[]>
+  search(term?: string, overlapping?: TimeRangeInput | null, filters?: RangeFilters): Promise<Range[]>
   delete(ranges: string | Range | Array<string | Range>): Promise<void>
 }
 

@@ -15,7 +15,7 @@ use crate::channel::{ChannelJs, NewChannelJs, channel_refs};
 use crate::control::StateJs;
 use crate::error::{IntoNapi, invalid};
 use crate::framer::{Iterator, IteratorOptionsJs, Writer, WriterChannels, WriterOptionsJs};
-use crate::ranger::{NewRangeJs, RangeJs, range_key};
+use crate::ranger::{NewRangeJs, RangeJs, RangeQueryJs, range_key};
 use crate::relay::{Streamer, StreamerOptionsJs, streamer_config};
 use crate::telem::{FrameJs, TimeRangeJs, big, columns, frame, timestamp};
 
@@ -252,11 +252,23 @@ impl Client {
         Ok(RangeJs::from_core(self.inner.range(range_key(&key)?).await.js()?))
     }
 
-    /// Ranges whose name, a label or a metadata value contains `term`.
+    /// Ranges matching every filter of `query` (term, overlap, labels, exact metadata, parent).
     #[napi]
-    pub async fn search_ranges(&self, term: String, overlapping: Option<TimeRangeJs>) -> Result<Vec<RangeJs>> {
-        let o = overlapping.map(|r| r.to_core()).transpose()?;
-        Ok(self.inner.search_ranges(&term, o).await.js()?.into_iter().map(RangeJs::from_core).collect())
+    pub async fn search_ranges(&self, query: RangeQueryJs) -> Result<Vec<RangeJs>> {
+        let q = query.to_core()?;
+        Ok(self.inner.query_ranges(&q).await.js()?.into_iter().map(RangeJs::from_core).collect())
+    }
+
+    /// The direct children of a range.
+    #[napi]
+    pub async fn range_children(&self, key: String) -> Result<Vec<RangeJs>> {
+        Ok(self.inner.range_children(range_key(&key)?).await.js()?.into_iter().map(RangeJs::from_core).collect())
+    }
+
+    /// Replace a range's labels.
+    #[napi]
+    pub async fn set_range_labels(&self, key: String, labels: Vec<String>) -> Result<RangeJs> {
+        Ok(RangeJs::from_core(self.inner.set_range_labels(range_key(&key)?, labels).await.js()?))
     }
 
     /// Rename a range.

@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyList};
 use telemetron::channel::ChannelKey;
 use telemetron::control::Authority;
 use telemetron::framer::{IteratorConfig, WriterConfig};
-use telemetron::ranger::NewRange;
+use telemetron::ranger::{NewRange, RangeQuery};
 use telemetron::relay::StreamerConfig;
 use telemetron::storage::Durability;
 use telemetron::telem::{TimeRange, TimeStamp};
@@ -18,7 +18,7 @@ use crate::channel::{ChanMap, PyChannel, channel_refs, new_channel};
 use crate::control::state_to_py;
 use crate::error::{IntoPyResult, invalid};
 use crate::framer::{Iterator, Writer, writer_mode};
-use crate::ranger::{range_key, range_to_py};
+use crate::ranger::{range_key, range_to_py, ranges_to_py};
 use crate::relay::{Streamer, lag_policy};
 use crate::runtime::runtime;
 use crate::telem::{NativeFrame, frame_from_py};
@@ -305,7 +305,7 @@ impl Client {
 
     /// Create a range; returns it as a dict.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, start, end, labels, color, meta_data))]
+    #[pyo3(signature = (name, start, end, labels, color, meta_data, parent=None))]
     fn create_range<'py>(
         &self,
         py: Python<'py>,
@@ -315,8 +315,10 @@ impl Client {
         labels: Vec<String>,
         color: Option<String>,
         meta_data: BTreeMap<String, String>,
+        parent: Option<&str>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let nr = NewRange { name, time_range: range(start, end), labels, color, meta_data };
+        let parent = parent.map(range_key).transpose()?;
+        let nr = NewRange { name, time_range: range(start, end), labels, color, meta_data, parent };
         let r = self.run(py, move |c| async move { c.create_range(nr).await })?;
         range_to_py(py, &r)
     }
@@ -328,17 +330,41 @@ impl Client {
         range_to_py(py, &r)
     }
 
-    /// Ranges matching `term` (name, label or metadata value), optionally overlapping
-    /// `(start, end)`.
-    #[pyo3(signature = (term, overlapping=None))]
-    fn search_ranges<'py>(&self, py: Python<'py>, term: String, overlapping: Option<(i64, i64)>) -> PyResult<Bound<'py, PyList>> {
-        let tr = overlapping.map(|(s, e)| range(s, e));
-        let rs = self.run(py, move |c| async move { c.search_ranges(&term, tr).await })?;
-        let out = PyList::empty(py);
-        for r in &rs {
-            out.append(range_to_py(py, r)?)?;
-        }
-        Ok(out)
+    /// Ranges matching every filter ([`RangeQuery`]): `term` (name, label or metadata
+    /// value), overlapping `(start, end)`, all of `labels`, exact `meta_data`, and `parent`.
+    #[pyo3(signature = (term, overlapping=None, labels=None, meta_data=None, parent=None))]
+    fn search_ranges<'py>(
+        &self,
+        py: Python<'py>,
+        term: String,
+        overlapping: Option<(i64, i64)>,
+        labels: Option<Vec<String>>,
+        meta_data: Option<BTreeMap<String, String>>,
+        parent: Option<&str>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let q = RangeQuery {
+            term,
+            overlapping: overlapping.map(|(s, e)| range(s, e)),
+            labels: labels.unwrap_or_default(),
+            meta_data: meta_data.unwrap_or_default(),
+            parent: parent.map(range_key).transpose()?,
+        };
+        let rs = self.run(py, move |c| async move { c.query_ranges(&q).await })?;
+        ranges_to_py(py, &rs)
+    }
+
+    /// The direct children of a range.
+    fn range_children<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyList>> {
+        let k = range_key(key)?;
+        let rs = self.run(py, move |c| async move { c.range_children(k).await })?;
+        ranges_to_py(py, &rs)
+    }
+
+    /// Replace a range's labels; returns the range.
+    fn set_range_labels<'py>(&self, py: Python<'py>, key: &str, labels: Vec<String>) -> PyResult<Bound<'py, PyDict>> {
+        let k = range_key(key)?;
+        let r = self.run(py, move |c| async move { c.set_range_labels(k, labels).await })?;
+        range_to_py(py, &r)
     }
 
     /// Rename a range.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use backends::Backend;
 use telemetron::channel::{ChannelKey, NewChannel};
 use telemetron::framer::{IterSpan, IteratorConfig, WriterConfig, WriterMode};
-use telemetron::ranger::NewRange;
+use telemetron::ranger::{NewRange, RangeQuery};
 use telemetron::relay::{StreamError, StreamerConfig};
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::{Client, Error};
@@ -78,6 +78,7 @@ async fn ranges_and_metadata(b: &Backend) {
             labels: vec!["hotfire".into()],
             color: None,
             meta_data: meta,
+            parent: None,
         })
         .await
         .unwrap();
@@ -96,6 +97,62 @@ async fn ranges_and_metadata(b: &Backend) {
     assert_eq!(code(c.create_range(NewRange { name: String::new(), ..NewRange::default() }).await), "range.invalid");
     c.delete_ranges(&[r.key]).await.unwrap();
     assert_eq!(code(c.range(r.key).await), "range.not_found");
+}
+
+/// Child ranges, labels and structured search, for analysis across runs.
+async fn child_ranges_labels_and_queries(b: &Backend) {
+    let c = &b.client;
+    let run = |name: &str, start: i64, stand: &str, parent: Option<uuid::Uuid>| NewRange {
+        name: name.into(),
+        time_range: TimeRange::from_nanos(start, start + 100),
+        labels: vec!["hotfire".into()],
+        meta_data: [("stand".to_string(), stand.to_string())].into(),
+        parent,
+        ..NewRange::default()
+    };
+    let a = c.create_range(run("run a", 0, "B", None)).await.unwrap();
+    let b2 = c.create_range(run("run b", 1_000, "C", None)).await.unwrap();
+    let ign = c
+        .create_range(NewRange { labels: vec!["hotfire".into(), "Ignition".into()], ..run("ignition", 10, "B", Some(a.key)) })
+        .await
+        .unwrap();
+    let vo = c.create_range(run("valve open", 20, "B", Some(a.key))).await.unwrap();
+    let deep = c.create_range(run("first pulse", 21, "B", Some(vo.key))).await.unwrap();
+    assert_eq!(ign.parent, Some(a.key));
+    assert_eq!(c.range(ign.key).await.unwrap().parent, Some(a.key));
+    // Children are the direct ones, by start time.
+    let kids: Vec<_> = c.range_children(a.key).await.unwrap().into_iter().map(|r| r.key).collect();
+    assert_eq!(kids, vec![ign.key, vo.key]);
+    assert!(c.range_children(b2.key).await.unwrap().is_empty());
+    assert_eq!(code(c.range_children(uuid::Uuid::from_u128(7)).await), "range.not_found");
+    // A parent that does not exist is refused, and nothing is created.
+    let before = c.search_ranges("", None).await.unwrap().len();
+    assert_eq!(code(c.create_range(run("orphan", 0, "B", Some(uuid::Uuid::from_u128(7)))).await), "range.invalid");
+    assert_eq!(c.search_ranges("", None).await.unwrap().len(), before);
+    // Exact metadata, labels (all required, any case) and parent combine.
+    let names = |rs: Vec<telemetron::ranger::Range>| rs.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(names(c.query_ranges(&RangeQuery::default().meta("stand", "C")).await.unwrap()), vec!["run b"]);
+    assert!(c.query_ranges(&RangeQuery::default().meta("stand", "c")).await.unwrap().is_empty(), "metadata values match exactly");
+    assert_eq!(names(c.query_ranges(&RangeQuery::default().label("ignition").label("HOTFIRE")).await.unwrap()), vec!["ignition"]);
+    assert_eq!(names(c.query_ranges(&RangeQuery::term("pulse").parent(vo.key)).await.unwrap()), vec!["first pulse"]);
+    assert!(c.query_ranges(&RangeQuery::term("pulse").parent(a.key)).await.unwrap().is_empty(), "parent means direct parent");
+    let q = RangeQuery::default().meta("stand", "B").overlapping(TimeRange::from_nanos(15, 25));
+    assert_eq!(names(c.query_ranges(&q).await.unwrap()), vec!["run a", "ignition", "valve open", "first pulse"]);
+    // Labels can be replaced after the fact; an empty label is refused.
+    let relabelled = c.set_range_labels(b2.key, vec!["cold flow".into(), "anomaly".into()]).await.unwrap();
+    assert_eq!(relabelled.labels, vec!["cold flow", "anomaly"]);
+    assert_eq!(c.range(b2.key).await.unwrap().labels, vec!["cold flow", "anomaly"]);
+    assert_eq!(names(c.query_ranges(&RangeQuery::default().label("anomaly")).await.unwrap()), vec!["run b"]);
+    assert_eq!(code(c.set_range_labels(b2.key, vec![" ".into()]).await), "range.invalid");
+    assert_eq!(code(c.set_range_labels(uuid::Uuid::from_u128(7), vec![]).await), "range.not_found");
+    // Deleting a run deletes everything below it, and its metadata.
+    c.delete_ranges(&[a.key]).await.unwrap();
+    for k in [a.key, ign.key, vo.key, deep.key] {
+        assert_eq!(code(c.range(k).await), "range.not_found");
+        assert!(c.range_meta(k).await.unwrap().is_empty());
+    }
+    assert_eq!(names(c.search_ranges("", None).await.unwrap()), vec!["run b"]);
+    c.delete_ranges(&[b2.key]).await.unwrap();
 }
 
 fn series_of(dt: DataType, n: usize) -> Series {
@@ -465,6 +522,7 @@ on_both!(
     large_frames_and_late_errors,
     channels_crud,
     ranges_and_metadata,
+    child_ranges_labels_and_queries,
     write_and_read_every_data_type,
     iterator_walks_chunks,
     writer_validation_errors,

@@ -28,6 +28,7 @@ fn create_get_list() {
             labels: vec!["hotfire".into(), "nominal".into()],
             color: Some("#ff8800".into()),
             meta_data: meta(&[("operator", "ada"), ("stand", "B")]),
+            parent: None,
         })
         .unwrap();
     assert_eq!(r.name, "hotfire 12");
@@ -166,18 +167,33 @@ fn ranges_persist_across_reopen() {
         .unwrap();
     let b = engine.ranges().create(new_range("b", 20, 30)).unwrap();
     let c = engine.ranges().create(new_range("c", 40, 50)).unwrap();
+    let child = engine.ranges().create(NewRange { parent: Some(a.key), ..new_range("a.1", 2, 4) }).unwrap();
+    engine.ranges().set_labels(b.key, vec!["relabelled".into()]).unwrap();
     engine.ranges().rename(b.key, "b2").unwrap();
     engine.ranges().set_meta_data(b.key, &meta(&[("m", "n")])).unwrap();
     engine.ranges().delete(&[c.key]).unwrap();
 
     let engine = reopen(engine);
     let list = engine.ranges().list().unwrap();
-    assert_eq!(list.len(), 2);
+    assert_eq!(list.len(), 3);
     assert_eq!(list[0], a);
-    assert_eq!(list[1].key, b.key);
-    assert_eq!(list[1].name, "b2");
+    assert_eq!(list[1], child);
+    assert_eq!(engine.ranges().children(a.key).unwrap(), vec![child]);
+    assert_eq!(list[2].key, b.key);
+    assert_eq!(list[2].name, "b2");
+    assert_eq!(list[2].labels, ["relabelled"]);
     assert_eq!(engine.ranges().meta_data(a.key).unwrap(), meta(&[("k", "v")]));
     assert_eq!(engine.ranges().meta_data(b.key).unwrap(), meta(&[("m", "n")]));
     assert_eq!(engine.ranges().get(c.key).unwrap_err().code(), "range.not_found");
     assert_eq!(engine.ranges().search("v", None).unwrap().len(), 1);
+}
+
+#[test]
+fn a_range_stored_before_parents_existed_reads_as_top_level() {
+    // Catalog records written before ranges had parents have no `parent` field.
+    let old = br#"{"key":"00000000-0000-0000-0000-000000000007","name":"old","time_range":{"start":0,"end":5},"labels":[],"color":null}"#;
+    let r: telemetron::ranger::Range = serde_json::from_slice(old).unwrap();
+    assert_eq!((r.name.as_str(), r.parent), ("old", None));
+    // And a top-level range is stored without the field, as before.
+    assert!(!serde_json::to_string(&r).unwrap().contains("parent"));
 }

@@ -38,3 +38,41 @@ each(test, 'invalid ranges are coded errors', async (t, c) => {
   await assert.rejects(c.ranges.create({ name: 'x', timeRange: [2n, 1n] }), (e) => e.code === 'invalid_argument' || e.code === 'range.invalid')
   await assert.rejects(c.ranges.retrieve('not-a-uuid'), { code: 'invalid_argument' })
 })
+
+each(test, 'child ranges, labels, and search by labels, exact metadata and parent', async (t, c) => {
+  const campaign = unique('campaign') // metadata value that only this test's ranges carry
+  const mk = (name, start, extra = {}) =>
+    c.ranges.create({ name, timeRange: [start, start + 100n], labels: ['hotfire'], metaData: { campaign, stand: 'B' }, ...extra })
+  const a = await mk('run a', 0n)
+  const b = await mk('run b', 1000n, { metaData: { campaign, stand: 'C' } })
+  assert.equal(a.parent, undefined)
+  const ignition = await a.createChild({ name: 'ignition', timeRange: [10n, 20n], labels: ['Ignition'], metaData: { campaign } })
+  const whole = await a.createChild({ name: 'whole run', metaData: { campaign } })
+  const pulse = await c.ranges.create({ name: 'pulse', timeRange: [11n, 12n], parent: ignition.key, metaData: { campaign } })
+  assert.equal(ignition.parent, a.key)
+  assert.deepEqual(whole.timeRange, a.timeRange)
+  assert.equal((await c.ranges.retrieve(pulse.key)).parent, ignition.key)
+  assert.deepEqual((await a.children()).map((r) => r.name), ['whole run', 'ignition'])
+  assert.deepEqual(await b.children(), [])
+  const names = async (...args) => (await c.ranges.search(...args)).map((r) => r.name)
+  assert.deepEqual(await names('', null, { metaData: { campaign, stand: 'C' } }), ['run b'])
+  assert.deepEqual(await names('', null, { metaData: { campaign, stand: 'c' } }), [], 'metadata values match exactly')
+  assert.deepEqual(await names(campaign, null, { labels: ['HOTFIRE'] }), ['run a', 'run b'])
+  assert.deepEqual(await names('', undefined, { labels: 'ignition', metaData: { campaign } }), ['ignition'])
+  assert.deepEqual(await names('run', null, { parent: a }), ['whole run'])
+  assert.deepEqual(await names(campaign, [15n, 16n], { parent: a.key }), ['whole run', 'ignition'])
+  const relabelled = await b.setLabels(['cold flow', 'anomaly'])
+  assert.deepEqual(relabelled.labels, ['cold flow', 'anomaly'])
+  assert.deepEqual(b.labels, ['cold flow', 'anomaly'])
+  assert.deepEqual(await names(campaign, null, { labels: ['anomaly'] }), ['run b'])
+  await assert.rejects(b.setLabels(['']), { code: 'range.invalid' })
+  await assert.rejects(
+    c.ranges.create({ name: 'orphan', timeRange: [0n, 1n], parent: '00000000-0000-0000-0000-000000000007' }),
+    (e) => e instanceof tn.RangerError && e.code === 'range.invalid' && /parent/.test(e.message),
+  )
+  await assert.rejects(c.ranges.search('', null, { parent: 'nope' }), { code: 'invalid_argument' })
+  await c.ranges.delete(a)
+  for (const r of [a, ignition, whole, pulse]) await assert.rejects(c.ranges.retrieve(r.key), { code: 'range.not_found' })
+  assert.deepEqual(await names(campaign), ['run b'])
+  await c.ranges.delete(b)
+})

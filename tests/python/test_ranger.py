@@ -35,6 +35,43 @@ def test_invalid_range(client):
         client.ranges.create(name="x", time_range=(2, 1))
 
 
+def test_child_ranges_labels_and_structured_search(client):
+    s = 10**9
+    a = client.ranges.create(name="run a", time_range=(T0, T0 + 10 * s), labels=["hotfire"], meta_data={"stand": "B"})
+    b = client.ranges.create(name="run b", time_range=(T0 + 20 * s, T0 + 30 * s), labels=["hotfire"], meta_data={"stand": "C"})
+    assert a.parent is None
+    ignition = a.create_child(name="ignition", time_range=(T0 + s, T0 + 2 * s), labels=["ignition"])
+    whole = a.create_child(name="whole run")  # defaults to the parent's time range
+    pulse = client.ranges.create(name="pulse", time_range=(T0 + s, T0 + s + 1), parent=ignition.key)
+    assert ignition.parent == a.key and whole.time_range == a.time_range and pulse.parent == ignition.key
+    assert client.ranges.retrieve(ignition.key).parent == a.key
+    assert [r.name for r in a.children()] == ["whole run", "ignition"]  # direct children, by start
+    assert b.children() == []
+    # Filters combine: exact metadata, every label (any case), direct parent, overlap.
+    assert [r.name for r in client.ranges.search(meta_data={"stand": "C"})] == ["run b"]
+    assert client.ranges.search(meta_data={"stand": "c"}) == []
+    assert [r.name for r in client.ranges.search(labels=["HOTFIRE"])] == ["run a", "run b"]
+    assert [r.name for r in client.ranges.search("run", parent=a)] == ["whole run"]
+    assert client.ranges.search("run", parent=b) == []
+    assert [r.name for r in client.ranges.search(labels=["ignition"], overlapping=(T0, T0 + 5 * s))] == ["ignition"]
+    # Labels can be replaced; an empty label is refused and changes nothing.
+    b.set_labels(["cold flow", "anomaly"])
+    assert b.labels == ["cold flow", "anomaly"]
+    assert [r.key for r in client.ranges.search(labels=["anomaly"])] == [b.key]
+    with pytest.raises(tn.InvalidRange):
+        b.set_labels([""])
+    assert client.ranges.retrieve(b.key).labels == ["cold flow", "anomaly"]
+    # A parent that does not exist is refused.
+    with pytest.raises(tn.InvalidRange, match="parent"):
+        client.ranges.create(name="orphan", time_range=(T0, T0 + 1), parent="00000000-0000-0000-0000-000000000007")
+    # Deleting a run deletes its children and theirs.
+    client.ranges.delete(a)
+    for r in (a, ignition, whole, pulse):
+        with pytest.raises(tn.RangeNotFound):
+            client.ranges.retrieve(r.key)
+    assert [r.name for r in client.ranges.search()] == ["run b"]
+
+
 def test_meta_data_is_a_persisted_dict(connect_factory):
     c = connect_factory()
     r = c.ranges.create(name="run", time_range=(T0, T0 + 1), meta_data={"a": "1"})

@@ -57,7 +57,12 @@ class MetaData(MutableMapping[str, str]):
 
 
 class Range:
-    """A named time range. ``rng["pressure"]`` reads that channel over the range."""
+    """A named time range. ``rng["pressure"]`` reads that channel over the range.
+
+    Ranges nest: ``rng.create_child(name="ignition", time_range=...)`` marks a part of a
+    run, ``rng.children()`` lists them, and ``rng.parent`` is the key of the range above
+    (``None`` at the top). Deleting a range deletes its children.
+    """
 
     def __init__(self, client: "Client", d: Dict[str, Any]) -> None:
         self._client = client
@@ -66,6 +71,7 @@ class Range:
         self.time_range = TimeRange(d["start"], d["end"])
         self.labels: List[str] = list(d["labels"])
         self.color: Optional[str] = d["color"]
+        self.parent: Optional[str] = d.get("parent")
 
     @property
     def meta_data(self) -> MetaData:
@@ -90,6 +96,32 @@ class Range:
         """Rename the range."""
         d = self._client._native.rename_range(self.key, name)
         self.name = d["name"]
+
+    def set_labels(self, labels: Sequence[str]) -> None:
+        """Replace the range's labels.
+
+        Raises:
+            InvalidRange: an empty label.
+        """
+        d = self._client._native.set_range_labels(self.key, [str(label) for label in labels])
+        self.labels = list(d["labels"])
+
+    def children(self) -> List["Range"]:
+        """The ranges directly below this one, by start time."""
+        return [Range(self._client, d) for d in self._client._native.range_children(self.key)]
+
+    def create_child(
+        self,
+        *,
+        name: str,
+        time_range: TimeRangeLike = None,
+        labels: Sequence[str] = (),
+        color: Optional[str] = None,
+        meta_data: Optional[Dict[str, Any]] = None,
+    ) -> "Range":
+        """Create a range below this one (by default over the same time range)."""
+        tr = self.time_range if time_range is None else time_range
+        return self._client.ranges.create(name=name, time_range=tr, labels=labels, color=color, meta_data=meta_data, parent=self)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Range) and other.key == self.key
@@ -116,14 +148,16 @@ class Ranges:
         color: Optional[str] = None,
         meta_data: Optional[Dict[str, Any]] = None,
         retrieve_if_name_exists: bool = False,
+        parent: Union[str, Range, None] = None,
     ) -> Range:
         """Create a range (with its metadata, in one transaction).
 
         With ``retrieve_if_name_exists=True`` an existing range of that name is returned
-        instead (its metadata is updated with ``meta_data``).
+        instead (its metadata is updated with ``meta_data``). ``parent`` (a Range or key)
+        makes it a child of that range.
 
         Raises:
-            InvalidRange: empty name or end before start.
+            InvalidRange: empty name or label, end before start, or a parent that does not exist.
         """
         if retrieve_if_name_exists:
             found = self._by_name(name)
@@ -133,7 +167,7 @@ class Ranges:
                 return found[0]
         tr = to_range(time_range)
         meta = {str(k): str(v) for k, v in (meta_data or {}).items()}
-        d = self._client._native.create_range(name, int(tr.start), int(tr.end), list(labels), color, meta)
+        d = self._client._native.create_range(name, int(tr.start), int(tr.end), list(labels), color, meta, _key(parent))
         return Range(self._client, d)
 
     def _by_name(self, name: str) -> List[Range]:
@@ -154,13 +188,30 @@ class Ranges:
             raise RangeNotFound(f"no range is named {name!r}; search ranges to find it", code="range.not_found")
         return found[0]
 
-    def search(self, term: str = "", overlapping: TimeRangeLike = None) -> List[Range]:
-        """Ranges whose name, a label or a metadata value contains ``term``
-        (case-insensitive), optionally only those overlapping a time range."""
-        ov = None if overlapping is None else tuple(int(t) for t in to_range(overlapping))
-        return [Range(self._client, d) for d in self._client._native.search_ranges(term, ov)]
+    def search(
+        self,
+        term: str = "",
+        overlapping: TimeRangeLike = None,
+        *,
+        labels: Sequence[str] = (),
+        meta_data: Optional[Dict[str, Any]] = None,
+        parent: Union[str, Range, None] = None,
+    ) -> List[Range]:
+        """Ranges matching every filter given, by start time: ``term`` found in the name, a
+        label or a metadata value (case-insensitive); overlapping a time range; carrying all
+        of ``labels``; whose metadata has each ``meta_data`` entry exactly; directly below
+        ``parent``."""
+        ov = None if overlapping is None else (int(to_range(overlapping).start), int(to_range(overlapping).end))
+        meta = None if not meta_data else {str(k): str(v) for k, v in meta_data.items()}
+        found = self._client._native.search_ranges(term, ov, [str(label) for label in labels] or None, meta, _key(parent))
+        return [Range(self._client, d) for d in found]
 
     def delete(self, ranges: Union[str, Range, Sequence[Union[str, Range]]]) -> None:
-        """Delete ranges (and their metadata) by key or Range."""
+        """Delete ranges by key or Range, with their children and the metadata of all of them."""
         items = [ranges] if isinstance(ranges, (str, Range)) else list(ranges)
         self._client._native.delete_ranges([r.key if isinstance(r, Range) else str(r) for r in items])
+
+
+def _key(r: Union[str, Range, None]) -> Optional[str]:
+    """A range key from a Range or key (None stays None)."""
+    return r.key if isinstance(r, Range) else None if r is None else str(r)

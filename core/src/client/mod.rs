@@ -67,7 +67,7 @@ use crate::channel::{Channel, ChannelKey, NewChannel};
 use crate::control::State;
 use crate::error::Result;
 use crate::framer::{IterSpan, IteratorConfig, WriterConfig};
-use crate::ranger::{NewRange, Range};
+use crate::ranger::{NewRange, Range, RangeQuery};
 use crate::relay::StreamerConfig;
 use crate::telem::{Frame, TimeRange, TimeStamp};
 use crate::{Engine, Options};
@@ -266,10 +266,44 @@ impl Client {
     /// # Errors
     /// A catalog or transport error.
     pub async fn search_ranges(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
+        self.query_ranges(&RangeQuery { term: term.to_string(), overlapping, ..RangeQuery::default() }).await
+    }
+
+    /// Ranges matching every filter of `q` (term, overlapping time range, labels, exact
+    /// metadata, parent), ordered by start time.
+    ///
+    /// # Errors
+    /// A catalog or transport error.
+    pub async fn query_ranges(&self, q: &RangeQuery) -> Result<Vec<Range>> {
         match self.backend()? {
-            Backend::Embedded(e) => e.ranges().search(term, overlapping).map_err(Into::into),
+            Backend::Embedded(e) => e.ranges().query(q).map_err(Into::into),
             #[cfg(feature = "remote")]
-            Backend::Remote(r) => r.search_ranges(term, overlapping).await,
+            Backend::Remote(r) => r.query_ranges(q).await,
+        }
+    }
+
+    /// The direct children of a range (created with [`NewRange::parent`]), by start time.
+    ///
+    /// # Errors
+    /// [`crate::ranger::RangerError::NotFound`] if `key` is not a range.
+    pub async fn range_children(&self, key: Uuid) -> Result<Vec<Range>> {
+        match self.backend()? {
+            Backend::Embedded(e) => e.ranges().children(key).map_err(Into::into),
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.range_children(key).await,
+        }
+    }
+
+    /// Replace a range's labels; returns the updated range.
+    ///
+    /// # Errors
+    /// [`crate::ranger::RangerError::NotFound`], [`crate::ranger::RangerError::Invalid`] for
+    /// an empty label.
+    pub async fn set_range_labels(&self, key: Uuid, labels: Vec<String>) -> Result<Range> {
+        match self.backend()? {
+            Backend::Embedded(e) => e.ranges().set_labels(key, labels).map_err(Into::into),
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.set_range_labels(key, labels).await,
         }
     }
 

@@ -171,6 +171,14 @@ pub struct RenameRange {
     pub name: String,
 }
 
+/// `POST /api/v1/ranges/labels`: replace a range's labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RangeLabels {
+    pub key: Uuid,
+    pub labels: Vec<String>,
+}
+
 /// A range's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]

@@ -3,6 +3,13 @@
 //! A range ("hotfire 12", "run 2026-11-03") marks a period of interest. Its metadata is a
 //! string-to-string map persisted in the catalog, so analysts can search ranges by name,
 //! label or metadata value, and read every channel over a range.
+//!
+//! Ranges nest: a range may have a **parent** ("ignition" inside "hotfire 12"), set when it
+//! is created. [`Ranges::children`] lists a range's direct children, and deleting a range
+//! deletes its descendants with it (a child outliving its run would point nowhere).
+//! [`Ranges::query`] combines the filters analysts use: a free-text term, an overlapping
+//! time range, labels that must all be present, metadata entries that must match exactly,
+//! and a parent.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -78,6 +85,9 @@ pub struct Range {
     /// Display colour, e.g. `"#ff8800"`.
     #[serde(default)]
     pub color: Option<String>,
+    /// The range this one belongs to (`None` for a top-level range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Uuid>,
 }
 
 /// A range to create.
@@ -96,6 +106,77 @@ pub struct NewRange {
     /// Metadata to store with it.
     #[serde(default)]
     pub meta_data: BTreeMap<String, String>,
+    /// The range this one is a child of; it must exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Uuid>,
+}
+
+/// What [`Ranges::query`] looks for. Every filter that is set must hold; the default
+/// query matches every range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeQuery {
+    /// Case-insensitive text found in the name, a label or a metadata value ("" matches all).
+    #[serde(default)]
+    pub term: String,
+    /// Only ranges overlapping this time range.
+    #[serde(default)]
+    pub overlapping: Option<TimeRange>,
+    /// Only ranges carrying every one of these labels (compared case-insensitively).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Only ranges whose metadata has each of these keys with exactly this value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta_data: BTreeMap<String, String>,
+    /// Only direct children of this range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Uuid>,
+}
+
+impl RangeQuery {
+    /// A query for `term` (see [`RangeQuery::term`]).
+    pub fn term(term: impl Into<String>) -> RangeQuery {
+        RangeQuery { term: term.into(), ..RangeQuery::default() }
+    }
+
+    /// Only ranges overlapping `tr`.
+    pub fn overlapping(mut self, tr: TimeRange) -> RangeQuery {
+        self.overlapping = Some(tr);
+        self
+    }
+
+    /// Only ranges carrying `label` (adds to the labels already required).
+    pub fn label(mut self, label: impl Into<String>) -> RangeQuery {
+        self.labels.push(label.into());
+        self
+    }
+
+    /// Only ranges whose metadata maps `key` to exactly `value`.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> RangeQuery {
+        self.meta_data.insert(key.into(), value.into());
+        self
+    }
+
+    /// Only direct children of `parent`.
+    pub fn parent(mut self, parent: Uuid) -> RangeQuery {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// Whether `r`, whose metadata is `meta`, matches everything but the term.
+    fn matches_filters(&self, r: &Range, meta: &BTreeMap<String, String>) -> bool {
+        self.overlapping.is_none_or(|tr| r.time_range.overlaps(&tr))
+            && self.parent.is_none_or(|p| r.parent == Some(p))
+            && self.labels.iter().all(|want| r.labels.iter().any(|l| l.to_lowercase() == want.to_lowercase()))
+            && self.meta_data.iter().all(|(k, v)| meta.get(k) == Some(v))
+    }
+
+    /// Whether `r` (with metadata `meta`) contains the lower-cased term.
+    fn matches_term(term: &str, r: &Range, meta: &BTreeMap<String, String>) -> bool {
+        term.is_empty()
+            || r.name.to_lowercase().contains(term)
+            || r.labels.iter().any(|l| l.to_lowercase().contains(term))
+            || meta.values().any(|v| v.to_lowercase().contains(term))
+    }
 }
 
 /// Create, retrieve, search and delete ranges and their metadata.
@@ -112,7 +193,8 @@ impl Ranges {
     /// Create a range (with its initial metadata) in one transaction.
     ///
     /// # Errors
-    /// [`RangerError::Invalid`] for an empty name or a range whose end precedes its start.
+    /// [`RangerError::Invalid`] for an empty name, a range whose end precedes its start, an
+    /// empty label, or a parent that does not exist.
     pub fn create(&self, new: NewRange) -> Result<Range> {
         if new.name.trim().is_empty() {
             return Err(RangerError::Invalid { name: new.name, reason: "names cannot be empty".into() });
@@ -120,10 +202,23 @@ impl Ranges {
         if !new.time_range.is_valid() {
             return Err(RangerError::Invalid { name: new.name, reason: "the end of the time range is before its start".into() });
         }
-        let r = Range { key: Uuid::new_v4(), name: new.name, time_range: new.time_range, labels: new.labels, color: new.color };
+        check_labels(&new.name, &new.labels)?;
+        let r = Range {
+            key: Uuid::new_v4(),
+            name: new.name,
+            time_range: new.time_range,
+            labels: new.labels,
+            color: new.color,
+            parent: new.parent,
+        };
         let txn = self.catalog.write()?;
         {
             let mut t = txn.open_table(RANGES).map_err(meta_err)?;
+            if let Some(p) = r.parent
+                && t.get(p.as_u128()).map_err(meta_err)?.is_none()
+            {
+                return Err(RangerError::Invalid { name: r.name, reason: format!("its parent range {p} does not exist") });
+            }
             t.insert(r.key.as_u128(), serde_json::to_vec(&r).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
             let mut kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
             for (k, v) in &new.meta_data {
@@ -172,27 +267,60 @@ impl Ranges {
 
     /// Ranges whose name, a label, or a metadata value contains `term` (case-insensitive;
     /// an empty term matches all), optionally only those overlapping `overlapping`.
+    /// [`Ranges::query`] adds labels, exact metadata and a parent.
     ///
     /// # Errors
     /// A catalog failure.
     pub fn search(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
-        let t = term.to_lowercase();
+        self.query(&RangeQuery { term: term.to_string(), overlapping, ..RangeQuery::default() })
+    }
+
+    /// Ranges matching every filter of `q`, ordered by start time.
+    ///
+    /// # Errors
+    /// A catalog failure.
+    pub fn query(&self, q: &RangeQuery) -> Result<Vec<Range>> {
+        let term = q.term.to_lowercase();
         let mut out = Vec::new();
         for r in self.list()? {
-            if let Some(tr) = overlapping
-                && !r.time_range.overlaps(&tr)
-            {
-                continue;
-            }
-            let hit = t.is_empty()
-                || r.name.to_lowercase().contains(&t)
-                || r.labels.iter().any(|l| l.to_lowercase().contains(&t))
-                || self.meta_data(r.key)?.values().any(|v| v.to_lowercase().contains(&t));
-            if hit {
+            let meta = self.meta_data(r.key)?;
+            if q.matches_filters(&r, &meta) && RangeQuery::matches_term(&term, &r, &meta) {
                 out.push(r);
             }
         }
         Ok(out)
+    }
+
+    /// The direct children of a range, ordered by start time.
+    ///
+    /// # Errors
+    /// [`RangerError::NotFound`] if `key` is not a range.
+    pub fn children(&self, key: Uuid) -> Result<Vec<Range>> {
+        self.get(key)?;
+        self.query(&RangeQuery::default().parent(key))
+    }
+
+    /// Replace a range's labels.
+    ///
+    /// # Errors
+    /// [`RangerError::NotFound`], [`RangerError::Invalid`] for an empty label.
+    pub fn set_labels(&self, key: Uuid, labels: Vec<String>) -> Result<Range> {
+        let mut r = self.get(key)?;
+        check_labels(&r.name, &labels)?;
+        r.labels = labels;
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Store `r` over the range with its key.
+    fn put(&self, r: &Range) -> Result<()> {
+        let txn = self.catalog.write()?;
+        {
+            let mut t = txn.open_table(RANGES).map_err(meta_err)?;
+            t.insert(r.key.as_u128(), serde_json::to_vec(r).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
+        }
+        txn.commit().map_err(meta_err)?;
+        Ok(())
     }
 
     /// Rename a range.
@@ -205,25 +333,22 @@ impl Ranges {
         }
         let mut r = self.get(key)?;
         r.name = name.to_string();
-        let txn = self.catalog.write()?;
-        {
-            let mut t = txn.open_table(RANGES).map_err(meta_err)?;
-            t.insert(key.as_u128(), serde_json::to_vec(&r).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
-        }
-        txn.commit().map_err(meta_err)?;
+        self.put(&r)?;
         Ok(r)
     }
 
-    /// Delete ranges and their metadata. Unknown keys are ignored.
+    /// Delete ranges, their descendants, and the metadata of all of them. Unknown keys are
+    /// ignored.
     ///
     /// # Errors
     /// A catalog failure.
     pub fn delete(&self, keys: &[Uuid]) -> Result<()> {
+        let doomed = self.with_descendants(keys)?;
         let txn = self.catalog.write()?;
         {
             let mut t = txn.open_table(RANGES).map_err(meta_err)?;
             let mut kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
-            for k in keys {
+            for k in &doomed {
                 t.remove(k.as_u128()).map_err(meta_err)?;
                 let ks: Vec<String> = kv
                     .range((k.as_u128(), "")..)
@@ -239,6 +364,19 @@ impl Ranges {
         }
         txn.commit().map_err(meta_err)?;
         Ok(())
+    }
+
+    /// `keys` and every range below them (each once, parents before children).
+    fn with_descendants(&self, keys: &[Uuid]) -> Result<Vec<Uuid>> {
+        let all = self.list()?;
+        let mut out: Vec<Uuid> = Vec::new();
+        let mut next: Vec<Uuid> = keys.to_vec();
+        while !next.is_empty() {
+            let level: Vec<Uuid> = next.into_iter().filter(|k| !out.contains(k)).collect();
+            out.extend(&level);
+            next = all.iter().filter(|r| r.parent.is_some_and(|p| level.contains(&p))).map(|r| r.key).collect();
+        }
+        Ok(out)
     }
 
     /// All metadata of a range.
@@ -291,4 +429,12 @@ impl Ranges {
         txn.commit().map_err(meta_err)?;
         Ok(())
     }
+}
+
+/// Labels are names: each must have a visible character.
+fn check_labels(name: &str, labels: &[String]) -> Result<()> {
+    if labels.iter().any(|l| l.trim().is_empty()) {
+        return Err(RangerError::Invalid { name: name.to_string(), reason: "labels cannot be empty".into() });
+    }
+    Ok(())
 }

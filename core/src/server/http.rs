@@ -21,6 +21,7 @@ use crate::channel::{Channel, ChannelRef};
 use crate::error::{Error, Result};
 use crate::protocol::messages::*;
 use crate::protocol::{FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError, codec, parse_json};
+use crate::ranger::RangeQuery;
 use crate::telem::TimeStamp;
 
 /// An error reply: status from the code, body `{code, message, detail}`.
@@ -98,6 +99,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/ranges/create", post(ranges_create))
         .route("/api/v1/ranges/retrieve", post(ranges_retrieve))
         .route("/api/v1/ranges/search", post(ranges_search))
+        .route("/api/v1/ranges/children", post(ranges_children))
+        .route("/api/v1/ranges/labels", post(ranges_labels))
         .route("/api/v1/ranges/rename", post(ranges_rename))
         .route("/api/v1/ranges/delete", post(ranges_delete))
         .route("/api/v1/ranges/meta/get", post(meta_get))
@@ -229,7 +232,15 @@ async fn ranges_retrieve(State(s): St, body: Body) -> Reply<RangeOne> {
 }
 
 async fn ranges_search(State(s): St, body: Body) -> Reply<RangeList> {
-    call(&s, body, |e, q: Search| Ok(RangeList { ranges: e.ranges().search(&q.term, q.overlapping)? })).await
+    call(&s, body, |e, q: RangeQuery| Ok(RangeList { ranges: e.ranges().query(&q)? })).await
+}
+
+async fn ranges_children(State(s): St, body: Body) -> Reply<RangeList> {
+    call(&s, body, |e, q: RangeKey| Ok(RangeList { ranges: e.ranges().children(q.key)? })).await
+}
+
+async fn ranges_labels(State(s): St, body: Body) -> Reply<RangeOne> {
+    call(&s, body, |e, q: RangeLabels| Ok(RangeOne { range: e.ranges().set_labels(q.key, q.labels)? })).await
 }
 
 async fn ranges_rename(State(s): St, body: Body) -> Reply<RangeOne> {

@@ -1,5 +1,5 @@
 // Compiled with `tsc --strict` by types.test.mjs: the declarations cover the README example.
-import { open, connect, Frame, TelemetronError, type Client, type Control } from 'telemetron'
+import { open, connect, Frame, TelemetronError, type Client, type Control, type Range } from 'telemetron'
 
 async function main(client: Client): Promise<void> {
   await client.channels.create([
@@ -30,6 +30,12 @@ async function main(client: Client): Promise<void> {
   await ctrl.release()
   const r = await client.ranges.create({ name: 'run', timeRange: [0n, end], metaData: { operator: 'ada' } })
   await r.meta.set('stand', 'B')
+  const child: Range = await r.createChild({ name: 'ignition', labels: ['ignition'] })
+  const parentKey: string | undefined = child.parent
+  const kids: Range[] = await r.children()
+  await child.setLabels(['ignition', 'nominal'])
+  const found: Range[] = await client.ranges.search('', null, { labels: 'ignition', metaData: { stand: 'B' }, parent: r })
+  console.log(parentKey, kids.length, found.length)
   console.log(unauthorized, p, samples, ok)
 }
 

@@ -198,8 +198,19 @@ fn mark_range(engine: &Engine, run: TimeRange) -> Result<TimeRange, Error> {
         labels: vec!["demo".into(), "hotfire".into()],
         color: None,
         meta_data: meta,
+        parent: None,
     })?;
     println!("  marked range {:?} {} (key {})", range.name, range.time_range, range.key);
+    // The valve-open window as a child of the run, so analysis can align runs on it.
+    let open = TimeRange::new(run.start + TimeSpan::millis(1_000), (run.start + TimeSpan::millis(4_000)).min(run.end));
+    let child = engine.ranges().create(NewRange {
+        name: "valve open".into(),
+        time_range: open,
+        labels: vec!["valve".into()],
+        parent: Some(range.key),
+        ..NewRange::default()
+    })?;
+    println!("  marked child range {:?} {}", child.name, child.time_range);
     Ok(range.time_range)
 }
 

@@ -20,7 +20,7 @@ use crate::control::{CONTROL_CHANNEL, State};
 use crate::error::Result;
 use crate::protocol::messages::*;
 use crate::protocol::{FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, codec};
-use crate::ranger::{NewRange, Range};
+use crate::ranger::{NewRange, Range, RangeQuery};
 use crate::telem::{Frame, TimeRange, TimeStamp};
 
 pub(crate) use iterator::RemoteIterator;
@@ -93,9 +93,19 @@ impl Remote {
         Ok(r.range)
     }
 
-    pub(crate) async fn search_ranges(&self, term: &str, overlapping: Option<TimeRange>) -> Result<Vec<Range>> {
-        let r: RangeList = self.http.call("ranges/search", &Search { term: term.to_string(), overlapping }).await?;
+    pub(crate) async fn query_ranges(&self, q: &RangeQuery) -> Result<Vec<Range>> {
+        let r: RangeList = self.http.call("ranges/search", q).await?;
         Ok(r.ranges)
+    }
+
+    pub(crate) async fn range_children(&self, key: Uuid) -> Result<Vec<Range>> {
+        let r: RangeList = self.http.call("ranges/children", &RangeKey { key }).await?;
+        Ok(r.ranges)
+    }
+
+    pub(crate) async fn set_range_labels(&self, key: Uuid, labels: Vec<String>) -> Result<Range> {
+        let r: RangeOne = self.http.call("ranges/labels", &RangeLabels { key, labels }).await?;
+        Ok(r.range)
     }
 
     pub(crate) async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
