@@ -297,10 +297,10 @@ function emptyOf(dt) {
   return EMPTY[dt] ? new EMPTY[dt](0) : []
 }
 
-/** Open (or create) an embedded engine in `path`. */
-async function open(path) {
+/** Open (or create) an embedded engine in `path`; `{durability}`: 'none' | 'interval' (default) | 'commit'. */
+async function open(path, options) {
   if (typeof path !== 'string' || path === '') throw make('invalid_argument', 'open(path) needs a directory path')
-  return new Client(await call(() => native.open(path)))
+  return new Client(await call(() => native.open(path, options)))
 }
 
 /**

@@ -159,7 +159,8 @@ class Controller extends EventEmitter {
       sent.push([c.name, v])
       if (!c.isVirtual && c.index !== undefined && c.index !== null && c.index !== c.key) frame.set(c.index, BigInt64Array.of(t))
     }
-    const report = await this._writer.write(frame)
+    // Confirmed: a command takes effect or is reported lost, also when control moves in flight.
+    const report = await this._writer.write(frame, undefined, { confirm: true })
     for (const [n, v] of sent) this._state.set(n, v)
     if (report.unauthorized.length > 0) {
       const dropped = report.unauthorized.filter((n) => this._write.has(n))

@@ -92,7 +92,17 @@ export interface WriterOptions {
   /** Commit after writes (default true). */
   autoCommit?: boolean
   autoCommitIntervalMs?: number
-  durability?: 'none' | 'commit'
+  /** This writer's durability; the engine's default when absent. */
+  durability?: Durability
+}
+
+export interface WriteOptions {
+  /**
+   * Wait until the node has applied this write, so the report is certain: a remote writer
+   * otherwise learns of channels dropped in flight (control moved on the node) only with a
+   * later report. Embedded writes are always certain.
+   */
+  confirm?: boolean
 }
 
 export declare class Writer {
@@ -100,8 +110,13 @@ export declare class Writer {
    * Write one frame. Typed arrays of the channel's type are shared with the engine, not
    * copied: do not modify them afterwards.
    */
-  write(frame: FrameInput): Promise<WriteReport>
-  write(channel: ChannelRef, samples: SampleInput): Promise<WriteReport>
+  write(frame: FrameInput, value?: undefined, options?: WriteOptions): Promise<WriteReport>
+  write(channel: ChannelRef, samples: SampleInput, options?: WriteOptions): Promise<WriteReport>
+  /**
+   * Wait until every write so far has been applied (by the node, when remote); resolves to
+   * the channels dropped since the last report (control moved while they were in flight).
+   */
+  confirm(): Promise<WriteReport>
   /** Commit; resolves to the committed end (ns). */
   commit(): Promise<bigint>
   setAuthority(authority: number): Promise<void>
@@ -296,7 +311,18 @@ export interface ConnectOptions {
 }
 
 /** Open (or create) an embedded engine in `path`. */
-export declare function open(path: string): Promise<Client>
+export interface OpenOptions {
+  /**
+   * The engine's default durability, as Python's `tn.open(path, durability=...)`: 'none',
+   * 'interval' (the default: a background sync every second) or 'commit' (`fdatasync`
+   * before every commit returns).
+   */
+  durability?: Durability
+}
+
+export type Durability = 'none' | 'interval' | 'commit'
+
+export declare function open(path: string, options?: OpenOptions): Promise<Client>
 /** Connect to a `telemetron serve` node. */
 export declare function connect(url: string, options?: ConnectOptions): Promise<Client>
 

@@ -13,10 +13,20 @@ class Writer {
    * Typed arrays of the channel's element type are passed without a copy and must not be
    * modified afterwards (the engine may still hold them; see the README).
    * Resolves to `{unauthorized}`: channels not written because another writer controls them.
+   * Against a node, writes are pipelined: control can move on the node while a write is on
+   * its way; the node then drops those channels and the next report names them. With
+   * `{confirm: true}` (third argument) the call waits until the node applied this write, so
+   * the report is certain (embedded writes always are).
    */
-  async write(data, value) {
+  async write(data, value, options) {
     const [channels, values] = toColumns(data, value)
-    return call(() => this._native.write(channels, values))
+    const confirm = options?.confirm === true
+    return call(() => this._native.write(channels, values, confirm))
+  }
+
+  /** Wait until every write so far has been applied; resolves to `{unauthorized}` dropped since the last report. */
+  async confirm() {
+    return call(() => this._native.confirm())
   }
 
   /** Commit what was written; resolves to the committed end (ns). */

@@ -27,12 +27,24 @@ pub struct Client {
 
 /// Open (or create) an embedded engine in `path` and return a client over it.
 #[napi]
-pub async fn open(path: String) -> Result<Client> {
-    let c = tokio::task::spawn_blocking(move || telemetron::open(path))
+pub async fn open(path: String, options: Option<OpenOptionsJs>) -> Result<Client> {
+    let mut o = telemetron::Options::default();
+    if let Some(d) = options.and_then(|o| o.durability) {
+        o.storage.durability = d.parse::<telemetron::storage::Durability>().map_err(invalid)?;
+    }
+    let c = tokio::task::spawn_blocking(move || telemetron::open_with(path, o))
         .await
         .map_err(|e| invalid(format!("opening the engine failed: {e}")))?
         .js()?;
     Ok(Client { inner: c })
+}
+
+/// How to open an embedded engine.
+#[napi(object)]
+pub struct OpenOptionsJs {
+    /// The engine's default durability: `"none"`, `"interval"` (the default: a background
+    /// sync every second) or `"commit"` (`fdatasync` before every commit returns).
+    pub durability: Option<String>,
 }
 
 /// How to connect to a remote node.

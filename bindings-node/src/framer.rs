@@ -81,11 +81,8 @@ impl WriterOptionsJs {
             }
             c.auto_commit_interval = Duration::from_secs_f64(ms / 1000.0);
         }
-        match self.durability.as_deref() {
-            None => {}
-            Some("none") => c.durability = Some(Durability::None),
-            Some("commit") => c.durability = Some(Durability::Commit),
-            Some(o) => return Err(invalid(format!("durability {o:?} is not \"none\" or \"commit\" (omit it for the engine default)"))),
+        if let Some(d) = self.durability.as_deref() {
+            c.durability = Some(d.parse::<Durability>().map_err(invalid)?);
         }
         Ok(c)
     }
@@ -94,9 +91,18 @@ impl WriterOptionsJs {
 /// What a write did.
 #[napi(object)]
 pub struct WriteReportJs {
-    /// Names of channels of the frame that were not written because another writer
-    /// controls them.
+    /// Names of channels that were not written because another writer controls them: of
+    /// this frame, and of earlier frames a node dropped since the last report because
+    /// control moved while they were in flight (`WriteReport::not_written`).
     pub unauthorized: Vec<String>,
+}
+
+impl WriterChannels {
+    fn report(&self, report: &telemetron::framer::WriteReport) -> WriteReportJs {
+        let unauthorized =
+            report.not_written().iter().map(|k| self.by_key.get(k).map_or_else(|| k.to_string(), |c| c.name.clone())).collect();
+        WriteReportJs { unauthorized }
+    }
 }
 
 /// The channels a writer may write, by key and name.
@@ -149,6 +155,7 @@ impl Writer {
         env: &'env Env,
         #[napi(ts_arg_type = "Array<number | string>")] channels: Vec<Either<u32, String>>,
         #[napi(ts_arg_type = "Array<unknown>")] values: Vec<Unknown>,
+        confirm: Option<bool>,
     ) -> Result<PromiseRaw<'env, WriteReportJs>> {
         if channels.len() != values.len() {
             return Err(invalid("pass one value per channel"));
@@ -164,16 +171,23 @@ impl Writer {
             async move {
                 let mut g = inner.lock().await;
                 let w = g.as_mut().ok_or_else(|| closed("the writer"))?;
-                let report = w.write(&f).await.js()?;
-                let unauthorized =
-                    report.unauthorized.iter().map(|k| names.by_key.get(k).map_or_else(|| k.to_string(), |c| c.name.clone())).collect();
-                Ok((WriteReportJs { unauthorized }, f))
+                let report = if confirm.unwrap_or(false) { w.write_confirmed(&f).await } else { w.write(&f).await }.js()?;
+                Ok((names.report(&report), f))
             },
             |_, (report, f)| {
                 drop(f);
                 Ok(report)
             },
         )
+    }
+
+    /// Wait until every write so far has been applied (by the node, when remote); resolves
+    /// to what was dropped since the last report.
+    #[napi]
+    pub async fn confirm(&self) -> Result<WriteReportJs> {
+        let mut g = self.inner.lock().await;
+        let w = g.as_mut().ok_or_else(|| closed("the writer"))?;
+        Ok(self.channels.report(&w.confirm().await.js()?))
     }
 
     /// Commit everything written so far; resolves to the committed end (ns).

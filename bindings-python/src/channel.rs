@@ -188,8 +188,7 @@ pub fn new_channel(d: &Bound<'_, PyDict>) -> PyResult<NewChannel> {
             "shared" => Concurrency::Shared,
             other => return Err(invalid(format!("concurrency must be \"exclusive\" or \"shared\", not {other:?}"))),
         },
-        _ if is_virtual => Concurrency::Shared,
-        _ => Concurrency::Exclusive,
+        _ => Concurrency::default(),
     };
     Ok(NewChannel { name, data_type, is_index, index, is_virtual, concurrency, internal: false })
 }

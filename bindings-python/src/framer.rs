@@ -8,7 +8,7 @@ use pyo3::types::PyDict;
 use telemetron::channel::{Channel, ChannelKey};
 use telemetron::client::{ClientIterator, ClientWriter};
 use telemetron::control::Authority;
-use telemetron::framer::{IterSpan, WriterMode};
+use telemetron::framer::{IterSpan, WriteReport, WriterMode};
 use telemetron::telem::{TimeSpan, TimeStamp};
 
 use crate::channel::{ChanMap, PyChannel};
@@ -67,17 +67,34 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// The names of what `report` says was not written, or None.
+    fn not_written(&self, report: &WriteReport) -> Option<Vec<String>> {
+        let keys = report.not_written();
+        (!keys.is_empty())
+            .then(|| keys.iter().map(|k| self.chans.by_key.get(k).map_or_else(|| k.to_string(), |c| c.name.clone())).collect())
+    }
+}
+
 #[pymethods]
 impl Writer {
     /// Write `{channel: values}`. Returns None if every channel was written, else the
-    /// names of the channels dropped because another writer controls them.
-    fn write(&self, py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<Option<Vec<String>>> {
+    /// names of the channels not written (`WriteReport::not_written`: refused because another
+    /// writer controls them, or dropped by the node from this or an earlier write because
+    /// control moved in flight). With `confirm`, waits until the node has applied the write.
+    #[pyo3(signature = (data, confirm=false))]
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyDict>, confirm: bool) -> PyResult<Option<Vec<String>>> {
         let frame = frame_from_py(py, data, |k| self.channel(k))?;
-        let report = self.with(py, |w| runtime().block_on(w.write(&frame)))?;
-        if report.unauthorized.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(report.unauthorized.iter().map(|k| self.chans.by_key.get(k).map_or_else(|| k.to_string(), |c| c.name.clone())).collect()))
+        let report =
+            self.with(py, |w| runtime().block_on(async { if confirm { w.write_confirmed(&frame).await } else { w.write(&frame).await } }))?;
+        Ok(self.not_written(&report))
+    }
+
+    /// Wait until every write so far has been applied; None, or the names of channels the
+    /// node dropped since the last report.
+    fn confirm(&self, py: Python<'_>) -> PyResult<Option<Vec<String>>> {
+        let report = self.with(py, |w| runtime().block_on(w.confirm()))?;
+        Ok(self.not_written(&report))
     }
 
     /// Commit what was written; returns the committed end (ns).

@@ -91,7 +91,10 @@ impl Engine {
         let (storage, report) = open_storage(&dir, options.storage, &channels.list_all(), &tombstones)?;
         storage.start_background();
         let ranges = Ranges::new(catalog.clone());
-        let control_spec = NewChannel { internal: true, ..NewChannel::virtual_(CONTROL_CHANNEL, crate::telem::DataType::Json) };
+        let control_spec = NewChannel {
+            internal: true,
+            ..NewChannel::virtual_(CONTROL_CHANNEL, crate::telem::DataType::Json).with_concurrency(crate::channel::Concurrency::Shared)
+        };
         let control = channels.create_many(vec![control_spec], true)?;
         let hub = Arc::new(Hub {
             storage: storage.clone(),

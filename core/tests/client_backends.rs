@@ -376,6 +376,88 @@ async fn s_next(s: &mut telemetron::client::ClientStreamer) -> telemetron::Resul
     }
 }
 
+/// Handoffs racing in-flight writes: every write either lands or is reported, never lost
+/// silently. A higher-authority writer on another client takes the channels and gives them
+/// back, again and again, while the first writes as fast as it can without waiting.
+async fn handoffs_racing_writes_are_reported(b: &Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "race").await;
+    let other = b.another().await;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(1), vec![t, p]).authority(100)).await.unwrap();
+    let handoffs = Arc::new(AtomicU64::new(0));
+    let done = handoffs.clone();
+    let takeovers = tokio::spawn(async move {
+        for _ in 0..8 {
+            // Starts far after A's data and writes nothing: it only takes control, then gives it back.
+            let cfg = WriterConfig::new(TimeStamp(1 << 50), vec![t, p]).authority(200);
+            let hi = other.open_writer(cfg).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            hi.close().await.unwrap();
+            done.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let (mut n, mut refused, mut dropped, mut in_flight_reports) = (0i64, 0i64, 0i64, 0i64);
+    let mut count = |r: &telemetron::framer::WriteReport, refused: &mut i64, dropped: &mut i64| {
+        *refused += i64::from(r.unauthorized.contains(&p));
+        let d = r.dropped.iter().filter(|d| d.channels.contains(&p)).count() as i64;
+        *dropped += d;
+        in_flight_reports += d;
+    };
+    while handoffs.load(Ordering::Relaxed) < 8 && n < 1_000_000 {
+        n += 1;
+        let r = w.write(&samples(t, p, &[n])).await.unwrap();
+        count(&r, &mut refused, &mut dropped);
+        tokio::task::yield_now().await;
+    }
+    takeovers.await.unwrap();
+    // confirm() collects what the node dropped after the last write returned.
+    let r = w.confirm().await.unwrap();
+    assert!(r.unauthorized.is_empty());
+    count(&r, &mut refused, &mut dropped);
+    assert!(w.confirm().await.unwrap().all_written(), "a second confirm reports nothing twice");
+    w.close().await.unwrap();
+    let stored = c.read(TimeRange::MAX, &[p]).await.unwrap().samples(p) as i64;
+    eprintln!("{}: {n} writes over 8 handoffs: {refused} refused at once, {dropped} dropped in flight, {stored} stored", b.name());
+    assert!(stored > 0 && refused + dropped > 0, "the writes did not race the handoffs");
+    assert_eq!(stored, n - refused - dropped, "{}: every write not stored must have been reported", b.name());
+    if b.name() == "embedded" {
+        assert_eq!(in_flight_reports, 0, "embedded writes are gated when made");
+    }
+}
+
+/// A command written with write_confirmed either took effect or names what did not.
+async fn confirmed_writes_say_what_took_effect(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "confirm").await;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(1), vec![t, p]).authority(100)).await.unwrap();
+    let r = w.write_confirmed(&samples(t, p, &[1])).await.unwrap();
+    assert!(r.all_written() && r.not_written().is_empty(), "{r:?}");
+    let other = b.another().await;
+    let hi = other.open_writer(WriterConfig::new(TimeStamp(1 << 50), vec![t, p]).authority(200)).await.unwrap();
+    // Whether the client heard of the handoff before sending (refused) or the node dropped the
+    // frame (dropped), the report names both channels and nothing more was stored.
+    let r = w.write_confirmed(&samples(t, p, &[2])).await.unwrap();
+    let mut lost = r.not_written();
+    lost.sort_unstable();
+    assert_eq!(
+        lost,
+        {
+            let mut v = vec![t, p];
+            v.sort_unstable();
+            v
+        },
+        "{}: {r:?}",
+        b.name()
+    );
+    assert!(!r.all_written());
+    hi.close().await.unwrap();
+    w.close().await.unwrap();
+    assert_eq!(c.read(TimeRange::MAX, &[p]).await.unwrap().samples(p), 1);
+}
+
 async fn control_state_channel(b: &Backend) {
     let c = &b.client;
     let (_, p) = index_and_data(c, "cs").await;
@@ -529,6 +611,8 @@ on_both!(
     control_arbitration_and_reports,
     streamer_receives_updates_lags_and_closes,
     control_state_channel,
+    handoffs_racing_writes_are_reported,
+    confirmed_writes_say_what_took_effect,
     deletes,
     read_latest_gives_the_last_samples,
     index_channels_join_their_data_channels,

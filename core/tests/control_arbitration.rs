@@ -404,3 +404,32 @@ fn a_bounded_backfill_writer_does_not_contend_with_a_live_one() {
     assert_eq!(ts, vec![0, 10, 20, 30, 40, 10_000, 10_010, 10_020, 10_030, 10_040]);
     assert_eq!(vals, vec![0, 1, 2, 3, 4, 1_000, 1_001, 1_002, 1_003, 1_004]);
 }
+
+#[test]
+fn virtual_command_channels_are_exclusive_unless_created_shared() {
+    // Two sequences at equal authority must never both command the same valve.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let cmd = engine.create_channel(NewChannel::virtual_("valve_cmd", DataType::U8)).unwrap();
+    assert_eq!(cmd.concurrency, Concurrency::Exclusive);
+    let open_seq = |name: &str| {
+        let cfg = telemetron::framer::WriterConfig::new(TimeStamp(0), vec![cmd.key]).authority(100).name(name);
+        engine.open_writer(cfg).unwrap()
+    };
+    let mut first = open_seq("sequence 1");
+    let mut second = open_seq("sequence 2");
+    assert!(first.has_control(cmd.key) && !second.has_control(cmd.key));
+    let one = Frame::new().with(cmd.key, Series::from_vec(vec![1u8]));
+    assert!(first.write(&one).unwrap().all_written());
+    assert_eq!(second.write(&one).unwrap().unauthorized, vec![cmd.key]);
+    first.close().unwrap();
+    assert!(second.has_control(cmd.key), "released control passes to the waiting equal");
+    second.close().unwrap();
+    // Shared is an explicit choice, and then equals write side by side.
+    let log = engine.create_channel(NewChannel::virtual_("events", DataType::U8).with_concurrency(Concurrency::Shared)).unwrap();
+    let cfg = |n: &str| telemetron::framer::WriterConfig::new(TimeStamp(0), vec![log.key]).authority(100).name(n);
+    let (a, b) = (engine.open_writer(cfg("a")).unwrap(), engine.open_writer(cfg("b")).unwrap());
+    assert!(a.has_control(log.key) && b.has_control(log.key));
+    // The engine's own control-state channel stays shared.
+    assert_eq!(engine.channels().get(engine.control_channel()).unwrap().concurrency, Concurrency::Shared);
+}

@@ -97,3 +97,18 @@ each(test, 'client.control is a Control, as in the Python SDK; ControlClient is 
   assert.ok(c.control instanceof tn.Control)
   assert.equal(tn.ControlClient, tn.Control)
 })
+
+each(test, 'writer confirm: a write either took effect or its report names what did not', async (t, c) => {
+  const s = await stand(c)
+  const start = tn.now()
+  const low = await c.openWriter({ start, channels: [s.pressure], authority: 100 })
+  assert.deepEqual(await low.write({ [s.time]: [start], [s.pressure]: [1] }, undefined, { confirm: true }), { unauthorized: [] })
+  assert.deepEqual(await low.confirm(), { unauthorized: [] })
+  const high = await c.openWriter({ start: start + 10n ** 12n, channels: [s.pressure], authority: 200 })
+  // Refused at once or dropped by the node in flight: either way, named in this report.
+  const r = await low.write({ [s.time]: [start + 1n], [s.pressure]: [2] }, undefined, { confirm: true })
+  assert.deepEqual([...r.unauthorized].sort(), [s.pressure, s.time].sort())
+  await high.close()
+  await low.close()
+  assert.deepEqual([...(await c.read([start, start + 10n], [s.pressure])).get(s.pressure)], [1])
+})

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { each, stand, unique, tn } from './support/backends.mjs'
+import { each, stand, tempDir, unique, tn } from './support/backends.mjs'
 
 each(test, 'client.write and client.read round trip', async (t, c) => {
   const s = await stand(c)
@@ -121,4 +121,21 @@ each(test, 'readLatest gives the last n samples', async (t, c) => {
   const f = await c.readLatest([s.pressure, s.time], 2)
   assert.deepEqual([...f.get(s.pressure)], [3, 4])
   assert.deepEqual([...f.get(s.time)], [3n, 4n])
+})
+
+test('durability: open(path, {durability}) and the writer option take none, interval and commit, as in Python', async () => {
+  for (const durability of ['none', 'interval', 'commit']) {
+    const c = await tn.open(tempDir(), { durability })
+    const s = await stand(c)
+    const w = await c.openWriter({ start: 1n, channels: [s.pressure], durability })
+    await w.write({ [s.time]: [1n, 2n], [s.pressure]: [1, 2] })
+    assert.equal(await w.close(), 3n)
+    assert.deepEqual([...(await c.read([0n, 10n], [s.pressure])).get(s.pressure)], [1, 2])
+    await c.close()
+  }
+  await assert.rejects(tn.open(tempDir(), { durability: 'fast' }), (e) => e.code === 'invalid_argument' && /none, interval or commit/.test(e.message))
+  const c = await tn.open(tempDir())
+  const s = await stand(c)
+  await assert.rejects(c.openWriter({ start: 1n, channels: [s.pressure], durability: 'sometimes' }), { code: 'invalid_argument' })
+  await c.close()
 })

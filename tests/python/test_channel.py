@@ -26,7 +26,7 @@ def test_create_many_with_numpy_and_python_types(client):
         ]
     )
     assert [c.data_type for c in chans] == ["timestamp", "i16", "bool", "string"]
-    assert chans[3].is_virtual and chans[3].index is None and chans[3].concurrency == "shared"
+    assert chans[3].is_virtual and chans[3].index is None and chans[3].concurrency == "exclusive"
 
 
 def test_retrieve_if_name_exists(client):

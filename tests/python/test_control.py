@@ -142,3 +142,29 @@ def test_control_channel_is_streamable(rig):
         with rig.control.acquire(name="seq", write=["vent_cmd"]):
             f = s.read(timeout=5)
         assert f is not None and ch.name in f
+
+
+def test_a_confirmed_write_took_effect_or_names_what_did_not(rig):
+    start = tn.TimeStamp.now()
+    low = rig.open_writer(start, ["valve_cmd"], authority=100, name="low")
+    assert low.write({"cmd_time": int(start), "valve_cmd": 1}, confirm=True)
+    assert low.confirm() and low.unauthorized == []
+    high = rig.open_writer(start + 10**12, ["valve_cmd"], authority=200, name="high")
+    # Whether the client heard of the handoff first (refused) or the node dropped the frame
+    # in flight (dropped), the confirmed write says so, and nothing more is stored.
+    assert not low.write({"cmd_time": int(start) + 1, "valve_cmd": 0}, confirm=True)
+    assert sorted(low.unauthorized) == ["cmd_time", "valve_cmd"]
+    high.close()
+    low.close()
+    assert list(rig.read((start, start + 10), ["valve_cmd"])["valve_cmd"]) == [1]
+
+
+def test_a_sequence_command_lost_to_a_handoff_raises(rig):
+    low = rig.control.acquire(name="low", write=["valve_cmd"], authority=100, on_lost="raise")
+    low["valve_cmd"] = 1
+    high = rig.control.acquire(name="high", write=["valve_cmd"], authority=200)
+    # Refused at once or dropped by the node in flight: the command raises, never passes silently.
+    with pytest.raises(tn.ControlLost):
+        low["valve_cmd"] = 0
+    high.release()
+    low.release()

@@ -258,7 +258,8 @@ class Controller:
                 ts = max(now, self._last_ts.get(c.index, 0) + 1)
                 self._last_ts[c.index] = ts
                 frame[c.index] = [ts]
-        ok = self._writer.write(frame)
+        # Confirmed: a command takes effect or raises, also when control moves in flight.
+        ok = self._writer.write(frame, confirm=True)
         with self._cond:
             for name, v in names:
                 self._values[name] = v

@@ -45,15 +45,21 @@ class Writer:
         #: Names of the channels dropped from the last write (another writer controls them).
         self.unauthorized: List[str] = _NONE
 
-    def write(self, data: Any, values: Any = None) -> bool:
+    def write(self, data: Any, values: Any = None, *, confirm: bool = False) -> bool:
         """Write one frame: ``{channel: values}``, ``(channel, values)``,
         ``([channels], [values])``, a pandas DataFrame or a :class:`Frame`. Values may be
         numpy arrays (zero-copy when of the channel's dtype), lists, scalars, pandas
         Series; timestamps as int ns, numpy datetime64 or datetimes.
 
+        Against a node, writes are pipelined: control can move on the node while a write is
+        on its way, and the node then drops those channels and says so. That report arrives
+        with a later call; ``confirm=True`` waits for the node to apply this write, so the
+        result is certain when it returns (a round trip; embedded writes are always certain).
+
         Returns:
-            True if every channel was written; False if some were dropped because another
-            writer controls them (their names are in :attr:`unauthorized`).
+            True if every channel was written; False if some were not, because another
+            writer controls them (their names are in :attr:`unauthorized`, together with any
+            channels of earlier writes the node reported dropped since the last call).
 
         Raises:
             WriteError: a broken rule (nothing of the frame was written).
@@ -61,12 +67,23 @@ class Writer:
         """
         if values is not None or type(data) is not dict:
             data = to_mapping(data, values)
-        dropped = self._native.write(data)
+        dropped = self._native.write(data, confirm)
         if dropped is None:
             self.unauthorized = _NONE
             return True
         self.unauthorized = dropped
         return False
+
+    def confirm(self) -> bool:
+        """Wait until every write so far has been applied (by the node, when remote).
+
+        Returns:
+            True if nothing was dropped since the last report; False otherwise (the channels
+            are in :attr:`unauthorized`).
+        """
+        dropped = self._native.confirm()
+        self.unauthorized = _NONE if dropped is None else dropped
+        return dropped is None
 
     def commit(self) -> TimeStamp:
         """Make everything written so far durable and visible to readers; returns the

@@ -46,6 +46,12 @@ pub enum ChannelKind {
 }
 
 /// How writers of equal authority share a channel (see the control layer).
+///
+/// Every new channel is `Exclusive` unless created with `Shared`: virtual command channels
+/// included, so two sequences at equal authority can never both command the same valve
+/// (the first to acquire keeps it; the other is told it is not authorized). `Shared` is
+/// the opt-in for channels that several equal writers feed on purpose (a merged event log,
+/// redundant sensors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Concurrency {
@@ -179,7 +185,8 @@ impl NewChannel {
         NewChannel { index: Some(IndexRef::Key(index)), ..NewChannel::data(name, data_type, "") }
     }
 
-    /// A virtual (live-only) channel.
+    /// A virtual (live-only) channel, e.g. a command. Exclusive, like every channel (see
+    /// [`Concurrency`]).
     pub fn virtual_(name: impl Into<String>, data_type: DataType) -> NewChannel {
         NewChannel {
             name: name.into(),
@@ -187,7 +194,7 @@ impl NewChannel {
             is_index: false,
             index: None,
             is_virtual: true,
-            concurrency: Concurrency::Shared,
+            concurrency: Concurrency::Exclusive,
             internal: false,
         }
     }

@@ -23,6 +23,10 @@
 //! [`crate::framer::WriteReport`] from the control authority the node pushes to it, and
 //! sends. What only the node can check (data stored by other writers, storage failures)
 //! is returned by the *next* call on that writer, which then does not do its own work.
+//! Channels the node dropped from a write because control moved while it was in flight
+//! are named in [`crate::framer::WriteReport::dropped`] of the next report;
+//! [`ClientWriter::confirm`] waits for them, and [`ClientWriter::write_confirmed`] makes a
+//! write whose report is final (what control sequences use for commands).
 //! `commit()` is a round trip and returns the end. Authority changes caused by another
 //! client are pushed before that client's call returns, so `has_control` and reports are
 //! exact on loopback. Dropping a remote writer, or losing its connection for longer than

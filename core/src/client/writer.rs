@@ -38,6 +38,35 @@ impl ClientWriter {
         }
     }
 
+    /// Wait until every write made so far has been applied, and report what was dropped
+    /// since the last report (see [`WriteReport`]). Embedded writes are applied when made,
+    /// so this returns an empty report at once; a remote writer asks the node and waits.
+    ///
+    /// # Errors
+    /// A write the node rejected, or a transport error.
+    pub async fn confirm(&mut self) -> Result<WriteReport> {
+        match &mut self.inner {
+            WriterInner::Embedded(_) => Ok(WriteReport::default()),
+            #[cfg(feature = "remote")]
+            WriterInner::Remote(w) => w.confirm().await,
+        }
+    }
+
+    /// [`ClientWriter::write`], then [`ClientWriter::confirm`]: when it returns, every
+    /// channel of `frame` not named by [`WriteReport::not_written`] has been applied. What a
+    /// control sequence uses for commands, which must take effect or say why not.
+    ///
+    /// # Errors
+    /// As [`ClientWriter::write`] and [`ClientWriter::confirm`].
+    pub async fn write_confirmed(&mut self, frame: &Frame) -> Result<WriteReport> {
+        let mut report = self.write(frame).await?;
+        if !report.unauthorized.is_empty() && report.unauthorized.len() == frame.unique_keys().len() {
+            return Ok(report); // nothing was sent
+        }
+        report.dropped.extend(self.confirm().await?.dropped);
+        Ok(report)
+    }
+
     /// Commit; returns the committed end.
     ///
     /// # Errors

@@ -16,4 +16,4 @@ pub use iterator::{IterSpan, IteratorConfig, RangeIterator};
 /// The old name of [`RangeIterator`], which shadowed the std `Iterator` trait.
 #[deprecated(note = "renamed to `RangeIterator`, which does not shadow `std::iter::Iterator`")]
 pub type Iterator = RangeIterator;
-pub use writer::{WriteReport, Writer, WriterConfig, WriterMode};
+pub use writer::{DroppedWrite, WriteReport, Writer, WriterConfig, WriterMode};

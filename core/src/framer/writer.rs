@@ -172,17 +172,51 @@ impl WriterConfig {
 }
 
 /// What a successful write did.
+///
+/// On the embedded backend a write is gated when it is made, so `unauthorized` is the whole
+/// story and `dropped` is always empty. A remote writer sends its frames without waiting
+/// (pipelined): it refuses at once the channels it already knows it does not control
+/// (`unauthorized`), but control can move on the node while a frame is on its way. The node
+/// then writes the frame without those channels and says so; the writer puts that in
+/// `dropped` of the next report it returns (from `write`, or from `confirm`, which waits
+/// until the node has applied every write sent before it). Nothing is dropped without a
+/// report saying so.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// Channels of the frame that were not written because another writer controls them
     /// (a data channel is also not written when its index is not controlled).
     pub unauthorized: Vec<ChannelKey>,
+    /// Writes (this one or earlier ones) that the node applied without some channels
+    /// because control moved while they were in flight, oldest first. Remote only.
+    pub dropped: Vec<DroppedWrite>,
+}
+
+/// A write that a node applied without some of its channels (see [`WriteReport`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedWrite {
+    /// Which write: the n-th frame this writer sent to the node, counting from 1 (writes
+    /// that sent nothing, because every channel was refused at once, are not counted).
+    pub write: u64,
+    /// The channels of that write that were not written.
+    pub channels: Vec<ChannelKey>,
 }
 
 impl WriteReport {
-    /// True if every channel of the frame was written.
+    /// True if every channel was written: nothing refused, nothing dropped in flight.
     pub fn all_written(&self) -> bool {
-        self.unauthorized.is_empty()
+        self.unauthorized.is_empty() && self.dropped.is_empty()
+    }
+
+    /// Every channel this report says was not written (refused or dropped), each once, in
+    /// the order reported.
+    pub fn not_written(&self) -> Vec<ChannelKey> {
+        let mut out: Vec<ChannelKey> = Vec::new();
+        for &k in self.unauthorized.iter().chain(self.dropped.iter().flat_map(|d| d.channels.iter())) {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        out
     }
 }
 
@@ -425,7 +459,7 @@ impl Writer {
         if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
             self.commit()?;
         }
-        Ok(WriteReport { unauthorized })
+        Ok(WriteReport { unauthorized, dropped: Vec::new() })
     }
 
     /// Change this writer's authority on every channel. Raising it can take control;

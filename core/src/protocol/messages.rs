@@ -221,6 +221,9 @@ pub enum WriterRequest {
     SetAuthorities { id: u64, changes: Vec<(ChannelKey, Authority)> },
     /// Close the writer, committing first if `commit`.
     Close { commit: bool },
+    /// Answer `Done { id }` once every frame sent before this request has been applied, after
+    /// any `WriteError` or `Dropped` for those frames.
+    Flush { id: u64 },
 }
 
 /// Node → client on `/api/v1/stream/writer`.

@@ -97,6 +97,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                 Event::Json(b) => match parse_json::<WriterRequest>(&b) {
                     Ok(WriterRequest::Commit { id }) => st.commit(id).await,
                     Ok(WriterRequest::SetAuthorities { id, changes }) => st.set_authorities(id, &changes).await,
+                    Ok(WriterRequest::Flush { id }) => st.flush(id).await,
                     Ok(WriterRequest::Close { commit }) => break End::Close(commit),
                     Ok(WriterRequest::Open { .. }) => break End::Abort(Ending::violation(already_open::<WriterKind>())),
                     Err(e) => break End::Abort(Ending::violation(malformed("writer", e))),
@@ -179,6 +180,13 @@ impl Stream {
             Err(e) => WriterResponse::WriteError { seq, error: WireError::from(&e) },
         };
         self.s.send_json(&reply).await;
+    }
+
+    /// Apply every queued write and report them, then answer `Done`.
+    async fn flush(&mut self, id: u64) {
+        self.settle().await;
+        self.push_authority().await;
+        self.s.send_json(&WriterResponse::Done { id }).await;
     }
 
     async fn commit(&mut self, id: u64) {

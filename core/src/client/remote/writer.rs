@@ -13,7 +13,7 @@ use super::ws::{self, Incoming, TaskGuard, WsConn};
 use crate::channel::ChannelKey;
 use crate::control::{Authority, ControlError};
 use crate::error::{Error, Result};
-use crate::framer::{WriteReport, WriterConfig};
+use crate::framer::{DroppedWrite, WriteReport, WriterConfig};
 use crate::protocol::messages::{WriterRequest, WriterResponse};
 use crate::protocol::{NetError, WireError, codec};
 use crate::telem::{Frame, TimeStamp};
@@ -25,6 +25,8 @@ const REPLY_IDLE: Duration = Duration::from_secs(60);
 struct State {
     authorized: HashSet<ChannelKey>,
     errors: VecDeque<Error>,
+    /// Frames the node applied without some channels, not reported to the caller yet.
+    dropped: Vec<DroppedWrite>,
     replies: HashMap<u64, std::result::Result<Option<TimeStamp>, WireError>>,
     /// The node closed the writer: its end and why.
     closed: Option<(Option<TimeStamp>, Option<WireError>)>,
@@ -71,9 +73,7 @@ impl Shared {
         match msg {
             WriterResponse::Authority { authorized } => st.authorized = authorized.into_iter().collect(),
             WriterResponse::WriteError { error, .. } => st.errors.push_back(error.into()),
-            WriterResponse::Dropped { seq, channels } => {
-                tracing::warn!(seq, ?channels, "remote write lost channels to a control change in flight");
-            }
+            WriterResponse::Dropped { seq, channels } => st.dropped.push(DroppedWrite { write: seq, channels }),
             WriterResponse::Committed { id, end } => drop(st.replies.insert(id, Ok(Some(end)))),
             WriterResponse::Done { id } => drop(st.replies.insert(id, Ok(None))),
             WriterResponse::Failed { id, error } => drop(st.replies.insert(id, Err(error))),
@@ -129,6 +129,8 @@ pub(crate) struct RemoteWriter {
     err_on_unauthorized: bool,
     start: TimeStamp,
     next_id: u64,
+    /// Frames sent so far (the node numbers them the same way: `seq`).
+    sent: u64,
     done: bool,
     _keepalive: TaskGuard,
 }
@@ -168,6 +170,7 @@ impl RemoteWriter {
             err_on_unauthorized,
             start,
             next_id: 1,
+            sent: 0,
             done: false,
             _keepalive: keepalive,
         })
@@ -219,9 +222,25 @@ impl RemoteWriter {
                 return Err(NetError::TooLarge { size: size as u64, limit: self.max_message }.into());
             }
             self.shared.conn.send_frame(Bytes::from(codec::encode(frame))).await?;
+            self.sent += 1;
             self.validator.record(last);
         }
-        Ok(WriteReport { unauthorized })
+        Ok(WriteReport { unauthorized, dropped: self.take_dropped() })
+    }
+
+    /// What the node reported dropped since the last report.
+    fn take_dropped(&self) -> Vec<DroppedWrite> {
+        self.shared.drain();
+        std::mem::take(&mut self.shared.state.lock().dropped)
+    }
+
+    /// Wait until the node has applied every frame sent so far; report what it dropped
+    /// since the last report. See [`WriteReport`].
+    pub(crate) async fn confirm(&mut self) -> Result<WriteReport> {
+        if self.sent > 0 {
+            self.request(|id| WriterRequest::Flush { id }).await?;
+        }
+        Ok(WriteReport { unauthorized: Vec::new(), dropped: self.take_dropped() })
     }
 
     async fn request(&mut self, make: impl FnOnce(u64) -> WriterRequest) -> Result<Option<TimeStamp>> {
@@ -288,6 +307,11 @@ impl RemoteWriter {
         }
         .await;
         self.shared.conn.close().await;
+        let dropped = std::mem::take(&mut self.shared.state.lock().dropped);
+        if !dropped.is_empty() {
+            // Reported by the node after the last write; call confirm() before closing to get it.
+            tracing::warn!(?dropped, "writes applied without some channels (control moved in flight) were not confirmed before close");
+        }
         match pending {
             Some(e) => Err(e),
             None => r,
