@@ -22,6 +22,11 @@ Scenarios:
   Python-side overhead. Target: < 5 us.
 - read: 100 M float64 samples into numpy (``client.read`` then ``frame.series`` zero-copy
   views, and ``frame[...]`` concatenated, one copy) vs ``telemetron bench read``.
+- pandas (not in the default list; needs ``pip install '.[bench]'``): 100 float64 channels x
+  500,000 samples on one index, written in 10,000-sample frames, read back whole into pandas
+  (``client.read(...).to_pandas()``), Arrow and polars, and one channel into numpy, side by
+  side with ArcticDB (LMDB backend, the same data appended in the same 10,000-row chunks,
+  ``lib.read``), runs interleaved. Target: ``to_pandas`` at least as fast as ArcticDB.
 - remote-read (with ``--url``, not in the default list): 50 M float64 samples and their
   index written to a node, then read back in one ``client.read`` (800 MB over loopback).
 """
@@ -226,6 +231,74 @@ def read(runs: int, samples: int = 100_000_000, batch: int = 100_000) -> dict:
     return {"scenario": "read", "samples": samples, "rust_s": rs, "python_views_s": v, "python_concat_s": c, "series": series_counts[0], "runs": runs}
 
 
+def pandas_vs_arcticdb(runs: int, channels: int = 100, samples: int = 500_000, batch: int = 10_000) -> dict:
+    """Many channels into pandas: Telemetron vs ArcticDB on the same data, interleaved."""
+    import pandas as pd
+    from arcticdb import Arctic
+
+    names = [f"c{i}" for i in range(channels)]
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(samples, channels))
+    stamps = np.arange(samples, dtype=np.int64) * 1_000_000 + 1_700_000_000_000_000_000
+    d = scratch()
+    try:
+        client = tn.open(d / "telemetron")
+        client.channels.create([tn.NewChannel("time", is_index=True)] + [tn.NewChannel(n, "f64", index="time") for n in names])
+        lib = Arctic(f"lmdb://{d / 'arctic'}").create_library("bench")
+        with client.open_writer(int(stamps[0]), names, auto_commit=False) as w:
+            for at in range(0, samples, batch):
+                cols = {n: np.ascontiguousarray(values[at : at + batch, i]) for i, n in enumerate(names)}
+                w.write({"time": stamps[at : at + batch], **cols})
+                chunk = pd.DataFrame(values[at : at + batch], columns=names, index=pd.to_datetime(stamps[at : at + batch], unit="ns"))
+                if at == 0:
+                    lib.write("run", chunk)
+                else:
+                    lib.append("run", chunk)
+            w.commit()
+        want = float(values[:, -1].sum())
+        got: dict = {k: [] for k in ("tn_pandas", "tn_arrow", "tn_polars", "tn_one", "adb_pandas", "adb_one")}
+        for run in range(runs):
+            t0 = time.perf_counter()
+            df = client.read(None, names).to_pandas()
+            got["tn_pandas"].append(time.perf_counter() - t0)
+            assert df.shape == (samples, channels) and abs(float(df[names[-1]].sum()) - want) < 1e-6 * abs(want) + 1e-6
+            del df
+            t0 = time.perf_counter()
+            df = lib.read("run").data
+            got["adb_pandas"].append(time.perf_counter() - t0)
+            assert df.shape == (samples, channels)
+            del df
+            t0 = time.perf_counter()
+            table = client.read(None, ["time", *names]).to_arrow()
+            got["tn_arrow"].append(time.perf_counter() - t0)
+            assert table.num_rows == samples
+            del table
+            t0 = time.perf_counter()
+            pl_df = client.read(None, ["time", *names]).to_polars()
+            got["tn_polars"].append(time.perf_counter() - t0)
+            assert pl_df.height == samples
+            del pl_df
+            t0 = time.perf_counter()
+            one = client.read(None, [names[0]])[names[0]]
+            got["tn_one"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            one_adb = lib.read("run", columns=[names[0]]).data[names[0]].to_numpy()
+            got["adb_one"].append(time.perf_counter() - t0)
+            assert len(one) == len(one_adb) == samples
+            print("  pandas run %d: " % run + ", ".join(f"{k} {v[-1] * 1e3:.1f} ms" for k, v in got.items()))
+        client.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in got.items()}
+    print(
+        f"pandas median ({channels} ch x {samples:,}): telemetron to_pandas {med['tn_pandas'] * 1e3:.1f} ms, "
+        f"ArcticDB read {med['adb_pandas'] * 1e3:.1f} ms (ArcticDB / Telemetron = {med['adb_pandas'] / med['tn_pandas']:.2f}); "
+        f"to_arrow {med['tn_arrow'] * 1e3:.1f} ms, to_polars {med['tn_polars'] * 1e3:.1f} ms; one channel: "
+        f"telemetron {med['tn_one'] * 1e3:.1f} ms, ArcticDB {med['adb_one'] * 1e3:.1f} ms"
+    )
+    return {"scenario": "pandas", "channels": channels, "samples": samples, "runs": runs, **{f"{k}_s": v for k, v in med.items()}}
+
+
 def remote_read(runs: int, url: str, samples: int = 50_000_000, batch: int = 2_000_000) -> dict:
     """Write `samples` f64 values (plus their index) to a node, then time reading them all
     back in one `read` call (2 x 8 bytes per sample over loopback)."""
@@ -274,6 +347,8 @@ def main() -> None:
             out.append(write_one(a.runs))
         elif s == "read":
             out.append(read(a.runs, a.read_samples))
+        elif s == "pandas":
+            out.append(pandas_vs_arcticdb(a.runs))
         elif s == "remote-read":
             out.append(remote_read(a.runs, a.url))
         else:

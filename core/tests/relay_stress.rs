@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{open, read_ts};
 use telemetron::Engine;
-use telemetron::channel::{ChannelKey, NewChannel};
+use telemetron::channel::{ChannelKey, Concurrency, NewChannel};
 use telemetron::framer::{WriterConfig, WriterMode};
 use telemetron::relay::{LagPolicy, StreamError, StreamerConfig};
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
@@ -215,7 +215,8 @@ fn writers_and_streamers_churn_concurrently() {
     let engine = open(dir.path());
     let mut batch = Vec::new();
     for i in 0..VIRTUALS {
-        batch.push(NewChannel::virtual_(format!("v{i}"), DataType::U32));
+        // Every churn thread writes every virtual channel: they are shared on purpose.
+        batch.push(NewChannel::virtual_(format!("v{i}"), DataType::U32).with_concurrency(Concurrency::Shared));
     }
     for w in 0..WRITERS {
         batch.push(NewChannel::index(format!("w{w}_time")));
