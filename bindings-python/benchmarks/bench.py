@@ -245,7 +245,7 @@ def pandas_vs_arcticdb(runs: int, channels: int = 100, samples: int = 500_000, b
         client = tn.open(d / "telemetron")
         client.channels.create([tn.NewChannel("time", is_index=True)] + [tn.NewChannel(n, "f64", index="time") for n in names])
         lib = Arctic(f"lmdb://{d / 'arctic'}").create_library("bench")
-        with client.open_writer(int(stamps[0]), names, auto_commit=False) as w:
+        with client.open_writer(int(stamps[0]), names) as w:  # a commit per frame, the SDK default
             for at in range(0, samples, batch):
                 cols = {n: np.ascontiguousarray(values[at : at + batch, i]) for i, n in enumerate(names)}
                 w.write({"time": stamps[at : at + batch], **cols})
@@ -254,7 +254,6 @@ def pandas_vs_arcticdb(runs: int, channels: int = 100, samples: int = 500_000, b
                     lib.write("run", chunk)
                 else:
                     lib.append("run", chunk)
-            w.commit()
         want = float(values[:, -1].sum())
         got: dict = {k: [] for k in ("tn_pandas", "tn_arrow", "tn_polars", "tn_one", "adb_pandas", "adb_one")}
         for run in range(runs):

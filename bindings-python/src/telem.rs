@@ -322,6 +322,32 @@ pub fn frame_from_py<'py>(
 
 /// Series keyed by channel, as returned by reads, streamers and iterators. Wrapped by the
 /// Python `telemetron.Frame`.
+/// Copy each row's buffers, back to back, into row i of the block at `base` (rows of
+/// `row_bytes`), on two threads when there is enough to share.
+fn copy_rows(base: usize, row_bytes: usize, rows: &[Vec<Bytes>]) {
+    let copy = |first: usize, rows: &[Vec<Bytes>]| {
+        for (i, bufs) in rows.iter().enumerate() {
+            let mut at = base + (first + i) * row_bytes;
+            for b in bufs {
+                // SAFETY: the block has `rows.len()` rows of `row_bytes`; the buffers of one
+                // row hold exactly `row_bytes` bytes together (checked by the caller), and
+                // rows are disjoint, so threads never write the same bytes.
+                unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), at as *mut u8, b.len()) };
+                at += b.len();
+            }
+        }
+    };
+    if rows.len() < 2 || row_bytes * rows.len() < (32 << 20) {
+        return copy(0, rows);
+    }
+    let half = rows.len() / 2;
+    let (a, b) = rows.split_at(half);
+    std::thread::scope(|s| {
+        s.spawn(|| copy(0, a));
+        copy(half, b);
+    });
+}
+
 #[pyclass(frozen, module = "telemetron._native")]
 #[derive(Debug)]
 pub struct NativeFrame {
@@ -377,6 +403,33 @@ impl NativeFrame {
     /// One zero-copy array (or list) per series of `key`.
     fn arrays<'py>(&self, py: Python<'py>, key: ChannelKey) -> PyResult<Vec<Bound<'py, PyAny>>> {
         self.parts(key).into_iter().map(|s| series_to_py(py, s)).collect()
+    }
+
+    /// Every sample of `keys` (one fixed-size data type, equal lengths), copied once into a
+    /// new C-ordered 2-D array of shape `(len(keys), samples)`: row i is `keys[i]`. Its
+    /// transpose is what pandas stores as one block, so `DataFrame(block.T, copy=False)`
+    /// costs no second copy. The copy runs with the GIL released, on two threads when large.
+    fn block<'py>(&self, py: Python<'py>, keys: Vec<ChannelKey>) -> PyResult<Bound<'py, PyAny>> {
+        let Some(&first) = keys.first() else { return Err(invalid("block() needs at least one channel")) };
+        let (dt, n) = (self.data_type(first), self.samples(first));
+        if let Some(&k) = keys.iter().find(|&&k| self.data_type(k) != dt || self.samples(k) != n) {
+            return Err(invalid(format!(
+                "block() needs channels of one data type and length: channel {k} has {} {} samples, channel {first} {n} {dt}",
+                self.samples(k),
+                self.data_type(k)
+            )));
+        }
+        dispatch_fixed!(dt, T => {
+            let size = std::mem::size_of::<T>();
+            // SAFETY: every element is written below before the array is returned to Python
+            // (each row receives exactly `n` samples: the lengths were checked above).
+            let arr = unsafe { numpy::PyArray2::<T>::new(py, [keys.len(), n], false) };
+            let base = arr.data() as usize;
+            let rows: Vec<Vec<Bytes>> =
+                keys.iter().map(|&k| self.parts(k).into_iter().map(|s| s.data().slice(..s.len() * size)).collect()).collect();
+            py.detach(move || copy_rows(base, n * size, &rows));
+            Ok(arr.into_any())
+        }, _ => Err(invalid(format!("block() needs a fixed-size data type, not {dt}"))))
     }
 
     /// Number of samples of `key`.

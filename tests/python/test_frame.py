@@ -70,6 +70,35 @@ def test_to_pandas_has_a_datetime_index(stand):
     assert df["pressure"].sum() == sum(range(50))
 
 
+def test_to_pandas_of_many_channels_is_one_block_of_their_values(client):
+    names = [f"ch{i}" for i in range(12)]
+    client.channels.create([tn.NewChannel("t", is_index=True)] + [tn.NewChannel(n, "f64", index="t") for n in names])
+    rng = np.random.default_rng(5)
+    want = rng.normal(size=(3 * 400, len(names)))
+    for k in range(3):  # three commits: every channel is read as three series
+        rows = slice(k * 400, (k + 1) * 400)
+        client.write(T0 + k * 10**9, {"t": stamps(T0 + k * 10**9, 400), **{n: want[rows, i] for i, n in enumerate(names)}})
+    f = client.read(None, names)
+    assert len(f.series(names[0])) == 3
+    df = f.to_pandas()
+    assert list(df.columns) == names and df.shape == want.shape and df.index.name == "t"
+    np.testing.assert_array_equal(df.to_numpy(), want)
+    assert all(df[n].dtype == np.float64 for n in names)
+    # One block: the whole frame as one array is a view of the columns' memory (pandas
+    # would have to copy to join one array per column).
+    whole = df.to_numpy()
+    assert np.shares_memory(whole, df[names[0]].to_numpy()) and np.shares_memory(whole, df[names[-1]].to_numpy())
+    # A copy owned by pandas, not a view of the engine's buffers.
+    assert not any(np.may_share_memory(df[names[0]].to_numpy(), p) for p in f.series(names[0]))
+    # Mixed types keep the column-by-column path, in the order asked for.
+    client.channels.create([tn.NewChannel("flag", "u8", index="t")])
+    client.write(T0 + 5 * 10**9, {"t": stamps(T0 + 5 * 10**9, 2), "flag": [1, 0], **{n: [0.5, 1.5] for n in names}})
+    mixed = client.read((T0 + 5 * 10**9, T0 + 6 * 10**9), [names[0], "flag", names[1]]).to_pandas()
+    assert list(mixed.columns) == [names[0], "flag", names[1]] and mixed["flag"].tolist() == [1, 0]
+    with pytest.raises(tn.InvalidArgument, match="one data type"):
+        client.read(None, [names[0], "flag"])._native.block([client.channels.retrieve(n).key for n in (names[0], "flag")])
+
+
 def test_to_pandas_joins_two_indexes(stand):
     stand.channels.create([tn.NewChannel("t2", is_index=True), tn.NewChannel("slow", "f64", index="t2")])
     _fill(stand, 4)

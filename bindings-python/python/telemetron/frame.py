@@ -22,6 +22,10 @@ from .telem import TimeRange
 ChannelLike = Union[str, int, Any]
 
 
+#: Data types `to_pandas` copies straight into one pandas block (fixed-size numbers).
+_BLOCK_TYPES = frozenset({"u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f32", "f64"})
+
+
 class Frame(Mapping[str, Any]):
     """Samples keyed by channel name (also indexable by key or :class:`Channel`).
 
@@ -131,11 +135,17 @@ class Frame(Mapping[str, Any]):
             if idx_key is not None and idx_key in self._by_key:
                 ts = self[idx_key]
                 index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts), unit="ns", utc=True), name=self._by_key[idx_key].name)
-                cols = {c.name: self[c.key] for c in data if self.samples(c.key) == len(ts)}
-                bad = [c.name for c in data if c.name not in cols]
+                bad = [c.name for c in data if self.samples(c.key) != len(ts)]
                 if bad:
                     raise InvalidArgument(f"channels {bad} do not have one sample per timestamp of their index", code="invalid_argument")
-                frames.append(pd.DataFrame(cols, index=index))
+                if len(data) > 1 and len({c.data_type for c in data}) == 1 and data[0].data_type in _BLOCK_TYPES:
+                    # One numeric type: every sample is copied once, in Rust, into the one
+                    # 2-D block pandas keeps (its transpose), not column by column and again
+                    # on consolidation.
+                    block = self._native.block([c.key for c in data])
+                    frames.append(pd.DataFrame(block.T, index=index, columns=[c.name for c in data], copy=False))
+                    continue
+                frames.append(pd.DataFrame({c.name: self[c.key] for c in data}, index=index))
             else:
                 frames.append(pd.DataFrame({c.name: self[c.key] for c in data}))
         if not frames:
