@@ -123,13 +123,34 @@ impl<T: Sample> AsRef<[u8]> for VecOwner<T> {
 
 /// Copy `bytes` into a fresh buffer aligned to 8 bytes.
 pub(crate) fn aligned_copy(bytes: &[u8]) -> Bytes {
-    let words = bytes.len().div_ceil(8);
-    let mut v = vec![0u64; words];
-    // SAFETY: `v` has at least `bytes.len()` bytes of storage.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
+    aligned_concat(bytes.len(), std::iter::once(bytes))
+}
+
+/// Copy `chunks` (`total` bytes together) back to back into one fresh buffer aligned to 8
+/// bytes: each byte is written once (no zeroing pass, no intermediate buffer).
+///
+/// # Panics
+/// If the chunks hold more than `total` bytes (a caller bug, checked before any write).
+fn aligned_concat<'a>(total: usize, chunks: impl Iterator<Item = &'a [u8]> + Clone) -> Bytes {
+    let given: usize = chunks.clone().map(<[u8]>::len).sum();
+    assert!(given <= total, "aligned_concat: {given} bytes given for a {total}-byte buffer");
+    let words = total.div_ceil(8);
+    let mut v: Vec<u64> = Vec::with_capacity(words);
+    let dst = v.as_mut_ptr().cast::<u8>();
+    let mut at = 0usize;
+    for c in chunks {
+        // SAFETY: `v` has room for `words * 8 >= total >= at + c.len()` bytes (checked
+        // above), and `c` does not overlap the fresh allocation.
+        unsafe { std::ptr::copy_nonoverlapping(c.as_ptr(), dst.add(at), c.len()) };
+        at += c.len();
     }
-    Bytes::from_owner(VecOwner(v)).slice(0..bytes.len())
+    // SAFETY: bytes `at..words * 8` are inside the allocation; zeroing them initialises the
+    // rest, so all `words` elements are initialised before `set_len`.
+    unsafe {
+        std::ptr::write_bytes(dst.add(at), 0, words * 8 - at);
+        v.set_len(words);
+    }
+    Bytes::from_owner(VecOwner(v)).slice(0..total)
 }
 
 fn natural_align(dt: DataType) -> usize {
@@ -566,11 +587,8 @@ impl Series {
         let len: usize = parts.iter().map(Series::len).sum();
         let mut out = match dt.density() {
             Some(_) => {
-                let mut buf = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
-                for p in parts {
-                    buf.extend_from_slice(&p.data);
-                }
-                Series { data: aligned_copy(&buf), offsets: None, ..first.clone() }
+                let total = parts.iter().map(|p| p.data.len()).sum();
+                Series { data: aligned_concat(total, parts.iter().map(|p| p.data.as_ref())), offsets: None, ..first.clone() }
             }
             None => {
                 let mut data = Vec::new();
