@@ -462,26 +462,48 @@ impl NativeFrame {
 
     /// Arrow PyCapsules `(schema, array)` of `keys` as one record batch (no pyarrow needed).
     fn arrow_c_array<'py>(&self, py: Python<'py>, keys: Vec<ChannelKey>) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
-        crate::arrow::c_array(py, self.columns(&keys)?)
+        crate::arrow::c_array(py, self.columns(py, &keys)?)
     }
 
     /// Arrow PyCapsule stream of `keys` (one record batch).
     fn arrow_c_stream<'py>(&self, py: Python<'py>, keys: Vec<ChannelKey>) -> PyResult<Bound<'py, PyCapsule>> {
-        crate::arrow::c_stream(py, self.columns(&keys)?)
+        crate::arrow::c_stream(py, self.columns(py, &keys)?)
     }
 
     /// Address of each Arrow column's data buffer for `keys` (for zero-copy checks).
-    fn arrow_data_ptrs(&self, keys: Vec<ChannelKey>) -> PyResult<Vec<usize>> {
-        Ok(self.columns(&keys)?.iter().map(crate::arrow::Column::data_ptr).collect())
+    fn arrow_data_ptrs(&self, py: Python<'_>, keys: Vec<ChannelKey>) -> PyResult<Vec<usize>> {
+        Ok(self.columns(py, &keys)?.iter().map(crate::arrow::Column::data_ptr).collect())
     }
 }
 
 impl NativeFrame {
-    fn columns(&self, keys: &[ChannelKey]) -> PyResult<Vec<crate::arrow::Column>> {
+    /// The Arrow columns of `keys`: one series is exported as it is; fixed-size channels
+    /// read as several series are concatenated together into one shared allocation.
+    fn columns(&self, py: Python<'_>, keys: &[ChannelKey]) -> PyResult<Vec<crate::arrow::Column>> {
+        let mut runs: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        let mut placed: std::collections::HashMap<ChannelKey, (usize, usize)> = std::collections::HashMap::new();
+        let mut total = 0usize;
+        for &k in keys {
+            let (dt, parts) = (self.data_type(k), self.parts(k));
+            if let (true, Some(d)) = (parts.len() > 1 && dt != DataType::Bool, dt.density())
+                && !placed.contains_key(&k)
+            {
+                let bufs: Vec<Bytes> = parts.iter().map(|s| s.data().slice(..s.len() * d)).collect();
+                let bytes: usize = bufs.iter().map(Bytes::len).sum();
+                placed.insert(k, (total, bytes));
+                runs.push((total, bufs));
+                total += bytes.next_multiple_of(64);
+            }
+        }
+        let shared = if runs.is_empty() { Bytes::new() } else { crate::arrow::joined(py, total, &runs)? };
         keys.iter()
             .map(|&k| {
                 let name = self.chans.by_key.get(&k).map_or_else(|| k.to_string(), |c| c.name.clone());
-                crate::arrow::Column::new(&name, self.data_type(k), &self.parts(k))
+                let dt = self.data_type(k);
+                match (placed.get(&k), dt.density()) {
+                    (Some(&(off, bytes)), Some(d)) => crate::arrow::Column::fixed(&name, dt, bytes / d, shared.slice(off..off + bytes)),
+                    _ => crate::arrow::Column::new(&name, dt, &self.parts(k)),
+                }
             })
             .collect()
     }

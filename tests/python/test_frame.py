@@ -180,6 +180,10 @@ def test_arrow_export_of_every_type(stand):
     assert t.column("u").to_pylist() == [x.bytes for x in u + u[:2]]
     assert t.column("ok").to_pylist() == [True, False, True, False, False]
     assert t.column("n").to_pylist() == [-1, 0, 1, 5, 6] and t.schema.field("n").type == pa.int16()
+    # Fixed-size channels read as several series are concatenated into one shared
+    # allocation, each column at a 64-byte aligned offset (n: 5 x i16 = 10 bytes -> 64).
+    p_n, p_u = stand.read(None, ["n", "u"])._native.arrow_data_ptrs([stand.channels.retrieve(c).key for c in ("n", "u")])
+    assert p_u - p_n == 64 and p_n % 8 == 0
     one = stand.read((T0, T0 + 10**9), ["s", "u"])  # one series: shared, not copied
     ts = pa.table(one).column("s").chunk(0)
     assert ts.buffers()[2].address == one._native.arrow_data_ptrs([stand.channels.retrieve("s").key])[0]
