@@ -320,8 +320,6 @@ pub fn frame_from_py<'py>(
     Ok(f)
 }
 
-/// Series keyed by channel, as returned by reads, streamers and iterators. Wrapped by the
-/// Python `telemetron.Frame`.
 /// Copy each row's buffers, back to back, into row i of the block at `base` (rows of
 /// `row_bytes`), on two threads when there is enough to share.
 fn copy_rows(base: usize, row_bytes: usize, rows: &[Vec<Bytes>]) {
@@ -348,6 +346,8 @@ fn copy_rows(base: usize, row_bytes: usize, rows: &[Vec<Bytes>]) {
     });
 }
 
+/// Series keyed by channel, as returned by reads, streamers and iterators. Wrapped by the
+/// Python `telemetron.Frame`.
 #[pyclass(frozen, module = "telemetron._native")]
 #[derive(Debug)]
 pub struct NativeFrame {
