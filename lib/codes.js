@@ -32,6 +32,7 @@ const CODES = Object.freeze([
   Object.freeze({ code: "write.invalid_config", family: "write", summary: "the writer's channel list is empty or names a channel twice" }),
   Object.freeze({ code: "control.unauthorized", family: "control", summary: "another writer holds control of some channels of the frame" }),
   Object.freeze({ code: "control.unknown_channel", family: "control", summary: "an authority change names a channel the writer does not have" }),
+  Object.freeze({ code: "control.lost", family: "control", summary: "a control sequence lost control of channels to a higher authority" }),
   Object.freeze({ code: "stream.lagged", family: "stream", summary: "the streamer fell behind and lost frames; later receives continue with the newest" }),
   Object.freeze({ code: "stream.disconnected", family: "stream", summary: "the streamer fell behind and was disconnected" }),
   Object.freeze({ code: "stream.closed", family: "stream", summary: "the streamer or the engine was closed" }),

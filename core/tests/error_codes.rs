@@ -58,6 +58,7 @@ fn every_variant() -> Vec<(Error, &'static str)> {
         (WriteError::InvalidConfig { reason: s() }.into(), "write.invalid_config"),
         (ControlError::Unauthorized { channels: vec!["valve".into()] }.into(), "control.unauthorized"),
         (ControlError::UnknownChannel { channel: 3 }.into(), "control.unknown_channel"),
+        (ControlError::Lost { sequence: "s".into(), channels: vec!["valve".into()] }.into(), "control.lost"),
         (StreamError::Lagged { dropped: 4 }.into(), "stream.lagged"),
         (StreamError::Disconnected { dropped: 5 }.into(), "stream.disconnected"),
         (StreamError::Closed.into(), "stream.closed"),

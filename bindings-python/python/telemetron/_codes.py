@@ -35,6 +35,7 @@ CODES: Tuple[Tuple[str, str, str], ...] = (
     ("write.invalid_config", "write", "the writer's channel list is empty or names a channel twice"),
     ("control.unauthorized", "control", "another writer holds control of some channels of the frame"),
     ("control.unknown_channel", "control", "an authority change names a channel the writer does not have"),
+    ("control.lost", "control", "a control sequence lost control of channels to a higher authority"),
     ("stream.lagged", "stream", "the streamer fell behind and lost frames; later receives continue with the newest"),
     ("stream.disconnected", "stream", "the streamer fell behind and was disconnected"),
     ("stream.closed", "stream", "the streamer or the engine was closed"),

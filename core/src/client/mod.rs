@@ -59,6 +59,7 @@ mod iterator;
 mod options;
 #[cfg(feature = "remote")]
 mod remote;
+mod sequence;
 mod streamer;
 mod writer;
 
@@ -79,6 +80,9 @@ use crate::{Engine, Options};
 pub use crate::channel::ChannelRef;
 pub use iterator::ClientIterator;
 pub use options::{ConnectOptions, Credentials};
+pub use sequence::{
+    DEFAULT_AUTHORITY, DEFAULT_SPIN, LoopStats, LostHook, Sequence, SequenceConfig, Tick, Ticker, Until, Wait, sleep_until,
+};
 pub use streamer::ClientStreamer;
 pub use writer::ClientWriter;
 

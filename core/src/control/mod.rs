@@ -60,6 +60,17 @@ pub enum ControlError {
         /// The channel key.
         channel: u32,
     },
+    /// A control sequence lost control of channels to a higher authority: a command to
+    /// them was not written, or a handoff took them while the sequence ran.
+    #[error(
+        "control sequence {sequence:?} lost control of {channels:?} to a higher authority; the command was not applied. Raise its authority or wait for release"
+    )]
+    Lost {
+        /// The sequence's name.
+        sequence: String,
+        /// Names of the channels lost.
+        channels: Vec<String>,
+    },
 }
 
 impl ControlError {
@@ -68,6 +79,7 @@ impl ControlError {
         match self {
             ControlError::Unauthorized { .. } => "control.unauthorized",
             ControlError::UnknownChannel { .. } => "control.unknown_channel",
+            ControlError::Lost { .. } => "control.lost",
         }
     }
 
@@ -75,5 +87,6 @@ impl ControlError {
     pub const CODES: &[crate::codes::CodeInfo] = &[
         crate::codes::CodeInfo::new("control.unauthorized", "another writer holds control of some channels of the frame"),
         crate::codes::CodeInfo::new("control.unknown_channel", "an authority change names a channel the writer does not have"),
+        crate::codes::CodeInfo::new("control.lost", "a control sequence lost control of channels to a higher authority"),
     ];
 }
