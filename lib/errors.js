@@ -54,7 +54,8 @@ function classFor(code) {
   return BY_CODE[code] || BY_FAMILY[code.split('.')[0]] || TelemetronError
 }
 
-const PATTERN = /^\[telemetron:([a-z0-9_.]+)\] ([\s\S]*)$/
+// `[telemetron:<code>] message`, or `[telemetron:<code>|{details as JSON}] message`.
+const PATTERN = /^\[telemetron:([a-z0-9_.]+)(?:\|(\{[^\n]*\}))?\] ([\s\S]*)$/
 
 /** Build the typed error for `code`. */
 function make(code, message, cause) {
@@ -67,7 +68,17 @@ function translate(e) {
   if (e instanceof TelemetronError) return e
   if (e && typeof e.message === 'string') {
     const m = PATTERN.exec(e.message)
-    if (m) return make(m[1], m[2])
+    if (m) {
+      const err = make(m[1], m[3])
+      if (m[2]) {
+        try {
+          Object.assign(err, JSON.parse(m[2]))
+        } catch {
+          // details are extras: a message without them is still the error
+        }
+      }
+      return err
+    }
     // napi-rs argument conversion errors (wrong JS type passed to a native method)
     if (e.code === 'InvalidArg' || e.code === 'NumberExpected' || e.code === 'StringExpected' ||
         e.code === 'ObjectExpected' || e.code === 'BigintExpected' || e.code === 'ArrayExpected') {

@@ -228,39 +228,101 @@ export declare class Ranges {
 }
 
 export interface AcquireOptions {
+  /** Shown in control state; names the command record (`<name>/commands/...`). */
   name?: string
   /** Channels to command. */
   write?: ChannelRef[]
   /** Channels to follow. */
   read?: ChannelRef[]
-  /** One authority, or one per write channel. Default 255. */
+  /** One authority, or one per write channel. Default 200 (255 is absolute). */
   authority?: number | number[]
   authorities?: number[]
   /**
    * What losing control to a higher authority does (a 'lost' event is emitted in every
-   * case): 'throw' (default) rejects the next set / waitUntil / sleep with ControlError
+   * case): 'throw' (default) rejects the next set / wait / sleep / tick with ControlError
    * `control.lost`; 'warn' emits a process warning; a function is called; 'ignore'.
+   * A command that was not written rejects whatever this says.
    */
   onLost?: 'throw' | 'warn' | 'ignore' | ((ctrl: Controller, channels: string[]) => void)
+  /** Values `abort()` writes to the write channels still controlled (a safe state). */
+  safe?: Record<string, SampleInput>
+  /** Keep the command record as channels (default true). */
+  record?: boolean
 }
 
-/** A control sequence (same semantics as the Python SDK's `client.control.acquire`). */
+/** One iteration of a fixed-rate loop (times in ms). */
+export interface Tick {
+  /** 0-based tick count; skipped ticks count too. */
+  index: number
+  /** When the tick was due, since the loop's first tick. */
+  scheduled: number
+  /** How late the loop woke for it. */
+  late: number
+  /** Ticks skipped just before it because the body overran its period. */
+  missed: number
+}
+
+/** How late a loop's ticks started so far (ms). */
+export interface LoopStats {
+  hz: number
+  ticks: number
+  overruns: number
+  lateP50: number
+  lateP99: number
+  lateMax: number
+}
+
+export interface LoopOptions {
+  /** Stop after this many ms. */
+  duration?: number
+  /** Stop after this many ticks. */
+  count?: number
+  /** Ms of each wait spent spinning for precision (default 0.15). */
+  spinMs?: number
+}
+
+/** A fixed-rate loop: `for await (const tick of loop(1000)) { ... }`. */
+export declare class Loop implements AsyncIterable<Tick> {
+  /** The period in ms. */
+  readonly period: number
+  tick(): Promise<Tick>
+  stats(): LoopStats
+  [Symbol.asyncIterator](): AsyncIterator<Tick>
+}
+
+/** A fixed-rate loop outside any sequence (the Rust core's `Ticker`). */
+export declare function loop(hz: number, options?: LoopOptions): Loop
+
+/** A control sequence: the Rust core's `Sequence`, as the Python SDK's `client.control.acquire`. */
 export declare class Controller extends EventEmitter {
   readonly name: string
   /** This sequence's subject key in control state. */
   readonly subjectKey: string
+  readonly writeChannels: Channel[]
+  readonly readChannels: Channel[]
+  /** Names of the command record's channels. */
+  readonly recordChannels: string[]
   /** The latest value received (or commanded) for a channel; seeded with the last stored sample. */
-  get(channel: string | number): number | bigint | string | unknown
+  get(channel: ChannelRef): number | bigint | string | unknown
   readonly state: Record<string, unknown>
-  set(channel: string | number, value: SampleInput): Promise<WriteReport>
-  set(values: Record<string, SampleInput>): Promise<WriteReport>
+  /** Resolves once applied; rejects with `control.lost` (naming `channels`) if a command was not written. */
+  set(channel: string | number, value: SampleInput): Promise<void>
+  set(values: Record<string, SampleInput>): Promise<void>
   /** true once `cond` holds, false after `timeout` ms. */
   waitUntil(cond: (c: Controller) => boolean, options?: { timeout?: number }): Promise<boolean>
+  /** true once `cond` stops holding, false after `timeout` ms. */
   waitWhile(cond: (c: Controller) => boolean, options?: { timeout?: number }): Promise<boolean>
+  /** true once `cond` has held for `duration` ms without a break, false after `timeout` ms. */
+  remainsTrueFor(cond: (c: Controller) => boolean, duration: number, options?: { timeout?: number }): Promise<boolean>
   setAuthority(authority: number | Record<string, number>): Promise<void>
   /** True if this sequence controls `channel` now (every write channel when omitted). */
-  hasControl(channel?: string | number): boolean
+  hasControl(channel?: ChannelRef): boolean
+  /** Sleep precisely (kernel sleep, then a short spin). */
   sleep(ms: number): Promise<void>
+  /** A fixed-rate loop whose ticks also reject with `control.lost`. */
+  loop(hz: number, options?: LoopOptions): Loop
+  /** Write the safe values to the channels still controlled, then release. */
+  abort(): Promise<void>
   release(): Promise<void>
   on(event: 'lost', listener: (channels: string[]) => void): this
   // biome-ignore lint/suspicious/noExplicitAny: the EventEmitter signature this overloads

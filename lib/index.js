@@ -8,7 +8,7 @@ const { Client, Range, open, connect } = require('./client')
 const { Writer } = require('./writer')
 const { Streamer } = require('./streamer')
 const { Iterator } = require('./iterator')
-const { Controller, Control, ControlClient } = require('./control')
+const { Controller, Control, ControlClient, Loop, loop } = require('./control')
 
 /** Helpers for zero-copy checks (addresses as Rust sees them). */
 const debug = Object.freeze({
@@ -21,7 +21,7 @@ const debug = Object.freeze({
 })
 
 module.exports = {
-  open, connect, Client, Range, Writer, Streamer, Iterator, Controller, Control, ControlClient, Frame, Series,
+  open, connect, Client, Range, Writer, Streamer, Iterator, Controller, Control, ControlClient, Loop, loop, Frame, Series,
   now: time.now, toNanos: time.toNanos, toDate: time.toDate, TimeRange: time.TimeRange, TimeSpan: time.TimeSpan,
   ...Object.fromEntries(Object.entries(errors).filter(([k]) => /Error$/.test(k))),
   debug,

@@ -2,7 +2,7 @@
 import cjs from './index.js'
 
 export const {
-  open, connect, Client, Range, Writer, Streamer, Iterator, Controller, Control, ControlClient, Frame, Series,
+  open, connect, Client, Range, Writer, Streamer, Iterator, Controller, Control, ControlClient, Loop, loop, Frame, Series,
   now, toNanos, toDate, TimeRange, TimeSpan, debug,
   TelemetronError, ChannelError, RangerError, StorageError, WriteError, ControlError,
   StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError,

@@ -230,6 +230,12 @@ impl Client {
         Ok(Writer::new(w, WriterChannels::new(chans)))
     }
 
+    /// Start a control sequence (`client.control.acquire`).
+    #[napi]
+    pub async fn acquire(&self, options: crate::sequence::SequenceOptionsJs) -> Result<crate::sequence::Sequence> {
+        crate::sequence::acquire(self.inner.clone(), options).await
+    }
+
     /// Open a streamer on channels (keys or names).
     #[napi]
     pub async fn open_streamer(

@@ -17,8 +17,14 @@ pub(crate) fn coded(code: &str, message: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, format!("{PREFIX}{code}] {message}"))
 }
 
-/// Map a core error.
+/// Map a core error. Errors with details carry them as JSON after the code
+/// (`[telemetron:control.lost|{"channels":["valve"]}] ...`), which the JS layer sets as
+/// properties of the error (`err.channels`).
 pub(crate) fn core(e: telemetron::Error) -> Error {
+    if let telemetron::Error::Control(telemetron::control::ControlError::Lost { channels, .. }) = &e {
+        let details = serde_json::json!({ "channels": channels });
+        return Error::new(Status::GenericFailure, format!("{PREFIX}{}|{details}] {e}", e.code()));
+    }
     coded(e.code(), &e)
 }
 

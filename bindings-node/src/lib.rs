@@ -1,7 +1,7 @@
 //! Node.js bindings for Telemetron (napi-rs): a thin translation of the core's client API.
 //!
 //! One file per core module: [`telem`] (time, series ⇄ typed arrays), [`channel`],
-//! [`framer`] (writers, iterators), [`relay`] (streamers), [`control`], [`ranger`] and
+//! [`framer`] (writers, iterators), [`relay`] (streamers), [`control`], [`sequence`] (control sequences, loops), [`ranger`] and
 //! [`client`]. The hand-written JS layer in `lib/` adds what JavaScript needs on top:
 //! async iterators, name-keyed frames, typed errors and control sequences.
 //!
@@ -30,6 +30,7 @@ mod error;
 mod framer;
 mod ranger;
 mod relay;
+mod sequence;
 mod telem;
 
 use napi::bindgen_prelude::*;

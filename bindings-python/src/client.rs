@@ -417,6 +417,35 @@ impl Client {
         self.run(py, |c| async move { c.control_channel().await })
     }
 
+    /// Start a control sequence (`client.control.acquire`).
+    #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one each
+    #[pyo3(signature = (name, write, read, authorities, raise_on_lost, on_lost, safe, record))]
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        name: String,
+        write: &Bound<'_, PyAny>,
+        read: &Bound<'_, PyAny>,
+        authorities: Vec<Authority>,
+        raise_on_lost: bool,
+        on_lost: Option<Py<PyAny>>,
+        safe: Option<&Bound<'_, PyDict>>,
+        record: bool,
+    ) -> PyResult<crate::sequence::Sequence> {
+        let mut cfg = telemetron::client::SequenceConfig::new(name);
+        cfg.write = channel_refs(write)?;
+        cfg.read = channel_refs(read)?;
+        cfg.authorities = authorities;
+        cfg.raise_on_lost = raise_on_lost;
+        cfg.record = record;
+        cfg.on_lost = on_lost.map(crate::sequence::lost_hook);
+        if let Some(safe) = safe {
+            cfg.safe = crate::sequence::safe_values(py, &self.inner, safe)?;
+        }
+        let seq = self.run(py, move |c| async move { c.acquire(cfg).await })?;
+        Ok(seq.into())
+    }
+
     /// Close the client (an embedded engine releases its directory). Later calls raise
     /// `Closed`; closing twice is a no-op.
     fn close(&self, py: Python<'_>) -> PyResult<()> {

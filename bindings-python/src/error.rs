@@ -25,6 +25,9 @@ fn build(py: Python<'_>, e: &telemetron::Error) -> PyResult<PyErr> {
     {
         details.set_item("dropped", dropped)?;
     }
+    if let telemetron::Error::Control(telemetron::control::ControlError::Lost { channels, .. }) = e {
+        details.set_item("channels", channels)?;
+    }
     let exc = f.call1((e.code(), e.to_string(), details))?;
     Ok(PyErr::from_value(exc))
 }

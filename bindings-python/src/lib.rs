@@ -3,7 +3,7 @@
 //! A thin translation of the core's client API (argument parsing, conversion, error
 //! mapping, runtime bridging); the Python package `telemetron` (in `python/`) builds the
 //! user-facing API on top. One file per core module: `telem`, `channel`, `framer`, `relay`,
-//! `control`, `ranger`, `client`; the tokio runtime lives in `runtime`, error mapping in
+//! `control`, `ranger`, `client`, `sequence`; the tokio runtime lives in `runtime`, error mapping in
 //! `error`.
 
 mod arrow;
@@ -15,6 +15,7 @@ mod framer;
 mod ranger;
 mod relay;
 mod runtime;
+mod sequence;
 mod telem;
 
 use pyo3::prelude::*;
@@ -33,6 +34,8 @@ mod _native {
     use super::framer::{_bench_core_ingest, _bench_core_write_one, Iterator, Writer};
     #[pymodule_export]
     use super::relay::Streamer;
+    #[pymodule_export]
+    use super::sequence::{PyTick, PyTicker, Sequence};
     #[pymodule_export]
     use super::telem::{_debug_series_ptr, NativeFrame, SeriesBuffer};
 

@@ -787,10 +787,39 @@ async fn sequences_fail_loudly_when_control_is_lost(b: &Backend) {
     seq.abort().await.unwrap();
     let stored = c.read(TimeRange::MAX, &[valve]).await.unwrap().concat(valve).unwrap().unwrap();
     assert_eq!(stored.as_slice::<u8>().unwrap().last(), Some(&0), "{}", b.name());
-    // Two sequences of one name cannot keep one record.
+    // Two sequences of one name cannot keep one record; once the first is released, a
+    // new run of the same name records again.
     let first = c.acquire(sequence("same", &[], &[], 100)).await.unwrap();
     assert_eq!(code(c.acquire(sequence("same", &[], &[], 100)).await), "invalid_argument");
     first.release().await.unwrap();
+    c.acquire(sequence("same", &[], &[], 100)).await.unwrap().release().await.unwrap();
+
+    // Handing a valve over by lowering one's own authority is not a loss.
+    let heard: Arc<StdMutex<Vec<String>>> = Arc::default();
+    let mut cfg = sequence("yielding seq", &[valve], &[], 200);
+    let h = heard.clone();
+    cfg.on_lost = Some(Arc::new(move |names: &[String]| h.lock().unwrap().extend(names.iter().cloned())));
+    let yielding = c.acquire(cfg).await.unwrap();
+    let waiting = other.acquire(sequence("waiting seq", &[valve], &[], 150)).await.unwrap();
+    yielding.set_authority(vec![(None, 10)]).await.unwrap();
+    let deadline = std::time::Instant::now() + SECOND;
+    while !waiting.has_control(valve) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(waiting.has_control(valve) && !yielding.has_control(valve), "{}", b.name());
+    tokio::time::sleep(Duration::from_millis(50)).await; // let the transfer reach the follower
+    yielding.check().unwrap();
+    assert!(heard.lock().unwrap().is_empty(), "{}: a voluntary handoff is not a loss", b.name());
+    // Taking it back and then losing it to a higher authority is one again.
+    yielding.set_authority(vec![(None, 200)]).await.unwrap();
+    waiting.set_authority(vec![(None, 250)]).await.unwrap();
+    let deadline = std::time::Instant::now() + SECOND;
+    while heard.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(*heard.lock().unwrap(), vec!["lost_valve".to_string()], "{}", b.name());
+    waiting.release().await.unwrap();
+    yielding.release().await.unwrap();
 }
 
 on_both!(

@@ -63,7 +63,7 @@ each(test, "losing control: 'lost' event, control.lost from the next call, and h
     assert.ok(e instanceof tn.ControlError)
     assert.equal(e.code, 'control.lost')
     assert.deepEqual(e.channels, [s.valve])
-    assert.match(e.message, /raise its authority or wait for release/)
+    assert.match(e.message, /Raise its authority or wait for release/)
     return true
   })
   // the error is reported once; a command while not in control is dropped and reported again
@@ -77,19 +77,20 @@ each(test, "losing control: 'lost' event, control.lost from the next call, and h
   await low.release()
 })
 
-each(test, "onLost 'ignore' reports dropped commands; a function is called", async (t, c) => {
+each(test, "onLost 'ignore' silences the notice, never a command; a function is called", async (t, c) => {
   const s = await rig(c)
   const calls = []
   const a = await c.control.acquire({ name: 'a', write: [s.valve], authority: 10, onLost: (ctrl, names) => calls.push([ctrl.name, names]) })
   const b = await c.control.acquire({ name: 'b', write: [s.valve], authority: 20 })
   const quiet = await c.control.acquire({ name: 'quiet', write: [s.valve], authority: 5, onLost: 'ignore' })
-  const report = await quiet.set(s.valve, 1)
-  assert.ok(report.unauthorized.includes(s.valve))
-  await a.set(s.valve, 1)
-  assert.ok(calls.some(([n, names]) => n === 'a' && names.includes(s.valve)))
+  // A command that was not written rejects whatever onLost says.
+  await assert.rejects(quiet.set(s.valve, 1), (e) => e.code === 'control.lost' && e.channels.includes(s.valve))
+  await assert.rejects(a.set(s.valve, 1), { code: 'control.lost' })
+  for (let i = 0; i < 500 && !calls.length; i++) await new Promise((r) => setTimeout(r, 10))
+  assert.ok(calls.some(([n, names]) => n === 'a' && names.includes(s.valve)), 'the function is told of the loss')
   await assert.rejects(c.control.acquire({ write: [s.valve], onLost: 'sometimes' }), { code: 'invalid_argument' })
   await assert.rejects(c.control.acquire({ write: [s.valve], authority: 300 }), { code: 'invalid_argument' })
-  await assert.rejects(b.set(unique('nope'), 1), { code: 'write.not_in_writer' })
+  await assert.rejects(b.set(unique('nope'), 1), { code: 'invalid_argument' })
   for (const x of [a, b, quiet]) await x.release()
 })
 
@@ -111,4 +112,80 @@ each(test, 'writer confirm: a write either took effect or its report names what 
   await high.close()
   await low.close()
   assert.deepEqual([...(await c.read([start, start + 10n], [s.pressure])).get(s.pressure)], [1])
+})
+
+each(test, 'waitWhile and remainsTrueFor follow the core rules; a throwing condition rejects', async (t, c) => {
+  const press = await c.channels.create({ name: unique('press_v'), dataType: 'f64', virtual: true })
+  const ctrl = await c.control.acquire({ name: unique('holds'), read: [press.name] })
+  const w = await c.openWriter({ start: tn.now(), channels: [press.key], mode: 'stream' })
+  const feed = (async () => {
+    for (let i = 0; i < 40; i++) {
+      await w.write(press.name, [i < 5 ? 50 : 150])
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  })()
+  assert.equal(await ctrl.waitWhile((x) => !(x.get(press.name) > 100), { timeout: 5_000 }), true)
+  const t0 = Date.now()
+  assert.equal(await ctrl.remainsTrueFor((x) => x.get(press.name) > 100, 150, { timeout: 5_000 }), true)
+  assert.ok(Date.now() - t0 >= 145, 'answered only after the condition held for the whole duration')
+  assert.equal(await ctrl.remainsTrueFor((x) => x.get(press.name) > 1000, 10, { timeout: 60 }), false)
+  await assert.rejects(ctrl.waitUntil(() => { throw new RangeError('bad condition') }), RangeError)
+  await feed
+  await w.close()
+  await ctrl.release()
+})
+
+each(test, 'loop: fixed rate, jitter stats, overruns skip ticks', async (t) => {
+  const ticks = []
+  for await (const tick of tn.loop(500, { count: 50 })) ticks.push(tick)
+  assert.deepEqual(ticks.slice(0, 3).map((x) => x.index), [0, 1, 2])
+  const lp = tn.loop(200, { duration: 100 })
+  let n = 0
+  for await (const _ of lp) n++
+  assert.equal(n, 20)
+  const st = lp.stats()
+  assert.equal(st.ticks, 20)
+  assert.ok(st.lateP50 <= st.lateP99 && st.lateP99 <= st.lateMax)
+  const slow = tn.loop(1000, { count: 3 })
+  const seen = []
+  for await (const tick of slow) {
+    seen.push(tick)
+    const until = Date.now() + 4
+    while (Date.now() < until) {} // a body that overruns its 1 ms period
+  }
+  assert.ok(seen[1].missed >= 2 && slow.stats().overruns >= 2)
+  assert.throws(() => tn.loop(0), { code: 'invalid_argument' })
+})
+
+each(test, 'abort writes the safe values and every command is recorded', async (t, c) => {
+  const s = await rig(c)
+  const name = unique('burn')
+  const ctrl = await c.control.acquire({ name, write: [s.valve], safe: { [s.valve]: 0 } })
+  let i = 0
+  for await (const _ of ctrl.loop(1000, { count: 3 })) await ctrl.set(s.valve, ++i)
+  await ctrl.abort()
+  await ctrl.abort() // idempotent
+  assert.deepEqual([...(await c.read(undefined, [s.valve])).get(s.valve)], [1, 2, 3, 0])
+  const rec = await c.read(undefined, ctrl.recordChannels)
+  assert.deepEqual([...rec.get(`${name}/commands/channel`)], [s.valve, s.valve, s.valve, s.valve])
+  assert.deepEqual([...rec.get(`${name}/commands/value`)], [1, 2, 3, 0])
+  assert.deepEqual([...rec.get(`${name}/commands/authority`)], [200, 200, 200, 200])
+  assert.deepEqual([...rec.get(`${name}/commands/outcome`)], ['ok', 'ok', 'ok', 'ok'])
+  await assert.rejects(c.control.acquire({ name: unique('bad'), write: [s.valve], safe: { [s.press]: 0 } }), { code: 'invalid_argument' })
+})
+
+each(test, 'a loop in a sequence rejects with control.lost when a higher authority takes over', async (t, c) => {
+  const s = await rig(c)
+  const ctrl = await c.control.acquire({ name: unique('low'), write: [s.valve], authority: 100, record: false })
+  await ctrl.set(s.valve, 1)
+  const ops = await c.control.acquire({ name: unique('ops'), write: [s.valve], authority: 250, record: false })
+  await assert.rejects(
+    (async () => {
+      for await (const _ of ctrl.loop(100, { duration: 5_000 })) {
+      }
+    })(),
+    { code: 'control.lost' },
+  )
+  await ops.release()
+  await ctrl.release()
 })

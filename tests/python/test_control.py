@@ -54,6 +54,12 @@ def test_set_and_wait_until(rig):
         ctrl["valve_cmd"] = 1
         ctrl["valve_cmd"] = 0
         assert ctrl["valve_cmd"] == 0
+        with pytest.raises(tn.InvalidArgument, match="write channels"):
+            ctrl["press_pt"] = 1  # a read channel is not commanded
+        with pytest.raises(tn.InvalidArgument, match="not one of"):
+            ctrl["nope"] = 1
+        with pytest.raises(KeyError):
+            ctrl["nope"]
         th = _sensor(rig, np.linspace(0, 150, 30))
         assert ctrl.wait_until(lambda c: c["press_pt"] > 100, timeout=10)
         assert ctrl["press_pt"] > 100 and ctrl.state["press_pt"] > 100
@@ -118,7 +124,11 @@ def test_on_lost_callback_and_set_authority(rig):
                 assert eventually(lambda: a.has_control() and not b.has_control())
                 with warnings.catch_warnings():
                     warnings.simplefilter("error")
-                    b["vent_cmd"] = 1  # dropped by the engine; ignored by policy: no error, no warning
+                    # "ignore" silences the loss notice, never a command: b's 1 was not
+                    # written, so setting it raises (and warns of nothing).
+                    with pytest.raises(tn.ControlLost) as e:
+                        b["vent_cmd"] = 1
+                    assert e.value.channels == ["vent_cmd"]
                 a.set({"vent_cmd": 2})
                 f = seen.read(timeout=5)
                 assert f is not None and list(f["vent_cmd"]) == [2]  # b's 1 never reached it
@@ -130,7 +140,8 @@ def test_lost_control_warns(rig):
         with pytest.warns(RuntimeWarning, match="lost control"):
             with rig.control.acquire(name="b", write=["vent_cmd"], authority=20):
                 assert eventually(lambda: not a.has_control())
-                a["vent_cmd"] = 1  # dropped by the engine: warns
+                with pytest.raises(tn.ControlLost):
+                    a["vent_cmd"] = 1  # not written: raises whatever on_lost says
 
 
 def test_control_channel_is_streamable(rig):
@@ -168,3 +179,79 @@ def test_a_sequence_command_lost_to_a_handoff_raises(rig):
         low["valve_cmd"] = 0
     high.release()
     low.release()
+
+
+def test_wait_while_and_remains_true_for(rig):
+    with rig.control.acquire(name="holds", read=["press_pt"]) as ctrl:
+        th = _sensor(rig, [50] * 5 + [150] * 60, period=0.01)
+        assert ctrl.wait_until(lambda c: c["press_pt"] < 100, timeout=5)
+        assert ctrl.wait_while(lambda c: c["press_pt"] < 100, timeout=5)
+        t0 = time.monotonic()
+        # The pressure stays above 100 for 0.2 s: answered 0.2 s after it started to hold.
+        assert ctrl.remains_true_for(lambda c: c["press_pt"] > 100, 0.2, timeout=5)
+        assert time.monotonic() - t0 >= 0.2
+        # It never holds above 1000: False after the timeout.
+        assert not ctrl.remains_true_for(lambda c: c["press_pt"] > 1000, 0.01, timeout=0.05)
+        th.join()
+
+
+def test_a_condition_that_raises_propagates(rig):
+    with rig.control.acquire(name="boom", read=["press_pt"]) as ctrl:
+        with pytest.raises(ZeroDivisionError):
+            ctrl.wait_until(lambda c: 1 / 0, timeout=1)
+
+
+def test_loop_holds_its_rate_and_reports_jitter():
+    ticks = list(tn.loop(hz=500, count=100))
+    assert [t.index for t in ticks][:3] == [0, 1, 2]
+    assert ticks[-1].scheduled == pytest.approx(ticks[-1].index / 500, abs=1e-9)
+    lp = tn.loop(hz=200, duration=0.1)
+    t0 = time.monotonic()
+    n = sum(1 for _ in lp)
+    assert n == 20 and time.monotonic() - t0 >= 0.095
+    stats = lp.stats()
+    assert stats["ticks"] == 20 and stats["hz"] == pytest.approx(200)
+    assert 0 <= stats["late_p50"] <= stats["late_p99"] <= stats["late_max"]
+    # A body that overruns its period skips ticks instead of bunching them.
+    slow = tn.loop(hz=1000, count=3)
+    ticks = []
+    for t in slow:
+        ticks.append(t)
+        time.sleep(0.0035)
+    assert ticks[1].missed >= 2 and slow.stats()["overruns"] >= 2
+    with pytest.raises(tn.InvalidArgument):
+        tn.loop(hz=0)
+
+
+def test_abort_puts_outputs_in_the_safe_state_and_everything_is_recorded(rig):
+    with pytest.raises(RuntimeError, match="sequence failed"):
+        with rig.control.acquire(name="burn", write=["valve_cmd"], safe={"valve_cmd": 0}) as ctrl:
+            for i, _ in enumerate(ctrl.loop(hz=1000, count=3)):
+                ctrl["valve_cmd"] = 1 + i
+            raise RuntimeError("sequence failed")
+    assert list(rig.read(None, ["valve_cmd"])["valve_cmd"]) == [1, 2, 3, 0]
+    rec = rig.read(None, ctrl.record_channels)
+    assert list(rec["burn/commands/channel"]) == ["valve_cmd"] * 4
+    assert list(rec["burn/commands/value"]) == [1.0, 2.0, 3.0, 0.0]
+    assert list(rec["burn/commands/authority"]) == [200] * 4
+    assert list(rec["burn/commands/outcome"]) == ["ok"] * 4
+    with pytest.raises(tn.InvalidArgument, match="write channels"):
+        rig.control.acquire(name="bad", write=["valve_cmd"], safe={"vent_cmd": 0})
+
+
+def test_a_lost_sequence_aborts_what_it_still_holds(rig):
+    with pytest.raises(tn.ControlLost):
+        with rig.control.acquire(
+            name="two", write=["valve_cmd", "vent_cmd"], safe={"valve_cmd": 0, "vent_cmd": 0}, record=False
+        ) as ctrl:
+            ctrl.set({"valve_cmd": 1, "vent_cmd": 1})
+            with rig.open_writer(tn.TimeStamp.now(), ["vent_cmd"], authority=250, name="ops") as ops:
+                assert eventually(lambda: not ctrl.has_control("vent_cmd"))
+                ops.write({"vent_cmd": 7})
+                for _ in ctrl.loop(hz=100, duration=5):
+                    pass  # raises ControlLost at the next tick
+    # The valve it still held went to 0; the vent it had lost was left to its new holder.
+    assert list(rig.read(None, ["valve_cmd"])["valve_cmd"]) == [1, 0]
+    # record=False: no command record was created.
+    with pytest.raises(tn.ChannelNotFound):
+        rig.channels.retrieve("two/commands/time")

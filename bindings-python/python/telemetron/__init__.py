@@ -20,7 +20,7 @@ from . import errors
 from ._native import Channel, __version__
 from .channel import Channels, NewChannel
 from .client import Client, connect, open
-from .control import Control, Controller, NoValue
+from .control import Control, Controller, Loop, NoValue, Tick, loop
 from .errors import *  # noqa: F403  (the exception hierarchy, rooted at TelemetronError)
 from .errors import LagWarning, TelemetronError
 from .frame import Frame
@@ -44,6 +44,9 @@ __all__ = [
     "Control",
     "Controller",
     "NoValue",
+    "Loop",
+    "Tick",
+    "loop",
     "Range",
     "Ranges",
     "MetaData",

@@ -3,7 +3,8 @@
 Users work with the pure-Python API in :mod:`telemetron`; these classes are its engine.
 """
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable
+from collections.abc import Sequence as _Seq
 from typing import Any, Dict, List, Optional, Tuple, Union, final
 
 import numpy.typing as npt
@@ -13,8 +14,11 @@ __all__ = [
     "Client",
     "Iterator",
     "NativeFrame",
+    "Sequence",
     "SeriesBuffer",
     "Streamer",
+    "Tick",
+    "Ticker",
     "Writer",
     "__version__",
     "_bench_core_ingest",
@@ -27,7 +31,7 @@ __version__: str
 
 # Stub-only aliases (a leading underscore: stubtest knows they are not at runtime).
 _ChannelRef = Union[str, int, "Channel"]
-_ChannelRefs = Union[_ChannelRef, Sequence[_ChannelRef]]
+_ChannelRefs = Union[_ChannelRef, _Seq[_ChannelRef]]
 
 @final
 class Channel:
@@ -194,7 +198,65 @@ class Client:
     def delete_range_meta(self, key: str, names: List[str]) -> None: ...
     def control_states(self, channels: _ChannelRefs) -> List[Dict[str, Any]]: ...
     def control_channel(self) -> int: ...
+    def acquire(
+        self,
+        name: str,
+        write: _ChannelRefs,
+        read: _ChannelRefs,
+        authorities: List[int],
+        raise_on_lost: bool,
+        on_lost: Optional[Callable[[List[str]], Any]],
+        safe: Optional[Dict[Any, Any]],
+        record: bool,
+    ) -> Sequence: ...
     def close(self) -> None: ...
+
+@final
+class Tick:
+    """One iteration of a fixed-rate loop."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def scheduled(self) -> float: ...
+    @property
+    def late(self) -> float: ...
+    @property
+    def missed(self) -> int: ...
+
+@final
+class Ticker:
+    """A fixed-rate loop (wrapped by :class:`telemetron.control.Loop`)."""
+
+    def __new__(cls, hz: float, spin: Optional[float] = None) -> Ticker: ...
+    @property
+    def period(self) -> float: ...
+    def tick(self) -> Tick: ...
+    def stats(self) -> Dict[str, float]: ...
+
+@final
+class Sequence:
+    """A running control sequence (wrapped by :class:`telemetron.Controller`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def subject_key(self) -> str: ...
+    @property
+    def write_channels(self) -> List[Channel]: ...
+    @property
+    def read_channels(self) -> List[Channel]: ...
+    def get(self, channel: _ChannelRef) -> Optional[Any]: ...
+    def values(self) -> Dict[str, Any]: ...
+    def set(self, items: List[Tuple[_ChannelRef, Any]]) -> None: ...
+    def set_authority(self, changes: List[Tuple[Optional[_ChannelRef], int]]) -> None: ...
+    def has_control(self, channel: Optional[_ChannelRef] = None) -> bool: ...
+    def check(self) -> None: ...
+    def wait(self, kind: str, cond: Callable[[], bool], timeout: Optional[float] = None, hold: Optional[float] = None) -> bool: ...
+    def sleep(self, seconds: float) -> None: ...
+    def tick(self, ticker: Ticker) -> Tick: ...
+    def abort(self) -> None: ...
+    def release(self) -> None: ...
 
 def error_codes() -> List[Tuple[str, str, str]]:
     """Every error code of the core as ``(code, family, summary)``."""

@@ -1,48 +1,72 @@
 """Control sequences: command channels under an authority, react to sensor values.
 
->>> with client.control.acquire(name="press seq", write=["valve_cmd"], read=["press_pt"], authority=200) as ctrl:
+>>> with client.control.acquire(name="press seq", write=["valve_cmd"], read=["press_pt"],
+...                             authority=200, safe={"valve_cmd": 0}) as ctrl:
 ...     ctrl["valve_cmd"] = 1                                   # value + fresh timestamp on its index
 ...     ok = ctrl.wait_until(lambda c: c["press_pt"] > 100, timeout=10)
-...     ctrl["valve_cmd"] = 0
+...     for tick in ctrl.loop(hz=1000, duration=2.0):           # a 1 kHz closed loop
+...         ctrl["valve_cmd"] = 1 if ctrl["press_pt"] < 120 else 0
+
+The sequence itself (commands, waits, loss detection, the safe state, the command record)
+is the Rust core's ``telemetron::client::Sequence``; this module only translates it, so a
+Node sequence behaves the same way.
 
 ## Authority
 Control is decided per channel by a ``u8`` authority (the engine's rules): a higher
 authority takes control from a lower one; when the holder leaves or lowers its authority,
 control passes to the next highest. Among equals the first to acquire keeps control.
+Command channels are exclusive by default: two sequences cannot both command a valve.
+
+## Commands take effect or raise
+``ctrl["valve_cmd"] = 0`` returns once the command is applied (on a remote node too). If
+control moved and the command was not written, it raises :class:`ControlLost` naming the
+channels, whatever ``on_lost`` says: a command is never dropped silently.
 
 ## Losing control
 When a higher authority takes a channel, :meth:`Controller.has_control` turns False and
-the ``on_lost`` option decides what happens: ``"raise"`` (default) raises
-:class:`ControlLost` from the next ``set``/``wait_until``/``sleep``; ``"warn"`` issues a
-warning; a callable is called as ``on_lost(ctrl, channel_names)`` from the background
-thread; ``"ignore"`` does nothing. A command written while not in control is dropped by
-the engine and handled the same way.
+``on_lost`` decides what else happens: ``"raise"`` (default) raises :class:`ControlLost`
+from the next ``set``/wait/``sleep``/loop tick; ``"warn"`` issues a warning; a callable
+is called as ``on_lost(ctrl, channel_names)`` from the sequence's thread; ``"ignore"``
+does nothing more.
+
+## Abort: a safe state
+``safe={"valve_cmd": 0}`` names the values :meth:`Controller.abort` writes to the channels
+the sequence still controls before releasing. Leaving the ``with`` block because of an
+exception (a :class:`ControlLost` included) aborts; a normal exit releases.
+
+## The command record
+Every command (and safe-state write) is kept as channels ``<name>/commands/time``,
+``/channel``, ``/value``, ``/authority`` and ``/outcome`` (``ok`` or the error code), so a
+run can be audited later: ``client.read(run, ctrl.record_channels)``. ``record=False``
+turns it off.
 
 ## Values
 ``ctrl["press_pt"]`` is the latest sample received for a read channel (seeded with the
-last stored sample at acquire). Conditions passed to ``wait_until`` are evaluated on every
-new frame; a channel with no value yet makes the condition False (not an error).
+last stored sample at acquire). Conditions passed to the waits are evaluated now and on
+every new frame; a channel with no value yet makes the condition False (not an error).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import threading
-import time
-import uuid
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import ControlLost, InvalidArgument, StreamClosed, StreamLagged, TelemetronError
-from .telem import TimeSpan, TimeStamp
+from . import _native
+from .errors import InvalidArgument
+from .telem import TimeSpan
 
 if TYPE_CHECKING:
     from .client import Client
 
 OnLost = Union[str, Callable[["Controller", List[str]], Any]]
+Condition = Callable[["Controller"], Any]
+
+Tick = _native.Tick
+
+_RECORD_FIELDS = ("time", "channel", "value", "authority", "outcome")
 
 
 def seconds(value: Any) -> float:
@@ -61,301 +85,225 @@ class NoValue(KeyError):
     """No sample has been received yet for a channel (``ctrl[name]``)."""
 
 
-class Controller:
-    """A control sequence's handle (``client.control.acquire``). Use it as a context
-    manager: leaving it releases control (:meth:`release`)."""
+class Loop:
+    """A fixed-rate loop: iterate it for :class:`Tick` s at ``hz`` (see :func:`loop`).
+
+    The loop sleeps in the kernel and spins the last ``spin`` seconds of each period, so
+    ticks start within microseconds of their schedule; a body that overruns its period
+    skips the ticks it missed (``tick.missed``) rather than bunching them. :meth:`stats`
+    reports how late ticks started (p50, p99, max) and how many overran."""
 
     def __init__(
         self,
-        client: "Client",
-        name: str,
-        write: Sequence[Any],
-        read: Sequence[Any],
-        authority: Any,
-        on_lost: OnLost,
+        hz: float,
+        *,
+        duration: Any = None,
+        count: Optional[int] = None,
+        spin: Any = None,
+        _sequence: Optional[Any] = None,
     ) -> None:
-        if not (on_lost in ("raise", "warn", "ignore") or callable(on_lost)):
-            raise InvalidArgument("on_lost must be 'raise', 'warn', 'ignore' or a callable", code="invalid_argument")
+        self._ticker = _native.Ticker(float(hz), None if spin is None else seconds(spin))
+        self._end = None if duration is None else seconds(duration)
+        self._count = count
+        self._sequence = _sequence
+
+    @property
+    def period(self) -> float:
+        """The period in seconds."""
+        return self._ticker.period
+
+    def tick(self) -> Tick:
+        """Wait for the next tick."""
+        if self._sequence is not None:
+            return self._sequence.tick(self._ticker)
+        return self._ticker.tick()
+
+    def __iter__(self) -> Iterator[Tick]:
+        n = 0
+        period = self.period
+        while self._count is None or n < self._count:
+            t = self.tick()
+            if self._end is not None and t.scheduled >= self._end - period * 1e-6:
+                return  # an overrun skipped past the end
+            n += 1
+            yield t
+            if self._end is not None and t.scheduled + period >= self._end - period * 1e-6:
+                return  # the next tick would be due at or after the end: do not wait for it
+
+    def stats(self) -> Dict[str, float]:
+        """``{"hz", "ticks", "overruns", "late_p50", "late_p99", "late_max"}`` (seconds)."""
+        return dict(self._ticker.stats())
+
+    def __repr__(self) -> str:
+        return f"Loop(hz={1 / self.period:g})"
+
+
+def loop(hz: float, *, duration: Any = None, count: Optional[int] = None, spin: Any = None) -> Loop:
+    """A fixed-rate loop outside any sequence: ``for tick in tn.loop(hz=1000): ...``.
+
+    Args:
+        hz: ticks per second (0 < hz ≤ 1e6).
+        duration: stop after this long (seconds, TimeSpan or timedelta); None runs until
+            the caller breaks.
+        count: stop after this many ticks.
+        spin: seconds of each wait spent spinning for precision (default 150 µs; 0 sleeps
+            only, saving CPU at the cost of the kernel's wake-up jitter).
+    """
+    return Loop(hz, duration=duration, count=count, spin=spin)
+
+
+class Controller:
+    """A control sequence's handle (``client.control.acquire``). Use it as a context
+    manager: leaving normally releases control (:meth:`release`); leaving with an
+    exception puts outputs in their safe state first (:meth:`abort`)."""
+
+    def __init__(self, client: "Client", native: Any) -> None:
         self._client = client
-        self.name = name
-        self._on_lost = on_lost
-        self._cond = threading.Condition()
-        self._values: Dict[str, Any] = {}
-        self._pending: Optional[TelemetronError] = None
-        self._stop = threading.Event()
-        self._write = client.channels.retrieve(list(write)) if write else []
-        self._read = client.channels.retrieve(list(read)) if read else []
-        self._by_key = {c.key: c for c in self._write + self._read}
-        self._last_ts: Dict[int, int] = {}
-        self._writer = None
-        self._streamer = None
-        self.subject_key = str(uuid.uuid4())
-        # Holder of each channel (subject key), from the control channel's transfers.
-        self._holders: Dict[int, Optional[str]] = {}
-        if self._write:
-            self._writer = client.open_writer(
-                TimeStamp.now(), [c.key for c in self._write], authority=authority, name=name, subject_key=self.subject_key
-            )
-        self._held = {c.name: self._has(c) for c in self._write}
-        self._seed()
-        self._control_key = client._native.control_channel()
-        self._streamer = client._native.open_streamer([c.key for c in self._read] + [self._control_key], 1024, "notify", 1, 0.0, 0)
-        self._thread = threading.Thread(target=self._run, name=f"telemetron-control-{name}", daemon=True)
-        self._thread.start()
-
-    # -- background ----------------------------------------------------------------------
-    def _seed(self) -> None:
-        """Latest stored sample of each stored read channel."""
-        stored = [c for c in self._read if not c.is_virtual]
-        for c in stored:
-            try:
-                it = self._client._native.open_iterator(int(TimeStamp.MIN), int(TimeStamp.MAX), [c.key], 1, False)
-                if it.seek_last() and it.prev(1, None):
-                    arr = it.value().array(c.key)
-                    if len(arr):
-                        self._values[c.name] = _item(arr[-1])
-                it.close()
-            except TelemetronError:
-                pass
-
-    def _run(self) -> None:
-        from .frame import Frame
-
-        streamer = self._streamer
-        assert streamer is not None
-        while not self._stop.is_set():
-            try:
-                n = streamer.read(0.1)
-            except StreamLagged:
-                continue
-            except StreamClosed:
-                return
-            except TelemetronError as e:  # pragma: no cover - transport failures
-                with self._cond:
-                    self._pending = e
-                    self._cond.notify_all()
-                return
-            if n is None:
-                continue
-            f = Frame(n)
-            with self._cond:
-                for c in f.channels:
-                    if c.key == self._control_key:
-                        continue
-                    arr = f[c.key]
-                    if len(arr):
-                        self._values[c.name] = _item(arr[-1])
-                self._cond.notify_all()
-            if self._control_key in f._by_key:
-                self._transfers(f[self._control_key])
-
-    def _has(self, c: Any) -> bool:
-        return self._writer is not None and self._writer.has_control(c.key)
-
-    def _transfers(self, samples: List[Any]) -> None:
-        """Follow control transfers (``{"transfers": [{"from": state, "to": state}]}``) and
-        report the write channels whose holder stopped being this sequence."""
-        for s in samples:
-            doc = json.loads(s) if isinstance(s, str) else s
-            for t in (doc or {}).get("transfers", []):
-                state = t.get("to") or t.get("from")
-                if state is None:
-                    continue
-                to = t.get("to")
-                self._holders[state["resource"]] = to["subject"]["key"] if to else None
-        lost = []
-        for c in self._write:
-            mine = self._holders.get(c.key) == self.subject_key
-            if c.index is not None and not c.is_virtual and c.index != c.key:
-                mine = mine and self._holders.get(c.index) == self.subject_key
-            if self._held.get(c.name) and not mine:
-                lost.append(c.name)
-            self._held[c.name] = mine
-        if lost:
-            self._lost(lost)
-
-    def _lost(self, names: List[str]) -> None:
-        msg = f"control sequence {self.name!r} lost control of {names} to a higher authority"
-        if self._on_lost == "raise":
-            with self._cond:
-                self._pending = ControlLost(msg, code="control.lost", channels=names)
-                self._cond.notify_all()
-        elif self._on_lost == "warn":
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        elif callable(self._on_lost):
-            self._on_lost(self, names)
-
-    def _raise_pending(self) -> None:
-        e = self._pending
-        if e is not None:
-            self._pending = None
-            raise e
+        self._native = native
+        self.name: str = native.name
+        self.subject_key: str = native.subject_key
 
     # -- values --------------------------------------------------------------------------
-    def _name(self, channel: Any) -> str:
-        if isinstance(channel, str):
-            return channel
-        key = channel if isinstance(channel, int) else getattr(channel, "key", -1)
-        c = self._by_key.get(int(key))
-        if c is None:
-            raise KeyError(channel)
-        return c.name
-
     def __getitem__(self, channel: Any) -> Any:
         """The latest value of a read channel (or the last command of a write channel).
 
         Raises:
             NoValue: nothing received yet.
+            KeyError: not one of the sequence's channels.
         """
-        name = self._name(channel)
-        with self._cond:
-            try:
-                return self._values[name]
-            except KeyError:
-                raise NoValue(f"no value received yet for {name!r}") from None
+        v = self._native.get(channel)
+        if v is None:
+            raise NoValue(f"no value received yet for {channel!r}")
+        return v
 
     def get(self, channel: Any, default: Any = None) -> Any:
         """The latest value of a channel, or ``default``."""
-        try:
-            return self[channel]
-        except KeyError:
-            return default
+        v = self._native.get(channel)
+        return default if v is None else v
 
     @property
     def state(self) -> Dict[str, Any]:
         """A copy of the latest values by channel name."""
-        with self._cond:
-            return dict(self._values)
+        return dict(self._native.values())
+
+    @property
+    def write_channels(self) -> List[Any]:
+        """The channels this sequence commands."""
+        return list(self._native.write_channels)
+
+    @property
+    def read_channels(self) -> List[Any]:
+        """The channels this sequence follows."""
+        return list(self._native.read_channels)
+
+    @property
+    def record_channels(self) -> List[str]:
+        """Names of the command record's channels (``<name>/commands/...``)."""
+        return [f"{self.name}/commands/{f}" for f in _RECORD_FIELDS]
 
     # -- commands ------------------------------------------------------------------------
     def __setitem__(self, channel: Any, value: Any) -> None:
-        self.set(channel, value)
+        self._native.set([(channel, value)])
 
     def set(self, channel: Any, value: Any = None) -> None:
         """Command channels: ``set("valve_cmd", 1)`` or ``set({"valve_cmd": 1, "vent": 0})``.
-        Each value is written with a fresh timestamp on its channel's index.
+        Each value is written with a fresh timestamp on its channel's index; the call
+        returns once the command is applied.
 
         Raises:
-            ControlLost: with ``on_lost="raise"``, when control was lost (the command was
-                dropped by the engine).
+            ControlLost: the command was not written because control moved (always), or
+                control was lost earlier (``on_lost="raise"``).
         """
-        with self._cond:
-            self._raise_pending()
-        if self._writer is None:
-            raise InvalidArgument(f"control sequence {self.name!r} has no write channels", code="invalid_argument")
-        items = channel.items() if isinstance(channel, dict) else [(channel, value)]
-        now = time.time_ns()
-        frame: Dict[int, Any] = {}
-        names = []
-        for ch, v in items:
-            name = self._name(ch)
-            c = next((w for w in self._write if w.name == name), None)
-            if c is None:
-                raise InvalidArgument(f"{name!r} is not one of this sequence's write channels", code="invalid_argument")
-            frame[c.key] = [v] if np.ndim(v) == 0 else v
-            names.append((name, v))
-            if c.index is not None and not c.is_virtual and c.index not in frame:
-                ts = max(now, self._last_ts.get(c.index, 0) + 1)
-                self._last_ts[c.index] = ts
-                frame[c.index] = [ts]
-        # Confirmed: a command takes effect or raises, also when control moves in flight.
-        ok = self._writer.write(frame, confirm=True)
-        with self._cond:
-            for name, v in names:
-                self._values[name] = v
-        if not ok:
-            dropped = list(self._writer.unauthorized)
-            for n in dropped:
-                self._held[n] = False
-            self._lost(dropped)
-            with self._cond:
-                self._raise_pending()
+        items = list(channel.items()) if isinstance(channel, Mapping) else [(channel, value)]
+        self._native.set(items)
 
     def set_authority(self, authority: Any, value: Optional[int] = None) -> None:
         """Change this sequence's authority (``200``, ``("valve_cmd", 10)`` or a dict);
         raising it can take control back, lowering it hands control over."""
-        if self._writer is None:
-            return
-        self._writer.set_authority(authority, value)
+        if value is not None:
+            changes: List[Any] = [(authority, int(value))]
+        elif isinstance(authority, Mapping):
+            changes = [(k, int(v)) for k, v in authority.items()]
+        else:
+            changes = [(None, int(authority))]
+        self._native.set_authority(changes)
 
     def has_control(self, channel: Any = None) -> bool:
         """True if this sequence controls ``channel`` now (every write channel if None)."""
-        if self._writer is None:
-            return False
-        if channel is None:
-            return all(self._has(c) for c in self._write)
-        return self._writer.has_control(channel)
+        return bool(self._native.has_control(channel))
 
     # -- waiting -------------------------------------------------------------------------
-    def _eval(self, cond: Callable[["Controller"], Any]) -> bool:
-        try:
-            return bool(cond(self))
-        except NoValue:
-            return False
+    def _cond(self, cond: Condition) -> Callable[[], bool]:
+        def holds() -> bool:
+            try:
+                return bool(cond(self))
+            except NoValue:
+                return False
 
-    def wait_until(self, cond: Callable[["Controller"], Any], timeout: Any = None) -> bool:
+        return holds
+
+    @staticmethod
+    def _timeout(timeout: Any) -> Optional[float]:
+        return None if timeout is None else seconds(timeout)
+
+    def wait_until(self, cond: Condition, timeout: Any = None) -> bool:
         """Wait until ``cond(ctrl)`` is true; returns False after ``timeout`` (seconds,
         TimeSpan or timedelta; None waits forever). Ctrl-C interrupts it.
 
         Raises:
             ControlLost: with ``on_lost="raise"``.
         """
-        deadline = None if timeout is None else time.monotonic() + seconds(timeout)
-        with self._cond:
-            while True:
-                self._raise_pending()
-                if self._eval(cond):
-                    return True
-                left = 0.1 if deadline is None else deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.1))
+        return bool(self._native.wait("until", self._cond(cond), self._timeout(timeout)))
 
-    def wait_while(self, cond: Callable[["Controller"], Any], timeout: Any = None) -> bool:
+    def wait_while(self, cond: Condition, timeout: Any = None) -> bool:
         """Wait while ``cond(ctrl)`` is true; returns False after ``timeout``."""
-        return self.wait_until(lambda c: not cond(c), timeout)
+        return bool(self._native.wait("while", self._cond(cond), self._timeout(timeout)))
+
+    def remains_true_for(self, cond: Condition, duration: Any, timeout: Any = None) -> bool:
+        """Wait until ``cond(ctrl)`` has held for ``duration`` without a break (a pressure
+        that stays above a limit for 2 s); returns False after ``timeout``."""
+        return bool(self._native.wait("true_for", self._cond(cond), self._timeout(timeout), seconds(duration)))
 
     def wait_until_defined(self, channels: Iterable[Any], timeout: Any = None) -> bool:
         """Wait until every channel has a value."""
-        names = [self._name(c) for c in channels]
-        return self.wait_until(lambda c: all(n in c._values for n in names), timeout)
+        chans = list(channels)
+        return self.wait_until(lambda c: all(c._native.get(ch) is not None for ch in chans), timeout)
 
     def sleep(self, duration: Any) -> None:
-        """Sleep ``duration`` (seconds, TimeSpan or timedelta), waking early only to raise
-        :class:`ControlLost` (``on_lost="raise"``). Ctrl-C interrupts it."""
-        deadline = time.monotonic() + seconds(duration)
-        with self._cond:
-            while True:
-                self._raise_pending()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self._cond.wait(min(left, 0.1))
+        """Sleep ``duration`` (seconds, TimeSpan or timedelta) precisely (a kernel sleep,
+        then a short spin), waking early only to raise :class:`ControlLost`
+        (``on_lost="raise"``). Ctrl-C interrupts it."""
+        self._native.sleep(seconds(duration))
+
+    def loop(self, hz: float, *, duration: Any = None, count: Optional[int] = None, spin: Any = None) -> Loop:
+        """A fixed-rate loop (see :func:`loop`) whose ticks also raise
+        :class:`ControlLost` (``on_lost="raise"``)."""
+        return Loop(hz, duration=duration, count=count, spin=spin, _sequence=self._native)
 
     # -- release -------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Put outputs in their safe state (the ``safe`` values, written to the channels
+        still controlled and recorded), then release. Idempotent."""
+        self._native.abort()
+
     def release(self) -> None:
-        """Stop reading and close the writer: control passes to the next highest writer.
+        """Stop following and close the writer: control passes to the next highest writer.
         Idempotent."""
-        self._stop.set()
-        if self._streamer is not None:
-            self._streamer.close()
-        if getattr(self, "_thread", None) is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        if self._writer is not None:
-            self._writer.close()
+        self._native.release()
 
     def __enter__(self) -> "Controller":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.release()
+        else:
+            self.abort()
 
     def __repr__(self) -> str:
-        return f"Controller(name={self.name!r}, write={[c.name for c in self._write]}, read={[c.name for c in self._read]})"
-
-
-def _item(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
+        w = [c.name for c in self.write_channels]
+        r = [c.name for c in self.read_channels]
+        return f"Controller(name={self.name!r}, write={w}, read={r})"
 
 
 class Control:
@@ -372,19 +320,62 @@ class Control:
         authority: Any = 200,
         *,
         on_lost: OnLost = "raise",
+        safe: Optional[Mapping[Any, Any]] = None,
+        record: bool = True,
     ) -> Controller:
         """Start a control sequence: open a writer on ``write`` (their indexes added) with
-        ``authority`` (0-255, or ``{channel: authority}``) and follow ``read`` live.
+        ``authority`` and follow ``read`` live.
 
         Args:
-            name: shown in control state ("press seq").
+            name: shown in control state ("press seq"); names the command record.
             write: channels to command.
             read: channels whose latest values ``ctrl[name]`` and conditions use.
-            authority: control authority (default 200; 255 is absolute).
+            authority: control authority 0-255 (default 200; 255 is absolute), one per
+                write channel (a list), or ``{channel: authority}`` for every write channel.
             on_lost: ``"raise"`` (default), ``"warn"``, ``"ignore"`` or
                 ``callback(ctrl, channel_names)``; see the module docs.
+            safe: ``{channel: value}`` written by :meth:`Controller.abort` (and on leaving
+                the ``with`` block with an exception).
+            record: keep the command record (``<name>/commands/...`` channels).
+
+        Raises:
+            InvalidArgument: a bad option, a safe value for a channel that is not a write
+                channel, or a sequence of the same name already recording.
         """
-        return Controller(self._client, name, write, read, authority, on_lost)
+        if not (on_lost in ("raise", "warn", "ignore") or callable(on_lost)):
+            raise InvalidArgument("on_lost must be 'raise', 'warn', 'ignore' or a callable", code="invalid_argument")
+        write = list(write)
+        if isinstance(authority, Mapping):
+            missing = [w for w in write if w not in authority]
+            if missing or len(authority) != len(write):
+                raise InvalidArgument(
+                    f"an authority dict must name every write channel exactly (missing {missing})", code="invalid_argument"
+                )
+            authorities = [int(authority[w]) for w in write]
+        elif isinstance(authority, (list, tuple)):
+            authorities = [int(a) for a in authority]
+        else:
+            authorities = [int(authority)]
+        holder: List[Controller] = []
+        hook: Optional[Callable[[List[str]], None]] = None
+        if on_lost == "warn":
+
+            def hook(names: List[str]) -> None:
+                warnings.warn(f"control sequence {name!r} lost control of {names} to a higher authority", RuntimeWarning, stacklevel=2)
+
+        elif callable(on_lost):
+            callback = on_lost
+
+            def hook(names: List[str]) -> None:
+                if holder:
+                    callback(holder[0], names)
+
+        native = self._client._native.acquire(
+            name, write, list(read), authorities, on_lost == "raise", hook, None if safe is None else dict(safe), record
+        )
+        ctrl = Controller(self._client, native)
+        holder.append(ctrl)
+        return ctrl
 
     def states(self, channels: Any = None) -> List[Dict[str, Any]]:
         """Current holders: ``[{"subject": {"key", "name", "group"}, "channel", "authority"}]``

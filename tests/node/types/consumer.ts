@@ -1,5 +1,5 @@
 // Compiled with `tsc --strict` by types.test.mjs: the declarations cover the README example.
-import { open, connect, Frame, TelemetronError, type Client, type Control, type Range } from 'telemetron'
+import { open, connect, loop, Frame, TelemetronError, type Client, type Control, type LoopStats, type Range } from 'telemetron'
 
 async function main(client: Client): Promise<void> {
   await client.channels.create([
@@ -27,6 +27,14 @@ async function main(client: Client): Promise<void> {
   const ctrl = await control.acquire({ name: 'seq', write: ['pressure'], read: ['time'], authority: 200 })
   await ctrl.set('pressure', 1)
   const ok: boolean = await ctrl.waitUntil((c) => (c.get('pressure') as number) > 0, { timeout: 1000 })
+  const held: boolean = await ctrl.remainsTrueFor((c) => (c.get('pressure') as number) > 0, 200, { timeout: 1000 })
+  for await (const tick of ctrl.loop(1000, { duration: 10 })) {
+    const late: number = tick.late
+    console.log(late, held)
+  }
+  const stats: LoopStats = loop(100, { count: 1 }).stats()
+  console.log(stats.lateP99, ctrl.recordChannels.length)
+  await ctrl.abort()
   await ctrl.release()
   const r = await client.ranges.create({ name: 'run', timeRange: [0n, end], metaData: { operator: 'ada' } })
   await r.meta.set('stand', 'B')

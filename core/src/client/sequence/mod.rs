@@ -134,6 +134,9 @@ struct Live {
     holders: HashMap<ChannelKey, Option<String>>,
     /// Whether this sequence holds each write channel (data and index).
     held: HashMap<ChannelKey, bool>,
+    /// Write channels this sequence handed over itself by lowering its authority: their
+    /// transfers away are not losses (until control comes back).
+    yielded: std::collections::HashSet<ChannelKey>,
     /// An error for the next call: a loss (`raise_on_lost`) or a stream failure.
     pending: Option<Error>,
     released: bool,
@@ -169,36 +172,43 @@ impl Shared {
     }
 
     /// Apply one streamed frame: latest values and control transfers.
+    ///
+    /// A loss is a transfer *from* this sequence to someone else of one of its write
+    /// channels (or a write channel's index). Deciding from the transfers themselves,
+    /// not from a holder table compared with what was held, keeps a stale snapshot (the
+    /// streamer's first frame may predate the sequence's own writer) from reading as a loss.
     fn apply(&self, frame: &Frame) {
-        let mut lost = Vec::new();
+        let mut lost: Vec<String> = Vec::new();
         {
             let mut live = self.live.lock();
-            let mut transfers = false;
+            let released = live.released;
+            let ours = |s: &Option<crate::control::State>| s.as_ref().is_some_and(|s| s.subject.key == self.subject_key);
             for (k, s) in frame.iter() {
                 if k == self.control_key {
                     for i in 0..s.len() {
                         let Some(doc) = s.value_str(i).and_then(|t| serde_json::from_str::<TransferDoc>(t).ok()) else { continue };
                         for t in doc.transfers {
-                            if let Some(state) = t.to.as_ref().or(t.from.as_ref()) {
-                                live.holders.insert(state.resource, t.to.as_ref().map(|s| s.subject.key.clone()));
-                                transfers = true;
+                            let Some(resource) = t.to.as_ref().or(t.from.as_ref()).map(|s| s.resource) else { continue };
+                            live.holders.insert(resource, t.to.as_ref().map(|s| s.subject.key.clone()));
+                            let (from_us, to_us) = (ours(&t.from), ours(&t.to));
+                            for c in &self.write {
+                                if c.key != resource && c.index_key() != Some(resource) {
+                                    continue;
+                                }
+                                if from_us && !to_us && !released && !live.yielded.contains(&c.key) {
+                                    live.held.insert(c.key, false);
+                                    if !lost.contains(&c.name) {
+                                        lost.push(c.name.clone());
+                                    }
+                                } else if to_us {
+                                    live.held.insert(c.key, true);
+                                    live.yielded.remove(&c.key);
+                                }
                             }
                         }
                     }
                 } else if let Some(last) = s.len().checked_sub(1).and_then(|i| s.slice(i..i + 1).ok()) {
                     live.values.insert(k, last);
-                }
-            }
-            if transfers && !live.released {
-                for c in &self.write {
-                    let mine = |k: ChannelKey| live.holders.get(&k).is_some_and(|h| h.as_deref() == Some(self.subject_key.as_str()));
-                    let mut now_held = mine(c.key);
-                    if let Some(i) = c.index_key().filter(|&i| i != c.key) {
-                        now_held = now_held && mine(i);
-                    }
-                    if live.held.insert(c.key, now_held) == Some(true) && !now_held {
-                        lost.push(c.name.clone());
-                    }
                 }
             }
             live.version += 1;
@@ -332,7 +342,7 @@ pub struct Sequence {
     by_key: HashMap<ChannelKey, Channel>,
     writer: tokio::sync::Mutex<Option<ClientWriter>>,
     recorder: tokio::sync::Mutex<Option<Recorder>>,
-    safe: Vec<(ChannelKey, Series)>,
+    safe: Mutex<Vec<(ChannelKey, Series)>>,
     authorities: Mutex<HashMap<ChannelKey, Authority>>,
     last_ts: Mutex<HashMap<ChannelKey, i64>>,
     reader: Mutex<Option<std::thread::JoinHandle<ClientStreamer>>>,
@@ -409,20 +419,7 @@ impl Sequence {
             by_name.insert(c.name.clone(), c.key);
             by_key.insert(c.key, c.clone());
         }
-        let mut safe = Vec::new();
-        for (r, s) in &config.safe {
-            let key = match r {
-                ChannelRef::Key(k) => Some(*k),
-                ChannelRef::Name(n) => by_name.get(n).copied(),
-            }
-            .filter(|k| write.iter().any(|c| c.key == *k));
-            let Some(key) = key else {
-                return Err(Error::InvalidArgument {
-                    reason: format!("safe value for {r:?}: it is not one of this sequence's write channels"),
-                });
-            };
-            safe.push((key, s.clone()));
-        }
+        let safe = safe_keys(&config.safe, &write, &by_name)?;
         let recorder = if config.record { Some(Recorder::open(&client, &config.name).await?) } else { None };
 
         let mut live = Live::default();
@@ -468,7 +465,7 @@ impl Sequence {
             by_key,
             writer: tokio::sync::Mutex::new(writer),
             recorder: tokio::sync::Mutex::new(recorder),
-            safe,
+            safe: Mutex::new(safe),
             authorities: Mutex::new(authorities),
             last_ts: Mutex::new(HashMap::new()),
             reader: Mutex::new(Some(reader)),
@@ -692,15 +689,49 @@ impl Sequence {
         }
         let mut guard = self.writer.lock().await;
         let Some(w) = guard.as_mut() else { return Ok(()) };
-        w.set_authorities(&keyed).await?;
+        // Lowering an authority may hand a channel over: mark it before the transfer can
+        // arrive, so the follower does not read it as a loss.
+        let lowered: Vec<ChannelKey> = {
+            let auth = self.authorities.lock();
+            keyed.iter().filter(|(k, a)| auth.get(k).is_none_or(|cur| a < cur)).map(|(k, _)| *k).collect()
+        };
+        self.shared.live.lock().yielded.extend(lowered.iter().copied());
+        let result = w.set_authorities(&keyed).await;
         let mut auth = self.authorities.lock();
         let mut live = self.shared.live.lock();
-        for (k, a) in keyed {
-            auth.insert(k, a);
+        if result.is_ok() {
+            for (k, a) in keyed {
+                auth.insert(k, a);
+            }
         }
         for c in &self.shared.write {
-            live.held.insert(c.key, w.has_control(c.key));
+            let held = w.has_control(c.key);
+            live.held.insert(c.key, held);
+            if held {
+                live.yielded.remove(&c.key);
+            }
         }
+        result
+    }
+
+    /// Replace the safe state [`Sequence::abort`] writes (each value for one of the write
+    /// channels). The Node SDK sets it here, converting values once it knows the
+    /// channels' data types.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a channel that is not a write channel, or a value of the
+    /// wrong data type.
+    pub fn set_safe(&self, values: Vec<(ChannelRef, Series)>) -> Result<()> {
+        let safe = safe_keys(&values, &self.shared.write, &self.by_name)?;
+        for (k, s) in &safe {
+            let dt = self.by_key.get(k).map(|c| c.data_type);
+            if dt != Some(s.data_type()) || s.len() != 1 {
+                return Err(Error::InvalidArgument {
+                    reason: format!("safe value for channel {k}: give one {} sample", dt.map_or("?", |d| d.name())),
+                });
+            }
+        }
+        *self.safe.lock() = safe;
         Ok(())
     }
 
@@ -838,7 +869,7 @@ impl Sequence {
     /// As [`Sequence::release`].
     pub async fn abort(&self) -> Result<()> {
         if !self.shared.live.lock().released {
-            let held: Vec<(ChannelKey, Series)> = self.safe.iter().filter(|(k, _)| self.has_control(*k)).cloned().collect();
+            let held: Vec<(ChannelKey, Series)> = self.safe.lock().iter().filter(|(k, _)| self.has_control(*k)).cloned().collect();
             if let Err(e) = self.command(held).await {
                 tracing::warn!(sequence = %self.shared.name, error = %e, "could not put every output in its safe state");
             }
@@ -878,6 +909,29 @@ impl Sequence {
         }
         first
     }
+}
+
+/// The write channels' keys for safe values given by reference.
+fn safe_keys(
+    values: &[(ChannelRef, Series)],
+    write: &[Channel],
+    by_name: &HashMap<String, ChannelKey>,
+) -> Result<Vec<(ChannelKey, Series)>> {
+    let mut safe = Vec::with_capacity(values.len());
+    for (r, s) in values {
+        let key = match r {
+            ChannelRef::Key(k) => Some(*k),
+            ChannelRef::Name(n) => by_name.get(n).copied(),
+        }
+        .filter(|k| write.iter().any(|c| c.key == *k));
+        let Some(key) = key else {
+            return Err(Error::InvalidArgument {
+                reason: format!("safe value for {r:?}: it is not one of this sequence's write channels"),
+            });
+        };
+        safe.push((key, s.clone()));
+    }
+    Ok(safe)
 }
 
 impl Drop for Sequence {

@@ -103,7 +103,9 @@ const BUCKETS: usize = 10_001;
 #[derive(Debug, Clone)]
 pub struct Ticker {
     period: Duration,
-    start: Instant,
+    /// Tick 0's due time: set by the first tick, so a loop built ahead of use does not
+    /// start behind.
+    start: Option<Instant>,
     next: u64,
     spin: Duration,
     hist: Vec<u64>,
@@ -113,7 +115,7 @@ pub struct Ticker {
 }
 
 impl Ticker {
-    /// A loop at `hz` ticks per second; the first tick is now.
+    /// A loop at `hz` ticks per second; the first tick is due when it is first asked for.
     ///
     /// # Errors
     /// `invalid_argument` for a rate that is not a positive finite number of at most 1 MHz.
@@ -123,7 +125,7 @@ impl Ticker {
         }
         Ok(Ticker {
             period: Duration::from_secs_f64(1.0 / hz),
-            start: Instant::now(),
+            start: None,
             next: 0,
             spin: DEFAULT_SPIN,
             hist: vec![0; BUCKETS],
@@ -146,10 +148,15 @@ impl Ticker {
         self.period
     }
 
+    /// When the loop started (the first tick).
+    fn start(&mut self) -> Instant {
+        *self.start.get_or_insert_with(Instant::now)
+    }
+
     /// When tick `n` is due.
-    fn due(&self, n: u64) -> Instant {
+    fn due(&mut self, n: u64) -> Instant {
         let nanos = self.period.as_nanos().saturating_mul(u128::from(n));
-        self.start + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        self.start() + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
     /// The next tick's due time, skipping the ticks already past by more than a period.
@@ -177,7 +184,7 @@ impl Ticker {
         self.ticks += 1;
         self.overruns += missed;
         self.next = n + 1;
-        Tick { index: n, scheduled: due - self.start, late, missed }
+        Tick { index: n, scheduled: due - self.start(), late, missed }
     }
 
     /// Wait for the next tick (blocking this thread, precisely).
