@@ -28,6 +28,16 @@ Scenarios:
   side with ArcticDB (LMDB backend, the same data appended in the same 10,000-row chunks,
   ``lib.read``), runs interleaved after one untimed read of each (the page cache warm for
   both). Target: ``to_pandas`` at least as fast as ArcticDB.
+- loop (not in the default list): a closed loop at 1 kHz from Python, ``for tick in
+  ctrl.loop(hz=1000)``: each tick reads a sensor (``ctrl["press"]``, written at 1 kHz by
+  another writer) and commands a valve (a confirmed write, index and value), for
+  ``--loop-seconds`` per run. Jitter is measured in Python: how far each tick's body
+  starts from its schedule (the first tick's start plus ``tick.scheduled``), p50/p99/max,
+  with the core's own wake-up lateness (``loop.stats()``) and overruns beside it. Run
+  embedded and against a ``telemetron serve`` node this script starts on loopback; against
+  the node, a streamer in another process receives every valve command and reports how
+  long after the command's timestamp it arrived. Targets: jitter p99 <= 50 us embedded,
+  <= 500 us remote.
 - remote-read (with ``--url``, not in the default list): 50 M float64 samples and their
   index written to a node, then read back in one ``client.read`` (800 MB over loopback).
 """
@@ -108,7 +118,9 @@ def ingest(runs: int, durability: str = "interval", url: str = "", channels: int
         # Python and the Rust loop alternate in this process, so both see the same conditions.
         py_s.append(_ingest_once(durability, channels, batch, frames, data, False, url))
         core_s.append(_ingest_once(durability, channels, batch, frames, data, True, url))
-        print(f"  ingest run {run}: python {samples / py_s[-1] / 1e6:.1f} M samples/s, rust loop {samples / core_s[-1] / 1e6:.1f} M samples/s")
+        print(
+            f"  ingest run {run}: python {samples / py_s[-1] / 1e6:.1f} M samples/s, rust loop {samples / core_s[-1] / 1e6:.1f} M samples/s"
+        )
     target = ["--url", url] if url else ["--durability", durability]
     cli = rust(["ingest", "--channels", str(channels), "--batch", str(batch), "--frames", str(frames), *target], runs)
     cli_rates = [r["samples_per_s"] for r in cli]
@@ -186,7 +198,9 @@ def write_one(runs: int, n: int = 200_000) -> dict:
             shutil.rmtree(d, ignore_errors=True)
         per_py.append(py / n * 1e6)
         per_rs.append(rs / n * 1e6)
-        print(f"  write-one run {run}: python {py / n * 1e6:.2f} us/write, rust {rs / n * 1e6:.2f} us/write, overhead {(py - rs) / n * 1e6:.2f} us")
+        print(
+            f"  write-one run {run}: python {py / n * 1e6:.2f} us/write, rust {rs / n * 1e6:.2f} us/write, overhead {(py - rs) / n * 1e6:.2f} us"
+        )
     p, r = statistics.median(per_py), statistics.median(per_rs)
     print(f"write-one median: python {p:.2f} us, rust {r:.2f} us, python-side overhead {p - r:.2f} us")
     return {"scenario": "write_one", "python_us": p, "rust_us": r, "overhead_us": p - r, "writes": n, "runs": runs}
@@ -228,8 +242,18 @@ def read(runs: int, samples: int = 100_000_000, batch: int = 100_000) -> dict:
     for r in rust_rows:
         print(f"  rust read run {r['run']}: {r['seconds']:.4f} s ({r['series']} series)")
     v, c = statistics.median(views), statistics.median(concat)
-    print(f"read median: rust {rs:.4f} s; python views {v:.4f} s (+{(v - rs) * 1e3:.1f} ms); python one array {c:.4f} s (+{(c - rs) * 1e3:.1f} ms)")
-    return {"scenario": "read", "samples": samples, "rust_s": rs, "python_views_s": v, "python_concat_s": c, "series": series_counts[0], "runs": runs}
+    print(
+        f"read median: rust {rs:.4f} s; python views {v:.4f} s (+{(v - rs) * 1e3:.1f} ms); python one array {c:.4f} s (+{(c - rs) * 1e3:.1f} ms)"
+    )
+    return {
+        "scenario": "read",
+        "samples": samples,
+        "rust_s": rs,
+        "python_views_s": v,
+        "python_concat_s": c,
+        "series": series_counts[0],
+        "runs": runs,
+    }
 
 
 def pandas_vs_arcticdb(runs: int, channels: int = 100, samples: int = 500_000, batch: int = 10_000) -> dict:
@@ -322,12 +346,179 @@ def remote_read(runs: int, url: str, samples: int = 50_000_000, batch: int = 2_0
         dt = time.perf_counter() - t0
         assert sum(len(p) for p in frame.series(f"{tag}_v")) == samples
         secs.append(dt)
-        print(f"  remote read run {run}: {samples:,} samples + index ({samples * 16 / 1e6:.0f} MB) in {dt:.3f} s = {samples * 16 / dt / 1e9:.2f} GB/s")
+        print(
+            f"  remote read run {run}: {samples:,} samples + index ({samples * 16 / 1e6:.0f} MB) in {dt:.3f} s = {samples * 16 / dt / 1e9:.2f} GB/s"
+        )
         del frame
     client.channels.delete([f"{tag}_v", f"{tag}_t"])
     m = statistics.median(secs)
     print(f"remote read median: {m:.3f} s = {samples * 16 / m / 1e9:.2f} GB/s")
     return {"scenario": "remote-read", "samples": samples, "seconds": m, "bytes_per_s": samples * 16 / m, "runs": runs}
+
+
+_OBSERVER = r"""
+import json, sys, time
+import telemetron as tn
+url, index, valve, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+c = tn.connect(url)
+lat, n = [], 0
+with c.open_streamer([index, valve]) as s:
+    print("ready", flush=True)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        f = s.read(timeout=0.2)
+        if f is None or index not in f:
+            continue
+        now = time.time_ns()
+        for t in f[index]:
+            lat.append(now - int(t))
+        n += len(f[valve])
+print(json.dumps({"commands": n, "latency_ns": sorted(lat)}), flush=True)
+"""
+
+
+def _serve() -> tuple:
+    """A `telemetron serve` node on a free loopback port: (process, url, data dir)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = scratch()
+    proc = subprocess.Popen(
+        [str(BIN), "serve", "--data", str(data), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            tn.connect(url).close()
+            return proc, url, data
+        except tn.TelemetronError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                sys.exit("telemetron serve did not start")
+            time.sleep(0.1)
+
+
+def _pct(values: list, q: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+
+def _loop_once(client: "tn.Client", url: str, seconds: float, hz: float, run: int) -> dict:
+    """One closed-loop run: sensor writer thread, the sequence's loop, and (remote) an
+    observer process streaming the valve."""
+    import threading
+
+    tag = f"loop_{os.getpid()}_{run}"
+    client.channels.create(
+        [
+            tn.NewChannel(f"{tag}_press", "f64", virtual=True),
+            tn.NewChannel(f"{tag}_t", is_index=True),
+            tn.NewChannel(f"{tag}_valve", "u8", index=f"{tag}_t"),
+        ]
+    )
+    press, valve, index = f"{tag}_press", f"{tag}_valve", f"{tag}_t"
+    stop = threading.Event()
+
+    def sensor() -> None:
+        with client.open_writer(tn.TimeStamp.now(), [press], mode="stream", name="daq") as w:
+            x = 0.0
+            for _ in tn.loop(hz=hz, spin=0):
+                if stop.is_set():
+                    return
+                x = (x + 1.0) % 200.0
+                w.write({press: x})
+
+    observer = None
+    if url:
+        observer = subprocess.Popen(
+            [sys.executable, "-c", _OBSERVER, url, index, valve, str(seconds + 3)], stdout=subprocess.PIPE, text=True
+        )
+        assert observer.stdout is not None and observer.stdout.readline().strip() == "ready"
+    th = threading.Thread(target=sensor, daemon=True)
+    th.start()
+    jitter, commands = [], 0
+    with client.control.acquire(name=tag, write=[valve], read=[press], safe={valve: 0}, record=False) as ctrl:
+        ctrl.wait_until_defined([press], timeout=5)
+        lp = ctrl.loop(hz=hz, duration=seconds)
+        t0 = s0 = None
+        for tick in lp:
+            now = time.perf_counter_ns()
+            if t0 is None:
+                t0, s0 = now, tick.scheduled
+            else:
+                jitter.append(now - (t0 + round((tick.scheduled - s0) * 1e9)))
+            ctrl[valve] = 1 if ctrl[press] < 100.0 else 0
+            commands += 1
+        stats = lp.stats()
+    stop.set()
+    th.join()
+    seen = None
+    if observer is not None:
+        out, _ = observer.communicate(timeout=60)
+        seen = json.loads(out.strip().splitlines()[-1])
+    client.channels.delete([valve, index, press])
+    jitter.sort()
+    row = {
+        "ticks": len(jitter) + 1,
+        "commands": commands,
+        "overruns": int(stats["overruns"]),
+        "jitter_p50_us": _pct(jitter, 0.5) / 1e3,
+        "jitter_p99_us": _pct(jitter, 0.99) / 1e3,
+        "jitter_max_us": jitter[-1] / 1e3 if jitter else float("nan"),
+        "wake_late_p99_us": stats["late_p99"] * 1e6,
+    }
+    if seen is not None:
+        lat = seen["latency_ns"]
+        row.update(seen_commands=seen["commands"], seen_latency_p50_us=_pct(lat, 0.5) / 1e3, seen_latency_p99_us=_pct(lat, 0.99) / 1e3)
+    return row
+
+
+def closed_loop(runs: int, seconds: float = 10.0, hz: float = 1000.0) -> dict:
+    """The 1 kHz closed loop, embedded and against a loopback node (see the module docs)."""
+    out: dict = {"scenario": "loop", "hz": hz, "seconds": seconds, "runs": runs}
+    proc, url, data = _serve()
+    try:
+        for backend in ("embedded", "remote"):
+            rows = []
+            for run in range(runs):
+                if backend == "embedded":
+                    d = scratch()
+                    client = tn.open(d)
+                else:
+                    client = tn.connect(url)
+                try:
+                    row = _loop_once(client, url if backend == "remote" else "", seconds, hz, run)
+                finally:
+                    client.close()
+                    if backend == "embedded":
+                        shutil.rmtree(d, ignore_errors=True)
+                extra = ""
+                if "seen_commands" in row:
+                    extra = (
+                        f"; other process saw {row['seen_commands']}/{row['commands']} commands,"
+                        f" {row['seen_latency_p50_us']:.0f}/{row['seen_latency_p99_us']:.0f} us after their timestamp (p50/p99)"
+                    )
+                print(
+                    f"  loop {backend} run {run}: {row['ticks']} ticks at {hz:g} Hz, jitter p50 {row['jitter_p50_us']:.1f} us,"
+                    f" p99 {row['jitter_p99_us']:.1f} us, max {row['jitter_max_us']:.0f} us; core wake p99"
+                    f" {row['wake_late_p99_us']:.0f} us; {row['overruns']} overruns{extra}"
+                )
+                rows.append(row)
+            med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+            print(
+                f"loop {backend} median of {runs}: jitter p99 {med['jitter_p99_us']:.1f} us"
+                f" (target {'50' if backend == 'embedded' else '500'} us), max {med['jitter_max_us']:.0f} us,"
+                f" overruns {med['overruns']:.0f}"
+                + (f", seen by another process p99 {med['seen_latency_p99_us']:.0f} us" if "seen_latency_p99_us" in med else "")
+            )
+            out[backend] = med
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+    return out
 
 
 def main() -> None:
@@ -337,6 +528,7 @@ def main() -> None:
     ap.add_argument("--read-samples", type=int, default=100_000_000)
     ap.add_argument("--durability", default="interval", help="ingest durability: none | interval | commit")
     ap.add_argument("--url", default="", help="ingest into a `telemetron serve` node instead of an embedded engine; needed by remote-read")
+    ap.add_argument("--loop-seconds", type=float, default=10.0, help="length of each closed-loop run")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if not BIN.exists():
@@ -353,6 +545,8 @@ def main() -> None:
             out.append(read(a.runs, a.read_samples))
         elif s == "pandas":
             out.append(pandas_vs_arcticdb(a.runs))
+        elif s == "loop":
+            out.append(closed_loop(a.runs, a.loop_seconds))
         elif s == "remote-read":
             out.append(remote_read(a.runs, a.url))
         else:
