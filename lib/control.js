@@ -32,9 +32,7 @@ const RECORD_FIELDS = ['time', 'channel', 'value', 'authority', 'outcome']
 /** A fixed-rate loop: `for await (const tick of loop(1000)) { ... }` (see `Loop`). */
 class Loop {
   constructor(hz, { duration, count, spinMs } = {}, sequence) {
-    this._ticker = sync(() => new native.LoopTicker(hz, spinMs))
-    this._end = duration
-    this._count = count
+    this._ticker = sync(() => new native.LoopTicker(hz, spinMs, duration, count))
     this._sequence = sequence
   }
 
@@ -43,20 +41,13 @@ class Loop {
     return this._ticker.period
   }
 
-  /** Resolve at the next tick: `{index, scheduled, late, missed}` (ms). */
+  /** Resolve at the next tick, `{index, scheduled, late, missed}` (ms), or null once the loop's duration or count is reached. */
   tick() {
     return call(() => (this._sequence ? this._sequence.tick(this._ticker) : this._ticker.tick()))
   }
 
   async *[Symbol.asyncIterator]() {
-    const period = this.period
-    const end = this._end
-    for (let n = 0; this._count === undefined || n < this._count; n++) {
-      const t = await this.tick()
-      if (end !== undefined && t.scheduled >= end - period * 1e-6) return
-      yield t
-      if (end !== undefined && t.scheduled + period >= end - period * 1e-6) return
-    }
+    for (let t = await this.tick(); t; t = await this.tick()) yield t
   }
 
   /** `{hz, ticks, overruns, lateP50, lateP99, lateMax}` (ms). */

@@ -285,7 +285,7 @@ export interface LoopOptions {
 export declare class Loop implements AsyncIterable<Tick> {
   /** The period in ms. */
   readonly period: number
-  tick(): Promise<Tick>
+  tick(): Promise<Tick | null>
   stats(): LoopStats
   [Symbol.asyncIterator](): AsyncIterator<Tick>
 }

@@ -94,12 +94,19 @@ pub struct LoopTicker {
 
 #[napi]
 impl LoopTicker {
-    /// A loop at `hz` (0 < hz ≤ 1e6); `spinMs` of each wait are spun (default 0.15).
+    /// A loop at `hz` (0 < hz ≤ 1e6); `spinMs` of each wait are spun (default 0.15); it
+    /// ends after `durationMs` or `count` ticks (never if neither is given).
     #[napi(constructor)]
-    pub fn new(hz: f64, spin_ms: Option<f64>) -> Result<LoopTicker> {
+    pub fn new(hz: f64, spin_ms: Option<f64>, duration_ms: Option<f64>, count: Option<u32>) -> Result<LoopTicker> {
         let mut t = Ticker::new(hz).js()?;
         if let Some(ms) = spin_ms {
             t = t.with_spin(millis(ms, "spinMs")?);
+        }
+        if let Some(ms) = duration_ms {
+            t = t.with_duration(millis(ms, "duration")?);
+        }
+        if let Some(n) = count {
+            t = t.with_count(u64::from(n));
         }
         Ok(LoopTicker { inner: Arc::new(Mutex::new(t)) })
     }
@@ -110,13 +117,13 @@ impl LoopTicker {
         self.inner.lock().period().as_secs_f64() * 1e3
     }
 
-    /// Resolve at the next tick.
+    /// Resolve at the next tick, or to null once the loop's duration or count is reached.
     #[napi]
-    pub async fn tick(&self) -> Result<TickJs> {
+    pub async fn tick(&self) -> Result<Option<TickJs>> {
         let t = self.inner.clone();
-        tokio::task::spawn_blocking(move || t.lock().tick())
+        tokio::task::spawn_blocking(move || t.lock().next())
             .await
-            .map(TickJs::from)
+            .map(|t| t.map(TickJs::from))
             .map_err(|e| invalid(format!("the loop's thread failed: {e}")))
     }
 
@@ -349,16 +356,17 @@ impl Sequence {
             .js()
     }
 
-    /// The next tick of `ticker`; rejects early on a loss (raise-on-lost).
+    /// The next tick of `ticker` (null once it is done); rejects early on a loss
+    /// (raise-on-lost).
     #[napi]
-    pub async fn tick(&self, ticker: &LoopTicker) -> Result<TickJs> {
+    pub async fn tick(&self, ticker: &LoopTicker) -> Result<Option<TickJs>> {
         let s = self.inner.clone();
         let t = ticker.inner.clone();
         tokio::task::spawn_blocking(move || s.tick_blocking(&mut t.lock(), || Ok(())))
             .await
             .map_err(|e| invalid(format!("the loop's thread failed: {e}")))?
             .js()
-            .map(TickJs::from)
+            .map(|t| t.map(TickJs::from))
     }
 
     /// The names of the next channels lost, or null once released.

@@ -118,13 +118,20 @@ fn stats_to_py<'py>(py: Python<'py>, s: &LoopStats, period: Duration) -> PyResul
 #[pymethods]
 impl PyTicker {
     /// A loop at `hz` ticks per second (0 < hz ≤ 1e6); `spin` seconds of each wait are
-    /// spent spinning for precision (default 150 µs).
+    /// spent spinning for precision (default 150 µs); it ends after `duration` seconds or
+    /// `count` ticks (never if neither is given).
     #[new]
-    #[pyo3(signature = (hz, spin = None))]
-    fn new(hz: f64, spin: Option<f64>) -> PyResult<PyTicker> {
+    #[pyo3(signature = (hz, spin = None, duration = None, count = None))]
+    fn new(hz: f64, spin: Option<f64>, duration: Option<f64>, count: Option<u64>) -> PyResult<PyTicker> {
         let mut t = Ticker::new(hz).py()?;
         if let Some(s) = spin {
             t = t.with_spin(seconds(s, "spin")?);
+        }
+        if let Some(d) = duration {
+            t = t.with_duration(seconds(d, "duration")?);
+        }
+        if let Some(n) = count {
+            t = t.with_count(n);
         }
         Ok(PyTicker { inner: Mutex::new(t) })
     }
@@ -135,20 +142,24 @@ impl PyTicker {
         self.inner.lock().period().as_secs_f64()
     }
 
-    /// Wait for the next tick (GIL released; Ctrl-C interrupts it).
-    fn tick(&self, py: Python<'_>) -> PyResult<PyTick> {
+    /// Wait for the next tick (GIL released; Ctrl-C interrupts it); None once the loop's
+    /// duration or count is reached.
+    fn tick(&self, py: Python<'_>) -> PyResult<Option<PyTick>> {
         let mut carried = Carried::default();
         let r = py.detach(|| {
             let mut t = self.inner.lock();
             loop {
+                if t.done() {
+                    return Ok(None);
+                }
                 let started = std::time::Instant::now();
                 if let Some(tick) = t.tick_or(Duration::from_millis(10), || started.elapsed() >= Duration::from_millis(100)) {
-                    return Ok(tick);
+                    return Ok(Some(tick));
                 }
                 signals(&mut carried)?;
             }
         });
-        carried.finish(r).map(PyTick::from)
+        carried.finish(r).map(|t| t.map(PyTick::from))
     }
 
     /// `{"hz", "ticks", "overruns", "late_p50", "late_p99", "late_max"}` (seconds).
@@ -322,14 +333,15 @@ impl Sequence {
         carried.finish(r)
     }
 
-    /// The next tick of `ticker`; raises early on a loss (raise-on-lost) or Ctrl-C.
-    fn tick(&self, py: Python<'_>, ticker: &PyTicker) -> PyResult<PyTick> {
+    /// The next tick of `ticker` (None once it is done); raises early on a loss
+    /// (raise-on-lost) or Ctrl-C.
+    fn tick(&self, py: Python<'_>, ticker: &PyTicker) -> PyResult<Option<PyTick>> {
         let mut carried = Carried::default();
         let r = py.detach(|| {
             let mut t = ticker.inner.lock();
             self.inner.tick_blocking(&mut t, || signals(&mut carried))
         });
-        carried.finish(r).map(PyTick::from)
+        carried.finish(r).map(|t| t.map(PyTick::from))
     }
 
     /// Write the safe values to the channels still held, then release.

@@ -683,11 +683,12 @@ async fn sequences_command_wait_and_record(b: &Backend) {
         let t0 = std::time::Instant::now();
         seq.sleep_blocking(Duration::from_millis(3), || Ok(())).unwrap();
         assert!(t0.elapsed() >= Duration::from_millis(3));
-        let mut ticker = Ticker::new(1000.0).unwrap();
-        for _ in 0..20 {
-            seq.tick_blocking(&mut ticker, || Ok(())).unwrap();
+        let mut ticker = Ticker::new(1000.0).unwrap().with_count(20);
+        let mut n = 0;
+        while seq.tick_blocking(&mut ticker, || Ok(())).unwrap().is_some() {
+            n += 1;
         }
-        assert_eq!(ticker.stats().ticks, 20);
+        assert_eq!((n, ticker.stats().ticks), (20, 20));
     });
 
     seq.set(vec![(valve.into(), Series::from_vec(vec![0u8]))]).await.unwrap();

@@ -102,9 +102,9 @@ class Loop:
         spin: Any = None,
         _sequence: Optional[Any] = None,
     ) -> None:
-        self._ticker = _native.Ticker(float(hz), None if spin is None else seconds(spin))
-        self._end = None if duration is None else seconds(duration)
-        self._count = count
+        self._ticker = _native.Ticker(
+            float(hz), None if spin is None else seconds(spin), None if duration is None else seconds(duration), count
+        )
         self._sequence = _sequence
 
     @property
@@ -112,23 +112,18 @@ class Loop:
         """The period in seconds."""
         return self._ticker.period
 
-    def tick(self) -> Tick:
-        """Wait for the next tick."""
+    def tick(self) -> Optional[Tick]:
+        """Wait for the next tick; None once the loop's duration or count is reached."""
         if self._sequence is not None:
             return self._sequence.tick(self._ticker)
         return self._ticker.tick()
 
     def __iter__(self) -> Iterator[Tick]:
-        n = 0
-        period = self.period
-        while self._count is None or n < self._count:
+        while True:
             t = self.tick()
-            if self._end is not None and t.scheduled >= self._end - period * 1e-6:
-                return  # an overrun skipped past the end
-            n += 1
+            if t is None:
+                return
             yield t
-            if self._end is not None and t.scheduled + period >= self._end - period * 1e-6:
-                return  # the next tick would be due at or after the end: do not wait for it
 
     def stats(self) -> Dict[str, float]:
         """``{"hz", "ticks", "overruns", "late_p50", "late_p99", "late_max"}`` (seconds)."""

@@ -43,8 +43,13 @@
 //! They are created on first use; two sequences of the same name cannot record at once
 //! (the second `acquire` fails with `invalid_argument`).
 
+mod follow;
+mod record;
 mod ticker;
 mod wait;
+
+use follow::{Live, Shared};
+use record::{Command, Recorder};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,12 +59,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::{Client, ClientStreamer, ClientWriter};
-use crate::channel::{Channel, ChannelKey, ChannelRef, NewChannel};
-use crate::control::{Authority, ControlError, Subject, Transfer};
+use crate::channel::{Channel, ChannelKey, ChannelRef};
+use crate::control::{Authority, Subject};
 use crate::error::{Error, Result};
 use crate::framer::WriterConfig;
 use crate::relay::{LagPolicy, StreamerConfig};
-use crate::telem::{DataType, Frame, Series, TimeStamp};
+use crate::telem::{Frame, Series, TimeStamp};
 
 pub use ticker::{DEFAULT_SPIN, LoopStats, Tick, Ticker, sleep_until};
 pub use wait::{Until, Wait};
@@ -119,214 +124,6 @@ impl SequenceConfig {
             on_lost: None,
             safe: Vec::new(),
             record: true,
-        }
-    }
-}
-
-/// What the background thread keeps up to date.
-#[derive(Default)]
-struct Live {
-    /// The latest sample of each channel (a one-sample series).
-    values: HashMap<ChannelKey, Series>,
-    /// Bumped on every change of `values` or control.
-    version: u64,
-    /// Holder (subject key) of each channel, from the transfers seen.
-    holders: HashMap<ChannelKey, Option<String>>,
-    /// Whether this sequence holds each write channel (data and index).
-    held: HashMap<ChannelKey, bool>,
-    /// Write channels this sequence handed over itself by lowering its authority: their
-    /// transfers away are not losses (until control comes back).
-    yielded: std::collections::HashSet<ChannelKey>,
-    /// An error for the next call: a loss (`raise_on_lost`) or a stream failure.
-    pending: Option<Error>,
-    released: bool,
-}
-
-struct Shared {
-    name: String,
-    subject_key: String,
-    write: Vec<Channel>,
-    control_key: ChannelKey,
-    raise_on_lost: bool,
-    on_lost: Option<LostHook>,
-    live: Mutex<Live>,
-    cond: Condvar,
-    notify: tokio::sync::Notify,
-    stop: AtomicBool,
-}
-
-#[derive(serde::Deserialize)]
-struct TransferDoc {
-    #[serde(default)]
-    transfers: Vec<Transfer>,
-}
-
-impl Shared {
-    fn wake(&self) {
-        self.cond.notify_all();
-        self.notify.notify_waiters();
-    }
-
-    fn lost_error(&self, channels: Vec<String>) -> Error {
-        ControlError::Lost { sequence: self.name.clone(), channels }.into()
-    }
-
-    /// Apply one streamed frame: latest values and control transfers.
-    ///
-    /// A loss is a transfer *from* this sequence to someone else of one of its write
-    /// channels (or a write channel's index). Deciding from the transfers themselves,
-    /// not from a holder table compared with what was held, keeps a stale snapshot (the
-    /// streamer's first frame may predate the sequence's own writer) from reading as a loss.
-    fn apply(&self, frame: &Frame) {
-        let mut lost: Vec<String> = Vec::new();
-        {
-            let mut live = self.live.lock();
-            let released = live.released;
-            let ours = |s: &Option<crate::control::State>| s.as_ref().is_some_and(|s| s.subject.key == self.subject_key);
-            for (k, s) in frame.iter() {
-                if k == self.control_key {
-                    for i in 0..s.len() {
-                        let Some(doc) = s.value_str(i).and_then(|t| serde_json::from_str::<TransferDoc>(t).ok()) else { continue };
-                        for t in doc.transfers {
-                            let Some(resource) = t.to.as_ref().or(t.from.as_ref()).map(|s| s.resource) else { continue };
-                            live.holders.insert(resource, t.to.as_ref().map(|s| s.subject.key.clone()));
-                            let (from_us, to_us) = (ours(&t.from), ours(&t.to));
-                            for c in &self.write {
-                                if c.key != resource && c.index_key() != Some(resource) {
-                                    continue;
-                                }
-                                if from_us && !to_us && !released && !live.yielded.contains(&c.key) {
-                                    live.held.insert(c.key, false);
-                                    if !lost.contains(&c.name) {
-                                        lost.push(c.name.clone());
-                                    }
-                                } else if to_us {
-                                    live.held.insert(c.key, true);
-                                    live.yielded.remove(&c.key);
-                                }
-                            }
-                        }
-                    }
-                } else if let Some(last) = s.len().checked_sub(1).and_then(|i| s.slice(i..i + 1).ok()) {
-                    live.values.insert(k, last);
-                }
-            }
-            live.version += 1;
-            if !lost.is_empty() && self.raise_on_lost && live.pending.is_none() {
-                live.pending = Some(self.lost_error(lost.clone()));
-            }
-        }
-        self.wake();
-        if !lost.is_empty() {
-            tracing::warn!(sequence = %self.name, channels = ?lost, "control sequence lost control");
-            if let Some(hook) = &self.on_lost {
-                hook(&lost);
-            }
-        }
-    }
-
-    /// The background thread: follow the streamer until stopped; hand the streamer back
-    /// for closing.
-    fn follow(self: Arc<Shared>, mut streamer: ClientStreamer) -> ClientStreamer {
-        while !self.stop.load(Ordering::Acquire) {
-            match streamer.next_blocking(Duration::from_millis(50)) {
-                Ok(Some(f)) => self.apply(&f),
-                Ok(None) => {}
-                Err(e) if e.code() == "stream.lagged" => {}
-                Err(e) => {
-                    if !self.stop.load(Ordering::Acquire) {
-                        self.live.lock().pending.get_or_insert(e);
-                        self.wake();
-                    }
-                    break;
-                }
-            }
-        }
-        streamer
-    }
-}
-
-/// The command record's writer.
-struct Recorder {
-    writer: ClientWriter,
-    /// time, channel, value, authority, outcome.
-    keys: [ChannelKey; 5],
-    last: i64,
-}
-
-/// One command, as recorded.
-struct Command {
-    time: i64,
-    channel: String,
-    value: f64,
-    authority: Authority,
-    outcome: String,
-}
-
-impl Recorder {
-    /// The record channels of sequence `name`.
-    fn channels(name: &str) -> Vec<NewChannel> {
-        let p = format!("{name}/commands");
-        let t = format!("{p}/time");
-        vec![
-            NewChannel::index(&t),
-            NewChannel::data(format!("{p}/channel"), DataType::String, &t),
-            NewChannel::data(format!("{p}/value"), DataType::F64, &t),
-            NewChannel::data(format!("{p}/authority"), DataType::U8, &t),
-            NewChannel::data(format!("{p}/outcome"), DataType::String, &t),
-        ]
-    }
-
-    async fn open(client: &Client, name: &str) -> Result<Recorder> {
-        let want = Recorder::channels(name);
-        let got = client.create_channels(want.clone(), true).await?;
-        for (w, g) in want.iter().zip(&got) {
-            if g.data_type != w.data_type || g.is_virtual() {
-                return Err(Error::InvalidArgument {
-                    reason: format!(
-                        "channel {:?} exists as {} but holds the command record of sequence {name:?} ({}); rename the sequence or pass record=False",
-                        g.name, g.data_type, w.data_type
-                    ),
-                });
-            }
-        }
-        let keys: Vec<ChannelKey> = got.iter().map(|c| c.key).collect();
-        let mut config = WriterConfig::new(TimeStamp::now(), keys.clone());
-        config.authorities = vec![crate::control::ABSOLUTE];
-        config.subject = Subject { key: uuid::Uuid::new_v4().to_string(), name: format!("{name} (command record)"), group: 0 };
-        config.name = format!("{name} (command record)");
-        let writer = client.open_writer(config).await?;
-        if !keys.iter().all(|&k| writer.has_control(k)) {
-            writer.abort().await;
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "another control sequence named {name:?} is running and recording to \"{name}/commands/*\"; give this one another name or pass record=False"
-                ),
-            });
-        }
-        let [a, b, c, d, e] = keys[..] else { return Err(Error::InvalidArgument { reason: "command record channels".into() }) };
-        Ok(Recorder { writer, keys: [a, b, c, d, e], last: i64::MIN })
-    }
-
-    async fn record(&mut self, rows: &[Command]) {
-        if rows.is_empty() {
-            return;
-        }
-        let mut times = Vec::with_capacity(rows.len());
-        for r in rows {
-            let t = r.time.max(self.last.saturating_add(1));
-            self.last = t;
-            times.push(t);
-        }
-        let [t, ch, v, a, o] = self.keys;
-        let frame = Frame::new()
-            .with(t, Series::timestamps(times))
-            .with(ch, Series::strings(&rows.iter().map(|r| r.channel.as_str()).collect::<Vec<_>>()))
-            .with(v, Series::from_vec(rows.iter().map(|r| r.value).collect::<Vec<f64>>()))
-            .with(a, Series::from_vec(rows.iter().map(|r| r.authority).collect::<Vec<u8>>()))
-            .with(o, Series::strings(&rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>()));
-        if let Err(e) = self.writer.write(&frame).await {
-            tracing::warn!(error = %e, "could not record control commands");
         }
     }
 }
@@ -840,21 +637,25 @@ impl Sequence {
         }
     }
 
-    /// The next tick of `ticker`, failing early on the pending error; `interrupt` runs at
-    /// least every 100 ms while waiting.
+    /// The next tick of `ticker`, or `None` once its count or duration is reached
+    /// ([`Ticker::done`]); fails early on the pending error. `interrupt` runs at least
+    /// every 100 ms while waiting.
     ///
     /// # Errors
     /// As [`Sequence::check`], or what `interrupt` returns.
-    pub fn tick_blocking(&self, ticker: &mut Ticker, mut interrupt: impl FnMut() -> Result<()>) -> Result<Tick> {
+    pub fn tick_blocking(&self, ticker: &mut Ticker, mut interrupt: impl FnMut() -> Result<()>) -> Result<Option<Tick>> {
         loop {
             self.check()?;
+            if ticker.done() {
+                return Ok(None);
+            }
             let started = Instant::now();
             let pending = || {
                 let live = self.shared.live.lock();
                 live.pending.is_some() || live.released || started.elapsed() >= INTERRUPT_EVERY
             };
             if let Some(t) = ticker.tick_or(Duration::from_millis(10), pending) {
-                return Ok(t);
+                return Ok(Some(t));
             }
             interrupt()?;
         }

@@ -112,6 +112,10 @@ pub struct Ticker {
     ticks: u64,
     overruns: u64,
     max: Duration,
+    /// Stop after this many ticks.
+    count: Option<u64>,
+    /// Stop before the first tick due this long after the start.
+    duration: Option<Duration>,
 }
 
 impl Ticker {
@@ -132,7 +136,35 @@ impl Ticker {
             ticks: 0,
             overruns: 0,
             max: Duration::ZERO,
+            count: None,
+            duration: None,
         })
+    }
+
+    /// End the loop after `count` ticks ([`Ticker::done`], the iterator's end).
+    #[must_use]
+    pub fn with_count(mut self, count: u64) -> Ticker {
+        self.count = Some(count);
+        self
+    }
+
+    /// End the loop before the first tick due `duration` or more after the first tick.
+    #[must_use]
+    pub fn with_duration(mut self, duration: Duration) -> Ticker {
+        self.duration = Some(duration);
+        self
+    }
+
+    /// True once the loop's count or duration is reached: the next tick (skipping what an
+    /// overrun missed) would be past the end. A tick due within a millionth of a period
+    /// of the end counts as at the end (a rate whose period is not a whole number of ns).
+    pub fn done(&mut self) -> bool {
+        if self.count.is_some_and(|c| self.ticks >= c) {
+            return true;
+        }
+        let Some(d) = self.duration else { return false };
+        let (_, _, due) = self.plan();
+        due - self.start() + self.period / 1_000_000 >= d
     }
 
     /// Spin for at most this long before each tick instead of [`DEFAULT_SPIN`] (zero: never
@@ -187,7 +219,8 @@ impl Ticker {
         Tick { index: n, scheduled: due - self.start(), late, missed }
     }
 
-    /// Wait for the next tick (blocking this thread, precisely).
+    /// Wait for the next tick (blocking this thread, precisely), ignoring the count and
+    /// duration (the iterator honours them).
     pub fn tick(&mut self) -> Tick {
         let (n, missed, due) = self.plan();
         sleep_until(due, self.spin);
@@ -233,9 +266,30 @@ impl Ticker {
     }
 }
 
+/// The ticks of a loop, until its count or duration ([`Ticker::done`]).
+impl Iterator for Ticker {
+    type Item = Tick;
+
+    fn next(&mut self) -> Option<Tick> {
+        if self.done() { None } else { Some(self.tick()) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_and_duration_end_the_loop() {
+        assert_eq!(Ticker::new(2000.0).unwrap().with_count(3).count(), 3);
+        let ticks: Vec<Tick> = Ticker::new(200.0).unwrap().with_duration(Duration::from_millis(50)).collect();
+        assert_eq!(ticks.len(), 10, "ticks at 0, 5, ..., 45 ms; none at the end itself");
+        // A period that is not a whole number of ns: 3 ticks in 1 s at 3 Hz, not 4.
+        let mut t = Ticker::new(3.0).unwrap().with_duration(Duration::from_secs(1)).with_spin(Duration::ZERO);
+        t.start = Some(Instant::now() - Duration::from_secs(1));
+        t.next = 3;
+        assert!(t.done());
+    }
 
     #[test]
     fn rates_out_of_range_are_refused() {
