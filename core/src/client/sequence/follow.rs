@@ -24,8 +24,11 @@ pub(super) struct Live {
     pub(super) version: u64,
     /// Whether this sequence holds each write channel (data and index).
     pub(super) held: HashMap<ChannelKey, bool>,
-    /// Write channels this sequence handed over itself by lowering its authority: their
-    /// transfers away are not losses (until control comes back).
+    /// Channels (write channels and their indexes) this sequence may have handed over
+    /// itself by lowering its authority: the next transfer away of each is not a loss. An
+    /// entry ends with that transfer or when control comes back. (A lowering that kept
+    /// control leaves its entry until then: the next takeover of that channel is not
+    /// reported by the hook, though its commands still fail with `control.lost`.)
     pub(super) yielded: HashSet<ChannelKey>,
     /// An error for the next call: a loss (`raise_on_lost`) or a stream failure.
     pub(super) pending: Option<Error>,
@@ -84,14 +87,15 @@ impl Shared {
                                 if c.key != resource && c.index_key() != Some(resource) {
                                     continue;
                                 }
-                                if from_us && !to_us && !released && !live.yielded.contains(&c.key) {
+                                if from_us && !to_us {
                                     live.held.insert(c.key, false);
-                                    if !lost.contains(&c.name) {
+                                    // A handoff this sequence made itself is consumed, not lost.
+                                    if !live.yielded.remove(&resource) && !released && !lost.contains(&c.name) {
                                         lost.push(c.name.clone());
                                     }
                                 } else if to_us {
                                     live.held.insert(c.key, true);
-                                    live.yielded.remove(&c.key);
+                                    live.yielded.remove(&resource);
                                 }
                             }
                         }

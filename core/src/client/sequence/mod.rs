@@ -490,7 +490,13 @@ impl Sequence {
         // arrive, so the follower does not read it as a loss.
         let lowered: Vec<ChannelKey> = {
             let auth = self.authorities.lock();
-            keyed.iter().filter(|(k, a)| auth.get(k).is_none_or(|cur| a < cur)).map(|(k, _)| *k).collect()
+            let lowered = |k: &ChannelKey, a: &Authority| auth.get(k).is_none_or(|cur| a < cur);
+            let channel = |k: &ChannelKey| self.shared.write.iter().find(|c| c.key == *k);
+            keyed
+                .iter()
+                .filter(|(k, a)| lowered(k, a))
+                .flat_map(|(k, _)| std::iter::once(*k).chain(channel(k).and_then(|c| c.index_key()).filter(|i| i != k)))
+                .collect()
         };
         self.shared.live.lock().yielded.extend(lowered.iter().copied());
         let result = w.set_authorities(&keyed).await;
@@ -502,11 +508,7 @@ impl Sequence {
             }
         }
         for c in &self.shared.write {
-            let held = w.has_control(c.key);
-            live.held.insert(c.key, held);
-            if held {
-                live.yielded.remove(&c.key);
-            }
+            live.held.insert(c.key, w.has_control(c.key));
         }
         result
     }
