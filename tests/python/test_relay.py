@@ -56,10 +56,15 @@ def test_update_channels(stand):
         assert s.read(timeout=5)["valve_cmd"].tolist() == [7]
 
 
+# Lag needs the streamer's queue to overflow. Remotely, socket buffers absorb megabytes
+# first, so the writer sends big frames (1.6 MB each, 100 MB in all) while nobody reads.
+_BIG = 1_600_000
+
+
 def _flood(client, n):
     with client.open_writer(int(tn.TimeStamp.now()), ["valve_cmd"]) as w:
         for i in range(n):
-            w.write({"valve_cmd": i % 256})
+            w.write({"valve_cmd": np.full(_BIG, i % 256, dtype=np.uint8)})
 
 
 def _drain(s, limit=250):
@@ -75,14 +80,14 @@ def _drain(s, limit=250):
 
 def test_lag_warns_by_default(stand):
     with stand.open_streamer(["valve_cmd"], capacity=4) as s:
-        _flood(stand, 200)
+        _flood(stand, 64)
         with pytest.warns(tn.LagWarning, match="lost"):
             _drain(s)
 
 
 def test_lag_raises_by_policy(stand):
     with stand.open_streamer(["valve_cmd"], capacity=4, on_lag="raise") as s:
-        _flood(stand, 200)
+        _flood(stand, 64)
         with pytest.raises(tn.StreamLagged) as e:
             _drain(s)
         assert e.value.dropped > 0 and e.value.code == "stream.lagged"
@@ -98,7 +103,7 @@ def test_lag_raises_by_policy(stand):
 
 def test_lag_disconnect_policy(stand):
     with stand.open_streamer(["valve_cmd"], capacity=4, lag_policy="disconnect") as s:
-        _flood(stand, 200)
+        _flood(stand, 64)
         with pytest.raises(tn.StreamDisconnected):
             _drain(s)
 
