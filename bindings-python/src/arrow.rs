@@ -1,144 +1,69 @@
-//! Frames as Arrow, natively: the Arrow C Data Interface and its PyCapsule protocol
-//! (`__arrow_c_array__`, `__arrow_c_stream__`) without pyarrow.
+//! Frames as Arrow, natively: the Arrow PyCapsule protocol (`__arrow_c_array__`,
+//! `__arrow_c_stream__`) over the `arrow` crates' C Data Interface, without pyarrow.
 //!
-//! A frame becomes one record batch (a struct array with one child per channel). Arrow
-//! buffers point into the series' reference-counted bytes, which the exported structs keep
-//! alive until the consumer releases them: fixed-size numeric, timestamp, uuid, string,
-//! json and bytes channels are exported **without copying** when a channel has one
-//! series. Channels read as several series are concatenated once, all of a frame's into one
-//! shared allocation backed by huge pages ([`joined`]): a copy into many small allocations
-//! costs a page fault per 4 KiB, which on this class of VM is most of its time. Booleans
-//! are bit-packed (Arrow stores one bit per value).
+//! A frame becomes one record batch through the core's one Arrow mapping
+//! ([`telemetron::telem::arrow`]): Arrow buffers are the series' reference-counted bytes,
+//! kept alive by the exported structs until the consumer releases them, so fixed-size
+//! numeric, timestamp, uuid, string, json and bytes channels are exported **without
+//! copying** when a channel has one series. Channels read as several series are
+//! concatenated once, all of a frame's into one shared allocation backed by huge pages
+//! ([`joined`]): a copy into many small allocations costs a page fault per 4 KiB, which on
+//! this class of VM is most of its time.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
-use std::ptr::null_mut;
+use std::ffi::c_void;
+use std::sync::Arc;
 
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchIterator, StructArray};
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use telemetron::telem::{DataType, Series};
+use telemetron::telem::{DataType, Series, arrow};
 
 use crate::error::invalid;
 
-const NULLABLE: i64 = 2;
-/// Stand-in address for empty buffers (Arrow wants non-null, aligned pointers).
-static EMPTY: [u64; 1] = [0];
-
-#[repr(C)]
-struct ArrowSchema {
-    format: *const c_char,
-    name: *const c_char,
-    metadata: *const c_char,
-    flags: i64,
-    n_children: i64,
-    children: *mut *mut ArrowSchema,
-    dictionary: *mut ArrowSchema,
-    release: Option<unsafe extern "C" fn(*mut ArrowSchema)>,
-    private_data: *mut c_void,
-}
-
-#[repr(C)]
-struct ArrowArray {
-    length: i64,
-    null_count: i64,
-    offset: i64,
-    n_buffers: i64,
-    n_children: i64,
-    buffers: *mut *const c_void,
-    children: *mut *mut ArrowArray,
-    dictionary: *mut ArrowArray,
-    release: Option<unsafe extern "C" fn(*mut ArrowArray)>,
-    private_data: *mut c_void,
-}
-
-#[repr(C)]
-struct ArrowArrayStream {
-    get_schema: Option<unsafe extern "C" fn(*mut ArrowArrayStream, *mut ArrowSchema) -> c_int>,
-    get_next: Option<unsafe extern "C" fn(*mut ArrowArrayStream, *mut ArrowArray) -> c_int>,
-    get_last_error: Option<unsafe extern "C" fn(*mut ArrowArrayStream) -> *const c_char>,
-    release: Option<unsafe extern "C" fn(*mut ArrowArrayStream)>,
-    private_data: *mut c_void,
-}
-
-/// Capsule payloads must be `Send`; the structs hold raw pointers to memory they own.
+/// Capsule payloads must be `Send`; the FFI structs hold raw pointers to memory they own.
 #[repr(transparent)]
 struct SendBox<T>(T);
-// SAFETY: the pointed-to memory is owned by the struct's private data (Rust allocations
-// and reference-counted `Bytes`, which are Send + Sync) and is only freed by `release`.
+// SAFETY: the pointed-to memory is owned by the struct's private data (Arrow buffers over
+// reference-counted `Bytes`, which are Send + Sync) and is only freed by its `release`.
 unsafe impl<T> Send for SendBox<T> {}
 
-/// One exported column.
-#[derive(Clone)]
+/// One exported column: its name, engine type and Arrow array.
 pub struct Column {
-    name: CString,
-    format: &'static CStr,
-    len: usize,
-    /// Arrow buffers in order; `None` is an absent validity bitmap.
-    buffers: Vec<Option<Bytes>>,
+    name: String,
+    data_type: DataType,
+    array: ArrayRef,
 }
 
-fn format(dt: DataType) -> &'static CStr {
-    match dt {
-        DataType::U8 => c"C",
-        DataType::U16 => c"S",
-        DataType::U32 => c"I",
-        DataType::U64 => c"L",
-        DataType::I8 => c"c",
-        DataType::I16 => c"s",
-        DataType::I32 => c"i",
-        DataType::I64 => c"l",
-        DataType::F32 => c"f",
-        DataType::F64 => c"g",
-        DataType::Bool => c"b",
-        DataType::Timestamp => c"tsn:UTC",
-        DataType::Uuid => c"w:16",
-        DataType::String | DataType::Json => c"U",
-        DataType::Bytes => c"Z",
-    }
+fn err(e: telemetron::telem::SeriesError) -> PyErr {
+    crate::error::to_py(e.into())
 }
 
 impl Column {
     /// The column for one channel's series (zero-copy for one series, except booleans).
     pub fn new(name: &str, dt: DataType, parts: &[&Series]) -> PyResult<Column> {
-        let name = CString::new(name).map_err(|_| invalid("channel names with NUL bytes cannot be exported to Arrow"))?;
         let owned: Vec<Series> = parts.iter().map(|s| (*s).clone()).collect();
-        let s = if owned.is_empty() { Series::empty_of(dt) } else { Series::concat(&owned).map_err(|e| crate::error::to_py(e.into()))? };
-        let len = s.len();
-        let buffers = match dt.density() {
-            Some(_) if dt == DataType::Bool => {
-                let mut bits = vec![0u8; len.div_ceil(8)];
-                for (i, &b) in s.data()[..len].iter().enumerate() {
-                    bits[i / 8] |= u8::from(b != 0) << (i % 8);
-                }
-                vec![None, Some(Bytes::from(bits))]
-            }
-            Some(d) => vec![None, Some(s.data().slice(..len * d))],
-            None => {
-                let offsets = s.offsets().cloned().unwrap_or_else(|| Bytes::from_static(&[0; 8]));
-                vec![None, Some(offsets), Some(s.data().clone())]
-            }
-        };
-        Ok(Column { name, format: format(dt), len, buffers })
+        Ok(Column { name: name.to_string(), data_type: dt, array: arrow::parts_array(dt, &owned).map_err(err)? })
     }
 
     /// A fixed-size column whose `len` samples are already in one buffer.
     pub fn fixed(name: &str, dt: DataType, len: usize, data: Bytes) -> PyResult<Column> {
-        let name = CString::new(name).map_err(|_| invalid("channel names with NUL bytes cannot be exported to Arrow"))?;
-        Ok(Column { name, format: format(dt), len, buffers: vec![None, Some(data)] })
+        Ok(Column { name: name.to_string(), data_type: dt, array: arrow::fixed_array(dt, len, data).map_err(err)? })
     }
 
     /// Address of the data buffer (for zero-copy checks).
     pub fn data_ptr(&self) -> usize {
-        self.buffers.last().and_then(|b| b.as_ref()).map_or(0, |b| b.as_ptr() as usize)
+        self.array.to_data().buffers().last().map_or(0, |b| b.as_ptr() as usize)
     }
 }
 
-// --- schema ---------------------------------------------------------------------------------
-
-struct SchemaPrivate {
-    _format: CString,
-    _name: CString,
-    children: Vec<*mut ArrowSchema>,
+fn batch(cols: Vec<Column>) -> PyResult<RecordBatch> {
+    if cols.iter().any(|c| c.name.contains('\0')) {
+        return Err(invalid("channel names with NUL bytes cannot be exported to Arrow"));
+    }
+    arrow::batch(cols.into_iter().map(|c| (c.name, c.data_type, c.array)).collect()).map_err(|e| invalid(e.to_string()))
 }
 
 /// An 8-byte aligned allocation owned by the `Bytes` that slice it.
@@ -216,205 +141,22 @@ fn advise_huge_pages(ptr: usize, len: usize) {
     }
 }
 
-unsafe extern "C" fn release_schema(s: *mut ArrowSchema) {
-    // SAFETY: called by the consumer on a schema we built, at most once (release is
-    // cleared); private_data is the Box made in `schema`.
-    unsafe {
-        let Some(s) = s.as_mut() else { return };
-        if s.release.is_none() {
-            return;
-        }
-        let private = Box::from_raw(s.private_data.cast::<SchemaPrivate>());
-        for &c in &private.children {
-            if let Some(r) = (*c).release {
-                r(c);
-            }
-            drop(Box::from_raw(c));
-        }
-        s.release = None;
-    }
-}
-
-fn schema(format: &CStr, name: &CStr, flags: i64, children: Vec<ArrowSchema>) -> ArrowSchema {
-    let mut private = Box::new(SchemaPrivate {
-        _format: format.to_owned(),
-        _name: name.to_owned(),
-        children: children.into_iter().map(|c| Box::into_raw(Box::new(c))).collect(),
-    });
-    ArrowSchema {
-        format: private._format.as_ptr(),
-        name: private._name.as_ptr(),
-        metadata: std::ptr::null(),
-        flags,
-        n_children: private.children.len() as i64,
-        children: private.children.as_mut_ptr(),
-        dictionary: null_mut(),
-        release: Some(release_schema),
-        private_data: Box::into_raw(private).cast(),
-    }
-}
-
-fn batch_schema(cols: &[Column]) -> ArrowSchema {
-    let children = cols.iter().map(|c| schema(c.format, &c.name, NULLABLE, Vec::new())).collect();
-    schema(c"+s", c"", 0, children)
-}
-
-// --- arrays ---------------------------------------------------------------------------------
-
-struct ArrayPrivate {
-    _keep: Vec<Bytes>,
-    buffers: Vec<*const c_void>,
-    children: Vec<*mut ArrowArray>,
-}
-
-unsafe extern "C" fn release_array(a: *mut ArrowArray) {
-    // SAFETY: as `release_schema`.
-    unsafe {
-        let Some(a) = a.as_mut() else { return };
-        if a.release.is_none() {
-            return;
-        }
-        let private = Box::from_raw(a.private_data.cast::<ArrayPrivate>());
-        for &c in &private.children {
-            if let Some(r) = (*c).release {
-                r(c);
-            }
-            drop(Box::from_raw(c));
-        }
-        a.release = None;
-    }
-}
-
-fn array(len: usize, buffers: &[Option<Bytes>], children: Vec<ArrowArray>) -> ArrowArray {
-    let ptrs = buffers
-        .iter()
-        .map(|b| match b {
-            None => std::ptr::null(),
-            Some(b) if b.is_empty() => EMPTY.as_ptr().cast(),
-            Some(b) => b.as_ptr().cast(),
-        })
-        .collect();
-    let mut private = Box::new(ArrayPrivate {
-        _keep: buffers.iter().flatten().cloned().collect(),
-        buffers: ptrs,
-        children: children.into_iter().map(|c| Box::into_raw(Box::new(c))).collect(),
-    });
-    ArrowArray {
-        length: len as i64,
-        null_count: 0,
-        offset: 0,
-        n_buffers: private.buffers.len() as i64,
-        n_children: private.children.len() as i64,
-        buffers: private.buffers.as_mut_ptr(),
-        children: private.children.as_mut_ptr(),
-        dictionary: null_mut(),
-        release: Some(release_array),
-        private_data: Box::into_raw(private).cast(),
-    }
-}
-
-fn batch_array(cols: &[Column]) -> ArrowArray {
-    let rows = cols.first().map_or(0, |c| c.len);
-    array(rows, &[None], cols.iter().map(|c| array(c.len, &c.buffers, Vec::new())).collect())
-}
-
-fn check_lengths(cols: &[Column]) -> PyResult<()> {
-    if cols.windows(2).any(|w| w[0].len != w[1].len) {
-        return Err(invalid("channels have different lengths; a record batch needs equal columns"));
-    }
-    Ok(())
-}
-
-// --- streams --------------------------------------------------------------------------------
-
-struct StreamPrivate {
-    cols: Vec<Column>,
-    done: bool,
-}
-
-unsafe extern "C" fn stream_schema(s: *mut ArrowArrayStream, out: *mut ArrowSchema) -> c_int {
-    // SAFETY: `s` is our stream (private_data set in `stream`), `out` a valid destination.
-    unsafe {
-        let p = &*(*s).private_data.cast::<StreamPrivate>();
-        out.write(batch_schema(&p.cols));
-    }
-    0
-}
-
-unsafe extern "C" fn stream_next(s: *mut ArrowArrayStream, out: *mut ArrowArray) -> c_int {
-    // SAFETY: as `stream_schema`. A released (end-of-stream) array has `release` null.
-    unsafe {
-        let p = &mut *(*s).private_data.cast::<StreamPrivate>();
-        if p.done {
-            out.write(ArrowArray {
-                length: 0,
-                null_count: 0,
-                offset: 0,
-                n_buffers: 0,
-                n_children: 0,
-                buffers: null_mut(),
-                children: null_mut(),
-                dictionary: null_mut(),
-                release: None,
-                private_data: null_mut(),
-            });
-        } else {
-            p.done = true;
-            out.write(batch_array(&p.cols));
-        }
-    }
-    0
-}
-
-unsafe extern "C" fn stream_error(_: *mut ArrowArrayStream) -> *const c_char {
-    std::ptr::null()
-}
-
-unsafe extern "C" fn release_stream(s: *mut ArrowArrayStream) {
-    // SAFETY: as `release_schema`.
-    unsafe {
-        let Some(s) = s.as_mut() else { return };
-        if s.release.is_none() {
-            return;
-        }
-        drop(Box::from_raw(s.private_data.cast::<StreamPrivate>()));
-        s.release = None;
-    }
-}
-
-/// `(schema capsule, array capsule)` for `__arrow_c_array__`.
+/// `(schema capsule, array capsule)` for `__arrow_c_array__`: the batch as a struct array.
 pub fn c_array(py: Python<'_>, cols: Vec<Column>) -> PyResult<(Bound<'_, PyCapsule>, Bound<'_, PyCapsule>)> {
-    check_lengths(&cols)?;
-    let s = PyCapsule::new_with_value_and_destructor(py, SendBox(batch_schema(&cols)), c"arrow_schema", |mut s, _| {
-        // SAFETY: a schema we built; a consumer that moved it out cleared `release`.
-        if let Some(r) = s.0.release {
-            unsafe { r(&mut s.0) }
-        }
-    })?;
-    let a = PyCapsule::new_with_value_and_destructor(py, SendBox(batch_array(&cols)), c"arrow_array", |mut a, _| {
-        // SAFETY: as above.
-        if let Some(r) = a.0.release {
-            unsafe { r(&mut a.0) }
-        }
-    })?;
+    let b = batch(cols)?;
+    let data = StructArray::from(b).into_data();
+    let schema = FFI_ArrowSchema::try_from(data.data_type()).map_err(|e| invalid(format!("Arrow schema: {e}")))?;
+    // A consumer moves the structs out of the capsules and clears their `release`; the
+    // FFI types' own `Drop` releases whatever is left when a capsule is collected.
+    let s = PyCapsule::new_with_value(py, SendBox(schema), c"arrow_schema")?;
+    let a = PyCapsule::new_with_value(py, SendBox(FFI_ArrowArray::new(&data)), c"arrow_array")?;
     Ok((s, a))
 }
 
 /// The capsule for `__arrow_c_stream__` (one record batch).
 pub fn c_stream(py: Python<'_>, cols: Vec<Column>) -> PyResult<Bound<'_, PyCapsule>> {
-    check_lengths(&cols)?;
-    let private = Box::new(StreamPrivate { cols, done: false });
-    let stream = ArrowArrayStream {
-        get_schema: Some(stream_schema),
-        get_next: Some(stream_next),
-        get_last_error: Some(stream_error),
-        release: Some(release_stream),
-        private_data: Box::into_raw(private).cast(),
-    };
-    PyCapsule::new_with_value_and_destructor(py, SendBox(stream), c"arrow_array_stream", |mut s, _| {
-        // SAFETY: a stream we built; a consumer that moved it out cleared `release`.
-        if let Some(r) = s.0.release {
-            unsafe { r(&mut s.0) }
-        }
-    })
+    let b = batch(cols)?;
+    let schema = b.schema();
+    let reader = RecordBatchIterator::new(vec![Ok(b)], Arc::clone(&schema));
+    PyCapsule::new_with_value(py, SendBox(FFI_ArrowArrayStream::new(Box::new(reader))), c"arrow_array_stream")
 }

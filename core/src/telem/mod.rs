@@ -5,6 +5,8 @@
 //! fanned out: its buffer is reference counted.
 
 mod alignment;
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod data_type;
 mod frame;
 mod series;

@@ -53,6 +53,12 @@ pub enum SeriesError {
         /// Why it was rejected.
         reason: String,
     },
+    /// An Arrow array or batch cannot become a series, or a series cannot become one.
+    #[error("{reason}")]
+    Arrow {
+        /// What does not convert, and what to do.
+        reason: String,
+    },
     /// A slice range lies outside the series.
     #[error("range {start}..{end} is outside a series of {len} samples")]
     OutOfBounds {
