@@ -117,3 +117,51 @@ fn demo_streams_live_values_and_sigint_stops_it() {
     let p = engine.channels().by_name("pressure_1").unwrap().key;
     assert!(engine.read(TimeRange::MAX, &[p]).unwrap().samples(p) > 0, "the demo's data was committed");
 }
+
+/// Peak resident memory (KiB) of a child that ran to completion, and its exit status.
+fn wait_rusage(child: Child) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for a child we spawned and have not waited for.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32);
+    (status, usage.ru_maxrss)
+}
+
+#[test]
+fn export_streams_a_range_larger_than_its_memory_from_a_node() {
+    const ROWS: usize = 1 << 20;
+    const FRAMES: usize = 5; // 5 Mi rows x (8-byte time + 8-byte value) = 80 MiB of samples
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("big");
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let client = telemetron::open(&data).unwrap();
+        let ch = client.create_channels(vec![NewChannel::index("t"), NewChannel::data("p", DataType::F64, "t")], false).await.unwrap();
+        for f in 0..FRAMES {
+            let base = (f * ROWS) as i64;
+            let frame = Frame::new()
+                .with(ch[0].key, Series::timestamps((0..ROWS as i64).map(|i| 1 + base + i).collect()))
+                .with(ch[1].key, Series::from_vec((0..ROWS).map(|i| ((base as usize + i) as f64 * 0.37).sin()).collect::<Vec<_>>()));
+            client.write(TimeStamp(1 + base), frame).await.unwrap();
+        }
+        client.close().await.unwrap();
+    });
+    let (node, url) = serve(&["--data", data.to_str().unwrap()]);
+    let out = dir.path().join("big.parquet");
+    let child = Command::new(BIN)
+        .args(["export", "--url", &url, "--channels", "p", "--memory-mb", "8", "--quiet", out.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, peak_kib) = wait_rusage(child);
+    signal(&node, libc::SIGTERM);
+    assert!(wait_exit(node).success());
+    assert_eq!(status, 0, "export failed");
+    let samples_mib = (FRAMES * ROWS * 16) >> 20;
+    eprintln!("export of {samples_mib} MiB of samples with an 8 MiB budget: peak RSS {} MiB", peak_kib >> 10);
+    assert!(peak_kib < 48 << 10, "peak RSS {peak_kib} KiB for an 8 MiB budget ({samples_mib} MiB exported)");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), (FRAMES * ROWS) as i64);
+    assert!(reader.metadata().num_row_groups() > 1, "flushed in several row groups");
+}

@@ -55,6 +55,8 @@
 //! ```
 
 mod embedded;
+#[cfg(feature = "export")]
+pub mod export;
 mod iterator;
 mod options;
 #[cfg(feature = "remote")]

@@ -5,6 +5,7 @@ mod bench_live;
 mod bench_remote;
 mod bench_remote_fanout;
 mod demo;
+mod export;
 mod serve;
 mod sim;
 mod stats;
@@ -39,6 +40,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print live values of channels from a node.
     Stream(stream::StreamArgs),
+    /// Write channels of a node or a data directory to a Parquet or CSV file, in bounded
+    /// memory, with progress.
+    Export(export::ExportArgs),
     /// List the channels of a data directory.
     Channels {
         /// The data directory.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => bench::run(b),
         Command::Serve(a) => serve::run(a),
         Command::Stream(a) => stream::run(a),
+        Command::Export(a) => export::run(a),
         Command::Channels { data } => list_channels(&data),
     };
     match r {
