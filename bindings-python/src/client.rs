@@ -192,6 +192,58 @@ impl Client {
         })
     }
 
+    /// Export channels over `[start, end)` to a Parquet or CSV file in bounded memory
+    /// (`Client::export`). `progress(rows, bytes, fraction, elapsed)` is called after each
+    /// chunk with the GIL held; an exception it raises (or Ctrl-C) cancels the export,
+    /// leaves no partial file, and is re-raised.
+    #[pyo3(signature = (path, start, end, channels, format=None, memory_budget=64 << 20, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn export<'py>(
+        &self,
+        py: Python<'py>,
+        path: std::path::PathBuf,
+        start: i64,
+        end: i64,
+        channels: &Bound<'py, PyAny>,
+        format: Option<&str>,
+        memory_budget: usize,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        use telemetron::client::export::{ExportConfig, ExportFormat};
+        let mut config = ExportConfig::new(path, channel_refs(channels)?, range(start, end));
+        config.format = format.map(str::parse::<ExportFormat>).transpose().map_err(crate::error::to_py)?;
+        config.memory_budget = memory_budget;
+        let raised: std::sync::Arc<parking_lot::Mutex<Option<PyErr>>> = Default::default();
+        let slot = raised.clone();
+        let result = self.run(py, move |c| async move {
+            let mut report = move |p: &telemetron::client::export::ExportProgress| {
+                Python::attach(|py| {
+                    let r = py.check_signals().and_then(|()| match &progress {
+                        Some(cb) => cb.call1(py, (p.rows, p.bytes, p.fraction, p.elapsed)).map(drop),
+                        None => Ok(()),
+                    });
+                    r.map_err(|e| {
+                        *slot.lock() = Some(e);
+                        telemetron::Error::InvalidArgument { reason: "export cancelled by the progress callback".into() }
+                    })
+                })
+            };
+            c.export(config, &mut report).await
+        });
+        if let Some(e) = raised.lock().take() {
+            return Err(e);
+        }
+        let r = result?;
+        let d = PyDict::new(py);
+        d.set_item("path", r.path)?;
+        d.set_item("format", if r.format == ExportFormat::Parquet { "parquet" } else { "csv" })?;
+        d.set_item("columns", r.columns)?;
+        d.set_item("rows", r.rows)?;
+        d.set_item("bytes", r.bytes)?;
+        d.set_item("file_bytes", r.file_bytes)?;
+        Ok(d)
+    }
+
     /// `(start, end)` in ns stored for a channel, or None.
     fn time_range(&self, py: Python<'_>, channel: &Bound<'_, PyAny>) -> PyResult<Option<(i64, i64)>> {
         let r = channel_refs(channel)?;

@@ -23,6 +23,7 @@ from .client import Client, connect, open
 from .control import Control, Controller, Loop, NoValue, Tick, loop
 from .errors import *  # noqa: F403  (the exception hierarchy, rooted at TelemetronError)
 from .errors import LagWarning, TelemetronError
+from .export import ExportProgress, ExportReport
 from .frame import Frame
 from .framer import Iterator, Writer
 from .ranger import MetaData, Range, Ranges
@@ -49,6 +50,8 @@ __all__ = [
     "loop",
     "Range",
     "Ranges",
+    "ExportProgress",
+    "ExportReport",
     "MetaData",
     "TimeStamp",
     "TimeSpan",

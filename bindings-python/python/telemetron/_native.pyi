@@ -3,6 +3,7 @@
 Users work with the pure-Python API in :mod:`telemetron`; these classes are its engine.
 """
 
+import os
 from collections.abc import Awaitable, Callable
 from collections.abc import Sequence as _Seq
 from typing import Any, Dict, List, Optional, Tuple, Union, final
@@ -148,6 +149,16 @@ class Client:
     def rename_channel(self, channel: _ChannelRef, name: str) -> Channel: ...
     def delete_channels(self, channels: _ChannelRefs) -> None: ...
     def read(self, start: int, end: int, channels: _ChannelRefs, include_index: bool) -> NativeFrame: ...
+    def export(
+        self,
+        path: Union[str, os.PathLike[str]],
+        start: int,
+        end: int,
+        channels: _ChannelRefs,
+        format: Optional[str] = None,
+        memory_budget: int = ...,
+        progress: Optional[Callable[[int, int, float, float], Any]] = None,
+    ) -> Dict[str, Any]: ...
     def read_latest(self, channels: _ChannelRefs, n: int) -> NativeFrame: ...
     def write(self, start: int, data: Dict[Any, Any]) -> int: ...
     def delete(self, start: int, end: int, channels: _ChannelRefs) -> None: ...

@@ -13,6 +13,7 @@ from . import _native
 from ._convert import to_mapping
 from .channel import Channels
 from .control import Control, seconds
+from .export import ExportReport, ProgressLike, run_export
 from .frame import Frame
 from .framer import Iterator, Writer
 from .ranger import Ranges
@@ -75,6 +76,27 @@ class Client:
         """Delete the samples of channels in ``time_range``."""
         tr = to_range(time_range)
         self._native.delete(int(tr.start), int(tr.end), channels)
+
+    def export(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        channels: Any,
+        time_range: TimeRangeLike = None,
+        *,
+        format: Optional[str] = None,
+        memory_budget: int = 64 << 20,
+        progress: ProgressLike = None,
+    ) -> ExportReport:
+        """Write channels of one index over ``time_range`` to a Parquet or CSV file (the
+        format from the extension, ``.parquet`` or ``.csv``, unless ``format`` says),
+        streaming in chunks so that at most about ``memory_budget`` bytes are in flight.
+        The index is the first column. ``progress=True`` prints a line on stderr; a callable
+        gets an :class:`ExportProgress` after each chunk and cancels by raising.
+
+        >>> client.export("run.parquet", ["pressure", "temp"], rng, progress=True)
+        """
+        tr = to_range(time_range)
+        return run_export(self._native, os.fspath(path), int(tr.start), int(tr.end), channels, format, memory_budget, progress)
 
     def time_range(self, channel: Any) -> Optional[TimeRange]:
         """The time range stored for a channel, or None if it holds no data."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, MutableMapping, Optional, Sequence, Union
 
 from .errors import InvalidArgument, RangeNotFound
+from .export import ExportReport, ProgressLike
 from .frame import Frame
 from .telem import TimeRange, TimeRangeLike, to_range
 
@@ -91,6 +92,16 @@ class Range:
         if isinstance(channels, (str, int)):
             channels = [channels]
         return self.read(channels).to_pandas()
+
+    def to_parquet(self, path: Any, channels: Any, *, memory_budget: int = 64 << 20, progress: ProgressLike = None) -> ExportReport:
+        """Write channels over the range to a Parquet file in bounded memory (see
+        :meth:`Client.export`)."""
+        return self._client.export(path, channels, self.time_range, format="parquet", memory_budget=memory_budget, progress=progress)
+
+    def to_csv(self, path: Any, channels: Any, *, memory_budget: int = 64 << 20, progress: ProgressLike = None) -> ExportReport:
+        """Write channels over the range to a CSV file (header row; RFC 3339 UTC times) in
+        bounded memory (see :meth:`Client.export`)."""
+        return self._client.export(path, channels, self.time_range, format="csv", memory_budget=memory_budget, progress=progress)
 
     def rename(self, name: str) -> None:
         """Rename the range."""
