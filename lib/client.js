@@ -101,6 +101,16 @@ class Range {
     return out.map((r) => new Range(this._client, r))
   }
 
+  /** Write channels over this range to a Parquet file (see `Client.export`). */
+  toParquet(path, channels, { memoryBudget, onProgress } = {}) {
+    return this._client.export(path, channels, { range: this.timeRange, format: 'parquet', memoryBudget, onProgress })
+  }
+
+  /** Write channels over this range to a CSV file (see `Client.export`). */
+  toCsv(path, channels, { memoryBudget, onProgress } = {}) {
+    return this._client.export(path, channels, { range: this.timeRange, format: 'csv', memoryBudget, onProgress })
+  }
+
   /** Create a range below this one (`timeRange` defaults to this range's). */
   createChild({ name, timeRange, labels, color, metaData }) {
     return this._client.ranges.create({ name, timeRange: timeRange ?? this.timeRange, labels, color, metaData, parent: this })
@@ -211,6 +221,17 @@ class Client {
   /** Delete a time range of channels' data. */
   async delete(range, channels) {
     return call(() => this._native.deleteRangeData(toRange(range), list(channels).map(refOf)))
+  }
+
+  /**
+   * Write channels of one index over `range` to a Parquet or CSV file (format from the
+   * extension unless `format` says), streaming so that about `memoryBudget` bytes are in
+   * flight; `onProgress({rows, bytes, fraction, elapsed})` after each chunk. The index is the
+   * first column; the file appears only when complete. Resolves to an ExportReport.
+   */
+  async export(path, channels, { range, format, memoryBudget, onProgress } = {}) {
+    const opts = { format, memoryBudget }
+    return call(() => this._native.export(String(path), list(channels).map(refOf), toRange(range), opts, onProgress))
   }
 
   /** The time range covered by a stored channel (null if it holds no data). */

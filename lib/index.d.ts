@@ -193,6 +193,10 @@ export declare class Range {
   read(channels: ChannelRef[]): Promise<Frame>
   read(channel: ChannelRef): Promise<SampleData>
   rename(name: string): Promise<Range>
+  /** Write channels over this range to a Parquet file, in bounded memory. */
+  toParquet(path: string, channels: ChannelRef | ChannelRef[], options?: Omit<ExportOptions, 'range' | 'format'>): Promise<ExportReport>
+  /** Write channels over this range to a CSV file, in bounded memory. */
+  toCsv(path: string, channels: ChannelRef | ChannelRef[], options?: Omit<ExportOptions, 'range' | 'format'>): Promise<ExportReport>
   /** Replace the labels (an empty label rejects with RangerError 'range.invalid'). */
   setLabels(labels: string | string[]): Promise<Range>
   /** The ranges directly below this one, by start time. */
@@ -355,6 +359,12 @@ export declare class Client {
   readLatest(channels: ChannelRef | ChannelRef[], n?: number): Promise<Frame>
   delete(range: TimeRangeInput, channels: ChannelRef | ChannelRef[]): Promise<void>
   timeRange(channel: ChannelRef): Promise<TimeRangeValue | null>
+  /**
+   * Write channels of one index to a Parquet or CSV file (format from the extension unless
+   * `format` says), streaming in bounded memory; the index is the first column, and the
+   * file appears only when complete.
+   */
+  export(path: string, channels: ChannelRef | ChannelRef[], options?: ExportOptions): Promise<ExportReport>
   openWriter(options: WriterOptions): Promise<Writer>
   openStreamer(channels: ChannelRef | ChannelRef[], options?: StreamerOptions): Promise<Streamer>
   openIterator(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: { chunkSize?: number }): Promise<Iterator>
@@ -425,4 +435,40 @@ export declare const debug: {
   addressOf(value: unknown): number
   seriesAddress(series: Series): number
   inputAddress(dataType: string, value: unknown): number
+}
+
+/** Progress of an export, after each chunk written. */
+export interface ExportProgress {
+  /** Rows written so far. */
+  rows: number
+  /** Sample bytes read so far. */
+  bytes: number
+  /** How far through the range's data, 0 to 1 (by time). */
+  fraction: number
+  /** Seconds since the export started. */
+  elapsed: number
+}
+
+/** Options of `Client.export`. */
+export interface ExportOptions {
+  /** The time range (default: everything). */
+  range?: TimeRangeInput
+  /** 'parquet' or 'csv' (default: from the path's extension). */
+  format?: 'parquet' | 'csv'
+  /** Bytes of data in flight (default 64 MiB). */
+  memoryBudget?: number
+  onProgress?: (p: ExportProgress) => void
+}
+
+/** What an export wrote. */
+export interface ExportReport {
+  path: string
+  format: 'parquet' | 'csv'
+  /** Column names, the index first. */
+  columns: string[]
+  rows: number
+  /** Sample bytes read. */
+  bytes: number
+  /** Size of the file written. */
+  fileBytes: number
 }

@@ -19,6 +19,46 @@ use crate::ranger::{NewRangeJs, RangeJs, RangeQueryJs, range_key};
 use crate::relay::{Streamer, StreamerOptionsJs, streamer_config};
 use crate::telem::{FrameJs, TimeRangeJs, big, columns, frame, timestamp};
 
+/// Options of `Client.export`.
+#[napi(object)]
+#[derive(Default)]
+pub struct ExportOptionsJs {
+    /// `parquet` or `csv` (default: from the path's extension).
+    pub format: Option<String>,
+    /// Bytes of data in flight (default 64 MiB).
+    pub memory_budget: Option<f64>,
+}
+
+/// Progress of an export, after each chunk written.
+#[napi(object)]
+pub struct ExportProgress {
+    /// Rows written so far.
+    pub rows: f64,
+    /// Sample bytes read so far.
+    pub bytes: f64,
+    /// How far through the range's data, 0 to 1 (by time).
+    pub fraction: f64,
+    /// Seconds since the export started.
+    pub elapsed: f64,
+}
+
+/// What an export wrote.
+#[napi(object)]
+pub struct ExportReport {
+    /// The file written.
+    pub path: String,
+    /// `parquet` or `csv`.
+    pub format: String,
+    /// Column names, the index first.
+    pub columns: Vec<String>,
+    /// Rows written.
+    pub rows: f64,
+    /// Sample bytes read.
+    pub bytes: f64,
+    /// Size of the file.
+    pub file_bytes: f64,
+}
+
 /// A Telemetron client.
 #[napi]
 pub struct Client {
@@ -175,6 +215,45 @@ impl Client {
                 Ok(end)
             },
         )
+    }
+
+    /// Export channels of one index over `range` to a Parquet or CSV file in bounded memory
+    /// (`Client::export` in the core); `onProgress` receives an `ExportProgress` after each
+    /// chunk. The file appears only when complete.
+    #[napi(ts_return_type = "Promise<ExportReport>")]
+    pub async fn export(
+        &self,
+        path: String,
+        #[napi(ts_arg_type = "Array<number | string>")] channels: Vec<Either<u32, String>>,
+        range: TimeRangeJs,
+        options: Option<ExportOptionsJs>,
+        #[napi(ts_arg_type = "(p: ExportProgress) => void")] on_progress: Option<
+            napi::threadsafe_function::ThreadsafeFunction<ExportProgress, (), ExportProgress, Status, false>,
+        >,
+    ) -> Result<ExportReport> {
+        use telemetron::client::export::{ExportConfig, ExportFormat};
+        let mut config = ExportConfig::new(path, channel_refs(&channels), range.to_core()?);
+        let options = options.unwrap_or_default();
+        config.format = options.format.as_deref().map(str::parse::<ExportFormat>).transpose().js()?;
+        if let Some(m) = options.memory_budget {
+            config.memory_budget = m.max(0.0) as usize;
+        }
+        let mut report = |p: &telemetron::client::export::ExportProgress| {
+            if let Some(cb) = &on_progress {
+                let p = ExportProgress { rows: p.rows as f64, bytes: p.bytes as f64, fraction: p.fraction, elapsed: p.elapsed };
+                cb.call(p, napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking);
+            }
+            Ok(())
+        };
+        let r = self.inner.export(config, &mut report).await.js()?;
+        Ok(ExportReport {
+            path: r.path.to_string_lossy().into_owned(),
+            format: if r.format == ExportFormat::Parquet { "parquet" } else { "csv" }.into(),
+            columns: r.columns,
+            rows: r.rows as f64,
+            bytes: r.bytes as f64,
+            file_bytes: r.file_bytes as f64,
+        })
     }
 
     /// Read a time range of channels.

@@ -1,5 +1,5 @@
 // Compiled with `tsc --strict` by types.test.mjs: the declarations cover the README example.
-import { open, connect, loop, Frame, TelemetronError, type Client, type Control, type LoopStats, type Range } from 'telemetron'
+import { open, connect, loop, Frame, TelemetronError, type Client, type Control, type LoopStats, type Range, type ExportReport } from 'telemetron'
 
 async function main(client: Client): Promise<void> {
   await client.channels.create([
@@ -38,6 +38,8 @@ async function main(client: Client): Promise<void> {
   await ctrl.release()
   const r = await client.ranges.create({ name: 'run', timeRange: [0n, end], metaData: { operator: 'ada' } })
   await r.meta.set('stand', 'B')
+  const exported: ExportReport = await r.toParquet('run.parquet', ['pressure'], { onProgress: (p) => p.fraction.toFixed(2) })
+  const csvRows: number = (await client.export('run.csv', 'pressure', { range: [0n, end], format: 'csv', memoryBudget: 1 << 20 })).rows + exported.rows
   const child: Range = await r.createChild({ name: 'ignition', labels: ['ignition'] })
   const parentKey: string | undefined = child.parent
   const kids: Range[] = await r.children()
