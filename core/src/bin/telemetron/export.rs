@@ -113,11 +113,11 @@ async fn export(a: ExportArgs) -> Result<(), Error> {
         eprintln!();
     }
     println!(
-        "wrote {} rows of {} to {} ({:?}, {} bytes)",
+        "wrote {} rows of {} to {} ({}, {} bytes)",
         report.rows,
         report.columns.join(", "),
         report.path.display(),
-        report.format,
+        if report.format == ExportFormat::Parquet { "parquet" } else { "csv" },
         report.file_bytes
     );
     client.close().await
