@@ -137,7 +137,9 @@ impl Engine {
         &self.inner.report
     }
 
-    /// Channel lookups (`get`, `by_name`, `list`, `search`).
+    /// Channel lookups (`get`, `by_name`, `list`, `search`). Create, rename and delete
+    /// channels through the engine ([`Engine::create_channels`], ...), which registers them
+    /// with storage and the relay as well; the registry alone cannot.
     pub fn channels(&self) -> &Channels {
         &self.inner.channels
     }

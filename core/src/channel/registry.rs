@@ -64,14 +64,6 @@ impl Channels {
         Ok(Channels { catalog, cache: RwLock::new(cache) })
     }
 
-    /// Create one channel.
-    ///
-    /// # Errors
-    /// See [`Channels::create_many`].
-    pub fn create(&self, ch: NewChannel) -> Result<Channel> {
-        Ok(self.create_many(vec![ch], false)?.remove(0))
-    }
-
     /// Create several channels in one transaction: all are created or none.
     ///
     /// A data channel may name an index created earlier in the same batch. With
@@ -82,7 +74,7 @@ impl Channels {
     /// [`ChannelError::InvalidName`], [`ChannelError::NameTaken`],
     /// [`ChannelError::IndexNotTimestamp`], [`ChannelError::NotAnIndex`],
     /// [`ChannelError::InvalidDefinition`], or a catalog failure.
-    pub fn create_many(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+    pub(crate) fn create_many(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
         let mut cache = self.cache.write();
         let txn = self.catalog.write()?;
         let mut out = Vec::with_capacity(batch.len());
@@ -249,7 +241,7 @@ impl Channels {
     /// # Errors
     /// [`ChannelError::KeyNotFound`], [`ChannelError::InvalidName`],
     /// [`ChannelError::NameTaken`].
-    pub fn rename(&self, key: ChannelKey, new_name: &str) -> Result<Channel> {
+    pub(crate) fn rename(&self, key: ChannelKey, new_name: &str) -> Result<Channel> {
         validate_name(new_name)?;
         let mut cache = self.cache.write();
         let old = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
