@@ -8,6 +8,17 @@ use telemetron::server::{ServerConfig, ServerHandle, serve};
 use telemetron::storage::{Durability, StorageOptions};
 use telemetron::{Client, ConnectOptions, Engine, Options};
 
+/// How long a test waits for something that should happen at once.
+pub const SECOND: Duration = Duration::from_secs(5);
+
+/// The code of the error `r` must be.
+pub fn code<T: std::fmt::Debug>(r: telemetron::Result<T>) -> &'static str {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code(),
+    }
+}
+
 /// Options for tests: no fsync, no background reclaim.
 pub fn test_options() -> Options {
     Options {
