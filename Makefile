@@ -15,9 +15,10 @@ test-rust:
 	$(CARGO) test -p telemetron --release
 
 ## Loom models of the relay's wake-up and spin protocols (core/tests/relay_loom.rs). Its own
-## target directory: the cfg flag changes every crate's build.
+## target directory: the cfg flag changes every crate's build, so it builds the engine alone
+## (--no-default-features: no server, client backends, Arrow or Parquet to compile again).
 test-loom:
-	RUSTFLAGS="--cfg telemetron_loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -p telemetron --test relay_loom --release
+	RUSTFLAGS="--cfg telemetron_loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -p telemetron --no-default-features --test relay_loom --release
 
 ## Node SDK: `npm ci` installs the locked devDependencies (package-lock.json is not
 ## rewritten) and builds the addon (prepare -> napi build --release), then node:test runs

@@ -3,7 +3,7 @@
 //!
 //! Run with `make test-loom`, i.e.
 //!   RUSTFLAGS="--cfg telemetron_loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test -p telemetron --test relay_loom --release
+//!     cargo test -p telemetron --no-default-features --test relay_loom --release
 //!
 //! (its own target directory, so the changed RUSTFLAGS do not invalidate the regular build).
 //! Without `--cfg telemetron_loom` this file compiles to nothing. (Not `--cfg loom`: tokio
