@@ -6,11 +6,11 @@ mod backends;
 use std::time::Duration;
 
 use backends::{Backend, SECOND, code};
+use telemetron::Client;
 use telemetron::channel::{ChannelKey, NewChannel};
 use telemetron::client::{SequenceConfig, Ticker, Until, Wait};
 use telemetron::framer::WriterConfig;
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
-use telemetron::Client;
 
 /// Channels for the sequence tests: a command `valve` (u8) and a sensor `press` (f64), each
 /// on its own index.
