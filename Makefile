@@ -59,6 +59,7 @@ test-dist: dist
 ## The SDK layers are linted by check-sdk.
 check: check-sdk
 	$(CARGO) fmt --all -- --check
+	$(PYTHON) scripts/check_unified.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p telemetron --no-default-features --all-targets -- -D warnings
 	! $(CARGO) tree -p telemetron --no-default-features -e normal | grep -E 'axum|hyper|rustls|tungstenite|webpki|clap'

@@ -1,0 +1,3 @@
+// Cargo only resolves `[build-dependencies]` for a package with a build script; this one is
+// empty. See Cargo.toml.
+fn main() {}
