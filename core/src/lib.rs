@@ -64,6 +64,8 @@ pub(crate) mod codes;
 pub mod control;
 mod engine;
 pub mod error;
+#[cfg(feature = "flow")]
+pub mod flow;
 pub mod framer;
 mod net;
 pub mod protocol;

@@ -1,0 +1,282 @@
+//! `channels` receiver and exporter: frames in and out of an engine or a node, through the
+//! existing [`Client`] (embedded or remote).
+//!
+//! A frames message is a record batch with one column per channel: the index column is
+//! the one named by `index:` or else the first timestamp column; every other column is a
+//! data channel bound to it. Column names are channel names (with `prefix` on export).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::super::compile::{PortType, Role, Signature};
+use super::super::message::{Message, Receipt, SignalType, Signals};
+use super::super::runtime::ReceiverCx;
+use super::super::signal::Nack;
+use super::super::{BoxFuture, Exporter, FlowError, Receiver};
+use super::{BuildEnv, Built, Component, options};
+use crate::channel::NewChannel;
+use crate::client::{Client, ClientWriter};
+#[cfg(feature = "remote")]
+use crate::client::{ConnectOptions, Credentials};
+use crate::framer::WriterConfig;
+use crate::relay::StreamerConfig;
+use crate::telem::{self, ChannelKey, DataType, Frame, TimeStamp};
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Target {
+    /// A node to reach (`http://host:port`); default: the engine the flow runs on.
+    url: Option<String>,
+    /// Bearer token for `url`.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    token: Option<String>,
+}
+
+impl Target {
+    async fn client(&self, env: &Option<Client>) -> Result<Client, FlowError> {
+        match &self.url {
+            #[cfg(feature = "remote")]
+            Some(url) => {
+                let mut opts = ConnectOptions::default();
+                if let Some(token) = &self.token {
+                    opts.credentials = Credentials::Token { token: token.clone() };
+                }
+                Ok(crate::client::connect(url, opts).await?)
+            }
+            #[cfg(not(feature = "remote"))]
+            Some(_) => Err(FlowError::Component("`url`: this build has no remote client (feature `remote`)".into())),
+            None => env.clone().ok_or_else(|| {
+                FlowError::Component("no engine to reach: give `url:`, or run the flow with --data DIR or inside `telemetron serve`".into())
+            }),
+        }
+    }
+}
+
+// ---- exporter ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExporterOptions {
+    #[serde(flatten)]
+    target: Target,
+    /// Put before every channel name.
+    #[serde(default)]
+    prefix: String,
+    /// The index column (default: the first timestamp column).
+    index: Option<String>,
+}
+
+pub(super) fn exporter(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, String> {
+    let o: ExporterOptions = options(v)?;
+    if o.target.url.is_none() && env.client.is_none() {
+        return Err("no engine to write to: give `url:`, or run the flow with --data DIR or inside `telemetron serve`".into());
+    }
+    Ok(Built {
+        signature: Signature { role: Role::Exporter, accepts: Signals::of(SignalType::Frames), ports: vec![] },
+        component: Component::Exporter(Box::new(ChannelsExporter {
+            o,
+            env: env.client.clone(),
+            client: None,
+            writer: None,
+            keys: HashMap::new(),
+        })),
+    })
+}
+
+struct ChannelsExporter {
+    o: ExporterOptions,
+    env: Option<Client>,
+    client: Option<Client>,
+    /// The open writer and the channel names it covers.
+    writer: Option<(ClientWriter, Vec<String>)>,
+    keys: HashMap<String, ChannelKey>,
+}
+
+impl ChannelsExporter {
+    /// The frame of a message, creating its channels when needed.
+    async fn frame(&mut self, msg: &Message) -> Result<(Frame, Vec<String>, TimeStamp), Nack> {
+        let schema = msg.data.schema();
+        let fields = schema.fields();
+        let index = match &self.o.index {
+            Some(name) => {
+                fields.iter().position(|f| f.name() == name).ok_or_else(|| Nack::rejected(format!("no index column `{name}`")))?
+            }
+            None => fields
+                .iter()
+                .position(|f| telem::arrow::data_type_of(f).is_ok_and(|t| t == DataType::Timestamp))
+                .ok_or_else(|| Nack::rejected("frames need a timestamp column for the index"))?,
+        };
+        let mut columns = Vec::with_capacity(fields.len());
+        for (i, f) in fields.iter().enumerate() {
+            let dt = telem::arrow::data_type_of(f).map_err(|e| Nack::rejected(format!("column `{}`: {e}", f.name())))?;
+            let series = telem::arrow::series_from_arrow(dt, msg.data.column(i).as_ref())
+                .map_err(|e| Nack::rejected(format!("column `{}`: {e}", f.name())))?;
+            columns.push((format!("{}{}", self.o.prefix, f.name()), dt, series));
+        }
+        let index_name = columns[index].0.clone();
+        let missing: Vec<NewChannel> = columns
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, _, _))| !self.keys.contains_key(n))
+            .map(|(i, (n, dt, _))| if i == index { NewChannel::index(n) } else { NewChannel::data(n, *dt, &index_name) })
+            .collect();
+        let client = self.client.as_ref().expect("connected");
+        if !missing.is_empty() {
+            // Index first: data channels refer to it by name.
+            let (idx, data): (Vec<_>, Vec<_>) = missing.into_iter().partition(|c| c.name == index_name);
+            for batch in [idx, data] {
+                if batch.is_empty() {
+                    continue;
+                }
+                let made = client.create_channels(batch, true).await.map_err(|e| Nack::rejected(format!("creating channels: {e}")))?;
+                for c in made {
+                    self.keys.insert(c.name.clone(), c.key);
+                }
+            }
+        }
+        let start = columns[index].2.as_timestamps().ok().and_then(|t| t.first().copied()).map(TimeStamp).unwrap_or(TimeStamp(0));
+        let mut frame = Frame::new();
+        let mut names = Vec::new();
+        for (n, _, s) in columns {
+            frame = frame.with(self.keys[&n], s);
+            names.push(n);
+        }
+        Ok((frame, names, start))
+    }
+}
+
+impl Exporter for ChannelsExporter {
+    fn export(&mut self, msg: Message, receipt: Receipt) -> BoxFuture<'_, Result<(), FlowError>> {
+        Box::pin(async move {
+            if self.client.is_none() {
+                match self.o.target.client(&self.env).await {
+                    Ok(c) => self.client = Some(c),
+                    Err(e) => {
+                        receipt.nack(Nack::unavailable(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+            let (frame, names, start) = match self.frame(&msg).await {
+                Ok(f) => f,
+                Err(nack) => {
+                    let e = FlowError::Component(nack.to_string());
+                    receipt.nack(nack);
+                    return Err(e);
+                }
+            };
+            if self.writer.as_ref().is_some_and(|(_, covered)| names.iter().any(|n| !covered.contains(n)))
+                && let Some((w, _)) = self.writer.take()
+            {
+                let _ = w.close().await;
+            }
+            if self.writer.is_none() {
+                let keys = names.iter().map(|n| self.keys[n]).collect();
+                let client = self.client.as_ref().expect("connected");
+                match client.open_writer(WriterConfig::new(start, keys)).await {
+                    Ok(w) => self.writer = Some((w, names)),
+                    Err(e) => {
+                        receipt.nack(Nack::unavailable(format!("opening a writer: {e}")));
+                        return Err(e.into());
+                    }
+                }
+            }
+            let (w, _) = self.writer.as_mut().expect("open");
+            let result = match w.write(&frame).await {
+                Ok(_) => w.commit().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    receipt.ack();
+                    Ok(())
+                }
+                Err(e) => {
+                    // The writer may be unusable now: open a new one next time.
+                    if let Some((w, _)) = self.writer.take() {
+                        w.abort().await;
+                    }
+                    let nack = if e.code().starts_with("net.") { Nack::unavailable(e.to_string()) } else { Nack::rejected(e.to_string()) };
+                    receipt.nack(nack);
+                    Err(e.into())
+                }
+            }
+        })
+    }
+
+    fn flush(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
+        Box::pin(async move {
+            if let Some((w, _)) = self.writer.take() {
+                w.close().await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+// ---- receiver ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverOptions {
+    #[serde(flatten)]
+    target: Target,
+    /// The channels to stream (names; their index channels are added).
+    channels: Vec<String>,
+}
+
+pub(super) fn receiver(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, String> {
+    let o: ReceiverOptions = options(v)?;
+    if o.channels.is_empty() {
+        return Err("`channels` names at least one channel to stream".into());
+    }
+    if o.target.url.is_none() && env.client.is_none() {
+        return Err("no engine to stream from: give `url:`, or run the flow with --data DIR or inside `telemetron serve`".into());
+    }
+    Ok(Built {
+        signature: Signature {
+            role: Role::Receiver,
+            accepts: Signals::NONE,
+            ports: vec![("out", PortType::Fixed(Signals::of(SignalType::Frames)))],
+        },
+        component: Component::Receiver(Box::new(ChannelsReceiver { o, env: env.client.clone() })),
+    })
+}
+
+struct ChannelsReceiver {
+    o: ReceiverOptions,
+    env: Option<Client>,
+}
+
+impl Receiver for ChannelsReceiver {
+    fn run(self: Box<Self>, mut cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>> {
+        Box::pin(async move {
+            let client = self.o.target.client(&self.env).await?;
+            let refs: Vec<crate::channel::ChannelRef> = self.o.channels.iter().map(|n| n.as_str().into()).collect();
+            let channels = client.with_index_channels(client.channels(&refs).await?).await?;
+            let names: HashMap<ChannelKey, (String, DataType)> = channels.iter().map(|c| (c.key, (c.name.clone(), c.data_type))).collect();
+            let mut streamer = client.open_streamer(StreamerConfig::new(channels.iter().map(|c| c.key).collect())).await?;
+            // Live data cannot be asked for again: messages are sent without waiting for
+            // their acknowledgement (best effort; put a durable queue after it for more).
+            while !cx.stopping() {
+                while cx.try_control().is_some() {}
+                let Some(frame) = streamer.next_timeout(Duration::from_millis(50)).await? else { continue };
+                let mut cols = Vec::new();
+                for (key, series) in frame.iter() {
+                    let Some((name, dt)) = names.get(&key) else { continue };
+                    let a = telem::arrow::series_array(series).map_err(|e| FlowError::Component(e.to_string()))?;
+                    cols.push((name.clone(), *dt, a));
+                }
+                if cols.is_empty() {
+                    continue;
+                }
+                let batch = telem::arrow::batch(cols).map_err(|e| FlowError::Component(e.to_string()))?;
+                let _ = cx.send(Message::new(SignalType::Frames, batch)).await;
+            }
+            streamer.close().await;
+            Ok(())
+        })
+    }
+}

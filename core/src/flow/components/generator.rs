@@ -1,0 +1,185 @@
+//! `generator`: a synthetic receiver for tests and benchmarks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use serde::Deserialize;
+
+use super::super::compile::{PortType, Role, Signature};
+use super::super::config::duration;
+use super::super::message::{Message, SignalType, Signals};
+use super::super::runtime::ReceiverCx;
+use super::super::signal::Control;
+use super::super::{BoxFuture, FlowError, Receiver, schema};
+use super::{Built, Component, options};
+use crate::telem::{self, DataType, Series, TimeStamp};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// `logs`, `metrics` or `frames`.
+    #[serde(default = "logs")]
+    signal: String,
+    /// Messages to send; none: until the flow stops.
+    count: Option<u64>,
+    /// Rows per message.
+    #[serde(default = "one")]
+    rows: usize,
+    /// Approximate bytes of a log record (its body is padded to it).
+    #[serde(default = "record_bytes")]
+    record_bytes: usize,
+    /// Messages per second; none: as fast as the flow takes them.
+    rate: Option<f64>,
+    /// A deadline header this far after each message is made.
+    #[serde(default, with = "duration::option")]
+    deadline: Option<Duration>,
+    /// Subscribe to each message's ACK/NACK (and wait for them before finishing).
+    #[serde(default = "yes")]
+    ack: bool,
+    /// Frames: number of f64 data channels (`ch_0`, ...) besides the index `time`.
+    #[serde(default = "channels")]
+    channels: usize,
+}
+
+fn logs() -> String {
+    "logs".into()
+}
+fn one() -> usize {
+    1
+}
+fn record_bytes() -> usize {
+    300
+}
+fn yes() -> bool {
+    true
+}
+fn channels() -> usize {
+    4
+}
+
+pub(super) fn build(v: &serde_json::Value) -> Result<Built, String> {
+    let o: Options = options(v)?;
+    let signal = match SignalType::parse(&o.signal) {
+        Some(s @ (SignalType::Logs | SignalType::Metrics | SignalType::Frames)) => s,
+        _ => return Err(format!("`signal: {}`: the generator makes logs, metrics or frames", o.signal)),
+    };
+    if o.rows == 0 {
+        return Err("`rows` must be at least 1".into());
+    }
+    if o.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err("`rate` must be a positive number of messages per second".into());
+    }
+    Ok(Built {
+        signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(Signals::of(signal)))] },
+        component: Component::Receiver(Box::new(Generator { o, signal })),
+    })
+}
+
+struct Generator {
+    o: Options,
+    signal: SignalType,
+}
+
+impl Generator {
+    /// The columns that do not change between messages (built once, shared by every
+    /// message: the generator measures the flow, not itself).
+    fn fixed_columns(&self) -> Vec<ArrayRef> {
+        let rows = self.o.rows;
+        match self.signal {
+            SignalType::Logs => {
+                let sev: Int32Array = (0..rows).map(|i| [9, 13, 17, 5][i % 4]).collect();
+                let text: StringArray = (0..rows).map(|i| Some(["INFO", "WARN", "ERROR", "DEBUG"][i % 4])).collect();
+                let pad = self.o.record_bytes.saturating_sub(80).max(8);
+                let body: StringArray =
+                    (0..rows).map(|i| Some(format!("valve {i} moved to position {}; {}", i * 7 % 100, "x".repeat(pad)))).collect();
+                let attrs: StringArray = (0..rows).map(|i| Some(format!("{{\"stand\":\"A\",\"seq\":{i}}}"))).collect();
+                vec![Arc::new(sev), Arc::new(text), Arc::new(body), Arc::new(attrs)]
+            }
+            SignalType::Metrics => {
+                let name: StringArray = (0..rows).map(|i| Some(format!("pt_{}", i % 8))).collect();
+                let unit: StringArray = (0..rows).map(|_| Some("bar")).collect();
+                let attrs: StringArray = (0..rows).map(|_| Some("{}")).collect();
+                vec![Arc::new(name), Arc::new(unit), Arc::new(attrs)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn message(&self, seq: u64, fixed: &[ArrayRef]) -> Result<Message, FlowError> {
+        let rows = self.o.rows as i64;
+        let t0 = TimeStamp::now().0;
+        let times: Vec<i64> = (0..rows).map(|i| t0 + i).collect();
+        let err = |e: arrow_schema::ArrowError| FlowError::Component(format!("generator: {e}"));
+        let data = match self.signal {
+            SignalType::Logs => {
+                let t = Arc::new(TimestampNanosecondArray::from(times).with_timezone("UTC"));
+                let mut cols: Vec<ArrayRef> = vec![t];
+                cols.extend(fixed.iter().cloned());
+                RecordBatch::try_new(schema::logs(), cols).map_err(err)?
+            }
+            SignalType::Metrics => {
+                let t = Arc::new(TimestampNanosecondArray::from(times).with_timezone("UTC"));
+                let values: Float64Array = (0..rows).map(|i| ((seq as i64 * rows + i) as f64 * 0.01).sin()).collect();
+                let cols: Vec<ArrayRef> = vec![t, fixed[0].clone(), fixed[1].clone(), Arc::new(values), fixed[2].clone()];
+                RecordBatch::try_new(schema::metrics(), cols).map_err(err)?
+            }
+            _ => {
+                // Frames: an index `time` and f64 channels, as the engine's series.
+                let base = seq as i64 * rows;
+                let idx = Series::timestamps((0..rows).map(|i| (base + i) * 1_000_000).collect());
+                let mut cols = vec![(
+                    "time".to_string(),
+                    DataType::Timestamp,
+                    telem::arrow::series_array(&idx).map_err(|e| FlowError::Component(e.to_string()))?,
+                )];
+                for c in 0..self.o.channels {
+                    let s = Series::from_vec((0..rows).map(|i| ((base + i) as f64 * 0.001 + c as f64).sin()).collect::<Vec<f64>>());
+                    cols.push((
+                        format!("ch_{c}"),
+                        DataType::F64,
+                        telem::arrow::series_array(&s).map_err(|e| FlowError::Component(e.to_string()))?,
+                    ));
+                }
+                telem::arrow::batch(cols).map_err(|e| FlowError::Component(e.to_string()))?
+            }
+        };
+        let mut msg = Message::new(self.signal, data);
+        if let Some(d) = self.o.deadline {
+            msg.envelope.deadline = Some(TimeStamp(t0 + d.as_nanos() as i64));
+        }
+        Ok(msg)
+    }
+}
+
+impl Receiver for Generator {
+    fn run(self: Box<Self>, mut cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>> {
+        Box::pin(async move {
+            let fixed = self.fixed_columns();
+            let mut interval = self.o.rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)));
+            let mut seq = 0u64;
+            while self.o.count.is_none_or(|c| seq < c) && !cx.stopping() {
+                while cx.try_control().is_some() {}
+                if let Some(i) = &mut interval {
+                    i.tick().await;
+                }
+                let mut msg = self.message(seq, &fixed)?;
+                if self.o.ack {
+                    cx.subscribe(&mut msg, seq);
+                }
+                seq += 1;
+                // A refusal (over budget) is counted as a NACK; the generator goes on.
+                let _ = cx.send(msg).await;
+            }
+            // Wait for the outcome of everything sent (the flow's drain deadline bounds it).
+            while cx.outstanding() > 0 {
+                match cx.next_control().await {
+                    None => break,
+                    Some(Control::Kill { deadline }) if std::time::Instant::now() >= deadline => break,
+                    Some(_) => {}
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! The built-in components, by the `type:` that names them in a flow file
+//! (`docs/dataflow.md` §4 describes each and its options).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::compile::Signature;
+use super::{Exporter, Processor, Receiver};
+use crate::client::Client;
+
+mod basic;
+mod batch;
+mod channels;
+mod generator;
+mod predicate;
+mod queue;
+mod retry;
+mod router;
+
+/// Builds a component from its options and the output ports the flow connects.
+pub type Factory = Arc<dyn Fn(&serde_json::Value, &[String]) -> Result<Built, String> + Send + Sync>;
+
+/// What components may reach outside the flow, and components added to the built-in ones.
+#[derive(Clone, Default)]
+pub struct BuildEnv {
+    /// The engine or node that `channels` receivers and exporters use when their options
+    /// name none (inside `telemetron serve`: the node's own engine).
+    pub client: Option<Client>,
+    custom: BTreeMap<String, Factory>,
+}
+
+impl std::fmt::Debug for BuildEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildEnv").field("client", &self.client.is_some()).field("custom", &self.custom.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl BuildEnv {
+    /// An environment whose channel components use `client`.
+    pub fn with_client(client: Client) -> BuildEnv {
+        BuildEnv { client: Some(client), custom: BTreeMap::new() }
+    }
+
+    /// Add a component type (it takes precedence over a built-in one of the same name).
+    /// This is how components defined outside this module (OTLP, a test's fault injector)
+    /// enter a flow file.
+    pub fn register(
+        &mut self,
+        kind: impl Into<String>,
+        factory: impl Fn(&serde_json::Value, &[String]) -> Result<Built, String> + Send + Sync + 'static,
+    ) {
+        self.custom.insert(kind.into(), Arc::new(factory));
+    }
+}
+
+/// A built component.
+pub enum Component {
+    /// A receiver.
+    Receiver(Box<dyn Receiver>),
+    /// A processor.
+    Processor(Box<dyn Processor>),
+    /// An exporter.
+    Exporter(Box<dyn Exporter>),
+}
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Component::Receiver(_) => "Receiver",
+            Component::Processor(_) => "Processor",
+            Component::Exporter(_) => "Exporter",
+        })
+    }
+}
+
+/// A component and its signature.
+#[derive(Debug)]
+pub struct Built {
+    /// Role, accepted types, ports.
+    pub signature: Signature,
+    /// The component.
+    pub component: Component,
+}
+
+/// Every component type with a one-line description (what `flow check --list` prints).
+pub const TYPES: &[(&str, &str)] = &[
+    ("generator", "receiver: synthetic logs, metrics or frames (tests, benchmarks)"),
+    ("filter", "FP: keeps the rows that match a condition"),
+    ("sample", "SP: keeps every n-th message, or each with a probability"),
+    ("batch", "BP: merges messages into batches of at most max_rows, emitted at least every timeout"),
+    ("deadline", "DC: sets the deadline header"),
+    ("ack", "AK: where messages are acknowledged (ingress, pre_export, downstream; all or any branch)"),
+    ("retry", "RY: resends NACKed messages with exponential backoff and jitter"),
+    ("type_router", "TR: one output port per signal type, plus fallback"),
+    ("content_router", "CR: routes rows by conditions to named ports, plus fallback"),
+    ("failover", "FO: primary port, and fallback for what the primary NACKs or is too slow for"),
+    ("channels_receiver", "receiver: frames streamed live from channels of an engine or a node"),
+    ("channels_exporter", "exporter: frames written to channels of an engine or a node (created as needed), ACK after the commit"),
+    ("queue_exporter", "exporter: appends to a durable queue on the engine, ACK after the commit"),
+    ("queue_receiver", "receiver: replays a durable queue from its last acknowledged message (at least once)"),
+    ("debug", "exporter: logs a line per message"),
+    ("discard", "exporter: acknowledges and drops every message (benchmarks, tests)"),
+];
+
+/// Build component `kind` from its options. `ports` are the output ports the flow file
+/// connects (routers derive their signature from them).
+pub(crate) fn build(kind: &str, options: &serde_json::Value, ports: &[String], env: &BuildEnv) -> Result<Built, String> {
+    if let Some(f) = env.custom.get(kind) {
+        return f(options, ports);
+    }
+    match kind {
+        "channels_receiver" => channels::receiver(options, env),
+        "channels_exporter" => channels::exporter(options, env),
+        "queue_exporter" => queue::exporter(options, env),
+        "queue_receiver" => queue::receiver(options, env),
+        "generator" => generator::build(options),
+        "filter" => basic::filter(options),
+        "sample" => basic::sample(options),
+        "batch" => batch::build(options),
+        "deadline" => basic::deadline(options),
+        "ack" => basic::ack(options),
+        "retry" => retry::build(options),
+        "type_router" => router::type_router(options, ports),
+        "content_router" => router::content_router(options, ports),
+        "failover" => router::failover(options),
+        "debug" => basic::debug(options),
+        "discard" => basic::discard(options),
+        _ => {
+            let known: Vec<&str> = TYPES.iter().map(|t| t.0).chain(env.custom.keys().map(String::as_str)).collect();
+            Err(format!("unknown component type `{kind}`; the types are {}", known.join(", ")))
+        }
+    }
+}
+
+/// Parse a component's options (the node's keys other than `type` and `to`); with
+/// `#[serde(deny_unknown_fields)]` on `T`, a misspelt option is an error.
+pub fn options<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
+    serde_json::from_value(v.clone()).map_err(|e| format!("options: {e}"))
+}

@@ -1,0 +1,78 @@
+//! The Arrow schema of each signal type (`docs/dataflow.md` §2).
+//!
+//! OpenTelemetry signals follow the OTel-Arrow layout where it is practical in one record
+//! batch: one row per log record, data point, span or event, with the OTLP field names
+//! (`time_unix_nano`, `severity_number`, ...). OTel-Arrow keeps attributes in separate
+//! child batches keyed by a parent id; a flow message here is one batch, so attributes are
+//! one JSON object per row in an `attributes` column. Channel frames are
+//! [`crate::telem::arrow`]'s batches: one column per channel (its name, with the engine data
+//! type in the field metadata), the index channel included, sharing the series' buffers.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::message::SignalType;
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// Logs: `time_unix_nano`, `severity_number` (i32, OTel severity 1-24), `severity_text`,
+/// `body`, `attributes` (JSON object text).
+pub fn logs() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("time_unix_nano", ts(), false),
+        Field::new("severity_number", DataType::Int32, false),
+        Field::new("severity_text", DataType::Utf8, false),
+        Field::new("body", DataType::Utf8, false),
+        Field::new("attributes", DataType::Utf8, false),
+    ]))
+}
+
+/// Metrics: one data point per row: `time_unix_nano`, `name`, `unit`, `value` (f64; sums
+/// and gauges; histograms are reduced to their sum), `attributes` (JSON object text).
+pub fn metrics() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("time_unix_nano", ts(), false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("unit", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("attributes", DataType::Utf8, false),
+    ]))
+}
+
+/// Traces: one span per row: `trace_id` (16 bytes), `span_id` (8), `parent_span_id` (8,
+/// zeros for a root), `name`, `start_time_unix_nano`, `end_time_unix_nano`, `attributes`.
+pub fn traces() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("start_time_unix_nano", ts(), false),
+        Field::new("end_time_unix_nano", ts(), false),
+        Field::new("attributes", DataType::Utf8, false),
+    ]))
+}
+
+/// Events: `time_unix_nano`, `name`, `attributes`.
+pub fn events() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("time_unix_nano", ts(), false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("attributes", DataType::Utf8, false),
+    ]))
+}
+
+/// The fixed schema of an OpenTelemetry signal (`None` for frames, whose columns are the
+/// channels).
+pub fn of(signal: SignalType) -> Option<SchemaRef> {
+    match signal {
+        SignalType::Frames => None,
+        SignalType::Metrics => Some(metrics()),
+        SignalType::Logs => Some(logs()),
+        SignalType::Traces => Some(traces()),
+        SignalType::Events => Some(events()),
+    }
+}
