@@ -213,6 +213,9 @@ struct ProcessorStage {
     outstanding: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     errors: mpsc::UnboundedSender<(String, String)>,
+    /// Reused per message: the chain's pending work and a member's emitted messages.
+    work: VecDeque<(usize, Message)>,
+    emitted: Vec<(usize, Message)>,
 }
 
 impl ProcessorStage {
@@ -240,10 +243,13 @@ impl ProcessorStage {
 
     /// Run `msg` through the chain from member `first`, then route what the last emits.
     async fn message(&mut self, first: usize, msg: Message) {
-        let mut work = VecDeque::from([(first, 0usize, msg)]);
-        while let Some((i, _, mut msg)) = work.pop_front() {
+        // One clock read per message entering the stage: a fused chain runs in microseconds.
+        let now = TimeStamp::now();
+        let mut work = std::mem::take(&mut self.work);
+        let mut emitted = std::mem::take(&mut self.emitted);
+        work.push_back((first, msg));
+        while let Some((i, mut msg)) = work.pop_front() {
             let m = &mut self.members[i];
-            let now = TimeStamp::now();
             if msg.expired(now) {
                 bump(&m.counters.expired);
                 msg.take_receipt().nack(Nack::deadline(format!("deadline passed before `{}`", m.name)));
@@ -256,7 +262,6 @@ impl ProcessorStage {
             }
             bump(&m.counters.received);
             m.counters.rows.fetch_add(msg.rows() as u64, Ordering::Relaxed);
-            let mut emitted = Vec::new();
             let result = {
                 let mut cx = Cx {
                     member: i,
@@ -273,19 +278,22 @@ impl ProcessorStage {
                 bump(&m.counters.errors);
                 let _ = self.errors.send((m.name.to_string(), e.to_string()));
             }
-            self.forward(i, emitted, &mut work).await;
+            self.forward(i, &mut emitted, &mut work).await;
         }
+        self.work = work;
+        self.emitted = emitted;
     }
 
-    async fn forward(&mut self, i: usize, emitted: Vec<(usize, Message)>, work: &mut VecDeque<(usize, usize, Message)>) {
+    /// Hand what member `i` emitted to the next member, or out of the stage.
+    async fn forward(&mut self, i: usize, emitted: &mut Vec<(usize, Message)>, work: &mut VecDeque<(usize, Message)>) {
         let m = &self.members[i];
         m.counters.emitted.fetch_add(emitted.len() as u64, Ordering::Relaxed);
         let join = m.join;
         if i + 1 < self.members.len() {
             // Inside a fused chain every member has the one port `out` to the next.
-            work.extend(emitted.into_iter().map(|(p, msg)| (i + 1, p, msg)));
+            work.extend(emitted.drain(..).map(|(_, msg)| (i + 1, msg)));
         } else {
-            for (port, msg) in emitted {
+            for (port, msg) in emitted.drain(..) {
                 self.outputs.route(port, msg, join).await;
             }
         }
@@ -318,8 +326,8 @@ impl ProcessorStage {
             let _ = self.errors.send((m.name.to_string(), e.to_string()));
         }
         let mut work = VecDeque::new();
-        self.forward(member, emitted, &mut work).await;
-        while let Some((i, _, msg)) = work.pop_front() {
+        self.forward(member, &mut emitted, &mut work).await;
+        while let Some((i, msg)) = work.pop_front() {
             self.message(i, msg).await;
         }
     }
@@ -765,6 +773,8 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     outstanding: Arc::new(AtomicUsize::new(0)),
                     shared: shared.clone(),
                     errors: err_tx.clone(),
+                    work: VecDeque::new(),
+                    emitted: Vec::new(),
                 };
                 handle_tasks.push(tokio::spawn(st.run()));
             }

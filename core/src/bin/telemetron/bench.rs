@@ -30,6 +30,8 @@ pub enum BenchCommand {
     ControlHandoff(crate::bench_live::HandoffArgs),
     /// Control round trip: one client commands, another echoes on a second channel.
     ControlRtt(crate::bench_remote::RttArgs),
+    /// The dataflow runtime: throughput, fusion, ACK round trip, durable queue.
+    Flow(crate::bench_flow::FlowArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -105,6 +107,8 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::StreamLatency(a) if a.common.url.is_some() => remote::stream_latency(&a),
         BenchCommand::Fanout(a) if a.common.url.is_some() => remote::fanout(&a),
         BenchCommand::ControlRtt(a) => remote::control_rtt(&a),
+        BenchCommand::Flow(a) if a.common.url.is_some() => Err(no_remote("flow")),
+        BenchCommand::Flow(a) => crate::bench_flow::run(&a),
         BenchCommand::Read(a) if a.common.url.is_some() => Err(no_remote("read")),
         BenchCommand::Commit(a) if a.common.url.is_some() => Err(no_remote("commit")),
         BenchCommand::ControlHandoff(a) if a.common.url.is_some() => Err(no_remote("control-handoff")),

@@ -1,11 +1,13 @@
 //! The `telemetron` command-line program.
 
 mod bench;
+mod bench_flow;
 mod bench_live;
 mod bench_remote;
 mod bench_remote_fanout;
 mod demo;
 mod export;
+mod flow;
 mod serve;
 mod sim;
 mod stats;
@@ -43,6 +45,9 @@ enum Command {
     /// Write channels of a node or a data directory to a Parquet or CSV file, in bounded
     /// memory, with progress.
     Export(export::ExportArgs),
+    /// Dataflows: check a flow file, run it, list component types (docs/dataflow.md).
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
     /// List the channels of a data directory.
     Channels {
         /// The data directory.
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Stream(a) => stream::run(a),
         Command::Export(a) => export::run(a),
+        Command::Flow(c) => flow::run(c),
         Command::Channels { data } => list_channels(&data),
     };
     match r {

@@ -28,6 +28,9 @@ pub struct BuildEnv {
     /// The engine or node that `channels` receivers and exporters use when their options
     /// name none (inside `telemetron serve`: the node's own engine).
     pub client: Option<Client>,
+    /// Compiling only (`flow check`): components do not require what only running needs
+    /// (an engine to reach).
+    pub checking: bool,
     custom: BTreeMap<String, Factory>,
 }
 
@@ -40,7 +43,12 @@ impl std::fmt::Debug for BuildEnv {
 impl BuildEnv {
     /// An environment whose channel components use `client`.
     pub fn with_client(client: Client) -> BuildEnv {
-        BuildEnv { client: Some(client), custom: BTreeMap::new() }
+        BuildEnv { client: Some(client), ..BuildEnv::default() }
+    }
+
+    /// An environment for compiling only (`flow check`): nothing to reach.
+    pub fn for_check() -> BuildEnv {
+        BuildEnv { checking: true, ..BuildEnv::default() }
     }
 
     /// Add a component type (it takes precedence over a built-in one of the same name).

@@ -38,6 +38,7 @@ use super::super::{BoxFuture, Exporter, FlowError, Receiver};
 use super::{BuildEnv, Built, Component, options};
 use crate::Engine;
 use crate::channel::{Channel, NewChannel};
+use crate::client::Client;
 use crate::framer::{Writer, WriterConfig};
 use crate::storage::Durability;
 use crate::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
@@ -165,26 +166,42 @@ fn commit() -> String {
     "commit".into()
 }
 
+fn check_place(name: &str, path: Option<&Path>, env: &BuildEnv) -> Result<(), String> {
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!("`name: {name:?}`: a queue name is a non-empty word (its channels are `<name>.seq`, ...)"));
+    }
+    if path.is_none() && !env.checking && env.client.as_ref().and_then(Client::engine).is_none() {
+        return Err("a queue needs `path:` (a directory of its own) unless the flow runs on an embedded engine (--data DIR or inside `telemetron serve`)".into());
+    }
+    Ok(())
+}
+
 pub(super) fn exporter(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, String> {
     let o: ExporterOptions = options(v)?;
     let durability: Durability =
         o.durability.parse().map_err(|_| format!("`durability: {}`: write commit, interval or none", o.durability))?;
-    let queue = Queue::open(store(o.path.as_deref(), env).map_err(|e| e.to_string())?, &o.name).map_err(|e| e.to_string())?;
+    check_place(&o.name, o.path.as_deref(), env)?;
     Ok(Built {
         signature: Signature { role: Role::Exporter, accepts: Signals::ANY, ports: vec![] },
-        component: Component::Exporter(Box::new(QueueExporter { queue: Arc::new(queue), durability, writer: None })),
+        component: Component::Exporter(Box::new(QueueExporter { o, env: env.clone(), queue: None, durability, writer: None })),
     })
 }
 
 struct QueueExporter {
-    queue: Arc<Queue>,
+    o: ExporterOptions,
+    env: BuildEnv,
+    /// Opened at the first message (compiling a flow opens nothing).
+    queue: Option<Queue>,
     durability: Durability,
     writer: Option<(Writer, u64)>,
 }
 
 impl QueueExporter {
     fn append(&mut self, msg: &Message) -> Result<(), FlowError> {
-        let q = &self.queue;
+        if self.queue.is_none() {
+            self.queue = Some(Queue::open(store(self.o.path.as_deref(), &self.env)?, &self.o.name)?);
+        }
+        let q = self.queue.as_ref().expect("open");
         if self.writer.is_none() {
             let next = q.next_seq()?;
             let cfg = WriterConfig::new(TimeStamp(next as i64), vec![q.msg.key, q.meta.key]).durability(self.durability);
@@ -219,7 +236,9 @@ impl Exporter for QueueExporter {
             match result {
                 Ok(()) => {
                     receipt.ack();
-                    self.queue.store.appended.notify_waiters();
+                    if let Some(q) = &self.queue {
+                        q.store.appended.notify_waiters();
+                    }
                     Ok(())
                 }
                 Err(e) => {
@@ -273,11 +292,26 @@ pub(super) fn receiver(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, S
     if o.window == 0 {
         return Err("`window` must be at least 1".into());
     }
-    let queue = Queue::open(store(o.path.as_deref(), env).map_err(|e| e.to_string())?, &o.name).map_err(|e| e.to_string())?;
+    check_place(&o.name, o.path.as_deref(), env)?;
     Ok(Built {
         signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(Signals::ANY))] },
-        component: Component::Receiver(Box::new(QueueReceiver { o, queue })),
+        component: Component::Receiver(Box::new(QueueStarter { o, env: env.clone() })),
     })
+}
+
+/// The receiver before its queue is opened (at run, not at compile time).
+struct QueueStarter {
+    o: ReceiverOptions,
+    env: BuildEnv,
+}
+
+impl Receiver for QueueStarter {
+    fn run(self: Box<Self>, cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>> {
+        Box::pin(async move {
+            let queue = Queue::open(store(self.o.path.as_deref(), &self.env)?, &self.o.name)?;
+            Box::new(QueueReceiver { o: self.o, queue }).run(cx).await
+        })
+    }
 }
 
 struct QueueReceiver {

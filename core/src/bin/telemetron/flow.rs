@@ -1,0 +1,170 @@
+//! `telemetron flow check|run|types`: compile and run dataflow files (docs/dataflow.md).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use telemetron::Error;
+use telemetron::flow::{self, BuildEnv, FlowConfig, FlowError};
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Compile a flow file and print the graph it runs as (after dead-path elimination and
+    /// chain fusion), or every error with its line.
+    Check {
+        /// The flow file (YAML).
+        file: PathBuf,
+    },
+    /// Run a flow file until its receivers finish or Ctrl-C, printing counters each second.
+    Run(RunArgs),
+    /// List the component types a flow file can use.
+    Types,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The flow file (YAML).
+    file: PathBuf,
+    /// The data directory that channel and queue components use (opened in this process).
+    #[arg(long, conflicts_with = "url")]
+    data: Option<PathBuf>,
+    /// The node that channel components use (`http://host:port`).
+    #[arg(long)]
+    url: Option<String>,
+    /// Bearer token for --url.
+    #[arg(long)]
+    token: Option<String>,
+    /// At shutdown, wait this long for messages in flight (`10s`, `500ms`).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    drain: Duration,
+    /// Stop after this long (default: when the receivers finish, or Ctrl-C).
+    #[arg(long, value_parser = duration)]
+    duration: Option<Duration>,
+    /// No progress lines.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    flow::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (write 500ms, 10s, 1m)"))
+}
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidArgument { reason }
+}
+
+fn load(file: &Path) -> Result<FlowConfig, Error> {
+    let src = std::fs::read_to_string(file).map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
+    FlowConfig::parse(&src).map_err(|e| invalid(format!("{}: {e}", file.display())))
+}
+
+fn flow_err(file: &Path, e: FlowError) -> Error {
+    invalid(format!("{}: {e}", file.display()))
+}
+
+pub fn run(cmd: FlowCommand) -> Result<(), Error> {
+    match cmd {
+        FlowCommand::Types => {
+            for (name, about) in flow::components::TYPES {
+                println!("{name:<18} {about}");
+            }
+            Ok(())
+        }
+        FlowCommand::Check { file } => {
+            let env = BuildEnv::for_check();
+            let compiled = flow::compile(load(&file)?, &env).map_err(|e| flow_err(&file, e))?;
+            print!("{compiled}");
+            Ok(())
+        }
+        FlowCommand::Run(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| invalid(format!("cannot start the async runtime: {e}")))?;
+            rt.block_on(run_flow(a))
+        }
+    }
+}
+
+async fn run_flow(a: RunArgs) -> Result<(), Error> {
+    let config = load(&a.file)?;
+    let client = match (&a.data, &a.url) {
+        (Some(dir), _) => Some(telemetron::open(dir)?),
+        (None, Some(url)) => {
+            let mut opts = telemetron::ConnectOptions::default();
+            if let Some(token) = &a.token {
+                opts.credentials = telemetron::Credentials::Token { token: token.clone() };
+            }
+            Some(telemetron::connect(url, opts).await?)
+        }
+        (None, None) => None,
+    };
+    let env = client.clone().map(BuildEnv::with_client).unwrap_or_default();
+    let compiled = flow::compile(config, &env).map_err(|e| flow_err(&a.file, e))?;
+    let name = compiled.name().to_string();
+    let handle = compiled.start().map_err(|e| flow_err(&a.file, e))?;
+    if !a.quiet {
+        eprintln!("flow `{name}` running (Ctrl-C stops it, draining for up to {:?})", a.drain);
+    }
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let progress = !a.quiet;
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                if progress { eprintln!("\nstopping: draining messages in flight"); }
+                break;
+            }
+            _ = tick.tick() => {
+                if progress {
+                    let line = status_line(&handle.counters());
+                    if tty { eprint!("\r\x1b[2K{line}"); } else { eprintln!("{line}"); }
+                }
+                if handle.receivers_done() || a.duration.is_some_and(|d| started.elapsed() >= d) {
+                    break;
+                }
+            }
+        }
+    }
+    let report = handle.shutdown(a.drain).await;
+    if progress && tty {
+        eprintln!();
+    }
+    println!(
+        "flow `{name}` ran {:.1} s{}",
+        started.elapsed().as_secs_f64(),
+        if report.drained { "" } else { " (drain deadline passed: what was held was NACKed)" }
+    );
+    println!(
+        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
+        "node", "received", "rows", "emitted", "acked", "nacked", "expired", "errors"
+    );
+    for (node, c) in &report.counts {
+        println!(
+            "{node:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
+            c.received, c.rows, c.emitted, c.acked, c.nacked, c.expired, c.errors
+        );
+    }
+    for (node, e) in report.errors.iter().take(20) {
+        eprintln!("error in `{node}`: {e}");
+    }
+    if let Some(c) = client {
+        c.close().await?;
+    }
+    Ok(())
+}
+
+fn status_line(counts: &[(String, flow::Counts)]) -> String {
+    counts
+        .iter()
+        .filter(|(_, c)| c.received > 0 || c.emitted > 0)
+        .map(
+            |(n, c)| if c.received == 0 { format!("{n}: {} out, {} acked", c.emitted, c.acked) } else { format!("{n}: {} in", c.received) },
+        )
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
