@@ -22,7 +22,11 @@ fn free_port() -> u16 {
 
 /// Start `telemetron serve` and wait for its "serving" line.
 fn serve(args: &[&str]) -> (Child, String) {
-    let port = free_port();
+    serve_on(free_port(), args)
+}
+
+/// Start `telemetron serve` on loopback port `port` and wait for its "serving" line.
+fn serve_on(port: u16, args: &[&str]) -> (Child, String) {
     let listen = format!("127.0.0.1:{port}");
     let mut child =
         Command::new(BIN).arg("serve").args(["--listen", &listen]).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
@@ -164,4 +168,90 @@ fn export_streams_a_range_larger_than_its_memory_from_a_node() {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap();
     assert_eq!(reader.metadata().file_metadata().num_rows(), (FRAMES * ROWS) as i64);
     assert!(reader.metadata().num_row_groups() > 1, "flushed in several row groups");
+}
+
+/// The lines of a file, as numbers (the generator's `ack_log`); empty if it does not exist.
+fn acked_seqs(path: &std::path::Path) -> std::collections::BTreeSet<u64> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// examples/flows/ack-on-ingress.yaml as a real process: the source is acknowledged once a
+/// message is in the durable queue, while the node it delivers to is down; the flow process
+/// is SIGKILLed mid-stream, the node comes up, the flow is restarted. Every message the
+/// source saw acknowledged must arrive in the node's channels, once.
+#[test]
+fn ack_on_ingress_survives_an_exporter_outage_and_a_sigkill_of_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue-data");
+    let ack_log = dir.path().join("acked.log");
+    let port = free_port();
+    let node = format!("http://127.0.0.1:{port}");
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/flows/ack-on-ingress.yaml");
+    const COUNT: u64 = 300;
+    const ROWS: u64 = 50;
+    let start_flow = || {
+        Command::new(BIN)
+            .args(["flow", "run", file, "--data", queue.to_str().unwrap(), "--quiet", "--drain", "2s"])
+            .env("TELEMETRON_NODE", &node)
+            .env("ACK_LOG", &ack_log)
+            .env("COUNT", COUNT.to_string())
+            .env("RATE", "200")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_for = |what: &str, secs: u64, mut done: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // 1. The node is down: the source is still acknowledged (the queue has the messages).
+    let mut flow = start_flow();
+    wait_for("100 acknowledgements with the node down", 60, Box::new(|| acked_seqs(&ack_log).len() >= 100));
+    // 2. SIGKILL mid-stream.
+    flow.kill().unwrap();
+    flow.wait().unwrap();
+    let acked_at_kill = acked_seqs(&ack_log);
+    assert!((acked_at_kill.len() as u64) < COUNT, "killed mid-stream");
+
+    // 3. The node comes up; the flow restarts: the source continues after what was
+    //    acknowledged, the queue replays from its watermark.
+    let node_data = dir.path().join("node-data");
+    let (mut node_proc, url) = serve_on(port, &["--data", node_data.to_str().unwrap()]);
+    let flow = start_flow();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(telemetron::connect(&url, ConnectOptions::default())).unwrap();
+    let stored = || -> Vec<i64> {
+        rt.block_on(async {
+            let Ok(index) = client.channel("stand.time").await else { return Vec::new() };
+            let f = client.read(TimeRange::MAX, &[index.key]).await.unwrap();
+            f.concat(index.key).unwrap().map(|s| s.as_timestamps().unwrap().to_vec()).unwrap_or_default()
+        })
+    };
+    wait_for("every message in the node", 120, Box::new(|| stored().len() as u64 >= COUNT * ROWS));
+    signal(&flow, libc::SIGINT);
+    assert!(wait_exit(flow).success());
+
+    // 4. Count: every acknowledged message is there, exactly once.
+    let acked = acked_seqs(&ack_log);
+    assert_eq!(acked.len() as u64, COUNT, "after the restart every message was acknowledged");
+    assert!(acked_at_kill.is_subset(&acked));
+    let ts = stored();
+    assert_eq!(ts.len() as u64, COUNT * ROWS, "no message stored twice, none missing");
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "timestamps strictly increase");
+    let seqs: std::collections::BTreeSet<u64> = ts.iter().map(|t| (*t / 1_000_000) as u64 / ROWS).collect();
+    assert_eq!(seqs, acked, "the stored messages are the acknowledged ones");
+    // The data channels are complete too.
+    let ch0 = rt.block_on(async {
+        let c = client.channel("stand.ch_0").await.unwrap();
+        client.read(TimeRange::MAX, &[c.key]).await.unwrap().samples(c.key)
+    });
+    assert_eq!(ch0 as u64, COUNT * ROWS);
+    rt.block_on(client.close()).unwrap();
+    signal(&node_proc, libc::SIGTERM);
+    let _ = node_proc.wait();
 }

@@ -93,8 +93,12 @@ impl RawTo {
 pub const OUT: &str = "out";
 
 impl FlowConfig {
-    /// Parse a flow file. Errors name the line.
+    /// Parse a flow file. `${VAR}` and `${VAR:-default}` are replaced by environment
+    /// variables first (an unset variable without a default is an error). Errors name the
+    /// line.
     pub fn parse(src: &str) -> Result<FlowConfig, FlowError> {
+        let expanded = expand_env(src, |name| std::env::var(name).ok())?;
+        let src = expanded.as_str();
         let raw: RawFlow = serde_yaml_ng::from_str(src).map_err(|e| FlowError::Config {
             line: e.location().map_or(0, |l| l.line()),
             node: None,
@@ -141,6 +145,38 @@ impl FlowConfig {
         }
         Ok(FlowConfig { name: raw.flow, fuse: raw.fuse, queue: raw.queue, nodes })
     }
+}
+
+/// Replace `${VAR}` and `${VAR:-default}` with `lookup(VAR)` (or the default).
+fn expand_env(src: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, FlowError> {
+    let mut out = String::with_capacity(src.len());
+    for (n, line) in src.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(at) = rest.find("${") {
+            out.push_str(&rest[..at]);
+            let Some(end) = rest[at..].find('}') else {
+                return Err(FlowError::Config { line: n + 1, node: None, message: "`${` without a closing `}`".into() });
+            };
+            let inner = &rest[at + 2..at + end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            match lookup(name).or(default.map(str::to_string)) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    return Err(FlowError::Config {
+                        line: n + 1,
+                        node: None,
+                        message: format!("environment variable `{name}` is not set (or write `${{{name}:-default}}`)"),
+                    });
+                }
+            }
+            rest = &rest[at + end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
 }
 
 /// Whether `line` (indentation removed) is `key:` or `"key":`.
@@ -245,6 +281,14 @@ mod tests {
         let err = FlowConfig::parse("flow: t\nnodes:\n  a:\n    to: [b]\n").unwrap_err();
         assert!(err.to_string().contains("missing `type`"), "{err}");
         assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_are_expanded() {
+        let env = |n: &str| (n == "NODE").then(|| "http://h:1".to_string());
+        assert_eq!(expand_env("url: ${NODE}\nx: ${MISSING:-7}\n", env).unwrap(), "url: http://h:1\nx: 7\n");
+        let e = expand_env("a: 1\nb: ${MISSING}\n", env).unwrap_err();
+        assert!(e.to_string().contains("line 2") && e.to_string().contains("`MISSING` is not set"), "{e}");
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl Exporter for ChannelsExporter {
                 match client.open_writer(WriterConfig::new(start, keys)).await {
                     Ok(w) => self.writer = Some((w, names)),
                     Err(e) => {
-                        receipt.nack(Nack::unavailable(format!("opening a writer: {e}")));
+                        receipt.nack(nack_of(&e, "opening a writer"));
                         return Err(e.into());
                     }
                 }
@@ -198,8 +198,7 @@ impl Exporter for ChannelsExporter {
                     if let Some((w, _)) = self.writer.take() {
                         w.abort().await;
                     }
-                    let nack = if e.code().starts_with("net.") { Nack::unavailable(e.to_string()) } else { Nack::rejected(e.to_string()) };
-                    receipt.nack(nack);
+                    receipt.nack(nack_of(&e, "writing"));
                     Err(e.into())
                 }
             }
@@ -214,6 +213,14 @@ impl Exporter for ChannelsExporter {
             Ok(())
         })
     }
+}
+
+/// A failure of the engine or node as a NACK: the network failing is retryable
+/// (`unavailable`); anything the engine refuses (`write.overlap` for data it already has,
+/// a type mismatch) is permanent (`rejected`).
+fn nack_of(e: &crate::Error, doing: &str) -> Nack {
+    let message = format!("{doing}: {e} ({})", e.code());
+    if e.code().starts_with("net.") || e.code().starts_with("node.") { Nack::unavailable(message) } else { Nack::rejected(message) }
 }
 
 // ---- receiver ----

@@ -40,6 +40,10 @@ struct Options {
     /// Frames: number of f64 data channels (`ch_0`, ...) besides the index `time`.
     #[serde(default = "channels")]
     channels: usize,
+    /// Append the sequence number of each acknowledged message to this file, and on start
+    /// continue after the highest one in it: a restarted generator sends again what was
+    /// not acknowledged, as a real producer does (message `seq` always has the same data).
+    ack_log: Option<std::path::PathBuf>,
 }
 
 fn logs() -> String {
@@ -157,9 +161,12 @@ impl Receiver for Generator {
         Box::pin(async move {
             let fixed = self.fixed_columns();
             let mut interval = self.o.rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)));
-            let mut seq = 0u64;
+            let mut log = AckLog::open(self.o.ack_log.as_deref())?;
+            let mut seq = log.as_ref().map_or(0, |l| l.next);
             while self.o.count.is_none_or(|c| seq < c) && !cx.stopping() {
-                while cx.try_control().is_some() {}
+                while let Some(c) = cx.try_control() {
+                    AckLog::record(&mut log, &c)?;
+                }
                 if let Some(i) = &mut interval {
                     i.tick().await;
                 }
@@ -176,10 +183,39 @@ impl Receiver for Generator {
                 match cx.next_control().await {
                     None => break,
                     Some(Control::Kill { deadline }) if std::time::Instant::now() >= deadline => break,
-                    Some(_) => {}
+                    Some(c) => AckLog::record(&mut log, &c)?,
                 }
             }
             Ok(())
         })
+    }
+}
+
+/// The generator's record of acknowledged sequence numbers (`ack_log`).
+struct AckLog {
+    file: std::fs::File,
+    /// One past the highest sequence recorded.
+    next: u64,
+}
+
+impl AckLog {
+    fn open(path: Option<&std::path::Path>) -> Result<Option<AckLog>, FlowError> {
+        let Some(path) = path else { return Ok(None) };
+        let io = |source| FlowError::Io { context: format!("generator ack_log {}", path.display()), source };
+        let next = match std::fs::read_to_string(path) {
+            Ok(text) => text.lines().filter_map(|l| l.trim().parse::<u64>().ok()).max().map_or(0, |m| m + 1),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io(e)),
+        };
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        Ok(Some(AckLog { file, next }))
+    }
+
+    fn record(log: &mut Option<AckLog>, c: &Control) -> Result<(), FlowError> {
+        use std::io::Write;
+        if let (Some(l), Control::Ack { token, .. }) = (log, c) {
+            writeln!(l.file, "{token}").map_err(|source| FlowError::Io { context: "generator ack_log".into(), source })?;
+        }
+        Ok(())
     }
 }

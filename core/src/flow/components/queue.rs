@@ -193,8 +193,13 @@ struct QueueExporter {
     /// Opened at the first message (compiling a flow opens nothing).
     queue: Option<Queue>,
     durability: Durability,
-    writer: Option<(Writer, u64)>,
+    /// The open writer, the next sequence, and when it was opened.
+    writer: Option<(Writer, u64, Instant)>,
 }
+
+/// How long the exporter keeps one writer open: the receiver deletes settled messages
+/// between two writers.
+const ROLL: Duration = Duration::from_secs(1);
 
 impl QueueExporter {
     fn append(&mut self, msg: &Message) -> Result<(), FlowError> {
@@ -202,12 +207,16 @@ impl QueueExporter {
             self.queue = Some(Queue::open(store(self.o.path.as_deref(), &self.env)?, &self.o.name)?);
         }
         let q = self.queue.as_ref().expect("open");
+        if self.writer.as_ref().is_some_and(|(_, _, opened)| opened.elapsed() >= ROLL) {
+            let (w, _, _) = self.writer.take().expect("open");
+            w.close()?;
+        }
         if self.writer.is_none() {
             let next = q.next_seq()?;
             let cfg = WriterConfig::new(TimeStamp(next as i64), vec![q.msg.key, q.meta.key]).durability(self.durability);
-            self.writer = Some((q.store.engine.open_writer(cfg)?, next));
+            self.writer = Some((q.store.engine.open_writer(cfg)?, next, Instant::now()));
         }
-        let (w, next) = self.writer.as_mut().expect("open");
+        let (w, next, _) = self.writer.as_mut().expect("open");
         let meta = Meta {
             signal: msg.signal.name().into(),
             deadline: msg.envelope.deadline.map(|d| d.0),
@@ -251,7 +260,7 @@ impl Exporter for QueueExporter {
     }
 
     fn flush(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
-        let r = self.writer.take().map(|(w, _)| w.close());
+        let r = self.writer.take().map(|(w, _, _)| w.close());
         Box::pin(async move {
             r.transpose()?;
             Ok(())
@@ -278,6 +287,10 @@ struct ReceiverOptions {
     /// default: wait for more.
     #[serde(default)]
     until_empty: bool,
+    /// The signal type the queue holds (`frames`, `logs`, ...): what the receiver's output
+    /// is declared as, so the flow's types check. Default: any. A message of another type
+    /// is skipped with an error.
+    signal: Option<String>,
 }
 
 fn window() -> usize {
@@ -293,8 +306,12 @@ pub(super) fn receiver(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, S
         return Err("`window` must be at least 1".into());
     }
     check_place(&o.name, o.path.as_deref(), env)?;
+    let out = match &o.signal {
+        None => Signals::ANY,
+        Some(s) => Signals::of(SignalType::parse(s).ok_or_else(|| format!("`signal: {s}`: one of frames, metrics, logs, traces, events"))?),
+    };
     Ok(Built {
-        signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(Signals::ANY))] },
+        signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(out))] },
         component: Component::Receiver(Box::new(QueueStarter { o, env: env.clone() })),
     })
 }
@@ -386,8 +403,11 @@ impl QueueReceiver {
             &Frame::new().with(q.acked_seq.key, Series::timestamps(vec![last])).with(q.acked.key, Series::from_vec(vec![watermark])),
         )?;
         writer.commit()?;
-        // What is settled is no longer needed.
-        q.store.engine.delete(TimeRange::from_nanos(0, watermark as i64), &[q.seq.key, q.msg.key, q.meta.key])?;
+        // What is settled is no longer needed. The exporter's open writer holds the channels
+        // (deletes wait for it to roll over, at most a second); the next watermark retries.
+        if let Err(e) = q.store.engine.delete(TimeRange::from_nanos(0, watermark as i64), &[q.seq.key, q.msg.key, q.meta.key]) {
+            tracing::debug!(queue = %self.o.name, error = %e, "settled messages not deleted yet");
+        }
         Ok(())
     }
 }
@@ -488,6 +508,11 @@ fn cx_requeue(win: &mut Window, c: Control, o: &ReceiverOptions) {
 
 impl QueueReceiver {
     async fn send(&self, cx: &mut ReceiverCx, win: &mut Window, seq: u64, m: Result<Message, String>) {
+        let wanted = self.o.signal.as_deref().and_then(SignalType::parse);
+        let m = m.and_then(|m| match wanted {
+            Some(w) if w != m.signal => Err(format!("holds {} where the receiver declares {w}", m.signal)),
+            _ => Ok(m),
+        });
         match m {
             Ok(mut m) => {
                 cx.subscribe(&mut m, seq);
