@@ -255,3 +255,51 @@ fn ack_on_ingress_survives_an_exporter_outage_and_a_sigkill_of_the_flow() {
     signal(&node_proc, libc::SIGTERM);
     let _ = node_proc.wait();
 }
+
+/// `telemetron serve --flow FILE` runs a flow inside the node on its own engine: here the
+/// demo stand's live pressure is streamed by a `channels_receiver` and written back under
+/// another name by a `channels_exporter`, and the node shuts the flow down on SIGTERM.
+#[test]
+fn serve_runs_a_flow_on_its_own_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        "flow: mirror\nnodes:\n  live: {type: channels_receiver, channels: [pressure_1], to: [out]}\n  out: {type: channels_exporter, prefix: mirror.}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (node, url) = serve(&["--data", data.to_str().unwrap(), "--demo", "--flow", file.to_str().unwrap()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(telemetron::connect(&url, ConnectOptions::default())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mirrored = loop {
+        let n = rt.block_on(async {
+            let Ok(c) = client.channel("mirror.pressure_1").await else { return 0 };
+            client.read(TimeRange::MAX, &[c.key]).await.map(|f| f.samples(c.key)).unwrap_or(0)
+        });
+        if n >= 500 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(mirrored >= 500, "the flow copied {mirrored} samples of the live pressure");
+    // The copy holds the same values as the original at the same times.
+    rt.block_on(async {
+        let orig = client.channel("pressure_1").await.unwrap();
+        let copy = client.channel("mirror.pressure_1").await.unwrap();
+        let c = client.read(TimeRange::MAX, &[copy.key]).await.unwrap();
+        let copy_values = c.concat(copy.key).unwrap().unwrap();
+        let copy_index = client.channel(copy.index_key().unwrap()).await.unwrap();
+        let ci = client.read(TimeRange::MAX, &[copy_index.key]).await.unwrap().concat(copy_index.key).unwrap().unwrap();
+        let times = ci.as_timestamps().unwrap();
+        let (first, last) = (times[0], *times.last().unwrap());
+        let o = client.read(TimeRange::from_nanos(first, last + 1), &[orig.key]).await.unwrap().concat(orig.key).unwrap().unwrap();
+        let n = copy_values.len().min(o.len());
+        assert!(n > 100);
+        assert_eq!(copy_values.as_slice::<f64>().unwrap()[..n], o.as_slice::<f64>().unwrap()[..n]);
+        client.close().await.unwrap();
+    });
+    signal(&node, libc::SIGTERM);
+    assert!(wait_exit(node).success());
+}

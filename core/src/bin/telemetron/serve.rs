@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// Run the simulated test stand (pressures, temperatures at 1 kHz, valve_cmd).
     #[arg(long)]
     pub demo: bool,
+    /// Run this flow file inside the node, on its engine (repeatable; docs/dataflow.md).
+    /// Flows are compiled at start-up: a bad file stops the node from starting.
+    #[arg(long = "flow", value_name = "FILE")]
+    pub flows: Vec<PathBuf>,
     /// Network worker threads (0 = one per core). 1 runs every connection on one thread:
     /// no wake-ups between threads on the live path, but one core for all the network
     /// work, and blocking engine work on a stream (commits, opening and closing writers)
@@ -130,20 +134,53 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         }
     };
     let sim = if a.demo { Some(crate::sim::start(engine.clone())?) } else { None };
+    let mut flows = Vec::new();
+    for file in &a.flows {
+        match start_flow(file, &engine) {
+            Ok(f) => flows.push(f),
+            Err(e) => {
+                for f in flows {
+                    f.shutdown(Duration::from_secs(5)).await;
+                }
+                server.shutdown().await?;
+                return Err(e);
+            }
+        }
+    }
     println!("telemetron serving {} at {}", a.data.display(), server.url());
     if a.demo {
         println!("demo test stand running: pressure_1, pressure_2, temperature_1, temperature_2, valve_state at 1 kHz; valve_cmd");
         println!("watch it live:  telemetron stream pressure_1 valve_state --url {}", server.url());
     }
+    for f in &flows {
+        println!("flow `{}` running", f.name());
+    }
     println!("stop with Ctrl-C");
     wait_for_signal().await;
-    eprintln!("shutting down: committing writers, closing streams");
+    eprintln!("shutting down: draining flows, committing writers, closing streams");
+    for f in flows {
+        let name = f.name().to_string();
+        let report = f.shutdown(Duration::from_secs(10)).await;
+        if !report.drained {
+            eprintln!("flow `{name}`: the drain deadline passed; what it held was NACKed");
+        }
+    }
     if let Some(s) = sim {
         tokio::task::spawn_blocking(move || s.stop()).await.map_err(|e| Error::InvalidArgument { reason: e.to_string() })??;
     }
     server.shutdown().await?;
     eprintln!("stopped; data is in {}", a.data.display());
     Ok(())
+}
+
+/// Compile and start one `--flow` file on the node's own engine.
+fn start_flow(file: &std::path::Path, engine: &Engine) -> Result<telemetron::flow::FlowHandle, Error> {
+    use telemetron::flow::{self, BuildEnv, FlowConfig};
+    let invalid = |e: String| Error::InvalidArgument { reason: format!("--flow {}: {e}", file.display()) };
+    let src = std::fs::read_to_string(file).map_err(|e| invalid(format!("cannot read it: {e}")))?;
+    let env = BuildEnv::with_client(telemetron::Client::embedded(engine.clone()));
+    let compiled = flow::compile(FlowConfig::parse(&src).map_err(|e| invalid(e.to_string()))?, &env).map_err(|e| invalid(e.to_string()))?;
+    compiled.start().map_err(|e| invalid(e.to_string()))
 }
 
 async fn wait_for_signal() {
