@@ -14,6 +14,8 @@
 //! - [`control`]: the authority arbiter that decides which writer may command a channel.
 //! - [`ranger`]: named time ranges with metadata.
 //! - [`client`]: [`Client`], one async API over an embedded engine or a remote node.
+//! - `flow` (feature `flow`): the dataflow runtime, flows of receivers, processors and
+//!   exporters over Arrow record batches.
 //! - [`protocol`]: the wire shared by the server and the remote client.
 //! - `server` (feature `server`): the node, serving an engine over HTTP and WebSocket.
 //!
@@ -28,7 +30,11 @@
 //!   tokio-rustls and tokio-tungstenite.
 //! - `remote`: `connect` and the client's remote backend; brings hyper, rustls,
 //!   tokio-rustls, webpki-roots and tokio-tungstenite.
-//! - `cli`: the `telemetron` program (implies `server` and `remote`); brings clap.
+//! - `arrow`: [`telem::arrow`], series and frames as Arrow arrays without copying.
+//! - `export`: `Client::export` to Parquet and CSV files.
+//! - `flow`: [`flow`], the dataflow runtime (`docs/dataflow.md`).
+//! - `cli`: the `telemetron` program (implies `server`, `remote`, `export`, `flow`);
+//!   brings clap.
 //!
 //! A program that embeds the engine uses `default-features = false` and compiles none of
 //! them; [`Engine`], [`open`] and the embedded [`Client`] are always there.

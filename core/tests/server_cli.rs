@@ -221,7 +221,8 @@ fn ack_on_ingress_survives_an_exporter_outage_and_a_sigkill_of_the_flow() {
     // 3. The node comes up; the flow restarts: the source continues after what was
     //    acknowledged, the queue replays from its watermark.
     let node_data = dir.path().join("node-data");
-    let (mut node_proc, url) = serve_on(port, &["--data", node_data.to_str().unwrap()]);
+    let (node_proc, url) = serve_on(port, &["--data", node_data.to_str().unwrap()]);
+    let node_proc = KillOnDrop(node_proc);
     let flow = start_flow();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(telemetron::connect(&url, ConnectOptions::default())).unwrap();
@@ -252,8 +253,17 @@ fn ack_on_ingress_survives_an_exporter_outage_and_a_sigkill_of_the_flow() {
     });
     assert_eq!(ch0 as u64, COUNT * ROWS);
     rt.block_on(client.close()).unwrap();
-    signal(&node_proc, libc::SIGTERM);
-    let _ = node_proc.wait();
+    signal(&node_proc.0, libc::SIGTERM);
+}
+
+/// A child process killed (and reaped) when the test ends, even by a failed assertion.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `telemetron serve --flow FILE` runs a flow inside the node on its own engine: here the
