@@ -69,6 +69,8 @@ pub(crate) struct Stage {
     pub(crate) kind: StageKind,
     /// Per output port of the stage's last member: the stages it feeds.
     pub(crate) ports: Vec<Vec<usize>>,
+    /// Per member: the receiver stages upstream of it (where its REB goes).
+    pub(crate) upstream: Vec<Vec<usize>>,
 }
 
 /// Why a node was removed at compile time.
@@ -338,6 +340,20 @@ pub fn compile(config: FlowConfig, env: &BuildEnv) -> Result<CompiledFlow, FlowE
         }
         chains.push(chain);
     }
+    // The receivers upstream of each node, for REB.
+    let mut receivers_of: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nodes.len()];
+    for &i in &order {
+        if !active[i] {
+            continue;
+        }
+        if nodes[i].sig.role == Role::Receiver {
+            receivers_of[i].insert(i);
+        }
+        let mine = receivers_of[i].clone();
+        for &(_, d) in edges_of(i) {
+            receivers_of[d].extend(mine.iter().copied());
+        }
+    }
     let mut stages = Vec::with_capacity(chains.len());
     let mut plan = Vec::with_capacity(chains.len());
     for chain in &chains {
@@ -374,7 +390,8 @@ pub fn compile(config: FlowConfig, env: &BuildEnv) -> Result<CompiledFlow, FlowE
                 StageKind::Processors(ps)
             }
         };
-        stages.push(Stage { names, kind, ports });
+        let upstream = chain.iter().map(|&m| receivers_of[m].iter().filter(|&&r| r != m).map(|&r| stage_of[r]).collect()).collect();
+        stages.push(Stage { names, kind, ports, upstream });
     }
     Ok(CompiledFlow { name: config.name, queue: config.queue, stages, plan, removed, dead_edges: dead_edge_names, fuse: config.fuse })
 }

@@ -28,6 +28,9 @@ impl ControlInbox {
     }
 }
 
+/// The receiving side of a stage's control inbox.
+type ControlRx = mpsc::UnboundedReceiver<(usize, Control)>;
+
 /// Counters of one node, readable while the flow runs ([`FlowHandle::counters`]).
 #[derive(Debug, Default)]
 pub struct NodeCounters {
@@ -146,6 +149,7 @@ pub struct Cx<'a> {
     timer: &'a mut Option<Instant>,
     join: &'a mut JoinPolicy,
     outstanding: &'a AtomicUsize,
+    upstream: &'a [ControlInbox],
     now: TimeStamp,
 }
 
@@ -186,6 +190,12 @@ impl Cx<'_> {
     pub fn now(&self) -> TimeStamp {
         self.now
     }
+    /// REB: send a budget to every receiver upstream of this component.
+    pub fn send_budget(&self, budget: Budget) {
+        for inbox in self.upstream {
+            let _ = inbox.send(0, Control::Budget(budget));
+        }
+    }
 }
 
 /// A fused chain's member.
@@ -196,6 +206,8 @@ struct Member {
     timer: Option<Instant>,
     join: JoinPolicy,
     counters: Arc<NodeCounters>,
+    /// The control inboxes of the receivers upstream (REB).
+    upstream: Vec<ControlInbox>,
 }
 
 /// Shared state of a running flow.
@@ -270,6 +282,7 @@ impl ProcessorStage {
                     timer: &mut m.timer,
                     join: &mut m.join,
                     outstanding: &self.outstanding,
+                    upstream: &m.upstream,
                     now,
                 };
                 m.processor.process(msg, &mut cx)
@@ -317,6 +330,7 @@ impl ProcessorStage {
                 timer: &mut m.timer,
                 join: &mut m.join,
                 outstanding: &self.outstanding,
+                upstream: &m.upstream,
                 now: TimeStamp::now(),
             };
             m.processor.control(c, &mut cx)
@@ -724,7 +738,17 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
     let mut receiver_tasks = Vec::new();
     let mut inboxes = Vec::new();
     let mut receiver_inboxes = Vec::new();
+    // Control inboxes first: a member's REB goes to the receivers upstream of it.
+    let (inbox_of, mut ctrl_rxs): (Vec<ControlInbox>, Vec<Option<ControlRx>>) = flow
+        .stages
+        .iter()
+        .map(|_| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (ControlInbox(tx), Some(rx))
+        })
+        .unzip();
     for (i, stage) in flow.stages.into_iter().enumerate() {
+        let upstream: Vec<Vec<ControlInbox>> = stage.upstream.iter().map(|rs| rs.iter().map(|&r| inbox_of[r].clone()).collect()).collect();
         let outputs = Outputs {
             ports: stage
                 .ports
@@ -732,8 +756,8 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                 .map(|dests| dests.iter().map(|&d| senders[d].clone().expect("destinations have queues")).collect())
                 .collect(),
         };
-        let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
-        let inbox = ControlInbox(ctrl_tx);
+        let inbox = inbox_of[i].clone();
+        let ctrl_rx = ctrl_rxs[i].take().expect("one receiver per stage");
         match stage.kind {
             StageKind::Receiver(r) => {
                 let counters = Arc::new(NodeCounters::default());
@@ -757,10 +781,19 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                 let members: Vec<Member> = ps
                     .into_iter()
                     .zip(&stage.names)
-                    .map(|(p, name)| {
+                    .zip(upstream)
+                    .map(|((p, name), upstream)| {
                         let counters = Arc::new(NodeCounters::default());
                         nodes.push((name.to_string(), counters.clone()));
-                        Member { name: name.clone(), interests: p.interests(), processor: p, timer: None, join: JoinPolicy::All, counters }
+                        Member {
+                            name: name.clone(),
+                            interests: p.interests(),
+                            processor: p,
+                            timer: None,
+                            join: JoinPolicy::All,
+                            counters,
+                            upstream,
+                        }
                     })
                     .collect();
                 inboxes.push((inbox.clone(), members.iter().enumerate().map(|(i, m)| (i, m.interests)).collect()));

@@ -2,7 +2,6 @@
 //! when `timeout` has passed since the first message of the batch (TMR), or at shutdown
 //! (KIL). The batch is a new message; its ACK/NACK settles every message in it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,7 +12,7 @@ use super::super::message::{Message, Receipt, Signals};
 use super::super::runtime::Cx;
 use super::super::signal::{Control, Interests, Nack, SignalKind};
 use super::super::{FlowError, Processor};
-use super::{Built, Component, options};
+use super::{Built, Component, Merged, options};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +39,7 @@ pub(super) fn build(v: &serde_json::Value) -> Result<Built, String> {
     }
     Ok(Built {
         signature: Signature { role: Role::Processor, accepts: Signals::ANY, ports: vec![("out", PortType::Same)] },
-        component: Component::Processor(Box::new(Batch { o, pending: Vec::new(), rows: 0, in_flight: HashMap::new(), next_token: 0 })),
+        component: Component::Processor(Box::new(Batch { o, pending: Vec::new(), rows: 0, merged: Merged::default() })),
     })
 }
 
@@ -49,9 +48,8 @@ struct Batch {
     /// The messages of the batch being filled, each with its upstream receipt.
     pending: Vec<(Message, Receipt)>,
     rows: usize,
-    /// Emitted batches waiting for their ACK/NACK: the receipts of their messages.
-    in_flight: HashMap<u64, Vec<Receipt>>,
-    next_token: u64,
+    /// Emitted batches waiting for their ACK/NACK, with the receipts of their messages.
+    merged: Merged,
 }
 
 impl Batch {
@@ -78,13 +76,7 @@ impl Batch {
         let mut msg = Message::new(first.signal, data);
         msg.envelope = first.envelope.clone();
         msg.envelope.deadline = pending.iter().filter_map(|(m, _)| m.envelope.deadline).min();
-        let receipts: Vec<Receipt> = pending.into_iter().map(|(_, r)| r).filter(Receipt::is_awaited).collect();
-        if !receipts.is_empty() {
-            let token = self.next_token;
-            self.next_token += 1;
-            cx.subscribe(&mut msg, token);
-            self.in_flight.insert(token, receipts);
-        }
+        self.merged.attach(&mut msg, pending.into_iter().map(|(_, r)| r), cx);
         cx.emit(msg);
         Ok(())
     }
@@ -110,13 +102,10 @@ impl Processor for Batch {
     }
 
     fn control(&mut self, signal: Control, cx: &mut Cx<'_>) -> Result<(), FlowError> {
+        if self.merged.settle(&signal) {
+            return Ok(());
+        }
         match signal {
-            Control::Ack { token, .. } => self.in_flight.remove(&token).into_iter().flatten().for_each(Receipt::ack),
-            Control::Nack { token, nack, .. } => {
-                for r in self.in_flight.remove(&token).into_iter().flatten() {
-                    r.nack(nack.clone());
-                }
-            }
             Control::Timer | Control::Kill { .. } => self.flush(cx)?,
             Control::Cancel(id) => {
                 let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(m, _)| m.id == id);

@@ -1,18 +1,23 @@
 //! The built-in components, by the `type:` that names them in a flow file
 //! (`docs/dataflow.md` §4 describes each and its options).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
 use super::compile::Signature;
+use super::message::{Message, Receipt};
+use super::runtime::Cx;
+use super::signal::Control;
 use super::{Exporter, Processor, Receiver};
 use crate::client::Client;
 
+mod admission;
 mod basic;
 mod batch;
 mod channels;
+mod data;
 mod generator;
 mod predicate;
 mod queue;
@@ -97,8 +102,11 @@ pub const TYPES: &[(&str, &str)] = &[
     ("generator", "receiver: synthetic logs, metrics or frames (tests, benchmarks)"),
     ("filter", "FP: keeps the rows that match a condition"),
     ("sample", "SP: keeps every n-th message, or each with a probability"),
+    ("convert", "CP: frames into metrics (one data point per sample of each numeric channel)"),
+    ("aggregate", "AP: count, sum, min, max, mean per time window and key, as metrics"),
     ("batch", "BP: merges messages into batches of at most max_rows, emitted at least every timeout"),
     ("deadline", "DC: sets the deadline header"),
+    ("admission", "AC: sends REB (closed / open with a rate) to the receivers upstream from messages and bytes in flight"),
     ("ack", "AK: where messages are acknowledged (ingress, pre_export, downstream; all or any branch)"),
     ("retry", "RY: resends NACKed messages with exponential backoff and jitter"),
     ("type_router", "TR: one output port per signal type, plus fallback"),
@@ -127,7 +135,10 @@ pub(crate) fn build(kind: &str, options: &serde_json::Value, ports: &[String], e
         "filter" => basic::filter(options),
         "sample" => basic::sample(options),
         "batch" => batch::build(options),
+        "convert" => data::convert(options),
+        "aggregate" => data::aggregate(options),
         "deadline" => basic::deadline(options),
+        "admission" => admission::build(options),
         "ack" => basic::ack(options),
         "retry" => retry::build(options),
         "type_router" => router::type_router(options, ports),
@@ -139,6 +150,41 @@ pub(crate) fn build(kind: &str, options: &serde_json::Value, ports: &[String], e
             let known: Vec<&str> = TYPES.iter().map(|t| t.0).chain(env.custom.keys().map(String::as_str)).collect();
             Err(format!("unknown component type `{kind}`; the types are {}", known.join(", ")))
         }
+    }
+}
+
+/// The receipts of messages merged into one emitted message (a batch, an aggregate): the
+/// emitted message's ACK/NACK settles all of them.
+#[derive(Default)]
+pub(crate) struct Merged {
+    in_flight: HashMap<u64, Vec<Receipt>>,
+    next: u64,
+}
+
+impl Merged {
+    /// Make `msg` settle `receipts` (those someone waits for) when it is settled.
+    pub(crate) fn attach(&mut self, msg: &mut Message, receipts: impl IntoIterator<Item = Receipt>, cx: &mut Cx<'_>) {
+        let receipts: Vec<Receipt> = receipts.into_iter().filter(Receipt::is_awaited).collect();
+        if !receipts.is_empty() {
+            let token = self.next;
+            self.next += 1;
+            cx.subscribe(msg, token);
+            self.in_flight.insert(token, receipts);
+        }
+    }
+
+    /// Settle the receipts behind an ACK or NACK; `false` for any other signal.
+    pub(crate) fn settle(&mut self, signal: &Control) -> bool {
+        match signal {
+            Control::Ack { token, .. } => self.in_flight.remove(token).into_iter().flatten().for_each(Receipt::ack),
+            Control::Nack { token, nack, .. } => {
+                for r in self.in_flight.remove(token).into_iter().flatten() {
+                    r.nack(nack.clone());
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 }
 

@@ -61,41 +61,64 @@ impl Predicate {
             return Ok(BooleanArray::from(vec![false; batch.num_rows()]));
         };
         let op = self.op;
-        macro_rules! num {
-            ($t:ty) => {{
-                let Value::Num(v) = self.value else { return Err(self.mismatch(col.data_type())) };
-                Ok(col.as_primitive::<$t>().iter().map(|x| Some(x.is_some_and(|x| op.test(&(x as f64), &v)))).collect())
-            }};
-        }
-        match col.data_type() {
-            DataType::Int8 => num!(Int8Type),
-            DataType::Int16 => num!(Int16Type),
-            DataType::Int32 => num!(Int32Type),
-            DataType::Int64 => num!(Int64Type),
-            DataType::UInt8 => num!(UInt8Type),
-            DataType::UInt16 => num!(UInt16Type),
-            DataType::UInt32 => num!(UInt32Type),
-            DataType::UInt64 => num!(UInt64Type),
-            DataType::Float32 => num!(Float32Type),
-            DataType::Float64 => num!(Float64Type),
-            DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, _) => num!(TimestampNanosecondType),
-            DataType::Utf8 | DataType::LargeUtf8 => {
-                let Value::Str(v) = &self.value else { return Err(self.mismatch(col.data_type())) };
-                let test = |x: Option<&str>| Some(x.is_some_and(|x| op.test(x, v.as_str())));
-                Ok(match col.data_type() {
-                    DataType::Utf8 => col.as_string::<i32>().iter().map(test).collect(),
-                    _ => col.as_string::<i64>().iter().map(test).collect(),
-                })
-            }
-            DataType::Boolean => {
-                let Value::Bool(v) = self.value else { return Err(self.mismatch(col.data_type())) };
-                Ok(col.as_boolean().iter().map(|x| Some(x.is_some_and(|x| op.test(&x, &v)))).collect())
-            }
-            other => Err(format!("column `{}` is {other}, which conditions cannot compare", self.column)),
+        match (col.data_type(), &self.value) {
+            (DataType::Boolean, Value::Bool(v)) => Ok(col.as_boolean().iter().map(|x| Some(x.is_some_and(|x| op.test(&x, v)))).collect()),
+            (DataType::Boolean, _) => Err(self.mismatch(col.data_type())),
+            (_, Value::Str(v)) => match strings(col.as_ref()) {
+                Some(vals) => Ok(vals.into_iter().map(|x| Some(x.is_some_and(|x| op.test(x, v.as_str())))).collect()),
+                None => Err(self.mismatch(col.data_type())),
+            },
+            (_, Value::Num(v)) => match numbers(col.as_ref()) {
+                Some(vals) => Ok(vals.into_iter().map(|x| Some(x.is_some_and(|x| op.test(&x, v)))).collect()),
+                None => Err(self.mismatch(col.data_type())),
+            },
+            (_, Value::Bool(_)) => Err(self.mismatch(col.data_type())),
         }
     }
 
     fn mismatch(&self, dt: &DataType) -> String {
         format!("column `{}` is {dt} but the condition compares it with {:?}", self.column, self.value)
+    }
+}
+
+/// The values of a numeric, timestamp or boolean column as f64 (`None` for nulls), or
+/// `None` for a column of another type.
+pub(super) fn numbers(col: &dyn Array) -> Option<Vec<Option<f64>>> {
+    macro_rules! num {
+        ($t:ty) => {
+            col.as_primitive::<$t>().iter().map(|x| x.map(|x| x as f64)).collect()
+        };
+    }
+    Some(match col.data_type() {
+        DataType::Int8 => num!(Int8Type),
+        DataType::Int16 => num!(Int16Type),
+        DataType::Int32 => num!(Int32Type),
+        DataType::Int64 => num!(Int64Type),
+        DataType::UInt8 => num!(UInt8Type),
+        DataType::UInt16 => num!(UInt16Type),
+        DataType::UInt32 => num!(UInt32Type),
+        DataType::UInt64 => num!(UInt64Type),
+        DataType::Float32 => num!(Float32Type),
+        DataType::Float64 => num!(Float64Type),
+        DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, _) => num!(TimestampNanosecondType),
+        DataType::Boolean => col.as_boolean().iter().map(|x| x.map(|b| if b { 1.0 } else { 0.0 })).collect(),
+        _ => return None,
+    })
+}
+
+/// The values of a string column, or `None` for a column of another type.
+pub(super) fn strings(col: &dyn Array) -> Option<Vec<Option<&str>>> {
+    match col.data_type() {
+        DataType::Utf8 => Some(col.as_string::<i32>().iter().collect()),
+        DataType::LargeUtf8 => Some(col.as_string::<i64>().iter().collect()),
+        _ => None,
+    }
+}
+
+/// The nanosecond timestamps of a timestamp column, or `None`.
+pub(super) fn timestamps(col: &dyn Array) -> Option<&[i64]> {
+    match col.data_type() {
+        DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, _) => Some(col.as_primitive::<TimestampNanosecondType>().values()),
+        _ => None,
     }
 }
