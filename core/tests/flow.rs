@@ -607,3 +607,52 @@ async fn admission_closes_the_budget_when_the_exporter_falls_behind() {
     assert!(generator.emitted > 20, "the budget reopened as the exporter caught up: {generator:?}");
     assert_eq!(generator.acked, generator.emitted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_files_roll_and_messages_are_acknowledged_only_once_the_file_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    // 20 rows per message, files of 400 rows: a file holds exactly 20 messages.
+    let yaml = format!(
+        "flow: pq\nnodes:\n  gen: {{type: generator, signal: logs, rows: 20, rate: 2000, to: [pq]}}\n  pq: {{type: parquet_exporter, dir: '{}', roll: 10s, max_rows: 400}}\n",
+        out.display()
+    );
+    let handle = compile(&yaml).unwrap().start().unwrap();
+    let mut seen = BTreeSet::new();
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let acked = handle.counters()[0].1.acked;
+        // Only whole files (rolled, fsynced, renamed) are ever acknowledged.
+        assert_eq!(acked % 20, 0, "{acked} acknowledged: part of an open file");
+        seen.insert(acked);
+    }
+    assert!(seen.iter().any(|&a| a >= 40), "files rolled while running: {seen:?}");
+    let report = handle.shutdown(Duration::from_secs(10)).await;
+    let generator = report.node("gen").unwrap();
+    assert_eq!(generator.acked, generator.emitted, "the last, partial file is rolled when the flow ends");
+    let mut rows = 0;
+    for e in std::fs::read_dir(&out).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        assert!(name.ends_with(".parquet") && !name.starts_with('.'), "no partial file is left: {name}");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        rows += reader.map(|b| b.unwrap().num_rows() as u64).sum::<u64>();
+    }
+    assert_eq!(rows, generator.emitted * 20, "every acknowledged row is in a readable file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_parquet_exporter_rolls_on_its_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "flow: pq\nnodes:\n  gen: {{type: generator, signal: metrics, rows: 5, count: 3, to: [pq]}}\n  pq: {{type: parquet_exporter, dir: '{}', roll: 50ms}}\n",
+        dir.path().display()
+    );
+    let handle = compile(&yaml).unwrap().start().unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(handle.counters()[0].1.acked, 3, "rolled by the timer, not by the end of the flow");
+    handle.shutdown(Duration::from_secs(5)).await;
+}

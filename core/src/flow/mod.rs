@@ -32,6 +32,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 pub use arrow_array::RecordBatch;
 
@@ -142,6 +143,19 @@ pub trait Exporter: Send + 'static {
     /// Called once when the input has ended: make everything exported durable and settle
     /// every receipt still held.
     fn flush(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// TMR for exporters: how often [`Exporter::tick`] is called (`None`: never). An
+    /// exporter that settles receipts later than in `export` (after a file is rolled and
+    /// fsynced) must settle them from `tick` within a bounded time: the flow waits for
+    /// every ACK before it ends.
+    fn tick_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called every [`Exporter::tick_every`].
+    fn tick(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -117,6 +117,8 @@ impl Cancels {
 #[derive(Clone, Default)]
 pub(crate) struct Outputs {
     pub(crate) ports: Vec<Vec<mpsc::Sender<Message>>>,
+    /// The sender ended its output: nothing more is delivered.
+    closed: bool,
 }
 
 impl Outputs {
@@ -124,6 +126,10 @@ impl Outputs {
     /// on the reverse path. A port with no destination (an unconnected router branch) drops
     /// the message and ACKs it: nothing was asked of it.
     async fn route(&self, port: usize, mut msg: Message, join: JoinPolicy) {
+        if self.closed {
+            msg.take_receipt().nack(Nack::shutdown("sent after the receiver ended its output"));
+            return;
+        }
         let Some(dests) = self.ports.get(port).filter(|d| !d.is_empty()) else {
             msg.take_receipt().ack();
             return;
@@ -375,10 +381,20 @@ struct ExporterStage {
 
 impl ExporterStage {
     async fn run(mut self) {
+        let every = self.exporter.tick_every();
+        let mut next_tick = every.map(|e| Instant::now() + e);
         loop {
             let kill = *self.shared.kill_deadline.lock();
             let msg = tokio::select! {
                 m = self.data_rx.recv() => m,
+                _ = sleep_until(next_tick), if next_tick.is_some() => {
+                    if let Err(e) = self.exporter.tick().await {
+                        bump(&self.counters.errors);
+                        let _ = self.errors.send((self.name.to_string(), e.to_string()));
+                    }
+                    next_tick = every.map(|e| Instant::now() + e);
+                    continue;
+                }
                 _ = sleep_until(kill), if kill.is_some() => None,
             };
             let Some(mut msg) = msg else { break };
@@ -456,6 +472,15 @@ impl ReceiverCx {
     /// The budget last received from an admission controller (REB).
     pub fn budget(&self) -> Budget {
         self.budget
+    }
+
+    /// The receiver will send nothing more: its output closes, so the components after it
+    /// see the end of their input once it is drained (a batch emits, a file exporter rolls
+    /// its file) while the receiver waits for the ACK/NACK of what it sent. A message sent
+    /// after this is NACKed as `shutdown`.
+    pub fn end_of_input(&mut self) {
+        self.outputs.ports.iter_mut().for_each(Vec::clear);
+        self.outputs.closed = true;
     }
 
     /// Be sent ACK/NACK for `msg` (with `token`).
@@ -750,6 +775,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
     for (i, stage) in flow.stages.into_iter().enumerate() {
         let upstream: Vec<Vec<ControlInbox>> = stage.upstream.iter().map(|rs| rs.iter().map(|&r| inbox_of[r].clone()).collect()).collect();
         let outputs = Outputs {
+            closed: false,
             ports: stage
                 .ports
                 .iter()

@@ -178,7 +178,9 @@ impl Receiver for Generator {
                 // A refusal (over budget) is counted as a NACK; the generator goes on.
                 let _ = cx.send(msg).await;
             }
-            // Wait for the outcome of everything sent (the flow's drain deadline bounds it).
+            // Nothing more to send: let what follows drain and finish, and wait for the
+            // outcome of everything sent (the flow's drain deadline bounds it).
+            cx.end_of_input();
             while cx.outstanding() > 0 {
                 match cx.next_control().await {
                     None => break,

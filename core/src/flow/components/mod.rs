@@ -19,6 +19,8 @@ mod batch;
 mod channels;
 mod data;
 mod generator;
+#[cfg(feature = "export")]
+mod parquet_out;
 mod predicate;
 mod queue;
 mod retry;
@@ -116,6 +118,7 @@ pub const TYPES: &[(&str, &str)] = &[
     ("channels_exporter", "exporter: frames written to channels of an engine or a node (created as needed), ACK after the commit"),
     ("queue_exporter", "exporter: appends to a durable queue on the engine, ACK after the commit"),
     ("queue_receiver", "receiver: replays a durable queue from its last acknowledged message (at least once)"),
+    ("parquet_exporter", "exporter: rolling Parquet files, ACK after the file is fsynced (feature `export`)"),
     ("debug", "exporter: logs a line per message"),
     ("discard", "exporter: acknowledges and drops every message (benchmarks, tests)"),
 ];
@@ -131,6 +134,8 @@ pub(crate) fn build(kind: &str, options: &serde_json::Value, ports: &[String], e
         "channels_exporter" => channels::exporter(options, env),
         "queue_exporter" => queue::exporter(options, env),
         "queue_receiver" => queue::receiver(options, env),
+        #[cfg(feature = "export")]
+        "parquet_exporter" => parquet_out::build(options),
         "generator" => generator::build(options),
         "filter" => basic::filter(options),
         "sample" => basic::sample(options),

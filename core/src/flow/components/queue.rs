@@ -441,11 +441,14 @@ impl Receiver for QueueReceiver {
                     last_record = Instant::now();
                 }
                 if cx.stopping() {
+                    // Stop reading; let what was sent drain, and record its outcome.
+                    cx.end_of_input();
                     if win.in_flight() == 0 || win.in_flight() == win.retry.len() {
                         break;
                     }
-                    if cx.next_control().await.is_none() {
-                        break;
+                    match cx.next_control().await {
+                        None => break,
+                        Some(c) => cx_requeue(&mut win, c, &self.o),
                     }
                     continue;
                 }
