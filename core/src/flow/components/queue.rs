@@ -423,17 +423,7 @@ impl Receiver for QueueReceiver {
             loop {
                 // Outcomes first.
                 while let Some(c) = cx.try_control() {
-                    match c {
-                        Control::Ack { token, .. } => win.settle(token),
-                        Control::Nack { token, nack, .. } if nack.retryable => {
-                            win.retry.insert(token, Instant::now() + self.o.redeliver);
-                        }
-                        Control::Nack { token, nack, .. } => {
-                            tracing::warn!(queue = %self.o.name, seq = token, %nack, "queued message NACKed permanently; skipped");
-                            win.settle(token);
-                        }
-                        _ => {}
-                    }
+                    outcome(&mut win, c, &self.o);
                 }
                 if win.watermark > recorded && (last_record.elapsed() >= Duration::from_millis(20) || cx.stopping()) {
                     tokio::task::block_in_place(|| self.record(&mut writer, win.watermark))?;
@@ -448,7 +438,7 @@ impl Receiver for QueueReceiver {
                     }
                     match cx.next_control().await {
                         None => break,
-                        Some(c) => cx_requeue(&mut win, c, &self.o),
+                        Some(c) => outcome(&mut win, c, &self.o),
                     }
                     continue;
                 }
@@ -482,7 +472,7 @@ impl Receiver for QueueReceiver {
                     let wake = self.queue.store.appended.notified();
                     tokio::select! {
                         _ = wake => {}
-                        c = cx.next_control() => if let Some(c) = c { cx_requeue(&mut win, c, &self.o) },
+                        c = cx.next_control() => if let Some(c) = c { outcome(&mut win, c, &self.o) },
                         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                     }
                 }
@@ -498,13 +488,18 @@ impl Receiver for QueueReceiver {
     }
 }
 
-fn cx_requeue(win: &mut Window, c: Control, o: &ReceiverOptions) {
+/// Record the outcome of a message sent from the queue: ACK settles it, a retryable NACK
+/// schedules it again after `redeliver`, a permanent NACK skips it (logged).
+fn outcome(win: &mut Window, c: Control, o: &ReceiverOptions) {
     match c {
         Control::Ack { token, .. } => win.settle(token),
         Control::Nack { token, nack, .. } if nack.retryable => {
             win.retry.insert(token, Instant::now() + o.redeliver);
         }
-        Control::Nack { token, .. } => win.settle(token),
+        Control::Nack { token, nack, .. } => {
+            tracing::warn!(queue = %o.name, seq = token, %nack, "queued message NACKed permanently; skipped");
+            win.settle(token);
+        }
         _ => {}
     }
 }

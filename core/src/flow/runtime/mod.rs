@@ -9,13 +9,18 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use super::compile::{CompiledFlow, StageKind};
 use super::message::{Hop, JoinPolicy, JoinState, Message, MessageId};
-use super::signal::{Budget, Control, Interests, Nack, SignalKind};
+use super::signal::{Budget, Control, Interests, Nack};
 use super::{Exporter, FlowError, Processor, Receiver};
 use crate::telem::TimeStamp;
+
+mod handle;
+mod receiver;
+
+pub use handle::{FlowHandle, FlowReport};
+pub use receiver::ReceiverCx;
 
 /// The sending side of a stage's control inbox: `(member of the fused chain, signal)`.
 #[derive(Clone)]
@@ -268,35 +273,10 @@ impl ProcessorStage {
         work.push_back((first, msg));
         while let Some((i, mut msg)) = work.pop_front() {
             let m = &mut self.members[i];
-            if msg.expired(now) {
-                bump(&m.counters.expired);
-                msg.take_receipt().nack(Nack::deadline(format!("deadline passed before `{}`", m.name)));
+            if !admit(&mut msg, now, &self.shared, &m.counters, &m.name) {
                 continue;
             }
-            if self.shared.cancels.contains(msg.id) {
-                bump(&m.counters.cancelled);
-                msg.take_receipt().nack(Nack::cancelled(format!("cancelled before `{}`", m.name)));
-                continue;
-            }
-            bump(&m.counters.received);
-            m.counters.rows.fetch_add(msg.rows() as u64, Ordering::Relaxed);
-            let result = {
-                let mut cx = Cx {
-                    member: i,
-                    inbox: &self.inbox,
-                    emitted: &mut emitted,
-                    timer: &mut m.timer,
-                    join: &mut m.join,
-                    outstanding: &self.outstanding,
-                    upstream: &m.upstream,
-                    now,
-                };
-                m.processor.process(msg, &mut cx)
-            };
-            if let Err(e) = result {
-                bump(&m.counters.errors);
-                let _ = self.errors.send((m.name.to_string(), e.to_string()));
-            }
+            call(m, i, &self.inbox, &self.outstanding, &self.errors, &mut emitted, now, |p, cx| p.process(msg, cx));
             self.forward(i, &mut emitted, &mut work).await;
         }
         self.work = work;
@@ -328,23 +308,7 @@ impl ProcessorStage {
         }
         let mut emitted = Vec::new();
         let m = &mut self.members[member];
-        let result = {
-            let mut cx = Cx {
-                member,
-                inbox: &self.inbox,
-                emitted: &mut emitted,
-                timer: &mut m.timer,
-                join: &mut m.join,
-                outstanding: &self.outstanding,
-                upstream: &m.upstream,
-                now: TimeStamp::now(),
-            };
-            m.processor.control(c, &mut cx)
-        };
-        if let Err(e) = result {
-            bump(&m.counters.errors);
-            let _ = self.errors.send((m.name.to_string(), e.to_string()));
-        }
+        call(m, member, &self.inbox, &self.outstanding, &self.errors, &mut emitted, TimeStamp::now(), |p, cx| p.control(c, cx));
         let mut work = VecDeque::new();
         self.forward(member, &mut emitted, &mut work).await;
         while let Some((i, msg)) = work.pop_front() {
@@ -361,6 +325,43 @@ impl ProcessorStage {
             }
         }
     }
+}
+
+/// Call member `i`'s processor with its context; an error is counted and reported (ERR).
+#[allow(clippy::too_many_arguments)]
+fn call(
+    m: &mut Member,
+    i: usize,
+    inbox: &ControlInbox,
+    outstanding: &AtomicUsize,
+    errors: &mpsc::UnboundedSender<(String, String)>,
+    emitted: &mut Vec<(usize, Message)>,
+    now: TimeStamp,
+    f: impl FnOnce(&mut dyn Processor, &mut Cx<'_>) -> Result<(), FlowError>,
+) {
+    let mut cx = Cx { member: i, inbox, emitted, timer: &mut m.timer, join: &mut m.join, outstanding, upstream: &m.upstream, now };
+    if let Err(e) = f(m.processor.as_mut(), &mut cx) {
+        bump(&m.counters.errors);
+        let _ = errors.send((m.name.to_string(), e.to_string()));
+    }
+}
+
+/// The check every task makes as a message enters a component: past its deadline, or
+/// cancelled, it is NACKed and counted (`false`); otherwise it is counted as received.
+fn admit(msg: &mut Message, now: TimeStamp, shared: &Shared, counters: &NodeCounters, node: &str) -> bool {
+    if msg.expired(now) {
+        bump(&counters.expired);
+        msg.take_receipt().nack(Nack::deadline(format!("deadline passed before `{node}`")));
+        return false;
+    }
+    if shared.cancels.contains(msg.id) {
+        bump(&counters.cancelled);
+        msg.take_receipt().nack(Nack::cancelled(format!("cancelled before `{node}`")));
+        return false;
+    }
+    bump(&counters.received);
+    counters.rows.fetch_add(msg.rows() as u64, Ordering::Relaxed);
+    true
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -398,18 +399,9 @@ impl ExporterStage {
                 _ = sleep_until(kill), if kill.is_some() => None,
             };
             let Some(mut msg) = msg else { break };
-            if msg.expired(TimeStamp::now()) {
-                bump(&self.counters.expired);
-                msg.take_receipt().nack(Nack::deadline(format!("deadline passed before exporter `{}`", self.name)));
+            if !admit(&mut msg, TimeStamp::now(), &self.shared, &self.counters, &self.name) {
                 continue;
             }
-            if self.shared.cancels.contains(msg.id) {
-                bump(&self.counters.cancelled);
-                msg.take_receipt().nack(Nack::cancelled(format!("cancelled before exporter `{}`", self.name)));
-                continue;
-            }
-            bump(&self.counters.received);
-            self.counters.rows.fetch_add(msg.rows() as u64, Ordering::Relaxed);
             let receipt = msg.take_receipt();
             match self.exporter.export(msg, receipt).await {
                 Ok(()) => bump(&self.counters.emitted),
@@ -422,306 +414,6 @@ impl ExporterStage {
         if let Err(e) = self.exporter.flush().await {
             bump(&self.counters.errors);
             let _ = self.errors.send((self.name.to_string(), e.to_string()));
-        }
-    }
-}
-
-/// What a receiver uses to send messages into the flow and to hear its control signals.
-pub struct ReceiverCx {
-    name: Arc<str>,
-    outputs: Outputs,
-    inbox: ControlInbox,
-    ctrl_rx: mpsc::UnboundedReceiver<(usize, Control)>,
-    pending: VecDeque<Control>,
-    budget: Budget,
-    last_send: Option<Instant>,
-    stop: watch::Receiver<bool>,
-    outstanding: Arc<AtomicUsize>,
-    counters: Arc<NodeCounters>,
-}
-
-impl std::fmt::Debug for ReceiverCx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReceiverCx").field("name", &self.name).field("budget", &self.budget).finish()
-    }
-}
-
-impl ReceiverCx {
-    /// The node's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Whether the flow asked receivers to stop accepting (KIL). A receiver then stops
-    /// reading its source, waits for the outcome of what it sent ([`ReceiverCx::outstanding`])
-    /// and returns.
-    pub fn stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-
-    /// Wait until the flow asks receivers to stop.
-    pub async fn stopped(&mut self) {
-        let _ = self.stop.wait_for(|s| *s).await;
-    }
-
-    /// Messages sent with [`ReceiverCx::subscribe`] whose ACK/NACK has not arrived yet.
-    pub fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Relaxed)
-    }
-
-    /// The budget last received from an admission controller (REB).
-    pub fn budget(&self) -> Budget {
-        self.budget
-    }
-
-    /// The receiver will send nothing more: its output closes, so the components after it
-    /// see the end of their input once it is drained (a batch emits, a file exporter rolls
-    /// its file) while the receiver waits for the ACK/NACK of what it sent. A message sent
-    /// after this is NACKed as `shutdown`.
-    pub fn end_of_input(&mut self) {
-        self.outputs.ports.iter_mut().for_each(Vec::clear);
-        self.outputs.closed = true;
-    }
-
-    /// Be sent ACK/NACK for `msg` (with `token`).
-    pub fn subscribe(&self, msg: &mut Message, token: u64) {
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
-        let next = msg.path.take();
-        msg.path = Some(Arc::new(Hop::Node { inbox: self.inbox.clone(), member: 0, token, next }));
-    }
-
-    /// Send a message into the flow. Waits while the queue is full (backpressure) and while
-    /// the budget is closed, paces to the budget's rate, and refuses a message larger than
-    /// the budget allows (it is NACKed as `rejected` and `Err` says why). Signals that arrive
-    /// meanwhile are kept for [`ReceiverCx::next_control`].
-    pub async fn send(&mut self, mut msg: Message) -> Result<(), Nack> {
-        loop {
-            match self.budget {
-                Budget::Closed => {
-                    let c = self.recv().await;
-                    match c {
-                        Some(c) => self.keep(c),
-                        None => return Err(Nack::shutdown("the flow stopped")),
-                    }
-                }
-                Budget::Limited { max_message_bytes, max_rate } => {
-                    if let Some(max) = max_message_bytes
-                        && msg.byte_size() as u64 > max
-                    {
-                        let nack = Nack::rejected(format!("{} bytes is over the admission budget of {max}", msg.byte_size()));
-                        msg.take_receipt().nack(nack.clone());
-                        return Err(nack);
-                    }
-                    if let (Some(rate), Some(last)) = (max_rate, self.last_send)
-                        && rate > 0.0
-                    {
-                        let next = last + Duration::from_secs_f64(1.0 / rate);
-                        if next > Instant::now() {
-                            tokio::time::sleep_until(next.into()).await;
-                            self.drain_ready();
-                            continue;
-                        }
-                    }
-                    break;
-                }
-            }
-        }
-        self.last_send = Some(Instant::now());
-        bump(&self.counters.emitted);
-        self.outputs.route(0, msg, JoinPolicy::All).await;
-        Ok(())
-    }
-
-    /// The next control signal for this receiver (ACK/NACK of what it subscribed to, REB,
-    /// KIL, CFG), without waiting. REB also updates [`ReceiverCx::budget`].
-    pub fn try_control(&mut self) -> Option<Control> {
-        self.drain_ready();
-        self.hand_out()
-    }
-
-    /// Wait for the next control signal; `None` when the flow is gone.
-    pub async fn next_control(&mut self) -> Option<Control> {
-        if let Some(c) = self.try_control() {
-            return Some(c);
-        }
-        let c = self.recv().await?;
-        self.keep(c);
-        self.hand_out()
-    }
-
-    /// The oldest kept signal; an ACK/NACK stops counting as outstanding only now, when the
-    /// receiver sees it.
-    fn hand_out(&mut self) -> Option<Control> {
-        let c = self.pending.pop_front()?;
-        match &c {
-            Control::Ack { .. } => {
-                self.outstanding.fetch_sub(1, Ordering::Relaxed);
-                bump(&self.counters.acked);
-            }
-            Control::Nack { .. } => {
-                self.outstanding.fetch_sub(1, Ordering::Relaxed);
-                bump(&self.counters.nacked);
-            }
-            _ => {}
-        }
-        Some(c)
-    }
-
-    async fn recv(&mut self) -> Option<Control> {
-        self.ctrl_rx.recv().await.map(|(_, c)| c)
-    }
-
-    fn drain_ready(&mut self) {
-        while let Ok((_, c)) = self.ctrl_rx.try_recv() {
-            self.keep(c);
-        }
-    }
-
-    fn keep(&mut self, c: Control) {
-        if let Control::Budget(b) = &c {
-            self.budget = *b;
-        }
-        self.pending.push_back(c);
-    }
-}
-
-/// A running flow.
-pub struct FlowHandle {
-    name: String,
-    nodes: Vec<(String, Arc<NodeCounters>)>,
-    shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    receivers: Vec<JoinHandle<Result<(), FlowError>>>,
-    inboxes: Vec<(ControlInbox, Vec<(usize, Interests)>)>,
-    receiver_inboxes: Vec<ControlInbox>,
-    errors: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl std::fmt::Debug for FlowHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlowHandle").field("name", &self.name).field("nodes", &self.nodes.len()).finish()
-    }
-}
-
-/// How a flow ended.
-#[derive(Debug, Clone, Default)]
-pub struct FlowReport {
-    /// Counters per node, in the compiled graph's order.
-    pub counts: Vec<(String, Counts)>,
-    /// Errors components returned, `(node, error)`, oldest first (at most 1,000 kept).
-    pub errors: Vec<(String, String)>,
-    /// Whether every task finished before the drain deadline (false: some were stopped and
-    /// what they held was NACKed as `shutdown`).
-    pub drained: bool,
-}
-
-impl FlowReport {
-    /// The counters of node `name`.
-    pub fn node(&self, name: &str) -> Option<Counts> {
-        self.counts.iter().find(|(n, _)| n == name).map(|(_, c)| *c)
-    }
-}
-
-impl FlowHandle {
-    /// The flow's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Counters of every node.
-    pub fn counters(&self) -> Vec<(String, Counts)> {
-        self.nodes.iter().map(|(n, c)| (n.clone(), c.snapshot())).collect()
-    }
-
-    /// Errors returned by components so far.
-    pub fn errors(&self) -> Vec<(String, String)> {
-        self.errors.lock().clone()
-    }
-
-    /// CAN: cancel message `id` wherever it is. It is dropped at the next queue it leaves
-    /// and from every batch and retry buffer that holds it, and NACKed as `cancelled`.
-    pub fn cancel(&self, id: MessageId) {
-        self.shared.cancels.insert(id);
-        self.broadcast(SignalKind::Cancel, || Control::Cancel(id));
-    }
-
-    /// REB: send a budget to every receiver.
-    pub fn set_budget(&self, budget: Budget) {
-        for inbox in &self.receiver_inboxes {
-            let _ = inbox.send(0, Control::Budget(budget));
-        }
-    }
-
-    fn broadcast(&self, kind: SignalKind, make: impl Fn() -> Control) {
-        for (inbox, members) in &self.inboxes {
-            for &(member, interests) in members {
-                if interests.contains(kind) {
-                    let _ = inbox.send(member, make());
-                }
-            }
-        }
-    }
-
-    /// Whether every receiver has finished (a bounded source ran out).
-    pub fn receivers_done(&self) -> bool {
-        self.receivers.iter().all(JoinHandle::is_finished)
-    }
-
-    /// Wait until every receiver has finished by itself, then shut down with `drain`.
-    pub async fn finish(self, drain: Duration) -> FlowReport {
-        while !self.receivers_done() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        self.shutdown(drain).await
-    }
-
-    /// KIL: stop the receivers, let everything in flight drain through the flow, and wait
-    /// at most `drain`. What is still held after it is NACKed as `shutdown` (retryable), so a
-    /// source that waits for acknowledgements keeps it and nothing acknowledged is lost.
-    pub async fn shutdown(mut self, drain: Duration) -> FlowReport {
-        let deadline = Instant::now() + drain;
-        let _ = self.stop.send(true);
-        for inbox in &self.receiver_inboxes {
-            let _ = inbox.send(0, Control::Kill { deadline });
-        }
-        self.broadcast(SignalKind::Kill, || Control::Kill { deadline });
-        let mut drained = true;
-        for r in std::mem::take(&mut self.receivers) {
-            match tokio::time::timeout_at(deadline.into(), r).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => self.errors.lock().push(("receiver".into(), e.to_string())),
-                Ok(Err(e)) => self.errors.lock().push(("receiver".into(), format!("receiver task failed: {e}"))),
-                Err(_) => drained = false,
-            }
-        }
-        *self.shared.kill_deadline.lock() = Some(deadline);
-        // Wake the stages so they see the deadline.
-        self.broadcast(SignalKind::Kill, || Control::Kill { deadline });
-        for t in std::mem::take(&mut self.tasks) {
-            let abort = t.abort_handle();
-            match tokio::time::timeout_at((deadline + Duration::from_millis(50)).into(), t).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) if e.is_panic() => self.errors.lock().push(("stage".into(), "a component panicked".into())),
-                Ok(Err(_)) => {}
-                Err(_) => {
-                    abort.abort();
-                    drained = false;
-                }
-            }
-        }
-        FlowReport { counts: self.counters(), errors: self.errors(), drained }
-    }
-}
-
-impl Drop for FlowHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        for t in &self.tasks {
-            t.abort();
-        }
-        for r in &self.receivers {
-            r.abort();
         }
     }
 }

@@ -1,0 +1,154 @@
+//! A running flow seen from outside: [`FlowHandle`] and, when it ends, [`FlowReport`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{ControlInbox, Counts, NodeCounters, Shared};
+use crate::flow::FlowError;
+use crate::flow::message::MessageId;
+use crate::flow::signal::{Budget, Control, Interests, SignalKind};
+
+/// A running flow.
+pub struct FlowHandle {
+    pub(super) name: String,
+    pub(super) nodes: Vec<(String, Arc<NodeCounters>)>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) stop: watch::Sender<bool>,
+    pub(super) tasks: Vec<JoinHandle<()>>,
+    pub(super) receivers: Vec<JoinHandle<Result<(), FlowError>>>,
+    pub(super) inboxes: Vec<(ControlInbox, Vec<(usize, Interests)>)>,
+    pub(super) receiver_inboxes: Vec<ControlInbox>,
+    pub(super) errors: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl std::fmt::Debug for FlowHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowHandle").field("name", &self.name).field("nodes", &self.nodes.len()).finish()
+    }
+}
+
+/// How a flow ended.
+#[derive(Debug, Clone, Default)]
+pub struct FlowReport {
+    /// Counters per node, in the compiled graph's order.
+    pub counts: Vec<(String, Counts)>,
+    /// Errors components returned, `(node, error)`, oldest first (at most 1,000 kept).
+    pub errors: Vec<(String, String)>,
+    /// Whether every task finished before the drain deadline (false: some were stopped and
+    /// what they held was NACKed as `shutdown`).
+    pub drained: bool,
+}
+
+impl FlowReport {
+    /// The counters of node `name`.
+    pub fn node(&self, name: &str) -> Option<Counts> {
+        self.counts.iter().find(|(n, _)| n == name).map(|(_, c)| *c)
+    }
+}
+
+impl FlowHandle {
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Counters of every node.
+    pub fn counters(&self) -> Vec<(String, Counts)> {
+        self.nodes.iter().map(|(n, c)| (n.clone(), c.snapshot())).collect()
+    }
+
+    /// Errors returned by components so far.
+    pub fn errors(&self) -> Vec<(String, String)> {
+        self.errors.lock().clone()
+    }
+
+    /// CAN: cancel message `id` wherever it is. It is dropped at the next queue it leaves
+    /// and from every batch and retry buffer that holds it, and NACKed as `cancelled`.
+    pub fn cancel(&self, id: MessageId) {
+        self.shared.cancels.insert(id);
+        self.broadcast(SignalKind::Cancel, || Control::Cancel(id));
+    }
+
+    /// REB: send a budget to every receiver.
+    pub fn set_budget(&self, budget: Budget) {
+        for inbox in &self.receiver_inboxes {
+            let _ = inbox.send(0, Control::Budget(budget));
+        }
+    }
+
+    fn broadcast(&self, kind: SignalKind, make: impl Fn() -> Control) {
+        for (inbox, members) in &self.inboxes {
+            for &(member, interests) in members {
+                if interests.contains(kind) {
+                    let _ = inbox.send(member, make());
+                }
+            }
+        }
+    }
+
+    /// Whether every receiver has finished (a bounded source ran out).
+    pub fn receivers_done(&self) -> bool {
+        self.receivers.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Wait until every receiver has finished by itself, then shut down with `drain`.
+    pub async fn finish(self, drain: Duration) -> FlowReport {
+        while !self.receivers_done() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.shutdown(drain).await
+    }
+
+    /// KIL: stop the receivers, let everything in flight drain through the flow, and wait
+    /// at most `drain`. What is still held after it is NACKed as `shutdown` (retryable), so a
+    /// source that waits for acknowledgements keeps it and nothing acknowledged is lost.
+    pub async fn shutdown(mut self, drain: Duration) -> FlowReport {
+        let deadline = Instant::now() + drain;
+        let _ = self.stop.send(true);
+        for inbox in &self.receiver_inboxes {
+            let _ = inbox.send(0, Control::Kill { deadline });
+        }
+        self.broadcast(SignalKind::Kill, || Control::Kill { deadline });
+        let mut drained = true;
+        for r in std::mem::take(&mut self.receivers) {
+            match tokio::time::timeout_at(deadline.into(), r).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => self.errors.lock().push(("receiver".into(), e.to_string())),
+                Ok(Err(e)) => self.errors.lock().push(("receiver".into(), format!("receiver task failed: {e}"))),
+                Err(_) => drained = false,
+            }
+        }
+        *self.shared.kill_deadline.lock() = Some(deadline);
+        // Wake the stages so they see the deadline.
+        self.broadcast(SignalKind::Kill, || Control::Kill { deadline });
+        for t in std::mem::take(&mut self.tasks) {
+            let abort = t.abort_handle();
+            match tokio::time::timeout_at((deadline + Duration::from_millis(50)).into(), t).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is_panic() => self.errors.lock().push(("stage".into(), "a component panicked".into())),
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    abort.abort();
+                    drained = false;
+                }
+            }
+        }
+        FlowReport { counts: self.counters(), errors: self.errors(), drained }
+    }
+}
+
+impl Drop for FlowHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        for r in &self.receivers {
+            r.abort();
+        }
+    }
+}
