@@ -53,6 +53,11 @@ const CODES = Object.freeze([
   Object.freeze({ code: "server.busy", family: "server", summary: "the node serves its limit of connections" }),
   Object.freeze({ code: "net.keepalive_timeout", family: "net", summary: "the peer sent nothing for longer than the keep-alive timeout" }),
   Object.freeze({ code: "server.internal", family: "server", summary: "the node failed for another reason" }),
+  Object.freeze({ code: "flow.config", family: "flow", summary: "a flow file is wrong: YAML, an unknown component, a bad option, a cycle or a type mismatch" }),
+  Object.freeze({ code: "flow.component", family: "flow", summary: "a flow component failed at runtime" }),
+  Object.freeze({ code: "flow.io", family: "flow", summary: "a file a flow component uses could not be read or written" }),
+  Object.freeze({ code: "flow.not_found", family: "flow", summary: "no flow of that name runs on the node" }),
+  Object.freeze({ code: "flow.name_taken", family: "flow", summary: "a flow of that name runs already on the node" }),
 ])
 
 module.exports = { CODES }

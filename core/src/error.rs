@@ -69,6 +69,10 @@ pub enum Error {
     /// Connecting to, authenticating with or talking to a remote node failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// A flow could not be compiled, deployed, reconfigured or found (`flow.*`; the
+    /// dataflow runtime's own `telemetron::flow::FlowError` converts into it).
+    #[error(transparent)]
+    Flow(#[from] FlowFailure),
     /// An error from a remote node that this build cannot rebuild as a typed variant (a
     /// newer node). `code` is the node's code when this build knows it, else `"remote"`.
     #[error("{message}")]
@@ -98,6 +102,7 @@ impl Error {
             Error::Closed { .. } => "engine.closed",
             Error::InvalidArgument { .. } => "invalid_argument",
             Error::Net(e) => e.code(),
+            Error::Flow(e) => e.code(),
             Error::Remote { code, .. } => code,
         }
     }
@@ -106,6 +111,69 @@ impl Error {
     pub const CODES: &[CodeInfo] = &[
         CodeInfo::new("engine.closed", "the engine, client, writer, streamer or iterator is closed"),
         CodeInfo::new("invalid_argument", "an argument is out of its allowed range"),
+    ];
+}
+
+/// What can fail when a flow is managed (`telemetron::flow::Flows`): the codes `flow.*`.
+///
+/// Defined here, below the dataflow runtime, so that the umbrella [`Error`] (and with it
+/// the wire protocol and the SDKs) carries flow errors without depending on the runtime.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "v", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FlowFailure {
+    /// The flow file is wrong (YAML, an unknown component, a bad option, a cycle, a type
+    /// mismatch). The message names the node and the line.
+    #[error("{message}")]
+    Config {
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A component failed at runtime.
+    #[error("{message}")]
+    Component {
+        /// The component's error.
+        message: String,
+    },
+    /// A file a component uses could not be read or written.
+    #[error("{message}")]
+    Io {
+        /// What was being done, and the OS error.
+        message: String,
+    },
+    /// No flow of that name runs here.
+    #[error("no flow named `{name}` runs here; list the flows to see their names")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A flow of that name runs already.
+    #[error("a flow named `{name}` runs already; stop it first, reconfigure it, or give the new one another `flow:` name")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+}
+
+impl FlowFailure {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FlowFailure::Config { .. } => "flow.config",
+            FlowFailure::Component { .. } => "flow.component",
+            FlowFailure::Io { .. } => "flow.io",
+            FlowFailure::NotFound { .. } => "flow.not_found",
+            FlowFailure::NameTaken { .. } => "flow.name_taken",
+        }
+    }
+
+    /// Its codes.
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("flow.config", "a flow file is wrong: YAML, an unknown component, a bad option, a cycle or a type mismatch"),
+        CodeInfo::new("flow.component", "a flow component failed at runtime"),
+        CodeInfo::new("flow.io", "a file a flow component uses could not be read or written"),
+        CodeInfo::new("flow.not_found", "no flow of that name runs on the node"),
+        CodeInfo::new("flow.name_taken", "a flow of that name runs already on the node"),
     ];
 }
 
@@ -154,7 +222,7 @@ impl From<RangerError> for Error {
 
 /// Every code this build produces, each once, grouped by the enum that owns it:
 /// [`ChannelError`], [`RangerError`], [`StorageError`], [`WriteError`], [`ControlError`],
-/// [`StreamError`], [`SeriesError`], the umbrella [`Error`] and [`NetError`].
+/// [`StreamError`], [`SeriesError`], the umbrella [`Error`], [`NetError`] and [`FlowFailure`].
 ///
 /// # Examples
 ///
@@ -173,6 +241,7 @@ pub fn codes() -> impl Iterator<Item = &'static CodeInfo> {
         SeriesError::CODES,
         Error::CODES,
         NetError::CODES,
+        FlowFailure::CODES,
     ]
     .into_iter()
     .flatten()

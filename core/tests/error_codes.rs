@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use telemetron::Error;
 use telemetron::channel::ChannelError;
 use telemetron::control::ControlError;
-use telemetron::error::{CodeInfo, codes};
+use telemetron::error::{CodeInfo, FlowFailure, codes};
 use telemetron::protocol::{NetError, WireError};
 use telemetron::ranger::RangerError;
 use telemetron::relay::StreamError;
@@ -89,6 +89,11 @@ fn every_variant() -> Vec<(Error, &'static str)> {
         (NetError::Busy { limit: 3 }.into(), "server.busy"),
         (NetError::KeepAliveTimeout { millis: 9 }.into(), "net.keepalive_timeout"),
         (NetError::Server { reason: s() }.into(), "server.internal"),
+        (FlowFailure::Config { message: s() }.into(), "flow.config"),
+        (FlowFailure::Component { message: s() }.into(), "flow.component"),
+        (FlowFailure::Io { message: s() }.into(), "flow.io"),
+        (FlowFailure::NotFound { name: s() }.into(), "flow.not_found"),
+        (FlowFailure::NameTaken { name: s() }.into(), "flow.name_taken"),
     ]
 }
 

@@ -56,4 +56,9 @@ CODES: Tuple[Tuple[str, str, str], ...] = (
     ("server.busy", "server", "the node serves its limit of connections"),
     ("net.keepalive_timeout", "net", "the peer sent nothing for longer than the keep-alive timeout"),
     ("server.internal", "server", "the node failed for another reason"),
+    ("flow.config", "flow", "a flow file is wrong: YAML, an unknown component, a bad option, a cycle or a type mismatch"),
+    ("flow.component", "flow", "a flow component failed at runtime"),
+    ("flow.io", "flow", "a file a flow component uses could not be read or written"),
+    ("flow.not_found", "flow", "no flow of that name runs on the node"),
+    ("flow.name_taken", "flow", "a flow of that name runs already on the node"),
 )

@@ -163,6 +163,16 @@ impl Client {
         }
     }
 
+    /// A unary JSON call to the node (`None` on an embedded client), for the layers above
+    /// the client whose calls it does not define itself (the flows API).
+    #[cfg(feature = "remote")]
+    pub(crate) async fn call_remote<Q: serde::Serialize, R: serde::de::DeserializeOwned>(&self, path: &str, req: &Q) -> Option<Result<R>> {
+        match &*self.backend {
+            Backend::Remote(r) => Some(r.http.call(path, req).await),
+            Backend::Embedded(_) => None,
+        }
+    }
+
     /// The embedded engine, if this client is embedded.
     pub fn engine(&self) -> Option<&Engine> {
         match &*self.backend {

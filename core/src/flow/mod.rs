@@ -39,6 +39,8 @@ pub use arrow_array::RecordBatch;
 mod compile;
 pub mod components;
 mod config;
+mod flows;
+mod manager;
 mod message;
 mod runtime;
 pub mod schema;
@@ -47,9 +49,13 @@ mod signal;
 pub use compile::{CompiledFlow, PortType, Removed, Role, Signature, compile};
 pub use components::{BuildEnv, Built, Component, Factory};
 pub use config::{FlowConfig, NodeConfig, parse_duration};
+pub use flows::{DeployRequest, FlowList, Flows, NameRequest, ReconfigureRequest, StopRequest};
+pub use manager::{Applied, DEFAULT_DRAIN, FlowInfo, FlowManager, FlowNodeError, FlowNodeInfo, FlowState, Reconfigured};
 pub use message::{Envelope, JoinPolicy, Message, MessageId, Receipt, SignalType, Signals};
 pub use runtime::{Counts, Cx, FlowHandle, FlowReport, NodeCounters, ReceiverCx};
 pub use signal::{Budget, Control, Interests, Nack, NackReason, SignalKind};
+
+pub use crate::error::FlowFailure;
 
 /// A boxed future, as components return them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -88,6 +94,20 @@ pub enum FlowError {
 impl From<crate::telem::SeriesError> for FlowError {
     fn from(e: crate::telem::SeriesError) -> Self {
         FlowError::Engine(e.into())
+    }
+}
+
+impl From<FlowError> for crate::Error {
+    /// Configuration, component and file errors become [`crate::Error::Flow`] (codes
+    /// `flow.*`) with the same message; an engine error stays itself.
+    fn from(e: FlowError) -> crate::Error {
+        let message = e.to_string();
+        match e {
+            FlowError::Config { .. } => FlowFailure::Config { message }.into(),
+            FlowError::Component(_) => FlowFailure::Component { message }.into(),
+            FlowError::Io { .. } => FlowFailure::Io { message }.into(),
+            FlowError::Engine(e) => e,
+        }
     }
 }
 
@@ -165,6 +185,13 @@ pub trait Exporter: Send + 'static {
 pub trait Receiver: Send + 'static {
     /// Run until done.
     fn run(self: Box<Self>, cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>>;
+
+    /// Receivers get every signal sent to them; this says which of the optional ones they
+    /// act on. Only [`SignalKind::Config`] matters: a receiver without it cannot be
+    /// reconfigured while it runs (a reconfiguration restarts the flow instead).
+    fn interests(&self) -> Interests {
+        Interests::NONE
+    }
 }
 
 impl CompiledFlow {

@@ -112,8 +112,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/control/states", post(control_states))
         .route("/api/v1/stream/writer", any(stream_writer))
         .route("/api/v1/stream/streamer", any(stream_streamer))
-        .route("/api/v1/stream/iterator", any(stream_iterator))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+        .route("/api/v1/stream/iterator", any(stream_iterator));
+    #[cfg(feature = "flow")]
+    let api = api.merge(super::flows::routes());
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .route("/api/v1/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/api/v1/version", get(version))

@@ -37,6 +37,8 @@
 //! disk. Nothing committed is lost.
 
 mod auth;
+#[cfg(feature = "flow")]
+mod flows;
 mod http;
 mod listener;
 mod registry;
@@ -117,6 +119,9 @@ pub(crate) struct AppState {
     pub config: ServerConfig,
     pub writers: registry::Registry,
     pub shutdown: shutdown::Shutdown,
+    /// The node's flows (`flows/*` calls, `--flow` files).
+    #[cfg(feature = "flow")]
+    pub flows: Arc<crate::flow::FlowManager>,
 }
 
 /// A running server.
@@ -152,7 +157,17 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
         reason: format!("cannot listen on {}: {e}; pick another address or port", config.listen),
     })?;
     let addr = listener.local_addr().map_err(|e| crate::Error::InvalidArgument { reason: e.to_string() })?;
-    let state = Arc::new(AppState { engine, auth, config, writers: registry::Registry::default(), shutdown: shutdown::Shutdown::new() });
+    #[cfg(feature = "flow")]
+    let flows = Arc::new(crate::flow::FlowManager::on_engine(engine.clone()));
+    let state = Arc::new(AppState {
+        engine,
+        auth,
+        config,
+        writers: registry::Registry::default(),
+        shutdown: shutdown::Shutdown::new(),
+        #[cfg(feature = "flow")]
+        flows,
+    });
     let watcher = registry::spawn_watcher(state.clone())?;
     let router = http::router(state.clone());
     let tls = acceptor.is_some();
@@ -181,13 +196,25 @@ impl ServerHandle {
         &self.state.engine
     }
 
-    /// Stop: refuse new connections, commit and close writers, close streams, close the
-    /// engine (which syncs). See the module docs.
+    /// The node's flows: deploy `--flow` files into it, or hand it to [`crate::flow::Flows::local`].
+    #[cfg(feature = "flow")]
+    pub fn flows(&self) -> &Arc<crate::flow::FlowManager> {
+        &self.state.flows
+    }
+
+    /// Stop: drain and stop the node's flows, refuse new connections, commit and close
+    /// writers, close streams, close the engine (which syncs). See the module docs.
     ///
     /// # Errors
     /// An I/O error from closing the engine.
     pub async fn shutdown(self) -> Result<()> {
         tracing::info!("shutting down");
+        #[cfg(feature = "flow")]
+        for f in self.state.flows.stop_all(crate::flow::DEFAULT_DRAIN).await {
+            if f.drained == Some(false) {
+                tracing::warn!(flow = %f.name, "the drain deadline passed; what the flow held was NACKed");
+            }
+        }
         self.state.shutdown.trigger();
         let _ = self.accept.await;
         if !self.state.shutdown.drained(self.state.config.shutdown_grace).await {

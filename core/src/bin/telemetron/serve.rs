@@ -136,12 +136,9 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     let sim = if a.demo { Some(crate::sim::start(engine.clone())?) } else { None };
     let mut flows = Vec::new();
     for file in &a.flows {
-        match start_flow(file, &engine) {
-            Ok(f) => flows.push(f),
+        match deploy_flow(file, &server).await {
+            Ok(name) => flows.push(name),
             Err(e) => {
-                for f in flows {
-                    f.shutdown(Duration::from_secs(5)).await;
-                }
                 server.shutdown().await?;
                 return Err(e);
             }
@@ -153,18 +150,11 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         println!("watch it live:  telemetron stream pressure_1 valve_state --url {}", server.url());
     }
     for f in &flows {
-        println!("flow `{}` running", f.name());
+        println!("flow `{f}` running");
     }
     println!("stop with Ctrl-C");
     wait_for_signal().await;
     eprintln!("shutting down: draining flows, committing writers, closing streams");
-    for f in flows {
-        let name = f.name().to_string();
-        let report = f.shutdown(Duration::from_secs(10)).await;
-        if !report.drained {
-            eprintln!("flow `{name}`: the drain deadline passed; what it held was NACKed");
-        }
-    }
     if let Some(s) = sim {
         tokio::task::spawn_blocking(move || s.stop()).await.map_err(|e| Error::InvalidArgument { reason: e.to_string() })??;
     }
@@ -173,14 +163,11 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Compile and start one `--flow` file on the node's own engine.
-fn start_flow(file: &std::path::Path, engine: &Engine) -> Result<telemetron::flow::FlowHandle, Error> {
-    use telemetron::flow::{self, BuildEnv, FlowConfig};
+/// Deploy one `--flow` file into the node's flows (it runs on the node's own engine).
+async fn deploy_flow(file: &std::path::Path, server: &telemetron::server::ServerHandle) -> Result<String, Error> {
     let invalid = |e: String| Error::InvalidArgument { reason: format!("--flow {}: {e}", file.display()) };
     let src = std::fs::read_to_string(file).map_err(|e| invalid(format!("cannot read it: {e}")))?;
-    let env = BuildEnv::with_client(telemetron::Client::embedded(engine.clone()));
-    let compiled = flow::compile(FlowConfig::parse(&src).map_err(|e| invalid(e.to_string()))?, &env).map_err(|e| invalid(e.to_string()))?;
-    compiled.start().map_err(|e| invalid(e.to_string()))
+    Ok(server.flows().deploy(&src).await.map_err(|e| invalid(e.to_string()))?.name)
 }
 
 async fn wait_for_signal() {

@@ -12,7 +12,7 @@ use super::super::runtime::Cx;
 use super::super::signal::Nack;
 use super::super::{BoxFuture, Exporter, FlowError, Processor};
 use super::predicate::Predicate;
-use super::{Built, Component, options};
+use super::{Built, Component, Reconfigurable, options};
 use crate::telem::TimeStamp;
 
 fn processor(p: impl Processor) -> Built {
@@ -44,8 +44,7 @@ struct Filter {
 }
 
 pub(super) fn filter(v: &serde_json::Value) -> Result<Built, String> {
-    let o: FilterOptions = options(v)?;
-    Ok(processor(Filter { condition: o.condition }))
+    Ok(processor(Reconfigurable::build(v, |v| Ok(Filter { condition: options::<FilterOptions>(v)?.condition }))?))
 }
 
 impl Processor for Filter {
@@ -91,15 +90,21 @@ enum Sample {
 }
 
 pub(super) fn sample(v: &serde_json::Value) -> Result<Built, String> {
-    let o: SampleOptions = options(v)?;
-    let s = match (o.every, o.probability) {
-        (Some(0), _) => return Err("`every` must be at least 1".into()),
-        (Some(n), None) => Sample::Every { n, seen: 0 },
-        (None, Some(p)) if (0.0..=1.0).contains(&p) => Sample::Probability { p, state: o.seed ^ 0x9E37_79B9_7F4A_7C15 },
-        (None, Some(p)) => return Err(format!("`probability: {p}` must be between 0 and 1")),
-        _ => return Err("give one of `every: N` or `probability: P`".into()),
-    };
-    Ok(processor(s))
+    Ok(processor(Reconfigurable::build(v, Sample::new)?))
+}
+
+impl Sample {
+    /// A sampler from its options; a reconfigured one starts counting afresh.
+    fn new(v: &serde_json::Value) -> Result<Sample, String> {
+        let o: SampleOptions = options(v)?;
+        Ok(match (o.every, o.probability) {
+            (Some(0), _) => return Err("`every` must be at least 1".into()),
+            (Some(n), None) => Sample::Every { n, seen: 0 },
+            (None, Some(p)) if (0.0..=1.0).contains(&p) => Sample::Probability { p, state: o.seed ^ 0x9E37_79B9_7F4A_7C15 },
+            (None, Some(p)) => return Err(format!("`probability: {p}` must be between 0 and 1")),
+            _ => return Err("give one of `every: N` or `probability: P`".into()),
+        })
+    }
 }
 
 impl Processor for Sample {
@@ -144,7 +149,7 @@ struct DeadlineOptions {
 struct Deadline(DeadlineOptions);
 
 pub(super) fn deadline(v: &serde_json::Value) -> Result<Built, String> {
-    Ok(processor(Deadline(options(v)?)))
+    Ok(processor(Reconfigurable::build(v, |v| Ok(Deadline(options(v)?)))?))
 }
 
 impl Processor for Deadline {

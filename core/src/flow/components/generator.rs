@@ -10,7 +10,7 @@ use super::super::compile::{PortType, Role, Signature};
 use super::super::config::duration;
 use super::super::message::{Message, SignalType, Signals};
 use super::super::runtime::ReceiverCx;
-use super::super::signal::Control;
+use super::super::signal::{Control, Interests, SignalKind};
 use super::super::{BoxFuture, FlowError, Receiver, schema};
 use super::{Built, Component, options};
 use crate::telem::{self, DataType, Series, TimeStamp};
@@ -63,20 +63,10 @@ fn channels() -> usize {
 }
 
 pub(super) fn build(v: &serde_json::Value) -> Result<Built, String> {
-    let o: Options = options(v)?;
-    let signal = match SignalType::parse(&o.signal) {
-        Some(s @ (SignalType::Logs | SignalType::Metrics | SignalType::Frames)) => s,
-        _ => return Err(format!("`signal: {}`: the generator makes logs, metrics or frames", o.signal)),
-    };
-    if o.rows == 0 {
-        return Err("`rows` must be at least 1".into());
-    }
-    if o.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        return Err("`rate` must be a positive number of messages per second".into());
-    }
+    let g = Generator::new(v)?;
     Ok(Built {
-        signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(Signals::of(signal)))] },
-        component: Component::Receiver(Box::new(Generator { o, signal })),
+        signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(Signals::of(g.signal)))] },
+        component: Component::Receiver(Box::new(g)),
     })
 }
 
@@ -86,6 +76,36 @@ struct Generator {
 }
 
 impl Generator {
+    fn new(v: &serde_json::Value) -> Result<Generator, String> {
+        let o: Options = options(v)?;
+        let signal = match SignalType::parse(&o.signal) {
+            Some(s @ (SignalType::Logs | SignalType::Metrics | SignalType::Frames)) => s,
+            _ => return Err(format!("`signal: {}`: the generator makes logs, metrics or frames", o.signal)),
+        };
+        if o.rows == 0 {
+            return Err("`rows` must be at least 1".into());
+        }
+        if o.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err("`rate` must be a positive number of messages per second".into());
+        }
+        Ok(Generator { o, signal })
+    }
+
+    /// CFG: `rate`, `count`, `rows`, `record_bytes` and `deadline` change while running;
+    /// what changes the messages' schema or the acknowledgement bookkeeping does not.
+    fn reconfigure(&mut self, v: &serde_json::Value) -> Result<(), String> {
+        let new = Generator::new(v)?;
+        if new.signal != self.signal || new.o.ack != self.o.ack || new.o.ack_log != self.o.ack_log || new.o.channels != self.o.channels {
+            return Err("a running generator changes `rate`, `count`, `rows`, `record_bytes` and `deadline`; `signal`, `ack`, `ack_log` and `channels` need the flow restarted".into());
+        }
+        *self = new;
+        Ok(())
+    }
+
+    fn interval(&self) -> Option<tokio::time::Interval> {
+        self.o.rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)))
+    }
+
     /// The columns that do not change between messages (built once, shared by every
     /// message: the generator measures the flow, not itself).
     fn fixed_columns(&self) -> Vec<ArrayRef> {
@@ -157,21 +177,32 @@ impl Generator {
 }
 
 impl Receiver for Generator {
+    fn interests(&self) -> Interests {
+        Interests::NONE.with(SignalKind::Config)
+    }
+
     fn run(self: Box<Self>, mut cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>> {
+        let mut g = *self;
         Box::pin(async move {
-            let fixed = self.fixed_columns();
-            let mut interval = self.o.rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)));
-            let mut log = AckLog::open(self.o.ack_log.as_deref())?;
+            let mut fixed = g.fixed_columns();
+            let mut interval = g.interval();
+            let mut log = AckLog::open(g.o.ack_log.as_deref())?;
             let mut seq = log.as_ref().map_or(0, |l| l.next);
-            while self.o.count.is_none_or(|c| seq < c) && !cx.stopping() {
+            while g.o.count.is_none_or(|c| seq < c) && !cx.stopping() {
                 while let Some(c) = cx.try_control() {
+                    if let Control::Config(v) = &c {
+                        match g.reconfigure(v) {
+                            Ok(()) => (fixed, interval) = (g.fixed_columns(), g.interval()),
+                            Err(e) => cx.report_error(format!("CFG refused: {e}")),
+                        }
+                    }
                     AckLog::record(&mut log, &c)?;
                 }
                 if let Some(i) = &mut interval {
                     i.tick().await;
                 }
-                let mut msg = self.message(seq, &fixed)?;
-                if self.o.ack {
+                let mut msg = g.message(seq, &fixed)?;
+                if g.o.ack {
                     cx.subscribe(&mut msg, seq);
                 }
                 seq += 1;

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use super::compile::Signature;
 use super::message::{Message, Receipt};
 use super::runtime::Cx;
-use super::signal::Control;
-use super::{Exporter, Processor, Receiver};
+use super::signal::{Control, Interests, SignalKind};
+use super::{Exporter, FlowError, Processor, Receiver};
 use crate::client::Client;
 
 mod admission;
@@ -190,6 +190,46 @@ impl Merged {
             _ => return false,
         }
         true
+    }
+}
+
+/// A processor whose whole state is its options (`filter`, `sample`, `deadline`): CFG
+/// rebuilds it from the new options with the same function that built it, so the two
+/// cannot disagree. Options that do not parse leave the old processor in place (ERR).
+pub(crate) struct Reconfigurable<P> {
+    make: fn(&serde_json::Value) -> Result<P, String>,
+    inner: P,
+}
+
+impl<P: Processor> Reconfigurable<P> {
+    /// Build from `options` with `make`.
+    pub(crate) fn build(options: &serde_json::Value, make: fn(&serde_json::Value) -> Result<P, String>) -> Result<Self, String> {
+        Ok(Reconfigurable { make, inner: make(options)? })
+    }
+}
+
+impl<P: Processor> Processor for Reconfigurable<P> {
+    fn process(&mut self, msg: Message, cx: &mut Cx<'_>) -> Result<(), FlowError> {
+        self.inner.process(msg, cx)
+    }
+
+    fn control(&mut self, signal: Control, cx: &mut Cx<'_>) -> Result<(), FlowError> {
+        match signal {
+            Control::Config(v) => {
+                self.inner =
+                    (self.make)(&v).map_err(|m| FlowError::Config { line: 0, node: None, message: format!("CFG refused: {m}") })?;
+                Ok(())
+            }
+            other => self.inner.control(other, cx),
+        }
+    }
+
+    fn interests(&self) -> Interests {
+        self.inner.interests().with(SignalKind::Config)
+    }
+
+    fn held(&self) -> usize {
+        self.inner.held()
     }
 }
 

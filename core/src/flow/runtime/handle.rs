@@ -23,6 +23,8 @@ pub struct FlowHandle {
     pub(super) inboxes: Vec<(ControlInbox, Vec<(usize, Interests)>)>,
     pub(super) receiver_inboxes: Vec<ControlInbox>,
     pub(super) errors: Arc<Mutex<Vec<(String, String)>>>,
+    /// The nodes whose component takes CFG, and where to send it.
+    pub(super) configurable: Vec<(String, ControlInbox, usize)>,
 }
 
 impl std::fmt::Debug for FlowHandle {
@@ -88,6 +90,35 @@ impl FlowHandle {
                 }
             }
         }
+    }
+
+    /// Whether node `name` takes CFG while it runs (its component asked for
+    /// [`SignalKind::Config`]).
+    pub fn accepts_config(&self, name: &str) -> bool {
+        self.configurable.iter().any(|(n, ..)| n == name)
+    }
+
+    /// CFG: give node `name` new options (the YAML node's keys other than `type` and `to`,
+    /// as JSON). The component applies them to the messages that follow; a component that
+    /// refuses them reports an ERR and keeps its old options. Validate options first by
+    /// compiling the new flow file (`FlowManager::reconfigure` does).
+    ///
+    /// # Errors
+    /// [`FlowError::Config`] when there is no such node or its component does not take CFG.
+    pub fn configure(&self, name: &str, options: serde_json::Value) -> Result<(), FlowError> {
+        let Some((_, inbox, member)) = self.configurable.iter().find(|(n, ..)| n == name) else {
+            let why = if self.nodes.iter().any(|(n, _)| n == name) {
+                "its component does not take CFG while running"
+            } else {
+                "no such node runs"
+            };
+            return Err(FlowError::Config { line: 0, node: Some(name.to_string()), message: format!("cannot reconfigure it: {why}") });
+        };
+        inbox.send(*member, Control::Config(options)).map_err(|_| FlowError::Config {
+            line: 0,
+            node: Some(name.to_string()),
+            message: "cannot reconfigure it: it has stopped".into(),
+        })
     }
 
     /// Whether every receiver has finished (a bounded source ran out).

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::compile::{CompiledFlow, StageKind};
 use super::message::{Hop, JoinPolicy, JoinState, Message, MessageId};
-use super::signal::{Budget, Control, Interests, Nack};
+use super::signal::{Budget, Control, Interests, Nack, SignalKind};
 use super::{Exporter, FlowError, Processor, Receiver};
 use crate::telem::TimeStamp;
 
@@ -58,7 +58,7 @@ pub struct NodeCounters {
 }
 
 /// A snapshot of [`NodeCounters`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// See [`NodeCounters::received`].
     pub received: u64,
@@ -455,6 +455,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
     let mut receiver_tasks = Vec::new();
     let mut inboxes = Vec::new();
     let mut receiver_inboxes = Vec::new();
+    let mut configurable = Vec::new();
     // Control inboxes first: a member's REB goes to the receivers upstream of it.
     let (inbox_of, mut ctrl_rxs): (Vec<ControlInbox>, Vec<Option<ControlRx>>) = flow
         .stages
@@ -481,6 +482,9 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                 let counters = Arc::new(NodeCounters::default());
                 nodes.push((stage.names[0].to_string(), counters.clone()));
                 receiver_inboxes.push(inbox.clone());
+                if r.interests().contains(SignalKind::Config) {
+                    configurable.push((stage.names[0].to_string(), inbox.clone(), 0));
+                }
                 let cx = ReceiverCx {
                     name: stage.names[0].clone(),
                     outputs,
@@ -492,6 +496,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     stop: stop_rx.clone(),
                     outstanding: Arc::new(AtomicUsize::new(0)),
                     counters,
+                    errors: err_tx.clone(),
                 };
                 receiver_tasks.push(tokio::spawn(run_receiver(r, cx)));
             }
@@ -515,6 +520,11 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     })
                     .collect();
                 inboxes.push((inbox.clone(), members.iter().enumerate().map(|(i, m)| (i, m.interests)).collect()));
+                for (i, m) in members.iter().enumerate() {
+                    if m.interests.contains(SignalKind::Config) {
+                        configurable.push((m.name.to_string(), inbox.clone(), i));
+                    }
+                }
                 let st = ProcessorStage {
                     members,
                     inbox,
@@ -545,7 +555,18 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
         }
     }
     drop(senders);
-    FlowHandle { name: flow.name, nodes, shared, stop, tasks: handle_tasks, receivers: receiver_tasks, inboxes, receiver_inboxes, errors }
+    FlowHandle {
+        name: flow.name,
+        nodes,
+        shared,
+        stop,
+        tasks: handle_tasks,
+        receivers: receiver_tasks,
+        inboxes,
+        receiver_inboxes,
+        errors,
+        configurable,
+    }
 }
 
 async fn run_receiver(r: Box<dyn Receiver>, cx: ReceiverCx) -> Result<(), FlowError> {

@@ -23,6 +23,7 @@ pub struct ReceiverCx {
     pub(super) stop: watch::Receiver<bool>,
     pub(super) outstanding: Arc<AtomicUsize>,
     pub(super) counters: Arc<NodeCounters>,
+    pub(super) errors: mpsc::UnboundedSender<(String, String)>,
 }
 
 impl std::fmt::Debug for ReceiverCx {
@@ -47,6 +48,13 @@ impl ReceiverCx {
     /// Wait until the flow asks receivers to stop.
     pub async fn stopped(&mut self) {
         let _ = self.stop.wait_for(|s| *s).await;
+    }
+
+    /// ERR: report an error the receiver recovered from (a refused CFG, a source that
+    /// failed once); it is counted and appears in the flow's errors.
+    pub fn report_error(&self, error: impl std::fmt::Display) {
+        bump(&self.counters.errors);
+        let _ = self.errors.send((self.name.to_string(), error.to_string()));
     }
 
     /// Messages sent with [`ReceiverCx::subscribe`] whose ACK/NACK has not arrived yet.
