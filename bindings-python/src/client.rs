@@ -29,6 +29,8 @@ use crate::telem::{NativeFrame, frame_from_py};
 #[derive(Debug)]
 pub struct Client {
     pub(crate) inner: telemetron::Client,
+    /// The flows of the engine (embedded: run in this process) or node.
+    flows: telemetron::flow::Flows,
     /// Set by `close`: later calls fail with `engine.closed` on both backends.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -48,7 +50,8 @@ impl Client {
     }
 
     fn new(inner: telemetron::Client) -> Client {
-        Client { inner, closed: std::sync::atomic::AtomicBool::new(false) }
+        let flows = telemetron::flow::Flows::new(&inner);
+        Client { inner, flows, closed: std::sync::atomic::AtomicBool::new(false) }
     }
 }
 
@@ -504,8 +507,53 @@ impl Client {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(());
         }
-        self.run(py, |c| async move { c.close().await })?;
+        let flows = self.flows.clone();
+        self.run(py, |c| async move {
+            flows.shutdown(telemetron::flow::DEFAULT_DRAIN).await;
+            c.close().await
+        })?;
         self.closed.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
+
+    // ---- flows (`client.flows`; the Python layer turns the JSON into dataclasses) ----
+
+    /// Every flow, as JSON (a list of `FlowInfo`).
+    fn flows_list(&self, py: Python<'_>) -> PyResult<String> {
+        let f = self.flows.clone();
+        json(self.run(py, |_| async move { f.list().await })?)
+    }
+
+    /// One flow, as JSON.
+    fn flows_get(&self, py: Python<'_>, name: String) -> PyResult<String> {
+        let f = self.flows.clone();
+        json(self.run(py, |_| async move { f.get(&name).await })?)
+    }
+
+    /// Deploy a flow file's text; the new flow as JSON.
+    fn flows_deploy(&self, py: Python<'_>, config: String) -> PyResult<String> {
+        let f = self.flows.clone();
+        json(self.run(py, |_| async move { f.deploy(&config).await })?)
+    }
+
+    /// Reconfigure a flow; the `Reconfigured` reply as JSON.
+    fn flows_reconfigure(&self, py: Python<'_>, name: String, config: String, drain: f64) -> PyResult<String> {
+        let (f, drain) = (self.flows.clone(), seconds(drain)?);
+        json(self.run(py, |_| async move { f.reconfigure(&name, &config, drain).await })?)
+    }
+
+    /// Stop a flow; its final state as JSON.
+    fn flows_stop(&self, py: Python<'_>, name: String, drain: f64) -> PyResult<String> {
+        let (f, drain) = (self.flows.clone(), seconds(drain)?);
+        json(self.run(py, |_| async move { f.stop(&name, drain).await })?)
+    }
+}
+
+fn json(v: impl serde::Serialize) -> PyResult<String> {
+    serde_json::to_string(&v).map_err(|e| invalid(format!("cannot encode the reply: {e}")))
+}
+
+/// A drain given in seconds.
+fn seconds(s: f64) -> PyResult<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(s).map_err(|_| invalid(format!("drain must be a non-negative number of seconds, not {s}")))
 }

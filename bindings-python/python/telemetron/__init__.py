@@ -13,7 +13,8 @@
 Submodules mirror the engine: :mod:`telemetron.telem` (time, data types),
 :mod:`telemetron.channel`, :mod:`telemetron.framer` (writers, iterators),
 :mod:`telemetron.relay` (streamers), :mod:`telemetron.control` (control sequences),
-:mod:`telemetron.ranger` (ranges), :mod:`telemetron.errors`.
+:mod:`telemetron.ranger` (ranges), :mod:`telemetron.flows` (dataflow pipelines),
+:mod:`telemetron.errors`.
 """
 
 from . import errors
@@ -24,6 +25,7 @@ from .control import Control, Controller, Loop, NoValue, Tick, loop
 from .errors import *  # noqa: F403  (the exception hierarchy, rooted at TelemetronError)
 from .errors import LagWarning, TelemetronError
 from .export import ExportProgress, ExportReport
+from .flows import FlowInfo, FlowNode, Flows, Reconfigured
 from .frame import Frame
 from .framer import Iterator, Writer
 from .ranger import MetaData, Range, Ranges
@@ -50,6 +52,10 @@ __all__ = [
     "loop",
     "Range",
     "Ranges",
+    "Flows",
+    "FlowInfo",
+    "FlowNode",
+    "Reconfigured",
     "ExportProgress",
     "ExportReport",
     "MetaData",

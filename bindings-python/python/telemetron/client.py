@@ -14,6 +14,7 @@ from ._convert import to_mapping
 from .channel import Channels
 from .control import Control, seconds
 from .export import ExportReport, ProgressLike, run_export
+from .flows import Flows
 from .frame import Frame
 from .framer import Iterator, Writer
 from .ranger import Ranges
@@ -31,6 +32,8 @@ class Client:
         channels: :class:`Channels` (create, retrieve, rename, delete).
         ranges: :class:`Ranges` (named time ranges with metadata).
         control: :class:`Control` (control sequences).
+        flows: :class:`~telemetron.flows.Flows` (deploy, reconfigure, stop dataflow
+            pipelines; on an embedded client they run in this process until ``close``).
     """
 
     def __init__(self, native: Any) -> None:
@@ -38,6 +41,7 @@ class Client:
         self.channels = Channels(self)
         self.ranges = Ranges(self)
         self.control = Control(self)
+        self.flows = Flows(self)
 
     @property
     def is_remote(self) -> bool:

@@ -422,6 +422,44 @@ class ServerInternal(ServerError):
     code = "server.internal"
 
 
+# --- flows --------------------------------------------------------------------------------
+class FlowError(TelemetronError):
+    """Deploying, reconfiguring or running a flow failed (``flow.*``)."""
+
+    code = "flow"
+
+
+class FlowConfigError(FlowError, ValueError):
+    """The flow file is wrong: YAML, an unknown component, a bad option, a cycle or a type
+    mismatch; the message names the node and the line (``flow.config``)."""
+
+    code = "flow.config"
+
+
+class FlowComponentError(FlowError):
+    """A flow component failed at runtime (``flow.component``)."""
+
+    code = "flow.component"
+
+
+class FlowIOError(FlowError, OSError):
+    """A file a flow component uses could not be read or written (``flow.io``)."""
+
+    code = "flow.io"
+
+
+class FlowNotFound(FlowError, LookupError):
+    """No flow of that name runs on the node (``flow.not_found``)."""
+
+    code = "flow.not_found"
+
+
+class FlowNameTaken(FlowError):
+    """A flow of that name runs already; stop or reconfigure it (``flow.name_taken``)."""
+
+    code = "flow.name_taken"
+
+
 TransportError = NetError
 RangeError = RangerError  # deprecated: the former name of RangerError
 
@@ -450,6 +488,7 @@ _FAMILY = {
     "protocol": ProtocolError,
     "auth": AuthError,
     "server": ServerError,
+    "flow": FlowError,
 }
 
 

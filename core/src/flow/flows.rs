@@ -172,6 +172,17 @@ impl Flows {
         }
     }
 
+    /// Embedded: stop every flow this value runs, each drained for at most `drain` (call it
+    /// before closing the engine; the SDKs' `close()` do). Remote: nothing, the node's
+    /// flows outlive its clients.
+    pub async fn shutdown(&self, drain: Duration) -> Vec<FlowInfo> {
+        match &self.inner {
+            Inner::Local(m) => m.stop_all(drain).await,
+            #[cfg(feature = "remote")]
+            Inner::Remote(_) => Vec::new(),
+        }
+    }
+
     /// Stop flow `name`, draining it for at most `drain`; returns its final counters.
     pub async fn stop(&self, name: &str, drain: Duration) -> Result<FlowInfo> {
         match &self.inner {
