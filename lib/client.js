@@ -8,6 +8,7 @@ const { Writer } = require('./writer')
 const { Streamer, onLagOf } = require('./streamer')
 const { Iterator } = require('./iterator')
 const { Control } = require('./control')
+const { Flows } = require('./flows')
 
 const list = (x) => (Array.isArray(x) ? x : [x])
 const refOf = (c) => (c && typeof c === 'object' && 'key' in c ? c.key : c)
@@ -167,6 +168,8 @@ class Client {
     this.ranges = new Ranges(this)
     /** Control sequences and control state. */
     this.control = new Control(this)
+    /** Dataflow pipelines: deploy, list, reconfigure, stop (embedded: they run in this process until `close`). */
+    this.flows = new Flows(native_)
   }
 
   /** True when connected to a remote node. */

@@ -26,6 +26,7 @@ class SeriesError extends TelemetronError {}
 class EngineError extends TelemetronError {}
 class InvalidArgumentError extends TelemetronError {}
 class TransportError extends TelemetronError {}
+class FlowError extends TelemetronError {}
 
 /** The class of each family (a code's part before the first dot). */
 const BY_FAMILY = {
@@ -44,6 +45,7 @@ const BY_FAMILY = {
   auth: TransportError,
   server: TransportError,
   client: TransportError,
+  flow: FlowError,
 }
 
 /** The class of every code of the core, from the generated table. */
@@ -108,6 +110,6 @@ function sync(fn) {
 
 module.exports = {
   TelemetronError, ChannelError, RangerError, StorageError, WriteError, ControlError,
-  StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError,
+  StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError, FlowError,
   translate, call, sync, make, classFor, CODES,
 }

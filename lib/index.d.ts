@@ -344,10 +344,65 @@ export declare const ControlClient: typeof Control
 /** @deprecated Renamed {@link Control}, as in the Python SDK. */
 export type ControlClient = Control
 
+/** One running node of a flow and its counters. */
+export interface FlowNode {
+  name: string
+  /** Component type (`generator`, `filter`, ...). */
+  type: string
+  /** Whether it takes new options while running (CFG). */
+  reconfigurable: boolean
+  received: number
+  rows: number
+  emitted: number
+  acked: number
+  nacked: number
+  expired: number
+  cancelled: number
+  errors: number
+}
+
+/** A flow: its state, configuration and counters. */
+export interface FlowInfo {
+  name: string
+  state: 'running' | 'finished' | 'stopped'
+  /** When it was deployed or last restarted (ns since the epoch). */
+  started: bigint
+  /** The flow file as deployed. */
+  config: string
+  nodes: FlowNode[]
+  /** The most recent component errors, oldest first. */
+  errors: Array<{ node: string; error: string }>
+  /** In `stop`'s reply: whether everything drained in time. */
+  drained?: boolean | null
+}
+
+/** How `reconfigure` applied a new file. */
+export interface Reconfigured {
+  applied: 'live' | 'restarted' | 'unchanged'
+  /** The nodes whose options changed. */
+  nodes: string[]
+  /** Why it restarted. */
+  reason?: string | null
+  flow: FlowInfo
+}
+
+/** A flow file: YAML text, a `file:` URL, or `{path}`. */
+export type FlowConfig = string | URL | { path: string }
+
+/** `client.flows`: dataflow pipelines on the engine (embedded: in this process) or node. */
+export declare class Flows {
+  list(): Promise<FlowInfo[]>
+  get(name: string): Promise<FlowInfo>
+  deploy(config: FlowConfig): Promise<FlowInfo>
+  reconfigure(name: string, config: FlowConfig, options?: { drain?: number }): Promise<Reconfigured>
+  stop(name: string, options?: { drain?: number }): Promise<FlowInfo>
+}
+
 export declare class Client {
   readonly channels: Channels
   readonly ranges: Ranges
   readonly control: Control
+  readonly flows: Flows
   readonly isRemote: boolean
   /** Write one frame starting at `start` and commit it; resolves to the committed end. */
   write(start: TimeInput, frame: FrameInput): Promise<bigint>
@@ -429,6 +484,8 @@ export declare class SeriesError extends TelemetronError {}
 export declare class EngineError extends TelemetronError {}
 export declare class InvalidArgumentError extends TelemetronError {}
 export declare class TransportError extends TelemetronError {}
+/** Deploying, reconfiguring or running a flow failed (`flow.*`). */
+export declare class FlowError extends TelemetronError {}
 
 /** Zero-copy checks: addresses as Rust sees them. */
 export declare const debug: {

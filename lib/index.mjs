@@ -5,6 +5,6 @@ export const {
   open, connect, Client, Range, Writer, Streamer, Iterator, Controller, Control, ControlClient, Loop, loop, Frame, Series,
   now, toNanos, toDate, TimeRange, TimeSpan, debug,
   TelemetronError, ChannelError, RangerError, StorageError, WriteError, ControlError,
-  StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError,
+  StreamError, SeriesError, EngineError, InvalidArgumentError, TransportError, FlowError,
 } = cjs
 export default cjs

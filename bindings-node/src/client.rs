@@ -14,6 +14,7 @@ use telemetron::{ConnectOptions, Credentials};
 use crate::channel::{ChannelJs, NewChannelJs, channel_refs};
 use crate::control::StateJs;
 use crate::error::{IntoNapi, invalid};
+use crate::flow::{FlowInfoJs, ReconfiguredJs};
 use crate::framer::{Iterator, IteratorOptionsJs, Writer, WriterChannels, WriterOptionsJs};
 use crate::ranger::{NewRangeJs, RangeJs, RangeQueryJs, range_key};
 use crate::relay::{Streamer, StreamerOptionsJs, streamer_config};
@@ -63,6 +64,14 @@ pub struct ExportReport {
 #[napi]
 pub struct Client {
     inner: telemetron::Client,
+    /// The flows of the engine (embedded: run in this process) or node.
+    flows: telemetron::flow::Flows,
+}
+
+impl Client {
+    fn new(inner: telemetron::Client) -> Client {
+        Client { flows: telemetron::flow::Flows::new(&inner), inner }
+    }
 }
 
 /// Open (or create) an embedded engine in `path` and return a client over it.
@@ -76,7 +85,7 @@ pub async fn open(path: String, options: Option<OpenOptionsJs>) -> Result<Client
         .await
         .map_err(|e| invalid(format!("opening the engine failed: {e}")))?
         .js()?;
-    Ok(Client { inner: c })
+    Ok(Client::new(c))
 }
 
 /// How to open an embedded engine.
@@ -128,7 +137,7 @@ pub async fn connect(url: String, options: Option<ConnectOptionsJs>) -> Result<C
         Some(o) => o.to_core()?,
         None => ConnectOptions::default(),
     };
-    Ok(Client { inner: telemetron::connect(&url, opts).await.js()? })
+    Ok(Client::new(telemetron::connect(&url, opts).await.js()?))
 }
 
 impl Client {
@@ -416,9 +425,43 @@ impl Client {
         self.inner.control_channel().await.js()
     }
 
-    /// Close the client (an embedded engine is closed and its directory released).
+    /// Close the client (embedded: its flows are stopped, the engine is closed and its
+    /// directory released).
     #[napi]
     pub async fn close(&self) -> Result<()> {
+        self.flows.shutdown(telemetron::flow::DEFAULT_DRAIN).await;
         self.inner.close().await.js()
+    }
+
+    /// Every flow with its counters.
+    #[napi]
+    pub async fn flows_list(&self) -> Result<Vec<FlowInfoJs>> {
+        Ok(self.flows.list().await.js()?.into_iter().map(FlowInfoJs::from_core).collect())
+    }
+
+    /// One flow.
+    #[napi]
+    pub async fn flows_get(&self, name: String) -> Result<FlowInfoJs> {
+        Ok(FlowInfoJs::from_core(self.flows.get(&name).await.js()?))
+    }
+
+    /// Deploy a flow file's text.
+    #[napi]
+    pub async fn flows_deploy(&self, config: String) -> Result<FlowInfoJs> {
+        Ok(FlowInfoJs::from_core(self.flows.deploy(&config).await.js()?))
+    }
+
+    /// Apply a new version of a flow's file (live or by restart).
+    #[napi]
+    pub async fn flows_reconfigure(&self, name: String, config: String, drain: Option<f64>) -> Result<ReconfiguredJs> {
+        let drain = crate::flow::drain(drain)?;
+        Ok(ReconfiguredJs::from_core(self.flows.reconfigure(&name, &config, drain).await.js()?))
+    }
+
+    /// Stop a flow; its final counters.
+    #[napi]
+    pub async fn flows_stop(&self, name: String, drain: Option<f64>) -> Result<FlowInfoJs> {
+        let drain = crate::flow::drain(drain)?;
+        Ok(FlowInfoJs::from_core(self.flows.stop(&name, drain).await.js()?))
     }
 }

@@ -27,6 +27,7 @@ mod channel;
 mod client;
 mod control;
 mod error;
+mod flow;
 mod framer;
 mod ranger;
 mod relay;

@@ -1,5 +1,5 @@
 // Compiled with `tsc --strict` by types.test.mjs: the declarations cover the README example.
-import { open, connect, loop, Frame, TelemetronError, type Client, type Control, type LoopStats, type Range, type ExportReport } from 'telemetron'
+import { open, connect, loop, Frame, TelemetronError, type Client, type Control, type LoopStats, type Range, type ExportReport, type FlowInfo, type Reconfigured, FlowError } from 'telemetron'
 
 async function main(client: Client): Promise<void> {
   await client.channels.create([
@@ -46,6 +46,11 @@ async function main(client: Client): Promise<void> {
   await child.setLabels(['ignition', 'nominal'])
   const found: Range[] = await client.ranges.search('', null, { labels: 'ignition', metaData: { stand: 'B' }, parent: r })
   console.log(parentKey, kids.length, found.length)
+  const flow: FlowInfo = await client.flows.deploy(new URL('file:///etc/flow.yaml'))
+  const out: number = flow.nodes.filter((n) => n.type === 'discard').reduce((a, n) => a + n.received, 0)
+  const changed: Reconfigured = await client.flows.reconfigure(flow.name, 'flow: x\nnodes: {}', { drain: 2 })
+  const live: boolean = changed.applied === 'live' && (await client.flows.stop(flow.name)).drained === true
+  console.log(out, live, flow.started > 0n, (await client.flows.list()).length, FlowError)
   console.log(unauthorized, p, samples, ok)
 }
 
