@@ -76,16 +76,11 @@ pub struct ReconfiguredJs {
     pub flow: FlowInfoJs,
 }
 
-/// A serde enum's name (`"running"`, `"live"`).
-fn name_of(v: impl serde::Serialize) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
 impl FlowInfoJs {
     pub(crate) fn from_core(f: FlowInfo) -> FlowInfoJs {
         FlowInfoJs {
             name: f.name,
-            state: name_of(f.state),
+            state: f.state.to_string(),
             started: big(f.started.0),
             config: f.config,
             nodes: f
@@ -113,7 +108,7 @@ impl FlowInfoJs {
 
 impl ReconfiguredJs {
     pub(crate) fn from_core(r: Reconfigured) -> ReconfiguredJs {
-        ReconfiguredJs { applied: name_of(r.applied), nodes: r.nodes, reason: r.reason, flow: FlowInfoJs::from_core(r.flow) }
+        ReconfiguredJs { applied: r.applied.to_string(), nodes: r.nodes, reason: r.reason, flow: FlowInfoJs::from_core(r.flow) }
     }
 }
 

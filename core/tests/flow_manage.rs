@@ -130,7 +130,32 @@ async fn bounded_flows_finish_and_report_errors(b: &Backend) {
     }
 }
 
-on_both!(deploy_reconfigure_stop, bounded_flows_finish_and_report_errors);
+/// REB through CFG: lowering the admission controller's rate while the flow runs slows
+/// the receiver down at once (an upper bound, so load on the machine cannot fake it).
+async fn admission_rate_changes_live(b: &Backend) {
+    let flows = Flows::new(&b.client);
+    let yaml = |rate: u32| {
+        format!(
+            "flow: gate\nnodes:\n  gen: {{type: generator, to: [ac]}}\n  ac: {{type: admission, max_rate: {rate}, to: [out]}}\n  out: {{type: discard}}\n"
+        )
+    };
+    flows.deploy(&yaml(5000)).await.unwrap();
+    wait_until(&flows, "gate", SECOND, "traffic", |i| received(i, "out") > 50).await;
+    let r = flows.reconfigure("gate", &yaml(20), DRAIN).await.unwrap();
+    assert_eq!((r.applied, r.nodes.as_slice()), (Applied::Live, &["ac".to_string()][..]));
+    // Let the new budget arrive, then count what the source sends in one second.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = flows.get("gate").await.unwrap().node("gen").unwrap().counts.emitted;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = flows.get("gate").await.unwrap().node("gen").unwrap().counts.emitted;
+    let per_second = (after - before) as f64 / t0.elapsed().as_secs_f64();
+    assert!(per_second <= 30.0, "the source still sends {per_second:.0} messages/s under a 20/s budget");
+    assert!(after > before, "the source stopped instead of slowing down");
+    flows.stop("gate", DRAIN).await.unwrap();
+}
+
+on_both!(deploy_reconfigure_stop, bounded_flows_finish_and_report_errors, admission_rate_changes_live);
 
 /// A node's `--flow` files and client deployments share one list; a node shutting down
 /// drains its flows.

@@ -313,3 +313,63 @@ fn serve_runs_a_flow_on_its_own_engine() {
     signal(&node, libc::SIGTERM);
     assert!(wait_exit(node).success());
 }
+
+/// Run `telemetron flow <args>`: (success, stdout, stderr).
+fn flow_cmd(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).arg("flow").args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn flow_commands_manage_a_nodes_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot = dir.path().join("boot.yaml");
+    std::fs::write(&boot, "flow: boot\nnodes:\n  gen: {type: generator, rate: 100, to: [out]}\n  out: {type: discard}\n").unwrap();
+    let extra = dir.path().join("extra.yaml");
+    let yaml = |min: u32| {
+        format!(
+            "flow: extra\nnodes:\n  gen: {{type: generator, rows: 4, rate: 200, to: [keep]}}\n  keep: {{type: filter, where: {{column: severity_number, op: '>=', value: {min}}}, to: [out]}}\n  out: {{type: discard}}\n"
+        )
+    };
+    std::fs::write(&extra, yaml(13)).unwrap();
+    let data = dir.path().join("data");
+    let (node, url) = serve(&["--data", data.to_str().unwrap(), "--flow", boot.to_str().unwrap()]);
+    let url = url.as_str();
+    let extra_s = extra.to_str().unwrap();
+
+    // The node's --flow file is listed; a deployed one joins it.
+    let (ok, out, err) = flow_cmd(&["deploy", extra_s, "--url", url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("flow `extra` deployed") && out.contains("3 nodes running"), "{out}");
+    let (ok, out, _) = flow_cmd(&["list", "--url", url]);
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("boot ") && lines[1].starts_with("extra "), "{out}");
+    assert!(lines.iter().all(|l| l.contains("running")), "{out}");
+
+    // Errors: the name is taken; a wrong file names its line; nothing changes.
+    let (ok, _, err) = flow_cmd(&["deploy", extra_s, "--url", url]);
+    assert!(!ok && err.contains("a flow named `extra` runs already"), "{err}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, yaml(13).replace("discard", "dicard")).unwrap();
+    let (ok, _, err) = flow_cmd(&["reconfigure", "extra", bad.to_str().unwrap(), "--url", url]);
+    assert!(!ok && err.contains("line 5: node `out`: unknown component type `dicard`"), "{err}");
+    let (ok, _, err) = flow_cmd(&["status", "nope", "--url", url]);
+    assert!(!ok && err.contains("no flow named `nope`"), "{err}");
+
+    // Live CFG from the command line, then status and a stop with the final counters.
+    std::fs::write(&extra, yaml(100)).unwrap();
+    let (ok, out, err) = flow_cmd(&["reconfigure", "extra", extra_s, "--url", url]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "flow `extra`: live (changed: keep)");
+    let (ok, out, _) = flow_cmd(&["status", "extra", "--url", url]);
+    assert!(ok && out.starts_with("flow `extra`: running") && out.contains("keep"), "{out}");
+    let (ok, out, err) = flow_cmd(&["stop", "extra", "--drain", "5s", "--url", url]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("flow `extra`: stopped") && !out.contains("drain deadline passed"), "{out}");
+    let (ok, out, _) = flow_cmd(&["list", "--url", url]);
+    assert!(ok && out.lines().count() == 1 && out.starts_with("boot "), "{out}");
+
+    signal(&node, libc::SIGTERM);
+    assert!(wait_exit(node).success());
+}

@@ -32,6 +32,17 @@ pub enum FlowState {
     Stopped,
 }
 
+impl std::fmt::Display for FlowState {
+    /// `running`, `finished`, `stopped` (as on the wire).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FlowState::Running => "running",
+            FlowState::Finished => "finished",
+            FlowState::Stopped => "stopped",
+        })
+    }
+}
+
 /// One node of a running flow and its counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowNodeInfo {
@@ -99,6 +110,17 @@ pub enum Applied {
     /// The graph changed, or a changed node does not take CFG: the old flow was drained
     /// and stopped, then the new one started.
     Restarted,
+}
+
+impl std::fmt::Display for Applied {
+    /// `unchanged`, `live`, `restarted` (as on the wire).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Applied::Unchanged => "unchanged",
+            Applied::Live => "live",
+            Applied::Restarted => "restarted",
+        })
+    }
 }
 
 /// The reply to a reconfiguration.

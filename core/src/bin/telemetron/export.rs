@@ -7,7 +7,7 @@ use clap::Args;
 use telemetron::channel::ChannelRef;
 use telemetron::client::export::{ExportConfig, ExportFormat, ExportProgress};
 use telemetron::telem::{TimeRange, TimeStamp};
-use telemetron::{Client, ConnectOptions, Credentials, Error};
+use telemetron::{Client, Error};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -59,11 +59,7 @@ pub fn run(a: ExportArgs) -> Result<(), Error> {
 
 async fn client(a: &ExportArgs) -> Result<Client, Error> {
     match (&a.url, &a.data) {
-        (Some(url), _) => {
-            let token = a.token.clone().or_else(|| std::env::var("TELEMETRON_TOKEN").ok().filter(|t| !t.is_empty()));
-            let credentials = token.map_or(Credentials::None, |token| Credentials::Token { token });
-            telemetron::connect(url, ConnectOptions { credentials, ca_cert: a.ca_cert.clone(), ..ConnectOptions::default() }).await
-        }
+        (Some(url), _) => crate::node::connect(url, a.token.as_deref(), a.ca_cert.clone()).await,
         (None, Some(dir)) => telemetron::open(dir),
         (None, None) => Err(Error::InvalidArgument { reason: "export: give --url of a node or --data of a data directory".into() }),
     }

@@ -1,4 +1,6 @@
-//! `telemetron flow check|run|types`: compile and run dataflow files (docs/dataflow.md).
+//! `telemetron flow ...`: compile and run dataflow files in this process (`check`, `run`,
+//! `types`), and manage the flows of a running node (`deploy`, `list`, `status`,
+//! `reconfigure`, `stop`; docs/dataflow.md §8).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -6,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use telemetron::Error;
-use telemetron::flow::{self, BuildEnv, FlowConfig, FlowError};
+use telemetron::flow::{self, BuildEnv, FlowConfig, FlowError, FlowInfo, Flows};
+
+use crate::node::NodeArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum FlowCommand {
@@ -20,6 +24,50 @@ pub enum FlowCommand {
     Run(RunArgs),
     /// List the component types a flow file can use.
     Types,
+    /// Deploy a flow file on a node (it runs there, on the node's engine, until stopped).
+    Deploy {
+        /// The flow file (YAML).
+        file: PathBuf,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// List a node's flows with their state and message counts.
+    #[command(alias = "ls")]
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Show one flow of a node: every node's counters and the latest errors.
+    Status {
+        /// The flow's name.
+        name: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Apply a new version of a flow file on a node: live (CFG) when only options of nodes
+    /// that take it changed, else by draining and restarting the flow. A wrong file changes
+    /// nothing.
+    Reconfigure {
+        /// The flow's name.
+        name: String,
+        /// The new flow file (YAML).
+        file: PathBuf,
+        /// When restarting, wait this long for the old flow to drain.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        drain: Duration,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Stop a flow on a node (draining it) and print its final counters.
+    Stop {
+        /// The flow's name.
+        name: String,
+        /// Wait this long for messages in flight.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        drain: Duration,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -77,14 +125,86 @@ pub fn run(cmd: FlowCommand) -> Result<(), Error> {
             print!("{compiled}");
             Ok(())
         }
-        FlowCommand::Run(a) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| invalid(format!("cannot start the async runtime: {e}")))?;
-            rt.block_on(run_flow(a))
+        FlowCommand::Run(a) => runtime()?.block_on(run_flow(a)),
+        cmd => runtime()?.block_on(manage(cmd)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| invalid(format!("cannot start the async runtime: {e}")))
+}
+
+fn read(file: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(file).map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))
+}
+
+/// The commands that manage a node's flows through the protocol.
+async fn manage(cmd: FlowCommand) -> Result<(), Error> {
+    let flows = |node: &NodeArgs| {
+        let node = node.clone();
+        async move { node.connect().await.map(|c| Flows::new(&c)) }
+    };
+    match cmd {
+        FlowCommand::Deploy { file, node } => {
+            let info = flows(&node).await?.deploy(&read(&file)?).await?;
+            println!("flow `{}` deployed on {} ({} nodes running)", info.name, node.url, info.nodes.len());
         }
+        FlowCommand::List { node } => {
+            let all = flows(&node).await?.list().await?;
+            if all.is_empty() {
+                println!("no flows run on {}", node.url);
+            }
+            for f in all {
+                let (received, errors) = f.nodes.iter().fold((0, 0), |(r, e), n| (r + n.counts.received, e + n.counts.errors));
+                println!(
+                    "{:<24} {:<9} {:>2} nodes {received:>12} messages handled {errors:>6} errors",
+                    f.name,
+                    f.state.to_string(),
+                    f.nodes.len()
+                );
+            }
+        }
+        FlowCommand::Status { name, node } => print_info(&flows(&node).await?.get(&name).await?),
+        FlowCommand::Reconfigure { name, file, drain, node } => {
+            let r = flows(&node).await?.reconfigure(&name, &read(&file)?, drain).await?;
+            let nodes = if r.nodes.is_empty() { String::new() } else { format!(" (changed: {})", r.nodes.join(", ")) };
+            println!("flow `{name}`: {}{nodes}{}", r.applied, r.reason.map(|w| format!("; restarted because {w}")).unwrap_or_default());
+        }
+        FlowCommand::Stop { name, drain, node } => {
+            let info = flows(&node).await?.stop(&name, drain).await?;
+            print_info(&info);
+            if info.drained == Some(false) {
+                println!("the drain deadline passed: what the flow still held was NACKed");
+            }
+        }
+        FlowCommand::Check { .. } | FlowCommand::Run(_) | FlowCommand::Types => unreachable!("handled by run()"),
+    }
+    Ok(())
+}
+
+fn print_info(f: &FlowInfo) {
+    println!("flow `{}`: {}", f.name, f.state);
+    print_counts(f.nodes.iter().map(|n| (n.name.as_str(), &n.counts)));
+    for e in &f.errors {
+        println!("error in `{}`: {}", e.node, e.error);
+    }
+}
+
+/// The counter table `run`, `status` and `stop` print.
+fn print_counts<'a>(rows: impl Iterator<Item = (&'a str, &'a flow::Counts)>) {
+    println!(
+        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
+        "node", "received", "rows", "emitted", "acked", "nacked", "expired", "errors"
+    );
+    for (node, c) in rows {
+        println!(
+            "{node:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
+            c.received, c.rows, c.emitted, c.acked, c.nacked, c.expired, c.errors
+        );
     }
 }
 
@@ -92,13 +212,7 @@ async fn run_flow(a: RunArgs) -> Result<(), Error> {
     let config = load(&a.file)?;
     let client = match (&a.data, &a.url) {
         (Some(dir), _) => Some(telemetron::open(dir)?),
-        (None, Some(url)) => {
-            let mut opts = telemetron::ConnectOptions::default();
-            if let Some(token) = &a.token {
-                opts.credentials = telemetron::Credentials::Token { token: token.clone() };
-            }
-            Some(telemetron::connect(url, opts).await?)
-        }
+        (None, Some(url)) => Some(crate::node::connect(url, a.token.as_deref(), None).await?),
         (None, None) => None,
     };
     let env = client.clone().map(BuildEnv::with_client).unwrap_or_default();
@@ -139,16 +253,7 @@ async fn run_flow(a: RunArgs) -> Result<(), Error> {
         started.elapsed().as_secs_f64(),
         if report.drained { "" } else { " (drain deadline passed: what was held was NACKed)" }
     );
-    println!(
-        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
-        "node", "received", "rows", "emitted", "acked", "nacked", "expired", "errors"
-    );
-    for (node, c) in &report.counts {
-        println!(
-            "{node:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
-            c.received, c.rows, c.emitted, c.acked, c.nacked, c.expired, c.errors
-        );
-    }
+    print_counts(report.counts.iter().map(|(n, c)| (n.as_str(), c)));
     for (node, e) in report.errors.iter().take(20) {
         eprintln!("error in `{node}`: {e}");
     }

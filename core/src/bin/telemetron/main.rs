@@ -8,6 +8,7 @@ mod bench_remote_fanout;
 mod demo;
 mod export;
 mod flow;
+mod node;
 mod serve;
 mod sim;
 mod stats;

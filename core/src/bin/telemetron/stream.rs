@@ -3,25 +3,18 @@
 use std::time::Duration;
 
 use clap::Args;
+use telemetron::Error;
 use telemetron::channel::{Channel, ChannelRef};
 use telemetron::relay::StreamerConfig;
 use telemetron::telem::{Frame, Series, TimeStamp};
-use telemetron::{ConnectOptions, Credentials, Error};
 
 #[derive(Debug, Args)]
 pub struct StreamArgs {
     /// Channel names (or keys) to stream.
     #[arg(required = true)]
     pub channels: Vec<String>,
-    /// The node.
-    #[arg(long, default_value = "http://127.0.0.1:9090")]
-    pub url: String,
-    /// Bearer token, if the node requires one (or TELEMETRON_TOKEN).
-    #[arg(long)]
-    pub token: Option<String>,
-    /// CA certificate (PEM) to trust for https.
-    #[arg(long)]
-    pub ca_cert: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub node: crate::node::NodeArgs,
     /// Print every sample instead of the last of each frame.
     #[arg(long)]
     pub all: bool,
@@ -54,17 +47,14 @@ fn value(s: &Series, i: usize) -> String {
 }
 
 async fn stream(a: StreamArgs) -> Result<(), Error> {
-    let token = a.token.clone().or_else(|| std::env::var("TELEMETRON_TOKEN").ok().filter(|t| !t.is_empty()));
-    let credentials = token.map_or(Credentials::None, |token| Credentials::Token { token });
-    let client =
-        telemetron::connect(&a.url, ConnectOptions { credentials, ca_cert: a.ca_cert.clone(), ..ConnectOptions::default() }).await?;
+    let client = a.node.connect().await?;
     let refs: Vec<ChannelRef> =
         a.channels.iter().map(|c| c.parse::<u32>().map_or_else(|_| ChannelRef::Name(c.clone()), ChannelRef::Key)).collect();
     let channels: Vec<Channel> = client.channels(&refs).await?;
     let mut cfg = StreamerConfig::new(channels.iter().map(|c| c.key).collect());
     cfg.throttle_hz = if a.all { 0.0 } else { a.rate.max(0.0) };
     let mut s = client.open_streamer(cfg).await?;
-    eprintln!("streaming {} from {} (Ctrl-C to stop)", channels.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "), a.url);
+    eprintln!("streaming {} from {} (Ctrl-C to stop)", channels.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "), a.node.url);
     let mut lines = 0u64;
     loop {
         let f: Frame = tokio::select! {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::super::compile::{PortType, Role, Signature};
 use super::super::message::{Message, Receipt, Signals};
 use super::super::runtime::Cx;
-use super::super::signal::{Budget, Control};
+use super::super::signal::{Budget, Control, Interests, SignalKind};
 use super::super::{FlowError, Processor};
 use super::{Built, Component, options};
 
@@ -32,7 +32,8 @@ fn half() -> f64 {
     0.5
 }
 
-pub(super) fn build(v: &serde_json::Value) -> Result<Built, String> {
+/// The options, checked (at build and at CFG).
+fn parse(v: &serde_json::Value) -> Result<Options, String> {
     let o: Options = options(v)?;
     if o.max_in_flight.is_none() && o.max_bytes.is_none() && o.max_rate.is_none() {
         return Err("give at least one of `max_in_flight`, `max_bytes`, `max_rate`".into());
@@ -46,6 +47,11 @@ pub(super) fn build(v: &serde_json::Value) -> Result<Built, String> {
     if !(o.resume_at > 0.0 && o.resume_at <= 1.0) {
         return Err("`resume_at` is a fraction in (0, 1]".into());
     }
+    Ok(o)
+}
+
+pub(super) fn build(v: &serde_json::Value) -> Result<Built, String> {
+    let o = parse(v)?;
     Ok(Built {
         signature: Signature { role: Role::Processor, accepts: Signals::ANY, ports: vec![("out", PortType::Same)] },
         component: Component::Processor(Box::new(Admission {
@@ -122,6 +128,22 @@ impl Processor for Admission {
                 r.nack(nack);
                 b
             }),
+            // New limits apply at once: over them the budget closes; under them the open
+            // budget, with the new rate, is announced again.
+            Control::Config(v) => {
+                self.o = parse(&v).map_err(|m| FlowError::Config { line: 0, node: None, message: format!("CFG refused: {m}") })?;
+                self.announced = true;
+                if self.over(1.0) {
+                    if !self.closed {
+                        self.closed = true;
+                        cx.send_budget(Budget::Closed);
+                    }
+                } else {
+                    self.closed = false;
+                    cx.send_budget(self.open_budget());
+                }
+                None
+            }
             _ => None,
         };
         if let Some(b) = settled {
@@ -129,5 +151,9 @@ impl Processor for Admission {
             self.update(cx);
         }
         Ok(())
+    }
+
+    fn interests(&self) -> Interests {
+        Interests::NONE.with(SignalKind::Config)
     }
 }
