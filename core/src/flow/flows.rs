@@ -1,6 +1,6 @@
 //! [`Flows`]: list, deploy, reconfigure and stop flows through a [`Client`], on either
 //! backend, and the JSON messages of the protocol's `flows/*` calls (`docs/protocol.md`
-//! §4.6). The Python and Node SDKs' `client.flows` wrap this.
+//! §4, "Flows"). The Python and Node SDKs' `client.flows` wrap this.
 
 use std::sync::Arc;
 use std::time::Duration;

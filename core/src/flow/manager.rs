@@ -1,6 +1,6 @@
 //! Flows deployed on an engine or a node, by name: [`FlowManager`] runs them; [`FlowInfo`]
 //! and [`Reconfigured`] are what it reports (and what crosses the wire, `docs/protocol.md`
-//! §4.6).
+//! §4, "Flows").
 //!
 //! `telemetron serve` holds one manager for the node (its `--flow` files are deployed
 //! into it, and the protocol's `flows/*` calls reach it); an embedded client gets one

@@ -1,4 +1,4 @@
-//! The `flows/*` calls (`docs/protocol.md` §4.6): the node's [`FlowManager`], which also
+//! The `flows/*` calls (`docs/protocol.md` §4, "Flows"): the node's [`FlowManager`], which also
 //! runs the `--flow` files of `telemetron serve`.
 
 use std::sync::Arc;

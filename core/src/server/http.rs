@@ -40,9 +40,12 @@ pub(crate) fn status(code: &str) -> StatusCode {
         c if c.ends_with("not_found") => StatusCode::NOT_FOUND,
         "auth.required" | "auth.invalid_credentials" => StatusCode::UNAUTHORIZED,
         "protocol.too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "channel.name_taken" | "channel.busy" | "channel.index_in_use" | "write.channel_busy" | "control.unauthorized" => {
-            StatusCode::CONFLICT
-        }
+        "channel.name_taken"
+        | "channel.busy"
+        | "channel.index_in_use"
+        | "write.channel_busy"
+        | "control.unauthorized"
+        | "flow.name_taken" => StatusCode::CONFLICT,
         "engine.closed" | "server.shutdown" | "server.busy" => StatusCode::SERVICE_UNAVAILABLE,
         c if c.starts_with("storage.") || c == "engine.metadata" || c == "server.internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
