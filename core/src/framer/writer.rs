@@ -11,6 +11,7 @@ use crate::channel::{Channel, ChannelKey};
 use crate::control::{ABSOLUTE, Authority, ControlError, Gate, Subject};
 use crate::error::Result;
 use crate::relay::PublishCache;
+use crate::storage::Tap;
 use crate::storage::{Durability, StorageWriter, WriteError, WriterGroupSpec, rules};
 use crate::telem::{Frame, TimeRange, TimeStamp};
 
@@ -439,9 +440,14 @@ impl Writer {
         let hub = self.hub.clone();
         let cache = &mut self.cache;
         let channels = &self.channels;
-        let mut tap = |_: &Frame| {
+        // Queued for streamers under the region locks (storage order), woken after them.
+        let mut tap = |t: Tap| {
             if streams {
-                hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key));
+                match t {
+                    // The whole frame: virtual channels' series are published with the stored ones.
+                    Tap::Valid => hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key)),
+                    Tap::Released => hub.relay.wake(cache),
+                }
             }
         };
         match self.storage.as_mut() {
@@ -454,7 +460,10 @@ impl Writer {
                     .collect();
                 sw.write(&persisted, &mut tap)?;
             }
-            None => tap(frame),
+            None => {
+                tap(Tap::Valid);
+                tap(Tap::Released);
+            }
         }
         if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
             self.commit()?;

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use super::streamer::LagPolicy;
 use super::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Fault, Mutex, RwLock};
 use crate::channel::ChannelKey;
-use crate::telem::{Frame, Series};
+use crate::telem::Frame;
 
 /// Counters of the relay, shared by every streamer.
 #[derive(Debug, Default)]
@@ -76,14 +76,17 @@ impl Subscriber {
         }
     }
 
-    fn push(&self, f: Frame, m: &RelayMetrics) {
+    /// Queue `f` (or count it lost, by the lag policy). Returns whether the subscriber must
+    /// be woken: the caller wakes it with [`Subscriber::wake`] once it holds no lock of the
+    /// write path, so waking costs the writer nothing while other writers wait.
+    fn enqueue(&self, f: Frame, m: &RelayMetrics) -> bool {
         let early = self.faulty(Fault::WakeBeforePush);
         if early {
             self.wake();
         }
         let mut q = self.queue.lock();
         if q.closed || q.disconnected {
-            return;
+            return false;
         }
         if q.frames.len() >= self.cap {
             match self.policy {
@@ -97,18 +100,14 @@ impl Subscriber {
                     q.frames.clear();
                     q.disconnected = true;
                     m.disconnected.fetch_add(1, Ordering::Relaxed);
-                    drop(q);
-                    self.wake();
-                    return;
+                    return true;
                 }
             }
         }
         q.frames.push_back(f);
         drop(q);
         m.delivered.fetch_add(1, Ordering::Relaxed);
-        if !early {
-            self.wake();
-        }
+        !early
     }
 
     pub(crate) fn wake(&self) {
@@ -134,12 +133,40 @@ struct Table {
     subs: HashMap<u64, Arc<Subscriber>>,
 }
 
-/// A writer's memo of whether any of its channels is demanded, valid for one generation.
+/// A writer's routing plan: which subscribers want which of its channels. It is rebuilt
+/// when subscriptions change (the relay's generation moves), not per frame, so publishing a
+/// frame costs one lookup per series plus one push per subscriber fed.
 #[derive(Debug, Default)]
 pub(crate) struct PublishCache {
     generation: u64,
-    demanded: bool,
     valid: bool,
+    /// Every subscriber that wants at least one of the writer's channels.
+    targets: Vec<Arc<Subscriber>>,
+    /// The writer's channel -> indices into `targets` of the subscribers that want it.
+    routes: HashMap<ChannelKey, Vec<usize>>,
+    /// One frame per target, filled while publishing.
+    out: Vec<Frame>,
+    /// Subscribers queued to since the last [`Relay::wake`].
+    to_wake: Vec<Arc<Subscriber>>,
+}
+
+impl PublishCache {
+    fn rebuild(&mut self, t: &Table, writer_keys: &mut dyn Iterator<Item = ChannelKey>) {
+        self.targets.clear();
+        self.routes.clear();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        for k in writer_keys {
+            let Some(subs) = t.by_channel.get(&k) else { continue };
+            let route = self.routes.entry(k).or_default();
+            for sub in subs {
+                let i = *index.entry(sub.id).or_insert_with(|| {
+                    self.targets.push(sub.clone());
+                    self.targets.len() - 1
+                });
+                route.push(i);
+            }
+        }
+    }
 }
 
 /// The relay hub.
@@ -230,56 +257,57 @@ impl Relay {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// True if any of `keys` has a subscriber.
-    fn any_demanded(&self, keys: &mut dyn Iterator<Item = ChannelKey>) -> bool {
-        let t = self.table.read();
-        for k in keys {
-            if t.by_channel.contains_key(&k) {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Publish `frame`, skipping all work when nobody wants any of `writer_keys`.
+    /// Queue `frame` for everyone who wants any of its channels, routing by the writer's
+    /// plan in `cache` (rebuilt only when subscriptions changed), and skipping all work when
+    /// nobody wants any of `writer_keys`. Nobody is woken yet: call [`Relay::wake`] with the
+    /// same cache once the write path's locks are released. Frames are queued here, under
+    /// those locks, so every streamer sees frames in the order storage has them.
     pub(crate) fn publish(&self, frame: &Frame, cache: &mut PublishCache, writer_keys: &mut dyn Iterator<Item = ChannelKey>) {
         if self.count.load(Ordering::Acquire) == 0 || frame.is_empty() {
             return;
         }
         let generation = self.generation.load(Ordering::Acquire);
         if !cache.valid || cache.generation != generation {
-            cache.demanded = self.any_demanded(writer_keys);
+            cache.rebuild(&self.table.read(), writer_keys);
             cache.generation = generation;
             cache.valid = true;
         }
-        if !cache.demanded {
+        if cache.targets.is_empty() {
             return;
         }
-        self.publish_now(frame);
-    }
-
-    /// Publish `frame` to everyone who wants any of its channels.
-    pub(crate) fn publish_now(&self, frame: &Frame) {
-        let mut out: Vec<(Arc<Subscriber>, Frame)> = Vec::new();
-        {
-            let t = self.table.read();
-            for (k, s) in frame.iter() {
-                let Some(subs) = t.by_channel.get(&k) else { continue };
-                for sub in subs {
-                    match out.iter_mut().find(|(x, _)| x.id == sub.id) {
-                        Some((_, f)) => f.push(k, s.clone()),
-                        None => out.push((sub.clone(), Frame::new().with(k, Series::clone(s)))),
-                    }
-                }
+        cache.out.resize_with(cache.targets.len(), Frame::new);
+        let mut any = false;
+        for (k, s) in frame.iter() {
+            let Some(route) = cache.routes.get(&k) else { continue };
+            for &i in route {
+                cache.out[i].push(k, s.clone());
+                any = true;
             }
         }
-        if out.is_empty() {
+        if !any {
             return;
         }
         self.metrics.published.fetch_add(1, Ordering::Relaxed);
-        for (sub, f) in out {
-            sub.push(f, &self.metrics);
+        for (sub, f) in cache.targets.iter().zip(cache.out.iter_mut()) {
+            if !f.is_empty() && sub.enqueue(std::mem::take(f), &self.metrics) {
+                cache.to_wake.push(sub.clone());
+            }
         }
+    }
+
+    /// Wake the subscribers the last publishes with `cache` queued to.
+    pub(crate) fn wake(&self, cache: &mut PublishCache) {
+        for sub in cache.to_wake.drain(..) {
+            sub.wake();
+        }
+    }
+
+    /// Publish `frame` to everyone who wants any of its channels, and wake them (for
+    /// frames off the write path: control transfers).
+    pub(crate) fn publish_now(&self, frame: &Frame) {
+        let mut cache = PublishCache::default();
+        self.publish(frame, &mut cache, &mut frame.iter().map(|(k, _)| k));
+        self.wake(&mut cache);
     }
 
     /// Close every subscriber (engine shutdown).

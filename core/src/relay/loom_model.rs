@@ -44,7 +44,9 @@ impl Hub {
     /// Publish `value` on [`KEY`] as a writer does (demand check, then fan-out).
     pub fn publish(&self, value: u32) {
         let frame = Frame::new().with(KEY, Series::from_vec(vec![value]));
-        self.relay.publish(&frame, &mut PublishCache::default(), &mut std::iter::once(KEY));
+        let mut cache = PublishCache::default();
+        self.relay.publish(&frame, &mut cache, &mut std::iter::once(KEY));
+        self.relay.wake(&mut cache);
     }
 
     /// Close every streamer, as closing the engine does.

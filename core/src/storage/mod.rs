@@ -55,7 +55,7 @@ pub use crate::storage_error::{StorageError, WriteError};
 pub(crate) use index::ChannelIndex;
 pub(crate) use lock::DirLock;
 pub(crate) use reader::{ReadPlan, read_channels};
-pub(crate) use writer::{StorageWriter, WriterGroupSpec};
+pub(crate) use writer::{StorageWriter, Tap, WriterGroupSpec};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -139,6 +139,14 @@ struct Group {
     last_ts_seen: Option<i64>,
 }
 
+/// What [`StorageWriter::write`] tells its tap.
+pub(crate) enum Tap {
+    /// The frame is valid and will be stored; the region locks are held.
+    Valid,
+    /// The region locks are released.
+    Released,
+}
+
 /// A group that one write touches: its index channel, sample count and region.
 #[derive(Debug)]
 struct WrittenGroup {
@@ -221,10 +229,12 @@ impl StorageWriter {
         self.slots.get_mut(slot).expect("slot indices are handed out by add_slot and slots never shrink")
     }
 
-    /// Validate `frame` completely, call `before_apply` with it (the relay tap), then
-    /// buffer it. On error nothing is buffered or published. Regions are locked from
-    /// validation to buffering, so writers sharing a region interleave whole frames.
-    pub(crate) fn write(&mut self, frame: &Frame, before_apply: &mut dyn FnMut(&Frame)) -> Result<()> {
+    /// Validate `frame` completely, call `tap` with [`Tap::Valid`] (the relay queues it for
+    /// streamers), reserve its positions, release the region locks and call `tap` with
+    /// [`Tap::Released`] (the relay wakes the streamers), then buffer it. On error nothing
+    /// is buffered or published. Regions are locked from validation to reservation, so
+    /// writers sharing a region interleave whole frames, in storage and on the relay alike.
+    pub(crate) fn write(&mut self, frame: &Frame, tap: &mut dyn FnMut(Tap)) -> Result<()> {
         let (items, totals) = self.typed_series(frame)?;
         let mut active = self.written_groups(&totals)?;
         // Lock the regions in a global order (index key) so writers never deadlock.
@@ -233,9 +243,10 @@ impl StorageWriter {
         let mut guards: Vec<RegionGuard<'_>> = regions.iter().map(|r| r.state.lock()).collect();
         let new_last = self.check_timestamps(&active, &guards, &items)?;
         // Valid: tap it off to the relay, then buffer. Nothing below rejects the frame.
-        before_apply(frame);
+        tap(Tap::Valid);
         let cursor = self.reserve(&active, &new_last, &mut guards);
         drop(guards);
+        tap(Tap::Released);
         for (w, last) in active.iter().zip(new_last) {
             if let Some(g) = self.groups.get_mut(w.group) {
                 g.last_ts_seen = Some(last);

@@ -58,6 +58,10 @@ pub struct FanoutArgs {
     /// Add one streamer that sleeps this many ms per frame (0 = none).
     #[arg(long, default_value_t = 0)]
     pub slow_ms: u64,
+    /// Channels in each frame; streamer i follows channel i mod N (1: every streamer on the
+    /// one channel).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
     #[command(flatten)]
     pub common: Common,
 }
@@ -159,23 +163,35 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// One writer, N streamers on the same channel: delivered samples per second and latency.
+/// One writer, N streamers spread over its channels: delivered samples per second, delivery
+/// latency, and what `write()` costs the writer.
 pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
+    if a.channels == 0 {
+        return Err(Error::InvalidArgument { reason: "--channels must be at least 1".into() });
+    }
     if !a.common.json {
         println!(
-            "fanout: {} streamers, {}-sample f64 frames, {}, {:.1} s{}",
+            "fanout: {} streamers over {} channel(s), {}-sample f64 series, {}, {:.1} s{}",
             a.subscribers,
+            a.channels,
             a.batch,
             if a.rate == 0 { "writer flat out".to_string() } else { format!("{} frames/s", a.rate) },
             a.seconds,
             if a.slow_ms > 0 { format!(", plus one streamer sleeping {} ms per frame", a.slow_ms) } else { String::new() }
         );
-        println!("{:>4} {:>14} {:>12} {:>10} {:>10} {:>12}", "run", "delivered/s", "frames/s", "p50 us", "p99 us", "slow lost");
+        println!(
+            "{:>4} {:>14} {:>12} {:>10} {:>10} {:>12} {:>12} {:>12}",
+            "run", "delivered/s", "frames/s", "p50 us", "p99 us", "slow lost", "write p50 us", "write p99 us"
+        );
     }
     for run in 0..a.common.runs {
         let scratch = Scratch::new(&a.common.dir, "fanout");
         let engine = open(&scratch.0, Durability::None)?;
-        let v = engine.create_channel(NewChannel::virtual_("fan", DataType::F64))?.key;
+        let keys: Vec<_> = engine
+            .create_channels((0..a.channels).map(|c| NewChannel::virtual_(format!("fan_{c}"), DataType::F64)).collect())?
+            .iter()
+            .map(|c| c.key)
+            .collect();
         let base = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         // Streamers run as async tasks on one runtime thread (as a server forwards them),
@@ -189,7 +205,7 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         let total = a.subscribers + usize::from(a.slow_ms > 0);
         for i in 0..total {
             let slow = i == a.subscribers;
-            let mut s = engine.open_streamer(StreamerConfig { capacity: 256, ..StreamerConfig::new(vec![v]) })?;
+            let mut s = engine.open_streamer(StreamerConfig { capacity: 256, ..StreamerConfig::new(vec![keys[i % keys.len()]]) })?;
             let stop = stop.clone();
             let slow_ms = a.slow_ms;
             handles.push(rt.spawn(async move {
@@ -218,15 +234,19 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
             }));
         }
         let data = Series::from_vec((0..a.batch).map(|i| i as f64).collect::<Vec<f64>>());
-        let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), vec![v]).mode(WriterMode::Stream))?;
+        let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), keys.clone()).mode(WriterMode::Stream))?;
         let t0 = Instant::now();
         let mut frames = 0usize;
+        let mut writes = Vec::new();
         while t0.elapsed().as_secs_f64() < a.seconds {
             pace(t0, frames, a.rate);
             // The series' time range carries the send instant so receivers can measure latency.
             let now = base.elapsed().as_nanos() as i64;
             let s = data.clone().with_time_range(telemetron::telem::TimeRange::from_nanos(now, now + 1));
-            w.write(&Frame::new().with(v, s))?;
+            let frame: Frame = keys.iter().map(|&k| (k, s.clone())).collect();
+            let w0 = Instant::now();
+            w.write(&frame)?;
+            writes.push(w0.elapsed().as_secs_f64() * 1e6);
             frames += 1;
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -248,12 +268,20 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         engine.close()?;
         let dps = delivered as f64 / secs;
         let (p50, p99) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0));
+        let (w50, w99) = (percentile(&mut writes, 50.0), percentile(&mut writes, 99.0));
         emit(
             a.common.json,
-            json!({"scenario": "fanout", "run": run, "subscribers": a.subscribers, "batch": a.batch, "rate_hz": a.rate,
-                   "slow_ms": a.slow_ms, "frames": frames, "seconds": secs, "samples_per_s": dps, "bytes_per_s": dps * 8.0,
-                   "p50_us": p50, "p99_us": p99, "slow_lost_frames": slow_lost}),
-            || format!("{run:>4} {:>14} {:>12} {p50:>10.1} {p99:>10.1} {slow_lost:>12}", rate(dps), rate(frames as f64 / secs)),
+            json!({"scenario": "fanout", "run": run, "subscribers": a.subscribers, "channels": a.channels, "batch": a.batch,
+                   "rate_hz": a.rate, "slow_ms": a.slow_ms, "frames": frames, "seconds": secs, "samples_per_s": dps,
+                   "bytes_per_s": dps * 8.0, "p50_us": p50, "p99_us": p99, "slow_lost_frames": slow_lost,
+                   "write_p50_us": w50, "write_p99_us": w99}),
+            || {
+                format!(
+                    "{run:>4} {:>14} {:>12} {p50:>10.1} {p99:>10.1} {slow_lost:>12} {w50:>12.1} {w99:>12.1}",
+                    rate(dps),
+                    rate(frames as f64 / secs)
+                )
+            },
         );
     }
     Ok(())
