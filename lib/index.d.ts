@@ -358,6 +358,8 @@ export interface FlowNode {
   nacked: number
   expired: number
   cancelled: number
+  /** NACKed in front of it because its input queue was full (`overflow: nack`). */
+  dropped: number
   errors: number
 }
 

@@ -31,6 +31,8 @@ pub struct FlowNodeJs {
     pub expired: f64,
     /// Messages dropped in front of it because they were cancelled.
     pub cancelled: f64,
+    /// Messages NACKed in front of it because its input queue was full (`overflow: nack`).
+    pub dropped: f64,
     /// Errors it returned.
     pub errors: f64,
 }
@@ -97,6 +99,7 @@ impl FlowInfoJs {
                     nacked: n.counts.nacked as f64,
                     expired: n.counts.expired as f64,
                     cancelled: n.counts.cancelled as f64,
+                    dropped: n.counts.dropped as f64,
                     errors: n.counts.errors as f64,
                 })
                 .collect(),

@@ -248,6 +248,7 @@ struct Counts {
     acked: u64,
     nacked: u64,
     expired: u64,
+    dropped: u64,
     errors: u64,
 }
 
@@ -303,10 +304,19 @@ impl Flow {
             .skip(1)
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                let n: Vec<u64> = f.get(1..8)?.iter().map(|x| x.parse().ok()).collect::<Option<_>>()?;
+                let n: Vec<u64> = f.get(1..9)?.iter().map(|x| x.parse().ok()).collect::<Option<_>>()?;
                 Some((
                     f[0].to_string(),
-                    Counts { received: n[0], rows: n[1], emitted: n[2], acked: n[3], nacked: n[4], expired: n[5], errors: n[6] },
+                    Counts {
+                        received: n[0],
+                        rows: n[1],
+                        emitted: n[2],
+                        acked: n[3],
+                        nacked: n[4],
+                        expired: n[5],
+                        dropped: n[6],
+                        errors: n[7],
+                    },
                 ))
             })
             .collect();
@@ -528,7 +538,11 @@ fn best_effort_drops_and_counts_while_the_node_is_killed_and_delivers_again_once
     assert_eq!(store.received, COUNT, "{store:?}");
     assert_eq!(store.emitted + store.errors, COUNT, "every message stored or counted as dropped once: {store:?}");
     assert!(store.errors >= 100, "the outage dropped messages, counted: {store:?}");
-    assert_eq!(stored.len() as u64, store.emitted, "what the exporter counted as stored is on the node");
+    // What the exporter counted as stored is on the node. A write in flight when the node
+    // was killed is in doubt: the node may have committed it without the reply arriving,
+    // so it can be on the node although counted as dropped (at most one per kill).
+    let on_node = stored.len() as u64;
+    assert!(on_node >= store.emitted && on_node <= store.emitted + 1, "{on_node} on the node, {store:?}");
     assert!(stored.values().all(|&n| n == ROWS), "each stored message whole, once");
     assert!(stored.keys().any(|&s| s > back_at), "messages sent after the restart arrived");
 }
@@ -538,12 +552,9 @@ fn best_effort_drops_and_counts_while_the_node_is_killed_and_delivers_again_once
 /// source for long": the source must keep being acknowledged near its pace. After SIGCONT
 /// messages arrive again.
 ///
-/// Fails today (67 acknowledgements in the 2 s): the exporter waits on the stopped node (the
-/// remote writer waits up to 60 s for a reply), its input queue fills, and backpressure
-/// (§3, `Outputs::route` awaiting a full queue) stops the `ingress` + `thin` task and then
-/// the generator. Nothing in the flow drops or times out instead.
+/// This failed (67 acknowledgements in the 2 s) while backpressure from the stalled
+/// exporter's full queue reached the source; the exporter now has `overflow: nack`.
 #[test]
-#[ignore = "fails: a SIGSTOPped destination back-pressures the best-effort source to a stop (no drop-when-full, no exporter timeout)"]
 fn best_effort_a_sigstopped_node_does_not_block_the_source() {
     let _serial = serial();
     const COUNT: u64 = 1000;
@@ -613,14 +624,14 @@ fn failover_parks_in_the_queue_while_the_node_is_killed() {
 /// node, and every acknowledged message is on the node at least once (`primary.` or
 /// `drained.`; duplicates counted).
 ///
-/// Fails today (about 220 of 310 parked messages lost): the queue holds the messages in the
-/// order the primary failed them, and retries and redeliveries reorder them further; the
-/// `drained` channels_exporter keeps one writer whose domain bridges messages not yet
-/// written, so the engine refuses the late ones (`write.before_start`, `write.overlap`,
-/// `write.overlaps_committed`, non-monotonic index), the exporter NACKs them `rejected`
-/// (permanent) and the queue_receiver skips them, although the source was acknowledged.
+/// The queue holds the messages in the order the primary failed them, and retries and
+/// redeliveries reorder them further: the drain reaches the node out of time order. This
+/// lost about 220 of 310 parked messages while the channels exporter kept one writer open
+/// across messages (its stored domain bridged the gaps where the late messages belong, so
+/// the engine refused them and the queue skipped them as `rejected`). The exporter now
+/// writes each message as its own domain, and a message refused as overlapping is ACKed
+/// only when the node holds exactly its timestamps.
 #[test]
-#[ignore = "fails: the drain reaches the node out of order, the engine refuses the late writes, they are NACKed `rejected` and the queue skips acknowledged messages"]
 fn failover_drains_every_acknowledged_message_back_into_the_restarted_node() {
     failover_with_the_node_killed(true);
 }
@@ -688,7 +699,19 @@ fn failover_with_the_node_killed(drained_back: bool) {
     let not_on_primary = acked_set.iter().filter(|s| !primary.contains_key(s)).count() as u64;
     assert!(park.emitted >= not_on_primary, "{not_on_primary} acknowledged messages not on the primary, {park:?} in the queue");
     assert!(park.emitted >= 300, "the outage went to the queue: {park:?}");
-    assert!(all_there, "the queue did not drain back: {} of {COUNT} messages on the node, {} missing", on_node.len(), missing.len());
+    assert!(
+        all_there,
+        "the queue did not drain back: {} of {COUNT} messages on the node, {} missing; the flow's errors:\n{}",
+        on_node.len(),
+        missing.len(),
+        report
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error in") && !l.contains("Connection refused"))
+            .take(10)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     if drained_back {
         let duplicates = count_failover(&acked_set, &primary, &drained, ROWS);
         eprintln!("failover, node killed: every acknowledged message on the node; {duplicates} stored twice");
@@ -701,12 +724,10 @@ fn failover_with_the_node_killed(drained_back: bool) {
 /// Every acknowledged message is then on the node at least once; a message that timed out
 /// and was still committed by the primary after SIGCONT is there twice (counted).
 ///
-/// Fails today (about 80 acknowledgements in the 3 s): the failover emits to the primary
-/// port, whose queue fills behind the stalled exporter; `ProcessorStage::forward` awaits the
-/// full queue, so the failover's task handles neither its timer nor new messages, and the
-/// source stops. (After SIGCONT every message is there: 1000 of 1000, about 80 twice.)
+/// This failed (about 80 acknowledgements in the 3 s) while the failover waited for room in
+/// the stalled primary's queue; the primary path now has `overflow: nack`, so a full queue
+/// is a NACK and the message goes to the queue at once.
 #[test]
-#[ignore = "fails: a stalled primary blocks the failover's task (awaiting its full output queue), so the source stops"]
 fn failover_parks_in_the_queue_while_the_node_is_sigstopped_and_drains_back_after_sigcont() {
     let _serial = serial();
     const COUNT: u64 = 1000;

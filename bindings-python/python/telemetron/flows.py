@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 #: How long ``stop`` and a restarting ``reconfigure`` wait for a flow to drain, in seconds.
 DEFAULT_DRAIN = 10.0
 
-_COUNTERS = ("received", "rows", "emitted", "acked", "nacked", "expired", "cancelled", "errors")
+_COUNTERS = ("received", "rows", "emitted", "acked", "nacked", "expired", "cancelled", "dropped", "errors")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class FlowNode:
             its messages acknowledged or refused downstream).
         expired: messages NACKed in front of it because their deadline had passed.
         cancelled: messages dropped in front of it because they were cancelled.
+        dropped: messages NACKed in front of it because its input queue was full
+            (``overflow: nack``).
         errors: errors it returned.
     """
 
@@ -60,6 +62,7 @@ class FlowNode:
     nacked: int
     expired: int
     cancelled: int
+    dropped: int
     errors: int
 
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::components::{self, BuildEnv, Built, Component};
-use super::config::{FlowConfig, OUT};
+use super::config::{FlowConfig, OUT, Overflow};
 use super::message::Signals;
 use super::{Exporter, FlowError, Processor, Receiver};
 
@@ -71,6 +71,8 @@ pub(crate) struct Stage {
     pub(crate) ports: Vec<Vec<usize>>,
     /// Per member: the receiver stages upstream of it (where its REB goes).
     pub(crate) upstream: Vec<Vec<usize>>,
+    /// What sending to the stage does when its queue is full.
+    pub(crate) overflow: Overflow,
 }
 
 /// Why a node was removed at compile time.
@@ -171,6 +173,7 @@ struct Node {
     name: String,
     kind: String,
     line: usize,
+    overflow: Overflow,
     sig: Signature,
     component: Option<Component>,
     /// (port index, destination node index)
@@ -196,10 +199,18 @@ pub fn compile(config: FlowConfig, env: &BuildEnv) -> Result<CompiledFlow, FlowE
             node: Some(n.name.clone()),
             message,
         })?;
+        if n.overflow == Overflow::Nack && signature.role == Role::Receiver {
+            return Err(FlowError::Config {
+                line: n.line,
+                node: Some(n.name.clone()),
+                message: "`overflow` is about a node's input queue, and a receiver has none".into(),
+            });
+        }
         nodes.push(Node {
             name: n.name.clone(),
             kind: n.kind.clone(),
             line: n.line,
+            overflow: n.overflow,
             sig: signature,
             component: Some(component),
             edges: Vec::new(),
@@ -321,7 +332,8 @@ pub fn compile(config: FlowConfig, env: &BuildEnv) -> Result<CompiledFlow, FlowE
         let e = edges_of(i);
         (config.fuse && n.sig.role == Role::Processor && n.sig.ports.len() == 1 && e.len() == 1)
             .then(|| e[0].1)
-            .filter(|&d| nodes[d].sig.role == Role::Processor && in_degree[d] == 1)
+            // A node with `overflow: nack` keeps the queue in front of it: it starts a task.
+            .filter(|&d| nodes[d].sig.role == Role::Processor && in_degree[d] == 1 && nodes[d].overflow == Overflow::Wait)
     };
     let mut stage_of = vec![usize::MAX; nodes.len()];
     let mut chains: Vec<Vec<usize>> = Vec::new();
@@ -391,7 +403,7 @@ pub fn compile(config: FlowConfig, env: &BuildEnv) -> Result<CompiledFlow, FlowE
             }
         };
         let upstream = chain.iter().map(|&m| receivers_of[m].iter().filter(|&&r| r != m).map(|&r| stage_of[r]).collect()).collect();
-        stages.push(Stage { names, kind, ports, upstream });
+        stages.push(Stage { names, kind, ports, upstream, overflow: nodes[chain[0]].overflow });
     }
     Ok(CompiledFlow { name: config.name, queue: config.queue, stages, plan, removed, dead_edges: dead_edge_names, fuse: config.fuse })
 }

@@ -24,6 +24,18 @@ use serde::Deserialize;
 
 use super::FlowError;
 
+/// What sending to a node does when its input queue is full: the `overflow:` key of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// `wait` (the default): the sender waits for room. Backpressure reaches the source.
+    #[default]
+    Wait,
+    /// `nack`: the message is NACKed `unavailable` (retryable) at once and counted as
+    /// `dropped` on this node. A slow or frozen destination then never holds up the nodes
+    /// before it: a failover sends the message to its fallback, a best-effort path drops it.
+    Nack,
+}
+
 /// A parsed flow file, before compilation.
 #[derive(Debug, Clone)]
 pub struct FlowConfig {
@@ -48,6 +60,8 @@ pub struct NodeConfig {
     pub to: BTreeMap<String, Vec<String>>,
     /// Every other key: the component's options.
     pub options: serde_json::Value,
+    /// What sending to this node does when its input queue is full (`overflow:`).
+    pub overflow: Overflow,
     /// The 1-based line of its name in the file (0 when built in code).
     pub line: usize,
 }
@@ -140,8 +154,14 @@ impl FlowConfig {
                     Err(_) => return Err(err("`to` is a node name, a list of names, or a mapping of port to names".into())),
                 },
             };
+            let overflow = match map.remove("overflow") {
+                None => Overflow::Wait,
+                Some(serde_yaml_ng::Value::String(s)) if s == "wait" => Overflow::Wait,
+                Some(serde_yaml_ng::Value::String(s)) if s == "nack" => Overflow::Nack,
+                Some(_) => return Err(err("`overflow` is `wait` (the default) or `nack`".into())),
+            };
             let options = serde_json::to_value(serde_yaml_ng::Value::Mapping(map)).map_err(|e| err(format!("options: {e}")))?;
-            nodes.push(NodeConfig { name, kind, to, options, line });
+            nodes.push(NodeConfig { name, kind, to, options, overflow, line });
         }
         Ok(FlowConfig { name: raw.flow, fuse: raw.fuse, queue: raw.queue, nodes })
     }

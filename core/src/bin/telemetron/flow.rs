@@ -197,13 +197,13 @@ fn print_info(f: &FlowInfo) {
 /// The counter table `run`, `status` and `stop` print.
 fn print_counts<'a>(rows: impl Iterator<Item = (&'a str, &'a flow::Counts)>) {
     println!(
-        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
-        "node", "received", "rows", "emitted", "acked", "nacked", "expired", "errors"
+        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>8} {:>7}",
+        "node", "received", "rows", "emitted", "acked", "nacked", "expired", "dropped", "errors"
     );
     for (node, c) in rows {
         println!(
-            "{node:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>7}",
-            c.received, c.rows, c.emitted, c.acked, c.nacked, c.expired, c.errors
+            "{node:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>8} {:>7}",
+            c.received, c.rows, c.emitted, c.acked, c.nacked, c.expired, c.dropped, c.errors
         );
     }
 }
@@ -254,7 +254,11 @@ async fn run_flow(a: RunArgs) -> Result<(), Error> {
         if report.drained { "" } else { " (drain deadline passed: what was held was NACKed)" }
     );
     print_counts(report.counts.iter().map(|(n, c)| (n.as_str(), c)));
-    for (node, e) in report.errors.iter().take(20) {
+    let shown = report.errors.len().min(20);
+    if report.errors.len() > shown {
+        eprintln!("{} component errors kept; the last {shown}:", report.errors.len());
+    }
+    for (node, e) in &report.errors[report.errors.len() - shown..] {
         eprintln!("error in `{node}`: {e}");
     }
     if let Some(c) = client {

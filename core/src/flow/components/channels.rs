@@ -17,10 +17,9 @@ use super::super::signal::Nack;
 use super::super::{BoxFuture, Exporter, FlowError, Receiver};
 use super::{BuildEnv, Built, Component, options};
 use crate::channel::NewChannel;
-use crate::client::{Client, ClientWriter};
+use crate::client::Client;
 #[cfg(feature = "remote")]
 use crate::client::{ConnectOptions, Credentials};
-use crate::framer::WriterConfig;
 use crate::relay::StreamerConfig;
 use crate::telem::{self, ChannelKey, DataType, Frame, TimeStamp};
 
@@ -75,13 +74,7 @@ pub(super) fn exporter(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, S
     }
     Ok(Built {
         signature: Signature { role: Role::Exporter, accepts: Signals::of(SignalType::Frames), ports: vec![] },
-        component: Component::Exporter(Box::new(ChannelsExporter {
-            o,
-            env: env.client.clone(),
-            client: None,
-            writer: None,
-            keys: HashMap::new(),
-        })),
+        component: Component::Exporter(Box::new(ChannelsExporter { o, env: env.client.clone(), client: None, keys: HashMap::new() })),
     })
 }
 
@@ -89,14 +82,20 @@ struct ChannelsExporter {
     o: ExporterOptions,
     env: Option<Client>,
     client: Option<Client>,
-    /// The open writer and the channel names it covers.
-    writer: Option<(ClientWriter, Vec<String>)>,
     keys: HashMap<String, ChannelKey>,
+}
+
+/// A message made ready to write.
+struct Prepared {
+    frame: Frame,
+    /// The index channel and its timestamps.
+    index_key: ChannelKey,
+    times: Vec<i64>,
 }
 
 impl ChannelsExporter {
     /// The frame of a message, creating its channels when needed.
-    async fn frame(&mut self, msg: &Message) -> Result<(Frame, Vec<String>, TimeStamp), Nack> {
+    async fn frame(&mut self, msg: &Message) -> Result<Prepared, Nack> {
         let schema = msg.data.schema();
         let fields = schema.fields();
         let index = match &self.o.index {
@@ -136,14 +135,34 @@ impl ChannelsExporter {
                 }
             }
         }
-        let start = columns[index].2.as_timestamps().ok().and_then(|t| t.first().copied()).map(TimeStamp).unwrap_or(TimeStamp(0));
-        let mut frame = Frame::new();
-        let mut names = Vec::new();
-        for (n, _, s) in columns {
-            frame = frame.with(self.keys[&n], s);
-            names.push(n);
+        let times = columns[index].2.as_timestamps().map_err(|e| Nack::rejected(format!("index column: {e}")))?.to_vec();
+        if times.is_empty() {
+            return Err(Nack::rejected("the message has no rows"));
         }
-        Ok((frame, names, start))
+        let index_key = self.keys[&columns[index].0];
+        let frame = columns.into_iter().map(|(n, _, s)| (self.keys[&n], s)).collect();
+        Ok(Prepared { frame, index_key, times })
+    }
+
+    /// Write and commit `p` in one call (`Client::write`). Each message is its own stored
+    /// domain, exactly its time range: messages may arrive out of time order (a durable
+    /// queue drained after a failover, retries) and one that belongs in a gap between
+    /// stored messages is written there. A writer kept open across messages would claim
+    /// the gaps between them, and a late message in a gap could then never be stored.
+    async fn write(&self, p: &Prepared) -> Result<(), crate::Error> {
+        let client = self.client.as_ref().expect("connected");
+        client.write(TimeStamp(p.times[0]), p.frame.clone()).await.map(|_| ())
+    }
+
+    /// Whether the node holds exactly the index timestamps of `p` already (a message
+    /// delivered twice, at least once upstream): then it is stored, and ACKed, once.
+    async fn already_stored(&self, p: &Prepared) -> bool {
+        let (first, last) = (p.times[0], *p.times.last().expect("not empty"));
+        let client = self.client.as_ref().expect("connected");
+        match client.read(telem::TimeRange::from_nanos(first, last.saturating_add(1)), &[p.index_key]).await {
+            Ok(f) => f.concat(p.index_key).ok().flatten().is_some_and(|s| s.as_timestamps().is_ok_and(|t| t == p.times.as_slice())),
+            Err(_) => false,
+        }
     }
 }
 
@@ -159,58 +178,30 @@ impl Exporter for ChannelsExporter {
                     }
                 }
             }
-            let (frame, names, start) = match self.frame(&msg).await {
-                Ok(f) => f,
+            let prepared = match self.frame(&msg).await {
+                Ok(p) => p,
                 Err(nack) => {
                     let e = FlowError::Component(nack.to_string());
                     receipt.nack(nack);
                     return Err(e);
                 }
             };
-            if self.writer.as_ref().is_some_and(|(_, covered)| names.iter().any(|n| !covered.contains(n)))
-                && let Some((w, _)) = self.writer.take()
-            {
-                let _ = w.close().await;
-            }
-            if self.writer.is_none() {
-                let keys = names.iter().map(|n| self.keys[n]).collect();
-                let client = self.client.as_ref().expect("connected");
-                match client.open_writer(WriterConfig::new(start, keys)).await {
-                    Ok(w) => self.writer = Some((w, names)),
-                    Err(e) => {
-                        receipt.nack(nack_of(&e, "opening a writer"));
-                        return Err(e.into());
-                    }
-                }
-            }
-            let (w, _) = self.writer.as_mut().expect("open");
-            let result = match w.write(&frame).await {
-                Ok(_) => w.commit().await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            match result {
+            match self.write(&prepared).await {
                 Ok(()) => {
                     receipt.ack();
                     Ok(())
                 }
+                // Refused as overlapping what is stored: a duplicate (ACK, stored once) when
+                // the node has exactly these timestamps, a conflict (NACK) when not.
+                Err(e) if matches!(e.code(), "write.overlaps_committed" | "write.overlap") && self.already_stored(&prepared).await => {
+                    receipt.ack();
+                    Ok(())
+                }
                 Err(e) => {
-                    // The writer may be unusable now: open a new one next time.
-                    if let Some((w, _)) = self.writer.take() {
-                        w.abort().await;
-                    }
                     receipt.nack(nack_of(&e, "writing"));
                     Err(e.into())
                 }
             }
-        })
-    }
-
-    fn flush(&mut self) -> BoxFuture<'_, Result<(), FlowError>> {
-        Box::pin(async move {
-            if let Some((w, _)) = self.writer.take() {
-                w.close().await?;
-            }
-            Ok(())
         })
     }
 }

@@ -38,7 +38,7 @@ impl std::fmt::Debug for FlowHandle {
 pub struct FlowReport {
     /// Counters per node, in the compiled graph's order.
     pub counts: Vec<(String, Counts)>,
-    /// Errors components returned, `(node, error)`, oldest first (at most 1,000 kept).
+    /// Errors components returned, `(node, error)`: the latest 1,000, oldest first.
     pub errors: Vec<(String, String)>,
     /// Whether every task finished before the drain deadline (false: some were stopped and
     /// what they held was NACKed as `shutdown`).

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
 use super::compile::{CompiledFlow, StageKind};
+use super::config::Overflow;
 use super::message::{Hop, JoinPolicy, JoinState, Message, MessageId};
 use super::signal::{Budget, Control, Interests, Nack, SignalKind};
 use super::{Exporter, FlowError, Processor, Receiver};
@@ -53,6 +54,8 @@ pub struct NodeCounters {
     pub expired: AtomicU64,
     /// Messages dropped in front of it because they were cancelled.
     pub cancelled: AtomicU64,
+    /// Messages NACKed in front of it because its input queue was full (`overflow: nack`).
+    pub dropped: AtomicU64,
     /// Errors it returned.
     pub errors: AtomicU64,
 }
@@ -74,6 +77,9 @@ pub struct Counts {
     pub expired: u64,
     /// See [`NodeCounters::cancelled`].
     pub cancelled: u64,
+    /// See [`NodeCounters::dropped`].
+    #[serde(default)]
+    pub dropped: u64,
     /// See [`NodeCounters::errors`].
     pub errors: u64,
 }
@@ -89,6 +95,7 @@ impl NodeCounters {
             nacked: l(&self.nacked),
             expired: l(&self.expired),
             cancelled: l(&self.cancelled),
+            dropped: l(&self.dropped),
             errors: l(&self.errors),
         }
     }
@@ -121,9 +128,35 @@ impl Cancels {
 /// Where a stage's output ports lead: per port, the queues of the stages it feeds.
 #[derive(Clone, Default)]
 pub(crate) struct Outputs {
-    pub(crate) ports: Vec<Vec<mpsc::Sender<Message>>>,
+    pub(crate) ports: Vec<Vec<Dest>>,
     /// The sender ended its output: nothing more is delivered.
     closed: bool,
+}
+
+/// The queue in front of a stage, as a sender sees it.
+#[derive(Clone)]
+pub(crate) struct Dest {
+    tx: mpsc::Sender<Message>,
+    /// `overflow: nack`: the stage's first node and its counters (a full queue NACKs).
+    nack_when_full: Option<(Arc<str>, Arc<NodeCounters>)>,
+}
+
+impl Dest {
+    /// Queue `msg`: wait for room, or with `overflow: nack` NACK it when the queue is full.
+    /// A closed queue drops the message; its receipt NACKs as `shutdown`.
+    async fn send(&self, msg: Message) {
+        match &self.nack_when_full {
+            None => {
+                let _ = self.tx.send(msg).await;
+            }
+            Some((name, counters)) => {
+                if let Err(mpsc::error::TrySendError::Full(mut msg)) = self.tx.try_send(msg) {
+                    bump(&counters.dropped);
+                    msg.take_receipt().nack(Nack::unavailable(format!("the input queue of `{name}` is full (overflow: nack)")));
+                }
+            }
+        }
+    }
 }
 
 impl Outputs {
@@ -145,10 +178,9 @@ impl Outputs {
         }
         let (last, rest) = dests.split_last().expect("non-empty");
         for d in rest {
-            // A closed queue drops the message; its receipt NACKs as `shutdown`.
-            let _ = d.send(msg.branch()).await;
+            d.send(msg.branch()).await;
         }
-        let _ = last.send(msg).await;
+        last.send(msg).await;
     }
 }
 
@@ -429,14 +461,25 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
         tokio::spawn(async move {
             while let Some((node, e)) = err_rx.recv().await {
                 tracing::warn!(flow.node = %node, error = %e, "flow component failed");
+                // The latest 1,000: in a long run the recent errors are the ones to act on.
                 let mut errors = errors.lock();
-                if errors.len() < 1000 {
-                    errors.push((node, e));
+                if errors.len() >= 1000 {
+                    errors.remove(0);
                 }
+                errors.push((node, e));
             }
         });
     }
     let queue = flow.queue;
+    // Each stage's first node's counters, made first: senders count what `overflow: nack`
+    // drops in front of it.
+    let first_counters: Vec<Arc<NodeCounters>> = flow.stages.iter().map(|_| Arc::new(NodeCounters::default())).collect();
+    let nack_when_full: Vec<Option<(Arc<str>, Arc<NodeCounters>)>> = flow
+        .stages
+        .iter()
+        .zip(&first_counters)
+        .map(|(s, c)| (s.overflow == Overflow::Nack).then(|| (s.names[0].clone(), c.clone())))
+        .collect();
     // Queues first: every stage that has an input gets one; outputs refer to them.
     let mut senders: Vec<Option<mpsc::Sender<Message>>> = Vec::new();
     let mut receivers_rx: Vec<Option<mpsc::Receiver<Message>>> = Vec::new();
@@ -472,14 +515,22 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
             ports: stage
                 .ports
                 .iter()
-                .map(|dests| dests.iter().map(|&d| senders[d].clone().expect("destinations have queues")).collect())
+                .map(|dests| {
+                    dests
+                        .iter()
+                        .map(|&d| Dest {
+                            tx: senders[d].clone().expect("destinations have queues"),
+                            nack_when_full: nack_when_full[d].clone(),
+                        })
+                        .collect()
+                })
                 .collect(),
         };
         let inbox = inbox_of[i].clone();
         let ctrl_rx = ctrl_rxs[i].take().expect("one receiver per stage");
         match stage.kind {
             StageKind::Receiver(r) => {
-                let counters = Arc::new(NodeCounters::default());
+                let counters = first_counters[i].clone();
                 nodes.push((stage.names[0].to_string(), counters.clone()));
                 receiver_inboxes.push(inbox.clone());
                 if r.interests().contains(SignalKind::Config) {
@@ -505,8 +556,9 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     .into_iter()
                     .zip(&stage.names)
                     .zip(upstream)
-                    .map(|((p, name), upstream)| {
-                        let counters = Arc::new(NodeCounters::default());
+                    .enumerate()
+                    .map(|(m, ((p, name), upstream))| {
+                        let counters = if m == 0 { first_counters[i].clone() } else { Arc::new(NodeCounters::default()) };
                         nodes.push((name.to_string(), counters.clone()));
                         Member {
                             name: name.clone(),
@@ -540,7 +592,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                 handle_tasks.push(tokio::spawn(st.run()));
             }
             StageKind::Exporter(e) => {
-                let counters = Arc::new(NodeCounters::default());
+                let counters = first_counters[i].clone();
                 nodes.push((stage.names[0].to_string(), counters.clone()));
                 let st = ExporterStage {
                     name: stage.names[0].clone(),
