@@ -7,7 +7,10 @@
 //! 3. ACK round trip: a source at 1,000 messages/s through a chain of five components, from
 //!    send to the ACK arriving back at the source;
 //! 4. durable queue: exporter (interval durability) then receiver, in bytes/s of record
-//!    batches.
+//!    batches. Dirty pages are written back (`sync`) before each timed phase, so a phase does
+//!    not pay for the previous run's (or another process's) writeback.
+//!
+//! Each part prints the load average when it starts: the figures depend on what else runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +67,39 @@ async fn run_yaml(yaml: &str, env: &BuildEnv) -> Result<flow::FlowReport, Error>
     Ok(report)
 }
 
+/// The 1-minute load average (Linux), for the record.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(|s| format!(", load {s}")))
+        .unwrap_or_default()
+}
+
+/// Write back every dirty page of the system and return how long it took.
+fn sync() -> Duration {
+    let t = Instant::now();
+    #[cfg(unix)]
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe {
+        libc::sync()
+    };
+    t.elapsed()
+}
+
+/// CPU time (user + system) of this process so far, in seconds.
+fn cpu_secs() -> f64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF is valid.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } == 0 {
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            return tv(u.ru_utime) + tv(u.ru_stime);
+        }
+    }
+    0.0
+}
+
 pub fn run(a: &FlowArgs) -> Result<(), Error> {
     let want = |p: &str| a.only.as_deref().is_none_or(|o| o == p);
     if want("throughput") {
@@ -95,9 +131,10 @@ nodes:
         rows = a.rows
     );
     println!(
-        "flow throughput: generator ({} records of ~300 B, {} per message) -> batch -> filter -> discard, 1 worker thread",
+        "flow throughput: generator ({} records of ~300 B, {} per message) -> batch -> filter -> discard, 1 worker thread{}",
         count * a.rows,
-        a.rows
+        a.rows,
+        load()
     );
     let mut rates = Vec::new();
     for run in 0..a.common.runs {
@@ -138,7 +175,7 @@ nodes:
             n = a.messages
         )
     };
-    println!("flow fusion: {} one-record messages through 5 processors, 1 worker thread", a.messages);
+    println!("flow fusion: {} one-record messages through 5 processors, 1 worker thread{}", a.messages, load());
     let mut ratios = Vec::new();
     for run in 0..a.common.runs {
         let mut r = [0.0; 2];
@@ -213,8 +250,9 @@ fn record(c: &Control, sent_at: &[Duration], start: Instant, rtts: &Mutex<Vec<f6
 fn ack_rtt(a: &FlowArgs) -> Result<(), Error> {
     let rt = runtime(1)?;
     println!(
-        "flow ACK round trip: {} messages at 1,000/s through 5 components (4 processors and an exporter), send -> ACK at the source, 1 worker thread",
-        a.acks
+        "flow ACK round trip: {} messages at 1,000/s through 5 components (4 processors and an exporter), send -> ACK at the source, 1 worker thread{}",
+        a.acks,
+        load()
     );
     let yaml = "flow: ack
 nodes:
@@ -262,7 +300,9 @@ fn queue(a: &FlowArgs) -> Result<(), Error> {
     let per_message = 1_200_000u64;
     let count = a.queue_bytes.div_ceil(per_message).max(1);
     println!(
-        "flow durable queue: {count} messages of {rows} log records (~1.2 MB) -> queue_exporter (interval durability), then queue_receiver -> discard"
+        "flow durable queue: {count} messages of {rows} log records (~1.2 MB) -> queue_exporter (interval durability), then queue_receiver -> discard, in {}{}",
+        a.common.dir.display(),
+        load()
     );
     let mut w = Vec::new();
     let mut r = Vec::new();
@@ -275,24 +315,27 @@ fn queue(a: &FlowArgs) -> Result<(), Error> {
         let read = format!(
             "flow: qr\nnodes:\n  q: {{type: queue_receiver, name: bench, path: '{path}', until_empty: true, to: [out]}}\n  out: {{type: discard}}\n"
         );
-        let t = Instant::now();
+        let synced = sync();
+        let (t, cpu) = (Instant::now(), cpu_secs());
         let report = rt.block_on(run_yaml(&write, &BuildEnv::default()))?;
-        let ws = t.elapsed().as_secs_f64();
+        let (ws, wcpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
         let bytes = dir_bytes(&dir.0);
         let acked = report.node("gen").expect("gen").acked;
-        let t = Instant::now();
+        let synced = synced + sync();
+        let (t, cpu) = (Instant::now(), cpu_secs());
         let report = rt.block_on(run_yaml(&read, &BuildEnv::default()))?;
-        let rs = t.elapsed().as_secs_f64();
+        let (rs, rcpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
         let got = report.node("out").expect("out").received;
         if acked != count || got != count {
             return Err(invalid(format!("queue lost messages: {count} sent, {acked} acknowledged, {got} received back")));
         }
         println!(
-            "  run {}: {:.0} MB on disk; write {:.2} GB/s, read back {:.2} GB/s",
+            "  run {}: {:.0} MB on disk; write {:.2} GB/s ({ws:.2} s, CPU {wcpu:.2} s), read back {:.2} GB/s ({rs:.2} s, CPU {rcpu:.2} s); sync before the phases {:.2} s, not timed",
             run + 1,
             bytes as f64 / 1e6,
             bytes as f64 / ws / 1e9,
-            bytes as f64 / rs / 1e9
+            bytes as f64 / rs / 1e9,
+            synced.as_secs_f64()
         );
         w.push(bytes as f64 / ws);
         r.push(bytes as f64 / rs);

@@ -11,20 +11,26 @@
 //! | `<name>.acked` (index `<name>.acked.seq`) | u64 | the receiver's low watermark: every sequence below it is settled |
 //!
 //! The exporter appends and commits, then ACKs (with `durability: commit`, after the
-//! fdatasync). The receiver reads from the watermark, sends each message into its flow
-//! subscribed to its ACK/NACK, records the watermark as acknowledgements arrive, and after a
-//! crash or a restart replays everything from the last recorded watermark: delivery is **at
-//! least once** (a message acknowledged downstream after the last recorded watermark is sent
-//! again). Permanent NACKs are counted and skipped; retryable ones are sent again after
-//! `redeliver`. Settled messages are deleted from the queue as the watermark advances.
+//! fdatasync; with `interval`, the engine syncs within a second or 32 MB). The receiver
+//! reads from the watermark, sends each message into its flow subscribed to its ACK/NACK,
+//! records the watermark as acknowledgements arrive, and after a crash or a restart replays
+//! everything from the last recorded watermark: delivery is **at least once** (a message
+//! acknowledged downstream after the last recorded watermark is sent again). Permanent NACKs
+//! are counted and skipped; retryable ones are sent again after `redeliver`. Settled
+//! messages are deleted from the queue as the watermark advances.
+//!
+//! Reading copies nothing: each message's bytes are a slice of the engine's mapping of its
+//! segment, and the record batch decoded from them shares those bytes (a buffer whose
+//! address is not aligned for its type is copied). The engine reclaims the space of a
+//! deleted message once the batches read from its segment have been dropped.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -143,9 +149,31 @@ fn encode(batch: &RecordBatch) -> Result<Vec<u8>, FlowError> {
     w.into_inner().map_err(|e| FlowError::Component(format!("queue: encoding: {e}")))
 }
 
-fn decode(bytes: &[u8]) -> Result<RecordBatch, String> {
-    let mut r = arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| e.to_string())?;
-    r.next().ok_or("empty message")?.map_err(|e| e.to_string())
+/// A `bytes` series of one value that takes `value` without copying it.
+fn one_value(value: Vec<u8>) -> Result<Series, FlowError> {
+    let offsets = Series::from_vec(vec![0u64, value.len() as u64]).data().clone();
+    Ok(Series::from_variable(DataType::Bytes, Bytes::from(value), offsets)?)
+}
+
+/// Decode the record batch of one message. The Arrow buffers of the batch share `bytes`
+/// (the engine's mapping of the segment) instead of copying them; a buffer whose address is
+/// not aligned for its type is copied. The arrays are validated as the IPC reader does.
+fn decode(bytes: Bytes) -> Result<RecordBatch, String> {
+    let mut buf = arrow_buffer::Buffer::from(bytes);
+    let mut d = arrow_ipc::reader::StreamDecoder::new();
+    d.decode(&mut buf).map_err(|e| e.to_string())?.ok_or_else(|| "empty message".to_string())
+}
+
+/// The values of a variable-length channel across the series of a read, in order, each
+/// shared with the series' buffer.
+fn values(f: &Frame, key: crate::telem::ChannelKey) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for s in f.get(key) {
+        for i in 0..s.len() {
+            out.push(s.value_bytes(i).map_or_else(Bytes::new, |v| s.data().slice_ref(v)));
+        }
+    }
+    out
 }
 
 // ---- exporter ----
@@ -176,10 +204,22 @@ fn check_place(name: &str, path: Option<&Path>, env: &BuildEnv) -> Result<(), St
     Ok(())
 }
 
+/// With `durability: interval`, the exporter asks the engine's group-commit thread to sync
+/// once this many bytes are unsynced in its segment (the engine's default is a segment's
+/// worth, 256 MB). The sync then runs in the background while the exporter keeps
+/// appending, instead of all at once inside the commit that fills the segment (which syncs
+/// before sealing it): `bench flow`'s queue write goes from about 1.1 to 1.7 GB/s. It also
+/// lowers what a machine crash can lose (acknowledged, not yet synced) from up to 256 MB
+/// to about 32 MB per segment; the one-second interval is unchanged.
+const SYNC_BYTES: u64 = 32 << 20;
+
 pub(super) fn exporter(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, String> {
     let o: ExporterOptions = options(v)?;
-    let durability: Durability =
+    let mut durability: Durability =
         o.durability.parse().map_err(|_| format!("`durability: {}`: write commit, interval or none", o.durability))?;
+    if let Durability::Interval { bytes, .. } = &mut durability {
+        *bytes = (*bytes).min(SYNC_BYTES);
+    }
     check_place(&o.name, o.path.as_deref(), env)?;
     Ok(Built {
         signature: Signature { role: Role::Exporter, accepts: Signals::ANY, ports: vec![] },
@@ -227,7 +267,7 @@ impl QueueExporter {
         let meta = serde_json::to_string(&meta).map_err(|e| FlowError::Component(e.to_string()))?;
         let frame = Frame::new()
             .with(q.seq.key, Series::timestamps(vec![*next as i64]))
-            .with(q.msg.key, Series::byte_values(&[encode(&msg.data)?]))
+            .with(q.msg.key, one_value(encode(&msg.data)?)?)
             .with(q.meta.key, Series::json(&[meta])?);
         w.write(&frame)?;
         w.commit()?;
@@ -365,17 +405,25 @@ impl QueueReceiver {
     fn read(&self, from: u64, to: u64) -> Result<Vec<Queued>, FlowError> {
         let q = &self.queue;
         let f = q.store.engine.read(TimeRange::from_nanos(from as i64, to as i64), &[q.seq.key, q.msg.key, q.meta.key])?;
-        let (Some(seq), Some(msg), Some(meta)) = (f.concat(q.seq.key)?, f.concat(q.msg.key)?, f.concat(q.meta.key)?) else {
+        // One series per chunk (each message is its own commit): walk them in order rather
+        // than concatenating (copying) them; the message bytes stay in the engine's mapping.
+        if !(f.contains(q.seq.key) && f.contains(q.msg.key) && f.contains(q.meta.key)) {
             return Ok(Vec::new());
-        };
-        let seqs = seq.as_timestamps()?.to_vec();
+        }
+        let mut seqs = Vec::new();
+        for s in f.get(q.seq.key) {
+            seqs.extend_from_slice(s.as_timestamps()?);
+        }
+        let msgs = values(&f, q.msg.key);
+        let metas = values(&f, q.meta.key);
         Ok(seqs
             .iter()
             .enumerate()
             .map(|(i, &s)| {
                 let m = (|| {
-                    let data = decode(msg.value_bytes(i).ok_or("missing bytes")?)?;
-                    let meta: Meta = serde_json::from_str(meta.value_str(i).ok_or("missing meta")?).map_err(|e| e.to_string())?;
+                    let data = decode(msgs.get(i).cloned().ok_or("missing bytes")?)?;
+                    let meta = metas.get(i).and_then(|m| std::str::from_utf8(m).ok()).ok_or("missing meta")?;
+                    let meta: Meta = serde_json::from_str(meta).map_err(|e| e.to_string())?;
                     let signal = SignalType::parse(&meta.signal).ok_or("unknown signal")?;
                     let mut m = Message::new(signal, data);
                     m.envelope = Envelope {
@@ -521,5 +569,94 @@ impl QueueReceiver {
                 win.settle(seq);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int32Array, RecordBatch, StringArray, TimestampNanosecondArray};
+
+    use super::*;
+
+    fn logs(rows: usize, tag: &str) -> RecordBatch {
+        let n = rows as i64;
+        RecordBatch::try_new(
+            super::super::super::schema::logs(),
+            vec![
+                Arc::new(TimestampNanosecondArray::from((0..n).collect::<Vec<_>>()).with_timezone("UTC")),
+                Arc::new(Int32Array::from((0..rows as i32).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(vec!["INFO"; rows])),
+                Arc::new(StringArray::from((0..rows).map(|i| format!("{tag} record {i}")).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(vec!["{}"; rows])),
+            ],
+        )
+        .expect("batch")
+    }
+
+    #[test]
+    fn decode_shares_the_message_bytes() {
+        let batch = logs(100, "a");
+        let bytes = Bytes::from(encode(&batch).expect("encode"));
+        let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
+        let back = decode(bytes.clone()).expect("decode");
+        assert_eq!(back, batch);
+        let body = back.column(3).to_data().buffers()[1].as_ptr() as usize;
+        assert!(range.contains(&body), "the values buffer points into the message bytes");
+        assert!(decode(Bytes::from_static(b"not arrow")).is_err());
+        assert!(decode(Bytes::new()).is_err());
+    }
+
+    #[test]
+    fn messages_read_back_across_writers_and_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = BuildEnv::default();
+        let mut exp = QueueExporter {
+            o: ExporterOptions { name: "q".into(), path: Some(dir.path().to_path_buf()), durability: "none".into() },
+            env: env.clone(),
+            queue: None,
+            durability: Durability::None,
+            writer: None,
+        };
+        let mut sent = Vec::new();
+        for i in 0..7 {
+            let mut m = Message::new(SignalType::Logs, logs(10 + i, &format!("m{i}")));
+            m.envelope.tenant = Some(format!("t{i}"));
+            m.envelope.headers.insert("k".into(), i.to_string());
+            exp.append(&m).expect("append");
+            if i == 3 {
+                // A second writer: the read below spans chunks of both.
+                let (w, _, _) = exp.writer.take().expect("open");
+                w.close().expect("close");
+            }
+            sent.push(m);
+        }
+        let (w, _, _) = exp.writer.take().expect("open");
+        w.close().expect("close");
+        let rx = QueueReceiver {
+            o: ReceiverOptions {
+                name: "q".into(),
+                path: Some(dir.path().to_path_buf()),
+                window: 256,
+                redeliver: Duration::from_secs(1),
+                until_empty: true,
+                signal: None,
+            },
+            queue: Queue::open(store(Some(dir.path()), &env).expect("store"), "q").expect("queue"),
+        };
+        let got = rx.read(1, 100).expect("read");
+        assert_eq!(got.len(), sent.len());
+        for ((seq, m), (i, want)) in got.into_iter().zip(sent.iter().enumerate()) {
+            assert_eq!(seq, i as u64 + 1);
+            let m = m.expect("decoded");
+            assert_eq!(m.signal, SignalType::Logs);
+            assert_eq!(m.data, want.data);
+            assert_eq!(m.envelope.tenant, want.envelope.tenant);
+            assert_eq!(m.envelope.headers, want.envelope.headers);
+        }
+        let some = rx.read(3, 5).expect("read");
+        assert_eq!(some.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(rx.read(100, 200).expect("read").is_empty());
     }
 }
