@@ -8,61 +8,85 @@
 //! [`crate::telem::arrow`]'s batches: one column per channel (its name, with the engine data
 //! type in the field metadata), the index channel included, sharing the series' buffers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::message::SignalType;
 
+/// A schema built once per process: every message of a signal points at the same one.
+fn once(cell: &'static OnceLock<SchemaRef>, fields: fn() -> Vec<Field>) -> SchemaRef {
+    cell.get_or_init(|| Arc::new(Schema::new(fields()))).clone()
+}
+
+/// The time zone of every timestamp column of the signal schemas (shared, not reallocated
+/// per message).
+pub fn utc() -> Arc<str> {
+    static UTC: OnceLock<Arc<str>> = OnceLock::new();
+    UTC.get_or_init(|| Arc::from("UTC")).clone()
+}
+
 fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Nanosecond, Some(utc()))
 }
 
 /// Logs: `time_unix_nano`, `severity_number` (i32, OTel severity 1-24), `severity_text`,
 /// `body`, `attributes` (JSON object text).
 pub fn logs() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("time_unix_nano", ts(), false),
-        Field::new("severity_number", DataType::Int32, false),
-        Field::new("severity_text", DataType::Utf8, false),
-        Field::new("body", DataType::Utf8, false),
-        Field::new("attributes", DataType::Utf8, false),
-    ]))
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    once(&SCHEMA, || {
+        vec![
+            Field::new("time_unix_nano", ts(), false),
+            Field::new("severity_number", DataType::Int32, false),
+            Field::new("severity_text", DataType::Utf8, false),
+            Field::new("body", DataType::Utf8, false),
+            Field::new("attributes", DataType::Utf8, false),
+        ]
+    })
 }
 
 /// Metrics: one data point per row: `time_unix_nano`, `name`, `unit`, `value` (f64; sums
 /// and gauges; histograms are reduced to their sum), `attributes` (JSON object text).
 pub fn metrics() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("time_unix_nano", ts(), false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("unit", DataType::Utf8, false),
-        Field::new("value", DataType::Float64, false),
-        Field::new("attributes", DataType::Utf8, false),
-    ]))
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    once(&SCHEMA, || {
+        vec![
+            Field::new("time_unix_nano", ts(), false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("unit", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+            Field::new("attributes", DataType::Utf8, false),
+        ]
+    })
 }
 
 /// Traces: one span per row: `trace_id` (16 bytes), `span_id` (8), `parent_span_id` (8,
 /// zeros for a root), `name`, `start_time_unix_nano`, `end_time_unix_nano`, `attributes`.
 pub fn traces() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
-        Field::new("span_id", DataType::FixedSizeBinary(8), false),
-        Field::new("parent_span_id", DataType::FixedSizeBinary(8), false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("start_time_unix_nano", ts(), false),
-        Field::new("end_time_unix_nano", ts(), false),
-        Field::new("attributes", DataType::Utf8, false),
-    ]))
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    once(&SCHEMA, || {
+        vec![
+            Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+            Field::new("span_id", DataType::FixedSizeBinary(8), false),
+            Field::new("parent_span_id", DataType::FixedSizeBinary(8), false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("start_time_unix_nano", ts(), false),
+            Field::new("end_time_unix_nano", ts(), false),
+            Field::new("attributes", DataType::Utf8, false),
+        ]
+    })
 }
 
 /// Events: `time_unix_nano`, `name`, `attributes`.
 pub fn events() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("time_unix_nano", ts(), false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("attributes", DataType::Utf8, false),
-    ]))
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    once(&SCHEMA, || {
+        vec![
+            Field::new("time_unix_nano", ts(), false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("attributes", DataType::Utf8, false),
+        ]
+    })
 }
 
 /// The fixed schema of an OpenTelemetry signal (`None` for frames, whose columns are the

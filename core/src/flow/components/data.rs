@@ -29,7 +29,7 @@ struct MetricRows {
 impl MetricRows {
     fn new() -> MetricRows {
         MetricRows {
-            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
+            time: TimestampNanosecondBuilder::new().with_timezone(schema::utc()),
             name: StringBuilder::new(),
             unit: StringBuilder::new(),
             value: Float64Builder::new(),

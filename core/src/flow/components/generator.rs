@@ -137,13 +137,13 @@ impl Generator {
         let err = |e: arrow_schema::ArrowError| FlowError::Component(format!("generator: {e}"));
         let data = match self.signal {
             SignalType::Logs => {
-                let t = Arc::new(TimestampNanosecondArray::from(times).with_timezone("UTC"));
+                let t = Arc::new(TimestampNanosecondArray::from(times).with_timezone(schema::utc()));
                 let mut cols: Vec<ArrayRef> = vec![t];
                 cols.extend(fixed.iter().cloned());
                 RecordBatch::try_new(schema::logs(), cols).map_err(err)?
             }
             SignalType::Metrics => {
-                let t = Arc::new(TimestampNanosecondArray::from(times).with_timezone("UTC"));
+                let t = Arc::new(TimestampNanosecondArray::from(times).with_timezone(schema::utc()));
                 let values: Float64Array = (0..rows).map(|i| ((seq as i64 * rows + i) as f64 * 0.01).sin()).collect();
                 let cols: Vec<ArrayRef> = vec![t, fixed[0].clone(), fixed[1].clone(), Arc::new(values), fixed[2].clone()];
                 RecordBatch::try_new(schema::metrics(), cols).map_err(err)?

@@ -471,7 +471,7 @@ impl Receiver for QueueReceiver {
             loop {
                 // Outcomes first.
                 while let Some(c) = cx.try_control() {
-                    outcome(&mut win, c, &self.o);
+                    outcome(&cx, &mut win, c, &self.o);
                 }
                 if win.watermark > recorded && (last_record.elapsed() >= Duration::from_millis(20) || cx.stopping()) {
                     tokio::task::block_in_place(|| self.record(&mut writer, win.watermark))?;
@@ -486,7 +486,7 @@ impl Receiver for QueueReceiver {
                     }
                     match cx.next_control().await {
                         None => break,
-                        Some(c) => outcome(&mut win, c, &self.o),
+                        Some(c) => outcome(&cx, &mut win, c, &self.o),
                     }
                     continue;
                 }
@@ -520,7 +520,7 @@ impl Receiver for QueueReceiver {
                     let wake = self.queue.store.appended.notified();
                     tokio::select! {
                         _ = wake => {}
-                        c = cx.next_control() => if let Some(c) = c { outcome(&mut win, c, &self.o) },
+                        c = cx.next_control() => if let Some(c) = c { outcome(&cx, &mut win, c, &self.o) },
                         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                     }
                 }
@@ -537,8 +537,9 @@ impl Receiver for QueueReceiver {
 }
 
 /// Record the outcome of a message sent from the queue: ACK settles it, a retryable NACK
-/// schedules it again after `redeliver`, a permanent NACK skips it (logged).
-fn outcome(win: &mut Window, c: Control, o: &ReceiverOptions) {
+/// schedules it again after `redeliver`, a permanent NACK skips it, reported as an error of
+/// the receiver (counted, and listed with the flow's errors) so the loss is never silent.
+fn outcome(cx: &ReceiverCx, win: &mut Window, c: Control, o: &ReceiverOptions) {
     match c {
         Control::Ack { token, .. } => win.settle(token),
         Control::Nack { token, nack, .. } if nack.retryable => {
@@ -546,6 +547,7 @@ fn outcome(win: &mut Window, c: Control, o: &ReceiverOptions) {
         }
         Control::Nack { token, nack, .. } => {
             tracing::warn!(queue = %o.name, seq = token, %nack, "queued message NACKed permanently; skipped");
+            cx.report_error(format!("queue `{}`: message {token} refused for good and skipped: {nack}", o.name));
             win.settle(token);
         }
         _ => {}
