@@ -91,7 +91,7 @@ fn millis(d: Duration) -> Option<u64> {
 /// let flows = Flows::new(&telemetron::open(dir.path()).unwrap());
 /// let yaml = "flow: demo\nnodes:\n  gen: {type: generator, count: 10, to: [out]}\n  out: {type: discard}\n";
 /// let info = flows.deploy(yaml).await.unwrap();
-/// assert_eq!(info.state, FlowState::Running);
+/// assert_eq!(info.name, "demo");
 /// // A bounded source finishes; the flow stays listed, with its counters, until stopped.
 /// while flows.get("demo").await.unwrap().state != FlowState::Finished {
 ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
