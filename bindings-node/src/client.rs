@@ -454,14 +454,14 @@ impl Client {
     /// Apply a new version of a flow's file (live or by restart).
     #[napi]
     pub async fn flows_reconfigure(&self, name: String, config: String, drain: Option<f64>) -> Result<ReconfiguredJs> {
-        let drain = crate::flow::drain(drain)?;
+        let drain = telemetron::flow::drain_seconds(drain).js()?;
         Ok(ReconfiguredJs::from_core(self.flows.reconfigure(&name, &config, drain).await.js()?))
     }
 
     /// Stop a flow; its final counters.
     #[napi]
     pub async fn flows_stop(&self, name: String, drain: Option<f64>) -> Result<FlowInfoJs> {
-        let drain = crate::flow::drain(drain)?;
+        let drain = telemetron::flow::drain_seconds(drain).js()?;
         Ok(FlowInfoJs::from_core(self.flows.stop(&name, drain).await.js()?))
     }
 }

@@ -4,7 +4,6 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use telemetron::flow::{FlowInfo, Reconfigured};
 
-use crate::error::invalid;
 use crate::telem::big;
 
 /// One running node of a flow and its counters.
@@ -112,14 +111,5 @@ impl FlowInfoJs {
 impl ReconfiguredJs {
     pub(crate) fn from_core(r: Reconfigured) -> ReconfiguredJs {
         ReconfiguredJs { applied: r.applied.to_string(), nodes: r.nodes, reason: r.reason, flow: FlowInfoJs::from_core(r.flow) }
-    }
-}
-
-/// A drain in seconds (default 10).
-pub(crate) fn drain(seconds: Option<f64>) -> Result<std::time::Duration> {
-    match seconds {
-        None => Ok(telemetron::flow::DEFAULT_DRAIN),
-        Some(s) => std::time::Duration::try_from_secs_f64(s)
-            .map_err(|_| invalid(format!("drain must be a non-negative number of seconds, not {s}"))),
     }
 }

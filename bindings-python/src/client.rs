@@ -537,23 +537,20 @@ impl Client {
     }
 
     /// Reconfigure a flow; the `Reconfigured` reply as JSON.
-    fn flows_reconfigure(&self, py: Python<'_>, name: String, config: String, drain: f64) -> PyResult<String> {
-        let (f, drain) = (self.flows.clone(), seconds(drain)?);
+    #[pyo3(signature = (name, config, drain=None))]
+    fn flows_reconfigure(&self, py: Python<'_>, name: String, config: String, drain: Option<f64>) -> PyResult<String> {
+        let (f, drain) = (self.flows.clone(), telemetron::flow::drain_seconds(drain).py()?);
         json(self.run(py, |_| async move { f.reconfigure(&name, &config, drain).await })?)
     }
 
     /// Stop a flow; its final state as JSON.
-    fn flows_stop(&self, py: Python<'_>, name: String, drain: f64) -> PyResult<String> {
-        let (f, drain) = (self.flows.clone(), seconds(drain)?);
+    #[pyo3(signature = (name, drain=None))]
+    fn flows_stop(&self, py: Python<'_>, name: String, drain: Option<f64>) -> PyResult<String> {
+        let (f, drain) = (self.flows.clone(), telemetron::flow::drain_seconds(drain).py()?);
         json(self.run(py, |_| async move { f.stop(&name, drain).await })?)
     }
 }
 
 fn json(v: impl serde::Serialize) -> PyResult<String> {
     serde_json::to_string(&v).map_err(|e| invalid(format!("cannot encode the reply: {e}")))
-}
-
-/// A drain given in seconds.
-fn seconds(s: f64) -> PyResult<std::time::Duration> {
-    std::time::Duration::try_from_secs_f64(s).map_err(|_| invalid(format!("drain must be a non-negative number of seconds, not {s}")))
 }

@@ -27,9 +27,6 @@ from .telem import TimeStamp
 if TYPE_CHECKING:
     from .client import Client
 
-#: How long ``stop`` and a restarting ``reconfigure`` wait for a flow to drain, in seconds.
-DEFAULT_DRAIN = 10.0
-
 _COUNTERS = ("received", "rows", "emitted", "acked", "nacked", "expired", "cancelled", "dropped", "errors")
 
 
@@ -179,18 +176,18 @@ class Flows:
         naming the node and line; a name in use, :class:`~telemetron.errors.FlowNameTaken`."""
         return FlowInfo._from(json.loads(self._native.flows_deploy(_text(config))))
 
-    def reconfigure(self, name: str, config: ConfigLike, *, drain: float = DEFAULT_DRAIN) -> Reconfigured:
+    def reconfigure(self, name: str, config: ConfigLike, *, drain: Optional[float] = None) -> Reconfigured:
         """Apply a new version of flow ``name``'s file: live (CFG to the changed nodes) when
         the graph is the same and they take it, else by draining the old flow (at most
-        ``drain`` seconds) and starting the new one. A wrong file raises and leaves the
+        ``drain`` seconds; default 10) and starting the new one. A wrong file raises and leaves the
         running flow untouched."""
-        raw = json.loads(self._native.flows_reconfigure(name, _text(config), float(drain)))
+        raw = json.loads(self._native.flows_reconfigure(name, _text(config), drain))
         return Reconfigured(applied=raw["applied"], nodes=raw["nodes"], reason=raw.get("reason"), flow=FlowInfo._from(raw["flow"]))
 
-    def stop(self, name: str, *, drain: float = DEFAULT_DRAIN) -> FlowInfo:
+    def stop(self, name: str, *, drain: Optional[float] = None) -> FlowInfo:
         """Stop flow ``name``: its receivers stop, what is in flight drains (at most
-        ``drain`` seconds); returns the final counters."""
-        return FlowInfo._from(json.loads(self._native.flows_stop(name, float(drain))))
+        ``drain`` seconds; default 10); returns the final counters."""
+        return FlowInfo._from(json.loads(self._native.flows_stop(name, drain)))
 
     def __repr__(self) -> str:
         return f"Flows({[f.name for f in self.list()]!r})"

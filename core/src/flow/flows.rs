@@ -70,6 +70,16 @@ impl StopRequest {
     }
 }
 
+/// A drain given in seconds by an SDK (`None`: [`DEFAULT_DRAIN`]), checked here once for
+/// every language.
+pub fn drain_seconds(seconds: Option<f64>) -> Result<Duration> {
+    match seconds {
+        None => Ok(DEFAULT_DRAIN),
+        Some(s) => Duration::try_from_secs_f64(s)
+            .map_err(|_| crate::Error::InvalidArgument { reason: format!("drain must be a non-negative number of seconds, not {s}") }),
+    }
+}
+
 #[cfg(feature = "remote")]
 fn millis(d: Duration) -> Option<u64> {
     Some(d.as_millis().min(u64::MAX as u128) as u64)
