@@ -8,14 +8,15 @@ use redb::ReadableTable;
 
 use crate::catalog::{Catalog, TOMBSTONES, meta_err};
 use crate::channel::{Channel, ChannelError, ChannelKey, Channels, NewChannel};
+use crate::control::ControlMetricsSnapshot;
 use crate::control::{CONTROL_CHANNEL, State};
 use crate::error::{Error, Result};
 use crate::framer::{Hub, IteratorConfig, RangeIterator, Writer, WriterConfig};
 use crate::ranger::Ranges;
-use crate::relay::{Relay, RelayMetricsSnapshot, SnapshotHook, Streamer, StreamerConfig};
+use crate::relay::{Relay, RelayMetricsSnapshot, SnapshotHook, Streamer, StreamerConfig, StreamerMetrics};
 use crate::storage::{
-    DirLock, ReadPlan, RecoveryReport, Storage, StorageOptions, Tombstone, apply_tombstones, extent, open_storage, plan_delete,
-    read_channels,
+    DirLock, ReadPlan, RecoveryReport, Storage, StorageMetricsSnapshot, StorageOptions, SyncObserver, Tombstone, apply_tombstones, extent,
+    open_storage, plan_delete, read_channels,
 };
 use crate::telem::{Frame, TimeRange, TimeStamp};
 
@@ -237,6 +238,27 @@ impl Engine {
     /// Relay counters: frames published, delivered, dropped for lag, streamers disconnected.
     pub fn relay_metrics(&self) -> RelayMetricsSnapshot {
         self.inner.hub.relay.snapshot()
+    }
+
+    /// Each open streamer's counters (queued, delivered and dropped frames).
+    pub fn streamer_metrics(&self) -> Vec<StreamerMetrics> {
+        self.inner.hub.relay.streamers()
+    }
+
+    /// Storage counters: samples and bytes written, commits, syncs, segments, reclaimed space.
+    pub fn storage_metrics(&self) -> StorageMetricsSnapshot {
+        self.inner.storage.segments.stats.snapshot(self.inner.storage.segments.count())
+    }
+
+    /// Control counters: transfers, series refused for lack of control, channels controlled.
+    pub fn control_metrics(&self) -> ControlMetricsSnapshot {
+        self.inner.hub.arbiter.metrics()
+    }
+
+    /// Call `observer` with the duration of every `fdatasync` of a segment file (`None`
+    /// removes it). `telemetron::observe` installs one that feeds a histogram.
+    pub fn set_sync_observer(&self, observer: Option<SyncObserver>) {
+        self.inner.storage.segments.stats.set_sync_observer(observer);
     }
 
     /// Delete channels and their data (space is reclaimed in the background). An index

@@ -74,6 +74,8 @@ pub mod error;
 pub mod flow;
 pub mod framer;
 mod net;
+#[cfg(feature = "observe")]
+pub mod observe;
 pub mod protocol;
 pub mod ranger;
 pub mod relay;

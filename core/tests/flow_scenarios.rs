@@ -14,7 +14,7 @@
 //! wall-clock deadlines, on machines with two cores.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use telemetron::telem::TimeRange;
 use telemetron::{ConnectOptions, Engine};
 
-const BIN: &str = env!("CARGO_BIN_EXE_telemetron");
+mod node_proc;
+
+use node_proc::BIN;
 
 fn example(name: &str) -> String {
     format!("{}/../examples/flows/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -86,33 +88,7 @@ impl Node {
     fn restart(&mut self) {
         assert!(self.child.is_none(), "the node runs already");
         let listen = format!("127.0.0.1:{}", self.port);
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", &listen, "--data"])
-            .arg(&self.data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if out.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the node on {listen} did not start");
-            }
-            if line.starts_with("telemetron serving") {
-                break;
-            }
-        }
-        // Keep draining stdout so the node never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while out.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
+        let child = node_proc::spawn_serve(&listen, &[OsStr::new("--data"), self.data.as_os_str()], Stdio::null());
         self.child = Some(child);
     }
 

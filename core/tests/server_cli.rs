@@ -3,8 +3,8 @@
 //! (open writers committed, exit status 0, data there on reopen).
 
 mod backends;
+mod node_proc;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,12 +13,7 @@ use telemetron::framer::WriterConfig;
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::{ConnectOptions, Engine};
 
-const BIN: &str = env!("CARGO_BIN_EXE_telemetron");
-
-/// A free loopback port (bound and released; the node binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use node_proc::{BIN, free_port, spawn_serve};
 
 /// Start `telemetron serve` and wait for its "serving" line.
 fn serve(args: &[&str]) -> (Child, String) {
@@ -28,30 +23,8 @@ fn serve(args: &[&str]) -> (Child, String) {
 /// Start `telemetron serve` on loopback port `port` and wait for its "serving" line.
 fn serve_on(port: u16, args: &[&str]) -> (Child, String) {
     let listen = format!("127.0.0.1:{port}");
-    let mut child =
-        Command::new(BIN).arg("serve").args(["--listen", &listen]).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut line = String::new();
-    while Instant::now() < deadline {
-        line.clear();
-        if out.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if line.starts_with("telemetron serving") {
-            // Keep draining stdout so the node never blocks on a full pipe.
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                while out.read_line(&mut sink).unwrap_or(0) > 0 {
-                    sink.clear();
-                }
-            });
-            return (child, format!("http://{listen}"));
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the node did not start: {line}");
+    let child = spawn_serve(&listen, args, Stdio::null());
+    (child, format!("http://{listen}"))
 }
 
 fn signal(child: &Child, sig: i32) {

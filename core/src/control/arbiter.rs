@@ -127,9 +127,38 @@ pub(crate) struct Arbiter {
     next_id: AtomicU64,
     /// Bumped on every change so writers can skip per-channel checks.
     epoch: AtomicU64,
+    transfers: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// What one engine's arbiter has decided since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ControlMetricsSnapshot {
+    /// Control transfers (acquired, handed over, released), as published on the
+    /// control-state channel.
+    pub transfers: u64,
+    /// Series refused because their writer did not hold control of the channel (a write
+    /// that failed with `control.unauthorized`, or the channels dropped from a frame).
+    pub refused: u64,
+    /// Channels under control now (with at least one open gate).
+    pub controlled_channels: u64,
 }
 
 impl Arbiter {
+    /// Count series refused for lack of control (the writer that refused them calls this).
+    pub(crate) fn refused(&self, series: usize) {
+        self.refused.fetch_add(series as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn metrics(&self) -> ControlMetricsSnapshot {
+        let controlled_channels = self.channels.lock().len() as u64;
+        ControlMetricsSnapshot {
+            transfers: self.transfers.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            controlled_channels,
+        }
+    }
+
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
@@ -202,6 +231,7 @@ impl Arbiter {
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if !transfers.is_empty() {
+            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
             publish(&transfers);
         }
         drop(map);
@@ -235,6 +265,7 @@ impl Arbiter {
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if !transfers.is_empty() {
+            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
             publish(&transfers);
         }
         drop(map);
@@ -275,6 +306,7 @@ impl Arbiter {
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if !transfers.is_empty() {
+            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
             publish(&transfers);
         }
         drop(map);

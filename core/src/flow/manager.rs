@@ -245,6 +245,12 @@ impl FlowManager {
         self.flows.lock().await.values().map(|d| d.info()).collect()
     }
 
+    /// [`FlowManager::list`] without waiting: `None` while a deploy, reconfiguration or
+    /// stop holds the list (metrics collection, which must not block, uses it).
+    pub fn try_list(&self) -> Option<Vec<FlowInfo>> {
+        self.flows.try_lock().ok().map(|f| f.values().map(|d| d.info()).collect())
+    }
+
     /// The flow `name`, with its counters.
     ///
     /// # Errors

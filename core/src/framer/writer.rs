@@ -317,6 +317,7 @@ impl Writer {
         if w.config.err_on_unauthorized {
             let denied: Vec<String> = w.gates.values().filter(|g| !g.authorized()).map(|g| w.by_key[&g.channel].name.clone()).collect();
             if !denied.is_empty() {
+                hub.arbiter.refused(denied.len());
                 w.close_gates();
                 return Err(ControlError::Unauthorized { channels: denied }.into());
             }
@@ -426,6 +427,9 @@ impl Writer {
             }
         }
         let unauthorized = self.unauthorized_in(frame);
+        if !unauthorized.is_empty() {
+            self.hub.arbiter.refused(unauthorized.len());
+        }
         if !unauthorized.is_empty() && self.config.err_on_unauthorized {
             return Err(ControlError::Unauthorized { channels: unauthorized.iter().map(|k| self.by_key[k].name.clone()).collect() }.into());
         }

@@ -35,11 +35,30 @@ pub struct RelayMetricsSnapshot {
     pub active_streamers: u64,
 }
 
+/// One streamer's counters (its experiment key is `relay/streamer/<id>`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StreamerMetrics {
+    /// The relay's id for it (unique while the engine is open).
+    pub id: u64,
+    /// Channels it subscribes to.
+    pub channels: u64,
+    /// Frames waiting in its queue now.
+    pub queued: u64,
+    /// Frames queued to it since it opened.
+    pub delivered: u64,
+    /// Frames dropped from its queue because it fell behind.
+    pub dropped: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct QueueState {
     pub frames: VecDeque<Frame>,
     /// Frames dropped since the streamer last heard about it.
     pub lagged: u64,
+    /// Frames queued to it since it opened.
+    pub delivered: u64,
+    /// Frames dropped from its queue since it opened.
+    pub dropped: u64,
     pub disconnected: bool,
     pub closed: bool,
 }
@@ -93,10 +112,12 @@ impl Subscriber {
                 LagPolicy::Notify => {
                     q.frames.pop_front();
                     q.lagged += 1;
+                    q.dropped += 1;
                     m.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 LagPolicy::Disconnect => {
                     q.lagged += q.frames.len() as u64 + 1;
+                    q.dropped += q.frames.len() as u64 + 1;
                     q.frames.clear();
                     q.disconnected = true;
                     m.disconnected.fetch_add(1, Ordering::Relaxed);
@@ -105,6 +126,7 @@ impl Subscriber {
             }
         }
         q.frames.push_back(f);
+        q.delivered += 1;
         drop(q);
         m.delivered.fetch_add(1, Ordering::Relaxed);
         !early
@@ -320,6 +342,27 @@ impl Relay {
         for s in subs {
             s.close();
         }
+    }
+
+    /// Each open streamer's counters (locks each queue briefly; for metrics collection).
+    pub(crate) fn streamers(&self) -> Vec<StreamerMetrics> {
+        let t = self.table.read();
+        let mut out: Vec<StreamerMetrics> = t
+            .subs
+            .values()
+            .map(|sub| {
+                let q = sub.queue.lock();
+                StreamerMetrics {
+                    id: sub.id,
+                    channels: t.keys.get(&sub.id).map_or(0, Vec::len) as u64,
+                    queued: q.frames.len() as u64,
+                    delivered: q.delivered,
+                    dropped: q.dropped,
+                }
+            })
+            .collect();
+        out.sort_unstable_by_key(|s| s.id);
+        out
     }
 
     pub(crate) fn snapshot(&self) -> RelayMetricsSnapshot {

@@ -45,7 +45,7 @@ mod streamer;
 mod sync;
 
 pub(crate) use hub::{PublishCache, Relay};
-pub use hub::{RelayMetrics, RelayMetricsSnapshot};
+pub use hub::{RelayMetrics, RelayMetricsSnapshot, StreamerMetrics};
 pub(crate) use streamer::SnapshotHook;
 #[cfg(feature = "remote")]
 pub(crate) use streamer::spin_until;

@@ -118,11 +118,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/stream/iterator", any(stream_iterator));
     #[cfg(feature = "flow")]
     let api = api.merge(super::flows::routes());
+    let api = api.merge(super::observe::routes());
     let api = api.route_layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .route("/api/v1/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/api/v1/version", get(version))
         .merge(api)
+        .merge(super::observe::metrics_route())
+        .route_layer(middleware::from_fn_with_state(state.clone(), super::observe::track))
         .fallback(|| async { ApiError(Error::InvalidArgument { reason: "no such route; see docs/protocol.md".into() }) })
         .with_state(state)
 }

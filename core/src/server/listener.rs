@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use super::observe::{ConnStats, OpenConn};
 use super::shutdown::Shutdown;
 
 /// Longest a TLS handshake may take before the connection is dropped.
@@ -25,7 +26,7 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Accept connections until shutdown. Past `limit` open connections, a new one is served
 /// [`super::http::busy_router`] (one 503 reply, then closed), so its client learns why.
 pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, shutdown: Shutdown, limits: Limits) {
-    let Limits { connections: limit, write_stall } = limits;
+    let Limits { connections: limit, write_stall, stats } = limits;
     let permits = Arc::new(Semaphore::new(limit));
     let busy = super::http::busy_router(limit);
     loop {
@@ -44,10 +45,10 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
         };
         let _ = tcp.set_nodelay(true);
         let conn = match permits.clone().try_acquire_owned() {
-            Ok(permit) => Conn { router: router.clone(), keep_alive: true, permit: Some(permit), write_stall },
+            Ok(permit) => Conn { router: router.clone(), keep_alive: true, permit: Some(permit), write_stall, open: stats.accepted(true) },
             Err(_) => {
                 tracing::warn!(%peer, limit, "connection limit reached; refusing a connection");
-                Conn { router: busy.clone(), keep_alive: false, permit: None, write_stall }
+                Conn { router: busy.clone(), keep_alive: false, permit: None, write_stall, open: stats.accepted(false) }
             }
         };
         tokio::spawn(connection(tcp, tls.clone(), conn, shutdown.clone(), peer));
@@ -55,12 +56,14 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
 }
 
 /// The per-connection limits of the accept loop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Limits {
     /// Most connections open at once.
     pub connections: usize,
     /// Longest a write to a connection may wait for the peer to read.
     pub write_stall: Duration,
+    /// Where connections are counted (metrics).
+    pub stats: Arc<ConnStats>,
 }
 
 /// How to serve one connection.
@@ -69,6 +72,7 @@ struct Conn {
     keep_alive: bool,
     permit: Option<OwnedSemaphorePermit>,
     write_stall: Duration,
+    open: OpenConn,
 }
 
 /// A connection's socket with its slot: the permit moves with the socket into a WebSocket
@@ -79,6 +83,7 @@ struct Conn {
 struct Slotted<I> {
     io: I,
     _permit: Option<OwnedSemaphorePermit>,
+    _open: OpenConn,
     stall: Duration,
     blocked: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -145,7 +150,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(c.router);
-    let io = TokioIo::new(Slotted { io, _permit: c.permit, stall: c.write_stall, blocked: None });
+    let io = TokioIo::new(Slotted { io, _permit: c.permit, _open: c.open, stall: c.write_stall, blocked: None });
     // The header-read timeout also closes a connection that sends nothing (it would hold a
     // slot); clients drop pooled connections idle for less than this.
     let conn = hyper::server::conn::http1::Builder::new()

@@ -41,6 +41,7 @@ mod auth;
 mod flows;
 mod http;
 mod listener;
+mod observe;
 mod registry;
 mod shutdown;
 mod tls;
@@ -86,6 +87,27 @@ pub struct ServerConfig {
     /// send is closed (default 5 min): a stuck client cannot hold a reply, or a read's
     /// mapped segments, forever. A slow reader that makes progress is never cut.
     pub write_stall_timeout: Duration,
+    /// Instrumentation: the node's name, levels, and self-telemetry channels
+    /// (`docs/observability.md`).
+    pub observe: ObserveConfig,
+}
+
+/// How a node observes itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObserveConfig {
+    /// The node's name in its metrics (`service.instance.id`).
+    pub node: String,
+    /// Log and metrics levels at start (changed at runtime by `observe/levels`).
+    pub levels: crate::observe::Levels,
+    /// Write the node's metrics into its own `_telemetron/` channels this often (`None`:
+    /// not at all, the default).
+    pub self_telemetry: Option<Duration>,
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        ObserveConfig { node: "telemetron".into(), levels: crate::observe::Levels::default(), self_telemetry: None }
+    }
 }
 
 impl Default for ServerConfig {
@@ -100,6 +122,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
             write_stall_timeout: Duration::from_secs(300),
+            observe: ObserveConfig::default(),
         }
     }
 }
@@ -122,6 +145,10 @@ pub(crate) struct AppState {
     /// The node's flows (`flows/*` calls, `--flow` files).
     #[cfg(feature = "flow")]
     pub flows: Arc<crate::flow::FlowManager>,
+    /// The node's instrumentation.
+    pub observer: crate::observe::Observer,
+    /// The server's own instruments.
+    pub metrics: observe::ServerMetrics,
 }
 
 /// A running server.
@@ -159,6 +186,14 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
     let addr = listener.local_addr().map_err(|e| crate::Error::InvalidArgument { reason: e.to_string() })?;
     #[cfg(feature = "flow")]
     let flows = Arc::new(crate::flow::FlowManager::on_engine(engine.clone()));
+    let observer = crate::observe::Observer::new(config.observe.node.clone(), config.observe.levels);
+    observer.watch_engine(&engine);
+    #[cfg(feature = "flow")]
+    observer.watch_flows(flows.clone());
+    if let Some(every) = config.observe.self_telemetry {
+        observer.start_channels(engine.clone(), every)?;
+    }
+    let metrics = observe::ServerMetrics::new(&observer);
     let state = Arc::new(AppState {
         engine,
         auth,
@@ -167,6 +202,8 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
         shutdown: shutdown::Shutdown::new(),
         #[cfg(feature = "flow")]
         flows,
+        observer,
+        metrics,
     });
     let watcher = registry::spawn_watcher(state.clone())?;
     let router = http::router(state.clone());
@@ -174,6 +211,7 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
     let limits = listener::Limits {
         connections: state.config.max_connections.max(1),
         write_stall: state.config.write_stall_timeout.max(Duration::from_millis(1)),
+        stats: state.metrics.conns.clone(),
     };
     let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone(), limits));
     tracing::info!(%addr, tls, auth = state.auth.required(), "serving");
@@ -202,6 +240,11 @@ impl ServerHandle {
         &self.state.flows
     }
 
+    /// The node's instrumentation: its levels, metrics and self-telemetry.
+    pub fn observer(&self) -> &crate::observe::Observer {
+        &self.state.observer
+    }
+
     /// Stop: drain and stop the node's flows, refuse new connections, commit and close
     /// writers, close streams, close the engine (which syncs). See the module docs.
     ///
@@ -221,6 +264,7 @@ impl ServerHandle {
             tracing::warn!("some streams did not finish within the shutdown grace period");
         }
         self.watcher.abort();
+        self.state.observer.shutdown();
         let engine = self.state.engine.clone();
         tokio::task::spawn_blocking(move || engine.close())
             .await

@@ -255,7 +255,7 @@ mod tests {
             del in (0u32..560, 0u32..560, 0u64..12),
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let seg = Segment::create(dir.path(), 1, 1 << 20).unwrap();
+            let seg = Segment::create(dir.path(), 1, 1 << 20, Default::default()).unwrap();
             let mut d = Domain::default();
             let mut model: Vec<(u32, u32, u64)> = Vec::new();
             for (pos, n, seq) in inserts {

@@ -48,6 +48,7 @@ mod reclaim;
 mod recovery;
 pub(crate) mod rules;
 mod segment;
+mod stats;
 mod syncer;
 mod writer;
 
@@ -55,6 +56,8 @@ pub use crate::storage_error::{StorageError, WriteError};
 pub(crate) use index::ChannelIndex;
 pub(crate) use lock::DirLock;
 pub(crate) use reader::{ReadPlan, read_channels};
+pub(crate) use stats::StorageStats;
+pub use stats::{StorageMetricsSnapshot, SyncObserver};
 pub(crate) use writer::{StorageWriter, Tap, WriterGroupSpec};
 
 use std::collections::HashMap;

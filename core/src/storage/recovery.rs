@@ -15,7 +15,7 @@ use super::format::{
 };
 use super::index::{ChunkRef, RecordRef};
 use super::segment::{Segment, Segments, io_err};
-use super::{ChannelStore, Storage, StorageOptions, syncer};
+use super::{ChannelStore, Storage, StorageOptions, StorageStats, syncer};
 use crate::channel::{Channel, ChannelKey};
 use crate::storage_error::StorageFailure as Error;
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -47,6 +47,9 @@ pub struct RecoveryReport {
     pub quarantined: Vec<PathBuf>,
     /// Chunks of channels that no longer exist (ignored).
     pub orphan_chunks: usize,
+    /// How long recovery took, in microseconds.
+    #[serde(default)]
+    pub micros: u64,
 }
 
 struct Scan {
@@ -238,6 +241,7 @@ struct Recovery<'a> {
     max_seq: u64,
     /// Next free domain per index channel.
     domains: HashMap<ChannelKey, u32>,
+    stats: Arc<StorageStats>,
 }
 
 impl Recovery<'_> {
@@ -275,7 +279,7 @@ impl Recovery<'_> {
         }
         self.max_seq = self.max_seq.max(sc.max_seq);
         self.report.commits += sc.commits;
-        let seg = Segment::open_existing(id, path, file, sc.keep_end, segment_size);
+        let seg = Segment::open_existing(id, path, file, sc.keep_end, segment_size, self.stats.clone());
         self.index_chunks(&seg, sc.chunks);
         Ok(Some(seg))
     }
@@ -355,10 +359,12 @@ pub(crate) fn open_storage(
         report: RecoveryReport::default(),
         max_seq: 0,
         domains: HashMap::new(),
+        stats: Arc::new(StorageStats::default()),
     };
+    let started = std::time::Instant::now();
     let files = list_segments(&seg_dir, &mut rec.report)?;
     let max_id = files.last().map_or(0, |(id, _)| *id);
-    let segments = Segments::new(seg_dir.clone(), opts.segment_size, max_id + 1);
+    let segments = Segments::new(seg_dir.clone(), opts.segment_size, max_id + 1, rec.stats.clone());
     for (id, path) in files {
         if let Some(seg) = rec.segment(id, path, opts.segment_size)? {
             rec.report.segments += 1;
@@ -366,7 +372,8 @@ pub(crate) fn open_storage(
         }
     }
     rec.finish(tombstones)?;
-    let Recovery { report, max_seq, .. } = rec;
+    let Recovery { mut report, max_seq, .. } = rec;
+    report.micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     tracing::info!(segments = report.segments, chunks = report.chunks, truncated = report.truncated_bytes, "storage recovered");
     let storage = Arc::new(Storage {
         opts,

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions};
 use parking_lot::Mutex;
 
-use super::StorageError;
 use super::format::{HEADER_LEN, encode_segment_header};
+use super::{StorageError, StorageStats};
 use crate::telem::TimeStamp;
 
 /// Read-only view of part of a mapped segment, usable as a [`Bytes`] owner.
@@ -55,6 +55,7 @@ pub(crate) struct Segment {
     /// Earlier, smaller mappings that readers may still hold bytes from.
     old_maps: Mutex<Vec<Arc<Mmap>>>,
     map_hint: u64,
+    stats: Arc<StorageStats>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -77,24 +78,25 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 
 impl Segment {
     /// Create a new segment with its header, durable (file and directory entry).
-    pub(crate) fn create(dir: &Path, id: u64, map_hint: u64) -> Result<Arc<Segment>, StorageError> {
+    pub(crate) fn create(dir: &Path, id: u64, map_hint: u64, stats: Arc<StorageStats>) -> Result<Arc<Segment>, StorageError> {
         let path = segment_path(dir, id);
         let mut file = OpenOptions::new().read(true).append(true).create_new(true).open(&path).map_err(|e| io_err(&path, e))?;
         file.write_all(&encode_segment_header(id, TimeStamp::now().0)).map_err(|e| io_err(&path, e))?;
         file.sync_all().map_err(|e| io_err(&path, e))?;
         sync_dir(dir)?;
         tracing::debug!(segment = id, "segment created");
-        Ok(Arc::new(Segment::from_file(id, path, file, HEADER_LEN, map_hint)))
+        stats.segment_created();
+        Ok(Arc::new(Segment::from_file(id, path, file, HEADER_LEN, map_hint, stats)))
     }
 
     /// Wrap an existing, recovered segment whose valid content ends at `len`.
-    pub(crate) fn open_existing(id: u64, path: PathBuf, file: File, len: u64, map_hint: u64) -> Arc<Segment> {
-        let seg = Segment::from_file(id, path, file, len, map_hint);
+    pub(crate) fn open_existing(id: u64, path: PathBuf, file: File, len: u64, map_hint: u64, stats: Arc<StorageStats>) -> Arc<Segment> {
+        let seg = Segment::from_file(id, path, file, len, map_hint, stats);
         seg.synced.store(len, Ordering::Release);
         Arc::new(seg)
     }
 
-    fn from_file(id: u64, path: PathBuf, file: File, len: u64, map_hint: u64) -> Segment {
+    fn from_file(id: u64, path: PathBuf, file: File, len: u64, map_hint: u64, stats: Arc<StorageStats>) -> Segment {
         Segment {
             id,
             path,
@@ -107,6 +109,7 @@ impl Segment {
             map: Mutex::new(None),
             old_maps: Mutex::new(Vec::new()),
             map_hint,
+            stats,
         }
     }
 
@@ -181,7 +184,9 @@ impl Segment {
         if self.synced.load(Ordering::Acquire) >= target {
             return Ok(());
         }
+        let t0 = std::time::Instant::now();
         self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
+        self.stats.synced(t0.elapsed());
         self.synced.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
@@ -261,11 +266,17 @@ pub(crate) struct Segments {
     next_id: AtomicU64,
     all: Mutex<HashMap<u64, Arc<Segment>>>,
     pool: Mutex<Vec<Arc<Segment>>>,
+    pub(crate) stats: Arc<StorageStats>,
 }
 
 impl Segments {
-    pub(crate) fn new(dir: PathBuf, cap: u64, next_id: u64) -> Segments {
-        Segments { dir, cap, next_id: AtomicU64::new(next_id), all: Mutex::new(HashMap::new()), pool: Mutex::new(Vec::new()) }
+    pub(crate) fn new(dir: PathBuf, cap: u64, next_id: u64, stats: Arc<StorageStats>) -> Segments {
+        Segments { dir, cap, next_id: AtomicU64::new(next_id), all: Mutex::new(HashMap::new()), pool: Mutex::new(Vec::new()), stats }
+    }
+
+    /// Segment files open now.
+    pub(crate) fn count(&self) -> usize {
+        self.all.lock().len()
     }
 
     pub(crate) fn cap(&self) -> u64 {
@@ -289,7 +300,7 @@ impl Segments {
 
     pub(crate) fn create(&self) -> Result<Arc<Segment>, StorageError> {
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
-        let seg = Segment::create(&self.dir, id, self.cap)?;
+        let seg = Segment::create(&self.dir, id, self.cap, self.stats.clone())?;
         self.all.lock().insert(id, seg.clone());
         Ok(seg)
     }
@@ -319,6 +330,7 @@ impl Segments {
         pool.retain(|s| s.id != id);
         drop((pool, all));
         fs::remove_file(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+        self.stats.segment_deleted(seg.len());
         tracing::info!(segment = id, "segment deleted: no live data");
         Ok(true)
     }

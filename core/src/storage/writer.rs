@@ -425,6 +425,8 @@ impl StorageWriter {
         let _span = tracing::trace_span!("storage.append", segment = seg.id, bytes = total, records).entered();
         let base = seg.append(&mut iov, total)?;
         drop(iov);
+        let samples = chunks.iter().map(|(slot, ..)| u64::from(self.pending(*slot).n)).sum();
+        self.storage.segments.stats.appended(samples, total, commit_header.is_some());
         let mut off = base;
         for (slot, h, _, _) in chunks {
             let rec = Arc::new(RecordRef::new(seg.clone(), off, h, true));

@@ -9,6 +9,7 @@ mod demo;
 mod export;
 mod flow;
 mod node;
+mod observe;
 mod serve;
 mod sim;
 mod stats;
@@ -49,6 +50,9 @@ enum Command {
     /// Dataflows: check a flow file, run it, list component types (docs/dataflow.md).
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// A node's instrumentation: show or change its log and metrics levels at runtime, print
+    /// its metrics (docs/observability.md; Prometheus reads GET /metrics).
+    Observe(observe::ObserveArgs),
     /// List the channels of a data directory.
     Channels {
         /// The data directory.
@@ -57,13 +61,46 @@ enum Command {
     },
 }
 
+/// Changes the log filter of this process at runtime (`observe/levels`, `telemetron
+/// observe --logs`); set once by [`init_logging`].
+static LOG_RELOAD: std::sync::OnceLock<tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>> =
+    std::sync::OnceLock::new();
+
+/// Set when `--log` or `TELEMETRON_LOG` chose the filter: `serve` then keeps it until a
+/// level is changed at runtime.
+pub(crate) static EXPLICIT_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let env = std::env::var("TELEMETRON_LOG").ok();
-    let f = filter.map(str::to_string).or(env).unwrap_or_else(|| "warn".to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&f).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
-        .try_init();
+    let f = filter.map(str::to_string).or(env);
+    EXPLICIT_LOG.store(f.is_some(), std::sync::atomic::Ordering::Relaxed);
+    let f = f.unwrap_or_else(|| "warn".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&f).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if tracing_subscriber::registry().with(filter).with(fmt).try_init().is_ok() {
+        let _ = LOG_RELOAD.set(handle);
+    }
+}
+
+/// The log filter of a level: `off`; `basic` (warnings, and Telemetron's lifecycle events);
+/// `detailed` (also Telemetron's debug events: each writer, streamer, request).
+pub(crate) fn log_filter(level: telemetron::observe::Level) -> &'static str {
+    match level {
+        telemetron::observe::Level::Off => "off",
+        telemetron::observe::Level::Basic => "warn,telemetron=info",
+        telemetron::observe::Level::Detailed => "info,telemetron=debug",
+    }
+}
+
+/// The hook an observer calls to apply a log level to this process.
+pub(crate) fn log_hook() -> Option<telemetron::observe::LogHook> {
+    let handle = LOG_RELOAD.get()?.clone();
+    Some(std::sync::Arc::new(move |level| {
+        let _ = handle.reload(tracing_subscriber::EnvFilter::new(log_filter(level)));
+    }))
 }
 
 /// glibc gives freed memory back to the kernel as soon as 128 KiB at the top of the heap
@@ -99,6 +136,7 @@ fn main() -> ExitCode {
         Command::Stream(a) => stream::run(a),
         Command::Export(a) => export::run(a),
         Command::Flow(c) => flow::run(c),
+        Command::Observe(a) => observe::run(a),
         Command::Channels { data } => list_channels(&data),
     };
     match r {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use telemetron::server::{AuthConfig, ServerConfig, serve};
+use telemetron::observe::{Level, Levels};
+use telemetron::server::{AuthConfig, ObserveConfig, ServerConfig, serve};
 use telemetron::storage::{Durability, StorageOptions};
 use telemetron::{Engine, Error, Options};
 
@@ -67,6 +68,31 @@ pub struct ServeArgs {
     /// stored on their own threads).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// The node's name in its metrics (the `service.instance.id` resource attribute).
+    #[arg(long, default_value = "telemetron")]
+    pub name: String,
+    /// What the node logs: off, basic (warnings and lifecycle events) or detailed (also
+    /// each writer, streamer and request). `--log` or TELEMETRON_LOG, if given, stands
+    /// until the level is changed at runtime (`telemetron observe --logs`).
+    #[arg(long, default_value = "basic")]
+    pub log_level: Level,
+    /// What the node measures: off, basic (per layer, flow node and route) or detailed
+    /// (also per streamer). Served at GET /metrics; changed at runtime with
+    /// `telemetron observe --metrics`.
+    #[arg(long, default_value = "basic")]
+    pub metrics_level: Level,
+    /// Write the node's own metrics into its channels `_telemetron/...` this often (`1s`,
+    /// `500ms`); off unless given (`--demo` writes them every second).
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    pub self_telemetry: Option<Duration>,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = telemetron::flow::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration: write e.g. 1s, 500ms or 2m"))?;
+    if d.is_zero() {
+        return Err("the interval must be above zero".into());
+    }
+    Ok(d)
 }
 
 pub fn run(a: ServeArgs) -> Result<(), Error> {
@@ -109,6 +135,11 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
             reason: "--user needs a password (--password or TELEMETRON_PASSWORD), and a password needs --user".into(),
         });
     }
+    if !crate::EXPLICIT_LOG.load(std::sync::atomic::Ordering::Relaxed)
+        && let Some(hook) = crate::log_hook()
+    {
+        hook(a.log_level);
+    }
     let options = Options { storage: StorageOptions { durability: a.durability, ..StorageOptions::default() } };
     let engine = Engine::open_with(&a.data, options)?;
     let config = ServerConfig {
@@ -124,8 +155,14 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         max_message_bytes: a.max_message_bytes,
         allow_unauthenticated: a.allow_unauthenticated,
         max_connections: a.max_connections,
+        observe: ObserveConfig {
+            node: a.name.clone(),
+            levels: Levels { logs: a.log_level, metrics: a.metrics_level },
+            self_telemetry: a.self_telemetry.or(a.demo.then_some(Duration::from_secs(1))),
+        },
         ..ServerConfig::default()
     };
+
     let server = match serve(engine.clone(), config).await {
         Ok(s) => s,
         Err(e) => {
@@ -133,6 +170,9 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
             return Err(e);
         }
     };
+    if let Some(hook) = crate::log_hook() {
+        server.observer().set_log_hook(hook);
+    }
     let sim = if a.demo { Some(crate::sim::start(engine.clone())?) } else { None };
     let mut flows = Vec::new();
     for file in &a.flows {

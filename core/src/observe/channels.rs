@@ -1,0 +1,200 @@
+//! Self-telemetry: the node's own metrics written into channels of its own engine.
+//!
+//! Every scalar of a collection becomes one `f64` channel named
+//! `<prefix><key>/<leaf>`, indexed by `<prefix>time`: the metric `telemetron.storage.commits`
+//! with key `storage` is `_telemetron/storage/commits`, `telemetron.relay.streamer.dropped`
+//! with key `relay/streamer/3` is `_telemetron/relay/streamer/3/dropped`, and a histogram
+//! gives `<...>/count` and `<...>/sum` (`_telemetron/storage/sync.duration/count`). The
+//! leaf is the metric name without `telemetron.` and the key's own leading segments.
+//!
+//! One writer (named `self-telemetry`) holds these channels, so they show in control
+//! states like any other writer's; nothing else should write them.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+
+use super::{AsF64, Observer};
+use crate::Engine;
+use crate::channel::{ChannelKey, NewChannel};
+use crate::framer::{Writer, WriterConfig};
+use crate::telem::{DataType, Frame, Series, TimeStamp};
+
+/// The prefix of self-telemetry channel names.
+pub const CHANNEL_PREFIX: &str = "_telemetron/";
+
+/// How often self-telemetry is written when not configured (`telemetron serve
+/// --self-telemetry-interval`).
+pub const DEFAULT_CHANNEL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The channel name (under [`CHANNEL_PREFIX`]) of metric `name` measured at `key`.
+pub(super) fn channel_name(name: &str, key: &str) -> String {
+    let mut leaf: Vec<&str> = name.strip_prefix("telemetron.").unwrap_or(name).split('.').collect();
+    // Drop the leading segments the key already says (`relay`, then `streamer`).
+    for seg in key.split('/') {
+        if leaf.len() > 1 && leaf[0] == seg {
+            leaf.remove(0);
+        } else {
+            break;
+        }
+    }
+    let leaf = leaf.join(".");
+    if key.is_empty() { format!("{CHANNEL_PREFIX}{leaf}") } else { format!("{CHANNEL_PREFIX}{key}/{leaf}") }
+}
+
+fn key_of<'a>(mut attrs: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> String {
+    attrs.find(|kv| kv.key.as_str() == "key").map(|kv| kv.value.as_str().into_owned()).unwrap_or_default()
+}
+
+fn push<T: AsF64>(out: &mut Vec<(String, f64)>, name: &str, data: &MetricData<T>) {
+    match data {
+        MetricData::Sum(s) => out.extend(s.data_points().map(|p| (channel_name(name, &key_of(p.attributes())), p.value().f()))),
+        MetricData::Gauge(g) => out.extend(g.data_points().map(|p| (channel_name(name, &key_of(p.attributes())), p.value().f()))),
+        MetricData::Histogram(h) => {
+            for p in h.data_points() {
+                let base = channel_name(name, &key_of(p.attributes()));
+                out.push((format!("{base}/count"), p.count() as f64));
+                out.push((format!("{base}/sum"), p.sum().f()));
+            }
+        }
+        MetricData::ExponentialHistogram(_) => {}
+    }
+}
+
+/// Every scalar of a collection as `(channel name, value)`, sorted by name. Histograms
+/// with attributes beyond `key` (requests per route) are summed per key.
+pub(super) fn flatten(rm: &ResourceMetrics) -> Vec<(String, f64)> {
+    let mut raw = Vec::new();
+    for sm in rm.scope_metrics() {
+        for m in sm.metrics() {
+            match m.data() {
+                AggregatedMetrics::F64(d) => push(&mut raw, m.name(), d),
+                AggregatedMetrics::U64(d) => push(&mut raw, m.name(), d),
+                AggregatedMetrics::I64(d) => push(&mut raw, m.name(), d),
+            }
+        }
+    }
+    let mut merged: HashMap<String, f64> = HashMap::with_capacity(raw.len());
+    for (k, v) in raw {
+        *merged.entry(k).or_default() += v;
+    }
+    let mut out: Vec<(String, f64)> = merged.into_iter().collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The writing thread of [`Observer::start_channels`].
+#[derive(Debug)]
+pub(super) struct SelfTelemetry {
+    stop: mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SelfTelemetry {
+    pub(super) fn start(obs: Observer, engine: Engine, interval: Duration) -> SelfTelemetry {
+        let (stop, rx) = mpsc::channel::<()>();
+        // The first write happens now, so the channels exist once the node is serving.
+        let mut w = Channels::default();
+        if let Err(e) = w.tick(&obs, &engine) {
+            tracing::warn!(error = %e, "self-telemetry write failed; trying again next interval");
+            w = Channels::default();
+        }
+        let thread = std::thread::Builder::new()
+            .name("telemetron-self-telemetry".into())
+            .spawn(move || {
+                loop {
+                    let last = !matches!(rx.recv_timeout(interval), Err(mpsc::RecvTimeoutError::Timeout));
+                    if let Err(e) = w.tick(&obs, &engine) {
+                        if engine.is_closed() {
+                            break;
+                        }
+                        tracing::warn!(error = %e, "self-telemetry write failed; trying again next interval");
+                        w = Channels::default();
+                    }
+                    if last {
+                        break;
+                    }
+                }
+                if let Some(wr) = w.writer.take() {
+                    let _ = wr.close();
+                }
+            })
+            .expect("spawn the self-telemetry thread");
+        SelfTelemetry { stop, thread: Some(thread) }
+    }
+
+    /// Write once more, then stop and wait for the thread.
+    pub(super) fn stop(mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SelfTelemetry {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+    }
+}
+
+/// The channels written so far and the writer that holds them.
+#[derive(Default)]
+struct Channels {
+    keys: HashMap<String, ChannelKey>,
+    time: Option<ChannelKey>,
+    writer: Option<Writer>,
+}
+
+impl Channels {
+    fn tick(&mut self, obs: &Observer, engine: &Engine) -> crate::Result<()> {
+        let samples = obs.samples();
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let time_name = format!("{CHANNEL_PREFIX}time");
+        let missing: Vec<&String> = samples.iter().map(|(n, _)| n).filter(|n| !self.keys.contains_key(*n)).collect();
+        if !missing.is_empty() || self.time.is_none() {
+            let mut batch = vec![NewChannel::index(time_name.clone())];
+            batch.extend(missing.iter().map(|n| NewChannel::data(n.as_str(), DataType::F64, time_name.clone())));
+            let made = engine.create_channels_with(batch, true)?;
+            self.time = Some(made[0].key);
+            for ch in made.into_iter().skip(1) {
+                self.keys.insert(ch.name.clone(), ch.key);
+            }
+            if let Some(w) = self.writer.take() {
+                w.close()?;
+            }
+        }
+        let time = self.time.expect("created above");
+        let now = TimeStamp::now();
+        if self.writer.is_none() {
+            let mut keys: Vec<ChannelKey> = self.keys.values().copied().collect();
+            keys.push(time);
+            self.writer = Some(engine.open_writer(WriterConfig::new(now, keys).name("self-telemetry"))?);
+        }
+        let mut frame = Frame::new().with(time, Series::timestamps(vec![now.0]));
+        for (name, v) in &samples {
+            frame = frame.with(self.keys[name], Series::from_vec(vec![*v]));
+        }
+        let w = self.writer.as_mut().expect("opened above");
+        w.write(&frame)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::channel_name;
+
+    #[test]
+    fn channel_names_drop_what_the_key_says() {
+        assert_eq!(channel_name("telemetron.storage.commits", "storage"), "_telemetron/storage/commits");
+        assert_eq!(channel_name("telemetron.storage.sync.duration", "storage"), "_telemetron/storage/sync.duration");
+        assert_eq!(channel_name("telemetron.relay.streamer.dropped", "relay/streamer/3"), "_telemetron/relay/streamer/3/dropped");
+        assert_eq!(channel_name("telemetron.flow.acked", "flow/ingest/queue"), "_telemetron/flow/ingest/queue/acked");
+        assert_eq!(channel_name("telemetron.server.requests", "server"), "_telemetron/server/requests");
+    }
+}

@@ -1,0 +1,267 @@
+//! The instruments of each layer: observable counters and gauges over the layers' own
+//! atomics (read at collection time), plus the `fdatasync` histogram fed by the storage
+//! layer's observer hook. The list is `docs/observability.md` §3.
+
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{AsyncInstrument, Meter};
+
+use super::{Level, Observer, levels::LevelCell};
+use crate::Engine;
+
+/// The `key` attribute: where in the node a measurement was taken.
+pub(crate) fn key(k: impl Into<opentelemetry::Value>) -> KeyValue {
+    KeyValue::new("key", k)
+}
+
+/// Registers observable instruments that observe nothing at metrics level `off`.
+struct Reg<'a> {
+    meter: &'a Meter,
+    levels: &'a Arc<LevelCell>,
+}
+
+impl Reg<'_> {
+    /// One observable counter (`u64`) reading `read` when collected.
+    fn counter(
+        &self,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        attrs: Vec<KeyValue>,
+        read: impl Fn() -> u64 + Send + Sync + 'static,
+    ) {
+        let levels = self.levels.clone();
+        let _ = self
+            .meter
+            .u64_observable_counter(name)
+            .with_unit(unit)
+            .with_description(description)
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| {
+                if levels.metrics() != Level::Off {
+                    o.observe(read(), &attrs);
+                }
+            })
+            .build();
+    }
+
+    /// One observable gauge (`f64`), as [`Reg::counter`].
+    fn gauge(
+        &self,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        attrs: Vec<KeyValue>,
+        read: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        let levels = self.levels.clone();
+        let _ = self
+            .meter
+            .f64_observable_gauge(name)
+            .with_unit(unit)
+            .with_description(description)
+            .with_callback(move |o: &dyn AsyncInstrument<f64>| {
+                if levels.metrics() != Level::Off {
+                    o.observe(read(), &attrs);
+                }
+            })
+            .build();
+    }
+}
+
+pub(super) fn engine(obs: &Observer, engine: &Engine) {
+    use crate::control::ControlMetricsSnapshot as C;
+    use crate::relay::RelayMetricsSnapshot as R;
+    use crate::storage::StorageMetricsSnapshot as S;
+    let r = Reg { meter: obs.meter(), levels: &obs.inner.levels };
+    // Readers of one field of a layer's snapshot, taken when collected.
+    let st = |f: fn(&S) -> u64| {
+        let e = engine.clone();
+        move || f(&e.storage_metrics())
+    };
+    let re = |f: fn(&R) -> u64| {
+        let e = engine.clone();
+        move || f(&e.relay_metrics())
+    };
+    let co = |f: fn(&C) -> u64| {
+        let e = engine.clone();
+        move || f(&e.control_metrics())
+    };
+    let float = |f: Box<dyn Fn() -> u64 + Send + Sync>| move || f() as f64;
+
+    let storage = || vec![key("storage")];
+    r.counter("telemetron.storage.samples", "{sample}", "Samples appended to segment files", storage(), st(|s| s.samples_written));
+    r.counter(
+        "telemetron.storage.written",
+        "By",
+        "Bytes appended to segment files (headers, payloads, commit records)",
+        storage(),
+        st(|s| s.bytes_written),
+    );
+    r.counter("telemetron.storage.commits", "{commit}", "Commit records written", storage(), st(|s| s.commits));
+    r.counter("telemetron.storage.syncs", "{sync}", "fdatasync calls on segment files", storage(), st(|s| s.syncs));
+    r.gauge("telemetron.storage.segments", "{segment}", "Segment files open", storage(), float(Box::new(st(|s| s.segments))));
+    r.counter(
+        "telemetron.storage.segments_deleted",
+        "{segment}",
+        "Segment files deleted once nothing in them was live",
+        storage(),
+        st(|s| s.segments_deleted),
+    );
+    r.counter("telemetron.storage.reclaimed", "By", "Bytes held by deleted segment files", storage(), st(|s| s.reclaimed_bytes));
+    let report = engine.recovery_report().clone();
+    let (micros, truncated, chunks) = (report.micros, report.truncated_bytes, report.chunks);
+    r.gauge("telemetron.storage.recovery.duration", "s", "How long opening the data directory took (recovery)", storage(), move || {
+        micros as f64 / 1e6
+    });
+    r.gauge(
+        "telemetron.storage.recovery.truncated",
+        "By",
+        "Bytes cut from segment tails by recovery (torn or uncommitted)",
+        storage(),
+        move || truncated as f64,
+    );
+    r.gauge("telemetron.storage.recovery.chunks", "{chunk}", "Committed chunks indexed by recovery", storage(), move || chunks as f64);
+    let sync = obs.latency_histogram("telemetron.storage.sync.duration", "fdatasync latency of segment files");
+    let levels = obs.inner.levels.clone();
+    let attrs = storage();
+    engine.set_sync_observer(Some(Arc::new(move |d| {
+        if levels.metrics() != Level::Off {
+            sync.record(d.as_secs_f64(), &attrs);
+        }
+    })));
+
+    let relay = || vec![key("relay")];
+    r.counter(
+        "telemetron.relay.published",
+        "{frame}",
+        "Frames published by writers to at least one streamer",
+        relay(),
+        re(|r| r.published_frames),
+    );
+    r.counter("telemetron.relay.delivered", "{frame}", "Frames queued to streamers", relay(), re(|r| r.delivered_frames));
+    r.counter(
+        "telemetron.relay.dropped",
+        "{frame}",
+        "Frames dropped from the queues of streamers that fell behind",
+        relay(),
+        re(|r| r.dropped_frames),
+    );
+    r.counter(
+        "telemetron.relay.disconnected",
+        "{streamer}",
+        "Streamers disconnected for falling behind",
+        relay(),
+        re(|r| r.disconnected_streamers),
+    );
+    r.gauge("telemetron.relay.streamers", "{streamer}", "Streamers open", relay(), float(Box::new(re(|r| r.active_streamers))));
+    per_streamer(&r, engine.clone());
+
+    let control = || vec![key("control")];
+    r.counter(
+        "telemetron.control.transfers",
+        "{transfer}",
+        "Control transfers (acquired, handed over, released)",
+        control(),
+        co(|c| c.transfers),
+    );
+    r.counter(
+        "telemetron.control.refused",
+        "{series}",
+        "Series refused because their writer did not hold control",
+        control(),
+        co(|c| c.refused),
+    );
+    r.gauge(
+        "telemetron.control.channels",
+        "{channel}",
+        "Channels under control (with an open gate)",
+        control(),
+        float(Box::new(co(|c| c.controlled_channels))),
+    );
+}
+
+/// At level `detailed`: each open streamer's queue, deliveries and drops, keyed
+/// `relay/streamer/<id>`.
+fn per_streamer(r: &Reg<'_>, engine: Engine) {
+    let levels = r.levels.clone();
+    let e2 = engine.clone();
+    let l2 = r.levels.clone();
+    let _ = r
+        .meter
+        .u64_observable_counter("telemetron.relay.streamer.dropped")
+        .with_unit("{frame}")
+        .with_description("Frames dropped from one streamer's queue (level detailed)")
+        .with_callback(move |o: &dyn AsyncInstrument<u64>| {
+            if levels.metrics() == Level::Detailed {
+                for s in engine.streamer_metrics() {
+                    o.observe(s.dropped, &[key(format!("relay/streamer/{}", s.id))]);
+                }
+            }
+        })
+        .build();
+    let _ = r
+        .meter
+        .f64_observable_gauge("telemetron.relay.streamer.queued")
+        .with_unit("{frame}")
+        .with_description("Frames waiting in one streamer's queue (level detailed)")
+        .with_callback(move |o: &dyn AsyncInstrument<f64>| {
+            if l2.metrics() == Level::Detailed {
+                for s in e2.streamer_metrics() {
+                    o.observe(s.queued as f64, &[key(format!("relay/streamer/{}", s.id))]);
+                }
+            }
+        })
+        .build();
+}
+
+#[cfg(feature = "flow")]
+pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
+    use crate::flow::Counts;
+    type Read = fn(&Counts) -> u64;
+    let per_node: [(&'static str, &'static str, &'static str, Read); 8] = [
+        ("telemetron.flow.received", "{message}", "Messages a flow node took in", |c| c.received),
+        ("telemetron.flow.rows", "{row}", "Rows a flow node took in", |c| c.rows),
+        ("telemetron.flow.emitted", "{message}", "Messages a flow node sent on", |c| c.emitted),
+        ("telemetron.flow.acked", "{message}", "Messages ACKed back to a flow node", |c| c.acked),
+        ("telemetron.flow.nacked", "{message}", "Messages NACKed back to a flow node", |c| c.nacked),
+        ("telemetron.flow.expired", "{message}", "Messages whose deadline passed in front of a flow node", |c| c.expired),
+        ("telemetron.flow.dropped", "{message}", "Messages NACKed because a flow node's queue was full (overflow: nack)", |c| c.dropped),
+        ("telemetron.flow.errors", "{error}", "Errors a flow node returned", |c| c.errors),
+    ];
+    // The last list seen, for a collection that finds the list busy (a deploy under way).
+    let last: Arc<parking_lot::Mutex<Vec<crate::flow::FlowInfo>>> = Arc::default();
+    let list = move |flows: &crate::flow::FlowManager| {
+        let mut last = last.lock();
+        if let Some(now) = flows.try_list() {
+            *last = now;
+        }
+        last.clone()
+    };
+    let list = Arc::new(list);
+    for (name, unit, description, read) in per_node {
+        let levels = obs.inner.levels.clone();
+        let flows = flows.clone();
+        let list = list.clone();
+        let _ = obs
+            .meter()
+            .u64_observable_counter(name)
+            .with_unit(unit)
+            .with_description(description)
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| {
+                if levels.metrics() == Level::Off {
+                    return;
+                }
+                for f in list(&flows) {
+                    for n in &f.nodes {
+                        o.observe(read(&n.counts), &[key(format!("flow/{}/{}", f.name, n.name))]);
+                    }
+                }
+            })
+            .build();
+    }
+    let r = Reg { meter: obs.meter(), levels: &obs.inner.levels };
+    r.gauge("telemetron.flow.running", "{flow}", "Flows running", vec![key("flow")], move || {
+        list(&flows).iter().filter(|i| i.state == crate::flow::FlowState::Running).count() as f64
+    });
+}

@@ -1,0 +1,115 @@
+//! Instrumentation levels: `off`, `basic`, `detailed`, one for logs and one for metrics.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// How much is emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Nothing (logs: none at all; metrics: none collected, `/metrics` empty, no
+    /// self-telemetry written).
+    Off,
+    /// Logs: warnings, errors and lifecycle events (`info`). Metrics: per layer and per
+    /// flow node, per route for requests.
+    #[default]
+    Basic,
+    /// Logs: also `debug` (each writer, streamer, request). Metrics: also one series per
+    /// open streamer.
+    Detailed,
+}
+
+impl Level {
+    /// Its name: `off`, `basic` or `detailed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Basic => "basic",
+            Level::Detailed => "detailed",
+        }
+    }
+
+    fn from_u8(v: u8) -> Level {
+        match v {
+            0 => Level::Off,
+            1 => Level::Basic,
+            _ => Level::Detailed,
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A level name that is not `off`, `basic` or `detailed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown level {0:?}: use off, basic or detailed")]
+pub struct UnknownLevel(pub String);
+
+impl std::str::FromStr for Level {
+    type Err = UnknownLevel;
+    fn from_str(s: &str) -> Result<Level, UnknownLevel> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(Level::Off),
+            "basic" => Ok(Level::Basic),
+            "detailed" => Ok(Level::Detailed),
+            _ => Err(UnknownLevel(s.to_string())),
+        }
+    }
+}
+
+/// The levels of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Levels {
+    /// What the node logs.
+    pub logs: Level,
+    /// What the node measures.
+    pub metrics: Level,
+}
+
+/// A change of some levels (`None` keeps the level as it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsUpdate {
+    /// The new log level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Level>,
+    /// The new metrics level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Level>,
+}
+
+/// Levels read on hot paths: one relaxed load each.
+#[derive(Debug)]
+pub(crate) struct LevelCell {
+    logs: AtomicU8,
+    metrics: AtomicU8,
+}
+
+impl LevelCell {
+    pub(crate) fn new(l: Levels) -> LevelCell {
+        LevelCell { logs: AtomicU8::new(l.logs as u8), metrics: AtomicU8::new(l.metrics as u8) }
+    }
+
+    pub(crate) fn metrics(&self) -> Level {
+        Level::from_u8(self.metrics.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn get(&self) -> Levels {
+        Levels { logs: Level::from_u8(self.logs.load(Ordering::Relaxed)), metrics: self.metrics() }
+    }
+
+    pub(crate) fn update(&self, u: LevelsUpdate) -> Levels {
+        if let Some(l) = u.logs {
+            self.logs.store(l as u8, Ordering::Relaxed);
+        }
+        if let Some(m) = u.metrics {
+            self.metrics.store(m as u8, Ordering::Relaxed);
+        }
+        self.get()
+    }
+}

@@ -1,0 +1,160 @@
+//! The node's instrumentation (`docs/observability.md`): `GET /metrics`, the
+//! `observe/levels` call, and the server's own instruments (connections, requests and their
+//! latency, authentication failures).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{AsyncInstrument, Histogram};
+
+use super::AppState;
+use super::http::{ApiError, body_bytes};
+use crate::observe::{Levels, LevelsUpdate, MetricSamples, Observer};
+use crate::protocol::parse_json;
+
+/// Connections of the accept loop, counted where they start and end.
+#[derive(Debug, Default)]
+pub(crate) struct ConnStats {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    open: AtomicI64,
+}
+
+impl ConnStats {
+    /// A connection was accepted (`served`) or refused for the connection limit; the
+    /// returned guard counts it open until dropped.
+    pub(crate) fn accepted(self: &Arc<Self>, served: bool) -> OpenConn {
+        if served {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenConn(self.clone())
+    }
+}
+
+/// Counts one connection open while it lives.
+#[derive(Debug)]
+pub(crate) struct OpenConn(Arc<ConnStats>);
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The server's instruments.
+#[derive(Debug)]
+pub(crate) struct ServerMetrics {
+    pub conns: Arc<ConnStats>,
+    requests: Histogram<f64>,
+    auth_failures: Arc<AtomicU64>,
+}
+
+impl ServerMetrics {
+    pub(crate) fn new(obs: &Observer) -> ServerMetrics {
+        let conns = Arc::new(ConnStats::default());
+        let auth_failures = Arc::new(AtomicU64::new(0));
+        let m = obs.meter();
+        let attrs = [KeyValue::new("key", "server")];
+        let (c, a) = (conns.clone(), attrs.clone());
+        let _ = m
+            .u64_observable_counter("telemetron.server.connections")
+            .with_unit("{connection}")
+            .with_description("Connections accepted and served")
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| o.observe(c.accepted.load(Ordering::Relaxed), &a))
+            .build();
+        let (c, a) = (conns.clone(), attrs.clone());
+        let _ = m
+            .u64_observable_counter("telemetron.server.connections_refused")
+            .with_unit("{connection}")
+            .with_description("Connections refused with server.busy (over the connection limit)")
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| o.observe(c.refused.load(Ordering::Relaxed), &a))
+            .build();
+        let (c, a) = (conns.clone(), attrs.clone());
+        let _ = m
+            .f64_observable_gauge("telemetron.server.connections_open")
+            .with_unit("{connection}")
+            .with_description("Connections open now (every stream is one)")
+            .with_callback(move |o: &dyn AsyncInstrument<f64>| o.observe(c.open.load(Ordering::Relaxed) as f64, &a))
+            .build();
+        let (f, a) = (auth_failures.clone(), attrs.clone());
+        let _ = m
+            .u64_observable_counter("telemetron.server.auth_failures")
+            .with_unit("{request}")
+            .with_description("Requests refused for missing or wrong credentials (auth.required, auth.invalid_credentials)")
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| o.observe(f.load(Ordering::Relaxed), &a))
+            .build();
+        let requests = obs.latency_histogram(
+            "telemetron.server.request.duration",
+            "Time from a request's arrival to its reply (for a stream: to the upgrade), per route and status",
+        );
+        ServerMetrics { conns, requests, auth_failures }
+    }
+}
+
+/// Time every routed request; count authentication failures. The route is the pattern
+/// (`/api/v1/channels/create`), never the query, a body or a credential.
+pub(crate) async fn track(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let on = s.observer.metrics_on();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    if on {
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            s.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let attrs = [
+            KeyValue::new("key", "server"),
+            KeyValue::new("route", route.unwrap_or_else(|| "unmatched".into())),
+            KeyValue::new("status", i64::from(status.as_u16())),
+        ];
+        s.metrics.requests.record(t0.elapsed().as_secs_f64(), &attrs);
+    }
+    resp
+}
+
+/// `GET /metrics` (outside the versioned API: Prometheus sends no protocol header; with
+/// authentication on, it needs the bearer token like any other request).
+pub(crate) fn metrics_route() -> Router<Arc<AppState>> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = s.auth.check(&headers) {
+        return ApiError::from(e).into_response();
+    }
+    let text = s.observer.prometheus();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// The `observe/*` calls, to merge into the guarded API.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/api/v1/observe/levels", post(levels)).route("/api/v1/observe/metrics", post(samples))
+}
+
+/// Every scalar metric now, by self-telemetry channel name.
+async fn samples(State(s): State<Arc<AppState>>, body: Body) -> std::result::Result<Json<MetricSamples>, ApiError> {
+    let _: crate::protocol::messages::Empty = parse_json(&body_bytes(&s, body).await?)?;
+    Ok(Json(MetricSamples { samples: s.observer.samples() }))
+}
+
+/// Read (empty body `{}`) or change the levels; replies with the levels in force.
+async fn levels(State(s): State<Arc<AppState>>, body: Body) -> std::result::Result<Json<Levels>, ApiError> {
+    let u: LevelsUpdate = parse_json(&body_bytes(&s, body).await?)?;
+    if u == LevelsUpdate::default() {
+        return Ok(Json(s.observer.levels()));
+    }
+    Ok(Json(s.observer.set_levels(u)))
+}

@@ -1,0 +1,287 @@
+//! Instrumentation of a real node (`telemetron serve` as a process): `GET /metrics` moves
+//! when data is written, self-telemetry lands in `_telemetron/` channels and reads back
+//! through the client, levels change at runtime (metrics and logs) through the protocol
+//! and the CLI, and no secret or sample value appears in anything the node emits.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use telemetron::channel::NewChannel;
+use telemetron::framer::WriterConfig;
+use telemetron::observe::{Level, LevelsUpdate, Observe};
+use telemetron::relay::StreamerConfig;
+use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
+use telemetron::{Client, ConnectOptions, Credentials};
+
+mod node_proc;
+
+use node_proc::BIN;
+
+struct Node {
+    child: Child,
+    url: String,
+    addr: String,
+}
+
+impl Node {
+    /// Start `telemetron serve` on a free loopback port with `args`; its stderr goes to
+    /// `stderr` (a file) when given.
+    fn start(args: &[&str], stderr: Option<std::fs::File>) -> Node {
+        let addr = format!("127.0.0.1:{}", node_proc::free_port());
+        let child = node_proc::spawn_serve(&addr, args, stderr.map_or_else(Stdio::null, Stdio::from));
+        Node { child, url: format!("http://{addr}"), addr }
+    }
+
+    /// `GET path` with an optional bearer token: (status, body).
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}\r\n", self.addr).unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP reply");
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_string())
+    }
+
+    /// `POST /api/v1/<call>` with a JSON body: (status, body).
+    fn post(&self, call: &str, json: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "POST /api/v1/{call} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+            self.addr,
+            telemetron::protocol::VERSION_HEADER,
+            telemetron::protocol::PROTOCOL_VERSION,
+            json.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP reply");
+        (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+    }
+
+    fn stop(mut self) {
+        // SAFETY: signalling a child process this test started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the node did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels matched as a substring).
+fn prom(text: &str, name: &str, labels: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        (n == name && rest.contains(labels)).then(|| value.parse().ok())?
+    })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Write `n` samples of `v` (and its index `t`) in one commit.
+async fn write_samples(c: &Client, name: &str, n: usize, value: f64) {
+    let index = format!("{name}_time");
+    let ch = c.create_channels(vec![NewChannel::index(index.clone()), NewChannel::data(name, DataType::F64, index)], true).await.unwrap();
+    let (t, v) = (ch[0].key, ch[1].key);
+    let now = TimeStamp::now().0;
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(now), vec![v])).await.unwrap();
+    let ts: Vec<i64> = (0..n as i64).map(|i| now + i * 1_000).collect();
+    w.write(&Frame::new().with(t, Series::timestamps(ts)).with(v, Series::from_vec(vec![value; n]))).await.unwrap();
+    w.close().await.unwrap();
+}
+
+#[test]
+fn metrics_move_with_writes_and_self_telemetry_reads_back_through_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let node = Node::start(&["--data", data.to_str().unwrap(), "--self-telemetry", "100ms", "--name", "daq-1"], None);
+    let (_, before) = node.get("/metrics", None);
+    let samples_before = prom(&before, "telemetron_storage_samples_total", "key=\"storage\"").unwrap();
+    assert!(before.contains("service_instance_id=\"daq-1\""), "{before}");
+    rt().block_on(async {
+        let c = telemetron::connect(&node.url, ConnectOptions::default()).await.unwrap();
+        write_samples(&c, "pressure", 5_000, 1.5).await;
+        let (status, after) = node.get("/metrics", None);
+        assert_eq!(status, 200);
+        let samples_after = prom(&after, "telemetron_storage_samples_total", "key=\"storage\"").unwrap();
+        // 5,000 data samples and their 5,000 timestamps (self-telemetry adds more).
+        assert!(samples_after - samples_before >= 10_000.0, "{samples_before} -> {samples_after}");
+        assert!(prom(&after, "telemetron_storage_commits_total", "").unwrap() >= 1.0);
+        assert!(prom(&after, "telemetron_storage_written_bytes_total", "").unwrap() >= 80_000.0);
+        assert!(
+            prom(&after, "telemetron_server_request_duration_seconds_count", "route=\"/api/v1/channels/create\",status=\"200\"").unwrap()
+                >= 1.0,
+            "{after}"
+        );
+        assert!(prom(&after, "telemetron_control_transfers_total", "").unwrap() >= 2.0);
+
+        // The same counters, as channels of the node, through the client.
+        let samples = c.channel("_telemetron/storage/samples").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let values = loop {
+            let f = c.read(TimeRange::MAX, &[samples.key]).await.unwrap();
+            let v = f.concat(samples.key).unwrap().map(|s| s.as_slice::<f64>().unwrap().to_vec()).unwrap_or_default();
+            if v.last().is_some_and(|&x| x >= samples_after) {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "self-telemetry never reached {samples_after}: {v:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "a counter never goes down: {values:?}");
+        let m = Observe::new(&c).metrics().await.unwrap();
+        assert!(m.get("_telemetron/storage/samples").unwrap() >= samples_after);
+        assert!(m.get("_telemetron/storage/sync.duration/count").is_some(), "{m:?}");
+        c.close().await.unwrap();
+    });
+    // The CLI prints the same metrics.
+    let out = Command::new(BIN).args(["observe", "--url", &node.url, "--values", "--filter", "storage/commits"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("metrics  basic") && text.contains("_telemetron/storage/commits"), "{text}");
+    node.stop();
+}
+
+#[test]
+fn levels_change_at_runtime_through_the_protocol_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let log = dir.path().join("stderr.log");
+    let node = Node::start(
+        &["--data", data.to_str().unwrap(), "--self-telemetry", "50ms", "--log-level", "off"],
+        Some(std::fs::File::create(&log).unwrap()),
+    );
+    rt().block_on(async {
+        let c = telemetron::connect(&node.url, ConnectOptions::default()).await.unwrap();
+        let observe = Observe::new(&c);
+        let l = observe.levels().await.unwrap();
+        assert_eq!((l.logs, l.metrics), (Level::Off, Level::Basic));
+        write_samples(&c, "v", 10, 2.0).await;
+        // Level off: nothing logged so far, nothing measured, nothing written.
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "", "log level off logs nothing");
+        observe.set_levels(LevelsUpdate { metrics: Some(Level::Off), ..Default::default() }).await.unwrap();
+        assert_eq!(node.get("/metrics", None).1, "");
+        assert!(observe.metrics().await.unwrap().samples.is_empty());
+        let commits = c.channel("_telemetron/storage/commits").await.unwrap().key;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let count = |f: Frame| f.concat(commits).unwrap().map_or(0, |s| s.len());
+        let stopped = count(c.read(TimeRange::MAX, &[commits]).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(c.read(TimeRange::MAX, &[commits]).await.unwrap()), stopped, "no self-telemetry at level off");
+
+        // Detailed: one series per open streamer.
+        let v = c.channel("v").await.unwrap().key;
+        let streamer = c.open_streamer(StreamerConfig::new(vec![v])).await.unwrap();
+        observe.set_levels(LevelsUpdate { metrics: Some(Level::Detailed), ..Default::default() }).await.unwrap();
+        let text = node.get("/metrics", None).1;
+        assert!(prom(&text, "telemetron_relay_streamer_queued", "key=\"relay/streamer/").is_some(), "{text}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(count(c.read(TimeRange::MAX, &[commits]).await.unwrap()) > stopped, "self-telemetry resumed");
+        observe.set_levels(LevelsUpdate { metrics: Some(Level::Basic), ..Default::default() }).await.unwrap();
+        let text = node.get("/metrics", None).1;
+        assert!(prom(&text, "telemetron_relay_streamer_queued", "").is_none(), "per-streamer series only at detailed");
+        assert!(prom(&text, "telemetron_relay_streamers", "").unwrap() >= 1.0);
+        drop(streamer);
+
+        // A wrong level is refused and changes nothing.
+        let (status, body) = node.post("observe/levels", r#"{"metrics": "loud"}"#);
+        assert!(status == 400 && body.contains("protocol.violation") && body.contains("`detailed`"), "{status} {body}");
+        let (status, body) = node.post("observe/levels", r#"{"metric": "off"}"#);
+        assert_eq!(status, 400, "a misspelt field is refused, not ignored: {body}");
+        assert_eq!(observe.levels().await.unwrap().metrics, Level::Basic);
+        c.close().await.unwrap();
+    });
+    // Logs: the CLI turns them on; the next request is logged at debug.
+    let out = Command::new(BIN).args(["observe", "--url", &node.url, "--logs", "detailed"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("logs     detailed"));
+    rt().block_on(async {
+        let c = telemetron::connect(&node.url, ConnectOptions::default()).await.unwrap();
+        write_samples(&c, "w", 10, 3.0).await;
+        c.close().await.unwrap();
+    });
+    node.stop();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("DEBUG") && logged.contains("writer opened"), "{logged}");
+}
+
+#[test]
+fn secrets_and_sample_values_never_appear_in_logs_or_metrics() {
+    const PASSWORD: &str = "S3cret-Pw-7f1d";
+    const TOKEN: &str = "tok-9a8b7c6d5e4f";
+    const VALUE: f64 = 98765.4321;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let log = dir.path().join("stderr.log");
+    let node = Node::start(
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--user",
+            "operator",
+            "--password",
+            PASSWORD,
+            "--token",
+            TOKEN,
+            "--log-level",
+            "detailed",
+            "--metrics-level",
+            "detailed",
+            "--self-telemetry",
+            "50ms",
+        ],
+        Some(std::fs::File::create(&log).unwrap()),
+    );
+    let mut emitted = String::new();
+    rt().block_on(async {
+        let creds = Credentials::Password { username: "operator".into(), password: PASSWORD.into() };
+        let c = telemetron::connect(&node.url, ConnectOptions { credentials: creds, ..ConnectOptions::default() }).await.unwrap();
+        write_samples(&c, "secret_pressure", 100, VALUE).await;
+        let key = c.channel("secret_pressure").await.unwrap().key;
+        let mut s = c.open_streamer(StreamerConfig::new(vec![key])).await.unwrap();
+        let back = c.read(TimeRange::MAX, &[key]).await.unwrap();
+        assert_eq!(back.concat(key).unwrap().unwrap().as_slice::<f64>().unwrap()[0], VALUE);
+        s.close().await;
+        // A failed login is counted, not logged with its password.
+        let wrong = telemetron::connect(
+            &node.url,
+            ConnectOptions {
+                credentials: Credentials::Password { username: "operator".into(), password: "wrong-pw-123".into() },
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(wrong.is_err());
+        emitted.push_str(&format!("{:?}", Observe::new(&c).metrics().await.unwrap()));
+        c.close().await.unwrap();
+    });
+    let (status, _) = node.get("/metrics", None);
+    assert_eq!(status, 401, "/metrics needs credentials when the node does");
+    let (status, text) = node.get("/metrics", Some(TOKEN));
+    assert_eq!(status, 200);
+    assert!(prom(&text, "telemetron_server_auth_failures_total", "").unwrap() >= 2.0, "{text}");
+    emitted.push_str(&text);
+    std::thread::sleep(Duration::from_millis(200));
+    node.stop();
+    emitted.push_str(&std::fs::read_to_string(&log).unwrap());
+    // The capture is not trivially empty: the session was logged in detail.
+    assert!(emitted.contains("DEBUG") && emitted.contains("writer opened") && emitted.contains("telemetron_storage_samples_total"));
+    for secret in [PASSWORD, TOKEN, "wrong-pw-123", "98765.4321", "98765.432"] {
+        assert!(!emitted.contains(secret), "{secret:?} appears in what the node emitted");
+    }
+}
