@@ -9,6 +9,7 @@ const { Streamer, onLagOf } = require('./streamer')
 const { Iterator } = require('./iterator')
 const { Control } = require('./control')
 const { Flows } = require('./flows')
+const { Observe } = require('./observe')
 
 const list = (x) => (Array.isArray(x) ? x : [x])
 const refOf = (c) => (c && typeof c === 'object' && 'key' in c ? c.key : c)
@@ -170,6 +171,7 @@ class Client {
     this.control = new Control(this)
     /** Dataflow pipelines: deploy, list, reconfigure, stop (embedded: they run in this process until `close`). */
     this.flows = new Flows(native_)
+    this.observe = new Observe(native_)
   }
 
   /** True when connected to a remote node. */

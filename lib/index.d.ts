@@ -400,11 +400,29 @@ export declare class Flows {
   stop(name: string, options?: { drain?: number }): Promise<FlowInfo>
 }
 
+/** An instrumentation level (docs/observability.md). */
+export type Level = 'off' | 'basic' | 'detailed'
+
+/** The log and metrics levels of an engine or node. */
+export interface Levels {
+  logs: Level
+  metrics: Level
+}
+
+/** `client.observe`: levels (changed at runtime) and metrics of the engine or node. */
+export declare class Observe {
+  levels(): Promise<Levels>
+  setLevels(levels: { logs?: Level; metrics?: Level }): Promise<Levels>
+  /** Every scalar metric now, by self-telemetry channel name (`_telemetron/storage/commits`). */
+  metrics(): Promise<Record<string, number>>
+}
+
 export declare class Client {
   readonly channels: Channels
   readonly ranges: Ranges
   readonly control: Control
   readonly flows: Flows
+  readonly observe: Observe
   readonly isRemote: boolean
   /** Write one frame starting at `start` and commit it; resolves to the committed end. */
   write(start: TimeInput, frame: FrameInput): Promise<bigint>

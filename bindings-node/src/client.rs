@@ -66,11 +66,28 @@ pub struct Client {
     inner: telemetron::Client,
     /// The flows of the engine (embedded: run in this process) or node.
     flows: telemetron::flow::Flows,
+    /// The instrumentation of the engine (embedded: an observer in this process) or node.
+    observe: telemetron::observe::Observe,
 }
 
 impl Client {
     fn new(inner: telemetron::Client) -> Client {
-        Client { flows: telemetron::flow::Flows::new(&inner), inner }
+        Client { flows: telemetron::flow::Flows::new(&inner), observe: telemetron::observe::Observe::new(&inner), inner }
+    }
+}
+
+/// Instrumentation levels: each `off`, `basic` or `detailed`.
+#[napi(object)]
+pub struct LevelsJs {
+    /// What the node logs.
+    pub logs: String,
+    /// What the node measures.
+    pub metrics: String,
+}
+
+impl LevelsJs {
+    fn from_core(l: telemetron::observe::Levels) -> LevelsJs {
+        LevelsJs { logs: l.logs.to_string(), metrics: l.metrics.to_string() }
     }
 }
 
@@ -456,6 +473,25 @@ impl Client {
     pub async fn flows_reconfigure(&self, name: String, config: String, drain: Option<f64>) -> Result<ReconfiguredJs> {
         let drain = telemetron::flow::drain_seconds(drain).js()?;
         Ok(ReconfiguredJs::from_core(self.flows.reconfigure(&name, &config, drain).await.js()?))
+    }
+
+    /// The instrumentation levels in force.
+    #[napi]
+    pub async fn observe_levels(&self) -> Result<LevelsJs> {
+        Ok(LevelsJs::from_core(self.observe.levels().await.js()?))
+    }
+
+    /// Change some levels (names `off`, `basic`, `detailed`); the levels now in force.
+    #[napi]
+    pub async fn observe_set_levels(&self, logs: Option<String>, metrics: Option<String>) -> Result<LevelsJs> {
+        let update = telemetron::observe::LevelsUpdate::parse(logs.as_deref(), metrics.as_deref()).js()?;
+        Ok(LevelsJs::from_core(self.observe.set_levels(update).await.js()?))
+    }
+
+    /// Every scalar metric now, by self-telemetry channel name.
+    #[napi]
+    pub async fn observe_metrics(&self) -> Result<std::collections::HashMap<String, f64>> {
+        Ok(self.observe.metrics().await.js()?.samples.into_iter().collect())
     }
 
     /// Stop a flow; its final counters.

@@ -31,6 +31,8 @@ pub struct Client {
     pub(crate) inner: telemetron::Client,
     /// The flows of the engine (embedded: run in this process) or node.
     flows: telemetron::flow::Flows,
+    /// The instrumentation of the engine (embedded: an observer in this process) or node.
+    observe: telemetron::observe::Observe,
     /// Set by `close`: later calls fail with `engine.closed` on both backends.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -51,7 +53,8 @@ impl Client {
 
     fn new(inner: telemetron::Client) -> Client {
         let flows = telemetron::flow::Flows::new(&inner);
-        Client { inner, flows, closed: std::sync::atomic::AtomicBool::new(false) }
+        let observe = telemetron::observe::Observe::new(&inner);
+        Client { inner, flows, observe, closed: std::sync::atomic::AtomicBool::new(false) }
     }
 }
 
@@ -548,6 +551,30 @@ impl Client {
     fn flows_stop(&self, py: Python<'_>, name: String, drain: Option<f64>) -> PyResult<String> {
         let (f, drain) = (self.flows.clone(), telemetron::flow::drain_seconds(drain).py()?);
         json(self.run(py, |_| async move { f.stop(&name, drain).await })?)
+    }
+
+    // ---- instrumentation (`client.observe`) ----
+
+    /// The levels in force: `(logs, metrics)`.
+    fn observe_levels(&self, py: Python<'_>) -> PyResult<(String, String)> {
+        let o = self.observe.clone();
+        let l = self.run(py, |_| async move { o.levels().await })?;
+        Ok((l.logs.to_string(), l.metrics.to_string()))
+    }
+
+    /// Change some levels (names `off`, `basic`, `detailed`); the levels now in force.
+    #[pyo3(signature = (logs=None, metrics=None))]
+    fn observe_set_levels(&self, py: Python<'_>, logs: Option<String>, metrics: Option<String>) -> PyResult<(String, String)> {
+        let update = telemetron::observe::LevelsUpdate::parse(logs.as_deref(), metrics.as_deref()).py()?;
+        let o = self.observe.clone();
+        let l = self.run(py, |_| async move { o.set_levels(update).await })?;
+        Ok((l.logs.to_string(), l.metrics.to_string()))
+    }
+
+    /// Every scalar metric now, as `(name, value)` pairs sorted by name.
+    fn observe_metrics(&self, py: Python<'_>) -> PyResult<Vec<(String, f64)>> {
+        let o = self.observe.clone();
+        Ok(self.run(py, |_| async move { o.metrics().await })?.samples)
     }
 }
 

@@ -28,6 +28,7 @@ from .export import ExportProgress, ExportReport
 from .flows import FlowInfo, FlowNode, Flows, Reconfigured
 from .frame import Frame
 from .framer import Iterator, Writer
+from .observe import Levels, Observe
 from .ranger import MetaData, Range, Ranges
 from .relay import Streamer
 from .telem import DataType, TimeRange, TimeSpan, TimeStamp
@@ -53,6 +54,8 @@ __all__ = [
     "Range",
     "Ranges",
     "Flows",
+    "Levels",
+    "Observe",
     "FlowInfo",
     "FlowNode",
     "Reconfigured",

@@ -17,6 +17,7 @@ from .export import ExportReport, ProgressLike, run_export
 from .flows import Flows
 from .frame import Frame
 from .framer import Iterator, Writer
+from .observe import Observe
 from .ranger import Ranges
 from .relay import Streamer
 from .telem import TimeRange, TimeRangeLike, TimeStamp, span_ns, to_range
@@ -34,6 +35,8 @@ class Client:
         control: :class:`Control` (control sequences).
         flows: :class:`~telemetron.flows.Flows` (deploy, reconfigure, stop dataflow
             pipelines; on an embedded client they run in this process until ``close``).
+        observe: :class:`~telemetron.observe.Observe` (log and metrics levels at runtime,
+            metrics now).
     """
 
     def __init__(self, native: Any) -> None:
@@ -42,6 +45,7 @@ class Client:
         self.ranges = Ranges(self)
         self.control = Control(self)
         self.flows = Flows(self)
+        self.observe = Observe(self)
 
     @property
     def is_remote(self) -> bool:

@@ -83,6 +83,21 @@ pub struct LevelsUpdate {
     pub metrics: Option<Level>,
 }
 
+impl LevelsUpdate {
+    /// A change given by level names (an SDK's `set_levels(logs=..., metrics=...)`),
+    /// checked here once for every language.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] naming a level that is not `off`, `basic` or
+    /// `detailed`.
+    pub fn parse(logs: Option<&str>, metrics: Option<&str>) -> crate::Result<LevelsUpdate> {
+        let level = |s: Option<&str>| -> crate::Result<Option<Level>> {
+            s.map(|s| s.parse::<Level>().map_err(|e| crate::Error::InvalidArgument { reason: e.to_string() })).transpose()
+        };
+        Ok(LevelsUpdate { logs: level(logs)?, metrics: level(metrics)? })
+    }
+}
+
 /// Levels read on hot paths: one relaxed load each.
 #[derive(Debug)]
 pub(crate) struct LevelCell {

@@ -1,0 +1,78 @@
+"""Instrumentation through the SDK (``client.observe``) on both backends, and a node's
+``GET /metrics`` read by Prometheus's own text parser (``prometheus_client``), with its
+self-telemetry channels read back through the SDK."""
+
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import telemetron as tn
+from conftest import Server
+
+
+def write_samples(client: tn.Client, name: str, n: int) -> None:
+    client.channels.create(name=f"{name}_t", is_index=True, retrieve_if_name_exists=True)
+    client.channels.create(name=name, data_type="float64", index=f"{name}_t", retrieve_if_name_exists=True)
+    start = time.time_ns()
+    ts = start + np.arange(n, dtype=np.int64) * 1_000
+    client.write(start, {f"{name}_t": ts, name: np.linspace(0.0, 1.0, n)})
+
+
+def test_levels_and_metrics_on_both_backends(client):
+    levels = client.observe.levels()
+    assert levels == tn.Levels(logs="basic", metrics="basic")
+    before = client.observe.metrics()["_telemetron/storage/samples"]
+    write_samples(client, "pressure", 1_000)
+    after = client.observe.metrics()
+    assert after["_telemetron/storage/samples"] - before >= 2_000  # samples and timestamps
+    assert after["_telemetron/storage/commits"] >= 1
+    assert after["_telemetron/control/transfers"] >= 1
+
+    assert client.observe.set_levels(metrics="off").metrics == "off"
+    assert client.observe.metrics() == {}
+    with pytest.raises(tn.InvalidArgument, match="off, basic or detailed"):
+        client.observe.set_levels(metrics="loud")
+    assert client.observe.levels().metrics == "off", "a refused change changes nothing"
+    assert client.observe.set_levels(metrics="basic") == tn.Levels(logs="basic", metrics="basic")
+    assert client.observe.metrics()["_telemetron/storage/samples"] >= after["_telemetron/storage/samples"]
+
+
+def scrape(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_prometheus_text_parses_and_moves_and_self_telemetry_reads_back(tmp_path):
+    server = Server(tmp_path / "data", extra=("--self-telemetry", "100ms", "--name", "rig-7"))
+    try:
+        first = scrape(server.url)
+        key = ("telemetron_storage_samples_total", (("key", "storage"),))
+        assert ("target_info", (("service_instance_id", "rig-7"), ("service_name", "telemetron"), ("service_version", "0.1.0"))) in first
+        with tn.connect(server.url) as c:
+            write_samples(c, "thrust", 5_000)
+            second = scrape(server.url)
+            assert second[key] - first[key] >= 10_000
+            latency = [v for (name, labels), v in second.items() if name == "telemetron_server_request_duration_seconds_count"]
+            assert sum(latency) >= 3, "requests are timed"
+            # The node's own channels carry the same counter; wait for the next write.
+            deadline = time.monotonic() + 10
+            while True:
+                frame = c.read(None, "_telemetron/storage/samples")
+                values = frame["_telemetron/storage/samples"]
+                if len(values) and values[-1] >= second[key]:
+                    break
+                assert time.monotonic() < deadline, f"self-telemetry never reached {second[key]}: {values[-5:]}"
+                time.sleep(0.1)
+            assert np.all(np.diff(values) >= 0), "a counter never goes down"
+            assert len(frame["_telemetron/time"]) == len(values), "each value has its timestamp"
+    finally:
+        server.stop()
