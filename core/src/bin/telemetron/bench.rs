@@ -32,6 +32,9 @@ pub enum BenchCommand {
     ControlRtt(crate::bench_remote::RttArgs),
     /// The dataflow runtime: throughput, fusion, ACK round trip, durable queue.
     Flow(crate::bench_flow::FlowArgs),
+    /// The cost of instrumentation: remote ingest and write -> streamer latency on a node
+    /// with metrics off and one at its default level (scraped, writing self-telemetry).
+    Observe(crate::bench_observe::ObserveArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -103,8 +106,9 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
     use crate::bench_remote as remote;
     let no_remote = |name: &str| Error::InvalidArgument { reason: format!("bench {name} has no --url variant; run it embedded") };
     match cmd {
-        BenchCommand::Ingest(a) if a.common.url.is_some() => remote::ingest(&a),
-        BenchCommand::StreamLatency(a) if a.common.url.is_some() => remote::stream_latency(&a),
+        BenchCommand::Ingest(a) if a.common.url.is_some() => remote::ingest(&a).map(drop),
+        BenchCommand::StreamLatency(a) if a.common.url.is_some() => remote::stream_latency(&a).map(drop),
+        BenchCommand::Observe(a) => crate::bench_observe::run(&a),
         BenchCommand::Fanout(a) if a.common.url.is_some() => remote::fanout(&a),
         BenchCommand::ControlRtt(a) => remote::control_rtt(&a),
         BenchCommand::Flow(a) if a.common.url.is_some() => Err(no_remote("flow")),

@@ -72,7 +72,8 @@ fn tag(run: usize) -> String {
     format!("bench{}_{}_{run}", std::process::id(), TimeStamp::now().0 % 1_000_000_000)
 }
 
-fn lat_row(scenario: &str, run: usize, mut lat: Vec<f64>, extra: serde_json::Value, json_out: bool) -> f64 {
+/// Print one run's latencies; returns (p50, p99) in microseconds.
+fn lat_row(scenario: &str, run: usize, mut lat: Vec<f64>, extra: serde_json::Value, json_out: bool) -> (f64, f64) {
     let (p50, p99, p999) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0), percentile(&mut lat, 99.9));
     let max = lat.iter().copied().fold(0.0, f64::max);
     let mut row = json!({"scenario": scenario, "run": run, "remote": true, "received": lat.len(),
@@ -81,11 +82,12 @@ fn lat_row(scenario: &str, run: usize, mut lat: Vec<f64>, extra: serde_json::Val
         r.extend(e.clone());
     }
     emit(json_out, row, || format!("{run:>4} {p50:>10.1} {p99:>10.1} {p999:>10.1} {max:>10.1} {:>10}", lat.len()));
-    p99
+    (p50, p99)
 }
 
 /// Remote ingest: `--channels` f64 channels on one index, `--batch`-sample frames.
-pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
+/// Returns each run's samples per second.
+pub fn ingest(a: &IngestArgs) -> Result<Vec<f64>, Error> {
     let url = a.common.url.clone().unwrap_or_default();
     let per_frame = a.channels * a.batch;
     if per_frame == 0 {
@@ -155,12 +157,13 @@ pub fn ingest(a: &IngestArgs) -> Result<(), Error> {
         println!("median samples/s: {}", rate(median(&rates)));
         println!("(the bench channels stay on the node: delete them or its data directory afterwards)");
     }
-    Ok(())
+    Ok(rates)
 }
 
 /// Remote write -> remote streamer latency: one-sample frames from one connection to a
 /// streamer on another.
-pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
+/// Returns each run's p50 in microseconds.
+pub fn stream_latency(a: &LatencyArgs) -> Result<Vec<f64>, Error> {
     if a.spin_us > 0 && !a.blocking_streamer {
         return Err(Error::InvalidArgument {
             reason: "--spin-us applies to blocking receives: add --blocking-streamer (a streamer task waits on its socket)".into(),
@@ -181,8 +184,9 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
         println!("{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}", "run", "p50 us", "p99 us", "p999 us", "max us", "received");
     }
     let rt = runtime()?;
+    let mut p50s = Vec::new();
     for run in 0..a.common.runs {
-        rt.block_on(async {
+        let p50 = rt.block_on(async {
             let (c, _scratch) = client(&a.common).await?;
             let c2 = another(&a.common, &c).await?;
             let t = tag(run);
@@ -250,11 +254,13 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<(), Error> {
             let lat = rx.await.unwrap_or_default();
             c.delete_channels(&[v, ti]).await?;
             let writer = if a.block_on_writer { "block_on" } else { "task" };
-            lat_row("stream-latency", run, lat, json!({"rate_hz": a.rate, "frames": a.frames, "writer": writer}), a.common.json);
-            Ok::<(), Error>(())
+            Ok::<f64, Error>(
+                lat_row("stream-latency", run, lat, json!({"rate_hz": a.rate, "frames": a.frames, "writer": writer}), a.common.json).0,
+            )
         })?;
+        p50s.push(p50);
     }
-    Ok(())
+    Ok(p50s)
 }
 
 /// Sleep until frame `i` is due. Never spins: on two cores a spinning writer takes the
