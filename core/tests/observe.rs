@@ -279,9 +279,77 @@ fn secrets_and_sample_values_never_appear_in_logs_or_metrics() {
     std::thread::sleep(Duration::from_millis(200));
     node.stop();
     emitted.push_str(&std::fs::read_to_string(&log).unwrap());
+    // The node's own log files hold the same lines.
+    let kept = std::fs::read_to_string(data.join("logs").join("telemetron.log")).unwrap();
+    assert!(kept.contains("writer opened"), "{kept}");
+    emitted.push_str(&kept);
     // The capture is not trivially empty: the session was logged in detail.
     assert!(emitted.contains("DEBUG") && emitted.contains("writer opened") && emitted.contains("telemetron_storage_samples_total"));
     for secret in [PASSWORD, TOKEN, "wrong-pw-123", "98765.4321", "98765.432"] {
         assert!(!emitted.contains(secret), "{secret:?} appears in what the node emitted");
     }
+}
+
+#[test]
+fn the_log_rolls_over_in_the_data_directory_and_telemetron_logs_prints_and_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let node = Node::start(&["--data", data.to_str().unwrap(), "--log-file-bytes", "4096", "--log-files", "3"], None);
+    let logs = data.join("logs");
+    // The first lines, logged while the engine opened, are in the file too.
+    let first = std::fs::read_to_string(logs.join("telemetron.log")).unwrap();
+    assert!(first.contains("storage recovered") && first.contains("serving"), "{first}");
+
+    /// Kills the follower however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut follower = Killed(
+        Command::new(BIN).args(["logs", "--data", data.to_str().unwrap(), "-n", "0", "--follow"]).stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let out = follower.0.stdout.take().unwrap();
+    let followed = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(out).lines().map_while(Result::ok).filter(|l| l.contains("writer opened")).take(20).count()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    rt().block_on(async {
+        let c = telemetron::connect(&node.url, ConnectOptions::default()).await.unwrap();
+        for i in 0..20 {
+            write_samples(&c, &format!("roll_{i}"), 10, 1.0).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c.close().await.unwrap();
+    });
+    // Every "writer opened" line reached the follower, across the rollovers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !followed.is_finished() {
+        let all: String = ["telemetron.log.2", "telemetron.log.1", "telemetron.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(logs.join(f)).unwrap_or_default())
+            .collect();
+        assert!(Instant::now() < deadline, "the follower did not see 20 writers opened; the log:\n{all}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(followed.join().unwrap(), 20);
+    drop(follower);
+
+    for name in ["telemetron.log", "telemetron.log.1", "telemetron.log.2"] {
+        let len = std::fs::metadata(logs.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).len();
+        assert!(len <= 4096, "{name} holds {len} bytes");
+    }
+    assert!(!logs.join("telemetron.log.3").exists(), "at most 3 files");
+    let out = Command::new(BIN).args(["logs", "--data", data.to_str().unwrap(), "-n", "4"]).output().unwrap();
+    assert!(out.status.success());
+    let printed: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    let current = std::fs::read_to_string(logs.join("telemetron.log")).unwrap();
+    let last: Vec<&str> = current.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    assert_eq!(printed, last, "the last lines, oldest first");
+    let bad = Command::new(BIN).args(["logs", "--data", dir.path().to_str().unwrap()]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no log in"));
+    node.stop();
 }

@@ -29,6 +29,7 @@
 mod channels;
 mod client;
 mod levels;
+pub mod logfile;
 mod prometheus;
 
 use std::sync::{Arc, Weak};

@@ -54,6 +54,8 @@ enum Command {
     /// A node's instrumentation: show or change its log and metrics levels at runtime, print
     /// its metrics (docs/observability.md; Prometheus reads GET /metrics).
     Observe(observe::ObserveArgs),
+    /// Print a node's log (kept in rolling files in its data directory), or follow it.
+    Logs(observe::LogsArgs),
     /// List the channels of a data directory.
     Channels {
         /// The data directory.
@@ -81,8 +83,84 @@ fn init_logging(filter: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_new(&f).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if tracing_subscriber::registry().with(filter).with(fmt).try_init().is_ok() {
+    let file = tracing_subscriber::fmt::layer().with_writer(FileSink).with_ansi(false);
+    if tracing_subscriber::registry().with(filter).with(fmt).with(file).try_init().is_ok() {
         let _ = LOG_RELOAD.set(handle);
+    }
+}
+
+/// The node's rolling log files, once `serve` has opened them (`<data>/logs`, after it
+/// holds the data directory's lock); in every other command the file layer writes nothing.
+static LOG_FILES: std::sync::OnceLock<telemetron::observe::logfile::RollingWriter> = std::sync::OnceLock::new();
+
+/// Lines logged before the files open (recovery, while the engine opens), kept to go first
+/// into the file: `Some` from [`buffer_early_logs`] until [`open_log_files`].
+static EARLY: parking_lot::Mutex<Option<Vec<u8>>> = parking_lot::Mutex::new(None);
+
+/// At most this much is kept before the files open.
+const EARLY_CAP: usize = 1 << 20;
+
+/// Keep what is logged from now on until [`open_log_files`].
+pub(crate) fn buffer_early_logs() {
+    *EARLY.lock() = Some(Vec::new());
+}
+
+/// Send the log to `files` from now on, the lines kept since [`buffer_early_logs`] first.
+pub(crate) fn open_log_files(files: telemetron::observe::logfile::RollingWriter) {
+    let mut early = EARLY.lock();
+    if let Some(buf) = early.take().filter(|b| !b.is_empty()) {
+        let _ = files.append(&buf);
+    }
+    let _ = LOG_FILES.set(files);
+}
+
+/// The writer of the file layer.
+struct FileSink;
+
+/// Where one event goes: the files, the early buffer, or nowhere.
+enum FileLine {
+    File(telemetron::observe::logfile::LineBuffer<'static>),
+    Early(Vec<u8>),
+    Nowhere,
+}
+
+impl std::io::Write for FileLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            FileLine::File(w) => w.write(b),
+            FileLine::Early(v) => {
+                v.extend_from_slice(b);
+                Ok(b.len())
+            }
+            FileLine::Nowhere => Ok(b.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for FileLine {
+    fn drop(&mut self) {
+        if let FileLine::Early(line) = self
+            && let Some(buf) = EARLY.lock().as_mut()
+            && buf.len() + line.len() <= EARLY_CAP
+        {
+            buf.extend_from_slice(line);
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for FileSink {
+    type Writer = FileLine;
+    fn make_writer(&'a self) -> FileLine {
+        if let Some(w) = LOG_FILES.get() {
+            FileLine::File(w.make_writer())
+        } else if EARLY.lock().is_some() {
+            FileLine::Early(Vec::with_capacity(256))
+        } else {
+            FileLine::Nowhere
+        }
     }
 }
 
@@ -138,6 +216,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Flow(c) => flow::run(c),
         Command::Observe(a) => observe::run(a),
+        Command::Logs(a) => observe::logs(a),
         Command::Channels { data } => list_channels(&data),
     };
     match r {

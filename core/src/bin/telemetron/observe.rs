@@ -1,8 +1,12 @@
-//! `telemetron observe`: a node's instrumentation levels and metrics
-//! (docs/observability.md).
+//! `telemetron observe` (a node's instrumentation levels and metrics) and `telemetron
+//! logs` (its log files), docs/observability.md.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use telemetron::Error;
+use telemetron::observe::logfile::LogFiles;
 use telemetron::observe::{Level, LevelsUpdate, Observe};
 
 use crate::node::NodeArgs;
@@ -48,4 +52,45 @@ pub fn run(a: ObserveArgs) -> Result<(), Error> {
         }
         client.close().await
     })
+}
+
+/// Print the last lines of a node's log, or follow it.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The node's data directory (its log is in `<data>/logs`).
+    #[arg(long, default_value = "telemetron-data")]
+    pub data: PathBuf,
+    /// The log directory, if the node was started with `--log-dir`.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// How many of the last lines to print.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing lines as the node writes them (Ctrl-C stops).
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+pub fn logs(a: LogsArgs) -> Result<(), Error> {
+    let dir = a.log_dir.clone().unwrap_or_else(|| a.data.join("logs"));
+    if !telemetron::observe::logfile::has_log(&dir) {
+        return Err(Error::InvalidArgument {
+            reason: format!("no log in {}: is that a node's data directory (--data), or did it log elsewhere (--log-dir)?", dir.display()),
+        });
+    }
+    let files = LogFiles::new(&dir);
+    let io = |e: std::io::Error| Error::InvalidArgument { reason: format!("cannot read the log in {}: {e}", dir.display()) };
+    for line in files.tail(a.lines).map_err(io)? {
+        println!("{line}");
+    }
+    if a.follow {
+        files
+            .follow(Duration::from_millis(100), |line| {
+                use std::io::Write as _;
+                // Stop quietly when the reader of our output goes away (`| head`).
+                writeln!(std::io::stdout(), "{line}").is_ok()
+            })
+            .map_err(io)?;
+    }
+    Ok(())
 }

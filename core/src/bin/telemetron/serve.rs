@@ -85,6 +85,16 @@ pub struct ServeArgs {
     /// `500ms`); off unless given (`--demo` writes them every second).
     #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
     pub self_telemetry: Option<Duration>,
+    /// Where the node keeps its log files (default `<data>/logs`; `telemetron logs` reads
+    /// them). What goes in follows --log-level.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Size at which a log file rolls over to `telemetron.log.1` (bytes).
+    #[arg(long, default_value_t = telemetron::observe::logfile::DEFAULT_MAX_BYTES)]
+    pub log_file_bytes: u64,
+    /// Log files kept, the current one included (the oldest is deleted).
+    #[arg(long, default_value_t = telemetron::observe::logfile::DEFAULT_MAX_FILES)]
+    pub log_files: usize,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -140,8 +150,25 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     {
         hook(a.log_level);
     }
+    if a.log_file_bytes < 4096 || a.log_files == 0 {
+        return Err(Error::InvalidArgument { reason: "--log-file-bytes must be at least 4096 and --log-files at least 1".into() });
+    }
+    let logs = telemetron::observe::logfile::LogFiles {
+        dir: a.log_dir.clone().unwrap_or_else(|| a.data.join("logs")),
+        max_bytes: a.log_file_bytes,
+        max_files: a.log_files,
+    };
+    crate::buffer_early_logs();
     let options = Options { storage: StorageOptions { durability: a.durability, ..StorageOptions::default() } };
     let engine = Engine::open_with(&a.data, options)?;
+    // Only now: the engine holds the directory's lock, so no other node writes these files.
+    match logs.open() {
+        Ok(files) => crate::open_log_files(files),
+        Err(e) => {
+            let _ = engine.close();
+            return Err(e);
+        }
+    }
     let config = ServerConfig {
         listen: a.listen,
         auth: AuthConfig {
