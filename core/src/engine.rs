@@ -68,6 +68,19 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// A handle to an [`Engine`] that does not keep it alive: for observers that outlive the
+/// engine or are reachable from it (a metrics callback held by the engine's own sync
+/// observer would otherwise keep the engine, and its mapped segments, alive forever).
+#[derive(Debug, Clone)]
+pub struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, while anything else still holds it.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
 impl Engine {
     /// Open (or create) the data directory `path` with default options.
     ///
@@ -233,6 +246,11 @@ impl Engine {
     /// Current control holders of `keys` (all controlled channels if empty).
     pub fn control_states(&self, keys: &[ChannelKey]) -> Vec<State> {
         self.inner.hub.arbiter.states(keys)
+    }
+
+    /// A handle that does not keep the engine alive.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
     }
 
     /// Relay counters: frames published, delivered, dropped for lag, streamers disconnected.

@@ -353,3 +353,37 @@ fn the_log_rolls_over_in_the_data_directory_and_telemetron_logs_prints_and_follo
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no log in"));
     node.stop();
 }
+
+/// The engine holds its sync histogram, whose meter holds the metric callbacks: those hold
+/// the engine (and the flow manager) weakly, or a closed engine, its index and its mapped
+/// segments would live as long as the process.
+#[test]
+fn observers_do_not_keep_a_closed_engine_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let engine = telemetron::Engine::open(dir.path().join("embedded")).unwrap();
+        let weak = engine.downgrade();
+        let client = Client::embedded(engine);
+        let observe = Observe::new(&client);
+        write_samples(&client, "v", 10, 1.0).await;
+        assert!(observe.metrics().await.unwrap().get("_telemetron/storage/samples").unwrap() >= 20.0);
+        client.close().await.unwrap();
+        drop(client);
+        assert!(weak.upgrade().is_none(), "an embedded client's observer keeps its engine alive");
+        assert!(observe.metrics().await.is_ok(), "an observer outliving its engine still answers");
+
+        let engine = telemetron::Engine::open(dir.path().join("node")).unwrap();
+        let weak = engine.downgrade();
+        let config = telemetron::server::ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            observe: telemetron::server::ObserveConfig { self_telemetry: Some(Duration::from_millis(20)), ..Default::default() },
+            ..Default::default()
+        };
+        let server = telemetron::server::serve(engine, config).await.unwrap();
+        let c = telemetron::connect(&server.url(), ConnectOptions::default()).await.unwrap();
+        write_samples(&c, "v", 10, 1.0).await;
+        c.close().await.unwrap();
+        server.shutdown().await.unwrap();
+        assert!(weak.upgrade().is_none(), "a stopped node's observer keeps its engine alive");
+    });
+}

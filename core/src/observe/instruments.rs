@@ -8,7 +8,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 
 use super::{Level, Observer, levels::LevelCell};
-use crate::Engine;
+use crate::{Engine, WeakEngine};
 
 /// The `key` attribute: where in the node a measurement was taken.
 pub(crate) fn key(k: impl Into<opentelemetry::Value>) -> KeyValue {
@@ -74,18 +74,19 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
     use crate::relay::RelayMetricsSnapshot as R;
     use crate::storage::StorageMetricsSnapshot as S;
     let r = Reg { meter: obs.meter(), levels: &obs.inner.levels };
-    // Readers of one field of a layer's snapshot, taken when collected.
+    // Readers of one field of a layer's snapshot, taken when collected. They hold the
+    // engine weakly: the engine holds the sync histogram, which holds these callbacks.
     let st = |f: fn(&S) -> u64| {
-        let e = engine.clone();
-        move || f(&e.storage_metrics())
+        let e = engine.downgrade();
+        move || e.upgrade().map_or(0, |e| f(&e.storage_metrics()))
     };
     let re = |f: fn(&R) -> u64| {
-        let e = engine.clone();
-        move || f(&e.relay_metrics())
+        let e = engine.downgrade();
+        move || e.upgrade().map_or(0, |e| f(&e.relay_metrics()))
     };
     let co = |f: fn(&C) -> u64| {
-        let e = engine.clone();
-        move || f(&e.control_metrics())
+        let e = engine.downgrade();
+        move || e.upgrade().map_or(0, |e| f(&e.control_metrics()))
     };
     let float = |f: Box<dyn Fn() -> u64 + Send + Sync>| move || f() as f64;
 
@@ -155,7 +156,7 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
         re(|r| r.disconnected_streamers),
     );
     r.gauge("telemetron.relay.streamers", "{streamer}", "Streamers open", relay(), float(Box::new(re(|r| r.active_streamers))));
-    per_streamer(&r, engine.clone());
+    per_streamer(&r, engine.downgrade());
 
     let control = || vec![key("control")];
     r.counter(
@@ -183,7 +184,7 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
 
 /// At level `detailed`: each open streamer's queue, deliveries and drops, keyed
 /// `relay/streamer/<id>`.
-fn per_streamer(r: &Reg<'_>, engine: Engine) {
+fn per_streamer(r: &Reg<'_>, engine: WeakEngine) {
     let levels = r.levels.clone();
     let e2 = engine.clone();
     let l2 = r.levels.clone();
@@ -194,7 +195,7 @@ fn per_streamer(r: &Reg<'_>, engine: Engine) {
         .with_description("Frames dropped from one streamer's queue (level detailed)")
         .with_callback(move |o: &dyn AsyncInstrument<u64>| {
             if levels.metrics() == Level::Detailed {
-                for s in engine.streamer_metrics() {
+                for s in engine.upgrade().map(|e| e.streamer_metrics()).unwrap_or_default() {
                     o.observe(s.dropped, &[key(format!("relay/streamer/{}", s.id))]);
                 }
             }
@@ -207,7 +208,7 @@ fn per_streamer(r: &Reg<'_>, engine: Engine) {
         .with_description("Frames waiting in one streamer's queue (level detailed)")
         .with_callback(move |o: &dyn AsyncInstrument<f64>| {
             if l2.metrics() == Level::Detailed {
-                for s in e2.streamer_metrics() {
+                for s in e2.upgrade().map(|e| e.streamer_metrics()).unwrap_or_default() {
                     o.observe(s.queued as f64, &[key(format!("relay/streamer/{}", s.id))]);
                 }
             }
@@ -230,18 +231,23 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
         ("telemetron.flow.errors", "{error}", "Errors a flow node returned", |c| c.errors),
     ];
     // The last list seen, for a collection that finds the list busy (a deploy under way).
+    // The manager is held weakly: it holds the engine, which holds these callbacks.
     let last: Arc<parking_lot::Mutex<Vec<crate::flow::FlowInfo>>> = Arc::default();
-    let list = move |flows: &crate::flow::FlowManager| {
+    let flows = Arc::downgrade(&flows);
+    let list = Arc::new(move || {
         let mut last = last.lock();
-        if let Some(now) = flows.try_list() {
-            *last = now;
+        match flows.upgrade() {
+            Some(m) => {
+                if let Some(now) = m.try_list() {
+                    *last = now;
+                }
+            }
+            None => last.clear(),
         }
         last.clone()
-    };
-    let list = Arc::new(list);
+    });
     for (name, unit, description, read) in per_node {
         let levels = obs.inner.levels.clone();
-        let flows = flows.clone();
         let list = list.clone();
         let _ = obs
             .meter()
@@ -252,7 +258,7 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
                 if levels.metrics() == Level::Off {
                     return;
                 }
-                for f in list(&flows) {
+                for f in list() {
                     for n in &f.nodes {
                         o.observe(read(&n.counts), &[key(format!("flow/{}/{}", f.name, n.name))]);
                     }
@@ -262,6 +268,6 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
     }
     let r = Reg { meter: obs.meter(), levels: &obs.inner.levels };
     r.gauge("telemetron.flow.running", "{flow}", "Flows running", vec![key("flow")], move || {
-        list(&flows).iter().filter(|i| i.state == crate::flow::FlowState::Running).count() as f64
+        list().iter().filter(|i| i.state == crate::flow::FlowState::Running).count() as f64
     });
 }
