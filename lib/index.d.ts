@@ -361,6 +361,8 @@ export interface FlowNode {
   /** NACKed in front of it because its input queue was full (`overflow: nack`). */
   dropped: number
   errors: number
+  /** Messages waiting in its input queue now. */
+  queued: number
 }
 
 /** A flow: its state, configuration and counters. */

@@ -34,6 +34,8 @@ pub struct FlowNodeJs {
     pub dropped: f64,
     /// Errors it returned.
     pub errors: f64,
+    /// Messages waiting in its input queue now.
+    pub queued: f64,
 }
 
 /// An error a component returned.
@@ -100,6 +102,7 @@ impl FlowInfoJs {
                     cancelled: n.counts.cancelled as f64,
                     dropped: n.counts.dropped as f64,
                     errors: n.counts.errors as f64,
+                    queued: n.counts.queued as f64,
                 })
                 .collect(),
             errors: f.errors.into_iter().map(|e| FlowNodeErrorJs { node: e.node, error: e.error }).collect(),

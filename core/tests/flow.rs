@@ -459,6 +459,12 @@ async fn a_stalled_exporter_makes_the_receiver_wait_with_bounded_queues() {
     let sent = handle.counters()[0].1.emitted;
     let exported = s.exported.lock().len() as u64;
     assert!(sent <= exported + 4 + 4 + 3, "generator ran ahead: sent {sent}, exported {exported}");
+    // The queues in front of the stalled sink are full, and say so (`Counts::queued`).
+    let counts = handle.counters();
+    let queued: Vec<(String, u64)> = counts.iter().map(|(n, c)| (n.clone(), c.queued)).collect();
+    assert!(queued.iter().any(|(_, q)| *q >= 2), "{queued:?}");
+    assert!(queued.iter().all(|(_, q)| *q <= 4), "no queue holds more than its size: {queued:?}");
+    assert_eq!(queued.iter().find(|(n, _)| n == "gen").unwrap().1, 0, "a receiver has no input queue");
     handle.shutdown(Duration::from_secs(5)).await;
 }
 

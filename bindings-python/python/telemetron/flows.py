@@ -27,7 +27,7 @@ from .telem import TimeStamp
 if TYPE_CHECKING:
     from .client import Client
 
-_COUNTERS = ("received", "rows", "emitted", "acked", "nacked", "expired", "cancelled", "dropped", "errors")
+_COUNTERS = ("received", "rows", "emitted", "acked", "nacked", "expired", "cancelled", "dropped", "errors", "queued")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class FlowNode:
         dropped: messages NACKed in front of it because its input queue was full
             (``overflow: nack``).
         errors: errors it returned.
+        queued: messages waiting in its input queue now (a fused chain's queue counts for
+            its first node; receivers have none).
     """
 
     name: str
@@ -61,6 +63,7 @@ class FlowNode:
     cancelled: int
     dropped: int
     errors: int
+    queued: int = 0
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,24 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
         }
         last.clone()
     });
+    let levels = obs.inner.levels.clone();
+    let l2 = list.clone();
+    let _ = obs
+        .meter()
+        .f64_observable_gauge("telemetron.flow.queued")
+        .with_unit("{message}")
+        .with_description("Messages waiting in a flow node's input queue")
+        .with_callback(move |o: &dyn AsyncInstrument<f64>| {
+            if levels.metrics() == Level::Off {
+                return;
+            }
+            for f in l2() {
+                for n in &f.nodes {
+                    o.observe(n.counts.queued as f64, &[key(format!("flow/{}/{}", f.name, n.name))]);
+                }
+            }
+        })
+        .build();
     for (name, unit, description, read) in per_node {
         let levels = obs.inner.levels.clone();
         let list = list.clone();

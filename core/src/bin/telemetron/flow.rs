@@ -197,13 +197,13 @@ fn print_info(f: &FlowInfo) {
 /// The counter table `run`, `status` and `stop` print.
 fn print_counts<'a>(rows: impl Iterator<Item = (&'a str, &'a flow::Counts)>) {
     println!(
-        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>8} {:>7}",
-        "node", "received", "rows", "emitted", "acked", "nacked", "expired", "dropped", "errors"
+        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7}",
+        "node", "received", "rows", "emitted", "acked", "nacked", "expired", "dropped", "errors", "queued"
     );
     for (node, c) in rows {
         println!(
-            "{node:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>8} {:>7}",
-            c.received, c.rows, c.emitted, c.acked, c.nacked, c.expired, c.dropped, c.errors
+            "{node:<20} {:>12} {:>14} {:>12} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7}",
+            c.received, c.rows, c.emitted, c.acked, c.nacked, c.expired, c.dropped, c.errors, c.queued
         );
     }
 }

@@ -58,6 +58,9 @@ pub struct NodeCounters {
     pub dropped: AtomicU64,
     /// Errors it returned.
     pub errors: AtomicU64,
+    /// Its input queue (a receiver has none), read for [`Counts::queued`]; weak, so a
+    /// snapshot never keeps a stopped flow's queue open.
+    queue: std::sync::OnceLock<mpsc::WeakSender<Message>>,
 }
 
 /// A snapshot of [`NodeCounters`].
@@ -82,6 +85,10 @@ pub struct Counts {
     pub dropped: u64,
     /// See [`NodeCounters::errors`].
     pub errors: u64,
+    /// Messages waiting in its input queue now (a fused chain's queue counts for its first
+    /// node; receivers have none).
+    #[serde(default)]
+    pub queued: u64,
 }
 
 impl NodeCounters {
@@ -97,6 +104,7 @@ impl NodeCounters {
             cancelled: l(&self.cancelled),
             dropped: l(&self.dropped),
             errors: l(&self.errors),
+            queued: self.queue.get().and_then(mpsc::WeakSender::upgrade).map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as u64),
         }
     }
 }
@@ -483,12 +491,13 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
     // Queues first: every stage that has an input gets one; outputs refer to them.
     let mut senders: Vec<Option<mpsc::Sender<Message>>> = Vec::new();
     let mut receivers_rx: Vec<Option<mpsc::Receiver<Message>>> = Vec::new();
-    for s in &flow.stages {
+    for (s, counters) in flow.stages.iter().zip(&first_counters) {
         if matches!(s.kind, StageKind::Receiver(_)) {
             senders.push(None);
             receivers_rx.push(None);
         } else {
             let (tx, rx) = mpsc::channel(queue);
+            let _ = counters.queue.set(tx.downgrade());
             senders.push(Some(tx));
             receivers_rx.push(Some(rx));
         }
