@@ -146,7 +146,12 @@ fn metrics_move_with_writes_and_self_telemetry_reads_back_through_the_client() {
         assert!(values.windows(2).all(|w| w[0] <= w[1]), "a counter never goes down: {values:?}");
         let m = Observe::new(&c).metrics().await.unwrap();
         assert!(m.get("_telemetron/storage/samples").unwrap() >= samples_after);
-        assert!(m.get("_telemetron/storage/sync.duration/count").is_some(), "{m:?}");
+        // The interval syncer runs within a second of the write.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Observe::new(&c).metrics().await.unwrap().get("_telemetron/storage/sync.duration/count").unwrap_or(0.0) < 1.0 {
+            assert!(Instant::now() < deadline, "no fdatasync was timed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         c.close().await.unwrap();
     });
     // The CLI prints the same metrics.
@@ -178,9 +183,18 @@ fn levels_change_at_runtime_through_the_protocol_and_the_cli() {
         assert_eq!(node.get("/metrics", None).1, "");
         assert!(observe.metrics().await.unwrap().samples.is_empty());
         let commits = c.channel("_telemetron/storage/commits").await.unwrap().key;
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let count = |f: Frame| f.concat(commits).unwrap().map_or(0, |s| s.len());
-        let stopped = count(c.read(TimeRange::MAX, &[commits]).await.unwrap());
+        // A tick that collected before the switch may still write: wait until the count
+        // holds still over several intervals.
+        let mut stopped = count(c.read(TimeRange::MAX, &[commits]).await.unwrap());
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = count(c.read(TimeRange::MAX, &[commits]).await.unwrap());
+            if now == stopped {
+                break;
+            }
+            stopped = now;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(count(c.read(TimeRange::MAX, &[commits]).await.unwrap()), stopped, "no self-telemetry at level off");
 
@@ -316,7 +330,8 @@ fn the_log_rolls_over_in_the_data_directory_and_telemetron_logs_prints_and_follo
         use std::io::BufRead;
         std::io::BufReader::new(out).lines().map_while(Result::ok).filter(|l| l.contains("writer opened")).take(20).count()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // (`-n 100000` prints the whole log, then follows from exactly where it stopped: every
+    // line is seen once, whenever the follower starts.)
     rt().block_on(async {
         let c = telemetron::connect(&node.url, ConnectOptions::default()).await.unwrap();
         for i in 0..20 {
@@ -370,7 +385,8 @@ fn observers_do_not_keep_a_closed_engine_alive() {
         client.close().await.unwrap();
         drop(client);
         assert!(weak.upgrade().is_none(), "an embedded client's observer keeps its engine alive");
-        assert!(observe.metrics().await.is_ok(), "an observer outliving its engine still answers");
+        let after = observe.metrics().await.unwrap();
+        assert!(after.get("_telemetron/storage/samples").is_none(), "a gone engine's counters stop, not drop to zero: {after:?}");
 
         let engine = telemetron::Engine::open(dir.path().join("node")).unwrap();
         let weak = engine.downgrade();
@@ -386,4 +402,30 @@ fn observers_do_not_keep_a_closed_engine_alive() {
         server.shutdown().await.unwrap();
         assert!(weak.upgrade().is_none(), "a stopped node's observer keeps its engine alive");
     });
+}
+
+/// A user channel that takes one of the self-telemetry names with another type costs only
+/// that value: the others are written, and the user's channel is left alone.
+#[test]
+fn self_telemetry_skips_a_name_taken_by_another_kind_of_channel() {
+    use telemetron::observe::{Levels, Observer};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = telemetron::Engine::open(dir.path()).unwrap();
+    let theirs = engine
+        .create_channels(vec![
+            NewChannel::index("their_time"),
+            NewChannel::data("_telemetron/storage/commits", DataType::I64, "their_time"),
+        ])
+        .unwrap();
+    let obs = Observer::new("test", Levels::default());
+    obs.watch_engine(&engine);
+    obs.start_channels(engine.clone(), Duration::from_millis(20)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    obs.shutdown();
+    let samples = engine.channels().by_name("_telemetron/storage/samples").unwrap().key;
+    let written = engine.read(TimeRange::MAX, &[samples]).unwrap();
+    assert!(written.concat(samples).unwrap().unwrap().len() >= 2, "the other values are written");
+    let commits = engine.read(TimeRange::MAX, &[theirs[1].key]).unwrap();
+    assert!(commits.concat(theirs[1].key).unwrap().is_none(), "their channel is untouched");
+    engine.close().unwrap();
 }

@@ -56,13 +56,18 @@ def test_prometheus_text_parses_and_moves_and_self_telemetry_reads_back(tmp_path
     try:
         first = scrape(server.url)
         key = ("telemetron_storage_samples_total", (("key", "storage"),))
-        assert ("target_info", (("service_instance_id", "rig-7"), ("service_name", "telemetron"), ("service_version", "0.1.0"))) in first
+        info = (("service_instance_id", "rig-7"), ("service_name", "telemetron"), ("service_version", tn.__version__))
+        assert ("target_info", info) in first
         with tn.connect(server.url) as c:
             write_samples(c, "thrust", 5_000)
             second = scrape(server.url)
             assert second[key] - first[key] >= 10_000
-            latency = [v for (name, labels), v in second.items() if name == "telemetron_server_request_duration_seconds_count"]
-            assert sum(latency) >= 3, "requests are timed"
+            writes = [
+                v
+                for (name, labels), v in second.items()
+                if name == "telemetron_server_request_duration_seconds_count" and ("route", "/api/v1/frames/write") in labels
+            ]
+            assert sum(writes) >= 1, "the write request is timed"
             # The node's own channels carry the same counter; wait for the next write.
             deadline = time.monotonic() + 10
             while True:

@@ -25,8 +25,7 @@ use crate::telem::{DataType, Frame, Series, TimeStamp};
 /// The prefix of self-telemetry channel names.
 pub const CHANNEL_PREFIX: &str = "_telemetron/";
 
-/// How often self-telemetry is written when not configured (`telemetron serve
-/// --self-telemetry-interval`).
+/// How often `telemetron serve --demo` writes self-telemetry (`--self-telemetry` sets it).
 pub const DEFAULT_CHANNEL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The channel name (under [`CHANNEL_PREFIX`]) of metric `name` measured at `key`.
@@ -93,19 +92,25 @@ pub(super) struct SelfTelemetry {
 }
 
 impl SelfTelemetry {
-    pub(super) fn start(obs: Observer, engine: Engine, interval: Duration) -> SelfTelemetry {
+    pub(super) fn start(obs: &Observer, engine: &Engine, interval: Duration) -> SelfTelemetry {
         let (stop, rx) = mpsc::channel::<()>();
         // The first write happens now, so the channels exist once the node is serving.
         let mut w = Channels::default();
-        if let Err(e) = w.tick(&obs, &engine) {
+        if let Err(e) = w.tick(obs, engine) {
             tracing::warn!(error = %e, "self-telemetry write failed; trying again next interval");
             w = Channels::default();
         }
+        // The thread holds the observer and the engine weakly: the observer owns this
+        // value, so a strong hold would keep both (and the engine's mapped segments) alive
+        // after their owners dropped them. It ends when either is gone.
+        let (weak_obs, weak_engine) = (std::sync::Arc::downgrade(&obs.inner), engine.downgrade());
         let thread = std::thread::Builder::new()
             .name("telemetron-self-telemetry".into())
             .spawn(move || {
                 loop {
                     let last = !matches!(rx.recv_timeout(interval), Err(mpsc::RecvTimeoutError::Timeout));
+                    let (Some(inner), Some(engine)) = (weak_obs.upgrade(), weak_engine.upgrade()) else { break };
+                    let obs = Observer { inner };
                     if let Err(e) = w.tick(&obs, &engine) {
                         if engine.is_closed() {
                             break;
@@ -144,43 +149,92 @@ impl Drop for SelfTelemetry {
 #[derive(Default)]
 struct Channels {
     keys: HashMap<String, ChannelKey>,
+    /// Names that cannot be written (a user channel of that name with another type or
+    /// index, or an invalid name): warned about once, then left out.
+    skipped: std::collections::HashSet<String>,
     time: Option<ChannelKey>,
     writer: Option<Writer>,
+    /// The last timestamp written: each write is later, even if the clock steps back.
+    last: i64,
+}
+
+/// Per-streamer series stay out of the channels: streamer ids are never reused, so they
+/// would add channels without end (they are in `/metrics` and `observe/metrics`).
+fn wanted(name: &str) -> bool {
+    !name.contains("/relay/streamer/")
 }
 
 impl Channels {
+    /// Create the missing channels; check what already existed under those names.
+    fn create(&mut self, engine: &Engine, missing: &[&String]) -> crate::Result<()> {
+        let time_name = format!("{CHANNEL_PREFIX}time");
+        let time = match engine.create_channels_with(vec![NewChannel::index(time_name.clone())], true)?.pop() {
+            Some(ch) if ch.is_index() => ch.key,
+            _ => {
+                return Err(crate::Error::InvalidArgument {
+                    reason: format!(
+                        "the channel {time_name:?} exists and is not an index: rename it so the node can write its self-telemetry"
+                    ),
+                });
+            }
+        };
+        if self.time.is_none() {
+            // Continue after what an earlier run of the node wrote.
+            self.last = engine.time_range(time)?.map_or(0, |r| r.end.0 - 1);
+        }
+        self.time = Some(time);
+        let batch: Vec<NewChannel> = missing.iter().map(|n| NewChannel::data(n.as_str(), DataType::F64, time_name.clone())).collect();
+        // One call for all; one by one if that fails, so a bad name costs only itself.
+        let made = match engine.create_channels_with(batch.clone(), true) {
+            Ok(made) => made.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(_) => batch.into_iter().map(|b| engine.create_channels_with(vec![b], true).map(|mut v| v.remove(0))).collect(),
+        };
+        for (name, r) in missing.iter().zip(made) {
+            match r {
+                Ok(ch) if ch.data_type == DataType::F64 && ch.index_key() == Some(time) => {
+                    self.keys.insert(ch.name.clone(), ch.key);
+                }
+                Ok(ch) => {
+                    tracing::warn!(channel = %ch.name, data_type = %ch.data_type, "a channel of this name exists with another type or index; its self-telemetry is left out");
+                    self.skipped.insert((*name).clone());
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %name, error = %e, "cannot create this self-telemetry channel; it is left out");
+                    self.skipped.insert((*name).clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn tick(&mut self, obs: &Observer, engine: &Engine) -> crate::Result<()> {
-        let samples = obs.samples();
+        let samples: Vec<(String, f64)> = obs.samples().into_iter().filter(|(n, _)| wanted(n) && !self.skipped.contains(n)).collect();
         if samples.is_empty() {
             return Ok(());
         }
-        let time_name = format!("{CHANNEL_PREFIX}time");
         let missing: Vec<&String> = samples.iter().map(|(n, _)| n).filter(|n| !self.keys.contains_key(*n)).collect();
         if !missing.is_empty() || self.time.is_none() {
-            let mut batch = vec![NewChannel::index(time_name.clone())];
-            batch.extend(missing.iter().map(|n| NewChannel::data(n.as_str(), DataType::F64, time_name.clone())));
-            let made = engine.create_channels_with(batch, true)?;
-            self.time = Some(made[0].key);
-            for ch in made.into_iter().skip(1) {
-                self.keys.insert(ch.name.clone(), ch.key);
-            }
             if let Some(w) = self.writer.take() {
                 w.close()?;
             }
+            self.create(engine, &missing)?;
         }
         let time = self.time.expect("created above");
-        let now = TimeStamp::now();
+        let now = TimeStamp::now().0.max(self.last + 1);
         if self.writer.is_none() {
             let mut keys: Vec<ChannelKey> = self.keys.values().copied().collect();
             keys.push(time);
-            self.writer = Some(engine.open_writer(WriterConfig::new(now, keys).name("self-telemetry"))?);
+            self.writer = Some(engine.open_writer(WriterConfig::new(TimeStamp(now), keys).name("self-telemetry"))?);
         }
-        let mut frame = Frame::new().with(time, Series::timestamps(vec![now.0]));
+        let mut frame = Frame::new().with(time, Series::timestamps(vec![now]));
         for (name, v) in &samples {
-            frame = frame.with(self.keys[name], Series::from_vec(vec![*v]));
+            if let Some(&k) = self.keys.get(name) {
+                frame = frame.with(k, Series::from_vec(vec![*v]));
+            }
         }
         let w = self.writer.as_mut().expect("opened above");
         w.write(&frame)?;
+        self.last = now;
         Ok(())
     }
 }

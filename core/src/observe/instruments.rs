@@ -22,14 +22,15 @@ struct Reg<'a> {
 }
 
 impl Reg<'_> {
-    /// One observable counter (`u64`) reading `read` when collected.
+    /// One observable counter (`u64`) reading `read` when collected; `None` (the engine is
+    /// gone) stops the series rather than dropping it to zero.
     fn counter(
         &self,
         name: &'static str,
         unit: &'static str,
         description: &'static str,
         attrs: Vec<KeyValue>,
-        read: impl Fn() -> u64 + Send + Sync + 'static,
+        read: impl Fn() -> Option<u64> + Send + Sync + 'static,
     ) {
         let levels = self.levels.clone();
         let _ = self
@@ -38,8 +39,10 @@ impl Reg<'_> {
             .with_unit(unit)
             .with_description(description)
             .with_callback(move |o: &dyn AsyncInstrument<u64>| {
-                if levels.metrics() != Level::Off {
-                    o.observe(read(), &attrs);
+                if levels.metrics() != Level::Off
+                    && let Some(v) = read()
+                {
+                    o.observe(v, &attrs);
                 }
             })
             .build();
@@ -52,7 +55,7 @@ impl Reg<'_> {
         unit: &'static str,
         description: &'static str,
         attrs: Vec<KeyValue>,
-        read: impl Fn() -> f64 + Send + Sync + 'static,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) {
         let levels = self.levels.clone();
         let _ = self
@@ -61,8 +64,10 @@ impl Reg<'_> {
             .with_unit(unit)
             .with_description(description)
             .with_callback(move |o: &dyn AsyncInstrument<f64>| {
-                if levels.metrics() != Level::Off {
-                    o.observe(read(), &attrs);
+                if levels.metrics() != Level::Off
+                    && let Some(v) = read()
+                {
+                    o.observe(v, &attrs);
                 }
             })
             .build();
@@ -78,17 +83,17 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
     // engine weakly: the engine holds the sync histogram, which holds these callbacks.
     let st = |f: fn(&S) -> u64| {
         let e = engine.downgrade();
-        move || e.upgrade().map_or(0, |e| f(&e.storage_metrics()))
+        move || e.upgrade().map(|e| f(&e.storage_metrics()))
     };
     let re = |f: fn(&R) -> u64| {
         let e = engine.downgrade();
-        move || e.upgrade().map_or(0, |e| f(&e.relay_metrics()))
+        move || e.upgrade().map(|e| f(&e.relay_metrics()))
     };
     let co = |f: fn(&C) -> u64| {
         let e = engine.downgrade();
-        move || e.upgrade().map_or(0, |e| f(&e.control_metrics()))
+        move || e.upgrade().map(|e| f(&e.control_metrics()))
     };
-    let float = |f: Box<dyn Fn() -> u64 + Send + Sync>| move || f() as f64;
+    let float = |f: Box<dyn Fn() -> Option<u64> + Send + Sync>| move || f().map(|v| v as f64);
 
     let storage = || vec![key("storage")];
     r.counter("telemetron.storage.samples", "{sample}", "Samples appended to segment files", storage(), st(|s| s.samples_written));
@@ -113,16 +118,18 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
     let report = engine.recovery_report().clone();
     let (micros, truncated, chunks) = (report.micros, report.truncated_bytes, report.chunks);
     r.gauge("telemetron.storage.recovery.duration", "s", "How long opening the data directory took (recovery)", storage(), move || {
-        micros as f64 / 1e6
+        Some(micros as f64 / 1e6)
     });
     r.gauge(
         "telemetron.storage.recovery.truncated",
         "By",
         "Bytes cut from segment tails by recovery (torn or uncommitted)",
         storage(),
-        move || truncated as f64,
+        move || Some(truncated as f64),
     );
-    r.gauge("telemetron.storage.recovery.chunks", "{chunk}", "Committed chunks indexed by recovery", storage(), move || chunks as f64);
+    r.gauge("telemetron.storage.recovery.chunks", "{chunk}", "Committed chunks indexed by recovery", storage(), move || {
+        Some(chunks as f64)
+    });
     let sync = obs.latency_histogram("telemetron.storage.sync.duration", "fdatasync latency of segment files");
     let levels = obs.inner.levels.clone();
     let attrs = storage();
@@ -286,6 +293,6 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
     }
     let r = Reg { meter: obs.meter(), levels: &obs.inner.levels };
     r.gauge("telemetron.flow.running", "{flow}", "Flows running", vec![key("flow")], move || {
-        list().iter().filter(|i| i.state == crate::flow::FlowState::Running).count() as f64
+        Some(list().iter().filter(|i| i.state == crate::flow::FlowState::Running).count() as f64)
     });
 }

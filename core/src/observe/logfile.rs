@@ -59,33 +59,69 @@ impl LogFiles {
     /// # Errors
     /// An I/O error reading a file (a missing file is skipped).
     pub fn tail(&self, n: usize) -> io::Result<Vec<String>> {
+        Ok(self.tail_at(n)?.0)
+    }
+
+    /// [`LogFiles::tail`], and where the current file was read up to (its inode and
+    /// length), for [`LogFiles::follow`] to go on from there without a gap.
+    ///
+    /// # Errors
+    /// As [`LogFiles::tail`].
+    pub fn tail_at(&self, n: usize) -> io::Result<(Vec<String>, Option<FollowFrom>)> {
+        use std::os::unix::fs::MetadataExt as _;
         let mut out: Vec<String> = Vec::new();
-        // Newest file first; stop once enough lines are collected.
-        for i in 0..self.max_files.max(1) + 1 {
-            let Ok(f) = File::open(self.path(i)) else { continue };
-            let lines: Vec<String> = BufReader::new(f).lines().collect::<io::Result<_>>()?;
-            let take = n.saturating_sub(out.len()).min(lines.len());
-            let mut older: Vec<String> = lines[lines.len() - take..].to_vec();
-            older.append(&mut out);
-            out = older;
+        let mut at = None;
+        // Newest file first, while rotated files follow on (whatever `max_files` the node
+        // ran with); stop once enough lines are collected.
+        for i in 0..10_000 {
+            let Ok(f) = File::open(self.path(i)) else {
+                if i == 0 {
+                    continue;
+                }
+                break;
+            };
+            let ino = f.metadata()?.ino();
+            let mut read = 0u64;
+            let mut lines = Vec::new();
+            for l in BufReader::new(f).split(b'\n') {
+                let l = l?;
+                read += l.len() as u64 + 1;
+                lines.push(String::from_utf8_lossy(&l).into_owned());
+            }
+            if i == 0 {
+                at = Some(FollowFrom { ino, pos: read });
+            }
+            if out.len() < n {
+                let take = (n - out.len()).min(lines.len());
+                let mut older: Vec<String> = lines.split_off(lines.len() - take);
+                older.append(&mut out);
+                out = older;
+            }
             if out.len() >= n {
                 break;
             }
         }
-        Ok(out)
+        Ok((out, at))
     }
 
-    /// Call `line` with each line appended to the current file from now on, following it
-    /// across rollovers, until `line` returns false. Polls every `poll`.
+    /// Call `line` with each line appended to the current file from now on (or from
+    /// `from`), following it across rollovers, until `line` returns false. Polls every
+    /// `poll`.
     ///
     /// # Errors
     /// An I/O error reading the file.
-    pub fn follow(&self, poll: Duration, mut line: impl FnMut(&str) -> bool) -> io::Result<()> {
+    pub fn follow(&self, poll: Duration, from: Option<FollowFrom>, mut line: impl FnMut(&str) -> bool) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt as _;
         let path = self.path(0);
         let mut f = File::open(&path)?;
         let mut ino = f.metadata()?.ino();
-        let mut pos = f.seek(SeekFrom::End(0))?;
+        // From where a tail stopped (the start of the file if it has rolled since), or
+        // from the end.
+        let mut pos = match from {
+            Some(at) if at.ino == ino => f.seek(SeekFrom::Start(at.pos))?,
+            Some(_) => 0,
+            None => f.seek(SeekFrom::End(0))?,
+        };
         let mut reader = BufReader::new(f);
         let mut buf = String::new();
         // Pass every whole line up to the end of the file being read; false when `line`
@@ -129,6 +165,13 @@ impl LogFiles {
             }
         }
     }
+}
+
+/// Where a read of the current log file stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowFrom {
+    ino: u64,
+    pos: u64,
 }
 
 #[derive(Debug)]
@@ -247,10 +290,11 @@ mod tests {
         let files = LogFiles { dir: dir.path().to_path_buf(), max_bytes: 60, max_files: 2 };
         let w = files.open().unwrap();
         w.append(b"before following\n").unwrap();
+        let (_, at) = files.tail_at(0).unwrap();
         let f2 = files.clone();
         let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
-            f2.follow(Duration::from_millis(5), |l| {
+            f2.follow(Duration::from_millis(5), at, |l| {
                 got.push(l.to_string());
                 got.len() < 6
             })

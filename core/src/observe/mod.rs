@@ -263,7 +263,7 @@ impl Observer {
         if let Some(old) = slot.take() {
             old.stop();
         }
-        *slot = Some(channels::SelfTelemetry::start(self.clone(), engine, interval));
+        *slot = Some(channels::SelfTelemetry::start(self, &engine, interval));
         Ok(())
     }
 

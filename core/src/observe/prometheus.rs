@@ -3,7 +3,7 @@
 //! is a suffix (`s` -> `_seconds`, `By` -> `_bytes`; annotations like `{frame}` are dropped),
 //! monotonic sums end in `_total`, histograms give `_bucket` (cumulative, with `le`),
 //! `_sum` and `_count`. Attributes become labels; the resource's `service.instance.id` is
-//! the `instance_name` label of `target_info`.
+//! the `service_instance_id` label of `target_info`.
 
 use std::fmt::Write as _;
 

@@ -116,8 +116,10 @@ impl Subscriber {
                     m.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 LagPolicy::Disconnect => {
-                    q.lagged += q.frames.len() as u64 + 1;
-                    q.dropped += q.frames.len() as u64 + 1;
+                    let lost = q.frames.len() as u64 + 1;
+                    q.lagged += lost;
+                    q.dropped += lost;
+                    m.dropped.fetch_add(lost, Ordering::Relaxed);
                     q.frames.clear();
                     q.disconnected = true;
                     m.disconnected.fetch_add(1, Ordering::Relaxed);

@@ -110,11 +110,12 @@ pub(crate) async fn track(State(s): State<Arc<AppState>>, req: Request, next: Ne
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let t0 = Instant::now();
     let resp = next.run(req).await;
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        // Counted at every level, like the layers' counters; only the histogram is gated.
+        s.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
     if on {
-        let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED {
-            s.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        }
         let attrs = [
             KeyValue::new("key", "server"),
             KeyValue::new("route", route.unwrap_or_else(|| "unmatched".into())),

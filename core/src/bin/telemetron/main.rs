@@ -142,11 +142,18 @@ impl std::io::Write for FileLine {
 
 impl Drop for FileLine {
     fn drop(&mut self) {
-        if let FileLine::Early(line) = self
-            && let Some(buf) = EARLY.lock().as_mut()
-            && buf.len() + line.len() <= EARLY_CAP
-        {
-            buf.extend_from_slice(line);
+        let FileLine::Early(line) = self else { return };
+        let mut early = EARLY.lock();
+        match early.as_mut() {
+            Some(buf) if buf.len() + line.len() <= EARLY_CAP => buf.extend_from_slice(line),
+            Some(_) => {}
+            // The files opened while this line was being formatted.
+            None => {
+                drop(early);
+                if let Some(w) = LOG_FILES.get() {
+                    let _ = w.append(line);
+                }
+            }
         }
     }
 }
@@ -155,11 +162,14 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for FileSink {
     type Writer = FileLine;
     fn make_writer(&'a self) -> FileLine {
         if let Some(w) = LOG_FILES.get() {
-            FileLine::File(w.make_writer())
-        } else if EARLY.lock().is_some() {
-            FileLine::Early(Vec::with_capacity(256))
-        } else {
-            FileLine::Nowhere
+            return FileLine::File(w.make_writer());
+        }
+        let early = EARLY.lock();
+        // Checked again under the lock: `open_log_files` sets the files while holding it.
+        match LOG_FILES.get() {
+            Some(w) => FileLine::File(w.make_writer()),
+            None if early.is_some() => FileLine::Early(Vec::with_capacity(256)),
+            None => FileLine::Nowhere,
         }
     }
 }

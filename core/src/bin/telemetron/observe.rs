@@ -80,12 +80,13 @@ pub fn logs(a: LogsArgs) -> Result<(), Error> {
     }
     let files = LogFiles::new(&dir);
     let io = |e: std::io::Error| Error::InvalidArgument { reason: format!("cannot read the log in {}: {e}", dir.display()) };
-    for line in files.tail(a.lines).map_err(io)? {
+    let (lines, at) = files.tail_at(a.lines).map_err(io)?;
+    for line in lines {
         println!("{line}");
     }
     if a.follow {
         files
-            .follow(Duration::from_millis(100), |line| {
+            .follow(Duration::from_millis(100), at, |line| {
                 use std::io::Write as _;
                 // Stop quietly when the reader of our output goes away (`| head`).
                 writeln!(std::io::stdout(), "{line}").is_ok()

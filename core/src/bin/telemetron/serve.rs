@@ -185,7 +185,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         observe: ObserveConfig {
             node: a.name.clone(),
             levels: Levels { logs: a.log_level, metrics: a.metrics_level },
-            self_telemetry: a.self_telemetry.or(a.demo.then_some(Duration::from_secs(1))),
+            self_telemetry: a.self_telemetry.or(a.demo.then_some(telemetron::observe::DEFAULT_CHANNEL_INTERVAL)),
         },
         ..ServerConfig::default()
     };
