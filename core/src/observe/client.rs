@@ -35,7 +35,8 @@ impl MetricSamples {
 /// use telemetron::observe::{Level, LevelsUpdate, Observe};
 ///
 /// let dir = tempfile::tempdir().unwrap();
-/// let observe = Observe::new(&telemetron::open(dir.path()).unwrap());
+/// let client = telemetron::open(dir.path()).unwrap();
+/// let observe = Observe::new(&client);
 /// let m = observe.metrics().await.unwrap();
 /// assert_eq!(m.get("_telemetron/storage/commits"), Some(0.0));
 /// let now = observe.set_levels(LevelsUpdate { metrics: Some(Level::Off), ..Default::default() }).await.unwrap();

@@ -195,10 +195,22 @@ impl RollingWriter {
     /// An I/O error writing or renaming.
     pub fn append(&self, bytes: &[u8]) -> io::Result<()> {
         let mut cur = self.inner.lock();
-        if cur.len > 0 && cur.len + bytes.len() as u64 > self.files.max_bytes {
-            self.roll(&mut cur)?;
+        if cur.len > 0
+            && cur.len + bytes.len() as u64 > self.files.max_bytes
+            && let Err(e) = self.roll(&mut cur)
+        {
+            // Keep writing where we are and try again one file's worth later: retrying on
+            // every line would shift (and so delete) the older files line by line.
+            cur.len = 0;
+            tracing::warn!(error = %e, dir = %self.files.dir.display(), "cannot roll the log file over; writing on");
         }
-        cur.file.write_all(bytes)?;
+        if let Err(e) = cur.file.write_all(bytes) {
+            // Part of the line may be in the file: end it, so the next line starts clean,
+            // and take the length from the file.
+            let _ = cur.file.write_all(b"\n");
+            cur.len = cur.file.metadata().map_or(cur.len, |m| m.len());
+            return Err(e);
+        }
         cur.len += bytes.len() as u64;
         Ok(())
     }

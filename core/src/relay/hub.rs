@@ -348,15 +348,19 @@ impl Relay {
 
     /// Each open streamer's counters (locks each queue briefly; for metrics collection).
     pub(crate) fn streamers(&self) -> Vec<StreamerMetrics> {
-        let t = self.table.read();
-        let mut out: Vec<StreamerMetrics> = t
-            .subs
-            .values()
-            .map(|sub| {
+        // The list first, then the table lock released: a subscribe waiting behind a long
+        // walk would hold up publishers rebuilding their routing plans.
+        let subs: Vec<(Arc<Subscriber>, u64)> = {
+            let t = self.table.read();
+            t.subs.values().map(|s| (s.clone(), t.keys.get(&s.id).map_or(0, Vec::len) as u64)).collect()
+        };
+        let mut out: Vec<StreamerMetrics> = subs
+            .iter()
+            .map(|(sub, channels)| {
                 let q = sub.queue.lock();
                 StreamerMetrics {
                     id: sub.id,
-                    channels: t.keys.get(&sub.id).map_or(0, Vec::len) as u64,
+                    channels: *channels,
                     queued: q.frames.len() as u64,
                     delivered: q.delivered,
                     dropped: q.dropped,
