@@ -163,13 +163,16 @@ impl Client {
         }
     }
 
-    /// A unary JSON call to the node (`None` on an embedded client), for the layers above
-    /// the client whose calls it does not define itself (the flows API).
+    /// A unary JSON call to the node, for the layers above the client whose calls it does
+    /// not define itself (`flows/*`, `observe/*`). An embedded client has no node to call:
+    /// `invalid_argument`.
     #[cfg(feature = "remote")]
-    pub(crate) async fn call_remote<Q: serde::Serialize, R: serde::de::DeserializeOwned>(&self, path: &str, req: &Q) -> Option<Result<R>> {
+    pub(crate) async fn call_remote<Q: serde::Serialize, R: serde::de::DeserializeOwned>(&self, path: &str, req: &Q) -> Result<R> {
         match &*self.backend {
-            Backend::Remote(r) => Some(r.http.call(path, req).await),
-            Backend::Embedded(_) => None,
+            Backend::Remote(r) => r.http.call(path, req).await,
+            Backend::Embedded(_) => {
+                Err(crate::Error::InvalidArgument { reason: format!("`{path}` is a call to a node; this client is embedded") })
+            }
         }
     }
 

@@ -143,7 +143,7 @@ impl Flows {
         match &self.inner {
             Inner::Local(m) => Ok(m.list().await),
             #[cfg(feature = "remote")]
-            Inner::Remote(c) => remote::<_, FlowList>(c, "flows/list", &serde_json::json!({})).await.map(|l| l.flows),
+            Inner::Remote(c) => c.call_remote::<_, FlowList>("flows/list", &serde_json::json!({})).await.map(|l| l.flows),
         }
     }
 
@@ -152,7 +152,7 @@ impl Flows {
         match &self.inner {
             Inner::Local(m) => m.get(name).await,
             #[cfg(feature = "remote")]
-            Inner::Remote(c) => remote(c, "flows/get", &NameRequest { name: name.into() }).await,
+            Inner::Remote(c) => c.call_remote("flows/get", &NameRequest { name: name.into() }).await,
         }
     }
 
@@ -163,7 +163,7 @@ impl Flows {
         match &self.inner {
             Inner::Local(m) => m.deploy(config).await,
             #[cfg(feature = "remote")]
-            Inner::Remote(c) => remote(c, "flows/deploy", &DeployRequest { config: config.into() }).await,
+            Inner::Remote(c) => c.call_remote("flows/deploy", &DeployRequest { config: config.into() }).await,
         }
     }
 
@@ -176,8 +176,11 @@ impl Flows {
             Inner::Local(m) => m.reconfigure(name, config, drain).await,
             #[cfg(feature = "remote")]
             Inner::Remote(c) => {
-                remote(c, "flows/reconfigure", &ReconfigureRequest { name: name.into(), config: config.into(), drain_ms: millis(drain) })
-                    .await
+                c.call_remote(
+                    "flows/reconfigure",
+                    &ReconfigureRequest { name: name.into(), config: config.into(), drain_ms: millis(drain) },
+                )
+                .await
             }
         }
     }
@@ -198,14 +201,7 @@ impl Flows {
         match &self.inner {
             Inner::Local(m) => m.stop(name, drain).await,
             #[cfg(feature = "remote")]
-            Inner::Remote(c) => remote(c, "flows/stop", &StopRequest { name: name.into(), drain_ms: millis(drain) }).await,
+            Inner::Remote(c) => c.call_remote("flows/stop", &StopRequest { name: name.into(), drain_ms: millis(drain) }).await,
         }
     }
-}
-
-#[cfg(feature = "remote")]
-async fn remote<Q: Serialize, R: serde::de::DeserializeOwned>(c: &Client, path: &str, req: &Q) -> Result<R> {
-    c.call_remote(path, req)
-        .await
-        .unwrap_or_else(|| Err(crate::Error::InvalidArgument { reason: "this client is embedded; its flows run in this process".into() }))
 }

@@ -80,7 +80,7 @@ impl Observe {
         match &self.inner {
             Inner::Local(o) => Ok(o.levels()),
             #[cfg(feature = "remote")]
-            Inner::Remote(c) => remote(c, "observe/levels", &LevelsUpdate::default()).await,
+            Inner::Remote(c) => c.call_remote("observe/levels", &LevelsUpdate::default()).await,
         }
     }
 
@@ -89,7 +89,7 @@ impl Observe {
         match &self.inner {
             Inner::Local(o) => Ok(o.set_levels(update)),
             #[cfg(feature = "remote")]
-            Inner::Remote(c) => remote(c, "observe/levels", &update).await,
+            Inner::Remote(c) => c.call_remote("observe/levels", &update).await,
         }
     }
 
@@ -98,12 +98,7 @@ impl Observe {
         match &self.inner {
             Inner::Local(o) => Ok(MetricSamples { samples: o.samples() }),
             #[cfg(feature = "remote")]
-            Inner::Remote(c) => remote(c, "observe/metrics", &serde_json::json!({})).await,
+            Inner::Remote(c) => c.call_remote("observe/metrics", &serde_json::json!({})).await,
         }
     }
-}
-
-#[cfg(feature = "remote")]
-async fn remote<Q: Serialize, R: serde::de::DeserializeOwned>(c: &Client, path: &str, req: &Q) -> Result<R> {
-    c.call_remote(path, req).await.unwrap_or_else(|| Err(crate::Error::InvalidArgument { reason: "this client is embedded".into() }))
 }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{AsyncInstrument, Meter};
+use opentelemetry::metrics::AsyncInstrument;
 
-use super::{Level, Observer, levels::LevelCell};
+use super::{Level, Observer};
 use crate::{Engine, WeakEngine};
 
 /// The `key` attribute: where in the node a measurement was taken.
@@ -15,16 +15,11 @@ pub(crate) fn key(k: impl Into<opentelemetry::Value>) -> KeyValue {
     KeyValue::new("key", k)
 }
 
-/// Registers observable instruments that observe nothing at metrics level `off`.
-struct Reg<'a> {
-    meter: &'a Meter,
-    levels: &'a Arc<LevelCell>,
-}
-
-impl Reg<'_> {
-    /// One observable counter (`u64`) reading `read` when collected; `None` (the engine is
+impl Observer {
+    /// One observable counter (`u64`) reading `read` when collected, observing nothing at
+    /// metrics level `off`; `None` (the engine is
     /// gone) stops the series rather than dropping it to zero.
-    fn counter(
+    pub(crate) fn counter(
         &self,
         name: &'static str,
         unit: &'static str,
@@ -32,9 +27,9 @@ impl Reg<'_> {
         attrs: Vec<KeyValue>,
         read: impl Fn() -> Option<u64> + Send + Sync + 'static,
     ) {
-        let levels = self.levels.clone();
+        let levels = self.inner.levels.clone();
         let _ = self
-            .meter
+            .meter()
             .u64_observable_counter(name)
             .with_unit(unit)
             .with_description(description)
@@ -48,8 +43,8 @@ impl Reg<'_> {
             .build();
     }
 
-    /// One observable gauge (`f64`), as [`Reg::counter`].
-    fn gauge(
+    /// One observable gauge (`f64`), as [`Observer::counter`].
+    pub(crate) fn gauge(
         &self,
         name: &'static str,
         unit: &'static str,
@@ -57,9 +52,9 @@ impl Reg<'_> {
         attrs: Vec<KeyValue>,
         read: impl Fn() -> Option<f64> + Send + Sync + 'static,
     ) {
-        let levels = self.levels.clone();
+        let levels = self.inner.levels.clone();
         let _ = self
-            .meter
+            .meter()
             .f64_observable_gauge(name)
             .with_unit(unit)
             .with_description(description)
@@ -78,7 +73,6 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
     use crate::control::ControlMetricsSnapshot as C;
     use crate::relay::RelayMetricsSnapshot as R;
     use crate::storage::StorageMetricsSnapshot as S;
-    let r = Reg { meter: obs.meter(), levels: &obs.inner.levels };
     // Readers of one field of a layer's snapshot, taken when collected. They hold the
     // engine weakly: the engine holds the sync histogram, which holds these callbacks.
     let st = |f: fn(&S) -> u64| {
@@ -96,38 +90,38 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
     let float = |f: Box<dyn Fn() -> Option<u64> + Send + Sync>| move || f().map(|v| v as f64);
 
     let storage = || vec![key("storage")];
-    r.counter("telemetron.storage.samples", "{sample}", "Samples appended to segment files", storage(), st(|s| s.samples_written));
-    r.counter(
+    obs.counter("telemetron.storage.samples", "{sample}", "Samples appended to segment files", storage(), st(|s| s.samples_written));
+    obs.counter(
         "telemetron.storage.written",
         "By",
         "Bytes appended to segment files (headers, payloads, commit records)",
         storage(),
         st(|s| s.bytes_written),
     );
-    r.counter("telemetron.storage.commits", "{commit}", "Commit records written", storage(), st(|s| s.commits));
-    r.counter("telemetron.storage.syncs", "{sync}", "fdatasync calls on segment files", storage(), st(|s| s.syncs));
-    r.gauge("telemetron.storage.segments", "{segment}", "Segment files open", storage(), float(Box::new(st(|s| s.segments))));
-    r.counter(
+    obs.counter("telemetron.storage.commits", "{commit}", "Commit records written", storage(), st(|s| s.commits));
+    obs.counter("telemetron.storage.syncs", "{sync}", "fdatasync calls on segment files", storage(), st(|s| s.syncs));
+    obs.gauge("telemetron.storage.segments", "{segment}", "Segment files open", storage(), float(Box::new(st(|s| s.segments))));
+    obs.counter(
         "telemetron.storage.segments_deleted",
         "{segment}",
         "Segment files deleted once nothing in them was live",
         storage(),
         st(|s| s.segments_deleted),
     );
-    r.counter("telemetron.storage.reclaimed", "By", "Bytes held by deleted segment files", storage(), st(|s| s.reclaimed_bytes));
+    obs.counter("telemetron.storage.reclaimed", "By", "Bytes held by deleted segment files", storage(), st(|s| s.reclaimed_bytes));
     let report = engine.recovery_report().clone();
     let (micros, truncated, chunks) = (report.micros, report.truncated_bytes, report.chunks);
-    r.gauge("telemetron.storage.recovery.duration", "s", "How long opening the data directory took (recovery)", storage(), move || {
+    obs.gauge("telemetron.storage.recovery.duration", "s", "How long opening the data directory took (recovery)", storage(), move || {
         Some(micros as f64 / 1e6)
     });
-    r.gauge(
+    obs.gauge(
         "telemetron.storage.recovery.truncated",
         "By",
         "Bytes cut from segment tails by recovery (torn or uncommitted)",
         storage(),
         move || Some(truncated as f64),
     );
-    r.gauge("telemetron.storage.recovery.chunks", "{chunk}", "Committed chunks indexed by recovery", storage(), move || {
+    obs.gauge("telemetron.storage.recovery.chunks", "{chunk}", "Committed chunks indexed by recovery", storage(), move || {
         Some(chunks as f64)
     });
     let sync = obs.latency_histogram("telemetron.storage.sync.duration", "fdatasync latency of segment files");
@@ -140,47 +134,47 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
     })));
 
     let relay = || vec![key("relay")];
-    r.counter(
+    obs.counter(
         "telemetron.relay.published",
         "{frame}",
         "Frames published by writers to at least one streamer",
         relay(),
         re(|r| r.published_frames),
     );
-    r.counter("telemetron.relay.delivered", "{frame}", "Frames queued to streamers", relay(), re(|r| r.delivered_frames));
-    r.counter(
+    obs.counter("telemetron.relay.delivered", "{frame}", "Frames queued to streamers", relay(), re(|r| r.delivered_frames));
+    obs.counter(
         "telemetron.relay.dropped",
         "{frame}",
         "Frames dropped from the queues of streamers that fell behind",
         relay(),
         re(|r| r.dropped_frames),
     );
-    r.counter(
+    obs.counter(
         "telemetron.relay.disconnected",
         "{streamer}",
         "Streamers disconnected for falling behind",
         relay(),
         re(|r| r.disconnected_streamers),
     );
-    r.gauge("telemetron.relay.streamers", "{streamer}", "Streamers open", relay(), float(Box::new(re(|r| r.active_streamers))));
-    per_streamer(&r, engine.downgrade());
+    obs.gauge("telemetron.relay.streamers", "{streamer}", "Streamers open", relay(), float(Box::new(re(|r| r.active_streamers))));
+    per_streamer(obs, engine.downgrade());
 
     let control = || vec![key("control")];
-    r.counter(
+    obs.counter(
         "telemetron.control.transfers",
         "{transfer}",
         "Control transfers (acquired, handed over, released)",
         control(),
         co(|c| c.transfers),
     );
-    r.counter(
+    obs.counter(
         "telemetron.control.refused",
         "{series}",
         "Series refused because their writer did not hold control",
         control(),
         co(|c| c.refused),
     );
-    r.gauge(
+    obs.gauge(
         "telemetron.control.channels",
         "{channel}",
         "Channels under control (with an open gate)",
@@ -191,12 +185,12 @@ pub(super) fn engine(obs: &Observer, engine: &Engine) {
 
 /// At level `detailed`: each open streamer's queue, deliveries and drops, keyed
 /// `relay/streamer/<id>`.
-fn per_streamer(r: &Reg<'_>, engine: WeakEngine) {
-    let levels = r.levels.clone();
+fn per_streamer(obs: &Observer, engine: WeakEngine) {
+    let levels = obs.inner.levels.clone();
     let e2 = engine.clone();
-    let l2 = r.levels.clone();
-    let _ = r
-        .meter
+    let l2 = obs.inner.levels.clone();
+    let _ = obs
+        .meter()
         .u64_observable_counter("telemetron.relay.streamer.dropped")
         .with_unit("{frame}")
         .with_description("Frames dropped from one streamer's queue (level detailed)")
@@ -208,8 +202,8 @@ fn per_streamer(r: &Reg<'_>, engine: WeakEngine) {
             }
         })
         .build();
-    let _ = r
-        .meter
+    let _ = obs
+        .meter()
         .f64_observable_gauge("telemetron.relay.streamer.queued")
         .with_unit("{frame}")
         .with_description("Frames waiting in one streamer's queue (level detailed)")
@@ -291,8 +285,7 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
             })
             .build();
     }
-    let r = Reg { meter: obs.meter(), levels: &obs.inner.levels };
-    r.gauge("telemetron.flow.running", "{flow}", "Flows running", vec![key("flow")], move || {
+    obs.gauge("telemetron.flow.running", "{flow}", "Flows running", vec![key("flow")], move || {
         Some(list().iter().filter(|i| i.state == crate::flow::FlowState::Running).count() as f64)
     });
 }

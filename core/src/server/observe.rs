@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{AsyncInstrument, Histogram};
+use opentelemetry::metrics::Histogram;
 
 use super::AppState;
 use super::http::{ApiError, body_bytes};
@@ -65,36 +65,35 @@ impl ServerMetrics {
     pub(crate) fn new(obs: &Observer) -> ServerMetrics {
         let conns = Arc::new(ConnStats::default());
         let auth_failures = Arc::new(AtomicU64::new(0));
-        let m = obs.meter();
-        let attrs = [KeyValue::new("key", "server")];
-        let (c, a) = (conns.clone(), attrs.clone());
-        let _ = m
-            .u64_observable_counter("telemetron.server.connections")
-            .with_unit("{connection}")
-            .with_description("Connections accepted and served")
-            .with_callback(move |o: &dyn AsyncInstrument<u64>| o.observe(c.accepted.load(Ordering::Relaxed), &a))
-            .build();
-        let (c, a) = (conns.clone(), attrs.clone());
-        let _ = m
-            .u64_observable_counter("telemetron.server.connections_refused")
-            .with_unit("{connection}")
-            .with_description("Connections refused with server.busy (over the connection limit)")
-            .with_callback(move |o: &dyn AsyncInstrument<u64>| o.observe(c.refused.load(Ordering::Relaxed), &a))
-            .build();
-        let (c, a) = (conns.clone(), attrs.clone());
-        let _ = m
-            .f64_observable_gauge("telemetron.server.connections_open")
-            .with_unit("{connection}")
-            .with_description("Connections open now (every stream is one)")
-            .with_callback(move |o: &dyn AsyncInstrument<f64>| o.observe(c.open.load(Ordering::Relaxed) as f64, &a))
-            .build();
-        let (f, a) = (auth_failures.clone(), attrs.clone());
-        let _ = m
-            .u64_observable_counter("telemetron.server.auth_failures")
-            .with_unit("{request}")
-            .with_description("Requests refused for missing or wrong credentials (auth.required, auth.invalid_credentials)")
-            .with_callback(move |o: &dyn AsyncInstrument<u64>| o.observe(f.load(Ordering::Relaxed), &a))
-            .build();
+        let attrs = || vec![KeyValue::new("key", "server")];
+        obs.counter("telemetron.server.connections", "{connection}", "Connections accepted and served", attrs(), {
+            let c = conns.clone();
+            move || Some(c.accepted.load(Ordering::Relaxed))
+        });
+        obs.counter(
+            "telemetron.server.connections_refused",
+            "{connection}",
+            "Connections refused with server.busy (over the connection limit)",
+            attrs(),
+            {
+                let c = conns.clone();
+                move || Some(c.refused.load(Ordering::Relaxed))
+            },
+        );
+        obs.gauge("telemetron.server.connections_open", "{connection}", "Connections open now (every stream is one)", attrs(), {
+            let c = conns.clone();
+            move || Some(c.open.load(Ordering::Relaxed) as f64)
+        });
+        obs.counter(
+            "telemetron.server.auth_failures",
+            "{request}",
+            "Requests refused for missing or wrong credentials (auth.required, auth.invalid_credentials)",
+            attrs(),
+            {
+                let f = auth_failures.clone();
+                move || Some(f.load(Ordering::Relaxed))
+            },
+        );
         let requests = obs.latency_histogram(
             "telemetron.server.request.duration",
             "Time from a request's arrival to its reply (for a stream: to the upgrade), per route and status",
