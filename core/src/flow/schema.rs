@@ -10,6 +10,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arrow_array::builder::{ArrayBuilder, Float64Builder, StringBuilder, TimestampNanosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::message::SignalType;
@@ -45,8 +47,10 @@ pub fn logs() -> SchemaRef {
     })
 }
 
-/// Metrics: one data point per row: `time_unix_nano`, `name`, `unit`, `value` (f64; sums
-/// and gauges; histograms are reduced to their sum), `attributes` (JSON object text).
+/// Metrics: one data point per row: `time_unix_nano`, `name`, `unit`, `value` (f64),
+/// `attributes` (JSON object text), `kind` ([`MetricKind`]: `gauge` or `counter`).
+/// Histograms and summaries arrive as several rows (`<name>:count`, `<name>:sum`,
+/// `<name>:bucket` with an `le` attribute; `docs/observability.md` §8).
 pub fn metrics() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     once(&SCHEMA, || {
@@ -56,8 +60,93 @@ pub fn metrics() -> SchemaRef {
             Field::new("unit", DataType::Utf8, false),
             Field::new("value", DataType::Float64, false),
             Field::new("attributes", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
         ]
     })
+}
+
+/// What a metrics row's value means: the `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MetricKind {
+    /// The current value (a gauge, a non-monotonic sum, an aggregate).
+    Gauge,
+    /// A monotonic cumulative total since the stream started (an OTel monotonic sum, a
+    /// histogram's count, sum and buckets).
+    Counter,
+}
+
+impl MetricKind {
+    /// `gauge` or `counter`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+        }
+    }
+
+    /// The kind named `s` (anything but `counter` is a gauge: it claims the least).
+    pub fn parse(s: &str) -> MetricKind {
+        if s == "counter" { MetricKind::Counter } else { MetricKind::Gauge }
+    }
+}
+
+/// Rows of the metrics schema, built column by column.
+#[derive(Debug)]
+pub struct MetricRows {
+    time: TimestampNanosecondBuilder,
+    name: StringBuilder,
+    unit: StringBuilder,
+    value: Float64Builder,
+    attributes: StringBuilder,
+    kind: StringBuilder,
+}
+
+impl Default for MetricRows {
+    fn default() -> Self {
+        MetricRows {
+            time: TimestampNanosecondBuilder::new().with_timezone(utc()),
+            name: StringBuilder::new(),
+            unit: StringBuilder::new(),
+            value: Float64Builder::new(),
+            attributes: StringBuilder::new(),
+            kind: StringBuilder::new(),
+        }
+    }
+}
+
+impl MetricRows {
+    /// Append one data point; `attributes` is a JSON object's text.
+    pub fn push(&mut self, time: i64, name: &str, unit: &str, value: f64, attributes: &str, kind: MetricKind) {
+        self.time.append_value(time);
+        self.name.append_value(name);
+        self.unit.append_value(unit);
+        self.value.append_value(value);
+        self.attributes.append_value(attributes);
+        self.kind.append_value(kind.name());
+    }
+
+    /// Rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// Whether no row was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The record batch.
+    pub fn finish(mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.unit.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.attributes.finish()),
+            Arc::new(self.kind.finish()),
+        ];
+        RecordBatch::try_new(metrics(), cols)
+    }
 }
 
 /// Traces: one span per row: `trace_id` (16 bytes), `span_id` (8), `parent_span_id` (8,

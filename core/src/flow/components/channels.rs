@@ -73,7 +73,7 @@ pub(super) fn exporter(v: &serde_json::Value, env: &BuildEnv) -> Result<Built, S
         return Err("no engine to write to: give `url:`, or run the flow with --data DIR or inside `telemetron serve`".into());
     }
     Ok(Built {
-        signature: Signature { role: Role::Exporter, accepts: Signals::of(SignalType::Frames), ports: vec![] },
+        signature: Signature { role: Role::Exporter, accepts: Signals::of(SignalType::Frames).with(SignalType::Metrics), ports: vec![] },
         component: Component::Exporter(Box::new(ChannelsExporter { o, env: env.client.clone(), client: None, keys: HashMap::new() })),
     })
 }
@@ -88,8 +88,7 @@ struct ChannelsExporter {
 /// A message made ready to write.
 struct Prepared {
     frame: Frame,
-    /// The index channel and its timestamps.
-    index_key: ChannelKey,
+    /// The index channel's timestamps.
     times: Vec<i64>,
 }
 
@@ -115,33 +114,76 @@ impl ChannelsExporter {
             columns.push((format!("{}{}", self.o.prefix, f.name()), dt, series));
         }
         let index_name = columns[index].0.clone();
-        let missing: Vec<NewChannel> = columns
+        let wanted = columns
             .iter()
             .enumerate()
-            .filter(|(_, (n, _, _))| !self.keys.contains_key(n))
             .map(|(i, (n, dt, _))| if i == index { NewChannel::index(n) } else { NewChannel::data(n, *dt, &index_name) })
             .collect();
-        let client = self.client.as_ref().expect("connected");
-        if !missing.is_empty() {
-            // Index first: data channels refer to it by name.
-            let (idx, data): (Vec<_>, Vec<_>) = missing.into_iter().partition(|c| c.name == index_name);
-            for batch in [idx, data] {
-                if batch.is_empty() {
-                    continue;
-                }
-                let made = client.create_channels(batch, true).await.map_err(|e| Nack::rejected(format!("creating channels: {e}")))?;
-                for c in made {
-                    self.keys.insert(c.name.clone(), c.key);
-                }
-            }
-        }
+        self.ensure(wanted).await?;
         let times = columns[index].2.as_timestamps().map_err(|e| Nack::rejected(format!("index column: {e}")))?.to_vec();
         if times.is_empty() {
             return Err(Nack::rejected("the message has no rows"));
         }
-        let index_key = self.keys[&columns[index].0];
         let frame = columns.into_iter().map(|(n, _, s)| (self.keys[&n], s)).collect();
-        Ok(Prepared { frame, index_key, times })
+        Ok(Prepared { frame, times })
+    }
+
+    /// Make sure the channels of `wanted` exist (created when missing, index channels
+    /// first), and know their keys.
+    async fn ensure(&mut self, wanted: Vec<NewChannel>) -> Result<(), Nack> {
+        let missing: Vec<NewChannel> = wanted.into_iter().filter(|c| !self.keys.contains_key(&c.name)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let client = self.client.as_ref().expect("connected");
+        // Index channels first: data channels refer to them by name.
+        let (idx, data): (Vec<_>, Vec<_>) = missing.into_iter().partition(|c| c.is_index);
+        for batch in [idx, data] {
+            if batch.is_empty() {
+                continue;
+            }
+            let made = client.create_channels(batch, true).await.map_err(|e| Nack::rejected(format!("creating channels: {e}")))?;
+            for c in made {
+                self.keys.insert(c.name.clone(), c.key);
+            }
+        }
+        Ok(())
+    }
+
+    /// A metrics message as one write per series (`docs/observability.md` §8): the series
+    /// of a row is its name and attributes, [`metric_channel`]; its channel is a float64
+    /// channel bound to its own index channel `<series>:time`. Points of a series that
+    /// share a timestamp keep the last.
+    async fn series(&mut self, msg: &Message) -> Result<Vec<Prepared>, Nack> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Float64Type, TimestampNanosecondType};
+        let col = |n: &str| msg.data.column_by_name(n).ok_or_else(|| Nack::rejected(format!("metrics without a `{n}` column")));
+        let (time, name, value, attrs) = (col("time_unix_nano")?, col("name")?, col("value")?, col("attributes")?);
+        let (time, name) = (time.as_primitive::<TimestampNanosecondType>(), name.as_string::<i32>());
+        let (value, attrs) = (value.as_primitive::<Float64Type>(), attrs.as_string::<i32>());
+        let mut points: std::collections::BTreeMap<String, std::collections::BTreeMap<i64, f64>> = Default::default();
+        for i in 0..msg.rows() {
+            let series = format!("{}{}", self.o.prefix, metric_channel(name.value(i), attrs.value(i)));
+            points.entry(series).or_default().insert(time.value(i), value.value(i));
+        }
+        let mut wanted = Vec::new();
+        for series in points.keys() {
+            let index = format!("{series}:time");
+            wanted.push(NewChannel::index(&index));
+            wanted.push(NewChannel::data(series, DataType::F64, &index));
+        }
+        self.ensure(wanted).await?;
+        let mut out = Vec::with_capacity(points.len());
+        for (series, pts) in points {
+            let index_key = self.keys[&format!("{series}:time")];
+            let times: Vec<i64> = pts.keys().copied().collect();
+            let values: Vec<f64> = pts.into_values().collect();
+            let frame = [(index_key, telem::Series::timestamps(times.clone())), (self.keys[&series], telem::Series::from_vec(values))]
+                .into_iter()
+                .collect();
+            out.push(Prepared { frame, times });
+        }
+        Ok(out)
     }
 
     /// Write and commit `p` in one call (`Client::write`). Each message is its own stored
@@ -154,13 +196,15 @@ impl ChannelsExporter {
         client.write(TimeStamp(p.times[0]), p.frame.clone()).await.map(|_| ())
     }
 
-    /// Whether the node holds exactly the index timestamps of `p` already (a message
-    /// delivered twice, at least once upstream): then it is stored, and ACKed, once.
+    /// Whether the node holds exactly `p` already, every channel's samples over its time
+    /// range (a message delivered twice, at least once upstream): then it is stored, and
+    /// ACKed, once. Different samples at the same times are a conflict, not a duplicate.
     async fn already_stored(&self, p: &Prepared) -> bool {
         let (first, last) = (p.times[0], *p.times.last().expect("not empty"));
         let client = self.client.as_ref().expect("connected");
-        match client.read(telem::TimeRange::from_nanos(first, last.saturating_add(1)), &[p.index_key]).await {
-            Ok(f) => f.concat(p.index_key).ok().flatten().is_some_and(|s| s.as_timestamps().is_ok_and(|t| t == p.times.as_slice())),
+        let keys: Vec<ChannelKey> = p.frame.keys().to_vec();
+        match client.read(telem::TimeRange::from_nanos(first, last.saturating_add(1)), &keys).await {
+            Ok(f) => p.frame.iter().all(|(key, series)| f.concat(key).ok().flatten().is_some_and(|s| s == *series)),
             Err(_) => false,
         }
     }
@@ -178,7 +222,11 @@ impl Exporter for ChannelsExporter {
                     }
                 }
             }
-            let prepared = match self.frame(&msg).await {
+            let prepared = match msg.signal {
+                SignalType::Metrics => self.series(&msg).await,
+                _ => self.frame(&msg).await.map(|p| vec![p]),
+            };
+            let prepared = match prepared {
                 Ok(p) => p,
                 Err(nack) => {
                     let e = FlowError::Component(nack.to_string());
@@ -186,24 +234,40 @@ impl Exporter for ChannelsExporter {
                     return Err(e);
                 }
             };
-            match self.write(&prepared).await {
-                Ok(()) => {
-                    receipt.ack();
-                    Ok(())
-                }
-                // Refused as overlapping what is stored: a duplicate (ACK, stored once) when
-                // the node has exactly these timestamps, a conflict (NACK) when not.
-                Err(e) if matches!(e.code(), "write.overlaps_committed" | "write.overlap") && self.already_stored(&prepared).await => {
-                    receipt.ack();
-                    Ok(())
-                }
-                Err(e) => {
-                    receipt.nack(nack_of(&e, "writing"));
-                    Err(e.into())
+            for p in &prepared {
+                match self.write(p).await {
+                    Ok(()) => {}
+                    // Refused as overlapping what is stored: a duplicate (stored once) when
+                    // the node has exactly these timestamps, a conflict (NACK) when not.
+                    Err(e) if matches!(e.code(), "write.overlaps_committed" | "write.overlap") && self.already_stored(p).await => {}
+                    Err(e) => {
+                        receipt.nack(nack_of(&e, "writing"));
+                        return Err(e.into());
+                    }
                 }
             }
+            receipt.ack();
+            Ok(())
         })
     }
+}
+
+/// The channel name of a metric series: its name, then its attributes as `{k=v,...}`
+/// sorted by key (string values as themselves, others as JSON), nothing when it has none.
+/// `value` of `{"stand":"A","n":2}` and `pt` are `value{n=2,stand=A}` and `pt`.
+pub(crate) fn metric_channel(name: &str, attributes: &str) -> String {
+    let attrs: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(attributes).unwrap_or_default();
+    if attrs.is_empty() {
+        return name.to_string();
+    }
+    let parts: Vec<String> = attrs
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    format!("{name}{{{}}}", parts.join(","))
 }
 
 /// A failure of the engine or node as a NACK: the network failing is retryable

@@ -1,61 +1,21 @@
 //! Data processors that change what a message holds: `convert` (CP) and `aggregate` (AP).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+
 use std::time::Duration;
 
-use arrow_array::builder::{Float64Builder, StringBuilder, TimestampNanosecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use serde::Deserialize;
 
 use super::super::compile::{PortType, Role, Signature};
 use super::super::config::duration;
 use super::super::message::{Message, Receipt, SignalType, Signals};
 use super::super::runtime::Cx;
+use super::super::schema::{MetricKind, MetricRows};
 use super::super::signal::{Control, Interests, Nack, SignalKind};
-use super::super::{FlowError, Processor, schema};
+use super::super::{FlowError, Processor};
 use super::predicate::{numbers, strings, timestamps};
 use super::{Built, Component, Merged, options};
-
-/// Rows of the metrics schema, built column by column.
-struct MetricRows {
-    time: TimestampNanosecondBuilder,
-    name: StringBuilder,
-    unit: StringBuilder,
-    value: Float64Builder,
-    attributes: StringBuilder,
-}
-
-impl MetricRows {
-    fn new() -> MetricRows {
-        MetricRows {
-            time: TimestampNanosecondBuilder::new().with_timezone(schema::utc()),
-            name: StringBuilder::new(),
-            unit: StringBuilder::new(),
-            value: Float64Builder::new(),
-            attributes: StringBuilder::new(),
-        }
-    }
-
-    fn push(&mut self, time: i64, name: &str, unit: &str, value: f64, attributes: &str) {
-        self.time.append_value(time);
-        self.name.append_value(name);
-        self.unit.append_value(unit);
-        self.value.append_value(value);
-        self.attributes.append_value(attributes);
-    }
-
-    fn finish(mut self) -> Result<RecordBatch, FlowError> {
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.time.finish()),
-            Arc::new(self.name.finish()),
-            Arc::new(self.unit.finish()),
-            Arc::new(self.value.finish()),
-            Arc::new(self.attributes.finish()),
-        ];
-        RecordBatch::try_new(schema::metrics(), cols).map_err(|e| FlowError::Component(e.to_string()))
-    }
-}
 
 /// The index column of a frames batch: `index`, or the first timestamp column.
 fn index_column(batch: &RecordBatch, index: Option<&str>) -> Result<usize, String> {
@@ -107,7 +67,7 @@ impl Convert {
         let index = index_column(batch, self.o.index.as_deref())?;
         let times = timestamps(batch.column(index).as_ref()).ok_or("the index column is not a timestamp column")?;
         let schema = batch.schema();
-        let mut rows = MetricRows::new();
+        let mut rows = MetricRows::default();
         for (i, field) in schema.fields().iter().enumerate() {
             if i == index {
                 continue;
@@ -116,7 +76,7 @@ impl Convert {
             let Some(values) = numbers(batch.column(i).as_ref()) else { continue };
             for (t, v) in times.iter().zip(values) {
                 if let Some(v) = v {
-                    rows.push(*t, field.name(), &self.o.unit, v, "{}");
+                    rows.push(*t, field.name(), &self.o.unit, v, "{}", MetricKind::Gauge);
                 }
             }
         }
@@ -260,20 +220,20 @@ impl Aggregate {
         if closed.is_empty() {
             return Ok(());
         }
-        let mut rows = MetricRows::new();
+        let mut rows = MetricRows::default();
         let window = format!("{{\"window_ns\":{}}}", self.window_ns);
         for start in closed {
             let mut keys: Vec<(String, Stats)> = self.open.remove(&start).expect("present").into_iter().collect();
             keys.sort_by(|a, b| a.0.cmp(&b.0));
             for (key, s) in keys {
-                rows.push(start, &format!("{key}.count"), "", s.count as f64, &window);
-                rows.push(start, &format!("{key}.sum"), "", s.sum, &window);
-                rows.push(start, &format!("{key}.min"), "", s.min, &window);
-                rows.push(start, &format!("{key}.max"), "", s.max, &window);
-                rows.push(start, &format!("{key}.mean"), "", s.sum / s.count as f64, &window);
+                rows.push(start, &format!("{key}.count"), "", s.count as f64, &window, MetricKind::Gauge);
+                rows.push(start, &format!("{key}.sum"), "", s.sum, &window, MetricKind::Gauge);
+                rows.push(start, &format!("{key}.min"), "", s.min, &window, MetricKind::Gauge);
+                rows.push(start, &format!("{key}.max"), "", s.max, &window, MetricKind::Gauge);
+                rows.push(start, &format!("{key}.mean"), "", s.sum / s.count as f64, &window, MetricKind::Gauge);
             }
         }
-        let mut msg = Message::new(SignalType::Metrics, rows.finish()?);
+        let mut msg = Message::new(SignalType::Metrics, rows.finish().map_err(|e| FlowError::Component(e.to_string()))?);
         // The inputs whose windows are all emitted now are settled by this message.
         let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(end, _)| *end <= upto);
         self.pending = rest;

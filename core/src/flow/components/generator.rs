@@ -124,7 +124,8 @@ impl Generator {
                 let name: StringArray = (0..rows).map(|i| Some(format!("pt_{}", i % 8))).collect();
                 let unit: StringArray = (0..rows).map(|_| Some("bar")).collect();
                 let attrs: StringArray = (0..rows).map(|_| Some("{}")).collect();
-                vec![Arc::new(name), Arc::new(unit), Arc::new(attrs)]
+                let kind: StringArray = (0..rows).map(|_| Some("gauge")).collect();
+                vec![Arc::new(name), Arc::new(unit), Arc::new(attrs), Arc::new(kind)]
             }
             _ => Vec::new(),
         }
@@ -145,7 +146,7 @@ impl Generator {
             SignalType::Metrics => {
                 let t = Arc::new(TimestampNanosecondArray::from(times).with_timezone(schema::utc()));
                 let values: Float64Array = (0..rows).map(|i| ((seq as i64 * rows + i) as f64 * 0.01).sin()).collect();
-                let cols: Vec<ArrayRef> = vec![t, fixed[0].clone(), fixed[1].clone(), Arc::new(values), fixed[2].clone()];
+                let cols: Vec<ArrayRef> = vec![t, fixed[0].clone(), fixed[1].clone(), Arc::new(values), fixed[2].clone(), fixed[3].clone()];
                 RecordBatch::try_new(schema::metrics(), cols).map_err(err)?
             }
             _ => {

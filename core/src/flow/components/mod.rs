@@ -19,6 +19,8 @@ mod batch;
 mod channels;
 mod data;
 mod generator;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp;
 #[cfg(feature = "export")]
 mod parquet_out;
 mod predicate;
@@ -118,6 +120,14 @@ pub const TYPES: &[(&str, &str)] = &[
     ("channels_exporter", "exporter: frames written to channels of an engine or a node (created as needed), ACK after the commit"),
     ("queue_exporter", "exporter: appends to a durable queue on the engine, ACK after the commit"),
     ("queue_receiver", "receiver: replays a durable queue from its last acknowledged message (at least once)"),
+    (
+        "otlp_receiver",
+        "receiver: OTLP metrics, logs and traces over gRPC (4317) and HTTP/protobuf (4318), answered after the ACK (feature `otlp`)",
+    ),
+    (
+        "otlp_exporter",
+        "exporter: metrics, logs and traces to an OTLP endpoint over gRPC or HTTP/protobuf, ACK on its answer (feature `otlp`)",
+    ),
     ("parquet_exporter", "exporter: rolling Parquet files, ACK after the file is fsynced (feature `export`)"),
     ("debug", "exporter: logs a line per message"),
     ("discard", "exporter: acknowledges and drops every message (benchmarks, tests)"),
@@ -136,6 +146,10 @@ pub(crate) fn build(kind: &str, options: &serde_json::Value, ports: &[String], e
         "queue_receiver" => queue::receiver(options, env),
         #[cfg(feature = "export")]
         "parquet_exporter" => parquet_out::build(options),
+        #[cfg(feature = "otlp")]
+        "otlp_receiver" => otlp::receiver(options),
+        #[cfg(feature = "otlp")]
+        "otlp_exporter" => otlp::exporter(options),
         "generator" => generator::build(options),
         "filter" => basic::filter(options),
         "sample" => basic::sample(options),

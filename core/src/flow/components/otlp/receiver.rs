@@ -1,0 +1,376 @@
+//! `otlp_receiver`: OTLP metrics, logs and traces into a flow, over gRPC (default
+//! `127.0.0.1:4317`) and HTTP/protobuf (default `127.0.0.1:4318`, paths `/v1/metrics`,
+//! `/v1/logs`, `/v1/traces`), as the OpenTelemetry specification names them.
+//!
+//! Each export request becomes one message. The sender gets its answer when the flow has
+//! settled the message: success after the ACK (after the commit, behind a
+//! `channels_exporter`), `UNAVAILABLE` / HTTP 503 for a retryable NACK (the sender's OTLP
+//! exporter retries), `INVALID_ARGUMENT` / HTTP 400 for a permanent one. Nothing is
+//! acknowledged to a sender before the flow has it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::super::super::compile::{PortType, Role, Signature};
+use super::super::super::message::{Message, SignalType, Signals};
+use super::super::super::runtime::ReceiverCx;
+use super::super::super::signal::{Control, Nack};
+use super::super::super::{BoxFuture, FlowError, Receiver};
+use super::super::{Built, Component, options};
+use super::convert;
+
+/// Requests larger than this are refused (the OTel collector's default is 4 MiB for gRPC;
+/// HTTP bodies get the same limit).
+const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverOptions {
+    /// gRPC listen address, or `off`.
+    #[serde(default = "default_grpc")]
+    grpc: String,
+    /// HTTP/protobuf listen address, or `off`.
+    #[serde(default = "default_http")]
+    http: String,
+    /// The signals accepted (others are answered `UNIMPLEMENTED` / 404); the output port
+    /// carries exactly these.
+    #[serde(default = "default_signals")]
+    signals: Vec<String>,
+    /// Resource attributes copied into every row's attributes (the rest are dropped).
+    #[serde(default = "default_resource")]
+    resource_attributes: Vec<String>,
+}
+
+fn default_grpc() -> String {
+    "127.0.0.1:4317".into()
+}
+fn default_http() -> String {
+    "127.0.0.1:4318".into()
+}
+fn default_signals() -> Vec<String> {
+    vec!["metrics".into(), "logs".into(), "traces".into()]
+}
+fn default_resource() -> Vec<String> {
+    vec!["service.name".into()]
+}
+
+fn address(v: &str, what: &str) -> Result<Option<SocketAddr>, String> {
+    if v == "off" {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| format!("`{what}`: {v:?} is not an address like 127.0.0.1:4317 (or `off`)"))
+}
+
+pub(crate) fn build(v: &serde_json::Value) -> Result<Built, String> {
+    let o: ReceiverOptions = options(v)?;
+    let grpc = address(&o.grpc, "grpc")?;
+    let http = address(&o.http, "http")?;
+    if grpc.is_none() && http.is_none() {
+        return Err("`grpc` and `http` are both off: the receiver would listen nowhere".into());
+    }
+    let mut signals = Signals::NONE;
+    for s in &o.signals {
+        match SignalType::parse(s) {
+            Some(t @ (SignalType::Metrics | SignalType::Logs | SignalType::Traces)) => signals = signals.with(t),
+            _ => return Err(format!("`signals`: {s:?} is not one of metrics, logs, traces")),
+        }
+    }
+    if signals.is_empty() {
+        return Err("`signals` names at least one of metrics, logs, traces".into());
+    }
+    Ok(Built {
+        signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(signals))] },
+        component: Component::Receiver(Box::new(OtlpReceiver { grpc, http, signals, keep: Arc::new(o.resource_attributes) })),
+    })
+}
+
+struct OtlpReceiver {
+    grpc: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    signals: Signals,
+    keep: Arc<Vec<String>>,
+}
+
+/// A decoded request on its way to the flow, and where its outcome goes.
+type Submission = (Message, oneshot::Sender<Result<(), Nack>>);
+
+/// What the gRPC services and HTTP handlers share: the way into the receiver's loop.
+#[derive(Clone)]
+struct Intake {
+    tx: mpsc::Sender<Submission>,
+    signals: Signals,
+    keep: Arc<Vec<String>>,
+}
+
+/// Why a request was not taken.
+enum Refused {
+    /// Not a signal this receiver takes.
+    NotServed(SignalType),
+    /// The request could not be turned into rows.
+    Bad(String),
+    /// The flow NACKed it.
+    Nack(Nack),
+}
+
+impl Intake {
+    /// Hand `batch` (if any rows) to the flow and wait for its outcome.
+    async fn submit(
+        &self,
+        signal: SignalType,
+        convert: impl FnOnce(&[String]) -> Result<Option<arrow_array::RecordBatch>, arrow_schema::ArrowError>,
+    ) -> Result<(), Refused> {
+        if !self.signals.contains(signal) {
+            return Err(Refused::NotServed(signal));
+        }
+        let Some(batch) = convert(&self.keep).map_err(|e| Refused::Bad(e.to_string()))? else { return Ok(()) };
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send((Message::new(signal, batch), tx)).await.is_err() {
+            return Err(Refused::Nack(Nack::unavailable("the flow is stopping")));
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(nack)) => Err(Refused::Nack(nack)),
+            Err(_) => Err(Refused::Nack(Nack::unavailable("the flow stopped before the data was stored"))),
+        }
+    }
+}
+
+impl Refused {
+    fn status(self) -> tonic::Status {
+        match self {
+            Refused::NotServed(s) => tonic::Status::unimplemented(format!("this receiver does not take {s}")),
+            Refused::Bad(m) => tonic::Status::invalid_argument(m),
+            Refused::Nack(n) if n.retryable => tonic::Status::unavailable(n.to_string()),
+            Refused::Nack(n) => tonic::Status::invalid_argument(n.to_string()),
+        }
+    }
+
+    fn http(self) -> Response {
+        let (code, m) = match self {
+            Refused::NotServed(s) => (StatusCode::NOT_FOUND, format!("this receiver does not take {s}")),
+            Refused::Bad(m) => (StatusCode::BAD_REQUEST, m),
+            Refused::Nack(n) if n.retryable => (StatusCode::SERVICE_UNAVAILABLE, n.to_string()),
+            Refused::Nack(n) => (StatusCode::BAD_REQUEST, n.to_string()),
+        };
+        let mut r = (code, m).into_response();
+        if code == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Intake {
+    async fn export(
+        &self,
+        r: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let req = r.into_inner();
+        self.submit(SignalType::Metrics, |k| convert::metrics_batch(&req, k)).await.map_err(Refused::status)?;
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Intake {
+    async fn export(
+        &self,
+        r: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let req = r.into_inner();
+        self.submit(SignalType::Logs, |k| convert::logs_batch(&req, k)).await.map_err(Refused::status)?;
+        Ok(tonic::Response::new(ExportLogsServiceResponse { partial_success: None }))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Intake {
+    async fn export(
+        &self,
+        r: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let req = r.into_inner();
+        self.submit(SignalType::Traces, |k| convert::traces_batch(&req, k)).await.map_err(Refused::status)?;
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+/// Decode an HTTP body: protobuf only (`application/x-protobuf`), uncompressed.
+fn decode<T: prost::Message + Default>(headers: &HeaderMap, body: &Bytes) -> Result<T, (StatusCode, String)> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/x-protobuf") {
+        let m = format!("content type {ct:?}: this receiver takes application/x-protobuf (OTLP/HTTP JSON is not supported)");
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, m));
+    }
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).filter(|e| *e != "identity") {
+        let m = format!("content encoding {enc:?}: send uncompressed (set the exporter's compression to none)");
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, m));
+    }
+    T::decode(body.as_ref()).map_err(|e| (StatusCode::BAD_REQUEST, format!("not an OTLP protobuf message: {e}")))
+}
+
+/// Rows of a decoded request.
+type Rows<R> = fn(&R, &[String]) -> Result<Option<arrow_array::RecordBatch>, arrow_schema::ArrowError>;
+
+/// One OTLP/HTTP export: decode, hand to the flow, answer with the (empty) protobuf
+/// response `A` once the flow has settled it.
+async fn http_export<R: prost::Message + Default, A: prost::Message + Default>(
+    i: &Intake,
+    headers: &HeaderMap,
+    body: &Bytes,
+    signal: SignalType,
+    rows: Rows<R>,
+) -> Response {
+    let req: R = match decode(headers, body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match i.submit(signal, |k| rows(&req, k)).await {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/x-protobuf")], A::default().encode_to_vec()).into_response(),
+        Err(r) => r.http(),
+    }
+}
+
+async fn http_metrics(State(i): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+    http_export::<ExportMetricsServiceRequest, ExportMetricsServiceResponse>(
+        &i,
+        &headers,
+        &body,
+        SignalType::Metrics,
+        convert::metrics_batch,
+    )
+    .await
+}
+
+async fn http_logs(State(i): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+    http_export::<ExportLogsServiceRequest, ExportLogsServiceResponse>(&i, &headers, &body, SignalType::Logs, convert::logs_batch).await
+}
+
+async fn http_traces(State(i): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+    http_export::<ExportTraceServiceRequest, ExportTraceServiceResponse>(&i, &headers, &body, SignalType::Traces, convert::traces_batch)
+        .await
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, FlowError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| FlowError::Io { context: format!("OTLP {what} receiver: binding {addr}"), source })
+}
+
+impl Receiver for OtlpReceiver {
+    fn run(self: Box<Self>, mut cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>> {
+        Box::pin(async move {
+            let (tx, mut rx) = mpsc::channel::<Submission>(64);
+            let intake = Intake { tx, signals: self.signals, keep: self.keep.clone() };
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let mut servers = tokio::task::JoinSet::new();
+            if let Some(addr) = self.grpc {
+                let listener = bind(addr, "gRPC").await?;
+                tracing::info!(node = cx.name(), %addr, "OTLP gRPC receiver listening");
+                let router = tonic::transport::Server::builder()
+                    .add_service(MetricsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+                    .add_service(LogsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+                    .add_service(TraceServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES));
+                let mut stop = stop_rx.clone();
+                servers.spawn(async move {
+                    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                    let _ = router.serve_with_incoming_shutdown(incoming, async move { drop(stop.wait_for(|s| *s).await) }).await;
+                });
+            }
+            if let Some(addr) = self.http {
+                let listener = bind(addr, "HTTP").await?;
+                tracing::info!(node = cx.name(), %addr, "OTLP HTTP receiver listening");
+                let app = axum::Router::new()
+                    .route("/v1/metrics", axum::routing::post(http_metrics))
+                    .route("/v1/logs", axum::routing::post(http_logs))
+                    .route("/v1/traces", axum::routing::post(http_traces))
+                    .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+                    .with_state(intake.clone());
+                let mut stop = stop_rx.clone();
+                servers.spawn(async move {
+                    let _ = axum::serve(listener, app).with_graceful_shutdown(async move { drop(stop.wait_for(|s| *s).await) }).await;
+                });
+            }
+            drop(intake);
+            let mut waiting: std::collections::HashMap<u64, oneshot::Sender<Result<(), Nack>>> = Default::default();
+            let mut next = 0u64;
+            loop {
+                while let Some(c) = cx.try_control() {
+                    settle(&mut waiting, c);
+                }
+                if cx.stopping() {
+                    break;
+                }
+                tokio::select! {
+                    s = rx.recv() => {
+                        let Some((mut msg, done)) = s else { break };
+                        next += 1;
+                        cx.subscribe(&mut msg, next);
+                        waiting.insert(next, done);
+                        if let Err(nack) = cx.send(msg).await
+                            && let Some(done) = waiting.remove(&next)
+                        {
+                            let _ = done.send(Err(nack));
+                        }
+                    }
+                    c = cx.next_control() => match c {
+                        Some(c) => settle(&mut waiting, c),
+                        None => break,
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+            // Stop listening, then wait for the outcome of what was sent: each sender
+            // still gets its answer.
+            let _ = stop_tx.send(true);
+            rx.close();
+            while let Ok((msg, done)) = rx.try_recv() {
+                drop(msg);
+                let _ = done.send(Err(Nack::unavailable("the flow is stopping")));
+            }
+            cx.end_of_input();
+            while !waiting.is_empty() {
+                match cx.next_control().await {
+                    Some(c) => settle(&mut waiting, c),
+                    None => break,
+                }
+            }
+            for (_, done) in waiting.drain() {
+                let _ = done.send(Err(Nack::unavailable("the flow stopped before the data was stored")));
+            }
+            while servers.join_next().await.is_some() {}
+            Ok(())
+        })
+    }
+}
+
+fn settle(waiting: &mut std::collections::HashMap<u64, oneshot::Sender<Result<(), Nack>>>, c: Control) {
+    match c {
+        Control::Ack { token, .. } => {
+            if let Some(done) = waiting.remove(&token) {
+                let _ = done.send(Ok(()));
+            }
+        }
+        Control::Nack { token, nack, .. } => {
+            if let Some(done) = waiting.remove(&token) {
+                let _ = done.send(Err(nack));
+            }
+        }
+        _ => {}
+    }
+}
