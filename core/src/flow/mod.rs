@@ -48,6 +48,7 @@ mod signal;
 
 pub use compile::{CompiledFlow, PortType, Removed, Role, Signature, compile};
 pub use components::{BuildEnv, Built, Component, Factory};
+pub(crate) use config::duration;
 pub use config::{FlowConfig, NodeConfig, Overflow, parse_duration};
 pub use flows::{DeployRequest, FlowList, Flows, NameRequest, ReconfigureRequest, StopRequest, drain_seconds};
 pub use manager::{Applied, DEFAULT_DRAIN, FlowInfo, FlowManager, FlowNodeError, FlowNodeInfo, FlowState, Reconfigured};

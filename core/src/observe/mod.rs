@@ -31,6 +31,8 @@ mod client;
 mod levels;
 pub mod logfile;
 mod prometheus;
+#[cfg(feature = "otlp")]
+mod telemetry;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -49,6 +51,8 @@ use crate::Engine;
 pub use channels::{CHANNEL_PREFIX, DEFAULT_CHANNEL_INTERVAL};
 pub use client::{MetricSamples, Observe};
 pub use levels::{Level, Levels, LevelsUpdate, UnknownLevel};
+#[cfg(feature = "otlp")]
+pub use telemetry::{LogTap, register as register_components};
 
 /// The key of `segment` under `parent` (`child_key("relay", "streamer/3")` is
 /// `relay/streamer/3`).

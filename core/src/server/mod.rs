@@ -184,9 +184,16 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
         reason: format!("cannot listen on {}: {e}; pick another address or port", config.listen),
     })?;
     let addr = listener.local_addr().map_err(|e| crate::Error::InvalidArgument { reason: e.to_string() })?;
-    #[cfg(feature = "flow")]
-    let flows = Arc::new(crate::flow::FlowManager::on_engine(engine.clone()));
     let observer = crate::observe::Observer::new(config.observe.node.clone(), config.observe.levels);
+    #[cfg(feature = "flow")]
+    let flows = {
+        #[allow(unused_mut)]
+        let mut env = crate::flow::BuildEnv::with_client(crate::Client::embedded(engine.clone()));
+        // The node's own telemetry as a receiver (`node_telemetry`, for --otlp-endpoint).
+        #[cfg(feature = "otlp")]
+        crate::observe::register_components(&mut env, &observer);
+        Arc::new(crate::flow::FlowManager::new(env))
+    };
     observer.watch_engine(&engine);
     #[cfg(feature = "flow")]
     observer.watch_flows(flows.clone());
