@@ -84,7 +84,9 @@ fn init_logging(filter: Option<&str>) {
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let file = tracing_subscriber::fmt::layer().with_writer(FileSink).with_ansi(false);
-    if tracing_subscriber::registry().with(filter).with(fmt).with(file).try_init().is_ok() {
+    // The log events also go to a running `node_telemetry` flow (--otlp-endpoint).
+    let tap = telemetron::observe::LogTap;
+    if tracing_subscriber::registry().with(filter).with(fmt).with(file).with(tap).try_init().is_ok() {
         let _ = LOG_RELOAD.set(handle);
     }
 }

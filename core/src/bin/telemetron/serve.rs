@@ -95,6 +95,27 @@ pub struct ServeArgs {
     /// Log files kept, the current one included (the oldest is deleted).
     #[arg(long, default_value_t = telemetron::observe::logfile::DEFAULT_MAX_FILES)]
     pub log_files: usize,
+    /// Send the node's metrics and log events to this OTLP endpoint (a collector:
+    /// `http://127.0.0.1:4317` for gRPC, `http://127.0.0.1:4318` for HTTP). It runs as the
+    /// flow `node-telemetry` (node_telemetry -> otlp_exporter; `telemetron flows` lists it).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The OTLP protocol of --otlp-endpoint: grpc or http (HTTP/protobuf).
+    #[arg(long, default_value = "grpc", value_parser = ["grpc", "http"])]
+    pub otlp_protocol: String,
+    /// How often metrics are collected and log events sent to --otlp-endpoint.
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    pub otlp_interval: Duration,
+}
+
+/// The flow behind --otlp-endpoint: the node's telemetry to an OTLP exporter, with
+/// retries (a collector restarting loses nothing younger than the retries' reach).
+fn otlp_flow(endpoint: &str, protocol: &str, interval: Duration) -> String {
+    let endpoint = serde_json::to_string(endpoint).unwrap_or_default();
+    format!(
+        "flow: node-telemetry\nnodes:\n  telemetry: {{type: node_telemetry, interval: {}ms, to: [retry]}}\n  retry: {{type: retry, to: [otlp]}}\n  otlp: {{type: otlp_exporter, protocol: {protocol}, endpoint: {endpoint}}}\n",
+        interval.as_millis().max(1)
+    )
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -215,6 +236,16 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     if a.demo {
         println!("demo test stand running: pressure_1, pressure_2, temperature_1, temperature_2, valve_state at 1 kHz; valve_cmd");
         println!("watch it live:  telemetron stream pressure_1 valve_state --url {}", server.url());
+    }
+    if let Some(endpoint) = &a.otlp_endpoint {
+        let src = otlp_flow(endpoint, &a.otlp_protocol, a.otlp_interval);
+        match server.flows().deploy(&src).await {
+            Ok(info) => flows.push(info.name),
+            Err(e) => {
+                server.shutdown().await?;
+                return Err(Error::InvalidArgument { reason: format!("--otlp-endpoint {endpoint}: {e}") });
+            }
+        }
     }
     for f in &flows {
         println!("flow `{f}` running");

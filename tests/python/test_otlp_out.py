@@ -1,0 +1,160 @@
+"""A node's own telemetry out over OTLP (``telemetron serve --otlp-endpoint``), received
+by servers built here from the official ``opentelemetry-proto`` Python classes (a grpcio
+servicer and an HTTP handler), so nothing of Telemetron's decodes what Telemetron sent
+(docs/observability.md §7)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import numpy as np
+import pytest
+from conftest import Server, free_port
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+import telemetron as tn
+
+
+class Collected:
+    """What a collector received, decoded with the official classes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.metrics: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
+        self.logs: list[logs_service_pb2.ExportLogsServiceRequest] = []
+
+    def sums(self, name: str) -> list[float]:
+        """The data points of sum metric ``name``, across every request, in order."""
+        out = []
+        with self.lock:
+            for req in self.metrics:
+                for rm in req.resource_metrics:
+                    for sm in rm.scope_metrics:
+                        for m in sm.metrics:
+                            if m.name == name:
+                                assert m.WhichOneof("data") == "sum", m
+                                assert m.sum.is_monotonic
+                                out += [p.as_double for p in m.sum.data_points]
+        return out
+
+    def resources(self) -> list[dict]:
+        with self.lock:
+            return [{kv.key: kv.value.string_value for kv in rm.resource.attributes} for req in self.metrics for rm in req.resource_metrics]
+
+    def log_bodies(self) -> list[str]:
+        with self.lock:
+            return [r.body.string_value for req in self.logs for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+
+
+def grpc_collector(port: int, got: Collected):
+    class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+        def Export(self, request, context):  # noqa: N802 (the generated name)
+            with got.lock:
+                got.metrics.append(request)
+            return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    class Logs(logs_service_pb2_grpc.LogsServiceServicer):
+        def Export(self, request, context):  # noqa: N802
+            with got.lock:
+                got.logs.append(request)
+            return logs_service_pb2.ExportLogsServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    return server.stop
+
+
+def http_collector(port: int, got: Collected):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            assert self.headers["Content-Type"] == "application/x-protobuf"
+            if self.path == "/v1/metrics":
+                req, resp = metrics_service_pb2.ExportMetricsServiceRequest(), metrics_service_pb2.ExportMetricsServiceResponse()
+                req.ParseFromString(body)
+                with got.lock:
+                    got.metrics.append(req)
+            elif self.path == "/v1/logs":
+                req, resp = logs_service_pb2.ExportLogsServiceRequest(), logs_service_pb2.ExportLogsServiceResponse()
+                req.ParseFromString(body)
+                with got.lock:
+                    got.logs.append(req)
+            else:
+                self.send_error(404)
+                return
+            out = resp.SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop(_grace=None) -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop
+
+
+def wait_for(what, check, server: Server, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = check()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {server.logs()}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_node_metrics_and_logs_reach_an_otlp_collector(tmp_path, protocol: str) -> None:
+    got = Collected()
+    port = free_port()
+    stop = grpc_collector(port, got) if protocol == "grpc" else http_collector(port, got)
+    server = Server(
+        tmp_path / "data",
+        (
+            "--name",
+            "daq-7",
+            "--otlp-endpoint",
+            f"http://127.0.0.1:{port}",
+            "--otlp-protocol",
+            protocol,
+            "--otlp-interval",
+            "100ms",
+        ),
+    )
+    try:
+        with tn.connect(server.url) as client:
+            client.channels.create([tn.NewChannel("time", is_index=True), tn.NewChannel("p", "f64", index="time")])
+            before = wait_for("a first metrics export", lambda: got.sums("telemetron.storage.samples"), server)[-1]
+            t = 1_000_000_000 + np.arange(5000, dtype=np.int64) * 1000
+            client.write(int(t[0]), {"time": t, "p": np.sin(t / 1e9)})
+            # The counter moves by at least the 10,000 samples written (index and data).
+            wait_for(
+                "the write to show in the exported counter",
+                lambda: got.sums("telemetron.storage.samples")[-1] >= before + 10_000,
+                server,
+            )
+        res = got.resources()[-1]
+        assert res["service.name"] == "telemetron" and res["service.instance.id"] == "daq-7", res
+        # The node's log events go out too: the flow's start is one of them.
+        wait_for("log records", lambda: got.log_bodies(), server)
+    finally:
+        server.stop()
+        stop(None)
