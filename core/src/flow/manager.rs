@@ -211,7 +211,7 @@ impl FlowManager {
 
     /// A manager whose channel components use `engine` by default (a node's own).
     pub fn on_engine(engine: crate::Engine) -> FlowManager {
-        FlowManager::new(BuildEnv::with_client(crate::Client::embedded(engine)))
+        FlowManager::new(BuildEnv::on_engine(engine))
     }
 
     fn compile(&self, source: &str) -> Result<(FlowConfig, super::CompiledFlow)> {

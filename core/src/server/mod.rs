@@ -188,7 +188,7 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
     #[cfg(feature = "flow")]
     let flows = {
         #[allow(unused_mut)]
-        let mut env = crate::flow::BuildEnv::with_client(crate::Client::embedded(engine.clone()));
+        let mut env = crate::flow::BuildEnv::on_engine(engine.clone());
         // The node's own telemetry as a receiver (`node_telemetry`, for --otlp-endpoint).
         #[cfg(feature = "otlp")]
         crate::observe::register_components(&mut env, &observer);

@@ -55,6 +55,11 @@ impl BuildEnv {
         BuildEnv { client: Some(client), ..BuildEnv::default() }
     }
 
+    /// An environment whose channel components use `engine` (a node's own).
+    pub fn on_engine(engine: crate::Engine) -> BuildEnv {
+        BuildEnv::with_client(Client::embedded(engine))
+    }
+
     /// An environment for compiling only (`flow check`): nothing to reach.
     pub fn for_check() -> BuildEnv {
         BuildEnv { checking: true, ..BuildEnv::default() }
