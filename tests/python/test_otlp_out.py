@@ -1,7 +1,7 @@
 """A node's own telemetry out over OTLP (``telemetron serve --otlp-endpoint``), received
 by servers built here from the official ``opentelemetry-proto`` Python classes (a grpcio
 servicer and an HTTP handler), so nothing of Telemetron's decodes what Telemetron sent
-(docs/observability.md §7)."""
+(docs/observability.md §9)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 //! observer's collection, §1) and its log events (through [`LogTap`]) as metrics and logs
 //! batches, so `telemetron serve --otlp-endpoint` is a flow like any other
 //! (`node_telemetry → otlp_exporter`), with the runtime's counters, backpressure and
-//! shutdown (`docs/observability.md` §7).
+//! shutdown (`docs/observability.md` §9).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
