@@ -409,12 +409,14 @@ export type Level = 'off' | 'basic' | 'detailed'
 export interface Levels {
   logs: Level
   metrics: Level
+  /** What the node traces (`off` by default); spans leave through `--otlp-endpoint`. */
+  traces: Level
 }
 
 /** `client.observe`: levels (changed at runtime) and metrics of the engine or node. */
 export declare class Observe {
   levels(): Promise<Levels>
-  setLevels(levels: { logs?: Level; metrics?: Level }): Promise<Levels>
+  setLevels(levels: { logs?: Level; metrics?: Level; traces?: Level }): Promise<Levels>
   /** Every scalar metric now, by self-telemetry channel name (`_telemetron/storage/commits`). */
   metrics(): Promise<Record<string, number>>
 }

@@ -1,5 +1,5 @@
 'use strict'
-// `client.observe`: the log and metrics levels of the engine or node, changed at runtime,
+// `client.observe`: the log, metrics and trace levels of the engine or node, changed at runtime,
 // and every metric now (docs/observability.md). The work is the Rust core's
 // (`telemetron::observe::Observe`); this only turns the arguments into its calls.
 const { call } = require('./errors')
@@ -9,17 +9,17 @@ class Observe {
     this._native = native_
   }
 
-  /** The levels in force: `{logs, metrics}`, each `'off' | 'basic' | 'detailed'`. */
+  /** The levels in force: `{logs, metrics, traces}`, each `'off' | 'basic' | 'detailed'`. */
   async levels() {
     return call(() => this._native.observeLevels())
   }
 
   /**
-   * Change the log and/or metrics level; resolves to the levels now in force. A name other
+   * Change the log, metrics and/or trace level; resolves to the levels now in force. A name other
    * than `off`, `basic` or `detailed` rejects with `invalid_argument` and changes nothing.
    */
-  async setLevels({ logs, metrics } = {}) {
-    return call(() => this._native.observeSetLevels(logs, metrics))
+  async setLevels({ logs, metrics, traces } = {}) {
+    return call(() => this._native.observeSetLevels(logs, metrics, traces))
   }
 
   /**

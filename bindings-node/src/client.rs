@@ -83,11 +83,13 @@ pub struct LevelsJs {
     pub logs: String,
     /// What the node measures.
     pub metrics: String,
+    /// What the node traces.
+    pub traces: String,
 }
 
 impl LevelsJs {
     fn from_core(l: telemetron::observe::Levels) -> LevelsJs {
-        LevelsJs { logs: l.logs.to_string(), metrics: l.metrics.to_string() }
+        LevelsJs { logs: l.logs.to_string(), metrics: l.metrics.to_string(), traces: l.traces.to_string() }
     }
 }
 
@@ -483,8 +485,8 @@ impl Client {
 
     /// Change some levels (names `off`, `basic`, `detailed`); the levels now in force.
     #[napi]
-    pub async fn observe_set_levels(&self, logs: Option<String>, metrics: Option<String>) -> Result<LevelsJs> {
-        let update = telemetron::observe::LevelsUpdate::parse(logs.as_deref(), metrics.as_deref()).js()?;
+    pub async fn observe_set_levels(&self, logs: Option<String>, metrics: Option<String>, traces: Option<String>) -> Result<LevelsJs> {
+        let update = telemetron::observe::LevelsUpdate::parse(logs.as_deref(), metrics.as_deref(), traces.as_deref()).js()?;
         Ok(LevelsJs::from_core(self.observe.set_levels(update).await.js()?))
     }
 

@@ -39,6 +39,7 @@ pub struct Client {
 
 impl Client {
     /// Run a client future with the GIL released.
+    /// Run a call on the runtime, with this thread's trace context ([`set_traceparent`]).
     fn run<T, Fut>(&self, py: Python<'_>, f: impl FnOnce(telemetron::Client) -> Fut + Send) -> PyResult<T>
     where
         Fut: Future<Output = telemetron::Result<T>>,
@@ -48,7 +49,8 @@ impl Client {
             return Err(crate::error::to_py(telemetron::Error::Closed { what: "the client".into() }));
         }
         let c = self.inner.clone();
-        py.detach(move || runtime().block_on(f(c))).py()
+        let tp = TRACEPARENT.with(|t| t.borrow().clone());
+        py.detach(move || runtime().block_on(telemetron::client::with_traceparent(tp, f(c)))).py()
     }
 
     fn new(inner: telemetron::Client) -> Client {
@@ -555,20 +557,26 @@ impl Client {
 
     // ---- instrumentation (`client.observe`) ----
 
-    /// The levels in force: `(logs, metrics)`.
-    fn observe_levels(&self, py: Python<'_>) -> PyResult<(String, String)> {
+    /// The levels in force: `(logs, metrics, traces)`.
+    fn observe_levels(&self, py: Python<'_>) -> PyResult<(String, String, String)> {
         let o = self.observe.clone();
         let l = self.run(py, |_| async move { o.levels().await })?;
-        Ok((l.logs.to_string(), l.metrics.to_string()))
+        Ok((l.logs.to_string(), l.metrics.to_string(), l.traces.to_string()))
     }
 
     /// Change some levels (names `off`, `basic`, `detailed`); the levels now in force.
-    #[pyo3(signature = (logs=None, metrics=None))]
-    fn observe_set_levels(&self, py: Python<'_>, logs: Option<String>, metrics: Option<String>) -> PyResult<(String, String)> {
-        let update = telemetron::observe::LevelsUpdate::parse(logs.as_deref(), metrics.as_deref()).py()?;
+    #[pyo3(signature = (logs=None, metrics=None, traces=None))]
+    fn observe_set_levels(
+        &self,
+        py: Python<'_>,
+        logs: Option<String>,
+        metrics: Option<String>,
+        traces: Option<String>,
+    ) -> PyResult<(String, String, String)> {
+        let update = telemetron::observe::LevelsUpdate::parse(logs.as_deref(), metrics.as_deref(), traces.as_deref()).py()?;
         let o = self.observe.clone();
         let l = self.run(py, |_| async move { o.set_levels(update).await })?;
-        Ok((l.logs.to_string(), l.metrics.to_string()))
+        Ok((l.logs.to_string(), l.metrics.to_string(), l.traces.to_string()))
     }
 
     /// Every scalar metric now, as `(name, value)` pairs sorted by name.
@@ -580,4 +588,17 @@ impl Client {
 
 fn json(v: impl serde::Serialize) -> PyResult<String> {
     serde_json::to_string(&v).map_err(|e| invalid(format!("cannot encode the reply: {e}")))
+}
+
+thread_local! {
+    /// The caller's W3C trace context for the next calls on this thread (Python threads are
+    /// OS threads): set by the Python `Client` around each call it traces.
+    static TRACEPARENT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Set (or clear, with `None`) the `traceparent` that this thread's client calls carry.
+#[pyfunction]
+#[pyo3(signature = (traceparent=None))]
+pub fn set_traceparent(traceparent: Option<String>) {
+    TRACEPARENT.with(|t| *t.borrow_mut() = traceparent);
 }

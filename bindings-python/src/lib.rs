@@ -27,7 +27,7 @@ mod _native {
     #[pymodule_export]
     use super::channel::PyChannel;
     #[pymodule_export]
-    use super::client::Client;
+    use super::client::{Client, set_traceparent};
     #[pymodule_export]
     use super::error::error_codes;
     #[pymodule_export]

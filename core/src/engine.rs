@@ -337,6 +337,7 @@ impl Engine {
     /// As [`Engine::open_writer`] and [`Writer::write`].
     pub fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {
         let keys = frame.unique_keys();
+        let _span = tracing::info_span!("engine.write", key = "engine", channels = keys.len()).entered();
         let mut w = self.open_writer(WriterConfig::new(start, keys).auto_commit(false).err_on_unauthorized(true).name("one-shot write"))?;
         w.write(&frame)?;
         w.close()

@@ -37,6 +37,8 @@ def test_levels_and_metrics_on_both_backends(client):
         client.observe.set_levels(metrics="loud")
     assert client.observe.levels().metrics == "off", "a refused change changes nothing"
     assert client.observe.set_levels(metrics="basic") == tn.Levels(logs="basic", metrics="basic")
+    assert client.observe.set_levels(traces="basic").traces == "basic"
+    assert client.observe.set_levels(traces="off") == tn.Levels(logs="basic", metrics="basic", traces="off")
     assert client.observe.metrics()["_telemetron/storage/samples"] >= after["_telemetron/storage/samples"]
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import Server, free_port
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 import telemetron as tn
 
@@ -27,6 +28,11 @@ class Collected:
         self.lock = threading.Lock()
         self.metrics: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
         self.logs: list[logs_service_pb2.ExportLogsServiceRequest] = []
+        self.traces: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def spans(self) -> list:
+        with self.lock:
+            return [s for req in self.traces for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
 
     def sums(self, name: str) -> list[float]:
         """The data points of sum metric ``name``, across every request, in order."""
@@ -64,7 +70,14 @@ def grpc_collector(port: int, got: Collected):
                 got.logs.append(request)
             return logs_service_pb2.ExportLogsServiceResponse()
 
+    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802
+            with got.lock:
+                got.traces.append(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -82,6 +95,11 @@ def http_collector(port: int, got: Collected):
                 req.ParseFromString(body)
                 with got.lock:
                     got.metrics.append(req)
+            elif self.path == "/v1/traces":
+                req, resp = trace_service_pb2.ExportTraceServiceRequest(), trace_service_pb2.ExportTraceServiceResponse()
+                req.ParseFromString(body)
+                with got.lock:
+                    got.traces.append(req)
             elif self.path == "/v1/logs":
                 req, resp = logs_service_pb2.ExportLogsServiceRequest(), logs_service_pb2.ExportLogsServiceResponse()
                 req.ParseFromString(body)
@@ -155,6 +173,67 @@ def test_node_metrics_and_logs_reach_an_otlp_collector(tmp_path, protocol: str) 
         assert res["service.name"] == "telemetron" and res["service.instance.id"] == "daq-7", res
         # The node's log events go out too: the flow's start is one of them.
         wait_for("log records", lambda: got.log_bodies(), server)
+    finally:
+        server.stop()
+        stop(None)
+
+
+def test_a_python_write_and_the_nodes_spans_for_it_share_one_trace(tmp_path) -> None:
+    """The SDK joins the caller's OpenTelemetry context (``opentelemetry-api``), sends its
+    ``traceparent``, and the node's request, engine and storage spans nest under the
+    SDK's span for the write, in one trace."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mine = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(mine))
+    # The SDK's spans come from the global tracer provider (set once per process).
+    trace.set_tracer_provider(provider)
+    assert trace.get_tracer_provider() is provider
+
+    got = Collected()
+    port = free_port()
+    stop = grpc_collector(port, got)
+    server = Server(
+        tmp_path / "data",
+        ("--trace-level", "basic", "--otlp-endpoint", f"http://127.0.0.1:{port}", "--otlp-interval", "100ms"),
+    )
+    try:
+        with tn.connect(server.url) as client:
+            client.channels.create([tn.NewChannel("time", is_index=True), tn.NewChannel("p", "f64", index="time")])
+            t = 1_000 + np.arange(100, dtype=np.int64)
+            with trace.get_tracer("test-sequence").start_as_current_span("sequence") as seq:
+                client.write(int(t[0]), {"time": t, "p": t * 0.5})
+            trace_id = seq.get_span_context().trace_id
+
+            def node_spans() -> dict:
+                spans = [s for s in got.spans() if int.from_bytes(s.trace_id, "big") == trace_id]
+                return {s.name: s for s in spans} if any(s.name == "storage.commit" for s in spans) else {}
+
+            node = wait_for("the node's spans of the write", node_spans, server)
+        sdk = {s.name: s for s in mine.get_finished_spans()}
+        write = sdk["telemetron.write"]
+        assert write.parent.span_id == seq.get_span_context().span_id
+        assert write.kind == trace.SpanKind.CLIENT
+        # One trace: the SDK's write span -> the node's request -> engine.write -> storage.commit.
+        request = [
+            s
+            for s in got.spans()
+            if s.name == "telemetron.request" and any(a.key == "http.route" and a.value.string_value == "/api/v1/frames/write" for a in s.attributes)
+        ]
+        assert len(request) == 1, [s.name for s in got.spans()]
+        request = request[0]
+        assert int.from_bytes(request.trace_id, "big") == trace_id
+        assert int.from_bytes(request.parent_span_id, "big") == write.context.span_id
+        assert node["engine.write"].parent_span_id == request.span_id
+        assert node["storage.commit"].parent_span_id == node["engine.write"].span_id
+        assert all(s.start_time_unix_nano <= s.end_time_unix_nano for s in node.values())
+        # The node names itself in the resource of its spans.
+        resources = [{kv.key: kv.value.string_value for kv in rs.resource.attributes} for req in got.traces for rs in req.resource_spans]
+        assert resources and all(r["service.name"] == "telemetron" for r in resources)
     finally:
         server.stop()
         stop(None)

@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 from . import _native
 from ._convert import to_mapping
+from ._trace import traced
 from .channel import Channels
 from .control import Control, seconds
 from .export import ExportReport, ProgressLike, run_export
@@ -53,6 +54,7 @@ class Client:
         return self._native.is_remote
 
     # -- one-shot read/write -------------------------------------------------------------
+    @traced("write")
     def write(self, start: Any, data: Any, values: Any = None) -> TimeStamp:
         """Write one frame starting at ``start`` and commit it; returns the committed end.
         Fails (writing nothing) if another writer controls any channel.
@@ -64,6 +66,7 @@ class Client:
         """
         return TimeStamp(self._native.write(int(TimeStamp(start)), to_mapping(data, values)))
 
+    @traced("read")
     def read(self, time_range: TimeRangeLike, channels: Any, *, include_index: bool = True) -> Frame:
         """Read channels over ``time_range`` (a :class:`TimeRange`, ``(start, end)``, a
         Range, or None for everything). The frame also holds each data channel's index
@@ -75,11 +78,13 @@ class Client:
         tr = to_range(time_range)
         return Frame(self._native.read(int(tr.start), int(tr.end), channels, include_index))
 
+    @traced("read_latest")
     def read_latest(self, channels: Any, n: int = 1) -> Frame:
         """The last ``n`` samples of channels (indexes included), e.g. the current value of
         a slow sensor: ``client.read_latest("tank_tc")["tank_tc"][-1]``."""
         return Frame(self._native.read_latest(channels, max(1, int(n))))
 
+    @traced("delete")
     def delete(self, time_range: TimeRangeLike, channels: Any) -> None:
         """Delete the samples of channels in ``time_range``."""
         tr = to_range(time_range)

@@ -1,11 +1,11 @@
 """Instrumentation: the levels and metrics of the engine or node (``docs/observability.md``).
 
-``client.observe`` reads and changes the log and metrics levels (``"off"``, ``"basic"``,
+``client.observe`` reads and changes the log, metrics and trace levels (``"off"``, ``"basic"``,
 ``"detailed"``) while the node runs, and reads every metric now, by its self-telemetry
 channel name:
 
 >>> client.observe.levels()
-Levels(logs='basic', metrics='basic')
+Levels(logs='basic', metrics='basic', traces='off')
 >>> client.observe.set_levels(metrics="detailed")
 >>> client.observe.metrics()["_telemetron/storage/commits"]
 42.0
@@ -34,10 +34,14 @@ class Levels:
             each writer, streamer and request).
         metrics: what the node measures (basic: per layer, flow node and route;
             detailed: also per streamer). ``"off"`` measures nothing.
+        traces: what the node traces (off by default; basic: each request, engine write
+            and storage commit or read, joined to the caller's trace; detailed: every
+            span). Spans leave through ``telemetron serve --otlp-endpoint``.
     """
 
     logs: str
     metrics: str
+    traces: str = "off"
 
 
 class Observe:
@@ -50,11 +54,11 @@ class Observe:
         """The levels in force."""
         return Levels(*self._native.observe_levels())
 
-    def set_levels(self, *, logs: Optional[str] = None, metrics: Optional[str] = None) -> Levels:
-        """Change the log and/or metrics level at runtime; returns the levels now in force.
-        A name other than ``off``, ``basic`` or ``detailed`` raises
+    def set_levels(self, *, logs: Optional[str] = None, metrics: Optional[str] = None, traces: Optional[str] = None) -> Levels:
+        """Change the log, metrics and/or trace level at runtime; returns the levels now in
+        force. A name other than ``off``, ``basic`` or ``detailed`` raises
         :class:`~telemetron.errors.InvalidArgument` and changes nothing."""
-        return Levels(*self._native.observe_set_levels(logs, metrics))
+        return Levels(*self._native.observe_set_levels(logs, metrics, traces))
 
     def metrics(self) -> Dict[str, float]:
         """Every scalar metric now, by self-telemetry channel name

@@ -88,6 +88,27 @@ pub use sequence::{
 pub use streamer::ClientStreamer;
 pub use writer::ClientWriter;
 
+tokio::task_local! {
+    static TRACEPARENT: std::sync::Arc<str>;
+}
+
+/// Run `f` with a caller's W3C trace context: every HTTP request a remote client sends
+/// while `f` runs carries `traceparent`, so the node's spans for it join the caller's trace
+/// (`docs/observability.md` §4; the SDKs set it from the caller's OpenTelemetry context).
+/// `None` runs `f` as it is. Streams opened meanwhile do not carry it yet.
+pub async fn with_traceparent<F: std::future::Future>(traceparent: Option<String>, f: F) -> F::Output {
+    match traceparent.filter(|t| !t.is_empty()) {
+        Some(t) => TRACEPARENT.scope(std::sync::Arc::from(t), f).await,
+        None => f.await,
+    }
+}
+
+/// The trace context set by [`with_traceparent`] for the current task.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) fn current_traceparent() -> Option<std::sync::Arc<str>> {
+    TRACEPARENT.try_with(|t| t.clone()).ok()
+}
+
 use iterator::IteratorInner;
 use streamer::StreamerInner;
 use writer::WriterInner;

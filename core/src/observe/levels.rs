@@ -1,4 +1,4 @@
-//! Instrumentation levels: `off`, `basic`, `detailed`, one for logs and one for metrics.
+//! Instrumentation levels: `off`, `basic`, `detailed`, one each for logs, metrics and traces.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -21,6 +21,11 @@ pub enum Level {
 }
 
 impl Level {
+    /// `off` (a serde default).
+    fn off() -> Level {
+        Level::Off
+    }
+
     /// Its name: `off`, `basic` or `detailed`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,12 +68,24 @@ impl std::str::FromStr for Level {
 }
 
 /// The levels of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Levels {
     /// What the node logs.
     pub logs: Level,
     /// What the node measures.
     pub metrics: Level,
+    /// What the node traces (`off` by default: spans cost a little on every request and
+    /// commit; `basic` records requests, engine writes and storage commits). Nodes that
+    /// predate traces answer without it: `off`.
+    #[serde(default = "Level::off")]
+    pub traces: Level,
+}
+
+impl Default for Levels {
+    /// Logs and metrics `basic`, traces `off`.
+    fn default() -> Self {
+        Levels { logs: Level::Basic, metrics: Level::Basic, traces: Level::Off }
+    }
 }
 
 /// A change of some levels (`None` keeps the level as it is).
@@ -81,6 +98,9 @@ pub struct LevelsUpdate {
     /// The new metrics level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Level>,
+    /// The new trace level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<Level>,
 }
 
 impl LevelsUpdate {
@@ -90,11 +110,11 @@ impl LevelsUpdate {
     /// # Errors
     /// [`crate::Error::InvalidArgument`] naming a level that is not `off`, `basic` or
     /// `detailed`.
-    pub fn parse(logs: Option<&str>, metrics: Option<&str>) -> crate::Result<LevelsUpdate> {
+    pub fn parse(logs: Option<&str>, metrics: Option<&str>, traces: Option<&str>) -> crate::Result<LevelsUpdate> {
         let level = |s: Option<&str>| -> crate::Result<Option<Level>> {
             s.map(|s| s.parse::<Level>().map_err(|e| crate::Error::InvalidArgument { reason: e.to_string() })).transpose()
         };
-        Ok(LevelsUpdate { logs: level(logs)?, metrics: level(metrics)? })
+        Ok(LevelsUpdate { logs: level(logs)?, metrics: level(metrics)?, traces: level(traces)? })
     }
 }
 
@@ -103,11 +123,12 @@ impl LevelsUpdate {
 pub(crate) struct LevelCell {
     logs: AtomicU8,
     metrics: AtomicU8,
+    traces: AtomicU8,
 }
 
 impl LevelCell {
     pub(crate) fn new(l: Levels) -> LevelCell {
-        LevelCell { logs: AtomicU8::new(l.logs as u8), metrics: AtomicU8::new(l.metrics as u8) }
+        LevelCell { logs: AtomicU8::new(l.logs as u8), metrics: AtomicU8::new(l.metrics as u8), traces: AtomicU8::new(l.traces as u8) }
     }
 
     pub(crate) fn metrics(&self) -> Level {
@@ -115,7 +136,11 @@ impl LevelCell {
     }
 
     pub(crate) fn get(&self) -> Levels {
-        Levels { logs: Level::from_u8(self.logs.load(Ordering::Relaxed)), metrics: self.metrics() }
+        Levels {
+            logs: Level::from_u8(self.logs.load(Ordering::Relaxed)),
+            metrics: self.metrics(),
+            traces: Level::from_u8(self.traces.load(Ordering::Relaxed)),
+        }
     }
 
     pub(crate) fn update(&self, u: LevelsUpdate) -> Levels {
@@ -124,6 +149,9 @@ impl LevelCell {
         }
         if let Some(m) = u.metrics {
             self.metrics.store(m as u8, Ordering::Relaxed);
+        }
+        if let Some(t) = u.traces {
+            self.traces.store(t as u8, Ordering::Relaxed);
         }
         self.get()
     }

@@ -33,6 +33,8 @@ pub mod logfile;
 mod prometheus;
 #[cfg(feature = "otlp")]
 mod telemetry;
+#[cfg(feature = "otlp")]
+pub mod traces;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -88,6 +90,16 @@ impl AsF64 for i64 {
 
 /// A [`ManualReader`] shared between the provider (which owns its reader) and the
 /// observer (which collects from it).
+/// The OpenTelemetry resource of node `node`: `service.name=telemetron`,
+/// `service.instance.id=<node>`, `service.version`.
+fn node_resource(node: &str) -> Resource {
+    Resource::builder_empty()
+        .with_service_name("telemetron")
+        .with_attribute(KeyValue::new("service.instance.id", node.to_string()))
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 #[derive(Debug, Clone)]
 struct SharedReader(Arc<ManualReader>);
 
@@ -142,11 +154,9 @@ impl Observer {
     pub fn new(node: impl Into<String>, levels: Levels) -> Observer {
         let node = node.into();
         let reader = Arc::new(ManualReader::builder().build());
-        let resource = Resource::builder_empty()
-            .with_service_name("telemetron")
-            .with_attribute(KeyValue::new("service.instance.id", node.clone()))
-            .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-            .build();
+        let resource = node_resource(&node);
+        #[cfg(feature = "otlp")]
+        traces::set_level(levels.traces);
         let provider = SdkMeterProvider::builder().with_resource(resource).with_reader(SharedReader(reader.clone())).build();
         let meter = provider.meter("telemetron");
         Observer {
@@ -186,12 +196,14 @@ impl Observer {
     /// reaches the process's log filter through the [`LogHook`], if one is installed.
     pub fn set_levels(&self, update: LevelsUpdate) -> Levels {
         let now = self.inner.levels.update(update);
+        #[cfg(feature = "otlp")]
+        traces::set_level(now.traces);
         if update.logs.is_some()
             && let Some(hook) = self.inner.log_hook.lock().clone()
         {
             hook(now.logs);
         }
-        tracing::info!(logs = %now.logs, metrics = %now.metrics, "instrumentation levels changed");
+        tracing::info!(logs = %now.logs, metrics = %now.metrics, traces = %now.traces, "instrumentation levels changed");
         now
     }
 

@@ -1,6 +1,6 @@
 //! The node's own telemetry as a flow receiver, `node_telemetry`: its metrics (the
-//! observer's collection, §1) and its log events (through [`LogTap`]) as metrics and logs
-//! batches, so `telemetron serve --otlp-endpoint` is a flow like any other
+//! observer's collection, §1), its log events (through [`LogTap`]) and its spans (through
+//! `observe::traces`) as metrics, logs and traces batches, so `telemetron serve --otlp-endpoint` is a flow like any other
 //! (`node_telemetry → otlp_exporter`), with the runtime's counters, backpressure and
 //! shutdown (`docs/observability.md` §9).
 
@@ -154,7 +154,7 @@ struct TelemetryOptions {
     /// How often metrics are collected and kept log events sent.
     #[serde(default = "default_interval", with = "crate::flow::duration")]
     interval: Duration,
-    /// `metrics`, `logs` or both.
+    /// Any of `metrics`, `logs`, `traces`.
     #[serde(default = "default_signals")]
     signals: Vec<String>,
 }
@@ -163,12 +163,16 @@ fn default_interval() -> Duration {
     Duration::from_secs(10)
 }
 fn default_signals() -> Vec<String> {
-    vec!["metrics".into(), "logs".into()]
+    vec!["metrics".into(), "logs".into(), "traces".into()]
 }
 
 /// The resource attributes of the node's metrics, kept on every row (an `otlp_exporter`
 /// lifts them back to the resource).
 const RESOURCE: [&str; 3] = ["service.name", "service.instance.id", "service.version"];
+
+fn resource_keys() -> Vec<String> {
+    RESOURCE.iter().map(|s| s.to_string()).collect()
+}
 
 /// Add the `node_telemetry` component, reading `observer`, to `env`.
 pub fn register(env: &mut BuildEnv, observer: &Observer) {
@@ -183,11 +187,12 @@ pub fn register(env: &mut BuildEnv, observer: &Observer) {
             match s.as_str() {
                 "metrics" => signals = signals.with(SignalType::Metrics),
                 "logs" => signals = signals.with(SignalType::Logs),
-                other => return Err(format!("`signals`: {other:?} is not one of metrics, logs")),
+                "traces" => signals = signals.with(SignalType::Traces),
+                other => return Err(format!("`signals`: {other:?} is not one of metrics, logs, traces")),
             }
         }
         if signals.is_empty() {
-            return Err("`signals` names metrics, logs or both".into());
+            return Err("`signals` names at least one of metrics, logs, traces".into());
         }
         Ok(Built {
             signature: Signature { role: Role::Receiver, accepts: Signals::NONE, ports: vec![("out", PortType::Fixed(signals))] },
@@ -209,8 +214,7 @@ impl NodeTelemetry {
         let err = |e: arrow_schema::ArrowError| FlowError::Component(e.to_string());
         if self.signals.contains(SignalType::Metrics) && self.observer.metrics_on() {
             let rm = self.observer.collect()?;
-            let keep: Vec<String> = RESOURCE.iter().map(|s| s.to_string()).collect();
-            if let Some(b) = convert::metrics_batch(&ExportMetricsServiceRequest::from(&rm), &keep).map_err(err)? {
+            if let Some(b) = convert::metrics_batch(&ExportMetricsServiceRequest::from(&rm), &resource_keys()).map_err(err)? {
                 let _ = cx.send(Message::new(SignalType::Metrics, b)).await;
             }
         }
@@ -219,6 +223,12 @@ impl NodeTelemetry {
         {
             let _ = cx.send(Message::new(SignalType::Logs, b)).await;
         }
+        if self.signals.contains(SignalType::Traces)
+            && let Some(req) = super::traces::drain(self.observer.node())
+            && let Some(b) = convert::traces_batch(&req, &resource_keys()).map_err(err)?
+        {
+            let _ = cx.send(Message::new(SignalType::Traces, b)).await;
+        }
         Ok(())
     }
 }
@@ -226,9 +236,12 @@ impl NodeTelemetry {
 impl Receiver for NodeTelemetry {
     fn run(self: Box<Self>, mut cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>> {
         Box::pin(async move {
-            let logs = self.signals.contains(SignalType::Logs);
+            let (logs, traces) = (self.signals.contains(SignalType::Logs), self.signals.contains(SignalType::Traces));
             if logs {
                 tap().on.fetch_add(1, Ordering::Relaxed);
+            }
+            if traces {
+                super::traces::subscribe(true);
             }
             let mut tick = tokio::time::interval(self.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -247,6 +260,9 @@ impl Receiver for NodeTelemetry {
             let last = self.send(&mut cx).await;
             if logs {
                 tap().on.fetch_sub(1, Ordering::Relaxed);
+            }
+            if traces {
+                super::traces::subscribe(false);
             }
             r.and(last)
         })

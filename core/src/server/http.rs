@@ -154,7 +154,9 @@ async fn blocking<R: Send + 'static>(
     f: impl FnOnce(Engine) -> Result<R> + Send + 'static,
 ) -> std::result::Result<R, ApiError> {
     let e = s.engine.clone();
-    match tokio::task::spawn_blocking(move || f(e)).await {
+    // The request's span goes with the work (its engine and storage spans are children).
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(|| f(e))).await {
         Ok(r) => r.map_err(ApiError),
         Err(e) => Err(NetError::Server { reason: format!("request handler failed: {e}") }.into()),
     }

@@ -108,8 +108,22 @@ pub(crate) async fn track(State(s): State<Arc<AppState>>, req: Request, next: Ne
     let on = s.observer.metrics_on();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let t0 = Instant::now();
-    let resp = next.run(req).await;
+    // The request's span (trace level basic), a child of the caller's W3C `traceparent`.
+    let span = tracing::info_span!(
+        "telemetron.request",
+        key = "server",
+        http.route = route.as_deref().unwrap_or("unmatched"),
+        http.response.status_code = tracing::field::Empty
+    );
+    #[cfg(feature = "otlp")]
+    if !span.is_disabled()
+        && let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok())
+    {
+        crate::observe::traces::join(&span, tp);
+    }
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = resp.status();
+    span.record("http.response.status_code", status.as_u16());
     if status == StatusCode::UNAUTHORIZED {
         // Counted at every level, like the layers' counters; only the histogram is gated.
         s.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);

@@ -452,7 +452,7 @@ impl StorageWriter {
         let storage = self.storage.clone();
         let _guard = storage.commit_lock.read();
         let dirty: Vec<usize> = self.slots.iter().enumerate().filter(|(_, p)| p.n > 0).map(|(s, _)| s).collect();
-        let span = tracing::debug_span!("storage.commit", chunks = dirty.len() + self.uncommitted.len());
+        let span = tracing::info_span!("storage.commit", key = "storage", chunks = dirty.len() + self.uncommitted.len());
         let _e = span.enter();
         let seq = self.write_records(&dirty, true)?.unwrap_or(0);
         let seg = self.seg.clone().ok_or(StorageError::SegmentFailed { segment: 0 })?;

@@ -74,6 +74,8 @@ static LOG_RELOAD: std::sync::OnceLock<tracing_subscriber::reload::Handle<tracin
 pub(crate) static EXPLICIT_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let env = std::env::var("TELEMETRON_LOG").ok();
@@ -86,7 +88,10 @@ fn init_logging(filter: Option<&str>) {
     let file = tracing_subscriber::fmt::layer().with_writer(FileSink).with_ansi(false);
     // The log events also go to a running `node_telemetry` flow (--otlp-endpoint).
     let tap = telemetron::observe::LogTap;
-    if tracing_subscriber::registry().with(filter).with(fmt).with(file).with(tap).try_init().is_ok() {
+    // The log filter takes events only: spans are the trace level's (observe::traces), so
+    // a span is created only when traces are on, whatever the log level.
+    let logs = fmt.and_then(file).and_then(tap).with_filter(filter.and(tracing_subscriber::filter::filter_fn(|m| m.is_event())));
+    if tracing_subscriber::registry().with(logs).with(telemetron::observe::traces::layer()).try_init().is_ok() {
         let _ = LOG_RELOAD.set(handle);
     }
 }

@@ -22,6 +22,10 @@ pub struct ObserveArgs {
     /// Set the metrics level: off, basic or detailed.
     #[arg(long)]
     pub metrics: Option<Level>,
+    /// Set the trace level: off, basic (requests, engine writes, storage commits) or
+    /// detailed. Spans go out through --otlp-endpoint.
+    #[arg(long)]
+    pub traces: Option<Level>,
     /// Also print every metric now (name and value), after the levels.
     #[arg(long)]
     pub values: bool,
@@ -38,10 +42,11 @@ pub fn run(a: ObserveArgs) -> Result<(), Error> {
     rt.block_on(async move {
         let client = a.node.connect().await?;
         let observe = Observe::new(&client);
-        let update = LevelsUpdate { logs: a.logs, metrics: a.metrics };
+        let update = LevelsUpdate { logs: a.logs, metrics: a.metrics, traces: a.traces };
         let levels = if update == LevelsUpdate::default() { observe.levels().await? } else { observe.set_levels(update).await? };
         println!("logs     {}", levels.logs);
         println!("metrics  {}", levels.metrics);
+        println!("traces   {}", levels.traces);
         if a.values {
             let m = observe.metrics().await?;
             let shown: Vec<_> = m.samples.iter().filter(|(n, _)| a.filter.as_deref().is_none_or(|f| n.contains(f))).collect();

@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// `telemetron observe --metrics`.
     #[arg(long, default_value = "basic")]
     pub metrics_level: Level,
+    /// What the node traces: off, basic (each request, engine write and storage commit,
+    /// joined to the caller's W3C `traceparent`) or detailed. Spans go out through
+    /// --otlp-endpoint; changed at runtime with `telemetron observe --traces`.
+    #[arg(long, default_value = "off")]
+    pub trace_level: Level,
     /// Write the node's own metrics into its channels `_telemetron/...` this often (`1s`,
     /// `500ms`); off unless given (`--demo` writes them every second).
     #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
@@ -95,7 +100,7 @@ pub struct ServeArgs {
     /// Log files kept, the current one included (the oldest is deleted).
     #[arg(long, default_value_t = telemetron::observe::logfile::DEFAULT_MAX_FILES)]
     pub log_files: usize,
-    /// Send the node's metrics and log events to this OTLP endpoint (a collector:
+    /// Send the node's metrics, log events and spans to this OTLP endpoint (a collector:
     /// `http://127.0.0.1:4317` for gRPC, `http://127.0.0.1:4318` for HTTP). It runs as the
     /// flow `node-telemetry` (node_telemetry -> otlp_exporter; `telemetron flows` lists it).
     #[arg(long, value_name = "URL")]
@@ -205,7 +210,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         max_connections: a.max_connections,
         observe: ObserveConfig {
             node: a.name.clone(),
-            levels: Levels { logs: a.log_level, metrics: a.metrics_level },
+            levels: Levels { logs: a.log_level, metrics: a.metrics_level, traces: a.trace_level },
             self_telemetry: a.self_telemetry.or(a.demo.then_some(telemetron::observe::DEFAULT_CHANNEL_INTERVAL)),
         },
         ..ServerConfig::default()

@@ -96,6 +96,9 @@ impl Http {
         if let Some(a) = self.auth.read().as_deref() {
             req = req.header(hyper::header::AUTHORIZATION, a);
         }
+        if let Some(tp) = crate::client::current_traceparent() {
+            req = req.header("traceparent", tp.as_ref());
+        }
         let req = req.body(Full::new(body)).map_err(|e| NetError::protocol(format!("cannot build request: {e}")))?;
         let timeout = self.endpoint.timeout().max(std::time::Duration::from_secs(60));
         let work = async {
