@@ -26,6 +26,7 @@ __all__ = [
     "_bench_core_write_one",
     "_debug_series_ptr",
     "error_codes",
+    "set_traceparent",
 ]
 
 __version__: str
