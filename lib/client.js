@@ -10,6 +10,7 @@ const { Iterator } = require('./iterator')
 const { Control } = require('./control')
 const { Flows } = require('./flows')
 const { Observe } = require('./observe')
+const { traced } = require('./trace')
 
 const list = (x) => (Array.isArray(x) ? x : [x])
 const refOf = (c) => (c && typeof c === 'object' && 'key' in c ? c.key : c)
@@ -185,7 +186,7 @@ class Client {
    */
   async write(start, data, value) {
     const [channels, values] = toColumns(data, value)
-    return call(() => this._native.write(toNanos(start, 'start'), channels.map(refOf), values))
+    return traced('write', (tp) => call(() => this._native.write(toNanos(start, 'start'), channels.map(refOf), values, tp)))
   }
 
   /**
@@ -193,16 +194,19 @@ class Client {
    * one channel, to its samples (typed array over Rust memory when it is one series).
    */
   async read(range, channels) {
-    const many = Array.isArray(channels)
-    const chans = await this.channels.retrieve(list(channels))
-    const raw = await call(() =>
-      this._native.read(
-        toRange(range),
-        chans.map((c) => c.key),
-      ),
-    )
-    const f = new Frame(raw, names(chans))
-    return many ? f : (f.get(chans[0].key) ?? emptyOf(chans[0].dataType))
+    return traced('read', async (tp) => {
+      const many = Array.isArray(channels)
+      const chans = await this.channels.retrieve(list(channels))
+      const raw = await call(() =>
+        this._native.read(
+          toRange(range),
+          chans.map((c) => c.key),
+          tp,
+        ),
+      )
+      const f = new Frame(raw, names(chans))
+      return many ? f : (f.get(chans[0].key) ?? emptyOf(chans[0].dataType))
+    })
   }
 
   /**
@@ -210,22 +214,25 @@ class Client {
    * `(await client.readLatest('tank_tc')).get('tank_tc').at(-1)`.
    */
   async readLatest(channels, n = 1) {
-    const chans = await this.channels.retrieve(list(channels))
-    const count = Math.min(2 ** 32 - 1, Math.max(1, Math.trunc(Number(n)) || 1))
-    return new Frame(
-      await call(() =>
-        this._native.readLatest(
-          chans.map((c) => c.key),
-          count,
+    return traced('read_latest', async (tp) => {
+      const chans = await this.channels.retrieve(list(channels))
+      const count = Math.min(2 ** 32 - 1, Math.max(1, Math.trunc(Number(n)) || 1))
+      return new Frame(
+        await call(() =>
+          this._native.readLatest(
+            chans.map((c) => c.key),
+            count,
+            tp,
+          ),
         ),
-      ),
-      names(chans),
-    )
+        names(chans),
+      )
+    })
   }
 
   /** Delete a time range of channels' data. */
   async delete(range, channels) {
-    return call(() => this._native.deleteRangeData(toRange(range), list(channels).map(refOf)))
+    return traced('delete', (tp) => call(() => this._native.deleteRangeData(toRange(range), list(channels).map(refOf), tp)))
   }
 
   /**

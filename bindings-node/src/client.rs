@@ -223,6 +223,7 @@ impl Client {
         start: BigInt,
         #[napi(ts_arg_type = "Array<number | string>")] channels: Vec<Either<u32, String>>,
         #[napi(ts_arg_type = "Array<unknown>")] values: Vec<Unknown>,
+        traceparent: Option<String>,
     ) -> Result<PromiseRaw<'env, BigInt>> {
         if channels.len() != values.len() {
             return Err(invalid("pass one value per channel"));
@@ -232,12 +233,12 @@ impl Client {
         let inner = self.inner.clone();
         // As `Writer::write`: the frame is dropped on the JS thread.
         env.spawn_future_with_callback(
-            async move {
+            telemetron::client::with_traceparent(traceparent, async move {
                 let chans = inner.channels(&channel_refs(&channels)).await.js()?;
                 let f = frame(&chans.iter().collect::<Vec<_>>(), cols)?;
                 let end = inner.write(start, f.clone()).await.js()?;
                 Ok((big(end.0), f))
-            },
+            }),
             |_, (end, f)| {
                 drop(f);
                 Ok(end)
@@ -290,10 +291,14 @@ impl Client {
         &self,
         range: TimeRangeJs,
         #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+        traceparent: Option<String>,
     ) -> Result<FrameJs> {
         let tr = range.to_core()?;
-        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
-        Ok(FrameJs::from_core(self.inner.read(tr, &keys).await.js()?))
+        telemetron::client::with_traceparent(traceparent, async move {
+            let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+            Ok(FrameJs::from_core(self.inner.read(tr, &keys).await.js()?))
+        })
+        .await
     }
 
     /// The last `n` samples (at least one) of channels (an empty frame if they hold no data).
@@ -302,9 +307,13 @@ impl Client {
         &self,
         #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
         n: u32,
+        traceparent: Option<String>,
     ) -> Result<FrameJs> {
-        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
-        Ok(FrameJs::from_core(self.inner.read_latest(&keys, u64::from(n)).await.js()?))
+        telemetron::client::with_traceparent(traceparent, async move {
+            let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+            Ok(FrameJs::from_core(self.inner.read_latest(&keys, u64::from(n)).await.js()?))
+        })
+        .await
     }
 
     /// Delete a time range of channels.
@@ -313,10 +322,14 @@ impl Client {
         &self,
         range: TimeRangeJs,
         #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+        traceparent: Option<String>,
     ) -> Result<()> {
         let tr = range.to_core()?;
-        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
-        self.inner.delete(tr, &keys).await.js()
+        telemetron::client::with_traceparent(traceparent, async move {
+            let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+            self.inner.delete(tr, &keys).await.js()
+        })
+        .await
     }
 
     /// The time range covered by a stored channel (`null` if it holds no data).

@@ -23,12 +23,7 @@ export function tempDir() {
 // Registered at load time, so these run once after every test of the file (a hook
 // registered inside a test would run after that test).
 after(async () => {
-  if (server) {
-    server.proc.kill('SIGTERM')
-    const t = setTimeout(() => server.proc.kill('SIGKILL'), 5000)
-    await server.exited
-    clearTimeout(t)
-  }
+  if (server) await server.stop()
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
@@ -52,15 +47,18 @@ function freePort() {
 
 let server = null
 
-async function startServer() {
-  if (server) return server
+/**
+ * Start a `telemetron serve` node on a fresh data directory with `extra` arguments;
+ * `stop()` ends it. (The remote backend's shared node is one of these.)
+ */
+export async function startNode(extra = []) {
   if (!existsSync(BIN)) {
     const b = spawnSync('cargo', ['build', '--release', '-p', 'telemetron'], { cwd: ROOT, stdio: 'inherit' })
     if (b.status !== 0) throw new Error('building the telemetron server binary failed')
   }
   const port = await freePort()
   const data = tempDir()
-  const proc = spawn(BIN, ['serve', '--data', data, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(BIN, ['serve', '--data', data, '--listen', `127.0.0.1:${port}`, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   proc.stderr.on('data', (d) => { stderr += d })
   const exited = new Promise((res) => proc.once('exit', (code) => res(code)))
@@ -80,7 +78,17 @@ async function startServer() {
       }
     }
   }
-  server = { url, proc, exited }
+  const stop = async () => {
+    proc.kill('SIGTERM')
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(t)
+  }
+  return { url, proc, exited, stop, stderr: () => stderr }
+}
+
+async function startServer() {
+  if (!server) server = await startNode()
   return server
 }
 
