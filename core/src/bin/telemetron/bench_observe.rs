@@ -36,6 +36,10 @@ pub struct ObserveArgs {
     /// Frames per second of the latency half.
     #[arg(long, default_value_t = 1_000)]
     pub rate: u64,
+    /// Node B's trace level (`basic`: every request, engine write and storage commit is
+    /// a recorded span; no exporter runs, so this is the cost of making them).
+    #[arg(long, default_value = "off")]
+    pub trace_level: telemetron::observe::Level,
     #[command(flatten)]
     pub common: Common,
 }
@@ -123,9 +127,10 @@ pub fn run(a: &ObserveArgs) -> Result<(), Error> {
         return Err(Error::InvalidArgument { reason: "bench observe starts its own two nodes; drop --url".into() });
     }
     let off = Node::start(&a.common.dir, "observe-off", &["--metrics-level", "off", "--log-level", "off"])?;
-    let on = Node::start(&a.common.dir, "observe-on", &["--self-telemetry", "1s"])?;
+    let traces = a.trace_level.to_string();
+    let on = Node::start(&a.common.dir, "observe-on", &["--self-telemetry", "1s", "--trace-level", &traces])?;
     println!(
-        "instrumentation cost: node A metrics+logs off; node B at the defaults (basic), self-telemetry every 1 s, GET /metrics every 1 s\n\
+        "instrumentation cost: node A metrics+logs off; node B at the defaults (basic, traces {traces}), self-telemetry every 1 s, GET /metrics every 1 s\n\
          each run: remote ingest ({} f64 channels x {}-sample frames, {} frames) and write -> streamer latency ({} frames at {} Hz) on A and B, alternating the order",
         a.channels, a.batch, a.frames, a.latency_frames, a.rate
     );
