@@ -239,6 +239,10 @@ fn secrets_and_sample_values_never_appear_in_logs_or_metrics() {
     const PASSWORD: &str = "S3cret-Pw-7f1d";
     const TOKEN: &str = "tok-9a8b7c6d5e4f";
     const VALUE: f64 = 98765.4321;
+    // Everything the node exports over OTLP (metrics, log events, spans at trace level
+    // detailed) is captured too, as the raw request bodies.
+    let (otlp, exported) = otlp_http_sink();
+    let endpoint = format!("http://{otlp}");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     let log = dir.path().join("stderr.log");
@@ -257,6 +261,14 @@ fn secrets_and_sample_values_never_appear_in_logs_or_metrics() {
             "--metrics-level",
             "detailed",
             "--self-telemetry",
+            "50ms",
+            "--trace-level",
+            "detailed",
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-protocol",
+            "http",
+            "--otlp-interval",
             "50ms",
         ],
         Some(std::fs::File::create(&log).unwrap()),
@@ -297,11 +309,63 @@ fn secrets_and_sample_values_never_appear_in_logs_or_metrics() {
     let kept = std::fs::read_to_string(data.join("logs").join("telemetron.log")).unwrap();
     assert!(kept.contains("writer opened"), "{kept}");
     emitted.push_str(&kept);
-    // The capture is not trivially empty: the session was logged in detail.
+    let bodies = exported.lock().unwrap().concat();
+    emitted.push_str(&String::from_utf8_lossy(&bodies));
+    // The capture is not trivially empty: the session was logged in detail, and its spans,
+    // metrics and log events were exported.
     assert!(emitted.contains("DEBUG") && emitted.contains("writer opened") && emitted.contains("telemetron_storage_samples_total"));
+    assert!(emitted.contains("storage.commit") && emitted.contains("telemetron.request"), "spans were exported");
+    assert!(emitted.contains("telemetron.storage.samples"), "metrics were exported");
     for secret in [PASSWORD, TOKEN, "wrong-pw-123", "98765.4321", "98765.432"] {
         assert!(!emitted.contains(secret), "{secret:?} appears in what the node emitted");
     }
+    // Nor the value as the 8 bytes of a protobuf double.
+    assert!(!bodies.windows(8).any(|w| w == VALUE.to_le_bytes()), "the sample value appears in an OTLP export");
+}
+
+/// A minimal OTLP/HTTP collector: answers 200 to every request and keeps each body (raw
+/// protobuf bytes). Returns its address and the bodies.
+fn otlp_http_sink() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = bodies.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    keep.lock().unwrap().push(body);
+                    if out.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, bodies)
 }
 
 #[test]
