@@ -214,6 +214,22 @@ def test_a_python_write_and_the_nodes_spans_for_it_share_one_trace(tmp_path) -> 
                 return {s.name: s for s in spans} if any(s.name == "storage.commit" for s in spans) else {}
 
             node = wait_for("the node's spans of the write", node_spans, server)
+
+            # A stream joins the trace too: the writer's stream span is a child of the SDK's
+            # `telemetron.open_writer`, and its commits are children of the stream.
+            t2 = 10_000 + np.arange(10, dtype=np.int64)
+            with trace.get_tracer("test-sequence").start_as_current_span("streamed") as streamed:
+                with client.open_writer(int(t2[0]), ["p"], auto_commit=False) as w:
+                    w.write({"time": t2, "p": t2 * 0.5})
+                    w.commit()
+            streamed_id = streamed.get_span_context().trace_id
+
+            def stream_spans() -> list:
+                spans = [s for s in got.spans() if int.from_bytes(s.trace_id, "big") == streamed_id]
+                names = [s.name for s in spans]
+                return spans if "telemetron.stream" in names and "storage.commit" in names else []
+
+            in_stream = wait_for("the writer stream's spans", stream_spans, server)
         sdk = {s.name: s for s in mine.get_finished_spans()}
         write = sdk["telemetron.write"]
         assert write.parent.span_id == seq.get_span_context().span_id
@@ -231,6 +247,12 @@ def test_a_python_write_and_the_nodes_spans_for_it_share_one_trace(tmp_path) -> 
         assert node["engine.write"].parent_span_id == request.span_id
         assert node["storage.commit"].parent_span_id == node["engine.write"].span_id
         assert all(s.start_time_unix_nano <= s.end_time_unix_nano for s in node.values())
+        opened = [s for s in mine.get_finished_spans() if s.name == "telemetron.open_writer"][-1]
+        stream = next(s for s in in_stream if s.name == "telemetron.stream")
+        upgrade = next(s for s in in_stream if s.span_id == stream.parent_span_id)
+        assert upgrade.name == "telemetron.request" and int.from_bytes(upgrade.parent_span_id, "big") == opened.context.span_id
+        commits = [s for s in in_stream if s.name == "storage.commit"]
+        assert commits and all(c.parent_span_id == stream.span_id for c in commits)
         # The node names itself in the resource of its spans.
         resources = [{kv.key: kv.value.string_value for kv in rs.resource.attributes} for req in got.traces for rs in req.resource_spans]
         assert resources and all(r["service.name"] == "telemetron" for r in resources)

@@ -117,6 +117,7 @@ class Client:
         return None if r is None else TimeRange(*r)
 
     # -- writers, streamers, iterators ---------------------------------------------------
+    @traced("open_writer")
     def open_writer(
         self,
         start: Any,
@@ -179,6 +180,7 @@ class Client:
         )
         return Writer(native)
 
+    @traced("open_streamer")
     def open_streamer(
         self,
         channels: Any,
@@ -212,6 +214,7 @@ class Client:
         native = self._native.open_streamer(channels, capacity, lag_policy, decimate, float(throttle), int(spin_us))
         return Streamer(native, None if timeout is None else seconds(timeout), on_lag)
 
+    @traced("open_iterator")
     def open_iterator(
         self,
         time_range: TimeRangeLike,

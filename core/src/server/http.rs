@@ -315,14 +315,24 @@ fn upgrade(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(limit).max_frame_size(limit)
 }
 
+/// The span of one stream's whole life (trace level basic), a child of its upgrade
+/// request's span, so of the caller's `traceparent`: the engine and storage work of the
+/// stream nests under it.
+fn stream_span(kind: &'static str) -> tracing::Span {
+    tracing::info_span!("telemetron.stream", key = "server", stream = kind)
+}
+
 async fn stream_writer(State(s): St, ws: WebSocketUpgrade) -> Response {
-    upgrade(&s, ws).on_upgrade(move |socket| super::ws_writer::run(s, socket))
+    let span = stream_span("writer");
+    upgrade(&s, ws).on_upgrade(move |socket| tracing::Instrument::instrument(super::ws_writer::run(s, socket), span))
 }
 
 async fn stream_streamer(State(s): St, ws: WebSocketUpgrade) -> Response {
-    upgrade(&s, ws).on_upgrade(move |socket| super::ws_streamer::run(s, socket))
+    let span = stream_span("streamer");
+    upgrade(&s, ws).on_upgrade(move |socket| tracing::Instrument::instrument(super::ws_streamer::run(s, socket), span))
 }
 
 async fn stream_iterator(State(s): St, ws: WebSocketUpgrade) -> Response {
-    upgrade(&s, ws).on_upgrade(move |socket| super::ws_iterator::run(s, socket))
+    let span = stream_span("iterator");
+    upgrade(&s, ws).on_upgrade(move |socket| tracing::Instrument::instrument(super::ws_iterator::run(s, socket), span))
 }

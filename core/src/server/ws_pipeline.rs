@@ -46,9 +46,12 @@ impl Pipeline {
         if self.jobs.is_none() {
             let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Frame)>(DEPTH);
             let (writer, done) = (self.writer.clone(), self.done_tx.clone());
+            // The stream's span goes with its writes (their storage spans are its children).
+            let span = tracing::Span::current();
             std::thread::Builder::new()
                 .name("telemetron-ingest".into())
                 .spawn(move || {
+                    let _in = span.enter();
                     while let Ok((seq, frame)) = rx.recv() {
                         let r = match writer.lock().as_mut() {
                             Some(w) => w.write(&frame),

@@ -74,6 +74,12 @@ impl WsConn {
         if let Some(a) = http.auth.read().as_deref() {
             h.insert("authorization", a.parse().map_err(|_| NetError::protocol("credentials are not a valid header value"))?);
         }
+        // The stream joins the caller's trace (`with_traceparent`), as HTTP requests do.
+        if let Some(tp) = crate::client::current_traceparent()
+            && let Ok(v) = tp.as_ref().parse()
+        {
+            h.insert("traceparent", v);
+        }
         let io = ep.dial().await?;
         let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
         let hs = tokio_tungstenite::client_async_with_config(req, io, Some(config));
