@@ -255,14 +255,19 @@ class Client {
   async openWriter(options) {
     const { start, end, channels, authorities, authority, ...rest } = options ?? {}
     const auth = authorities ?? (authority === undefined ? undefined : list(authority))
-    const w = await call(() =>
-      this._native.openWriter({
-        ...rest,
-        start: toNanos(start, 'start'),
-        end: end === undefined ? undefined : toNanos(end, 'end'),
-        channels: list(channels).map(refOf),
-        authorities: auth === undefined ? undefined : list(auth),
-      }),
+    const w = await traced('open_writer', (tp) =>
+      call(() =>
+        this._native.openWriter(
+          {
+            ...rest,
+            start: toNanos(start, 'start'),
+            end: end === undefined ? undefined : toNanos(end, 'end'),
+            channels: list(channels).map(refOf),
+            authorities: auth === undefined ? undefined : list(auth),
+          },
+          tp,
+        ),
+      ),
     )
     return new Writer(w)
   }
@@ -272,10 +277,13 @@ class Client {
     const chans = await this.channels.retrieve(list(channels))
     const { lag, onLag, ...rest } = options
     onLagOf({ lag, onLag })
-    const s = await call(() =>
-      this._native.openStreamer(
-        chans.map((c) => c.key),
-        rest,
+    const s = await traced('open_streamer', (tp) =>
+      call(() =>
+        this._native.openStreamer(
+          chans.map((c) => c.key),
+          rest,
+          tp,
+        ),
       ),
     )
     return new Streamer(s, names(chans), this, options)
@@ -284,7 +292,9 @@ class Client {
   /** Open an iterator over stored channels; `for await` it for chunks. */
   async openIterator(range, channels, { chunkSize } = {}) {
     const chans = await this.channels.retrieve(list(channels))
-    const it = await call(() => this._native.openIterator({ bounds: toRange(range), channels: chans.map((c) => c.key), chunkSize }))
+    const it = await traced('open_iterator', (tp) =>
+      call(() => this._native.openIterator({ bounds: toRange(range), channels: chans.map((c) => c.key), chunkSize }, tp)),
+    )
     return new Iterator(it, names(chans))
   }
 

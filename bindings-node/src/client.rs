@@ -341,13 +341,16 @@ impl Client {
 
     /// Open a writer.
     #[napi]
-    pub async fn open_writer(&self, options: WriterOptionsJs) -> Result<Writer> {
-        let chans = self.resolve(&options.channels).await?;
-        let keys: Vec<u32> = chans.iter().map(|c| c.key).collect();
-        let chans = self.inner.with_index_channels(chans).await.js()?;
-        let cfg = options.to_core(keys)?;
-        let w = self.inner.open_writer(cfg).await.js()?;
-        Ok(Writer::new(w, WriterChannels::new(chans)))
+    pub async fn open_writer(&self, options: WriterOptionsJs, traceparent: Option<String>) -> Result<Writer> {
+        telemetron::client::with_traceparent(traceparent, async move {
+            let chans = self.resolve(&options.channels).await?;
+            let keys: Vec<u32> = chans.iter().map(|c| c.key).collect();
+            let chans = self.inner.with_index_channels(chans).await.js()?;
+            let cfg = options.to_core(keys)?;
+            let w = self.inner.open_writer(cfg).await.js()?;
+            Ok(Writer::new(w, WriterChannels::new(chans)))
+        })
+        .await
     }
 
     /// Start a control sequence (`client.control.acquire`).
@@ -362,19 +365,26 @@ impl Client {
         &self,
         #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
         options: Option<StreamerOptionsJs>,
+        traceparent: Option<String>,
     ) -> Result<Streamer> {
-        let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
-        let cfg = streamer_config(keys, options.as_ref())?;
-        let s = self.inner.open_streamer(cfg).await.js()?;
-        Ok(Streamer::new(self.inner.clone(), s))
+        telemetron::client::with_traceparent(traceparent, async move {
+            let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
+            let cfg = streamer_config(keys, options.as_ref())?;
+            let s = self.inner.open_streamer(cfg).await.js()?;
+            Ok(Streamer::new(self.inner.clone(), s))
+        })
+        .await
     }
 
     /// Open an iterator over stored channels.
     #[napi]
-    pub async fn open_iterator(&self, options: IteratorOptionsJs) -> Result<Iterator> {
-        let keys: Vec<u32> = self.inner.channels(&options.refs()).await.js()?.iter().map(|c| c.key).collect();
-        let cfg = options.to_core(keys)?;
-        Ok(Iterator::new(self.inner.open_iterator(cfg).await.js()?))
+    pub async fn open_iterator(&self, options: IteratorOptionsJs, traceparent: Option<String>) -> Result<Iterator> {
+        telemetron::client::with_traceparent(traceparent, async move {
+            let keys: Vec<u32> = self.inner.channels(&options.refs()).await.js()?.iter().map(|c| c.key).collect();
+            let cfg = options.to_core(keys)?;
+            Ok(Iterator::new(self.inner.open_iterator(cfg).await.js()?))
+        })
+        .await
     }
 
     /// Create a range.

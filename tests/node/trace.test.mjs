@@ -40,7 +40,18 @@ test('traces: a write joins the caller trace, and the node spans of it carry tha
       span.end()
       return span.spanContext()
     })
+    // A stream joins the trace too: the node's `telemetron.stream` span for the writer is
+    // a child of the SDK's `telemetron.open_writer` span (through its upgrade request).
+    await api.trace.getTracer('test-sequence').startActiveSpan('streamed', async (span) => {
+      const w = await c.openWriter({ start: 5000n, channels: ['p'], autoCommit: false })
+      await w.write({ time: new BigInt64Array([5000n, 5001n]), p: new Float64Array([1, 2]) })
+      await w.commit()
+      await w.close()
+      span.end()
+    })
     await c.close()
+    const opened = exporter.getFinishedSpans().find((s) => s.name === 'telemetron.open_writer')
+    assert.ok(opened, 'the SDK recorded its open_writer span')
     const write = exporter.getFinishedSpans().find((s) => s.name === 'telemetron.write')
     assert.ok(write, 'the SDK recorded its span')
     assert.equal(write.kind, api.SpanKind.CLIENT)
@@ -52,7 +63,12 @@ test('traces: a write joins the caller trace, and the node spans of it carry tha
     const traceId = Buffer.from(seq.traceId, 'hex')
     const parent = Buffer.from(write.spanContext().spanId, 'hex')
     const deadline = Date.now() + 20_000
-    const found = () => bodies.some((b) => b.includes(traceId) && b.includes(parent) && b.includes(Buffer.from('storage.commit')))
+    const streamTrace = Buffer.from(opened.spanContext().traceId, 'hex')
+    const streamParent = Buffer.from(opened.spanContext().spanId, 'hex')
+    const found = () =>
+      bodies.some((b) => b.includes(traceId) && b.includes(parent) && b.includes(Buffer.from('storage.commit'))) &&
+      bodies.some((b) => b.includes(streamTrace) && b.includes(streamParent)) &&
+      bodies.some((b) => b.includes(streamTrace) && b.includes(Buffer.from('telemetron.stream')))
     while (!found()) {
       assert.ok(Date.now() < deadline, `the node's spans never arrived (${bodies.length} bodies): ${node.stderr()}`)
       await new Promise((r) => setTimeout(r, 50))
