@@ -24,6 +24,17 @@ fn start(yaml: &str, client: &Client) -> FlowHandle {
     flow::compile(FlowConfig::parse(yaml).unwrap(), &BuildEnv::with_client(client.clone())).unwrap().start().unwrap()
 }
 
+/// Wait until the receiver listens on `port`.
+async fn listening(port: u16) {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
 /// A flow that stores what OTLP senders send into channels under `otel/`.
 fn receiving(client: &Client) -> (FlowHandle, u16, u16) {
     let (grpc, http) = (free_port(), free_port());
@@ -115,21 +126,14 @@ async fn otlp_exporter_sends_over_grpc_and_http_to_a_receiver_and_values_arrive_
     let dir = tempfile::tempdir().unwrap();
     let client = Client::embedded(Engine::open(dir.path()).unwrap());
     let (flow, grpc, http) = receiving(&client);
+    listening(grpc).await;
+    listening(http).await;
     for (protocol, port, count) in [("grpc", grpc, 5), ("http", http, 7)] {
         let yaml = format!(
             "flow: out-{protocol}\nnodes:\n  gen: {{type: generator, signal: metrics, rows: 8, count: {count}, to: [out]}}\n  out: {{type: otlp_exporter, protocol: {protocol}, endpoint: 'http://127.0.0.1:{port}'}}\n"
         );
-        let mut report = None;
-        for _ in 0..50 {
-            // The receiver may still be binding: its first NACKs are retryable.
-            let r = start(&yaml, &client).finish(Duration::from_secs(10)).await;
-            if r.node("gen").unwrap().acked == count {
-                report = Some(r);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let report = report.unwrap_or_else(|| panic!("{protocol}: never acknowledged"));
+        let report = start(&yaml, &client).finish(Duration::from_secs(10)).await;
+        assert_eq!(report.node("gen").unwrap().acked, count, "{protocol}: {:?}", report.errors);
         assert_eq!(report.node("out").unwrap().errors, 0, "{protocol}");
     }
     // The generator's rows are `pt_0`..`pt_7`, value sin((seq * rows + i) * 0.01): each
