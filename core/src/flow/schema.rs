@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::builder::{ArrayBuilder, Float64Builder, StringBuilder, TimestampNanosecondBuilder};
+use arrow_array::builder::{ArrayBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampNanosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -45,6 +45,54 @@ pub fn logs() -> SchemaRef {
             Field::new("attributes", DataType::Utf8, false),
         ]
     })
+}
+
+/// Rows of the logs schema, built column by column.
+#[derive(Debug)]
+pub struct LogRows {
+    time: TimestampNanosecondBuilder,
+    severity: Int32Builder,
+    severity_text: StringBuilder,
+    body: StringBuilder,
+    attributes: StringBuilder,
+}
+
+impl Default for LogRows {
+    fn default() -> Self {
+        LogRows {
+            time: TimestampNanosecondBuilder::new().with_timezone(utc()),
+            severity: Int32Builder::new(),
+            severity_text: StringBuilder::new(),
+            body: StringBuilder::new(),
+            attributes: StringBuilder::new(),
+        }
+    }
+}
+
+impl LogRows {
+    /// Append one record; `attributes` is a JSON object's text.
+    pub fn push(&mut self, time: i64, severity: i32, severity_text: &str, body: &str, attributes: &str) {
+        self.time.append_value(time);
+        self.severity.append_value(severity);
+        self.severity_text.append_value(severity_text);
+        self.body.append_value(body);
+        self.attributes.append_value(attributes);
+    }
+
+    /// The record batch, `None` when no row was pushed.
+    pub fn finish(mut self) -> Result<Option<RecordBatch>, arrow_schema::ArrowError> {
+        if self.severity.len() == 0 {
+            return Ok(None);
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.severity.finish()),
+            Arc::new(self.severity_text.finish()),
+            Arc::new(self.body.finish()),
+            Arc::new(self.attributes.finish()),
+        ];
+        RecordBatch::try_new(logs(), cols).map(Some)
+    }
 }
 
 /// Metrics: one data point per row: `time_unix_nano`, `name`, `unit`, `value` (f64),

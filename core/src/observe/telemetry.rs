@@ -5,12 +5,10 @@
 //! shutdown (`docs/observability.md` §9).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use arrow_array::builder::{Int32Builder, StringBuilder, TimestampNanosecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -132,20 +130,13 @@ fn drain_logs(node: &str) -> Result<Option<RecordBatch>, arrow_schema::ArrowErro
     if events.is_empty() {
         return Ok(None);
     }
-    let mut time = TimestampNanosecondBuilder::new().with_timezone(schema::utc());
-    let (mut sev, mut text, mut body, mut attrs) = (Int32Builder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let mut rows = schema::LogRows::default();
     for mut e in events {
-        time.append_value(e.time);
-        sev.append_value(e.severity);
-        text.append_value(e.severity_text);
-        body.append_value(&e.body);
         e.attributes.insert("service.name".into(), "telemetron".into());
         e.attributes.insert("service.instance.id".into(), node.into());
-        attrs.append_value(serde_json::Value::Object(e.attributes).to_string());
+        rows.push(e.time, e.severity, e.severity_text, &e.body, &serde_json::Value::Object(e.attributes).to_string());
     }
-    let cols: Vec<ArrayRef> =
-        vec![Arc::new(time.finish()), Arc::new(sev.finish()), Arc::new(text.finish()), Arc::new(body.finish()), Arc::new(attrs.finish())];
-    RecordBatch::try_new(schema::logs(), cols).map(Some)
+    rows.finish()
 }
 
 #[derive(Deserialize)]

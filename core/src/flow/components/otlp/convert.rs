@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::builder::{ArrayBuilder, FixedSizeBinaryBuilder, Int32Builder, StringBuilder, TimestampNanosecondBuilder};
+use arrow_array::builder::{ArrayBuilder, FixedSizeBinaryBuilder, StringBuilder, TimestampNanosecondBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, TimestampNanosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -24,7 +24,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use serde_json::{Map, Value};
 
-use super::super::super::schema::{self, MetricKind, MetricRows};
+use super::super::super::schema::{self, LogRows, MetricKind, MetricRows};
 
 /// Attributes as one JSON object, keys sorted (`serde_json::Map` keeps them sorted), so the
 /// same attribute set always gives the same text and the same channel name.
@@ -208,38 +208,22 @@ fn body_text(v: Option<&AnyValue>) -> String {
 /// time when the record has none; a record tied to a span gets `trace_id` and `span_id`
 /// attributes (hex).
 pub(crate) fn logs_batch(req: &ExportLogsServiceRequest, keep: &[String]) -> Result<Option<RecordBatch>, ArrowError> {
-    let mut time = TimestampNanosecondBuilder::new().with_timezone(schema::utc());
-    let (mut sev, mut sev_text, mut body, mut attrs) =
-        (Int32Builder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let mut rows = LogRows::default();
     for rl in &req.resource_logs {
         let res = kept(rl.resource.as_ref(), keep);
         for sl in &rl.scope_logs {
             for r in &sl.log_records {
                 let t = if r.time_unix_nano != 0 { r.time_unix_nano } else { r.observed_time_unix_nano };
-                time.append_value(nanos(t));
-                sev.append_value(r.severity_number);
-                sev_text.append_value(&r.severity_text);
-                body.append_value(body_text(r.body.as_ref()));
                 let mut a = attrs_of(&r.attributes, Some(&res));
                 if !r.trace_id.is_empty() {
                     a.insert("trace_id".into(), Value::String(hex(&r.trace_id)));
                     a.insert("span_id".into(), Value::String(hex(&r.span_id)));
                 }
-                attrs.append_value(text(&a));
+                rows.push(nanos(t), r.severity_number, &r.severity_text, &body_text(r.body.as_ref()), &text(&a));
             }
         }
     }
-    if sev.len() == 0 {
-        return Ok(None);
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(time.finish()),
-        Arc::new(sev.finish()),
-        Arc::new(sev_text.finish()),
-        Arc::new(body.finish()),
-        Arc::new(attrs.finish()),
-    ];
-    RecordBatch::try_new(schema::logs(), cols).map(Some)
+    rows.finish()
 }
 
 /// `id` as exactly `n` bytes: zeros when it is empty or the wrong length.
