@@ -98,7 +98,7 @@ impl Engine {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
         let dir = path.as_ref().to_path_buf();
         let lock = DirLock::acquire(&dir)?;
-        tracing::debug!(lock = %lock.path().display(), "data directory locked");
+        tracing::debug!(key = "engine", lock = %lock.path().display(), "data directory locked");
         let catalog = Arc::new(Catalog::open(&dir.join("catalog.redb"))?);
         let channels = Channels::open(catalog.clone())?;
         let tombstones = load_tombstones(&catalog)?;
@@ -116,6 +116,7 @@ impl Engine {
             arbiter: Default::default(),
             control_key: control[0].key,
             closed: AtomicBool::new(false),
+            writers: Default::default(),
         });
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -418,7 +419,7 @@ impl Engine {
         }
         txn.commit().map_err(meta_err)?;
         apply_tombstones(storage, &tombstones)?;
-        tracing::info!(channels = keys.len(), range = %range, "range deleted");
+        tracing::info!(key = "engine", channels = keys.len(), range = %range, "range deleted");
         Ok(())
     }
 
@@ -456,7 +457,7 @@ impl Engine {
         self.inner.catalog.close();
         self.inner.lock.lock().take();
         r?;
-        tracing::info!(dir = %self.inner.dir.display(), "engine closed");
+        tracing::info!(key = "engine", dir = %self.inner.dir.display(), "engine closed");
         Ok(())
     }
 }

@@ -308,6 +308,16 @@ fn secrets_and_sample_values_never_appear_in_logs_or_metrics() {
     // The node's own log files hold the same lines.
     let kept = std::fs::read_to_string(data.join("logs").join("telemetron.log")).unwrap();
     assert!(kept.contains("writer opened"), "{kept}");
+    // Every line Telemetron logged carries its key in the experiment tree
+    // (docs/observability.md §2), down to the writer and the connection.
+    let ours: Vec<&str> = kept.lines().filter(|l| l.contains(" telemetron::")).collect();
+    assert!(ours.len() > 10, "{kept}");
+    for line in &ours {
+        assert!(line.contains(" key=\""), "a log line without a key: {line}");
+    }
+    for key in ["key=\"framer/writer/", "key=\"storage/writer/", "key=\"server/conn/", "key=\"channels\"", "key=\"server\""] {
+        assert!(kept.contains(key), "no {key} in the log:\n{kept}");
+    }
     emitted.push_str(&kept);
     let bodies = exported.lock().unwrap().concat();
     emitted.push_str(&String::from_utf8_lossy(&bodies));

@@ -60,7 +60,7 @@ impl Channels {
             cache.by_name.insert(ch.name.clone(), ch.key);
             cache.by_key.insert(ch.key, Arc::new(ch));
         }
-        tracing::debug!(channels = table.len().unwrap_or(0), "channel registry loaded");
+        tracing::debug!(key = "channels", channels = table.len().unwrap_or(0), "channel registry loaded");
         Ok(Channels { catalog, cache: RwLock::new(cache) })
     }
 
@@ -122,7 +122,7 @@ impl Channels {
         }
         txn.commit().map_err(meta_err)?;
         for ch in created {
-            tracing::info!(key = ch.key, name = %ch.name, data_type = %ch.data_type, "channel created");
+            tracing::info!(key = "channels", channel = ch.key, name = %ch.name, data_type = %ch.data_type, "channel created");
             cache.by_name.insert(ch.name.clone(), ch.key);
             cache.by_key.insert(ch.key, Arc::new(ch));
         }
@@ -263,7 +263,7 @@ impl Channels {
             names.insert(new_name, key).map_err(meta_err)?;
         }
         txn.commit().map_err(meta_err)?;
-        tracing::info!(key, from = %old.name, to = %new_name, "channel renamed");
+        tracing::info!(key = "channels", channel = key, from = %old.name, to = %new_name, "channel renamed");
         cache.by_name.remove(&old.name);
         cache.by_name.insert(ch.name.clone(), key);
         cache.by_key.insert(key, Arc::new(ch.clone()));
@@ -300,7 +300,7 @@ impl Channels {
         }
         txn.commit().map_err(meta_err)?;
         for ch in &removed {
-            tracing::info!(key = ch.key, name = %ch.name, "channel deleted");
+            tracing::info!(key = "channels", channel = ch.key, name = %ch.name, "channel deleted");
             cache.by_key.remove(&ch.key);
             cache.by_name.remove(&ch.name);
         }

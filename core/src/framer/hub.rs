@@ -17,6 +17,9 @@ pub(crate) struct Hub {
     pub control_key: ChannelKey,
     /// Set when the engine closes: writers refuse further work.
     pub closed: std::sync::atomic::AtomicBool,
+    /// The last writer id handed out (writers are `framer/writer/<id>` in the experiment
+    /// tree, and their storage parts `storage/writer/<id>`).
+    pub writers: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -37,6 +40,7 @@ impl Hub {
         }
         for t in transfers {
             tracing::info!(
+                key = "control",
                 from = t.from.as_ref().map(|s| s.subject.name.as_str()).unwrap_or("-"),
                 to = t.to.as_ref().map(|s| s.subject.name.as_str()).unwrap_or("-"),
                 channel = t.from.as_ref().or(t.to.as_ref()).map(|s| s.resource).unwrap_or(0),

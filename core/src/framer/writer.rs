@@ -227,6 +227,9 @@ impl WriteReport {
 /// its control.
 #[derive(Debug)]
 pub struct Writer {
+    /// Its key in the experiment tree, `framer/writer/<id>`, carried by its log events and
+    /// spans; its storage part is `storage/writer/<id>`.
+    key: Box<str>,
     hub: Arc<Hub>,
     storage: Option<StorageWriter>,
     channels: Vec<Arc<Channel>>,
@@ -284,13 +287,15 @@ impl Writer {
             }
         }
         let end = config.end.unwrap_or(TimeStamp::MAX);
+        let id = hub.writers.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let sw = if groups.is_empty() {
             None
         } else {
-            Some(StorageWriter::open(storage.clone(), groups, config.start, end, config.durability.unwrap_or(default_durability))?)
+            Some(StorageWriter::open(id, storage.clone(), groups, config.start, end, config.durability.unwrap_or(default_durability))?)
         };
         let by_key = channels.iter().map(|c| (c.key, c.clone())).collect();
         let mut w = Writer {
+            key: format!("framer/writer/{id}").into(),
             hub: hub.clone(),
             storage: sw,
             end: config.start,
@@ -322,7 +327,7 @@ impl Writer {
                 return Err(ControlError::Unauthorized { channels: denied }.into());
             }
         }
-        tracing::info!(name = %w.config.name, channels = w.channels.len(), start = %w.config.start, mode = ?w.config.mode, "writer opened");
+        tracing::info!(key = &*w.key, name = %w.config.name, channels = w.channels.len(), start = %w.config.start, mode = ?w.config.mode, "writer opened");
         Ok(w)
     }
 
@@ -416,7 +421,7 @@ impl Writer {
         if self.hub.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(crate::Error::Closed { what: "the engine".into() });
         }
-        let span = tracing::trace_span!("writer.write", series = frame.len());
+        let span = tracing::trace_span!("writer.write", key = &*self.key, series = frame.len());
         let _e = span.enter();
         let mut has_virtual = false;
         for (k, s) in frame.iter() {
@@ -535,7 +540,7 @@ impl Writer {
     pub fn close(mut self) -> Result<TimeStamp> {
         let r = self.commit();
         self.shutdown(true);
-        tracing::info!(name = %self.config.name, end = %self.end, "writer closed");
+        tracing::info!(key = &*self.key, name = %self.config.name, end = %self.end, "writer closed");
         r
     }
 

@@ -97,7 +97,7 @@ impl SelfTelemetry {
         // The first write happens now, so the channels exist once the node is serving.
         let mut w = Channels::default();
         if let Err(e) = w.tick(obs, engine) {
-            tracing::warn!(error = %e, "self-telemetry write failed; trying again next interval");
+            tracing::warn!(key = "observe/self-telemetry", error = %e, "self-telemetry write failed; trying again next interval");
             w = Channels::default();
         }
         // The thread holds the observer and the engine weakly: the observer owns this
@@ -115,7 +115,7 @@ impl SelfTelemetry {
                         if engine.is_closed() {
                             break;
                         }
-                        tracing::warn!(error = %e, "self-telemetry write failed; trying again next interval");
+                        tracing::warn!(key = "observe/self-telemetry", error = %e, "self-telemetry write failed; trying again next interval");
                         w = Channels::default();
                     }
                     if last {
@@ -195,11 +195,11 @@ impl Channels {
                     self.keys.insert(ch.name.clone(), ch.key);
                 }
                 Ok(ch) => {
-                    tracing::warn!(channel = %ch.name, data_type = %ch.data_type, "a channel of this name exists with another type or index; its self-telemetry is left out");
+                    tracing::warn!(key = "observe/self-telemetry", channel = %ch.name, data_type = %ch.data_type, "a channel of this name exists with another type or index; its self-telemetry is left out");
                     self.skipped.insert((*name).clone());
                 }
                 Err(e) => {
-                    tracing::warn!(channel = %name, error = %e, "cannot create this self-telemetry channel; it is left out");
+                    tracing::warn!(key = "observe/self-telemetry", channel = %name, error = %e, "cannot create this self-telemetry channel; it is left out");
                     self.skipped.insert((*name).clone());
                 }
             }

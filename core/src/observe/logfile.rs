@@ -202,7 +202,7 @@ impl RollingWriter {
             // Keep writing where we are and try again one file's worth later: retrying on
             // every line would shift (and so delete) the older files line by line.
             cur.len = 0;
-            tracing::warn!(error = %e, dir = %self.files.dir.display(), "cannot roll the log file over; writing on");
+            tracing::warn!(key = "observe/logfile", error = %e, dir = %self.files.dir.display(), "cannot roll the log file over; writing on");
         }
         if let Err(e) = cur.file.write_all(bytes) {
             // Part of the line may be in the file: end it, so the next line starts clean,

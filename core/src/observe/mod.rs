@@ -203,7 +203,7 @@ impl Observer {
         {
             hook(now.logs);
         }
-        tracing::info!(logs = %now.logs, metrics = %now.metrics, traces = %now.traces, "instrumentation levels changed");
+        tracing::info!(key = "observe", logs = %now.logs, metrics = %now.metrics, traces = %now.traces, "instrumentation levels changed");
         now
     }
 

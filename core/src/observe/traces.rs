@@ -151,7 +151,7 @@ pub(crate) fn drain(node: &str) -> Option<ExportTraceServiceRequest> {
     let spans: Vec<SpanData> = t.spans.lock().drain(..).collect();
     let dropped = t.dropped.swap(0, Ordering::Relaxed);
     if dropped > 0 {
-        tracing::warn!(dropped, "spans dropped: more than {SPAN_CAPACITY} between two sends of node_telemetry");
+        tracing::warn!(key = "observe/traces", dropped, "spans dropped: more than {SPAN_CAPACITY} between two sends of node_telemetry");
     }
     if spans.is_empty() {
         return None;

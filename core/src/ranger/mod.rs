@@ -226,7 +226,7 @@ impl Ranges {
             }
         }
         txn.commit().map_err(meta_err)?;
-        tracing::info!(key = %r.key, name = %r.name, "range created");
+        tracing::info!(key = "ranges", range = %r.key, name = %r.name, "range created");
         Ok(r)
     }
 

@@ -315,24 +315,42 @@ fn upgrade(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(limit).max_frame_size(limit)
 }
 
-/// The span of one stream's whole life (trace level basic), a child of its upgrade
-/// request's span, so of the caller's `traceparent`: the engine and storage work of the
-/// stream nests under it.
-fn stream_span(kind: &'static str) -> tracing::Span {
-    tracing::info_span!("telemetron.stream", key = "server", stream = kind)
+/// What one stream (after its upgrade) runs in: its connection's number, for the key of
+/// its log events, and the span of its whole life (trace level basic, key
+/// `server/conn/<n>/<kind>`). The span is a child of the upgrade request's span, so of the
+/// caller's `traceparent`; the engine and storage work of the stream nests under it.
+/// Taken in the handler: the upgraded stream runs in a task of its own.
+fn stream_context(kind: &'static str) -> (Option<u64>, tracing::Span) {
+    let conn = super::conn_id();
+    (conn, tracing::info_span!("telemetron.stream", key = super::conn_key_of(conn, kind).as_str(), stream = kind))
+}
+
+/// Run an upgraded stream in its connection's context and span, logging (level detailed)
+/// when it starts and ends.
+async fn run_stream(conn: Option<u64>, kind: &'static str, span: tracing::Span, f: impl std::future::Future<Output = ()>) {
+    let run = async move {
+        let t0 = std::time::Instant::now();
+        tracing::debug!(key = super::conn_key_of(conn, kind).as_str(), "stream started");
+        f.await;
+        tracing::debug!(key = super::conn_key_of(conn, kind).as_str(), took_ms = t0.elapsed().as_millis() as u64, "stream ended");
+    };
+    super::in_conn(conn, tracing::Instrument::instrument(run, span)).await
 }
 
 async fn stream_writer(State(s): St, ws: WebSocketUpgrade) -> Response {
-    let span = stream_span("writer");
-    upgrade(&s, ws).on_upgrade(move |socket| tracing::Instrument::instrument(super::ws_writer::run(s, socket), span))
+    let (conn, span) = stream_context("writer");
+    let st = s.clone();
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(conn, "writer", span, super::ws_writer::run(st, socket)))
 }
 
 async fn stream_streamer(State(s): St, ws: WebSocketUpgrade) -> Response {
-    let span = stream_span("streamer");
-    upgrade(&s, ws).on_upgrade(move |socket| tracing::Instrument::instrument(super::ws_streamer::run(s, socket), span))
+    let (conn, span) = stream_context("streamer");
+    let st = s.clone();
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(conn, "streamer", span, super::ws_streamer::run(st, socket)))
 }
 
 async fn stream_iterator(State(s): St, ws: WebSocketUpgrade) -> Response {
-    let span = stream_span("iterator");
-    upgrade(&s, ws).on_upgrade(move |socket| tracing::Instrument::instrument(super::ws_iterator::run(s, socket), span))
+    let (conn, span) = stream_context("iterator");
+    let st = s.clone();
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(conn, "iterator", span, super::ws_iterator::run(st, socket)))
 }

@@ -29,6 +29,7 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
     let Limits { connections: limit, write_stall, stats } = limits;
     let permits = Arc::new(Semaphore::new(limit));
     let busy = super::http::busy_router(limit);
+    let mut conns = 0u64;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -38,7 +39,7 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                tracing::warn!(key = "server", error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -47,11 +48,12 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, router:
         let conn = match permits.clone().try_acquire_owned() {
             Ok(permit) => Conn { router: router.clone(), keep_alive: true, permit: Some(permit), write_stall, open: stats.accepted(true) },
             Err(_) => {
-                tracing::warn!(%peer, limit, "connection limit reached; refusing a connection");
+                tracing::warn!(key = "server", %peer, limit, "connection limit reached; refusing a connection");
                 Conn { router: busy.clone(), keep_alive: false, permit: None, write_stall, open: stats.accepted(false) }
             }
         };
-        tokio::spawn(connection(tcp, tls.clone(), conn, shutdown.clone(), peer));
+        conns += 1;
+        tokio::spawn(super::in_conn(Some(conns), connection(tcp, tls.clone(), conn, shutdown.clone(), peer)));
     }
 }
 
@@ -139,8 +141,8 @@ async fn connection(tcp: TcpStream, tls: Option<TlsAcceptor>, conn: Conn, shutdo
         None => serve(tcp, conn, shutdown).await,
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(s)) => serve(s, conn, shutdown).await,
-            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            Ok(Err(e)) => tracing::debug!(key = super::conn_key().as_str(), %peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(key = super::conn_key().as_str(), %peer, "TLS handshake timed out"),
         },
     }
 }
@@ -163,7 +165,7 @@ where
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
-                tracing::debug!(error = %e, "connection ended with an error");
+                tracing::debug!(key = super::conn_key().as_str(), error = %e, "connection ended with an error");
             }
         }
         _ = shutdown.wait() => {

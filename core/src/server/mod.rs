@@ -60,6 +60,41 @@ use std::time::Duration;
 use crate::Engine;
 use crate::error::Result;
 
+tokio::task_local! {
+    /// The number of the connection a task serves (counted from 1 as connections are
+    /// accepted): its key in the experiment tree is `server/conn/<n>`.
+    static CONN: u64;
+}
+
+/// The connection the current task serves, if any.
+pub(crate) fn conn_id() -> Option<u64> {
+    CONN.try_with(|n| *n).ok()
+}
+
+/// Run `f` as serving connection `conn` (for [`conn_key`]).
+pub(crate) async fn in_conn<F: std::future::Future>(conn: Option<u64>, f: F) -> F::Output {
+    match conn {
+        Some(n) => CONN.scope(n, f).await,
+        None => f.await,
+    }
+}
+
+/// The experiment key of the connection the current task serves, `server/conn/<n>`
+/// (`server` outside one).
+pub(crate) fn conn_key() -> String {
+    conn_key_of(conn_id(), "")
+}
+
+/// `server/conn/<n>/<leaf>` (`server/conn/<n>` for an empty leaf; `server` with no
+/// connection).
+pub(crate) fn conn_key_of(conn: Option<u64>, leaf: &str) -> String {
+    match (conn, leaf) {
+        (None, _) => "server".into(),
+        (Some(n), "") => format!("server/conn/{n}"),
+        (Some(n), leaf) => format!("server/conn/{n}/{leaf}"),
+    }
+}
+
 pub use auth::AuthConfig;
 
 /// How to run a server.
@@ -221,7 +256,7 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
         stats: state.metrics.conns.clone(),
     };
     let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone(), limits));
-    tracing::info!(%addr, tls, auth = state.auth.required(), "serving");
+    tracing::info!(key = "server", %addr, tls, auth = state.auth.required(), "serving");
     Ok(ServerHandle { addr, tls, state, accept, watcher })
 }
 
@@ -258,17 +293,17 @@ impl ServerHandle {
     /// # Errors
     /// An I/O error from closing the engine.
     pub async fn shutdown(self) -> Result<()> {
-        tracing::info!("shutting down");
+        tracing::info!(key = "server", "shutting down");
         #[cfg(feature = "flow")]
         for f in self.state.flows.stop_all(crate::flow::DEFAULT_DRAIN).await {
             if f.drained == Some(false) {
-                tracing::warn!(flow = %f.name, "the drain deadline passed; what the flow held was NACKed");
+                tracing::warn!(key = format!("flow/{}", f.name).as_str(), "the drain deadline passed; what the flow held was NACKed");
             }
         }
         self.state.shutdown.trigger();
         let _ = self.accept.await;
         if !self.state.shutdown.drained(self.state.config.shutdown_grace).await {
-            tracing::warn!("some streams did not finish within the shutdown grace period");
+            tracing::warn!(key = "server", "some streams did not finish within the shutdown grace period");
         }
         self.watcher.abort();
         self.state.observer.shutdown();

@@ -111,7 +111,7 @@ pub(crate) async fn track(State(s): State<Arc<AppState>>, req: Request, next: Ne
     // The request's span (trace level basic), a child of the caller's W3C `traceparent`.
     let span = tracing::info_span!(
         "telemetron.request",
-        key = "server",
+        key = super::conn_key().as_str(),
         http.route = route.as_deref().unwrap_or("unmatched"),
         http.response.status_code = tracing::field::Empty
     );

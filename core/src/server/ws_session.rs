@@ -134,7 +134,7 @@ impl Session {
         match serde_json::to_string(msg) {
             Ok(s) => self.tx.send(Message::Text(s.into())).await.is_ok(),
             Err(e) => {
-                tracing::error!(error = %e, "cannot encode a message");
+                tracing::error!(key = super::conn_key().as_str(), error = %e, "cannot encode a message");
                 false
             }
         }

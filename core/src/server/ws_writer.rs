@@ -103,7 +103,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                     Err(e) => break End::Abort(Ending::violation(malformed("writer", e))),
                 },
                 Event::Gone(reason) => {
-                    tracing::info!(%reason, "writer stream ended without close; aborting its writer");
+                    tracing::info!(key = super::conn_key().as_str(), %reason, "writer stream ended without close; aborting its writer");
                     break End::Abort(Ending::normal());
                 }
                 Event::Shutdown => break End::Shutdown,

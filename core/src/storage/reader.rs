@@ -95,7 +95,7 @@ fn stamp(s: Series, domain: u32, pos: u32, first: i64, last: i64) -> Series {
 
 /// Read `tr` of the channels in `plan`.
 pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
-    let span = tracing::info_span!("storage.read", key = "storage", channels = plan.order.len(), start = tr.start.0, end = tr.end.0);
+    let span = tracing::info_span!("storage.read", key = "storage/reader", channels = plan.order.len(), start = tr.start.0, end = tr.end.0);
     let _e = span.enter();
     let mut per_key: BTreeMap<ChannelKey, Vec<Series>> = BTreeMap::new();
     for (index, members) in &plan.groups {
@@ -134,7 +134,7 @@ pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
             }
         }
     }
-    tracing::trace!(series = frame.len(), bytes = frame.byte_size(), "read done");
+    tracing::trace!(key = "storage/reader", series = frame.len(), bytes = frame.byte_size(), "read done");
     Ok(frame)
 }
 

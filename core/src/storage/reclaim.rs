@@ -135,7 +135,7 @@ pub(crate) fn reclaim_once(storage: &Storage) -> (u64, usize) {
         }
     }
     if punched > 0 || deleted > 0 {
-        tracing::info!(punched_bytes = punched, segments_deleted = deleted, "space reclaimed");
+        tracing::info!(key = "storage/reclaim", punched_bytes = punched, segments_deleted = deleted, "space reclaimed");
     }
     (punched, deleted)
 }

@@ -183,7 +183,7 @@ fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIn
 fn quarantine(path: &Path, report: &mut RecoveryReport, why: &str) -> Result<()> {
     let to = path.with_extension("seg.corrupt");
     fs::rename(path, &to).map_err(|e| io_err(path, e))?;
-    tracing::error!(path = %path.display(), moved_to = %to.display(), reason = why, "segment set aside; its data is not served");
+    tracing::error!(key = "storage/recovery", path = %path.display(), moved_to = %to.display(), reason = why, "segment set aside; its data is not served");
     report.quarantined.push(to);
     Ok(())
 }
@@ -259,7 +259,7 @@ impl Recovery<'_> {
             HeaderVerdict::Interrupted => {
                 drop(map);
                 fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-                tracing::info!(segment = id, "removed a segment whose creation was interrupted");
+                tracing::info!(key = "storage/recovery", segment = id, "removed a segment whose creation was interrupted");
                 return Ok(None);
             }
             HeaderVerdict::Quarantine(why) => {
@@ -275,7 +275,7 @@ impl Recovery<'_> {
             file.set_len(sc.keep_end).map_err(|e| io_err(&path, e))?;
             file.sync_all().map_err(|e| io_err(&path, e))?;
             self.report.truncated_bytes += flen - sc.keep_end;
-            tracing::warn!(segment = id, cut = flen - sc.keep_end, "truncated a torn or uncommitted tail");
+            tracing::warn!(key = "storage/recovery", segment = id, cut = flen - sc.keep_end, "truncated a torn or uncommitted tail");
         }
         self.max_seq = self.max_seq.max(sc.max_seq);
         self.report.commits += sc.commits;
@@ -294,7 +294,7 @@ impl Recovery<'_> {
                 continue;
             };
             if DataType::from_tag(h.data_type) != Some(store.data_type) {
-                tracing::warn!(channel = store.key, "chunk data type does not match the channel; ignored");
+                tracing::warn!(key = "storage/recovery", channel = store.key, "chunk data type does not match the channel; ignored");
                 self.report.orphan_chunks += 1;
                 continue;
             }
@@ -313,7 +313,12 @@ impl Recovery<'_> {
             if store.state.lock().chunks.insert(domain, c) {
                 self.report.chunks += 1;
             } else {
-                tracing::warn!(channel = store.key, domain, "overlapping chunk found during recovery; the earlier one is kept");
+                tracing::warn!(
+                    key = "storage/recovery",
+                    channel = store.key,
+                    domain,
+                    "overlapping chunk found during recovery; the earlier one is kept"
+                );
             }
         }
     }
@@ -347,7 +352,7 @@ pub(crate) fn open_storage(
     channels: &[Arc<Channel>],
     tombstones: &[Tombstone],
 ) -> Result<(Arc<Storage>, RecoveryReport)> {
-    let span = tracing::info_span!("storage.recover", dir = %dir.display());
+    let span = tracing::info_span!("storage.recover", key = "storage/recovery", dir = %dir.display());
     let _e = span.enter();
     let seg_dir = dir.join("segments");
     fs::create_dir_all(&seg_dir).map_err(|e| io_err(&seg_dir, e))?;
@@ -374,7 +379,13 @@ pub(crate) fn open_storage(
     rec.finish(tombstones)?;
     let Recovery { mut report, max_seq, .. } = rec;
     report.micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    tracing::info!(segments = report.segments, chunks = report.chunks, truncated = report.truncated_bytes, "storage recovered");
+    tracing::info!(
+        key = "storage/recovery",
+        segments = report.segments,
+        chunks = report.chunks,
+        truncated = report.truncated_bytes,
+        "storage recovered"
+    );
     let storage = Arc::new(Storage {
         opts,
         segments,

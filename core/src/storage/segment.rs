@@ -84,7 +84,7 @@ impl Segment {
         file.write_all(&encode_segment_header(id, TimeStamp::now().0)).map_err(|e| io_err(&path, e))?;
         file.sync_all().map_err(|e| io_err(&path, e))?;
         sync_dir(dir)?;
-        tracing::debug!(segment = id, "segment created");
+        tracing::debug!(key = format!("storage/segment/{id}").as_str(), "segment created");
         stats.segment_created();
         Ok(Arc::new(Segment::from_file(id, path, file, HEADER_LEN, map_hint, stats)))
     }
@@ -154,7 +154,7 @@ impl Segment {
 
     fn rollback(&self, start: u64, cause: io::Error) -> StorageError {
         if let Err(e) = self.file.set_len(start) {
-            tracing::error!(segment = self.id, error = %e, "could not roll back a failed append; segment retired");
+            tracing::error!(key = format!("storage/segment/{}", self.id).as_str(), error = %e, "could not roll back a failed append; segment retired");
             self.poisoned.store(true, Ordering::Release);
         }
         io_err(&self.path, cause)
@@ -331,7 +331,7 @@ impl Segments {
         drop((pool, all));
         fs::remove_file(&seg.path).map_err(|e| io_err(&seg.path, e))?;
         self.stats.segment_deleted(seg.len());
-        tracing::info!(segment = id, "segment deleted: no live data");
+        tracing::info!(key = format!("storage/segment/{id}").as_str(), "segment deleted: no live data");
         Ok(true)
     }
 

@@ -93,8 +93,8 @@ pub(crate) fn spawn_syncer(storage: Weak<Storage>) -> Background {
         let t = std::time::Instant::now();
         match st.segments.sync_dirty(false) {
             Ok(0) => {}
-            Ok(n) => tracing::trace!(segments = n, took_us = t.elapsed().as_micros() as u64, "group commit sync"),
-            Err(e) => tracing::error!(error = %e, "background sync failed; will retry"),
+            Ok(n) => tracing::trace!(key = "storage/syncer", segments = n, took_us = t.elapsed().as_micros() as u64, "group commit sync"),
+            Err(e) => tracing::error!(key = "storage/syncer", error = %e, "background sync failed; will retry"),
         }
     })
 }

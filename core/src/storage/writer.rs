@@ -159,6 +159,9 @@ struct WrittenGroup {
 /// The storage part of one open writer.
 #[derive(Debug)]
 pub(crate) struct StorageWriter {
+    /// Its key in the experiment tree, `storage/writer/<id>` (the id its framer writer
+    /// handed down): carried by its log events and spans.
+    key: Box<str>,
     storage: Arc<Storage>,
     durability: Durability,
     start: TimeStamp,
@@ -176,6 +179,7 @@ pub(crate) struct StorageWriter {
 impl StorageWriter {
     /// Claim the channels and allocate a domain per index group.
     pub(crate) fn open(
+        id: u64,
         storage: Arc<Storage>,
         specs: Vec<WriterGroupSpec>,
         start: TimeStamp,
@@ -183,6 +187,7 @@ impl StorageWriter {
         durability: Durability,
     ) -> Result<StorageWriter> {
         let mut w = StorageWriter {
+            key: format!("storage/writer/{id}").into(),
             storage,
             durability,
             start,
@@ -207,7 +212,7 @@ impl StorageWriter {
             }
             w.groups.push(Group { index_slot, data_slots, region, last_ts_seen: None });
         }
-        tracing::debug!(groups = w.groups.len(), channels = w.slots.len(), start = %start, "storage writer opened");
+        tracing::debug!(key = &*w.key, groups = w.groups.len(), channels = w.slots.len(), start = %start, "storage writer opened");
         Ok(w)
     }
 
@@ -319,7 +324,7 @@ impl StorageWriter {
                 rs.domain = st.next_domain;
                 st.next_domain += 1;
                 rs.next_pos = 0;
-                tracing::debug!(index = %w.index.name, domain = rs.domain, "domain full; rolled to a new domain");
+                tracing::debug!(key = &*self.key, index = %w.index.name, domain = rs.domain, "domain full; rolled to a new domain");
             }
             let g = self.group(w.group);
             for slot in std::iter::once(g.index_slot).chain(g.data_slots.iter().copied()) {
@@ -422,7 +427,7 @@ impl StorageWriter {
         }
         iov.retain(|s| !s.is_empty());
         let records = chunks.len() + usize::from(commit_header.is_some());
-        let _span = tracing::trace_span!("storage.append", segment = seg.id, bytes = total, records).entered();
+        let _span = tracing::trace_span!("storage.append", key = &*self.key, segment = seg.id, bytes = total, records).entered();
         let base = seg.append(&mut iov, total)?;
         drop(iov);
         let samples = chunks.iter().map(|(slot, ..)| u64::from(self.pending(*slot).n)).sum();
@@ -452,7 +457,7 @@ impl StorageWriter {
         let storage = self.storage.clone();
         let _guard = storage.commit_lock.read();
         let dirty: Vec<usize> = self.slots.iter().enumerate().filter(|(_, p)| p.n > 0).map(|(s, _)| s).collect();
-        let span = tracing::info_span!("storage.commit", key = "storage", chunks = dirty.len() + self.uncommitted.len());
+        let span = tracing::info_span!("storage.commit", key = &*self.key, chunks = dirty.len() + self.uncommitted.len());
         let _e = span.enter();
         let seq = self.write_records(&dirty, true)?.unwrap_or(0);
         let seg = self.seg.clone().ok_or(StorageError::SegmentFailed { segment: 0 })?;
@@ -470,7 +475,7 @@ impl StorageWriter {
             c.seq = seq;
             let store = &self.pending(slot).store;
             if !store.state.lock().chunks.insert(domain, c) {
-                tracing::error!(channel = %store.name, domain, "overlapping chunk on commit; skipped");
+                tracing::error!(key = &*self.key, channel = %store.name, domain, "overlapping chunk on commit; skipped");
             }
         }
         self.committed_len = seg.len();
@@ -482,7 +487,7 @@ impl StorageWriter {
             }
         }
         let end = self.end();
-        tracing::trace!(seq, end = %end, "committed");
+        tracing::trace!(key = &*self.key, seq, end = %end, "committed");
         Ok(end)
     }
 
@@ -492,12 +497,12 @@ impl StorageWriter {
         if self.durability != Durability::None
             && let Err(e) = seg.sync()
         {
-            tracing::error!(segment = seg.id, error = %e, "sync before seal failed; segment left unsealed");
+            tracing::error!(key = &*self.key, segment = seg.id, error = %e, "sync before seal failed; segment left unsealed");
             return;
         }
         let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
         if let Err(e) = seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
-            tracing::warn!(segment = seg.id, error = %e, "could not write seal record");
+            tracing::warn!(key = &*self.key, segment = seg.id, error = %e, "could not write seal record");
         }
     }
 
@@ -517,7 +522,7 @@ impl StorageWriter {
             if !self.uncommitted.is_empty() {
                 // Records with no commit record after them would be committed by the next
                 // writer's commit: cut them off.
-                tracing::warn!(records = self.uncommitted.len(), "discarding uncommitted samples of a closed writer");
+                tracing::warn!(key = &*self.key, records = self.uncommitted.len(), "discarding uncommitted samples of a closed writer");
                 ok = seg.truncate_to(self.committed_len).is_ok();
             }
             if ok && seal {
@@ -528,7 +533,7 @@ impl StorageWriter {
             }
         }
         if self.slots.iter().any(|p| p.n > 0) {
-            tracing::warn!("discarding buffered samples of a writer closed without commit");
+            tracing::warn!(key = &*self.key, "discarding buffered samples of a writer closed without commit");
         }
         self.uncommitted.clear();
         for p in &mut self.slots {

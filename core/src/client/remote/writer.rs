@@ -310,7 +310,11 @@ impl RemoteWriter {
         let dropped = std::mem::take(&mut self.shared.state.lock().dropped);
         if !dropped.is_empty() {
             // Reported by the node after the last write; call confirm() before closing to get it.
-            tracing::warn!(?dropped, "writes applied without some channels (control moved in flight) were not confirmed before close");
+            tracing::warn!(
+                key = "client/writer",
+                ?dropped,
+                "writes applied without some channels (control moved in flight) were not confirmed before close"
+            );
         }
         match pending {
             Some(e) => Err(e),

@@ -111,7 +111,7 @@ impl Shared {
         }
         self.wake();
         if !lost.is_empty() {
-            tracing::warn!(sequence = %self.name, channels = ?lost, "control sequence lost control");
+            tracing::warn!(key = format!("client/sequence/{}", self.name).as_str(), channels = ?lost, "control sequence lost control");
             if let Some(hook) = &self.on_lost {
                 hook(&lost);
             }

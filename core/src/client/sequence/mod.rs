@@ -674,7 +674,7 @@ impl Sequence {
         if !self.shared.live.lock().released {
             let held: Vec<(ChannelKey, Series)> = self.safe.lock().iter().filter(|(k, _)| self.has_control(*k)).cloned().collect();
             if let Err(e) = self.command(held).await {
-                tracing::warn!(sequence = %self.shared.name, error = %e, "could not put every output in its safe state");
+                tracing::warn!(key = format!("client/sequence/{}", self.shared.name).as_str(), error = %e, "could not put every output in its safe state");
             }
         }
         self.release().await

@@ -88,7 +88,7 @@ impl Recorder {
             .with(a, Series::from_vec(rows.iter().map(|r| r.authority).collect::<Vec<u8>>()))
             .with(o, Series::strings(&rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>()));
         if let Err(e) = self.writer.write(&frame).await {
-            tracing::warn!(error = %e, "could not record control commands");
+            tracing::warn!(key = "client/sequence", error = %e, "could not record control commands");
         }
     }
 }

@@ -454,7 +454,7 @@ impl QueueReceiver {
         // What is settled is no longer needed. The exporter's open writer holds the channels
         // (deletes wait for it to roll over, at most a second); the next watermark retries.
         if let Err(e) = q.store.engine.delete(TimeRange::from_nanos(0, watermark as i64), &[q.seq.key, q.msg.key, q.meta.key]) {
-            tracing::debug!(queue = %self.o.name, error = %e, "settled messages not deleted yet");
+            tracing::debug!(key = "flow", queue = %self.o.name, error = %e, "settled messages not deleted yet");
         }
         Ok(())
     }
@@ -546,7 +546,7 @@ fn outcome(cx: &ReceiverCx, win: &mut Window, c: Control, o: &ReceiverOptions) {
             win.retry.insert(token, Instant::now() + o.redeliver);
         }
         Control::Nack { token, nack, .. } => {
-            tracing::warn!(queue = %o.name, seq = token, %nack, "queued message NACKed permanently; skipped");
+            tracing::warn!(key = cx.key(), queue = %o.name, seq = token, %nack, "queued message NACKed permanently; skipped");
             cx.report_error(format!("queue `{}`: message {token} refused for good and skipped: {nack}", o.name));
             win.settle(token);
         }
@@ -567,7 +567,7 @@ impl QueueReceiver {
                 let _ = cx.send(m).await;
             }
             Err(e) => {
-                tracing::error!(queue = %self.o.name, seq, error = %e, "queued message cannot be decoded; skipped");
+                tracing::error!(key = cx.key(), queue = %self.o.name, seq, error = %e, "queued message cannot be decoded; skipped");
                 win.settle(seq);
             }
         }

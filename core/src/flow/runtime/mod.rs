@@ -464,11 +464,13 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
     let (stop, stop_rx) = watch::channel(false);
     let (err_tx, mut err_rx) = mpsc::unbounded_channel::<(String, String)>();
     let errors = Arc::new(Mutex::new(Vec::new()));
+    let flow_name = flow.name.clone();
     {
         let errors = errors.clone();
+        let flow_name = flow_name.clone();
         tokio::spawn(async move {
             while let Some((node, e)) = err_rx.recv().await {
-                tracing::warn!(flow.node = %node, error = %e, "flow component failed");
+                tracing::warn!(key = format!("flow/{flow_name}/{node}").as_str(), error = %e, "flow component failed");
                 // The latest 1,000: in a long run the recent errors are the ones to act on.
                 let mut errors = errors.lock();
                 if errors.len() >= 1000 {
@@ -546,6 +548,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     configurable.push((stage.names[0].to_string(), inbox.clone(), 0));
                 }
                 let cx = ReceiverCx {
+                    key: format!("flow/{flow_name}/{}", stage.names[0]).into(),
                     name: stage.names[0].clone(),
                     outputs,
                     inbox,

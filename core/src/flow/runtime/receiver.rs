@@ -24,6 +24,8 @@ pub struct ReceiverCx {
     pub(super) outstanding: Arc<AtomicUsize>,
     pub(super) counters: Arc<NodeCounters>,
     pub(super) errors: mpsc::UnboundedSender<(String, String)>,
+    /// `flow/<flow>/<node>`: its key in the experiment tree.
+    pub(super) key: Box<str>,
 }
 
 impl std::fmt::Debug for ReceiverCx {
@@ -36,6 +38,12 @@ impl ReceiverCx {
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The node's key in the experiment tree, `flow/<flow>/<node>`: give it to log events
+    /// (`tracing::info!(key = cx.key(), ...)`).
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// Whether the flow asked receivers to stop accepting (KIL). A receiver then stops

@@ -281,7 +281,7 @@ impl Receiver for OtlpReceiver {
             let mut servers = tokio::task::JoinSet::new();
             if let Some(addr) = self.grpc {
                 let listener = bind(addr, "gRPC").await?;
-                tracing::info!(node = cx.name(), %addr, "OTLP gRPC receiver listening");
+                tracing::info!(key = cx.key(), %addr, "OTLP gRPC receiver listening");
                 let router = tonic::transport::Server::builder()
                     .add_service(MetricsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
                     .add_service(LogsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
@@ -294,7 +294,7 @@ impl Receiver for OtlpReceiver {
             }
             if let Some(addr) = self.http {
                 let listener = bind(addr, "HTTP").await?;
-                tracing::info!(node = cx.name(), %addr, "OTLP HTTP receiver listening");
+                tracing::info!(key = cx.key(), %addr, "OTLP HTTP receiver listening");
                 let app = axum::Router::new()
                     .route("/v1/metrics", axum::routing::post(http_metrics))
                     .route("/v1/logs", axum::routing::post(http_logs))
