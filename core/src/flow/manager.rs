@@ -235,7 +235,7 @@ impl FlowManager {
         let handle = compiled.start()?;
         let d = Deployed { handle, config, source: source.to_string(), started: TimeStamp::now() };
         let info = d.info();
-        tracing::info!(key = format!("flow/{}", info.name).as_str(), nodes = info.nodes.len(), "flow deployed");
+        tracing::info!(key = super::key(&info.name, None).as_str(), nodes = info.nodes.len(), "flow deployed");
         flows.insert(info.name.clone(), d);
         Ok(info)
     }
@@ -308,14 +308,14 @@ impl FlowManager {
             old.config = config;
             old.source = source.to_string();
             let applied = if nodes.is_empty() { Applied::Unchanged } else { Applied::Live };
-            tracing::info!(key = format!("flow/{name}").as_str(), ?applied, ?nodes, "flow reconfigured");
+            tracing::info!(key = super::key(name, None).as_str(), ?applied, ?nodes, "flow reconfigured");
             return Ok(Reconfigured { applied, nodes, reason: None, flow: old.info() });
         }
         let old = flows.remove(name).expect("checked above");
         let report = old.handle.shutdown(drain).await;
         if !report.drained {
             tracing::warn!(
-                key = format!("flow/{name}").as_str(),
+                key = super::key(name, None).as_str(),
                 "the old flow did not drain before the deadline; what it held was NACKed"
             );
         }
@@ -323,7 +323,7 @@ impl FlowManager {
         let d = Deployed { handle, config, source: source.to_string(), started: TimeStamp::now() };
         let flow = d.info();
         flows.insert(name.to_string(), d);
-        tracing::info!(key = format!("flow/{name}").as_str(), reason = ?restart, "flow restarted with a new configuration");
+        tracing::info!(key = super::key(name, None).as_str(), reason = ?restart, "flow restarted with a new configuration");
         Ok(Reconfigured { applied: Applied::Restarted, nodes, reason: restart, flow })
     }
 
@@ -336,7 +336,7 @@ impl FlowManager {
         let mut flows = self.flows.lock().await;
         let d = flows.remove(name).ok_or_else(|| not_found(name))?;
         let report = d.handle.shutdown(drain).await;
-        tracing::info!(key = format!("flow/{name}").as_str(), drained = report.drained, "flow stopped");
+        tracing::info!(key = super::key(name, None).as_str(), drained = report.drained, "flow stopped");
         Ok(info(&d.config, &d.source, d.started, FlowState::Stopped, report.counts, &report.errors, |_| false, Some(report.drained)))
     }
 

@@ -46,6 +46,15 @@ mod runtime;
 pub mod schema;
 mod signal;
 
+/// A flow's key in the experiment tree (`docs/observability.md` §2): `flow/<flow>`, or
+/// `flow/<flow>/<node>` for one of its nodes.
+pub(crate) fn key(flow: &str, node: Option<&str>) -> String {
+    match node {
+        Some(n) => format!("flow/{flow}/{n}"),
+        None => format!("flow/{flow}"),
+    }
+}
+
 pub use compile::{CompiledFlow, PortType, Removed, Role, Signature, compile};
 pub use components::{BuildEnv, Built, Component, Factory};
 pub(crate) use config::duration;

@@ -260,7 +260,7 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
             }
             for f in l2() {
                 for n in &f.nodes {
-                    o.observe(n.counts.queued as f64, &[key(format!("flow/{}/{}", f.name, n.name))]);
+                    o.observe(n.counts.queued as f64, &[key(crate::flow::key(&f.name, Some(&n.name)))]);
                 }
             }
         })
@@ -279,7 +279,7 @@ pub(super) fn flows(obs: &Observer, flows: Arc<crate::flow::FlowManager>) {
                 }
                 for f in list() {
                     for n in &f.nodes {
-                        o.observe(read(&n.counts), &[key(format!("flow/{}/{}", f.name, n.name))]);
+                        o.observe(read(&n.counts), &[key(crate::flow::key(&f.name, Some(&n.name)))]);
                     }
                 }
             })

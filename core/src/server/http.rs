@@ -315,42 +315,50 @@ fn upgrade(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(limit).max_frame_size(limit)
 }
 
-/// What one stream (after its upgrade) runs in: its connection's number, for the key of
-/// its log events, and the span of its whole life (trace level basic, key
-/// `server/conn/<n>/<kind>`). The span is a child of the upgrade request's span, so of the
-/// caller's `traceparent`; the engine and storage work of the stream nests under it.
-/// Taken in the handler: the upgraded stream runs in a task of its own.
-fn stream_context(kind: &'static str) -> (Option<u64>, tracing::Span) {
-    let conn = super::conn_id();
-    (conn, tracing::info_span!("telemetron.stream", key = super::conn_key_of(conn, kind).as_str(), stream = kind))
+/// What one stream runs in after its upgrade: its connection's number (the upgraded stream
+/// runs in a task of its own, so it is taken in the handler), its key `server/conn/<n>/<kind>`
+/// and the span of its whole life (trace level basic). The span is a child of the upgrade
+/// request's span, so of the caller's `traceparent`; the engine and storage work of the
+/// stream nests under it.
+struct StreamContext {
+    conn: Option<u64>,
+    key: String,
+    span: tracing::Span,
 }
 
-/// Run an upgraded stream in its connection's context and span, logging (level detailed)
-/// when it starts and ends.
-async fn run_stream(conn: Option<u64>, kind: &'static str, span: tracing::Span, f: impl std::future::Future<Output = ()>) {
+fn stream_context(kind: &'static str) -> StreamContext {
+    let conn = super::conn_id();
+    let key = super::conn_key_of(conn, kind);
+    let span = tracing::info_span!("telemetron.stream", key = key.as_str(), stream = kind);
+    StreamContext { conn, key, span }
+}
+
+/// Run an upgraded stream in its context, logging (level detailed) when it starts and ends.
+async fn run_stream(cx: StreamContext, f: impl std::future::Future<Output = ()>) {
+    let StreamContext { conn, key, span } = cx;
     let run = async move {
         let t0 = std::time::Instant::now();
-        tracing::debug!(key = super::conn_key_of(conn, kind).as_str(), "stream started");
+        tracing::debug!(key = key.as_str(), "stream started");
         f.await;
-        tracing::debug!(key = super::conn_key_of(conn, kind).as_str(), took_ms = t0.elapsed().as_millis() as u64, "stream ended");
+        tracing::debug!(key = key.as_str(), took_ms = t0.elapsed().as_millis() as u64, "stream ended");
     };
     super::in_conn(conn, tracing::Instrument::instrument(run, span)).await
 }
 
 async fn stream_writer(State(s): St, ws: WebSocketUpgrade) -> Response {
-    let (conn, span) = stream_context("writer");
+    let cx = stream_context("writer");
     let st = s.clone();
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(conn, "writer", span, super::ws_writer::run(st, socket)))
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_writer::run(st, socket)))
 }
 
 async fn stream_streamer(State(s): St, ws: WebSocketUpgrade) -> Response {
-    let (conn, span) = stream_context("streamer");
+    let cx = stream_context("streamer");
     let st = s.clone();
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(conn, "streamer", span, super::ws_streamer::run(st, socket)))
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_streamer::run(st, socket)))
 }
 
 async fn stream_iterator(State(s): St, ws: WebSocketUpgrade) -> Response {
-    let (conn, span) = stream_context("iterator");
+    let cx = stream_context("iterator");
     let st = s.clone();
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(conn, "iterator", span, super::ws_iterator::run(st, socket)))
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_iterator::run(st, socket)))
 }

@@ -297,7 +297,7 @@ impl ServerHandle {
         #[cfg(feature = "flow")]
         for f in self.state.flows.stop_all(crate::flow::DEFAULT_DRAIN).await {
             if f.drained == Some(false) {
-                tracing::warn!(key = format!("flow/{}", f.name).as_str(), "the drain deadline passed; what the flow held was NACKed");
+                tracing::warn!(key = crate::flow::key(&f.name, None).as_str(), "the drain deadline passed; what the flow held was NACKed");
             }
         }
         self.state.shutdown.trigger();

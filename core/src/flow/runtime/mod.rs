@@ -470,7 +470,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
         let flow_name = flow_name.clone();
         tokio::spawn(async move {
             while let Some((node, e)) = err_rx.recv().await {
-                tracing::warn!(key = format!("flow/{flow_name}/{node}").as_str(), error = %e, "flow component failed");
+                tracing::warn!(key = super::key(&flow_name, Some(&node)).as_str(), error = %e, "flow component failed");
                 // The latest 1,000: in a long run the recent errors are the ones to act on.
                 let mut errors = errors.lock();
                 if errors.len() >= 1000 {
@@ -548,7 +548,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     configurable.push((stage.names[0].to_string(), inbox.clone(), 0));
                 }
                 let cx = ReceiverCx {
-                    key: format!("flow/{flow_name}/{}", stage.names[0]).into(),
+                    key: super::key(&flow_name, Some(&stage.names[0])).into(),
                     name: stage.names[0].clone(),
                     outputs,
                     inbox,
