@@ -419,6 +419,49 @@ export declare class Observe {
   setLevels(levels: { logs?: Level; metrics?: Level; traces?: Level }): Promise<Levels>
   /** Every scalar metric now, by self-telemetry channel name (`_telemetron/storage/commits`). */
   metrics(): Promise<Record<string, number>>
+  /**
+   * The self-telemetry history over a window, summarized where it is stored (docs/observability.md
+   * §7). `window`: `'30s'`, `'5m'`, `'1h'` or seconds (default 5 minutes); `end`: default the last
+   * sample; `filter`: keep series whose name contains it.
+   */
+  summary(options?: { window?: string | number; end?: TimeInput; filter?: string }): Promise<Summary>
+}
+
+/** What kind of metric a self-telemetry series is. */
+export type MetricKind = 'counter' | 'gauge' | 'histogram' | 'unknown'
+
+/**
+ * One self-telemetry series over a window. Counters set `increase` and `rate` (per second);
+ * gauges `min`, `mean`, `max`; histograms `increase` and `rate` (observations), `mean` (the mean
+ * observation) and `p50`/`p90`/`p99` (estimated from the buckets); `unknown` all but quantiles.
+ */
+export interface SeriesSummary {
+  /** The channel name (a histogram: its base, without `/count`). */
+  name: string
+  kind: MetricKind
+  /** The metric's unit (`s`, `By`, `{commit}`); empty when unknown. */
+  unit: string
+  /** Samples in the window. */
+  points: number
+  firstTime: bigint
+  lastTime: bigint
+  /** The last value (a histogram: its total count). */
+  last: number
+  min?: number
+  mean?: number
+  max?: number
+  increase?: number
+  rate?: number
+  p50?: number
+  p90?: number
+  p99?: number
+}
+
+/** The self-telemetry history over `[start, end]` (ns), one entry per series, sorted by name. */
+export interface Summary {
+  start: bigint
+  end: bigint
+  series: SeriesSummary[]
 }
 
 export declare class Client {

@@ -2,7 +2,8 @@
 // `client.observe`: the log, metrics and trace levels of the engine or node, changed at runtime,
 // and every metric now (docs/observability.md). The work is the Rust core's
 // (`telemetron::observe::Observe`); this only turns the arguments into its calls.
-const { call } = require('./errors')
+const { call, make } = require('./errors')
+const { toNanos } = require('./time')
 
 class Observe {
   constructor(native_) {
@@ -28,6 +29,22 @@ class Observe {
    */
   async metrics() {
     return call(() => this._native.observeMetrics())
+  }
+
+  /**
+   * The node's self-telemetry history over a window, summarized where it is stored
+   * (docs/observability.md §7): per series its `kind`, and a counter's `increase` and `rate`
+   * (per second), a gauge's `min`, `mean` and `max`, a histogram's `rate`, `mean` and
+   * `p50`/`p90`/`p99`. `window` is a duration (`'30s'`, `'5m'`, `'1h'`) or a number of seconds
+   * (default 5 minutes); `end` any time input (default: the last sample); `filter` keeps the
+   * series whose name contains it. Resolves to `{start, end, series}`, `series` sorted by name.
+   */
+  async summary({ window, end, filter } = {}) {
+    if (window !== undefined && typeof window !== 'string' && typeof window !== 'number')
+      throw make('invalid_argument', `window must be a duration such as '5m' or a number of seconds, got ${typeof window}`)
+    const w = window === undefined ? undefined : String(window)
+    const e = end === undefined ? undefined : toNanos(end, 'end')
+    return call(() => this._native.observeSummary(w, e, filter))
   }
 }
 

@@ -93,6 +93,62 @@ impl LevelsJs {
     }
 }
 
+/// One self-telemetry series over a window (`telemetron::observe::SeriesSummary`).
+#[napi(object)]
+pub struct SeriesSummaryJs {
+    pub name: String,
+    /// `counter`, `gauge`, `histogram` or `unknown`.
+    pub kind: String,
+    pub unit: String,
+    pub points: i64,
+    pub first_time: BigInt,
+    pub last_time: BigInt,
+    pub last: f64,
+    pub min: Option<f64>,
+    pub mean: Option<f64>,
+    pub max: Option<f64>,
+    pub increase: Option<f64>,
+    pub rate: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// The self-telemetry history over `[start, end]` (`telemetron::observe::Summary`).
+#[napi(object)]
+pub struct SummaryJs {
+    pub start: BigInt,
+    pub end: BigInt,
+    pub series: Vec<SeriesSummaryJs>,
+}
+
+impl SummaryJs {
+    fn from_core(s: telemetron::observe::Summary) -> SummaryJs {
+        let series = s
+            .series
+            .into_iter()
+            .map(|x| SeriesSummaryJs {
+                name: x.name,
+                kind: x.kind.to_string(),
+                unit: x.unit,
+                points: x.points as i64,
+                first_time: big(x.first_time),
+                last_time: big(x.last_time),
+                last: x.last,
+                min: x.min,
+                mean: x.mean,
+                max: x.max,
+                increase: x.increase,
+                rate: x.rate,
+                p50: x.p50,
+                p90: x.p90,
+                p99: x.p99,
+            })
+            .collect();
+        SummaryJs { start: big(s.start), end: big(s.end), series }
+    }
+}
+
 /// Open (or create) an embedded engine in `path` and return a client over it.
 #[napi]
 pub async fn open(path: String, options: Option<OpenOptionsJs>) -> Result<Client> {
@@ -517,6 +573,15 @@ impl Client {
     #[napi]
     pub async fn observe_metrics(&self) -> Result<std::collections::HashMap<String, f64>> {
         Ok(self.observe.metrics().await.js()?.samples.into_iter().collect())
+    }
+
+    /// The self-telemetry history over a window, summarized by the node (or, embedded,
+    /// here): `window` is a duration text (`30s`, `5m`, or seconds).
+    #[napi]
+    pub async fn observe_summary(&self, window: Option<String>, end: Option<BigInt>, filter: Option<String>) -> Result<SummaryJs> {
+        let end = end.map(|e| timestamp(&e).map(|t| t.0)).transpose()?;
+        let req = telemetron::observe::SummaryRequest::parse(window.as_deref(), end, filter).js()?;
+        Ok(SummaryJs::from_core(self.observe.summary(&req).await.js()?))
     }
 
     /// Stop a flow; its final counters.

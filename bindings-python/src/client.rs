@@ -584,6 +584,15 @@ impl Client {
         let o = self.observe.clone();
         Ok(self.run(py, |_| async move { o.metrics().await })?.samples)
     }
+
+    /// The self-telemetry history over a window, summarized by the node (or, embedded,
+    /// here), as JSON: `window` is a duration text (`30s`, `5m`, or seconds).
+    #[pyo3(signature = (window=None, end=None, filter=None))]
+    fn observe_summary(&self, py: Python<'_>, window: Option<String>, end: Option<i64>, filter: Option<String>) -> PyResult<String> {
+        let req = telemetron::observe::SummaryRequest::parse(window.as_deref(), end, filter).py()?;
+        let o = self.observe.clone();
+        json(self.run(py, |_| async move { o.summary(&req).await })?)
+    }
 }
 
 fn json(v: impl serde::Serialize) -> PyResult<String> {

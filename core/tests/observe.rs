@@ -152,6 +152,22 @@ fn metrics_move_with_writes_and_self_telemetry_reads_back_through_the_client() {
             assert!(Instant::now() < deadline, "no fdatasync was timed");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Histograms are stored with their cumulative buckets, for quantiles over a window.
+        assert!(m.get("_telemetron/storage/sync.duration/bucket/+Inf").is_some(), "{:?}", m.samples);
+        assert!(m.get("_telemetron/storage/sync.duration/bucket/0.001").is_some(), "{:?}", m.samples);
+
+        // Analytics: the node summarizes its own history and sends only the summary.
+        let req = telemetron::observe::SummaryRequest::parse(Some("10m"), None, None).unwrap();
+        let sum = Observe::new(&c).summary(&req).await.unwrap();
+        let stored = sum.get("_telemetron/storage/samples").unwrap();
+        assert_eq!(stored.kind, telemetron::observe::MetricKind::Counter);
+        assert!(stored.increase.unwrap() >= 10_000.0, "{stored:?}");
+        assert!(stored.rate.unwrap() > 0.0 && stored.points >= 2, "{stored:?}");
+        let sync = sum.get("_telemetron/storage/sync.duration").unwrap();
+        assert_eq!((sync.kind, sync.unit.as_str()), (telemetron::observe::MetricKind::Histogram, "s"));
+        assert_eq!(sum.get("_telemetron/relay/streamers").unwrap().kind, telemetron::observe::MetricKind::Gauge);
+        let bad = Observe::new(&c).summary(&telemetron::observe::SummaryRequest { window: Some(-1.0), ..Default::default() }).await;
+        assert_eq!(bad.unwrap_err().code(), "invalid_argument");
         c.close().await.unwrap();
     });
     // The CLI prints the same metrics.
@@ -159,6 +175,16 @@ fn metrics_move_with_writes_and_self_telemetry_reads_back_through_the_client() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("metrics  basic") && text.contains("_telemetron/storage/commits"), "{text}");
+    let out = Command::new(BIN).args(["observe", "--url", &node.url, "--summary", "10m", "--filter", "storage/"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find(|l| l.starts_with("_telemetron/storage/samples ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("counter") && line.contains("/s"), "{line}");
+    assert!(text.contains("_telemetron/storage/sync.duration") && text.contains("p99"), "{text}");
+    assert!(!text.contains("_telemetron/relay/"), "the filter applies: {text}");
+    let out = Command::new(BIN).args(["observe", "--url", &node.url, "--summary", "soon"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a window"), "{}", String::from_utf8_lossy(&out.stderr));
     node.stop();
 }
 
@@ -501,5 +527,108 @@ fn self_telemetry_skips_a_name_taken_by_another_kind_of_channel() {
     assert!(written.concat(samples).unwrap().unwrap().len() >= 2, "the other values are written");
     let commits = engine.read(TimeRange::MAX, &[theirs[1].key]).unwrap();
     assert!(commits.concat(theirs[1].key).unwrap().is_none(), "their channel is untouched");
+    engine.close().unwrap();
+}
+
+/// Write `values` (one per second from `t0`) into self-telemetry channels named `names`,
+/// as a node's self-telemetry would have, and return nothing: the history to summarize.
+fn history(engine: &telemetron::Engine, t0: i64, rows: &[(&str, &[f64])]) {
+    let time = engine.create_channels_with(vec![NewChannel::index("_telemetron/time")], true).unwrap()[0].key;
+    let made = engine
+        .create_channels_with(rows.iter().map(|(n, _)| NewChannel::data(*n, DataType::F64, "_telemetron/time")).collect(), true)
+        .unwrap();
+    let n = rows[0].1.len();
+    let mut keys: Vec<_> = made.iter().map(|c| c.key).collect();
+    keys.push(time);
+    let mut w = engine.open_writer(WriterConfig::new(TimeStamp(t0), keys)).unwrap();
+    let mut f = Frame::new().with(time, Series::timestamps((0..n as i64).map(|i| t0 + i * 1_000_000_000).collect()));
+    for (ch, (_, v)) in made.iter().zip(rows) {
+        f = f.with(ch.key, Series::from_vec(v.to_vec()));
+    }
+    w.write(&f).unwrap();
+    w.close().unwrap();
+}
+
+/// Analytics: a window of self-telemetry history, summarized where it is stored. Counters
+/// give their increase across a restart, gauges their range, histograms their quantiles.
+#[test]
+fn a_summary_answers_rates_ranges_and_percentiles_over_a_window() {
+    use telemetron::observe::{Levels, MetricKind, Observer, SummaryRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = telemetron::Engine::open(dir.path()).unwrap();
+    let obs = Observer::new("test", Levels::default());
+    obs.watch_engine(&engine);
+    let e = obs.summary(&SummaryRequest::default()).unwrap_err();
+    assert!(e.to_string().contains("--self-telemetry"), "no history says how to get one: {e}");
+
+    let t0 = 1_700_000_000_000_000_000;
+    let sd = "_telemetron/storage/sync.duration";
+    let (count, sum, b1, b2, inf) = (
+        format!("{sd}/count"),
+        format!("{sd}/sum"),
+        format!("{sd}/bucket/0.001"),
+        format!("{sd}/bucket/0.002"),
+        format!("{sd}/bucket/+Inf"),
+    );
+    history(
+        &engine,
+        t0,
+        &[
+            // A counter with a restart between the 3rd and 4th reading: 10 + 20 + 5 + 10.
+            ("_telemetron/storage/commits", &[0.0, 10.0, 30.0, 5.0, 15.0]),
+            ("_telemetron/relay/streamers", &[1.0, 3.0, 2.0, 2.0, 2.0]),
+            // 100 fdatasyncs in the window: 50 ≤ 1 ms, 40 in (1, 2] ms, 10 above.
+            (&count, &[0.0, 0.0, 0.0, 50.0, 100.0]),
+            (&sum, &[0.0, 0.0, 0.0, 0.05, 0.2]),
+            (&b1, &[0.0, 0.0, 0.0, 30.0, 50.0]),
+            (&b2, &[0.0, 0.0, 0.0, 45.0, 90.0]),
+            (&inf, &[0.0, 0.0, 0.0, 50.0, 100.0]),
+            // No instrument names this any more (a flow since removed).
+            ("_telemetron/flow/gone/src/emitted", &[4.0, 6.0, 6.0, 9.0, 9.0]),
+        ],
+    );
+    let rt = rt();
+    // Through the client API too: an embedded client's observe summarizes its engine.
+    let all = obs.summary(&SummaryRequest::parse(Some("1h"), None, None).unwrap()).unwrap();
+    assert_eq!(all.end, t0 + 4_000_000_000, "the window ends at the last sample");
+    let commits = all.get("_telemetron/storage/commits").unwrap();
+    assert_eq!(commits.kind, MetricKind::Counter);
+    assert_eq!((commits.points, commits.first_time, commits.last_time), (5, t0, t0 + 4_000_000_000));
+    assert_eq!(commits.increase, Some(45.0));
+    assert_eq!(commits.rate, Some(45.0 / 4.0));
+    assert_eq!((commits.min, commits.p50), (None, None), "a counter has no range or quantiles");
+    let streamers = all.get("_telemetron/relay/streamers").unwrap();
+    assert_eq!(streamers.kind, MetricKind::Gauge);
+    assert_eq!((streamers.min, streamers.mean, streamers.max, streamers.last), (Some(1.0), Some(2.0), Some(3.0), 2.0));
+    assert_eq!(streamers.rate, None, "a gauge has no rate");
+    let sync = all.get(sd).unwrap();
+    assert_eq!((sync.kind, sync.unit.as_str()), (MetricKind::Histogram, "s"));
+    assert_eq!(sync.increase, Some(100.0));
+    assert_eq!(sync.rate, Some(25.0));
+    assert!((sync.mean.unwrap() - 0.002).abs() < 1e-12, "{:?}", sync.mean);
+    assert_eq!(sync.p50, Some(0.001));
+    assert!((sync.p90.unwrap() - 0.002).abs() < 1e-12, "{:?}", sync.p90);
+    assert_eq!(sync.p99, Some(0.002), "in the +Inf bucket: the highest finite bound");
+    assert!(all.get(&count).is_none() && all.get(&b1).is_none(), "a histogram's parts are not series of their own");
+    let gone = all.get("_telemetron/flow/gone/src/emitted").unwrap();
+    assert_eq!(gone.kind, MetricKind::Unknown);
+    assert_eq!((gone.increase, gone.min, gone.max), (Some(5.0), Some(4.0), Some(9.0)));
+
+    // A window of the last 1.5 s holds the last two readings only.
+    let last =
+        rt.block_on(Observe::new(&Client::embedded(engine.clone())).summary(&SummaryRequest::parse(Some("1.5s"), None, None).unwrap()));
+    let last = last.unwrap();
+    let commits = last.get("_telemetron/storage/commits").unwrap();
+    assert_eq!((commits.points, commits.increase), (2, Some(10.0)));
+    // 50 more, 20 of them ≤ 1 ms and 25 more ≤ 2 ms: the 25th is 5/25 into (1, 2] ms.
+    let p50 = last.get(sd).unwrap().p50.unwrap();
+    assert!((p50 - 0.0012).abs() < 1e-12, "{p50}");
+    // An explicit end and a filter.
+    let early =
+        obs.summary(&SummaryRequest { window: Some(10.0), end: Some(t0 + 2_000_000_000), filter: Some("storage/commits".into()) }).unwrap();
+    assert_eq!(early.series.len(), 1);
+    assert_eq!(early.series[0].increase, Some(30.0));
+    let none = obs.summary(&SummaryRequest { window: Some(1.0), end: Some(t0 - 10_000_000_000), filter: None }).unwrap();
+    assert!(none.series.is_empty(), "nothing before the history");
     engine.close().unwrap();
 }

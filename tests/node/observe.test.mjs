@@ -1,6 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { each, stand } from './support/backends.mjs'
+import { each, stand, startNode, tempDir, tn } from './support/backends.mjs'
+
+const { connect, open } = tn
+
+/** JSON for a failure message (bigints as strings). */
+const show = (x) => JSON.stringify(x, (_, v) => (typeof v === 'bigint' ? String(v) : v))
 
 each(test, 'observe: levels change at runtime; metrics move with writes', async (t, c) => {
   assert.deepEqual(await c.observe.levels(), { logs: 'basic', metrics: 'basic', traces: 'off' })
@@ -23,4 +28,53 @@ each(test, 'observe: levels change at runtime; metrics move with writes', async 
   assert.equal((await c.observe.levels()).metrics, 'off', 'a refused change changes nothing')
   await c.observe.setLevels({ metrics: 'basic' })
   assert.ok((await c.observe.metrics())['_telemetron/storage/samples'] >= after['_telemetron/storage/samples'])
+})
+
+test('observe: a node summarizes its self-telemetry history; an engine without it says how to get one', async () => {
+  const node = await startNode(['--self-telemetry', '100ms'])
+  const c = await connect(node.url)
+  try {
+    const s = await stand(c)
+    const n = 2000
+    const start = BigInt(Date.now()) * 1_000_000n
+    await c.write(start, { [s.time]: new BigInt64Array(n).map((_, i) => start + BigInt(i) * 1000n), [s.pressure]: new Float64Array(n) })
+    // Wait until the node's history holds the write.
+    const deadline = Date.now() + 10_000
+    let sum
+    for (;;) {
+      sum = await c.observe.summary({ window: '10m' })
+      const stored = sum.series.find((x) => x.name === '_telemetron/storage/samples')
+      if (stored && stored.increase >= 2 * n) break
+      assert.ok(Date.now() < deadline, `self-telemetry never showed the write: ${show(stored)}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.equal(typeof sum.start, 'bigint')
+    assert.ok(sum.end - sum.start === 600_000_000_000n, 'a 10-minute window')
+    const stored = sum.series.find((x) => x.name === '_telemetron/storage/samples')
+    assert.equal(stored.kind, 'counter')
+    assert.ok(stored.rate > 0 && stored.points >= 2 && typeof stored.lastTime === 'bigint', show(stored))
+    assert.equal(stored.min, undefined, 'a counter has no range')
+    const sync = sum.series.find((x) => x.name === '_telemetron/storage/sync.duration')
+    assert.equal(sync.kind, 'histogram')
+    assert.equal(sync.unit, 's')
+    const gauge = sum.series.find((x) => x.name === '_telemetron/relay/streamers')
+    assert.equal(gauge.kind, 'gauge')
+    assert.ok(gauge.min <= gauge.mean && gauge.mean <= gauge.max)
+    // Seconds work as a window; a filter keeps matching series only.
+    const only = await c.observe.summary({ window: 600, filter: 'storage/commits' })
+    assert.deepEqual(only.series.map((x) => x.name), ['_telemetron/storage/commits'])
+    // An end before the history: an empty summary, not an error.
+    assert.deepEqual((await c.observe.summary({ window: '1s', end: new Date('2001-01-01') })).series, [])
+    await assert.rejects(c.observe.summary({ window: 'soon' }), (e) => e.code === 'invalid_argument' && /is not a window/.test(e.message))
+    await assert.rejects(c.observe.summary({ window: {} }), (e) => e.code === 'invalid_argument')
+  } finally {
+    await c.close()
+    await node.stop()
+  }
+  const e = await open(tempDir())
+  try {
+    await assert.rejects(e.observe.summary(), (err) => err.code === 'invalid_argument' && /--self-telemetry/.test(err.message))
+  } finally {
+    await e.close()
+  }
 })

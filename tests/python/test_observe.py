@@ -83,3 +83,54 @@ def test_prometheus_text_parses_and_moves_and_self_telemetry_reads_back(tmp_path
             assert len(frame["_telemetron/time"]) == len(values), "each value has its timestamp"
     finally:
         server.stop()
+
+
+def test_a_node_summarizes_its_history_and_a_finished_run_is_summarized_afterwards(tmp_path):
+    server = Server(tmp_path / "data", extra=("--self-telemetry", "100ms"))
+    try:
+        with tn.connect(server.url) as c:
+            write_samples(c, "thrust", 5_000)
+            deadline = time.monotonic() + 10
+            while True:
+                s = c.observe.summary("10m")
+                if "_telemetron/storage/samples" in s and (s["_telemetron/storage/samples"].increase or 0) >= 10_000:
+                    break
+                assert time.monotonic() < deadline, f"the history never showed the write: {s.series.get('_telemetron/storage/samples')}"
+                time.sleep(0.1)
+            assert s.end - s.start == 600 * 10**9
+            stored = s["_telemetron/storage/samples"]
+            assert stored.kind == "counter" and stored.rate > 0 and stored.points >= 2
+            assert stored.min is None, "a counter has no range"
+            assert isinstance(stored.last_time, tn.TimeStamp)
+            sync = s["_telemetron/storage/sync.duration"]
+            assert (sync.kind, sync.unit) == ("histogram", "s")
+            streamers = s["_telemetron/relay/streamers"]
+            assert streamers.kind == "gauge" and streamers.min <= streamers.mean <= streamers.max
+            df = s.to_pandas()
+            assert df.loc["_telemetron/storage/samples", "increase"] == stored.increase
+            assert df.loc["_telemetron/relay/streamers", "kind"] == "gauge"
+            # Windows as timedelta or seconds; a filter; an end before the history.
+            import datetime
+
+            assert set(c.observe.summary(datetime.timedelta(minutes=10), filter="storage/commits").series) == {"_telemetron/storage/commits"}
+            assert len(c.observe.summary(600.0)) == len(s)
+            assert len(c.observe.summary("1s", end="2001-01-01T00:00:00Z")) == 0
+            with pytest.raises(tn.InvalidArgument, match="is not a window"):
+                c.observe.summary("soon")
+            with pytest.raises(TypeError, match="a window is"):
+                c.observe.summary([1])  # type: ignore[arg-type]
+            with pytest.raises(KeyError, match="no series"):
+                s["_telemetron/nothing"]
+    finally:
+        server.stop()
+    # The node is gone; its data directory still answers, opened in this process.
+    with tn.open(tmp_path / "data") as e:
+        after = e.observe.summary("1h")
+        assert after["_telemetron/storage/samples"].increase >= 10_000
+        assert after["_telemetron/storage/samples"].kind == "counter"
+
+
+def test_an_engine_without_self_telemetry_says_how_to_get_a_summary(tmp_path):
+    with tn.open(tmp_path / "empty") as e:
+        with pytest.raises(tn.InvalidArgument, match="--self-telemetry"):
+            e.observe.summary()

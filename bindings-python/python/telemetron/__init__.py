@@ -28,7 +28,7 @@ from .export import ExportProgress, ExportReport
 from .flows import FlowInfo, FlowNode, Flows, Reconfigured
 from .frame import Frame
 from .framer import Iterator, Writer
-from .observe import Levels, Observe
+from .observe import Levels, Observe, SeriesSummary, Summary
 from .ranger import MetaData, Range, Ranges
 from .relay import Streamer
 from .telem import DataType, TimeRange, TimeSpan, TimeStamp
@@ -56,6 +56,8 @@ __all__ = [
     "Flows",
     "Levels",
     "Observe",
+    "Summary",
+    "SeriesSummary",
     "FlowInfo",
     "FlowNode",
     "Reconfigured",

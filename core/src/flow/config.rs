@@ -18,7 +18,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -226,23 +225,7 @@ fn node_line(src: &str, name: &str, nodes_line: usize) -> usize {
         .map_or(nodes_line, |(i, _)| i + 1)
 }
 
-/// Parse a duration: `250us`, `10ms`, `2s`, `1m`, or a number of seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" | "µs" => v / 1e6,
-        "ns" => v / 1e9,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
+pub use crate::telem::parse_duration;
 
 /// Serde helper: a duration option written as `10ms`.
 pub(crate) mod duration {
@@ -279,6 +262,8 @@ pub(crate) mod duration {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -4,7 +4,8 @@
 //! `<prefix><key>/<leaf>`, indexed by `<prefix>time`: the metric `telemetron.storage.commits`
 //! with key `storage` is `_telemetron/storage/commits`, `telemetron.relay.streamer.dropped`
 //! with key `relay/streamer/3` is `_telemetron/relay/streamer/3/dropped`, and a histogram
-//! gives `<...>/count` and `<...>/sum` (`_telemetron/storage/sync.duration/count`). The
+//! gives `<...>/count`, `<...>/sum` and the cumulative `<...>/bucket/<le>`
+//! (`_telemetron/storage/sync.duration/count`, `.../bucket/0.0005`). The
 //! leaf is the metric name without `telemetron.` and the key's own leading segments.
 //!
 //! One writer (named `self-telemetry`) holds these channels, so they show in control
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 
+use super::analytics::MetricKind;
+use super::prometheus::number;
 use super::{AsF64, Observer};
 use crate::Engine;
 use crate::channel::{ChannelKey, NewChannel};
@@ -47,41 +50,76 @@ fn key_of<'a>(mut attrs: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> S
     attrs.find(|kv| kv.key.as_str() == "key").map(|kv| kv.value.as_str().into_owned()).unwrap_or_default()
 }
 
-fn push<T: AsF64>(out: &mut Vec<(String, f64)>, name: &str, data: &MetricData<T>) {
+/// One scalar of a collection: its channel name, value, and what the metric it comes from
+/// is (histogram parts carry the histogram's kind).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Scalar {
+    pub name: String,
+    pub value: f64,
+    pub kind: MetricKind,
+    pub unit: String,
+}
+
+fn push<T: AsF64>(out: &mut Vec<Scalar>, name: &str, unit: &str, data: &MetricData<T>) {
+    let scalar = |name: String, value: f64, kind: MetricKind| Scalar { name, value, kind, unit: unit.to_owned() };
     match data {
-        MetricData::Sum(s) => out.extend(s.data_points().map(|p| (channel_name(name, &key_of(p.attributes())), p.value().f()))),
-        MetricData::Gauge(g) => out.extend(g.data_points().map(|p| (channel_name(name, &key_of(p.attributes())), p.value().f()))),
+        MetricData::Sum(s) => {
+            let kind = if s.is_monotonic() { MetricKind::Counter } else { MetricKind::Gauge };
+            out.extend(s.data_points().map(|p| scalar(channel_name(name, &key_of(p.attributes())), p.value().f(), kind)));
+        }
+        MetricData::Gauge(g) => {
+            out.extend(g.data_points().map(|p| scalar(channel_name(name, &key_of(p.attributes())), p.value().f(), MetricKind::Gauge)));
+        }
         MetricData::Histogram(h) => {
             for p in h.data_points() {
                 let base = channel_name(name, &key_of(p.attributes()));
-                out.push((format!("{base}/count"), p.count() as f64));
-                out.push((format!("{base}/sum"), p.sum().f()));
+                out.push(scalar(format!("{base}/count"), p.count() as f64, MetricKind::Histogram));
+                out.push(scalar(format!("{base}/sum"), p.sum().f(), MetricKind::Histogram));
+                // Cumulative counts at or below each bound, as Prometheus has them, so a
+                // window's quantiles come from two readings (`analytics`).
+                let mut cum = 0u64;
+                for (bound, n) in p.bounds().zip(p.bucket_counts()) {
+                    cum += n;
+                    out.push(scalar(format!("{base}/bucket/{}", number(bound)), cum as f64, MetricKind::Histogram));
+                }
+                out.push(scalar(format!("{base}/bucket/+Inf"), p.count() as f64, MetricKind::Histogram));
             }
         }
         MetricData::ExponentialHistogram(_) => {}
     }
 }
 
-/// Every scalar of a collection as `(channel name, value)`, sorted by name. Histograms
-/// with attributes beyond `key` (requests per route) are summed per key.
-pub(super) fn flatten(rm: &ResourceMetrics) -> Vec<(String, f64)> {
+/// Every scalar of a collection, sorted by name: counters and gauges one each, histograms
+/// as `<name>/count`, `<name>/sum` and `<name>/bucket/<le>`. Histograms with attributes
+/// beyond `key` (requests per route) are summed per key.
+pub(super) fn scalars(rm: &ResourceMetrics) -> Vec<Scalar> {
     let mut raw = Vec::new();
     for sm in rm.scope_metrics() {
         for m in sm.metrics() {
             match m.data() {
-                AggregatedMetrics::F64(d) => push(&mut raw, m.name(), d),
-                AggregatedMetrics::U64(d) => push(&mut raw, m.name(), d),
-                AggregatedMetrics::I64(d) => push(&mut raw, m.name(), d),
+                AggregatedMetrics::F64(d) => push(&mut raw, m.name(), m.unit(), d),
+                AggregatedMetrics::U64(d) => push(&mut raw, m.name(), m.unit(), d),
+                AggregatedMetrics::I64(d) => push(&mut raw, m.name(), m.unit(), d),
             }
         }
     }
-    let mut merged: HashMap<String, f64> = HashMap::with_capacity(raw.len());
-    for (k, v) in raw {
-        *merged.entry(k).or_default() += v;
+    let mut merged: HashMap<String, Scalar> = HashMap::with_capacity(raw.len());
+    for s in raw {
+        match merged.entry(s.name.clone()) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().value += s.value,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(s);
+            }
+        }
     }
-    let mut out: Vec<(String, f64)> = merged.into_iter().collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<Scalar> = merged.into_values().collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// [`scalars`] as `(channel name, value)`.
+pub(super) fn flatten(rm: &ResourceMetrics) -> Vec<(String, f64)> {
+    scalars(rm).into_iter().map(|s| (s.name, s.value)).collect()
 }
 
 /// The writing thread of [`Observer::start_channels`].

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Levels, LevelsUpdate, Observer};
+use super::{Levels, LevelsUpdate, Observer, Summary, SummaryRequest};
 use crate::client::Client;
 use crate::error::Result;
 
@@ -99,6 +99,23 @@ impl Observe {
             Inner::Local(o) => Ok(MetricSamples { samples: o.samples() }),
             #[cfg(feature = "remote")]
             Inner::Remote(c) => c.call_remote("observe/metrics", &serde_json::json!({})).await,
+        }
+    }
+
+    /// Summarize the self-telemetry history over a window ([`Summary`],
+    /// `docs/observability.md` §7): on a remote client the node computes it next to its
+    /// data and sends only the summary; on an embedded client the engine's own channels
+    /// (a data directory a node wrote, opened afterwards) are summarized here.
+    pub async fn summary(&self, req: &SummaryRequest) -> Result<Summary> {
+        match &self.inner {
+            Inner::Local(o) => {
+                let (o, req) = (o.clone(), req.clone());
+                tokio::task::spawn_blocking(move || o.summary(&req))
+                    .await
+                    .map_err(|e| crate::Error::InvalidArgument { reason: format!("the summary task failed: {e}") })?
+            }
+            #[cfg(feature = "remote")]
+            Inner::Remote(c) => c.call_remote("observe/summary", req).await,
         }
     }
 }

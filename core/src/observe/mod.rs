@@ -26,6 +26,7 @@
 //! changed at runtime by [`Observer::set_levels`] (a node's `observe/levels` call, the
 //! `telemetron observe` command, `client.observe` in the SDKs), with no restart.
 
+pub mod analytics;
 mod channels;
 mod client;
 mod levels;
@@ -50,6 +51,7 @@ use parking_lot::Mutex;
 
 use crate::Engine;
 
+pub use analytics::{MetricKind, SeriesSummary, Summary, SummaryRequest};
 pub use channels::{CHANNEL_PREFIX, DEFAULT_CHANNEL_INTERVAL};
 pub use client::{MetricSamples, Observe};
 pub use levels::{Level, Levels, LevelsUpdate, UnknownLevel};
@@ -133,6 +135,8 @@ struct Inner {
     levels: Arc<levels::LevelCell>,
     log_hook: Mutex<Option<LogHook>>,
     channels: Mutex<Option<channels::SelfTelemetry>>,
+    /// The engine of [`Observer::watch_engine`], for [`Observer::summary`].
+    engine: Mutex<Option<crate::WeakEngine>>,
 }
 
 /// The instrumentation of one node (or one embedded engine). Cheap to clone.
@@ -168,6 +172,7 @@ impl Observer {
                 levels: Arc::new(levels::LevelCell::new(levels)),
                 log_hook: Mutex::new(None),
                 channels: Mutex::new(None),
+                engine: Mutex::new(None),
             }),
         }
     }
@@ -223,6 +228,21 @@ impl Observer {
     /// histogram (`docs/observability.md` lists them).
     pub fn watch_engine(&self, engine: &Engine) {
         instruments::engine(self, engine);
+        *self.inner.engine.lock() = Some(engine.downgrade());
+    }
+
+    /// Summarize the self-telemetry stored in the watched engine over a window
+    /// (`analytics`): counters' increase and rate, gauges' min, mean and max, histograms'
+    /// rate, mean and p50/p90/p99. Works at every metrics level: it reads history.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] when no engine is watched or it holds no
+    /// self-telemetry, or for a bad window; read errors of the engine.
+    pub fn summary(&self, req: &SummaryRequest) -> crate::Result<Summary> {
+        let engine = self.inner.engine.lock().as_ref().and_then(crate::WeakEngine::upgrade);
+        let engine = engine.ok_or_else(|| crate::Error::InvalidArgument { reason: "no engine is observed here to summarize".into() })?;
+        let known = self.collect().map(|rm| channels::scalars(&rm)).unwrap_or_default();
+        analytics::summarize(&engine, &known, req)
     }
 
     /// Observe a node's flows: per flow node, messages in and out, ACKs, NACKs, expiries.

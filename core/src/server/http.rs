@@ -149,7 +149,7 @@ pub(crate) async fn body_bytes(s: &AppState, body: Body) -> std::result::Result<
 }
 
 /// Run `f` on the engine off the async threads.
-async fn blocking<R: Send + 'static>(
+pub(crate) async fn blocking<R: Send + 'static>(
     s: &AppState,
     f: impl FnOnce(Engine) -> Result<R> + Send + 'static,
 ) -> std::result::Result<R, ApiError> {

@@ -17,8 +17,8 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Histogram;
 
 use super::AppState;
-use super::http::{ApiError, body_bytes};
-use crate::observe::{Levels, LevelsUpdate, MetricSamples, Observer};
+use super::http::{ApiError, blocking, body_bytes};
+use crate::observe::{Levels, LevelsUpdate, MetricSamples, Observer, Summary, SummaryRequest};
 use crate::protocol::parse_json;
 
 /// Connections of the accept loop, counted where they start and end.
@@ -155,7 +155,17 @@ async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response
 
 /// The `observe/*` calls, to merge into the guarded API.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/api/v1/observe/levels", post(levels)).route("/api/v1/observe/metrics", post(samples))
+    Router::new()
+        .route("/api/v1/observe/levels", post(levels))
+        .route("/api/v1/observe/metrics", post(samples))
+        .route("/api/v1/observe/summary", post(summary))
+}
+
+/// The self-telemetry history over a window, summarized next to the data.
+async fn summary(State(s): State<Arc<AppState>>, body: Body) -> std::result::Result<Json<Summary>, ApiError> {
+    let req: SummaryRequest = parse_json(&body_bytes(&s, body).await?)?;
+    let obs = s.observer.clone();
+    Ok(Json(blocking(&s, move |_| obs.summary(&req)).await?))
 }
 
 /// Every scalar metric now, by self-telemetry channel name.

@@ -16,7 +16,7 @@ pub use alignment::Alignment;
 pub use data_type::{DataType, Sample, UnknownDataType};
 pub use frame::Frame;
 pub use series::{Series, SeriesError};
-pub use time::{TimeRange, TimeSpan, TimeStamp};
+pub use time::{TimeRange, TimeSpan, TimeStamp, parse_duration};
 
 /// A channel's key: assigned in increasing order by the channel registry and never reused
 /// (see [`crate::channel`], which re-exports it as `channel::ChannelKey`). It lives here
