@@ -11,10 +11,17 @@ import socket
 import time
 from pathlib import Path
 
+import gzip
+import json
+import urllib.error
+import urllib.request
+
+import grpc as grpc_lib
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import Server, free_port
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -71,13 +78,18 @@ def values(client: tn.Client, name: str) -> list[float]:
     return np.asarray(client.read(None, [name])[name]).tolist()
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("protocol", ["grpc", "http", "grpc-gzip", "http-gzip", "http-deflate"])
 def test_sdk_metrics_land_in_channels_exactly(otlp_node, protocol: str) -> None:
     server, grpc, http, _ = otlp_node
     if protocol == "grpc":
         exporter = GrpcMetricExporter(endpoint=f"127.0.0.1:{grpc}", insecure=True)
-    else:
+    elif protocol == "grpc-gzip":
+        exporter = GrpcMetricExporter(endpoint=f"127.0.0.1:{grpc}", insecure=True, compression=grpc_lib.Compression.Gzip)
+    elif protocol == "http":
         exporter = HttpMetricExporter(endpoint=f"http://127.0.0.1:{http}/v1/metrics")
+    else:
+        kind = HttpCompression.Gzip if protocol == "http-gzip" else HttpCompression.Deflate
+        exporter = HttpMetricExporter(endpoint=f"http://127.0.0.1:{http}/v1/metrics", compression=kind)
     # Exported only when flushed: each flush is one export request, one stored point.
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(resource=Resource.create({"service.name": f"seq-{protocol}"}), metric_readers=[reader])
@@ -158,3 +170,118 @@ def test_sdk_logs_and_spans_reach_the_flow(otlp_node) -> None:
             assert '"valve":"v1"' in s["attributes"]
         else:
             assert s["parent_span_id"] == bytes(8)
+
+
+def post(url: str, body: bytes, content_type: str, encoding: str | None = None) -> tuple[int, str, bytes]:
+    headers = {"Content-Type": content_type}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read()
+
+
+# OTLP/HTTP JSON as the specification writes it (opentelemetry-proto's examples): camelCase
+# fields, 64-bit integers as strings, integer enums, hex trace and span ids.
+METRICS_JSON = {
+    "resourceMetrics": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-rig"}}]},
+            "scopeMetrics": [
+                {
+                    "scope": {"name": "bench"},
+                    "metrics": [
+                        {
+                            "name": "pump.rpm",
+                            "unit": "1/min",
+                            "gauge": {
+                                "dataPoints": [
+                                    {"timeUnixNano": "1700000000000000000", "asDouble": 1450.5, "attributes": [{"key": "pump", "value": {"stringValue": "p1"}}]}
+                                ]
+                            },
+                        },
+                        {
+                            "name": "valve.cycles",
+                            "sum": {
+                                "aggregationTemporality": 2,
+                                "isMonotonic": True,
+                                "dataPoints": [{"startTimeUnixNano": "1699999999000000000", "timeUnixNano": "1700000000000000000", "asInt": "42"}],
+                            },
+                        },
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_http_takes_otlp_json_and_compressed_bodies_and_refuses_what_it_cannot_read(otlp_node) -> None:
+    server, _, http, out = otlp_node
+    url = f"http://127.0.0.1:{http}/v1/metrics"
+    body = json.dumps(METRICS_JSON).encode()
+    status, ctype, answer = post(url, body, "application/json")
+    assert (status, ctype) == (200, "application/json"), answer
+    assert isinstance(json.loads(answer), dict), "a JSON request is answered in JSON"
+    # The same request again, gzip-compressed, one point later.
+    later = json.loads(body)
+    gauge = later["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["gauge"]["dataPoints"][0]
+    gauge.update(timeUnixNano="1700000001000000000", asDouble=1460.25)
+    status, _, answer = post(url, gzip.compress(json.dumps(later).encode()), "application/json", "gzip")
+    assert status == 200, answer
+    with tn.connect(server.url) as client:
+        assert values(client, "otel/pump.rpm{pump=p1,service.name=json-rig}") == [1450.5, 1460.25]
+        assert values(client, "otel/valve.cycles{service.name=json-rig}") == [42.0]
+
+    # A log record with a hex trace id, as JSON.
+    trace_id, span_id = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+    logs = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-rig"}}]},
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1700000000000000000",
+                                "severityNumber": 13,
+                                "severityText": "WARN",
+                                "body": {"stringValue": "pump p1 cavitating"},
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    status, _, answer = post(f"http://127.0.0.1:{http}/v1/logs", json.dumps(logs).encode(), "application/json; charset=utf-8")
+    assert status == 200, answer
+    deadline = time.monotonic() + 10
+    while not list((out / "logs").glob("*.parquet")):
+        assert time.monotonic() < deadline, server.logs()
+        time.sleep(0.05)
+    rows = pq.read_table(sorted((out / "logs").glob("*.parquet"))).to_pylist()
+    assert [r["body"] for r in rows] == ["pump p1 cavitating"]
+    assert trace_id in rows[0]["attributes"] and span_id in rows[0]["attributes"], rows[0]["attributes"]
+
+    # What it cannot read is refused with what to send instead, and nothing is stored.
+    status, _, answer = post(url, b"<xml/>", "application/xml")
+    assert status == 415 and b"application/json" in answer
+    status, _, answer = post(url, body, "application/json", "br")
+    assert status == 415 and b"gzip" in answer
+    status, _, answer = post(url, b"not gzip at all", "application/json", "gzip")
+    assert status == 400 and b"not valid gzip" in answer
+    status, _, answer = post(url, b'{"resourceMetrics": 7}', "application/json")
+    assert status == 400 and b"not an OTLP JSON message" in answer
+    # A small body that expands beyond the request limit (16 MiB) is refused, not inflated.
+    bomb = gzip.compress(b" " * (17 << 20))
+    assert len(bomb) < 100_000
+    status, _, answer = post(url, bomb, "application/json", "gzip")
+    assert status == 413, answer
+    with tn.connect(server.url) as client:
+        assert values(client, "otel/pump.rpm{pump=p1,service.name=json-rig}") == [1450.5, 1460.25]

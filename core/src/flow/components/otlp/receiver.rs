@@ -1,6 +1,7 @@
 //! `otlp_receiver`: OTLP metrics, logs and traces into a flow, over gRPC (default
-//! `127.0.0.1:4317`) and HTTP/protobuf (default `127.0.0.1:4318`, paths `/v1/metrics`,
-//! `/v1/logs`, `/v1/traces`), as the OpenTelemetry specification names them.
+//! `127.0.0.1:4317`) and HTTP (default `127.0.0.1:4318`, paths `/v1/metrics`, `/v1/logs`,
+//! `/v1/traces`; binary protobuf or JSON), as the OpenTelemetry specification names them,
+//! uncompressed or gzip-compressed.
 //!
 //! Each export request becomes one message. The sender gets its answer when the flow has
 //! settled the message: success after the ACK (after the commit, behind a
@@ -24,6 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
+use tonic::codec::CompressionEncoding::Gzip;
 
 use super::super::super::compile::{PortType, Role, Signature};
 use super::super::super::message::{Message, SignalType, Signals};
@@ -210,38 +212,118 @@ impl TraceService for Intake {
     }
 }
 
-/// Decode an HTTP body: protobuf only (`application/x-protobuf`), uncompressed.
-fn decode<T: prost::Message + Default>(headers: &HeaderMap, body: &Bytes) -> Result<T, (StatusCode, String)> {
+/// How an OTLP/HTTP body is encoded (its `Content-Type`); the answer uses the same.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// Undo a `Content-Encoding` of `gzip`, `deflate` (zlib) or none, at most
+/// [`MAX_REQUEST_BYTES`] out, so a small compressed body cannot expand without bound.
+fn decompress(headers: &HeaderMap, body: &Bytes) -> Result<Bytes, (StatusCode, String)> {
+    use std::io::Read;
+    let enc = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
+    let reader: Box<dyn Read + '_> = match enc.to_ascii_lowercase().as_str() {
+        "" | "identity" => return Ok(body.clone()),
+        "gzip" => Box::new(flate2::read::GzDecoder::new(body.as_ref())),
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(body.as_ref())),
+        _ => return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content encoding {enc:?}: send gzip, deflate or uncompressed"))),
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(MAX_REQUEST_BYTES));
+    reader
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("the body is not valid {enc}: {e}")))?;
+    if out.len() > MAX_REQUEST_BYTES {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("the body expands beyond {MAX_REQUEST_BYTES} bytes; send smaller batches")));
+    }
+    Ok(out.into())
+}
+
+/// Decode an HTTP body: binary protobuf (`application/x-protobuf`) or OTLP's JSON
+/// (`application/json`: lowerCamelCase fields, hex trace and span ids, integer enums),
+/// uncompressed, gzip or deflate.
+fn decode<T: prost::Message + Default + serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(T, Encoding), (StatusCode, String)> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.starts_with("application/x-protobuf") {
-        let m = format!("content type {ct:?}: this receiver takes application/x-protobuf (OTLP/HTTP JSON is not supported)");
-        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, m));
+    let enc = match ct.split(';').next().unwrap_or("").trim() {
+        "application/x-protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        _ => {
+            let m = format!("content type {ct:?}: this receiver takes application/x-protobuf or application/json");
+            return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, m));
+        }
+    };
+    let body = decompress(headers, body)?;
+    let req = match enc {
+        Encoding::Protobuf => T::decode(body.as_ref()).map_err(|e| format!("not an OTLP protobuf message: {e}")),
+        Encoding::Json => serde_json::from_slice(&body)
+            .map(|mut v| {
+                int64_strings(&mut v);
+                v
+            })
+            .and_then(serde_json::from_value)
+            .map_err(|e| format!("not an OTLP JSON message: {e}")),
+    };
+    req.map(|r| (r, enc)).map_err(|m| (StatusCode::BAD_REQUEST, m))
+}
+
+/// OTLP JSON writes 64-bit integers as strings (the protobuf JSON mapping); a metric
+/// point's `asInt` reaches `opentelemetry-proto`'s serde as a number only (a string would
+/// leave the point without a value), so strings there become numbers first.
+fn int64_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                match x {
+                    serde_json::Value::String(s) if k == "asInt" => {
+                        if let Ok(n) = s.trim().parse::<i64>() {
+                            *x = n.into();
+                        }
+                    }
+                    _ => int64_strings(x),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(int64_strings),
+        _ => {}
     }
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).filter(|e| *e != "identity") {
-        let m = format!("content encoding {enc:?}: send uncompressed (set the exporter's compression to none)");
-        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, m));
-    }
-    T::decode(body.as_ref()).map_err(|e| (StatusCode::BAD_REQUEST, format!("not an OTLP protobuf message: {e}")))
 }
 
 /// Rows of a decoded request.
 type Rows<R> = fn(&R, &[String]) -> Result<Option<arrow_array::RecordBatch>, arrow_schema::ArrowError>;
 
-/// One OTLP/HTTP export: decode, hand to the flow, answer with the (empty) protobuf
-/// response `A` once the flow has settled it.
-async fn http_export<R: prost::Message + Default, A: prost::Message + Default>(
-    i: &Intake,
-    headers: &HeaderMap,
-    body: &Bytes,
-    signal: SignalType,
-    rows: Rows<R>,
-) -> Response {
-    let req: R = match decode(headers, body) {
+/// One OTLP/HTTP export: decode, hand to the flow, answer with the (empty) response `A`,
+/// in the request's encoding, once the flow has settled it.
+async fn http_export<R, A>(i: &Intake, headers: &HeaderMap, body: &Bytes, signal: SignalType, rows: Rows<R>) -> Response
+where
+    R: prost::Message + Default + serde::de::DeserializeOwned,
+    A: prost::Message + Default + serde::Serialize,
+{
+    let (req, enc): (R, Encoding) = match decode(headers, body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     match i.submit(signal, |k| rows(&req, k)).await {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/x-protobuf")], A::default().encode_to_vec()).into_response(),
+        Ok(()) => {
+            let answer = match enc {
+                Encoding::Protobuf => A::default().encode_to_vec(),
+                Encoding::Json => serde_json::to_vec(&A::default()).unwrap_or_else(|_| b"{}".to_vec()),
+            };
+            ([(header::CONTENT_TYPE, enc.content_type())], answer).into_response()
+        }
         Err(r) => r.http(),
     }
 }
@@ -283,9 +365,15 @@ impl Receiver for OtlpReceiver {
                 let listener = bind(addr, "gRPC").await?;
                 tracing::info!(key = cx.key(), %addr, "OTLP gRPC receiver listening");
                 let router = tonic::transport::Server::builder()
-                    .add_service(MetricsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-                    .add_service(LogsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-                    .add_service(TraceServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES));
+                    .add_service(
+                        MetricsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES).accept_compressed(Gzip),
+                    )
+                    .add_service(
+                        LogsServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES).accept_compressed(Gzip),
+                    )
+                    .add_service(
+                        TraceServiceServer::new(intake.clone()).max_decoding_message_size(MAX_REQUEST_BYTES).accept_compressed(Gzip),
+                    );
                 let mut stop = stop_rx.clone();
                 servers.spawn(async move {
                     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
