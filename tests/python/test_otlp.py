@@ -285,3 +285,31 @@ def test_http_takes_otlp_json_and_compressed_bodies_and_refuses_what_it_cannot_r
     assert status == 413, answer
     with tn.connect(server.url) as client:
         assert values(client, "otel/pump.rpm{pump=p1,service.name=json-rig}") == [1450.5, 1460.25]
+
+
+def test_exponential_histograms_arrive_as_count_sum_range_and_quantiles(otlp_node) -> None:
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+
+    server, grpc, _, _ = otlp_node
+    reader = PeriodicExportingMetricReader(GrpcMetricExporter(endpoint=f"127.0.0.1:{grpc}", insecure=True), export_interval_millis=3_600_000)
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": "exp"}),
+        metric_readers=[reader],
+        views=[View(instrument_name="step.latency", aggregation=ExponentialBucketHistogramAggregation())],
+    )
+    latency = provider.get_meter("test-sequence").create_histogram("step.latency", unit="ms")
+    observed = np.arange(1.0, 1001.0)  # 1 ms ... 1000 ms
+    for v in observed:
+        latency.record(float(v))
+    assert provider.force_flush(10_000), server.logs()
+    provider.shutdown()
+    with tn.connect(server.url) as client:
+        assert values(client, "otel/step.latency:count{service.name=exp}")[0] == 1000.0
+        assert values(client, "otel/step.latency:sum{service.name=exp}")[0] == observed.sum()
+        assert values(client, "otel/step.latency:min{service.name=exp}")[0] == 1.0
+        assert values(client, "otel/step.latency:max{service.name=exp}")[0] == 1000.0
+        for q in (0.5, 0.9, 0.99):
+            got = values(client, f"otel/step.latency{{quantile={q},service.name=exp}}")[0]
+            exact = float(np.quantile(observed, q))
+            # Exact to a bucket's width: at the SDK's scale for this range, a few percent.
+            assert abs(got - exact) / exact < 0.05, (q, got, exact)

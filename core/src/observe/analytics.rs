@@ -23,7 +23,7 @@ use super::channels::Scalar;
 use crate::Engine;
 use crate::channel::ChannelKey;
 use crate::error::{Error, Result};
-use crate::telem::{DataType, TimeRange, TimeStamp};
+use crate::telem::{DataType, TimeRange, TimeStamp, bucket_quantile};
 
 /// What kind of metric a series is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,9 +263,10 @@ pub(super) fn summarize(engine: &Engine, known: &[Scalar], req: &SummaryRequest)
             out.mean = (n > 0.0).then(|| increase(&s.values) / n);
         }
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        out.p50 = quantile(0.5, &buckets);
-        out.p90 = quantile(0.9, &buckets);
-        out.p99 = quantile(0.99, &buckets);
+        // Prometheus's convention: the lowest bucket starts at 0.
+        out.p50 = bucket_quantile(0.5, 0.0, &buckets);
+        out.p90 = bucket_quantile(0.9, 0.0, &buckets);
+        out.p99 = bucket_quantile(0.99, 0.0, &buckets);
         parts.insert(count);
         parts.insert(sum);
         summary.series.push(out);
@@ -323,34 +324,6 @@ fn rate(increase: f64, s: &Samples) -> Option<f64> {
     (s.values.len() > 1 && s.last > s.first).then(|| increase / ((s.last - s.first) as f64 / 1e9))
 }
 
-/// The `q` quantile of the observations counted in `buckets` (upper bound, observations at
-/// or below it; sorted by bound, the last `+Inf`), interpolated linearly inside the bucket it
-/// falls in, the lowest bucket starting at 0. In the `+Inf` bucket it is the highest finite
-/// bound (nothing better is known). `None` without observations or buckets.
-fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
-    let total = buckets.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    let rank = q * total;
-    let (mut lower, mut below) = (0.0, 0.0);
-    for &(le, n) in buckets {
-        // Cumulative counts read at slightly different moments can dip; never go back.
-        let n = n.max(below);
-        if n >= rank {
-            if le.is_infinite() {
-                return Some(lower);
-            }
-            if n == below {
-                return Some(le);
-            }
-            return Some(lower + (le - lower) * (rank - below) / (n - below));
-        }
-        (lower, below) = (le, n);
-    }
-    Some(lower)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,21 +335,6 @@ mod tests {
         assert_eq!(increase(&[5.0, 7.0, 10.0]), 5.0);
         // 10 → 3 is a restart: 3 counted since, so 5 + 3 + 4.
         assert_eq!(increase(&[5.0, 10.0, 3.0, 7.0]), 12.0);
-    }
-
-    #[test]
-    fn quantiles_interpolate_inside_their_bucket() {
-        // 100 observations: 50 at or below 1 ms, 40 more at or below 2 ms, 10 above 10 ms.
-        let b = [(0.001, 50.0), (0.002, 90.0), (0.01, 90.0), (f64::INFINITY, 100.0)];
-        assert_eq!(quantile(0.5, &b), Some(0.001));
-        let p75 = quantile(0.75, &b).unwrap();
-        assert!((p75 - 0.001625).abs() < 1e-12, "{p75}");
-        // p99 is in +Inf: the highest finite bound is all that is known.
-        assert_eq!(quantile(0.99, &b), Some(0.01));
-        assert_eq!(quantile(0.5, &[(0.001, 0.0), (f64::INFINITY, 0.0)]), None);
-        assert_eq!(quantile(0.5, &[]), None);
-        // A first bucket starts at zero.
-        assert_eq!(quantile(0.5, &[(0.004, 10.0), (f64::INFINITY, 10.0)]), Some(0.002));
     }
 
     #[test]

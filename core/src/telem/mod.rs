@@ -10,12 +10,14 @@ pub mod arrow;
 mod data_type;
 mod frame;
 mod series;
+mod stats;
 mod time;
 
 pub use alignment::Alignment;
 pub use data_type::{DataType, Sample, UnknownDataType};
 pub use frame::Frame;
 pub use series::{Series, SeriesError};
+pub use stats::bucket_quantile;
 pub use time::{TimeRange, TimeSpan, TimeStamp, parse_duration};
 
 /// A channel's key: assigned in increasing order by the channel registry and never reused

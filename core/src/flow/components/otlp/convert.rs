@@ -18,7 +18,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
+    AggregationTemporality, ExponentialHistogramDataPoint, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric::Data, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -110,8 +111,9 @@ fn le(bound: f64) -> String {
 /// Gauges and sums give one row per point (`counter` for a monotonic cumulative sum,
 /// `gauge` otherwise). A histogram point gives `<name>:count`, `<name>:sum` and one
 /// `<name>:bucket` row per bucket with the cumulative count at or below its `le`
-/// attribute; an exponential histogram `:count` and `:sum`; a summary `:count`, `:sum` and
-/// one `<name>` row per quantile (attribute `quantile`).
+/// attribute; an exponential histogram `:count`, `:sum`, `:min`, `:max` and one `<name>`
+/// row per quantile 0.5, 0.9 and 0.99 (attribute `quantile`, estimated from its buckets);
+/// a summary `:count`, `:sum` and one `<name>` row per quantile (attribute `quantile`).
 pub(crate) fn metrics_batch(req: &ExportMetricsServiceRequest, keep: &[String]) -> Result<Option<RecordBatch>, ArrowError> {
     let mut rows = MetricRows::default();
     for rm in &req.resource_metrics {
@@ -131,6 +133,49 @@ fn number(p: &NumberDataPoint) -> f64 {
         Some(number_data_point::Value::AsInt(i)) => i as f64,
         None => f64::NAN,
     }
+}
+
+/// The quantiles kept of an exponential histogram point.
+const EXPONENTIAL_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+/// [`EXPONENTIAL_QUANTILES`] of an exponential histogram point, estimated from its buckets
+/// (interpolated inside a bucket, clamped to the point's `min` and `max` when it has them);
+/// none without observations. Bucket `i` of scale `s` holds magnitudes in
+/// `(base^i, base^(i+1)]`, `base = 2^(2^-s)`.
+fn exponential_quantiles(p: &ExponentialHistogramDataPoint) -> Vec<(f64, f64)> {
+    let base_log2 = (-f64::from(p.scale)).exp2();
+    let bound = |i: i64| (i as f64 * base_log2).exp2();
+    // Ascending: negative buckets from the largest magnitude, zero, positive buckets.
+    let mut cum = Vec::new();
+    let mut below = 0.0;
+    let mut start = None;
+    if let Some(neg) = &p.negative {
+        for (k, n) in neg.bucket_counts.iter().enumerate().rev() {
+            let i = i64::from(neg.offset) + k as i64;
+            start.get_or_insert(-bound(i + 1));
+            below += *n as f64;
+            cum.push((-bound(i), below));
+        }
+    }
+    if p.zero_count > 0 {
+        let zt = p.zero_threshold.abs();
+        start.get_or_insert(-zt);
+        below += p.zero_count as f64;
+        cum.push((zt, below));
+    }
+    if let Some(pos) = &p.positive {
+        for (k, n) in pos.bucket_counts.iter().enumerate() {
+            let i = i64::from(pos.offset) + k as i64;
+            start.get_or_insert(bound(i));
+            below += *n as f64;
+            cum.push((bound(i + 1), below));
+        }
+    }
+    let (lo, hi) = (p.min.unwrap_or(f64::NEG_INFINITY), p.max.unwrap_or(f64::INFINITY));
+    EXPONENTIAL_QUANTILES
+        .iter()
+        .filter_map(|&q| crate::telem::bucket_quantile(q, start.unwrap_or(0.0), &cum).map(|v| (q, v.clamp(lo, hi))))
+        .collect()
 }
 
 fn push_metric(rows: &mut MetricRows, m: &Metric, res: &Attrs) {
@@ -171,10 +216,23 @@ fn push_metric(rows: &mut MetricRows, m: &Metric, res: &Attrs) {
         Some(Data::ExponentialHistogram(h)) => {
             let kind = if cumulative(h.aggregation_temporality) { MetricKind::Counter } else { MetricKind::Gauge };
             for p in &h.data_points {
-                let (t, a) = (nanos(p.time_unix_nano), text(&attrs_of(&p.attributes, Some(res))));
+                let (t, attrs) = (nanos(p.time_unix_nano), attrs_of(&p.attributes, Some(res)));
+                let a = text(&attrs);
                 rows.push(t, &part("count"), "", p.count as f64, &a, kind);
                 if let Some(sum) = p.sum {
                     rows.push(t, &part("sum"), unit, sum, &a, kind);
+                }
+                for (suffix, v) in [("min", p.min), ("max", p.max)] {
+                    if let Some(v) = v {
+                        rows.push(t, &part(suffix), unit, v, &a, MetricKind::Gauge);
+                    }
+                }
+                // Its buckets move with its scale, so they are not kept as series of their
+                // own: the quantiles they give are, as a summary's.
+                for (q, v) in exponential_quantiles(p) {
+                    let mut b = attrs.clone();
+                    b.insert("quantile".into(), Value::from(q));
+                    rows.push(t, name, unit, v, &text(&b), MetricKind::Gauge);
                 }
             }
         }
@@ -504,5 +562,44 @@ mod tests {
     fn values_of_every_kind_round_trip_through_json() {
         let v = serde_json::json!({"a": [1, 2.5, "x", true, null], "b": {"c": -3}});
         assert_eq!(json_of(Some(&any_of(&v))), v);
+    }
+}
+
+#[cfg(test)]
+mod exponential_tests {
+    use opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint;
+    use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+
+    use super::exponential_quantiles;
+
+    #[test]
+    fn exponential_quantiles_come_from_the_buckets() {
+        // Scale 0 (base 2): 10 observations in (1, 2], 10 in (2, 4], none in (4, 8], 10 in (8, 16].
+        let p = ExponentialHistogramDataPoint {
+            count: 30,
+            scale: 0,
+            positive: Some(Buckets { offset: 0, bucket_counts: vec![10, 10, 0, 10] }),
+            ..Default::default()
+        };
+        let q = exponential_quantiles(&p);
+        assert_eq!(q[0], (0.5, 3.0), "the 15th of 30: halfway through (2, 4]");
+        assert_eq!(q[1], (0.9, 8.0 + 8.0 * 0.7), "the 27th: 7/10 into (8, 16]");
+        // min and max bound the estimate; a zero bucket and negative ones sit below.
+        let p = ExponentialHistogramDataPoint {
+            count: 20,
+            scale: 1,
+            zero_count: 10,
+            negative: Some(Buckets { offset: 0, bucket_counts: vec![10] }),
+            min: Some(-1.2),
+            max: Some(0.0),
+            ..Default::default()
+        };
+        let q = exponential_quantiles(&p);
+        let p_max = ExponentialHistogramDataPoint { max: Some(10.0), ..Default::default() };
+        assert!(exponential_quantiles(&p_max).is_empty());
+        // Scale 1: base √2; the negative bucket holds [-√2, -1); the median is its top.
+        assert_eq!(q[0], (0.5, -1.0));
+        assert!(q[2].1 > -1.0 && q[2].1 <= 0.0, "in the zero bucket, at most max: {q:?}");
+        assert!(exponential_quantiles(&ExponentialHistogramDataPoint::default()).is_empty(), "no observations, no quantiles");
     }
 }
