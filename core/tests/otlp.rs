@@ -162,7 +162,9 @@ async fn an_unreachable_endpoint_is_a_retryable_nack_and_bad_options_are_named()
     assert!(report.errors.iter().any(|(_, e)| e.contains(&format!("127.0.0.1:{port}"))), "{:?}", report.errors);
 
     for (options, says) in [
-        ("{type: otlp_exporter, endpoint: 'ftp://x'}", "needs http://"),
+        ("{type: otlp_exporter, endpoint: 'ftp://x'}", "needs http:// or https://"),
+        ("{type: otlp_exporter, endpoint: 'https://x:4317', ca: '/no/such/ca.pem'}", "cannot read /no/such/ca.pem"),
+        ("{type: otlp_exporter, endpoint: 'http://x:4317', ca: 'ca.pem'}", "`ca` is for https"),
         ("{type: otlp_exporter, endpoint: 'http://x', protocol: udp}", "unknown variant `udp`"),
         ("{type: otlp_receiver, grpc: off, http: off, to: [d]}", "listen nowhere"),
         ("{type: otlp_receiver, grpc: 'localhost', to: [d]}", "not an address"),

@@ -5,6 +5,7 @@ servicer and an HTTP handler), so nothing of Telemetron's decodes what Telemetro
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from concurrent import futures
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 import numpy as np
 import pytest
+import trustme
 from conftest import Server, free_port
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
@@ -57,7 +59,7 @@ class Collected:
             return [r.body.string_value for req in self.logs for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records]
 
 
-def grpc_collector(port: int, got: Collected):
+def grpc_collector(port: int, got: Collected, tls: trustme.LeafCert | None = None):
     class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         def Export(self, request, context):  # noqa: N802 (the generated name)
             with got.lock:
@@ -80,12 +82,16 @@ def grpc_collector(port: int, got: Collected):
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if tls is None:
+        server.add_insecure_port(f"127.0.0.1:{port}")
+    else:
+        creds = grpc.ssl_server_credentials([(tls.private_key_pem.bytes(), tls.cert_chain_pems[0].bytes())])
+        server.add_secure_port(f"127.0.0.1:{port}", creds)
     server.start()
     return server.stop
 
 
-def http_collector(port: int, got: Collected):
+def http_collector(port: int, got: Collected, tls: trustme.LeafCert | None = None):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -119,6 +125,10 @@ def http_collector(port: int, got: Collected):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls is not None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.configure_cert(ctx)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def stop(_grace=None) -> None:
@@ -139,24 +149,23 @@ def wait_for(what, check, server: Server, timeout: float = 20.0):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("protocol", ["grpc", "http", "grpc-tls", "http-tls"])
 def test_node_metrics_and_logs_reach_an_otlp_collector(tmp_path, protocol: str) -> None:
     got = Collected()
     port = free_port()
-    stop = grpc_collector(port, got) if protocol == "grpc" else http_collector(port, got)
-    server = Server(
-        tmp_path / "data",
-        (
-            "--name",
-            "daq-7",
-            "--otlp-endpoint",
-            f"http://127.0.0.1:{port}",
-            "--otlp-protocol",
-            protocol,
-            "--otlp-interval",
-            "100ms",
-        ),
-    )
+    # With TLS: a collector whose certificate comes from a CA of this test, which the node is
+    # told to trust (--otlp-ca).
+    ca = trustme.CA() if protocol.endswith("-tls") else None
+    leaf = ca.issue_cert("127.0.0.1") if ca else None
+    kind = protocol.removesuffix("-tls")
+    stop = grpc_collector(port, got, leaf) if kind == "grpc" else http_collector(port, got, leaf)
+    args = ["--name", "daq-7", "--otlp-protocol", kind, "--otlp-interval", "100ms"]
+    if ca is not None:
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        args += ["--otlp-endpoint", f"https://127.0.0.1:{port}", "--otlp-ca", str(tmp_path / "ca.pem")]
+    else:
+        args += ["--otlp-endpoint", f"http://127.0.0.1:{port}"]
+    server = Server(tmp_path / "data", tuple(args))
     try:
         with tn.connect(server.url) as client:
             client.channels.create([tn.NewChannel("time", is_index=True), tn.NewChannel("p", "f64", index="time")])
@@ -259,3 +268,25 @@ def test_a_python_write_and_the_nodes_spans_for_it_share_one_trace(tmp_path) -> 
     finally:
         server.stop()
         stop(None)
+
+
+def test_a_collector_the_node_does_not_trust_gets_nothing_and_the_flow_says_why(tmp_path) -> None:
+    got = Collected()
+    port = free_port()
+    stop = http_collector(port, got, trustme.CA().issue_cert("127.0.0.1"))
+    # No --otlp-ca: the web's roots do not vouch for this test's CA.
+    args = ("--otlp-endpoint", f"https://127.0.0.1:{port}", "--otlp-protocol", "http", "--otlp-interval", "100ms")
+    server = Server(tmp_path / "data", args)
+    try:
+        with tn.connect(server.url) as client:
+
+            def refused():
+                flow = client.flows.get("node-telemetry")
+                return [e for e in flow.errors if "certificate" in e.error.lower()]
+
+            errors = wait_for("the export to be refused for its certificate", refused, server)
+            assert "https://127.0.0.1" in errors[0].error, errors
+        assert not got.metrics, "nothing reached a collector the node does not trust"
+    finally:
+        server.stop()
+        stop()

@@ -61,6 +61,10 @@ mod iterator;
 mod options;
 #[cfg(feature = "remote")]
 mod remote;
+/// Where a node (or any HTTP service) is and how to reach it: TCP, then TLS for `https`
+/// (`ConnectOptions::ca_cert` or the web's roots). The OTLP exporter dials with it too.
+#[cfg(feature = "remote")]
+pub(crate) use remote::Endpoint;
 mod sequence;
 mod streamer;
 mod writer;

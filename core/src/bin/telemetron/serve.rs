@@ -101,7 +101,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = telemetron::observe::logfile::DEFAULT_MAX_FILES)]
     pub log_files: usize,
     /// Send the node's metrics, log events and spans to this OTLP endpoint (a collector:
-    /// `http://127.0.0.1:4317` for gRPC, `http://127.0.0.1:4318` for HTTP). It runs as the
+    /// `http://127.0.0.1:4317` for gRPC, `http://127.0.0.1:4318` for HTTP; `https://` for
+    /// TLS, with --otlp-ca for a collector's own CA). It runs as the
     /// flow `node-telemetry` (node_telemetry -> otlp_exporter; `telemetron flows` lists it).
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
@@ -111,14 +112,19 @@ pub struct ServeArgs {
     /// How often metrics are collected and log events sent to --otlp-endpoint.
     #[arg(long, default_value = "10s", value_parser = parse_interval)]
     pub otlp_interval: Duration,
+    /// For an https --otlp-endpoint: a PEM file of the certificate authorities to trust
+    /// (the collector's own CA); the web's public roots when absent.
+    #[arg(long, value_name = "FILE", requires = "otlp_endpoint")]
+    pub otlp_ca: Option<PathBuf>,
 }
 
 /// The flow behind --otlp-endpoint: the node's telemetry to an OTLP exporter, with
 /// retries (a collector restarting loses nothing younger than the retries' reach).
-fn otlp_flow(endpoint: &str, protocol: &str, interval: Duration) -> String {
+fn otlp_flow(endpoint: &str, protocol: &str, interval: Duration, ca: Option<&std::path::Path>) -> String {
     let endpoint = serde_json::to_string(endpoint).unwrap_or_default();
+    let ca = ca.map(|p| format!(", ca: {}", serde_json::to_string(&p.to_string_lossy()).unwrap_or_default())).unwrap_or_default();
     format!(
-        "flow: node-telemetry\nnodes:\n  telemetry: {{type: node_telemetry, interval: {}ms, to: [retry]}}\n  retry: {{type: retry, to: [otlp]}}\n  otlp: {{type: otlp_exporter, protocol: {protocol}, endpoint: {endpoint}}}\n",
+        "flow: node-telemetry\nnodes:\n  telemetry: {{type: node_telemetry, interval: {}ms, to: [retry]}}\n  retry: {{type: retry, to: [otlp]}}\n  otlp: {{type: otlp_exporter, protocol: {protocol}, endpoint: {endpoint}{ca}}}\n",
         interval.as_millis().max(1)
     )
 }
@@ -243,7 +249,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         println!("watch it live:  telemetron stream pressure_1 valve_state --url {}", server.url());
     }
     if let Some(endpoint) = &a.otlp_endpoint {
-        let src = otlp_flow(endpoint, &a.otlp_protocol, a.otlp_interval);
+        let src = otlp_flow(endpoint, &a.otlp_protocol, a.otlp_interval, a.otlp_ca.as_deref());
         match server.flows().deploy(&src).await {
             Ok(info) => flows.push(info.name),
             Err(e) => {

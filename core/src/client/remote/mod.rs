@@ -25,6 +25,7 @@ use crate::telem::{Frame, TimeRange, TimeStamp};
 
 pub(crate) use iterator::RemoteIterator;
 pub(crate) use streamer::RemoteStreamer;
+pub(crate) use transport::Endpoint;
 pub(crate) use writer::RemoteWriter;
 
 /// A connection to a remote node.

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -38,9 +37,13 @@ enum Protocol {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExporterOptions {
-    /// `http://host:port`: for gRPC the server, for HTTP the base to which `/v1/metrics`,
-    /// `/v1/logs` and `/v1/traces` are added.
+    /// `http://host:port` or `https://host:port`: for gRPC the server, for HTTP the base to
+    /// which `/v1/metrics`, `/v1/logs` and `/v1/traces` are added.
     endpoint: String,
+    /// For `https`: a PEM file of the certificate authorities to trust (a collector's own
+    /// CA); the web's public roots when absent.
+    #[serde(default)]
+    ca: Option<std::path::PathBuf>,
     /// `grpc` (default) or `http` (HTTP/protobuf).
     #[serde(default = "default_protocol")]
     protocol: Protocol,
@@ -65,22 +68,51 @@ fn default_resource() -> Vec<String> {
 pub(crate) fn build(v: &serde_json::Value) -> Result<Built, String> {
     let o: ExporterOptions = options(v)?;
     let uri: axum::http::Uri = o.endpoint.parse().map_err(|e| format!("`endpoint`: {:?} is not a URL: {e}", o.endpoint))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err("`endpoint`: https is not supported yet; use http (on loopback, or through a collector)".into()),
-        _ => return Err(format!("`endpoint`: {:?} needs http:// and a host", o.endpoint)),
+    let secure = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("`endpoint`: {:?} needs http:// or https:// and a host", o.endpoint)),
+    };
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("`endpoint`: {:?} has no host", o.endpoint))?;
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    if o.ca.is_some() && !secure {
+        return Err("`ca` is for https endpoints; this one is http".into());
     }
+    // The CA file is read now, so a wrong path fails the flow file, not every export.
+    let ca_pem = match &o.ca {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("`ca`: cannot read {}: {e}", p.display()))?),
+        None => None,
+    };
+    let scheme = if secure { "https" } else { "http" };
+    let opts = crate::client::ConnectOptions { ca_cert: o.ca.clone(), timeout: o.timeout, ..Default::default() };
+    let dial = crate::client::Endpoint::parse(&format!("{scheme}://{host}:{port}"), &opts).map_err(|e| format!("`endpoint`: {e}"))?;
+    let base_path = uri.path().trim_end_matches('/').to_owned();
     let accepts = Signals::of(SignalType::Metrics).with(SignalType::Logs).with(SignalType::Traces);
     Ok(Built {
         signature: Signature { role: Role::Exporter, accepts, ports: vec![] },
-        component: Component::Exporter(Box::new(OtlpExporter { o, grpc: None, http: None })),
+        component: Component::Exporter(Box::new(OtlpExporter {
+            o,
+            dial,
+            base_path,
+            host: host.to_owned(),
+            ca_pem,
+            grpc: None,
+            http: None,
+        })),
     })
 }
 
 struct OtlpExporter {
     o: ExporterOptions,
+    /// Where HTTP exports connect (TCP, then TLS for https).
+    dial: crate::client::Endpoint,
+    /// The endpoint's path, before `/v1/<signal>`.
+    base_path: String,
+    host: String,
+    ca_pem: Option<Vec<u8>>,
     grpc: Option<tonic::transport::Channel>,
-    http: Option<HttpClient<HttpConnector, Full<Bytes>>>,
+    /// The HTTP/1.1 connection kept between exports.
+    http: Option<SendRequest<Full<Bytes>>>,
 }
 
 /// A failed export as a NACK.
@@ -98,10 +130,18 @@ impl OtlpExporter {
         let channel = match &self.grpc {
             Some(c) => c.clone(),
             None => {
-                let ep = tonic::transport::Endpoint::from_shared(self.o.endpoint.clone())
+                let mut ep = tonic::transport::Endpoint::from_shared(self.o.endpoint.clone())
                     .map_err(|e| Nack::rejected(format!("endpoint: {e}")))?
                     .timeout(self.o.timeout)
                     .connect_timeout(self.o.timeout);
+                if self.dial.secure() {
+                    let tls = tonic::transport::ClientTlsConfig::new().domain_name(self.host.clone());
+                    let tls = match &self.ca_pem {
+                        Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                        None => tls.with_webpki_roots(),
+                    };
+                    ep = ep.tls_config(tls).map_err(|e| Nack::rejected(format!("TLS for {}: {e}", self.o.endpoint)))?;
+                }
                 let c = ep.connect_lazy();
                 self.grpc = Some(c.clone());
                 c
@@ -126,6 +166,28 @@ impl OtlpExporter {
         r.map_err(|s| grpc_nack(&s))
     }
 
+    /// The kept connection if it is still usable, else a new one (TLS for https). A TLS
+    /// failure (an untrusted certificate) is permanent: retrying cannot fix it.
+    async fn sender(&mut self) -> Result<SendRequest<Full<Bytes>>, Nack> {
+        if let Some(mut s) = self.http.take()
+            && !s.is_closed()
+            && s.ready().await.is_ok()
+        {
+            return Ok(s);
+        }
+        let io = self.dial.dial().await.map_err(|e| match e {
+            crate::Error::Net(crate::protocol::NetError::Tls { .. }) => Nack::rejected(format!("{}: {e}", self.o.endpoint)),
+            e => Nack::unavailable(format!("{}: {e}", self.o.endpoint)),
+        })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| Nack::unavailable(format!("{}: {e}", self.o.endpoint)))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
     async fn send_http(&mut self, msg: &Message) -> Result<(), Nack> {
         let lift = &self.o.resource_attributes;
         let (path, body) = match msg.signal {
@@ -134,25 +196,30 @@ impl OtlpExporter {
             SignalType::Traces => ("v1/traces", convert::traces_request(&msg.data, lift).map_err(Nack::rejected)?.encode_to_vec()),
             other => return Err(Nack::rejected(format!("otlp_exporter does not send {other}"))),
         };
-        let client = self.http.get_or_insert_with(|| HttpClient::builder(TokioExecutor::new()).build_http()).clone();
         let url = format!("{}/{path}", self.o.endpoint.trim_end_matches('/'));
-        let req = axum::http::Request::post(&url)
+        let req = axum::http::Request::post(format!("{}/{path}", self.base_path))
+            .header(axum::http::header::HOST, &self.dial.authority)
             .header("content-type", "application/x-protobuf")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| Nack::rejected(format!("{url}: {e}")))?;
-        let resp = match tokio::time::timeout(self.o.timeout, client.request(req)).await {
-            Err(_) => return Err(Nack::unavailable(format!("{url}: no answer within {:?}", self.o.timeout))),
-            Ok(Err(e)) => return Err(Nack::unavailable(format!("{url}: {e}"))),
-            Ok(Ok(r)) => r,
+        let timeout = self.o.timeout;
+        let exchange = async {
+            let mut sender = self.sender().await?;
+            let resp = sender.send_request(req).await.map_err(|e| Nack::unavailable(format!("{url}: {e}")))?;
+            let status = resp.status();
+            // Read the answer whole, so the connection can carry the next export.
+            let body = resp.into_body().collect().await.map_err(|e| Nack::unavailable(format!("{url}: {e}")))?.to_bytes();
+            self.http = Some(sender);
+            Ok::<_, Nack>((status, body))
         };
-        let status = resp.status();
+        let (status, body) = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(Nack::unavailable(format!("{url}: no answer within {timeout:?}"))),
+            Ok(r) => r?,
+        };
         if status.is_success() {
             return Ok(());
         }
-        let text = match tokio::time::timeout(self.o.timeout, resp.into_body().collect()).await {
-            Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).chars().take(300).collect(),
-            _ => String::new(),
-        };
+        let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
         let m = format!("{url} answered {status}: {text}");
         if matches!(status.as_u16(), 429 | 502 | 503 | 504) { Err(Nack::unavailable(m)) } else { Err(Nack::rejected(m)) }
     }
