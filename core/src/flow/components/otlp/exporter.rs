@@ -175,9 +175,9 @@ impl OtlpExporter {
         {
             return Ok(s);
         }
-        let io = self.dial.dial().await.map_err(|e| match e {
-            crate::Error::Net(crate::protocol::NetError::Tls { .. }) => Nack::rejected(format!("{}: {e}", self.o.endpoint)),
-            e => Nack::unavailable(format!("{}: {e}", self.o.endpoint)),
+        let io = self.dial.dial().await.map_err(|e| {
+            let m = format!("{}: {e}", self.o.endpoint);
+            if e.code() == "net.tls" { Nack::rejected(m) } else { Nack::unavailable(m) }
         })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
