@@ -230,6 +230,23 @@ async fn sequences_fail_loudly_when_control_is_lost(b: &Backend) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_eq!(*heard.lock().unwrap(), vec!["lost_valve".to_string()], "{}", b.name());
+    // Lowering that keeps the valve hands nothing over: a later takeover is a loss again.
+    waiting.set_authority(vec![(None, 100)]).await.unwrap();
+    let deadline = std::time::Instant::now() + SECOND;
+    while !yielding.has_control(valve) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(yielding.has_control(valve), "{}: control comes back to the higher authority", b.name());
+    yielding.set_authority(vec![(None, 180)]).await.unwrap();
+    assert!(yielding.has_control(valve), "{}: 180 still outranks 100", b.name());
+    let _ = yielding.check();
+    heard.lock().unwrap().clear();
+    waiting.set_authority(vec![(None, 250)]).await.unwrap();
+    let deadline = std::time::Instant::now() + SECOND;
+    while heard.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(*heard.lock().unwrap(), vec!["lost_valve".to_string()], "{}: lowered but kept, then taken", b.name());
     waiting.release().await.unwrap();
     yielding.release().await.unwrap();
 }

@@ -24,12 +24,16 @@ pub(super) struct Live {
     pub(super) version: u64,
     /// Whether this sequence holds each write channel (data and index).
     pub(super) held: HashMap<ChannelKey, bool>,
-    /// Channels (write channels and their indexes) this sequence may have handed over
-    /// itself by lowering its authority: the next transfer away of each is not a loss. An
-    /// entry ends with that transfer or when control comes back. (A lowering that kept
-    /// control leaves its entry until then: the next takeover of that channel is not
-    /// reported by the hook, though its commands still fail with `control.lost`.)
+    /// Channels (write channels and their indexes) this sequence handed over itself by
+    /// lowering its authority: the next transfer away of each is not a loss, and consumes
+    /// the entry. A lowering that kept control leaves no entry (`set_authority` removes it
+    /// once the writer says it still holds the channel). A transfer *to* this sequence
+    /// does not end an entry: the follower may see the gain of a channel only after the
+    /// sequence lowered it.
     pub(super) yielded: HashSet<ChannelKey>,
+    /// Write channels whose loss was reported and not regained since: a loss is reported
+    /// once, though the channel and its index each bring a transfer.
+    pub(super) reported: HashSet<ChannelKey>,
     /// An error for the next call: a loss (`raise_on_lost`) or a stream failure.
     pub(super) pending: Option<Error>,
     pub(super) released: bool,
@@ -90,12 +94,16 @@ impl Shared {
                                 if from_us && !to_us {
                                     live.held.insert(c.key, false);
                                     // A handoff this sequence made itself is consumed, not lost.
-                                    if !live.yielded.remove(&resource) && !released && !lost.contains(&c.name) {
+                                    // A channel and its index arrive as two transfers, maybe in
+                                    // two frames: the first reports the loss, once.
+                                    if !live.yielded.remove(&resource) && !released && live.reported.insert(c.key) {
                                         lost.push(c.name.clone());
                                     }
                                 } else if to_us {
+                                    // Not the end of a `yielded` mark: this may be the late
+                                    // notice of gaining the channel before it was lowered.
                                     live.held.insert(c.key, true);
-                                    live.yielded.remove(&resource);
+                                    live.reported.remove(&c.key);
                                 }
                             }
                         }

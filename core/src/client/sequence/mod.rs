@@ -510,6 +510,13 @@ impl Sequence {
         for c in &self.shared.write {
             live.held.insert(c.key, w.has_control(c.key));
         }
+        // A lowering that kept the channel hands nothing over: no transfer will consume its
+        // mark, and a later takeover must read as the loss it is.
+        for k in &lowered {
+            if result.is_err() || w.has_control(*k) {
+                live.yielded.remove(k);
+            }
+        }
         result
     }
 
