@@ -121,9 +121,12 @@ class Summary:
 
     @staticmethod
     def _from(raw: Dict[str, Any]) -> "Summary":
+        known = {f.name for f in fields(SeriesSummary)}
         series = {}
         for r in raw["series"]:
-            r = dict(r, first_time=TimeStamp(r["first_time"]), last_time=TimeStamp(r["last_time"]))
+            # Fields a newer node adds are left out, not an error.
+            r = {k: v for k, v in r.items() if k in known}
+            r.update(first_time=TimeStamp(r["first_time"]), last_time=TimeStamp(r["last_time"]))
             series[r["name"]] = SeriesSummary(**r)
         return Summary(start=TimeStamp(raw["start"]), end=TimeStamp(raw["end"]), series=series)
 
