@@ -204,6 +204,17 @@ METRICS_JSON = {
                             },
                         },
                         {
+                            # Zero values left out, as protobuf JSON encoders do: scale 0, flags,
+                            # attributes, exemplars, the zero threshold.
+                            "name": "step.exp",
+                            "exponentialHistogram": {
+                                "aggregationTemporality": 2,
+                                "dataPoints": [
+                                    {"timeUnixNano": "1700000000000000000", "count": "100", "sum": 150000.0, "zeroCount": "10", "positive": {"offset": 10, "bucketCounts": ["90"]}}
+                                ],
+                            },
+                        },
+                        {
                             "name": "valve.cycles",
                             "sum": {
                                 "aggregationTemporality": 2,
@@ -235,6 +246,9 @@ def test_http_takes_otlp_json_and_compressed_bodies_and_refuses_what_it_cannot_r
     with tn.connect(server.url) as client:
         assert values(client, "otel/pump.rpm{pump=p1,service.name=json-rig}") == [1450.5, 1460.25]
         assert values(client, "otel/valve.cycles{service.name=json-rig}") == [42.0]
+        assert values(client, "otel/step.exp:count{service.name=json-rig}") == [100.0]
+        # Scale 0: 90 observations in (1024, 2048]; the 50th of 100 is 40/90 into it.
+        assert values(client, "otel/step.exp{quantile=0.5,service.name=json-rig}") == [1024 + 1024 * 40 / 90]
 
     # A log record with a hex trace id, as JSON.
     trace_id, span_id = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"

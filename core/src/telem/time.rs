@@ -230,7 +230,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => v * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // `try_`: a finite number of seconds beyond what a `Duration` holds is not a duration.
+    if secs >= 0.0 { Duration::try_from_secs_f64(secs).ok() } else { None }
 }
 
 #[cfg(test)]

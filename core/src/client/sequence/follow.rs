@@ -87,16 +87,18 @@ impl Shared {
                         for t in doc.transfers {
                             let Some(resource) = t.to.as_ref().or(t.from.as_ref()).map(|s| s.resource) else { continue };
                             let (from_us, to_us) = (ours(&t.from), ours(&t.to));
+                            // A handoff this sequence made itself is consumed, not lost: once per
+                            // transfer, though an index may serve several write channels.
+                            let handed = from_us && !to_us && live.yielded.remove(&resource);
                             for c in &self.write {
                                 if c.key != resource && c.index_key() != Some(resource) {
                                     continue;
                                 }
                                 if from_us && !to_us {
                                     live.held.insert(c.key, false);
-                                    // A handoff this sequence made itself is consumed, not lost.
                                     // A channel and its index arrive as two transfers, maybe in
                                     // two frames: the first reports the loss, once.
-                                    if !live.yielded.remove(&resource) && !released && live.reported.insert(c.key) {
+                                    if !handed && !released && live.reported.insert(c.key) {
                                         lost.push(c.name.clone());
                                     }
                                 } else if to_us {

@@ -490,7 +490,9 @@ impl Sequence {
         // arrive, so the follower does not read it as a loss.
         let lowered: Vec<ChannelKey> = {
             let auth = self.authorities.lock();
-            let lowered = |k: &ChannelKey, a: &Authority| auth.get(k).is_none_or(|cur| a < cur);
+            // Only what it holds can be handed over; a mark on anything else would never be
+            // consumed and would hide a later loss.
+            let lowered = |k: &ChannelKey, a: &Authority| w.has_control(*k) && auth.get(k).is_none_or(|cur| a < cur);
             let channel = |k: &ChannelKey| self.shared.write.iter().find(|c| c.key == *k);
             keyed
                 .iter()

@@ -157,16 +157,25 @@ fn exponential_quantiles(p: &ExponentialHistogramDataPoint) -> Vec<(f64, f64)> {
             cum.push((-bound(i), below));
         }
     }
+    // The three regions need not touch: an empty entry at each region's lower edge keeps
+    // the next bucket from stretching down to the previous region's top.
+    let edge = |cum: &mut Vec<(f64, f64)>, start: &mut Option<f64>, at: f64, below: f64| {
+        if start.is_none() {
+            *start = Some(at);
+        } else {
+            cum.push((at, below));
+        }
+    };
     if p.zero_count > 0 {
         let zt = p.zero_threshold.abs();
-        start.get_or_insert(-zt);
+        edge(&mut cum, &mut start, -zt, below);
         below += p.zero_count as f64;
         cum.push((zt, below));
     }
-    if let Some(pos) = &p.positive {
+    if let Some(pos) = p.positive.as_ref().filter(|b| !b.bucket_counts.is_empty()) {
+        edge(&mut cum, &mut start, bound(i64::from(pos.offset)), below);
         for (k, n) in pos.bucket_counts.iter().enumerate() {
             let i = i64::from(pos.offset) + k as i64;
-            start.get_or_insert(bound(i));
             below += *n as f64;
             cum.push((bound(i + 1), below));
         }
@@ -599,7 +608,18 @@ mod exponential_tests {
         assert!(exponential_quantiles(&p_max).is_empty());
         // Scale 1: base √2; the negative bucket holds [-√2, -1); the median is its top.
         assert_eq!(q[0], (0.5, -1.0));
-        assert!(q[2].1 > -1.0 && q[2].1 <= 0.0, "in the zero bucket, at most max: {q:?}");
+        assert_eq!(q[2].1, 0.0, "in the zero bucket: {q:?}");
+        // A zero bucket far below the positive ones: the first positive bucket spans its own
+        // bounds, not everything above zero. Scale 0, 10 zeros, 90 in (1024, 2048].
+        let p = ExponentialHistogramDataPoint {
+            count: 100,
+            zero_count: 10,
+            positive: Some(Buckets { offset: 10, bucket_counts: vec![90] }),
+            ..Default::default()
+        };
+        let q = exponential_quantiles(&p);
+        assert_eq!(q[0], (0.5, 1024.0 + 1024.0 * 40.0 / 90.0));
+        assert_eq!(q[1], (0.9, 1024.0 + 1024.0 * 80.0 / 90.0));
         assert!(exponential_quantiles(&ExponentialHistogramDataPoint::default()).is_empty(), "no observations, no quantiles");
     }
 }

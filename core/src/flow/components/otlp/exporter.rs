@@ -135,7 +135,8 @@ impl OtlpExporter {
                     .timeout(self.o.timeout)
                     .connect_timeout(self.o.timeout);
                 if self.dial.secure() {
-                    let tls = tonic::transport::ClientTlsConfig::new().domain_name(self.host.clone());
+                    let name = self.host.trim_start_matches('[').trim_end_matches(']');
+                    let tls = tonic::transport::ClientTlsConfig::new().domain_name(name);
                     let tls = match &self.ca_pem {
                         Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
                         None => tls.with_webpki_roots(),
@@ -168,16 +169,18 @@ impl OtlpExporter {
 
     /// The kept connection if it is still usable, else a new one (TLS for https). A TLS
     /// failure (an untrusted certificate) is permanent: retrying cannot fix it.
-    async fn sender(&mut self) -> Result<SendRequest<Full<Bytes>>, Nack> {
+    async fn sender(&mut self) -> Result<(SendRequest<Full<Bytes>>, bool), Nack> {
         if let Some(mut s) = self.http.take()
             && !s.is_closed()
             && s.ready().await.is_ok()
         {
-            return Ok(s);
+            return Ok((s, true));
         }
         let io = self.dial.dial().await.map_err(|e| {
             let m = format!("{}: {e}", self.o.endpoint);
-            if e.code() == "net.tls" { Nack::rejected(m) } else { Nack::unavailable(m) }
+            // Only a certificate it does not trust is for good; a handshake cut short (a
+            // collector restarting) is worth retrying.
+            if e.code() == "net.tls" && m.contains("certificate") { Nack::rejected(m) } else { Nack::unavailable(m) }
         })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -185,7 +188,7 @@ impl OtlpExporter {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(sender)
+        Ok((sender, false))
     }
 
     async fn send_http(&mut self, msg: &Message) -> Result<(), Nack> {
@@ -204,8 +207,16 @@ impl OtlpExporter {
             .map_err(|e| Nack::rejected(format!("{url}: {e}")))?;
         let timeout = self.o.timeout;
         let exchange = async {
-            let mut sender = self.sender().await?;
-            let resp = sender.send_request(req).await.map_err(|e| Nack::unavailable(format!("{url}: {e}")))?;
+            let (mut sender, kept) = self.sender().await?;
+            let resp = match sender.send_request(req.clone()).await {
+                // The collector closed the kept connection while it was idle: dial again, once.
+                Err(_) if kept => {
+                    sender = self.sender().await?.0;
+                    sender.send_request(req).await
+                }
+                r => r,
+            }
+            .map_err(|e| Nack::unavailable(format!("{url}: {e}")))?;
             let status = resp.status();
             // Read the answer whole, so the connection can carry the next export.
             let body = resp.into_body().collect().await.map_err(|e| Nack::unavailable(format!("{url}: {e}")))?.to_bytes();

@@ -271,7 +271,7 @@ fn decode<T: prost::Message + Default + serde::de::DeserializeOwned>(
         Encoding::Protobuf => T::decode(body.as_ref()).map_err(|e| format!("not an OTLP protobuf message: {e}")),
         Encoding::Json => serde_json::from_slice(&body)
             .map(|mut v| {
-                int64_strings(&mut v);
+                normalize_json(&mut v);
                 v
             })
             .and_then(serde_json::from_value)
@@ -280,24 +280,57 @@ fn decode<T: prost::Message + Default + serde::de::DeserializeOwned>(
     req.map(|r| (r, enc)).map_err(|m| (StatusCode::BAD_REQUEST, m))
 }
 
-/// OTLP JSON writes 64-bit integers as strings (the protobuf JSON mapping); a metric
-/// point's `asInt` reaches `opentelemetry-proto`'s serde as a number only (a string would
-/// leave the point without a value), so strings there become numbers first.
-fn int64_strings(v: &mut serde_json::Value) {
+/// Make OTLP JSON what `opentelemetry-proto`'s serde reads. Two gaps of that crate (0.32):
+/// - a metric point's `asInt` is read as a number only, and OTLP JSON writes 64-bit
+///   integers as strings (a string would leave the point without a value);
+/// - a few messages have no field defaults (exponential histogram points and their
+///   buckets, exemplars, summary quantiles), and JSON encoders leave zero values out, as
+///   the protobuf JSON mapping allows; those get their zero values here.
+fn normalize_json(v: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    fn fill(v: &mut Value, defaults: &Value) {
+        if let (Value::Object(m), Value::Object(d)) = (v, defaults) {
+            for (k, x) in d {
+                m.entry(k.clone()).or_insert_with(|| x.clone());
+            }
+        }
+    }
+    fn each(v: &mut Value, key: &str, defaults: &Value) {
+        if let Some(Value::Array(a)) = v.get_mut(key) {
+            a.iter_mut().for_each(|x| fill(x, defaults));
+        }
+    }
     match v {
-        serde_json::Value::Object(m) => {
+        Value::Object(m) => {
+            if let Some(Value::Object(h)) = m.get_mut("exponentialHistogram")
+                && let Some(Value::Array(points)) = h.get_mut("dataPoints")
+            {
+                let point = json!({"attributes": [], "startTimeUnixNano": "0", "timeUnixNano": "0", "count": "0", "scale": 0,
+                    "zeroCount": "0", "flags": 0, "exemplars": [], "zeroThreshold": 0.0});
+                for p in points.iter_mut() {
+                    fill(p, &point);
+                    for side in ["positive", "negative"] {
+                        if let Some(b) = p.get_mut(side) {
+                            fill(b, &json!({"offset": 0, "bucketCounts": []}));
+                        }
+                    }
+                }
+            }
+            each(v, "exemplars", &json!({"filteredAttributes": [], "timeUnixNano": "0", "spanId": "", "traceId": ""}));
+            each(v, "quantileValues", &json!({"quantile": 0.0, "value": 0.0}));
+            let Value::Object(m) = v else { return };
             for (k, x) in m.iter_mut() {
                 match x {
-                    serde_json::Value::String(s) if k == "asInt" => {
+                    Value::String(s) if k == "asInt" => {
                         if let Ok(n) = s.trim().parse::<i64>() {
                             *x = n.into();
                         }
                     }
-                    _ => int64_strings(x),
+                    _ => normalize_json(x),
                 }
             }
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(int64_strings),
+        Value::Array(a) => a.iter_mut().for_each(normalize_json),
         _ => {}
     }
 }
@@ -309,10 +342,15 @@ type Rows<R> = fn(&R, &[String]) -> Result<Option<arrow_array::RecordBatch>, arr
 /// in the request's encoding, once the flow has settled it.
 async fn http_export<R, A>(i: &Intake, headers: &HeaderMap, body: &Bytes, signal: SignalType, rows: Rows<R>) -> Response
 where
-    R: prost::Message + Default + serde::de::DeserializeOwned,
+    R: prost::Message + Default + serde::de::DeserializeOwned + 'static,
     A: prost::Message + Default + serde::Serialize,
 {
-    let (req, enc): (R, Encoding) = match decode(headers, body) {
+    // Inflating and parsing up to 16 MiB is work for a blocking thread, not the runtime's.
+    let (h, b) = (headers.clone(), body.clone());
+    let decoded = tokio::task::spawn_blocking(move || decode::<R>(&h, &b))
+        .await
+        .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, format!("decoding the request failed: {e}"))));
+    let (req, enc): (R, Encoding) = match decoded {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
