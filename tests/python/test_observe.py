@@ -114,6 +114,10 @@ def test_a_node_summarizes_its_history_and_a_finished_run_is_summarized_afterwar
 
             assert set(c.observe.summary(datetime.timedelta(minutes=10), filter="storage/commits").series) == {"_telemetron/storage/commits"}
             assert len(c.observe.summary(600.0)) == len(s)
+            # Tiny and huge windows are durations too (no exponent notation reaches the core).
+            assert isinstance(c.observe.summary(datetime.timedelta(microseconds=10)), tn.Summary)
+            assert len(c.observe.summary(1e-5)) <= len(s)
+            assert len(c.observe.summary(datetime.timedelta(days=36500))) == len(s)
             assert len(c.observe.summary("1s", end="2001-01-01T00:00:00Z")) == 0
             with pytest.raises(tn.InvalidArgument, match="is not a window"):
                 c.observe.summary("soon")
