@@ -61,6 +61,7 @@ test('observe: a node summarizes its self-telemetry history; an engine without i
     assert.equal(gauge.kind, 'gauge')
     assert.ok(gauge.min <= gauge.mean && gauge.mean <= gauge.max)
     // Seconds work as a window; a filter keeps matching series only.
+    assert.ok(Array.isArray((await c.observe.summary({ window: 1e-7 })).series), 'a tiny window is a duration too')
     const only = await c.observe.summary({ window: 600, filter: 'storage/commits' })
     assert.deepEqual(only.series.map((x) => x.name), ['_telemetron/storage/commits'])
     // An end before the history: an empty summary, not an error.
