@@ -632,3 +632,26 @@ fn a_summary_answers_rates_ranges_and_percentiles_over_a_window() {
     assert!(none.series.is_empty(), "nothing before the history");
     engine.close().unwrap();
 }
+
+/// An exporter logs under its own node's key, which the runtime hands its task.
+#[test]
+fn a_flow_exporter_logs_under_its_node_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let flow = dir.path().join("f.yaml");
+    std::fs::write(&flow, "flow: keyed\nnodes:\n  gen: {type: generator, count: 3, to: [shown]}\n  shown: {type: debug}\n").unwrap();
+    let node = Node::start(&["--data", data.to_str().unwrap(), "--flow", flow.to_str().unwrap()], None);
+    let log = data.join("logs").join("telemetron.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let shown: Vec<&str> = text.lines().filter(|l| l.contains("telemetron::flow::debug")).collect();
+        if shown.len() >= 3 {
+            assert!(shown.iter().all(|l| l.contains("key=\"flow/keyed/shown\"")), "{shown:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the debug exporter never logged: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    node.stop();
+}

@@ -55,6 +55,27 @@ pub(crate) fn key(flow: &str, node: Option<&str>) -> String {
     }
 }
 
+tokio::task_local! {
+    /// The key of the flow node whose exporter or processor this task runs, set by the
+    /// runtime around each stage (a fused chain of processors: its first node).
+    static NODE_KEY: std::sync::Arc<str>;
+}
+
+/// The experiment key of the exporter or processor running this task (`flow/<flow>/<node>`),
+/// for its log events; `flow` outside one. Receivers have [`ReceiverCx::key`].
+pub(crate) fn node_key() -> std::sync::Arc<str> {
+    NODE_KEY.try_with(std::sync::Arc::clone).unwrap_or_else(|_| std::sync::Arc::from("flow"))
+}
+
+/// Run `fut` as the stage of node `node` of flow `flow` (see [`node_key`]).
+pub(crate) fn in_node<F: std::future::Future>(
+    flow: &str,
+    node: &str,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<std::sync::Arc<str>, F> {
+    NODE_KEY.scope(std::sync::Arc::from(key(flow, Some(node))), fut)
+}
+
 pub use compile::{CompiledFlow, PortType, Removed, Role, Signature, compile};
 pub use components::{BuildEnv, Built, Component, Factory};
 pub(crate) use config::duration;

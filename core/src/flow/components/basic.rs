@@ -241,7 +241,7 @@ impl Exporter for Debug {
     fn export(&mut self, msg: Message, receipt: Receipt) -> BoxFuture<'_, Result<(), FlowError>> {
         let cols: Vec<String> = msg.data.schema().fields().iter().map(|f| f.name().clone()).collect();
         let line = format!("{} {}: {} rows, {} bytes, columns {}", msg.id, msg.signal, msg.rows(), msg.byte_size(), cols.join(","));
-        tracing::info!(target: "telemetron::flow::debug", key = "flow", "{line}");
+        tracing::info!(target: "telemetron::flow::debug", key = &*crate::flow::node_key(), "{line}");
         if self.0.stdout {
             println!("{line}");
         }

@@ -439,7 +439,7 @@ impl QueueReceiver {
             .collect())
     }
 
-    fn record(&self, w: &mut Option<Writer>, watermark: u64) -> Result<(), FlowError> {
+    fn record(&self, w: &mut Option<Writer>, watermark: u64, key: &str) -> Result<(), FlowError> {
         let q = &self.queue;
         let now = TimeStamp::now();
         if w.is_none() {
@@ -454,7 +454,7 @@ impl QueueReceiver {
         // What is settled is no longer needed. The exporter's open writer holds the channels
         // (deletes wait for it to roll over, at most a second); the next watermark retries.
         if let Err(e) = q.store.engine.delete(TimeRange::from_nanos(0, watermark as i64), &[q.seq.key, q.msg.key, q.meta.key]) {
-            tracing::debug!(key = "flow", queue = %self.o.name, error = %e, "settled messages not deleted yet");
+            tracing::debug!(key = key, queue = %self.o.name, error = %e, "settled messages not deleted yet");
         }
         Ok(())
     }
@@ -464,6 +464,7 @@ impl Receiver for QueueReceiver {
     fn run(self: Box<Self>, mut cx: ReceiverCx) -> BoxFuture<'static, Result<(), FlowError>> {
         Box::pin(async move {
             let start = self.queue.watermark()?;
+            let key = cx.key().to_owned();
             let mut win = Window { watermark: start, next: start, settled: Default::default(), retry: BTreeMap::new() };
             let mut recorded = start;
             let mut last_record = Instant::now();
@@ -474,7 +475,7 @@ impl Receiver for QueueReceiver {
                     outcome(&cx, &mut win, c, &self.o);
                 }
                 if win.watermark > recorded && (last_record.elapsed() >= Duration::from_millis(20) || cx.stopping()) {
-                    tokio::task::block_in_place(|| self.record(&mut writer, win.watermark))?;
+                    tokio::task::block_in_place(|| self.record(&mut writer, win.watermark, &key))?;
                     recorded = win.watermark;
                     last_record = Instant::now();
                 }
@@ -526,7 +527,7 @@ impl Receiver for QueueReceiver {
                 }
             }
             if win.watermark > recorded {
-                tokio::task::block_in_place(|| self.record(&mut writer, win.watermark))?;
+                tokio::task::block_in_place(|| self.record(&mut writer, win.watermark, &key))?;
             }
             if let Some(w) = writer {
                 w.close()?;

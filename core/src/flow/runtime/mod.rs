@@ -601,7 +601,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     work: VecDeque::new(),
                     emitted: Vec::new(),
                 };
-                handle_tasks.push(tokio::spawn(st.run()));
+                handle_tasks.push(tokio::spawn(super::in_node(&flow.name, &stage.names[0], st.run())));
             }
             StageKind::Exporter(e) => {
                 let counters = first_counters[i].clone();
@@ -614,7 +614,7 @@ pub(crate) fn start(flow: CompiledFlow) -> FlowHandle {
                     shared: shared.clone(),
                     errors: err_tx.clone(),
                 };
-                handle_tasks.push(tokio::spawn(st.run()));
+                handle_tasks.push(tokio::spawn(super::in_node(&flow.name, &stage.names[0], st.run())));
             }
         }
     }
