@@ -42,8 +42,7 @@ class Observe {
   async summary({ window, end, filter } = {}) {
     if (window !== undefined && typeof window !== 'string' && typeof window !== 'number')
       throw make('invalid_argument', `window must be a duration such as '5m' or a number of seconds, got ${typeof window}`)
-    // Fixed-point seconds: the core's duration text has no exponents (String(1e-7) has one).
-    const w = typeof window === 'number' ? window.toFixed(9) : window
+    const w = window === undefined ? undefined : String(window)
     const e = end === undefined ? undefined : toNanos(end, 'end')
     return call(() => this._native.observeSummary(w, e, filter))
   }

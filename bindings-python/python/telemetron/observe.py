@@ -136,10 +136,9 @@ def _window(window: Optional[WindowLike]) -> Optional[str]:
     if window is None or isinstance(window, str):
         return window
     if isinstance(window, (TimeSpan, _dt.timedelta, np.timedelta64)):
-        return f"{span_ns(window) / 1e9:.9f}"
+        return repr(span_ns(window) / 1e9)
     if isinstance(window, (int, float, np.integer, np.floating)) and not isinstance(window, (bool, np.bool_)):
-        # Fixed-point: the core's duration text has no exponents.
-        return f"{float(window):.9f}"
+        return repr(float(window))
     raise TypeError(f"a window is a duration such as '5m', a number of seconds or a timedelta, not {type(window).__name__}")
 
 

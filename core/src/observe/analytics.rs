@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::telem::{DataType, TimeRange, TimeStamp, bucket_quantile};
 
 /// What kind of metric a series is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
     /// A monotonic count (reset to zero when the node restarts).
@@ -36,6 +36,7 @@ pub enum MetricKind {
     /// A distribution: `<name>/count`, `<name>/sum` and cumulative `<name>/bucket/<le>`.
     Histogram,
     /// Not named by any instrument of this observer (see the module docs).
+    #[default]
     Unknown,
 }
 
@@ -112,7 +113,7 @@ impl SummaryRequest {
 /// `rate` is per second, over the time from the first to the last sample in the window;
 /// it needs two samples. A histogram's quantiles need observations in the window and
 /// stored buckets; they are estimates, exact to the width of the bucket they fall in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSummary {
     /// The self-telemetry channel (for a histogram, its base name without `/count`).
     pub name: String,
@@ -302,14 +303,7 @@ fn scalar_summary(name: String, kind: MetricKind, unit: &str, s: &Samples) -> Se
         first_time: s.first,
         last_time: s.last,
         last: s.values.last().copied().unwrap_or(0.0),
-        min: None,
-        mean: None,
-        max: None,
-        increase: None,
-        rate: None,
-        p50: None,
-        p90: None,
-        p99: None,
+        ..Default::default()
     }
 }
 
@@ -341,6 +335,9 @@ mod tests {
     fn windows_parse_like_every_other_duration() {
         assert_eq!(SummaryRequest::parse(Some("5m"), None, None).unwrap().window, Some(300.0));
         assert_eq!(SummaryRequest::parse(Some("90"), None, None).unwrap().window, Some(90.0));
+        // As Python and JavaScript print numbers.
+        assert_eq!(SummaryRequest::parse(Some("1e-05"), None, None).unwrap().window, Some(1e-5));
+        assert_eq!(SummaryRequest::parse(Some("1.5e2s"), None, None).unwrap().window, Some(150.0));
         assert_eq!(SummaryRequest::parse(None, None, None).unwrap().window, None);
         // Beyond what a duration holds: refused, not a panic.
         for bad in ["0s", "soon", "-1m", "", "100000000000000000000000", "6000000000000000h"] {

@@ -215,10 +215,19 @@ impl fmt::Display for TimeRange {
     }
 }
 
-/// Parse a duration: `250us`, `10ms`, `2s`, `1m`, or a number of seconds.
+/// Parse a duration: `250us`, `10ms`, `2s`, `1m`, or a number of seconds (`1e-05` too, as
+/// Python and JavaScript print small and large numbers).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let mut split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    // An exponent (`e-05`, `e+21`): no unit starts with `e`.
+    if let Some(exp) = s[split..].strip_prefix(['e', 'E']) {
+        let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        let n = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+        if n > 0 {
+            split = s.len() - digits.len() + n;
+        }
+    }
     let (num, unit) = s.split_at(split);
     let v: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
