@@ -79,9 +79,9 @@ class Range {
     })
   }
 
-  /** Read channels over this range (same forms as `client.read`). */
-  read(channels) {
-    return this._client.read(this.timeRange, channels)
+  /** Read channels over this range (same forms and options as `client.read`). */
+  read(channels, options) {
+    return this._client.read(this.timeRange, channels, options)
   }
 
   /** Rename; resolves to the renamed range. */
@@ -192,8 +192,10 @@ class Client {
   /**
    * Read channels over a time range. With an array of channels resolves to a Frame; with
    * one channel, to its samples (typed array over Rust memory when it is one series).
+   * With `{ points }`, the range is reduced where the data is to at most that many points
+   * per channel (`reduce: 'minmax'` keeps every peak, `'average'` the bucket means).
    */
-  async read(range, channels) {
+  async read(range, channels, { points, reduce } = {}) {
     return traced('read', async (tp) => {
       const many = Array.isArray(channels)
       const chans = await this.channels.retrieve(list(channels))
@@ -201,6 +203,8 @@ class Client {
         this._native.read(
           toRange(range),
           chans.map((c) => c.key),
+          points,
+          reduce,
           tp,
         ),
       )
@@ -290,10 +294,10 @@ class Client {
   }
 
   /** Open an iterator over stored channels; `for await` it for chunks. */
-  async openIterator(range, channels, { chunkSize } = {}) {
+  async openIterator(range, channels, { chunkSize, points, reduce } = {}) {
     const chans = await this.channels.retrieve(list(channels))
     const it = await traced('open_iterator', (tp) =>
-      call(() => this._native.openIterator({ bounds: toRange(range), channels: chans.map((c) => c.key), chunkSize }, tp)),
+      call(() => this._native.openIterator({ bounds: toRange(range), channels: chans.map((c) => c.key), chunkSize, points, reduce }, tp)),
     )
     return new Iterator(it, names(chans))
   }

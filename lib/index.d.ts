@@ -190,8 +190,8 @@ export declare class Range {
     set(name: string, value: string): Promise<void>
     delete(names: string | string[]): Promise<void>
   }
-  read(channels: ChannelRef[]): Promise<Frame>
-  read(channel: ChannelRef): Promise<SampleData>
+  read(channels: ChannelRef[], options?: ReadOptions): Promise<Frame>
+  read(channel: ChannelRef, options?: ReadOptions): Promise<SampleData>
   rename(name: string): Promise<Range>
   /** Write channels over this range to a Parquet file, in bounded memory. */
   toParquet(path: string, channels: ChannelRef | ChannelRef[], options?: Omit<ExportOptions, 'range' | 'format'>): Promise<ExportReport>
@@ -474,9 +474,12 @@ export declare class Client {
   /** Write one frame starting at `start` and commit it; resolves to the committed end. */
   write(start: TimeInput, frame: FrameInput): Promise<bigint>
   write(start: TimeInput, channel: ChannelRef, samples: SampleInput): Promise<bigint>
-  /** Read channels: a Frame for an array of channels, the samples for one channel. */
-  read(range: TimeRangeInput, channels: ChannelRef[]): Promise<Frame>
-  read(range: TimeRangeInput, channel: ChannelRef): Promise<SampleData>
+  /**
+   * Read channels: a Frame for an array of channels, the samples for one channel. With
+   * `{ points }`, reduced where the data is (on the node) to at most that many points.
+   */
+  read(range: TimeRangeInput, channels: ChannelRef[], options?: ReadOptions): Promise<Frame>
+  read(range: TimeRangeInput, channel: ChannelRef, options?: ReadOptions): Promise<SampleData>
   /** The last `n` samples (default 1) of channels. */
   readLatest(channels: ChannelRef | ChannelRef[], n?: number): Promise<Frame>
   delete(range: TimeRangeInput, channels: ChannelRef | ChannelRef[]): Promise<void>
@@ -489,10 +492,26 @@ export declare class Client {
   export(path: string, channels: ChannelRef | ChannelRef[], options?: ExportOptions): Promise<ExportReport>
   openWriter(options: WriterOptions): Promise<Writer>
   openStreamer(channels: ChannelRef | ChannelRef[], options?: StreamerOptions): Promise<Streamer>
-  openIterator(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: { chunkSize?: number }): Promise<Iterator>
-  iterate(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: { chunkSize?: number }): AsyncGenerator<Frame, void, undefined>
+  openIterator(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: IteratorOptions): Promise<Iterator>
+  iterate(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: IteratorOptions): AsyncGenerator<Frame, void, undefined>
   controlChannel(): Promise<number>
   close(): Promise<void>
+}
+
+/**
+ * A reduction done where the data is: the time is cut into equal buckets; `'minmax'`
+ * (default) keeps each bucket's lowest and highest sample in the order they occurred, so
+ * every peak survives; `'average'` keeps each bucket's mean as float64.
+ */
+export interface ReadOptions {
+  /** At most this many points per channel (2 to 10,000,000; 1 is enough for `'average'`). */
+  points?: number
+  reduce?: 'minmax' | 'average'
+}
+
+export interface IteratorOptions extends ReadOptions {
+  /** Samples per chunk (default 100,000); with `points`, each chunk is reduced. */
+  chunkSize?: number
 }
 
 export interface ConnectOptions {

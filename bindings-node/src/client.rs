@@ -18,7 +18,7 @@ use crate::flow::{FlowInfoJs, ReconfiguredJs};
 use crate::framer::{Iterator, IteratorOptionsJs, Writer, WriterChannels, WriterOptionsJs};
 use crate::ranger::{NewRangeJs, RangeJs, RangeQueryJs, range_key};
 use crate::relay::{Streamer, StreamerOptionsJs, streamer_config};
-use crate::telem::{FrameJs, TimeRangeJs, big, columns, frame, timestamp};
+use crate::telem::{FrameJs, TimeRangeJs, big, columns, frame, reduction, timestamp};
 
 /// Options of `Client.export`.
 #[napi(object)]
@@ -341,18 +341,26 @@ impl Client {
         })
     }
 
-    /// Read a time range of channels.
+    /// Read a time range of channels; with `points`, reduced where the data is to at most
+    /// that many points per channel (`reduce`: `"minmax"` or `"average"`).
     #[napi]
     pub async fn read(
         &self,
         range: TimeRangeJs,
         #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>,
+        points: Option<f64>,
+        reduce: Option<String>,
         traceparent: Option<String>,
     ) -> Result<FrameJs> {
         let tr = range.to_core()?;
+        let red = reduction(points, reduce.as_deref())?;
         telemetron::client::with_traceparent(traceparent, async move {
             let keys: Vec<u32> = self.resolve(&refs).await?.iter().map(|c| c.key).collect();
-            Ok(FrameJs::from_core(self.inner.read(tr, &keys).await.js()?))
+            let f = match red {
+                Some(r) => self.inner.read_reduced(tr, &keys, r).await,
+                None => self.inner.read(tr, &keys).await,
+            };
+            Ok(FrameJs::from_core(f.js()?))
         })
         .await
     }

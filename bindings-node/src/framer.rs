@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use crate::channel::channel_refs;
 use crate::control::{authorities, authority};
 use crate::error::{IntoNapi, closed, coded, invalid};
-use crate::telem::{FrameJs, TimeRangeJs, big, columns, frame, timestamp};
+use crate::telem::{FrameJs, TimeRangeJs, big, columns, frame, reduction, timestamp};
 
 /// How to open a writer.
 #[napi(object)]
@@ -279,6 +279,10 @@ pub struct IteratorOptionsJs {
     pub channels: Vec<Either<u32, String>>,
     /// Samples per chunk (default 100,000).
     pub chunk_size: Option<f64>,
+    /// Reduce each chunk to at most this many points per channel.
+    pub points: Option<f64>,
+    /// `"minmax"` (default) or `"average"`.
+    pub reduce: Option<String>,
 }
 
 impl IteratorOptionsJs {
@@ -294,6 +298,7 @@ impl IteratorOptionsJs {
             }
             c.chunk_size = n as u64;
         }
+        c.reduce = reduction(self.points, self.reduce.as_deref())?;
         Ok(c)
     }
 }

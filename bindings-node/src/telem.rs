@@ -25,7 +25,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 use telemetron::channel::Channel;
-use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
+use telemetron::telem::{DataType, Frame, Reduction, Series, TimeRange, TimeStamp};
 
 use crate::error::{coded, invalid};
 
@@ -64,6 +64,16 @@ impl TimeRangeJs {
     pub(crate) fn from_core(r: TimeRange) -> TimeRangeJs {
         TimeRangeJs { start: big(r.start.0), end: big(r.end.0) }
     }
+}
+
+/// A reduction asked for by a read or an iterator: `points` per channel at most, `reduce`
+/// `"minmax"` (default) or `"average"`.
+pub(crate) fn reduction(points: Option<f64>, reduce: Option<&str>) -> Result<Option<Reduction>> {
+    let Some(p) = points else { return Ok(None) };
+    if !(p >= 0.0 && p.fract() == 0.0) {
+        return Err(invalid(format!("points {p} must be a whole number of points")));
+    }
+    Reduction::from_parts(p as u64, reduce).map(Some).map_err(invalid)
 }
 
 /// Parse a data type name (`"f64"`, `"float64"`, `"timestamp"`, ...).

@@ -11,7 +11,7 @@ use telemetron::framer::{IteratorConfig, WriterConfig};
 use telemetron::ranger::{NewRange, RangeQuery};
 use telemetron::relay::StreamerConfig;
 use telemetron::storage::Durability;
-use telemetron::telem::{TimeRange, TimeStamp};
+use telemetron::telem::{Reduction, TimeRange, TimeStamp};
 use telemetron::{ConnectOptions, Credentials};
 
 use crate::channel::{ChanMap, PyChannel, channel_refs, new_channel};
@@ -67,6 +67,11 @@ fn parse_durability(d: &str) -> PyResult<Durability> {
 
 fn range(start: i64, end: i64) -> TimeRange {
     TimeRange::from_nanos(start, end)
+}
+
+/// The reduction a call asked for (`points=None`: none).
+fn reduction(points: Option<u64>, method: Option<&str>) -> PyResult<Option<Reduction>> {
+    points.map(|p| Reduction::from_parts(p, method).map_err(crate::error::invalid)).transpose()
 }
 
 #[pymethods]
@@ -156,16 +161,33 @@ impl Client {
         })
     }
 
-    /// Read `[start, end)` of channels; with `include_index`, their index channels too.
-    fn read(&self, py: Python<'_>, start: i64, end: i64, channels: &Bound<'_, PyAny>, include_index: bool) -> PyResult<NativeFrame> {
+    /// Read `[start, end)` of channels; with `include_index`, their index channels too;
+    /// with `points`, reduced on the node to at most that many points per channel.
+    #[pyo3(signature = (start, end, channels, include_index, points=None, method=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &self,
+        py: Python<'_>,
+        start: i64,
+        end: i64,
+        channels: &Bound<'_, PyAny>,
+        include_index: bool,
+        points: Option<u64>,
+        method: Option<&str>,
+    ) -> PyResult<NativeFrame> {
         let r = channel_refs(channels)?;
+        let reduce = reduction(points, method)?;
         let (frame, chans) = self.run(py, move |c| async move {
             let mut chans = c.channels(&r).await?;
             if include_index {
                 chans = c.with_index_channels(chans).await?;
             }
             let keys: Vec<ChannelKey> = chans.iter().map(|c| c.key).collect();
-            Ok((c.read(range(start, end), &keys).await?, chans))
+            let frame = match reduce {
+                Some(red) => c.read_reduced(range(start, end), &keys, red).await?,
+                None => c.read(range(start, end), &keys).await?,
+            };
+            Ok((frame, chans))
         })?;
         Ok(NativeFrame { frame, chans: ChanMap::new(chans), complete: true })
     }
@@ -337,7 +359,9 @@ impl Client {
         Ok(Streamer::new(s, ChanMap::new(chans), self.inner.clone()))
     }
 
-    /// Open an iterator over `[start, end)`.
+    /// Open an iterator over `[start, end)`; with `points`, each chunk is reduced.
+    #[pyo3(signature = (start, end, channels, chunk_size, include_index, points=None, method=None))]
+    #[allow(clippy::too_many_arguments)]
     fn open_iterator(
         &self,
         py: Python<'_>,
@@ -346,8 +370,11 @@ impl Client {
         channels: &Bound<'_, PyAny>,
         chunk_size: u64,
         include_index: bool,
+        points: Option<u64>,
+        method: Option<&str>,
     ) -> PyResult<Iterator> {
         let r = channel_refs(channels)?;
+        let reduce = reduction(points, method)?;
         let (it, chans) = self.run(py, move |c| async move {
             let mut chans = c.channels(&r).await?;
             if include_index {
@@ -357,6 +384,7 @@ impl Client {
                 bounds: range(start, end),
                 channels: chans.iter().map(|c| c.key).collect(),
                 chunk_size: chunk_size.max(1),
+                reduce,
             };
             Ok((c.open_iterator(cfg).await?, chans))
         })?;

@@ -11,14 +11,14 @@ use crate::channel::{Channel, ChannelError, ChannelKey, Channels, NewChannel};
 use crate::control::ControlMetricsSnapshot;
 use crate::control::{CONTROL_CHANNEL, State};
 use crate::error::{Error, Result};
-use crate::framer::{Hub, IteratorConfig, RangeIterator, Writer, WriterConfig};
+use crate::framer::{Hub, IteratorConfig, RangeIterator, Writer, WriterConfig, read_view};
 use crate::ranger::Ranges;
 use crate::relay::{Relay, RelayMetricsSnapshot, SnapshotHook, Streamer, StreamerConfig, StreamerMetrics};
 use crate::storage::{
     DirLock, ReadPlan, RecoveryReport, Storage, StorageMetricsSnapshot, StorageOptions, SyncObserver, Tombstone, apply_tombstones, extent,
     open_storage, plan_delete, read_channels,
 };
-use crate::telem::{Frame, TimeRange, TimeStamp};
+use crate::telem::{Frame, Reduction, TimeRange, TimeStamp, reducible};
 
 /// Options for [`Engine::open_with`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -373,13 +373,56 @@ impl Engine {
         Ok(read_channels(&self.plan(keys)?, range)?)
     }
 
+    /// Read `range` of `keys` reduced to at most `reduction.points` points per channel,
+    /// next to the data (see [`crate::telem::Reduction`]): one series per channel, the
+    /// samples visited once in place and never copied. Channels sharing an index are
+    /// reduced over the same buckets, so a reduced index still serves its data channels.
+    ///
+    /// # Errors
+    /// As [`Engine::read`]; `invalid_argument` for a bad reduction or a channel that holds
+    /// no numbers (strings, JSON, bytes, UUIDs).
+    pub fn read_reduced(&self, range: TimeRange, keys: &[ChannelKey], reduction: &Reduction) -> Result<Frame> {
+        self.check_open()?;
+        if !range.is_valid() {
+            return Err(Error::InvalidArgument { reason: format!("time range {range} ends before it starts") });
+        }
+        let plan = self.reduce_plan(keys, reduction)?;
+        read_view(&plan, range, Some((reduction, keys)))
+    }
+
+    /// The read plan of a reduction: `keys` and their indexes (the buckets are cut on the
+    /// index even when it is not requested), after checking that every channel reduces.
+    fn reduce_plan(&self, keys: &[ChannelKey], reduction: &Reduction) -> Result<ReadPlan> {
+        reduction.validate().map_err(|reason| Error::InvalidArgument { reason })?;
+        let mut all = keys.to_vec();
+        for &k in keys {
+            let ch = self.inner.channels.get(k)?;
+            if !reducible(ch.data_type) {
+                return Err(Error::InvalidArgument {
+                    reason: format!(
+                        "channel {:?} holds {} samples: reductions apply to numbers, booleans and timestamps; read it without a reduction",
+                        ch.name, ch.data_type
+                    ),
+                });
+            }
+            if let Some(i) = ch.index_key().filter(|i| !all.contains(i)) {
+                all.push(i);
+            }
+        }
+        self.plan(&all)
+    }
+
     /// Open an iterator.
     ///
     /// # Errors
-    /// Unknown or virtual channels.
+    /// Unknown or virtual channels; with a reduction, as [`Engine::read_reduced`].
     pub fn open_iterator(&self, config: IteratorConfig) -> Result<RangeIterator> {
         self.check_open()?;
-        Ok(RangeIterator::new(self.plan(&config.channels)?, &config))
+        let plan = match &config.reduce {
+            Some(r) => self.reduce_plan(&config.channels, r)?,
+            None => self.plan(&config.channels)?,
+        };
+        Ok(RangeIterator::new(plan, &config))
     }
 
     /// The time range covered by stored samples of a channel (through its index).

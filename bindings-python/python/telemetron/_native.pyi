@@ -149,7 +149,15 @@ class Client:
     def search_channels(self, term: str) -> List[Channel]: ...
     def rename_channel(self, channel: _ChannelRef, name: str) -> Channel: ...
     def delete_channels(self, channels: _ChannelRefs) -> None: ...
-    def read(self, start: int, end: int, channels: _ChannelRefs, include_index: bool) -> NativeFrame: ...
+    def read(
+        self,
+        start: int,
+        end: int,
+        channels: _ChannelRefs,
+        include_index: bool,
+        points: Optional[int] = None,
+        method: Optional[str] = None,
+    ) -> NativeFrame: ...
     def export(
         self,
         path: Union[str, os.PathLike[str]],
@@ -181,7 +189,16 @@ class Client:
     def open_streamer(
         self, channels: _ChannelRefs, capacity: int, lag_policy: str, decimate: int, throttle_hz: float, spin_us: int = 0
     ) -> Streamer: ...
-    def open_iterator(self, start: int, end: int, channels: _ChannelRefs, chunk_size: int, include_index: bool) -> Iterator: ...
+    def open_iterator(
+        self,
+        start: int,
+        end: int,
+        channels: _ChannelRefs,
+        chunk_size: int,
+        include_index: bool,
+        points: Optional[int] = None,
+        method: Optional[str] = None,
+    ) -> Iterator: ...
     def create_range(
         self,
         name: str,

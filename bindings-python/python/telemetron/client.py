@@ -67,16 +67,31 @@ class Client:
         return TimeStamp(self._native.write(int(TimeStamp(start)), to_mapping(data, values)))
 
     @traced("read")
-    def read(self, time_range: TimeRangeLike, channels: Any, *, include_index: bool = True) -> Frame:
+    def read(
+        self,
+        time_range: TimeRangeLike,
+        channels: Any,
+        *,
+        include_index: bool = True,
+        points: Optional[int] = None,
+        reduce: str = "minmax",
+    ) -> Frame:
         """Read channels over ``time_range`` (a :class:`TimeRange`, ``(start, end)``, a
         Range, or None for everything). The frame also holds each data channel's index
         (unless ``include_index=False``), so ``frame.to_pandas()`` has a time index.
 
+        With ``points``, the range is reduced where the data is (on the node, for a remote
+        client) to at most that many points per channel, and only those are sent: the
+        time is cut into equal buckets, and ``reduce="minmax"`` keeps each bucket's lowest
+        and highest sample in the order they occurred (every peak survives), while
+        ``reduce="average"`` keeps each bucket's mean as float64.
+
         >>> frame = client.read((start, end), ["pressure"])
         >>> np.asarray(frame["pressure"])     # no copy
+        >>> plot = client.read(None, ["pressure"], points=2000)   # a day in 2,000 points
         """
         tr = to_range(time_range)
-        return Frame(self._native.read(int(tr.start), int(tr.end), channels, include_index))
+        return Frame(self._native.read(int(tr.start), int(tr.end), channels, include_index, points, reduce if points is not None else None))
 
     @traced("read_latest")
     def read_latest(self, channels: Any, n: int = 1) -> Frame:
@@ -223,6 +238,8 @@ class Client:
         chunk_size: int = 100_000,
         progress: Any = False,
         include_index: bool = True,
+        points: Optional[int] = None,
+        reduce: str = "minmax",
     ) -> Iterator:
         """Iterate over a time range in chunks of ``chunk_size`` samples (for ranges larger
         than memory): ``for frame in client.open_iterator(tr, ["pressure"]): ...``.
@@ -230,9 +247,13 @@ class Client:
         Args:
             progress: True for a tqdm progress bar (in seconds of data), or a tqdm
                 instance/class to use. Requires tqdm.
+            points: reduce each chunk to at most this many points per channel (see
+                :meth:`read`), e.g. one point per second over a day.
+            reduce: ``"minmax"`` (default) or ``"average"``.
         """
         tr = to_range(time_range)
-        native = self._native.open_iterator(int(tr.start), int(tr.end), channels, int(chunk_size), include_index)
+        method = reduce if points is not None else None
+        native = self._native.open_iterator(int(tr.start), int(tr.end), channels, int(chunk_size), include_index, points, method)
         bar = None
         if progress:
             bounds = tr

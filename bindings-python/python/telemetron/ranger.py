@@ -79,9 +79,10 @@ class Range:
         """The persisted metadata (dict-like)."""
         return MetaData(self._client, self.key)
 
-    def read(self, channels: Any) -> Frame:
-        """Read channels over the range (indexes included)."""
-        return self._client.read(self.time_range, channels)
+    def read(self, channels: Any, *, points: Optional[int] = None, reduce: str = "minmax") -> Frame:
+        """Read channels over the range (indexes included); with ``points``, reduced to
+        at most that many points per channel (see :meth:`Client.read`)."""
+        return self._client.read(self.time_range, channels, points=points, reduce=reduce)
 
     def __getitem__(self, channel: Any) -> Any:
         """One channel over the range, as a numpy array (list for variable types)."""

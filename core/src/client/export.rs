@@ -194,7 +194,7 @@ impl Client {
 
         let started = Instant::now();
         let (mut rows, mut bytes) = (0u64, 0u64);
-        let mut it = self.open_iterator(IteratorConfig { bounds: config.range, channels: keys.clone(), chunk_size: chunk }).await?;
+        let mut it = self.open_iterator(IteratorConfig { chunk_size: chunk, ..IteratorConfig::new(config.range, keys.clone()) }).await?;
         it.seek_first().await?;
         while it.next(IterSpan::Samples(chunk)).await? {
             let frame = it.take_value();

@@ -80,7 +80,7 @@ use crate::error::Result;
 use crate::framer::{IterSpan, IteratorConfig, WriterConfig};
 use crate::ranger::{NewRange, Range, RangeQuery};
 use crate::relay::StreamerConfig;
-use crate::telem::{Frame, TimeRange, TimeStamp};
+use crate::telem::{Frame, Reduction, TimeRange, TimeStamp};
 use crate::{Engine, Options};
 
 pub use crate::channel::ChannelRef;
@@ -425,7 +425,20 @@ impl Client {
         match self.backend()? {
             Backend::Embedded(e) => e.read(range, keys),
             #[cfg(feature = "remote")]
-            Backend::Remote(r) => r.read(range, keys).await,
+            Backend::Remote(r) => r.read(range, keys, None).await,
+        }
+    }
+
+    /// Read a time range of channels reduced to at most `reduction.points` points each; a
+    /// remote node reduces next to the data and sends only the points.
+    ///
+    /// # Errors
+    /// See [`Engine::read_reduced`].
+    pub async fn read_reduced(&self, range: TimeRange, keys: &[ChannelKey], reduction: Reduction) -> Result<Frame> {
+        match self.backend()? {
+            Backend::Embedded(e) => e.read_reduced(range, keys, &reduction),
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.read(range, keys, Some(reduction)).await,
         }
     }
 
@@ -539,7 +552,7 @@ impl Client {
     /// ```
     pub async fn read_latest(&self, keys: &[ChannelKey], n: u64) -> Result<Frame> {
         let n = n.max(1);
-        let config = IteratorConfig { bounds: TimeRange::MAX, channels: keys.to_vec(), chunk_size: n };
+        let config = IteratorConfig { chunk_size: n, ..IteratorConfig::new(TimeRange::MAX, keys.to_vec()) };
         let mut it = self.open_iterator(config).await?;
         if it.seek_last().await? && it.prev(IterSpan::Samples(n)).await? {
             return Ok(it.take_value());

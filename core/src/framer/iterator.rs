@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::ChannelKey;
 use crate::error::Result;
 use crate::storage::{ReadPlan, extent, nth_after, nth_before, read_channels};
-use crate::telem::{Frame, TimeRange, TimeSpan, TimeStamp};
+use crate::telem::{Frame, ReduceGroup, Reduction, TimeRange, TimeSpan, TimeStamp, reduce_frame};
 
 /// How far `next`/`prev` move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,10 @@ pub struct IteratorConfig {
     /// Samples per chunk for [`IterSpan::Auto`] (default 100,000).
     #[serde(default = "default_chunk")]
     pub chunk_size: u64,
+    /// Reduce each chunk to at most this many points per channel (see
+    /// [`crate::Engine::read_reduced`]); `None` (the default) returns every sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce: Option<Reduction>,
 }
 
 fn default_chunk() -> u64 {
@@ -37,7 +42,7 @@ fn default_chunk() -> u64 {
 impl IteratorConfig {
     /// Iterate `channels` over `bounds` in chunks of 100,000 samples.
     pub fn new(bounds: TimeRange, channels: Vec<crate::channel::ChannelKey>) -> IteratorConfig {
-        IteratorConfig { bounds, channels, chunk_size: default_chunk() }
+        IteratorConfig { bounds, channels, chunk_size: default_chunk(), reduce: None }
     }
 }
 
@@ -68,6 +73,9 @@ impl IteratorConfig {
 #[derive(Debug)]
 pub struct RangeIterator {
     plan: ReadPlan,
+    /// The reduction of each view, and the channels asked for (the plan also holds their
+    /// indexes, which the reduction needs).
+    reduce: Option<(Reduction, Vec<ChannelKey>)>,
     bounds: TimeRange,
     view: TimeRange,
     chunk_size: u64,
@@ -79,6 +87,7 @@ impl RangeIterator {
         let start = cfg.bounds.start;
         RangeIterator {
             plan,
+            reduce: cfg.reduce.map(|r| (r, cfg.channels.clone())),
             bounds: cfg.bounds,
             view: TimeRange::new(start, start),
             chunk_size: cfg.chunk_size.max(1),
@@ -183,7 +192,7 @@ impl RangeIterator {
             }
         };
         self.view = TimeRange::new(start, end);
-        self.value = read_channels(&self.plan, self.view)?;
+        self.value = read_view(&self.plan, self.view, self.reduce.as_ref().map(|(r, k)| (r, k.as_slice())))?;
         if !self.value.is_empty() {
             return Ok(true);
         }
@@ -216,7 +225,7 @@ impl RangeIterator {
             }
         };
         self.view = TimeRange::new(start, end);
-        self.value = read_channels(&self.plan, self.view)?;
+        self.value = read_view(&self.plan, self.view, self.reduce.as_ref().map(|(r, k)| (r, k.as_slice())))?;
         if !self.value.is_empty() {
             return Ok(true);
         }
@@ -225,4 +234,14 @@ impl RangeIterator {
             None => false,
         })
     }
+}
+
+/// Read `tr` of a plan, reduced when `reduce` names a reduction and the channels to output
+/// (the plan must hold their indexes).
+pub(crate) fn read_view(plan: &ReadPlan, tr: TimeRange, reduce: Option<(&Reduction, &[ChannelKey])>) -> Result<Frame> {
+    let frame = read_channels(plan, tr)?;
+    let Some((r, order)) = reduce else { return Ok(frame) };
+    let groups: Vec<ReduceGroup> =
+        plan.groups.iter().map(|(i, m)| ReduceGroup { index: i.key, members: m.iter().map(|s| s.key).collect() }).collect();
+    Ok(reduce_frame(&frame, &groups, order, r)?)
 }

@@ -11,6 +11,7 @@ mod iterator;
 mod writer;
 
 pub(crate) use hub::Hub;
+pub(crate) use iterator::read_view;
 pub use iterator::{IterSpan, IteratorConfig, RangeIterator};
 
 /// The old name of [`RangeIterator`], which shadowed the std `Iterator` trait.

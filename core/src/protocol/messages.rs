@@ -14,7 +14,7 @@ use crate::control::{Authority, State};
 use crate::framer::{IterSpan, IteratorConfig, WriterConfig};
 use crate::ranger::{NewRange, Range};
 use crate::relay::StreamerConfig;
-use crate::telem::{TimeRange, TimeStamp};
+use crate::telem::{Reduction, TimeRange, TimeStamp};
 
 /// `GET /api/v1/version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +112,16 @@ pub struct Key {
 pub struct RangeOfKeys {
     pub range: TimeRange,
     pub keys: Vec<ChannelKey>,
+}
+
+/// `frames/read`: a time range of channels, reduced on the node when `reduce` is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ReadFrames {
+    pub range: TimeRange,
+    pub keys: Vec<ChannelKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce: Option<Reduction>,
 }
 
 /// A stored channel's extent.

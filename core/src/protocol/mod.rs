@@ -61,6 +61,7 @@ pub fn parse_every_message(data: &[u8]) {
     let _ = parse_json::<RetrieveChannels>(data);
     let _ = parse_json::<Search>(data);
     let _ = parse_json::<RangeOfKeys>(data);
+    let _ = parse_json::<ReadFrames>(data);
     let _ = parse_json::<CreateRange>(data);
     let _ = parse_json::<Meta>(data);
     let _ = parse_json::<LoginRequest>(data);

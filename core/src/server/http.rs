@@ -280,9 +280,12 @@ async fn meta_delete(State(s): St, body: Body) -> Reply<Empty> {
 /// The frame goes out as a list of buffers (series data straight from the mapped segment
 /// files), so a large read never builds its whole encoding in the node's memory.
 async fn frames_read(State(s): St, body: Body) -> std::result::Result<Response, ApiError> {
-    let q: RangeOfKeys = parse_json(&body_bytes(&s, body).await?)?;
+    let q: ReadFrames = parse_json(&body_bytes(&s, body).await?)?;
     let (len, chunks) = blocking(&s, move |e| {
-        let f = e.read(q.range, &q.keys)?;
+        let f = match &q.reduce {
+            Some(r) => e.read_reduced(q.range, &q.keys, r)?,
+            None => e.read(q.range, &q.keys)?,
+        };
         Ok((codec::encoded_len(&f), codec::encode_chunks(&f)))
     })
     .await?;

@@ -35,6 +35,9 @@ pub enum BenchCommand {
     /// The cost of instrumentation: remote ingest and write -> streamer latency on a node
     /// with metrics off and one at its default level (scraped, writing self-telemetry).
     Observe(crate::bench_observe::ObserveArgs),
+    /// A long range reduced to a plot's worth of points (min-max and average), embedded and
+    /// through a node on loopback: samples/s and bytes sent.
+    Reduce(crate::bench_reduce::ReduceArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -109,6 +112,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::Ingest(a) if a.common.url.is_some() => remote::ingest(&a).map(drop),
         BenchCommand::StreamLatency(a) if a.common.url.is_some() => remote::stream_latency(&a).map(drop),
         BenchCommand::Observe(a) => crate::bench_observe::run(&a),
+        BenchCommand::Reduce(a) => crate::bench_reduce::run(&a),
         BenchCommand::Fanout(a) if a.common.url.is_some() => remote::fanout(&a),
         BenchCommand::ControlRtt(a) => remote::control_rtt(&a),
         BenchCommand::Flow(a) if a.common.url.is_some() => Err(no_remote("flow")),

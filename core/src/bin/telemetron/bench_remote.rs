@@ -38,7 +38,7 @@ pub struct RttArgs {
 
 /// The bench's runtime: `TELEMETRON_BENCH_THREADS` workers (default 2; 1 = a
 /// current-thread runtime, which avoids cross-thread wake-ups on the latency path).
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     let threads = std::env::var("TELEMETRON_BENCH_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(2);
     let mut b = if threads <= 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
     if threads > 1 {

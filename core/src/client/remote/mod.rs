@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::protocol::messages::*;
 use crate::protocol::{FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, codec};
 use crate::ranger::{NewRange, Range, RangeQuery};
-use crate::telem::{Frame, TimeRange, TimeStamp};
+use crate::telem::{Frame, Reduction, TimeRange, TimeStamp};
 
 pub(crate) use iterator::RemoteIterator;
 pub(crate) use streamer::RemoteStreamer;
@@ -134,8 +134,8 @@ impl Remote {
         Ok(())
     }
 
-    pub(crate) async fn read(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<Frame> {
-        let body = serde_json::to_vec(&RangeOfKeys { range, keys: keys.to_vec() }).map_err(|e| NetError::protocol(e.to_string()))?;
+    pub(crate) async fn read(&self, range: TimeRange, keys: &[ChannelKey], reduce: Option<Reduction>) -> Result<Frame> {
+        let body = serde_json::to_vec(&ReadFrames { range, keys: keys.to_vec(), reduce }).map_err(|e| NetError::protocol(e.to_string()))?;
         let r = self.http.post_raw("frames/read", "application/json", Bytes::from(body)).await?;
         if !r.frame {
             return Err(NetError::protocol("the node answered a read without a frame").into());
