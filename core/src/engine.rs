@@ -7,18 +7,45 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use redb::ReadableTable;
 
 use crate::catalog::{Catalog, TOMBSTONES, meta_err};
-use crate::channel::{Channel, ChannelError, ChannelKey, Channels, NewChannel};
+use crate::channel::{Channel, ChannelChange, ChannelError, ChannelKey, Channels, NewChannel};
 use crate::control::ControlMetricsSnapshot;
 use crate::control::{CONTROL_CHANNEL, State};
 use crate::error::{Error, Result};
 use crate::framer::{Hub, IteratorConfig, RangeIterator, Writer, WriterConfig, read_view};
-use crate::ranger::Ranges;
+use crate::ranger::{RangeChange, Ranges};
 use crate::relay::{Relay, RelayMetricsSnapshot, SnapshotHook, Streamer, StreamerConfig, StreamerMetrics};
 use crate::storage::{
     DirLock, ReadPlan, RecoveryReport, Storage, StorageMetricsSnapshot, StorageOptions, SyncObserver, Tombstone, apply_tombstones, extent,
     open_storage, plan_delete, read_channels,
 };
 use crate::telem::{Frame, Reduction, TimeRange, TimeStamp, reducible};
+
+/// The name of the virtual channel on which the engine publishes changes to channels and
+/// ranges (see [`Change`]).
+pub const CHANGES_CHANNEL: &str = "telemetron_changes";
+
+/// A change to channels or ranges: one JSON sample on the change channel
+/// ([`Engine::changes_channel`]), published after the change is durable and in the order
+/// changes were committed. `op` names it: `channel.create`, `channel.rename`,
+/// `channel.delete`, `range.create`, `range.update`, `range.delete`, `range.meta`.
+///
+/// Changes are live only (the channel is virtual): a watcher sees those made after it
+/// subscribed. To keep a list current, subscribe first, then list, then apply changes.
+///
+/// # Examples
+///
+/// ```
+/// let c: telemetron::Change = serde_json::from_str(r#"{"op": "channel.delete", "keys": [7]}"#).unwrap();
+/// assert_eq!(c, telemetron::Change::Channel(telemetron::channel::ChannelChange::Deleted { keys: vec![7] }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Change {
+    /// Channels created, renamed or deleted.
+    Channel(ChannelChange),
+    /// Ranges created, updated or deleted, or their metadata changed.
+    Range(RangeChange),
+}
 
 /// Options for [`Engine::open_with`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,19 +132,32 @@ impl Engine {
         let (storage, report) = open_storage(&dir, options.storage, &channels.list_all(), &tombstones)?;
         storage.start_background();
         let ranges = Ranges::new(catalog.clone());
-        let control_spec = NewChannel {
+        let system = |name: &str| NewChannel {
             internal: true,
-            ..NewChannel::virtual_(CONTROL_CHANNEL, crate::telem::DataType::Json).with_concurrency(crate::channel::Concurrency::Shared)
+            ..NewChannel::virtual_(name, crate::telem::DataType::Json).with_concurrency(crate::channel::Concurrency::Shared)
         };
-        let control = channels.create_many(vec![control_spec], true)?;
+        let system = channels.create_many(vec![system(CONTROL_CHANNEL), system(CHANGES_CHANNEL)], true)?;
         let hub = Arc::new(Hub {
             storage: storage.clone(),
             relay: Arc::new(Relay::default()),
             arbiter: Default::default(),
-            control_key: control[0].key,
+            control_key: system[0].key,
+            changes_key: system[1].key,
             closed: AtomicBool::new(false),
             writers: Default::default(),
         });
+        let weak = Arc::downgrade(&hub);
+        channels.on_change(Box::new(move |c: &ChannelChange| {
+            if let Some(h) = weak.upgrade() {
+                h.publish_change(c);
+            }
+        }));
+        let weak = Arc::downgrade(&hub);
+        ranges.on_change(Box::new(move |c: &RangeChange| {
+            if let Some(h) = weak.upgrade() {
+                h.publish_change(c);
+            }
+        }));
         Ok(Engine {
             inner: Arc::new(Inner {
                 dir,
@@ -199,6 +239,15 @@ impl Engine {
     /// See [`Channels::rename`].
     pub fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         self.check_open()?;
+        let ch = self.inner.channels.get(key)?;
+        if ch.internal {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "{:?} is one of the engine's system channels; clients find it by that name, so it cannot be renamed",
+                    ch.name
+                ),
+            });
+        }
         Ok(self.inner.channels.rename(key, name)?)
     }
 
@@ -242,6 +291,12 @@ impl Engine {
     /// The virtual channel on which control transfers are published.
     pub fn control_channel(&self) -> ChannelKey {
         self.inner.hub.control_key
+    }
+
+    /// The virtual channel on which changes to channels and ranges are published, one
+    /// JSON [`Change`] per sample ([`CHANGES_CHANNEL`]).
+    pub fn changes_channel(&self) -> ChannelKey {
+        self.inner.hub.changes_key
     }
 
     /// Current control holders of `keys` (all controlled channels if empty).
@@ -290,9 +345,9 @@ impl Engine {
         self.check_open()?;
         for &k in keys {
             let ch = self.inner.channels.get(k)?;
-            if k == self.inner.hub.control_key {
+            if ch.internal {
                 return Err(Error::InvalidArgument {
-                    reason: format!("{:?} is the engine's control-state channel and cannot be deleted", ch.name),
+                    reason: format!("{:?} is one of the engine's system channels and cannot be deleted", ch.name),
                 });
             }
             if let Some(store) = self.inner.storage.store(k)

@@ -88,7 +88,7 @@ pub mod telem;
 #[cfg(feature = "remote")]
 pub use client::connect;
 pub use client::{Client, ConnectOptions, Credentials, open, open_with};
-pub use engine::{Engine, Options, WeakEngine};
+pub use engine::{CHANGES_CHANNEL, Change, Engine, Options, WeakEngine};
 pub use error::{Error, Result};
 
 /// The README's Rust example, compiled and run as a doctest so that it cannot rot (rustdoc

@@ -62,6 +62,40 @@ pub enum Concurrency {
     Shared,
 }
 
+/// A change to the channels, as published on the engine's change channel
+/// (`telemetron_changes`, see [`crate::Change`]). Engine-internal channels are not reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op")]
+pub enum ChannelChange {
+    /// Channels were created (in one transaction).
+    #[serde(rename = "channel.create")]
+    Created {
+        /// Their definitions.
+        channels: Vec<Channel>,
+    },
+    /// A channel was renamed.
+    #[serde(rename = "channel.rename")]
+    Renamed {
+        /// Its definition under the new name.
+        channels: Vec<Channel>,
+    },
+    /// Channels were deleted (with their data).
+    #[serde(rename = "channel.delete")]
+    Deleted {
+        /// Their keys.
+        keys: Vec<ChannelKey>,
+    },
+}
+
+impl ChannelChange {
+    fn is_empty(&self) -> bool {
+        match self {
+            ChannelChange::Created { channels } | ChannelChange::Renamed { channels } => channels.is_empty(),
+            ChannelChange::Deleted { keys } => keys.is_empty(),
+        }
+    }
+}
+
 /// A channel definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Channel {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::{Channel, ChannelError, ChannelKey, ChannelKind, IndexRef, NewChannel};
+use super::{Channel, ChannelChange, ChannelError, ChannelKey, ChannelKind, IndexRef, NewChannel};
 use crate::catalog::{CHANNEL_NAMES, CHANNELS, Catalog, META, NEXT_CHANNEL_KEY, meta_err};
 use crate::storage_error::StorageError;
 use crate::telem::DataType;
@@ -26,10 +26,22 @@ struct Cache {
 ///
 /// Obtained from [`Engine::channels`](crate::Engine::channels). Lookups are served from an
 /// in-memory cache; changes are durable catalog transactions.
-#[derive(Debug)]
 pub struct Channels {
     catalog: Arc<Catalog>,
     cache: RwLock<Cache>,
+    /// Told of every change to user channels after it is durable, while the cache lock is
+    /// still held, so changes are reported in the order they happened.
+    on_change: std::sync::OnceLock<ChangeHook>,
+}
+
+/// What [`Channels`] calls with each change (the engine publishes it, see
+/// [`ChannelChange`]).
+pub(crate) type ChangeHook = Box<dyn Fn(&ChannelChange) + Send + Sync>;
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels").field("channels", &self.cache.read().by_key.len()).finish()
+    }
 }
 
 fn validate_name(name: &str) -> Result<(), ChannelError> {
@@ -50,6 +62,20 @@ fn validate_name(name: &str) -> Result<(), ChannelError> {
 }
 
 impl Channels {
+    /// Install the change hook (once; later calls are ignored).
+    pub(crate) fn on_change(&self, hook: ChangeHook) {
+        let _ = self.on_change.set(hook);
+    }
+
+    /// Report `change` unless it only concerns engine-internal channels.
+    fn report(&self, change: ChannelChange) {
+        if let Some(hook) = self.on_change.get()
+            && !change.is_empty()
+        {
+            hook(&change);
+        }
+    }
+
     pub(crate) fn open(catalog: Arc<Catalog>) -> Result<Channels> {
         let mut cache = Cache::default();
         let txn = catalog.read()?;
@@ -61,7 +87,7 @@ impl Channels {
             cache.by_key.insert(ch.key, Arc::new(ch));
         }
         tracing::debug!(key = "channels", channels = table.len().unwrap_or(0), "channel registry loaded");
-        Ok(Channels { catalog, cache: RwLock::new(cache) })
+        Ok(Channels { catalog, cache: RwLock::new(cache), on_change: std::sync::OnceLock::new() })
     }
 
     /// Create several channels in one transaction: all are created or none.
@@ -121,11 +147,13 @@ impl Channels {
             meta.insert(NEXT_CHANNEL_KEY, next).map_err(meta_err)?;
         }
         txn.commit().map_err(meta_err)?;
+        let user: Vec<Channel> = created.iter().filter(|c| !c.internal).cloned().collect();
         for ch in created {
             tracing::info!(key = "channels", channel = ch.key, name = %ch.name, data_type = %ch.data_type, "channel created");
             cache.by_name.insert(ch.name.clone(), ch.key);
             cache.by_key.insert(ch.key, Arc::new(ch));
         }
+        self.report(ChannelChange::Created { channels: user });
         Ok(out)
     }
 
@@ -267,6 +295,9 @@ impl Channels {
         cache.by_name.remove(&old.name);
         cache.by_name.insert(ch.name.clone(), key);
         cache.by_key.insert(key, Arc::new(ch.clone()));
+        if !ch.internal {
+            self.report(ChannelChange::Renamed { channels: vec![ch.clone()] });
+        }
         Ok(ch)
     }
 
@@ -304,6 +335,7 @@ impl Channels {
             cache.by_key.remove(&ch.key);
             cache.by_name.remove(&ch.name);
         }
+        self.report(ChannelChange::Deleted { keys: removed.iter().filter(|c| !c.internal).map(|c| c.key).collect() });
         Ok(removed)
     }
 }

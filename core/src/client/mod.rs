@@ -65,6 +65,7 @@ mod remote;
 /// (`ConnectOptions::ca_cert` or the web's roots). The OTLP exporter dials with it too.
 #[cfg(feature = "remote")]
 pub(crate) use remote::Endpoint;
+mod changes;
 mod sequence;
 mod streamer;
 mod writer;
@@ -84,6 +85,7 @@ use crate::telem::{Frame, Reduction, TimeRange, TimeStamp};
 use crate::{Engine, Options};
 
 pub use crate::channel::ChannelRef;
+pub use changes::{ChangeWatcher, decode_changes};
 pub use iterator::ClientIterator;
 pub use options::{ConnectOptions, Credentials};
 pub use sequence::{
@@ -606,6 +608,31 @@ impl Client {
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.control_channel().await,
         }
+    }
+
+    /// The key of the virtual channel on which changes to channels and ranges are
+    /// published ([`crate::CHANGES_CHANNEL`]).
+    ///
+    /// # Errors
+    /// A transport error (remote).
+    pub async fn changes_channel(&self) -> Result<ChannelKey> {
+        match self.backend()? {
+            Backend::Embedded(e) => Ok(e.changes_channel()),
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.changes_channel().await,
+        }
+    }
+
+    /// Watch changes to channels and ranges (created, renamed, deleted, relabelled,
+    /// metadata set), each once and in commit order, from now on. To keep a list current,
+    /// open the watcher first, then list, then apply what it reports.
+    ///
+    /// # Errors
+    /// As [`Client::open_streamer`].
+    pub async fn watch_changes(&self) -> Result<ChangeWatcher> {
+        let key = self.changes_channel().await?;
+        let s = self.open_streamer(StreamerConfig::new(vec![key])).await?;
+        Ok(ChangeWatcher::new(s, key))
     }
 
     /// Close the client: an embedded engine is closed and its directory released; a remote

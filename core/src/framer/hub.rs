@@ -15,6 +15,8 @@ pub(crate) struct Hub {
     pub relay: Arc<Relay>,
     pub arbiter: Arbiter,
     pub control_key: ChannelKey,
+    /// The change channel: channel and range changes (see [`crate::Change`]).
+    pub changes_key: ChannelKey,
     /// Set when the engine closes: writers refuse further work.
     pub closed: std::sync::atomic::AtomicBool,
     /// The last writer id handed out (writers are `framer/writer/<id>` in the experiment
@@ -23,13 +25,27 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    fn control_frame(&self, body: serde_json::Value) -> Frame {
+    /// One JSON sample on a virtual channel, stamped now.
+    fn json_frame(key: ChannelKey, body: &serde_json::Value) -> Frame {
         let now = TimeStamp::now();
         let s = Series::json(&[body.to_string()])
             .unwrap_or_else(|_| Series::strings(&["{}"]))
             .with_time_range(TimeRange::new(now, TimeStamp(now.0 + 1)))
             .with_alignment(Alignment::new(Alignment::VIRTUAL_DOMAIN, 0));
-        Frame::new().with(self.control_key, s)
+        Frame::new().with(key, s)
+    }
+
+    fn control_frame(&self, body: serde_json::Value) -> Frame {
+        Hub::json_frame(self.control_key, &body)
+    }
+
+    /// Publish a change to channels or ranges on the change channel. Called by the registry
+    /// and the ranges while they hold their lock, so changes go out in commit order.
+    pub(crate) fn publish_change(&self, change: &impl serde::Serialize) {
+        match serde_json::to_value(change) {
+            Ok(body) => self.relay.publish_now(&Hub::json_frame(self.changes_key, &body)),
+            Err(e) => tracing::error!(key = "engine", error = %e, "a change could not be encoded; watchers miss it"),
+        }
     }
 
     /// Publish transfers on the control-state channel. Called by the arbiter while it

@@ -179,15 +179,73 @@ impl RangeQuery {
     }
 }
 
+/// A change to the ranges, as published on the engine's change channel
+/// (`telemetron_changes`, see [`crate::Change`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op")]
+pub enum RangeChange {
+    /// A range was created.
+    #[serde(rename = "range.create")]
+    Created {
+        /// It, as stored.
+        ranges: Vec<Range>,
+    },
+    /// A range was renamed or given new labels.
+    #[serde(rename = "range.update")]
+    Updated {
+        /// It, as stored now.
+        ranges: Vec<Range>,
+    },
+    /// Ranges were deleted, with their descendants (all listed) and metadata.
+    #[serde(rename = "range.delete")]
+    Deleted {
+        /// Their keys, parents before children.
+        keys: Vec<Uuid>,
+    },
+    /// Metadata entries of a range were set or removed.
+    #[serde(rename = "range.meta")]
+    Meta {
+        /// The range.
+        key: Uuid,
+        /// Entries set, with their new values.
+        set: BTreeMap<String, String>,
+        /// Entries removed.
+        deleted: Vec<String>,
+    },
+}
+
+/// What [`Ranges`] calls with each change, after it is durable.
+pub(crate) type ChangeHook = Box<dyn Fn(&RangeChange) + Send + Sync>;
+
 /// Create, retrieve, search and delete ranges and their metadata.
-#[derive(Debug)]
 pub struct Ranges {
     catalog: Arc<Catalog>,
+    on_change: std::sync::OnceLock<ChangeHook>,
+    /// Held across a change and its report, so changes are reported in the order they
+    /// were committed.
+    order: parking_lot::Mutex<()>,
+}
+
+impl std::fmt::Debug for Ranges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ranges").finish_non_exhaustive()
+    }
 }
 
 impl Ranges {
     pub(crate) fn new(catalog: Arc<Catalog>) -> Ranges {
-        Ranges { catalog }
+        Ranges { catalog, on_change: std::sync::OnceLock::new(), order: parking_lot::Mutex::new(()) }
+    }
+
+    /// Install the change hook (once; later calls are ignored).
+    pub(crate) fn on_change(&self, hook: ChangeHook) {
+        let _ = self.on_change.set(hook);
+    }
+
+    fn report(&self, change: &RangeChange) {
+        if let Some(hook) = self.on_change.get() {
+            hook(change);
+        }
     }
 
     /// Create a range (with its initial metadata) in one transaction.
@@ -211,6 +269,7 @@ impl Ranges {
             color: new.color,
             parent: new.parent,
         };
+        let _order = self.order.lock();
         let txn = self.catalog.write()?;
         {
             let mut t = txn.open_table(RANGES).map_err(meta_err)?;
@@ -227,6 +286,7 @@ impl Ranges {
         }
         txn.commit().map_err(meta_err)?;
         tracing::info!(key = "ranges", range = %r.key, name = %r.name, "range created");
+        self.report(&RangeChange::Created { ranges: vec![r.clone()] });
         Ok(r)
     }
 
@@ -305,22 +365,27 @@ impl Ranges {
     /// # Errors
     /// [`RangerError::NotFound`], [`RangerError::Invalid`] for an empty label.
     pub fn set_labels(&self, key: Uuid, labels: Vec<String>) -> Result<Range> {
-        let mut r = self.get(key)?;
-        check_labels(&r.name, &labels)?;
-        r.labels = labels;
-        self.put(&r)?;
-        Ok(r)
+        self.update(key, |r| {
+            check_labels(&r.name, &labels)?;
+            r.labels = labels;
+            Ok(())
+        })
     }
 
-    /// Store `r` over the range with its key.
-    fn put(&self, r: &Range) -> Result<()> {
+    /// Change the range with `key` by `f` and store it, under the order lock so a racing
+    /// update cannot be lost between the read and the write.
+    fn update(&self, key: Uuid, f: impl FnOnce(&mut Range) -> Result<()>) -> Result<Range> {
+        let _order = self.order.lock();
+        let mut r = self.get(key)?;
+        f(&mut r)?;
         let txn = self.catalog.write()?;
         {
             let mut t = txn.open_table(RANGES).map_err(meta_err)?;
-            t.insert(r.key.as_u128(), serde_json::to_vec(r).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
+            t.insert(r.key.as_u128(), serde_json::to_vec(&r).map_err(meta_err)?.as_slice()).map_err(meta_err)?;
         }
         txn.commit().map_err(meta_err)?;
-        Ok(())
+        self.report(&RangeChange::Updated { ranges: vec![r.clone()] });
+        Ok(r)
     }
 
     /// Rename a range.
@@ -331,10 +396,10 @@ impl Ranges {
         if name.trim().is_empty() {
             return Err(RangerError::Invalid { name: name.to_string(), reason: "names cannot be empty".into() });
         }
-        let mut r = self.get(key)?;
-        r.name = name.to_string();
-        self.put(&r)?;
-        Ok(r)
+        self.update(key, |r| {
+            r.name = name.to_string();
+            Ok(())
+        })
     }
 
     /// Delete ranges, their descendants, and the metadata of all of them. Unknown keys are
@@ -343,6 +408,7 @@ impl Ranges {
     /// # Errors
     /// A catalog failure.
     pub fn delete(&self, keys: &[Uuid]) -> Result<()> {
+        let _order = self.order.lock();
         let doomed = self.with_descendants(keys)?;
         let txn = self.catalog.write()?;
         {
@@ -363,14 +429,18 @@ impl Ranges {
             }
         }
         txn.commit().map_err(meta_err)?;
+        if !doomed.is_empty() {
+            self.report(&RangeChange::Deleted { keys: doomed });
+        }
         Ok(())
     }
 
-    /// `keys` and every range below them (each once, parents before children).
+    /// The ranges of `keys` that exist and every range below them (each once, parents
+    /// before children).
     fn with_descendants(&self, keys: &[Uuid]) -> Result<Vec<Uuid>> {
         let all = self.list()?;
         let mut out: Vec<Uuid> = Vec::new();
-        let mut next: Vec<Uuid> = keys.to_vec();
+        let mut next: Vec<Uuid> = keys.iter().copied().filter(|k| all.iter().any(|r| r.key == *k)).collect();
         while !next.is_empty() {
             let level: Vec<Uuid> = next.into_iter().filter(|k| !out.contains(k)).collect();
             out.extend(&level);
@@ -402,6 +472,7 @@ impl Ranges {
     /// # Errors
     /// [`RangerError::NotFound`] if the range does not exist.
     pub fn set_meta_data(&self, key: Uuid, entries: &BTreeMap<String, String>) -> Result<()> {
+        let _order = self.order.lock();
         self.get(key)?;
         let txn = self.catalog.write()?;
         {
@@ -411,6 +482,9 @@ impl Ranges {
             }
         }
         txn.commit().map_err(meta_err)?;
+        if !entries.is_empty() {
+            self.report(&RangeChange::Meta { key, set: entries.clone(), deleted: Vec::new() });
+        }
         Ok(())
     }
 
@@ -419,14 +493,21 @@ impl Ranges {
     /// # Errors
     /// A catalog failure.
     pub fn delete_meta_data(&self, key: Uuid, names: &[&str]) -> Result<()> {
+        let _order = self.order.lock();
         let txn = self.catalog.write()?;
+        let mut deleted = Vec::new();
         {
             let mut kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
             for n in names {
-                kv.remove((key.as_u128(), *n)).map_err(meta_err)?;
+                if kv.remove((key.as_u128(), *n)).map_err(meta_err)?.is_some() {
+                    deleted.push((*n).to_string());
+                }
             }
         }
         txn.commit().map_err(meta_err)?;
+        if !deleted.is_empty() {
+            self.report(&RangeChange::Meta { key, set: BTreeMap::new(), deleted });
+        }
         Ok(())
     }
 }

@@ -33,6 +33,8 @@ pub(crate) use writer::RemoteWriter;
 pub(crate) struct Remote {
     pub(crate) http: http::Http,
     control_key: parking_lot::Mutex<Option<ChannelKey>>,
+    /// The change channel's key, looked up once.
+    changes_key: parking_lot::Mutex<Option<ChannelKey>>,
 }
 
 impl Remote {
@@ -56,7 +58,7 @@ impl Remote {
         }
         // Fails now, not at the first call, if the credentials are refused.
         let _: Empty = http.call("auth/check", &Empty {}).await?;
-        Ok(Remote { http, control_key: parking_lot::Mutex::new(None) })
+        Ok(Remote { http, control_key: parking_lot::Mutex::new(None), changes_key: parking_lot::Mutex::new(None) })
     }
 
     pub(crate) async fn create_channels(&self, channels: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
@@ -166,13 +168,22 @@ impl Remote {
     }
 
     pub(crate) async fn control_channel(&self) -> Result<ChannelKey> {
+        self.system_channel(&self.control_key, CONTROL_CHANNEL).await
+    }
+
+    pub(crate) async fn changes_channel(&self) -> Result<ChannelKey> {
+        self.system_channel(&self.changes_key, crate::CHANGES_CHANNEL).await
+    }
+
+    /// The key of one of the node's system channels, looked up by name once.
+    async fn system_channel(&self, cache: &parking_lot::Mutex<Option<ChannelKey>>, name: &str) -> Result<ChannelKey> {
         self.http.check_open()?;
-        if let Some(k) = *self.control_key.lock() {
+        if let Some(k) = *cache.lock() {
             return Ok(k);
         }
-        let found = self.channels(&[ChannelRef::Name(CONTROL_CHANNEL.to_string())]).await?;
-        let k = found.first().map(|c| c.key).ok_or_else(|| NetError::protocol("the node has no control-state channel"))?;
-        *self.control_key.lock() = Some(k);
+        let found = self.channels(&[ChannelRef::Name(name.to_string())]).await?;
+        let k = found.first().map(|c| c.key).ok_or_else(|| NetError::protocol(format!("the node has no {name} channel")))?;
+        *cache.lock() = Some(k);
         Ok(k)
     }
 }
