@@ -316,6 +316,16 @@ class Client {
     return call(() => this._native.controlChannel())
   }
 
+  /**
+   * Watch changes to channels and ranges (created, renamed, relabelled, metadata set,
+   * deleted) from now on, each once and in commit order:
+   * `for await (const change of await client.watchChanges()) console.log(change.op)`.
+   * To keep a list current, open the watcher first, then list, then apply the changes.
+   */
+  async watchChanges() {
+    return new ChangeWatcher(await call(() => this._native.watchChanges()), this)
+  }
+
   /** Close the client (an embedded engine releases its directory). */
   async close() {
     return call(() => this._native.close())
@@ -361,4 +371,40 @@ async function connect(url, options = {}) {
   return new Client(await call(() => native.connect(url, options)))
 }
 
-module.exports = { Client, Channels, Ranges, Range, open, connect }
+/** Changes to channels and ranges, from `client.watchChanges()`. */
+class ChangeWatcher {
+  constructor(native_, client) {
+    this._native = native_
+    this._client = client
+  }
+
+  /**
+   * The next change (`{ op, channels?, ranges?, keys?, key?, set?, deleted? }`), or null
+   * once closed. Rejects with code `stream.lagged` when changes were missed (list again).
+   */
+  async next() {
+    const c = await call(() => this._native.next())
+    if (c == null) return null
+    if (c.ranges) c.ranges = c.ranges.map((r) => new Range(this._client, r))
+    return c
+  }
+
+  /** Stop watching; a pending `next()` resolves to null. */
+  async close() {
+    await this._native.close()
+  }
+
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      const c = await this.next()
+      if (c === null) return
+      yield c
+    }
+  }
+
+  async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
+    await this.close()
+  }
+}
+
+module.exports = { Client, Channels, Ranges, Range, ChangeWatcher, open, connect }

@@ -495,7 +495,35 @@ export declare class Client {
   openIterator(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: IteratorOptions): Promise<Iterator>
   iterate(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: IteratorOptions): AsyncGenerator<Frame, void, undefined>
   controlChannel(): Promise<number>
+  /**
+   * Watch changes to channels and ranges from now on, each once and in commit order
+   * (open it first, then list, to keep a list current).
+   */
+  watchChanges(): Promise<ChangeWatcher>
   close(): Promise<void>
+}
+
+/** One change to channels or ranges; `op` names it and the fields of its kind are set. */
+export interface Change {
+  op: 'channel.create' | 'channel.rename' | 'channel.delete' | 'range.create' | 'range.update' | 'range.delete' | 'range.meta'
+  /** The channels created, or the one renamed (under its new name). */
+  channels?: Channel[]
+  /** The range created or updated (renamed or relabelled), as it is now. */
+  ranges?: Range[]
+  /** The channel keys (numbers) or range keys (strings, descendants included) deleted. */
+  keys?: number[] | string[]
+  /** `range.meta`: the range, the entries set with their values, the names removed. */
+  key?: string
+  set?: Record<string, string>
+  deleted?: string[]
+}
+
+/** Changes to channels and ranges, from `client.watchChanges()`. */
+export declare class ChangeWatcher {
+  /** The next change, or null once closed; rejects with `stream.lagged` if changes were missed. */
+  next(): Promise<Change | null>
+  close(): Promise<void>
+  [Symbol.asyncIterator](): AsyncGenerator<Change, void, undefined>
 }
 
 /**

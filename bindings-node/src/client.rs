@@ -531,6 +531,12 @@ impl Client {
         self.inner.control_channel().await.js()
     }
 
+    /// Watch changes to channels and ranges from now on.
+    #[napi]
+    pub async fn watch_changes(&self) -> Result<crate::changes::ChangeWatcher> {
+        Ok(crate::changes::ChangeWatcher::new(self.inner.watch_changes().await.js()?))
+    }
+
     /// Close the client (embedded: its flows are stopped, the engine is closed and its
     /// directory released).
     #[napi]

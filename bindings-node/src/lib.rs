@@ -23,6 +23,7 @@
 // napi-derive registers exports only outside `cfg(test)`; `clippy --all-targets` builds that too.
 #![cfg_attr(test, allow(dead_code))]
 
+mod changes;
 mod channel;
 mod client;
 mod control;

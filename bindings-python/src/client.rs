@@ -359,6 +359,12 @@ impl Client {
         Ok(Streamer::new(s, ChanMap::new(chans), self.inner.clone()))
     }
 
+    /// Watch changes to channels and ranges from now on.
+    fn watch_changes(&self, py: Python<'_>) -> PyResult<crate::changes::ChangeWatcher> {
+        let w = self.run(py, |c| async move { c.watch_changes().await })?;
+        Ok(crate::changes::ChangeWatcher::new(w))
+    }
+
     /// Open an iterator over `[start, end)`; with `points`, each chunk is reduced.
     #[pyo3(signature = (start, end, channels, chunk_size, include_index, points=None, method=None))]
     #[allow(clippy::too_many_arguments)]

@@ -7,6 +7,7 @@
 //! `error`.
 
 mod arrow;
+mod changes;
 mod channel;
 mod client;
 mod control;
@@ -24,6 +25,8 @@ use pyo3::prelude::*;
 mod _native {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use super::changes::ChangeWatcher;
     #[pymodule_export]
     use super::channel::PyChannel;
     #[pymodule_export]

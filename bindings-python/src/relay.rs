@@ -47,8 +47,43 @@ impl Streamer {
     }
 }
 
-fn closed() -> telemetron::Error {
+pub(crate) fn closed() -> telemetron::Error {
     StreamError::Closed.into()
+}
+
+/// Wait for `recv` (called with the GIL released, for at most the duration it is given)
+/// in slices of `slice` seconds, checking for Ctrl-C between them, until it returns
+/// something or `timeout` seconds (None: forever) have passed.
+pub(crate) fn wait_sliced<T: Send>(
+    py: Python<'_>,
+    timeout: Option<f64>,
+    slice: f64,
+    mut recv: impl FnMut(Duration) -> telemetron::Result<Option<T>> + Send,
+) -> PyResult<Option<T>> {
+    let start = Instant::now();
+    let total = match timeout {
+        Some(t) if !(t >= 0.0 && t.is_finite()) => {
+            return Err(invalid(format!("timeout must be a finite number of seconds >= 0, not {t}")));
+        }
+        Some(t) => Some(Duration::from_secs_f64(t)),
+        None => None,
+    };
+    let slice = Duration::from_secs_f64(slice.clamp(0.001, 1.0));
+    loop {
+        let wait = match total {
+            Some(t) => t.saturating_sub(start.elapsed()).min(slice),
+            None => slice,
+        };
+        match py.detach(|| recv(wait)).py()? {
+            Some(v) => return Ok(Some(v)),
+            None => {
+                py.check_signals()?;
+                if total.is_some_and(|t| start.elapsed() >= t) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
 }
 
 #[pymethods]
@@ -57,37 +92,14 @@ impl Streamer {
     /// slices of `slice` seconds with the GIL released, checking for Ctrl-C between them.
     #[pyo3(signature = (timeout=None, slice=0.05))]
     fn read(&self, py: Python<'_>, timeout: Option<f64>, slice: f64) -> PyResult<Option<NativeFrame>> {
-        let start = Instant::now();
-        let total = match timeout {
-            Some(t) if !(t >= 0.0 && t.is_finite()) => {
-                return Err(invalid(format!("timeout must be a finite number of seconds >= 0, not {t}")));
-            }
-            Some(t) => Some(Duration::from_secs_f64(t)),
-            None => None,
-        };
-        let slice = Duration::from_secs_f64(slice.clamp(0.001, 1.0));
-        loop {
-            let wait = match total {
-                Some(t) => t.saturating_sub(start.elapsed()).min(slice),
-                None => slice,
-            };
-            let inner = &self.inner;
-            // A blocking receive (not `block_on` of the async one): it honours the
-            // streamer's `spin_us` on both backends.
-            let r = py.detach(|| match inner.blocking_lock().as_mut() {
-                Some(s) => s.next_blocking(wait),
-                None => Err(closed()),
-            });
-            match r.py()? {
-                Some(frame) => return Ok(Some(NativeFrame { frame, chans: self.chans.read().clone(), complete: false })),
-                None => {
-                    py.check_signals()?;
-                    if total.is_some_and(|t| start.elapsed() >= t) {
-                        return Ok(None);
-                    }
-                }
-            }
-        }
+        let inner = &self.inner;
+        // A blocking receive (not `block_on` of the async one): it honours the streamer's
+        // `spin_us` on both backends.
+        let frame = wait_sliced(py, timeout, slice, |wait| match inner.blocking_lock().as_mut() {
+            Some(s) => s.next_blocking(wait),
+            None => Err(closed()),
+        })?;
+        Ok(frame.map(|frame| NativeFrame { frame, chans: self.chans.read().clone(), complete: false }))
     }
 
     /// Awaitable of the next frame (raises the streamer errors, `StreamClosed` at the end).

@@ -13,12 +13,13 @@
 Submodules mirror the engine: :mod:`telemetron.telem` (time, data types),
 :mod:`telemetron.channel`, :mod:`telemetron.framer` (writers, iterators),
 :mod:`telemetron.relay` (streamers), :mod:`telemetron.control` (control sequences),
-:mod:`telemetron.ranger` (ranges), :mod:`telemetron.flows` (dataflow pipelines),
+:mod:`telemetron.ranger` (ranges), :mod:`telemetron.changes` (change capture), :mod:`telemetron.flows` (dataflow pipelines),
 :mod:`telemetron.errors`.
 """
 
 from . import errors
 from ._native import Channel, __version__
+from .changes import Change, ChangeWatcher
 from .channel import Channels, NewChannel
 from .client import Client, connect, open
 from .control import Control, Controller, Loop, NoValue, Tick, loop
@@ -41,6 +42,8 @@ __all__ = [
     "Channel",
     "Channels",
     "NewChannel",
+    "Change",
+    "ChangeWatcher",
     "Frame",
     "Writer",
     "Iterator",

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union, final
 import numpy.typing as npt
 
 __all__ = [
+    "ChangeWatcher",
     "Channel",
     "Client",
     "Iterator",
@@ -105,6 +106,13 @@ class Writer:
     def abort(self) -> None: ...
 
 @final
+class ChangeWatcher:
+    """Changes to channels and ranges (wrapped by :class:`telemetron.ChangeWatcher`)."""
+
+    def next(self, timeout: Optional[float] = None, slice: float = 0.05) -> Optional[Dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+@final
 class Streamer:
     """An open streamer (wrapped by :class:`telemetron.Streamer`)."""
 
@@ -189,6 +197,7 @@ class Client:
     def open_streamer(
         self, channels: _ChannelRefs, capacity: int, lag_policy: str, decimate: int, throttle_hz: float, spin_us: int = 0
     ) -> Streamer: ...
+    def watch_changes(self) -> ChangeWatcher: ...
     def open_iterator(
         self,
         start: int,

@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 from . import _native
 from ._convert import to_mapping
 from ._trace import traced
+from .changes import ChangeWatcher
 from .channel import Channels
 from .control import Control, seconds
 from .export import ExportReport, ProgressLike, run_export
@@ -194,6 +195,17 @@ class Client:
             durability,
         )
         return Writer(native)
+
+    def watch_changes(self) -> ChangeWatcher:
+        """Watch changes to channels and ranges (created, renamed, relabelled, metadata
+        set, deleted) from now on, each once and in commit order. To keep a list current,
+        open the watcher first, then list, then apply the changes it reports.
+
+        >>> with client.watch_changes() as changes:
+        ...     for change in changes:
+        ...         print(change.op, [c.name for c in change.channels])
+        """
+        return ChangeWatcher(self, self._native.watch_changes())
 
     @traced("open_streamer")
     def open_streamer(
