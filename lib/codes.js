@@ -48,6 +48,7 @@ const CODES = Object.freeze([
   Object.freeze({ code: "protocol.too_large", family: "protocol", summary: "a message exceeded the node's size limit" }),
   Object.freeze({ code: "auth.required", family: "auth", summary: "the node requires credentials" }),
   Object.freeze({ code: "auth.invalid_credentials", family: "auth", summary: "the credentials were refused" }),
+  Object.freeze({ code: "auth.forbidden", family: "auth", summary: "the user's role does not allow the request" }),
   Object.freeze({ code: "net.tls", family: "net", summary: "TLS setup or handshake failed" }),
   Object.freeze({ code: "server.shutdown", family: "server", summary: "the node is shutting down" }),
   Object.freeze({ code: "server.busy", family: "server", summary: "the node serves its limit of connections" }),

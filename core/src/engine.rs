@@ -19,6 +19,7 @@ use crate::storage::{
     open_storage, plan_delete, read_channels,
 };
 use crate::telem::{Frame, Reduction, TimeRange, TimeStamp, reducible};
+use crate::users::Users;
 
 /// The name of the virtual channel on which the engine publishes changes to channels and
 /// ranges (see [`Change`]).
@@ -61,6 +62,7 @@ struct Inner {
     catalog: Arc<Catalog>,
     channels: Channels,
     ranges: Ranges,
+    users: Users,
     storage: Arc<Storage>,
     hub: Arc<Hub>,
     report: RecoveryReport,
@@ -132,6 +134,7 @@ impl Engine {
         let (storage, report) = open_storage(&dir, options.storage, &channels.list_all(), &tombstones)?;
         storage.start_background();
         let ranges = Ranges::new(catalog.clone());
+        let users = Users::open(catalog.clone())?;
         let system = |name: &str| NewChannel {
             internal: true,
             ..NewChannel::virtual_(name, crate::telem::DataType::Json).with_concurrency(crate::channel::Concurrency::Shared)
@@ -165,6 +168,7 @@ impl Engine {
                 catalog,
                 channels,
                 ranges,
+                users,
                 storage,
                 hub,
                 report,
@@ -202,6 +206,11 @@ impl Engine {
     /// Ranges and their metadata.
     pub fn ranges(&self) -> &Ranges {
         &self.inner.ranges
+    }
+
+    /// The node's users and their roles (enforced by the server, see [`crate::users`]).
+    pub fn users(&self) -> &Users {
+        &self.inner.users
     }
 
     /// Create one channel.
@@ -392,9 +401,19 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open_writer`] and [`Writer::write`].
     pub fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {
+        self.write_at(start, frame, u8::MAX)
+    }
+
+    /// [`Engine::write`] at `authority` instead of the highest (a node writes an
+    /// operator's one-shot writes at their maximum authority).
+    ///
+    /// # Errors
+    /// As [`Engine::write`].
+    pub fn write_at(&self, start: TimeStamp, frame: Frame, authority: u8) -> Result<TimeStamp> {
         let keys = frame.unique_keys();
         let _span = tracing::info_span!("engine.write", key = "engine", channels = keys.len()).entered();
-        let mut w = self.open_writer(WriterConfig::new(start, keys).auto_commit(false).err_on_unauthorized(true).name("one-shot write"))?;
+        let config = WriterConfig { authorities: vec![authority], ..WriterConfig::new(start, keys) };
+        let mut w = self.open_writer(config.auto_commit(false).err_on_unauthorized(true).name("one-shot write"))?;
         w.write(&frame)?;
         w.close()
     }

@@ -84,6 +84,7 @@ pub mod server;
 pub mod storage;
 mod storage_error;
 pub mod telem;
+pub mod users;
 
 #[cfg(feature = "remote")]
 pub use client::connect;

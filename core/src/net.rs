@@ -77,6 +77,12 @@ pub enum NetError {
     /// The credentials were refused.
     #[error("invalid credentials; check the token or the username and password")]
     InvalidCredentials,
+    /// The user's role does not allow the request.
+    #[error("forbidden: {reason}; ask an admin for a role that allows it")]
+    Forbidden {
+        /// Who asked for what, and what it needs.
+        reason: String,
+    },
     /// TLS setup or handshake failed.
     #[error("TLS error: {reason}")]
     Tls {
@@ -119,6 +125,7 @@ impl NetError {
             NetError::TooLarge { .. } => "protocol.too_large",
             NetError::AuthRequired => "auth.required",
             NetError::InvalidCredentials => "auth.invalid_credentials",
+            NetError::Forbidden { .. } => "auth.forbidden",
             NetError::Tls { .. } => "net.tls",
             NetError::ServerShutdown => "server.shutdown",
             NetError::Busy { .. } => "server.busy",
@@ -138,6 +145,7 @@ impl NetError {
         crate::codes::CodeInfo::new("protocol.too_large", "a message exceeded the node's size limit"),
         crate::codes::CodeInfo::new("auth.required", "the node requires credentials"),
         crate::codes::CodeInfo::new("auth.invalid_credentials", "the credentials were refused"),
+        crate::codes::CodeInfo::new("auth.forbidden", "the user's role does not allow the request"),
         crate::codes::CodeInfo::new("net.tls", "TLS setup or handshake failed"),
         crate::codes::CodeInfo::new("server.shutdown", "the node is shutting down"),
         crate::codes::CodeInfo::new("server.busy", "the node serves its limit of connections"),

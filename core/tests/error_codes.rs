@@ -84,6 +84,7 @@ fn every_variant() -> Vec<(Error, &'static str)> {
         (NetError::TooLarge { size: 2, limit: 1 }.into(), "protocol.too_large"),
         (NetError::AuthRequired.into(), "auth.required"),
         (NetError::InvalidCredentials.into(), "auth.invalid_credentials"),
+        (NetError::Forbidden { reason: "r".into() }.into(), "auth.forbidden"),
         (NetError::Tls { reason: s() }.into(), "net.tls"),
         (NetError::ServerShutdown.into(), "server.shutdown"),
         (NetError::Busy { limit: 3 }.into(), "server.busy"),

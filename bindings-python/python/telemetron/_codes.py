@@ -51,6 +51,7 @@ CODES: Tuple[Tuple[str, str, str], ...] = (
     ("protocol.too_large", "protocol", "a message exceeded the node's size limit"),
     ("auth.required", "auth", "the node requires credentials"),
     ("auth.invalid_credentials", "auth", "the credentials were refused"),
+    ("auth.forbidden", "auth", "the user's role does not allow the request"),
     ("net.tls", "net", "TLS setup or handshake failed"),
     ("server.shutdown", "server", "the node is shutting down"),
     ("server.busy", "server", "the node serves its limit of connections"),

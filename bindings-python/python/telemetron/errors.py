@@ -398,6 +398,14 @@ class InvalidCredentials(AuthError):
     code = "auth.invalid_credentials"
 
 
+class Forbidden(AuthError, PermissionError):
+    """The user's role does not allow the request (``auth.forbidden``): a viewer writing,
+    an operator outside its channels or above its authority, anyone but an admin changing
+    channels, deleting or managing flows."""
+
+    code = "auth.forbidden"
+
+
 class ServerError(NetError):
     """The node failed, is shutting down, or is at its connection limit (``server.*``)."""
 

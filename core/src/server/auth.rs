@@ -1,4 +1,6 @@
-//! Authentication: static bearer tokens, or users who log in for a session token.
+//! Authentication and roles: static bearer tokens, or users who log in for a session token.
+//! Tokens and `--user/--password` act as admins; users stored in the catalog
+//! (`telemetron users add`) have the role they were given (see [`crate::users`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -6,6 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 
 use crate::protocol::NetError;
+use crate::users::{Role, User, Users};
 
 /// Who may connect. No tokens and no users: no authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +37,48 @@ pub(crate) struct Auth {
     users: Vec<(String, String)>,
     idle: Duration,
     max_sessions: usize,
-    /// Tokens handed out by login, with when each was last used.
-    sessions: parking_lot::Mutex<HashMap<String, Instant>>,
+    /// Tokens handed out by login: whose, and when each was last used.
+    sessions: parking_lot::Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// The role a route needs (`path` under `/api/v1/`). Anything not listed needs an admin,
+/// so a new route is closed until it is classified here.
+pub(crate) fn required_role(path: &str) -> Role {
+    match path.strip_prefix("/api/v1/").unwrap_or(path) {
+        "auth/login"
+        | "auth/check"
+        | "channels/retrieve"
+        | "channels/search"
+        | "channels/time_range"
+        | "ranges/retrieve"
+        | "ranges/search"
+        | "ranges/children"
+        | "ranges/meta/get"
+        | "frames/read"
+        | "control/states"
+        | "stream/streamer"
+        | "stream/iterator"
+        | "flows/list"
+        | "flows/get"
+        | "observe/metrics"
+        | "observe/summary" => Role::Viewer,
+        "frames/write" | "stream/writer" | "ranges/create" | "ranges/labels" | "ranges/rename" | "ranges/meta/set"
+        | "ranges/meta/delete" => Role::Operator,
+        _ => Role::Admin,
+    }
+}
+
+/// `auth.forbidden` unless `user` may call `path`.
+pub(crate) fn permit(user: &User, path: &str) -> Result<(), NetError> {
+    let need = required_role(path);
+    if user.role >= need {
+        return Ok(());
+    }
+    Err(NetError::Forbidden { reason: format!("{} is a{} {}; {path} needs {need}", user.name, article(user.role), user.role) })
+}
+
+fn article(r: Role) -> &'static str {
+    if r == Role::Viewer { "" } else { "n" }
 }
 
 /// Compare without leaking where the first difference is.
@@ -57,42 +100,59 @@ impl Auth {
         }
     }
 
-    /// True if requests need credentials.
-    pub(crate) fn required(&self) -> bool {
-        !self.tokens.is_empty() || !self.users.is_empty()
+    /// True if requests need credentials: tokens or users are configured, or the catalog
+    /// holds users.
+    pub(crate) fn required(&self, users: &Users) -> bool {
+        !self.tokens.is_empty() || !self.users.is_empty() || !users.is_empty()
     }
 
-    /// Check the `Authorization` header of a request. A session token's use keeps it alive.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), NetError> {
-        if !self.required() {
-            return Ok(());
+    /// Who sent a request, from its `Authorization` header (an admin when the node needs
+    /// no credentials). A session token's use keeps it alive; a session of a user removed
+    /// since ends.
+    pub(crate) fn check(&self, headers: &HeaderMap, users: &Users) -> Result<User, NetError> {
+        if !self.required(users) {
+            return Ok(User::admin("anonymous"));
         }
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Err(NetError::AuthRequired) };
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or(NetError::InvalidCredentials)?.trim();
         if self.tokens.iter().fold(false, |acc, t| acc | same(t.as_bytes(), token.as_bytes())) {
-            return Ok(());
+            return Ok(User::admin("token"));
         }
-        let mut sessions = self.sessions.lock();
-        let now = Instant::now();
-        match sessions.get_mut(token) {
-            Some(last) if now.duration_since(*last) <= self.idle => {
-                *last = now;
-                Ok(())
+        let name = {
+            let mut sessions = self.sessions.lock();
+            let now = Instant::now();
+            match sessions.get_mut(token) {
+                Some((name, last)) if now.duration_since(*last) <= self.idle => {
+                    *last = now;
+                    name.clone()
+                }
+                Some(_) => {
+                    sessions.remove(token);
+                    return Err(NetError::InvalidCredentials);
+                }
+                None => return Err(NetError::InvalidCredentials),
             }
-            Some(_) => {
-                sessions.remove(token);
+        };
+        if self.users.iter().any(|(u, _)| *u == name) {
+            return Ok(User::admin(name));
+        }
+        match users.get(&name) {
+            Some(u) => Ok(u),
+            None => {
+                self.sessions.lock().remove(token);
                 Err(NetError::InvalidCredentials)
             }
-            None => Err(NetError::InvalidCredentials),
         }
     }
 
-    /// Log a user in; returns a new session token.
-    pub(crate) fn login(&self, username: &str, password: &str) -> Result<String, NetError> {
-        let ok = self
+    /// Log a user in; returns a new session token. Checks a stored user's Argon2 hash
+    /// (tens of milliseconds on purpose): call it off the async threads.
+    pub(crate) fn login(&self, username: &str, password: &str, users: &Users) -> Result<String, NetError> {
+        let configured = self
             .users
             .iter()
             .fold(false, |acc, (u, p)| acc | (same(u.as_bytes(), username.as_bytes()) & same(p.as_bytes(), password.as_bytes())));
+        let ok = configured || users.verify(username, password).is_some();
         if !ok {
             return Err(NetError::InvalidCredentials);
         }
@@ -100,14 +160,14 @@ impl Auth {
         let mut sessions = self.sessions.lock();
         if sessions.len() >= self.max_sessions {
             let now = Instant::now();
-            sessions.retain(|_, last| now.duration_since(*last) <= self.idle);
+            sessions.retain(|_, (_, last)| now.duration_since(*last) <= self.idle);
         }
         if sessions.len() >= self.max_sessions
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, last)| **last).map(|(t, _)| t.clone())
+            && let Some(oldest) = sessions.iter().min_by_key(|(_, (_, last))| *last).map(|(t, _)| t.clone())
         {
             sessions.remove(&oldest);
         }
-        sessions.insert(token.clone(), Instant::now());
+        sessions.insert(token.clone(), (username.to_string(), Instant::now()));
         Ok(token)
     }
 }
@@ -115,6 +175,13 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn catalog() -> (tempfile::TempDir, Users) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = std::sync::Arc::new(crate::catalog::Catalog::open(&dir.path().join("catalog.redb")).unwrap());
+        let u = Users::open(c).unwrap();
+        (dir, u)
+    }
 
     fn bearer(t: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -124,46 +191,49 @@ mod tests {
 
     #[test]
     fn tokens_and_logins() {
+        let (_d, u) = catalog();
         let a = Auth::new(&AuthConfig { tokens: vec!["t0k".into()], users: vec![("ops".into(), "pw".into())], ..AuthConfig::default() });
-        assert_eq!(a.check(&HeaderMap::new()), Err(NetError::AuthRequired));
-        assert_eq!(a.check(&bearer("nope")), Err(NetError::InvalidCredentials));
-        assert_eq!(a.check(&bearer("t0k")), Ok(()));
-        assert!(a.login("ops", "wrong").is_err());
-        let t = a.login("ops", "pw").unwrap();
-        assert_eq!(a.check(&bearer(&t)), Ok(()));
-        assert!(Auth::new(&AuthConfig::default()).check(&HeaderMap::new()).is_ok());
+        assert_eq!(a.check(&HeaderMap::new(), &u).map(drop), Err(NetError::AuthRequired));
+        assert_eq!(a.check(&bearer("nope"), &u).map(drop), Err(NetError::InvalidCredentials));
+        assert_eq!(a.check(&bearer("t0k"), &u).map(drop), Ok(()));
+        assert!(a.login("ops", "wrong", &u).is_err());
+        let t = a.login("ops", "pw", &u).unwrap();
+        assert_eq!(a.check(&bearer(&t), &u).map(drop), Ok(()));
+        assert!(Auth::new(&AuthConfig::default()).check(&HeaderMap::new(), &u).map(drop).is_ok());
     }
 
     #[test]
     fn idle_sessions_expire_and_use_keeps_them_alive() {
+        let (_d, u) = catalog();
         let idle = Duration::from_millis(150);
         let a = Auth::new(&AuthConfig { users: vec![("ops".into(), "pw".into())], session_idle: idle, ..AuthConfig::default() });
-        let (used, unused) = (a.login("ops", "pw").unwrap(), a.login("ops", "pw").unwrap());
+        let (used, unused) = (a.login("ops", "pw", &u).unwrap(), a.login("ops", "pw", &u).unwrap());
         let start = Instant::now();
         while start.elapsed() < idle * 3 {
             std::thread::sleep(idle / 5);
-            assert_eq!(a.check(&bearer(&used)), Ok(()), "a session in use stays valid");
+            assert_eq!(a.check(&bearer(&used), &u).map(drop), Ok(()), "a session in use stays valid");
         }
-        assert_eq!(a.check(&bearer(&unused)), Err(NetError::InvalidCredentials), "an idle session expires");
+        assert_eq!(a.check(&bearer(&unused), &u).map(drop), Err(NetError::InvalidCredentials), "an idle session expires");
         assert!(!a.sessions.lock().contains_key(&unused), "and is forgotten");
     }
 
     #[test]
     fn sessions_are_bounded_least_recently_used_first() {
+        let (_d, u) = catalog();
         let a = Auth::new(&AuthConfig { users: vec![("ops".into(), "pw".into())], max_sessions: 3, ..AuthConfig::default() });
         let t: Vec<String> = (0..3)
             .map(|_| {
                 std::thread::sleep(Duration::from_millis(1));
-                a.login("ops", "pw").unwrap()
+                a.login("ops", "pw", &u).unwrap()
             })
             .collect();
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(a.check(&bearer(&t[0])), Ok(())); // t[1] is now the least recently used
-        let t3 = a.login("ops", "pw").unwrap();
+        assert_eq!(a.check(&bearer(&t[0]), &u).map(drop), Ok(())); // t[1] is now the least recently used
+        let t3 = a.login("ops", "pw", &u).unwrap();
         assert_eq!(a.sessions.lock().len(), 3);
-        assert_eq!(a.check(&bearer(&t[1])), Err(NetError::InvalidCredentials));
+        assert_eq!(a.check(&bearer(&t[1]), &u).map(drop), Err(NetError::InvalidCredentials));
         for ok in [&t[0], &t[2], &t3] {
-            assert_eq!(a.check(&bearer(ok)), Ok(()));
+            assert_eq!(a.check(&bearer(ok), &u).map(drop), Ok(()));
         }
     }
 }

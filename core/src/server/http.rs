@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{Extension, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
@@ -39,6 +39,7 @@ pub(crate) fn status(code: &str) -> StatusCode {
     match code {
         c if c.ends_with("not_found") => StatusCode::NOT_FOUND,
         "auth.required" | "auth.invalid_credentials" => StatusCode::UNAUTHORIZED,
+        "auth.forbidden" => StatusCode::FORBIDDEN,
         "protocol.too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "channel.name_taken"
         | "channel.busy"
@@ -73,14 +74,25 @@ pub(crate) fn check_version(headers: &HeaderMap) -> std::result::Result<(), NetE
     }
 }
 
-async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// Who made a request (an admin when the node needs no credentials), for the handlers
+/// that check more than the route (writers: channel patterns and authority).
+#[derive(Debug, Clone)]
+pub(crate) struct Principal(pub crate::users::User);
+
+async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     if let Err(e) = check_version(req.headers()) {
         return ApiError::from(e).into_response();
     }
-    if req.uri().path() != "/api/v1/auth/login"
-        && let Err(e) = s.auth.check(req.headers())
-    {
-        return ApiError::from(e).into_response();
+    if req.uri().path() != "/api/v1/auth/login" {
+        let user = match s.auth.check(req.headers(), s.engine.users()) {
+            Ok(u) => u,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if let Err(e) = super::auth::permit(&user, req.uri().path()) {
+            tracing::info!(key = "server", user = %user.name, role = %user.role, path = req.uri().path(), "request forbidden");
+            return ApiError::from(e).into_response();
+        }
+        req.extensions_mut().insert(Principal(user));
     }
     if s.shutdown.is_triggered() {
         return ApiError::from(NetError::ServerShutdown).into_response();
@@ -136,6 +148,31 @@ pub(crate) fn busy_router(limit: usize) -> Router {
     Router::new().fallback(move || async move { ApiError(NetError::Busy { limit: limit as u64 }.into()) })
 }
 
+/// `auth.forbidden` unless `user` may write every channel of `keys`.
+pub(crate) fn permit_writes(e: &crate::Engine, user: &crate::users::User, keys: &[crate::channel::ChannelKey]) -> crate::Result<()> {
+    for &k in keys {
+        let ch = e.channels().get(k)?;
+        if !user.may_write(&ch.name) {
+            return Err(NetError::Forbidden {
+                reason: format!("{} ({}) may not write {:?}; their channels are {:?}", user.name, user.role, ch.name, user.channels),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `auth.forbidden` unless `user` may command at every authority of `authorities`.
+pub(crate) fn permit_authorities(user: &crate::users::User, authorities: impl IntoIterator<Item = u8>) -> crate::Result<()> {
+    match authorities.into_iter().find(|&a| !user.may_command_at(a)) {
+        Some(a) => Err(NetError::Forbidden {
+            reason: format!("{} ({}) may command at authority {} at most, not {a}", user.name, user.role, user.max_authority),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// Read a request body, refusing more than the configured limit.
 pub(crate) async fn body_bytes(s: &AppState, body: Body) -> std::result::Result<Bytes, ApiError> {
     let limit = s.config.max_message_bytes;
@@ -183,14 +220,18 @@ async fn version(State(s): St) -> Json<VersionInfo> {
     Json(VersionInfo {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        auth_required: s.auth.required(),
+        auth_required: s.auth.required(s.engine.users()),
         max_message_bytes: s.config.max_message_bytes as u64,
     })
 }
 
 async fn login(State(s): St, body: Body) -> Reply<LoginResponse> {
     let q: LoginRequest = parse_json(&body_bytes(&s, body).await?)?;
-    Ok(Json(LoginResponse { token: s.auth.login(&q.username, &q.password)? }))
+    let st = s.clone();
+    let token = tokio::task::spawn_blocking(move || st.auth.login(&q.username, &q.password, st.engine.users()))
+        .await
+        .map_err(|e| NetError::Server { reason: format!("login failed: {e}") })??;
+    Ok(Json(LoginResponse { token }))
 }
 
 async fn channels_create(State(s): St, body: Body) -> Reply<ChannelList> {
@@ -293,7 +334,7 @@ async fn frames_read(State(s): St, body: Body) -> std::result::Result<Response, 
     Ok(([(header::CONTENT_TYPE, FRAME_CONTENT_TYPE.to_string()), (header::CONTENT_LENGTH, len.to_string())], body).into_response())
 }
 
-async fn frames_write(State(s): St, RawQuery(query): RawQuery, body: Body) -> Reply<End> {
+async fn frames_write(State(s): St, Extension(Principal(user)): Extension<Principal>, RawQuery(query): RawQuery, body: Body) -> Reply<End> {
     let start = query
         .as_deref()
         .unwrap_or_default()
@@ -302,7 +343,14 @@ async fn frames_write(State(s): St, RawQuery(query): RawQuery, body: Body) -> Re
         .and_then(|v| v.parse::<i64>().ok())
         .ok_or_else(|| NetError::protocol("frames/write needs ?start=<nanoseconds>"))?;
     let frame = codec::decode(body_bytes(&s, body).await?).map_err(|e| NetError::protocol(format!("undecodable frame: {e}")))?;
-    Ok(Json(End { end: blocking(&s, move |e| e.write(TimeStamp(start), frame)).await? }))
+    Ok(Json(End {
+        end: blocking(&s, move |e| {
+            permit_writes(&e, &user, &frame.unique_keys())?;
+            // An operator writes at their highest authority, never above it.
+            e.write_at(TimeStamp(start), frame, user.max_authority)
+        })
+        .await?,
+    }))
 }
 
 async fn frames_delete(State(s): St, body: Body) -> Reply<Empty> {
@@ -348,10 +396,10 @@ async fn run_stream(cx: StreamContext, f: impl std::future::Future<Output = ()>)
     super::in_conn(conn, tracing::Instrument::instrument(run, span)).await
 }
 
-async fn stream_writer(State(s): St, ws: WebSocketUpgrade) -> Response {
+async fn stream_writer(State(s): St, Extension(Principal(user)): Extension<Principal>, ws: WebSocketUpgrade) -> Response {
     let cx = stream_context("writer");
     let st = s.clone();
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_writer::run(st, socket)))
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_writer::run(st, socket, user)))
 }
 
 async fn stream_streamer(State(s): St, ws: WebSocketUpgrade) -> Response {

@@ -203,10 +203,10 @@ pub struct ServerHandle {
 /// or unusable TLS files; an I/O error if the address cannot be bound.
 pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle> {
     let auth = auth::Auth::new(&config.auth);
-    if !config.listen.ip().is_loopback() && !auth.required() && !config.allow_unauthenticated {
+    if !config.listen.ip().is_loopback() && !auth.required(engine.users()) && !config.allow_unauthenticated {
         return Err(crate::Error::InvalidArgument {
             reason: format!(
-                "refusing to listen on {} without authentication: pass --token or --user/--password (or --allow-unauthenticated on a trusted network)",
+                "refusing to listen on {} without authentication: pass --token or --user/--password, add users with `telemetron users add` (or --allow-unauthenticated on a trusted network)",
                 config.listen
             ),
         });
@@ -256,7 +256,7 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
         stats: state.metrics.conns.clone(),
     };
     let accept = tokio::spawn(listener::run(listener, acceptor, router, state.shutdown.clone(), limits));
-    tracing::info!(key = "server", %addr, tls, auth = state.auth.required(), "serving");
+    tracing::info!(key = "server", %addr, tls, auth = state.auth.required(state.engine.users()), "serving");
     Ok(ServerHandle { addr, tls, state, accept, watcher })
 }
 

@@ -146,7 +146,7 @@ pub(crate) fn metrics_route() -> Router<Arc<AppState>> {
 }
 
 async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = s.auth.check(&headers) {
+    if let Err(e) = s.auth.check(&headers, s.engine.users()) {
         return ApiError::from(e).into_response();
     }
     let text = s.observer.prometheus();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::AppState;
+use super::http::{permit_authorities, permit_writes};
 use super::registry::authorized;
 use super::ws_open::{Ending, WriterKind, already_open, end, open};
 use super::ws_pipeline::{Done, PIPELINE_MIN_BYTES, Pipeline};
@@ -20,6 +21,7 @@ use crate::framer::Writer;
 use crate::protocol::messages::{WriterRequest, WriterResponse};
 use crate::protocol::{NetError, WireError, codec, parse_json};
 use crate::telem::TimeStamp;
+use crate::users::User;
 
 /// Run blocking engine work without stalling the other tasks of a multi-thread runtime.
 pub(crate) fn heavy<R>(f: impl FnOnce() -> R) -> R {
@@ -37,6 +39,8 @@ struct Stream {
     id: u64,
     sent_version: u64,
     seq: u64,
+    /// Who opened the stream: authority changes are checked against their role.
+    user: User,
 }
 
 /// Aborts the writer and unregisters it when dropped (no-op after a normal finish).
@@ -66,9 +70,14 @@ enum End {
     Abort(Ending),
 }
 
-pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
+pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket, user: User) {
     let _live = state.shutdown.live();
     let Some((s, config)) = open::<WriterKind>(&state, Session::new(&state, socket)).await else { return };
+    let allowed =
+        permit_writes(&state.engine, &user, &config.channels).and_then(|()| permit_authorities(&user, config.authorities.iter().copied()));
+    if let Err(e) = allowed {
+        return end::<WriterKind>(s, Ending::violation(e)).await;
+    }
     let writer = match heavy(|| state.engine.open_writer(config)) {
         Ok(w) => w,
         Err(e) => return end::<WriterKind>(s, Ending::violation(e)).await,
@@ -85,7 +94,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     let (sent_version, authorized) = state.writers.current(id).unwrap_or_default();
     let keepalive_ms = s.keepalive.as_millis() as u64;
     let pipe = Pipeline::new(writer.clone());
-    let mut st = Stream { state: state.clone(), s, pipe, writer, id, sent_version, seq: 0 };
+    let mut st = Stream { state: state.clone(), s, pipe, writer, id, sent_version, seq: 0, user };
     if !st.s.send_json(&WriterResponse::Opened { channels, authorized, keepalive_ms }).await {
         return st.finish(End::Abort(Ending::normal())).await;
     }
@@ -201,7 +210,9 @@ impl Stream {
 
     async fn set_authorities(&mut self, id: u64, changes: &[(ChannelKey, crate::control::Authority)]) {
         self.settle().await;
-        let r = self.with_writer(false, |w| w.set_authorities(changes));
+        let user = &self.user;
+        let r = permit_authorities(user, changes.iter().map(|(_, a)| *a))
+            .and_then(|()| self.with_writer(false, |w| w.set_authorities(changes)));
         if r.is_ok() {
             self.state.writers.refresh_and_wait(Some(self.id)).await;
         }

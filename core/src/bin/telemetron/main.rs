@@ -16,6 +16,7 @@ mod serve;
 mod sim;
 mod stats;
 mod stream;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     Observe(observe::ObserveArgs),
     /// Print a node's log (kept in rolling files in its data directory), or follow it.
     Logs(observe::LogsArgs),
+    /// Users and roles of a data directory: add, list, remove, passwd (docs/protocol.md §2).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// List the channels of a data directory.
     Channels {
         /// The data directory.
@@ -235,6 +239,7 @@ fn main() -> ExitCode {
         Command::Flow(c) => flow::run(c),
         Command::Observe(a) => observe::run(a),
         Command::Logs(a) => observe::logs(a),
+        Command::Users(c) => users::run(c),
         Command::Channels { data } => list_channels(&data),
     };
     match r {
