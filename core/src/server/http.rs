@@ -79,7 +79,30 @@ pub(crate) fn check_version(headers: &HeaderMap) -> std::result::Result<(), NetE
 #[derive(Debug, Clone)]
 pub(crate) struct Principal(pub crate::users::User);
 
+/// A browser cannot set headers on a WebSocket: for stream upgrades, `?protocol=1` and
+/// `?access_token=T` stand for the `telemetron-protocol` and `authorization` headers (when
+/// those are absent).
+fn stream_query_headers(req: &mut Request) {
+    if !req.uri().path().starts_with("/api/v1/stream/") {
+        return;
+    }
+    let query = req.uri().query().unwrap_or_default().to_string();
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        let (name, value) = match k {
+            "protocol" => (axum::http::HeaderName::from_static(crate::protocol::VERSION_HEADER), v.to_string()),
+            "access_token" => (header::AUTHORIZATION, format!("Bearer {v}")),
+            _ => continue,
+        };
+        if !req.headers().contains_key(&name)
+            && let Ok(value) = axum::http::HeaderValue::from_str(&value)
+        {
+            req.headers_mut().insert(name, value);
+        }
+    }
+}
+
 async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    stream_query_headers(&mut req);
     if let Err(e) = check_version(req.headers()) {
         return ApiError::from(e).into_response();
     }

@@ -72,6 +72,7 @@ export async function startNode(extra = []) {
       await c.close()
       break
     } catch (e) {
+      if (e.code === 'auth.required') break // up, and asking for credentials
       if (Date.now() > deadline) {
         proc.kill('SIGKILL')
         throw new Error(`telemetron serve did not accept connections within 30 s (${e.message}): ${stderr.trim()}`)

@@ -1,0 +1,538 @@
+// Telemetron for browsers: `import { connect } from 'telemetron/web'`.
+//
+// Plain ESM with no native code. It speaks the node's protocol (docs/protocol.md) over
+// `fetch` and `WebSocket`, so it runs in browsers and in Node (20 with
+// --experimental-websocket, 22 and later as is). Its API has the shapes of the Node SDK:
+// channels, reads (with reductions done on the node), writes, ranges, streamers
+// (`for await`), change capture. Frames decode to typed arrays over the received buffer,
+// with no copy. Errors carry the core's codes (`err.code`).
+
+import { CodecError, decodeFrame, encodeFrame } from './codec.mjs'
+
+export { CodecError, decodeFrame, encodeFrame }
+
+const PROTOCOL = 1
+
+/** An error from the node or the client, with the core's stable `code`. */
+export class TelemetronError extends Error {
+  constructor(code, message, detail) {
+    super(message)
+    this.name = 'TelemetronError'
+    this.code = code
+    this.detail = detail
+  }
+}
+
+const ns = (t) => {
+  if (t === undefined || t === null) return undefined
+  if (t instanceof Date) return BigInt(t.getTime()) * 1_000_000n
+  return BigInt(t)
+}
+
+/** `{start, end}`, `[start, end]` or undefined (everything) → the wire's `{start, end}`. */
+function toRange(r) {
+  if (r === undefined || r === null) return { start: -(2n ** 63n), end: 2n ** 63n - 1n }
+  if (Array.isArray(r)) return { start: ns(r[0]), end: ns(r[1]) }
+  return { start: ns(r.start), end: ns(r.end ?? r.stop) }
+}
+
+/** JSON with bigints as numbers (the node reads 64-bit integers exactly). */
+function stringify(v) {
+  return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? `@@tlm-bigint:${x}@@` : x)).replace(/"@@tlm-bigint:(-?\d+)@@"/g, '$1')
+}
+
+/** `text` with every integer literal of 16 or more digits outside strings quoted and marked. */
+function markBigIntegers(text) {
+  let out = ''
+  let i = 0
+  let inString = false
+  while (i < text.length) {
+    const ch = text[i]
+    if (inString) {
+      out += ch
+      if (ch === '\\') {
+        out += text[i + 1] ?? ''
+        i += 2
+        continue
+      }
+      if (ch === '"') inString = false
+      i++
+      continue
+    }
+    if (ch === '"') {
+      inString = true
+      out += ch
+      i++
+      continue
+    }
+    if (ch === '-' || (ch >= '0' && ch <= '9')) {
+      let j = i + 1
+      while (j < text.length && /[0-9.eE+-]/.test(text[j])) j++
+      const lit = text.slice(i, j)
+      out += /^-?\d{16,}$/.test(lit) ? `"@@${lit}@@"` : lit
+      i = j
+      continue
+    }
+    out += ch
+    i++
+  }
+  return out
+}
+
+/** JSON with integers beyond 2^53 kept exact as bigints. */
+function parse(text) {
+  return JSON.parse(markBigIntegers(text), (_, x) => {
+    if (typeof x !== 'string' || !x.startsWith('@@')) return x
+    const b = BigInt(x.slice(2, -2))
+    return b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b
+  })
+}
+
+/** A channel from the wire's serde form, in the Node SDK's shape. */
+function channelOf(c) {
+  // The kind is flattened into the channel: `"kind": "index" | "data" | "virtual"`, and
+  // `"index": key` for a data channel.
+  const kind = c.kind
+  return {
+    key: c.key,
+    name: c.name,
+    dataType: c.data_type,
+    isIndex: kind === 'index',
+    isVirtual: kind === 'virtual',
+    index: kind === 'index' ? c.key : (c.index ?? undefined),
+    concurrency: c.concurrency,
+    internal: Boolean(c.internal),
+  }
+}
+
+function rangeOf(r) {
+  return {
+    key: r.key,
+    name: r.name,
+    timeRange: { start: BigInt(r.time_range.start), end: BigInt(r.time_range.end) },
+    labels: r.labels ?? [],
+    color: r.color ?? undefined,
+    parent: r.parent ?? undefined,
+  }
+}
+
+/** A series of a frame. */
+export class Series {
+  constructor(raw, name) {
+    this.key = raw.key
+    this.name = name
+    this.dataType = raw.dataType
+    this.data = raw.data
+    this.timeRange = raw.timeRange
+    this.alignment = raw.alignment
+  }
+
+  get length() {
+    return this.data.length
+  }
+}
+
+function concat(parts) {
+  if (parts.length === 1) return parts[0]
+  if (ArrayBuffer.isView(parts[0])) {
+    const out = new parts[0].constructor(parts.reduce((a, p) => a + p.length, 0))
+    let o = 0
+    for (const p of parts) {
+      out.set(p, o)
+      o += p.length
+    }
+    return out
+  }
+  return parts.flat()
+}
+
+/** Series keyed by channel, as the Node SDK's Frame. */
+export class Frame {
+  constructor(series, names) {
+    this.series = series.map((s) => new Series(s, names?.get(s.key)))
+  }
+
+  get keys() {
+    return this.series.map((s) => s.key)
+  }
+
+  get length() {
+    return this.series.length
+  }
+
+  _match(ch) {
+    if (typeof ch === 'number') return (s) => s.key === ch
+    if (typeof ch === 'string') return (s) => s.name === ch
+    if (ch && typeof ch === 'object' && 'key' in ch) return (s) => s.key === ch.key
+    throw new TelemetronError('invalid_argument', 'name a channel by name, key or channel object')
+  }
+
+  /** The series of one channel, in order. */
+  seriesOf(ch) {
+    return this.series.filter(this._match(ch))
+  }
+
+  /** One channel's samples (concatenated when it has several series), or undefined. */
+  get(ch) {
+    const parts = this.seriesOf(ch).map((s) => s.data)
+    return parts.length ? concat(parts) : undefined
+  }
+
+  /** Samples of one channel. */
+  samples(ch) {
+    return this.seriesOf(ch).reduce((a, s) => a + s.length, 0)
+  }
+}
+
+class Channels {
+  constructor(c) {
+    this._c = c
+  }
+
+  /** Create channels (`{name, dataType, isIndex, index, isVirtual}`); resolves to them. */
+  async create(defs, { retrieveIfNameExists = false } = {}) {
+    const many = Array.isArray(defs)
+    const channels = (many ? defs : [defs]).map((d) => ({
+      name: d.name,
+      data_type: d.dataType ?? (d.isIndex ? 'timestamp' : undefined),
+      is_index: Boolean(d.isIndex),
+      index: d.index,
+      virtual: Boolean(d.isVirtual),
+      concurrency: d.concurrency,
+    }))
+    const r = await this._c._call('channels/create', { channels, retrieve_if_name_exists: retrieveIfNameExists })
+    const out = r.channels.map(channelOf)
+    return many ? out : out[0]
+  }
+
+  /** Channels by key or name (one, or an array). */
+  async retrieve(ref) {
+    const many = Array.isArray(ref)
+    const r = await this._c._call('channels/retrieve', { refs: many ? ref : [ref] })
+    const out = r.channels.map(channelOf)
+    return many ? out : out[0]
+  }
+
+  /** User channels whose name contains `term`. */
+  async search(term = '') {
+    return (await this._c._call('channels/search', { term })).channels.map(channelOf)
+  }
+
+  async rename(ref, name) {
+    const [c] = await this.retrieve([ref])
+    return channelOf((await this._c._call('channels/rename', { key: c.key, name })).channel)
+  }
+
+  async delete(refs) {
+    const keys = (await this.retrieve(Array.isArray(refs) ? refs : [refs])).map((c) => c.key)
+    await this._c._call('channels/delete', { keys })
+  }
+}
+
+class Ranges {
+  constructor(c) {
+    this._c = c
+  }
+
+  async create({ name, timeRange, labels = [], color, metaData = {}, parent }) {
+    const range = { name, time_range: toRange(timeRange), labels, color, meta_data: metaData, parent }
+    return rangeOf((await this._c._call('ranges/create', { range })).range)
+  }
+
+  async retrieve(key) {
+    return rangeOf((await this._c._call('ranges/retrieve', { key })).range)
+  }
+
+  async search(term = '', overlapping) {
+    const q = { term, overlapping: overlapping === undefined ? undefined : toRange(overlapping) }
+    return (await this._c._call('ranges/search', q)).ranges.map(rangeOf)
+  }
+
+  async delete(keys) {
+    await this._c._call('ranges/delete', { keys: Array.isArray(keys) ? keys : [keys] })
+  }
+}
+
+/** An async queue of stream events. */
+class Inbox {
+  constructor() {
+    this.items = []
+    this.waiters = []
+  }
+
+  push(item) {
+    const w = this.waiters.shift()
+    if (w) w(item)
+    else this.items.push(item)
+  }
+
+  next() {
+    if (this.items.length) return Promise.resolve(this.items.shift())
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+}
+
+/** A live stream of channels: `for await (const frame of streamer)`. */
+export class Streamer {
+  constructor(ws, names, inbox) {
+    this._ws = ws
+    this._names = names
+    this._inbox = inbox
+    this.closed = false
+  }
+
+  /**
+   * The next frame, or null once closed. Rejects with `stream.lagged` (with `dropped`) when
+   * frames were lost, then continues.
+   */
+  async read() {
+    if (this.closed && !this._inbox.items.length) return null
+    const ev = await this._inbox.next()
+    if (ev.frame) return new Frame(decodeFrame(ev.frame), this._names)
+    if (ev.error && ev.error.code === 'stream.lagged') {
+      throw new TelemetronError(ev.error.code, ev.error.message, ev.error.detail)
+    }
+    this.closed = true
+    if (ev.error) throw new TelemetronError(ev.error.code, ev.error.message, ev.error.detail)
+    return null
+  }
+
+  async close() {
+    if (this.closed) return
+    this.closed = true
+    try {
+      this._ws.send(JSON.stringify({ type: 'close' }))
+    } catch {}
+    this._ws.close()
+    this._inbox.push({ end: true })
+  }
+
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      const f = await this.read()
+      if (f === null) return
+      yield f
+    }
+  }
+}
+
+/** Changes to channels and ranges (`client.watchChanges()`), as the Node SDK's. */
+export class ChangeWatcher {
+  constructor(streamer) {
+    this._s = streamer
+    this._pending = []
+  }
+
+  /** The next change (`{op, channels?, ranges?, keys?, key?, set?, deleted?}`), or null once closed. */
+  async next() {
+    while (!this._pending.length) {
+      const f = await this._s.read()
+      if (f === null) return null
+      for (const s of f.series) for (const c of s.data) this._pending.push(changeOf(c))
+    }
+    return this._pending.shift()
+  }
+
+  async close() {
+    await this._s.close()
+  }
+
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      const c = await this.next()
+      if (c === null) return
+      yield c
+    }
+  }
+}
+
+function changeOf(c) {
+  const out = { op: c.op }
+  if (c.channels) out.channels = c.channels.map(channelOf)
+  if (c.ranges) out.ranges = c.ranges.map(rangeOf)
+  if (c.keys) out.keys = c.keys
+  if (c.op === 'range.meta') Object.assign(out, { key: c.key, set: c.set, deleted: c.deleted })
+  return out
+}
+
+/** A connection to a node. */
+export class Client {
+  constructor(base, token, info, opts) {
+    this._base = base
+    this._token = token
+    this._opts = opts
+    /** What the node said at connect: `{protocol, version, auth_required, max_message_bytes}`. */
+    this.node = info
+    this.channels = new Channels(this)
+    this.ranges = new Ranges(this)
+    this.isRemote = true
+  }
+
+  _headers(extra = {}) {
+    const h = { 'telemetron-protocol': String(PROTOCOL), ...extra }
+    if (this._token) h.authorization = `Bearer ${this._token}`
+    return h
+  }
+
+  async _fetch(path, body, contentType = 'application/json') {
+    let r
+    try {
+      r = await fetch(`${this._base}/api/v1/${path}`, { method: 'POST', headers: this._headers({ 'content-type': contentType }), body })
+    } catch (e) {
+      throw new TelemetronError('net.connect', `cannot reach ${this._base}: ${e.message}`)
+    }
+    if (!r.ok) {
+      const text = await r.text()
+      let w
+      try {
+        w = JSON.parse(text)
+      } catch {
+        throw new TelemetronError('server.internal', `HTTP ${r.status}: ${text.slice(0, 200)}`)
+      }
+      throw new TelemetronError(w.code, w.message, w.detail)
+    }
+    return r
+  }
+
+  async _call(path, body) {
+    const r = await this._fetch(path, stringify(body ?? {}))
+    return parse(await r.text())
+  }
+
+  async _keys(refs) {
+    const chans = await this.channels.retrieve(refs)
+    return { chans, keys: chans.map((c) => c.key), names: new Map(chans.map((c) => [c.key, c.name])) }
+  }
+
+  /** Channels plus the index of each data channel (as the Node SDK reads them). */
+  async _withIndexes(refs) {
+    const chans = await this.channels.retrieve(refs)
+    const missing = [...new Set(chans.filter((c) => !c.isVirtual && c.index !== undefined && c.index !== c.key).map((c) => c.index))].filter(
+      (k) => !chans.some((c) => c.key === k),
+    )
+    return missing.length ? chans.concat(await this.channels.retrieve(missing)) : chans
+  }
+
+  /**
+   * Read channels over a time range: a Frame for an array of channels (their indexes
+   * included), the samples for one. With `{points}`, reduced on the node to at most that
+   * many points per channel (`reduce: 'minmax'` keeps every peak, `'average'` the means).
+   */
+  async read(range, channels, { points, reduce } = {}) {
+    const many = Array.isArray(channels)
+    const chans = await this._withIndexes(many ? channels : [channels])
+    const body = { range: toRange(range), keys: chans.map((c) => c.key) }
+    if (points !== undefined) body.reduce = { points, method: reduce ?? 'minmax' }
+    const r = await this._fetch('frames/read', stringify(body))
+    const frame = new Frame(decodeFrame(await r.arrayBuffer()), new Map(chans.map((c) => [c.key, c.name])))
+    return many ? frame : frame.get(chans[0].key)
+  }
+
+  /** Write `{channel: samples}` starting at `start` and commit; resolves to the end (ns). */
+  async write(start, data) {
+    const { chans } = await this._keys(Object.keys(data).map((k) => (/^\d+$/.test(k) ? Number(k) : k)))
+    const series = chans.map((c) => ({ key: c.key, dataType: c.dataType, data: data[c.name] ?? data[c.key] }))
+    const r = await this._fetch(`frames/write?start=${ns(start)}`, encodeFrame(series), 'application/vnd.telemetron.frame')
+    return BigInt(parse(await r.text()).end)
+  }
+
+  /** Delete a time range of channels. */
+  async delete(range, channels) {
+    const { keys } = await this._keys(Array.isArray(channels) ? channels : [channels])
+    await this._call('frames/delete', { range: toRange(range), keys })
+  }
+
+  /** The time range a stored channel covers, or null. */
+  async timeRange(channel) {
+    const [c] = await this.channels.retrieve([channel])
+    const r = (await this._call('channels/time_range', { key: c.key })).range
+    return r ? { start: BigInt(r.start), end: BigInt(r.end) } : null
+  }
+
+  /**
+   * Stream channels live: `for await (const frame of await client.openStreamer([...]))`.
+   * Options as the node's StreamerConfig: `capacity`, `decimate`, `throttleHz`.
+   */
+  async openStreamer(channels, { capacity, decimate, throttleHz } = {}) {
+    const { keys, names } = await this._keys(Array.isArray(channels) ? channels : [channels])
+    return this._stream(keys, names, { capacity, decimate, throttle_hz: throttleHz })
+  }
+
+  async _stream(keys, names, options) {
+    const WS = this._opts.WebSocket ?? globalThis.WebSocket
+    if (!WS) throw new TelemetronError('invalid_argument', 'no WebSocket here: pass connect(url, {WebSocket}) or run Node with --experimental-websocket')
+    const q = new URLSearchParams({ protocol: String(PROTOCOL) })
+    if (this._token) q.set('access_token', this._token)
+    const ws = new WS(`${this._base.replace(/^http/, 'ws')}/api/v1/stream/streamer?${q}`)
+    ws.binaryType = 'arraybuffer'
+    const inbox = new Inbox()
+    const config = { channels: keys }
+    for (const [k, v] of Object.entries(options)) if (v !== undefined) config[k] = v
+    await new Promise((resolve, reject) => {
+      let opened = false
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'open', config }))
+      ws.onerror = () => {
+        if (!opened) reject(new TelemetronError('net.connect', `cannot open a stream to ${this._base}`))
+      }
+      ws.onclose = () => {
+        if (!opened) reject(new TelemetronError('net.connection_lost', 'the node closed the stream before it opened'))
+        inbox.push({ end: true })
+      }
+      ws.onmessage = (m) => {
+        if (typeof m.data !== 'string') return inbox.push({ frame: m.data })
+        const msg = JSON.parse(m.data)
+        if (msg.type === 'opened') {
+          opened = true
+          resolve()
+        } else if (msg.type === 'notice') inbox.push({ error: msg.error })
+        else if (msg.type === 'closed') {
+          if (!opened && msg.error) reject(new TelemetronError(msg.error.code, msg.error.message, msg.error.detail))
+          inbox.push({ end: true, error: msg.error ?? undefined })
+        }
+      }
+    })
+    return new Streamer(ws, names, inbox)
+  }
+
+  /** Changes to channels and ranges from now on: `for await (const c of await client.watchChanges())`. */
+  async watchChanges() {
+    const [c] = await this.channels.retrieve(['telemetron_changes'])
+    return new ChangeWatcher(await this._stream([c.key], new Map(), {}))
+  }
+
+  /** The key of the control-state channel (JSON transfers, streamable). */
+  async controlChannel() {
+    return (await this.channels.retrieve(['telemetron_control'])).key
+  }
+
+  /** Nothing to release over HTTP; kept for the Node SDK's shape. */
+  async close() {}
+}
+
+/**
+ * Connect to a node: `await connect('http://127.0.0.1:9090', {username, password} | {token})`.
+ * The page's own node when `url` is omitted in a browser.
+ */
+export async function connect(url, opts = {}) {
+  const base = (url ?? globalThis.location?.origin ?? 'http://127.0.0.1:9090').replace(/\/+$/, '').replace(/^ws/, 'http')
+  let info
+  try {
+    info = await (await fetch(`${base}/api/v1/version`)).json()
+  } catch (e) {
+    throw new TelemetronError('net.connect', `cannot reach ${base}: ${e.message}`)
+  }
+  if (info.protocol !== PROTOCOL) {
+    throw new TelemetronError(
+      'protocol.version_mismatch',
+      `protocol version mismatch: the node speaks version ${info.protocol}, the client speaks version ${PROTOCOL}`,
+    )
+  }
+  let token = opts.token
+  const client = new Client(base, token, info, opts)
+  if (!token && opts.username !== undefined) {
+    token = (await client._call('auth/login', { username: opts.username, password: opts.password ?? '' })).token
+    client._token = token
+  }
+  await client._call('auth/check', {})
+  return client
+}
