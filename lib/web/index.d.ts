@@ -93,9 +93,19 @@ export interface ReadOptions {
 
 export declare class Streamer {
   readonly closed: boolean
-  read(): Promise<Frame | null>
+  next(): Promise<Frame | null>
   close(): Promise<void>
   [Symbol.asyncIterator](): AsyncGenerator<Frame, void, undefined>
+}
+
+export declare class Writer {
+  readonly channels: Channel[]
+  readonly closed: boolean
+  hasControl(channel: ChannelRef): boolean
+  write(data: Record<string, SampleData | number[] | bigint[] | boolean[]>): Promise<void>
+  commit(): Promise<bigint>
+  setAuthority(authority: number): Promise<void>
+  close(): Promise<bigint | null>
 }
 
 export interface Change {
@@ -146,6 +156,14 @@ export declare class Client {
   timeRange(channel: ChannelRef): Promise<{ start: bigint; end: bigint } | null>
   openStreamer(channels: ChannelRef | ChannelRef[], options?: { capacity?: number; decimate?: number; throttleHz?: number }): Promise<Streamer>
   watchChanges(): Promise<ChangeWatcher>
+  /** A writer; control of each channel goes to the highest authority. */
+  openWriter(options: {
+    start?: TimeInput
+    channels: ChannelRef | ChannelRef[]
+    authority?: number | number[]
+    name?: string
+    autoCommit?: boolean
+  }): Promise<Writer>
   controlChannel(): Promise<number>
   close(): Promise<void>
 }

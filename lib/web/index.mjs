@@ -285,7 +285,7 @@ export class Streamer {
    * The next frame, or null once closed. Rejects with `stream.lagged` (with `dropped`) when
    * frames were lost, then continues.
    */
-  async read() {
+  async next() {
     if (this.closed && !this._inbox.items.length) return null
     const ev = await this._inbox.next()
     if (ev.frame) return new Frame(decodeFrame(ev.frame), this._names)
@@ -309,10 +309,116 @@ export class Streamer {
 
   async *[Symbol.asyncIterator]() {
     for (;;) {
-      const f = await this.read()
+      const f = await this.next()
       if (f === null) return
       yield f
     }
+  }
+}
+
+/** Authorities are whole numbers 0..255 (checked here: the node closes a stream it cannot parse). */
+function checkAuthority(a) {
+  if (!Number.isInteger(a) || a < 0 || a > 255) throw new TelemetronError('invalid_argument', `authority ${a} must be a whole number from 0 to 255`)
+}
+
+/**
+ * A writer (`client.openWriter`). Frames are sent without waiting; what only the node can
+ * refuse comes back on the next call (`write`, `commit`, `setAuthority`, `close`), as with
+ * the Node SDK's remote writer. `hasControl` reads the authority the node pushed.
+ */
+export class Writer {
+  constructor(ws, inbox, opened) {
+    this._ws = ws
+    this._inbox = inbox
+    this._ids = 0
+    this._errors = []
+    this._replies = new Map()
+    /** The writer's channels (indexes added). */
+    this.channels = opened.channels.map(channelOf)
+    this._authorized = new Set(opened.authorized)
+    this.closed = false
+    this._pump()
+  }
+
+  async _pump() {
+    for (;;) {
+      const ev = await this._inbox.next()
+      if (ev.end) {
+        this.closed = true
+        const err = ev.error ? new TelemetronError(ev.error.code, ev.error.message, ev.error.detail) : null
+        for (const [, r] of this._replies) r(ev.msg ?? { type: 'failed', error: ev.error ?? { code: 'stream.closed', message: 'the writer is closed' } })
+        this._replies.clear()
+        this._end = ev.msg?.end ?? null
+        if (err) this._errors.push(err)
+        return
+      }
+      const m = ev.msg
+      if (!m) continue
+      if (m.type === 'authority') this._authorized = new Set(m.authorized)
+      else if (m.type === 'write_error') this._errors.push(new TelemetronError(m.error.code, m.error.message, m.error.detail))
+      else if (m.id !== undefined && this._replies.has(m.id)) {
+        this._replies.get(m.id)(m)
+        this._replies.delete(m.id)
+      }
+    }
+  }
+
+  _pending() {
+    const e = this._errors.shift()
+    if (e) throw e
+  }
+
+  _request(body) {
+    if (this.closed) throw new TelemetronError('stream.closed', 'the writer is closed')
+    const id = ++this._ids
+    const reply = new Promise((resolve) => this._replies.set(id, resolve))
+    this._ws.send(stringify({ ...body, id }))
+    return reply.then((m) => {
+      this._pending()
+      if (m.type === 'failed' || m.type === 'closed') throw new TelemetronError(m.error.code, m.error.message, m.error.detail)
+      return m
+    })
+  }
+
+  /** True if the writer controls `channel` (a key or name) now. */
+  hasControl(channel) {
+    const c = this.channels.find((x) => x.key === channel || x.name === channel)
+    return c !== undefined && this._authorized.has(c.key)
+  }
+
+  /** Write `{channel: samples}` (index included for stored channels); does not wait. */
+  async write(data) {
+    this._pending()
+    if (this.closed) throw new TelemetronError('stream.closed', 'the writer is closed')
+    const series = Object.entries(data).map(([k, v]) => {
+      const c = this.channels.find((x) => x.name === k || String(x.key) === k)
+      if (!c) throw new TelemetronError('write.not_in_writer', `channel ${k} is not one of this writer's channels`)
+      return { key: c.key, dataType: c.dataType, data: v }
+    })
+    this._ws.send(encodeFrame(series))
+  }
+
+  /** Commit what was written; resolves to the end (ns). */
+  async commit() {
+    this._pending()
+    return BigInt((await this._request({ type: 'commit' })).end)
+  }
+
+  /** Change this writer's authority on all its channels (0..255). */
+  async setAuthority(authority) {
+    checkAuthority(authority)
+    this._pending()
+    await this._request({ type: 'set_authorities', changes: this.channels.map((c) => [c.key, authority]) })
+  }
+
+  /** Commit and close; control passes on. Resolves to the end (ns), or null. */
+  async close() {
+    if (this.closed) return this._end ?? null
+    const done = new Promise((resolve) => this._replies.set('close', resolve))
+    this._ws.send(JSON.stringify({ type: 'close', commit: true }))
+    const m = await done
+    this._pending()
+    return m.end === undefined || m.end === null ? null : BigInt(m.end)
   }
 }
 
@@ -326,7 +432,7 @@ export class ChangeWatcher {
   /** The next change (`{op, channels?, ranges?, keys?, key?, set?, deleted?}`), or null once closed. */
   async next() {
     while (!this._pending.length) {
-      const f = await this._s.read()
+      const f = await this._s.next()
       if (f === null) return null
       for (const s of f.series) for (const c of s.data) this._pending.push(changeOf(c))
     }
@@ -484,18 +590,24 @@ export class Client {
   }
 
   async _stream(keys, names, options) {
+    const config = { channels: keys }
+    for (const [k, v] of Object.entries(options)) if (v !== undefined) config[k] = v
+    const { ws, inbox } = await this._open('streamer', config)
+    return new Streamer(ws, names, inbox)
+  }
+
+  /** Open a stream of `kind` with `config`; resolves once the node said `opened`. */
+  async _open(kind, config) {
     const WS = this._opts.WebSocket ?? globalThis.WebSocket
     if (!WS) throw new TelemetronError('invalid_argument', 'no WebSocket here: pass connect(url, {WebSocket}) or run Node with --experimental-websocket')
     const q = new URLSearchParams({ protocol: String(PROTOCOL) })
     if (this._token) q.set('access_token', this._token)
-    const ws = new WS(`${this._base.replace(/^http/, 'ws')}/api/v1/stream/streamer?${q}`)
+    const ws = new WS(`${this._base.replace(/^http/, 'ws')}/api/v1/stream/${kind}?${q}`)
     ws.binaryType = 'arraybuffer'
     const inbox = new Inbox()
-    const config = { channels: keys }
-    for (const [k, v] of Object.entries(options)) if (v !== undefined) config[k] = v
+    let opened
     await new Promise((resolve, reject) => {
-      let opened = false
-      ws.onopen = () => ws.send(JSON.stringify({ type: 'open', config }))
+      ws.onopen = () => ws.send(stringify({ type: 'open', config }))
       ws.onerror = () => {
         if (!opened) reject(new TelemetronError('net.connect', `cannot open a stream to ${this._base}`))
       }
@@ -505,18 +617,38 @@ export class Client {
       }
       ws.onmessage = (m) => {
         if (typeof m.data !== 'string') return inbox.push({ frame: m.data })
-        const msg = JSON.parse(m.data)
+        const msg = parse(m.data)
         if (msg.type === 'opened') {
-          opened = true
+          opened = msg
           resolve()
         } else if (msg.type === 'notice') inbox.push({ error: msg.error })
         else if (msg.type === 'closed') {
           if (!opened && msg.error) reject(new TelemetronError(msg.error.code, msg.error.message, msg.error.detail))
-          inbox.push({ end: true, error: msg.error ?? undefined })
-        }
+          inbox.push({ end: true, error: msg.error ?? undefined, msg })
+        } else inbox.push({ msg })
       }
     })
-    return new Streamer(ws, names, inbox)
+    return { ws, inbox, opened }
+  }
+
+  /**
+   * Open a writer: `{start, channels, authority (default 255), name, autoCommit}`. Commands
+   * to a virtual channel (an operator panel's valve) take effect when written; control
+   * goes to the highest authority (docs/architecture.md §14).
+   */
+  async openWriter({ start, channels, authority = 255, name = 'web', autoCommit = true }) {
+    const authorities = Array.isArray(authority) ? authority : [authority]
+    authorities.forEach(checkAuthority)
+    const { keys } = await this._keys(Array.isArray(channels) ? channels : [channels])
+    const config = {
+      start: ns(start ?? BigInt(Date.now()) * 1_000_000n),
+      channels: keys,
+      authorities,
+      name,
+      auto_commit: autoCommit,
+    }
+    const { ws, inbox, opened } = await this._open('writer', config)
+    return new Writer(ws, inbox, opened)
   }
 
   /** Changes to channels and ranges from now on: `for await (const c of await client.watchChanges())`. */

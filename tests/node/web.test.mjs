@@ -139,10 +139,54 @@ test('the web client against a real node, checked against the Node addon', async
   // Streaming: a write by the addon reaches the web streamer.
   const s = await web.openStreamer([press])
   await addon.write(ts[n - 1] + 10n, { [time]: [ts[n - 1] + 10n], [press]: [7.5], [note]: ['late'] })
-  const live = await s.read()
+  const live = await s.next()
   assert.deepEqual([...live.get(press)], [7.5])
   await s.close()
-  assert.equal(await s.read(), null)
+  assert.equal(await s.next(), null)
+
+  // Writers and control: the web client takes a command channel from the addon's writer
+  // by authority, the addon sees it on the control-state channel, and gets it back.
+  const valve = unique('valve')
+  await web.channels.create({ name: valve, dataType: 'u8', isVirtual: true })
+  const control = await addon.controlChannel()
+  const states = await addon.openStreamer([control])
+  const low = await addon.openWriter({ start: tn.now(), channels: [valve], authority: 50, name: 'sequence' })
+  const panel = await web.openWriter({ channels: [valve], authority: 100, name: 'web panel' })
+  assert.ok(panel.hasControl(valve))
+  const cmds = await addon.openStreamer([valve])
+  await panel.write({ [valve]: Uint8Array.of(1) })
+  const cmd = await cmds.next()
+  assert.deepEqual([...cmd.get(valve)], [1])
+  let sawPanel = false
+  for await (const f of states) {
+    const transfers = f.get(control).flatMap((x) => x.transfers)
+    if (transfers.some((x) => x.to?.subject?.name === 'web panel')) {
+      sawPanel = true
+      break
+    }
+  }
+  assert.ok(sawPanel, 'the transfer to the web panel is on the control-state channel')
+  await panel.setAuthority(10) // below the sequence's 50: control goes back
+  assert.ok(!panel.hasControl(valve))
+  await assert.rejects(panel.setAuthority(300), { code: 'invalid_argument' })
+  await panel.close()
+  assert.ok(panel.closed)
+  await low.close()
+  await cmds.close()
+  await states.close()
+  // A stored write through a writer, committed.
+  const wr = await web.openWriter({ start: ts[n - 1] + 100n, channels: [press], autoCommit: false })
+  // `note` is not one of its channels: refused at once, nothing sent.
+  await assert.rejects(wr.write({ [time]: BigInt64Array.of(ts[n - 1] + 100n), [press]: Float64Array.of(3.25), [note]: ['w'] }), {
+    code: 'write.not_in_writer',
+  })
+  // What only the node checks comes back on the next call, which then does nothing.
+  await wr.write({ [time]: BigInt64Array.of(t0), [press]: Float64Array.of(0) })
+  await assert.rejects(wr.commit(), { code: 'write.before_start' })
+  await wr.write({ [time]: BigInt64Array.of(ts[n - 1] + 100n), [press]: Float64Array.of(3.25) })
+  assert.equal(await wr.commit(), ts[n - 1] + 101n)
+  await wr.close()
+  assert.deepEqual([...(await web.read([ts[n - 1] + 100n, ts[n - 1] + 101n], press))], [3.25])
 
   const rng = await web.ranges.create({ name: unique('run'), timeRange: [t0, end] })
   assert.deepEqual((await web.ranges.retrieve(rng.key)).timeRange, { start: t0, end })
