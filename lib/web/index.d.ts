@@ -108,6 +108,19 @@ export declare class Writer {
   close(): Promise<bigint | null>
 }
 
+export declare class Iterator {
+  /** The frame read by the last `next`/`prev`. */
+  readonly value: Frame
+  seekFirst(): Promise<boolean>
+  seekLast(): Promise<boolean>
+  seekGE(t: TimeInput): Promise<boolean>
+  seekLE(t: TimeInput): Promise<boolean>
+  next(span?: { samples: number } | { time: TimeInput }): Promise<boolean>
+  prev(span?: { samples: number } | { time: TimeInput }): Promise<boolean>
+  close(): Promise<void>
+  [Symbol.asyncIterator](): AsyncGenerator<Frame, void, undefined>
+}
+
 export interface Change {
   op: 'channel.create' | 'channel.rename' | 'channel.delete' | 'range.create' | 'range.update' | 'range.delete' | 'range.meta'
   channels?: Channel[]
@@ -155,6 +168,8 @@ export declare class Client {
   delete(range: TimeRangeInput, channels: ChannelRef | ChannelRef[]): Promise<void>
   timeRange(channel: ChannelRef): Promise<{ start: bigint; end: bigint } | null>
   openStreamer(channels: ChannelRef | ChannelRef[], options?: { capacity?: number; decimate?: number; throttleHz?: number }): Promise<Streamer>
+  openIterator(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: ReadOptions & { chunkSize?: number }): Promise<Iterator>
+  iterate(range: TimeRangeInput, channels: ChannelRef | ChannelRef[], options?: ReadOptions & { chunkSize?: number }): AsyncGenerator<Frame, void, undefined>
   watchChanges(): Promise<ChangeWatcher>
   /** A writer; control of each channel goes to the highest authority. */
   openWriter(options: {

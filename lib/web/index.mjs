@@ -422,6 +422,85 @@ export class Writer {
   }
 }
 
+/**
+ * A cursor over stored data (`client.openIterator`), one command at a time as the Node
+ * SDK's: `seekFirst()`, `next()` (a chunk of `chunkSize` samples, or `{samples}` /
+ * `{time}` ns), `value` the frame read; `for await` walks from the first sample.
+ */
+export class Iterator {
+  constructor(ws, inbox, names) {
+    this._ws = ws
+    this._inbox = inbox
+    this._names = names
+    /** The frame read by the last `next`/`prev` (empty before). */
+    this.value = new Frame([], names)
+    this._queue = Promise.resolve()
+  }
+
+  /** Send one command and take its result (and frame); commands run one after another. */
+  _command(cmd) {
+    const run = async () => {
+      this._ws.send(stringify(cmd))
+      const ev = await this._inbox.next()
+      if (ev.end) throw new TelemetronError(ev.error?.code ?? 'stream.closed', ev.error?.message ?? 'the iterator is closed')
+      const m = ev.msg
+      if (m.type === 'failed') throw new TelemetronError(m.error.code, m.error.message, m.error.detail)
+      if (m.frame) {
+        const f = await this._inbox.next()
+        this.value = new Frame(decodeFrame(f.frame), this._names)
+      } else if (cmd.type === 'next' || cmd.type === 'prev') this.value = new Frame([], this._names)
+      return m.ok
+    }
+    const p = this._queue.then(run, run)
+    this._queue = p.catch(() => {})
+    return p
+  }
+
+  seekFirst() {
+    return this._command({ type: 'seek_first' })
+  }
+
+  seekLast() {
+    return this._command({ type: 'seek_last' })
+  }
+
+  seekGE(t) {
+    return this._command({ type: 'seek_ge', t: ns(t) })
+  }
+
+  seekLE(t) {
+    return this._command({ type: 'seek_le', t: ns(t) })
+  }
+
+  /** Move forward and read: `{samples: n}`, `{time: ns}`, or the chunk size. */
+  next(span) {
+    return this._command({ type: 'next', span: spanOf(span) })
+  }
+
+  prev(span) {
+    return this._command({ type: 'prev', span: spanOf(span) })
+  }
+
+  async close() {
+    try {
+      this._ws.send(JSON.stringify({ type: 'close' }))
+    } catch {}
+    this._ws.close()
+  }
+
+  async *[Symbol.asyncIterator]() {
+    if (!(await this.seekFirst())) return
+    while (await this.next()) yield this.value
+  }
+}
+
+function spanOf(span) {
+  if (span === undefined) return { by: 'auto' }
+  if (span.samples !== undefined) return { by: 'samples', value: span.samples }
+  if (span.time !== undefined) return { by: 'time', value: ns(span.time) }
+  throw new TelemetronError('invalid_argument', 'a span is {samples: n} or {time: ns}')
+}
+
 /** Changes to channels and ranges (`client.watchChanges()`), as the Node SDK's. */
 export class ChangeWatcher {
   constructor(streamer) {
@@ -649,6 +728,29 @@ export class Client {
     }
     const { ws, inbox, opened } = await this._open('writer', config)
     return new Writer(ws, inbox, opened)
+  }
+
+  /**
+   * A cursor over `range` of channels (their indexes included) in chunks of `chunkSize`
+   * samples; with `{points}`, each chunk is reduced on the node.
+   */
+  async openIterator(range, channels, { chunkSize, points, reduce } = {}) {
+    const chans = await this._withIndexes(Array.isArray(channels) ? channels : [channels])
+    const config = { bounds: toRange(range), channels: chans.map((c) => c.key) }
+    if (chunkSize !== undefined) config.chunk_size = chunkSize
+    if (points !== undefined) config.reduce = { points, method: reduce ?? 'minmax' }
+    const { ws, inbox } = await this._open('iterator', config)
+    return new Iterator(ws, inbox, new Map(chans.map((c) => [c.key, c.name])))
+  }
+
+  /** `for await (const frame of client.iterate(range, channels))`: a range in chunks. */
+  async *iterate(range, channels, options) {
+    const it = await this.openIterator(range, channels, options)
+    try {
+      yield* it
+    } finally {
+      await it.close()
+    }
   }
 
   /** Changes to channels and ranges from now on: `for await (const c of await client.watchChanges())`. */

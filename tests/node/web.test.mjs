@@ -136,6 +136,27 @@ test('the web client against a real node, checked against the Node addon', async
   await assert.rejects(web.read(undefined, [note], { points: 10 }), { code: 'invalid_argument' })
   await assert.rejects(web.read(undefined, ['no such channel']), { code: 'channel.not_found' })
 
+  // Iterators: chunks as the addon's, reduced chunks, seeks.
+  const chunks = []
+  for await (const c of web.iterate(undefined, [press], { chunkSize: 3000 })) chunks.push(c.get(press).length)
+  assert.deepEqual(chunks, [3000, 3000, 3000, 1000])
+  const reduced = []
+  for await (const c of web.iterate(undefined, [press], { chunkSize: 5000, points: 10 })) reduced.push(c.get(press))
+  assert.deepEqual(
+    reduced.map((x) => x.length),
+    [10, 10],
+  )
+  assert.equal(Math.max(...reduced[0]), 99)
+  const it = await web.openIterator(undefined, [press])
+  assert.ok(await it.seekLast())
+  assert.ok(await it.prev({ samples: 2 }))
+  assert.deepEqual(it.value.get(press), p.subarray(n - 2))
+  assert.ok(await it.seekGE(ts[100]))
+  assert.ok(await it.next({ time: 3_000_000n }))
+  assert.deepEqual(it.value.get(time), ts.subarray(100, 103))
+  await it.close()
+  await assert.rejects(web.openIterator(undefined, [note], { points: 5 }), { code: 'invalid_argument' })
+
   // Streaming: a write by the addon reaches the web streamer.
   const s = await web.openStreamer([press])
   await addon.write(ts[n - 1] + 10n, { [time]: [ts[n - 1] + 10n], [press]: [7.5], [note]: ['late'] })
