@@ -161,6 +161,12 @@ export declare class Client {
     retrieve(key: string): Promise<Range>
     search(term?: string, overlapping?: TimeRangeInput): Promise<Range[]>
     delete(keys: string | string[]): Promise<void>
+    rename(key: string, name: string): Promise<Range>
+    setLabels(key: string, labels: string[]): Promise<Range>
+    children(key: string): Promise<Range[]>
+    meta(key: string): Promise<Record<string, string>>
+    setMeta(key: string, entries: Record<string, string>): Promise<void>
+    deleteMeta(key: string, names: string | string[]): Promise<void>
   }
   read(range: TimeRangeInput, channels: ChannelRef[], options?: ReadOptions): Promise<Frame>
   read(range: TimeRangeInput, channel: ChannelRef, options?: ReadOptions): Promise<SampleData | undefined>

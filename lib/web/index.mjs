@@ -251,6 +251,32 @@ class Ranges {
   async delete(keys) {
     await this._c._call('ranges/delete', { keys: Array.isArray(keys) ? keys : [keys] })
   }
+
+  async rename(key, name) {
+    return rangeOf((await this._c._call('ranges/rename', { key, name })).range)
+  }
+
+  async setLabels(key, labels) {
+    return rangeOf((await this._c._call('ranges/labels', { key, labels })).range)
+  }
+
+  /** The direct children of a range, by start time. */
+  async children(key) {
+    return (await this._c._call('ranges/children', { key })).ranges.map(rangeOf)
+  }
+
+  /** A range's metadata as `{name: value}`. */
+  async meta(key) {
+    return (await this._c._call('ranges/meta/get', { key })).entries
+  }
+
+  async setMeta(key, entries) {
+    await this._c._call('ranges/meta/set', { key, entries })
+  }
+
+  async deleteMeta(key, names) {
+    await this._c._call('ranges/meta/delete', { key, names: Array.isArray(names) ? names : [names] })
+  }
 }
 
 /** An async queue of stream events. */

@@ -211,6 +211,17 @@ test('the web client against a real node, checked against the Node addon', async
 
   const rng = await web.ranges.create({ name: unique('run'), timeRange: [t0, end] })
   assert.deepEqual((await web.ranges.retrieve(rng.key)).timeRange, { start: t0, end })
+  const child = await web.ranges.create({ name: 'ignition', timeRange: [t0, t0 + 10n], parent: rng.key, metaData: { by: 'web' } })
+  assert.deepEqual(
+    (await web.ranges.children(rng.key)).map((r) => r.key),
+    [child.key],
+  )
+  assert.equal((await web.ranges.rename(child.key, 'ignition 2')).name, 'ignition 2')
+  assert.deepEqual((await web.ranges.setLabels(child.key, ['hot'])).labels, ['hot'])
+  await web.ranges.setMeta(child.key, { operator: 'ada' })
+  await web.ranges.deleteMeta(child.key, 'by')
+  assert.deepEqual(await web.ranges.meta(child.key), { operator: 'ada' })
+  assert.deepEqual(await addon.ranges.retrieve(child.key).then((r) => r.meta.get()), { operator: 'ada' })
   await web.ranges.delete(rng.key)
   await web.channels.delete([press, note])
   await assert.rejects(web.channels.retrieve(press), { code: 'channel.not_found' })
