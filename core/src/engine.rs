@@ -382,6 +382,12 @@ impl Engine {
         let mut chans: Vec<Arc<Channel>> = Vec::new();
         for &k in &config.channels {
             let ch = self.inner.channels.get(k)?;
+            if ch.internal {
+                return Err(crate::storage::WriteError::InvalidConfig {
+                    reason: format!("{:?} is one of the engine's system channels; only the engine writes it", ch.name),
+                }
+                .into());
+            }
             if chans.iter().any(|c| c.key == k) {
                 return Err(crate::storage::WriteError::InvalidConfig { reason: format!("channel {:?} is listed twice", ch.name) }.into());
             }

@@ -170,6 +170,13 @@ async fn reductions_match_brute_force(b: &Backend) {
     assert_eq!(got.unique_keys(), [k.n]);
     let none = b.client.read_reduced(TimeRange::from_nanos(60_000, 70_000), &[k.p, k.t], Reduction::min_max(10)).await.unwrap();
     assert!(none.is_empty(), "{none:?}");
+    // A channel with no samples at all is left out and does not hide its siblings' points.
+    let empty = b.client.create_channels(vec![NewChannel::data("red_empty", DataType::F64, "red_t")], false).await.unwrap()[0].key;
+    let with = b.client.read_reduced(TimeRange::MAX, &[k.p, empty, k.t], Reduction::min_max(100)).await.unwrap();
+    let without = b.client.read_reduced(TimeRange::MAX, &[k.p, k.t], Reduction::min_max(100)).await.unwrap();
+    assert!(with.samples(k.p) > 0, "{}", b.name());
+    assert_eq!(with, without, "{}", b.name());
+    assert!(!with.contains(empty));
 }
 
 async fn reductions_skip_buckets_a_channel_lacks(b: &Backend) {

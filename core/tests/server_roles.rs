@@ -16,6 +16,7 @@ use telemetron::server::{AuthConfig, ServerConfig, serve};
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::users::{NewUser, Role};
 use telemetron::{Client, ConnectOptions, Credentials, Engine};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn code<T>(r: telemetron::Result<T>) -> &'static str {
     match r {
@@ -94,6 +95,9 @@ async fn roles_are_enforced_on_every_request_and_stream() {
     let cfg = |a: u8| WriterConfig { authorities: vec![a], ..WriterConfig::new(TimeStamp(10), vec![valve]) };
     assert_eq!(code(olga.open_writer(cfg(101)).await), "auth.forbidden");
     assert_eq!(code(olga.open_writer(WriterConfig::new(TimeStamp(10), vec![pump])).await), "auth.forbidden");
+    // No authorities at all means the highest: refused as well.
+    let none = WriterConfig { authorities: vec![], ..WriterConfig::new(TimeStamp(10), vec![valve]) };
+    assert_eq!(code(olga.open_writer(none).await), "auth.forbidden");
     let mut w = olga.open_writer(cfg(100)).await.unwrap();
     assert!(w.write(&Frame::new().with(valve, Series::from_vec(vec![1u8]))).await.unwrap().all_written());
     let got = s.next_timeout(Duration::from_secs(5)).await.unwrap().expect("the viewer sees the command");
@@ -108,7 +112,9 @@ async fn roles_are_enforced_on_every_request_and_stream() {
     assert_eq!(code(olga.write(TimeStamp(30), Frame::new().with(valve, Series::from_vec(vec![0u8]))).await), "control.unauthorized");
     held.close().await.unwrap();
     olga.write(TimeStamp(40), Frame::new().with(valve, Series::from_vec(vec![0u8]))).await.unwrap();
-    assert_eq!(code(olga.write(TimeStamp(50), Frame::new().with(t, Series::timestamps(vec![50]))).await), "auth.forbidden");
+    // A stored channel outside its patterns (its index is written with it, not matched).
+    let p50 = Frame::new().with(t, Series::timestamps(vec![50])).with(press, Series::from_vec(vec![5.0f64]));
+    assert_eq!(code(olga.write(TimeStamp(50), p50).await), "auth.forbidden");
     let r = olga.create_range(range("olga's run")).await.unwrap();
     olga.rename_range(r.key, "olga's run 2").await.unwrap();
     assert_eq!(code(olga.delete_ranges(&[r.key]).await), "auth.forbidden");
@@ -119,6 +125,31 @@ async fn roles_are_enforced_on_every_request_and_stream() {
     assert_eq!(ada.read(TimeRange::MAX, &[press]).await.unwrap().samples(press), 2);
     assert_eq!(code(ada.channel("x").await), "channel.not_found");
     ada.delete_ranges(&[r.key]).await.unwrap();
+
+    // Nobody writes the system channels, not even an admin.
+    let changes = ada.changes_channel().await.unwrap();
+    assert_eq!(code(ada.open_writer(WriterConfig::new(TimeStamp(60), vec![changes])).await), "write.invalid_config");
+    assert_eq!(
+        code(olga.open_writer(WriterConfig { authorities: vec![1], ..WriterConfig::new(TimeStamp(60), vec![changes]) }).await),
+        "auth.forbidden"
+    );
+
+    // A page of another site cannot open a stream; the node's own page can.
+    let ws = |origin: &str| {
+        let mut req = format!("{}/api/v1/stream/streamer?protocol=1", url.replacen("http", "ws", 1)).into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    match ws("http://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("a cross-site stream was not refused: {other:?}", other = other.map(|_| ())),
+    }
+    let host = url.trim_start_matches("http://").to_string();
+    match ws(&format!("http://{host}")).await {
+        // Same origin: past the origin check, stopped by credentials (none were given).
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("{other:?}", other = other.map(|_| ())),
+    }
 
     // The configured token is an admin, as before.
     let legacy = telemetron::connect(
@@ -134,4 +165,15 @@ async fn roles_are_enforced_on_every_request_and_stream() {
     assert_eq!(code(vic.read(TimeRange::MAX, &[press]).await), "auth.invalid_credentials");
     s.close().await;
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_cannot_be_both_a_configured_and_a_stored_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), test_options()).unwrap();
+    engine.users().add(user("ops", Role::Viewer, None, &[])).unwrap();
+    let auth = AuthConfig { users: vec![("ops".into(), "admin-password".into())], ..AuthConfig::default() };
+    let e = serve(engine, ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), auth, ..ServerConfig::default() }).await.unwrap_err();
+    assert_eq!(e.code(), "invalid_argument");
+    assert!(e.to_string().contains("both --user and a stored user"), "{e}");
 }

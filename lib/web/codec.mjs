@@ -10,6 +10,8 @@
 //              data, zero padding to a multiple of 8, then for string/json/bytes
 //              (samples + 1) u64 offsets from 0
 
+import { parse, stringify } from './json.mjs'
+
 /** Data type names by tag (the core's `DataType` discriminants). */
 export const DATA_TYPES = [
   undefined,
@@ -155,7 +157,7 @@ export function decodeFrame(buf) {
         if (dataType === 'string') data[j] = text
         else {
           try {
-            data[j] = JSON.parse(text)
+            data[j] = parse(text)
           } catch {
             throw new CodecError(`sample ${j} is not valid JSON`)
           }
@@ -192,7 +194,7 @@ function payload(dataType, data) {
   if (!VARIABLE.has(dataType)) throw new CodecError(`unknown data type ${dataType}`)
   const parts = data.map((v) => {
     if (dataType === 'bytes') return v instanceof Uint8Array ? v : new Uint8Array(v)
-    return encoder.encode(dataType === 'json' ? JSON.stringify(v) : String(v))
+    return encoder.encode(dataType === 'json' ? stringify(v) : String(v))
   })
   const offsets = [0]
   for (const p of parts) offsets.push(offsets[offsets.length - 1] + p.length)

@@ -8,6 +8,7 @@
 // with no copy. Errors carry the core's codes (`err.code`).
 
 import { CodecError, decodeFrame, encodeFrame } from './codec.mjs'
+import { parse, stringify } from './json.mjs'
 
 export { CodecError, decodeFrame, encodeFrame }
 
@@ -34,58 +35,6 @@ function toRange(r) {
   if (r === undefined || r === null) return { start: -(2n ** 63n), end: 2n ** 63n - 1n }
   if (Array.isArray(r)) return { start: ns(r[0]), end: ns(r[1]) }
   return { start: ns(r.start), end: ns(r.end ?? r.stop) }
-}
-
-/** JSON with bigints as numbers (the node reads 64-bit integers exactly). */
-function stringify(v) {
-  return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? `@@tlm-bigint:${x}@@` : x)).replace(/"@@tlm-bigint:(-?\d+)@@"/g, '$1')
-}
-
-/** `text` with every integer literal of 16 or more digits outside strings quoted and marked. */
-function markBigIntegers(text) {
-  let out = ''
-  let i = 0
-  let inString = false
-  while (i < text.length) {
-    const ch = text[i]
-    if (inString) {
-      out += ch
-      if (ch === '\\') {
-        out += text[i + 1] ?? ''
-        i += 2
-        continue
-      }
-      if (ch === '"') inString = false
-      i++
-      continue
-    }
-    if (ch === '"') {
-      inString = true
-      out += ch
-      i++
-      continue
-    }
-    if (ch === '-' || (ch >= '0' && ch <= '9')) {
-      let j = i + 1
-      while (j < text.length && /[0-9.eE+-]/.test(text[j])) j++
-      const lit = text.slice(i, j)
-      out += /^-?\d{16,}$/.test(lit) ? `"@@${lit}@@"` : lit
-      i = j
-      continue
-    }
-    out += ch
-    i++
-  }
-  return out
-}
-
-/** JSON with integers beyond 2^53 kept exact as bigints. */
-function parse(text) {
-  return JSON.parse(markBigIntegers(text), (_, x) => {
-    if (typeof x !== 'string' || !x.startsWith('@@')) return x
-    const b = BigInt(x.slice(2, -2))
-    return b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b
-  })
 }
 
 /** A channel from the wire's serde form, in the Node SDK's shape. */
@@ -444,6 +393,11 @@ export class Writer {
     this._ws.send(JSON.stringify({ type: 'close', commit: true }))
     const m = await done
     this._pending()
+    // A stream that died before `closed` fails the close: uncommitted writes were lost.
+    if (m.type === 'failed' || m.error) {
+      const e = m.error ?? { code: 'net.connection_lost', message: 'the writer stream ended before it closed' }
+      throw new TelemetronError(e.code, e.message, e.detail)
+    }
     return m.end === undefined || m.end === null ? null : BigInt(m.end)
   }
 }
@@ -460,15 +414,20 @@ export class Iterator {
     this._names = names
     /** The frame read by the last `next`/`prev` (empty before). */
     this.value = new Frame([], names)
+    this.closed = false
     this._queue = Promise.resolve()
   }
 
   /** Send one command and take its result (and frame); commands run one after another. */
   _command(cmd) {
     const run = async () => {
+      if (this.closed) throw new TelemetronError('stream.closed', 'the iterator is closed')
       this._ws.send(stringify(cmd))
       const ev = await this._inbox.next()
-      if (ev.end) throw new TelemetronError(ev.error?.code ?? 'stream.closed', ev.error?.message ?? 'the iterator is closed')
+      if (ev.end) {
+        this.closed = true
+        throw new TelemetronError(ev.error?.code ?? 'stream.closed', ev.error?.message ?? 'the iterator is closed')
+      }
       const m = ev.msg
       if (m.type === 'failed') throw new TelemetronError(m.error.code, m.error.message, m.error.detail)
       if (m.frame) {
@@ -508,6 +467,7 @@ export class Iterator {
   }
 
   async close() {
+    this.closed = true
     try {
       this._ws.send(JSON.stringify({ type: 'close' }))
     } catch {}

@@ -37,8 +37,16 @@ pub(crate) struct Auth {
     users: Vec<(String, String)>,
     idle: Duration,
     max_sessions: usize,
-    /// Tokens handed out by login: whose, and when each was last used.
-    sessions: parking_lot::Mutex<HashMap<String, (String, Instant)>>,
+    /// Tokens handed out by login: who logged in, and when each was last used.
+    sessions: parking_lot::Mutex<HashMap<String, (Who, Instant)>>,
+}
+
+/// Who a session belongs to, fixed at login: a `--user` (an admin) or a stored user (whose
+/// role is read again at every request, so a removal or a new role takes effect at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Who {
+    Configured(String),
+    Stored(String),
 }
 
 /// The role a route needs (`path` under `/api/v1/`). Anything not listed needs an admin,
@@ -100,6 +108,14 @@ impl Auth {
         }
     }
 
+    /// A name both configured (`--user`) and stored would be two people under one login.
+    pub(crate) fn check_names(&self, users: &Users) -> Result<(), String> {
+        match self.users.iter().find(|(u, _)| users.get(u).is_some()) {
+            Some((u, _)) => Err(format!("user {u:?} is both --user and a stored user (`telemetron users list`); remove one or rename it")),
+            None => Ok(()),
+        }
+    }
+
     /// True if requests need credentials: tokens or users are configured, or the catalog
     /// holds users.
     pub(crate) fn required(&self, users: &Users) -> bool {
@@ -118,13 +134,13 @@ impl Auth {
         if self.tokens.iter().fold(false, |acc, t| acc | same(t.as_bytes(), token.as_bytes())) {
             return Ok(User::admin("token"));
         }
-        let name = {
+        let who = {
             let mut sessions = self.sessions.lock();
             let now = Instant::now();
             match sessions.get_mut(token) {
-                Some((name, last)) if now.duration_since(*last) <= self.idle => {
+                Some((who, last)) if now.duration_since(*last) <= self.idle => {
                     *last = now;
-                    name.clone()
+                    who.clone()
                 }
                 Some(_) => {
                     sessions.remove(token);
@@ -133,15 +149,15 @@ impl Auth {
                 None => return Err(NetError::InvalidCredentials),
             }
         };
-        if self.users.iter().any(|(u, _)| *u == name) {
-            return Ok(User::admin(name));
-        }
-        match users.get(&name) {
-            Some(u) => Ok(u),
-            None => {
-                self.sessions.lock().remove(token);
-                Err(NetError::InvalidCredentials)
-            }
+        match who {
+            Who::Configured(name) => Ok(User::admin(name)),
+            Who::Stored(name) => match users.get(&name) {
+                Some(u) => Ok(u),
+                None => {
+                    self.sessions.lock().remove(token);
+                    Err(NetError::InvalidCredentials)
+                }
+            },
         }
     }
 
@@ -152,10 +168,13 @@ impl Auth {
             .users
             .iter()
             .fold(false, |acc, (u, p)| acc | (same(u.as_bytes(), username.as_bytes()) & same(p.as_bytes(), password.as_bytes())));
-        let ok = configured || users.verify(username, password).is_some();
-        if !ok {
+        let who = if configured {
+            Who::Configured(username.to_string())
+        } else if users.verify(username, password).is_some() {
+            Who::Stored(username.to_string())
+        } else {
             return Err(NetError::InvalidCredentials);
-        }
+        };
         let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let mut sessions = self.sessions.lock();
         if sessions.len() >= self.max_sessions {
@@ -167,7 +186,7 @@ impl Auth {
         {
             sessions.remove(&oldest);
         }
-        sessions.insert(token.clone(), (username.to_string(), Instant::now()));
+        sessions.insert(token.clone(), (who, Instant::now()));
         Ok(token)
     }
 }

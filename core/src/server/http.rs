@@ -89,8 +89,8 @@ fn stream_query_headers(req: &mut Request) {
     let query = req.uri().query().unwrap_or_default().to_string();
     for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
         let (name, value) = match k {
-            "protocol" => (axum::http::HeaderName::from_static(crate::protocol::VERSION_HEADER), v.to_string()),
-            "access_token" => (header::AUTHORIZATION, format!("Bearer {v}")),
+            "protocol" => (axum::http::HeaderName::from_static(crate::protocol::VERSION_HEADER), percent_decode(v)),
+            "access_token" => (header::AUTHORIZATION, format!("Bearer {}", percent_decode(v))),
             _ => continue,
         };
         if !req.headers().contains_key(&name)
@@ -101,7 +101,54 @@ fn stream_query_headers(req: &mut Request) {
     }
 }
 
+/// `application/x-www-form-urlencoded` decoding of a query value (`+` is a space).
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = |j: usize| b.get(j).and_then(|h| (*h as char).to_digit(16));
+        match (c, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A browser opening a WebSocket sends its page's `Origin`, and nothing else stops a page
+/// of another site from opening a stream on a node it can reach (a node on loopback
+/// without credentials runs every request as an admin). Streams from a page of another
+/// origin than the node's own are refused; clients that are not browsers send no `Origin`.
+fn check_origin(req: &Request) -> std::result::Result<(), NetError> {
+    if !req.uri().path().starts_with("/api/v1/stream/") {
+        return Ok(());
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return Ok(()) };
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest).trim_end_matches('/');
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
+    Err(NetError::Forbidden {
+        reason: format!("a page from {origin} may not open streams on this node ({host}); serve the page from the node"),
+    })
+}
+
 async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    if let Err(e) = check_origin(&req) {
+        return ApiError::from(e).into_response();
+    }
     stream_query_headers(&mut req);
     if let Err(e) = check_version(req.headers()) {
         return ApiError::from(e).into_response();
@@ -158,6 +205,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/api/v1/version", get(version))
+        .merge(super::dashboard::routes())
         .merge(api)
         .merge(super::observe::metrics_route())
         .route_layer(middleware::from_fn_with_state(state.clone(), super::observe::track))
@@ -175,6 +223,11 @@ pub(crate) fn busy_router(limit: usize) -> Router {
 pub(crate) fn permit_writes(e: &crate::Engine, user: &crate::users::User, keys: &[crate::channel::ChannelKey]) -> crate::Result<()> {
     for &k in keys {
         let ch = e.channels().get(k)?;
+        // Index channels are written with the data channels they time, and are not matched
+        // against the patterns (a writer adds them itself; a one-shot write carries them).
+        if ch.is_index() && user.role >= crate::users::Role::Operator {
+            continue;
+        }
         if !user.may_write(&ch.name) {
             return Err(NetError::Forbidden {
                 reason: format!("{} ({}) may not write {:?}; their channels are {:?}", user.name, user.role, ch.name, user.channels),

@@ -37,6 +37,7 @@
 //! disk. Nothing committed is lost.
 
 mod auth;
+mod dashboard;
 #[cfg(feature = "flow")]
 mod flows;
 mod http;
@@ -203,6 +204,7 @@ pub struct ServerHandle {
 /// or unusable TLS files; an I/O error if the address cannot be bound.
 pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle> {
     let auth = auth::Auth::new(&config.auth);
+    auth.check_names(engine.users()).map_err(|reason| crate::Error::InvalidArgument { reason })?;
     if !config.listen.ip().is_loopback() && !auth.required(engine.users()) && !config.allow_unauthenticated {
         return Err(crate::Error::InvalidArgument {
             reason: format!(

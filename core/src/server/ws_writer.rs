@@ -73,8 +73,9 @@ enum End {
 pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket, user: User) {
     let _live = state.shutdown.live();
     let Some((s, config)) = open::<WriterKind>(&state, Session::new(&state, socket)).await else { return };
-    let allowed =
-        permit_writes(&state.engine, &user, &config.channels).and_then(|()| permit_authorities(&user, config.authorities.iter().copied()));
+    // No authorities means the highest for every channel (as `Writer::open` reads it).
+    let authorities = if config.authorities.is_empty() { vec![crate::control::ABSOLUTE] } else { config.authorities.clone() };
+    let allowed = permit_writes(&state.engine, &user, &config.channels).and_then(|()| permit_authorities(&user, authorities));
     if let Err(e) = allowed {
         return end::<WriterKind>(s, Ending::violation(e)).await;
     }

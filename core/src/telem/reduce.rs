@@ -492,7 +492,9 @@ fn reduce_group(frame: &Frame, g: &ReduceGroup, r: &Reduction) -> Result<Vec<(Ch
     let mut keep = vec![true; grid.slots.len()];
     for &k in g.members.iter().filter(|&&k| k != g.index) {
         let series: Vec<&Series> = frame.get(k).collect();
-        let dt = series.first().map_or(DataType::F64, |s| s.data_type());
+        // A channel without samples in the range is left out, as in a plain read, and
+        // does not hide the buckets of its siblings.
+        let Some(dt) = series.first().map(|s| s.data_type()) else { continue };
         let red = reduce_member(&grid, &series, r, dt)?;
         for (k, p) in keep.iter_mut().zip(&red.present) {
             *k &= *p;

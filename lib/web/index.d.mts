@@ -1,0 +1,2 @@
+// Types of lib/web/index.mjs for importers that name the .mjs file (the dashboard).
+export * from './index.js'
