@@ -212,6 +212,12 @@ impl Users {
         Ok(Users { catalog, cache: RwLock::new(cache), decoy: hash("decoy password")? })
     }
 
+    /// Users kept in a catalog file of their own (unit tests of the layers above).
+    #[cfg(test)]
+    pub(crate) fn open_file(path: &std::path::Path) -> Result<Users> {
+        Users::open(Arc::new(Catalog::open(path)?))
+    }
+
     fn put(&self, s: &Stored) -> Result<()> {
         let txn = self.catalog.write()?;
         {

@@ -197,8 +197,7 @@ mod tests {
 
     fn catalog() -> (tempfile::TempDir, Users) {
         let dir = tempfile::tempdir().unwrap();
-        let c = std::sync::Arc::new(crate::catalog::Catalog::open(&dir.path().join("catalog.redb")).unwrap());
-        let u = Users::open(c).unwrap();
+        let u = Users::open_file(&dir.path().join("catalog.redb")).unwrap();
         (dir, u)
     }
 
