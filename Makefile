@@ -22,9 +22,11 @@ test-loom:
 
 ## Node SDK: `npm ci` installs the locked devDependencies (package-lock.json is not
 ## rewritten) and builds the addon (prepare -> napi build --release), then node:test runs
-## tests/node/ against an embedded engine and a `telemetron serve` node.
+## tests/node/ against an embedded engine and a `telemetron serve` node (the dashboard's
+## tests drive Debian's Chromium, installed by scripts/ensure-chromium.sh when missing).
 test-node:
 	npm ci
+	bash scripts/ensure-chromium.sh
 	npm test
 
 ## Python SDK: `pip install '.[test]'` builds the extension (maturin, release) into the

@@ -212,8 +212,8 @@ impl Users {
         Ok(Users { catalog, cache: RwLock::new(cache), decoy: hash("decoy password")? })
     }
 
-    /// Users kept in a catalog file of their own (unit tests of the layers above).
-    #[cfg(test)]
+    /// Users kept in a catalog file of their own (unit tests of the server's auth).
+    #[cfg(all(test, feature = "server"))]
     pub(crate) fn open_file(path: &std::path::Path) -> Result<Users> {
         Users::open(Arc::new(Catalog::open(path)?))
     }

@@ -291,6 +291,8 @@ function renderControl() {
   const body = $('control').querySelector('tbody') as HTMLElement
   body.replaceChildren()
   for (const [key, c] of state.control) {
+    // The node's own self-telemetry writer holds its `_telemetron/` channels: not news.
+    if (state.channels.get(key)?.name.startsWith('_telemetron/')) continue
     const tr = document.createElement('tr')
     tr.dataset.channel = state.channels.get(key)?.name ?? String(key)
     for (const text of [tr.dataset.channel, c.name, String(c.authority)]) {

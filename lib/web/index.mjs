@@ -747,7 +747,7 @@ export class Client {
 
   /** The key of the control-state channel (JSON transfers, streamable). */
   async controlChannel() {
-    return (await this.channels.retrieve(['telemetron_control'])).key
+    return (await this.channels.retrieve('telemetron_control')).key
   }
 
   /** Nothing to release over HTTP; kept for the Node SDK's shape. */

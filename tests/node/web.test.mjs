@@ -170,6 +170,7 @@ test('the web client against a real node, checked against the Node addon', async
   const valve = unique('valve')
   await web.channels.create({ name: valve, dataType: 'u8', isVirtual: true })
   const control = await addon.controlChannel()
+  assert.equal(await web.controlChannel(), control)
   const states = await addon.openStreamer([control])
   const low = await addon.openWriter({ start: tn.now(), channels: [valve], authority: 50, name: 'sequence' })
   const panel = await web.openWriter({ channels: [valve], authority: 100, name: 'web panel' })

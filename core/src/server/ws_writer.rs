@@ -75,7 +75,10 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     let Some((s, config)) = open::<WriterKind>(&state, Session::new(&state, socket)).await else { return };
     // No authorities means the highest for every channel (as `Writer::open` reads it).
     let authorities = if config.authorities.is_empty() { vec![crate::control::ABSOLUTE] } else { config.authorities.clone() };
-    let allowed = permit_writes(&state.engine, &user, &config.channels).and_then(|()| permit_authorities(&user, authorities));
+    let allowed = super::auth::permit(&user, "/api/v1/stream/writer")
+        .map_err(Error::from)
+        .and_then(|()| permit_writes(&state.engine, &user, &config.channels))
+        .and_then(|()| permit_authorities(&user, authorities));
     if let Err(e) = allowed {
         return end::<WriterKind>(s, Ending::violation(e)).await;
     }

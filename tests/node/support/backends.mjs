@@ -51,13 +51,15 @@ let server = null
  * Start a `telemetron serve` node on a fresh data directory with `extra` arguments;
  * `stop()` ends it. (The remote backend's shared node is one of these.)
  */
-export async function startNode(extra = []) {
+export async function startNode(extra = [], { setup } = {}) {
   if (!existsSync(BIN)) {
     const b = spawnSync('cargo', ['build', '--release', '-p', 'telemetron'], { cwd: ROOT, stdio: 'inherit' })
     if (b.status !== 0) throw new Error('building the telemetron server binary failed')
   }
   const port = await freePort()
   const data = tempDir()
+  // Before the node opens it: e.g. `telemetron users add` on the data directory.
+  if (setup) setup(data, BIN)
   const proc = spawn(BIN, ['serve', '--data', data, '--listen', `127.0.0.1:${port}`, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   proc.stderr.on('data', (d) => { stderr += d })
@@ -85,7 +87,7 @@ export async function startNode(extra = []) {
     await exited
     clearTimeout(t)
   }
-  return { url, proc, exited, stop, stderr: () => stderr }
+  return { url, proc, exited, stop, data, stderr: () => stderr }
 }
 
 async function startServer() {
