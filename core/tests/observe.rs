@@ -423,7 +423,11 @@ fn the_log_rolls_over_in_the_data_directory_and_telemetron_logs_prints_and_follo
         }
     }
     let mut follower = Killed(
-        Command::new(BIN).args(["logs", "--data", data.to_str().unwrap(), "-n", "100000", "--follow"]).stdout(Stdio::piped()).spawn().unwrap(),
+        Command::new(BIN)
+            .args(["logs", "--data", data.to_str().unwrap(), "-n", "100000", "--follow"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
     );
     let out = follower.0.stdout.take().unwrap();
     let followed = std::thread::spawn(move || {
