@@ -160,8 +160,9 @@ struct Stored {
 pub struct Users {
     catalog: Arc<Catalog>,
     cache: RwLock<BTreeMap<String, Stored>>,
-    /// Verified when a name is unknown, so a wrong name costs as long as a wrong password.
-    decoy: String,
+    /// Verified when a name is unknown, so a wrong name costs as long as a wrong password
+    /// (hashed at the first such login, not at every engine open).
+    decoy: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Users {
@@ -209,7 +210,7 @@ impl Users {
                 }
             }
         }
-        Ok(Users { catalog, cache: RwLock::new(cache), decoy: hash("decoy password")? })
+        Ok(Users { catalog, cache: RwLock::new(cache), decoy: std::sync::OnceLock::new() })
     }
 
     /// Users kept in a catalog file of their own (unit tests of the server's auth).
@@ -313,7 +314,8 @@ impl Users {
     /// on purpose: run it off async threads).
     pub fn verify(&self, name: &str, password: &str) -> Option<User> {
         let found = self.cache.read().get(name).cloned();
-        let phc = found.as_ref().map_or(self.decoy.as_str(), |s| s.hash.as_str());
+        let decoy = || self.decoy.get_or_init(|| hash("decoy password").unwrap_or_default()).as_str();
+        let phc = found.as_ref().map_or_else(decoy, |s| s.hash.as_str());
         let ok = PasswordHash::new(phc).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
         found.filter(|_| ok).map(|s| s.user)
     }
