@@ -138,13 +138,15 @@ each(test, 'waitWhile and remainsTrueFor follow the core rules; a throwing condi
 each(test, 'loop: fixed rate, jitter stats, overruns skip ticks', async (t) => {
   const ticks = []
   for await (const tick of tn.loop(500, { count: 50 })) ticks.push(tick)
-  assert.deepEqual(ticks.slice(0, 3).map((x) => x.index), [0, 1, 2])
+  // Numbering counts skipped ticks: under load a tick may be skipped, never bunched.
+  assert.equal(ticks[0].index, 0)
+  for (let i = 1; i < ticks.length; i++) assert.equal(ticks[i].index, ticks[i - 1].index + 1 + ticks[i].missed)
   const lp = tn.loop(200, { duration: 100 })
   let n = 0
   for await (const _ of lp) n++
-  assert.equal(n, 20)
   const st = lp.stats()
-  assert.equal(st.ticks, 20)
+  assert.equal(n + st.overruns, 20, 'delivered plus skipped ticks fill the 100 ms at 200 Hz')
+  assert.equal(st.ticks, n)
   assert.ok(st.lateP50 <= st.lateP99 && st.lateP99 <= st.lateMax)
   const slow = tn.loop(1000, { count: 3 })
   const seen = []

@@ -203,14 +203,17 @@ def test_a_condition_that_raises_propagates(rig):
 
 def test_loop_holds_its_rate_and_reports_jitter():
     ticks = list(tn.loop(hz=500, count=100))
-    assert [t.index for t in ticks][:3] == [0, 1, 2]
+    # Numbering counts skipped ticks: under load a tick may be skipped, never bunched.
+    assert ticks[0].index == 0
+    assert all(b.index == a.index + 1 + b.missed for a, b in zip(ticks, ticks[1:]))
     assert ticks[-1].scheduled == pytest.approx(ticks[-1].index / 500, abs=1e-9)
     lp = tn.loop(hz=200, duration=0.1)
     t0 = time.monotonic()
     n = sum(1 for _ in lp)
-    assert n == 20 and time.monotonic() - t0 >= 0.095
+    assert time.monotonic() - t0 >= 0.095
     stats = lp.stats()
-    assert stats["ticks"] == 20 and stats["hz"] == pytest.approx(200)
+    assert n + stats["overruns"] == 20, "delivered plus skipped ticks fill the 100 ms at 200 Hz"
+    assert stats["ticks"] == n and stats["hz"] == pytest.approx(200)
     assert 0 <= stats["late_p50"] <= stats["late_p99"] <= stats["late_max"]
     # A body that overruns its period skips ticks instead of bunching them.
     slow = tn.loop(hz=1000, count=3)
