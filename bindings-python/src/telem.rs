@@ -445,6 +445,12 @@ impl NativeFrame {
         Some((start, end))
     }
 
+    /// Each series' alignment of `key` (`(domain << 32) | position` of its first sample),
+    /// one per array of [`NativeFrame::arrays`].
+    fn alignments(&self, key: ChannelKey) -> Vec<u64> {
+        self.parts(key).iter().map(|s| s.alignment().0).collect()
+    }
+
     /// Rust-side address of each series' buffer of `key` (for zero-copy checks).
     fn data_ptrs(&self, key: ChannelKey) -> Vec<usize> {
         self.parts(key).iter().map(|s| s.data().as_ptr() as usize).collect()

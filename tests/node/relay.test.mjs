@@ -23,6 +23,39 @@ each(test, 'for await receives live frames; close ends the iteration', async (t,
   await w.close()
 })
 
+each(test, 'live series carry their storage alignment and time range: a stream stitches onto a read', async (t, c) => {
+  const s = await stand(c)
+  const w = await c.openWriter({ start: 1n, channels: [s.pressure], autoCommit: false })
+  await w.write({ [s.time]: [1n, 2n, 3n], [s.pressure]: Float64Array.of(0, 1, 2) })
+  await w.commit()
+  const st = await c.openStreamer([s.pressure])
+  await w.write({ [s.time]: [10n, 11n], [s.pressure]: Float64Array.of(3, 4) })
+  await w.write({ [s.time]: [20n], [s.pressure]: Float64Array.of(5) })
+  await w.close()
+  const live = []
+  while (live.length < 2) live.push(...(await st.next()).seriesOf(s.pressure))
+  await st.close()
+  // Every sample as [alignment, value]: the read gives one series per stored run.
+  const samples = (series) => series.flatMap((x) => [...x.data].map((v, i) => [x.alignment + BigInt(i), v]))
+  const stored = samples((await c.read(undefined, [s.pressure])).seriesOf(s.pressure))
+  const base = stored[0][0]
+  assert.deepEqual(
+    live.map((x) => [x.alignment - base, x.timeRange.start, x.timeRange.end]),
+    [
+      [3n, 10n, 12n],
+      [5n, 20n, 21n],
+    ],
+  )
+  const streamed = samples(live)
+  const seen = new Set(streamed.map(([a]) => a))
+  const stitched = [...stored.filter(([a]) => !seen.has(a)), ...streamed]
+  assert.deepEqual(stitched, stored)
+  assert.deepEqual(
+    stitched.map(([, v]) => v),
+    [0, 1, 2, 3, 4, 5],
+  )
+})
+
 each(test, 'updateChannels changes what arrives without waiting for a frame', async (t, c) => {
   const a = await c.channels.create({ name: unique('va'), dataType: 'f64', virtual: true })
   const b = await c.channels.create({ name: unique('vb'), dataType: 'f64', virtual: true })

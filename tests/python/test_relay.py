@@ -202,3 +202,31 @@ def test_spinning_streamer_receives_and_rejects_bad_spin(stand, backend):
     for bad in (-1, 1_000_001):
         with pytest.raises(ValueError, match="spin_us"):
             stand.open_streamer(["valve_cmd"], spin_us=bad)
+
+
+def test_live_frames_stitch_onto_a_read_by_alignment(stand):
+    """Live series carry the alignment and time range storage gives them."""
+    t0 = int(tn.TimeStamp.now())
+    with stand.open_writer(t0, ["pressure"]) as w:
+        w.write({"time": stamps(t0, 4), "pressure": np.arange(4.0)})
+        w.commit()
+        with stand.open_streamer(["time", "pressure"]) as s:
+            w.write({"time": stamps(t0 + 4_000_000, 3), "pressure": [4.0, 5.0, 6.0]})
+            w.write({"time": stamps(t0 + 7_000_000, 2), "pressure": [7.0, 8.0]})
+            live = [s.read(timeout=5), s.read(timeout=5)]
+    stored = stand.read(None, ["pressure"])
+
+    def samples(frame):
+        """Every sample as (alignment, value): a read gives one series per stored run."""
+        return [(a + i, x) for a, arr in zip(frame.alignments("pressure"), frame.series("pressure")) for i, x in enumerate(arr)]
+
+    read = samples(stored)
+    base = read[0][0]
+    assert [[a - base for a in f.alignments("pressure")] for f in live] == [[4], [7]]
+    assert live[0].time_range("pressure") == tn.TimeRange(t0 + 4_000_000, t0 + 6_000_001)
+    assert live[1].time_range() == tn.TimeRange(t0 + 7_000_000, t0 + 8_000_001)
+    # Stitch: the read's samples the stream did not deliver, then the streamed ones.
+    streamed = [s for f in live for s in samples(f)]
+    seen = {a for a, _ in streamed}
+    stitched = [s for s in read if s[0] not in seen] + streamed
+    assert stitched == read and [x for _, x in stitched] == [float(i) for i in range(9)]

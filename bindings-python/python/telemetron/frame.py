@@ -85,13 +85,23 @@ class Frame(Mapping[str, Any]):
         """One zero-copy array (or list) per stored run of a channel."""
         return self._native.arrays(self._channel(key).key)
 
+    def alignments(self, key: ChannelLike) -> List[int]:
+        """Where each array of :meth:`series` sits in storage: ``(domain << 32) | position``
+        of its first sample. Reads and live frames of stored channels carry the same values,
+        so a sample read and the same sample streamed have the same alignment: a live
+        stream stitches onto a read by dropping the read's samples whose alignment the
+        stream already delivered. Series of virtual channels use domain ``2**32 - 1``;
+        reduced series carry 0."""
+        return self._native.alignments(self._channel(key).key)
+
     def samples(self, key: ChannelLike) -> int:
         """Number of samples of a channel."""
         return self._native.samples(self._channel(key).key)
 
     def time_range(self, key: Optional[ChannelLike] = None) -> Optional[TimeRange]:
         """The time covered by a channel's series (by every channel if ``key`` is None),
-        or None when unknown (live frames carry no time range)."""
+        or None when unknown. Live frames of stored channels carry the time range their
+        series get in storage."""
         keys = [self._channel(key).key] if key is not None else [c.key for c in self._channels]
         trs = [tr for tr in (self._native.time_range(k) for k in keys) if tr is not None and tr != (0, 0)]
         if not trs:

@@ -449,30 +449,43 @@ impl Writer {
         let hub = self.hub.clone();
         let cache = &mut self.cache;
         let channels = &self.channels;
+        let by_key = &self.by_key;
+        let stored = |k: &ChannelKey| by_key.get(k).is_some_and(|c| !c.is_virtual());
         // Queued for streamers under the region locks (storage order), woken after them.
+        // Stored series go out with the alignment and time range storage gives them, so a
+        // live stream stitches onto a read without gap or overlap.
         let mut tap = |t: Tap| {
-            if streams {
-                match t {
-                    // The whole frame: virtual channels' series are published with the stored ones.
-                    Tap::Valid => hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key)),
-                    Tap::Released => hub.relay.wake(cache),
+            if !streams {
+                return;
+            }
+            match t {
+                Tap::Valid(stamps) if hub.relay.wanted() => {
+                    // The whole frame: virtual channels' series go out with the stored ones.
+                    let mut stamps = stamps.iter();
+                    let aligned: Frame = frame
+                        .iter()
+                        .map(|(k, s)| match if stored(&k) { stamps.next() } else { None } {
+                            Some(&(a, tr)) => (k, s.clone().with_alignment(a).with_time_range(tr)),
+                            None => (k, s.clone()),
+                        })
+                        .collect();
+                    hub.relay.publish(&aligned, cache, &mut channels.iter().map(|c| c.key));
                 }
+                Tap::Valid(_) => {}
+                Tap::Released => hub.relay.wake(cache),
             }
         };
         match self.storage.as_mut() {
             Some(sw) if !has_virtual => sw.write(frame, &mut tap)?,
             Some(sw) => {
-                let persisted: Frame = frame
-                    .iter()
-                    .filter(|(k, _)| self.by_key.get(k).is_some_and(|c| !c.is_virtual()))
-                    .map(|(k, s)| (k, s.clone()))
-                    .collect();
+                let persisted: Frame = frame.iter().filter(|(k, _)| stored(k)).map(|(k, s)| (k, s.clone())).collect();
                 sw.write(&persisted, &mut tap)?;
             }
-            None => {
-                tap(Tap::Valid);
-                tap(Tap::Released);
+            None if streams => {
+                hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key));
+                hub.relay.wake(cache);
             }
+            None => {}
         }
         if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
             self.commit()?;

@@ -281,6 +281,12 @@ impl Relay {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// True when any streamer is open (a writer may skip preparing a frame for the relay
+    /// when this is false; [`Relay::publish`] checks it again).
+    pub(crate) fn wanted(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
     /// Queue `frame` for everyone who wants any of its channels, routing by the writer's
     /// plan in `cache` (rebuilt only when subscriptions changed), and skipping all work when
     /// nobody wants any of `writer_keys`. Nobody is woken yet: call [`Relay::wake`] with the

@@ -139,10 +139,15 @@ struct Group {
     last_ts_seen: Option<i64>,
 }
 
+/// Where a written series will sit in storage: its alignment and time range, the same a
+/// read of it returns.
+pub(crate) type Stamp = (Alignment, TimeRange);
+
 /// What [`StorageWriter::write`] tells its tap.
-pub(crate) enum Tap {
-    /// The frame is valid and will be stored; the region locks are held.
-    Valid,
+pub(crate) enum Tap<'a> {
+    /// The frame is valid and its positions are reserved; the region locks are held. One
+    /// stamp per series of the frame, in order (an empty series gets the default stamp).
+    Valid(&'a [Stamp]),
     /// The region locks are released.
     Released,
 }
@@ -247,9 +252,11 @@ impl StorageWriter {
         let regions: Vec<Arc<RegionDomain>> = active.iter().map(|w| w.region.clone()).collect();
         let mut guards: Vec<RegionGuard<'_>> = regions.iter().map(|r| r.state.lock()).collect();
         let new_last = self.check_timestamps(&active, &guards, &items)?;
-        // Valid: tap it off to the relay, then buffer. Nothing below rejects the frame.
-        tap(Tap::Valid);
+        // Valid: reserve, tap it off to the relay stamped with its storage positions, then
+        // buffer. Nothing below rejects the frame.
         let cursor = self.reserve(&active, &new_last, &mut guards);
+        let stamps = self.stamps(&items, &cursor);
+        tap(Tap::Valid(&stamps));
         drop(guards);
         tap(Tap::Released);
         for (w, last) in active.iter().zip(new_last) {
@@ -337,6 +344,30 @@ impl StorageWriter {
             rs.last_ts = Some(last);
         }
         cursor
+    }
+
+    /// Each series' alignment (from its slot's reserved position, advancing over the
+    /// slot's earlier series in the frame) and time range (the group's index timestamps at
+    /// those positions), in frame order.
+    fn stamps(&self, items: &[(usize, Series)], cursor: &[Option<(u32, u32)>]) -> Vec<Stamp> {
+        let mut at: Vec<u32> = vec![0; self.slots.len()];
+        items
+            .iter()
+            .map(|(slot, s)| {
+                let (Some(Some((domain, start))), Some(offset), false) = (cursor.get(*slot), at.get_mut(*slot), s.is_empty()) else {
+                    return Stamp::default();
+                };
+                let o = *offset;
+                *offset += s.len() as u32;
+                let index_slot = self.group(self.group_of.get(*slot).copied().unwrap_or_default()).index_slot;
+                let ts = |i: u32| index_ts(items, index_slot, i);
+                let tr = match (ts(o), ts(o + s.len() as u32 - 1)) {
+                    (Some(first), Some(last)) => TimeRange::new(TimeStamp(first), TimeStamp(last.saturating_add(1))),
+                    _ => TimeRange::default(),
+                };
+                (Alignment::new(*domain, start + o), tr)
+            })
+            .collect()
     }
 
     /// Phase 5: buffer the series at their reserved positions, writing out a slot's pending
@@ -559,6 +590,19 @@ impl Drop for StorageWriter {
 
 /// Claim an index channel for a writer over `[start, end)`: join the region of writers
 /// whose ranges overlap, or start a new one. Refused if the start falls inside stored data.
+/// The `i`-th timestamp of the frame's series of the index slot `index_slot` (taken in
+/// frame order, as the positions are).
+fn index_ts(items: &[(usize, Series)], index_slot: usize, mut i: u32) -> Option<i64> {
+    for (_, s) in items.iter().filter(|(slot, _)| *slot == index_slot) {
+        let ts = s.as_timestamps().ok()?;
+        match ts.get(i as usize) {
+            Some(&t) => return Some(t),
+            None => i -= ts.len() as u32,
+        }
+    }
+    None
+}
+
 fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp, end: TimeStamp) -> Result<Arc<RegionDomain>> {
     let mut st = store.state.lock();
     let range = TimeRange::new(start, end.max(TimeStamp(start.0.saturating_add(1))));
