@@ -8,7 +8,7 @@
 // A writer (the Node addon, in this process) writes 10 float64 channels at 1 kHz in 10 ms
 // batches; channel bench_0 carries the wall-clock time of its write (ms). The page, served
 // by a fresh `telemetron serve`, plots all 10. In the page, a requestAnimationFrame loop
-// counts the frames in which the plots got new data, and for each such frame takes the
+// counts the frames in which the plots were redrawn with new data, and for each such frame takes the
 // newest bench_0 value drawn: now - value is the time from the write to the plot.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'

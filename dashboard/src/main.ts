@@ -30,6 +30,8 @@ const state = {
   writer: undefined as Writer | undefined,
   control: new Map<number, { name: string; authority: number }>(),
   frames: 0,
+  /** Something to draw: new live data, a new plot, a new window, back to live. */
+  dirty: true,
 }
 ;(globalThis as unknown as { telemetron: typeof state }).telemetron = state
 
@@ -143,6 +145,7 @@ function addPlot(key: number) {
     box,
   )
   state.plots.set(key, { u, value })
+  state.dirty = true
   state.buffers.set(key, { t: [], v: [] })
 }
 
@@ -159,7 +162,8 @@ async function restream() {
     const i = state.channels.get(k)?.index
     if (i !== undefined) keys.add(i)
   }
-  const s = await client.openStreamer([...keys], { throttleHz: 30 })
+  // At most one merged frame per display refresh: drawing more often shows nothing new.
+  const s = await client.openStreamer([...keys], { throttleHz: 60 })
   state.streamer = s
   ;(async () => {
     for await (const f of s) take(f)
@@ -191,11 +195,14 @@ function take(f: Frame) {
     }
     const p = state.plots.get(key)
     if (p) p.value.textContent = String(b.v[b.v.length - 1])
+    state.dirty = true
   }
 }
 
+/** Redraw the live plots once per animation frame, and only when something changed. */
 function draw() {
-  if (state.live) {
+  if (state.live && state.dirty) {
+    state.dirty = false
     for (const [key, p] of state.plots) {
       const b = state.buffers.get(key)
       if (!b || !b.t.length) continue
@@ -367,9 +374,11 @@ async function main() {
   $('search').oninput = renderChannels
   ;($('window') as HTMLSelectElement).onchange = (e) => {
     state.windowS = Number((e.target as HTMLSelectElement).value)
+    state.dirty = true
   }
   $('live').onclick = () => {
     state.live = true
+    state.dirty = true
     ;($('live') as HTMLButtonElement).disabled = true
     $('mode').textContent = 'live'
   }
