@@ -346,3 +346,25 @@ fn flow_commands_manage_a_nodes_flows() {
     signal(&node, libc::SIGTERM);
     assert!(wait_exit(node).success());
 }
+
+/// A printing command whose reader goes away (`telemetron bench codecs | head -1`) ends as
+/// Unix tools do, killed by SIGPIPE, not with a panic on the failed write.
+#[test]
+fn a_printing_command_ends_quietly_when_its_reader_closes() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(BIN)
+        .args(["bench", "codecs", "--samples", "200000", "--runs", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("\"bench\":\"codecs\""), "{first}");
+    // The reader is dropped here, closing the pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

@@ -40,6 +40,7 @@
 // indexing. Tests may (see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod compress;
 mod format;
 mod index;
 mod lock;

@@ -38,6 +38,9 @@ pub enum BenchCommand {
     /// A long range reduced to a plot's worth of points (min-max and average), embedded and
     /// through a node on loopback: samples/s and bytes sent.
     Reduce(crate::bench_reduce::ReduceArgs),
+    /// Compression codecs (LZ4, Zstandard, byte shuffle, delta-of-delta, Pcodec) on
+    /// realistic sensor signals: size ratio and (de)compression throughput.
+    Codecs(crate::bench_codecs::CodecsArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -113,6 +116,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::StreamLatency(a) if a.common.url.is_some() => remote::stream_latency(&a).map(drop),
         BenchCommand::Observe(a) => crate::bench_observe::run(&a),
         BenchCommand::Reduce(a) => crate::bench_reduce::run(&a),
+        BenchCommand::Codecs(a) => crate::bench_codecs::run(&a),
         BenchCommand::Fanout(a) if a.common.url.is_some() => remote::fanout(&a),
         BenchCommand::ControlRtt(a) => remote::control_rtt(&a),
         BenchCommand::Flow(a) if a.common.url.is_some() => Err(no_remote("flow")),

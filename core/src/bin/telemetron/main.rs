@@ -1,6 +1,7 @@
 //! The `telemetron` command-line program.
 
 mod bench;
+mod bench_codecs;
 mod bench_flow;
 mod bench_live;
 mod bench_observe;
@@ -225,11 +226,27 @@ fn tune_allocator() {
     }
 }
 
+/// Printing commands (`bench`, `stream`, `channels`, `logs`, ...) end quietly when what
+/// reads their output goes away (`telemetron bench codecs | head`), as Unix tools do,
+/// instead of panicking on the failed write. Rust ignores SIGPIPE by default; this restores
+/// the default action. Sockets are unaffected (Rust sends with `MSG_NOSIGNAL`), and the
+/// long-running commands (`serve`, `demo`, `flow`) keep ignoring it.
+fn quiet_on_closed_stdout() {
+    // SAFETY: resetting a signal's disposition to its default is async-signal-safe and
+    // touches no memory; it runs before this command starts any thread of its own.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_) | Command::Flow(_)) {
+        quiet_on_closed_stdout();
+    }
     let r = match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::Bench(b) => bench::run(b),
