@@ -5,7 +5,7 @@
 //! Index-channel references also carry their first and last timestamp, so a time lookup is
 //! a binary search in memory followed by at most one binary search inside a chunk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -184,7 +184,12 @@ fn with_ts(mut c: ChunkRef, dt: DataType) -> Result<ChunkRef, StorageError> {
 /// The stored samples of one channel.
 #[derive(Debug, Default)]
 pub(crate) struct ChannelIndex {
-    pub domains: BTreeMap<u32, Domain>,
+    /// Domains by number. Changed only through the methods below, which keep `by_start`.
+    domains: BTreeMap<u32, Domain>,
+    /// Each non-empty domain as `(first timestamp, number)`. The domains of one index
+    /// never overlap in time, so those overlapping a time range are found by one ordered
+    /// walk instead of a scan of every domain (one per writer session).
+    by_start: BTreeSet<(i64, u32)>,
 }
 
 /// A piece of an index channel that falls in a time range. Its timestamps are loaded only
@@ -220,8 +225,80 @@ impl IndexPiece {
 }
 
 impl ChannelIndex {
+    /// Every domain, by number.
+    pub(crate) fn domains(&self) -> &BTreeMap<u32, Domain> {
+        &self.domains
+    }
+
+    /// One domain.
+    pub(crate) fn domain(&self, domain: u32) -> Option<&Domain> {
+        self.domains.get(&domain)
+    }
+
+    /// Insert a chunk into a domain; false if it overlaps a chunk there (nothing changes).
     pub(crate) fn insert(&mut self, domain: u32, c: ChunkRef) -> bool {
-        self.domains.entry(domain).or_default().insert(c)
+        self.change(domain, |d| d.insert(c)).unwrap_or(false)
+    }
+
+    /// Remove positions `[from, to)` of a domain for chunks committed before `seq` (see
+    /// [`Domain::remove`]); a domain left empty is dropped.
+    pub(crate) fn remove(&mut self, domain: u32, from: u32, to: u32, seq: u64, dt: DataType) -> Result<Vec<ChunkRef>, StorageError> {
+        if !self.domains.contains_key(&domain) {
+            return Ok(Vec::new());
+        }
+        self.change(domain, |d| d.remove(from, to, seq, dt)).unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// Run `f` on a domain (created empty if absent), keeping `by_start` in step and
+    /// dropping the domain if it is left empty.
+    fn change<R>(&mut self, domain: u32, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
+        let d = self.domains.entry(domain).or_default();
+        let before = d.time_range().map(|r| r.start.0);
+        let r = f(d);
+        let after = d.time_range().map(|r| r.start.0);
+        if after.is_none() {
+            self.domains.remove(&domain);
+        }
+        if before != after {
+            if let Some(b) = before {
+                self.by_start.remove(&(b, domain));
+            }
+            if let Some(a) = after {
+                self.by_start.insert((a, domain));
+            }
+        }
+        Some(r)
+    }
+
+    /// The time range of the domain holding time `t`, if one does.
+    pub(crate) fn containing(&self, t: i64) -> Option<TimeRange> {
+        let &(_, k) = self.by_start.range(..=(t, u32::MAX)).next_back()?;
+        self.domains.get(&k)?.time_range().filter(|r| r.contains(crate::telem::TimeStamp(t)))
+    }
+
+    /// The first timestamp of the earliest domain starting after `t`.
+    pub(crate) fn next_start_after(&self, t: i64) -> Option<i64> {
+        self.by_start.range((t.saturating_add(1), 0)..).next().map(|&(start, _)| start)
+    }
+
+    /// The domains overlapping `tr`, in time order: a walk back from the last domain that
+    /// starts before `tr.end`, stopping at the first that ends at or before `tr.start`
+    /// (domains never overlap in time, so every earlier one ends earlier still). O(log n +
+    /// the domains returned).
+    pub(crate) fn overlapping(&self, tr: TimeRange) -> Vec<(u32, &Domain)> {
+        let mut out = Vec::new();
+        for &(_, k) in self.by_start.range(..(tr.end.0, 0)).rev() {
+            let Some(d) = self.domains.get(&k) else { continue };
+            let Some(r) = d.time_range() else { continue };
+            if r.end.0 <= tr.start.0 {
+                break;
+            }
+            if r.overlaps(&tr) {
+                out.push((k, d));
+            }
+        }
+        out.reverse();
+        out
     }
 }
 
@@ -245,6 +322,56 @@ mod tests {
     }
 
     proptest! {
+        /// `ChannelIndex::overlapping` finds exactly the domains a scan of every domain finds,
+        /// in time order, while domains are numbered out of time order, grow, lose their
+        /// first chunk or disappear.
+        #[test]
+        fn overlapping_domains_match_a_scan(
+            spans in proptest::collection::vec((1i64..50, 1i64..50, 1u32..4), 1..30),
+            order in any::<u64>(),
+            drops in proptest::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..8),
+            queries in proptest::collection::vec((0i64..3_000, 0i64..300), 1..20),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let seg = Segment::create(dir.path(), 1, 1 << 20, Default::default()).unwrap();
+            let mut idx = ChannelIndex::default();
+            // Domains in time order, each after a gap, numbered in a scrambled order.
+            let mut t = 0i64;
+            let mut numbers: Vec<u32> = (0..spans.len() as u32).collect();
+            numbers.sort_by_key(|&k| (u64::from(k) ^ order).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            for (&(gap, len, chunks), &k) in spans.iter().zip(&numbers) {
+                t += gap;
+                for c in 0..chunks {
+                    let mut ch = chunk(&seg, c * 10, 10, 1);
+                    ch.first_ts = t + i64::from(c) * len;
+                    ch.last_ts = ch.first_ts + len - 1;
+                    prop_assert!(idx.insert(k, ch));
+                }
+                t += i64::from(chunks) * len;
+            }
+            for (which, whole) in drops {
+                let k = *which.get(&numbers);
+                // The first chunk only (the domain's start moves) or the whole domain.
+                idx.remove(k, 0, if whole { u32::MAX } else { 10 }, u64::MAX, DataType::U8).unwrap();
+            }
+            let starts: BTreeSet<(i64, u32)> = idx.domains().iter().filter_map(|(k, d)| Some((d.time_range()?.start.0, *k))).collect();
+            prop_assert_eq!(&idx.by_start, &starts, "by_start follows every change");
+            for (start, len) in queries {
+                let tr = TimeRange::from_nanos(start, start + len);
+                let ranges: Vec<TimeRange> = idx.domains().values().filter_map(Domain::time_range).collect();
+                prop_assert_eq!(idx.containing(start), ranges.iter().copied().find(|r| r.contains(tr.start)));
+                prop_assert_eq!(idx.next_start_after(start), ranges.iter().map(|r| r.start.0).filter(|&s| s > start).min());
+                let got: Vec<u32> = idx.overlapping(tr).into_iter().map(|(k, _)| k).collect();
+                let mut want: Vec<(i64, u32)> = idx
+                    .domains()
+                    .iter()
+                    .filter_map(|(k, d)| d.time_range().filter(|r| r.overlaps(&tr)).map(|r| (r.start.0, *k)))
+                    .collect();
+                want.sort_unstable();
+                prop_assert_eq!(got, want.into_iter().map(|(_, k)| k).collect::<Vec<_>>(), "query {:?}", tr);
+            }
+        }
+
         /// Inserting random chunks keeps the index sorted and non-overlapping (overlaps are
         /// refused), `pieces` returns exactly the covered positions of a window, and
         /// `remove` deletes exactly the older chunks' positions in its window.

@@ -220,7 +220,7 @@ impl Storage {
     pub(crate) fn remove_channel(&self, key: ChannelKey) {
         if let Some(store) = self.channels.write().remove(&key) {
             let st = store.state.lock();
-            let recs = st.chunks.domains.values().flat_map(|d| d.chunks.iter().map(|c| c.rec.clone())).collect::<Vec<_>>();
+            let recs = st.chunks.domains().values().flat_map(|d| d.chunks.iter().map(|c| c.rec.clone())).collect::<Vec<_>>();
             self.dead.push_all(recs);
         }
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::index::{ChunkRef, Domain, IndexPiece};
+use super::index::{ChunkRef, IndexPiece};
 use super::{ChannelStore, Storage, StorageError};
 use crate::channel::ChannelKey;
 use crate::telem::{Alignment, DataType, Frame, Series, TimeRange, TimeStamp};
@@ -46,13 +46,10 @@ impl ReadPlan {
 fn index_candidates(index: &ChannelStore, tr: TimeRange) -> Vec<(u32, ChunkRef)> {
     let st = index.state.lock();
     let mut out = Vec::new();
-    let mut domains: Vec<(&u32, &Domain)> =
-        st.chunks.domains.iter().filter(|(_, d)| d.time_range().is_some_and(|r| r.overlaps(&tr))).collect();
-    domains.sort_by_key(|(_, d)| d.time_range().map(|r| r.start));
-    for (k, d) in domains {
+    for (k, d) in st.chunks.overlapping(tr) {
         let start = d.chunks.partition_point(|c| c.last_ts < tr.start.0);
         for c in d.chunks.iter().skip(start).take_while(|c| c.first_ts < tr.end.0) {
-            out.push((*k, c.clone()));
+            out.push((k, c.clone()));
         }
     }
     out
@@ -114,7 +111,7 @@ pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
                 let st = m.state.lock();
                 pieces
                     .iter()
-                    .map(|p| st.chunks.domains.get(&p.domain).map(|d| d.pieces(p.chunk.pos, p.chunk.end())).unwrap_or_default())
+                    .map(|p| st.chunks.domain(p.domain).map(|d| d.pieces(p.chunk.pos, p.chunk.end())).unwrap_or_default())
                     .collect()
             };
             for (p, v) in pieces.iter_mut().zip(refs) {

@@ -62,8 +62,7 @@ pub(crate) fn plan_delete(storage: &Storage, tr: TimeRange, stores: &[Arc<Channe
                     continue;
                 }
                 let st = dep.state.lock();
-                let used =
-                    spans.iter().any(|(d, (from, to))| st.chunks.domains.get(d).is_some_and(|dom| !dom.pieces(*from, *to).is_empty()));
+                let used = spans.iter().any(|(d, (from, to))| st.chunks.domain(*d).is_some_and(|dom| !dom.pieces(*from, *to).is_empty()));
                 if used {
                     in_use.push(dep.name.clone());
                 }
@@ -93,12 +92,7 @@ pub(crate) fn apply_tombstones(storage: &Storage, tombstones: &[Tombstone]) -> R
     for t in tombstones {
         let Some(store) = storage.store(t.channel) else { continue };
         let mut st = store.state.lock();
-        if let Some(d) = st.chunks.domains.get_mut(&t.domain) {
-            dead.extend(d.remove(t.from, t.to, t.seq, store.data_type)?.into_iter().map(|c| c.rec));
-            if d.chunks.is_empty() {
-                st.chunks.domains.remove(&t.domain);
-            }
-        }
+        dead.extend(st.chunks.remove(t.domain, t.from, t.to, t.seq, store.data_type)?.into_iter().map(|c| c.rec));
     }
     storage.dead.push_all(dead);
     Ok(())

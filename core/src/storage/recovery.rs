@@ -331,9 +331,7 @@ impl Recovery<'_> {
             self.max_seq = self.max_seq.max(t.seq);
             if let Some(store) = self.stores.get(&t.channel) {
                 let mut st = store.state.lock();
-                if let Some(d) = st.chunks.domains.get_mut(&t.domain) {
-                    d.remove(t.from, t.to, t.seq, store.data_type).map_err(Error::from)?;
-                }
+                st.chunks.remove(t.domain, t.from, t.to, t.seq, store.data_type).map_err(Error::from)?;
             }
         }
         for (k, next) in &self.domains {

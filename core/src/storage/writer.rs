@@ -624,16 +624,12 @@ fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp, end: TimeStamp) -> R
         st.writers += 1;
         return Ok(r);
     }
+    if let Some(existing) = st.chunks.containing(start.0) {
+        return Err(WriteError::OverlapsCommitted { channel: store.name.clone(), start, existing }.into());
+    }
     let mut limit = range.end.0;
-    for d in st.chunks.domains.values() {
-        if let Some(tr) = d.time_range() {
-            if tr.contains(start) {
-                return Err(WriteError::OverlapsCommitted { channel: store.name.clone(), start, existing: tr }.into());
-            }
-            if tr.start > start {
-                limit = limit.min(tr.start.0);
-            }
-        }
+    if let Some(next) = st.chunks.next_start_after(start.0) {
+        limit = limit.min(next);
     }
     for r in &st.regions {
         if r.start > start.0 {
