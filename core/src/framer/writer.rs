@@ -454,12 +454,14 @@ impl Writer {
         // Queued for streamers under the region locks (storage order), woken after them.
         // Stored series go out with the alignment and time range storage gives them, so a
         // live stream stitches onto a read without gap or overlap.
+        // Stamps are worked out (under the region locks) only while some streamer is open.
+        let stamped = streams && hub.relay.wanted();
         let mut tap = |t: Tap| {
             if !streams {
                 return;
             }
             match t {
-                Tap::Valid(stamps) if hub.relay.wanted() => {
+                Tap::Valid(stamps) if stamped => {
                     // The whole frame: virtual channels' series go out with the stored ones.
                     let mut stamps = stamps.iter();
                     let aligned: Frame = frame
@@ -471,15 +473,17 @@ impl Writer {
                         .collect();
                     hub.relay.publish(&aligned, cache, &mut channels.iter().map(|c| c.key));
                 }
-                Tap::Valid(_) => {}
+                // Nobody was streaming when the write began; one who subscribed since still
+                // gets the frame (unstamped: this race is the only case without stamps).
+                Tap::Valid(_) => hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key)),
                 Tap::Released => hub.relay.wake(cache),
             }
         };
         match self.storage.as_mut() {
-            Some(sw) if !has_virtual => sw.write(frame, &mut tap)?,
+            Some(sw) if !has_virtual => sw.write(frame, stamped, &mut tap)?,
             Some(sw) => {
                 let persisted: Frame = frame.iter().filter(|(k, _)| stored(k)).map(|(k, s)| (k, s.clone())).collect();
-                sw.write(&persisted, &mut tap)?;
+                sw.write(&persisted, stamped, &mut tap)?;
             }
             None if streams => {
                 hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key));

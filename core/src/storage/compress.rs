@@ -129,6 +129,13 @@ impl Codec {
         }
         let size = dt.density().unwrap_or(1);
         let bytes = samples.checked_mul(size).ok_or_else(|| self.corrupt(dt, samples, "too many samples"))?;
+        let words = samples.checked_mul(8).ok_or_else(|| self.corrupt(dt, samples, "too many samples"))?;
+        // LZ4 allocates its output up front and never expands more than 255:1, so a claimed
+        // size beyond that is damage: refuse it before allocating. (Zstandard reserves
+        // fallibly and pcodec bounds its own allocation.)
+        if matches!(self, Codec::Lz4 | Codec::ShuffleLz4) && bytes / 255 > data.len().saturating_add(64) {
+            return Err(self.corrupt(dt, samples, format!("{} bytes cannot hold {samples} samples", data.len())));
+        }
         let bad = |e: &dyn fmt::Display| self.corrupt(dt, samples, e);
         let raw: Vec<u8> = match self {
             Codec::Raw => data.to_vec(),
@@ -137,11 +144,11 @@ impl Codec {
             Codec::Zstd(_) => zstd::bulk::decompress(data, bytes).map_err(|e| bad(&e))?,
             Codec::ShuffleZstd(_) => unshuffle(&zstd::bulk::decompress(data, bytes).map_err(|e| bad(&e))?, size),
             Codec::DeltaDeltaZstd(_) => {
-                let words = zstd::bulk::decompress(data, samples * 8).map_err(|e| bad(&e))?;
-                if words.len() != samples * 8 {
-                    return Err(bad(&format!("{} bytes of deltas for {samples} samples", words.len())));
+                let decoded = zstd::bulk::decompress(data, words).map_err(|e| bad(&e))?;
+                if decoded.len() != words {
+                    return Err(bad(&format!("{} bytes of deltas for {samples} samples", decoded.len())));
                 }
-                return narrow(&undelta_delta(&words), dt).ok_or_else(|| bad(&"a value out of the type's range"));
+                return narrow(&undelta_delta(&decoded), dt).ok_or_else(|| bad(&"a value out of the type's range"));
             }
             Codec::Pco(_) => return pco_decompress(dt, samples, data).map_err(|e| bad(&e)),
         };
@@ -375,6 +382,9 @@ mod tests {
                 // Flipped bits may still decode (to other samples); they must not panic.
                 let _ = c.decompress(s.data_type(), s.len(), &flipped);
                 assert!(c.decompress(s.data_type(), s.len() + 1, &z).is_err(), "{c}: a wrong count is refused");
+                for huge in [usize::MAX, usize::MAX / 8, usize::MAX / 8 + 1, 1 << 61, 1 << 40] {
+                    assert!(c.decompress(s.data_type(), huge, &z).is_err(), "{c}: {huge} samples are refused");
+                }
             }
         }
     }

@@ -151,11 +151,13 @@ impl Domain {
     /// Remove positions `[from, to)` for chunks committed before `seq`.
     /// Returns the references that lost samples (before trimming) for space reclaim.
     pub(crate) fn remove(&mut self, from: u32, to: u32, seq: u64, dt: DataType) -> Result<Vec<ChunkRef>, StorageError> {
+        // Built aside and swapped in at the end: if a trimmed piece cannot be read (its
+        // timestamps refreshed), the domain is left as it was, not emptied.
         let mut kept = Vec::with_capacity(self.chunks.len());
         let mut removed = Vec::new();
-        for c in self.chunks.drain(..) {
+        for c in &self.chunks {
             if c.end() <= from || c.pos >= to || c.seq >= seq {
-                kept.push(c);
+                kept.push(c.clone());
                 continue;
             }
             removed.push(c.clone());

@@ -239,12 +239,13 @@ impl StorageWriter {
         self.slots.get_mut(slot).expect("slot indices are handed out by add_slot and slots never shrink")
     }
 
-    /// Validate `frame` completely, call `tap` with [`Tap::Valid`] (the relay queues it for
-    /// streamers), reserve its positions, release the region locks and call `tap` with
+    /// Validate `frame` completely, reserve its positions, call `tap` with [`Tap::Valid`]
+    /// (the relay queues it for streamers; with `stamped`, each series' storage alignment
+    /// and time range, else no stamps), release the region locks and call `tap` with
     /// [`Tap::Released`] (the relay wakes the streamers), then buffer it. On error nothing
     /// is buffered or published. Regions are locked from validation to reservation, so
     /// writers sharing a region interleave whole frames, in storage and on the relay alike.
-    pub(crate) fn write(&mut self, frame: &Frame, tap: &mut dyn FnMut(Tap)) -> Result<()> {
+    pub(crate) fn write(&mut self, frame: &Frame, stamped: bool, tap: &mut dyn FnMut(Tap)) -> Result<()> {
         let (items, totals) = self.typed_series(frame)?;
         let mut active = self.written_groups(&totals)?;
         // Lock the regions in a global order (index key) so writers never deadlock.
@@ -255,7 +256,7 @@ impl StorageWriter {
         // Valid: reserve, tap it off to the relay stamped with its storage positions, then
         // buffer. Nothing below rejects the frame.
         let cursor = self.reserve(&active, &new_last, &mut guards);
-        let stamps = self.stamps(&items, &cursor);
+        let stamps = if stamped { self.stamps(&items, &cursor) } else { Vec::new() };
         tap(Tap::Valid(&stamps));
         drop(guards);
         tap(Tap::Released);
@@ -351,6 +352,13 @@ impl StorageWriter {
     /// those positions), in frame order.
     fn stamps(&self, items: &[(usize, Series)], cursor: &[Option<(u32, u32)>]) -> Vec<Stamp> {
         let mut at: Vec<u32> = vec![0; self.slots.len()];
+        // Each index slot's timestamp series in frame order, gathered once.
+        let mut index: HashMap<usize, Vec<&[i64]>> = HashMap::new();
+        for (slot, s) in items {
+            if let Ok(ts) = s.as_timestamps() {
+                index.entry(*slot).or_default().push(ts);
+            }
+        }
         items
             .iter()
             .map(|(slot, s)| {
@@ -360,7 +368,7 @@ impl StorageWriter {
                 let o = *offset;
                 *offset += s.len() as u32;
                 let index_slot = self.group(self.group_of.get(*slot).copied().unwrap_or_default()).index_slot;
-                let ts = |i: u32| index_ts(items, index_slot, i);
+                let ts = |i: u32| index.get(&index_slot).and_then(|parts| ts_at(parts, i));
                 let tr = match (ts(o), ts(o + s.len() as u32 - 1)) {
                     (Some(first), Some(last)) => TimeRange::new(TimeStamp(first), TimeStamp(last.saturating_add(1))),
                     _ => TimeRange::default(),
@@ -588,13 +596,9 @@ impl Drop for StorageWriter {
     }
 }
 
-/// Claim an index channel for a writer over `[start, end)`: join the region of writers
-/// whose ranges overlap, or start a new one. Refused if the start falls inside stored data.
-/// The `i`-th timestamp of the frame's series of the index slot `index_slot` (taken in
-/// frame order, as the positions are).
-fn index_ts(items: &[(usize, Series)], index_slot: usize, mut i: u32) -> Option<i64> {
-    for (_, s) in items.iter().filter(|(slot, _)| *slot == index_slot) {
-        let ts = s.as_timestamps().ok()?;
+/// The `i`-th timestamp across `parts` (an index slot's series of one frame, in order).
+fn ts_at(parts: &[&[i64]], mut i: u32) -> Option<i64> {
+    for ts in parts {
         match ts.get(i as usize) {
             Some(&t) => return Some(t),
             None => i -= ts.len() as u32,
@@ -603,6 +607,8 @@ fn index_ts(items: &[(usize, Series)], index_slot: usize, mut i: u32) -> Option<
     None
 }
 
+/// Claim an index channel for a writer over `[start, end)`: join the region of writers
+/// whose ranges overlap, or start a new one. Refused if the start falls inside stored data.
 fn claim_index(store: &Arc<ChannelStore>, start: TimeStamp, end: TimeStamp) -> Result<Arc<RegionDomain>> {
     let mut st = store.state.lock();
     let range = TimeRange::new(start, end.max(TimeStamp(start.0.saturating_add(1))));
