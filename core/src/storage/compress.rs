@@ -155,7 +155,8 @@ impl Codec {
         if raw.len() != bytes {
             return Err(bad(&format!("{} bytes for {bytes}", raw.len())));
         }
-        Series::from_bytes(dt, bytes::Bytes::from(raw)).map(aligned).map_err(|e| bad(&e))
+        // `from_bytes` copies a misaligned buffer once into an aligned one.
+        Series::from_bytes(dt, bytes::Bytes::from(raw)).map_err(|e| bad(&e))
     }
 }
 
@@ -172,11 +173,6 @@ fn is_integer(dt: DataType) -> bool {
             | DataType::I64
             | DataType::Timestamp
     )
-}
-
-/// A series whose buffer is aligned for its type (`Vec<u8>` is only byte-aligned).
-fn aligned(s: Series) -> Series {
-    Series::concat(&[s.clone(), Series::empty_of(s.data_type())]).unwrap_or(s)
 }
 
 /// Byte `k` of every sample together, for `k` in `0..size` (a trailing partial sample,
