@@ -1,16 +1,21 @@
 # One entry point for chores; CI (.ci/run) calls `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-rust test-loom test-node test-python test-dist dist check check-sdk bench fmt
+.PHONY: deps demo test test-rust test-loom test-node test-python test-dist dist check check-sdk bench fmt
+
+## Debian packages the build and tests need, installed when missing: protoc (the etcd-client
+## crate generates etcd's gRPC API at build time) and etcd (the cluster tests start their own).
+deps:
+	bash scripts/ensure-deps.sh
 
 ## Run the main job: a simulated test stand written and read back.
-demo:
+demo: deps
 	$(CARGO) run --release -p telemetron -- demo
 
 ## Run every test (what CI runs): the checks (fmt, clippy, SDK linters) first, as redb does.
 test: check test-rust test-loom test-node test-python test-dist
 
-test-rust:
+test-rust: deps
 	$(CARGO) build --release -p telemetron
 	$(CARGO) test -p telemetron --release
 
@@ -24,7 +29,7 @@ test-loom:
 ## rewritten) and builds the addon (prepare -> napi build --release), then node:test runs
 ## tests/node/ against an embedded engine and a `telemetron serve` node (the dashboard's
 ## tests drive Debian's Chromium, installed by scripts/ensure-chromium.sh when missing).
-test-node:
+test-node: deps
 	npm ci
 	bash scripts/ensure-chromium.sh
 	npm test
@@ -34,7 +39,7 @@ test-node:
 ## `telemetron serve` node, and executes notebooks/.
 PYTHON ?= python3
 VENV ?= .venv
-test-python:
+test-python: deps
 	$(CARGO) build --release -p telemetron
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -43,7 +48,7 @@ test-python:
 
 ## Packages as users install them: an abi3 manylinux wheel (maturin) and an npm tarball that
 ## carries the prebuilt addon, both in dist/. Both builds share target/ with the rest.
-dist:
+dist: deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet 'maturin>=1.16,<2'
 	rm -rf dist && mkdir -p dist
@@ -59,7 +64,7 @@ test-dist: dist
 ## Formatting and lints; then the engine alone (`default-features = false`: no server, no
 ## remote backend, no CLI) must build without warnings and without the network stack.
 ## The SDK layers are linted by check-sdk.
-check: check-sdk
+check: deps check-sdk
 	$(CARGO) fmt --all -- --check
 	$(PYTHON) scripts/check_unified.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -72,7 +77,7 @@ fmt:
 ## The SDK layers' lints (config in pyproject.toml and biome.json): ruff (lint and format)
 ## and mypy for the Python package, stubtest keeping `_native.pyi` true to the built
 ## extension (so `.[lint]` builds it), and biome for lib/ (tsc --strict runs in npm test).
-check-sdk:
+check-sdk: deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet '.[lint]'
 	$(VENV)/bin/ruff check

@@ -45,6 +45,8 @@ const BY_FAMILY = {
   auth: TransportError,
   server: TransportError,
   client: TransportError,
+  node: TransportError,
+  cluster: TransportError,
   flow: FlowError,
 }
 

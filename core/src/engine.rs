@@ -53,6 +53,10 @@ pub enum Change {
 pub struct Options {
     /// Storage tuning, including the default durability.
     pub storage: StorageOptions,
+    /// The channel keys this engine hands out (default `1..=u32::MAX`). A cluster node
+    /// gets its own block, `node << 24 | 1 ..= node << 24 | 0xFF_FFFF`, so a key names the
+    /// node that stores it (docs/cluster.md). Keys already in the catalog are kept.
+    pub channel_keys: Option<std::ops::RangeInclusive<ChannelKey>>,
 }
 
 #[derive(Debug)]
@@ -129,7 +133,7 @@ impl Engine {
         let lock = DirLock::acquire(&dir)?;
         tracing::debug!(key = "engine", lock = %lock.path().display(), "data directory locked");
         let catalog = Arc::new(Catalog::open(&dir.join("catalog.redb"))?);
-        let channels = Channels::open(catalog.clone())?;
+        let channels = Channels::open(catalog.clone(), options.channel_keys.clone().unwrap_or(1..=ChannelKey::MAX))?;
         let tombstones = load_tombstones(&catalog)?;
         let (storage, report) = open_storage(&dir, options.storage, &channels.list_all(), &tombstones)?;
         storage.start_background();
@@ -318,6 +322,44 @@ impl Engine {
         WeakEngine(Arc::downgrade(&self.inner))
     }
 
+    /// The channels that streamers of this engine want, in key order, and a generation that
+    /// moves whenever a streamer opens, closes or changes its channels (a cluster node's
+    /// peer taps follow it to stream channels stored on other nodes).
+    pub fn demand(&self) -> (u64, Vec<ChannelKey>) {
+        self.inner.hub.relay.demand()
+    }
+
+    /// Add or replace definitions of channels stored on other nodes of a cluster (their
+    /// keys are outside this engine's block): listed, retrieved and streamed like local
+    /// channels, reported on the change channel, never stored in this catalog; reads,
+    /// writes, renames and deletes of them are refused with `channel.elsewhere`. Returns
+    /// the definitions refused because a local channel holds the name or key.
+    pub fn mirror_channels(&self, channels: Vec<Channel>) -> Vec<Channel> {
+        self.inner.channels.mirror(channels)
+    }
+
+    /// Drop mirrored definitions (their channels were deleted on their node).
+    pub fn unmirror_channels(&self, keys: &[ChannelKey]) {
+        self.inner.channels.unmirror(keys);
+    }
+
+    /// Deliver a frame of mirrored channels, received from the node that stores them, to
+    /// this engine's streamers (a cluster node's peer taps). Nothing is stored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a channel of the frame is not a mirror (live data of
+    /// this engine's own channels comes only from its writers).
+    pub fn relay_mirrored(&self, frame: &Frame) -> Result<()> {
+        self.check_open()?;
+        if let Some(k) = frame.unique_keys().into_iter().find(|&k| !self.inner.channels.is_mirror(k)) {
+            return Err(Error::InvalidArgument {
+                reason: format!("channel {k} is not stored on another node; only its writers deliver its live data"),
+            });
+        }
+        self.inner.hub.relay.publish_now(frame);
+        Ok(())
+    }
+
     /// Relay counters: frames published, delivered, dropped for lag, streamers disconnected.
     pub fn relay_metrics(&self) -> RelayMetricsSnapshot {
         self.inner.hub.relay.snapshot()
@@ -379,6 +421,7 @@ impl Engine {
     /// start falls inside stored data.
     pub fn open_writer(&self, config: WriterConfig) -> Result<Writer> {
         self.check_open()?;
+        self.inner.channels.refuse_mirrors(&config.channels)?;
         let mut chans: Vec<Arc<Channel>> = Vec::new();
         for &k in &config.channels {
             let ch = self.inner.channels.get(k)?;
@@ -425,6 +468,7 @@ impl Engine {
     }
 
     fn plan(&self, keys: &[ChannelKey]) -> Result<ReadPlan> {
+        self.inner.channels.refuse_mirrors(keys)?;
         let mut stores = Vec::with_capacity(keys.len());
         for &k in keys {
             let ch = self.inner.channels.get(k)?;

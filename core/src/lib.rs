@@ -66,6 +66,8 @@
 mod catalog;
 pub mod channel;
 pub mod client;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub(crate) mod codes;
 pub mod control;
 mod engine;

@@ -104,6 +104,21 @@ pub enum NetError {
         /// The timeout.
         millis: u64,
     },
+    /// A node of the cluster that stores a channel asked for is not a live member (it died,
+    /// was cut off, or has not joined yet): its lease expired or it does not answer.
+    #[error("cluster node {node} is unavailable: {reason}; its channels come back when it rejoins (see `telemetron cluster status`)")]
+    NodeUnavailable {
+        /// The node's name (or number when its name is unknown).
+        node: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The cluster's coordination service (etcd) failed or refused a request.
+    #[error("cluster coordination failed: {reason}; check that etcd runs and is reachable (--cluster)")]
+    Coordination {
+        /// What failed.
+        reason: String,
+    },
     /// The node refused the request for another reason.
     #[error("the node failed: {reason}")]
     Server {
@@ -130,6 +145,8 @@ impl NetError {
             NetError::ServerShutdown => "server.shutdown",
             NetError::Busy { .. } => "server.busy",
             NetError::KeepAliveTimeout { .. } => "net.keepalive_timeout",
+            NetError::NodeUnavailable { .. } => "node.unavailable",
+            NetError::Coordination { .. } => "cluster.coordination",
             NetError::Server { .. } => "server.internal",
         }
     }
@@ -148,6 +165,8 @@ impl NetError {
         crate::codes::CodeInfo::new("auth.forbidden", "the user's role does not allow the request"),
         crate::codes::CodeInfo::new("net.tls", "TLS setup or handshake failed"),
         crate::codes::CodeInfo::new("server.shutdown", "the node is shutting down"),
+        crate::codes::CodeInfo::new("node.unavailable", "the cluster node that stores a channel is not a live member"),
+        crate::codes::CodeInfo::new("cluster.coordination", "the cluster's coordination service (etcd) failed"),
         crate::codes::CodeInfo::new("server.busy", "the node serves its limit of connections"),
         crate::codes::CodeInfo::new("net.keepalive_timeout", "the peer sent nothing for longer than the keep-alive timeout"),
         crate::codes::CodeInfo::new("server.internal", "the node failed for another reason"),

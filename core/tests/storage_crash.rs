@@ -57,7 +57,7 @@ fn child_writer() {
     let fixed_frame: Option<usize> = std::env::var(ENV_CHILD_FRAME).ok().map(|s| s.parse().expect("child: frame size"));
     // Small segments make writers move between segment files; large ones keep one file.
     let segment_size = [1u64 << 20, 8 << 20, 256 << 20][rng.range(0, 3) as usize];
-    let opts = Options { storage: StorageOptions { durability, segment_size, ..StorageOptions::default() } };
+    let opts = Options { storage: StorageOptions { durability, segment_size, ..StorageOptions::default() }, ..Options::default() };
     let engine = Engine::open_with(&dir, opts).expect("child: open the engine");
     let chans = engine
         .create_channels_with(

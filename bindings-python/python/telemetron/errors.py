@@ -81,6 +81,13 @@ class ChannelBusy(ChannelError):
     code = "channel.busy"
 
 
+class ChannelElsewhere(ChannelError):
+    """The channel is stored on another node of the cluster; read or write it through a
+    node, which forwards to the channel's node (``channel.elsewhere``)."""
+
+    code = "channel.elsewhere"
+
+
 # --- ranges -------------------------------------------------------------------------------
 class RangerError(TelemetronError):
     """A range operation failed (``range.*``); the core's ``ranger::RangerError``."""
@@ -430,6 +437,26 @@ class ServerInternal(ServerError):
     code = "server.internal"
 
 
+class ClusterError(NetError):
+    """A cluster node or the cluster's coordination failed (``node.*``, ``cluster.*``)."""
+
+    code = "cluster"
+
+
+class NodeUnavailable(ClusterError):
+    """The cluster node that stores a channel is down, cut off or has not joined; its
+    channels come back when it rejoins (``node.unavailable``)."""
+
+    code = "node.unavailable"
+
+
+class ClusterCoordination(ClusterError):
+    """The cluster's coordination service (etcd) failed or cannot be reached
+    (``cluster.coordination``)."""
+
+    code = "cluster.coordination"
+
+
 # --- flows --------------------------------------------------------------------------------
 class FlowError(TelemetronError):
     """Deploying, reconfiguring or running a flow failed (``flow.*``)."""
@@ -496,6 +523,8 @@ _FAMILY = {
     "protocol": ProtocolError,
     "auth": AuthError,
     "server": ServerError,
+    "node": ClusterError,
+    "cluster": ClusterError,
     "flow": FlowError,
 }
 

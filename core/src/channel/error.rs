@@ -77,6 +77,18 @@ pub enum ChannelError {
         /// The channel.
         name: String,
     },
+    /// The channel is stored on another node of the cluster (its leaseholder, node
+    /// `key >> 24`): this engine holds only its definition.
+    #[error(
+        "channel {name:?} (key {key}) is stored on cluster node {}; read, write, rename or delete it through a node of the cluster (a node forwards to the channel's leaseholder), not this engine directly",
+        key >> 24
+    )]
+    Elsewhere {
+        /// The channel.
+        name: String,
+        /// Its key.
+        key: ChannelKey,
+    },
     /// The metadata catalog failed or is closed; converts to the umbrella error of the
     /// storage error's code (`engine.metadata`, `engine.closed`).
     #[error(transparent)]
@@ -94,6 +106,7 @@ impl ChannelError {
             ChannelError::IndexNotTimestamp { .. } | ChannelError::NotAnIndex { .. } => "channel.invalid_index",
             ChannelError::IndexInUse { .. } => "channel.index_in_use",
             ChannelError::Busy { .. } => "channel.busy",
+            ChannelError::Elsewhere { .. } => "channel.elsewhere",
             ChannelError::Storage(e) => e.code(),
         }
     }
@@ -106,5 +119,6 @@ impl ChannelError {
         CodeInfo::new("channel.invalid_index", "an index is not a timestamp channel, or a data channel names a non-index as its index"),
         CodeInfo::new("channel.index_in_use", "an index channel still has data channels bound to it"),
         CodeInfo::new("channel.busy", "an open writer holds the channel"),
+        CodeInfo::new("channel.elsewhere", "the channel is stored on another node of the cluster; go through a node"),
     ];
 }

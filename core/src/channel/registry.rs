@@ -20,6 +20,9 @@ const MAX_NAME_LEN: usize = 255;
 struct Cache {
     by_key: HashMap<ChannelKey, Arc<Channel>>,
     by_name: HashMap<String, ChannelKey>,
+    /// Keys of channels stored on another node of a cluster ([`Channels::mirror`]): in
+    /// `by_key` and `by_name` like any other, never in the catalog.
+    mirrors: std::collections::HashSet<ChannelKey>,
 }
 
 /// Create, retrieve, rename and delete channels.
@@ -28,6 +31,8 @@ struct Cache {
 /// in-memory cache; changes are durable catalog transactions.
 pub struct Channels {
     catalog: Arc<Catalog>,
+    /// The keys this registry hands out (all of `1..` alone; a cluster node's own block).
+    keys: std::ops::RangeInclusive<ChannelKey>,
     cache: RwLock<Cache>,
     /// Told of every change to user channels after it is durable, while the cache lock is
     /// still held, so changes are reported in the order they happened.
@@ -76,7 +81,7 @@ impl Channels {
         }
     }
 
-    pub(crate) fn open(catalog: Arc<Catalog>) -> Result<Channels> {
+    pub(crate) fn open(catalog: Arc<Catalog>, keys: std::ops::RangeInclusive<ChannelKey>) -> Result<Channels> {
         let mut cache = Cache::default();
         let txn = catalog.read()?;
         let table = txn.open_table(CHANNELS).map_err(meta_err)?;
@@ -87,7 +92,7 @@ impl Channels {
             cache.by_key.insert(ch.key, Arc::new(ch));
         }
         tracing::debug!(key = "channels", channels = table.len().unwrap_or(0), "channel registry loaded");
-        Ok(Channels { catalog, cache: RwLock::new(cache), on_change: std::sync::OnceLock::new() })
+        Ok(Channels { catalog, keys, cache: RwLock::new(cache), on_change: std::sync::OnceLock::new() })
     }
 
     /// Create several channels in one transaction: all are created or none.
@@ -107,7 +112,8 @@ impl Channels {
         let mut created: Vec<Channel> = Vec::new();
         {
             let mut meta = txn.open_table(META).map_err(meta_err)?;
-            let mut next = meta.get(NEXT_CHANNEL_KEY).map_err(meta_err)?.map_or(1, |v| v.value());
+            let stored = meta.get(NEXT_CHANNEL_KEY).map_err(meta_err)?.map_or(1, |v| v.value());
+            let mut next = stored.max(u64::from(*self.keys.start()));
             let mut table = txn.open_table(CHANNELS).map_err(meta_err)?;
             let mut names = txn.open_table(CHANNEL_NAMES).map_err(meta_err)?;
             for spec in batch {
@@ -128,7 +134,9 @@ impl Channels {
                     return Err(ChannelError::NameTaken { name: spec.name, existing: c.key });
                 }
                 let kind = self.resolve_kind(&spec, &cache, &created)?;
-                let key = u32::try_from(next).map_err(|_| StorageError::Metadata { reason: "channel keys exhausted".into() })?;
+                let key = u32::try_from(next).ok().filter(|k| self.keys.contains(k)).ok_or_else(|| StorageError::Metadata {
+                    reason: format!("channel keys exhausted (this registry hands out {:?})", self.keys),
+                })?;
                 next += 1;
                 let ch = Channel {
                     key,
@@ -273,6 +281,9 @@ impl Channels {
         validate_name(new_name)?;
         let mut cache = self.cache.write();
         let old = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
+        if cache.mirrors.contains(&key) {
+            return Err(ChannelError::Elsewhere { name: old.name.clone(), key });
+        }
         if old.name == new_name {
             return Ok((*old).clone());
         }
@@ -307,6 +318,9 @@ impl Channels {
         let mut removed = Vec::new();
         for &key in keys {
             let ch = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
+            if cache.mirrors.contains(&key) {
+                return Err(ChannelError::Elsewhere { name: ch.name.clone(), key });
+            }
             if ch.is_index() {
                 let dependents: Vec<String> = cache
                     .by_key
@@ -337,5 +351,75 @@ impl Channels {
         }
         self.report(ChannelChange::Deleted { keys: removed.iter().filter(|c| !c.internal).map(|c| c.key).collect() });
         Ok(removed)
+    }
+
+    /// True when `key` is a channel stored on another node of the cluster (a mirror).
+    pub fn is_mirror(&self, key: ChannelKey) -> bool {
+        self.cache.read().mirrors.contains(&key)
+    }
+
+    /// The first of `keys` that is a mirror, as the error to return for a local operation
+    /// on it (reads, writes and deletes of data go to the channel's node).
+    pub(crate) fn refuse_mirrors(&self, keys: &[ChannelKey]) -> Result<()> {
+        let cache = self.cache.read();
+        if cache.mirrors.is_empty() {
+            return Ok(());
+        }
+        match keys.iter().find(|k| cache.mirrors.contains(k)) {
+            Some(&key) => Err(ChannelError::Elsewhere { name: cache.by_key.get(&key).map(|c| c.name.clone()).unwrap_or_default(), key }),
+            None => Ok(()),
+        }
+    }
+
+    /// Add or replace definitions of channels stored on other nodes (cluster mode): they are
+    /// listed, searched and retrieved like local ones and reported on the change channel,
+    /// but never written to the catalog, and reads, writes and deletes of their data are
+    /// refused here ([`ChannelError::Elsewhere`]). A mirror whose name a local channel holds
+    /// is not added and is returned (the cluster's name registry makes that a race that
+    /// one side has lost).
+    pub(crate) fn mirror(&self, channels: Vec<Channel>) -> Vec<Channel> {
+        let mut cache = self.cache.write();
+        let (mut created, mut renamed, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        for ch in channels {
+            let holder = cache.by_name.get(&ch.name).copied();
+            if holder.is_some_and(|k| k != ch.key) {
+                refused.push(ch);
+                continue;
+            }
+            if cache.by_key.contains_key(&ch.key) && !cache.mirrors.contains(&ch.key) {
+                refused.push(ch);
+                continue;
+            }
+            match cache.by_key.get(&ch.key).cloned() {
+                Some(old) if *old == ch => continue,
+                Some(old) => {
+                    cache.by_name.remove(&old.name);
+                    renamed.push(ch.clone());
+                }
+                None => created.push(ch.clone()),
+            }
+            cache.mirrors.insert(ch.key);
+            cache.by_name.insert(ch.name.clone(), ch.key);
+            cache.by_key.insert(ch.key, Arc::new(ch));
+        }
+        self.report(ChannelChange::Created { channels: created });
+        self.report(ChannelChange::Renamed { channels: renamed });
+        refused
+    }
+
+    /// Drop mirrored definitions (their channels were deleted on their node). Keys that are
+    /// not mirrors are ignored.
+    pub(crate) fn unmirror(&self, keys: &[ChannelKey]) {
+        let mut cache = self.cache.write();
+        let mut gone = Vec::new();
+        for key in keys {
+            if cache.mirrors.remove(key)
+                && let Some(ch) = cache.by_key.remove(key)
+            {
+                cache.by_name.remove(&ch.name);
+                gone.push(*key);
+            }
+        }
+        self.report(ChannelChange::Deleted { keys: gone });
     }
 }

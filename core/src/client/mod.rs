@@ -65,6 +65,8 @@ mod remote;
 /// (`ConnectOptions::ca_cert` or the web's roots). The OTLP exporter dials with it too.
 #[cfg(feature = "remote")]
 pub(crate) use remote::Endpoint;
+#[cfg(feature = "remote")]
+pub use remote::{RelayedMessage, RelayedStream};
 mod changes;
 mod sequence;
 mod streamer;
@@ -583,6 +585,24 @@ impl Client {
             Backend::Embedded(e) => Ok(ClientIterator { inner: IteratorInner::Embedded(e.open_iterator(config)?) }),
             #[cfg(feature = "remote")]
             Backend::Remote(r) => Ok(ClientIterator { inner: IteratorInner::Remote(remote::RemoteIterator::open(&r.http, config).await?) }),
+        }
+    }
+
+    /// Open a raw `writer` or `iterator` stream on the node, to relay another client's
+    /// messages to it unchanged (a cluster node passing a stream on to the node that stores
+    /// its channels, docs/cluster.md). Remote clients only.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on an embedded client or for another kind; as
+    /// [`Client::open_writer`] for the connection.
+    #[cfg(feature = "remote")]
+    pub async fn relay_stream(&self, kind: &str) -> Result<RelayedStream> {
+        if !matches!(kind, "writer" | "iterator") {
+            return Err(crate::Error::InvalidArgument { reason: format!("only writer and iterator streams are relayed, not {kind:?}") });
+        }
+        match self.backend()? {
+            Backend::Embedded(_) => Err(crate::Error::InvalidArgument { reason: "an embedded client has no stream to relay to".into() }),
+            Backend::Remote(r) => RelayedStream::open(&r.http, kind).await,
         }
     }
 

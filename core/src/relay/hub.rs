@@ -281,6 +281,15 @@ impl Relay {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// The generation of the demand table (it moves whenever a subscription changes) and
+    /// the channels some subscriber wants, in key order.
+    pub(crate) fn demand(&self) -> (u64, Vec<ChannelKey>) {
+        let t = self.table.read();
+        let mut keys: Vec<ChannelKey> = t.by_channel.keys().copied().collect();
+        keys.sort_unstable();
+        (self.generation.load(Ordering::Acquire), keys)
+    }
+
     /// True when any streamer is open (a writer may skip preparing a frame for the relay
     /// when this is false; [`Relay::publish`] checks it again).
     pub(crate) fn wanted(&self) -> bool {

@@ -47,7 +47,10 @@ pub(crate) fn status(code: &str) -> StatusCode {
         | "write.channel_busy"
         | "control.unauthorized"
         | "flow.name_taken" => StatusCode::CONFLICT,
-        "engine.closed" | "server.shutdown" | "server.busy" => StatusCode::SERVICE_UNAVAILABLE,
+        "engine.closed" | "server.shutdown" | "server.busy" | "node.unavailable" | "cluster.coordination" => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        "channel.elsewhere" => StatusCode::MISDIRECTED_REQUEST,
         c if c.starts_with("storage.") || c == "engine.metadata" || c == "server.internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -314,6 +317,11 @@ async fn login(State(s): St, body: Body) -> Reply<LoginResponse> {
 }
 
 async fn channels_create(State(s): St, body: Body) -> Reply<ChannelList> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: CreateChannels = parse_json(&body_bytes(&s, body).await?)?;
+        return Ok(Json(ChannelList { channels: c.create_channels(q.channels, q.retrieve_if_name_exists).await? }));
+    }
     call(&s, body, |e, q: CreateChannels| Ok(ChannelList { channels: e.create_channels_with(q.channels, q.retrieve_if_name_exists)? }))
         .await
 }
@@ -342,14 +350,30 @@ async fn channels_search(State(s): St, body: Body) -> Reply<ChannelList> {
 }
 
 async fn channels_rename(State(s): St, body: Body) -> Reply<ChannelOne> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: RenameChannel = parse_json(&body_bytes(&s, body).await?)?;
+        return Ok(Json(ChannelOne { channel: c.rename_channel(q.key, &q.name).await? }));
+    }
     call(&s, body, |e, q: RenameChannel| Ok(ChannelOne { channel: e.rename_channel(q.key, &q.name)? })).await
 }
 
 async fn channels_delete(State(s): St, body: Body) -> Reply<Empty> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: Keys = parse_json(&body_bytes(&s, body).await?)?;
+        c.delete_channels(&q.keys).await?;
+        return Ok(Json(Empty {}));
+    }
     call(&s, body, |e, q: Keys| e.delete_channels(&q.keys).map(|_| Empty {})).await
 }
 
 async fn channels_time_range(State(s): St, body: Body) -> Reply<Extent> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: Key = parse_json(&body_bytes(&s, body).await?)?;
+        return Ok(Json(Extent { range: c.time_range(q.key).await? }));
+    }
     call(&s, body, |e, q: Key| Ok(Extent { range: e.time_range(q.key)? })).await
 }
 
@@ -401,6 +425,11 @@ async fn meta_delete(State(s): St, body: Body) -> Reply<Empty> {
 /// files), so a large read never builds its whole encoding in the node's memory.
 async fn frames_read(State(s): St, body: Body) -> std::result::Result<Response, ApiError> {
     let q: ReadFrames = parse_json(&body_bytes(&s, body).await?)?;
+    #[cfg(feature = "cluster")]
+    if let Some(c) = s.config.cluster.as_ref().filter(|c| q.keys.iter().any(|k| !c.is_local(*k))) {
+        let f = c.read(q.range, &q.keys, q.reduce).await?;
+        return Ok(frame_response(codec::encoded_len(&f), codec::encode_chunks(&f)));
+    }
     let (len, chunks) = blocking(&s, move |e| {
         let f = match &q.reduce {
             Some(r) => e.read_reduced(q.range, &q.keys, r)?,
@@ -409,8 +438,13 @@ async fn frames_read(State(s): St, body: Body) -> std::result::Result<Response, 
         Ok((codec::encoded_len(&f), codec::encode_chunks(&f)))
     })
     .await?;
+    Ok(frame_response(len, chunks))
+}
+
+/// A frame's encoding, `len` bytes in `chunks`, as a response body.
+fn frame_response(len: usize, chunks: Vec<Bytes>) -> Response {
     let body = Body::from_stream(futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::convert::Infallible>)));
-    Ok(([(header::CONTENT_TYPE, FRAME_CONTENT_TYPE.to_string()), (header::CONTENT_LENGTH, len.to_string())], body).into_response())
+    ([(header::CONTENT_TYPE, FRAME_CONTENT_TYPE.to_string()), (header::CONTENT_LENGTH, len.to_string())], body).into_response()
 }
 
 async fn frames_write(State(s): St, Extension(Principal(user)): Extension<Principal>, RawQuery(query): RawQuery, body: Body) -> Reply<End> {
@@ -422,6 +456,11 @@ async fn frames_write(State(s): St, Extension(Principal(user)): Extension<Princi
         .and_then(|v| v.parse::<i64>().ok())
         .ok_or_else(|| NetError::protocol("frames/write needs ?start=<nanoseconds>"))?;
     let frame = codec::decode(body_bytes(&s, body).await?).map_err(|e| NetError::protocol(format!("undecodable frame: {e}")))?;
+    #[cfg(feature = "cluster")]
+    if let Some(c) = s.config.cluster.as_ref().filter(|c| frame.unique_keys().iter().any(|k| !c.is_local(*k))) {
+        permit_writes(&s.engine, &user, &frame.unique_keys())?;
+        return Ok(Json(End { end: c.write_at(TimeStamp(start), frame, user.max_authority).await? }));
+    }
     Ok(Json(End {
         end: blocking(&s, move |e| {
             permit_writes(&e, &user, &frame.unique_keys())?;
@@ -433,6 +472,12 @@ async fn frames_write(State(s): St, Extension(Principal(user)): Extension<Princi
 }
 
 async fn frames_delete(State(s): St, body: Body) -> Reply<Empty> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: RangeOfKeys = parse_json(&body_bytes(&s, body).await?)?;
+        c.delete(q.range, &q.keys).await?;
+        return Ok(Json(Empty {}));
+    }
     call(&s, body, |e, q: RangeOfKeys| e.delete(q.range, &q.keys).map(|_| Empty {})).await
 }
 

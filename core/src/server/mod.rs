@@ -49,6 +49,8 @@ mod tls;
 mod ws_iterator;
 mod ws_open;
 mod ws_pipeline;
+#[cfg(feature = "cluster")]
+mod ws_relay;
 mod ws_session;
 mod ws_streamer;
 mod ws_writer;
@@ -126,6 +128,11 @@ pub struct ServerConfig {
     /// Instrumentation: the node's name, levels, and self-telemetry channels
     /// (`docs/observability.md`).
     pub observe: ObserveConfig,
+    /// The cluster this node belongs to (feature `cluster`): channel operations, reads and
+    /// deletes of other nodes' channels are routed to them, and creates register names
+    /// cluster-wide (docs/cluster.md).
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// How a node observes itself.
@@ -159,6 +166,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             write_stall_timeout: Duration::from_secs(300),
             observe: ObserveConfig::default(),
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 }

@@ -14,6 +14,17 @@ use crate::protocol::{WireError, codec, parse_json};
 pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
     let _live = state.shutdown.live();
     let Some((mut s, config)) = open::<IteratorKind>(&state, Session::new(&state, socket)).await else { return };
+    #[cfg(feature = "cluster")]
+    if let Some(c) = state.config.cluster.clone() {
+        match c.route_stream(&config.channels) {
+            Ok(None) => {}
+            Ok(Some(node)) => {
+                let open = IteratorRequest::Open { config };
+                return super::ws_relay::relay::<IteratorKind>(state.clone(), s, c, node, open, None).await;
+            }
+            Err(e) => return end::<IteratorKind>(s, Ending::violation(e)).await,
+        }
+    }
     let mut it = match heavy(|| state.engine.open_iterator(config)) {
         Ok(it) => it,
         Err(e) => return end::<IteratorKind>(s, Ending::violation(e)).await,

@@ -140,6 +140,20 @@ impl Session {
         }
     }
 
+    /// Send a JSON message given as its text (relayed from another node); false if the
+    /// client is gone.
+    pub(crate) async fn send_text(&mut self, text: Bytes) -> bool {
+        match String::from_utf8(text.to_vec()) {
+            Ok(s) => self.tx.send(Message::Text(s.into())).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Send a binary frame already in a buffer; false if the client is gone.
+    pub(crate) async fn send_bytes(&mut self, data: Bytes) -> bool {
+        self.tx.send(Message::Binary(data)).await.is_ok()
+    }
+
     /// Send a binary frame; false if the client is gone.
     pub(crate) async fn send_frame(&mut self, data: Vec<u8>) -> bool {
         self.tx.send(Message::Binary(Bytes::from(data))).await.is_ok()

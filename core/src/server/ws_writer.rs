@@ -82,6 +82,18 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     if let Err(e) = allowed {
         return end::<WriterKind>(s, Ending::violation(e)).await;
     }
+    #[cfg(feature = "cluster")]
+    if let Some(c) = state.config.cluster.clone() {
+        match c.route_stream(&config.channels) {
+            Ok(None) => {}
+            Ok(Some(node)) => {
+                let close = bytes::Bytes::from(serde_json::to_vec(&WriterRequest::Close { commit: true }).expect("close serializes"));
+                let open = WriterRequest::Open { config };
+                return super::ws_relay::relay::<WriterKind>(state.clone(), s, c, node, open, Some(close)).await;
+            }
+            Err(e) => return end::<WriterKind>(s, Ending::violation(e)).await,
+        }
+    }
     let writer = match heavy(|| state.engine.open_writer(config)) {
         Ok(w) => w,
         Err(e) => return end::<WriterKind>(s, Ending::violation(e)).await,

@@ -23,6 +23,7 @@ pub fn code<T: std::fmt::Debug>(r: telemetron::Result<T>) -> &'static str {
 pub fn test_options() -> Options {
     Options {
         storage: StorageOptions { durability: Durability::None, reclaim_interval: Duration::from_secs(3600), ..StorageOptions::default() },
+        ..Options::default()
     }
 }
 

@@ -17,6 +17,7 @@ use telemetron::{Engine, Options};
 pub fn test_options() -> Options {
     Options {
         storage: StorageOptions { durability: Durability::None, reclaim_interval: Duration::from_secs(3600), ..StorageOptions::default() },
+        ..Options::default()
     }
 }
 

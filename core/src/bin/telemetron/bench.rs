@@ -127,6 +127,9 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::Ingest(a) => ingest(&a),
         BenchCommand::Read(a) => read(&a),
         BenchCommand::Commit(a) => commit(&a),
+        BenchCommand::StreamLatency(a) if a.stream_url.is_some() => {
+            Err(Error::InvalidArgument { reason: "--stream-url needs --url (the writer's node)".into() })
+        }
         BenchCommand::StreamLatency(a) => crate::bench_live::stream_latency(&a),
         BenchCommand::Fanout(a) => crate::bench_live::fanout(&a),
         BenchCommand::ControlHandoff(a) => crate::bench_live::control_handoff(&a),
@@ -194,7 +197,7 @@ impl IngestFrames {
 }
 
 pub fn open(dir: &Path, durability: Durability) -> Result<Engine, Error> {
-    Engine::open_with(dir, Options { storage: StorageOptions { durability, ..StorageOptions::default() } })
+    Engine::open_with(dir, Options { storage: StorageOptions { durability, ..StorageOptions::default() }, ..Options::default() })
 }
 
 pub fn emit(json: bool, row: serde_json::Value, table: impl FnOnce() -> String) {

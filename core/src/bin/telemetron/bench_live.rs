@@ -37,6 +37,11 @@ pub struct LatencyArgs {
     /// does) instead of in a runtime task.
     #[arg(long)]
     pub blocking_streamer: bool,
+    /// With --url only: open the streamer on this node instead (in a cluster, the writer's
+    /// node stores the channel and this one streams it through a peer tap;
+    /// docs/cluster.md).
+    #[arg(long)]
+    pub stream_url: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }

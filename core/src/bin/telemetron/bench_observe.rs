@@ -150,6 +150,7 @@ pub fn run(a: &ObserveArgs) -> Result<(), Error> {
         spin_us: 0,
         block_on_writer: false,
         blocking_streamer: false,
+        stream_url: None,
         common: quiet(url),
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -67,6 +67,22 @@ async fn another(c: &Common, first: &Client) -> Result<Client, Error> {
     if c.url.is_some() { Ok(client(c).await?.0) } else { Ok(first.clone()) }
 }
 
+/// Open a streamer on another node of a cluster: retried until the node has mirrored the
+/// channels just created, then given time for its peer tap to open (the tapper looks at
+/// the demand every 5 ms and connects once), so no measured frame is written before it.
+async fn open_on_peer(c: &Client, cfg: StreamerConfig) -> Result<telemetron::client::ClientStreamer, Error> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        match c.open_streamer(cfg.clone()).await {
+            Ok(s) => break s,
+            Err(e) if e.code() == "channel.not_found" && Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => return Err(e),
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(s)
+}
+
 /// Channel names unique to this process and run, so runs never collide on a node.
 fn tag(run: usize) -> String {
     format!("bench{}_{}_{run}", std::process::id(), TimeStamp::now().0 % 1_000_000_000)
@@ -188,7 +204,10 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<Vec<f64>, Error> {
     for run in 0..a.common.runs {
         let p50 = rt.block_on(async {
             let (c, _scratch) = client(&a.common).await?;
-            let c2 = another(&a.common, &c).await?;
+            let c2 = match &a.stream_url {
+                Some(url) => client(&Common { url: Some(url.clone()), ..a.common.clone() }).await?.0,
+                None => another(&a.common, &c).await?,
+            };
             let t = tag(run);
             let ch = c
                 .create_channels(
@@ -200,7 +219,7 @@ pub fn stream_latency(a: &LatencyArgs) -> Result<Vec<f64>, Error> {
             let base = Instant::now();
             let sent: Arc<Vec<AtomicU64>> = Arc::new((0..a.frames).map(|_| AtomicU64::new(0)).collect());
             let cfg = StreamerConfig { capacity: a.frames + 16, spin_us: a.spin_us, ..StreamerConfig::new(vec![v, ti]) };
-            let mut s = c2.open_streamer(cfg).await?;
+            let mut s = if a.stream_url.is_some() { open_on_peer(&c2, cfg).await? } else { c2.open_streamer(cfg).await? };
             let (sent2, n) = (sent.clone(), a.frames);
             // Latencies of the frames in one receive result; false at the end of the stream.
             let take = move |r: Result<Option<Frame>, Error>, lat: &mut Vec<f64>| match r {

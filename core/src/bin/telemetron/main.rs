@@ -8,6 +8,7 @@ mod bench_observe;
 mod bench_reduce;
 mod bench_remote;
 mod bench_remote_fanout;
+mod cluster;
 mod demo;
 mod export;
 mod flow;
@@ -45,7 +46,7 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Run a node: serve a data directory over the network (`--demo` adds a live,
     /// simulated test stand).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print live values of channels from a node.
     Stream(stream::StreamArgs),
     /// Write channels of a node or a data directory to a Parquet or CSV file, in bounded
@@ -62,6 +63,10 @@ enum Command {
     /// Users and roles of a data directory: add, list, remove, passwd (docs/protocol.md §2).
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// A cluster of nodes (`serve --cluster`): its members, leases and channel placement
+    /// (docs/cluster.md).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// List the channels of a data directory.
     Channels {
         /// The data directory.
@@ -250,13 +255,14 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::Bench(b) => bench::run(b),
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Stream(a) => stream::run(a),
         Command::Export(a) => export::run(a),
         Command::Flow(c) => flow::run(c),
         Command::Observe(a) => observe::run(a),
         Command::Logs(a) => observe::logs(a),
         Command::Users(c) => users::run(c),
+        Command::Cluster(c) => cluster::run(c),
         Command::Channels { data } => list_channels(&data),
     };
     match r {

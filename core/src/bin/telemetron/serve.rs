@@ -68,9 +68,28 @@ pub struct ServeArgs {
     /// stored on their own threads).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// The node's name in its metrics (the `service.instance.id` resource attribute).
+    /// The node's name: in its metrics (the `service.instance.id` resource attribute) and,
+    /// with --cluster, in the cluster (unique there; letters, digits, '-', '_', '.').
     #[arg(long, default_value = "telemetron")]
     pub name: String,
+    /// Join a cluster coordinated by etcd at these client URLs (comma-separated, e.g.
+    /// http://127.0.0.1:2379): channels created here are stored here and seen by every
+    /// node; other nodes' channels are read and streamed through this node
+    /// (docs/cluster.md).
+    #[arg(long, value_delimiter = ',')]
+    pub cluster: Vec<String>,
+    /// With --cluster: the URL peers and clients reach this node at (default: http(s)://
+    /// the --listen address).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// With --cluster: seconds the node's lease lives without a keep-alive; a node that
+    /// dies or is cut off leaves the cluster this long after its last keep-alive.
+    #[arg(long, default_value_t = 5.0)]
+    pub lease_ttl: f64,
+    /// With --cluster: the root of this cluster's keys in etcd (clusters sharing an etcd
+    /// use different prefixes).
+    #[arg(long, default_value = "/telemetron")]
+    pub cluster_prefix: String,
     /// What the node logs: off, basic (warnings and lifecycle events) or detailed (also
     /// each writer, streamer and request). `--log` or TELEMETRON_LOG, if given, stands
     /// until the level is changed at runtime (`telemetron observe --logs`).
@@ -191,7 +210,15 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         max_files: a.log_files,
     };
     crate::buffer_early_logs();
-    let options = Options { storage: StorageOptions { durability: a.durability, ..StorageOptions::default() } };
+    let cluster_config = cluster_config(&a)?;
+    let identity = match &cluster_config {
+        Some(c) => Some(telemetron::cluster::identify(c, &a.data).await?),
+        None => None,
+    };
+    let options = Options {
+        storage: StorageOptions { durability: a.durability, ..StorageOptions::default() },
+        channel_keys: identity.as_ref().map(|i| telemetron::cluster::node_keys(i.node)),
+    };
     let engine = Engine::open_with(&a.data, options)?;
     // Only now: the engine holds the directory's lock, so no other node writes these files.
     match logs.open() {
@@ -221,6 +248,17 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         },
         ..ServerConfig::default()
     };
+    let cluster = match (cluster_config, identity) {
+        (Some(c), Some(id)) => match telemetron::cluster::Cluster::start(c, id, engine.clone()).await {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                let _ = engine.close();
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
+    let config = ServerConfig { cluster: cluster.clone(), ..config };
 
     let server = match serve(engine.clone(), config).await {
         Ok(s) => s,
@@ -244,6 +282,9 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         }
     }
     println!("telemetron serving {} at {}", a.data.display(), server.url());
+    if let Some(c) = &cluster {
+        println!("cluster node {:?} (number {}), etcd {}", c.name(), c.node(), a.cluster.join(","));
+    }
     if a.demo {
         println!("demo test stand running: pressure_1, pressure_2, temperature_1, temperature_2, valve_state at 1 kHz; valve_cmd");
         println!("watch it live:  telemetron stream pressure_1 valve_state --url {}", server.url());
@@ -267,9 +308,37 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     if let Some(s) = sim {
         tokio::task::spawn_blocking(move || s.stop()).await.map_err(|e| Error::InvalidArgument { reason: e.to_string() })??;
     }
+    // Leave first (the lease is revoked, so peers stop routing here at once), then close.
+    if let Some(c) = &cluster {
+        c.leave().await;
+    }
     server.shutdown().await?;
     eprintln!("stopped; data is in {}", a.data.display());
     Ok(())
+}
+
+/// The cluster settings of `serve`, when --cluster is given.
+fn cluster_config(a: &ServeArgs) -> Result<Option<telemetron::cluster::ClusterConfig>, Error> {
+    if a.cluster.is_empty() {
+        return Ok(None);
+    }
+    if !(a.lease_ttl >= 1.0 && a.lease_ttl <= 600.0) {
+        return Err(Error::InvalidArgument {
+            reason: format!("--lease-ttl {} must be between 1 and 600 seconds (etcd counts whole seconds)", a.lease_ttl),
+        });
+    }
+    if a.listen.port() == 0 && a.advertise.is_none() {
+        return Err(Error::InvalidArgument {
+            reason: "--cluster needs a fixed --listen port (peers must find this node) or an explicit --advertise URL".into(),
+        });
+    }
+    let scheme = if a.cert.is_some() { "https" } else { "http" };
+    let advertise = a.advertise.clone().unwrap_or_else(|| format!("{scheme}://{}", a.listen));
+    let mut c = telemetron::cluster::ClusterConfig::new(a.cluster.clone(), a.name.clone(), advertise);
+    c.lease_ttl = Duration::from_secs_f64(a.lease_ttl);
+    c.prefix = a.cluster_prefix.clone();
+    c.token = a.token.first().cloned();
+    Ok(Some(c))
 }
 
 /// Deploy one `--flow` file into the node's flows (it runs on the node's own engine).

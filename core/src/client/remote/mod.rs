@@ -3,11 +3,14 @@
 
 mod http;
 mod iterator;
+mod relayed;
 mod streamer;
 mod transport;
 mod validate;
 mod writer;
 mod ws;
+
+pub use relayed::{RelayedMessage, RelayedStream};
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,301 @@
+//! The cluster-wide channel catalog: definitions and reserved names in etcd, mirrored into
+//! every node's engine.
+//!
+//! A channel is created on its leaseholder's engine first (durable, with a key from that
+//! node's block), then its name is reserved and its definition put in etcd in one
+//! transaction. If another node reserved the name first, the local channels of the batch
+//! are deleted again and the caller gets `channel.name_taken`, naming the other channel;
+//! if etcd cannot be reached, they are deleted and the caller gets `cluster.coordination`.
+//! Either way nothing half-created stays behind.
+
+use std::time::Duration;
+
+use etcd_client::{Compare, CompareOp, EventType, TxnOp, WatchStream};
+
+use super::{Cluster, leaseholder};
+use crate::channel::{Channel, ChannelError, ChannelKey, IndexRef, NewChannel};
+use crate::error::{Error, Result};
+use crate::net::NetError;
+
+fn def_key(c: &Cluster, key: ChannelKey) -> String {
+    format!("{}/channels/{key:010}", c.inner.config.prefix.trim_end_matches('/'))
+}
+
+fn name_key(c: &Cluster, name: &str) -> String {
+    format!("{}/names/{name}", c.inner.config.prefix.trim_end_matches('/'))
+}
+
+impl Cluster {
+    /// Put this node's channels that etcd does not list yet (created while etcd was
+    /// unreachable is not possible, so these are channels of a node joining its first
+    /// cluster, or whose etcd data was lost).
+    pub(super) async fn register_local_channels(&self) -> Result<()> {
+        let mut coord = self.inner.coord.lock().await;
+        let prefix = name_key(self, "");
+        let got = coord
+            .client()
+            .get(prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| super::coord::etcd_err("reading channel names", e))?;
+        let holders: std::collections::HashMap<String, ChannelKey> = got
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key_str().ok()?.strip_prefix(prefix.as_str())?.to_string(), kv.value_str().ok()?.parse().ok()?)))
+            .collect();
+        for ch in self.inner.engine.channels().list() {
+            if self.inner.engine.channels().is_mirror(ch.key) {
+                continue;
+            }
+            match holders.get(&ch.name) {
+                Some(&k) if k == ch.key => continue,
+                Some(&holder) => {
+                    tracing::error!(key = "cluster", channel = ch.key, name = %ch.name, holder,
+                        "another node's channel has this name in the cluster; rename one of them (this one stays local-only until then)");
+                    continue;
+                }
+                None => {}
+            }
+            let txn = etcd_client::Txn::new().when([Compare::version(name_key(self, &ch.name), CompareOp::Equal, 0)]).and_then([
+                TxnOp::put(name_key(self, &ch.name), ch.key.to_string(), None),
+                TxnOp::put(def_key(self, ch.key), serde_json::to_vec(&*ch).expect("a channel serializes"), None),
+            ]);
+            let r = coord.client().txn(txn).await.map_err(|e| super::coord::etcd_err("registering channels", e))?;
+            if !r.succeeded() {
+                tracing::error!(key = "cluster", channel = ch.key, name = %ch.name,
+                    "another node took this name while this node joined; rename one of them (this one stays local-only until then)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirror the definitions of other nodes' channels (`full`: the whole list, so mirrors
+    /// missing from it are dropped).
+    pub(super) fn apply_channels(&self, defs: Vec<Channel>, full: bool) {
+        let foreign: Vec<Channel> = defs.into_iter().filter(|c| !self.is_local(c.key)).collect();
+        if full {
+            let listed: std::collections::HashSet<ChannelKey> = foreign.iter().map(|c| c.key).collect();
+            let stale: Vec<ChannelKey> = self
+                .inner
+                .engine
+                .channels()
+                .list()
+                .iter()
+                .filter(|c| self.inner.engine.channels().is_mirror(c.key) && !listed.contains(&c.key))
+                .map(|c| c.key)
+                .collect();
+            self.inner.engine.unmirror_channels(&stale);
+        }
+        for refused in self.inner.engine.mirror_channels(foreign) {
+            tracing::error!(key = "cluster", channel = refused.key, name = %refused.name,
+                "a local channel holds this name; the other node's channel is not visible here until one is renamed");
+        }
+    }
+
+    /// Create channels for a client of this node. Data channels are stored with their
+    /// index: a batch whose data channels name an index stored on another node is created
+    /// there (forwarded whole); a batch cannot mix indexes of several nodes.
+    ///
+    /// # Errors
+    /// As [`crate::Engine::create_channels_with`]; `channel.name_taken` for a name another
+    /// node holds; `cluster.coordination` when etcd fails (nothing is left created);
+    /// `node.unavailable` when the batch belongs to a node that is down.
+    pub async fn create_channels(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+        let mut homes: Vec<u8> = Vec::new();
+        for spec in &batch {
+            let index = match &spec.index {
+                Some(IndexRef::Key(k)) => Some(*k),
+                Some(IndexRef::Name(n)) => self.inner.engine.channels().by_name(n).ok().map(|c| c.key),
+                None => None,
+            };
+            if let Some(k) = index.filter(|k| !self.is_local(*k)) {
+                homes.push(leaseholder(k));
+            }
+        }
+        homes.sort_unstable();
+        homes.dedup();
+        match homes.as_slice() {
+            [] => self.create_here(batch, retrieve_if_name_exists).await,
+            [node] => {
+                let peer = self.peer(*node).await?;
+                let r = peer.create_channels(batch, retrieve_if_name_exists).await.map_err(|e| self.peer_failed(*node, e))?;
+                self.mirror_now(&r);
+                Ok(r)
+            }
+            many => Err(Error::InvalidArgument {
+                reason: format!(
+                    "this batch binds data channels to indexes stored on {} different nodes ({many:?}); a data channel is stored with its index, so create one batch per index's node",
+                    many.len()
+                ),
+            }),
+        }
+    }
+
+    /// Mirror definitions just created on a peer, so the caller can use them at once
+    /// (the watch brings the same definitions a moment later).
+    fn mirror_now(&self, channels: &[Channel]) {
+        let foreign: Vec<Channel> = channels.iter().filter(|c| !self.is_local(c.key)).cloned().collect();
+        self.inner.engine.mirror_channels(foreign);
+    }
+
+    async fn create_here(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+        let engine = self.inner.engine.clone();
+        let before: std::collections::HashSet<ChannelKey> = engine.channels().list_all().iter().map(|c| c.key).collect();
+        let created = tokio::task::spawn_blocking(move || engine.create_channels_with(batch, retrieve_if_name_exists))
+            .await
+            .map_err(|e| NetError::Server { reason: format!("create failed: {e}") })??;
+        let new: Vec<&Channel> = created.iter().filter(|c| !before.contains(&c.key)).collect();
+        if new.is_empty() {
+            return Ok(created);
+        }
+        let mut compares = Vec::new();
+        let mut puts = Vec::new();
+        for c in &new {
+            compares.push(Compare::version(name_key(self, &c.name), CompareOp::Equal, 0));
+            puts.push(TxnOp::put(name_key(self, &c.name), c.key.to_string(), None));
+            puts.push(TxnOp::put(def_key(self, c.key), serde_json::to_vec(c).expect("a channel serializes"), None));
+        }
+        let txn = etcd_client::Txn::new().when(compares).and_then(puts);
+        let outcome = async {
+            let mut coord = self.inner.coord.lock().await;
+            let r = coord.client().txn(txn).await.map_err(|e| super::coord::etcd_err("reserving channel names", e))?;
+            if r.succeeded() {
+                return Ok(None);
+            }
+            // Which name is taken, and by whom?
+            for c in &new {
+                let got = coord
+                    .client()
+                    .get(name_key(self, &c.name), None)
+                    .await
+                    .map_err(|e| super::coord::etcd_err("reserving channel names", e))?;
+                if let Some(holder) = got.kvs().first().and_then(|kv| kv.value_str().ok()?.parse::<ChannelKey>().ok()) {
+                    return Ok(Some(ChannelError::NameTaken { name: c.name.clone(), existing: holder }));
+                }
+            }
+            Ok(Some(ChannelError::InvalidDefinition {
+                name: new[0].name.clone(),
+                reason: "a name of this batch was taken and freed while it was created; try again".into(),
+            }))
+        };
+        let outcome: Result<Option<ChannelError>> = tokio::time::timeout(Duration::from_secs(10), outcome).await.unwrap_or_else(|_| {
+            Err(NetError::Coordination { reason: "etcd did not answer in 10 s while channel names were reserved".into() }.into())
+        });
+        let failure: Error = match outcome {
+            Ok(None) => return Ok(created),
+            Ok(Some(taken)) => taken.into(),
+            Err(e) => e,
+        };
+        let keys: Vec<ChannelKey> = new.iter().map(|c| c.key).collect();
+        let engine = self.inner.engine.clone();
+        let undo = tokio::task::spawn_blocking(move || engine.delete_channels(&keys)).await;
+        if !matches!(undo, Ok(Ok(()))) {
+            tracing::error!(key = "cluster", error = ?undo, "could not delete channels whose cluster registration failed");
+        }
+        Err(failure)
+    }
+
+    /// Rename a channel: on its leaseholder, then in etcd (the new name reserved, the old
+    /// one freed). A name another node holds is refused and the local rename undone.
+    ///
+    /// # Errors
+    /// As [`crate::Engine::rename_channel`]; `node.unavailable`; `cluster.coordination`.
+    pub async fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
+        if !self.is_local(key) {
+            let node = leaseholder(key);
+            let r = self.peer(node).await?.rename_channel(key, name).await.map_err(|e| self.peer_failed(node, e))?;
+            self.mirror_now(std::slice::from_ref(&r));
+            return Ok(r);
+        }
+        let old = self.inner.engine.channels().get(key)?;
+        let engine = self.inner.engine.clone();
+        let new_name = name.to_string();
+        let renamed = tokio::task::spawn_blocking(move || engine.rename_channel(key, &new_name))
+            .await
+            .map_err(|e| NetError::Server { reason: format!("rename failed: {e}") })??;
+        if renamed.name == old.name {
+            return Ok(renamed);
+        }
+        let txn = etcd_client::Txn::new().when([Compare::version(name_key(self, name), CompareOp::Equal, 0)]).and_then([
+            TxnOp::put(name_key(self, name), key.to_string(), None),
+            TxnOp::delete(name_key(self, &old.name), None),
+            TxnOp::put(def_key(self, key), serde_json::to_vec(&renamed).expect("a channel serializes"), None),
+        ]);
+        let r = self.inner.coord.lock().await.client().txn(txn).await;
+        let failure: Error = match r {
+            Ok(r) if r.succeeded() => return Ok(renamed),
+            Ok(_) => {
+                let holder = self.inner.coord.lock().await.client().get(name_key(self, name), None).await.ok();
+                let existing = holder.and_then(|g| g.kvs().first().and_then(|kv| kv.value_str().ok()?.parse().ok())).unwrap_or(0);
+                ChannelError::NameTaken { name: name.to_string(), existing }.into()
+            }
+            Err(e) => super::coord::etcd_err("renaming a channel", e),
+        };
+        let engine = self.inner.engine.clone();
+        let back = old.name.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.rename_channel(key, &back)).await;
+        Err(failure)
+    }
+
+    /// Delete channels: each on its leaseholder, then from etcd.
+    ///
+    /// # Errors
+    /// As [`crate::Engine::delete_channels`]; `node.unavailable`; `cluster.coordination`.
+    pub async fn delete_channels(&self, keys: &[ChannelKey]) -> Result<()> {
+        for (node, group) in self.by_node(keys) {
+            if node == self.node() {
+                let defs: Vec<Channel> =
+                    group.iter().filter_map(|k| self.inner.engine.channels().get(*k).ok()).map(|c| (*c).clone()).collect();
+                let engine = self.inner.engine.clone();
+                let ks = group.clone();
+                tokio::task::spawn_blocking(move || engine.delete_channels(&ks))
+                    .await
+                    .map_err(|e| NetError::Server { reason: format!("delete failed: {e}") })??;
+                let ops: Vec<TxnOp> = defs
+                    .iter()
+                    .flat_map(|c| [TxnOp::delete(name_key(self, &c.name), None), TxnOp::delete(def_key(self, c.key), None)])
+                    .collect();
+                self.inner.coord.lock().await.client().txn(etcd_client::Txn::new().and_then(ops)).await.map_err(|e| {
+                    super::coord::etcd_err("deleting channel definitions (the channels are deleted on their node; their names stay reserved until this succeeds)", e)
+                })?;
+            } else {
+                self.peer(node).await?.delete_channels(&group).await.map_err(|e| self.peer_failed(node, e))?;
+                self.inner.engine.unmirror_channels(&group);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keep the mirrors current. A broken watch (etcd restarted) is replaced by a full read
+/// (which drops mirrors deleted meanwhile) and a fresh watch.
+pub(super) async fn watch_channels(cluster: Cluster, mut watch: WatchStream) {
+    loop {
+        while let Ok(Some(r)) = watch.message().await {
+            for ev in r.events() {
+                let Some(kv) = ev.kv() else { continue };
+                match ev.event_type() {
+                    EventType::Put => {
+                        if let Ok(c) = serde_json::from_slice::<Channel>(kv.value()) {
+                            cluster.apply_channels(vec![c], false);
+                        }
+                    }
+                    EventType::Delete => {
+                        let key: Option<ChannelKey> = kv.key_str().ok().and_then(|k| k.rsplit('/').next()?.parse().ok());
+                        if let Some(k) = key.filter(|k| !cluster.is_local(*k)) {
+                            cluster.inner.engine.unmirror_channels(&[k]);
+                        }
+                    }
+                }
+            }
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let again = async { cluster.inner.coord.lock().await.channels().await };
+            if let Ok((defs, w)) = again.await {
+                cluster.apply_channels(defs, true);
+                watch = w;
+                break;
+            }
+        }
+    }
+}

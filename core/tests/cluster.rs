@@ -1,0 +1,500 @@
+//! Cluster mode with real parts: an etcd server (Debian's `etcd-server`, installed by
+//! `scripts/ensure-deps.sh`) and three `telemetron serve --cluster` processes on loopback,
+//! driven through the ordinary remote client. Nodes are killed with SIGKILL and stopped
+//! with SIGSTOP, as a crash or a cut-off would.
+
+mod node_proc;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use telemetron::channel::{ChannelKey, NewChannel};
+use telemetron::relay::StreamerConfig;
+use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
+use telemetron::{Client, ConnectOptions};
+
+use node_proc::{BIN, free_port, spawn_serve};
+
+/// An etcd server on free loopback ports, with its data in `dir`; killed on drop.
+struct Etcd {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+    ports: (u16, u16),
+}
+
+impl Etcd {
+    fn start(dir: &Path) -> Etcd {
+        Etcd::start_on(dir, (free_port(), free_port()))
+    }
+
+    fn start_on(dir: &Path, (client, peer): (u16, u16)) -> Etcd {
+        let url = format!("http://127.0.0.1:{client}");
+        let child = Command::new("etcd")
+            .args(["--data-dir", dir.to_str().unwrap()])
+            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-cluster", &format!("default=http://127.0.0.1:{peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd runs (scripts/ensure-deps.sh installs Debian's etcd-server)");
+        let etcd = Etcd { child, url, dir: dir.to_path_buf(), ports: (client, peer) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not listen within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+}
+
+impl Etcd {
+    /// Kill etcd (SIGKILL) and start it again on the same ports and data.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (dir, ports) = (self.dir.clone(), self.ports);
+        *self = Etcd::start_on(&dir, ports);
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One `telemetron serve --cluster` process.
+struct Node {
+    name: String,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn start(etcd: &Etcd, root: &Path, name: &str) -> Node {
+        let mut n = Node { name: name.to_string(), dir: root.join(name), port: free_port(), child: None };
+        n.restart(etcd);
+        n
+    }
+
+    fn restart(&mut self, etcd: &Etcd) {
+        let args = ["--data", self.dir.to_str().unwrap(), "--cluster", &etcd.url, "--name", &self.name, "--lease-ttl", "2"];
+        self.child = Some(spawn_serve(&format!("127.0.0.1:{}", self.port), &args, Stdio::null()));
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: signalling a child process this test started.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            // A stopped node must be continued to die.
+            // SAFETY: signalling a child process this test started.
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+        }
+        self.kill();
+    }
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    etcd: Etcd,
+    nodes: Vec<Node>,
+}
+
+fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(&dir.path().join("etcd"));
+    let nodes = ["daq-1", "daq-2", "daq-3"].iter().map(|n| Node::start(&etcd, dir.path(), n)).collect();
+    Cluster { _dir: dir, etcd, nodes }
+}
+
+async fn client(node: &Node) -> Client {
+    telemetron::connect(&node.url(), ConnectOptions::default()).await.unwrap()
+}
+
+/// Retry `f` until it returns Some, for at most `secs` seconds.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(secs: u64, what: &str, mut f: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn status(etcd: &Etcd) -> serde_json::Value {
+    let out = Command::new(BIN).args(["cluster", "status", "--json", "--channels", "--etcd", &etcd.url]).output().unwrap();
+    assert!(out.status.success(), "cluster status failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// An index and one f64 channel named `<prefix>_time` / `<prefix>_value`, created through `c`.
+async fn sensor(c: &Client, prefix: &str) -> (ChannelKey, ChannelKey) {
+    let ch = c
+        .create_channels(
+            vec![
+                NewChannel::index(format!("{prefix}_time")),
+                NewChannel::data(format!("{prefix}_value"), DataType::F64, format!("{prefix}_time")),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    (ch[0].key, ch[1].key)
+}
+
+fn samples(time: ChannelKey, value: ChannelKey, from: i64, n: usize) -> Frame {
+    let ts: Vec<i64> = (0..n as i64).map(|i| from + i * 1_000).collect();
+    let vs: Vec<f64> = (0..n).map(|i| from as f64 + i as f64).collect();
+    Frame::new().with(time, Series::timestamps(ts)).with(value, Series::from_vec(vs))
+}
+
+fn values(f: &Frame, key: ChannelKey) -> Vec<f64> {
+    f.concat(key).unwrap().map(|s| s.as_slice::<f64>().unwrap().to_vec()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_created_on_any_node_are_seen_by_every_node_with_one_owner() {
+    let cl = cluster();
+    let (c1, c2, c3) = (client(&cl.nodes[0]).await, client(&cl.nodes[1]).await, client(&cl.nodes[2]).await);
+    let (time, value) = sensor(&c2, "chamber").await;
+
+    // The key's top byte names the node that stores it: daq-2's number.
+    let st = status(&cl.etcd);
+    let number = st["nodes"]["daq-2"].as_u64().unwrap() as u32;
+    assert_eq!(time >> 24, number);
+    assert_eq!(value >> 24, number);
+    assert_eq!(st["members"].as_array().unwrap().len(), 3, "{st}");
+    let placed: Vec<u64> = st["placement"].as_array().unwrap().iter().map(|p| p["key"].as_u64().unwrap()).collect();
+    assert!(placed.contains(&u64::from(value)), "{st}");
+
+    // Every node retrieves, lists and searches it, by name and by key.
+    for c in [&c1, &c3] {
+        let got = eventually(10, "the mirror", || async { c.channel("chamber_value").await.ok() }).await;
+        assert_eq!((got.key, got.data_type), (value, DataType::F64));
+        assert!(c.search_channels("chamber").await.unwrap().iter().any(|ch| ch.key == time));
+    }
+
+    // Names are unique cluster-wide: another node cannot take it, and nothing is left behind.
+    let err = c3.create_channels(vec![NewChannel::index("chamber_time")], false).await.unwrap_err();
+    assert_eq!(err.code(), "channel.name_taken", "{err}");
+    let err = c1.create_channels(vec![NewChannel::virtual_("chamber_value", DataType::U8)], false).await.unwrap_err();
+    assert_eq!(err.code(), "channel.name_taken", "{err}");
+    // retrieve_if_name_exists returns the existing channel from any node.
+    let again = c1.create_channels(vec![NewChannel::index("chamber_time")], true).await.unwrap();
+    assert_eq!(again[0].key, time);
+
+    // A data channel created on daq-1 against daq-2's index is stored with its index.
+    let extra = c1.create_channels(vec![NewChannel::data_with_key("chamber_extra", DataType::F32, time)], false).await.unwrap();
+    assert_eq!(extra[0].key >> 24, number);
+
+    // Renames and deletes through any node reach the owner and every mirror.
+    c3.rename_channel(extra[0].key, "chamber_aux").await.unwrap();
+    eventually(10, "the rename on daq-1", || async { c1.channel("chamber_aux").await.ok() }).await;
+    c1.delete_channels(&[extra[0].key]).await.unwrap();
+    eventually(10, "the delete on daq-3", || async { c3.channel(extra[0].key).await.is_err().then_some(()) }).await;
+    assert_eq!(c2.channel(extra[0].key).await.unwrap_err().code(), "channel.not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_fan_out_and_streamers_receive_every_nodes_frames_through_peer_taps() {
+    let cl = cluster();
+    let (c1, c2, c3) = (client(&cl.nodes[0]).await, client(&cl.nodes[1]).await, client(&cl.nodes[2]).await);
+    let (t2, v2) = sensor(&c2, "b").await;
+    let (t3, v3) = sensor(&c3, "c").await;
+    let (_, v1) = sensor(&c1, "a").await;
+    eventually(10, "mirrors on daq-1", || async { (c1.channel(v2).await.is_ok() && c1.channel(v3).await.is_ok()).then_some(()) }).await;
+
+    // A streamer on daq-1 of channels stored on daq-2 and daq-3.
+    let mut s = c1.open_streamer(StreamerConfig::new(vec![v2, v3])).await.unwrap();
+    // The peer taps open asynchronously: write until the first frame of each arrives.
+    let (mut got2, mut got3) = (Vec::new(), Vec::new());
+    let mut start = 1_000_000;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while got2.is_empty() || got3.is_empty() {
+        assert!(Instant::now() < deadline, "frames of daq-2 ({}) and daq-3 ({}) did not both arrive", got2.len(), got3.len());
+        c2.write(TimeStamp(start), samples(t2, v2, start, 10)).await.unwrap();
+        c3.write(TimeStamp(start), samples(t3, v3, start, 10)).await.unwrap();
+        start += 100_000;
+        while let Some(f) = s.next_timeout(Duration::from_millis(100)).await.unwrap() {
+            got2.extend(values(&f, v2));
+            got3.extend(values(&f, v3));
+            assert!(f.unique_keys().iter().all(|k| [v2, v3].contains(k)), "only the asked channels arrive");
+        }
+    }
+
+    // Dynamic delta: drop daq-3's channel, add daq-1's own; daq-3's frames stop coming.
+    s.update_channels(vec![v2, v1]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while s.next_timeout(Duration::from_millis(50)).await.unwrap().is_some() {}
+    let t1 = c1.channel("a_time").await.unwrap().key;
+    c3.write(TimeStamp(start), samples(t3, v3, start, 5)).await.unwrap();
+    c2.write(TimeStamp(start), samples(t2, v2, start, 5)).await.unwrap();
+    c1.write(TimeStamp(start), samples(t1, v1, start, 5)).await.unwrap();
+    let (mut n1, mut n2) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (n1 < 5 || n2 < 5) && Instant::now() < deadline {
+        if let Some(f) = s.next_timeout(Duration::from_millis(200)).await.unwrap() {
+            assert!(f.get(v3).next().is_none(), "a channel dropped from the streamer still arrived");
+            n1 += values(&f, v1).len();
+            n2 += values(&f, v2).len();
+        }
+    }
+    assert_eq!((n1, n2), (5, 5));
+    s.close().await;
+
+    // A read through daq-1 of all three nodes' channels returns each node's samples.
+    let f = c1.read(TimeRange::MAX, &[v1, v2, v3]).await.unwrap();
+    let direct = c2.read(TimeRange::MAX, &[v2]).await.unwrap();
+    assert_eq!(values(&f, v2), values(&direct, v2));
+    assert_eq!(values(&f, v3), values(&c3.read(TimeRange::MAX, &[v3]).await.unwrap(), v3));
+    assert_eq!(values(&f, v1).len(), 5);
+    assert_eq!(c1.time_range(v2).await.unwrap(), c2.time_range(v2).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_and_iterators_of_another_nodes_channels_run_at_their_leaseholder() {
+    let cl = cluster();
+    let (c1, c2, c3) = (client(&cl.nodes[0]).await, client(&cl.nodes[1]).await, client(&cl.nodes[2]).await);
+    let (t2, v2) = sensor(&c2, "pump").await;
+    let (_, v3) = sensor(&c3, "valve").await;
+    eventually(10, "mirrors on daq-1", || async { (c1.channel(v2).await.is_ok() && c1.channel(v3).await.is_ok()).then_some(()) }).await;
+
+    // A one-shot write and a writer stream through daq-1 are stored on daq-2.
+    c1.write(TimeStamp(1_000), samples(t2, v2, 1_000, 3)).await.unwrap();
+    let mut w = c1.open_writer(telemetron::framer::WriterConfig::new(TimeStamp(100_000), vec![t2, v2])).await.unwrap();
+    for i in 0..4 {
+        let at = 100_000 + i * 10_000;
+        assert!(w.write(&samples(t2, v2, at, 2)).await.unwrap().unauthorized.is_empty());
+    }
+    let end = w.close().await.unwrap();
+    assert_eq!(end, TimeStamp(131_001));
+    let on_owner = c2.read(TimeRange::MAX, &[v2]).await.unwrap();
+    assert_eq!(values(&on_owner, v2).len(), 3 + 8);
+
+    // An iterator through daq-3 walks daq-2's data.
+    let mut it = c3.open_iterator(telemetron::framer::IteratorConfig::new(TimeRange::MAX, vec![v2])).await.unwrap();
+    assert!(it.seek_first().await.unwrap());
+    let mut walked = Vec::new();
+    while it.next(telemetron::framer::IterSpan::Samples(4)).await.unwrap() {
+        walked.extend(values(it.value(), v2));
+    }
+    assert_eq!(walked, values(&on_owner, v2));
+
+    // A writer whose channels live on two nodes is refused, naming both.
+    let err = c1.open_writer(telemetron::framer::WriterConfig::new(TimeStamp(10_000_000), vec![v2, v3])).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_argument", "{err}");
+    assert!(err.to_string().contains("daq-2") && err.to_string().contains("daq-3"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_of_a_channel_is_arbitrated_at_its_leaseholder_for_writers_on_every_node() {
+    // RFC 14's handoff with the two writers on different nodes: a sequence on daq-1 holds a
+    // valve stored on daq-2 at authority 100; an operator on daq-3 takes it at 200, and the
+    // sequence gets it back when the operator lets go.
+    let cl = cluster();
+    let (c1, c2, c3) = (client(&cl.nodes[0]).await, client(&cl.nodes[1]).await, client(&cl.nodes[2]).await);
+    let cmd = c2.create_channels(vec![NewChannel::virtual_("valve_cmd", DataType::U8)], false).await.unwrap()[0].key;
+    for c in [&c1, &c3] {
+        eventually(10, "the mirror", || async { c.channel(cmd).await.ok() }).await;
+    }
+    let config =
+        |a: u8| telemetron::framer::WriterConfig { authorities: vec![a], ..telemetron::framer::WriterConfig::new(TimeStamp(0), vec![cmd]) };
+    let mut seq = c1.open_writer(config(100)).await.unwrap();
+    assert!(seq.has_control(cmd));
+    let mut op = c3.open_writer(config(200)).await.unwrap();
+    assert!(op.has_control(cmd));
+    let one = Frame::new().with(cmd, Series::from_vec(vec![1u8]));
+    // The sequence's command is now dropped, and it is told so.
+    let report = seq.write_confirmed(&one).await.unwrap();
+    assert_eq!(report.unauthorized, vec![cmd]);
+    assert!(!seq.has_control(cmd));
+    assert!(op.write_confirmed(&one).await.unwrap().unauthorized.is_empty());
+    // The leaseholder's control state names the operator.
+    let states = c2.control_states(&[cmd]).await.unwrap();
+    assert_eq!(states.iter().find(|s| s.resource == cmd).map(|s| s.authority), Some(200), "{states:?}");
+    op.close().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(seq.write_confirmed(&one).await.unwrap().unauthorized.is_empty() && seq.has_control(cmd)) {
+        assert!(Instant::now() < deadline, "control did not come back to the sequence");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seq.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_becomes_unavailable_after_its_ttl_and_serves_again_when_it_rejoins() {
+    let mut cl = cluster();
+    let (c1, c3) = (client(&cl.nodes[0]).await, client(&cl.nodes[2]).await);
+    let (t3, v3) = sensor(&c3, "tank").await;
+    c3.write(TimeStamp(1_000), samples(t3, v3, 1_000, 100)).await.unwrap();
+    let (_, v1) = sensor(&c1, "local").await;
+    eventually(10, "the mirror", || async { c1.channel(v3).await.ok() }).await;
+    assert_eq!(values(&c1.read(TimeRange::MAX, &[v3]).await.unwrap(), v3).len(), 100);
+
+    // A writer relayed through daq-1 to daq-3, open when daq-3 dies.
+    let mut w = c1.open_writer(telemetron::framer::WriterConfig::new(TimeStamp(1_000_000), vec![t3, v3])).await.unwrap();
+    w.write_confirmed(&samples(t3, v3, 1_000_000, 5)).await.unwrap();
+    w.commit().await.unwrap();
+
+    cl.nodes[2].kill();
+    // The writer learns it: its next write fails naming the node, and control of its
+    // channels is gone with the node.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut at = 2_000_000;
+    let err = loop {
+        at += 1_000;
+        if let Err(e) = w.write_confirmed(&samples(t3, v3, at, 1)).await {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "the relayed writer did not fail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(["node.unavailable", "net.connection_lost"].contains(&err.code()), "{err}");
+    // Reads of its channels through daq-1 fail with node.unavailable, naming it: at once
+    // (the connection is refused), and after the TTL (2 s, plus etcd's expiry sweep) also
+    // because it left the member list.
+    eventually(15, "daq-3 to leave the member list", || async {
+        (status(&cl.etcd)["members"].as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let err = eventually(15, "node.unavailable", || async {
+        match c1.read(TimeRange::MAX, &[v3]).await {
+            Err(e) if e.code() == "node.unavailable" => Some(e),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(err.to_string().contains("daq-3"), "{err}");
+    // Its definitions stay (the channel still exists, its data is on daq-3's disk), and
+    // daq-1 keeps serving its own channels.
+    assert_eq!(c1.channel(v3).await.unwrap().name, "tank_value");
+    c1.read(TimeRange::MAX, &[v1]).await.unwrap();
+
+    // Restarted on the same directory, daq-3 rejoins under the same number and serves its
+    // data again through daq-1.
+    let etcd = &cl.etcd;
+    cl.nodes[2].restart(etcd);
+    let back = eventually(15, "daq-3's data through daq-1", || async { c1.read(TimeRange::MAX, &[v3]).await.ok() }).await;
+    // Everything committed is there, the relayed writer's commit included.
+    let committed: Vec<f64> = (0..100).map(|i| 1_000.0 + f64::from(i)).chain((0..5).map(|i| 1_000_000.0 + f64::from(i))).collect();
+    assert_eq!(values(&back, v3), committed);
+    assert_eq!(status(&cl.etcd)["nodes"]["daq-3"].as_u64().unwrap() as u32, v3 >> 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_loses_its_lease_and_gets_it_back_when_continued() {
+    let cl = cluster();
+    let c1 = client(&cl.nodes[0]).await;
+    let c2 = client(&cl.nodes[1]).await;
+    let (t2, v2) = sensor(&c2, "line").await;
+    c2.write(TimeStamp(1_000), samples(t2, v2, 1_000, 10)).await.unwrap();
+    eventually(10, "the mirror", || async { c1.channel(v2).await.ok() }).await;
+
+    // SIGSTOP: the process keeps its sockets open but answers nothing, as a node cut off
+    // the network would.
+    cl.nodes[1].signal(libc::SIGSTOP);
+    eventually(15, "daq-2 to leave the member list", || async {
+        (status(&cl.etcd)["members"].as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let err = c1.read(TimeRange::MAX, &[v2]).await.unwrap_err();
+    assert_eq!(err.code(), "node.unavailable", "{err}");
+
+    cl.nodes[1].signal(libc::SIGCONT);
+    let back = eventually(20, "daq-2 to rejoin", || async { c1.read(TimeRange::MAX, &[v2]).await.ok() }).await;
+    assert_eq!(values(&back, v2).len(), 10);
+}
+
+#[test]
+fn a_data_directory_belongs_to_one_node_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(&dir.path().join("etcd"));
+    let mut n = Node::start(&etcd, dir.path(), "rig-a");
+    n.kill();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--cluster", &etcd.url, "--name", "rig-b"])
+        .args(["--data", n.dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to cluster node \"rig-a\""), "{err}");
+
+    // A bad etcd address fails fast with the coordination error, not a hang.
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--name", "rig-c", "--cluster"])
+        .arg(format!("http://127.0.0.1:{}", free_port()))
+        .args(["--data", dir.path().join("c").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cluster coordination failed"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_writes_go_on_while_etcd_restarts_and_the_catalog_resumes() {
+    let mut cl = cluster();
+    let (c1, c2) = (client(&cl.nodes[0]).await, client(&cl.nodes[1]).await);
+    let (t2, v2) = sensor(&c2, "feed").await;
+    eventually(10, "the mirror", || async { c1.channel(v2).await.ok() }).await;
+    let mut s = c1.open_streamer(StreamerConfig::new(vec![v2])).await.unwrap();
+    let mut w = c2.open_writer(telemetron::framer::WriterConfig::new(TimeStamp(0), vec![t2, v2])).await.unwrap();
+    let mut at = 0;
+    // Wait for the peer tap, then restart etcd under load: the stream and the writes do not
+    // need etcd, so neither stops.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        at += 10_000;
+        w.write(&samples(t2, v2, at, 1)).await.unwrap();
+        if s.next_timeout(Duration::from_millis(50)).await.unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the peer tap did not open");
+    }
+    cl.etcd.restart();
+    let mut received = 0;
+    for _ in 0..50 {
+        at += 10_000;
+        w.write(&samples(t2, v2, at, 1)).await.unwrap();
+        while let Some(f) = s.next_timeout(Duration::from_millis(20)).await.unwrap() {
+            received += values(&f, v2).len();
+        }
+    }
+    assert!(received >= 40, "only {received} of 50 samples streamed while etcd restarted");
+    w.close().await.unwrap();
+    // With etcd back, the catalog works again: a new channel on daq-2 reaches daq-1, and
+    // every member is still listed.
+    let made = eventually(20, "a create after the restart", || async {
+        c2.create_channels(vec![NewChannel::virtual_("after_restart", DataType::U8)], false).await.ok()
+    })
+    .await;
+    eventually(20, "the new mirror", || async { c1.channel(made[0].key).await.ok() }).await;
+    eventually(20, "three members", || async { (status(&cl.etcd)["members"].as_array().unwrap().len() == 3).then_some(()) }).await;
+}
