@@ -208,6 +208,21 @@ async fn channels_created_on_any_node_are_seen_by_every_node_with_one_owner() {
     let again = c1.create_channels(vec![NewChannel::index("chamber_time")], true).await.unwrap();
     assert_eq!(again[0].key, time);
 
+    // A batch larger than one etcd transaction (128 operations) is created whole, and one
+    // whose last name is taken leaves nothing behind, on the node or in the cluster.
+    let many: Vec<NewChannel> = (0..150).map(|i| NewChannel::virtual_(format!("bulk_{i}"), DataType::U8)).collect();
+    assert_eq!(c1.create_channels(many, false).await.unwrap().len(), 150);
+    let mut clash: Vec<NewChannel> = (0..150).map(|i| NewChannel::virtual_(format!("clash_{i}"), DataType::U8)).collect();
+    clash.push(NewChannel::virtual_("bulk_7", DataType::U8));
+    let err = c3.create_channels(clash, false).await.unwrap_err();
+    assert_eq!(err.code(), "channel.name_taken", "{err}");
+    assert!(c3.search_channels("clash_").await.unwrap().is_empty());
+    assert!(status(&cl.etcd)["placement"].as_array().unwrap().iter().all(|p| !p["name"].as_str().unwrap().starts_with("clash_")));
+    let bulk: Vec<ChannelKey> = c1.search_channels("bulk_").await.unwrap().iter().map(|c| c.key).collect();
+    assert_eq!(bulk.len(), 150);
+    c2.delete_channels(&bulk).await.unwrap();
+    assert!(status(&cl.etcd)["placement"].as_array().unwrap().iter().all(|p| !p["name"].as_str().unwrap().starts_with("bulk_")));
+
     // A data channel created on daq-1 against daq-2's index is stored with its index.
     let extra = c1.create_channels(vec![NewChannel::data_with_key("chamber_extra", DataType::F32, time)], false).await.unwrap();
     assert_eq!(extra[0].key >> 24, number);

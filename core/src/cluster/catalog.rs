@@ -17,6 +17,9 @@ use crate::channel::{Channel, ChannelError, ChannelKey, IndexRef, NewChannel};
 use crate::error::{Error, Result};
 use crate::net::NetError;
 
+/// Channels per etcd transaction: two operations each, under etcd's default limit of 128.
+const TXN_CHANNELS: usize = 60;
+
 fn def_key(c: &Cluster, key: ChannelKey) -> String {
     format!("{}/channels/{key:010}", c.inner.config.prefix.trim_end_matches('/'))
 }
@@ -147,22 +150,49 @@ impl Cluster {
         if new.is_empty() {
             return Ok(created);
         }
-        let mut compares = Vec::new();
-        let mut puts = Vec::new();
-        for c in &new {
-            compares.push(Compare::version(name_key(self, &c.name), CompareOp::Equal, 0));
-            puts.push(TxnOp::put(name_key(self, &c.name), c.key.to_string(), None));
-            puts.push(TxnOp::put(def_key(self, c.key), serde_json::to_vec(c).expect("a channel serializes"), None));
-        }
-        let txn = etcd_client::Txn::new().when(compares).and_then(puts);
         let outcome = async {
             let mut coord = self.inner.coord.lock().await;
-            let r = coord.client().txn(txn).await.map_err(|e| super::coord::etcd_err("reserving channel names", e))?;
-            if r.succeeded() {
-                return Ok(None);
+            // etcd allows 128 operations per transaction (--max-txn-ops): a channel takes two,
+            // so a large batch goes in several, and the ones already applied are taken back
+            // if a later one fails.
+            let mut done: Vec<&Channel> = Vec::new();
+            let mut failed = None;
+            for chunk in new.chunks(TXN_CHANNELS) {
+                let compares: Vec<Compare> = chunk.iter().map(|c| Compare::version(name_key(self, &c.name), CompareOp::Equal, 0)).collect();
+                let puts: Vec<TxnOp> = chunk
+                    .iter()
+                    .flat_map(|c| {
+                        [
+                            TxnOp::put(name_key(self, &c.name), c.key.to_string(), None),
+                            TxnOp::put(def_key(self, c.key), serde_json::to_vec(c).expect("a channel serializes"), None),
+                        ]
+                    })
+                    .collect();
+                match coord.client().txn(etcd_client::Txn::new().when(compares).and_then(puts)).await {
+                    Ok(r) if r.succeeded() => done.extend(chunk.iter().copied()),
+                    Ok(_) => {
+                        failed = Some(Ok(chunk));
+                        break;
+                    }
+                    Err(e) => {
+                        failed = Some(Err(super::coord::etcd_err("reserving channel names", e)));
+                        break;
+                    }
+                }
             }
+            let Some(failed) = failed else { return Ok(None) };
+            for chunk in done.chunks(TXN_CHANNELS) {
+                let ops: Vec<TxnOp> = chunk
+                    .iter()
+                    .flat_map(|c| [TxnOp::delete(name_key(self, &c.name), None), TxnOp::delete(def_key(self, c.key), None)])
+                    .collect();
+                if let Err(e) = coord.client().txn(etcd_client::Txn::new().and_then(ops)).await {
+                    tracing::error!(key = "cluster", error = %e, "could not take back the names of a failed create; they stay reserved");
+                }
+            }
+            let chunk = failed?;
             // Which name is taken, and by whom?
-            for c in &new {
+            for c in chunk {
                 let got = coord
                     .client()
                     .get(name_key(self, &c.name), None)
@@ -250,13 +280,16 @@ impl Cluster {
                 tokio::task::spawn_blocking(move || engine.delete_channels(&ks))
                     .await
                     .map_err(|e| NetError::Server { reason: format!("delete failed: {e}") })??;
-                let ops: Vec<TxnOp> = defs
-                    .iter()
-                    .flat_map(|c| [TxnOp::delete(name_key(self, &c.name), None), TxnOp::delete(def_key(self, c.key), None)])
-                    .collect();
-                self.inner.coord.lock().await.client().txn(etcd_client::Txn::new().and_then(ops)).await.map_err(|e| {
-                    super::coord::etcd_err("deleting channel definitions (the channels are deleted on their node; their names stay reserved until this succeeds)", e)
-                })?;
+                let mut coord = self.inner.coord.lock().await;
+                for chunk in defs.chunks(TXN_CHANNELS) {
+                    let ops: Vec<TxnOp> = chunk
+                        .iter()
+                        .flat_map(|c| [TxnOp::delete(name_key(self, &c.name), None), TxnOp::delete(def_key(self, c.key), None)])
+                        .collect();
+                    coord.client().txn(etcd_client::Txn::new().and_then(ops)).await.map_err(|e| {
+                        super::coord::etcd_err("deleting channel definitions (the channels are deleted on their node; their names stay reserved until this succeeds)", e)
+                    })?;
+                }
             } else {
                 self.peer(node).await?.delete_channels(&group).await.map_err(|e| self.peer_failed(node, e))?;
                 self.inner.engine.unmirror_channels(&group);
