@@ -28,6 +28,13 @@ fn name_key(c: &Cluster, name: &str) -> String {
     format!("{}/names/{name}", c.inner.config.prefix.trim_end_matches('/'))
 }
 
+/// Free `name` only if channel `key` holds it (a local-only channel that lost a name clash
+/// must not free the other node's reservation).
+fn free_name(c: &Cluster, name: &str, key: ChannelKey) -> TxnOp {
+    let mine = Compare::value(name_key(c, name), CompareOp::Equal, key.to_string());
+    TxnOp::txn(etcd_client::Txn::new().when([mine]).and_then([TxnOp::delete(name_key(c, name), None)]))
+}
+
 impl Cluster {
     /// Put this node's channels that etcd does not list yet (created while etcd was
     /// unreachable is not possible, so these are channels of a node joining its first
@@ -110,7 +117,9 @@ impl Cluster {
                 Some(IndexRef::Name(n)) => self.inner.engine.channels().by_name(n).ok().map(|c| c.key),
                 None => None,
             };
-            if let Some(k) = index.filter(|k| !self.is_local(*k)) {
+            // An index of this node counts as a home too: a batch that mixes it with another
+            // node's index is refused here, never forwarded back and forth.
+            if let Some(k) = index {
                 homes.push(leaseholder(k));
             }
         }
@@ -118,6 +127,7 @@ impl Cluster {
         homes.dedup();
         match homes.as_slice() {
             [] => self.create_here(batch, retrieve_if_name_exists).await,
+            [node] if *node == self.node() => self.create_here(batch, retrieve_if_name_exists).await,
             [node] => {
                 let peer = self.peer(*node).await?;
                 let r = peer.create_channels(batch, retrieve_if_name_exists).await.map_err(|e| self.peer_failed(*node, e))?;
@@ -158,7 +168,17 @@ impl Cluster {
             let mut done: Vec<&Channel> = Vec::new();
             let mut failed = None;
             for chunk in new.chunks(TXN_CHANNELS) {
-                let compares: Vec<Compare> = chunk.iter().map(|c| Compare::version(name_key(self, &c.name), CompareOp::Equal, 0)).collect();
+                // Neither the name nor the key may be in use: a key already defined would mean
+                // two processes serve one node number.
+                let compares: Vec<Compare> = chunk
+                    .iter()
+                    .flat_map(|c| {
+                        [
+                            Compare::version(name_key(self, &c.name), CompareOp::Equal, 0),
+                            Compare::version(def_key(self, c.key), CompareOp::Equal, 0),
+                        ]
+                    })
+                    .collect();
                 let puts: Vec<TxnOp> = chunk
                     .iter()
                     .flat_map(|c| {
@@ -175,6 +195,13 @@ impl Cluster {
                         break;
                     }
                     Err(e) => {
+                        // An error may still mean etcd applied it: take back what it may hold
+                        // (only entries that still name these keys).
+                        for c in chunk {
+                            let mine = Compare::value(name_key(self, &c.name), CompareOp::Equal, c.key.to_string());
+                            let undo = [TxnOp::delete(name_key(self, &c.name), None), TxnOp::delete(def_key(self, c.key), None)];
+                            let _ = coord.client().txn(etcd_client::Txn::new().when([mine]).and_then(undo)).await;
+                        }
                         failed = Some(Err(super::coord::etcd_err("reserving channel names", e)));
                         break;
                     }
@@ -207,9 +234,9 @@ impl Cluster {
                 reason: "a name of this batch was taken and freed while it was created; try again".into(),
             }))
         };
-        let outcome: Result<Option<ChannelError>> = tokio::time::timeout(Duration::from_secs(10), outcome).await.unwrap_or_else(|_| {
-            Err(NetError::Coordination { reason: "etcd did not answer in 10 s while channel names were reserved".into() }.into())
-        });
+        // No timeout around this: every etcd request has its own (5 s), and the roll-back
+        // must run to its end once it has begun.
+        let outcome: Result<Option<ChannelError>> = outcome.await;
         let failure: Error = match outcome {
             Ok(None) => return Ok(created),
             Ok(Some(taken)) => taken.into(),
@@ -247,7 +274,7 @@ impl Cluster {
         }
         let txn = etcd_client::Txn::new().when([Compare::version(name_key(self, name), CompareOp::Equal, 0)]).and_then([
             TxnOp::put(name_key(self, name), key.to_string(), None),
-            TxnOp::delete(name_key(self, &old.name), None),
+            free_name(self, &old.name, key),
             TxnOp::put(def_key(self, key), serde_json::to_vec(&renamed).expect("a channel serializes"), None),
         ]);
         let r = self.inner.coord.lock().await.client().txn(txn).await;
@@ -271,7 +298,7 @@ impl Cluster {
     /// # Errors
     /// As [`crate::Engine::delete_channels`]; `node.unavailable`; `cluster.coordination`.
     pub async fn delete_channels(&self, keys: &[ChannelKey]) -> Result<()> {
-        for (node, group) in self.by_node(keys) {
+        for (node, group) in self.by_node(keys)? {
             if node == self.node() {
                 let defs: Vec<Channel> =
                     group.iter().filter_map(|k| self.inner.engine.channels().get(*k).ok()).map(|c| (*c).clone()).collect();
@@ -282,10 +309,8 @@ impl Cluster {
                     .map_err(|e| NetError::Server { reason: format!("delete failed: {e}") })??;
                 let mut coord = self.inner.coord.lock().await;
                 for chunk in defs.chunks(TXN_CHANNELS) {
-                    let ops: Vec<TxnOp> = chunk
-                        .iter()
-                        .flat_map(|c| [TxnOp::delete(name_key(self, &c.name), None), TxnOp::delete(def_key(self, c.key), None)])
-                        .collect();
+                    let ops: Vec<TxnOp> =
+                        chunk.iter().flat_map(|c| [free_name(self, &c.name, c.key), TxnOp::delete(def_key(self, c.key), None)]).collect();
                     coord.client().txn(etcd_client::Txn::new().and_then(ops)).await.map_err(|e| {
                         super::coord::etcd_err("deleting channel definitions (the channels are deleted on their node; their names stay reserved until this succeeds)", e)
                     })?;

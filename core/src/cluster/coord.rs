@@ -167,17 +167,55 @@ impl Coord {
     }
 
     /// Grant a lease of `ttl` and put the member record on it; returns the lease.
-    pub(super) async fn join(&mut self, ttl: Duration, mut member: Member) -> Result<i64> {
+    ///
+    /// The record is put only if no live member holds this number, or if the one that does
+    /// is this process under its previous lease (`previous`): two processes never serve one
+    /// node number (they would hand out the same channel keys).
+    pub(super) async fn join(&mut self, ttl: Duration, mut member: Member, previous: i64) -> Result<i64> {
         let secs = ttl.as_secs().max(1) as i64;
+        let key = self.key(&format!("members/{}", member.node));
         let lease = self.client.lease_grant(secs, None).await.map_err(|e| etcd_err("granting the member lease", e))?.id();
         member.lease = lease;
         let record = serde_json::to_vec(&member).expect("a member serializes");
-        let key = self.key(&format!("members/{}", member.node));
-        self.client
-            .put(key, record, Some(PutOptions::new().with_lease(lease)))
+        let put = || TxnOp::put(key.as_str(), record.clone(), Some(PutOptions::new().with_lease(lease)));
+        let mut when = vec![Compare::version(key.as_str(), CompareOp::Equal, 0)];
+        if previous != 0 {
+            when = vec![Compare::lease(key.as_str(), CompareOp::Equal, previous)];
+        }
+        let mut joined = self
+            .client
+            .txn(Txn::new().when(when).and_then([put()]))
             .await
-            .map_err(|e| etcd_err("putting the member record", e))?;
-        Ok(lease)
+            .map_err(|e| etcd_err("putting the member record", e))?
+            .succeeded();
+        if !joined && previous != 0 {
+            // The previous lease's record is gone (it expired): take the free number.
+            let when = [Compare::version(key.as_str(), CompareOp::Equal, 0)];
+            joined = self
+                .client
+                .txn(Txn::new().when(when).and_then([put()]))
+                .await
+                .map_err(|e| etcd_err("putting the member record", e))?
+                .succeeded();
+        }
+        if joined {
+            return Ok(lease);
+        }
+        let _ = self.client.lease_revoke(lease).await;
+        let holder = self
+            .client
+            .get(key.as_str(), None)
+            .await
+            .ok()
+            .and_then(|g| g.kvs().first().and_then(|kv| serde_json::from_slice::<Member>(kv.value()).ok()));
+        Err(Error::InvalidArgument {
+            reason: format!(
+                "node {:?} (number {}) is already served by another process{}; stop it first, or give this one another --name and data directory",
+                member.name,
+                member.node,
+                holder.map(|h| format!(" at {}", h.url)).unwrap_or_default()
+            ),
+        })
     }
 
     pub(super) async fn revoke(&mut self, lease: i64) -> Result<()> {
@@ -263,13 +301,17 @@ pub(super) async fn keep_alive(cluster: Cluster) {
                 let mut c = cluster.inner.coord.lock().await;
                 c.client().lease_keep_alive(lease).await.map_err(|e| etcd_err("keep-alive", e))?
             };
+            // A slow answer is not a lost lease: keep renewing until etcd says the lease is
+            // gone, or a whole TTL passes without an answer (then it is gone anyway).
+            let mut renewed = tokio::time::Instant::now();
             loop {
                 keeper.keep_alive().await.map_err(|e| etcd_err("keep-alive", e))?;
-                match tokio::time::timeout(every.max(Duration::from_secs(1)), stream.message()).await {
-                    Ok(Ok(Some(r))) if r.ttl() > 0 => {}
+                match tokio::time::timeout(every, stream.message()).await {
+                    Ok(Ok(Some(r))) if r.ttl() > 0 => renewed = tokio::time::Instant::now(),
                     Ok(Ok(_)) => return Err(Error::from(NetError::Coordination { reason: "the member lease expired".into() })),
                     Ok(Err(e)) => return Err(etcd_err("keep-alive", e)),
-                    Err(_) => return Err(NetError::Coordination { reason: "etcd did not answer a keep-alive".into() }.into()),
+                    Err(_) if renewed.elapsed() < ttl => continue,
+                    Err(_) => return Err(NetError::Coordination { reason: "etcd answered no keep-alive for a whole TTL".into() }.into()),
                 }
                 tokio::time::sleep(every).await;
             }
@@ -280,7 +322,6 @@ pub(super) async fn keep_alive(cluster: Cluster) {
             tracing::warn!(key = "cluster", error = %e, "lost the member lease; rejoining");
         }
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
             match cluster.join().await {
                 Ok(()) => {
                     tracing::info!(key = "cluster", "rejoined the cluster with a new lease");
@@ -288,6 +329,7 @@ pub(super) async fn keep_alive(cluster: Cluster) {
                 }
                 Err(e) => tracing::debug!(key = "cluster", error = %e, "cannot rejoin yet"),
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

@@ -315,7 +315,8 @@ impl Cluster {
             joined_ms: crate::telem::TimeStamp::now().0.max(0) as u64 / 1_000_000,
         };
         let ttl = self.inner.config.lease_ttl;
-        let lease = self.inner.coord.lock().await.join(ttl, member).await?;
+        let previous = self.inner.lease.load(std::sync::atomic::Ordering::Acquire);
+        let lease = self.inner.coord.lock().await.join(ttl, member, previous).await?;
         self.inner.lease.store(lease, std::sync::atomic::Ordering::Release);
         Ok(())
     }

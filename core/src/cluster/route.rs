@@ -64,7 +64,7 @@ impl Cluster {
     /// `node.unavailable` naming the node; the peer's own errors (a bad request) pass.
     pub(super) fn peer_failed(&self, node: u8, e: Error) -> Error {
         match &e {
-            Error::Net(NetError::Connect { reason, .. } | NetError::ConnectionLost { reason } | NetError::Server { reason }) => {
+            Error::Net(NetError::Connect { reason, .. } | NetError::ConnectionLost { reason }) => {
                 let name = self.inner.names.lock().get(&node).cloned().unwrap_or_else(|| format!("#{node}"));
                 NetError::NodeUnavailable { node: name, reason: reason.clone() }.into()
             }
@@ -96,7 +96,7 @@ impl Cluster {
     /// [`Error::InvalidArgument`] when the channels are stored on several nodes: such a
     /// stream is not split across nodes (yet); open one per node.
     pub fn route_stream(&self, keys: &[ChannelKey]) -> Result<Option<u8>> {
-        let groups = self.by_node(keys);
+        let groups = self.by_node(keys)?;
         match groups.keys().copied().collect::<Vec<u8>>().as_slice() {
             [] => Ok(None),
             [n] if *n == self.node() => Ok(None),
@@ -114,16 +114,21 @@ impl Cluster {
         }
     }
 
-    /// `keys` grouped by leaseholder (in key order within each group).
-    pub(super) fn by_node(&self, keys: &[ChannelKey]) -> BTreeMap<u8, Vec<ChannelKey>> {
+    /// `keys` grouped by leaseholder, each once, in the order given.
+    ///
+    /// # Errors
+    /// `channel.not_found` for a key no node defines (not `node.unavailable`: nothing is
+    /// down, the key is wrong).
+    pub(super) fn by_node(&self, keys: &[ChannelKey]) -> Result<BTreeMap<u8, Vec<ChannelKey>>> {
         let mut groups: BTreeMap<u8, Vec<ChannelKey>> = BTreeMap::new();
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
         for &k in keys {
-            let g = groups.entry(leaseholder(k)).or_default();
-            if !g.contains(&k) {
-                g.push(k);
+            self.inner.engine.channels().get(k)?;
+            if seen.insert(k) {
+                groups.entry(leaseholder(k)).or_default().push(k);
             }
         }
-        groups
+        Ok(groups)
     }
 
     /// Read `keys` over `range`, each node's channels from that node, merged into one frame
@@ -134,7 +139,7 @@ impl Cluster {
     /// As [`crate::Engine::read`]; `node.unavailable` when a leaseholder is down (nothing
     /// partial is returned).
     pub async fn read(&self, range: TimeRange, keys: &[ChannelKey], reduce: Option<Reduction>) -> Result<Frame> {
-        let groups = self.by_node(keys);
+        let groups = self.by_node(keys)?;
         let mut reads = Vec::new();
         for (node, group) in groups {
             let this = self.clone();
@@ -194,6 +199,26 @@ impl Cluster {
         written.await.map_err(|e| self.peer_failed(node, e))
     }
 
+    /// Who controls `keys`, each asked of its leaseholder (which arbitrates it). With no
+    /// keys, this node's own holders.
+    ///
+    /// # Errors
+    /// `channel.not_found`; `node.unavailable`.
+    pub async fn control_states(&self, keys: &[ChannelKey]) -> Result<Vec<crate::control::State>> {
+        if keys.is_empty() {
+            return Ok(self.inner.engine.control_states(keys));
+        }
+        let mut out = Vec::new();
+        for (node, group) in self.by_node(keys)? {
+            if node == self.node() {
+                out.extend(self.inner.engine.control_states(&group));
+            } else {
+                out.extend(self.peer(node).await?.control_states(&group).await.map_err(|e| self.peer_failed(node, e))?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored time range of a channel, from its leaseholder.
     ///
     /// # Errors
@@ -215,7 +240,7 @@ impl Cluster {
     /// As [`crate::Engine::delete`]; `node.unavailable` (the nodes before it in key order
     /// have deleted their part).
     pub async fn delete(&self, range: TimeRange, keys: &[ChannelKey]) -> Result<()> {
-        for (node, group) in self.by_node(keys) {
+        for (node, group) in self.by_node(keys)? {
             if node == self.node() {
                 let engine = self.inner.engine.clone();
                 tokio::task::spawn_blocking(move || engine.delete(range, &group))

@@ -482,6 +482,11 @@ async fn frames_delete(State(s): St, body: Body) -> Reply<Empty> {
 }
 
 async fn control_states(State(s): St, body: Body) -> Reply<States> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: Keys = parse_json(&body_bytes(&s, body).await?)?;
+        return Ok(Json(States { states: c.control_states(&q.keys).await? }));
+    }
     call(&s, body, |e, q: Keys| Ok(States { states: e.control_states(&q.keys) })).await
 }
 

@@ -15,15 +15,19 @@ use super::ws_session::{Event, Session};
 use crate::cluster::{Cluster, RelayedMessage, RelayedStream};
 use crate::protocol::CloseCode;
 
-/// Relay stream `s` (already opened with `open`, its first message) to node `node`. On
-/// shutdown, `on_shutdown` is sent to the leaseholder (a writer is committed and closed, as
-/// a local one would be) and its reply is passed on before the stream ends.
+/// Relay stream `s` (already opened with `open`, its first message) to node `node`. Each
+/// later JSON message of the client passes `refuse` first: a message it answers (with the
+/// reply to send back) is not relayed, so this node's permission checks hold for every
+/// request, not only the first. On shutdown, `on_shutdown` is sent to the leaseholder (a
+/// writer is committed and closed, as a local one would be) and its reply is passed on
+/// before the stream ends.
 pub(crate) async fn relay<K: StreamKind>(
     state: Arc<AppState>,
     mut s: Session,
     cluster: Cluster,
     node: u8,
     open: impl Serialize,
+    refuse: impl Fn(&[u8]) -> Option<Bytes>,
     on_shutdown: Option<Bytes>,
 ) {
     let up: RelayedStream = match cluster.relay_stream(node, K::NAME).await {
@@ -39,6 +43,13 @@ pub(crate) async fn relay<K: StreamKind>(
         tokio::select! {
             ev = s.next(), if !shutting_down => match ev {
                 Event::Json(b) => {
+                    if let Some(reply) = refuse(&b) {
+                        if !s.send_text(reply).await {
+                            up.close().await;
+                            return;
+                        }
+                        continue;
+                    }
                     if let Err(e) = up.send_json_text(b).await {
                         return end::<K>(s, Ending::violation(cluster.unavailable(node, e))).await;
                     }

@@ -89,7 +89,18 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
             Ok(Some(node)) => {
                 let close = bytes::Bytes::from(serde_json::to_vec(&WriterRequest::Close { commit: true }).expect("close serializes"));
                 let open = WriterRequest::Open { config };
-                return super::ws_relay::relay::<WriterKind>(state.clone(), s, c, node, open, Some(close)).await;
+                // Authority changes are checked here against the client's role, as for a
+                // local writer (the leaseholder sees this node's credentials).
+                let refuse = move |b: &[u8]| match parse_json::<WriterRequest>(b) {
+                    Ok(WriterRequest::SetAuthorities { id, changes }) => {
+                        permit_authorities(&user, changes.iter().map(|(_, a)| *a)).err().map(|e| {
+                            let reply = WriterResponse::Failed { id, error: WireError::from(&e) };
+                            bytes::Bytes::from(serde_json::to_vec(&reply).expect("a reply serializes"))
+                        })
+                    }
+                    _ => None,
+                };
+                return super::ws_relay::relay::<WriterKind>(state.clone(), s, c, node, open, refuse, Some(close)).await;
             }
             Err(e) => return end::<WriterKind>(s, Ending::violation(e)).await,
         }

@@ -260,9 +260,16 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     };
     let config = ServerConfig { cluster: cluster.clone(), ..config };
 
+    // Leaving revokes the lease, so peers stop routing to a node that failed to start.
+    let leave = |cluster: Option<telemetron::cluster::Cluster>| async move {
+        if let Some(c) = cluster {
+            c.leave().await;
+        }
+    };
     let server = match serve(engine.clone(), config).await {
         Ok(s) => s,
         Err(e) => {
+            leave(cluster.clone()).await;
             let _ = engine.close();
             return Err(e);
         }
@@ -270,12 +277,24 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     if let Some(hook) = crate::log_hook() {
         server.observer().set_log_hook(hook);
     }
-    let sim = if a.demo { Some(crate::sim::start(engine.clone())?) } else { None };
+    let sim = if a.demo {
+        match crate::sim::start(engine.clone()) {
+            Ok(sim) => Some(sim),
+            Err(e) => {
+                leave(cluster.clone()).await;
+                server.shutdown().await?;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let mut flows = Vec::new();
     for file in &a.flows {
         match deploy_flow(file, &server).await {
             Ok(name) => flows.push(name),
             Err(e) => {
+                leave(cluster.clone()).await;
                 server.shutdown().await?;
                 return Err(e);
             }
@@ -294,6 +313,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         match server.flows().deploy(&src).await {
             Ok(info) => flows.push(info.name),
             Err(e) => {
+                leave(cluster.clone()).await;
                 server.shutdown().await?;
                 return Err(Error::InvalidArgument { reason: format!("--otlp-endpoint {endpoint}: {e}") });
             }
@@ -309,9 +329,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         tokio::task::spawn_blocking(move || s.stop()).await.map_err(|e| Error::InvalidArgument { reason: e.to_string() })??;
     }
     // Leave first (the lease is revoked, so peers stop routing here at once), then close.
-    if let Some(c) = &cluster {
-        c.leave().await;
-    }
+    leave(cluster.clone()).await;
     server.shutdown().await?;
     eprintln!("stopped; data is in {}", a.data.display());
     Ok(())
@@ -330,6 +348,11 @@ fn cluster_config(a: &ServeArgs) -> Result<Option<telemetron::cluster::ClusterCo
     if a.listen.port() == 0 && a.advertise.is_none() {
         return Err(Error::InvalidArgument {
             reason: "--cluster needs a fixed --listen port (peers must find this node) or an explicit --advertise URL".into(),
+        });
+    }
+    if a.token.is_empty() && a.user.is_some() {
+        return Err(Error::InvalidArgument {
+            reason: "--cluster with --user needs a --token that every node accepts: nodes reach each other with it".into(),
         });
     }
     let scheme = if a.cert.is_some() { "https" } else { "http" };
