@@ -130,7 +130,7 @@ impl Cluster {
             [node] if *node == self.node() => self.create_here(batch, retrieve_if_name_exists).await,
             [node] => {
                 let peer = self.peer(*node).await?;
-                let r = peer.create_channels(batch, retrieve_if_name_exists).await.map_err(|e| self.peer_failed(*node, e))?;
+                let r = peer.create_channels(batch, retrieve_if_name_exists).await.map_err(|e| self.unavailable(*node, e))?;
                 self.mirror_now(&r);
                 Ok(r)
             }
@@ -259,7 +259,7 @@ impl Cluster {
     pub async fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         if !self.is_local(key) {
             let node = leaseholder(key);
-            let r = self.peer(node).await?.rename_channel(key, name).await.map_err(|e| self.peer_failed(node, e))?;
+            let r = self.peer(node).await?.rename_channel(key, name).await.map_err(|e| self.unavailable(node, e))?;
             self.mirror_now(std::slice::from_ref(&r));
             return Ok(r);
         }
@@ -316,7 +316,7 @@ impl Cluster {
                     })?;
                 }
             } else {
-                self.peer(node).await?.delete_channels(&group).await.map_err(|e| self.peer_failed(node, e))?;
+                self.peer(node).await?.delete_channels(&group).await.map_err(|e| self.unavailable(node, e))?;
                 self.inner.engine.unmirror_channels(&group);
             }
         }

@@ -46,7 +46,7 @@ pub(super) fn etcd_err(what: &str, e: etcd_client::Error) -> Error {
 pub async fn identify(config: &super::ClusterConfig, dir: &Path) -> Result<Identity> {
     validate_node_name(&config.name)?;
     let mut c = Coord::connect(&config.etcd, &config.prefix).await?;
-    let local = super::read_identity_file(dir)?;
+    let local = read_identity_file(dir)?;
     if let Some(l) = &local
         && l.name != config.name
     {
@@ -59,6 +59,17 @@ pub async fn identify(config: &super::ClusterConfig, dir: &Path) -> Result<Ident
     }
     let identity = c.claim(&config.name, local.as_ref().map(|l| l.node)).await?;
     Ok(identity)
+}
+
+/// Read `dir/cluster.json`, the identity a data directory was given when it first joined.
+pub(super) fn read_identity_file(dir: &Path) -> Result<Option<Identity>> {
+    match std::fs::read(dir.join(IDENTITY_FILE)) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::InvalidArgument {
+            reason: format!("{} is damaged ({e}); it names the node this directory belongs to", IDENTITY_FILE),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::InvalidArgument { reason: format!("cannot read {}: {e}", dir.join(IDENTITY_FILE).display()) }),
+    }
 }
 
 /// Write `dir/cluster.json` (atomically: a partial file, synced, renamed).

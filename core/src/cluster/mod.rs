@@ -35,7 +35,6 @@ mod route;
 mod taps;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -218,7 +217,7 @@ impl Cluster {
                 ),
             });
         }
-        if read_identity_file(engine.dir())?.as_ref() != Some(&identity) {
+        if coord::read_identity_file(engine.dir())?.as_ref() != Some(&identity) {
             coord::write_identity_file(engine.dir(), &identity)?;
         }
         let coord = coord::Coord::connect(&config.etcd, &config.prefix).await?;
@@ -330,28 +329,21 @@ impl Cluster {
         }
     }
 
+    /// Node `node`'s name for messages (`#n` when this node never saw it).
+    fn node_name(&self, node: u8) -> String {
+        self.inner.names.lock().get(&node).cloned().unwrap_or_else(|| format!("#{node}"))
+    }
+
     /// The live member that stores `key`, or `node.unavailable`.
     fn member_of(&self, key: ChannelKey) -> Result<Member> {
         let node = leaseholder(key);
         if let Some(m) = self.inner.members.lock().get(&node) {
             return Ok(m.clone());
         }
-        let name = self.inner.names.lock().get(&node).cloned().unwrap_or_else(|| format!("#{node}"));
         Err(NetError::NodeUnavailable {
-            node: name,
+            node: self.node_name(node),
             reason: format!("it stores channel {key} and holds no lease (it is down, cut off, or has not joined)"),
         }
         .into())
-    }
-}
-
-/// Read `dir/cluster.json`, the identity a data directory was given when it first joined.
-fn read_identity_file(dir: &Path) -> Result<Option<Identity>> {
-    match std::fs::read(dir.join(coord::IDENTITY_FILE)) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::InvalidArgument {
-            reason: format!("{} is damaged ({e}); it names the node this directory belongs to", coord::IDENTITY_FILE),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::InvalidArgument { reason: format!("cannot read {}: {e}", dir.join(coord::IDENTITY_FILE).display()) }),
     }
 }

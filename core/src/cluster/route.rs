@@ -55,22 +55,20 @@ impl Cluster {
         {
             return Ok(c.clone());
         }
-        let client = crate::client::connect(&member.url, self.inner.peers.options()).await.map_err(|e| self.peer_failed(node, e))?;
+        let client = crate::client::connect(&member.url, self.inner.peers.options()).await.map_err(|e| self.unavailable(node, e))?;
         self.inner.peers.clients.lock().insert(node, (member.url, client.clone()));
         Ok(client)
     }
 
     /// A peer's failure as the caller should see it: connection failures become
     /// `node.unavailable` naming the node; the peer's own errors (a bad request) pass.
-    pub(super) fn peer_failed(&self, node: u8, e: Error) -> Error {
+    pub fn unavailable(&self, node: u8, e: Error) -> Error {
         match &e {
             Error::Net(NetError::Connect { reason, .. } | NetError::ConnectionLost { reason }) => {
-                let name = self.inner.names.lock().get(&node).cloned().unwrap_or_else(|| format!("#{node}"));
-                NetError::NodeUnavailable { node: name, reason: reason.clone() }.into()
+                NetError::NodeUnavailable { node: self.node_name(node), reason: reason.clone() }.into()
             }
             Error::Net(NetError::Timeout { what, millis }) => {
-                let name = self.inner.names.lock().get(&node).cloned().unwrap_or_else(|| format!("#{node}"));
-                NetError::NodeUnavailable { node: name, reason: format!("{what} timed out after {millis} ms") }.into()
+                NetError::NodeUnavailable { node: self.node_name(node), reason: format!("{what} timed out after {millis} ms") }.into()
             }
             _ => e,
         }
@@ -81,12 +79,7 @@ impl Cluster {
     /// # Errors
     /// `node.unavailable`.
     pub async fn relay_stream(&self, node: u8, kind: &str) -> Result<crate::client::RelayedStream> {
-        self.peer(node).await?.relay_stream(kind).await.map_err(|e| self.peer_failed(node, e))
-    }
-
-    /// A failure talking to `node`, as the client should see it (see `peer_failed`).
-    pub fn unavailable(&self, node: u8, e: Error) -> Error {
-        self.peer_failed(node, e)
+        self.peer(node).await?.relay_stream(kind).await.map_err(|e| self.unavailable(node, e))
     }
 
     /// Where a writer or iterator of `keys` runs: `None` here (every channel is local),
@@ -105,10 +98,7 @@ impl Cluster {
                 reason: format!(
                     "these channels are stored on {} nodes ({}); a writer or iterator runs on one node: open one per node (`telemetron cluster status --channels` shows where each channel lives)",
                     many.len(),
-                    many.iter()
-                        .map(|n| self.inner.names.lock().get(n).cloned().unwrap_or_else(|| format!("#{n}")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    many.iter().map(|n| self.node_name(*n)).collect::<Vec<_>>().join(", ")
                 ),
             }),
         }
@@ -158,7 +148,7 @@ impl Cluster {
                         Some(r) => peer.read_reduced(range, &group, r).await,
                         None => peer.read(range, &group).await,
                     };
-                    r.map_err(|e| this.peer_failed(node, e))
+                    r.map_err(|e| this.unavailable(node, e))
                 }
             }));
         }
@@ -196,7 +186,7 @@ impl Cluster {
             w.write(&frame).await?;
             w.close().await
         };
-        written.await.map_err(|e| self.peer_failed(node, e))
+        written.await.map_err(|e| self.unavailable(node, e))
     }
 
     /// Who controls `keys`, each asked of its leaseholder (which arbitrates it). With no
@@ -213,7 +203,7 @@ impl Cluster {
             if node == self.node() {
                 out.extend(self.inner.engine.control_states(&group));
             } else {
-                out.extend(self.peer(node).await?.control_states(&group).await.map_err(|e| self.peer_failed(node, e))?);
+                out.extend(self.peer(node).await?.control_states(&group).await.map_err(|e| self.unavailable(node, e))?);
             }
         }
         Ok(out)
@@ -231,7 +221,7 @@ impl Cluster {
                 .map_err(|e| NetError::Server { reason: format!("time range failed: {e}") })?;
         }
         let node = leaseholder(key);
-        self.peer(node).await?.time_range(key).await.map_err(|e| self.peer_failed(node, e))
+        self.peer(node).await?.time_range(key).await.map_err(|e| self.unavailable(node, e))
     }
 
     /// Delete `range` of `keys`, each node's channels on that node.
@@ -247,7 +237,7 @@ impl Cluster {
                     .await
                     .map_err(|e| NetError::Server { reason: format!("delete failed: {e}") })??;
             } else {
-                self.peer(node).await?.delete(range, &group).await.map_err(|e| self.peer_failed(node, e))?;
+                self.peer(node).await?.delete(range, &group).await.map_err(|e| self.unavailable(node, e))?;
             }
         }
         Ok(())
