@@ -330,7 +330,7 @@ impl Cluster {
     }
 
     /// Node `node`'s name for messages (`#n` when this node never saw it).
-    fn node_name(&self, node: u8) -> String {
+    pub(crate) fn node_name(&self, node: u8) -> String {
         self.inner.names.lock().get(&node).cloned().unwrap_or_else(|| format!("#{node}"))
     }
 

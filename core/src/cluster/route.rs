@@ -86,8 +86,9 @@ impl Cluster {
     /// `Some(node)` on the one other node that stores them all.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when the channels are stored on several nodes: such a
-    /// stream is not split across nodes (yet); open one per node.
+    /// [`Error::InvalidArgument`] when the channels are stored on several nodes: an iterator
+    /// is not split across nodes (yet); open one per node. (Writers are: see
+    /// [`Cluster::by_node`].)
     pub fn route_stream(&self, keys: &[ChannelKey]) -> Result<Option<u8>> {
         let groups = self.by_node(keys)?;
         match groups.keys().copied().collect::<Vec<u8>>().as_slice() {
@@ -96,7 +97,7 @@ impl Cluster {
             [n] => Ok(Some(*n)),
             many => Err(Error::InvalidArgument {
                 reason: format!(
-                    "these channels are stored on {} nodes ({}); a writer or iterator runs on one node: open one per node (`telemetron cluster status --channels` shows where each channel lives)",
+                    "these channels are stored on {} nodes ({}); an iterator runs on one node: open one per node, or read them (reads fan out) (`telemetron cluster status --channels` shows where each channel lives)",
                     many.len(),
                     many.iter().map(|n| self.node_name(*n)).collect::<Vec<_>>().join(", ")
                 ),
@@ -109,7 +110,7 @@ impl Cluster {
     /// # Errors
     /// `channel.not_found` for a key no node defines (not `node.unavailable`: nothing is
     /// down, the key is wrong).
-    pub(super) fn by_node(&self, keys: &[ChannelKey]) -> Result<BTreeMap<u8, Vec<ChannelKey>>> {
+    pub fn by_node(&self, keys: &[ChannelKey]) -> Result<BTreeMap<u8, Vec<ChannelKey>>> {
         let mut groups: BTreeMap<u8, Vec<ChannelKey>> = BTreeMap::new();
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         for &k in keys {

@@ -52,6 +52,8 @@ mod ws_pipeline;
 #[cfg(feature = "cluster")]
 mod ws_relay;
 mod ws_session;
+#[cfg(feature = "cluster")]
+mod ws_span;
 mod ws_streamer;
 mod ws_writer;
 

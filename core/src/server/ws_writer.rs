@@ -84,25 +84,30 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     }
     #[cfg(feature = "cluster")]
     if let Some(c) = state.config.cluster.clone() {
-        match c.route_stream(&config.channels) {
-            Ok(None) => {}
-            Ok(Some(node)) => {
-                let close = bytes::Bytes::from(serde_json::to_vec(&WriterRequest::Close { commit: true }).expect("close serializes"));
-                let open = WriterRequest::Open { config };
-                // Authority changes are checked here against the client's role, as for a
-                // local writer (the leaseholder sees this node's credentials).
-                let refuse = move |b: &[u8]| match parse_json::<WriterRequest>(b) {
-                    Ok(WriterRequest::SetAuthorities { id, changes }) => {
-                        permit_authorities(&user, changes.iter().map(|(_, a)| *a)).err().map(|e| {
-                            let reply = WriterResponse::Failed { id, error: WireError::from(&e) };
-                            bytes::Bytes::from(serde_json::to_vec(&reply).expect("a reply serializes"))
-                        })
-                    }
-                    _ => None,
-                };
-                return super::ws_relay::relay::<WriterKind>(state.clone(), s, c, node, open, refuse, Some(close)).await;
-            }
+        let groups = match c.by_node(&config.channels) {
+            Ok(groups) => groups,
             Err(e) => return end::<WriterKind>(s, Ending::violation(e)).await,
+        };
+        let here = c.node();
+        if groups.keys().any(|n| *n != here) {
+            // Authority changes are checked here against the client's role, as for a local
+            // writer (the leaseholders see this node's credentials).
+            let refuse = move |b: &[u8]| match parse_json::<WriterRequest>(b) {
+                Ok(WriterRequest::SetAuthorities { id, changes }) => {
+                    permit_authorities(&user, changes.iter().map(|(_, a)| *a)).err().map(|e| {
+                        let reply = WriterResponse::Failed { id, error: WireError::from(&e) };
+                        bytes::Bytes::from(serde_json::to_vec(&reply).expect("a reply serializes"))
+                    })
+                }
+                _ => None,
+            };
+            if groups.len() > 1 {
+                return super::ws_span::span(state.clone(), s, c, groups, config, refuse).await;
+            }
+            let node = *groups.keys().next().expect("one node");
+            let close = bytes::Bytes::from(serde_json::to_vec(&WriterRequest::Close { commit: true }).expect("close serializes"));
+            let open = WriterRequest::Open { config };
+            return super::ws_relay::relay::<WriterKind>(state.clone(), s, c, node, open, refuse, Some(close)).await;
         }
     }
     let writer = match heavy(|| state.engine.open_writer(config)) {
