@@ -317,6 +317,29 @@ impl Engine {
         self.inner.hub.arbiter.states(keys)
     }
 
+    /// Fence control: every writer loses control of every channel (the releases are
+    /// published on the control-state channel), and no writer gains any until
+    /// [`Engine::lift_control_fence`]. Writes go on being refused for lack of control, so
+    /// nothing this engine stores is commanded while the fence stands. A cluster node does
+    /// this when its lease expired while it was cut off from etcd (docs/cluster.md §6).
+    /// Idempotent.
+    pub fn fence_control(&self) {
+        let hub = &self.inner.hub;
+        hub.arbiter.fence(&|t| hub.publish_transfers(t));
+    }
+
+    /// Lift the fence: writers opened from now on are arbitrated as usual. A writer that was
+    /// open during the fence stays without control until it sets its authority again, so a
+    /// writer from before the fence never commands again without asking.
+    pub fn lift_control_fence(&self) {
+        self.inner.hub.arbiter.lift_fence();
+    }
+
+    /// True while control is fenced.
+    pub fn control_fenced(&self) -> bool {
+        self.inner.hub.arbiter.is_fenced()
+    }
+
     /// A handle that does not keep the engine alive.
     pub fn downgrade(&self) -> WeakEngine {
         WeakEngine(Arc::downgrade(&self.inner))

@@ -58,10 +58,15 @@ impl Etcd {
         Etcd { child, url: String::new(), dir: PathBuf::new(), ports: (0, 0) }
     }
 
-    /// Kill etcd (SIGKILL) and start it again on the same ports and data.
-    fn restart(&mut self) {
+    /// Kill etcd (SIGKILL): every node is cut off from it.
+    fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kill etcd (SIGKILL) and start it again on the same ports and data.
+    fn restart(&mut self) {
+        self.stop();
         let (dir, ports) = (self.dir.clone(), self.ports);
         *self = Etcd::start_on(&dir, ports);
     }
@@ -645,4 +650,80 @@ async fn streams_and_writes_go_on_while_etcd_restarts_and_the_catalog_resumes() 
     .await;
     eventually(20, "the new mirror", || async { c1.channel(made[0].key).await.ok() }).await;
     eventually(20, "three members", || async { (status(&cl.etcd)["members"].as_array().unwrap().len() == 3).then_some(()) }).await;
+}
+
+/// The transfers published on the control channel that `s` streams, as (from, to, channel)
+/// subject names, until `want` of them arrived or 10 s passed.
+async fn control_transfers(s: &mut telemetron::client::ClientStreamer, want: usize) -> Vec<(Option<String>, Option<String>, ChannelKey)> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while out.len() < want && Instant::now() < deadline {
+        let Some(f) = s.next_timeout(Duration::from_millis(100)).await.unwrap() else { continue };
+        for series in f.series() {
+            for i in 0..series.len() {
+                let msg: serde_json::Value = serde_json::from_str(series.value_str(i).unwrap()).unwrap();
+                if msg.get("snapshot").is_some() {
+                    continue;
+                }
+                for t in msg["transfers"].as_array().unwrap() {
+                    let name = |v: &serde_json::Value| v["subject"]["name"].as_str().map(str::to_string);
+                    let key = t["from"]["resource"].as_u64().or(t["to"]["resource"].as_u64()).unwrap() as ChannelKey;
+                    out.push((name(&t["from"]), name(&t["to"]), key));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_etcd_keeps_control_while_its_lease_lasts_then_fails_safe() {
+    let mut cl = cluster();
+    let c2 = client(&cl.nodes[1]).await;
+    let cmd = c2.create_channels(vec![NewChannel::virtual_("press_cmd", DataType::U8)], false).await.unwrap()[0].key;
+    let config = |a: u8, name: &str| telemetron::framer::WriterConfig {
+        authorities: vec![a],
+        name: name.into(),
+        ..telemetron::framer::WriterConfig::new(TimeStamp(0), vec![cmd])
+    };
+    let mut seq = c2.open_writer(config(100, "sequence")).await.unwrap();
+    let one = Frame::new().with(cmd, Series::from_vec(vec![1u8]));
+    assert!(seq.write_confirmed(&one).await.unwrap().unauthorized.is_empty());
+    let ctl = c2.control_channel().await.unwrap();
+    let mut watch = c2.open_streamer(StreamerConfig::new(vec![ctl])).await.unwrap();
+
+    // Cut off: while the lease surely lasts (TTL 2 s, renewed every 2/3 s), the node keeps
+    // arbitrating and the sequence keeps commanding.
+    let cut = Instant::now();
+    cl.etcd.stop();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(seq.write_confirmed(&one).await.unwrap().unauthorized.is_empty(), "control holds while the lease lasts");
+    // Then it fails safe: the sequence is told it lost control, its commands are dropped,
+    // and the release is published on the node's control channel.
+    eventually(10, "the fence", || async { (!seq.has_control(cmd)).then_some(()) }).await;
+    assert!(cut.elapsed() >= Duration::from_secs(1), "fenced after {:?}, before the lease could expire", cut.elapsed());
+    assert_eq!(seq.write_confirmed(&one).await.unwrap().unauthorized, vec![cmd]);
+    assert!(c2.control_states(&[cmd]).await.unwrap().is_empty());
+    assert_eq!(control_transfers(&mut watch, 1).await, vec![(Some("sequence".to_string()), None, cmd)]);
+    // No one takes control while the fence stands.
+    let mut late = c2.open_writer(config(250, "late")).await.unwrap();
+    assert!(!late.has_control(cmd));
+    late.close().await.unwrap();
+
+    // etcd back: the node rejoins under a new lease. A writer from before the fence does
+    // not command again until it asks (sets its authority); then it does.
+    cl.etcd.restart();
+    eventually(20, "daq-2 to rejoin", || async { (status(&cl.etcd)["members"].as_array().unwrap().len() == 3).then_some(()) }).await;
+    eventually(10, "the fence to lift", || async {
+        let mut probe = c2.open_writer(config(1, "probe")).await.ok()?;
+        let got = probe.has_control(cmd);
+        probe.close().await.ok()?;
+        got.then_some(())
+    })
+    .await;
+    assert!(!seq.has_control(cmd), "a writer from before the fence stays out until it asks");
+    seq.set_authority(100).await.unwrap();
+    assert!(seq.has_control(cmd));
+    assert!(seq.write_confirmed(&one).await.unwrap().unauthorized.is_empty());
+    seq.close().await.unwrap();
 }

@@ -315,10 +315,18 @@ pub(super) async fn keep_alive(cluster: Cluster) {
             // A slow answer is not a lost lease: keep renewing until etcd says the lease is
             // gone, or a whole TTL passes without an answer (then it is gone anyway).
             let mut renewed = tokio::time::Instant::now();
+            // The earliest renewal not answered yet: an answer may be to it, so the lease
+            // is counted from there (never longer than it surely lasts).
+            let mut unanswered: Option<std::time::Instant> = None;
             loop {
+                let asked = *unanswered.get_or_insert_with(std::time::Instant::now);
                 keeper.keep_alive().await.map_err(|e| etcd_err("keep-alive", e))?;
                 match tokio::time::timeout(every, stream.message()).await {
-                    Ok(Ok(Some(r))) if r.ttl() > 0 => renewed = tokio::time::Instant::now(),
+                    Ok(Ok(Some(r))) if r.ttl() > 0 => {
+                        renewed = tokio::time::Instant::now();
+                        unanswered = None;
+                        cluster.renewed(asked, Duration::from_secs(r.ttl() as u64));
+                    }
                     Ok(Ok(_)) => return Err(Error::from(NetError::Coordination { reason: "the member lease expired".into() })),
                     Ok(Err(e)) => return Err(etcd_err("keep-alive", e)),
                     Err(_) if renewed.elapsed() < ttl => continue,

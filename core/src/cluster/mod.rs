@@ -186,6 +186,10 @@ struct Inner {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// This node's lease, once granted (0 before): its member record and fencing.
     lease: std::sync::atomic::AtomicI64,
+    /// Until when (ms after `born`) the lease surely lasts: the last renewal sent plus the
+    /// TTL etcd granted. Past it, control is fenced (`fence_watch`).
+    valid_until_ms: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
 }
 
 impl Cluster {
@@ -231,6 +235,8 @@ impl Cluster {
             names: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
             lease: std::sync::atomic::AtomicI64::new(0),
+            valid_until_ms: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
         });
         let cluster = Cluster { inner };
         cluster.register_local_channels().await?;
@@ -246,6 +252,7 @@ impl Cluster {
             tokio::spawn(coord::watch_members(cluster.clone(), members.1)),
             tokio::spawn(catalog::watch_channels(cluster.clone(), channels.1)),
             tokio::spawn(taps::tapper(cluster.clone())),
+            tokio::spawn(fence_watch(cluster.clone())),
         ];
         cluster.inner.tasks.lock().extend(tasks);
         tracing::info!(key = "cluster", node = cluster.inner.identity.node, name = %cluster.inner.identity.name, "joined the cluster");
@@ -315,9 +322,42 @@ impl Cluster {
         };
         let ttl = self.inner.config.lease_ttl;
         let previous = self.inner.lease.load(std::sync::atomic::Ordering::Acquire);
+        let asked = std::time::Instant::now();
+        if previous != 0 && self.lease_left().is_zero() {
+            // The old lease may have lapsed (a stopped process wakes up to this): fence
+            // before a new lease can make the lapse invisible to `fence_watch`.
+            self.inner.engine.fence_control();
+        }
         let lease = self.inner.coord.lock().await.join(ttl, member, previous).await?;
         self.inner.lease.store(lease, std::sync::atomic::Ordering::Release);
+        self.renewed(asked, ttl);
+        if self.inner.engine.control_fenced() {
+            self.inner.engine.lift_control_fence();
+            tracing::warn!(
+                key = "cluster",
+                lease,
+                "control fence lifted under a new lease; writers open during the fence command again only after setting their authority"
+            );
+        }
         Ok(())
+    }
+
+    /// The lease was granted or renewed by a request sent at `asked`, for `ttl`: it lasts
+    /// at least until `asked + ttl` (etcd counts from when it received the request).
+    pub(crate) fn renewed(&self, asked: std::time::Instant, ttl: Duration) {
+        let until = (asked + ttl).saturating_duration_since(self.inner.born).as_millis() as u64;
+        self.inner.valid_until_ms.fetch_max(until, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// How long the lease surely lasts from now (zero once it may have expired).
+    fn lease_left(&self) -> Duration {
+        let until = Duration::from_millis(self.inner.valid_until_ms.load(std::sync::atomic::Ordering::Acquire));
+        until.saturating_sub(self.inner.born.elapsed())
+    }
+
+    /// True while this node's control is fenced (its lease may have expired).
+    pub fn fenced(&self) -> bool {
+        self.inner.engine.control_fenced()
     }
 
     fn apply_members(&self, members: Vec<Member>) {
@@ -345,5 +385,28 @@ impl Cluster {
             reason: format!("it stores channel {key} and holds no lease (it is down, cut off, or has not joined)"),
         }
         .into())
+    }
+}
+
+/// Fence control once the lease may have expired: a node cut off from etcd keeps arbitrating
+/// its channels while its lease surely lasts (no other node can take them meanwhile), then
+/// fails safe, releasing every writer's control, until it rejoins under a new lease
+/// (docs/cluster.md §6).
+async fn fence_watch(cluster: Cluster) {
+    loop {
+        let left = cluster.lease_left();
+        if !left.is_zero() {
+            tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+            continue;
+        }
+        if !cluster.inner.engine.control_fenced() {
+            cluster.inner.engine.fence_control();
+            tracing::error!(
+                key = "cluster",
+                lease = cluster.inner.lease.load(std::sync::atomic::Ordering::Acquire),
+                "the member lease may have expired (no renewal from etcd for a whole TTL): control fenced, every writer released; it is lifted when the node rejoins"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -57,6 +57,9 @@ struct GateEntry {
     subject: Subject,
     authority: Authority,
     flag: Arc<AtomicBool>,
+    /// Opened before (or during) a fence: never holds control until its writer sets its
+    /// authority again after the fence is lifted.
+    fenced: bool,
 }
 
 #[derive(Debug)]
@@ -75,20 +78,23 @@ impl Region {
     /// changed.
     fn settle(&mut self, channel: ChannelKey, concurrency: Concurrency) -> Option<Transfer> {
         let before = self.holder;
-        let top = self.gates.iter().map(|g| g.authority).max();
-        let holder_auth = before.and_then(|h| self.gates.iter().find(|g| g.id == h)).map(|g| g.authority);
+        // Fenced gates take no part: they neither hold nor block.
+        let live = || self.gates.iter().filter(|g| !g.fenced);
+        let top = live().map(|g| g.authority).max();
+        let holder_auth = before.and_then(|h| live().find(|g| g.id == h)).map(|g| g.authority);
         // Keep the holder unless someone is strictly higher (or it left).
         let keep = matches!((holder_auth, top), (Some(a), Some(t)) if a >= t);
         if !keep {
             // Highest authority; ties: earliest opened (lowest id).
-            self.holder = self.gates.iter().filter(|g| Some(g.authority) == top).map(|g| g.id).min();
+            self.holder = live().filter(|g| Some(g.authority) == top).map(|g| g.id).min();
         }
         let holder_auth = self.holder.and_then(|h| self.gates.iter().find(|g| g.id == h)).map(|g| g.authority);
         for g in &self.gates {
-            let allowed = match concurrency {
-                Concurrency::Exclusive => Some(g.id) == self.holder,
-                Concurrency::Shared => Some(g.authority) == holder_auth,
-            };
+            let allowed = !g.fenced
+                && match concurrency {
+                    Concurrency::Exclusive => Some(g.id) == self.holder,
+                    Concurrency::Shared => Some(g.authority) == holder_auth,
+                };
             g.flag.store(allowed, Ordering::Release);
         }
         if before == self.holder {
@@ -129,6 +135,8 @@ pub(crate) struct Arbiter {
     epoch: AtomicU64,
     transfers: AtomicU64,
     refused: AtomicU64,
+    /// Set by [`Arbiter::fence`]: no gate holds control until it is lifted.
+    fenced: AtomicBool,
 }
 
 /// What one engine's arbiter has decided since it was opened.
@@ -209,7 +217,8 @@ impl Arbiter {
             let flag = Arc::new(AtomicBool::new(false));
             let cc = map.entry(channel).or_default();
             cc.concurrency = concurrency;
-            let entry = GateEntry { id, subject: subject.clone(), authority, flag: flag.clone() };
+            let fenced = self.fenced.load(Ordering::Acquire);
+            let entry = GateEntry { id, subject: subject.clone(), authority, flag: flag.clone(), fenced };
             let ri = match cc.regions.iter().position(|r| r.range.overlaps(&range)) {
                 Some(ri) => {
                     let r = &mut cc.regions[ri];
@@ -255,8 +264,11 @@ impl Arbiter {
             let concurrency = cc.concurrency;
             let Some(r) = cc.regions.iter_mut().find(|r| r.gates.iter().any(|g| g.id == gate.id)) else { continue };
             let prev = r.holder.and_then(|h| r.state(gate.channel, h));
+            let lifted = !self.fenced.load(Ordering::Acquire);
             if let Some(g) = r.gates.iter_mut().find(|g| g.id == gate.id) {
                 g.authority = *authority;
+                // Setting an authority after a fence is lifted takes control again.
+                g.fenced &= !lifted;
             }
             transfers.extend(r.settle(gate.channel, concurrency).map(|mut t| {
                 t.from = prev;
@@ -313,6 +325,50 @@ impl Arbiter {
         transfers
     }
 
+    /// Fence every gate: from now on no open gate holds control, and gates opened while the
+    /// fence stands hold none either. A node does this when it can no longer be sure it is
+    /// still the leaseholder of its channels (its cluster lease expired while cut off from
+    /// etcd), so it stops commanding (docs/cluster.md §6). Publishes and returns the
+    /// releases.
+    pub(crate) fn fence(&self, publish: &dyn Fn(&[Transfer])) -> Vec<Transfer> {
+        let mut map = self.channels.lock();
+        self.fenced.store(true, Ordering::Release);
+        let mut transfers = Vec::new();
+        for (channel, cc) in map.iter_mut() {
+            for r in &mut cc.regions {
+                let prev = r.holder.and_then(|h| r.state(*channel, h));
+                for g in &mut r.gates {
+                    g.fenced = true;
+                }
+                transfers.extend(r.settle(*channel, cc.concurrency).map(|mut t| {
+                    t.from = prev;
+                    t
+                }));
+            }
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if !transfers.is_empty() {
+            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
+            publish(&transfers);
+        }
+        drop(map);
+        transfers
+    }
+
+    /// Lift the fence: gates opened from now on take part again. Gates fenced before keep
+    /// out until their writer sets its authority (a writer from before the fence does not
+    /// command again without asking).
+    pub(crate) fn lift_fence(&self) {
+        let _map = self.channels.lock();
+        self.fenced.store(false, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// True while a fence stands.
+    pub(crate) fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
+    }
+
     /// Run `f` with the current holders of every channel while no transfer can happen (or
     /// be published): what `f` does is ordered exactly between transfers.
     pub(crate) fn with_states<R>(&self, f: impl FnOnce(Vec<State>) -> R) -> R {
@@ -361,6 +417,32 @@ mod tests {
         assert!(h.authorized() && !a.authorized());
         let t = c.close(&h).unwrap();
         assert_eq!(t.to.unwrap().subject.name, "a", "next highest takes over");
+        assert!(a.authorized() && !b.authorized());
+    }
+
+    #[test]
+    fn a_fence_releases_everything_and_only_writers_that_ask_again_get_control_back() {
+        let c = Arbiter::default();
+        let (mut a, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 10);
+        let (x, _) = c.open(2, Concurrency::Shared, ALL, &subj("x"), 7);
+        assert!(a.authorized() && x.authorized());
+        let released = c.fence(&|_| {});
+        assert_eq!(released.len(), 2, "{released:?}");
+        assert!(released.iter().all(|t| t.to.is_none() && t.from.is_some()));
+        assert!(!a.authorized() && !x.authorized() && c.is_fenced());
+        assert!(c.states(&[]).is_empty());
+        // While fenced, new writers and authority changes get nothing.
+        let (b, t) = c.open(1, Concurrency::Exclusive, ALL, &subj("b"), 1);
+        assert!(t.is_none() && !b.authorized());
+        assert!(c.set_authority(&mut a, 20).is_none() && !a.authorized());
+        // Lifted: a writer opened now takes control; those from before stay out until they
+        // set their authority again.
+        c.lift_fence();
+        let (n, t) = c.open(3, Concurrency::Exclusive, ALL, &subj("n"), 1);
+        assert!(n.authorized() && t.is_some());
+        assert!(!a.authorized() && !b.authorized() && !x.authorized());
+        let t = c.set_authority(&mut a, 10).unwrap();
+        assert_eq!(t.to.unwrap().subject.name, "a");
         assert!(a.authorized() && !b.authorized());
     }
 

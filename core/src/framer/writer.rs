@@ -521,8 +521,14 @@ impl Writer {
             self.requested.insert(k, a);
         }
         let effective = self.effective_authorities();
-        let mut changed: Vec<(&mut Gate, Authority)> =
-            self.gates.iter_mut().filter(|(k, g)| effective[*k] != g.authority).map(|(k, g)| (g, effective[k])).collect();
+        // Gates without control are set again even at the same authority: after a control
+        // fence that is how a writer asks for control back.
+        let mut changed: Vec<(&mut Gate, Authority)> = self
+            .gates
+            .iter_mut()
+            .filter(|(k, g)| effective[*k] != g.authority || !g.authorized())
+            .map(|(k, g)| (g, effective[k]))
+            .collect();
         // In one step, so a data channel and its index change hands together.
         if !changed.is_empty() {
             let hub = &self.hub;
