@@ -9,7 +9,7 @@ use redb::ReadableTable;
 use crate::catalog::{Catalog, TOMBSTONES, meta_err};
 use crate::channel::{Channel, ChannelChange, ChannelError, ChannelKey, Channels, NewChannel};
 use crate::control::ControlMetricsSnapshot;
-use crate::control::{CONTROL_CHANNEL, State};
+use crate::control::{CONTROL_CHANNEL, State, Transfer};
 use crate::error::{Error, Result};
 use crate::framer::{Hub, IteratorConfig, RangeIterator, Writer, WriterConfig, read_view};
 use crate::ranger::{RangeChange, Ranges};
@@ -333,6 +333,17 @@ impl Engine {
     /// writer from before the fence never commands again without asking.
     pub fn lift_control_fence(&self) {
         self.inner.hub.arbiter.lift_fence();
+    }
+
+    /// Cluster mode: show another node's control state on this engine's control channel.
+    /// `block` is that node's key block; `snapshot` and `transfers` are a message of its
+    /// control channel (a snapshot names every holder it has, and what changed since the
+    /// last one is published here as transfers). Holders outside `block` are ignored.
+    /// New streamers of the control channel get these holders in their snapshot too;
+    /// [`Engine::control_states`] stays this engine's own.
+    pub fn relay_peer_control(&self, block: &std::ops::RangeInclusive<ChannelKey>, snapshot: bool, transfers: Vec<Transfer>) {
+        let hub = &self.inner.hub;
+        hub.arbiter.peer_transfers(block, snapshot, transfers, &|t| hub.publish_peer_transfers(t));
     }
 
     /// True while control is fenced.

@@ -418,7 +418,16 @@ async fn a_writer_of_channels_on_several_nodes_is_split_and_committed_per_node()
     let mut w = c1.open_writer(config).await.unwrap();
     w.write(&all(9_000_000, 1)).await.unwrap();
     cl.nodes[2].kill();
-    let err = w.commit().await.unwrap_err();
+    // The end of the stream is reported by the next call after it (no commit is sent, which
+    // would commit daq-1's and daq-2's parts: commits are per node).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        assert!(Instant::now() < deadline, "the writer did not end after its leaseholder died");
+        match w.write(&samples(t1, v1, 9_500_000, 1)).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => break e,
+        }
+    };
     assert_eq!(err.code(), "node.unavailable", "{err}");
     assert!(err.to_string().contains("daq-3"), "{err}");
     let after = c1.read(TimeRange::new(TimeStamp(9_000_000), TimeStamp(10_000_000)), &[v1, v2]).await.unwrap();
@@ -436,16 +445,25 @@ async fn control_of_a_channel_is_arbitrated_at_its_leaseholder_for_writers_on_ev
     for c in [&c1, &c3] {
         eventually(10, "the mirror", || async { c.channel(cmd).await.ok() }).await;
     }
-    let config =
-        |a: u8| telemetron::framer::WriterConfig { authorities: vec![a], ..telemetron::framer::WriterConfig::new(TimeStamp(0), vec![cmd]) };
-    let mut seq = c1.open_writer(config(100)).await.unwrap();
+    let config = |a: u8, name: &str| telemetron::framer::WriterConfig {
+        authorities: vec![a],
+        name: name.into(),
+        ..telemetron::framer::WriterConfig::new(TimeStamp(0), vec![cmd])
+    };
+    // Every node's control channel shows the transfers, wherever they are decided.
+    let mut watchers = Vec::new();
+    for c in [&c1, &c3] {
+        watchers.push(c.open_streamer(StreamerConfig::new(vec![c.control_channel().await.unwrap()])).await.unwrap());
+    }
+    let mut seq = c1.open_writer(config(100, "sequence")).await.unwrap();
     assert!(seq.has_control(cmd));
-    let mut op = c3.open_writer(config(200)).await.unwrap();
+    let mut op = c3.open_writer(config(200, "operator")).await.unwrap();
     assert!(op.has_control(cmd));
     let one = Frame::new().with(cmd, Series::from_vec(vec![1u8]));
     // The sequence's command is now dropped, and it is told so.
+    // (Dropped by daq-2, or refused at once if its notice crossed daq-1 first.)
     let report = seq.write_confirmed(&one).await.unwrap();
-    assert_eq!(report.unauthorized, vec![cmd]);
+    assert_eq!(report.not_written(), vec![cmd]);
     assert!(!seq.has_control(cmd));
     assert!(op.write_confirmed(&one).await.unwrap().unauthorized.is_empty());
     // The leaseholder's control state names the operator, asked of any node.
@@ -459,6 +477,24 @@ async fn control_of_a_channel_is_arbitrated_at_its_leaseholder_for_writers_on_ev
         assert!(Instant::now() < deadline, "control did not come back to the sequence");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let who = |n: &str| Some(n.to_string());
+    for w in &mut watchers {
+        let seen = control_transfers_until(w, &[(who("sequence"), who("operator"), cmd), (who("operator"), who("sequence"), cmd)]).await;
+        // The first acquisition may have come as part of daq-2's snapshot, as an acquire.
+        assert!(seen.contains(&(None, who("sequence"), cmd)), "{seen:?}");
+    }
+    // A control channel opened now starts with a snapshot that includes daq-2's holder.
+    let mut late = c3.open_streamer(StreamerConfig::new(vec![c3.control_channel().await.unwrap()])).await.unwrap();
+    let snap = control_messages(&mut late, 1).await;
+    assert_eq!(snap[0]["snapshot"], serde_json::Value::Bool(true), "{snap:?}");
+    let holders: Vec<&str> = snap[0]["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["to"]["resource"] == cmd)
+        .filter_map(|t| t["to"]["subject"]["name"].as_str())
+        .collect();
+    assert_eq!(holders, vec!["sequence"], "{snap:?}");
     seq.close().await.unwrap();
 }
 
@@ -652,26 +688,49 @@ async fn streams_and_writes_go_on_while_etcd_restarts_and_the_catalog_resumes() 
     eventually(20, "three members", || async { (status(&cl.etcd)["members"].as_array().unwrap().len() == 3).then_some(()) }).await;
 }
 
-/// The transfers published on the control channel that `s` streams, as (from, to, channel)
-/// subject names, until `want` of them arrived or 10 s passed.
-async fn control_transfers(s: &mut telemetron::client::ClientStreamer, want: usize) -> Vec<(Option<String>, Option<String>, ChannelKey)> {
+/// Messages of the control channel that `s` streams, until `want` of them arrived or 10 s
+/// passed.
+async fn control_messages(s: &mut telemetron::client::ClientStreamer, want: usize) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while out.len() < want && Instant::now() < deadline {
         let Some(f) = s.next_timeout(Duration::from_millis(100)).await.unwrap() else { continue };
         for series in f.series() {
-            for i in 0..series.len() {
-                let msg: serde_json::Value = serde_json::from_str(series.value_str(i).unwrap()).unwrap();
-                if msg.get("snapshot").is_some() {
-                    continue;
-                }
-                for t in msg["transfers"].as_array().unwrap() {
-                    let name = |v: &serde_json::Value| v["subject"]["name"].as_str().map(str::to_string);
-                    let key = t["from"]["resource"].as_u64().or(t["to"]["resource"].as_u64()).unwrap() as ChannelKey;
-                    out.push((name(&t["from"]), name(&t["to"]), key));
-                }
-            }
+            out.extend((0..series.len()).map(|i| serde_json::from_str::<serde_json::Value>(series.value_str(i).unwrap()).unwrap()));
         }
+    }
+    out
+}
+
+type Moved = (Option<String>, Option<String>, ChannelKey);
+
+/// (from, to, channel) subject names of the transfers in control messages, snapshots left out.
+fn moves(msgs: &[serde_json::Value]) -> Vec<Moved> {
+    let name = |v: &serde_json::Value| v["subject"]["name"].as_str().map(str::to_string);
+    msgs.iter()
+        .filter(|m| m.get("snapshot").is_none())
+        .flat_map(|m| m["transfers"].as_array().unwrap().clone())
+        .map(|t| (name(&t["from"]), name(&t["to"]), t["from"]["resource"].as_u64().or(t["to"]["resource"].as_u64()).unwrap() as ChannelKey))
+        .collect()
+}
+
+/// The transfers `s` streams, until `want` of them arrived or 10 s passed.
+async fn control_transfers(s: &mut telemetron::client::ClientStreamer, want: usize) -> Vec<Moved> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while out.len() < want && Instant::now() < deadline {
+        out.extend(moves(&control_messages(s, 1).await));
+    }
+    out
+}
+
+/// The transfers `s` streams, until every one of `expected` was among them (10 s at most).
+async fn control_transfers_until(s: &mut telemetron::client::ClientStreamer, expected: &[Moved]) -> Vec<Moved> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !expected.iter().all(|e| out.contains(e)) {
+        assert!(Instant::now() < deadline, "transfers {expected:?} not all seen; got {out:?}");
+        out.extend(moves(&control_messages(s, 1).await));
     }
     out
 }
@@ -706,7 +765,7 @@ async fn a_node_cut_off_from_etcd_keeps_control_while_its_lease_lasts_then_fails
     assert!(c2.control_states(&[cmd]).await.unwrap().is_empty());
     assert_eq!(control_transfers(&mut watch, 1).await, vec![(Some("sequence".to_string()), None, cmd)]);
     // No one takes control while the fence stands.
-    let mut late = c2.open_writer(config(250, "late")).await.unwrap();
+    let late = c2.open_writer(config(250, "late")).await.unwrap();
     assert!(!late.has_control(cmd));
     late.close().await.unwrap();
 
@@ -715,7 +774,7 @@ async fn a_node_cut_off_from_etcd_keeps_control_while_its_lease_lasts_then_fails
     cl.etcd.restart();
     eventually(20, "daq-2 to rejoin", || async { (status(&cl.etcd)["members"].as_array().unwrap().len() == 3).then_some(()) }).await;
     eventually(10, "the fence to lift", || async {
-        let mut probe = c2.open_writer(config(1, "probe")).await.ok()?;
+        let probe = c2.open_writer(config(1, "probe")).await.ok()?;
         let got = probe.has_control(cmd);
         probe.close().await.ok()?;
         got.then_some(())

@@ -374,6 +374,8 @@ pub(super) async fn watch_members(cluster: Cluster, mut watch: WatchStream) {
                         tracing::warn!(key = "cluster", node, "member down (lease expired or revoked)");
                         m.remove(&node);
                         cluster.inner.peers.forget(node);
+                        // Its holders are gone with it: this node's control channel says so.
+                        cluster.inner.engine.relay_peer_control(&super::node_keys(node), true, Vec::new());
                     }
                     (EventType::Delete, None) => {}
                 }

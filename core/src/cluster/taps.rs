@@ -9,6 +9,11 @@
 //! ([`crate::Engine::relay_mirrored`]), whose fan-out delivers them to the streamers that
 //! want them, as it does for local writers.
 //!
+//! Every live peer has a tap, wanted channels or not: it also streams the peer's control
+//! channel, whose transfers this node shows on its own
+//! ([`crate::Engine::relay_peer_control`]), so a streamer of any node's control channel
+//! sees control change hands on every node.
+//!
 //! ## No deadlocks at start-up or shutdown
 //! Nothing here blocks on another task: the tapper polls the demand (an atomic generation
 //! read every [`POLL`]) and sends a tap its channels through a `watch` channel, which keeps
@@ -22,9 +27,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Cluster, leaseholder};
+use super::{Cluster, leaseholder, node_keys};
 use crate::channel::ChannelKey;
+use crate::control::Transfer;
 use crate::relay::StreamerConfig;
+use crate::telem::Frame;
 
 /// How often the tapper looks at the relay's demand generation.
 pub(super) const POLL: Duration = Duration::from_millis(5);
@@ -32,16 +39,19 @@ pub(super) const POLL: Duration = Duration::from_millis(5);
 pub(super) async fn tapper(cluster: Cluster) {
     let mut taps: BTreeMap<u8, (watch::Sender<Vec<ChannelKey>>, tokio::task::JoinHandle<()>)> = BTreeMap::new();
     let mut seen = u64::MAX;
+    let mut seen_peers: Vec<u8> = Vec::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let (generation, keys) = cluster.engine().demand();
-        if generation == seen {
+        let peers: Vec<u8> = cluster.members().iter().map(|m| m.node).filter(|n| *n != cluster.node()).collect();
+        if generation == seen && peers == seen_peers {
             continue;
         }
-        seen = generation;
-        let mut wanted: BTreeMap<u8, Vec<ChannelKey>> = BTreeMap::new();
+        (seen, seen_peers) = (generation, peers);
+        // Every live peer, for its control channel; plus the wanted channels' leaseholders.
+        let mut wanted: BTreeMap<u8, Vec<ChannelKey>> = seen_peers.iter().map(|n| (*n, Vec::new())).collect();
         for k in keys {
             if !cluster.is_local(k) && cluster.engine().channels().is_mirror(k) {
                 wanted.entry(leaseholder(k)).or_default().push(k);
@@ -75,13 +85,21 @@ pub(super) async fn tapper(cluster: Cluster) {
     }
 }
 
-/// One peer tap: a remote streamer on `node` for the channels in `keys`, reopened when it
-/// fails, ended when `keys`' sender is dropped.
+/// One peer tap: a remote streamer on `node` for its control channel and the channels in
+/// `keys`, reopened when it fails, ended when `keys`' sender is dropped.
 async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKey>>) {
+    let with_control = |ctl: ChannelKey, mut k: Vec<ChannelKey>| {
+        k.push(ctl);
+        k
+    };
     loop {
         let current = keys.borrow_and_update().clone();
-        let opened = async { cluster.peer(node).await?.open_streamer(StreamerConfig::new(current)).await };
-        let mut streamer = match opened.await {
+        let opened = async {
+            let peer = cluster.peer(node).await?;
+            let ctl = peer.control_channel().await?;
+            Ok::<_, crate::Error>((ctl, peer.open_streamer(StreamerConfig::new(with_control(ctl, current))).await?))
+        };
+        let (ctl, mut streamer) = match opened.await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(key = "cluster", node, error = %e, "peer tap cannot open; retrying");
@@ -99,17 +117,13 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
                         return;
                     }
                     let k = keys.borrow_and_update().clone();
-                    if let Err(e) = streamer.update_channels(k).await {
+                    if let Err(e) = streamer.update_channels(with_control(ctl, k)).await {
                         tracing::debug!(key = "cluster", node, error = %e, "peer tap update failed; reopening");
                         break;
                     }
                 }
                 frame = streamer.next() => match frame {
-                    Ok(f) => {
-                        if let Err(e) = cluster.engine().relay_mirrored(&f) {
-                            tracing::debug!(key = "cluster", node, error = %e, "peer frame not relayed");
-                        }
-                    }
+                    Ok(f) => deliver(&cluster, node, ctl, f),
                     Err(e) if e.code() == "stream.lagged" => {
                         tracing::warn!(key = "cluster", node, error = %e, "peer tap lagged");
                     }
@@ -122,5 +136,38 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
         }
         streamer.close().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One message of a control channel (docs/architecture.md §14).
+#[derive(serde::Deserialize)]
+struct ControlMessage {
+    #[serde(default)]
+    snapshot: bool,
+    transfers: Vec<Transfer>,
+}
+
+/// Hand a frame of `node`'s tap on: its control channel's messages to this engine's
+/// control channel, the rest to this engine's relay.
+fn deliver(cluster: &Cluster, node: u8, ctl: ChannelKey, f: Frame) {
+    let f = if f.contains(ctl) {
+        for series in f.get(ctl) {
+            for i in 0..series.len() {
+                match series.value_str(i).map(serde_json::from_str::<ControlMessage>) {
+                    Some(Ok(m)) => cluster.engine().relay_peer_control(&node_keys(node), m.snapshot, m.transfers),
+                    _ => tracing::warn!(key = "cluster", node, "a peer's control message could not be read; skipped"),
+                }
+            }
+        }
+        let rest: Vec<ChannelKey> = f.unique_keys().into_iter().filter(|k| *k != ctl).collect();
+        if rest.is_empty() {
+            return;
+        }
+        f.filter(&rest)
+    } else {
+        f
+    };
+    if let Err(e) = cluster.engine().relay_mirrored(&f) {
+        tracing::debug!(key = "cluster", node, error = %e, "peer frame not relayed");
     }
 }

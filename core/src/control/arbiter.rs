@@ -137,6 +137,10 @@ pub(crate) struct Arbiter {
     refused: AtomicU64,
     /// Set by [`Arbiter::fence`]: no gate holds control until it is lifted.
     fenced: AtomicBool,
+    /// Holders of other nodes' channels (cluster mode), as their control channels tell:
+    /// shown on this engine's control channel, never arbitrated here. Changed only with
+    /// `channels` locked, so they are ordered with this arbiter's own transfers.
+    peers: Mutex<Vec<State>>,
 }
 
 /// What one engine's arbiter has decided since it was opened.
@@ -369,12 +373,64 @@ impl Arbiter {
         self.fenced.load(Ordering::Acquire)
     }
 
-    /// Run `f` with the current holders of every channel while no transfer can happen (or
-    /// be published): what `f` does is ordered exactly between transfers.
+    /// Run `f` with the current holders of every channel (other nodes' included, cluster
+    /// mode) while no transfer can happen (or be published): what `f` does is ordered
+    /// exactly between transfers.
     pub(crate) fn with_states<R>(&self, f: impl FnOnce(Vec<State>) -> R) -> R {
         let map = self.channels.lock();
-        let states = Self::states_of(&map, &[]);
+        let mut states = Self::states_of(&map, &[]);
+        states.extend(self.peers.lock().iter().cloned());
+        states.sort_by_key(|s| s.resource);
         f(states)
+    }
+
+    /// Take in another node's control message about the channels of `block` (its key
+    /// block): with `snapshot`, `transfers` name every holder it has (what changed since the
+    /// last message is published as transfers); otherwise they are transfers to apply.
+    /// Anything outside `block` is ignored (a node also shows what it heard from others).
+    /// Publishes and returns the transfers this engine's control channel shows.
+    pub(crate) fn peer_transfers(
+        &self,
+        block: &std::ops::RangeInclusive<ChannelKey>,
+        snapshot: bool,
+        transfers: Vec<Transfer>,
+        publish: &dyn Fn(&[Transfer]),
+    ) -> Vec<Transfer> {
+        let _map = self.channels.lock();
+        let mut peers = self.peers.lock();
+        let same = |a: &State, b: &State| a.resource == b.resource && a.subject.key == b.subject.key;
+        let ours = |t: &Transfer| t.from.as_ref().or(t.to.as_ref()).is_some_and(|s| block.contains(&s.resource));
+        let mut out = Vec::new();
+        if snapshot {
+            let now: Vec<State> = transfers.into_iter().filter(|t| ours(t)).filter_map(|t| t.to).collect();
+            peers.retain(|s| {
+                let keep = !block.contains(&s.resource) || now.iter().any(|n| same(n, s));
+                if !keep {
+                    out.push(Transfer { from: Some(s.clone()), to: None });
+                }
+                keep
+            });
+            for s in now {
+                if !peers.iter().any(|p| same(p, &s)) {
+                    out.push(Transfer { from: None, to: Some(s.clone()) });
+                    peers.push(s);
+                }
+            }
+        } else {
+            for t in transfers.into_iter().filter(|t| ours(t)) {
+                if let Some(from) = &t.from {
+                    peers.retain(|s| !same(s, from));
+                }
+                if let Some(to) = &t.to {
+                    peers.push(to.clone());
+                }
+                out.push(t);
+            }
+        }
+        if !out.is_empty() {
+            publish(&out);
+        }
+        out
     }
 
     /// Current holders of `keys` (all channels if empty), one state per region.
@@ -444,6 +500,32 @@ mod tests {
         let t = c.set_authority(&mut a, 10).unwrap();
         assert_eq!(t.to.unwrap().subject.name, "a");
         assert!(a.authorized() && !b.authorized());
+    }
+
+    #[test]
+    fn peer_holders_join_the_snapshot_and_a_peer_snapshot_publishes_only_what_changed() {
+        let c = Arbiter::default();
+        let (_a, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 10);
+        let block = (2 << 24)..=((2 << 24) | 0xFF_FFFF);
+        let held = |name: &str, key: ChannelKey| State { subject: subj(name), resource: key, authority: 50 };
+        let acquire = |s: State| Transfer { from: None, to: Some(s) };
+        let (p1, p2) = ((2 << 24) | 1, (2 << 24) | 2);
+        // A first snapshot: every holder is new; a holder outside the block is ignored.
+        let out = c.peer_transfers(&block, true, vec![acquire(held("x", p1)), acquire(held("far", (3 << 24) | 1))], &|_| {});
+        assert_eq!(out, vec![acquire(held("x", p1))]);
+        let names = || c.with_states(|s| s.iter().map(|s| s.subject.name.clone()).collect::<Vec<_>>());
+        assert_eq!(names(), vec!["a", "x"]);
+        // A handoff, then a snapshot that no longer has x's successor but has a new one.
+        let hand = Transfer { from: Some(held("x", p1)), to: Some(held("y", p1)) };
+        assert_eq!(c.peer_transfers(&block, false, vec![hand.clone()], &|_| {}), vec![hand]);
+        assert_eq!(names(), vec!["a", "y"]);
+        let out = c.peer_transfers(&block, true, vec![acquire(held("z", p2))], &|_| {});
+        assert_eq!(out, vec![Transfer { from: Some(held("y", p1)), to: None }, acquire(held("z", p2))]);
+        // The same snapshot again changes nothing; an empty one releases everything.
+        assert!(c.peer_transfers(&block, true, vec![acquire(held("z", p2))], &|_| {}).is_empty());
+        assert_eq!(c.peer_transfers(&block, true, vec![], &|_| {}).len(), 1);
+        assert_eq!(names(), vec!["a"]);
+        assert_eq!(c.states(&[]).len(), 1, "peer holders are not this arbiter's");
     }
 
     #[test]

@@ -66,6 +66,12 @@ impl Hub {
         self.relay.publish_now(&self.control_frame(serde_json::json!({ "transfers": transfers })));
     }
 
+    /// Publish another node's transfers on the control-state channel (cluster mode; its
+    /// leaseholder logged them). Called by the arbiter while it holds its lock.
+    pub(crate) fn publish_peer_transfers(&self, transfers: &[Transfer]) {
+        self.relay.publish_now(&self.control_frame(serde_json::json!({ "transfers": transfers })));
+    }
+
     /// Run `f` with the current control state as a frame (sent first to new control-channel
     /// streamers) while no transfer can be published: a subscription made inside `f`
     /// receives exactly the transfers after the state it was given.
