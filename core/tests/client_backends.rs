@@ -56,6 +56,9 @@ async fn channels_crud(b: &Backend) {
     assert_eq!(code(c.channel(t).await), "channel.not_found");
     let control = c.control_channel().await.unwrap();
     assert_eq!(code(c.delete_channels(&[control]).await), "invalid_argument");
+    // Placement names a cluster node: refused outside a cluster, and for a node it lacks.
+    assert_eq!(code(c.create_channels_on("daq-9", vec![NewChannel::index("crud_placed")], false).await), "invalid_argument");
+    assert_eq!(code(c.channel("crud_placed").await), "channel.not_found", "{}: nothing was created", b.name());
 }
 
 async fn ranges_and_metadata(b: &Backend) {

@@ -3,6 +3,7 @@
 //! driven through the ordinary remote client. Nodes are killed with SIGKILL and stopped
 //! with SIGSTOP, as a crash or a cut-off would.
 
+mod etcd;
 mod node_proc;
 
 use std::path::{Path, PathBuf};
@@ -14,70 +15,8 @@ use telemetron::relay::StreamerConfig;
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::{Client, ConnectOptions};
 
+use etcd::Etcd;
 use node_proc::{BIN, free_port, spawn_serve};
-
-/// An etcd server on free loopback ports, with its data in `dir`; killed on drop.
-struct Etcd {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-    ports: (u16, u16),
-}
-
-impl Etcd {
-    fn start(dir: &Path) -> Etcd {
-        Etcd::start_on(dir, (free_port(), free_port()))
-    }
-
-    fn start_on(dir: &Path, (client, peer): (u16, u16)) -> Etcd {
-        let url = format!("http://127.0.0.1:{client}");
-        let child = Command::new("etcd")
-            .args(["--data-dir", dir.to_str().unwrap()])
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-cluster", &format!("default=http://127.0.0.1:{peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd runs (scripts/ensure-deps.sh installs Debian's etcd-server)");
-        let etcd = Etcd { child, url, dir: dir.to_path_buf(), ports: (client, peer) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            assert!(Instant::now() < deadline, "etcd did not listen within 20 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        etcd
-    }
-}
-
-impl Etcd {
-    /// A stand-in while the real one restarts on another thread (a finished `true`).
-    fn placeholder() -> Etcd {
-        let child = Command::new("true").spawn().unwrap();
-        Etcd { child, url: String::new(), dir: PathBuf::new(), ports: (0, 0) }
-    }
-
-    /// Kill etcd (SIGKILL): every node is cut off from it.
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Kill etcd (SIGKILL) and start it again on the same ports and data.
-    fn restart(&mut self) {
-        self.stop();
-        let (dir, ports) = (self.dir.clone(), self.ports);
-        *self = Etcd::start_on(&dir, ports);
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One `telemetron serve --cluster` process.
 struct Node {
@@ -237,6 +176,17 @@ async fn channels_created_on_any_node_are_seen_by_every_node_with_one_owner() {
     // A data channel created on daq-1 against daq-2's index is stored with its index.
     let extra = c1.create_channels(vec![NewChannel::data_with_key("chamber_extra", DataType::F32, time)], false).await.unwrap();
     assert_eq!(extra[0].key >> 24, number);
+
+    // Explicit placement: created through daq-1, stored on daq-3; a data channel goes with
+    // its index, so placing it elsewhere is refused; an unknown node is named as such.
+    let placed = c1.create_channels_on("daq-3", vec![NewChannel::index("placed_time")], false).await.unwrap();
+    assert_eq!(u64::from(placed[0].key >> 24), st["nodes"]["daq-3"].as_u64().unwrap());
+    let err =
+        c1.create_channels_on("daq-1", vec![NewChannel::data("placed_value", DataType::F64, "placed_time")], false).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_argument", "{err}");
+    assert!(err.to_string().contains("daq-3"), "{err}");
+    let err = c1.create_channels_on("daq-9", vec![NewChannel::index("nowhere")], false).await.unwrap_err();
+    assert!(err.code() == "invalid_argument" && err.to_string().contains("daq-9"), "{err}");
 
     // Renames and deletes through any node reach the owner and every mirror.
     c3.rename_channel(extra[0].key, "chamber_aux").await.unwrap();

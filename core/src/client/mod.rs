@@ -223,7 +223,30 @@ impl Client {
         match self.backend()? {
             Backend::Embedded(e) => e.create_channels_with(channels, retrieve_if_name_exists),
             #[cfg(feature = "remote")]
-            Backend::Remote(r) => r.create_channels(channels, retrieve_if_name_exists).await,
+            Backend::Remote(r) => r.create_channels(channels, retrieve_if_name_exists, None).await,
+        }
+    }
+
+    /// [`Client::create_channels`] on cluster node `node` (its name): the channels are
+    /// stored there, whichever node this client is connected to (docs/cluster.md §4). Data
+    /// channels are always stored with their index, so their index must live on `node`.
+    ///
+    /// # Errors
+    /// As [`Client::create_channels`]; [`crate::Error::InvalidArgument`] on an embedded
+    /// engine or a node outside a cluster, for a node name the cluster does not know, or
+    /// for an index stored elsewhere; `node.unavailable` when `node` is down.
+    pub async fn create_channels_on(&self, node: &str, channels: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+        match self.backend()? {
+            Backend::Embedded(_) => {
+                let _ = (channels, retrieve_if_name_exists);
+                Err(crate::Error::InvalidArgument {
+                    reason: format!(
+                        "an embedded engine is not a cluster node, so channels cannot be placed on {node:?}; connect to a node of the cluster"
+                    ),
+                })
+            }
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.create_channels(channels, retrieve_if_name_exists, Some(node)).await,
         }
     }
 

@@ -101,15 +101,23 @@ impl Cluster {
         }
     }
 
-    /// Create channels for a client of this node. Data channels are stored with their
-    /// index: a batch whose data channels name an index stored on another node is created
-    /// there (forwarded whole); a batch cannot mix indexes of several nodes.
+    /// Create channels for a client of this node, stored on `place` (a node name) if
+    /// given, else with their index for data channels, else on this node's configured
+    /// placement (`serve --place`), else here. A batch whose channels belong on another node
+    /// is forwarded there whole, naming that node, so it is created where it lands (never
+    /// forwarded again). A batch cannot mix indexes of several nodes.
     ///
     /// # Errors
     /// As [`crate::Engine::create_channels_with`]; `channel.name_taken` for a name another
     /// node holds; `cluster.coordination` when etcd fails (nothing is left created);
-    /// `node.unavailable` when the batch belongs to a node that is down.
-    pub async fn create_channels(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+    /// `node.unavailable` when the batch belongs to a node that is down;
+    /// `invalid_argument` for an unknown node name or a placement its indexes contradict.
+    pub async fn create_channels(
+        &self,
+        batch: Vec<NewChannel>,
+        retrieve_if_name_exists: bool,
+        place: Option<&str>,
+    ) -> Result<Vec<Channel>> {
         let mut homes: Vec<u8> = Vec::new();
         for spec in &batch {
             let index = match &spec.index {
@@ -125,22 +133,64 @@ impl Cluster {
         }
         homes.sort_unstable();
         homes.dedup();
-        match homes.as_slice() {
-            [] => self.create_here(batch, retrieve_if_name_exists).await,
-            [node] if *node == self.node() => self.create_here(batch, retrieve_if_name_exists).await,
-            [node] => {
-                let peer = self.peer(*node).await?;
-                let r = peer.create_channels(batch, retrieve_if_name_exists).await.map_err(|e| self.unavailable(*node, e))?;
-                self.mirror_now(&r);
-                Ok(r)
+        let asked = match place {
+            Some(name) => Some(self.node_number(name).await?),
+            None => None,
+        };
+        let target = match (homes.as_slice(), asked) {
+            ([], Some(n)) => n,
+            ([], None) => match self.inner.config.place.clone() {
+                Some(name) => self.node_number(&name).await?,
+                None => self.node(),
+            },
+            ([home], Some(n)) if *home != n => {
+                return Err(Error::InvalidArgument {
+                    reason: format!(
+                        "these data channels' index is stored on {}, and a data channel is stored with its index: it cannot be placed on {}; leave out the placement or use an index on that node",
+                        self.node_name(*home),
+                        self.node_name(n)
+                    ),
+                });
             }
-            many => Err(Error::InvalidArgument {
-                reason: format!(
-                    "this batch binds data channels to indexes stored on {} different nodes ({many:?}); a data channel is stored with its index, so create one batch per index's node",
-                    many.len()
-                ),
-            }),
+            ([home], _) => *home,
+            (many, _) => {
+                return Err(Error::InvalidArgument {
+                    reason: format!(
+                        "this batch binds data channels to indexes stored on {} different nodes ({}); a data channel is stored with its index, so create one batch per index's node",
+                        many.len(),
+                        many.iter().map(|n| self.node_name(*n)).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        };
+        if target == self.node() {
+            return self.create_here(batch, retrieve_if_name_exists).await;
         }
+        let peer = self.peer(target).await?;
+        let name = self.node_name(target);
+        let r = peer.create_channels_on(&name, batch, retrieve_if_name_exists).await.map_err(|e| self.unavailable(target, e))?;
+        self.mirror_now(&r);
+        Ok(r)
+    }
+
+    /// The number of node `name` (this one, a member, or any node that ever joined).
+    ///
+    /// # Errors
+    /// `invalid_argument` for a name that never joined this cluster; `cluster.coordination`.
+    async fn node_number(&self, name: &str) -> Result<u8> {
+        if name == self.name() {
+            return Ok(self.node());
+        }
+        if let Some(n) = self.inner.names.lock().iter().find(|(_, v)| v.as_str() == name).map(|(n, _)| *n) {
+            return Ok(n);
+        }
+        let known = self.inner.coord.lock().await.node_numbers().await?;
+        known.get(name).copied().ok_or_else(|| Error::InvalidArgument {
+            reason: format!(
+                "no node named {name:?} ever joined this cluster (known: {}); `telemetron cluster status` lists the nodes",
+                known.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
     }
 
     /// Mirror definitions just created on a peer, so the caller can use them at once
@@ -329,21 +379,38 @@ impl Cluster {
 pub(super) async fn watch_channels(cluster: Cluster, mut watch: WatchStream) {
     loop {
         while let Ok(Some(r)) = watch.message().await {
+            // One etcd transaction (a create or delete of a batch) is one response: apply its
+            // runs of puts and of deletes together, so this node's change channel reports the
+            // batch as one change, as the leaseholder's does.
+            let mut puts: Vec<Channel> = Vec::new();
+            let mut deletes: Vec<ChannelKey> = Vec::new();
             for ev in r.events() {
                 let Some(kv) = ev.kv() else { continue };
                 match ev.event_type() {
                     EventType::Put => {
                         if let Ok(c) = serde_json::from_slice::<Channel>(kv.value()) {
-                            cluster.apply_channels(vec![c], false);
+                            if !deletes.is_empty() {
+                                cluster.inner.engine.unmirror_channels(&std::mem::take(&mut deletes));
+                            }
+                            puts.push(c);
                         }
                     }
                     EventType::Delete => {
                         let key: Option<ChannelKey> = kv.key_str().ok().and_then(|k| k.rsplit('/').next()?.parse().ok());
                         if let Some(k) = key.filter(|k| !cluster.is_local(*k)) {
-                            cluster.inner.engine.unmirror_channels(&[k]);
+                            if !puts.is_empty() {
+                                cluster.apply_channels(std::mem::take(&mut puts), false);
+                            }
+                            deletes.push(k);
                         }
                     }
                 }
+            }
+            if !puts.is_empty() {
+                cluster.apply_channels(puts, false);
+            }
+            if !deletes.is_empty() {
+                cluster.inner.engine.unmirror_channels(&deletes);
             }
         }
         loop {

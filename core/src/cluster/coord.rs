@@ -258,6 +258,17 @@ impl Coord {
         Ok((values, watch))
     }
 
+    /// Every node that ever joined, name to number.
+    pub(super) async fn node_numbers(&mut self) -> Result<std::collections::BTreeMap<String, u8>> {
+        let got =
+            self.client.get(self.key("nodes/"), Some(GetOptions::new().with_prefix())).await.map_err(|e| etcd_err("reading nodes", e))?;
+        Ok(got
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key_str().ok()?.rsplit('/').next()?.to_string(), kv.value_str().ok()?.parse().ok()?)))
+            .collect())
+    }
+
     pub(super) async fn status(&mut self, with_channels: bool) -> Result<ClusterStatus> {
         let members_got = self
             .client
@@ -274,13 +285,7 @@ impl Coord {
             members.push(MemberStatus { member, lease_ttl_left: left });
         }
         members.sort_by_key(|m| m.member.node);
-        let nodes_got =
-            self.client.get(self.key("nodes/"), Some(GetOptions::new().with_prefix())).await.map_err(|e| etcd_err("reading nodes", e))?;
-        let nodes = nodes_got
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key_str().ok()?.rsplit('/').next()?.to_string(), kv.value_str().ok()?.parse().ok()?)))
-            .collect();
+        let nodes = self.node_numbers().await?;
         let got = self
             .client
             .get(self.key("channels/"), Some(GetOptions::new().with_prefix()))

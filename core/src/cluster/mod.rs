@@ -67,6 +67,9 @@ pub struct ClusterConfig {
     pub prefix: String,
     /// The token this node presents to its peers (nodes with authentication).
     pub token: Option<String>,
+    /// Where channels created through this node are stored when the request does not say
+    /// (`serve --place`): a node name. `None`: here. Data channels always go with their index.
+    pub place: Option<String>,
 }
 
 impl ClusterConfig {
@@ -79,6 +82,7 @@ impl ClusterConfig {
             lease_ttl: Duration::from_secs(5),
             prefix: "/telemetron".into(),
             token: None,
+            place: None,
         }
     }
 }
@@ -190,6 +194,8 @@ struct Inner {
     /// TTL etcd granted. Past it, control is fenced (`fence_watch`).
     valid_until_ms: std::sync::atomic::AtomicU64,
     born: std::time::Instant,
+    /// The channels each peer tap is subscribed to now (by node), as its tap last confirmed.
+    tapped: tokio::sync::watch::Sender<BTreeMap<u8, Vec<ChannelKey>>>,
 }
 
 impl Cluster {
@@ -237,6 +243,7 @@ impl Cluster {
             lease: std::sync::atomic::AtomicI64::new(0),
             valid_until_ms: std::sync::atomic::AtomicU64::new(0),
             born: std::time::Instant::now(),
+            tapped: tokio::sync::watch::Sender::new(BTreeMap::new()),
         });
         let cluster = Cluster { inner };
         cluster.register_local_channels().await?;

@@ -97,10 +97,13 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
         let opened = async {
             let peer = cluster.peer(node).await?;
             let ctl = peer.control_channel().await?;
-            Ok::<_, crate::Error>((ctl, peer.open_streamer(StreamerConfig::new(with_control(ctl, current))).await?))
+            Ok::<_, crate::Error>((ctl, peer.open_streamer(StreamerConfig::new(with_control(ctl, current.clone()))).await?))
         };
         let (ctl, mut streamer) = match opened.await {
-            Ok(s) => s,
+            Ok(s) => {
+                tapped(&cluster, node, current);
+                s
+            }
             Err(e) => {
                 tracing::debug!(key = "cluster", node, error = %e, "peer tap cannot open; retrying");
                 tokio::select! {
@@ -117,10 +120,11 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
                         return;
                     }
                     let k = keys.borrow_and_update().clone();
-                    if let Err(e) = streamer.update_channels(with_control(ctl, k)).await {
+                    if let Err(e) = streamer.update_channels(with_control(ctl, k.clone())).await {
                         tracing::debug!(key = "cluster", node, error = %e, "peer tap update failed; reopening");
                         break;
                     }
+                    tapped(&cluster, node, k);
                 }
                 frame = streamer.next() => match frame {
                     Ok(f) => deliver(&cluster, node, ctl, f),
@@ -134,8 +138,38 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
                 },
             }
         }
+        tapped(&cluster, node, Vec::new());
         streamer.close().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Record that `node`'s tap is subscribed to `keys` now (the peer applied it).
+fn tapped(cluster: &Cluster, node: u8, keys: Vec<ChannelKey>) {
+    cluster.inner.tapped.send_modify(|t| {
+        t.insert(node, keys);
+    });
+}
+
+impl Cluster {
+    /// Wait (at most `within`) until the peer taps carry every channel of `keys` stored on
+    /// a live peer, so frames written there from now on reach this node's streamers. A
+    /// streamer opened or updated on this node returns only then, as on a single node,
+    /// where a streamer receives every frame written after it opened. Returns false if
+    /// `within` passed first (a peer slow to answer; its frames start arriving later).
+    pub async fn peer_taps_ready(&self, keys: &[ChannelKey], within: Duration) -> bool {
+        let live: Vec<u8> = self.members().iter().map(|m| m.node).collect();
+        let wanted: Vec<ChannelKey> = keys
+            .iter()
+            .copied()
+            .filter(|k| !self.is_local(*k) && live.contains(&leaseholder(*k)) && self.engine().channels().is_mirror(*k))
+            .collect();
+        if wanted.is_empty() {
+            return true;
+        }
+        let mut rx = self.inner.tapped.subscribe();
+        let covered = |t: &BTreeMap<u8, Vec<ChannelKey>>| wanted.iter().all(|k| t.get(&leaseholder(*k)).is_some_and(|ks| ks.contains(k)));
+        tokio::time::timeout(within, rx.wait_for(covered)).await.is_ok_and(|r| r.is_ok())
     }
 }
 

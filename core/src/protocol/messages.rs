@@ -52,6 +52,10 @@ pub struct CreateChannels {
     pub channels: Vec<NewChannel>,
     #[serde(default)]
     pub retrieve_if_name_exists: bool,
+    /// Cluster mode: the name of the node to store the channels on (default: the index's
+    /// node for data channels, else the node's `--place`, else the node asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
 }
 
 /// `POST /api/v1/channels/retrieve`.

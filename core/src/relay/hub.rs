@@ -180,6 +180,11 @@ impl PublishCache {
         self.routes.clear();
         let mut index: HashMap<u64, usize> = HashMap::new();
         for k in writer_keys {
+            // A key given twice (a frame with several series of one channel) is routed
+            // once: its route already sends each of its series to every subscriber.
+            if self.routes.contains_key(&k) {
+                continue;
+            }
             let Some(subs) = t.by_channel.get(&k) else { continue };
             let route = self.routes.entry(k).or_default();
             for sub in subs {
@@ -394,5 +399,24 @@ impl Relay {
             disconnected_streamers: self.metrics.disconnected.load(Ordering::Relaxed),
             active_streamers: self.count.load(Ordering::Relaxed) as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telem::Series;
+
+    #[test]
+    fn a_frame_with_several_series_of_one_channel_is_delivered_once() {
+        let relay = Relay::default();
+        let sub = relay.subscribe(&[1, 2], 8, LagPolicy::Notify, Vec::new());
+        let f = Frame::new()
+            .with(1, Series::from_vec(vec![1.0f64]))
+            .with(2, Series::from_vec(vec![2u8]))
+            .with(1, Series::from_vec(vec![3.0f64]));
+        relay.publish_now(&f);
+        let got = sub.queue.lock().frames.pop_front().expect("a frame");
+        assert_eq!(got, f, "each series once, in order");
     }
 }

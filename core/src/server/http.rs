@@ -320,10 +320,15 @@ async fn channels_create(State(s): St, body: Body) -> Reply<ChannelList> {
     #[cfg(feature = "cluster")]
     if let Some(c) = &s.config.cluster {
         let q: CreateChannels = parse_json(&body_bytes(&s, body).await?)?;
-        return Ok(Json(ChannelList { channels: c.create_channels(q.channels, q.retrieve_if_name_exists).await? }));
+        return Ok(Json(ChannelList { channels: c.create_channels(q.channels, q.retrieve_if_name_exists, q.place.as_deref()).await? }));
     }
-    call(&s, body, |e, q: CreateChannels| Ok(ChannelList { channels: e.create_channels_with(q.channels, q.retrieve_if_name_exists)? }))
-        .await
+    call(&s, body, |e, q: CreateChannels| match q.place {
+        Some(node) => Err(Error::InvalidArgument {
+            reason: format!("this node is not part of a cluster, so channels cannot be placed on {node:?}; leave out `place`"),
+        }),
+        None => Ok(ChannelList { channels: e.create_channels_with(q.channels, q.retrieve_if_name_exists)? }),
+    })
+    .await
 }
 
 async fn channels_retrieve(State(s): St, body: Body) -> Reply<ChannelList> {

@@ -19,10 +19,12 @@ use crate::relay::{StreamError, Streamer};
 pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
     let _live = state.shutdown.live();
     let Some((mut s, config)) = open::<StreamerKind>(&state, Session::new(&state, socket)).await else { return };
+    let keys = config.channels.clone();
     let mut streamer = match state.engine.open_streamer(config) {
         Ok(st) => st,
         Err(e) => return end::<StreamerKind>(s, Ending::violation(e)).await,
     };
+    peer_taps_ready(&state, &keys).await;
     if !s.send_json(&StreamerResponse::Opened { keepalive_ms: s.keepalive.as_millis() as u64 }).await {
         return;
     }
@@ -44,7 +46,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
             },
             ev = s.next() => match ev {
                 Event::Json(b) => match parse_json::<StreamerRequest>(&b) {
-                    Ok(StreamerRequest::Update { id, channels }) => update(&mut s, &mut streamer, id, channels).await,
+                    Ok(StreamerRequest::Update { id, channels }) => update(&state, &mut s, &mut streamer, id, channels).await,
                     Ok(StreamerRequest::Close) => break Ending::normal(),
                     Ok(StreamerRequest::Open { .. }) => break Ending::violation(already_open::<StreamerKind>()),
                     Err(e) => break Ending::violation(malformed("streamer", e)),
@@ -62,9 +64,27 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     end::<StreamerKind>(s, ending).await;
 }
 
-async fn update(s: &mut Session, streamer: &mut Streamer, id: u64, channels: Vec<crate::channel::ChannelKey>) {
+/// Cluster mode: wait until frames of other nodes' channels among `keys` reach this node
+/// (its peer taps carry them), so a streamer gets every frame written after it opened or
+/// updated, wherever it is written (docs/cluster.md §5).
+async fn peer_taps_ready(state: &AppState, keys: &[crate::channel::ChannelKey]) {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &state.config.cluster
+        && !c.peer_taps_ready(keys, std::time::Duration::from_secs(2)).await
+    {
+        tracing::warn!(key = "cluster", "a peer tap was not ready within 2 s; the streamer's frames from that node start later");
+    }
+    #[cfg(not(feature = "cluster"))]
+    let _ = (state, keys);
+}
+
+async fn update(state: &AppState, s: &mut Session, streamer: &mut Streamer, id: u64, channels: Vec<crate::channel::ChannelKey>) {
+    let keys = channels.clone();
     let reply = match streamer.update_channels(channels) {
-        Ok(()) => StreamerResponse::Updated { id },
+        Ok(()) => {
+            peer_taps_ready(state, &keys).await;
+            StreamerResponse::Updated { id }
+        }
         Err(e) => StreamerResponse::Failed { id, error: WireError::from(&Error::from(e)) },
     };
     s.send_json(&reply).await;

@@ -1,6 +1,12 @@
 //! Run the same scenario on both client backends: an embedded engine, and a node served
-//! in-process on 127.0.0.1:0 reached through `telemetron::connect`.
+//! in-process on 127.0.0.1:0 reached through `telemetron::connect`. With feature `cluster`,
+//! a third run goes through a cluster node that stores nothing itself: a gateway whose
+//! channels are placed on another node, so every call crosses nodes (docs/cluster.md).
 #![allow(dead_code)]
+
+#[cfg(feature = "cluster")]
+#[path = "../etcd/mod.rs"]
+mod etcd;
 
 use std::time::Duration;
 
@@ -32,18 +38,35 @@ pub struct Backend {
     pub client: Client,
     pub dir: tempfile::TempDir,
     pub server: Option<ServerHandle>,
+    name: &'static str,
+    /// Cluster backend: etcd and the storing node, kept alive with the client.
+    _cluster: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Backend {
+    /// `embedded`, `remote` or `cluster`.
     pub fn name(&self) -> &'static str {
-        if self.client.is_remote() { "remote" } else { "embedded" }
+        self.name
     }
 
     /// An embedded client.
     pub async fn embedded() -> Backend {
         let dir = tempfile::tempdir().expect("tempdir");
         let client = telemetron::open_with(dir.path(), test_options()).expect("open");
-        Backend { client, dir, server: None }
+        Backend { client, dir, server: None, name: "embedded", _cluster: None }
+    }
+
+    /// A remote client of a cluster's gateway node: etcd, a node `store` and a node
+    /// `gateway` (`--place store`), both in-process; the client connects to the gateway, so
+    /// every channel it creates is stored on `store` and every call on it is routed there.
+    #[cfg(feature = "cluster")]
+    pub async fn cluster() -> Backend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let etcd = etcd::Etcd::start(&dir.path().join("etcd"));
+        let store = cluster_node(&etcd.url, &dir.path().join("store"), "store", None).await;
+        let gateway = cluster_node(&etcd.url, &dir.path().join("gateway"), "gateway", Some("store")).await;
+        let client = telemetron::connect(&gateway.url(), ConnectOptions::default()).await.expect("connect");
+        Backend { client, dir, server: Some(gateway), name: "cluster", _cluster: Some(Box::new((store, etcd))) }
     }
 
     /// A remote client against a fresh in-process node.
@@ -57,7 +80,7 @@ impl Backend {
         let engine = Engine::open_with(dir.path(), test_options()).expect("open");
         let server = serve(engine, config).await.expect("serve");
         let client = telemetron::connect(&server.url(), ConnectOptions::default()).await.expect("connect");
-        Backend { client, dir, server: Some(server) }
+        Backend { client, dir, server: Some(server), name: "remote", _cluster: None }
     }
 
     /// Another client of the same backend (a second connection for remote).
@@ -69,7 +92,25 @@ impl Backend {
     }
 }
 
-/// Run `$scenario(&Backend)` as two tests, `embedded` and `remote`.
+/// One in-process cluster node over `dir`, joined through etcd at `etcd`, placing the
+/// channels created through it on node `place` if given.
+#[cfg(feature = "cluster")]
+async fn cluster_node(etcd: &str, dir: &std::path::Path, name: &str, place: Option<&str>) -> ServerHandle {
+    use telemetron::cluster::{Cluster, ClusterConfig, identify, node_keys};
+    let port = etcd::free_port();
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut config = ClusterConfig::new(vec![etcd.to_string()], name, format!("http://{listen}"));
+    config.lease_ttl = Duration::from_secs(2);
+    config.place = place.map(str::to_string);
+    let identity = identify(&config, dir).await.expect("identify");
+    let options = Options { channel_keys: Some(node_keys(identity.node)), ..test_options() };
+    let engine = Engine::open_with(dir, options).expect("open");
+    let cluster = Cluster::start(config, identity, engine.clone()).await.expect("join");
+    serve(engine, ServerConfig { listen, cluster: Some(cluster), ..ServerConfig::default() }).await.expect("serve")
+}
+
+/// Run `$scenario(&Backend)` as tests `embedded`, `remote` and (feature `cluster`) `cluster`:
+/// the same assertions on every backend.
 #[macro_export]
 macro_rules! on_both {
     ($($scenario:ident),* $(,)?) => {
@@ -82,6 +123,11 @@ macro_rules! on_both {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn remote() {
                     super::$scenario(&$crate::backends::Backend::remote().await).await
+                }
+                #[cfg(feature = "cluster")]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    super::$scenario(&$crate::backends::Backend::cluster().await).await
                 }
             }
         )*

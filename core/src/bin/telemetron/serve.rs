@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// use different prefixes).
     #[arg(long, default_value = "/telemetron")]
     pub cluster_prefix: String,
+    /// With --cluster: store the channels created through this node on node PLACE (its
+    /// name) unless a create names another node; data channels always go with their
+    /// index. For a gateway or control-room node that stores nothing itself.
+    #[arg(long, value_name = "PLACE")]
+    pub place: Option<String>,
     /// What the node logs: off, basic (warnings and lifecycle events) or detailed (also
     /// each writer, streamer and request). `--log` or TELEMETRON_LOG, if given, stands
     /// until the level is changed at runtime (`telemetron observe --logs`).
@@ -338,7 +343,10 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
 /// The cluster settings of `serve`, when --cluster is given.
 fn cluster_config(a: &ServeArgs) -> Result<Option<telemetron::cluster::ClusterConfig>, Error> {
     if a.cluster.is_empty() {
-        return Ok(None);
+        return match &a.place {
+            Some(_) => Err(Error::InvalidArgument { reason: "--place names a cluster node: it needs --cluster".into() }),
+            None => Ok(None),
+        };
     }
     if !(a.lease_ttl >= 1.0 && a.lease_ttl <= 600.0) {
         return Err(Error::InvalidArgument {
@@ -361,6 +369,7 @@ fn cluster_config(a: &ServeArgs) -> Result<Option<telemetron::cluster::ClusterCo
     c.lease_ttl = Duration::from_secs_f64(a.lease_ttl);
     c.prefix = a.cluster_prefix.clone();
     c.token = a.token.first().cloned();
+    c.place = a.place.clone();
     Ok(Some(c))
 }
 

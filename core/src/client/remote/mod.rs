@@ -64,8 +64,14 @@ impl Remote {
         Ok(Remote { http, control_key: parking_lot::Mutex::new(None), changes_key: parking_lot::Mutex::new(None) })
     }
 
-    pub(crate) async fn create_channels(&self, channels: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
-        let r: ChannelList = self.http.call("channels/create", &CreateChannels { channels, retrieve_if_name_exists }).await?;
+    pub(crate) async fn create_channels(
+        &self,
+        channels: Vec<NewChannel>,
+        retrieve_if_name_exists: bool,
+        place: Option<&str>,
+    ) -> Result<Vec<Channel>> {
+        let q = CreateChannels { channels, retrieve_if_name_exists, place: place.map(str::to_string) };
+        let r: ChannelList = self.http.call("channels/create", &q).await?;
         Ok(r.channels)
     }
 
