@@ -26,7 +26,9 @@ pub enum BenchCommand {
     StreamLatency(crate::bench_live::LatencyArgs),
     /// One writer, many streamers: delivered samples/s and latency.
     Fanout(crate::bench_live::FanoutArgs),
-    /// Time from a higher-authority writer opening to the transfer on the control channel.
+    /// Time from a higher-authority writer opening to the transfer on the control channel;
+    /// with --url, from a writer taking control through a node to both writers knowing
+    /// (--holder-url / --taker-url: through other nodes of a cluster).
     ControlHandoff(crate::bench_live::HandoffArgs),
     /// Control round trip: one client commands, another echoes on a second channel.
     ControlRtt(crate::bench_remote::RttArgs),
@@ -55,7 +57,7 @@ pub struct Common {
     #[arg(long)]
     pub json: bool,
     /// Run against a node (`telemetron serve`) through the client API instead of an
-    /// embedded engine (ingest, stream-latency, fanout, control-rtt).
+    /// embedded engine (ingest, stream-latency, fanout, control-handoff, control-rtt).
     #[arg(long)]
     pub url: Option<String>,
     /// Bearer token for --url.
@@ -123,7 +125,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::Flow(a) => crate::bench_flow::run(&a),
         BenchCommand::Read(a) if a.common.url.is_some() => Err(no_remote("read")),
         BenchCommand::Commit(a) if a.common.url.is_some() => Err(no_remote("commit")),
-        BenchCommand::ControlHandoff(a) if a.common.url.is_some() => Err(no_remote("control-handoff")),
+        BenchCommand::ControlHandoff(a) if a.common.url.is_some() => crate::bench_live::control_handoff_remote(&a),
         BenchCommand::Ingest(a) => ingest(&a),
         BenchCommand::Read(a) => read(&a),
         BenchCommand::Commit(a) => commit(&a),

@@ -1,4 +1,5 @@
-//! Live benchmarks: stream latency, fan-out, control handoff.
+//! Live benchmarks: stream latency, fan-out, control handoff (embedded, and through nodes
+//! of a cluster with `--url`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -6,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
-use telemetron::channel::NewChannel;
+use telemetron::channel::{ChannelKey, Concurrency, NewChannel};
+use telemetron::client::ClientWriter;
 use telemetron::framer::{WriterConfig, WriterMode};
 use telemetron::relay::{StreamError, StreamerConfig};
 use telemetron::storage::Durability;
 use telemetron::telem::{DataType, Frame, Series, TimeStamp};
-use telemetron::{Engine, Error};
+use telemetron::{Client, ConnectOptions, Credentials, Engine, Error};
 
 use crate::bench::{Common, Scratch, emit, open};
 use crate::stats::{percentile, rate};
@@ -76,6 +78,26 @@ pub struct HandoffArgs {
     /// Handoffs per run.
     #[arg(long, default_value_t = 2000)]
     pub handoffs: usize,
+    /// With --url only (the node that stores the channel and arbitrates its control): connect
+    /// the holding writer (authority 10) through this node instead. In a cluster its
+    /// writer is relayed to --url, and it learns of the loss from the authority notice
+    /// relayed back (docs/cluster.md §5).
+    #[arg(long)]
+    pub holder_url: Option<String>,
+    /// With --url only: connect the taking writer (authority 200) through this node instead.
+    #[arg(long)]
+    pub taker_url: Option<String>,
+    /// With --url only: the taker opens a new writer at authority 200 for each handoff and
+    /// closes it to hand back, instead of keeping one writer open at authority 1 and
+    /// raising it to 200 with `set_authorities` (then lowering it to 1).
+    #[arg(long)]
+    pub open_taker: bool,
+    /// With --url only: the holder's watcher thread looks for the authority notice this
+    /// often, sleeping in between (microseconds; 0 = yield only, one core busy). A remote
+    /// writer has no call that waits for a notice; the latency it sees is rounded up by
+    /// up to one poll period (the mean period is reported).
+    #[arg(long, default_value_t = 20)]
+    pub poll_us: u64,
     #[command(flatten)]
     pub common: Common,
 }
@@ -295,6 +317,9 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
 /// Time from a higher-authority writer opening to the transfer arriving on the control
 /// channel at a streamer.
 pub fn control_handoff(a: &HandoffArgs) -> Result<(), Error> {
+    if a.holder_url.is_some() || a.taker_url.is_some() || a.open_taker {
+        return Err(Error::InvalidArgument { reason: "--holder-url, --taker-url and --open-taker need --url (the channel's node)".into() });
+    }
     if !a.common.json {
         println!("control-handoff: writer at authority 200 opens over one at 10; time to the transfer on the control channel");
         println!("{:>4} {:>10} {:>10} {:>10} {:>10}", "run", "p50 us", "p99 us", "p999 us", "max us");
@@ -302,9 +327,7 @@ pub fn control_handoff(a: &HandoffArgs) -> Result<(), Error> {
     for run in 0..a.common.runs {
         let scratch = Scratch::new(&a.common.dir, "handoff");
         let engine: Engine = open(&scratch.0, Durability::None)?;
-        let cmd = engine
-            .create_channel(NewChannel::virtual_("valve_cmd", DataType::U8).with_concurrency(telemetron::channel::Concurrency::Exclusive))?
-            .key;
+        let cmd = engine.create_channel(NewChannel::virtual_("valve_cmd", DataType::U8).with_concurrency(Concurrency::Exclusive))?.key;
         let low = engine.open_writer(WriterConfig::new(TimeStamp(0), vec![cmd]).authority(10).name("panel"))?;
         let mut s = engine.open_streamer(StreamerConfig::new(vec![engine.control_channel()]))?;
         let _snapshot = s.recv_timeout(Duration::from_secs(5))?;
@@ -334,6 +357,191 @@ pub fn control_handoff(a: &HandoffArgs) -> Result<(), Error> {
                    "p999_us": p999, "max_us": max, "samples_per_s": a.handoffs as f64, "bytes_per_s": 0}),
             || format!("{run:>4} {p50:>10.1} {p99:>10.1} {p999:>10.1} {max:>10.1}"),
         );
+    }
+    Ok(())
+}
+
+/// A client connected to `url` with `--token`.
+async fn connect_to(c: &Common, url: &str) -> Result<Client, Error> {
+    let credentials = c.token.clone().map_or(Credentials::None, |token| Credentials::Token { token });
+    telemetron::connect(url, ConnectOptions { credentials, ..ConnectOptions::default() }).await
+}
+
+/// Open a writer, retried while the node has not mirrored the channel just created on
+/// another node (`channel.not_found`).
+async fn open_writer_on(c: &Client, cfg: WriterConfig) -> Result<ClientWriter, Error> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.open_writer(cfg.clone()).await {
+            Ok(w) => return Ok(w),
+            Err(e) if e.code() == "channel.not_found" && Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What the holder's watcher thread saw: whether it holds control, and when it first saw it.
+type Seen = (bool, Instant);
+
+/// Follow `w`'s control of `key` on a plain thread, polling `has_control` (which takes in
+/// the notices the node has pushed, without waiting) every `poll_us`, and report every
+/// change from `held` (what the caller saw last: the thread may start after a change).
+/// Returns the writer, the polls made and the time spent when `stop` is set.
+fn watch(
+    w: ClientWriter,
+    key: ChannelKey,
+    mut held: bool,
+    poll_us: u64,
+    stop: Arc<AtomicBool>,
+    tx: tokio::sync::mpsc::UnboundedSender<Seen>,
+) -> std::thread::JoinHandle<(ClientWriter, u64, Duration)> {
+    std::thread::spawn(move || {
+        // Sleep as asked, not up to the default 50 µs timer slack longer.
+        #[cfg(target_os = "linux")]
+        // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only this thread.
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+        }
+        let (t0, mut polls) = (Instant::now(), 0u64);
+        while !stop.load(Ordering::Acquire) {
+            let now = w.has_control(key);
+            polls += 1;
+            if now != held {
+                held = now;
+                let _ = tx.send((now, Instant::now()));
+            }
+            if poll_us == 0 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(poll_us));
+            }
+        }
+        (w, polls, t0.elapsed())
+    })
+}
+
+/// The next change the watcher saw; it must be to `held`.
+async fn seen(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>, held: bool) -> Result<Instant, Error> {
+    let what = if held { "regained" } else { "lost" };
+    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Some((h, at))) if h == held => Ok(at),
+        Ok(Some(_)) => Err(Error::InvalidArgument { reason: format!("the holder's control flapped: expected it {what}") }),
+        Ok(None) | Err(_) => Err(Error::InvalidArgument { reason: format!("the holder never saw its control {what} (5 s)") }),
+    }
+}
+
+/// Remote control handoff (`--url`, optionally with `--holder-url` and `--taker-url` on
+/// other nodes of a cluster). Writer X ("panel", authority 10) holds an exclusive channel
+/// stored on `--url`; writer Y ("sequence") takes it at authority 200, by raising its
+/// authority (or opening, with `--open-taker`), then hands it back.
+///
+/// Per handoff, from the instant before Y's call is made:
+/// - ack: Y's `set_authorities` (or `open_writer`) has returned and Y holds control;
+/// - notice: X has seen the authority notice that it lost control (polled, see --poll-us);
+/// - handoff: both, i.e. the later of the two (the headline p50 / p99);
+/// - back: from Y's lowering (or close) to X seeing its control regained.
+pub fn control_handoff_remote(a: &HandoffArgs) -> Result<(), Error> {
+    let url = a.common.url.clone().unwrap_or_default();
+    let holder_url = a.holder_url.clone().unwrap_or_else(|| url.clone());
+    let taker_url = a.taker_url.clone().unwrap_or_else(|| url.clone());
+    let take = if a.open_taker { "open" } else { "raise" };
+    if !a.common.json {
+        println!(
+            "remote control-handoff: channel on {url}; holder (authority 10) through {holder_url}, taker (200) through {taker_url}, \
+             taking by {}; {} handoffs; µs from the taker's call to both writers knowing (ack: the taker's call returned with \
+             control; notice: the holder saw its loss, polled every {} µs)",
+            if a.open_taker { "opening a writer" } else { "set_authorities 1 -> 200" },
+            a.handoffs,
+            a.poll_us
+        );
+        println!(
+            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>11} {:>11} {:>11} {:>9}",
+            "run", "p50 us", "p99 us", "p999 us", "max us", "notice p99", "ack p99", "back p99", "poll us"
+        );
+    }
+    let rt = crate::bench_remote::runtime()?;
+    for run in 0..a.common.runs {
+        rt.block_on(async {
+            let store = connect_to(&a.common, &url).await?;
+            let holder = connect_to(&a.common, &holder_url).await?;
+            let taker = connect_to(&a.common, &taker_url).await?;
+            let name = format!("handoff{}_{}_{run}", std::process::id(), TimeStamp::now().0 % 1_000_000_000);
+            let cmd = store
+                .create_channels(vec![NewChannel::virtual_(name, DataType::U8).with_concurrency(Concurrency::Exclusive)], false)
+                .await?[0]
+                .key;
+            let x = open_writer_on(&holder, WriterConfig::new(TimeStamp(0), vec![cmd]).authority(10).name("panel")).await?;
+            if !x.has_control(cmd) {
+                return Err(Error::InvalidArgument { reason: "the holder did not get control of a fresh channel".into() });
+            }
+            let y_cfg = |auth| WriterConfig::new(TimeStamp(0), vec![cmd]).authority(auth).name("sequence");
+            let mut y = if a.open_taker { None } else { Some(open_writer_on(&taker, y_cfg(1)).await?) };
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let stop = Arc::new(AtomicBool::new(false));
+            let watcher = watch(x, cmd, true, a.poll_us, stop.clone(), tx);
+            let n = a.handoffs;
+            let (mut ack, mut notice, mut both, mut back) =
+                (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let result = async {
+                for _ in 0..n {
+                    let t0 = Instant::now();
+                    let taken = match y.as_mut() {
+                        Some(y) => {
+                            y.set_authorities(&[(cmd, 200)]).await?;
+                            None
+                        }
+                        None => Some(open_writer_on(&taker, y_cfg(200)).await?),
+                    };
+                    let yw = y.as_ref().or(taken.as_ref()).ok_or(Error::InvalidArgument { reason: "no taker".into() })?;
+                    while !yw.has_control(cmd) {
+                        if t0.elapsed() > Duration::from_secs(5) {
+                            return Err(Error::InvalidArgument { reason: "the taker did not get control (5 s)".into() });
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    let acked = t0.elapsed();
+                    let lost = seen(&mut rx, false).await?.saturating_duration_since(t0);
+                    ack.push(acked.as_secs_f64() * 1e6);
+                    notice.push(lost.as_secs_f64() * 1e6);
+                    both.push(acked.max(lost).as_secs_f64() * 1e6);
+                    let t1 = Instant::now();
+                    match (y.as_mut(), taken) {
+                        (Some(y), _) => y.set_authorities(&[(cmd, 1)]).await?,
+                        (None, Some(w)) => drop(w.close().await?),
+                        (None, None) => {}
+                    }
+                    back.push(seen(&mut rx, true).await?.saturating_duration_since(t1).as_secs_f64() * 1e6);
+                }
+                Ok::<(), Error>(())
+            }
+            .await;
+            stop.store(true, Ordering::Release);
+            let (x, polls, watched) =
+                watcher.join().map_err(|_| Error::InvalidArgument { reason: "the holder's watcher thread panicked".into() })?;
+            result?;
+            if let Some(y) = y {
+                y.close().await?;
+            }
+            x.close().await?;
+            store.delete_channels(&[cmd]).await?;
+            let poll = watched.as_secs_f64() * 1e6 / polls.max(1) as f64;
+            let (p50, p99, p999) = (percentile(&mut both, 50.0), percentile(&mut both, 99.0), percentile(&mut both, 99.9));
+            let max = both.iter().copied().fold(0.0, f64::max);
+            let (n50, n99) = (percentile(&mut notice, 50.0), percentile(&mut notice, 99.0));
+            let (a50, a99) = (percentile(&mut ack, 50.0), percentile(&mut ack, 99.0));
+            let (b50, b99) = (percentile(&mut back, 50.0), percentile(&mut back, 99.0));
+            emit(
+                a.common.json,
+                json!({"scenario": "control-handoff", "remote": true, "run": run, "handoffs": n, "take": take,
+                       "url": url, "holder_url": holder_url, "taker_url": taker_url,
+                       "cross_node": holder_url != url || taker_url != url,
+                       "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": max,
+                       "notice_p50_us": n50, "notice_p99_us": n99, "ack_p50_us": a50, "ack_p99_us": a99,
+                       "back_p50_us": b50, "back_p99_us": b99, "poll_us": a.poll_us, "poll_period_us": poll}),
+                || format!("{run:>4} {p50:>10.1} {p99:>10.1} {p999:>10.1} {max:>10.1} {n99:>11.1} {a99:>11.1} {b99:>11.1} {poll:>9.1}"),
+            );
+            Ok::<(), Error>(())
+        })?;
     }
     Ok(())
 }
