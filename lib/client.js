@@ -23,11 +23,12 @@ class Channels {
 
   /**
    * Create one channel (resolves to it) or many (all or none; resolves to the array).
-   * `{name, dataType, isIndex, index, virtual, concurrency}`.
+   * `{name, dataType, isIndex, index, virtual, concurrency}`. In a cluster, `place` names the
+   * node to store them on, whichever node this client is connected to.
    */
-  async create(def, { retrieveIfNameExists = false } = {}) {
+  async create(def, { retrieveIfNameExists = false, place } = {}) {
     const many = Array.isArray(def)
-    const out = await call(() => this._native.createChannels(list(def), retrieveIfNameExists))
+    const out = await call(() => this._native.createChannels(list(def), retrieveIfNameExists, place))
     return many ? out : out[0]
   }
 

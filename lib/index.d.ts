@@ -164,9 +164,17 @@ export declare class Iterator implements AsyncIterable<Frame> {
   [Symbol.asyncIterator](): AsyncGenerator<Frame, void, undefined>
 }
 
+/** Options of `channels.create`. */
+export interface CreateOptions {
+  /** Return channels whose names exist instead of failing. */
+  retrieveIfNameExists?: boolean
+  /** Cluster mode: the name of the node to store the channels on. */
+  place?: string
+}
+
 export declare class Channels {
-  create(channel: NewChannel, options?: { retrieveIfNameExists?: boolean }): Promise<Channel>
-  create(channels: NewChannel[], options?: { retrieveIfNameExists?: boolean }): Promise<Channel[]>
+  create(channel: NewChannel, options?: CreateOptions): Promise<Channel>
+  create(channels: NewChannel[], options?: CreateOptions): Promise<Channel[]>
   retrieve(channel: ChannelRef): Promise<Channel>
   retrieve(channels: ChannelRef[]): Promise<Channel[]>
   search(term?: string): Promise<Channel[]>

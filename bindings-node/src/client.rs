@@ -229,11 +229,21 @@ impl Client {
         self.inner.is_remote()
     }
 
-    /// Create channels (all or none).
+    /// Create channels (all or none); `place`: the cluster node to store them on.
     #[napi]
-    pub async fn create_channels(&self, channels: Vec<NewChannelJs>, retrieve_if_name_exists: Option<bool>) -> Result<Vec<ChannelJs>> {
+    pub async fn create_channels(
+        &self,
+        channels: Vec<NewChannelJs>,
+        retrieve_if_name_exists: Option<bool>,
+        place: Option<String>,
+    ) -> Result<Vec<ChannelJs>> {
         let batch = channels.iter().map(NewChannelJs::to_core).collect::<Result<Vec<_>>>()?;
-        let out = self.inner.create_channels(batch, retrieve_if_name_exists.unwrap_or(false)).await.js()?;
+        let retrieve = retrieve_if_name_exists.unwrap_or(false);
+        let out = match place {
+            Some(node) => self.inner.create_channels_on(&node, batch, retrieve).await,
+            None => self.inner.create_channels(batch, retrieve).await,
+        }
+        .js()?;
         Ok(out.iter().map(ChannelJs::from_core).collect())
     }
 

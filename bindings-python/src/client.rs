@@ -122,10 +122,22 @@ impl Client {
     }
 
     /// Create channels from dicts (`name`, `data_type`, `is_index`, `index`, `virtual`,
-    /// `concurrency`); all or none.
-    fn create_channels(&self, py: Python<'_>, channels: Vec<Bound<'_, PyDict>>, retrieve_if_name_exists: bool) -> PyResult<Vec<PyChannel>> {
+    /// `concurrency`); all or none. `place`: the cluster node to store them on.
+    #[pyo3(signature = (channels, retrieve_if_name_exists, place=None))]
+    fn create_channels(
+        &self,
+        py: Python<'_>,
+        channels: Vec<Bound<'_, PyDict>>,
+        retrieve_if_name_exists: bool,
+        place: Option<String>,
+    ) -> PyResult<Vec<PyChannel>> {
         let batch = channels.iter().map(new_channel).collect::<PyResult<Vec<_>>>()?;
-        let out = self.run(py, move |c| async move { c.create_channels(batch, retrieve_if_name_exists).await })?;
+        let out = self.run(py, move |c| async move {
+            match place {
+                Some(node) => c.create_channels_on(&node, batch, retrieve_if_name_exists).await,
+                None => c.create_channels(batch, retrieve_if_name_exists).await,
+            }
+        })?;
         Ok(out.into_iter().map(|inner| PyChannel { inner }).collect())
     }
 

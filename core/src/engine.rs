@@ -317,15 +317,21 @@ impl Engine {
         self.inner.hub.arbiter.states(keys)
     }
 
-    /// Fence control: every writer loses control of every channel (the releases are
-    /// published on the control-state channel), and no writer gains any until
-    /// [`Engine::lift_control_fence`]. Writes go on being refused for lack of control, so
-    /// nothing this engine stores is commanded while the fence stands. A cluster node does
-    /// this when its lease expired while it was cut off from etcd (docs/cluster.md §6).
-    /// Idempotent.
-    pub fn fence_control(&self) {
+    /// Fence control of the channels `scope` covers (virtual channels, which carry
+    /// commands; or all): every writer loses control of them (the releases are published
+    /// on the control-state channel), and no writer gains any until
+    /// [`Engine::lift_control_fence`]. Writes to them are dropped and reported for lack of
+    /// control, so nothing is commanded while the fence stands. A cluster node does this
+    /// when its lease may have expired while it was cut off from etcd (docs/cluster.md §6).
+    pub fn fence_control(&self, scope: crate::control::FenceScope) {
+        let weak = self.downgrade();
+        let covers: crate::control::Fenced = Arc::new(move |k| match scope {
+            crate::control::FenceScope::All => true,
+            // A channel this engine no longer knows is covered: fail safe.
+            crate::control::FenceScope::Commands => weak.upgrade().is_none_or(|e| e.channels().get(k).map_or(true, |c| c.is_virtual())),
+        });
         let hub = &self.inner.hub;
-        hub.arbiter.fence(&|t| hub.publish_transfers(t));
+        hub.arbiter.fence(covers, &|t| hub.publish_transfers(t));
     }
 
     /// Lift the fence: writers opened from now on are arbitrated as usual. A writer that was

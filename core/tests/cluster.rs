@@ -520,6 +520,12 @@ async fn a_stopped_node_loses_its_lease_and_gets_it_back_when_continued() {
     // SIGSTOP: the process keeps its sockets open but answers nothing, as a node cut off
     // the network would.
     cl.nodes[1].signal(libc::SIGSTOP);
+    // A read sent now waits on a node that answers nothing, until the cluster gives up on
+    // it (its lease expires, TTL 2 s): then it ends with node.unavailable, not later.
+    let sent = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(20), c1.read(TimeRange::MAX, &[v2])).await.expect("the read ends").unwrap_err();
+    assert_eq!(err.code(), "node.unavailable", "{err}");
+    assert!(sent.elapsed() < Duration::from_secs(10), "ended after {:?}", sent.elapsed());
     eventually(15, "daq-2 to leave the member list", || async {
         (status(&cl.etcd)["members"].as_array().unwrap().len() == 2).then_some(())
     })
@@ -698,6 +704,9 @@ async fn a_node_cut_off_from_etcd_keeps_control_while_its_lease_lasts_then_fails
     let mut seq = c2.open_writer(config(100, "sequence")).await.unwrap();
     let one = Frame::new().with(cmd, Series::from_vec(vec![1u8]));
     assert!(seq.write_confirmed(&one).await.unwrap().unauthorized.is_empty());
+    // A recording (a stored channel) on the same node: the default fence covers commands.
+    let (rt, rv) = sensor(&c2, "chamber").await;
+    let mut rec = c2.open_writer(telemetron::framer::WriterConfig::new(TimeStamp(0), vec![rt, rv])).await.unwrap();
     let ctl = c2.control_channel().await.unwrap();
     let mut watch = c2.open_streamer(StreamerConfig::new(vec![ctl])).await.unwrap();
 
@@ -713,6 +722,9 @@ async fn a_node_cut_off_from_etcd_keeps_control_while_its_lease_lasts_then_fails
     assert!(cut.elapsed() >= Duration::from_secs(1), "fenced after {:?}, before the lease could expire", cut.elapsed());
     assert_eq!(seq.write_confirmed(&one).await.unwrap().unauthorized, vec![cmd]);
     assert!(c2.control_states(&[cmd]).await.unwrap().is_empty());
+    assert!(rec.write_confirmed(&samples(rt, rv, 1_000, 5)).await.unwrap().not_written().is_empty(), "recording goes on");
+    rec.commit().await.unwrap();
+    assert_eq!(values(&c2.read(TimeRange::MAX, &[rv]).await.unwrap(), rv).len(), 5);
     assert_eq!(control_transfers(&mut watch, 1).await, vec![(Some("sequence".to_string()), None, cmd)]);
     // No one takes control while the fence stands.
     let late = c2.open_writer(config(250, "late")).await.unwrap();
@@ -735,4 +747,5 @@ async fn a_node_cut_off_from_etcd_keeps_control_while_its_lease_lasts_then_fails
     assert!(seq.has_control(cmd));
     assert!(seq.write_confirmed(&one).await.unwrap().unauthorized.is_empty());
     seq.close().await.unwrap();
+    rec.close().await.unwrap();
 }

@@ -141,8 +141,8 @@ export declare class Client {
   readonly node: { protocol: number; version: string; auth_required: boolean; max_message_bytes: number }
   readonly isRemote: true
   readonly channels: {
-    create(def: NewChannel, options?: { retrieveIfNameExists?: boolean }): Promise<Channel>
-    create(defs: NewChannel[], options?: { retrieveIfNameExists?: boolean }): Promise<Channel[]>
+    create(def: NewChannel, options?: { retrieveIfNameExists?: boolean; place?: string }): Promise<Channel>
+    create(defs: NewChannel[], options?: { retrieveIfNameExists?: boolean; place?: string }): Promise<Channel[]>
     retrieve(ref: ChannelRef): Promise<Channel>
     retrieve(refs: ChannelRef[]): Promise<Channel[]>
     search(term?: string): Promise<Channel[]>

@@ -139,7 +139,7 @@ class Channels {
   }
 
   /** Create channels (`{name, dataType, isIndex, index, isVirtual}`); resolves to them. */
-  async create(defs, { retrieveIfNameExists = false } = {}) {
+  async create(defs, { retrieveIfNameExists = false, place } = {}) {
     const many = Array.isArray(defs)
     const channels = (many ? defs : [defs]).map((d) => ({
       name: d.name,
@@ -149,7 +149,7 @@ class Channels {
       virtual: Boolean(d.isVirtual),
       concurrency: d.concurrency,
     }))
-    const r = await this._c._call('channels/create', { channels, retrieve_if_name_exists: retrieveIfNameExists })
+    const r = await this._c._call('channels/create', { channels, retrieve_if_name_exists: retrieveIfNameExists, place })
     const out = r.channels.map(channelOf)
     return many ? out : out[0]
   }

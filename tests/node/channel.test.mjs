@@ -59,3 +59,13 @@ each(test, 'bad definitions are coded errors', async (t, c) => {
   await assert.rejects(c.channels.create({ name: unique('c'), isIndex: true, concurrency: 'sometimes' }), { code: 'invalid_argument' })
   await assert.rejects(c.channels.retrieve(unique('nope')), tn.ChannelError)
 })
+
+each(test, 'placement names a cluster node: refused outside a cluster, nothing created', async (t, c) => {
+  const name = unique('placed')
+  await assert.rejects(c.channels.create({ name, isIndex: true }, { place: 'daq-2' }), (e) => {
+    assert.equal(e.code, 'invalid_argument')
+    assert.match(e.message, /cluster/)
+    return true
+  })
+  await assert.rejects(c.channels.retrieve(name), (e) => e.code === 'channel.not_found')
+})

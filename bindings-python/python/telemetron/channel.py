@@ -71,15 +71,24 @@ class Channels:
         virtual: bool = False,
         concurrency: Optional[str] = None,
         retrieve_if_name_exists: bool = False,
+        place: Optional[str] = None,
     ) -> Channel: ...
 
     @overload
-    def create(self, channels: Union[NewChannel, Dict[str, Any]], *, retrieve_if_name_exists: bool = False) -> Channel: ...
+    def create(
+        self, channels: Union[NewChannel, Dict[str, Any]], *, retrieve_if_name_exists: bool = False, place: Optional[str] = None
+    ) -> Channel: ...
 
     @overload
-    def create(self, channels: Sequence[Union[NewChannel, Dict[str, Any]]], *, retrieve_if_name_exists: bool = False) -> List[Channel]: ...
+    def create(
+        self,
+        channels: Sequence[Union[NewChannel, Dict[str, Any]]],
+        *,
+        retrieve_if_name_exists: bool = False,
+        place: Optional[str] = None,
+    ) -> List[Channel]: ...
 
-    def create(self, channels: Any = None, *, retrieve_if_name_exists: bool = False, **kwargs: Any) -> Any:
+    def create(self, channels: Any = None, *, retrieve_if_name_exists: bool = False, place: Optional[str] = None, **kwargs: Any) -> Any:
         """Create one channel (keyword arguments, a :class:`NewChannel` or a dict) or many
         (a list); all or none are created. An index named by a data channel may be
         created in the same call.
@@ -87,12 +96,17 @@ class Channels:
         With ``retrieve_if_name_exists=True``, channels whose names already exist are
         returned instead of failing (scripts can run twice).
 
+        In a cluster, ``place="daq-2"`` stores the channels on that node, whichever node
+        this client is connected to (data channels always live with their index).
+
         >>> t = client.channels.create(name="time", is_index=True)
         >>> p = client.channels.create(name="pressure", data_type="f64", index="time")
         >>> client.channels.create([NewChannel("a", "f32", index="time"), NewChannel("b", "u8", index="time")])
 
         Raises:
             ChannelNameTaken, InvalidChannel, InvalidIndex: see their docs.
+            InvalidArgument: ``place`` outside a cluster, or naming a node it lacks.
+            NodeUnavailable: ``place`` names a node that is down.
         """
         single = channels is None or isinstance(channels, (NewChannel, dict))
         if channels is None:
@@ -102,7 +116,7 @@ class Channels:
         else:
             items = [channels] if single else list(channels)
         dicts = [(c if isinstance(c, NewChannel) else NewChannel(**c))._to_dict() for c in items]
-        out = self._client._native.create_channels(dicts, retrieve_if_name_exists)
+        out = self._client._native.create_channels(dicts, retrieve_if_name_exists, place)
         return out[0] if single else out
 
     @overload

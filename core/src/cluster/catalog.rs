@@ -166,9 +166,8 @@ impl Cluster {
         if target == self.node() {
             return self.create_here(batch, retrieve_if_name_exists).await;
         }
-        let peer = self.peer(target).await?;
         let name = self.node_name(target);
-        let r = peer.create_channels_on(&name, batch, retrieve_if_name_exists).await.map_err(|e| self.unavailable(target, e))?;
+        let r = self.ask(target, |peer| async move { peer.create_channels_on(&name, batch, retrieve_if_name_exists).await }).await?;
         self.mirror_now(&r);
         Ok(r)
     }
@@ -309,7 +308,7 @@ impl Cluster {
     pub async fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         if !self.is_local(key) {
             let node = leaseholder(key);
-            let r = self.peer(node).await?.rename_channel(key, name).await.map_err(|e| self.unavailable(node, e))?;
+            let r = self.ask(node, |peer| async move { peer.rename_channel(key, name).await }).await?;
             self.mirror_now(std::slice::from_ref(&r));
             return Ok(r);
         }
@@ -366,7 +365,8 @@ impl Cluster {
                     })?;
                 }
             } else {
-                self.peer(node).await?.delete_channels(&group).await.map_err(|e| self.unavailable(node, e))?;
+                let keys = group.clone();
+                self.ask(node, |peer| async move { peer.delete_channels(&keys).await }).await?;
                 self.inner.engine.unmirror_channels(&group);
             }
         }

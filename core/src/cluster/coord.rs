@@ -385,6 +385,7 @@ pub(super) async fn watch_members(cluster: Cluster, mut watch: WatchStream) {
                     (EventType::Delete, None) => {}
                 }
             }
+            cluster.members_changed(&m);
         }
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;

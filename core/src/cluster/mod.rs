@@ -70,6 +70,9 @@ pub struct ClusterConfig {
     /// Where channels created through this node are stored when the request does not say
     /// (`serve --place`): a node name. `None`: here. Data channels always go with their index.
     pub place: Option<String>,
+    /// What control is fenced when the lease may have expired (`serve --fence`): commands
+    /// (virtual channels; the default) or every channel.
+    pub fence: crate::control::FenceScope,
 }
 
 impl ClusterConfig {
@@ -83,6 +86,7 @@ impl ClusterConfig {
             prefix: "/telemetron".into(),
             token: None,
             place: None,
+            fence: crate::control::FenceScope::Commands,
         }
     }
 }
@@ -196,6 +200,8 @@ struct Inner {
     born: std::time::Instant,
     /// The channels each peer tap is subscribed to now (by node), as its tap last confirmed.
     tapped: tokio::sync::watch::Sender<BTreeMap<u8, Vec<ChannelKey>>>,
+    /// The live members' numbers: requests to a peer end when it leaves this set.
+    live: tokio::sync::watch::Sender<std::collections::BTreeSet<u8>>,
 }
 
 impl Cluster {
@@ -244,6 +250,7 @@ impl Cluster {
             valid_until_ms: std::sync::atomic::AtomicU64::new(0),
             born: std::time::Instant::now(),
             tapped: tokio::sync::watch::Sender::new(BTreeMap::new()),
+            live: tokio::sync::watch::Sender::new(std::collections::BTreeSet::new()),
         });
         let cluster = Cluster { inner };
         cluster.register_local_channels().await?;
@@ -333,7 +340,7 @@ impl Cluster {
         if previous != 0 && self.lease_left().is_zero() {
             // The old lease may have lapsed (a stopped process wakes up to this): fence
             // before a new lease can make the lapse invisible to `fence_watch`.
-            self.inner.engine.fence_control();
+            self.inner.engine.fence_control(self.inner.config.fence);
         }
         let lease = self.inner.coord.lock().await.join(ttl, member, previous).await?;
         self.inner.lease.store(lease, std::sync::atomic::Ordering::Release);
@@ -374,6 +381,17 @@ impl Cluster {
             self.inner.names.lock().insert(member.node, member.name.clone());
             m.insert(member.node, member);
         }
+        self.members_changed(&m);
+    }
+
+    /// Tell requests in flight which members are live now (see [`Cluster::ask`]).
+    fn members_changed(&self, m: &BTreeMap<u8, Member>) {
+        self.inner.live.send_if_modified(|live| {
+            let now: std::collections::BTreeSet<u8> = m.keys().copied().collect();
+            let changed = *live != now;
+            *live = now;
+            changed
+        });
     }
 
     /// Node `node`'s name for messages (`#n` when this node never saw it).
@@ -407,7 +425,7 @@ async fn fence_watch(cluster: Cluster) {
             continue;
         }
         if !cluster.inner.engine.control_fenced() {
-            cluster.inner.engine.fence_control();
+            cluster.inner.engine.fence_control(cluster.inner.config.fence);
             tracing::error!(
                 key = "cluster",
                 lease = cluster.inner.lease.load(std::sync::atomic::Ordering::Acquire),

@@ -60,6 +60,52 @@ impl Cluster {
         Ok(client)
     }
 
+    /// Run `call` on a client of `node`. It ends with `node.unavailable` as soon as `node`
+    /// leaves the member list (its lease expired: stopped or cut off), not only when its
+    /// connection fails, so no request waits on a node the cluster has given up on.
+    /// Connection failures become `node.unavailable` too; the peer's own errors pass.
+    ///
+    /// # Errors
+    /// As `call`; `node.unavailable`.
+    pub(crate) async fn ask<T, F>(&self, node: u8, call: impl FnOnce(Client) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let mut live = self.inner.live.subscribe();
+        let peer = self.peer(node).await?;
+        tokio::select! {
+            r = call(peer) => r.map_err(|e| self.unavailable(node, e)),
+            _ = live.wait_for(|l| !l.contains(&node)) => Err(NetError::NodeUnavailable {
+                node: self.node_name(node),
+                reason: "its lease expired while the request was in flight".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Resolves once one of `nodes` is no longer a live member (its lease expired or was
+    /// revoked), with that node and the error to end its streams with.
+    pub(crate) async fn left(&self, nodes: &[u8]) -> (u8, Error) {
+        let mut live = self.inner.live.subscribe();
+        let mut gone = None;
+        if live
+            .wait_for(|l| {
+                gone = nodes.iter().copied().find(|n| !l.contains(n));
+                gone.is_some()
+            })
+            .await
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
+        let node = gone.unwrap_or_default();
+        let e = NetError::NodeUnavailable {
+            node: self.node_name(node),
+            reason: "its lease expired (it stopped answering or was cut off)".into(),
+        };
+        (node, e.into())
+    }
+
     /// A peer's failure as the caller should see it: connection failures become
     /// `node.unavailable` naming the node; the peer's own errors (a bad request) pass.
     pub fn unavailable(&self, node: u8, e: Error) -> Error {
@@ -79,7 +125,7 @@ impl Cluster {
     /// # Errors
     /// `node.unavailable`.
     pub async fn relay_stream(&self, node: u8, kind: &str) -> Result<crate::client::RelayedStream> {
-        self.peer(node).await?.relay_stream(kind).await.map_err(|e| self.unavailable(node, e))
+        self.ask(node, |peer| async move { peer.relay_stream(kind).await }).await
     }
 
     /// Where a writer or iterator of `keys` runs: `None` here (every channel is local),
@@ -144,12 +190,13 @@ impl Cluster {
                     .await
                     .map_err(|e| Error::from(NetError::Server { reason: format!("read failed: {e}") }))?
                 } else {
-                    let peer = this.peer(node).await?;
-                    let r = match reduce {
-                        Some(r) => peer.read_reduced(range, &group, r).await,
-                        None => peer.read(range, &group).await,
-                    };
-                    r.map_err(|e| this.unavailable(node, e))
+                    this.ask(node, |peer| async move {
+                        match reduce {
+                            Some(r) => peer.read_reduced(range, &group, r).await,
+                            None => peer.read(range, &group).await,
+                        }
+                    })
+                    .await
                 }
             }));
         }
@@ -182,12 +229,12 @@ impl Cluster {
             .auto_commit(false)
             .err_on_unauthorized(true)
             .name("one-shot write");
-        let written = async {
-            let mut w = self.peer(node).await?.open_writer(config).await?;
+        self.ask(node, |peer| async move {
+            let mut w = peer.open_writer(config).await?;
             w.write(&frame).await?;
             w.close().await
-        };
-        written.await.map_err(|e| self.unavailable(node, e))
+        })
+        .await
     }
 
     /// Who controls `keys`, each asked of its leaseholder (which arbitrates it). With no
@@ -204,7 +251,7 @@ impl Cluster {
             if node == self.node() {
                 out.extend(self.inner.engine.control_states(&group));
             } else {
-                out.extend(self.peer(node).await?.control_states(&group).await.map_err(|e| self.unavailable(node, e))?);
+                out.extend(self.ask(node, |peer| async move { peer.control_states(&group).await }).await?);
             }
         }
         Ok(out)
@@ -222,7 +269,7 @@ impl Cluster {
                 .map_err(|e| NetError::Server { reason: format!("time range failed: {e}") })?;
         }
         let node = leaseholder(key);
-        self.peer(node).await?.time_range(key).await.map_err(|e| self.unavailable(node, e))
+        self.ask(node, |peer| async move { peer.time_range(key).await }).await
     }
 
     /// Delete `range` of `keys`, each node's channels on that node.
@@ -238,7 +285,7 @@ impl Cluster {
                     .await
                     .map_err(|e| NetError::Server { reason: format!("delete failed: {e}") })??;
             } else {
-                self.peer(node).await?.delete(range, &group).await.map_err(|e| self.unavailable(node, e))?;
+                self.ask(node, |peer| async move { peer.delete(range, &group).await }).await?;
             }
         }
         Ok(())

@@ -31,6 +31,36 @@ pub struct Subject {
     pub group: u32,
 }
 
+/// What a control fence covers ([`crate::Engine::fence_control`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FenceScope {
+    /// Virtual channels: commands. Recordings (stored channels) go on.
+    #[default]
+    Commands,
+    /// Every channel.
+    All,
+}
+
+/// Which channels a fence standing now covers.
+pub(crate) type Fenced = Arc<dyn Fn(ChannelKey) -> bool + Send + Sync>;
+
+/// The standing fence's cover, if any.
+#[derive(Default, Clone)]
+struct Cover(Option<Fenced>);
+
+impl std::fmt::Debug for Cover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Cover(fenced)" } else { "Cover(none)" })
+    }
+}
+
+impl Cover {
+    fn covers(&self, channel: ChannelKey) -> bool {
+        self.0.as_ref().is_some_and(|f| f(channel))
+    }
+}
+
 /// A holder of control over one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -135,8 +165,10 @@ pub(crate) struct Arbiter {
     epoch: AtomicU64,
     transfers: AtomicU64,
     refused: AtomicU64,
-    /// Set by [`Arbiter::fence`]: no gate holds control until it is lifted.
+    /// Set by [`Arbiter::fence`]: no gate on a channel `fence_scope` covers holds control
+    /// until it is lifted.
     fenced: AtomicBool,
+    cover: Mutex<Cover>,
     /// Holders of other nodes' channels (cluster mode), as their control channels tell:
     /// shown on this engine's control channel, never arbitrated here. Changed only with
     /// `channels` locked, so they are ordered with this arbiter's own transfers.
@@ -212,6 +244,7 @@ impl Arbiter {
         publish: &dyn Fn(&[Transfer]),
     ) -> (Vec<Gate>, Vec<Transfer>) {
         let mut map = self.channels.lock();
+        let cover = self.cover.lock().clone();
         let mut gates = Vec::with_capacity(specs.len());
         let mut transfers = Vec::new();
         for &(channel, concurrency, authority) in specs {
@@ -221,7 +254,7 @@ impl Arbiter {
             let flag = Arc::new(AtomicBool::new(false));
             let cc = map.entry(channel).or_default();
             cc.concurrency = concurrency;
-            let fenced = self.fenced.load(Ordering::Acquire);
+            let fenced = cover.covers(channel);
             let entry = GateEntry { id, subject: subject.clone(), authority, flag: flag.clone(), fenced };
             let ri = match cc.regions.iter().position(|r| r.range.overlaps(&range)) {
                 Some(ri) => {
@@ -329,16 +362,17 @@ impl Arbiter {
         transfers
     }
 
-    /// Fence every gate: from now on no open gate holds control, and gates opened while the
-    /// fence stands hold none either. A node does this when it can no longer be sure it is
+    /// Fence every gate on a channel `covers` names: from now on none of them holds
+    /// control, and gates opened on those channels while the fence stands hold none either. A node does this when it can no longer be sure it is
     /// still the leaseholder of its channels (its cluster lease expired while cut off from
     /// etcd), so it stops commanding (docs/cluster.md §6). Publishes and returns the
     /// releases.
-    pub(crate) fn fence(&self, publish: &dyn Fn(&[Transfer])) -> Vec<Transfer> {
+    pub(crate) fn fence(&self, covers: Fenced, publish: &dyn Fn(&[Transfer])) -> Vec<Transfer> {
         let mut map = self.channels.lock();
         self.fenced.store(true, Ordering::Release);
+        let cover = Cover(Some(covers));
         let mut transfers = Vec::new();
-        for (channel, cc) in map.iter_mut() {
+        for (channel, cc) in map.iter_mut().filter(|(k, _)| cover.covers(**k)) {
             for r in &mut cc.regions {
                 let prev = r.holder.and_then(|h| r.state(*channel, h));
                 for g in &mut r.gates {
@@ -350,6 +384,7 @@ impl Arbiter {
                 }));
             }
         }
+        *self.cover.lock() = cover;
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if !transfers.is_empty() {
             self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
@@ -365,6 +400,7 @@ impl Arbiter {
     pub(crate) fn lift_fence(&self) {
         let _map = self.channels.lock();
         self.fenced.store(false, Ordering::Release);
+        *self.cover.lock() = Cover(None);
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -481,12 +517,18 @@ mod tests {
         let c = Arbiter::default();
         let (mut a, _) = c.open(1, Concurrency::Exclusive, ALL, &subj("a"), 10);
         let (x, _) = c.open(2, Concurrency::Shared, ALL, &subj("x"), 7);
-        assert!(a.authorized() && x.authorized());
-        let released = c.fence(&|_| {});
+        // A channel outside the fence's cover (a recording, under `FenceScope::Commands`).
+        let (rec, _) = c.open(9, Concurrency::Exclusive, ALL, &subj("rec"), 5);
+        assert!(a.authorized() && x.authorized() && rec.authorized());
+        let released = c.fence(Arc::new(|k| k != 9), &|_| {});
         assert_eq!(released.len(), 2, "{released:?}");
+        assert!(rec.authorized(), "the fence covers only what it names");
+        let (rec2, _) = c.open(9, Concurrency::Exclusive, ALL, &subj("rec2"), 50);
+        assert!(rec2.authorized() && !rec.authorized(), "uncovered channels are arbitrated as usual");
+        c.close(&rec2);
         assert!(released.iter().all(|t| t.to.is_none() && t.from.is_some()));
         assert!(!a.authorized() && !x.authorized() && c.is_fenced());
-        assert!(c.states(&[]).is_empty());
+        assert_eq!(c.states(&[]).len(), 1, "only the uncovered recording is held");
         // While fenced, new writers and authority changes get nothing.
         let (b, t) = c.open(1, Concurrency::Exclusive, ALL, &subj("b"), 1);
         assert!(t.is_none() && !b.authorized());

@@ -31,7 +31,8 @@
 
 mod arbiter;
 
-pub use arbiter::{ABSOLUTE, Authority, ControlMetricsSnapshot, GateId, State, Subject, Transfer};
+pub(crate) use arbiter::Fenced;
+pub use arbiter::{ABSOLUTE, Authority, ControlMetricsSnapshot, FenceScope, GateId, State, Subject, Transfer};
 pub(crate) use arbiter::{Arbiter, Gate};
 
 /// The old name of [`Arbiter`]; in the SDKs a `Controller` is a control-sequence handle.

@@ -39,8 +39,17 @@ pub(crate) async fn relay<K: StreamKind>(
         return end::<K>(s, Ending::violation(cluster.unavailable(node, e))).await;
     }
     let mut shutting_down = false;
+    // A leaseholder that stops answering ends the stream when its lease expires, not after
+    // the relayed stream's own 30 s silence limit.
+    let nodes = [node];
+    let left = cluster.left(&nodes);
+    tokio::pin!(left);
     loop {
         tokio::select! {
+            (_, e) = &mut left => {
+                up.close().await;
+                return end::<K>(s, Ending::violation(e)).await;
+            }
             ev = s.next(), if !shutting_down => match ev {
                 Event::Json(b) => {
                     if let Some(reply) = refuse(&b) {

@@ -159,8 +159,14 @@ pub(crate) async fn span(
         close_all(&sp.parts).await;
         return;
     }
+    // A leaseholder that stops answering ends the writer when its lease expires.
+    let nodes: Vec<u8> = sp.parts.iter().map(|p| p.node).collect();
+    let cluster = sp.cluster.clone();
+    let left = cluster.left(&nodes);
+    tokio::pin!(left);
     let finish = loop {
         tokio::select! {
+            (_, e) = &mut left => break Finish::Abort(Ending::violation(e)),
             ev = sp.s.next(), if sp.pending.is_none() => match ev {
                 Event::Frame(b) => {
                     if let Err(e) = sp.write(b).await {
@@ -218,8 +224,21 @@ pub(crate) async fn span(
         }
         Finish::Closing(ending) => {
             // Wait for every part's `closed`; a part that fails meanwhile ends the wait.
+            let mut lost = false;
             while sp.parts.iter().any(|p| p.closed.is_none()) {
-                let Some((i, m)) = rx.recv().await else { break };
+                let (i, m) = tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => m,
+                        None => break,
+                    },
+                    (node, e) = &mut left, if !lost => match sp.parts.iter().position(|p| p.node == node && p.closed.is_none()) {
+                        Some(i) => {
+                            lost = true;
+                            (i, Err(e))
+                        }
+                        None => break,
+                    },
+                };
                 if let Err(e) = sp.on_part(i, m).await {
                     let p = &mut sp.parts[i];
                     p.closed.get_or_insert((None, Some(WireError::from(&e))));

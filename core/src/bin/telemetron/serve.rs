@@ -95,6 +95,11 @@ pub struct ServeArgs {
     /// index. For a gateway or control-room node that stores nothing itself.
     #[arg(long, value_name = "PLACE")]
     pub place: Option<String>,
+    /// With --cluster: what stops being commanded when this node's lease may have expired
+    /// while cut off from etcd: `commands` (virtual channels; recordings go on) or `all`
+    /// (every writer loses control) (docs/cluster.md §6).
+    #[arg(long, value_enum, default_value_t = Fence::Commands)]
+    pub fence: Fence,
     /// What the node logs: off, basic (warnings and lifecycle events) or detailed (also
     /// each writer, streamer and request). `--log` or TELEMETRON_LOG, if given, stands
     /// until the level is changed at runtime (`telemetron observe --logs`).
@@ -370,6 +375,10 @@ fn cluster_config(a: &ServeArgs) -> Result<Option<telemetron::cluster::ClusterCo
     c.prefix = a.cluster_prefix.clone();
     c.token = a.token.first().cloned();
     c.place = a.place.clone();
+    c.fence = match a.fence {
+        Fence::Commands => telemetron::control::FenceScope::Commands,
+        Fence::All => telemetron::control::FenceScope::All,
+    };
     Ok(Some(c))
 }
 
@@ -400,4 +409,13 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `serve --fence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fence {
+    /// Virtual channels (commands); recordings go on.
+    Commands,
+    /// Every channel.
+    All,
 }
