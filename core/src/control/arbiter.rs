@@ -104,6 +104,19 @@ impl Region {
         self.gates.iter().find(|g| g.id == id).map(|g| State { subject: g.subject.clone(), resource: channel, authority: g.authority })
     }
 
+    /// The holder's state now (before a change).
+    fn holder_state(&self, channel: ChannelKey) -> Option<State> {
+        self.holder.and_then(|h| self.state(channel, h))
+    }
+
+    /// [`Region::settle`], the transfer (if any) naming `prev`, the holder before the change.
+    fn resettle(&mut self, channel: ChannelKey, concurrency: Concurrency, prev: Option<State>) -> Option<Transfer> {
+        self.settle(channel, concurrency).map(|mut t| {
+            t.from = prev;
+            t
+        })
+    }
+
     /// Recompute the holder and every gate's write flag; returns a transfer if the holder
     /// changed.
     fn settle(&mut self, channel: ChannelKey, concurrency: Concurrency) -> Option<Transfer> {
@@ -203,6 +216,16 @@ impl Arbiter {
         }
     }
 
+    /// After a change (with the map still locked): bump the epoch, count and publish the
+    /// transfers it caused, so they go out in the order they happened.
+    fn changed(&self, transfers: &[Transfer], publish: &dyn Fn(&[Transfer])) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if !transfers.is_empty() {
+            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
+            publish(transfers);
+        }
+    }
+
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
@@ -268,18 +291,11 @@ impl Arbiter {
                     cc.regions.len() - 1
                 }
             };
-            let prev = cc.regions[ri].holder.and_then(|h| cc.regions[ri].state(channel, h));
-            transfers.extend(cc.regions[ri].settle(channel, concurrency).map(|mut t| {
-                t.from = prev;
-                t
-            }));
+            let prev = cc.regions[ri].holder_state(channel);
+            transfers.extend(cc.regions[ri].resettle(channel, concurrency, prev));
             gates.push(Gate { id, channel, authority, flag });
         }
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if !transfers.is_empty() {
-            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
-            publish(&transfers);
-        }
+        self.changed(&transfers, publish);
         drop(map);
         (gates, transfers)
     }
@@ -300,23 +316,16 @@ impl Arbiter {
             let Some(cc) = map.get_mut(&gate.channel) else { continue };
             let concurrency = cc.concurrency;
             let Some(r) = cc.regions.iter_mut().find(|r| r.gates.iter().any(|g| g.id == gate.id)) else { continue };
-            let prev = r.holder.and_then(|h| r.state(gate.channel, h));
+            let prev = r.holder_state(gate.channel);
             let lifted = !self.fenced.load(Ordering::Acquire);
             if let Some(g) = r.gates.iter_mut().find(|g| g.id == gate.id) {
                 g.authority = *authority;
                 // Setting an authority after a fence is lifted takes control again.
                 g.fenced &= !lifted;
             }
-            transfers.extend(r.settle(gate.channel, concurrency).map(|mut t| {
-                t.from = prev;
-                t
-            }));
+            transfers.extend(r.resettle(gate.channel, concurrency, prev));
         }
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if !transfers.is_empty() {
-            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
-            publish(&transfers);
-        }
+        self.changed(&transfers, publish);
         drop(map);
         transfers
     }
@@ -340,12 +349,9 @@ impl Arbiter {
             let concurrency = cc.concurrency;
             let Some(ri) = cc.regions.iter().position(|r| r.gates.iter().any(|g| g.id == gate.id)) else { continue };
             let r = &mut cc.regions[ri];
-            let prev = r.holder.and_then(|h| r.state(gate.channel, h));
+            let prev = r.holder_state(gate.channel);
             r.gates.retain(|g| g.id != gate.id);
-            transfers.extend(r.settle(gate.channel, concurrency).map(|mut t| {
-                t.from = prev;
-                t
-            }));
+            transfers.extend(r.resettle(gate.channel, concurrency, prev));
             if r.gates.is_empty() {
                 cc.regions.remove(ri);
             }
@@ -353,11 +359,7 @@ impl Arbiter {
                 map.remove(&gate.channel);
             }
         }
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if !transfers.is_empty() {
-            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
-            publish(&transfers);
-        }
+        self.changed(&transfers, publish);
         drop(map);
         transfers
     }
@@ -374,22 +376,15 @@ impl Arbiter {
         let mut transfers = Vec::new();
         for (channel, cc) in map.iter_mut().filter(|(k, _)| cover.covers(**k)) {
             for r in &mut cc.regions {
-                let prev = r.holder.and_then(|h| r.state(*channel, h));
+                let prev = r.holder_state(*channel);
                 for g in &mut r.gates {
                     g.fenced = true;
                 }
-                transfers.extend(r.settle(*channel, cc.concurrency).map(|mut t| {
-                    t.from = prev;
-                    t
-                }));
+                transfers.extend(r.resettle(*channel, cc.concurrency, prev));
             }
         }
         *self.cover.lock() = cover;
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if !transfers.is_empty() {
-            self.transfers.fetch_add(transfers.len() as u64, Ordering::Relaxed);
-            publish(&transfers);
-        }
+        self.changed(&transfers, publish);
         drop(map);
         transfers
     }
