@@ -280,8 +280,8 @@ async fn control_arbitration_and_reports(b: &Backend) {
     let mut low = c.open_writer(WriterConfig::new(start, vec![p]).authority(100).name("low")).await.unwrap();
     assert!(low.has_control(p) && low.has_control(t));
     let mut high = c2.open_writer(WriterConfig::new(start, vec![p]).authority(200).name("high")).await.unwrap();
-    // The node has told `low` before `high` was opened: no waiting needed.
-    assert!(!low.has_control(p), "{}: low still believes it has control", b.name());
+    // One node tells `low` before `high` is opened: no waiting needed (see `told`).
+    b.told("low still believes it has control", || !low.has_control(p)).await;
     assert!(high.has_control(p));
     let r = low.write(&samples(t, p, &[1_000])).await.unwrap();
     assert!(!r.all_written());
@@ -294,7 +294,7 @@ async fn control_arbitration_and_reports(b: &Backend) {
     assert_eq!((holders[0].subject.name.as_str(), holders[0].authority), ("high", 200));
     // Lowering hands control back at once.
     high.set_authority(50).await.unwrap();
-    assert!(low.has_control(p), "{}: low did not get control back", b.name());
+    b.told("low did not get control back", || low.has_control(p)).await;
     assert!(!high.has_control(p));
     assert!(!high.write(&samples(t, p, &[1_002])).await.unwrap().all_written());
     assert!(low.write(&samples(t, p, &[1_003])).await.unwrap().all_written());
@@ -304,7 +304,7 @@ async fn control_arbitration_and_reports(b: &Backend) {
     assert_eq!(strict.map(|_| ()).map_err(|e| e.code()), Err("control.unauthorized"));
     // Closing the holder passes control on.
     high.close().await.unwrap();
-    assert!(low.has_control(p));
+    b.told("control did not pass on when the holder closed", || low.has_control(p)).await;
     low.close().await.unwrap();
     assert!(c.control_states(&[p]).await.unwrap().is_empty());
     let stored = c.read(TimeRange::MAX, &[t]).await.unwrap();
@@ -468,9 +468,9 @@ async fn control_state_channel(b: &Backend) {
     let f = s_next(&mut s).await.unwrap();
     let text = f.concat(control).unwrap().unwrap().value_str(0).unwrap().to_string();
     assert!(text.contains("second") && text.contains("transfers"), "{text}");
-    assert!(!w.has_control(p));
+    b.told("the first writer still believes it has control", || !w.has_control(p)).await;
     w2.abort().await;
-    assert!(w.has_control(p));
+    b.told("control did not come back when the second writer aborted", || w.has_control(p)).await;
     w.abort().await;
 }
 

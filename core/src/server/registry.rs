@@ -4,7 +4,8 @@
 //! writer's authorized channels and queues a notice to those whose set changed, then waits
 //! (briefly) until those notices are on the wire before it answers its own client. So when
 //! `open_writer` returns for writer B, writer A's client has already been told that it
-//! lost control (on loopback; across networks the two connections are not ordered).
+//! lost control (on loopback; across networks, or through a cluster gateway that relays
+//! each stream on its own connection, the two connections are not ordered).
 //! Changes caused by writers inside the server process (the demo's simulator) are picked
 //! up by a watcher on the control-state channel.
 

@@ -83,6 +83,19 @@ impl Backend {
         Backend { client, dir, server: Some(server), name: "remote", _cluster: None }
     }
 
+    /// Assert that `cond` holds once a writer has been told of a control change another
+    /// stream caused. One node tells every writer before it answers the request that caused
+    /// the change, so on `embedded` and `remote` it must hold at once. Through a gateway
+    /// the notice and that answer come back on separate relayed connections and may cross
+    /// (docs/cluster.md §10), so `cluster` allows [`SECOND`].
+    pub async fn told(&self, what: &str, cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + if self.name == "cluster" { SECOND } else { Duration::ZERO };
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "{}: {what}", self.name);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Another client of the same backend (a second connection for remote).
     pub async fn another(&self) -> Client {
         match &self.server {
