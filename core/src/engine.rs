@@ -143,7 +143,8 @@ impl Engine {
             internal: true,
             ..NewChannel::virtual_(name, crate::telem::DataType::Json).with_concurrency(crate::channel::Concurrency::Shared)
         };
-        let system = channels.create_many(vec![system(CONTROL_CHANNEL), system(CHANGES_CHANNEL)], true)?;
+        // Virtual: nothing to store.
+        let system = channels.create_many(vec![system(CONTROL_CHANNEL), system(CHANGES_CHANNEL)], true, &|_| {})?;
         let hub = Arc::new(Hub {
             storage: storage.clone(),
             relay: Arc::new(Relay::default()),
@@ -239,11 +240,8 @@ impl Engine {
     /// See [`Channels::create_many`].
     pub fn create_channels_with(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
         self.check_open()?;
-        let out = self.inner.channels.create_many(batch, retrieve_if_name_exists)?;
-        for ch in &out {
-            self.inner.storage.add_channel(ch);
-        }
-        Ok(out)
+        let storage = &self.inner.storage;
+        Ok(self.inner.channels.create_many(batch, retrieve_if_name_exists, &|ch| storage.add_channel(ch))?)
     }
 
     /// Rename a channel.
@@ -628,6 +626,19 @@ impl Engine {
         apply_tombstones(storage, &tombstones)?;
         tracing::info!(key = "engine", channels = keys.len(), range = %range, "range deleted");
         Ok(())
+    }
+
+    /// Run a compaction pass now instead of waiting for the background thread: every
+    /// channel's runs of small records are merged into records of about
+    /// `StorageOptions::compacted_record_bytes`, compressed if `StorageOptions::compress`.
+    /// The replaced records' space comes back when [`Engine::reclaim`] (or the background
+    /// reclaimer) deletes the segments nothing references any more.
+    ///
+    /// # Errors
+    /// [`StorageError`](crate::storage::StorageError) for an I/O failure (what was merged
+    /// before it stays merged; nothing is lost) or a closed engine.
+    pub fn compact(&self) -> Result<crate::storage::CompactionReport> {
+        Ok(crate::storage::compact_once(&self.inner.storage)?)
     }
 
     /// Reclaim space now instead of waiting for the background thread; returns

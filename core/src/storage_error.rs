@@ -59,7 +59,9 @@ pub enum StorageError {
         found: Vec<String>,
     },
     /// Written by an incompatible version.
-    #[error("{path} uses format version {found}; this build reads version {supported}. Use a matching Telemetron version")]
+    #[error(
+        "{path} uses format version {found}; this build reads versions up to {supported} (older ones are converted when opened). Open it with the Telemetron release that wrote it or a newer one"
+    )]
     UnsupportedFormat {
         /// The file or directory.
         path: PathBuf,

@@ -13,7 +13,7 @@ use telemetron::framer::WriterConfig;
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::{ConnectOptions, Engine};
 
-use node_proc::{BIN, free_port, spawn_serve};
+use node_proc::{BIN, free_port, reserved_port, spawn_serve};
 
 /// Start `telemetron serve` and wait for its "serving" line.
 fn serve(args: &[&str]) -> (Child, String) {
@@ -157,7 +157,8 @@ fn ack_on_ingress_survives_an_exporter_outage_and_a_sigkill_of_the_flow() {
     let dir = tempfile::tempdir().unwrap();
     let queue = dir.path().join("queue-data");
     let ack_log = dir.path().join("acked.log");
-    let port = free_port();
+    // The node stays down for a while: its port must not go to another test's node.
+    let port = reserved_port();
     let node = format!("http://127.0.0.1:{port}");
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/flows/ack-on-ingress.yaml");
     const COUNT: u64 = 300;

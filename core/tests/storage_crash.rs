@@ -31,6 +31,9 @@
 //!   written (the parent watches the segment files grow), so tails are torn.
 //! - `sigkill_during_first_open_...`: 30 fresh directories (quick), each killed while the
 //!   child initializes it, then reopened and written to by a second child.
+//! - `sigkill_during_compaction_...`: 12 kills (quick) of a child writing small commits with
+//!   a background compactor running every 1..15 ms (small target records, compressed or
+//!   not, a reclaimer deleting replaced segments every 5..50 ms).
 //! - Long: `TELEMETRON_CRASH_ITERATIONS=500 cargo test -p telemetron --release --test
 //!   storage_crash -- --nocapture` (500 random-point kills; the other two tests do a tenth).
 //! - Reproduce the parent's choices with `TELEMETRON_CRASH_SEED=<seed>` (printed at start;
@@ -57,7 +60,22 @@ fn child_writer() {
     let fixed_frame: Option<usize> = std::env::var(ENV_CHILD_FRAME).ok().map(|s| s.parse().expect("child: frame size"));
     // Small segments make writers move between segment files; large ones keep one file.
     let segment_size = [1u64 << 20, 8 << 20, 256 << 20][rng.range(0, 3) as usize];
-    let opts = Options { storage: StorageOptions { durability, segment_size, ..StorageOptions::default() }, ..Options::default() };
+    // Compacting: a pass every few ms over small records, compressed or not, so kills land
+    // inside compaction (merging, syncing, swapping, deleting replaced segments).
+    let compacting = std::env::var_os(ENV_CHILD_COMPACT).is_some();
+    let storage = if compacting {
+        StorageOptions {
+            durability,
+            segment_size,
+            compaction_interval: Some(Duration::from_millis(rng.range(1, 15))),
+            compacted_record_bytes: [16u64 << 10, 64 << 10, 256 << 10][rng.range(0, 3) as usize],
+            compress: rng.range(0, 2) == 0,
+            reclaim_interval: Duration::from_millis(rng.range(5, 50)),
+        }
+    } else {
+        StorageOptions { durability, segment_size, ..StorageOptions::default() }
+    };
+    let opts = Options { storage, ..Options::default() };
     let engine = Engine::open_with(&dir, opts).expect("child: open the engine");
     let chans = engine
         .create_channels_with(
@@ -74,7 +92,8 @@ fn child_writer() {
     // Huge mode: one or two 2M-sample frames per commit (two push the string channel past the
     // writer's 64 MiB pending limit, so records reach the file before the commit record).
     let writes_per_commit = |rng: &mut Rng| if fixed_frame.is_some() { rng.range(1, 3) } else { rng.range(1, 5) };
-    let frame_len = |rng: &mut Rng| fixed_frame.unwrap_or_else(|| rng.range(1, 5001) as usize);
+    let most = if compacting { 300 } else { 5001 };
+    let frame_len = |rng: &mut Rng| fixed_frame.unwrap_or_else(|| rng.range(1, most) as usize);
     let began = Instant::now();
     while began.elapsed() < CHILD_MAX_RUNTIME {
         let start = engine.time_range(keys.index).expect("child: time range").map_or(BASE_TS, |r| r.end.0 + 1);
@@ -185,6 +204,59 @@ fn sigkill_at_random_points_keeps_every_acknowledged_commit() {
         totals.samples_verified,
         totals.values_verified,
         totals.unacked_tail_samples,
+        totals.torn_reopens,
+        totals.truncated_bytes,
+        began.elapsed().as_secs_f64()
+    ));
+}
+
+/// SIGKILL a child that compacts in the background (every few ms, small target records,
+/// compressed or not) while it writes small commits: every acknowledged commit survives,
+/// every sample is served exactly once with its value, whatever step of a compaction the
+/// kill interrupted.
+#[test]
+fn sigkill_during_compaction_serves_every_commit_once() {
+    let test = "sigkill_during_compaction";
+    let mut rng = Rng(master_seed(test));
+    let kills = iterations(QUICK_COMPACT_KILLS, 5);
+    let began = Instant::now();
+    let mut model = Model::new();
+    let mut totals = Totals::default();
+    let (mut compacted, mut superseded) = (0usize, 0usize);
+    for it in 0..kills {
+        if it > 0 && it % 30 == 0 {
+            model = Model::new();
+        }
+        let mode = MODES[it % MODES.len()];
+        let ctx = format!("{test}: kill {it} (durability {mode}, dir {})", model.path().display());
+        let mut run = spawn_compacting_child(&model.path(), mode, rng.next());
+        if !run.wait_for(Instant::now() + Duration::from_secs(60), |e| matches!(e, Event::Start(_))) {
+            run.fail(&format!("{ctx}: the child never started writing"));
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(30, 500)));
+        let killed = run.kill();
+        totals.kills += 1;
+        totals.acked_commits += killed.commits;
+        totals.sessions += killed.sessions.len();
+        model.record(&killed);
+        let report = model.verify(&mut rng, &mut totals, &ctx);
+        compacted += report.compacted_chunks;
+        superseded += report.superseded_chunks;
+        if std::env::var_os("TELEMETRON_CRASH_VERBOSE").is_some() {
+            println!(
+                "{ctx}: {} commits acked, stored {} samples, {} compacted and {} superseded records at reopen, truncated {} B",
+                killed.commits, model.stored, report.compacted_chunks, report.superseded_chunks, report.truncated_bytes
+            );
+        }
+    }
+    assert!(totals.acked_commits > 0, "{test}: no child ever acknowledged a commit");
+    assert!(compacted > 0, "{test}: no reopen found a compacted record: the kills never followed a compaction");
+    summary(format!(
+        "{test}: {kills} kills, {} acknowledged commits, {} samples verified ({} values), {compacted} compacted records \
+         and {superseded} replaced-but-not-yet-deleted records found at reopens, {} reopens truncated {} bytes, {:.1} s",
+        totals.acked_commits,
+        totals.samples_verified,
+        totals.values_verified,
         totals.torn_reopens,
         totals.truncated_bytes,
         began.elapsed().as_secs_f64()

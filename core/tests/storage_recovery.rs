@@ -384,13 +384,13 @@ fn a_segment_from_a_newer_format_is_refused() {
     close(engine);
     let (seg, _) = only_segment(dir.path());
     let mut bytes = fs::read(&seg).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32c::crc32c(&bytes[0..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
     fs::write(&seg, &bytes).unwrap();
     let e = Engine::open_with(dir.path(), common::test_options()).unwrap_err();
     assert_eq!(e.code(), "engine.unsupported_format");
-    assert!(matches!(e, Error::Storage(StorageError::UnsupportedFormat { found: 2, supported: 1, .. })), "{e:?}");
+    assert!(matches!(e, Error::Storage(StorageError::UnsupportedFormat { found: 3, supported: 2, .. })), "{e:?}");
     assert!(seg.exists(), "a newer segment is not touched");
 }
 

@@ -386,10 +386,10 @@ fn foreign_and_incompatible_directories_are_refused() {
     // A marker from a future format version.
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
-    std::fs::write(dir.path().join("TELEMETRON"), "telemetron data directory\nformat 2\n").unwrap();
+    std::fs::write(dir.path().join("TELEMETRON"), "telemetron data directory\nformat 3\n").unwrap();
     let e = Engine::open(dir.path()).unwrap_err();
     assert_eq!(e.code(), "engine.unsupported_format");
-    assert!(matches!(e, Error::Storage(StorageError::UnsupportedFormat { found: 2, supported: 1, .. })));
+    assert!(matches!(e, Error::Storage(StorageError::UnsupportedFormat { found: 3, supported: 2, .. })));
 
     // A marker that is not ours.
     std::fs::write(dir.path().join("TELEMETRON"), "hello").unwrap();

@@ -105,7 +105,16 @@ impl Channels {
     /// [`ChannelError::InvalidName`], [`ChannelError::NameTaken`],
     /// [`ChannelError::IndexNotTimestamp`], [`ChannelError::NotAnIndex`],
     /// [`ChannelError::InvalidDefinition`], or a catalog failure.
-    pub(crate) fn create_many(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
+    ///
+    /// `before_visible` runs for each new channel once the catalog has it and before any
+    /// lookup can find it (the engine gives it its storage there, so a reader that finds
+    /// the channel can read it).
+    pub(crate) fn create_many(
+        &self,
+        batch: Vec<NewChannel>,
+        retrieve_if_name_exists: bool,
+        before_visible: &dyn Fn(&Channel),
+    ) -> Result<Vec<Channel>> {
         let mut cache = self.cache.write();
         let txn = self.catalog.write()?;
         let mut out = Vec::with_capacity(batch.len());
@@ -157,6 +166,7 @@ impl Channels {
         txn.commit().map_err(meta_err)?;
         let user: Vec<Channel> = created.iter().filter(|c| !c.internal).cloned().collect();
         for ch in created {
+            before_visible(&ch);
             tracing::info!(key = "channels", channel = ch.key, name = %ch.name, data_type = %ch.data_type, "channel created");
             cache.by_name.insert(ch.name.clone(), ch.key);
             cache.by_key.insert(ch.key, Arc::new(ch));

@@ -75,6 +75,43 @@ pub enum CompressError {
 }
 
 impl Codec {
+    /// The tag stored in a record header (storage/format.rs): 0 is raw. Levels are not
+    /// stored; decoding does not need them.
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Codec::Raw => 0,
+            Codec::Lz4 => 1,
+            Codec::ShuffleLz4 => 2,
+            Codec::Zstd(_) => 3,
+            Codec::ShuffleZstd(_) => 4,
+            Codec::DeltaDeltaZstd(_) => 5,
+            Codec::Pco(_) => 6,
+        }
+    }
+
+    /// The codec of a stored tag; `None` for a tag this build does not know.
+    pub(crate) fn from_tag(tag: u8) -> Option<Codec> {
+        Some(match tag {
+            0 => Codec::Raw,
+            1 => Codec::Lz4,
+            2 => Codec::ShuffleLz4,
+            3 => Codec::Zstd(3),
+            4 => Codec::ShuffleZstd(3),
+            5 => Codec::DeltaDeltaZstd(3),
+            6 => Codec::Pco(4),
+            _ => return None,
+        })
+    }
+
+    /// The codec compaction applies by default to a channel of `dt`, chosen by `telemetron
+    /// bench codecs` (docs/benchmarks.md): Pcodec for 16-, 32- and 64-bit numbers, which
+    /// won on every realistic signal measured; raw for the rest. Index channels stay raw:
+    /// a time lookup reads inside them, and raw keeps that a binary search over mapped
+    /// bytes.
+    pub(crate) fn default_for(dt: DataType, is_index: bool) -> Codec {
+        if !is_index && Codec::Pco(4).applies_to(dt) { Codec::Pco(4) } else { Codec::Raw }
+    }
+
     /// True when the codec can encode series of `dt` (every codec needs a fixed-size type;
     /// delta-of-delta needs integers or timestamps; Pcodec needs 16-, 32- or 64-bit numbers).
     pub fn applies_to(self, dt: DataType) -> bool {
@@ -334,6 +371,19 @@ mod tests {
             Series::from_vec((0..n).map(|i| i32::MIN + i * 77).collect::<Vec<i32>>()),
             Series::from_vec(Vec::<f64>::new()),
         ]
+    }
+
+    #[test]
+    fn tags_round_trip_and_unknown_tags_are_refused() {
+        for c in [Codec::Raw, Codec::Lz4, Codec::ShuffleLz4, Codec::Zstd(3), Codec::ShuffleZstd(3), Codec::DeltaDeltaZstd(3), Codec::Pco(4)]
+        {
+            assert_eq!(Codec::from_tag(c.tag()), Some(c));
+        }
+        assert_eq!(Codec::from_tag(7), None);
+        assert_eq!(Codec::default_for(DataType::F64, false), Codec::Pco(4));
+        assert_eq!(Codec::default_for(DataType::Timestamp, true), Codec::Raw);
+        assert_eq!(Codec::default_for(DataType::String, false), Codec::Raw);
+        assert_eq!(Codec::default_for(DataType::U8, false), Codec::Raw);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The segment file format (version 1). Everything is little-endian.
+//! The segment file format (version 2; version 1 is read too). Everything is little-endian.
 //!
 //! ```text
 //! segment   := header record*
@@ -8,7 +8,7 @@
 //!              records start at 8-aligned offsets; padding (zeros) brings the next record
 //!              to the next multiple of 8 and is not checksummed
 //! rec hdr   := payload crc32c u32 | header crc32c u32 (over header bytes 8..56)
-//!              | kind u8 | data type tag u8 | 0 u16 | channel u32 | payload len u64
+//!              | kind u8 | data type tag u8 | flags u8 | codec u8 | channel u32 | payload len u64
 //!              | samples u32 | 0 u32 | alignment u64 | a i64 | b i64
 //! ```
 //!
@@ -24,17 +24,31 @@
 //!   sequence number, `b` = wall-clock ns, `samples` = number of chunks it commits.
 //! - `SEAL` (3): the writer closed cleanly after this point; `samples` = number of records
 //!   in the segment before it.
+//!
+//! Version 2 gives the two reserved header bytes of a chunk a meaning (version 1 wrote them
+//! as zeros, which version 2 reads as "plain, raw"):
+//! - `flags` bit 0, `COMPACTED`: written by compaction; it holds exactly the samples of the
+//!   older records it replaced, and supersedes any record of its channel and domain with a
+//!   lower commit seq whose positions it covers (docs/architecture.md §9).
+//! - `codec`: 0 raw (the layout above); otherwise the payload is the samples compressed by
+//!   [`Codec::from_tag`](super::compress::Codec::from_tag), `samples` of the channel's type.
 
 use crate::telem::{Alignment, DataType};
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"TLMSEG\0\x01";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The version this build writes.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads (every later one up to [`FORMAT_VERSION`] too).
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 pub(crate) const HEADER_LEN: u64 = 64;
 pub(crate) const RECORD_HEADER_LEN: usize = 56;
 
 pub(crate) const KIND_CHUNK: u8 = 1;
 pub(crate) const KIND_COMMIT: u8 = 2;
 pub(crate) const KIND_SEAL: u8 = 3;
+
+/// Chunk flag: written by compaction (see the module docs).
+pub(crate) const FLAG_COMPACTED: u8 = 1;
 
 /// Round up to the next multiple of 8.
 pub(crate) const fn pad8(n: u64) -> u64 {
@@ -75,7 +89,7 @@ pub(crate) fn decode_segment_header(h: &[u8]) -> Result<u64, HeaderProblem> {
         return Err(HeaderProblem::Torn);
     }
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(HeaderProblem::Version(version));
     }
     Ok(u64::from_le_bytes(h[16..24].try_into().unwrap_or_default()))
@@ -87,6 +101,10 @@ pub(crate) struct RecordHeader {
     pub crc: u32,
     pub kind: u8,
     pub data_type: u8,
+    /// Chunk flags ([`FLAG_COMPACTED`]); 0 in version 1.
+    pub flags: u8,
+    /// Payload codec tag (0 raw); 0 in version 1.
+    pub codec: u8,
     pub len: u64,
     pub channel: u32,
     pub samples: u32,
@@ -97,11 +115,23 @@ pub(crate) struct RecordHeader {
 
 impl RecordHeader {
     pub(crate) fn chunk(dt: DataType, channel: u32, samples: u32, alignment: Alignment, len: u64, ts: (i64, i64)) -> Self {
-        RecordHeader { crc: 0, kind: KIND_CHUNK, data_type: dt.tag(), len, channel, samples, alignment, a: ts.0, b: ts.1 }
+        RecordHeader {
+            crc: 0,
+            kind: KIND_CHUNK,
+            data_type: dt.tag(),
+            flags: 0,
+            codec: 0,
+            len,
+            channel,
+            samples,
+            alignment,
+            a: ts.0,
+            b: ts.1,
+        }
     }
 
     pub(crate) fn marker(kind: u8, count: u32, a: i64, b: i64) -> Self {
-        RecordHeader { crc: 0, kind, data_type: 0, len: 0, channel: 0, samples: count, alignment: Alignment(0), a, b }
+        RecordHeader { crc: 0, kind, data_type: 0, flags: 0, codec: 0, len: 0, channel: 0, samples: count, alignment: Alignment(0), a, b }
     }
 
     /// Encode, computing the header checksum (`crc` is the payload checksum, as given).
@@ -110,6 +140,8 @@ impl RecordHeader {
         h[0..4].copy_from_slice(&self.crc.to_le_bytes());
         h[8] = self.kind;
         h[9] = self.data_type;
+        h[10] = self.flags;
+        h[11] = self.codec;
         h[12..16].copy_from_slice(&self.channel.to_le_bytes());
         h[16..24].copy_from_slice(&self.len.to_le_bytes());
         h[24..28].copy_from_slice(&self.samples.to_le_bytes());
@@ -134,6 +166,8 @@ impl RecordHeader {
             crc: u32_at(0)?,
             kind: h[8],
             data_type: h[9],
+            flags: h[10],
+            codec: h[11],
             len: u64_at(16)?,
             channel: u32_at(12)?,
             samples: u32_at(24)?,
@@ -141,6 +175,11 @@ impl RecordHeader {
             a: u64_at(40)? as i64,
             b: u64_at(48)? as i64,
         })
+    }
+
+    /// Written by compaction.
+    pub(crate) fn is_compacted(&self) -> bool {
+        self.flags & FLAG_COMPACTED != 0
     }
 
     /// Total bytes this record occupies on disk, padding included.
@@ -160,6 +199,24 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn version_1_segments_and_records_still_decode() {
+        // A version-1 segment header (as `encode_segment_header` wrote it before version 2).
+        let mut h = encode_segment_header(9, 1);
+        h[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&h[0..60]);
+        h[60..64].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_segment_header(&h), Ok(9));
+        // Version 1 wrote zeros where version 2 keeps flags and codec: plain and raw.
+        let r = RecordHeader::decode(&RecordHeader::chunk(DataType::F64, 7, 3, Alignment::new(1, 2), 24, (5, 9)).encode()).unwrap();
+        assert!(!r.is_compacted() && r.codec == 0);
+        let mut future = encode_segment_header(9, 1);
+        future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let crc = crc32c::crc32c(&future[0..60]);
+        future[60..64].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_segment_header(&future), Err(HeaderProblem::Version(FORMAT_VERSION + 1)));
+    }
+
+    #[test]
     fn segment_header_round_trip_and_rejections() {
         let h = encode_segment_header(42, 7);
         assert_eq!(decode_segment_header(&h), Ok(42));
@@ -176,8 +233,9 @@ mod tests {
     proptest! {
         #[test]
         fn record_header_round_trips(kind in 1u8..4, dt in 1u8..17, len in any::<u64>(), ch in any::<u32>(),
-                                     n in any::<u32>(), al in any::<u64>(), a in any::<i64>(), b in any::<i64>(), crc in any::<u32>()) {
-            let h = RecordHeader { crc, kind, data_type: dt, len, channel: ch, samples: n, alignment: Alignment(al), a, b };
+                                     n in any::<u32>(), al in any::<u64>(), a in any::<i64>(), b in any::<i64>(), crc in any::<u32>(),
+                                     flags in any::<u8>(), codec in any::<u8>()) {
+            let h = RecordHeader { crc, kind, data_type: dt, flags, codec, len, channel: ch, samples: n, alignment: Alignment(al), a, b };
             prop_assert_eq!(RecordHeader::decode(&h.encode()), Some(h));
         }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 
 use super::StorageError;
+use super::compress::Codec;
 use super::format::{RECORD_HEADER_LEN, RecordHeader, payload_crc};
 use super::segment::Segment;
 use crate::telem::{DataType, Series, TimeRange};
@@ -84,12 +85,25 @@ impl ChunkRef {
         self.pos + self.n
     }
 
-    /// The samples of this reference as a series (zero-copy), checksum verified.
+    /// The samples of this reference as a series, checksum verified: zero-copy for a raw
+    /// record, decompressed (the whole record, then cut) for a compressed one.
     pub(crate) fn series(&self, dt: DataType) -> Result<Series, StorageError> {
         self.rec.verify()?;
         let base = self.rec.payload_off();
         let seg = &self.rec.seg;
         let corrupt = |reason: String| StorageError::Corrupt { segment: seg.id, offset: self.rec.offset, reason };
+        let h = &self.rec.header;
+        if h.codec != 0 {
+            let codec =
+                Codec::from_tag(h.codec).ok_or_else(|| corrupt(format!("unknown codec tag {} (written by a newer build?)", h.codec)))?;
+            let payload = seg.bytes(base, h.len)?;
+            let whole = codec.decompress(dt, h.samples as usize, &payload).map_err(|e| corrupt(e.to_string()))?;
+            if self.skip == 0 && self.n == h.samples {
+                return Ok(whole);
+            }
+            let (from, to) = (self.skip as usize, self.skip as usize + self.n as usize);
+            return whole.slice(from..to).map_err(|e| corrupt(e.to_string()));
+        }
         let s = match dt.density() {
             Some(d) => {
                 let bytes = seg.bytes(base + u64::from(self.skip) * d as u64, u64::from(self.n) * d as u64)?;
@@ -139,6 +153,24 @@ impl Domain {
             return false;
         }
         self.chunks.insert(i, c);
+        true
+    }
+
+    /// Replace the run of chunks `old` (consecutive here, compared by record and extent)
+    /// with `new`, which covers exactly their positions. False, and nothing changes, if the
+    /// run is no longer there as it was.
+    pub(crate) fn replace(&mut self, old: &[ChunkRef], new: ChunkRef) -> bool {
+        let Some(first) = old.first() else { return false };
+        let i = self.chunks.partition_point(|x| x.pos < first.pos);
+        let same = |a: &ChunkRef, b: &ChunkRef| Arc::ptr_eq(&a.rec, &b.rec) && a.pos == b.pos && a.n == b.n && a.skip == b.skip;
+        let Some(here) = self.chunks.get(i..i + old.len()) else { return false };
+        if !here.iter().zip(old).all(|(a, b)| same(a, b)) {
+            return false;
+        }
+        if old.iter().map(|c| u64::from(c.n)).sum::<u64>() != u64::from(new.n) || new.pos != first.pos {
+            return false;
+        }
+        self.chunks.splice(i..i + old.len(), std::iter::once(new));
         true
     }
 
@@ -240,6 +272,15 @@ impl ChannelIndex {
     /// Insert a chunk into a domain; false if it overlaps a chunk there (nothing changes).
     pub(crate) fn insert(&mut self, domain: u32, c: ChunkRef) -> bool {
         self.change(domain, |d| d.insert(c)).unwrap_or(false)
+    }
+
+    /// Replace a run of chunks of a domain with one covering the same positions (see
+    /// [`Domain::replace`]).
+    pub(crate) fn replace(&mut self, domain: u32, old: &[ChunkRef], new: ChunkRef) -> bool {
+        if !self.domains.contains_key(&domain) {
+            return false;
+        }
+        self.change(domain, |d| d.replace(old, new)).unwrap_or(false)
     }
 
     /// Remove positions `[from, to)` of a domain for chunks committed before `seq` (see

@@ -31,6 +31,11 @@
 //! intact commit record is a torn or uncommitted tail and is truncated. Payload checksums
 //! elsewhere are verified on first read: a corrupt chunk is an error, never served.
 //!
+//! ## Compaction
+//! A background pass merges each channel's small records into large ones, compressed if
+//! asked, crash-safe at every step (see `compact`). Opening then walks fewer headers and
+//! the index holds fewer references.
+//!
 //! ## Deletion and space
 //! Deleting a time range records a tombstone in the catalog and drops the references at
 //! once; a background thread returns dead bytes to the file system (hole punching) and
@@ -40,6 +45,7 @@
 // indexing. Tests may (see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod compact;
 pub mod compress;
 mod format;
 mod index;
@@ -54,6 +60,7 @@ mod syncer;
 mod writer;
 
 pub use crate::storage_error::{StorageError, WriteError};
+pub use compact::CompactionReport;
 pub(crate) use index::ChannelIndex;
 pub(crate) use lock::DirLock;
 pub(crate) use reader::{ReadPlan, read_channels};
@@ -118,11 +125,28 @@ pub struct StorageOptions {
     pub segment_size: u64,
     /// How often the background reclaimer looks for dead space.
     pub reclaim_interval: Duration,
+    /// How often the background compactor merges small records (`None`: only when
+    /// `Engine::compact` is called).
+    pub compaction_interval: Option<Duration>,
+    /// Payload size (before compression) compaction aims for. Records of at least half of
+    /// it are left as they are, so each sample is rewritten a bounded number of times.
+    pub compacted_record_bytes: u64,
+    /// Compress what compaction writes: Pcodec for numeric data channels (chosen by
+    /// `telemetron bench codecs`), raw for index channels and other types. Reads of
+    /// compressed records decompress them instead of mapping them.
+    pub compress: bool,
 }
 
 impl Default for StorageOptions {
     fn default() -> Self {
-        StorageOptions { durability: Durability::default(), segment_size: 256 << 20, reclaim_interval: Duration::from_secs(5) }
+        StorageOptions {
+            durability: Durability::default(),
+            segment_size: 256 << 20,
+            reclaim_interval: Duration::from_secs(5),
+            compaction_interval: Some(Duration::from_secs(30)),
+            compacted_record_bytes: 4 << 20,
+            compress: false,
+        }
     }
 }
 
@@ -196,6 +220,10 @@ pub(crate) struct Storage {
     pub background: Mutex<Vec<syncer::Background>>,
     pub sync_signal: syncer::Signal,
     pub dead: reclaim::DeadRecords,
+    /// Held by a compaction pass: one at a time.
+    pub compacting: Mutex<()>,
+    /// The segment compaction appends to between passes (never pooled for writers).
+    pub compact_out: Mutex<Option<Arc<segment::Segment>>>,
     /// Set by `shutdown`: writers left open must not touch segment files any more (the
     /// directory may be reopened by another engine).
     pub closed: std::sync::atomic::AtomicBool,
@@ -230,6 +258,9 @@ impl Storage {
         let mut bg = self.background.lock();
         bg.push(syncer::spawn_syncer(Arc::downgrade(self)));
         bg.push(reclaim::spawn_reclaimer(Arc::downgrade(self)));
+        if let Some(period) = self.opts.compaction_interval {
+            bg.push(compact::spawn_compactor(Arc::downgrade(self), period));
+        }
     }
 
     /// Stop background threads and sync everything (clean shutdown).
@@ -242,6 +273,7 @@ impl Storage {
     }
 }
 
+pub(crate) use compact::compact_once;
 pub(crate) use reader::{extent, nth_after, nth_before};
 pub(crate) use reclaim::{apply_tombstones, plan_delete, reclaim_once};
 pub use recovery::RecoveryReport;

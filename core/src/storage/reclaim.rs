@@ -4,7 +4,8 @@
 //! either keeps the data or deletes it, never half. The reclaimer then returns space:
 //! - a record no reference points to any more has its payload punched out of the file
 //!   (`fallocate(PUNCH_HOLE)`), once no reader holds bytes mapped from that segment;
-//! - a segment with no live records, not held by a writer or the pool, is deleted.
+//! - a segment with no live records, not held by a writer, is deleted (a pooled one too:
+//!   compaction leaves whole segments of replaced records behind).
 //!
 //! Neither step takes a lock that readers or writers wait on for more than a list swap.
 
@@ -119,8 +120,9 @@ pub(crate) fn reclaim_once(storage: &Storage) -> (u64, usize) {
     storage.dead.push_all(keep);
     let mut deleted = 0;
     for seg in storage.segments.list() {
-        // Held only by the segment table: no writer, no pool entry, no record references.
-        if seg.live_records.load(Ordering::Acquire) <= 0 && Arc::strong_count(&seg) <= 2 && seg.map_unshared() {
+        // Held only by the segment table and perhaps the pool (this list holds one more):
+        // no writer, no record references. `remove_if_idle` checks again under the locks.
+        if seg.live_records.load(Ordering::Acquire) <= 0 && Arc::strong_count(&seg) <= 3 && seg.map_unshared() {
             let id = seg.id;
             drop(seg);
             if storage.segments.remove_if_idle(id).unwrap_or(false) {

@@ -47,6 +47,12 @@ pub struct RecoveryReport {
     pub quarantined: Vec<PathBuf>,
     /// Chunks of channels that no longer exist (ignored).
     pub orphan_chunks: usize,
+    /// Of `chunks`, those written by compaction.
+    #[serde(default)]
+    pub compacted_chunks: usize,
+    /// Chunks replaced by a compacted record whose segment was not deleted yet (ignored).
+    #[serde(default)]
+    pub superseded_chunks: usize,
     /// How long recovery took, in microseconds.
     #[serde(default)]
     pub micros: u64,
@@ -242,6 +248,10 @@ struct Recovery<'a> {
     /// Next free domain per index channel.
     domains: HashMap<ChannelKey, u32>,
     stats: Arc<StorageStats>,
+    /// Per segment: whether it holds compacted records (such a segment is not pooled).
+    compaction_segments: HashMap<u64, bool>,
+    /// Committed chunks of the segments scanned so far, indexed once all are scanned.
+    found: Vec<(Arc<Segment>, RecordHeader, u64, u64, bool)>,
 }
 
 impl Recovery<'_> {
@@ -280,15 +290,21 @@ impl Recovery<'_> {
         self.max_seq = self.max_seq.max(sc.max_seq);
         self.report.commits += sc.commits;
         let seg = Segment::open_existing(id, path, file, sc.keep_end, segment_size, self.stats.clone());
-        self.index_chunks(&seg, sc.chunks);
+        self.compaction_segments.insert(id, sc.chunks.iter().any(|(h, ..)| h.is_compacted()));
+        self.found.extend(sc.chunks.into_iter().map(|(h, off, seq, verified)| (seg.clone(), h, off, seq, verified)));
         Ok(Some(seg))
     }
 
-    /// Put the committed chunks of `seg` into their channels' pointer indexes.
-    fn index_chunks(&mut self, seg: &Arc<Segment>, chunks: Vec<(RecordHeader, u64, u64, bool)>) {
+    /// Put the committed chunks of every segment into their channels' pointer indexes.
+    /// Compacted records go first, newest first, so each supersedes the older records of
+    /// the positions it covers (storage/compact.rs); those are then refused as overlaps.
+    fn index_chunks(&mut self) {
+        let mut found = std::mem::take(&mut self.found);
+        // Stable: plain records keep segment and file order.
+        found.sort_by_key(|(_, h, _, seq, _)| if h.is_compacted() { (0, u64::MAX - seq) } else { (1, 0) });
         let stores = self.stores;
         let known = |k: ChannelKey| stores.contains_key(&k);
-        for (h, off, seq, verified) in chunks {
+        for (seg, h, off, seq, verified) in found {
             let Some(store) = stores.get(&h.channel) else {
                 self.report.orphan_chunks += 1;
                 continue;
@@ -307,11 +323,19 @@ impl Recovery<'_> {
                 // (trimming an index chunk piece by piece would read its timestamps).
                 continue;
             }
-            let rec = Arc::new(RecordRef::new(seg.clone(), off, h, verified));
+            let rec = Arc::new(RecordRef::new(seg, off, h, verified));
             let (first_ts, last_ts) = if store.is_index { (h.a, h.b) } else { (0, 0) };
-            let c = ChunkRef { pos: h.alignment.sample(), n: h.samples, skip: 0, first_ts, last_ts, seq, rec };
-            if store.state.lock().chunks.insert(domain, c) {
+            let (pos, end) = (h.alignment.sample(), h.alignment.sample().saturating_add(h.samples));
+            let c = ChunkRef { pos, n: h.samples, skip: 0, first_ts, last_ts, seq, rec };
+            let mut st = store.state.lock();
+            if st.chunks.insert(domain, c) {
                 self.report.chunks += 1;
+                self.report.compacted_chunks += usize::from(h.is_compacted());
+            } else if st.chunks.domain(domain).is_some_and(|d| {
+                let over = d.pieces(pos, end);
+                !over.is_empty() && over.iter().all(|o| o.rec.header.is_compacted() && o.seq > seq)
+            }) {
+                self.report.superseded_chunks += 1;
             } else {
                 tracing::warn!(
                     key = "storage/recovery",
@@ -363,6 +387,8 @@ pub(crate) fn open_storage(
         max_seq: 0,
         domains: HashMap::new(),
         stats: Arc::new(StorageStats::default()),
+        found: Vec::new(),
+        compaction_segments: HashMap::new(),
     };
     let started = std::time::Instant::now();
     let files = list_segments(&seg_dir, &mut rec.report)?;
@@ -371,9 +397,11 @@ pub(crate) fn open_storage(
     for (id, path) in files {
         if let Some(seg) = rec.segment(id, path, opts.segment_size)? {
             rec.report.segments += 1;
-            segments.insert_recovered(seg);
+            let poolable = !rec.compaction_segments.get(&id).copied().unwrap_or(false);
+            segments.insert_recovered(seg, poolable);
         }
     }
+    rec.index_chunks();
     rec.finish(tombstones)?;
     let Recovery { mut report, max_seq, .. } = rec;
     report.micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -393,6 +421,8 @@ pub(crate) fn open_storage(
         background: Mutex::new(Vec::new()),
         sync_signal: syncer::Signal::default(),
         dead: super::reclaim::DeadRecords::default(),
+        compacting: Mutex::new(()),
+        compact_out: Mutex::new(None),
         closed: std::sync::atomic::AtomicBool::new(false),
     });
     Ok((storage, report))

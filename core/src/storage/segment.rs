@@ -283,8 +283,9 @@ impl Segments {
         self.cap
     }
 
-    pub(crate) fn insert_recovered(&self, seg: Arc<Segment>) {
-        if seg.len() < self.cap / 10 * 9 {
+    /// Add a segment found at open; a `poolable` one with room is offered to writers.
+    pub(crate) fn insert_recovered(&self, seg: Arc<Segment>, poolable: bool) {
+        if poolable && seg.len() < self.cap / 10 * 9 {
             self.pool.lock().push(seg.clone());
         }
         self.all.lock().insert(seg.id, seg);

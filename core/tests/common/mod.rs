@@ -12,11 +12,16 @@ use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::{Engine, Options};
 
 /// Options for tests: no fsync (the page cache is shared in-process, so reopening sees
-/// every commit), and a background reclaimer that never runs on its own so tests that
-/// call `Engine::reclaim` see deterministic results.
+/// every commit), and a background reclaimer and compactor that never run on their own, so
+/// tests that call `Engine::reclaim` or `Engine::compact` see deterministic results.
 pub fn test_options() -> Options {
     Options {
-        storage: StorageOptions { durability: Durability::None, reclaim_interval: Duration::from_secs(3600), ..StorageOptions::default() },
+        storage: StorageOptions {
+            durability: Durability::None,
+            reclaim_interval: Duration::from_secs(3600),
+            compaction_interval: None,
+            ..StorageOptions::default()
+        },
         ..Options::default()
     }
 }
@@ -194,7 +199,7 @@ pub const KIND_CHUNK: u8 = 1;
 pub const KIND_COMMIT: u8 = 2;
 pub const KIND_SEAL: u8 = 3;
 
-/// A record found in a segment file (format version 1, see `storage/format.rs`).
+/// A record found in a segment file (format version 2, see `storage/format.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rec {
     /// Offset of the record header.
@@ -205,6 +210,10 @@ pub struct Rec {
     pub samples: u32,
     pub domain: u32,
     pub pos: u32,
+    /// Bit 0: written by compaction.
+    pub flags: u8,
+    /// Payload codec tag (0 raw).
+    pub codec: u8,
 }
 
 impl Rec {
@@ -238,6 +247,8 @@ pub fn parse_segment(bytes: &[u8]) -> Vec<Rec> {
             samples: u32_at(24),
             domain: (align >> 32) as u32,
             pos: align as u32,
+            flags: h[10],
+            codec: h[11],
         };
         if r.end() as usize > bytes.len() {
             break;

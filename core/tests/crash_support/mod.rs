@@ -18,6 +18,8 @@ pub const ENV_CHILD_DIR: &str = "TELEMETRON_CRASH_CHILD_DIR";
 pub const ENV_CHILD_DURABILITY: &str = "TELEMETRON_CRASH_CHILD_DURABILITY";
 pub const ENV_CHILD_SEED: &str = "TELEMETRON_CRASH_CHILD_SEED";
 pub const ENV_CHILD_FRAME: &str = "TELEMETRON_CRASH_CHILD_FRAME";
+/// Set: the child writes small frames with a background compactor running every few ms.
+pub const ENV_CHILD_COMPACT: &str = "TELEMETRON_CRASH_CHILD_COMPACT";
 pub const ENV_ITERATIONS: &str = "TELEMETRON_CRASH_ITERATIONS";
 pub const ENV_SEED: &str = "TELEMETRON_CRASH_SEED";
 
@@ -39,6 +41,8 @@ pub const QUICK_KILLS: usize = 21;
 pub const QUICK_INIT_KILLS: usize = 30;
 /// Kills in quick mode for the huge-write test.
 pub const QUICK_HUGE_KILLS: usize = 6;
+/// Kills of a compacting child in quick mode.
+pub const QUICK_COMPACT_KILLS: usize = 12;
 /// Samples per frame in the huge-write test.
 pub const HUGE_FRAME: usize = 2_000_000;
 /// Above this many stored samples, values of already verified sessions are spot-checked in
@@ -189,6 +193,15 @@ pub struct Running {
 }
 
 pub fn spawn_child(dir: &Path, durability: &str, seed: u64, frame: Option<usize>) -> Running {
+    spawn_child_with(dir, durability, seed, frame, false)
+}
+
+/// [`spawn_child`] with the child compacting in the background while it writes.
+pub fn spawn_compacting_child(dir: &Path, durability: &str, seed: u64) -> Running {
+    spawn_child_with(dir, durability, seed, None, true)
+}
+
+fn spawn_child_with(dir: &Path, durability: &str, seed: u64, frame: Option<usize>, compact: bool) -> Running {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
     cmd.args(["--exact", "child_writer", "--nocapture", "--include-ignored", "--test-threads=1"])
@@ -201,6 +214,11 @@ pub fn spawn_child(dir: &Path, durability: &str, seed: u64, frame: Option<usize>
         .stderr(Stdio::piped());
     if let Some(n) = frame {
         cmd.env(ENV_CHILD_FRAME, n.to_string());
+    }
+    if compact {
+        cmd.env(ENV_CHILD_COMPACT, "1");
+    } else {
+        cmd.env_remove(ENV_CHILD_COMPACT);
     }
     let spawned = Instant::now();
     let mut child = cmd.spawn().expect("spawn the child writer");

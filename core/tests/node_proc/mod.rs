@@ -14,6 +14,24 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A free loopback port that stays free while nothing listens on it: below the ephemeral
+/// range (`/proc/sys/net/ipv4/ip_local_port_range`, 32768 and up), so no `bind(:0)` of a
+/// test running beside it, [`free_port`] included, can be handed it. For a test that
+/// names a node's address long before it starts the node (a client retrying a node that
+/// is down): a port from [`free_port`] could meanwhile go to another test's node.
+pub fn reserved_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1_000) as u16 * 12;
+    for _ in 0..12_000 {
+        let port = 20_000 + (base - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000..32000");
+}
+
 /// Run `telemetron serve --listen <listen> <args...>` with its stderr going to `stderr`,
 /// and return once it serves (panicking, with the node killed, if it does not within 30 s).
 pub fn spawn_serve<S: AsRef<OsStr>>(listen: &str, args: &[S], stderr: Stdio) -> Child {

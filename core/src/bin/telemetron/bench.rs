@@ -43,6 +43,10 @@ pub enum BenchCommand {
     /// Compression codecs (LZ4, Zstandard, byte shuffle, delta-of-delta, Pcodec) on
     /// realistic sensor signals: size ratio and (de)compression throughput.
     Codecs(crate::bench_codecs::CodecsArgs),
+    /// A long campaign simulated as fast as the machine writes it (100 f64 channels at
+    /// 1 kHz, 10 commits/s): ingest with and without background compaction, disk over raw
+    /// bytes, compression, reopen time and memory, whole-channel read.
+    LongRun(crate::bench_long::LongRunArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -119,6 +123,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::Observe(a) => crate::bench_observe::run(&a),
         BenchCommand::Reduce(a) => crate::bench_reduce::run(&a),
         BenchCommand::Codecs(a) => crate::bench_codecs::run(&a),
+        BenchCommand::LongRun(a) => crate::bench_long::run(&a),
         BenchCommand::Fanout(a) if a.common.url.is_some() => remote::fanout(&a),
         BenchCommand::ControlRtt(a) => remote::control_rtt(&a),
         BenchCommand::Flow(a) if a.common.url.is_some() => Err(no_remote("flow")),
@@ -138,7 +143,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
     }
 }
 
-fn durability_name(d: Durability) -> &'static str {
+pub fn durability_name(d: Durability) -> &'static str {
     match d {
         Durability::None => "none",
         Durability::Interval { .. } => "interval",

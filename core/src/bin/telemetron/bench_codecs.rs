@@ -27,10 +27,10 @@ pub struct CodecsArgs {
 }
 
 /// A small deterministic generator (xorshift64*), so every run sees the same signals.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -49,26 +49,34 @@ impl Rng {
     }
 }
 
-/// The signals: what a test stand records, at 1 kHz.
-fn signals(n: usize) -> Vec<(&'static str, &'static str, Series)> {
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-    let t = |i: usize| i as f64 / 1_000.0;
-    // A pressure transducer through a 16-bit ADC, scaled to bar: a slow sine, noise of a few
-    // counts. The values are counts times a constant, as most acquisition chains store them.
-    let adc: Vec<f64> = (0..n)
+/// Seconds at sample `i` of a 1 kHz channel.
+fn t(i: usize) -> f64 {
+    i as f64 / 1_000.0
+}
+
+/// A pressure transducer through a 16-bit ADC, scaled to bar: a slow sine of period
+/// `period_s`, noise of a few counts. The values are counts times a constant, as most
+/// acquisition chains store them.
+pub fn adc_pressure(r: &mut Rng, n: usize, period_s: f64) -> Vec<f64> {
+    (0..n)
         .map(|i| {
-            let counts = (32_768.0 + 20_000.0 * (std::f64::consts::TAU * t(i) / 10.0).sin() + 3.0 * r.gauss()).round().clamp(0.0, 65_535.0);
+            let counts =
+                (32_768.0 + 20_000.0 * (std::f64::consts::TAU * t(i) / period_s).sin() + 3.0 * r.gauss()).round().clamp(0.0, 65_535.0);
             counts * (100.0 / 65_535.0)
         })
-        .collect();
-    // The same sensor after floating-point filtering: full-precision noise in every sample.
-    let filtered: Vec<f64> = (0..n).map(|i| 50.0 + 30.0 * (std::f64::consts::TAU * t(i) / 10.0).sin() + 0.05 * r.gauss()).collect();
-    // A thermocouple as f32, slow drift and noise.
-    let temp: Vec<f32> = (0..n).map(|i| (293.0 + 0.001 * t(i) + 0.02 * r.gauss()) as f32).collect();
-    // A valve command: 0 or 1, switching every 2-10 s.
+        .collect()
+}
+
+/// The same sensor after floating-point filtering: full-precision noise in every sample.
+pub fn filtered_pressure(r: &mut Rng, n: usize, period_s: f64) -> Vec<f64> {
+    (0..n).map(|i| 50.0 + 30.0 * (std::f64::consts::TAU * t(i) / period_s).sin() + 0.05 * r.gauss()).collect()
+}
+
+/// A valve command: 0 or 1, switching every 2-10 s.
+pub fn valve_command(r: &mut Rng, n: usize) -> Vec<f64> {
     let mut state = 0.0;
     let mut next_switch = 0usize;
-    let valve: Vec<f64> = (0..n)
+    (0..n)
         .map(|i| {
             if i >= next_switch {
                 state = 1.0 - state;
@@ -76,7 +84,17 @@ fn signals(n: usize) -> Vec<(&'static str, &'static str, Series)> {
             }
             state
         })
-        .collect();
+        .collect()
+}
+
+/// The signals: what a test stand records, at 1 kHz.
+fn signals(n: usize) -> Vec<(&'static str, &'static str, Series)> {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let adc = adc_pressure(&mut r, n, 10.0);
+    let filtered = filtered_pressure(&mut r, n, 10.0);
+    // A thermocouple as f32, slow drift and noise.
+    let temp: Vec<f32> = (0..n).map(|i| (293.0 + 0.001 * t(i) + 0.02 * r.gauss()) as f32).collect();
+    let valve = valve_command(&mut r, n);
     // A frame counter and an event counter that moves now and then.
     let counter: Vec<u64> = (0..n as u64).map(|i| 1_000_000 + i).collect();
     let mut events = 0i64;

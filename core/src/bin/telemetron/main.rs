@@ -4,6 +4,7 @@ mod bench;
 mod bench_codecs;
 mod bench_flow;
 mod bench_live;
+mod bench_long;
 mod bench_observe;
 mod bench_reduce;
 mod bench_remote;

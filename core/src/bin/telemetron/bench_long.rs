@@ -1,0 +1,302 @@
+//! `telemetron bench long-run`: a long test campaign, simulated as fast as the machine
+//! writes it (issue 12): `--channels` f64 channels at `--rate-hz`, committed `--commit-hz`
+//! times per simulated second, for `--hours`. The signals are the codecs bench's (16-bit ADC
+//! pressures, filtered pressures, valve commands) plus counters.
+//!
+//! Three passes over fresh directories:
+//! 1. **plain**: no background compaction. Ingest rate; disk over raw sample bytes before
+//!    compaction; one explicit compaction (its time and longest batch); disk after it and
+//!    reclaim; reopen time and the anonymous memory the reopened engine holds; reading one
+//!    channel over the whole run (page cache warm).
+//! 2. **background**: the same writes with the compactor running every second: the ingest
+//!    rate against pass 1.
+//! 3. **compressed**: background compaction with compression: ingest rate, disk after a
+//!    last compaction, reopen, and the whole-channel read (decompressing).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::json;
+use telemetron::channel::{ChannelKey, NewChannel};
+use telemetron::framer::WriterConfig;
+use telemetron::storage::{Durability, StorageOptions};
+use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
+use telemetron::{Engine, Error, Options};
+
+use crate::bench::{Scratch, emit};
+use crate::bench_codecs::{Rng, adc_pressure, filtered_pressure, valve_command};
+
+#[derive(Debug, Args)]
+pub struct LongRunArgs {
+    /// Simulated hours of recording. A full day of the default stand is 69 GB of samples;
+    /// the bench refuses a run whose directories would not fit on the disk of --dir.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    /// f64 data channels (one shared index).
+    #[arg(long, default_value_t = 100)]
+    pub channels: usize,
+    /// Samples per channel per simulated second.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate_hz: usize,
+    /// Commits per simulated second.
+    #[arg(long, default_value_t = 10)]
+    pub commit_hz: usize,
+    /// none | interval | commit.
+    #[arg(long, default_value = "interval")]
+    pub durability: Durability,
+    /// Which passes to run: plain, background, compressed (comma-separated).
+    #[arg(long, default_value = "plain,background,compressed", value_delimiter = ',')]
+    pub passes: Vec<String>,
+    /// Where to put the temporary data directories (deleted afterwards).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    pub dir: std::path::PathBuf,
+    /// Print one JSON object per pass instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One channel's signal: a precomputed table a whole number of commits long (about a
+/// minute), cut zero-copy into each commit's series; counters are generated as they go.
+enum Signal {
+    Table(Series),
+    Counter,
+}
+
+struct Stand {
+    index: ChannelKey,
+    keys: Vec<ChannelKey>,
+    signals: Vec<Signal>,
+    per_commit: usize,
+    step_ns: i64,
+}
+
+impl Stand {
+    fn create(engine: &Engine, a: &LongRunArgs) -> Result<Stand, Error> {
+        let mut batch = vec![NewChannel::index("time")];
+        batch.extend((0..a.channels).map(|i| NewChannel::data(format!("ch_{i:03}"), DataType::F64, "time")));
+        let chans = engine.create_channels(batch)?;
+        let per_commit = a.rate_hz / a.commit_hz;
+        let mut r = Rng(0x5EED_0000_0000_0001);
+        let signals = (0..a.channels)
+            .map(|c| {
+                // Tables of different lengths, so channels do not repeat in step.
+                let n = per_commit * (600 + c);
+                let period = 5.0 + c as f64 * 0.37;
+                match c % 10 {
+                    0..5 => Signal::Table(Series::from_vec(adc_pressure(&mut r, n, period))),
+                    5..7 => Signal::Table(Series::from_vec(filtered_pressure(&mut r, n, period))),
+                    7 | 8 => Signal::Table(Series::from_vec(valve_command(&mut r, n))),
+                    _ => Signal::Counter,
+                }
+            })
+            .collect();
+        Ok(Stand {
+            index: chans[0].key,
+            keys: chans[1..].iter().map(|c| c.key).collect(),
+            signals,
+            per_commit,
+            step_ns: 1_000_000_000 / a.rate_hz as i64,
+        })
+    }
+
+    /// Commit number `k`'s frame.
+    fn frame(&self, k: u64) -> Result<Frame, Error> {
+        let n = self.per_commit;
+        let first = k * n as u64;
+        let stamps: Vec<i64> = (0..n as i64).map(|i| (first as i64 + i) * self.step_ns).collect();
+        let mut f = Frame::with_capacity(self.keys.len() + 1);
+        f.push(self.index, Series::timestamps(stamps));
+        for (key, s) in self.keys.iter().zip(&self.signals) {
+            let series = match s {
+                Signal::Table(t) => {
+                    let at = (first as usize) % t.len();
+                    t.slice(at..at + n)?
+                }
+                Signal::Counter => Series::from_vec((0..n as u64).map(|i| (first + i) as f64).collect::<Vec<f64>>()),
+            };
+            f.push(*key, series);
+        }
+        Ok(f)
+    }
+}
+
+/// Bytes the segment files take on disk (allocated blocks).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir.join("segments"))
+        .map(|rd| rd.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.blocks() * 512).sum())
+        .unwrap_or(0)
+}
+
+/// Anonymous resident memory of this process (heap; not mapped files), in bytes.
+fn rss_anon() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("RssAnon:").map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()))
+        })
+        .flatten()
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a zeroed out-parameter.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then(|| st.f_bavail * st.f_frsize)
+}
+
+struct Written {
+    seconds: f64,
+    samples: u64,
+}
+
+/// Write the whole campaign into `engine`, printing progress every simulated hour.
+fn write_all(engine: &Engine, stand: &Stand, commits: u64, durability: Durability, quiet: bool, label: &str) -> Result<Written, Error> {
+    let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), stand.keys.clone()).auto_commit(false).durability(durability))?;
+    let t0 = Instant::now();
+    let per_hour = commits.div_ceil(24).max(1);
+    let mut last_report = Instant::now();
+    for k in 0..commits {
+        w.write(&stand.frame(k)?)?;
+        w.commit()?;
+        if !quiet && (k % per_hour == per_hour - 1 || last_report.elapsed() > Duration::from_secs(30)) {
+            eprintln!("  {label}: {:.1} % written, {:.0} s", (k + 1) as f64 * 100.0 / commits as f64, t0.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+    }
+    w.close()?;
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(Written { seconds, samples: commits * stand.per_commit as u64 * (stand.keys.len() as u64 + 1) })
+}
+
+fn options(durability: Durability, background: bool, compress: bool) -> Options {
+    Options {
+        storage: StorageOptions {
+            durability,
+            compaction_interval: background.then_some(Duration::from_secs(1)),
+            compress,
+            ..StorageOptions::default()
+        },
+        ..Options::default()
+    }
+}
+
+/// Reopen `dir` and read channel `ch_000` over the whole run twice; returns (reopen s,
+/// anonymous memory held, chunks indexed, read bytes/s of the second read).
+fn reopen_and_read(dir: &Path, o: Options, expect: usize) -> Result<(f64, u64, usize, f64), Error> {
+    let before = rss_anon();
+    let t0 = Instant::now();
+    let engine = Engine::open_with(dir, o)?;
+    let reopen = t0.elapsed().as_secs_f64();
+    let held = rss_anon().saturating_sub(before);
+    let chunks = engine.recovery_report().chunks;
+    let key = engine.channels().by_name("ch_000")?.key;
+    let mut rate = 0.0;
+    for _ in 0..2 {
+        let t = Instant::now();
+        let f = engine.read(TimeRange::MAX, &[key])?;
+        let secs = t.elapsed().as_secs_f64();
+        let n: usize = f.get(key).map(Series::len).sum();
+        if n != expect {
+            return Err(Error::InvalidArgument { reason: format!("read {n} samples of ch_000, wrote {expect}") });
+        }
+        rate = n as f64 * 8.0 / secs;
+    }
+    engine.close()?;
+    Ok((reopen, held, chunks, rate))
+}
+
+pub fn run(a: &LongRunArgs) -> Result<(), Error> {
+    if a.channels == 0 || a.commit_hz == 0 || a.rate_hz < a.commit_hz || !a.rate_hz.is_multiple_of(a.commit_hz) || a.hours <= 0.0 {
+        return Err(Error::InvalidArgument {
+            reason: "--channels, --commit-hz and --hours must be positive, and --rate-hz a multiple of --commit-hz".into(),
+        });
+    }
+    let commits = (a.hours * 3600.0 * a.commit_hz as f64).round() as u64;
+    let per_commit = (a.rate_hz / a.commit_hz) as u64;
+    let raw = commits * per_commit * (a.channels as u64 + 1) * 8;
+    // The plain pass holds the small records and their compacted copy at once.
+    let need = raw * 22 / 10;
+    if let Some(free) = free_bytes(&a.dir)
+        && free < need
+    {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "{:.1} simulated hours are {:.1} GB of samples and need about {:.1} GB free in {}, which has {:.1} GB: pass --hours {:.1} or another --dir",
+                a.hours,
+                raw as f64 / 1e9,
+                need as f64 / 1e9,
+                a.dir.display(),
+                free as f64 / 1e9,
+                a.hours * free as f64 / need as f64 * 0.9
+            ),
+        });
+    }
+    let expect = (commits * per_commit) as usize;
+    if !a.json {
+        println!(
+            "long-run: {} f64 channels at {} Hz, {} commits/s, {:.2} simulated hours: {commits} commits, {:.2} GB of samples (index included), durability {}",
+            a.channels,
+            a.rate_hz,
+            a.commit_hz,
+            a.hours,
+            raw as f64 / 1e9,
+            crate::bench::durability_name(a.durability)
+        );
+    }
+    let mut plain_rate = None;
+    for pass in &a.passes {
+        let (background, compress) = match pass.as_str() {
+            "plain" => (false, false),
+            "background" => (true, false),
+            "compressed" => (true, true),
+            other => return Err(Error::InvalidArgument { reason: format!("unknown pass {other:?}; use plain, background or compressed") }),
+        };
+        let scratch = Scratch::new(&a.dir, "long-run");
+        let engine = Engine::open_with(&scratch.0, options(a.durability, background, compress))?;
+        let stand = Stand::create(&engine, a)?;
+        let w = write_all(&engine, &stand, commits, a.durability, a.json, pass)?;
+        let ingest = w.samples as f64 / w.seconds;
+        let before = disk_bytes(&scratch.0);
+        let t = Instant::now();
+        let report = engine.compact()?;
+        let compact_s = t.elapsed().as_secs_f64();
+        engine.reclaim();
+        let after = disk_bytes(&scratch.0);
+        engine.close()?;
+        drop(engine);
+        let (reopen, held, chunks, read_rate) = reopen_and_read(&scratch.0, options(a.durability, false, compress), expect)?;
+        if pass == "plain" {
+            plain_rate = Some(ingest);
+        }
+        let vs_plain = plain_rate.filter(|_| pass != "plain").map(|p| ingest / p);
+        emit(
+            a.json,
+            json!({"bench": "long-run", "pass": pass, "hours": a.hours, "channels": a.channels, "rate_hz": a.rate_hz,
+                   "commit_hz": a.commit_hz, "commits": commits, "samples": w.samples, "raw_bytes": raw,
+                   "write_seconds": w.seconds, "samples_per_s": ingest, "ingest_vs_plain": vs_plain,
+                   "disk_before_compaction": before, "disk_after": after, "disk_over_raw": after as f64 / raw as f64,
+                   "final_compaction_seconds": compact_s, "final_compaction": report,
+                   "reopen_seconds": reopen, "reopen_anon_bytes": held, "chunks_indexed": chunks,
+                   "read_one_channel_bytes_per_s": read_rate}),
+            || {
+                format!(
+                    "{pass:>10}: ingest {:.2} M samples/s{} | disk {:.3}x raw before the last compaction, {:.3}x after ({:.1} s, {} records merged, longest batch {:.1} ms) | reopen {:.3} s, {:.1} MB heap, {chunks} chunks | read one channel {:.2} GB/s",
+                    ingest / 1e6,
+                    vs_plain.map(|v| format!(" ({:.0} % of plain)", v * 100.0)).unwrap_or_default(),
+                    before as f64 / raw as f64,
+                    after as f64 / raw as f64,
+                    compact_s,
+                    report.records_in,
+                    report.longest_batch_micros as f64 / 1e3,
+                    reopen,
+                    held as f64 / 1e6,
+                    read_rate / 1e9
+                )
+            },
+        );
+    }
+    Ok(())
+}
