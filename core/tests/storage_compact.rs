@@ -255,6 +255,47 @@ fn a_reopen_before_reclaim_serves_each_sample_once() {
     }
 }
 
+/// A compacted record that a later pass merges again is punched out of its compaction
+/// segment once unreferenced; the next open finds it (before a seal, so unchecked),
+/// supersedes it, and serves every sample once.
+#[test]
+fn a_compacted_record_merged_again_is_punched_and_the_reopen_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = || options(false, 256 << 10);
+    let engine = Engine::open_with(dir.path(), o()).unwrap();
+    let g = create_group(&engine, "p", &[DataType::F64, DataType::String]);
+    let (mut ts, mut ids) = small_commits(&engine, &g, T0, 2_000);
+    assert_eq!(engine.compact().unwrap().records_out, 3);
+    let (ts2, ids2) = small_commits(&engine, &g, T0 + 1_000_000, 2_000);
+    ts.extend(ts2);
+    ids.extend(ids2);
+    // One more session, compacted half way: the next pass merges that half's compacted
+    // records with the second half's small ones.
+    let start = T0 + 2_000_000;
+    let mut w = engine.open_writer(WriterConfig::new(TimeStamp(start), g.keys())).unwrap();
+    for k in 0..4_000u64 {
+        let t = [start + k as i64 * 10];
+        w.write(&group_frame(&g, &t, &[k])).unwrap();
+        ts.push(t[0]);
+        ids.push(k);
+        if k == 1_999 {
+            engine.compact().unwrap();
+        }
+    }
+    w.close().unwrap();
+    let r = engine.compact().unwrap();
+    assert!(r.records_in > 0, "{r:?}");
+    let (punched, _) = engine.reclaim();
+    assert!(punched > 0, "the re-merged compacted records were punched");
+    check_ranges(&engine, &g, &ts, &ids);
+    engine.close().unwrap();
+    drop(engine);
+    let engine = Engine::open_with(dir.path(), o()).unwrap();
+    let rep = engine.recovery_report().clone();
+    assert!(rep.superseded_chunks >= 3, "{rep:?}");
+    check_ranges(&engine, &g, &ts, &ids);
+}
+
 /// Writers and readers go on while compaction runs in the background; every commit is
 /// read back exactly, and the background passes did merge.
 #[test]

@@ -16,10 +16,15 @@
 //!   its channel and domain whose positions it covers (storage/recovery.rs), so each
 //!   sample is served once.
 //!
-//! The old records are never punched: their segment is deleted once none of its records
-//! is referenced (storage/reclaim.rs), so recovery never meets a replaced record with its
-//! payload gone. Compacted records go to segments of their own, which writers never get
-//! (not pooled, at run time or after recovery), so writers' segments empty out.
+//! Replaced writer records are never punched: their segment is deleted once none of its
+//! records is referenced (storage/reclaim.rs), so recovery never meets one with its payload
+//! gone after the segment's last seal (where it would check, fail and cut the segment).
+//! Compacted records go to segments of their own, which writers never get (not pooled, at
+//! run time or after recovery), so writers' segments empty out. A compacted record that
+//! is merged again is punched once unreferenced: its segment holds records that live on.
+//! That is safe because every batch of a compaction segment is followed by a seal (and
+//! recovery seals a compaction segment that lacks one), so recovery never checks a
+//! punched payload; the record is superseded by the one that replaced it.
 //!
 //! ## Deletes and concurrency
 //! A batch holds `commit_lock` shared from planning to swapping the references, like a
@@ -45,7 +50,7 @@ use super::index::{ChunkRef, RecordRef};
 use super::segment::Segment;
 use super::syncer::{Background, Signal, spawn_loop};
 use super::{ChannelStore, Storage, StorageError};
-use crate::telem::{Alignment, Series, TimeStamp};
+use crate::telem::{Alignment, DataType, Series, TimeStamp};
 
 /// A batch writes at most this many payload bytes before it syncs and swaps: it bounds
 /// how long a range delete waits for a running compaction.
@@ -79,9 +84,19 @@ struct Run {
     refs: Vec<ChunkRef>,
 }
 
+/// A record's payload size uncompressed: what the merge target counts, so every channel of
+/// an index is cut at the same positions whatever its codec.
+fn raw_len(c: &ChunkRef, dt: DataType) -> u64 {
+    let h = &c.rec.header;
+    match dt.density() {
+        Some(d) if h.codec != 0 => u64::from(h.samples) * d as u64,
+        _ => h.len,
+    }
+}
+
 impl Run {
-    fn raw_bytes(&self) -> u64 {
-        self.refs.iter().map(|c| c.rec.header.len).sum()
+    fn raw_bytes(&self, dt: DataType) -> u64 {
+        self.refs.iter().map(|c| raw_len(c, dt)).sum()
     }
 }
 
@@ -108,16 +123,16 @@ fn plan(store: &ChannelStore, target: u64, codec: Codec) -> Vec<Run> {
             cur.clear();
         };
         for c in &d.chunks {
-            let h = &c.rec.header;
-            let whole = c.skip == 0 && c.n == h.samples;
-            let eligible = whole && h.len < small;
+            let len = raw_len(c, store.data_type);
+            let whole = c.skip == 0 && c.n == c.rec.header.samples;
+            let eligible = whole && len < small;
             let contiguous = cur.last().is_some_and(|p| p.end() == c.pos);
-            if !eligible || !contiguous || bytes + h.len > target {
+            if !eligible || !contiguous || bytes + len > target {
                 flush(&mut cur, &mut runs);
                 bytes = 0;
             }
             if eligible {
-                bytes += h.len;
+                bytes += len;
                 cur.push(c.clone());
             }
         }
@@ -148,14 +163,55 @@ struct Merged {
     payload: Vec<Bytes>,
 }
 
+/// The samples of a run of a fixed-size channel, copied straight out of the segment maps
+/// (one map lookup per segment, not a `Bytes` per record); compressed records decompress.
+/// Every record's checksum is verified first: compaction must not give damaged bytes a new,
+/// valid checksum.
+fn fixed_samples(run: &Run, dt: DataType, density: usize) -> Result<Vec<u8>, StorageError> {
+    let total: usize = run.refs.iter().map(|c| c.n as usize * density).sum();
+    let mut buf = Vec::with_capacity(total);
+    let mut map: Option<(u64, Arc<memmap2::Mmap>)> = None;
+    for c in &run.refs {
+        c.rec.verify()?;
+        if c.rec.header.codec != 0 {
+            buf.extend_from_slice(c.series(dt)?.data());
+            continue;
+        }
+        let start = c.rec.payload_off() + u64::from(c.skip) * density as u64;
+        let end = start + u64::from(c.n) * density as u64;
+        let seg = &c.rec.seg;
+        let m = match &map {
+            Some((id, m)) if *id == seg.id && m.len() as u64 >= end => m.clone(),
+            _ => {
+                let m = seg.map_to(end)?;
+                map = Some((seg.id, m.clone()));
+                m
+            }
+        };
+        let bytes = m.get(start as usize..end as usize).ok_or_else(|| StorageError::Corrupt {
+            segment: seg.id,
+            offset: c.rec.offset,
+            reason: "a record lies outside its segment's map".into(),
+        })?;
+        buf.extend_from_slice(bytes);
+    }
+    Ok(buf)
+}
+
 fn merge(store: &ChannelStore, run: Run, codec: Codec) -> Result<Merged, StorageError> {
     let dt = store.data_type;
-    let parts = run.refs.iter().map(|c| c.series(dt)).collect::<Result<Vec<_>, _>>()?;
-    let merged = Series::concat(&parts).map_err(|e| StorageError::Corrupt {
+    let corrupt = |e: String| StorageError::Corrupt {
         segment: run.refs.first().map_or(0, |c| c.rec.seg.id),
         offset: run.refs.first().map_or(0, |c| c.rec.offset),
-        reason: format!("records of channel {} do not concatenate: {e}", store.name),
-    })?;
+        reason: format!("records of channel {} do not merge: {e}", store.name),
+    };
+    let merged = match dt.density() {
+        Some(d) => Series::from_bytes(dt, Bytes::from(fixed_samples(&run, dt, d)?)).map_err(|e| corrupt(e.to_string()))?,
+        None => {
+            let parts = run.refs.iter().map(|c| c.series(dt)).collect::<Result<Vec<_>, _>>()?;
+            Series::concat(&parts).map_err(|e| corrupt(e.to_string()))?
+        }
+    };
     let n = u32::try_from(merged.len()).unwrap_or(u32::MAX);
     let (first, last) = (run.refs.first(), run.refs.last());
     let pos = first.map_or(0, |c| c.pos);
@@ -267,6 +323,7 @@ fn write_batch(
     // record's segment can be deleted once the swap is done.
     seg.sync()?;
     let mut off = base;
+    let mut replaced_compacted = Vec::new();
     let mut st = store.state.lock();
     for m in batch {
         let rec = Arc::new(RecordRef::new(seg.clone(), off, m.header, true));
@@ -280,6 +337,10 @@ fn write_batch(
             report.records_out += 1;
             report.bytes_out += m.header.footprint();
             report.samples += u64::from(m.header.samples);
+            // A compacted record merged again sits in a compaction segment beside records
+            // that live on: punch it out once unreferenced. Writers' records are not
+            // punched; their segments are deleted whole (see the module docs).
+            replaced_compacted.extend(m.run.refs.iter().filter(|c| c.rec.header.is_compacted()).map(|c| c.rec.clone()));
         } else {
             // Only a deleted channel changes references under the commit lock; its new
             // record is an orphan, skipped at the next open.
@@ -288,6 +349,7 @@ fn write_batch(
     }
     drop(st);
     out.sealed(&seg);
+    storage.dead.push_all(replaced_compacted);
     Ok(())
 }
 
@@ -311,8 +373,9 @@ fn compact_channel(
         // One batch: runs up to BATCH_BYTES; the rest waits for the next turn of the loop.
         let mut bytes = 0u64;
         let keep = runs.iter().take_while(|r| {
-            bytes += r.raw_bytes();
-            bytes <= BATCH_BYTES || bytes == r.raw_bytes()
+            let b = r.raw_bytes(store.data_type);
+            bytes += b;
+            bytes <= BATCH_BYTES || bytes == b
         });
         let count = keep.count().max(1);
         runs.truncate(count);

@@ -40,8 +40,19 @@ impl RecordRef {
         RecordRef { seg, offset, header, verified: AtomicBool::new(verified) }
     }
 
-    fn payload_off(&self) -> u64 {
+    pub(crate) fn payload_off(&self) -> u64 {
         self.offset + RECORD_HEADER_LEN as u64
+    }
+
+    /// The samples of a compressed record, all of them, checksum verified.
+    pub(crate) fn decompress(&self, dt: DataType) -> Result<Series, StorageError> {
+        self.verify()?;
+        let h = &self.header;
+        let corrupt = |reason: String| StorageError::Corrupt { segment: self.seg.id, offset: self.offset, reason };
+        let codec =
+            Codec::from_tag(h.codec).ok_or_else(|| corrupt(format!("unknown codec tag {} (written by a newer build?)", h.codec)))?;
+        let payload = self.seg.bytes(self.payload_off(), h.len)?;
+        codec.decompress(dt, h.samples as usize, &payload).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Verify the record checksum once; later calls are free.
@@ -92,17 +103,8 @@ impl ChunkRef {
         let base = self.rec.payload_off();
         let seg = &self.rec.seg;
         let corrupt = |reason: String| StorageError::Corrupt { segment: seg.id, offset: self.rec.offset, reason };
-        let h = &self.rec.header;
-        if h.codec != 0 {
-            let codec =
-                Codec::from_tag(h.codec).ok_or_else(|| corrupt(format!("unknown codec tag {} (written by a newer build?)", h.codec)))?;
-            let payload = seg.bytes(base, h.len)?;
-            let whole = codec.decompress(dt, h.samples as usize, &payload).map_err(|e| corrupt(e.to_string()))?;
-            if self.skip == 0 && self.n == h.samples {
-                return Ok(whole);
-            }
-            let (from, to) = (self.skip as usize, self.skip as usize + self.n as usize);
-            return whole.slice(from..to).map_err(|e| corrupt(e.to_string()));
+        if self.rec.header.codec != 0 {
+            return self.cut(&self.rec.decompress(dt)?);
         }
         let s = match dt.density() {
             Some(d) => {
@@ -118,6 +120,20 @@ impl ChunkRef {
             }
         };
         Ok(s)
+    }
+
+    /// This reference's samples out of its whole record's, `whole` (from
+    /// [`RecordRef::decompress`]).
+    pub(crate) fn cut(&self, whole: &Series) -> Result<Series, StorageError> {
+        if self.skip == 0 && self.n as usize == whole.len() {
+            return Ok(whole.clone());
+        }
+        let (from, to) = (self.skip as usize, self.skip as usize + self.n as usize);
+        whole.slice(from..to).map_err(|e| StorageError::Corrupt {
+            segment: self.rec.seg.id,
+            offset: self.rec.offset,
+            reason: e.to_string(),
+        })
     }
 
     /// The sub-reference covering positions `[from, to)` (which must lie inside this one).
@@ -145,6 +161,12 @@ impl Domain {
 
     /// Insert keeping position order. Returns false if it overlaps an existing chunk.
     pub(crate) fn insert(&mut self, c: ChunkRef) -> bool {
+        // A writer's next chunk follows the last one: no search (it would miss the cache
+        // at every step of a long domain).
+        if self.chunks.last().is_none_or(|last| last.end() <= c.pos) {
+            self.chunks.push(c);
+            return true;
+        }
         let i = self.chunks.partition_point(|x| x.pos < c.pos);
         if i.checked_sub(1).and_then(|p| self.chunks.get(p)).is_some_and(|prev| prev.end() > c.pos) {
             return false;

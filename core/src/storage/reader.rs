@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::index::{ChunkRef, IndexPiece};
+use super::index::{ChunkRef, IndexPiece, RecordRef};
 use super::{ChannelStore, Storage, StorageError};
 use crate::channel::ChannelKey;
 use crate::telem::{Alignment, DataType, Frame, Series, TimeRange, TimeStamp};
@@ -91,6 +91,51 @@ fn stamp(s: Series, domain: u32, pos: u32, first: i64, last: i64) -> Series {
 }
 
 /// Read `tr` of the channels in `plan`.
+/// The series of `refs`, in order. Raw records are mapped (no work). Each compressed record
+/// is decompressed once, however many references cut it (its channel's records need not
+/// end where its index's do), on up to four threads when there are several.
+fn series_of(refs: &[(usize, ChunkRef)], dt: DataType) -> Result<Vec<Series>> {
+    let mut records: Vec<&Arc<RecordRef>> = Vec::new();
+    let mut slot: Vec<Option<usize>> = Vec::with_capacity(refs.len());
+    for (_, c) in refs {
+        if c.rec.header.codec == 0 {
+            slot.push(None);
+            continue;
+        }
+        // A record's references are adjacent: compare with the last one only.
+        if !records.last().is_some_and(|r| Arc::ptr_eq(r, &c.rec)) {
+            records.push(&c.rec);
+        }
+        slot.push(Some(records.len() - 1));
+    }
+    let wholes = decompress_all(&records, dt)?;
+    refs.iter()
+        .zip(slot)
+        .map(|((_, c), i)| match i.and_then(|i| wholes.get(i)) {
+            Some(whole) => c.cut(whole),
+            None => c.series(dt),
+        })
+        .collect()
+}
+
+fn decompress_all(records: &[&Arc<RecordRef>], dt: DataType) -> Result<Vec<Series>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(4).min(records.len());
+    if threads < 2 {
+        return records.iter().map(|r| r.decompress(dt)).collect();
+    }
+    let per = records.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<Series>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = records.chunks(per).map(|part| s.spawn(move || part.iter().map(|r| r.decompress(dt)).collect())).collect();
+        // A panic there is a bug: pass it on as it is.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let mut out = Vec::with_capacity(records.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
     let span = tracing::info_span!("storage.read", key = "storage/reader", channels = plan.order.len(), start = tr.start.0, end = tr.end.0);
     let _e = span.enter();
@@ -114,12 +159,12 @@ pub(crate) fn read_channels(plan: &ReadPlan, tr: TimeRange) -> Result<Frame> {
                     .map(|p| st.chunks.domain(p.domain).map(|d| d.pieces(p.chunk.pos, p.chunk.end())).unwrap_or_default())
                     .collect()
             };
-            for (p, v) in pieces.iter_mut().zip(refs) {
-                for c in v {
-                    let s = c.series(m.data_type)?;
-                    let (first, last) = (p.ts_at_pos(c.pos)?, p.ts_at_pos(c.end() - 1)?);
-                    out.push(stamp(s, p.domain, c.pos, first, last));
-                }
+            let flat: Vec<(usize, ChunkRef)> = refs.into_iter().enumerate().flat_map(|(i, v)| v.into_iter().map(move |c| (i, c))).collect();
+            let series = series_of(&flat, m.data_type)?;
+            for ((i, c), s) in flat.into_iter().zip(series) {
+                let Some(p) = pieces.get_mut(i) else { continue };
+                let (first, last) = (p.ts_at_pos(c.pos)?, p.ts_at_pos(c.end() - 1)?);
+                out.push(stamp(s, p.domain, c.pos, first, last));
             }
         }
     }

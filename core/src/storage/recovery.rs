@@ -62,6 +62,8 @@ struct Scan {
     /// Committed chunks with their commit seq.
     chunks: Vec<(RecordHeader, u64, u64, bool)>,
     keep_end: u64,
+    /// The last record kept is a seal.
+    sealed: bool,
     commits: usize,
     max_seq: u64,
 }
@@ -164,7 +166,7 @@ fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIn
     let mut recs = walk_headers(map);
     let valid = verify_payloads(map, &mut recs, known, tombstones);
     // Pass 3: keep chunks that a commit record covers.
-    let mut out = Scan { chunks: Vec::new(), keep_end: HEADER_LEN, commits: 0, max_seq: 0 };
+    let mut out = Scan { chunks: Vec::new(), keep_end: HEADER_LEN, sealed: false, commits: 0, max_seq: 0 };
     let mut pending: Vec<(RecordHeader, u64, bool)> = Vec::new();
     for r in recs.iter().take(valid) {
         match r.h.kind {
@@ -175,10 +177,12 @@ fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIn
                 out.commits += 1;
                 out.chunks.extend(pending.drain(..).map(|(h, o, v)| (h, o, seq, v)));
                 out.keep_end = r.off + r.h.footprint();
+                out.sealed = false;
             }
             _ => {
                 if pending.is_empty() {
                     out.keep_end = r.off + r.h.footprint();
+                    out.sealed = true;
                 }
             }
         }
@@ -289,8 +293,21 @@ impl Recovery<'_> {
         }
         self.max_seq = self.max_seq.max(sc.max_seq);
         self.report.commits += sc.commits;
+        let compaction = sc.chunks.iter().any(|(h, ..)| h.is_compacted());
+        let seal = compaction && !sc.sealed && sc.keep_end > HEADER_LEN;
+        if seal {
+            // Everything kept was verified just now: make it durable and seal it, so that a
+            // record punched out later (merged again, storage/compact.rs) is never checked
+            // at a later open.
+            file.sync_data().map_err(|e| io_err(&path, e))?;
+        }
         let seg = Segment::open_existing(id, path, file, sc.keep_end, segment_size, self.stats.clone());
-        self.compaction_segments.insert(id, sc.chunks.iter().any(|(h, ..)| h.is_compacted()));
+        if seal {
+            let enc = RecordHeader::marker(KIND_SEAL, 0, 0, crate::telem::TimeStamp::now().0).encode();
+            seg.append(&mut [std::io::IoSlice::new(&enc)], RECORD_HEADER_LEN as u64)?;
+            seg.sync()?;
+        }
+        self.compaction_segments.insert(id, compaction);
         self.found.extend(sc.chunks.into_iter().map(|(h, off, seq, verified)| (seg.clone(), h, off, seq, verified)));
         Ok(Some(seg))
     }

@@ -208,6 +208,19 @@ impl Segment {
         Ok(Bytes::from_owner(MapSlice { map, off: off as usize, len: len as usize }))
     }
 
+    /// The shared map, covering at least `[0, end)` of appended records: for copying many
+    /// records out without a `Bytes` each (compaction).
+    pub(crate) fn map_to(&self, end: u64) -> Result<Arc<Mmap>, StorageError> {
+        if end > self.len() {
+            return Err(StorageError::Corrupt {
+                segment: self.id,
+                offset: end,
+                reason: format!("a record ends at {end}, past the end of the segment ({})", self.len()),
+            });
+        }
+        self.map_covering(end)
+    }
+
     fn map_covering(&self, end: u64) -> Result<Arc<Mmap>, StorageError> {
         let mut guard = self.map.lock();
         if let Some(m) = guard.as_ref()
