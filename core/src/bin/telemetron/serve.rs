@@ -54,6 +54,15 @@ pub struct ServeArgs {
     /// Default durability: none | interval | commit.
     #[arg(long, default_value = "interval")]
     pub durability: Durability,
+    /// How often the node merges small committed records into large ones (docs/architecture.md
+    /// §9): `30s`, `5m`, or `off` (never: open time and index memory then grow with the
+    /// number of commits).
+    #[arg(long, default_value = "30s", value_name = "INTERVAL|off", value_parser = parse_optional_interval)]
+    pub compaction_interval: OptionalInterval,
+    /// Compress what compaction writes: Pcodec for numeric data channels (index channels
+    /// and other types stay raw). Reads of compressed data decompress it.
+    #[arg(long)]
+    pub compress: bool,
     /// Run the simulated test stand (pressures, temperatures at 1 kHz, valve_cmd).
     #[arg(long)]
     pub demo: bool,
@@ -158,6 +167,17 @@ fn otlp_flow(endpoint: &str, protocol: &str, interval: Duration, ca: Option<&std
     )
 }
 
+/// An interval, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionalInterval(pub Option<Duration>);
+
+fn parse_optional_interval(s: &str) -> Result<OptionalInterval, String> {
+    if s == "off" {
+        return Ok(OptionalInterval(None));
+    }
+    parse_interval(s).map(|d| OptionalInterval(Some(d)))
+}
+
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = telemetron::flow::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration: write e.g. 1s, 500ms or 2m"))?;
     if d.is_zero() {
@@ -226,7 +246,12 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         None => None,
     };
     let options = Options {
-        storage: StorageOptions { durability: a.durability, ..StorageOptions::default() },
+        storage: StorageOptions {
+            durability: a.durability,
+            compaction_interval: a.compaction_interval.0,
+            compress: a.compress,
+            ..StorageOptions::default()
+        },
         channel_keys: identity.as_ref().map(|i| telemetron::cluster::node_keys(i.node)),
     };
     let engine = Engine::open_with(&a.data, options)?;
