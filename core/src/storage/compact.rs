@@ -268,8 +268,9 @@ impl Output<'_> {
     /// re-reading it; a full segment is left for good.
     fn sealed(&mut self, seg: &Segment) {
         let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
-        if let Err(e) = seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
-            tracing::warn!(key = "storage/compact", segment = seg.id, error = %e, "could not write seal record");
+        match seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
+            Ok(_) => seg.mark_committed(),
+            Err(e) => tracing::warn!(key = "storage/compact", segment = seg.id, error = %e, "could not write seal record"),
         }
         if seg.len() >= self.storage.segments.cap() || seg.is_poisoned() {
             self.seg = None;

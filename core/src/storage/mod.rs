@@ -45,6 +45,7 @@
 // indexing. Tests may (see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod checkpoint;
 mod compact;
 pub mod compress;
 mod format;
@@ -269,7 +270,14 @@ impl Storage {
         for b in self.background.lock().drain(..) {
             b.stop();
         }
-        self.segments.sync_dirty(true).map(|_| ())
+        self.segments.sync_dirty(true)?;
+        // Everything is synced: the next open reads the index from the checkpoint and walks
+        // only what is appended after it. Without one it walks everything, so a failure
+        // here costs time at the next open, never data.
+        if let Err(e) = checkpoint::write(self, self.segments.dir()) {
+            tracing::warn!(key = "storage/recovery", error = %e, "could not write the index checkpoint; the next open reads every record header");
+        }
+        Ok(())
     }
 }
 

@@ -50,6 +50,9 @@ pub struct RecoveryReport {
     /// Of `chunks`, those written by compaction.
     #[serde(default)]
     pub compacted_chunks: usize,
+    /// Of `chunks`, those read from the index checkpoint instead of the segment files.
+    #[serde(default)]
+    pub checkpoint_chunks: usize,
     /// Chunks replaced by a compacted record whose segment was not deleted yet (ignored).
     #[serde(default)]
     pub superseded_chunks: usize,
@@ -113,10 +116,10 @@ struct Found {
     verified: bool,
 }
 
-/// Pass 1 of a scan: walk valid headers up to the first torn or foreign one.
-fn walk_headers(map: &[u8]) -> Vec<Found> {
+/// Pass 1 of a scan: walk valid headers from `start` up to the first torn or foreign one.
+fn walk_headers(map: &[u8], start: u64) -> Vec<Found> {
     let mut recs: Vec<Found> = Vec::new();
-    let mut off = HEADER_LEN;
+    let mut off = start;
     let len = map.len() as u64;
     while off + RECORD_HEADER_LEN as u64 <= len {
         let Some(h) = map.get(off as usize..).and_then(RecordHeader::decode) else { break };
@@ -162,11 +165,14 @@ fn verify_payloads(map: &[u8], recs: &mut [Found], known: &dyn Fn(ChannelKey) ->
     recs.len()
 }
 
-fn scan(map: &[u8], known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIndex) -> Scan {
-    let mut recs = walk_headers(map);
+/// Scan a segment from `start`: `HEADER_LEN`, or the committed end an index checkpoint
+/// covers (everything before it is known committed and synced, its chunks come from the
+/// checkpoint, and it ends with a commit or a seal).
+fn scan(map: &[u8], start: u64, known: &dyn Fn(ChannelKey) -> bool, tombstones: &TombstoneIndex) -> Scan {
+    let mut recs = walk_headers(map, start);
     let valid = verify_payloads(map, &mut recs, known, tombstones);
     // Pass 3: keep chunks that a commit record covers.
-    let mut out = Scan { chunks: Vec::new(), keep_end: HEADER_LEN, sealed: false, commits: 0, max_seq: 0 };
+    let mut out = Scan { chunks: Vec::new(), keep_end: start, sealed: start > HEADER_LEN, commits: 0, max_seq: 0 };
     let mut pending: Vec<(RecordHeader, u64, bool)> = Vec::new();
     for r in recs.iter().take(valid) {
         match r.h.kind {
@@ -252,6 +258,8 @@ struct Recovery<'a> {
     /// Next free domain per index channel.
     domains: HashMap<ChannelKey, u32>,
     stats: Arc<StorageStats>,
+    /// The index checkpoint read at open (empty without one).
+    ckpt: super::checkpoint::Checkpoint,
     /// Per segment: whether it holds compacted records (such a segment is not pooled).
     compaction_segments: HashMap<u64, bool>,
     /// Committed chunks of the segments scanned so far, indexed once all are scanned.
@@ -283,7 +291,17 @@ impl Recovery<'_> {
             }
         }
         let stores = self.stores;
-        let sc = scan(bytes, &|k| stores.contains_key(&k), &self.tombstones);
+        // From the checkpoint up to the committed end it recorded, if the file still holds
+        // that much; the rest is walked.
+        let from_ckpt = self.ckpt.committed.get(&id).copied().filter(|&end| end > HEADER_LEN && end <= flen);
+        let sc = scan(bytes, from_ckpt.unwrap_or(HEADER_LEN), &|k| stores.contains_key(&k), &self.tombstones);
+        let ckpt_chunks = match from_ckpt {
+            Some(_) => self.ckpt.chunks.remove(&id).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.report.checkpoint_chunks += ckpt_chunks.len();
+        // The commits the checkpoint covers: one seq per commit that wrote chunks.
+        self.report.commits += ckpt_chunks.iter().map(|(_, seq, _)| *seq).collect::<std::collections::HashSet<_>>().len();
         drop(map);
         if sc.keep_end < flen {
             file.set_len(sc.keep_end).map_err(|e| io_err(&path, e))?;
@@ -293,7 +311,7 @@ impl Recovery<'_> {
         }
         self.max_seq = self.max_seq.max(sc.max_seq);
         self.report.commits += sc.commits;
-        let compaction = sc.chunks.iter().any(|(h, ..)| h.is_compacted());
+        let compaction = sc.chunks.iter().any(|(h, ..)| h.is_compacted()) || ckpt_chunks.iter().any(|(_, _, h)| h.is_compacted());
         let seal = compaction && !sc.sealed && sc.keep_end > HEADER_LEN;
         if seal {
             // Everything kept was verified just now: make it durable and seal it, so that a
@@ -306,8 +324,12 @@ impl Recovery<'_> {
             let enc = RecordHeader::marker(KIND_SEAL, 0, 0, crate::telem::TimeStamp::now().0).encode();
             seg.append(&mut [std::io::IoSlice::new(&enc)], RECORD_HEADER_LEN as u64)?;
             seg.sync()?;
+            seg.mark_committed();
         }
         self.compaction_segments.insert(id, compaction);
+        // Checkpointed payloads were synced before the checkpoint was written; like every
+        // record before a seal they are verified on first read.
+        self.found.extend(ckpt_chunks.into_iter().map(|(off, seq, h)| (seg.clone(), h, off, seq, false)));
         self.found.extend(sc.chunks.into_iter().map(|(h, off, seq, verified)| (seg.clone(), h, off, seq, verified)));
         Ok(Some(seg))
     }
@@ -406,7 +428,12 @@ pub(crate) fn open_storage(
         stats: Arc::new(StorageStats::default()),
         found: Vec::new(),
         compaction_segments: HashMap::new(),
+        ckpt: super::checkpoint::read(&seg_dir).unwrap_or_default(),
     };
+    rec.max_seq = rec.ckpt.next_seq.saturating_sub(1);
+    for (&k, &next) in &rec.ckpt.next_domain {
+        rec.domains.insert(k, next);
+    }
     let started = std::time::Instant::now();
     let files = list_segments(&seg_dir, &mut rec.report)?;
     let max_id = files.last().map_or(0, |(id, _)| *id);

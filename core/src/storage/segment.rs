@@ -45,6 +45,9 @@ pub(crate) struct Segment {
     len: AtomicU64,
     /// Bytes known to be on stable storage.
     synced: AtomicU64,
+    /// End of the last commit or seal record: everything before it is committed (what an
+    /// index checkpoint may cover, storage/checkpoint.rs).
+    committed: AtomicU64,
     /// Set when an append failed and could not be rolled back: no more appends.
     poisoned: AtomicBool,
     /// Set by interval-durability commits; the syncer only syncs segments that want it.
@@ -93,6 +96,7 @@ impl Segment {
     pub(crate) fn open_existing(id: u64, path: PathBuf, file: File, len: u64, map_hint: u64, stats: Arc<StorageStats>) -> Arc<Segment> {
         let seg = Segment::from_file(id, path, file, len, map_hint, stats);
         seg.synced.store(len, Ordering::Release);
+        seg.committed.store(len, Ordering::Release);
         Arc::new(seg)
     }
 
@@ -103,6 +107,7 @@ impl Segment {
             file,
             len: AtomicU64::new(len),
             synced: AtomicU64::new(0),
+            committed: AtomicU64::new(len),
             poisoned: AtomicBool::new(false),
             wants_sync: AtomicBool::new(false),
             live_records: AtomicI64::new(0),
@@ -115,6 +120,17 @@ impl Segment {
 
     pub(crate) fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
+    }
+
+    /// Everything appended so far is committed (called by the segment's only appender right
+    /// after a commit or seal record).
+    pub(crate) fn mark_committed(&self) {
+        self.committed.store(self.len(), Ordering::Release);
+    }
+
+    /// End of the last commit or seal record.
+    pub(crate) fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
     }
 
     pub(crate) fn unsynced(&self) -> u64 {
@@ -285,6 +301,11 @@ pub(crate) struct Segments {
 impl Segments {
     pub(crate) fn new(dir: PathBuf, cap: u64, next_id: u64, stats: Arc<StorageStats>) -> Segments {
         Segments { dir, cap, next_id: AtomicU64::new(next_id), all: Mutex::new(HashMap::new()), pool: Mutex::new(Vec::new()), stats }
+    }
+
+    /// The directory of the segment files.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Segment files open now.

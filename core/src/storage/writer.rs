@@ -518,6 +518,7 @@ impl StorageWriter {
             }
         }
         self.committed_len = seg.len();
+        seg.mark_committed();
         if seg.len() >= self.storage.segments.cap() {
             // Full and fully committed: seal it so recovery trusts it without re-reading.
             if let Some(old) = self.seg.take() {
@@ -540,8 +541,10 @@ impl StorageWriter {
             return;
         }
         let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
-        if let Err(e) = seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
-            tracing::warn!(key = &*self.key, segment = seg.id, error = %e, "could not write seal record");
+        match seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
+            // Sealed after a commit or after cutting what was not committed.
+            Ok(_) => seg.mark_committed(),
+            Err(e) => tracing::warn!(key = &*self.key, segment = seg.id, error = %e, "could not write seal record"),
         }
     }
 

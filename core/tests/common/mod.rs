@@ -184,6 +184,12 @@ pub fn ts_range(start: i64, n: usize, step: i64) -> Vec<i64> {
     (0..n as i64).map(|i| start + i * step).collect()
 }
 
+/// Remove the index checkpoint a clean close wrote, so the next open walks every record
+/// header, as after a crash in a directory never closed cleanly.
+pub fn drop_checkpoint(dir: &Path) {
+    std::fs::remove_file(dir.join("segments/index.ckpt")).expect("a clean close writes segments/index.ckpt");
+}
+
 /// Segment files of a data directory, sorted by name.
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
