@@ -189,6 +189,40 @@ fn compaction_compresses_numeric_channels_and_reads_them_back_exactly() {
     assert_eq!(read_one(&engine, sub, g.data[1].key, DataType::I64).as_slice::<i64>().unwrap(), &counter[1234..5678]);
 }
 
+/// Samples that do not compress (random bits) stay raw, and a record compaction wrote raw
+/// is not rewritten at every pass: the pass ends, the next finds nothing to do.
+#[test]
+fn incompressible_samples_stay_raw_and_are_compacted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), options(true, 1 << 20)).unwrap();
+    let g = create_group(&engine, "r", &[DataType::U64]);
+    let mut w = engine.open_writer(WriterConfig::new(TimeStamp(T0), g.keys())).unwrap();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut all = Vec::new();
+    for k in 0..50i64 {
+        let v: Vec<u64> = (0..100)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect();
+        all.extend_from_slice(&v);
+        let f = telemetron::telem::Frame::new()
+            .with(g.idx(), Series::timestamps(ts_range(T0 + k * 1_000, 100, 10)))
+            .with(g.data[0].key, Series::from_vec(v));
+        w.write(&f).unwrap();
+    }
+    w.close().unwrap();
+    let r = engine.compact().unwrap();
+    assert_eq!((r.records_in, r.records_out), (100, 2), "{r:?}");
+    let data = all_records(dir.path()).into_iter().find(|(_, r)| r.flags & 1 == 1 && r.channel == g.data[0].key).unwrap().1;
+    assert_eq!(data.codec, 0, "random bits do not compress: kept raw");
+    assert_eq!(engine.compact().unwrap().records_in, 0, "nothing left to do");
+    assert_eq!(read_one(&engine, TimeRange::MAX, g.data[0].key, DataType::U64).as_slice::<u64>().unwrap(), &all[..]);
+}
+
 /// Deletes before compaction (cut records are left alone) and after it (the compacted
 /// record is trimmed), across reopen.
 #[test]

@@ -116,7 +116,10 @@ fn plan(store: &ChannelStore, target: u64, codec: Codec) -> Vec<Run> {
         let mut cur: Vec<ChunkRef> = Vec::new();
         let mut bytes = 0u64;
         let flush = |cur: &mut Vec<ChunkRef>, runs: &mut Vec<Run>| {
-            let recode = cur.len() == 1 && cur.first().is_some_and(|c| c.rec.header.codec != codec.tag() && codec != Codec::Raw);
+            // A record compaction wrote is not recoded alone: it is raw because compressing
+            // did not pay, and would be rewritten raw again at every pass.
+            let recode = cur.len() == 1
+                && cur.first().is_some_and(|c| codec != Codec::Raw && c.rec.header.codec != codec.tag() && !c.rec.header.is_compacted());
             if cur.len() >= 2 || recode {
                 runs.push(Run { domain, refs: std::mem::take(cur) });
             }
@@ -379,12 +382,19 @@ fn compact_channel(
             bytes <= BATCH_BYTES || bytes == b
         });
         let count = keep.count().max(1);
+        let more = runs.len() > count;
         runs.truncate(count);
         let batch = runs.into_iter().map(|r| merge(store, r, codec)).collect::<Result<Vec<_>, _>>()?;
         write_batch(storage, out, store, batch, report)?;
         drop(guard);
         any = true;
         report.longest_batch_micros = report.longest_batch_micros.max(u64::try_from(held.elapsed().as_micros()).unwrap_or(u64::MAX));
+        // Only what the plan did not fit in this batch is taken again now. Records a writer
+        // commits meanwhile wait for the next pass: planning again would chase an active
+        // writer's tail forever while the other channels wait.
+        if !more {
+            return Ok(any);
+        }
     }
 }
 
