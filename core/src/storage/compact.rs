@@ -45,7 +45,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::compress::Codec;
-use super::format::{FLAG_COMPACTED, KIND_COMMIT, KIND_SEAL, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
+use super::format::{FLAG_COMPACTED, KIND_COMMIT, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
 use super::index::{ChunkRef, RecordRef};
 use super::segment::Segment;
 use super::syncer::{Background, Signal, spawn_loop};
@@ -270,10 +270,8 @@ impl Output<'_> {
     /// After a synced batch: a seal record, so recovery trusts what precedes it without
     /// re-reading it; a full segment is left for good.
     fn sealed(&mut self, seg: &Segment) {
-        let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
-        match seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
-            Ok(_) => seg.mark_committed(),
-            Err(e) => tracing::warn!(key = "storage/compact", segment = seg.id, error = %e, "could not write seal record"),
+        if let Err(e) = seg.append_seal() {
+            tracing::warn!(key = "storage/compact", segment = seg.id, error = %e, "could not write seal record");
         }
         if seg.len() >= self.storage.segments.cap() || seg.is_poisoned() {
             self.seg = None;

@@ -260,16 +260,15 @@ struct Recovery<'a> {
     stats: Arc<StorageStats>,
     /// The index checkpoint read at open (empty without one).
     ckpt: super::checkpoint::Checkpoint,
-    /// Per segment: whether it holds compacted records (such a segment is not pooled).
-    compaction_segments: HashMap<u64, bool>,
     /// Committed chunks of the segments scanned so far, indexed once all are scanned.
     found: Vec<(Arc<Segment>, RecordHeader, u64, u64, bool)>,
 }
 
 impl Recovery<'_> {
-    /// Check, scan and truncate one segment file, and index its committed chunks. `None` if
-    /// the file was removed or set aside.
-    fn segment(&mut self, id: u64, path: PathBuf, segment_size: u64) -> Result<Option<Arc<Segment>>> {
+    /// Check, scan and truncate one segment file, and collect its committed chunks. Returns
+    /// the segment and whether it holds compacted records (such a segment is not pooled for
+    /// writers); `None` if the file was removed or set aside.
+    fn segment(&mut self, id: u64, path: PathBuf, segment_size: u64) -> Result<Option<(Arc<Segment>, bool)>> {
         let file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| io_err(&path, e))?;
         let flen = file.metadata().map_err(|e| io_err(&path, e))?.len();
         // SAFETY: nothing else writes this directory (we hold its lock); the map is dropped
@@ -321,17 +320,14 @@ impl Recovery<'_> {
         }
         let seg = Segment::open_existing(id, path, file, sc.keep_end, segment_size, self.stats.clone());
         if seal {
-            let enc = RecordHeader::marker(KIND_SEAL, 0, 0, crate::telem::TimeStamp::now().0).encode();
-            seg.append(&mut [std::io::IoSlice::new(&enc)], RECORD_HEADER_LEN as u64)?;
+            seg.append_seal()?;
             seg.sync()?;
-            seg.mark_committed();
         }
-        self.compaction_segments.insert(id, compaction);
         // Checkpointed payloads were synced before the checkpoint was written; like every
         // record before a seal they are verified on first read.
         self.found.extend(ckpt_chunks.into_iter().map(|(off, seq, h)| (seg.clone(), h, off, seq, false)));
         self.found.extend(sc.chunks.into_iter().map(|(h, off, seq, verified)| (seg.clone(), h, off, seq, verified)));
-        Ok(Some(seg))
+        Ok(Some((seg, compaction)))
     }
 
     /// Put the committed chunks of every segment into their channels' pointer indexes.
@@ -427,7 +423,6 @@ pub(crate) fn open_storage(
         domains: HashMap::new(),
         stats: Arc::new(StorageStats::default()),
         found: Vec::new(),
-        compaction_segments: HashMap::new(),
         ckpt: super::checkpoint::read(&seg_dir).unwrap_or_default(),
     };
     rec.max_seq = rec.ckpt.next_seq.saturating_sub(1);
@@ -439,10 +434,9 @@ pub(crate) fn open_storage(
     let max_id = files.last().map_or(0, |(id, _)| *id);
     let segments = Segments::new(seg_dir.clone(), opts.segment_size, max_id + 1, rec.stats.clone());
     for (id, path) in files {
-        if let Some(seg) = rec.segment(id, path, opts.segment_size)? {
+        if let Some((seg, compaction)) = rec.segment(id, path, opts.segment_size)? {
             rec.report.segments += 1;
-            let poolable = !rec.compaction_segments.get(&id).copied().unwrap_or(false);
-            segments.insert_recovered(seg, poolable);
+            segments.insert_recovered(seg, !compaction);
         }
     }
     rec.index_chunks();

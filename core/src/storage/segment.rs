@@ -17,7 +17,7 @@ use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions};
 use parking_lot::Mutex;
 
-use super::format::{HEADER_LEN, encode_segment_header};
+use super::format::{HEADER_LEN, KIND_SEAL, RECORD_HEADER_LEN, RecordHeader, encode_segment_header};
 use super::{StorageError, StorageStats};
 use crate::telem::TimeStamp;
 
@@ -120,6 +120,16 @@ impl Segment {
 
     pub(crate) fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
+    }
+
+    /// Append a SEAL record: everything before it is committed and (unless the writer's
+    /// durability is `None`) synced, so recovery trusts it without re-reading it. The caller
+    /// is the segment's only appender and has just committed, synced or cut what was not.
+    pub(crate) fn append_seal(&self) -> Result<(), StorageError> {
+        let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
+        self.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64)?;
+        self.mark_committed();
+        Ok(())
     }
 
     /// Everything appended so far is committed (called by the segment's only appender right

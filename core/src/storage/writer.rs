@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::format::{KIND_COMMIT, KIND_SEAL, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
+use super::format::{KIND_COMMIT, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
 use super::index::{ChunkRef, RecordRef};
 use super::rules;
 use super::segment::Segment;
@@ -540,11 +540,9 @@ impl StorageWriter {
             tracing::error!(key = &*self.key, segment = seg.id, error = %e, "sync before seal failed; segment left unsealed");
             return;
         }
-        let enc = RecordHeader::marker(KIND_SEAL, 0, 0, TimeStamp::now().0).encode();
-        match seg.append(&mut [IoSlice::new(&enc)], RECORD_HEADER_LEN as u64) {
-            // Sealed after a commit or after cutting what was not committed.
-            Ok(_) => seg.mark_committed(),
-            Err(e) => tracing::warn!(key = &*self.key, segment = seg.id, error = %e, "could not write seal record"),
+        // Sealed after a commit or after cutting what was not committed.
+        if let Err(e) = seg.append_seal() {
+            tracing::warn!(key = &*self.key, segment = seg.id, error = %e, "could not write seal record");
         }
     }
 
