@@ -72,9 +72,15 @@ impl Cluster {
         F: std::future::Future<Output = Result<T>>,
     {
         let mut live = self.inner.live.subscribe();
-        let peer = self.peer(node).await?;
+        // Connecting is inside the race too: a stopped node accepts TCP connections (the
+        // kernel does) and then answers nothing, so the first call to it would otherwise
+        // wait out the client's request timeout.
+        let work = async {
+            let peer = self.peer(node).await?;
+            call(peer).await.map_err(|e| self.unavailable(node, e))
+        };
         tokio::select! {
-            r = call(peer) => r.map_err(|e| self.unavailable(node, e)),
+            r = work => r,
             _ = live.wait_for(|l| !l.contains(&node)) => Err(NetError::NodeUnavailable {
                 node: self.node_name(node),
                 reason: "its lease expired while the request was in flight".into(),
