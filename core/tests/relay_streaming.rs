@@ -658,3 +658,65 @@ fn a_spinning_streamer_receives_every_frame_and_still_times_out_and_closes() {
     assert_eq!(s.recv_timeout(RECV), Err(StreamError::Closed));
     closer.join().unwrap();
 }
+
+/// A frame for more streamers than a writer feeds itself goes through the relay's
+/// dispatcher. Each streamer still receives every frame in publish order, including
+/// frames of small fan-outs published meanwhile (they queue behind the crowd's). A state
+/// pushed by `update_channels` arrives after them, and closing the engine delivers
+/// everything published before it.
+#[test]
+fn a_crowd_of_streamers_is_fed_by_the_dispatcher_in_publish_order() {
+    const CROWD: usize = 100;
+    const FRAMES: u32 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let a = virtual_u32(&engine, "crowd");
+    let b = virtual_u32(&engine, "side");
+    let cfg = |keys: Vec<ChannelKey>| StreamerConfig { capacity: 4 * FRAMES as usize, ..StreamerConfig::new(keys) };
+    let mut crowd: Vec<Streamer> = (0..CROWD).map(|_| engine.open_streamer(cfg(vec![a])).unwrap()).collect();
+    // Alone on `b`, also on `a`: its `b` frames are a fan-out of one, which the writer would
+    // queue itself if it did not wait behind the crowd's frames still in the dispatcher.
+    let mut both = engine.open_streamer(cfg(vec![a, b])).unwrap();
+    let mut wa = stream_writer(&engine, vec![a]);
+    let mut wb = stream_writer(&engine, vec![b]);
+    for i in 0..FRAMES {
+        wa.write(&one(a, i)).unwrap();
+        wb.write(&one(b, i)).unwrap();
+    }
+    for i in 0..FRAMES {
+        assert_eq!(recv(&mut both), one(a, i), "frame {i} of the crowd's channel");
+        assert_eq!(recv(&mut both), one(b, i), "frame {i} of the side channel, after the crowd's");
+    }
+    // A state pushed by update_channels queues behind frames still in flight.
+    let ctl = engine.control_channel();
+    wa.write(&one(a, FRAMES)).unwrap();
+    both.update_channels(vec![a, b, ctl]).unwrap();
+    wa.write(&one(a, FRAMES + 1)).unwrap();
+    assert_eq!(recv(&mut both), one(a, FRAMES));
+    let state = recv(&mut both);
+    assert_eq!(state.unique_keys(), vec![ctl], "the control state, after the frame published before the update: {state:?}");
+    assert_eq!(recv(&mut both), one(a, FRAMES + 1));
+
+    // Closing the engine right after a burst: every crowd streamer gets the whole burst, in
+    // order, then Closed.
+    for i in FRAMES + 2..2 * FRAMES {
+        wa.write(&one(a, i)).unwrap();
+    }
+    drop((wa, wb));
+    engine.close().unwrap();
+    for (n, s) in crowd.iter_mut().enumerate() {
+        let mut got = Vec::with_capacity(2 * FRAMES as usize);
+        loop {
+            match s.try_recv() {
+                Ok(Some(f)) => got.extend(u32s(&f, a)),
+                Ok(None) => panic!("streamer {n}: nothing queued and not closed after {} frames", got.len()),
+                Err(StreamError::Closed) => break,
+                Err(e) => panic!("streamer {n}: {e}"),
+            }
+        }
+        assert_eq!(got, (0..2 * FRAMES).collect::<Vec<u32>>(), "streamer {n}");
+    }
+    let m = engine.relay_metrics();
+    assert_eq!(m.dropped_frames, 0, "{m:?}");
+    assert!(m.delivered_frames >= CROWD as u64 * u64::from(2 * FRAMES), "{m:?}");
+}

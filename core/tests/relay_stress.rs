@@ -2,6 +2,8 @@
 //! and closing concurrently for about a second. Every thread must finish (a watchdog fails
 //! the test instead of hanging), frames must respect demand and per-writer order, stored
 //! data must be exactly what was written, and afterwards no streamer may be left active.
+//! A crowd of streamers on every channel stays open throughout, so writers' frames go
+//! through the relay's dispatcher while small fan-outs mix in.
 
 mod common;
 
@@ -21,6 +23,8 @@ use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 const WRITERS: usize = 8;
 const STREAMERS: usize = 16;
 const VIRTUALS: usize = 4;
+/// Streamers on every channel, open throughout (more than a writer feeds itself).
+const CROWD: usize = 40;
 /// How long the threads keep going (they stop at the next iteration after it).
 const RUN: Duration = Duration::from_millis(1_000);
 /// Far beyond any healthy run: reaching it means a thread is stuck.
@@ -138,6 +142,58 @@ struct StreamStats {
     disconnected: u64,
 }
 
+/// Check a received frame: only channels asked for (`ever`), and per (channel, writer
+/// thread) sequence numbers that never go back (`last`).
+fn check_frame(f: &Frame, layout: &Layout, ever: &HashSet<ChannelKey>, last: &mut HashMap<(ChannelKey, usize), u32>) {
+    for (k, series) in f.iter() {
+        assert!(ever.contains(&k), "streamer got channel {k} it never asked for");
+        if k == layout.control || layout.stored.iter().any(|&(i, _)| i == k) {
+            continue;
+        }
+        for &v in series.as_slice::<u32>().unwrap() {
+            let (w, seq) = decode(v);
+            assert!(w < WRITERS, "value from an unknown writer: {v:#x}");
+            if let Some(&prev) = last.get(&(k, w)) {
+                // Samples of one frame repeat its seq; frames only go forward.
+                assert!(seq >= prev, "channel {k} writer {w}: seq {seq} after {prev}");
+            }
+            last.insert((k, w), seq);
+        }
+    }
+}
+
+/// The crowd: `CROWD` streamers on every channel, open throughout, polled in turn. With
+/// them every writer's frames go to more streamers than it feeds itself, so they pass
+/// through the relay's dispatcher while the churning streamers' frames mix in.
+fn crowd_thread(engine: Engine, layout: Layout, stop: Arc<AtomicBool>) -> StreamStats {
+    let all: HashSet<ChannelKey> = layout.all().into_iter().collect();
+    let mut crowd: Vec<_> = (0..CROWD).map(|_| engine.open_streamer(StreamerConfig::new(layout.all())).unwrap()).collect();
+    let mut last: Vec<HashMap<(ChannelKey, usize), u32>> = vec![HashMap::new(); CROWD];
+    let mut stats = StreamStats::default();
+    while !stop.load(Ordering::Relaxed) {
+        let mut idle = true;
+        for (s, last) in crowd.iter_mut().zip(&mut last) {
+            match s.try_recv() {
+                Ok(Some(f)) => {
+                    idle = false;
+                    stats.frames += 1;
+                    check_frame(&f, &layout, &all, last);
+                }
+                Ok(None) => {}
+                Err(StreamError::Lagged { dropped }) => {
+                    assert!(dropped > 0);
+                    stats.lagged += 1;
+                }
+                Err(e) => panic!("a crowd streamer failed: {e}"),
+            }
+        }
+        if idle {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+    stats
+}
+
 /// One streamer thread: open a streamer on a random set of channels with random settings,
 /// receive for a while, update its channels now and then, close or drop it; repeat.
 fn streamer_thread(engine: Engine, layout: Layout, me: usize, stop: Arc<AtomicBool>) -> StreamStats {
@@ -170,21 +226,7 @@ fn streamer_thread(engine: Engine, layout: Layout, me: usize, stop: Arc<AtomicBo
             match s.recv_timeout(Duration::from_millis(rng.below(3))) {
                 Ok(Some(f)) => {
                     stats.frames += 1;
-                    for (k, series) in f.iter() {
-                        assert!(ever.contains(&k), "streamer got channel {k} it never asked for");
-                        if k == layout.control || layout.stored.iter().any(|&(i, _)| i == k) {
-                            continue;
-                        }
-                        for &v in series.as_slice::<u32>().unwrap() {
-                            let (w, seq) = decode(v);
-                            assert!(w < WRITERS, "value from an unknown writer: {v:#x}");
-                            if let Some(&prev) = last.get(&(k, w)) {
-                                // Samples of one frame repeat its seq; frames only go forward.
-                                assert!(seq >= prev, "channel {k} writer {w}: seq {seq} after {prev}");
-                            }
-                            last.insert((k, w), seq);
-                        }
-                    }
+                    check_frame(&f, &layout, &ever, &mut last);
                 }
                 Ok(None) => {}
                 Err(StreamError::Lagged { dropped }) => {
@@ -252,6 +294,10 @@ fn writers_and_streamers_churn_concurrently() {
             r
         }));
     }
+    let crowd = {
+        let (engine, layout, stop) = (engine.clone(), layout.clone(), stop.clone());
+        thread::spawn(move || crowd_thread(engine, layout, stop))
+    };
     drop(done_tx);
     thread::sleep(RUN);
     stop.store(true, Ordering::SeqCst);
@@ -271,6 +317,9 @@ fn writers_and_streamers_churn_concurrently() {
     }
     let stored: Vec<Vec<i64>> = writers.into_iter().map(|h| h.join().expect("writer thread panicked")).collect();
     let stats: Vec<StreamStats> = streamers.into_iter().map(|h| h.join().expect("streamer thread panicked")).collect();
+    let crowd = crowd.join().expect("crowd thread panicked");
+    assert!(crowd.frames > 0, "the crowd received frames");
+    eprintln!("crowd: frames {}, lag notices {}", crowd.frames, crowd.lagged);
 
     let m = engine.relay_metrics();
     assert_eq!(m.active_streamers, 0, "every streamer released its demand: {m:?}");

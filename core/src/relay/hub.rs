@@ -6,10 +6,15 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use super::dispatch::{Job, Shared};
 use super::streamer::LagPolicy;
 use super::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Fault, Mutex, RwLock};
 use crate::channel::ChannelKey;
 use crate::telem::Frame;
+
+/// A frame for at most this many streamers is queued to them by the writer itself (each
+/// push and wake costs it about 0.2 µs); a frame for more is handed to the dispatcher.
+pub(crate) const INLINE_TARGETS: usize = 32;
 
 /// Counters of the relay, shared by every streamer.
 #[derive(Debug, Default)]
@@ -98,7 +103,7 @@ impl Subscriber {
     /// Queue `f` (or count it lost, by the lag policy). Returns whether the subscriber must
     /// be woken: the caller wakes it with [`Subscriber::wake`] once it holds no lock of the
     /// write path, so waking costs the writer nothing while other writers wait.
-    fn enqueue(&self, f: Frame, m: &RelayMetrics) -> bool {
+    pub(super) fn enqueue(&self, f: Frame, m: &RelayMetrics) -> bool {
         let early = self.faulty(Fault::WakeBeforePush);
         if early {
             self.wake();
@@ -151,51 +156,82 @@ impl Subscriber {
 }
 
 #[derive(Debug, Default)]
-struct Table {
+pub(super) struct Table {
     by_channel: HashMap<ChannelKey, Vec<Arc<Subscriber>>>,
     keys: HashMap<u64, Vec<ChannelKey>>,
     subs: HashMap<u64, Arc<Subscriber>>,
 }
 
-/// A writer's routing plan: which subscribers want which of its channels. It is rebuilt
-/// when subscriptions change (the relay's generation moves), not per frame, so publishing a
-/// frame costs one lookup per series plus one push per subscriber fed.
+/// Which subscribers want which of a writer's channels. Built when subscriptions change
+/// (the relay's generation moves), not per frame, and shared with the dispatcher, so
+/// routing a frame costs one lookup per series plus one push per subscriber fed.
 #[derive(Debug, Default)]
-pub(crate) struct PublishCache {
-    generation: u64,
-    valid: bool,
+pub(super) struct Plan {
     /// Every subscriber that wants at least one of the writer's channels.
-    targets: Vec<Arc<Subscriber>>,
+    pub(super) targets: Vec<Arc<Subscriber>>,
     /// The writer's channel -> indices into `targets` of the subscribers that want it.
     routes: HashMap<ChannelKey, Vec<usize>>,
-    /// One frame per target, filled while publishing.
-    out: Vec<Frame>,
-    /// Subscribers queued to since the last [`Relay::wake`].
-    to_wake: Vec<Arc<Subscriber>>,
 }
 
-impl PublishCache {
-    fn rebuild(&mut self, t: &Table, writer_keys: &mut dyn Iterator<Item = ChannelKey>) {
-        self.targets.clear();
-        self.routes.clear();
+impl Plan {
+    fn build(t: &Table, writer_keys: &mut dyn Iterator<Item = ChannelKey>) -> Plan {
+        let mut plan = Plan::default();
         let mut index: HashMap<u64, usize> = HashMap::new();
         for k in writer_keys {
             // A key given twice (a frame with several series of one channel) is routed
             // once: its route already sends each of its series to every subscriber.
-            if self.routes.contains_key(&k) {
+            if plan.routes.contains_key(&k) {
                 continue;
             }
             let Some(subs) = t.by_channel.get(&k) else { continue };
-            let route = self.routes.entry(k).or_default();
+            let route = plan.routes.entry(k).or_default();
             for sub in subs {
                 let i = *index.entry(sub.id).or_insert_with(|| {
-                    self.targets.push(sub.clone());
-                    self.targets.len() - 1
+                    plan.targets.push(sub.clone());
+                    plan.targets.len() - 1
                 });
                 route.push(i);
             }
         }
+        plan
     }
+
+    /// Queue `frame`, split by this plan, to its targets; the ones to wake go to `to_wake`.
+    /// `out` is scratch space (one frame per target), left empty. Returns false when no
+    /// series of `frame` is wanted.
+    pub(super) fn deliver(&self, frame: &Frame, out: &mut Vec<Frame>, m: &RelayMetrics, to_wake: &mut Vec<Arc<Subscriber>>) -> bool {
+        out.resize_with(self.targets.len(), Frame::new);
+        let mut any = false;
+        for (k, s) in frame.iter() {
+            let Some(route) = self.routes.get(&k) else { continue };
+            for &i in route {
+                out[i].push(k, s.clone());
+                any = true;
+            }
+        }
+        if any {
+            m.published.fetch_add(1, Ordering::Relaxed);
+            for (sub, f) in self.targets.iter().zip(out.iter_mut()) {
+                if !f.is_empty() && sub.enqueue(std::mem::take(f), m) {
+                    to_wake.push(sub.clone());
+                }
+            }
+        }
+        any
+    }
+}
+
+/// A writer's routing state: its plan and scratch space, kept across its writes.
+#[derive(Debug, Default)]
+pub(crate) struct PublishCache {
+    generation: u64,
+    plan: Option<std::sync::Arc<Plan>>,
+    /// One frame per target, filled while publishing.
+    out: Vec<Frame>,
+    /// Subscribers queued to since the last [`Relay::wake`].
+    to_wake: Vec<Arc<Subscriber>>,
+    /// A frame was handed to the dispatcher since the last [`Relay::wake`].
+    handed_off: bool,
 }
 
 /// The relay hub.
@@ -206,10 +242,17 @@ pub(crate) struct Relay {
     count: AtomicUsize,
     next_id: AtomicU64,
     closed: AtomicBool,
-    pub metrics: RelayMetrics,
+    /// The counters and the dispatcher, shared with the dispatcher's thread.
+    shared: std::sync::Arc<Shared>,
     /// A protocol break for the loom models, given to every subscriber.
     #[cfg(telemetron_loom)]
     pub fault: Fault,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.shared.dispatch.stop();
+    }
 }
 
 impl Relay {
@@ -306,42 +349,59 @@ impl Relay {
     /// nobody wants any of `writer_keys`. Nobody is woken yet: call [`Relay::wake`] with the
     /// same cache once the write path's locks are released. Frames are queued here, under
     /// those locks, so every streamer sees frames in the order storage has them.
+    ///
+    /// A frame for more than [`INLINE_TARGETS`] streamers is not queued to them here: it is
+    /// handed to the dispatcher (one push), whose thread queues it to each and wakes them,
+    /// so a writer's cost does not grow with the number of streamers it feeds. While any
+    /// handed-off frame is not yet delivered, every frame goes the same way, so each
+    /// streamer still receives frames in publish order.
     pub(crate) fn publish(&self, frame: &Frame, cache: &mut PublishCache, writer_keys: &mut dyn Iterator<Item = ChannelKey>) {
         if self.count.load(Ordering::Acquire) == 0 || frame.is_empty() {
             return;
         }
         let generation = self.generation.load(Ordering::Acquire);
-        if !cache.valid || cache.generation != generation {
-            cache.rebuild(&self.table.read(), writer_keys);
-            cache.generation = generation;
-            cache.valid = true;
-        }
-        if cache.targets.is_empty() {
+        let plan = match &cache.plan {
+            Some(p) if cache.generation == generation => p.clone(),
+            _ => {
+                let p = std::sync::Arc::new(Plan::build(&self.table.read(), writer_keys));
+                cache.plan = Some(p.clone());
+                cache.generation = generation;
+                p
+            }
+        };
+        if plan.targets.is_empty() {
             return;
         }
-        cache.out.resize_with(cache.targets.len(), Frame::new);
-        let mut any = false;
-        for (k, s) in frame.iter() {
-            let Some(route) = cache.routes.get(&k) else { continue };
-            for &i in route {
-                cache.out[i].push(k, s.clone());
-                any = true;
-            }
-        }
-        if !any {
-            return;
-        }
-        self.metrics.published.fetch_add(1, Ordering::Relaxed);
-        for (sub, f) in cache.targets.iter().zip(cache.out.iter_mut()) {
-            if !f.is_empty() && sub.enqueue(std::mem::take(f), &self.metrics) {
-                cache.to_wake.push(sub.clone());
-            }
+        let dispatch = &self.shared.dispatch;
+        if plan.targets.len() <= INLINE_TARGETS && !dispatch.busy() {
+            plan.deliver(frame, &mut cache.out, &self.shared.metrics, &mut cache.to_wake);
+        } else {
+            dispatch.push(&self.shared, Job::Routed { frame: frame.clone(), plan });
+            cache.handed_off = true;
         }
     }
 
-    /// Wake the subscribers the last publishes with `cache` queued to.
+    /// Wake the subscribers the last publishes with `cache` queued to, and the dispatcher
+    /// if they handed it frames.
     pub(crate) fn wake(&self, cache: &mut PublishCache) {
         for sub in cache.to_wake.drain(..) {
+            sub.wake();
+        }
+        if std::mem::take(&mut cache.handed_off) {
+            self.shared.dispatch.kick(&self.shared);
+        }
+    }
+
+    /// Queue `frame` to `sub` alone, whatever its capacity (a state it must not miss, see
+    /// [`crate::relay::Streamer::update_channels`]), after every frame already handed to
+    /// the dispatcher, and wake it.
+    pub(crate) fn push_state(&self, sub: &Arc<Subscriber>, frame: Frame) {
+        let dispatch = &self.shared.dispatch;
+        if dispatch.busy() {
+            dispatch.push(&self.shared, Job::State { sub: sub.clone(), frame });
+            dispatch.kick(&self.shared);
+        } else {
+            sub.queue.lock().frames.push_back(frame);
             sub.wake();
         }
     }
@@ -354,8 +414,11 @@ impl Relay {
         self.wake(&mut cache);
     }
 
-    /// Close every subscriber (engine shutdown).
+    /// Close every subscriber (engine shutdown), after queueing to them every frame
+    /// already handed to the dispatcher: receivers get every frame published before the
+    /// close, then [`crate::relay::StreamError::Closed`].
     pub(crate) fn close(&self) {
+        self.shared.dispatch.drain(&self.shared.metrics);
         let subs: Vec<Arc<Subscriber>> = {
             let t = self.table.write();
             self.closed.store(true, Ordering::Release);
@@ -392,11 +455,12 @@ impl Relay {
     }
 
     pub(crate) fn snapshot(&self) -> RelayMetricsSnapshot {
+        let m = &self.shared.metrics;
         RelayMetricsSnapshot {
-            published_frames: self.metrics.published.load(Ordering::Relaxed),
-            delivered_frames: self.metrics.delivered.load(Ordering::Relaxed),
-            dropped_frames: self.metrics.dropped.load(Ordering::Relaxed),
-            disconnected_streamers: self.metrics.disconnected.load(Ordering::Relaxed),
+            published_frames: m.published.load(Ordering::Relaxed),
+            delivered_frames: m.delivered.load(Ordering::Relaxed),
+            dropped_frames: m.dropped.load(Ordering::Relaxed),
+            disconnected_streamers: m.disconnected.load(Ordering::Relaxed),
             active_streamers: self.count.load(Ordering::Relaxed) as u64,
         }
     }

@@ -11,7 +11,10 @@
 //!
 //! ## Fan-out
 //! Series are reference counted: every streamer receives the same buffers; nothing is
-//! copied per subscriber.
+//! copied per subscriber. A frame for a few streamers is queued to them by the writer; a
+//! frame for many is handed to the dispatcher (`dispatch.rs`), whose thread queues it to
+//! each, so a writer's cost does not grow with the crowd watching it. Every streamer
+//! receives frames in publish order either way.
 //!
 //! ## Lagging
 //! Every streamer has a bounded queue (default 1024 frames). A writer never waits for a
@@ -20,7 +23,8 @@
 //! continues with the newest frames ([`LagPolicy::Notify`], the default). With
 //! [`LagPolicy::Disconnect`] the streamer is closed instead and receives
 //! [`StreamError::Disconnected`]. One slow streamer never delays another: a publish costs
-//! each streamer one short, uncontended queue push. Drops and disconnects are counted in
+//! each streamer one short, uncontended queue push, on the writer's thread or the
+//! dispatcher's. Drops and disconnects are counted in
 //! [`RelayMetrics`].
 //!
 //! ## Reductions
@@ -37,6 +41,7 @@
 //! `--cfg telemetron_loom` the primitives in `sync.rs` are loom's, and the models in
 //! `core/tests/relay_loom.rs` (`make test-loom`) drive a real [`Streamer`].
 
+mod dispatch;
 mod hub;
 #[cfg(telemetron_loom)]
 #[doc(hidden)]

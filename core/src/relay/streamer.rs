@@ -206,8 +206,7 @@ impl Streamer {
         let mut apply = |state: Option<Frame>| {
             updated = relay.update(sub.id, &keys);
             if let (true, Some(f)) = (updated, state) {
-                sub.queue.lock().frames.push_back(f);
-                sub.wake();
+                relay.push_state(sub, f);
             }
         };
         match &self.hook {

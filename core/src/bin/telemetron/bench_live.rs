@@ -207,8 +207,8 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
             if a.slow_ms > 0 { format!(", plus one streamer sleeping {} ms per frame", a.slow_ms) } else { String::new() }
         );
         println!(
-            "{:>4} {:>14} {:>12} {:>10} {:>10} {:>12} {:>12} {:>12}",
-            "run", "delivered/s", "frames/s", "p50 us", "p99 us", "slow lost", "write p50 us", "write p99 us"
+            "{:>4} {:>14} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>12} {:>12}",
+            "run", "delivered/s", "bytes/s", "frames/s", "handed/s", "p50 us", "p99 us", "slow lost", "write p50 us", "write p99 us"
         );
     }
     for run in 0..a.common.runs {
@@ -236,13 +236,14 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
             let stop = stop.clone();
             let slow_ms = a.slow_ms;
             handles.push(rt.spawn(async move {
-                let (mut samples, mut lost, mut lat) = (0u64, 0u64, Vec::new());
+                let (mut samples, mut bytes, mut lost, mut lat) = (0u64, 0u64, 0u64, Vec::new());
                 loop {
                     match tokio::time::timeout(Duration::from_millis(50), s.next()).await {
                         Ok(Ok(f)) => {
                             let now = base.elapsed().as_nanos() as i64;
                             for ser in f.series() {
                                 samples += ser.len() as u64;
+                                bytes += ser.byte_size() as u64;
                                 if !slow {
                                     lat.push((now - ser.time_range().start.0).max(0) as f64 / 1e3);
                                 }
@@ -257,12 +258,13 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
                         Ok(Err(_)) => break,
                     }
                 }
-                (slow, samples, lost, lat)
+                (slow, samples, bytes, lost, lat)
             }));
         }
         let data = Series::from_vec((0..a.batch).map(|i| i as f64).collect::<Vec<f64>>());
         let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), keys.clone()).mode(WriterMode::Stream))?;
         let t0 = Instant::now();
+        let handed0 = engine.relay_metrics().delivered_frames;
         let mut frames = 0usize;
         let mut writes = Vec::new();
         while t0.elapsed().as_secs_f64() < a.seconds {
@@ -277,16 +279,20 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
             frames += 1;
         }
         let secs = t0.elapsed().as_secs_f64();
+        // Frames handed over to streamers' queues (one per streamer fed per write), against
+        // what the streamers actually took out of them (`delivered`, `bytes`).
+        let handed = engine.relay_metrics().delivered_frames - handed0;
         stop.store(true, Ordering::Release);
-        let mut delivered = 0u64;
+        let (mut delivered, mut delivered_bytes) = (0u64, 0u64);
         let mut lat = Vec::new();
         let mut slow_lost = 0;
         for h in handles {
-            if let Ok((slow, samples, lost, l)) = rt.block_on(h) {
+            if let Ok((slow, samples, bytes, lost, l)) = rt.block_on(h) {
                 if slow {
                     slow_lost = lost;
                 } else {
                     delivered += samples;
+                    delivered_bytes += bytes;
                     lat.extend(l);
                 }
             }
@@ -300,13 +306,15 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
             a.common.json,
             json!({"scenario": "fanout", "run": run, "subscribers": a.subscribers, "channels": a.channels, "batch": a.batch,
                    "rate_hz": a.rate, "slow_ms": a.slow_ms, "frames": frames, "seconds": secs, "samples_per_s": dps,
-                   "bytes_per_s": dps * 8.0, "p50_us": p50, "p99_us": p99, "slow_lost_frames": slow_lost,
+                   "bytes_per_s": delivered_bytes as f64 / secs, "frames_handed_per_s": handed as f64 / secs, "p50_us": p50, "p99_us": p99, "slow_lost_frames": slow_lost,
                    "write_p50_us": w50, "write_p99_us": w99}),
             || {
                 format!(
-                    "{run:>4} {:>14} {:>12} {p50:>10.1} {p99:>10.1} {slow_lost:>12} {w50:>12.1} {w99:>12.1}",
+                    "{run:>4} {:>14} {:>12} {:>12} {:>12} {p50:>10.1} {p99:>10.1} {slow_lost:>12} {w50:>12.1} {w99:>12.1}",
                     rate(dps),
-                    rate(frames as f64 / secs)
+                    format!("{}B", rate(delivered_bytes as f64 / secs)),
+                    rate(frames as f64 / secs),
+                    rate(handed as f64 / secs)
                 )
             },
         );
