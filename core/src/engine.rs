@@ -57,6 +57,11 @@ pub struct Options {
     /// gets its own block, `node << 24 | 1 ..= node << 24 | 0xFF_FFFF`, so a key names the
     /// node that stores it (docs/cluster.md). Keys already in the catalog are kept.
     pub channel_keys: Option<std::ops::RangeInclusive<ChannelKey>>,
+    /// A frame for at most this many streamers is queued to them on the writer's thread;
+    /// a frame for more is handed to the relay's dispatcher thread (docs/architecture.md
+    /// §13). `None`: 32. `Some(0)`: every frame goes through the dispatcher;
+    /// `Some(usize::MAX)`: writers always deliver their own frames.
+    pub relay_inline_targets: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -147,7 +152,7 @@ impl Engine {
         let system = channels.create_many(vec![system(CONTROL_CHANNEL), system(CHANGES_CHANNEL)], true, &|_| {})?;
         let hub = Arc::new(Hub {
             storage: storage.clone(),
-            relay: Arc::new(Relay::default()),
+            relay: Arc::new(Relay::new(options.relay_inline_targets.unwrap_or(crate::relay::INLINE_TARGETS))),
             arbiter: Default::default(),
             control_key: system[0].key,
             changes_key: system[1].key,

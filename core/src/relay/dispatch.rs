@@ -172,6 +172,7 @@ impl Dispatch {
 
 /// The dispatcher's thread: wait for jobs, deliver them in batches.
 fn run(shared: &Shared) {
+    batch_scheduling();
     let d = &shared.dispatch;
     loop {
         {
@@ -187,5 +188,22 @@ fn run(shared: &Shared) {
             }
         }
         d.deliver_batch(&shared.metrics);
+    }
+}
+
+/// Ask Linux not to let this thread preempt the thread that wakes it (`SCHED_BATCH`, no
+/// privilege needed). A writer kicks the dispatcher at the end of its `write()`; with the
+/// default policy the woken dispatcher often took the writer's core at once, and the
+/// writer's call waited out a whole fan-out (p99 up to ~200 µs on 2 cores). The dispatcher
+/// still gets its fair share of CPU.
+fn batch_scheduling() {
+    // SAFETY: sched_setscheduler on the calling thread (pid 0) with a valid, initialized
+    // sched_param; it only changes this thread's scheduling policy.
+    let rc = unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_BATCH, &param)
+    };
+    if rc != 0 {
+        tracing::debug!(key = "relay", error = %std::io::Error::last_os_error(), "the relay dispatcher keeps the default scheduling policy");
     }
 }

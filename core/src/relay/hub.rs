@@ -171,6 +171,8 @@ pub(super) struct Plan {
     pub(super) targets: Vec<Arc<Subscriber>>,
     /// The writer's channel -> indices into `targets` of the subscribers that want it.
     routes: HashMap<ChannelKey, Vec<usize>>,
+    /// Per target, how many of the writer's channels it wants (its frames' capacity).
+    wants: Vec<usize>,
 }
 
 impl Plan {
@@ -188,9 +190,11 @@ impl Plan {
             for sub in subs {
                 let i = *index.entry(sub.id).or_insert_with(|| {
                     plan.targets.push(sub.clone());
+                    plan.wants.push(0);
                     plan.targets.len() - 1
                 });
                 route.push(i);
+                plan.wants[i] += 1;
             }
         }
         plan
@@ -200,7 +204,8 @@ impl Plan {
     /// `out` is scratch space (one frame per target), left empty. Returns false when no
     /// series of `frame` is wanted.
     pub(super) fn deliver(&self, frame: &Frame, out: &mut Vec<Frame>, m: &RelayMetrics, to_wake: &mut Vec<Arc<Subscriber>>) -> bool {
-        out.resize_with(self.targets.len(), Frame::new);
+        out.clear();
+        out.extend(self.wants.iter().map(|&n| Frame::with_capacity(n.min(frame.len()))));
         let mut any = false;
         for (k, s) in frame.iter() {
             let Some(route) = self.routes.get(&k) else { continue };
@@ -242,6 +247,8 @@ pub(crate) struct Relay {
     count: AtomicUsize,
     next_id: AtomicU64,
     closed: AtomicBool,
+    /// See [`INLINE_TARGETS`] (`None`: that default).
+    inline_targets: Option<usize>,
     /// The counters and the dispatcher, shared with the dispatcher's thread.
     shared: std::sync::Arc<Shared>,
     /// A protocol break for the loom models, given to every subscriber.
@@ -256,6 +263,17 @@ impl Drop for Relay {
 }
 
 impl Relay {
+    /// A relay whose writers queue a frame to at most `inline_targets` streamers themselves.
+    pub(crate) fn new(inline_targets: usize) -> Relay {
+        let mut relay = Relay::default();
+        relay.inline_targets = Some(inline_targets);
+        relay
+    }
+
+    fn inline_targets(&self) -> usize {
+        self.inline_targets.unwrap_or(INLINE_TARGETS)
+    }
+
     /// Register a subscriber for `keys`, with `initial` frames queued before anything else.
     pub(crate) fn subscribe(&self, keys: &[ChannelKey], cap: usize, policy: LagPolicy, initial: Vec<Frame>) -> Arc<Subscriber> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -350,7 +368,8 @@ impl Relay {
     /// same cache once the write path's locks are released. Frames are queued here, under
     /// those locks, so every streamer sees frames in the order storage has them.
     ///
-    /// A frame for more than [`INLINE_TARGETS`] streamers is not queued to them here: it is
+    /// A frame for more than [`INLINE_TARGETS`] streamers (or the number the engine was
+    /// opened with) is not queued to them here: it is
     /// handed to the dispatcher (one push), whose thread queues it to each and wakes them,
     /// so a writer's cost does not grow with the number of streamers it feeds. While any
     /// handed-off frame is not yet delivered, every frame goes the same way, so each
@@ -373,7 +392,7 @@ impl Relay {
             return;
         }
         let dispatch = &self.shared.dispatch;
-        if plan.targets.len() <= INLINE_TARGETS && !dispatch.busy() {
+        if plan.targets.len() <= self.inline_targets() && !dispatch.busy() {
             plan.deliver(frame, &mut cache.out, &self.shared.metrics, &mut cache.to_wake);
         } else {
             dispatch.push(&self.shared, Job::Routed { frame: frame.clone(), plan });

@@ -258,8 +258,12 @@ impl Streamer {
         out
     }
 
-    /// One step without waiting: a frame ready for the caller, if any.
-    fn step(&mut self, now: Instant) -> Result<Option<Frame>, StreamError> {
+    /// One step without waiting: a frame ready for the caller, if any. `now` is the
+    /// caller's clock reading, if it has one; the clock is read here only when throttling
+    /// needs it (an unthrottled receive never reads it).
+    fn step(&mut self, now: Option<Instant>) -> Result<Option<Frame>, StreamError> {
+        let mut clock = now;
+        let mut now = || *clock.get_or_insert_with(sync::now);
         loop {
             let f = match self.pop() {
                 Ok(Some(f)) => self.reduce(f),
@@ -272,15 +276,16 @@ impl Streamer {
                 Some(h) => h.extend(f),
                 None => self.held = Some(f),
             }
-            if self.last_emit.is_none_or(|t| now.duration_since(t) >= period) {
+            if self.last_emit.is_none_or(|t| now().duration_since(t) >= period) {
                 break;
             }
         }
-        if let (Some(period), Some(_)) = (self.period, &self.held)
-            && self.last_emit.is_none_or(|t| now.duration_since(t) >= period)
-        {
-            self.last_emit = Some(now);
-            return Ok(self.held.take());
+        if let (Some(period), Some(_)) = (self.period, &self.held) {
+            let now = now();
+            if self.last_emit.is_none_or(|t| now.duration_since(t) >= period) {
+                self.last_emit = Some(now);
+                return Ok(self.held.take());
+            }
         }
         Ok(None)
     }
@@ -301,7 +306,7 @@ impl Streamer {
         if self.closed {
             return Err(StreamError::Closed);
         }
-        self.step(sync::now())
+        self.step(None)
     }
 
     /// Wait up to `timeout` for a frame: `Ok(None)` on timeout.
@@ -320,7 +325,7 @@ impl Streamer {
             // Read before looking at the queue: a push after this bumps it.
             let mut seen = self.sub.events.load(Ordering::Acquire);
             let now = sync::now();
-            if let Some(f) = self.step(now)? {
+            if let Some(f) = self.step(Some(now))? {
                 return Ok(Some(f));
             }
             if self.sub.faulty(Fault::ReadEventsLate) {
@@ -371,7 +376,7 @@ impl Streamer {
             if self.closed {
                 return Err(StreamError::Closed);
             }
-            if let Some(f) = self.step(sync::now())? {
+            if let Some(f) = self.step(None)? {
                 return Ok(f);
             }
             let notified = self.sub.notify.notified();

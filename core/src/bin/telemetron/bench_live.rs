@@ -11,9 +11,9 @@ use telemetron::channel::{ChannelKey, Concurrency, NewChannel};
 use telemetron::client::ClientWriter;
 use telemetron::framer::{WriterConfig, WriterMode};
 use telemetron::relay::{StreamError, StreamerConfig};
-use telemetron::storage::Durability;
+use telemetron::storage::{Durability, StorageOptions};
 use telemetron::telem::{DataType, Frame, Series, TimeStamp};
-use telemetron::{Client, ConnectOptions, Credentials, Engine, Error};
+use telemetron::{Client, ConnectOptions, Credentials, Engine, Error, Options};
 
 use crate::bench::{Common, Scratch, emit, open};
 use crate::stats::{percentile, rate};
@@ -69,6 +69,14 @@ pub struct FanoutArgs {
     /// one channel).
     #[arg(long, default_value_t = 1)]
     pub channels: usize,
+    /// A frame for at most this many streamers is queued by the writer itself; for more,
+    /// by the relay's dispatcher thread (the engine's default: 32). A number above
+    /// --subscribers measures the writer delivering every frame itself.
+    #[arg(long)]
+    pub inline_targets: Option<usize>,
+    /// Runtime threads the streamers' tasks run on.
+    #[arg(long, default_value_t = 1)]
+    pub receiver_threads: usize,
     #[command(flatten)]
     pub common: Common,
 }
@@ -213,18 +221,25 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
     }
     for run in 0..a.common.runs {
         let scratch = Scratch::new(&a.common.dir, "fanout");
-        let engine = open(&scratch.0, Durability::None)?;
+        let engine = Engine::open_with(
+            &scratch.0,
+            Options {
+                storage: StorageOptions { durability: Durability::None, ..StorageOptions::default() },
+                relay_inline_targets: a.inline_targets,
+                ..Options::default()
+            },
+        )?;
         let keys: Vec<_> = engine
             .create_channels((0..a.channels).map(|c| NewChannel::virtual_(format!("fan_{c}"), DataType::F64)).collect())?
             .iter()
             .map(|c| c.key)
             .collect();
         let base = Instant::now();
-        let stop = Arc::new(AtomicBool::new(false));
-        // Streamers run as async tasks on one runtime thread (as a server forwards them),
-        // the writer on this thread: one core each.
+        // Streamers run as async tasks on a runtime (one thread by default, as a server
+        // forwards them), the writer on this thread: one core each (the relay's dispatcher
+        // shares them).
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(a.receiver_threads.max(1))
             .enable_all()
             .build()
             .map_err(|e| Error::InvalidArgument { reason: e.to_string() })?;
@@ -233,13 +248,14 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         for i in 0..total {
             let slow = i == a.subscribers;
             let mut s = engine.open_streamer(StreamerConfig { capacity: 256, ..StreamerConfig::new(vec![keys[i % keys.len()]]) })?;
-            let stop = stop.clone();
             let slow_ms = a.slow_ms;
             handles.push(rt.spawn(async move {
                 let (mut samples, mut bytes, mut lost, mut lat) = (0u64, 0u64, 0u64, Vec::new());
+                // No timeout per receive (a timer per frame would cost the receivers more
+                // than the relay does): closing the engine ends every stream.
                 loop {
-                    match tokio::time::timeout(Duration::from_millis(50), s.next()).await {
-                        Ok(Ok(f)) => {
+                    match s.next().await {
+                        Ok(f) => {
                             let now = base.elapsed().as_nanos() as i64;
                             for ser in f.series() {
                                 samples += ser.len() as u64;
@@ -252,10 +268,8 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
                                 tokio::time::sleep(Duration::from_millis(slow_ms)).await;
                             }
                         }
-                        Err(_) if stop.load(Ordering::Acquire) => break,
-                        Err(_) => {}
-                        Ok(Err(StreamError::Lagged { dropped })) => lost += dropped,
-                        Ok(Err(_)) => break,
+                        Err(StreamError::Lagged { dropped }) => lost += dropped,
+                        Err(_) => break,
                     }
                 }
                 (slow, samples, bytes, lost, lat)
@@ -282,7 +296,8 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         // Frames handed over to streamers' queues (one per streamer fed per write), against
         // what the streamers actually took out of them (`delivered`, `bytes`).
         let handed = engine.relay_metrics().delivered_frames - handed0;
-        stop.store(true, Ordering::Release);
+        w.close()?;
+        engine.close()?;
         let (mut delivered, mut delivered_bytes) = (0u64, 0u64);
         let mut lat = Vec::new();
         let mut slow_lost = 0;
@@ -297,8 +312,6 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
                 }
             }
         }
-        w.close()?;
-        engine.close()?;
         let dps = delivered as f64 / secs;
         let (p50, p99) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0));
         let (w50, w99) = (percentile(&mut writes, 50.0), percentile(&mut writes, 99.0));

@@ -63,6 +63,11 @@ pub struct ServeArgs {
     /// and other types stay raw). Reads of compressed data decompress it.
     #[arg(long)]
     pub compress: bool,
+    /// A live frame for at most this many streamers is queued to them by the writer
+    /// itself; a frame for more is handed to the relay's dispatcher thread, so a crowd of
+    /// dashboards costs the writer one hand-off per frame.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub relay_inline_targets: usize,
     /// Run the simulated test stand (pressures, temperatures at 1 kHz, valve_cmd).
     #[arg(long)]
     pub demo: bool,
@@ -253,6 +258,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
             ..StorageOptions::default()
         },
         channel_keys: identity.as_ref().map(|i| telemetron::cluster::node_keys(i.node)),
+        relay_inline_targets: Some(a.relay_inline_targets),
     };
     let engine = Engine::open_with(&a.data, options)?;
     // Only now: the engine holds the directory's lock, so no other node writes these files.
