@@ -63,12 +63,14 @@ test-dist: dist
 
 ## Formatting and lints; then the engine alone (`default-features = false`: no server, no
 ## remote backend, no CLI) must build without warnings and without the network stack.
-## The SDK layers are linted by check-sdk.
+## The SDK layers are linted by check-sdk. Clippy runs in the release profile: its build
+## scripts (ring's and zstd's C code, etcd's generated gRPC API) and proc-macros are then
+## the ones every release build below uses, built once.
 check: deps check-sdk
 	$(CARGO) fmt --all -- --check
 	$(PYTHON) scripts/check_unified.py
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p telemetron --no-default-features --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	$(CARGO) clippy -p telemetron --no-default-features --all-targets --release -- -D warnings
 	! $(CARGO) tree -p telemetron --no-default-features -e normal | grep -E 'axum|hyper|rustls|tungstenite|webpki|clap'
 
 fmt:
