@@ -71,6 +71,9 @@ fn child_writer() {
             compacted_record_bytes: [16u64 << 10, 64 << 10, 256 << 10][rng.range(0, 3) as usize],
             compress: rng.range(0, 2) == 0,
             reclaim_interval: Duration::from_millis(rng.range(5, 50)),
+            // Checkpoints during the run too, so kills land before, during and after one
+            // and the reopen starts from a checkpoint written by a process that then died.
+            checkpoint_interval: Some(Duration::from_millis(rng.range(5, 60))),
         }
     } else {
         StorageOptions { durability, segment_size, ..StorageOptions::default() }
@@ -211,9 +214,10 @@ fn sigkill_at_random_points_keeps_every_acknowledged_commit() {
 }
 
 /// SIGKILL a child that compacts in the background (every few ms, small target records,
-/// compressed or not) while it writes small commits: every acknowledged commit survives,
-/// every sample is served exactly once with its value, whatever step of a compaction the
-/// kill interrupted.
+/// compressed or not) and writes index checkpoints during its run (every few ms) while it
+/// writes small commits: every acknowledged commit survives, every sample is served exactly
+/// once with its value, whatever step of a compaction or a checkpoint the kill interrupted,
+/// and reopens start from checkpoints the killed child wrote.
 #[test]
 fn sigkill_during_compaction_serves_every_commit_once() {
     let test = "sigkill_during_compaction";
@@ -223,12 +227,20 @@ fn sigkill_during_compaction_serves_every_commit_once() {
     let mut model = Model::new();
     let mut totals = Totals::default();
     let (mut compacted, mut superseded) = (0usize, 0usize);
+    // Reopens that started from a checkpoint the killed child wrote during its run.
+    let mut from_run_checkpoint = 0usize;
     for it in 0..kills {
         if it > 0 && it % 30 == 0 {
             model = Model::new();
         }
         let mode = MODES[it % MODES.len()];
         let ctx = format!("{test}: kill {it} (durability {mode}, dir {})", model.path().display());
+        // Every other child starts without the checkpoint the last verification's clean
+        // close wrote, so any checkpoint its reopen finds was written during its run.
+        let fresh = it % 2 == 1;
+        if fresh {
+            let _ = std::fs::remove_file(model.path().join("segments/index.ckpt"));
+        }
         let mut run = spawn_compacting_child(&model.path(), mode, rng.next());
         if !run.wait_for(Instant::now() + Duration::from_secs(60), |e| matches!(e, Event::Start(_))) {
             run.fail(&format!("{ctx}: the child never started writing"));
@@ -242,6 +254,9 @@ fn sigkill_during_compaction_serves_every_commit_once() {
         let report = model.verify(&mut rng, &mut totals, &ctx);
         compacted += report.compacted_chunks;
         superseded += report.superseded_chunks;
+        if fresh && report.checkpoint_chunks > 0 {
+            from_run_checkpoint += 1;
+        }
         if std::env::var_os("TELEMETRON_CRASH_VERBOSE").is_some() {
             println!(
                 "{ctx}: {} commits acked, stored {} samples, {} compacted and {} superseded records at reopen, truncated {} B",
@@ -251,9 +266,11 @@ fn sigkill_during_compaction_serves_every_commit_once() {
     }
     assert!(totals.acked_commits > 0, "{test}: no child ever acknowledged a commit");
     assert!(compacted > 0, "{test}: no reopen found a compacted record: the kills never followed a compaction");
+    assert!(from_run_checkpoint > 0, "{test}: no reopen started from a checkpoint written during the killed run");
     summary(format!(
         "{test}: {kills} kills, {} acknowledged commits, {} samples verified ({} values), {compacted} compacted records \
-         and {superseded} replaced-but-not-yet-deleted records found at reopens, {} reopens truncated {} bytes, {:.1} s",
+         and {superseded} replaced-but-not-yet-deleted records found at reopens, {from_run_checkpoint} reopens from a \
+         checkpoint written during the run, {} reopens truncated {} bytes, {:.1} s",
         totals.acked_commits,
         totals.samples_verified,
         totals.values_verified,

@@ -157,6 +157,10 @@ impl Cluster {
     /// streamer opened or updated on this node returns only then, as on a single node,
     /// where a streamer receives every frame written after it opened. Returns false if
     /// `within` passed first (a peer slow to answer; its frames start arriving later).
+    ///
+    /// A streamer of this node's control channel waits the same way for a tap to every
+    /// live peer (each tap carries its peer's control channel), so it sees every transfer
+    /// decided anywhere after it opened.
     pub async fn peer_taps_ready(&self, keys: &[ChannelKey], within: Duration) -> bool {
         let live: Vec<u8> = self.members().iter().map(|m| m.node).collect();
         let wanted: Vec<ChannelKey> = keys
@@ -164,11 +168,18 @@ impl Cluster {
             .copied()
             .filter(|k| !self.is_local(*k) && live.contains(&leaseholder(*k)) && self.engine().channels().is_mirror(*k))
             .collect();
-        if wanted.is_empty() {
+        let peers: Vec<u8> = if keys.contains(&self.engine().control_channel()) {
+            live.iter().copied().filter(|n| *n != self.node()).collect()
+        } else {
+            Vec::new()
+        };
+        if wanted.is_empty() && peers.is_empty() {
             return true;
         }
         let mut rx = self.inner.tapped.subscribe();
-        let covered = |t: &BTreeMap<u8, Vec<ChannelKey>>| wanted.iter().all(|k| t.get(&leaseholder(*k)).is_some_and(|ks| ks.contains(k)));
+        let covered = |t: &BTreeMap<u8, Vec<ChannelKey>>| {
+            wanted.iter().all(|k| t.get(&leaseholder(*k)).is_some_and(|ks| ks.contains(k))) && peers.iter().all(|n| t.contains_key(n))
+        };
         tokio::time::timeout(within, rx.wait_for(covered)).await.is_ok_and(|r| r.is_ok())
     }
 }

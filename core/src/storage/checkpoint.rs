@@ -1,5 +1,6 @@
 //! The index checkpoint: what recovery would learn from the segments' committed records,
-//! written at a clean close, so the next open walks only what was appended since.
+//! written at a clean close and every `StorageOptions::checkpoint_interval` while the
+//! engine runs, so the next open walks only what was appended since, after a crash too.
 //!
 //! `segments/index.ckpt` holds, for each segment, the end of its last commit or seal
 //! (`committed`), and every chunk record the pointer index references below that end: its
@@ -50,17 +51,74 @@ pub(crate) fn path(seg_dir: &Path) -> PathBuf {
     seg_dir.join(NAME)
 }
 
-/// Write the checkpoint of `storage` (called at close, after every segment is synced).
-pub(crate) fn write(storage: &Storage, seg_dir: &Path) -> Result<(), StorageError> {
+/// Write the checkpoint of `storage` at a clean close, after every segment is synced and
+/// the background threads are stopped.
+pub(crate) fn write_at_close(storage: &Storage) -> Result<(), StorageError> {
+    let committed: HashMap<u64, u64> = storage.segments.list().iter().map(|s| (s.id, s.committed())).collect();
+    write(storage, &committed).map(|_| ())
+}
+
+/// Write the checkpoint of `storage` while writers, compaction and reclaim may run.
+/// Returns the number of chunks it holds.
+///
+/// - Each segment's committed end is read first, then the segment is synced: what the
+///   checkpoint covers is durable before the checkpoint is.
+/// - A writer inserts a commit's chunks into the index before it moves its segment's
+///   committed end, and a segment has one appender, so every chunk below an end read here
+///   is in the index when it is read below; chunks committed later lie past that end and
+///   are walked at the next open.
+/// - No compaction batch runs meanwhile (`Storage::compacting` is held), so no reference
+///   is being swapped from a record to the record that replaces it.
+/// - Deletes may run: the catalog's tombstones are applied again at every open.
+/// - Whatever changes later (appends, truncated tails, punched dead records, deleted
+///   segments) leaves it valid, as the module docs say.
+pub(crate) fn write_during_run(storage: &Storage) -> Result<usize, StorageError> {
+    let _no_compaction = storage.compacting.lock();
+    let segs = storage.segments.list();
+    let committed: HashMap<u64, u64> = segs.iter().map(|s| (s.id, s.committed())).collect();
+    for s in &segs {
+        s.sync()?;
+    }
+    write(storage, &committed)
+}
+
+/// The background thread (`telemetron:checkpoint`): every `period`, a checkpoint if
+/// anything was committed since the last one.
+pub(crate) fn spawn_checkpointer(storage: std::sync::Weak<Storage>, period: std::time::Duration) -> super::syncer::Background {
+    let last_seq = std::sync::atomic::AtomicU64::new(0);
+    super::syncer::spawn_loop("telemetron:checkpoint", super::syncer::Signal::default(), period, storage, move |st| {
+        let seq = st.seq.load(std::sync::atomic::Ordering::Acquire);
+        if seq == last_seq.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let t0 = std::time::Instant::now();
+        match write_during_run(st) {
+            Ok(chunks) => {
+                last_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    key = "storage/recovery",
+                    chunks,
+                    millis = t0.elapsed().as_millis() as u64,
+                    "index checkpoint written during the run"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(key = "storage/recovery", error = %e, "could not write the index checkpoint; retried at the next interval")
+            }
+        }
+    })
+}
+
+/// Write the checkpoint: `committed` holds each segment's committed end, durable already.
+fn write(storage: &Storage, committed: &HashMap<u64, u64>) -> Result<usize, StorageError> {
+    let seg_dir = storage.segments.dir();
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&storage.seq.load(std::sync::atomic::Ordering::Acquire).to_le_bytes());
-    let segs = storage.segments.list();
-    let committed: HashMap<u64, u64> = segs.iter().map(|s| (s.id, s.committed())).collect();
     out.extend_from_slice(&(committed.len() as u32).to_le_bytes());
-    for (id, end) in &committed {
+    for (id, end) in committed {
         out.extend_from_slice(&id.to_le_bytes());
         out.extend_from_slice(&end.to_le_bytes());
     }
@@ -108,7 +166,7 @@ pub(crate) fn write(storage: &Storage, seg_dir: &Path) -> Result<(), StorageErro
     fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
     sync_dir(seg_dir)?;
     tracing::debug!(key = "storage/recovery", chunks = chunks.len(), bytes = out.len(), "index checkpoint written");
-    Ok(())
+    Ok(chunks.len())
 }
 
 /// A little-endian reader over the checkpoint bytes; `None` past the end.

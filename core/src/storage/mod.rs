@@ -136,6 +136,11 @@ pub struct StorageOptions {
     /// `telemetron bench codecs`), raw for index channels and other types. Reads of
     /// compressed records decompress them instead of mapping them.
     pub compress: bool,
+    /// How often the index checkpoint is written while the engine runs, if anything was
+    /// committed since the last one (`None`: only at a clean close). After a crash, the
+    /// open walks only what was committed since the last checkpoint. Each one syncs every
+    /// segment first (docs/architecture.md §7).
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl Default for StorageOptions {
@@ -147,6 +152,7 @@ impl Default for StorageOptions {
             compaction_interval: Some(Duration::from_secs(30)),
             compacted_record_bytes: 4 << 20,
             compress: false,
+            checkpoint_interval: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -262,6 +268,9 @@ impl Storage {
         if let Some(period) = self.opts.compaction_interval {
             bg.push(compact::spawn_compactor(Arc::downgrade(self), period));
         }
+        if let Some(period) = self.opts.checkpoint_interval {
+            bg.push(checkpoint::spawn_checkpointer(Arc::downgrade(self), period));
+        }
     }
 
     /// Stop background threads and sync everything (clean shutdown).
@@ -274,7 +283,7 @@ impl Storage {
         // Everything is synced: the next open reads the index from the checkpoint and walks
         // only what is appended after it. Without one it walks everything, so a failure
         // here costs time at the next open, never data.
-        if let Err(e) = checkpoint::write(self, self.segments.dir()) {
+        if let Err(e) = checkpoint::write_at_close(self) {
             tracing::warn!(key = "storage/recovery", error = %e, "could not write the index checkpoint; the next open reads every record header");
         }
         Ok(())

@@ -12,14 +12,16 @@ use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::{Engine, Options};
 
 /// Options for tests: no fsync (the page cache is shared in-process, so reopening sees
-/// every commit), and a background reclaimer and compactor that never run on their own, so
-/// tests that call `Engine::reclaim` or `Engine::compact` see deterministic results.
+/// every commit), and a background reclaimer, compactor and checkpointer that never run on
+/// their own, so tests that call `Engine::reclaim` or `Engine::compact` see deterministic
+/// results.
 pub fn test_options() -> Options {
     Options {
         storage: StorageOptions {
             durability: Durability::None,
             reclaim_interval: Duration::from_secs(3600),
             compaction_interval: None,
+            checkpoint_interval: None,
             ..StorageOptions::default()
         },
         ..Options::default()

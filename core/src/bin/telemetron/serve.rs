@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// number of commits).
     #[arg(long, default_value = "30s", value_name = "INTERVAL|off", value_parser = parse_optional_interval)]
     pub compaction_interval: OptionalInterval,
+    /// How often the node writes its index checkpoint while it runs, if anything was
+    /// committed since (docs/architecture.md §7): after a crash the next start reads only
+    /// what was committed since the last one. `5m`, `30s`, or `off` (only at a clean stop).
+    #[arg(long, default_value = "5m", value_name = "INTERVAL|off", value_parser = parse_optional_interval)]
+    pub checkpoint_interval: OptionalInterval,
     /// Compress what compaction writes: Pcodec for numeric data channels (index channels
     /// and other types stay raw). Reads of compressed data decompress it.
     #[arg(long)]
@@ -254,6 +259,7 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         storage: StorageOptions {
             durability: a.durability,
             compaction_interval: a.compaction_interval.0,
+            checkpoint_interval: a.checkpoint_interval.0,
             compress: a.compress,
             ..StorageOptions::default()
         },
