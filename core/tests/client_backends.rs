@@ -459,10 +459,16 @@ async fn control_state_channel(b: &Backend) {
     let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![p]).name("first")).await.unwrap();
     let mut s = c.open_streamer(StreamerConfig::new(vec![control])).await.unwrap();
     let snap = s_next(&mut s).await.unwrap();
-    let text = snap.concat(control).unwrap().unwrap().value_str(0).unwrap().to_string();
+    let mut text = snap.concat(control).unwrap().unwrap().value_str(0).unwrap().to_string();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["snapshot"], true);
-    assert!(text.contains("first"), "{text}");
+    if b.name() == "cluster" && !text.contains("first") {
+        // Through a gateway, the leaseholder's grant reaches the gateway's control channel
+        // on its peer tap and may come just after the snapshot (docs/cluster.md §10).
+        let next = s_next(&mut s).await.unwrap();
+        text = next.concat(control).unwrap().unwrap().value_str(0).unwrap().to_string();
+    }
+    assert!(text.contains("first"), "{}: {text}", b.name());
     w.set_authority(1).await.unwrap();
     let w2 = c.open_writer(WriterConfig::new(TimeStamp(0), vec![p]).name("second")).await.unwrap();
     let f = s_next(&mut s).await.unwrap();

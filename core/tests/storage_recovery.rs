@@ -511,3 +511,46 @@ fn an_index_checkpoint_replaces_the_walk_and_a_damaged_one_is_ignored() {
     assert_eq!((rep.chunks, rep.checkpoint_chunks, rep.commits), (15, 0, 5), "{rep:?}");
     c.check_prefix(&engine, &g, 5);
 }
+
+/// A checkpoint names a segment that reclaim deleted later, and the engine died before the
+/// next checkpoint: the next open must not hand that id to a new segment. (If it did, the
+/// stale entry would name the new file, and the open after that would start its walk at the
+/// old segment's committed end, in the middle of the new segment's records, and cut them.)
+#[test]
+fn a_stale_checkpoint_never_names_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("segments/index.ckpt");
+    let engine = open(dir.path());
+    let old = create_group(&engine, "old", &[DataType::F64]);
+    write_commits(&engine, &old, 0, &[200, 200], 0);
+    close(engine);
+    let stale = fs::read(&ckpt).unwrap();
+    let named: Vec<PathBuf> = segment_files(dir.path());
+    assert!(!named.is_empty());
+
+    // Delete everything those segments hold, then their files, as reclaim does once
+    // nothing references them.
+    let engine = open(dir.path());
+    engine.delete_channels(&old.keys()).unwrap();
+    close(engine);
+    for p in &named {
+        fs::remove_file(p).unwrap();
+    }
+    // The process "died" before a checkpoint after the reclaim.
+    fs::write(&ckpt, &stale).unwrap();
+
+    // New data, more of it than the deleted segments held; then "dies" again.
+    let engine = open(dir.path());
+    let new = create_group(&engine, "new", &[DataType::F64]);
+    let c = write_commits(&engine, &new, 0, &[500, 500, 500], 1_000);
+    let reused: Vec<PathBuf> = segment_files(dir.path()).into_iter().filter(|p| named.contains(p)).collect();
+    assert!(reused.is_empty(), "new segments take ids the stale checkpoint names: {reused:?}");
+    close(engine);
+    fs::write(&ckpt, &stale).unwrap();
+
+    let engine = open(dir.path());
+    let rep = engine.recovery_report().clone();
+    assert_eq!(rep.truncated_bytes, 0, "{rep:?}");
+    c.check_prefix(&engine, &new, 3);
+    close(engine);
+}

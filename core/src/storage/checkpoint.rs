@@ -13,7 +13,8 @@
 //! (appends), lose what lies past it (truncation of uncommitted tails), lose whole pages of
 //! dead records (punching: those records are dead by a tombstone or superseded by a
 //! compacted record, so they are not indexed either way), or disappear (their entries are
-//! skipped). The payloads it covers were synced before it was written, and are verified
+//! skipped; the open numbers new segments above every id the checkpoint names, so a later
+//! segment never takes a deleted one's entries). The payloads it covers were synced before it was written, and are verified
 //! lazily on first read like every record before a seal. A damaged or foreign checkpoint is
 //! ignored: the open walks everything, as without one.
 //!
@@ -51,11 +52,12 @@ pub(crate) fn path(seg_dir: &Path) -> PathBuf {
     seg_dir.join(NAME)
 }
 
-/// Write the checkpoint of `storage` at a clean close, after every segment is synced and
-/// the background threads are stopped.
+/// Write the checkpoint of `storage` at a clean close, once the background threads are
+/// stopped and every segment is synced. It takes the same path as during a run: a commit
+/// that passed the engine's `closed` check just before the close, or a compaction a caller
+/// started, may still move a committed end, and what the checkpoint covers must be synced.
 pub(crate) fn write_at_close(storage: &Storage) -> Result<(), StorageError> {
-    let committed: HashMap<u64, u64> = storage.segments.list().iter().map(|s| (s.id, s.committed())).collect();
-    write(storage, &committed).map(|_| ())
+    write_during_run(storage).map(|_| ())
 }
 
 /// Write the checkpoint of `storage` while writers, compaction and reclaim may run.

@@ -431,7 +431,11 @@ pub(crate) fn open_storage(
     }
     let started = std::time::Instant::now();
     let files = list_segments(&seg_dir, &mut rec.report)?;
-    let max_id = files.last().map_or(0, |(id, _)| *id);
+    // Above every id the checkpoint names too: a segment it names may have been deleted
+    // since (reclaim) and the engine crashed before the next checkpoint. A new segment
+    // under that id would make the stale entry name it, and the next open would start its
+    // walk at the old segment's committed end, in the middle of the new one's records.
+    let max_id = files.last().map_or(0, |(id, _)| *id).max(rec.ckpt.committed.keys().copied().max().unwrap_or(0));
     let segments = Segments::new(seg_dir.clone(), opts.segment_size, max_id + 1, rec.stats.clone());
     for (id, path) in files {
         if let Some((seg, compaction)) = rec.segment(id, path, opts.segment_size)? {

@@ -45,6 +45,10 @@ pub(crate) struct Segment {
     len: AtomicU64,
     /// Bytes known to be on stable storage.
     synced: AtomicU64,
+    /// Truncations so far. A sync raises `synced` only if no truncation happened since it
+    /// read the length it synced (checked and raised under this lock, which a truncation
+    /// takes to lower `synced`), so a cut tail re-appended later is never taken as synced.
+    cuts: Mutex<u64>,
     /// End of the last commit or seal record: everything before it is committed (what an
     /// index checkpoint may cover, storage/checkpoint.rs).
     committed: AtomicU64,
@@ -107,6 +111,7 @@ impl Segment {
             file,
             len: AtomicU64::new(len),
             synced: AtomicU64::new(0),
+            cuts: Mutex::new(0),
             committed: AtomicU64::new(len),
             poisoned: AtomicBool::new(false),
             wants_sync: AtomicBool::new(false),
@@ -194,6 +199,8 @@ impl Segment {
         match self.file.set_len(len) {
             Ok(()) => {
                 self.len.store(len, Ordering::Release);
+                let mut cuts = self.cuts.lock();
+                *cuts += 1;
                 self.synced.fetch_min(len, Ordering::AcqRel);
                 Ok(())
             }
@@ -206,6 +213,7 @@ impl Segment {
 
     /// Make every byte appended so far durable.
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
+        let cuts = *self.cuts.lock();
         let target = self.len();
         if self.synced.load(Ordering::Acquire) >= target {
             return Ok(());
@@ -213,7 +221,13 @@ impl Segment {
         let t0 = std::time::Instant::now();
         self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
         self.stats.synced(t0.elapsed());
-        self.synced.fetch_max(target, Ordering::AcqRel);
+        // Another thread (the syncer, a checkpoint) may have cut the file meanwhile: then
+        // `target` may lie past bytes appended after the cut and not synced here.
+        let now = self.cuts.lock();
+        if *now == cuts {
+            self.synced.fetch_max(target, Ordering::AcqRel);
+        }
+        drop(now);
         Ok(())
     }
 
