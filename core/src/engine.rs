@@ -152,7 +152,7 @@ impl Engine {
         let system = channels.create_many(vec![system(CONTROL_CHANNEL), system(CHANGES_CHANNEL)], true, &|_| {})?;
         let hub = Arc::new(Hub {
             storage: storage.clone(),
-            relay: Arc::new(Relay::new(options.relay_inline_targets.unwrap_or(crate::relay::INLINE_TARGETS))),
+            relay: Arc::new(Relay::new(options.relay_inline_targets)),
             arbiter: Default::default(),
             control_key: system[0].key,
             changes_key: system[1].key,

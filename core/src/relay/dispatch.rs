@@ -88,11 +88,14 @@ impl Dispatch {
     /// docs). The dispatcher is not woken: call [`Dispatch::kick`] once the write path's
     /// locks are released.
     pub(super) fn push(&self, shared: &Shared, job: Job) {
-        if self.queue.lock().jobs.len() >= MAX_QUEUED {
+        let mut q = self.queue.lock();
+        if q.jobs.len() >= MAX_QUEUED {
+            drop(q);
             self.deliver_batch(&shared.metrics);
+            q = self.queue.lock();
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.queue.lock().jobs.push_back(job);
+        q.jobs.push_back(job);
     }
 
     /// Wake the dispatcher, starting its thread on first use.
@@ -136,7 +139,7 @@ impl Dispatch {
                     plan.deliver(&frame, out, m, to_wake);
                 }
                 Job::State { sub, frame } => {
-                    sub.queue.lock().frames.push_back(frame);
+                    sub.push_state(frame);
                     to_wake.push(sub);
                 }
             }

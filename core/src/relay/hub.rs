@@ -139,6 +139,11 @@ impl Subscriber {
         !early
     }
 
+    /// Queue `f` whatever the capacity (a state the streamer must not miss); the caller wakes.
+    pub(super) fn push_state(&self, f: Frame) {
+        self.queue.lock().frames.push_back(f);
+    }
+
     pub(crate) fn wake(&self) {
         self.events.fetch_add(1, Ordering::Release);
         if self.waiting.load(Ordering::Acquire) {
@@ -263,10 +268,11 @@ impl Drop for Relay {
 }
 
 impl Relay {
-    /// A relay whose writers queue a frame to at most `inline_targets` streamers themselves.
-    pub(crate) fn new(inline_targets: usize) -> Relay {
+    /// A relay whose writers queue a frame to at most `inline_targets` streamers themselves
+    /// (`None`: [`INLINE_TARGETS`]).
+    pub(crate) fn new(inline_targets: Option<usize>) -> Relay {
         let mut relay = Relay::default();
-        relay.inline_targets = Some(inline_targets);
+        relay.inline_targets = inline_targets;
         relay
     }
 
@@ -420,7 +426,7 @@ impl Relay {
             dispatch.push(&self.shared, Job::State { sub: sub.clone(), frame });
             dispatch.kick(&self.shared);
         } else {
-            sub.queue.lock().frames.push_back(frame);
+            sub.push_state(frame);
             sub.wake();
         }
     }

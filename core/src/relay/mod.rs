@@ -49,7 +49,7 @@ pub mod loom_model;
 mod streamer;
 mod sync;
 
-pub(crate) use hub::{INLINE_TARGETS, PublishCache, Relay};
+pub(crate) use hub::{PublishCache, Relay};
 pub use hub::{RelayMetrics, RelayMetricsSnapshot, StreamerMetrics};
 pub(crate) use streamer::SnapshotHook;
 #[cfg(feature = "remote")]
