@@ -23,7 +23,7 @@ class Channels {
 
   /**
    * Create one channel (resolves to it) or many (all or none; resolves to the array).
-   * `{name, dataType, isIndex, index, virtual, concurrency}`. In a cluster, `place` names the
+   * `{name, dataType, isIndex, index, virtual, concurrency, compression}`. In a cluster, `place` names the
    * node to store them on, whichever node this client is connected to.
    */
   async create(def, { retrieveIfNameExists = false, place } = {}) {

@@ -2,7 +2,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use telemetron::channel::{Channel, ChannelKind, Concurrency, IndexRef, NewChannel};
+use telemetron::channel::{Channel, ChannelKind, Compression, Concurrency, IndexRef, NewChannel};
 use telemetron::client::ChannelRef;
 
 use crate::error::invalid;
@@ -28,6 +28,9 @@ pub struct ChannelJs {
     pub concurrency: String,
     /// Managed by the engine.
     pub internal: bool,
+    /// How compaction stores the samples: `"default"` (the engine's setting), `"off"`,
+    /// `"pcodec"`, `"zstd"` or `"lz4"`.
+    pub compression: String,
 }
 
 impl ChannelJs {
@@ -39,12 +42,9 @@ impl ChannelJs {
             is_index: matches!(c.kind, ChannelKind::Index),
             is_virtual: matches!(c.kind, ChannelKind::Virtual),
             index: c.index_key(),
-            concurrency: match c.concurrency {
-                Concurrency::Exclusive => "exclusive",
-                Concurrency::Shared => "shared",
-            }
-            .to_string(),
+            concurrency: c.concurrency.as_str().to_string(),
             internal: c.internal,
+            compression: c.compression.as_str().to_string(),
         }
     }
 }
@@ -67,6 +67,10 @@ pub struct NewChannelJs {
     pub is_virtual: Option<bool>,
     /// `"exclusive"` (default) or `"shared"`.
     pub concurrency: Option<String>,
+    /// How compaction stores the samples: `"default"` (the engine's setting; the default),
+    /// `"off"`, `"pcodec"`, `"zstd"` or `"lz4"`. Only stored data channels of fixed-size
+    /// types take a codec.
+    pub compression: Option<String>,
 }
 
 impl NewChannelJs {
@@ -77,12 +81,8 @@ impl NewChannelJs {
             (None, true) => telemetron::telem::DataType::Timestamp,
             (None, false) => return Err(invalid(format!("channel {:?} needs a dataType (e.g. \"f64\")", self.name))),
         };
-        let concurrency = match self.concurrency.as_deref() {
-            None => None,
-            Some("exclusive") => Some(Concurrency::Exclusive),
-            Some("shared") => Some(Concurrency::Shared),
-            Some(o) => return Err(invalid(format!("concurrency {o:?} is not \"exclusive\" or \"shared\""))),
-        };
+        let concurrency: Option<Concurrency> = self.concurrency.as_deref().map(str::parse).transpose().map_err(invalid)?;
+        let compression: Option<Compression> = self.compression.as_deref().map(str::parse).transpose().map_err(invalid)?;
         let mut nc = if is_index {
             NewChannel::index(self.name.clone())
         } else if self.is_virtual.unwrap_or(false) {
@@ -99,6 +99,9 @@ impl NewChannelJs {
         };
         if let Some(c) = concurrency {
             nc.concurrency = c;
+        }
+        if let Some(c) = compression {
+            nc.compression = c;
         }
         Ok(nc)
     }

@@ -65,6 +65,7 @@ pub fn debug_input_address(data_type: String, #[napi(ts_arg_type = "unknown")] v
         kind: ChannelKind::Virtual,
         concurrency: Concurrency::Shared,
         internal: false,
+        compression: Default::default(),
     };
     let s = telem::Column::from_js(&value)?.into_series(&ch)?;
     Ok(if s.is_empty() { 0.0 } else { s.data().as_ptr() as usize as f64 })

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use telemetron::channel::{Channel, ChannelKey, ChannelKind, Concurrency, IndexRef, NewChannel};
+use telemetron::channel::{Channel, ChannelKey, ChannelKind, Compression, Concurrency, IndexRef, NewChannel};
 use telemetron::client::ChannelRef;
 use telemetron::telem::DataType;
 
@@ -62,10 +62,14 @@ impl PyChannel {
     /// `"exclusive"` or `"shared"`: how writers of equal authority share the channel.
     #[getter]
     fn concurrency(&self) -> &'static str {
-        match self.inner.concurrency {
-            Concurrency::Exclusive => "exclusive",
-            Concurrency::Shared => "shared",
-        }
+        self.inner.concurrency.as_str()
+    }
+
+    /// How compaction stores the samples: `"default"` (the engine's setting), `"off"`,
+    /// `"pcodec"`, `"zstd"` or `"lz4"`.
+    #[getter]
+    fn compression(&self) -> &'static str {
+        self.inner.compression.as_str()
     }
 
     /// True for engine-managed channels (such as the control-state channel).
@@ -182,13 +186,13 @@ pub fn new_channel(d: &Bound<'_, PyDict>) -> PyResult<NewChannel> {
         }),
         _ => None,
     };
-    let concurrency = match get("concurrency")? {
-        Some(v) if !v.is_none() => match v.extract::<String>()?.as_str() {
-            "exclusive" => Concurrency::Exclusive,
-            "shared" => Concurrency::Shared,
-            other => return Err(invalid(format!("concurrency must be \"exclusive\" or \"shared\", not {other:?}"))),
-        },
+    let concurrency: Concurrency = match get("concurrency")? {
+        Some(v) if !v.is_none() => v.extract::<String>()?.parse().map_err(invalid)?,
         _ => Concurrency::default(),
     };
-    Ok(NewChannel { name, data_type, is_index, index, is_virtual, concurrency, internal: false })
+    let compression: Compression = match get("compression")? {
+        Some(v) if !v.is_none() => v.extract::<String>()?.parse().map_err(invalid)?,
+        _ => Compression::default(),
+    };
+    Ok(NewChannel { name, data_type, is_index, index, is_virtual, concurrency, internal: false, compression })
 }

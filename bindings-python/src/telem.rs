@@ -527,6 +527,7 @@ pub fn _debug_series_ptr(py: Python<'_>, value: &Bound<'_, PyAny>, data_type: &s
         kind: telemetron::channel::ChannelKind::Virtual,
         concurrency: Default::default(),
         internal: false,
+        compression: Default::default(),
     };
     Ok(series_from_py(py, value, &ch)?.data().as_ptr() as usize)
 }

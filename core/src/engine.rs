@@ -246,6 +246,16 @@ impl Engine {
     pub fn create_channels_with(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
         self.check_open()?;
         let storage = &self.inner.storage;
+        for spec in &batch {
+            crate::storage::compress::Codec::for_channel(
+                spec.compression,
+                spec.data_type,
+                spec.is_index,
+                spec.is_virtual,
+                storage.opts.compress,
+            )
+            .map_err(|reason| crate::channel::ChannelError::InvalidDefinition { name: spec.name.clone(), reason })?;
+        }
         Ok(self.inner.channels.create_many(batch, retrieve_if_name_exists, &|ch| storage.add_channel(ch))?)
     }
 

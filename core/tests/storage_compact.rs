@@ -189,6 +189,101 @@ fn compaction_compresses_numeric_channels_and_reads_them_back_exactly() {
     assert_eq!(read_one(&engine, sub, g.data[1].key, DataType::I64).as_slice::<i64>().unwrap(), &counter[1234..5678]);
 }
 
+/// Each channel's `compression` picks its codec whatever the engine's switch (`default`
+/// follows the switch), the choice survives a reopen, and a choice that does not fit the
+/// channel is refused at creation with nothing created.
+#[test]
+fn each_channel_takes_the_codec_its_definition_chose() {
+    use telemetron::channel::{ChannelError, Compression, NewChannel};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), options(false, 1 << 20)).unwrap();
+    let choices = [
+        ("c_default", DataType::F64, Compression::Default),
+        ("c_pcodec", DataType::F64, Compression::Pcodec),
+        ("c_zstd", DataType::U8, Compression::Zstd),
+        ("c_lz4", DataType::Bool, Compression::Lz4),
+        ("c_off", DataType::F64, Compression::Off),
+    ];
+    let mut batch = vec![NewChannel::index("c_time")];
+    batch.extend(choices.iter().map(|(n, dt, c)| NewChannel::data(*n, *dt, "c_time").with_compression(*c)));
+    let chans = engine.create_channels(batch).unwrap();
+    let keys: Vec<_> = chans.iter().map(|c| c.key).collect();
+    let (idx, data) = (keys[0], &keys[1..]);
+    // A 16-bit ADC pressure, valve steps and a switch: signals every codec shrinks.
+    let adc = |i: usize| ((i as f64 * 0.01).sin() * 20_000.0 + 32_768.0).round() * (100.0 / 65_535.0);
+    let write = |engine: &Engine, from: usize, n: usize| {
+        let mut w = engine.open_writer(WriterConfig::new(TimeStamp(T0 + from as i64 * 1_000), keys.clone())).unwrap();
+        for k in (from..from + n).step_by(100) {
+            let f = telemetron::telem::Frame::new()
+                .with(idx, Series::timestamps(ts_range(T0 + k as i64 * 1_000, 100, 1_000)))
+                .with(data[0], Series::from_vec((k..k + 100).map(adc).collect::<Vec<f64>>()))
+                .with(data[1], Series::from_vec((k..k + 100).map(adc).collect::<Vec<f64>>()))
+                .with(data[2], Series::from_vec((k..k + 100).map(|i| (i / 250 % 4) as u8 * 60).collect::<Vec<u8>>()))
+                .with(data[3], Series::bools(&(k..k + 100).map(|i| i / 300 % 2 == 0).collect::<Vec<bool>>()))
+                .with(data[4], Series::from_vec((k..k + 100).map(adc).collect::<Vec<f64>>()));
+            w.write(&f).unwrap();
+        }
+        w.close().unwrap();
+    };
+    // The codec of each data channel's compacted record in its newest domain (each writer
+    // session below starts a domain; compaction merges within a domain).
+    let codecs = || -> Vec<u8> {
+        let recs = all_records(dir.path());
+        data.iter()
+            .map(|&c| {
+                let r =
+                    recs.iter().filter(|(_, r)| r.kind == KIND_CHUNK && r.flags & 1 == 1 && r.channel == c).max_by_key(|(_, r)| r.domain);
+                let r = r.unwrap_or_else(|| panic!("no compacted record for channel {c}")).1;
+                assert_eq!(r.samples, 10_000, "channel {c}: one record per writer session");
+                r.codec
+            })
+            .collect()
+    };
+    let check_reads = |engine: &Engine, n: usize| {
+        let want: Vec<f64> = (0..n).map(adc).collect();
+        for &c in [data[0], data[1], data[4]].iter() {
+            assert_eq!(read_one(engine, TimeRange::MAX, c, DataType::F64).as_slice::<f64>().unwrap(), &want[..], "channel {c}");
+        }
+        let valves: Vec<u8> = (0..n).map(|i| (i / 250 % 4) as u8 * 60).collect();
+        assert_eq!(read_one(engine, TimeRange::MAX, data[2], DataType::U8).as_slice::<u8>().unwrap(), &valves[..]);
+        let switch = Series::bools(&(0..n).map(|i| i / 300 % 2 == 0).collect::<Vec<bool>>());
+        assert_series_eq(&read_one(engine, TimeRange::MAX, data[3], DataType::Bool), &switch);
+    };
+    write(&engine, 0, 10_000);
+    engine.compact().unwrap();
+    // Tags: 0 raw, 2 shuffle+LZ4, 4 shuffle+Zstandard, 6 Pcodec (docs/architecture.md).
+    assert_eq!(codecs(), vec![0, 6, 4, 2, 0], "engine switch off: only the channels that chose a codec take one");
+    check_reads(&engine, 10_000);
+
+    // The choice is part of the definition: it survives a reopen, now with the switch on.
+    engine.close().unwrap();
+    drop(engine);
+    let engine = Engine::open_with(dir.path(), options(true, 1 << 20)).unwrap();
+    let got: Vec<Compression> = data.iter().map(|&k| engine.channels().get(k).unwrap().compression).collect();
+    assert_eq!(got, choices.iter().map(|c| c.2).collect::<Vec<_>>());
+    write(&engine, 10_000, 10_000);
+    engine.compact().unwrap();
+    assert_eq!(codecs(), vec![6, 6, 4, 2, 0], "engine switch on: `default` follows it, `off` stays raw");
+    check_reads(&engine, 20_000);
+
+    // Choices that do not fit are refused, naming what to do, and nothing is created.
+    let refused = [
+        (NewChannel::data("bad_u8", DataType::U8, "c_time").with_compression(Compression::Pcodec), "\"zstd\""),
+        (NewChannel::data("bad_str", DataType::String, "c_time").with_compression(Compression::Zstd), "stored raw"),
+        (NewChannel::index("bad_time").with_compression(Compression::Lz4), "index channels stay raw"),
+        (NewChannel::virtual_("bad_cmd", DataType::F64).with_compression(Compression::Zstd), "never stored"),
+    ];
+    for (spec, says) in refused {
+        let name = spec.name.clone();
+        let err = engine.create_channels(vec![NewChannel::index("ok_time"), spec]).unwrap_err();
+        assert!(
+            matches!(&err, telemetron::Error::Channel(ChannelError::InvalidDefinition { name: n, reason }) if *n == name && reason.contains(says)),
+            "{name}: {err}"
+        );
+        assert!(engine.channels().by_name("ok_time").is_err(), "{name}: nothing of the batch is created");
+    }
+}
+
 /// Samples that do not compress (random bits) stay raw, and a record compaction wrote raw
 /// is not rewritten at every pass: the pass ends, the next finds nothing to do.
 #[test]

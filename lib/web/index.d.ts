@@ -27,7 +27,12 @@ export interface Channel {
   index?: number
   concurrency: 'exclusive' | 'shared'
   internal: boolean
+  /** How compaction stores the samples (`'default'`: the node's setting). */
+  compression: Compression
 }
+
+/** A channel's codec when compacted; only stored data channels of fixed-size types take one. */
+export type Compression = 'default' | 'off' | 'pcodec' | 'zstd' | 'lz4'
 
 export interface NewChannel {
   name: string
@@ -36,6 +41,7 @@ export interface NewChannel {
   index?: ChannelRef
   isVirtual?: boolean
   concurrency?: 'exclusive' | 'shared'
+  compression?: Compression
 }
 
 export interface Range {

@@ -51,6 +51,7 @@ function channelOf(c) {
     index: kind === 'index' ? c.key : (c.index ?? undefined),
     concurrency: c.concurrency,
     internal: Boolean(c.internal),
+    compression: c.compression ?? 'default',
   }
 }
 
@@ -138,7 +139,10 @@ class Channels {
     this._c = c
   }
 
-  /** Create channels (`{name, dataType, isIndex, index, isVirtual}`); resolves to them. */
+  /**
+   * Create channels (`{name, dataType, isIndex, index, isVirtual, concurrency, compression}`);
+   * resolves to them.
+   */
   async create(defs, { retrieveIfNameExists = false, place } = {}) {
     const many = Array.isArray(defs)
     const channels = (many ? defs : [defs]).map((d) => ({
@@ -148,6 +152,7 @@ class Channels {
       index: d.index,
       virtual: Boolean(d.isVirtual),
       concurrency: d.concurrency,
+      compression: d.compression,
     }))
     const r = await this._c._call('channels/create', { channels, retrieve_if_name_exists: retrieveIfNameExists, place })
     const out = r.channels.map(channelOf)

@@ -22,6 +22,29 @@ each(test, 'create one and many channels, retrieve by name and key', async (t, c
   assert.deepEqual(await c.channels.retrieve(p), p)
 })
 
+each(test, 'compression is part of the definition; a codec that does not fit is refused', async (t, c) => {
+  const time = unique('time')
+  const [idx, strain] = await c.channels.create([
+    { name: time, isIndex: true },
+    { name: unique('strain'), dataType: 'f32', index: time, compression: 'pcodec' },
+  ])
+  assert.equal(idx.compression, 'default')
+  assert.equal(strain.compression, 'pcodec')
+  assert.equal((await c.channels.retrieve(strain.key)).compression, 'pcodec')
+  await assert.rejects(c.channels.create({ name: unique('x'), dataType: 'f64', index: time, compression: 'gzip' }), (e) => {
+    assert.equal(e.code, 'invalid_argument')
+    assert.match(e.message, /"pcodec"/)
+    return true
+  })
+  const name = unique('valve')
+  await assert.rejects(c.channels.create({ name, dataType: 'u8', index: time, compression: 'pcodec' }), (e) => {
+    assert.equal(e.code, 'channel.invalid')
+    assert.match(e.message, /"zstd"/)
+    return true
+  })
+  await assert.rejects(c.channels.retrieve(name), { code: 'channel.not_found' })
+})
+
 each(test, 'retrieveIfNameExists returns the existing channel', async (t, c) => {
   const name = unique('time')
   const a = await c.channels.create({ name, isIndex: true })

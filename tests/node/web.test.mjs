@@ -93,15 +93,15 @@ test('the web client against a real node, checked against the Node addon', async
   const [time, press, note] = [unique('wt'), unique('wp'), unique('wn')]
   const made = await web.channels.create([
     { name: time, isIndex: true },
-    { name: press, dataType: 'f64', index: time },
+    { name: press, dataType: 'f64', index: time, compression: 'pcodec' },
     { name: note, dataType: 'string', index: time },
   ])
   assert.deepEqual(
-    made.map((c) => [c.dataType, c.isIndex]),
+    made.map((c) => [c.dataType, c.isIndex, c.compression]),
     [
-      ['timestamp', true],
-      ['f64', false],
-      ['string', false],
+      ['timestamp', true, 'default'],
+      ['f64', false, 'pcodec'],
+      ['string', false, 'default'],
     ],
   )
   const created = await changes.next()

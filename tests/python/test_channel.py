@@ -29,6 +29,24 @@ def test_create_many_with_numpy_and_python_types(client):
     assert chans[3].is_virtual and chans[3].index is None and chans[3].concurrency == "exclusive"
 
 
+def test_compression_is_part_of_the_definition(client):
+    t = client.channels.create(name="time", is_index=True)
+    assert t.compression == "default"
+    p = client.channels.create(name="strain", data_type="f32", index="time", compression="pcodec")
+    v = client.channels.create(tn.NewChannel("valve", "u8", index="time", compression="zstd"))
+    assert (p.compression, v.compression) == ("pcodec", "zstd")
+    assert client.channels.retrieve("strain").compression == "pcodec"
+    with pytest.raises(tn.InvalidArgument) as e:
+        client.channels.create(name="x", data_type="f64", index="time", compression="gzip")
+    assert '"pcodec"' in str(e.value)
+    # Pcodec does not take 8-bit samples: refused, saying what does, and nothing created.
+    with pytest.raises(tn.InvalidChannel) as e:
+        client.channels.create([tn.NewChannel("t2", is_index=True), tn.NewChannel("u", "u8", index="t2", compression="pcodec")])
+    assert '"zstd"' in str(e.value) and e.value.code == "channel.invalid"
+    with pytest.raises(tn.ChannelNotFound):
+        client.channels.retrieve("t2")
+
+
 def test_retrieve_if_name_exists(client):
     a = client.channels.create(name="time", is_index=True)
     b = client.channels.create(name="time", is_index=True, retrieve_if_name_exists=True)

@@ -30,6 +30,9 @@ class NewChannel:
         is_index: True for an index channel.
         virtual: True for a live-only channel.
         concurrency: ``"exclusive"`` (default) or ``"shared"`` among equal authorities.
+        compression: how compaction stores the samples: ``"default"`` (the engine's
+            ``compress`` setting), ``"off"``, ``"pcodec"`` (16-, 32- and 64-bit numbers),
+            ``"zstd"`` or ``"lz4"`` (any fixed-size type). Fresh data is always raw.
     """
 
     name: str
@@ -38,6 +41,7 @@ class NewChannel:
     is_index: bool = False
     virtual: bool = False
     concurrency: Optional[str] = None
+    compression: Optional[str] = None
 
     def _to_dict(self) -> Dict[str, Any]:
         index = self.index
@@ -50,6 +54,7 @@ class NewChannel:
             "is_index": self.is_index,
             "virtual": self.virtual,
             "concurrency": self.concurrency,
+            "compression": self.compression,
         }
 
 
@@ -70,6 +75,7 @@ class Channels:
         is_index: bool = False,
         virtual: bool = False,
         concurrency: Optional[str] = None,
+        compression: Optional[str] = None,
         retrieve_if_name_exists: bool = False,
         place: Optional[str] = None,
     ) -> Channel: ...
@@ -102,6 +108,7 @@ class Channels:
         >>> t = client.channels.create(name="time", is_index=True)
         >>> p = client.channels.create(name="pressure", data_type="f64", index="time")
         >>> client.channels.create([NewChannel("a", "f32", index="time"), NewChannel("b", "u8", index="time")])
+        >>> client.channels.create(name="strain", data_type="f32", index="time", compression="pcodec")
 
         Raises:
             ChannelNameTaken, InvalidChannel, InvalidIndex: see their docs.

@@ -154,6 +154,7 @@ impl Channels {
                     kind,
                     concurrency: spec.concurrency,
                     internal: spec.internal,
+                    compression: spec.compression,
                 };
                 let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
                 table.insert(key, bytes.as_slice()).map_err(meta_err)?;

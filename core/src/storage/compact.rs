@@ -102,7 +102,9 @@ impl Run {
 
 /// The codec compaction gives a channel.
 fn codec_for(storage: &Storage, store: &ChannelStore) -> Codec {
-    if storage.opts.compress { Codec::default_for(store.data_type, store.is_index) } else { Codec::Raw }
+    // Creation refused every choice that does not fit, so an error here means a catalog
+    // from elsewhere: such a channel stays raw.
+    Codec::for_channel(store.compression, store.data_type, store.is_index, false, storage.opts.compress).unwrap_or(Codec::Raw)
 }
 
 /// The runs worth rewriting in `store`: consecutive whole records (not cut by a delete)

@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use crate::channel::Compression;
 use crate::telem::{DataType, Sample, Series};
 
 /// A compression codec for a fixed-size series.
@@ -110,6 +111,48 @@ impl Codec {
     /// bytes.
     pub(crate) fn default_for(dt: DataType, is_index: bool) -> Codec {
         if !is_index && Codec::Pco(4).applies_to(dt) { Codec::Pco(4) } else { Codec::Raw }
+    }
+
+    /// The codec compaction gives a channel that chose `choice`, with `engine_default` the
+    /// engine's `StorageOptions::compress`. The one place that decides which channels take
+    /// which codec: channel creation refuses what this refuses, compaction applies the rest.
+    ///
+    /// # Errors
+    /// What to change, when the choice does not fit the channel (a virtual or index channel,
+    /// or a type the codec does not encode).
+    pub(crate) fn for_channel(
+        choice: Compression,
+        dt: DataType,
+        is_index: bool,
+        is_virtual: bool,
+        engine_default: bool,
+    ) -> Result<Codec, String> {
+        let codec = match choice {
+            Compression::Default => {
+                return Ok(if engine_default && !is_virtual { Codec::default_for(dt, is_index) } else { Codec::Raw });
+            }
+            Compression::Off => return Ok(Codec::Raw),
+            Compression::Pcodec => Codec::Pco(4),
+            Compression::Zstd => Codec::ShuffleZstd(1),
+            Compression::Lz4 => Codec::ShuffleLz4,
+        };
+        if is_virtual {
+            return Err(format!("virtual channels are never stored, so compression \"{choice}\" does not apply; drop it"));
+        }
+        if is_index {
+            return Err(format!(
+                "index channels stay raw (a time lookup binary-searches their bytes), so compression \"{choice}\" does not apply; drop it"
+            ));
+        }
+        if !codec.applies_to(dt) {
+            let instead = if dt.is_variable() {
+                "variable-length samples are stored raw; drop the compression"
+            } else {
+                "use \"zstd\" or \"lz4\", which take any fixed-size type"
+            };
+            return Err(format!("compression \"{choice}\" does not apply to {dt} samples; {instead}"));
+        }
+        Ok(codec)
     }
 
     /// True when the codec can encode series of `dt` (every codec needs a fixed-size type;

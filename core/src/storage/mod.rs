@@ -198,6 +198,8 @@ pub(crate) struct ChannelStore {
     pub data_type: DataType,
     pub index: Option<ChannelKey>,
     pub is_index: bool,
+    /// What the definition chose (mapped to a codec by `compress::Codec::for_channel`).
+    pub compression: crate::channel::Compression,
     pub state: Mutex<ChannelState>,
 }
 
@@ -209,6 +211,7 @@ impl ChannelStore {
             data_type: ch.data_type,
             index: ch.index_key(),
             is_index: ch.is_index(),
+            compression: ch.compression,
             state: Mutex::new(ChannelState::default()),
         }
     }

@@ -174,7 +174,15 @@ mod tests {
 
     fn channel(key: ChannelKey, kind: ChannelKind) -> Channel {
         let data_type = if matches!(kind, ChannelKind::Index) { DataType::Timestamp } else { DataType::F64 };
-        Channel { key, name: format!("c{key}"), data_type, kind, concurrency: Default::default(), internal: false }
+        Channel {
+            key,
+            name: format!("c{key}"),
+            data_type,
+            kind,
+            concurrency: Default::default(),
+            internal: false,
+            compression: Default::default(),
+        }
     }
 
     #[test]
