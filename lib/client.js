@@ -363,7 +363,8 @@ async function open(path, options) {
 
 /**
  * Connect to a `telemetron serve` node: `connect('http://127.0.0.1:9090', {token})` or
- * `{username, password}`, `caCert` (PEM path), `timeoutMs`.
+ * `{username, password}`, `caCert` (PEM path), `timeoutMs`, `compress` (ask the node to
+ * compress what it sends back, for slow links).
  */
 async function connect(url, options = {}) {
   if (typeof native.connect !== 'function') {

@@ -557,6 +557,11 @@ export interface ConnectOptions {
   /** PEM file of a CA certificate to trust. */
   caCert?: string
   timeoutMs?: number
+  /**
+   * Ask the node to compress what it sends back (reads, iterator steps, streamed frames)
+   * where that pays: for a link slower than loopback or a fast LAN. Default false.
+   */
+  compress?: boolean
 }
 
 /** Open (or create) an embedded engine in `path`. */

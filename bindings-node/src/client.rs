@@ -184,6 +184,9 @@ pub struct ConnectOptionsJs {
     pub ca_cert: Option<String>,
     /// Give up connecting after this long (ms; default 10 s).
     pub timeout_ms: Option<f64>,
+    /// Ask the node to compress the frames it sends back where that pays (reads, iterator
+    /// steps, streamed frames); for links slower than loopback or a fast LAN. Default false.
+    pub compress: Option<bool>,
 }
 
 impl ConnectOptionsJs {
@@ -194,7 +197,12 @@ impl ConnectOptionsJs {
             (None, None, None) => Credentials::None,
             _ => return Err(invalid("pass either a token, or a username and a password")),
         };
-        let mut o = ConnectOptions { credentials, ca_cert: self.ca_cert.as_ref().map(PathBuf::from), ..ConnectOptions::default() };
+        let mut o = ConnectOptions {
+            credentials,
+            ca_cert: self.ca_cert.as_ref().map(PathBuf::from),
+            compress: self.compress.unwrap_or(false),
+            ..ConnectOptions::default()
+        };
         if let Some(ms) = self.timeout_ms {
             if !(ms.is_finite() && ms > 0.0) {
                 return Err(invalid(format!("timeoutMs {ms} must be a positive number")));

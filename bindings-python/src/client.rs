@@ -91,7 +91,8 @@ impl Client {
 
     /// Connect to a remote node (`telemetron serve`) at `url`.
     #[staticmethod]
-    #[pyo3(signature = (url, token=None, username=None, password=None, ca_cert=None, timeout=10.0))]
+    #[pyo3(signature = (url, token=None, username=None, password=None, ca_cert=None, timeout=10.0, compress=false))]
+    #[allow(clippy::too_many_arguments)]
     fn connect(
         py: Python<'_>,
         url: String,
@@ -100,6 +101,7 @@ impl Client {
         password: Option<String>,
         ca_cert: Option<std::path::PathBuf>,
         timeout: f64,
+        compress: bool,
     ) -> PyResult<Client> {
         let credentials = match (token, username, password) {
             (Some(token), None, None) => Credentials::Token { token },
@@ -110,7 +112,7 @@ impl Client {
         if !(timeout > 0.0 && timeout.is_finite()) {
             return Err(invalid(format!("timeout must be a positive number of seconds, not {timeout}")));
         }
-        let opts = ConnectOptions { credentials, ca_cert, timeout: std::time::Duration::from_secs_f64(timeout) };
+        let opts = ConnectOptions { credentials, ca_cert, timeout: std::time::Duration::from_secs_f64(timeout), compress };
         let inner = py.detach(|| runtime().block_on(telemetron::connect(&url, opts))).py()?;
         Ok(Client::new(inner))
     }

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { each, stand, tempDir, unique, tn } from './support/backends.mjs'
+import { each, stand, startServer, tempDir, unique, tn } from './support/backends.mjs'
 
 each(test, 'client.write and client.read round trip', async (t, c) => {
   const s = await stand(c)
@@ -138,4 +138,23 @@ test('durability: open(path, {durability}) and the writer option take none, inte
   const s = await stand(c)
   await assert.rejects(c.openWriter({ start: 1n, channels: [s.pressure], durability: 'sometimes' }), { code: 'invalid_argument' })
   await c.close()
+})
+
+test('a client that asks for compression reads the same typed arrays', async (t) => {
+  const node = await startServer()
+  const plain = await tn.connect(node.url)
+  const packed = await tn.connect(node.url, { compress: true })
+  t.after(async () => {
+    await plain.close()
+    await packed.close()
+  })
+  const s = await stand(plain)
+  const n = 50_000
+  const time = BigInt64Array.from({ length: n }, (_, i) => 1_000n + BigInt(i) * 1_000n)
+  // A pressure through a 16-bit ADC: what the node compresses by far.
+  const adc = Float64Array.from({ length: n }, (_, i) => Math.round(Math.sin(i * 0.001) * 20_000 + 32_768) * (100 / 65_535))
+  await plain.write(1_000n, { [s.time]: time, [s.pressure]: adc })
+  const f = await packed.read(undefined, [s.time, s.pressure])
+  assert.deepEqual(f.get(s.pressure), adc)
+  assert.deepEqual(f.get(s.time), time)
 })

@@ -47,6 +47,28 @@ def test_password_authentication(tmp_path):
         server.stop()
 
 
+def test_compress_gives_the_same_arrays(tmp_path):
+    import numpy as np
+
+    server = Server(tmp_path / "data")
+    try:
+        plain = tn.connect(server.url)
+        packed = tn.connect(server.url, compress=True)
+        plain.channels.create([tn.NewChannel("t", is_index=True), tn.NewChannel("p", "f64", index="t")])
+        n = 50_000
+        t0 = tn.TimeStamp(1_000)
+        stamps = t0 + np.arange(n, dtype=np.int64) * 1_000
+        adc = np.round(np.sin(np.arange(n) * 0.001) * 20_000 + 32_768) * (100 / 65_535)
+        plain.write(t0, {"t": stamps, "p": adc})
+        got = packed.read(None, ["t", "p"])
+        np.testing.assert_array_equal(got["p"], adc)
+        np.testing.assert_array_equal(got["t"], plain.read(None, ["t"])["t"])
+        plain.close()
+        packed.close()
+    finally:
+        server.stop()
+
+
 def test_unreachable_node(tmp_path):
     from conftest import free_port
 

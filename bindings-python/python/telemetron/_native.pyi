@@ -152,6 +152,7 @@ class Client:
         password: Optional[str] = None,
         ca_cert: Optional[str] = None,
         timeout: float = 10.0,
+        compress: bool = False,
     ) -> Client: ...
     @property
     def is_remote(self) -> bool: ...

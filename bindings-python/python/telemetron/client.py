@@ -325,9 +325,14 @@ def connect(
     password: Optional[str] = None,
     ca_cert: Optional[str] = None,
     timeout: Any = 10.0,
+    compress: bool = False,
 ) -> Client:
     """Connect to a ``telemetron serve`` node (``"http://host:port"``, or ``"https://..."``
     for TLS; ``ca_cert`` names a PEM file for a private CA), authenticating with a ``token`` or ``username``/``password``.
+
+    ``compress=True`` asks the node to compress what it sends back (reads, iterator steps,
+    streamed frames) where that pays: for a link slower than loopback or a fast LAN.
+    Arrays come back the same, decompressed by the client.
 
     Raises:
         ConnectFailed: the node cannot be reached (a :class:`NetError`).
@@ -339,7 +344,7 @@ def connect(
         raise NotImplementedError("this build of telemetron has no remote client")
     if token is not None and (username is not None or password is not None):
         raise ValueError("pass either token= or username=/password=, not both")
-    return Client(connect_native(url, token, username, password, ca_cert, seconds(timeout)))
+    return Client(connect_native(url, token, username, password, ca_cert, seconds(timeout), bool(compress)))
 
 
 __all__ = ["Client", "connect", "open", "span_ns"]

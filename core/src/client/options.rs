@@ -34,10 +34,17 @@ pub struct ConnectOptions {
     pub ca_cert: Option<std::path::PathBuf>,
     /// Give up connecting after this long.
     pub timeout: Duration,
+    /// Ask the node to compress what it sends back (reads, iterator steps, streamed frames)
+    /// where that pays: Pcodec for 16-, 32- and 64-bit numbers, shuffle + Zstandard for the
+    /// other fixed-size types, only for series of at least 16 KiB that shrink by a tenth.
+    /// It costs the node about 4 ms of CPU per MB compressed and the client about 0.7 ms
+    /// per MB decompressed, so it pays on links slower than about 200 MB/s, not on
+    /// loopback or a fast LAN (docs/benchmarks.md, "Compression on the wire"). Off by default.
+    pub compress: bool,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { credentials: Credentials::None, ca_cert: None, timeout: Duration::from_secs(10) }
+        ConnectOptions { credentials: Credentials::None, ca_cert: None, timeout: Duration::from_secs(10), compress: false }
     }
 }

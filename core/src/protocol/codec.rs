@@ -3,7 +3,7 @@
 //! ```text
 //! frame   := header series*
 //! header  := magic "TLMF" | version u16 | flags u16 (0) | series count u32 | 0 u32  (16 bytes)
-//! series  := channel u32 | data type u8 | 0 u8 | 0 u16 | samples u64 | start i64 | end i64
+//! series  := channel u32 | data type u8 | codec u8 | 0 u16 | samples u64 | start i64 | end i64
 //!            | alignment u64 | data bytes u64                                          (48 bytes)
 //!            data, zero padding to a multiple of 8,
 //!            then for variable-length types (samples + 1) u64 offsets starting at 0
@@ -11,12 +11,21 @@
 //!
 //! Every field is checked on decode; malformed input is a [`CodecError`], never a panic.
 //! Series decoded from an 8-aligned buffer share it (no copy).
+//!
+//! ## Compressed series
+//! `codec` is 0 (raw) unless the receiver asked for compression (the
+//! [`COMPRESS_HEADER`](super::COMPRESS_HEADER) on a request or stream upgrade). Then a
+//! fixed-size series of at least [`WIRE_COMPRESS_MIN`] bytes may carry a storage codec tag
+//! (`storage::compress::Codec`: 4 shuffle + Zstandard, 6 Pcodec) and `data bytes` is the
+//! compressed length; `samples` still counts samples. [`decode`] refuses compressed series
+//! (a node never accepts them); [`decode_compressed`] (the remote client's) decodes them.
 
 // The codec decodes bytes from the network: no `unwrap`, no unchecked indexing.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use bytes::Bytes;
 
+use crate::storage::compress::Codec;
 use crate::telem::{Alignment, DataType, Frame, Series, SeriesError, TimeRange, TimeStamp};
 
 const MAGIC: [u8; 4] = *b"TLMF";
@@ -79,6 +88,35 @@ fn data_len(s: &Series) -> usize {
     }
 }
 
+/// A fixed-size series of fewer bytes is never compressed on the wire: its header, the
+/// codec's setup and a second wake-up cost more than the bytes saved.
+pub const WIRE_COMPRESS_MIN: usize = 16 << 10;
+
+/// Most bytes one compressed series may decode to (a claim above it is refused before
+/// anything is allocated).
+pub const MAX_DECOMPRESSED: usize = 1 << 32;
+
+/// The codec a series of `dt` gets on the wire: Pcodec for 16-, 32- and 64-bit numbers
+/// (timestamps included), shuffle + Zstandard level 1 for the other fixed-size types
+/// (docs/benchmarks.md, "Compression codecs on sensor signals").
+fn wire_codec(dt: DataType) -> Codec {
+    if Codec::Pco(4).applies_to(dt) { Codec::Pco(4) } else { Codec::ShuffleZstd(1) }
+}
+
+/// The compressed payload of `s` and its codec tag, when compressing it on the wire pays:
+/// a fixed-size series of at least [`WIRE_COMPRESS_MIN`] bytes that shrinks by at least
+/// a tenth.
+fn compressed(s: &Series) -> Option<(u8, Bytes)> {
+    let size = s.data_type().density()?;
+    let raw = size.checked_mul(s.len())?;
+    if raw < WIRE_COMPRESS_MIN {
+        return None;
+    }
+    let codec = wire_codec(s.data_type());
+    let c = codec.compress(s).ok()?;
+    (c.len() < raw - raw / 10).then(|| (codec.tag(), Bytes::from(c)))
+}
+
 /// Encode `frame` into one buffer.
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(frame));
@@ -96,10 +134,32 @@ pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
 /// for a read, the mapped segment files), headers and small series are copied. For
 /// sending a large frame without building it in memory.
 pub fn encode_chunks(frame: &Frame) -> Vec<Bytes> {
+    encode_chunks_for(frame, false)
+}
+
+/// [`encode_chunks`], compressing the series where it pays when `compress` (the receiver
+/// asked for it): what the node sends a client that sent the
+/// [`COMPRESS_HEADER`](super::COMPRESS_HEADER). The length is the chunks' total.
+pub fn encode_chunks_for(frame: &Frame, compress: bool) -> Vec<Bytes> {
     let mut c = Chunks { cur: Vec::new(), out: Vec::new() };
-    encode_with(frame, &mut c);
+    if compress {
+        encode_compressed_with(frame, &mut c);
+    } else {
+        encode_with(frame, &mut c);
+    }
     c.flush();
     c.out
+}
+
+/// [`encode`], compressing the series where it pays when `compress` (see
+/// [`encode_chunks_for`]).
+pub fn encode_for(frame: &Frame, compress: bool) -> Vec<u8> {
+    if !compress {
+        return encode(frame);
+    }
+    let mut out = Vec::new();
+    encode_compressed_with(frame, &mut out);
+    out
 }
 
 /// Series data at least this large is shared by [`encode_chunks`] rather than copied.
@@ -146,24 +206,37 @@ impl Sink for Chunks {
 }
 
 fn encode_with(frame: &Frame, out: &mut impl Sink) {
+    encode_series(frame, out, |_| None);
+}
+
+fn encode_compressed_with(frame: &Frame, out: &mut impl Sink) {
+    encode_series(frame, out, compressed);
+}
+
+/// The one encoder: `packed` gives a series' compressed payload and codec tag, or `None`
+/// to send it raw.
+fn encode_series(frame: &Frame, out: &mut impl Sink, packed: impl Fn(&Series) -> Option<(u8, Bytes)>) {
     out.put(&MAGIC);
     out.put(&VERSION.to_le_bytes());
     out.put(&0u16.to_le_bytes());
     out.put(&(frame.len() as u32).to_le_bytes());
     out.put(&0u32.to_le_bytes());
     for (k, s) in frame.iter() {
-        let dl = data_len(s);
+        let (tag, data) = match packed(s) {
+            Some((tag, c)) => (tag, c),
+            None if s.data_type().is_variable() => (0, s.data().slice(s.value_range())),
+            None => (0, s.data().clone()),
+        };
+        let dl = data.len();
+        debug_assert!(tag != 0 || dl == data_len(s));
         out.put(&k.to_le_bytes());
-        out.put(&[s.data_type().tag(), 0, 0, 0]);
+        out.put(&[s.data_type().tag(), tag, 0, 0]);
         out.put(&(s.len() as u64).to_le_bytes());
         out.put(&s.time_range().start.0.to_le_bytes());
         out.put(&s.time_range().end.0.to_le_bytes());
         out.put(&s.alignment().0.to_le_bytes());
         out.put(&(dl as u64).to_le_bytes());
-        match s.data_type().density() {
-            Some(_) => out.share(s.data().clone()),
-            None => out.share(s.data().slice(s.value_range())),
-        }
+        out.share(data);
         out.put([0u8; 8].get(..pad8(dl) - dl).expect("pad8 pads by less than 8 bytes"));
         if s.data_type().is_variable() {
             let o = s.offsets_u64();
@@ -210,11 +283,26 @@ impl Reader<'_> {
     }
 }
 
-/// Decode a frame from `buf`, sharing its memory where alignment allows.
+/// Decode a frame from `buf`, sharing its memory where alignment allows. Compressed series
+/// are refused: a node decodes what clients send with this.
 ///
 /// # Errors
 /// [`CodecError`] for anything malformed.
 pub fn decode(buf: Bytes) -> Result<Frame, CodecError> {
+    decode_with(buf, false)
+}
+
+/// [`decode`], also decompressing compressed series (what a node sends a client that
+/// asked for compression). Raw series still share `buf`.
+///
+/// # Errors
+/// [`CodecError`] for anything malformed, compressed bytes that do not decode to the
+/// samples the header claims included.
+pub fn decode_compressed(buf: Bytes) -> Result<Frame, CodecError> {
+    decode_with(buf, true)
+}
+
+fn decode_with(buf: Bytes, allow_compressed: bool) -> Result<Frame, CodecError> {
     let mut r = Reader { buf: &buf, at: 0 };
     if r.take(4)? != MAGIC {
         return Err(CodecError::BadMagic);
@@ -236,8 +324,21 @@ pub fn decode(buf: Bytes) -> Result<Frame, CodecError> {
     let mut frame = Frame::with_capacity(count as usize);
     for _ in 0..count {
         let key = r.u32()?;
-        let [tag, ..] = r.array::<4>()?;
+        let [tag, codec_tag, ..] = r.array::<4>()?;
         let dt = DataType::from_tag(tag).ok_or_else(|| CodecError::Malformed(format!("unknown data type tag {tag} for channel {key}")))?;
+        let codec = match codec_tag {
+            0 => None,
+            _ if !allow_compressed => {
+                return Err(CodecError::Malformed(format!(
+                    "channel {key}: a compressed series (codec {codec_tag}) where only raw series are accepted"
+                )));
+            }
+            _ if dt.is_variable() => return Err(CodecError::Malformed(format!("channel {key}: {dt} series are never compressed"))),
+            t => Some(
+                Codec::from_tag(t)
+                    .ok_or_else(|| CodecError::Malformed(format!("channel {key}: unknown codec tag {t}; upgrade this client")))?,
+            ),
+        };
         let samples = r.u64()?;
         let start = r.u64()? as i64;
         let end = r.u64()? as i64;
@@ -249,6 +350,18 @@ pub fn decode(buf: Bytes) -> Result<Frame, CodecError> {
             return Err(CodecError::Truncated { needed: dl, at: r.at, len: buf.len() });
         }
         let samples = usize::try_from(samples).map_err(|_| CodecError::Malformed("sample count overflows".into()))?;
+        if let (Some(codec), Some(d)) = (codec, dt.density()) {
+            if samples.checked_mul(d).is_none_or(|n| n > MAX_DECOMPRESSED) {
+                return Err(CodecError::Malformed(format!("channel {key}: {samples} compressed samples exceed the limit")));
+            }
+            let data_at = r.at;
+            r.take(pad8(dl))?;
+            let series = codec
+                .decompress(dt, samples, buf.get(data_at..data_at + dl).unwrap_or_default())
+                .map_err(|e| CodecError::Malformed(format!("channel {key}: {e}")))?;
+            frame.push(key, series.with_time_range(TimeRange::new(TimeStamp(start), TimeStamp(end))).with_alignment(Alignment(alignment)));
+            continue;
+        }
         if let Some(d) = dt.density()
             && samples.checked_mul(d) != Some(dl)
         {
@@ -357,7 +470,101 @@ mod tests {
         assert!(matches!(decode(Bytes::from(enc)), Err(CodecError::Series { .. })));
     }
 
+    /// A frame with one series of each kind the wire compression treats differently.
+    fn sensor_frame() -> Frame {
+        let n = 20_000;
+        let adc: Vec<f64> = (0..n).map(|i| ((f64::from(i) * 0.01).sin() * 20_000.0 + 32_768.0).round() * (100.0 / 65_535.0)).collect();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u64> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect();
+        Frame::new()
+            .with(1, Series::timestamps((0..i64::from(n)).map(|i| 1_000_000 + i * 1_000).collect()).with_alignment(Alignment::new(3, 40)))
+            .with(
+                2,
+                Series::from_vec(adc).with_time_range(TimeRange::from_nanos(1_000_000, 21_000_000)).with_alignment(Alignment::new(3, 40)),
+            )
+            .with(3, Series::from_vec((0..50_000u32).map(|i| (i / 250 % 4) as u8 * 60).collect::<Vec<u8>>()))
+            .with(4, Series::from_vec(noise))
+            .with(5, Series::from_vec(vec![1.5f64; 100]))
+            .with(6, Series::strings(&vec!["valve open"; 5_000]))
+    }
+
+    /// The codec tag of each series of an encoded frame, in order.
+    fn codec_tags(enc: &[u8]) -> Vec<u8> {
+        let mut r = Reader { buf: enc, at: 8 };
+        let count = r.u32().unwrap();
+        r.at = HEADER;
+        let mut tags = Vec::new();
+        for _ in 0..count {
+            let at = r.at;
+            let dt = DataType::from_tag(enc[at + 4]).unwrap();
+            tags.push(enc[at + 5]);
+            let samples = u64::from_le_bytes(enc[at + 8..at + 16].try_into().unwrap()) as usize;
+            let dl = u64::from_le_bytes(enc[at + 40..at + 48].try_into().unwrap()) as usize;
+            r.at = at + SERIES_HEADER + pad8(dl) + if dt.is_variable() { 8 * (samples + 1) } else { 0 };
+        }
+        tags
+    }
+
+    #[test]
+    fn compressed_frames_decode_to_the_same_series_and_only_what_pays_is_compressed() {
+        let f = sensor_frame();
+        let raw = encode(&f);
+        let packed = encode_for(&f, true);
+        assert_eq!(encode_chunks_for(&f, true).concat(), packed, "chunks concatenate to the encoding");
+        // Timestamps and the ADC signal: Pcodec (6); valve steps in u8: shuffle + Zstandard
+        // (4); random bits, a series under 16 KiB and strings: raw.
+        assert_eq!(codec_tags(&packed), vec![6, 6, 4, 0, 0, 0]);
+        assert_eq!(codec_tags(&raw), vec![0; 6]);
+        let back = decode_compressed(Bytes::from(packed.clone())).unwrap();
+        assert_eq!(back, f);
+        for ((ka, a), (kb, b)) in f.iter().zip(back.iter()) {
+            assert_eq!((ka, a.time_range(), a.alignment()), (kb, b.time_range(), b.alignment()));
+        }
+        // What stays raw costs what it did; the 370,000 bytes of the other three series
+        // shrink to less than a tenth.
+        let kept: Frame = f.iter().filter(|(k, _)| *k >= 4).map(|(k, s)| (k, s.clone())).collect();
+        let shrunk = packed.len() - encode(&kept).len();
+        assert!(shrunk < 37_000, "{shrunk} bytes for the compressed series ({} in all, from {})", packed.len(), raw.len());
+        // A raw frame decodes the same either way.
+        assert_eq!(decode_compressed(Bytes::from(raw)).unwrap(), f);
+    }
+
+    #[test]
+    fn a_node_refuses_compressed_series_and_damage_is_an_error() {
+        let packed = encode_for(&sensor_frame(), true);
+        let e = decode(Bytes::from(packed.clone())).unwrap_err();
+        assert!(matches!(&e, CodecError::Malformed(m) if m.contains("only raw series")), "{e}");
+        // A compressed series claiming more samples than it holds, or more than the limit.
+        for claim in [20_001u64, u64::MAX / 8, (MAX_DECOMPRESSED as u64 / 8) + 1] {
+            let mut bad = packed.clone();
+            bad[HEADER + 8..HEADER + 16].copy_from_slice(&claim.to_le_bytes());
+            assert!(matches!(decode_compressed(Bytes::from(bad)), Err(CodecError::Malformed(_))), "claim {claim}");
+        }
+        // An unknown codec tag, and a codec on a string series.
+        let mut bad = packed.clone();
+        bad[HEADER + 5] = 200;
+        assert!(matches!(decode_compressed(Bytes::from(bad)), Err(CodecError::Malformed(m)) if m.contains("unknown codec")));
+        let mut strings = encode(&Frame::new().with(1, Series::strings(&["ab"])));
+        strings[HEADER + 5] = 4;
+        assert!(matches!(decode_compressed(Bytes::from(strings)), Err(CodecError::Malformed(m)) if m.contains("never compressed")));
+    }
+
     proptest! {
+        #[test]
+        fn never_panics_on_mutated_compressed_frames(idx in any::<usize>(), byte in any::<u8>()) {
+            let mut enc = encode_for(&sensor_frame().with(7, Series::from_vec(vec![7u16; 9_000])), true);
+            let i = idx % enc.len();
+            enc[i] = byte;
+            let _ = decode_compressed(Bytes::from(enc));
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode(Bytes::from(data));

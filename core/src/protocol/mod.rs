@@ -33,6 +33,12 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Header carrying the protocol version on every request.
 pub const VERSION_HEADER: &str = "telemetron-protocol";
 
+/// Header by which a client asks the node to compress the frames it sends back (reads,
+/// iterator steps, streamed frames) where that pays (`codec::encode_chunks_for`). Its
+/// value is `1`. A node that does not know it sends raw frames, which the client decodes
+/// all the same.
+pub const COMPRESS_HEADER: &str = "telemetron-compress";
+
 /// Content type of a binary frame body.
 pub const FRAME_CONTENT_TYPE: &str = "application/vnd.telemetron.frame";
 

@@ -20,7 +20,7 @@ use crate::Engine;
 use crate::channel::{Channel, ChannelRef};
 use crate::error::{Error, Result};
 use crate::protocol::messages::*;
-use crate::protocol::{FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError, codec, parse_json};
+use crate::protocol::{COMPRESS_HEADER, FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError, codec, parse_json};
 use crate::ranger::RangeQuery;
 use crate::telem::TimeStamp;
 
@@ -428,26 +428,30 @@ async fn meta_delete(State(s): St, body: Body) -> Reply<Empty> {
 
 /// The frame goes out as a list of buffers (series data straight from the mapped segment
 /// files), so a large read never builds its whole encoding in the node's memory.
-async fn frames_read(State(s): St, body: Body) -> std::result::Result<Response, ApiError> {
+/// With [`COMPRESS_HEADER`], series are compressed where it pays, on the blocking pool.
+async fn frames_read(State(s): St, headers: HeaderMap, body: Body) -> std::result::Result<Response, ApiError> {
     let q: ReadFrames = parse_json(&body_bytes(&s, body).await?)?;
+    let compress = wants_compression(&headers);
     #[cfg(feature = "cluster")]
     if let Some(c) = s.config.cluster.as_ref().filter(|c| q.keys.iter().any(|k| !c.is_local(*k))) {
         let f = c.read(q.range, &q.keys, q.reduce).await?;
-        return Ok(frame_response(codec::encoded_len(&f), codec::encode_chunks(&f)));
+        let chunks = if compress { blocking(&s, move |_| Ok(codec::encode_chunks_for(&f, true))).await? } else { codec::encode_chunks(&f) };
+        return Ok(frame_response(chunks));
     }
-    let (len, chunks) = blocking(&s, move |e| {
+    let chunks = blocking(&s, move |e| {
         let f = match &q.reduce {
             Some(r) => e.read_reduced(q.range, &q.keys, r)?,
             None => e.read(q.range, &q.keys)?,
         };
-        Ok((codec::encoded_len(&f), codec::encode_chunks(&f)))
+        Ok(codec::encode_chunks_for(&f, compress))
     })
     .await?;
-    Ok(frame_response(len, chunks))
+    Ok(frame_response(chunks))
 }
 
-/// A frame's encoding, `len` bytes in `chunks`, as a response body.
-fn frame_response(len: usize, chunks: Vec<Bytes>) -> Response {
+/// A frame's encoding, in `chunks`, as a response body.
+fn frame_response(chunks: Vec<Bytes>) -> Response {
+    let len: usize = chunks.iter().map(Bytes::len).sum();
     let body = Body::from_stream(futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::convert::Infallible>)));
     ([(header::CONTENT_TYPE, FRAME_CONTENT_TYPE.to_string()), (header::CONTENT_LENGTH, len.to_string())], body).into_response()
 }
@@ -536,14 +540,20 @@ async fn stream_writer(State(s): St, Extension(Principal(user)): Extension<Princ
     upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_writer::run(st, socket, user)))
 }
 
-async fn stream_streamer(State(s): St, ws: WebSocketUpgrade) -> Response {
+async fn stream_streamer(State(s): St, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let cx = stream_context("streamer");
-    let st = s.clone();
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_streamer::run(st, socket)))
+    let (st, compress) = (s.clone(), wants_compression(&headers));
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_streamer::run(st, socket, compress)))
 }
 
-async fn stream_iterator(State(s): St, ws: WebSocketUpgrade) -> Response {
+async fn stream_iterator(State(s): St, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let cx = stream_context("iterator");
-    let st = s.clone();
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_iterator::run(st, socket)))
+    let (st, compress) = (s.clone(), wants_compression(&headers));
+    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_iterator::run(st, socket, compress)))
+}
+
+/// True when the request carries [`COMPRESS_HEADER`]`: 1`: the client decodes compressed
+/// series, so the frames sent back may carry them (`codec::encode_chunks_for`).
+fn wants_compression(headers: &HeaderMap) -> bool {
+    headers.get(COMPRESS_HEADER).is_some_and(|v| v.as_bytes() == b"1")
 }

@@ -11,7 +11,8 @@ use crate::framer::RangeIterator;
 use crate::protocol::messages::{IteratorRequest, IteratorResponse};
 use crate::protocol::{WireError, codec, parse_json};
 
-pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
+/// `compress`: the client asked for compressed frames (`COMPRESS_HEADER` on the upgrade).
+pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket, compress: bool) {
     let _live = state.shutdown.live();
     let Some((mut s, config)) = open::<IteratorKind>(&state, Session::new(&state, socket)).await else { return };
     #[cfg(feature = "cluster")]
@@ -38,7 +39,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                 Ok(IteratorRequest::Close) => break Ending::normal(),
                 Ok(IteratorRequest::Open { .. }) => break Ending::violation(already_open::<IteratorKind>()),
                 Ok(cmd) => {
-                    if !step(&mut s, &mut it, cmd).await {
+                    if !step(&mut s, &mut it, cmd, compress).await {
                         return;
                     }
                 }
@@ -57,7 +58,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
 }
 
 /// Run one command and reply; false if the client is gone.
-async fn step(s: &mut Session, it: &mut RangeIterator, cmd: IteratorRequest) -> bool {
+async fn step(s: &mut Session, it: &mut RangeIterator, cmd: IteratorRequest, compress: bool) -> bool {
     let (r, reads): (Result<bool>, bool) = heavy(|| match cmd {
         IteratorRequest::SeekFirst => (it.seek_first(), false),
         IteratorRequest::SeekLast => (it.seek_last(), false),
@@ -74,7 +75,7 @@ async fn step(s: &mut Session, it: &mut RangeIterator, cmd: IteratorRequest) -> 
             if !s.send_json(&IteratorResponse::Result { ok, frame }).await {
                 return false;
             }
-            if frame { s.send_frame(codec::encode(&it.take_value())).await } else { true }
+            if frame { s.send_frame(heavy(|| codec::encode_for(&it.take_value(), compress))).await } else { true }
         }
     }
 }

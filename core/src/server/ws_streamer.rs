@@ -16,7 +16,10 @@ use crate::protocol::messages::{StreamerRequest, StreamerResponse};
 use crate::protocol::{WireError, codec, parse_json};
 use crate::relay::{StreamError, Streamer};
 
-pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
+/// `compress`: the client asked for compressed frames (`COMPRESS_HEADER` on the upgrade);
+/// a live frame is compressed only where a series is large enough to pay
+/// (`codec::WIRE_COMPRESS_MIN`), so small frames keep the raw fast path.
+pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSocket, compress: bool) {
     let _live = state.shutdown.live();
     let Some((mut s, config)) = open::<StreamerKind>(&state, Session::new(&state, socket)).await else { return };
     let keys = config.channels.clone();
@@ -32,7 +35,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
         tokio::select! {
             r = streamer.next() => match r {
                 Ok(frame) => {
-                    if !s.send_frame(codec::encode(&frame)).await {
+                    if !s.send_frame(codec::encode_for(&frame, compress)).await {
                         break Ending::normal();
                     }
                 }

@@ -191,6 +191,12 @@ pub mod raw {
 
     /// A raw HTTP/1.1 POST; returns (status, body).
     pub async fn post(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+        let (status, body) = post_bytes(addr, path, headers, body).await;
+        (status, String::from_utf8_lossy(&body).to_string())
+    }
+
+    /// A raw HTTP/1.1 POST; returns (status, body bytes).
+    pub async fn post_bytes(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let mut req = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
@@ -205,9 +211,9 @@ pub mod raw {
         let _ = tcp.write_all(body).await;
         let mut out = Vec::new();
         let _ = tcp.read_to_end(&mut out).await;
-        let text = String::from_utf8_lossy(&out).to_string();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
-        (status, body)
+        let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |i| i + 4);
+        let head = String::from_utf8_lossy(&out[..head_end]).to_string();
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, out[head_end..].to_vec())
     }
 }

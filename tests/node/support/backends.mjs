@@ -90,7 +90,8 @@ export async function startNode(extra = [], { setup } = {}) {
   return { url, proc, exited, stop, data, stderr: () => stderr }
 }
 
-async function startServer() {
+/** The remote backend's shared node (started on first use). */
+export async function startServer() {
   if (!server) server = await startNode()
   return server
 }

@@ -43,6 +43,9 @@ pub enum BenchCommand {
     /// Compression codecs (LZ4, Zstandard, byte shuffle, delta-of-delta, Pcodec) on
     /// realistic sensor signals: size ratio and (de)compression throughput.
     Codecs(crate::bench_codecs::CodecsArgs),
+    /// Compression on the wire: each realistic signal read whole by a plain client and by
+    /// one that asks for compression, on loopback and through links paced to --link-mbps.
+    Wire(crate::bench_wire::WireArgs),
     /// A long campaign simulated as fast as the machine writes it (100 f64 channels at
     /// 1 kHz, 10 commits/s): ingest with and without background compaction, disk over raw
     /// bytes, compression, reopen time and memory, whole-channel read.
@@ -123,6 +126,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         BenchCommand::Observe(a) => crate::bench_observe::run(&a),
         BenchCommand::Reduce(a) => crate::bench_reduce::run(&a),
         BenchCommand::Codecs(a) => crate::bench_codecs::run(&a),
+        BenchCommand::Wire(a) => crate::bench_wire::run(&a),
         BenchCommand::LongRun(a) => crate::bench_long::run(&a),
         BenchCommand::Fanout(a) if a.common.url.is_some() => remote::fanout(&a),
         BenchCommand::ControlRtt(a) => remote::control_rtt(&a),

@@ -88,7 +88,7 @@ pub fn valve_command(r: &mut Rng, n: usize) -> Vec<f64> {
 }
 
 /// The signals: what a test stand records, at 1 kHz.
-fn signals(n: usize) -> Vec<(&'static str, &'static str, Series)> {
+pub fn signals(n: usize) -> Vec<(&'static str, &'static str, Series)> {
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
     let adc = adc_pressure(&mut r, n, 10.0);
     let filtered = filtered_pressure(&mut r, n, 10.0);

@@ -9,6 +9,7 @@ mod bench_observe;
 mod bench_reduce;
 mod bench_remote;
 mod bench_remote_fanout;
+mod bench_wire;
 mod cluster;
 mod demo;
 mod export;

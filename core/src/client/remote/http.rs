@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::transport::Endpoint;
 use crate::error::{Error, Result};
 use crate::protocol::messages::{LoginRequest, LoginResponse};
-use crate::protocol::{API_PREFIX, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError};
+use crate::protocol::{API_PREFIX, COMPRESS_HEADER, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError};
 
 /// Most idle connections kept.
 const POOL: usize = 8;
@@ -98,6 +98,9 @@ impl Http {
         }
         if let Some(tp) = crate::client::current_traceparent() {
             req = req.header("traceparent", tp.as_ref());
+        }
+        if self.endpoint.compress {
+            req = req.header(COMPRESS_HEADER, "1");
         }
         let req = req.body(Full::new(body)).map_err(|e| NetError::protocol(format!("cannot build request: {e}")))?;
         let timeout = self.endpoint.timeout().max(std::time::Duration::from_secs(60));

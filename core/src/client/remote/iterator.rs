@@ -89,7 +89,7 @@ impl RemoteIterator {
         if has_frame {
             match self.recv().await? {
                 Incoming::Frame(b) => {
-                    self.value = codec::decode(b).map_err(|e| NetError::protocol(format!("bad frame from the node: {e}")))?
+                    self.value = codec::decode_compressed(b).map_err(|e| NetError::protocol(format!("bad frame from the node: {e}")))?
                 }
                 _ => return Err(protocol("a result promised a frame that did not follow")),
             }

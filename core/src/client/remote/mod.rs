@@ -151,7 +151,7 @@ impl Remote {
         if !r.frame {
             return Err(NetError::protocol("the node answered a read without a frame").into());
         }
-        Ok(codec::decode(r.body).map_err(|e| NetError::protocol(format!("bad frame from the node: {e}")))?)
+        Ok(codec::decode_compressed(r.body).map_err(|e| NetError::protocol(format!("bad frame from the node: {e}")))?)
     }
 
     pub(crate) async fn write(&self, start: TimeStamp, frame: Frame) -> Result<TimeStamp> {

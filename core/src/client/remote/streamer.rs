@@ -74,7 +74,7 @@ impl RemoteStreamer {
     fn step(&mut self, m: Result<Incoming>) -> Step {
         match m {
             Ok(Incoming::Frame(b)) => {
-                Step::Item(codec::decode(b).map_err(|e| NetError::protocol(format!("bad frame from the node: {e}")).into()))
+                Step::Item(codec::decode_compressed(b).map_err(|e| NetError::protocol(format!("bad frame from the node: {e}")).into()))
             }
             Ok(Incoming::Json(b)) => match serde_json::from_slice::<StreamerResponse>(&b) {
                 Ok(StreamerResponse::Notice { error }) => Step::Item(Err(error.into())),

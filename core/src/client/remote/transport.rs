@@ -27,6 +27,8 @@ pub(crate) struct Endpoint {
     host: String,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     timeout: Duration,
+    /// Ask for compressed frames (`ConnectOptions::compress`).
+    pub compress: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -58,7 +60,14 @@ impl Endpoint {
         }
         let (host, port) = split_host_port(authority).ok_or_else(|| bad_url(url, "bad host or port"))?;
         let tls = if secure { Some(tls_connector(&host, opts)?) } else { None };
-        Ok(Endpoint { url: url.to_string(), authority: format!("{}:{port}", bracket(&host)), host, tls, timeout: opts.timeout })
+        Ok(Endpoint {
+            url: url.to_string(),
+            authority: format!("{}:{port}", bracket(&host)),
+            host,
+            tls,
+            timeout: opts.timeout,
+            compress: opts.compress,
+        })
     }
 
     /// True for TLS endpoints.

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::http::{Http, error_from_body};
 use super::transport::Io;
 use crate::error::Result;
-use crate::protocol::{API_PREFIX, CloseCode, NetError, PROTOCOL_VERSION, VERSION_HEADER};
+use crate::protocol::{API_PREFIX, COMPRESS_HEADER, CloseCode, NetError, PROTOCOL_VERSION, VERSION_HEADER};
 
 type Ws = WebSocketStream<Io>;
 pub(crate) type WsSink = SplitSink<Ws, Message>;
@@ -71,6 +71,9 @@ impl WsConn {
         let mut req = url.as_str().into_client_request().map_err(|e| NetError::InvalidUrl { url: url.clone(), reason: e.to_string() })?;
         let h = req.headers_mut();
         h.insert(VERSION_HEADER, PROTOCOL_VERSION.into());
+        if ep.compress {
+            h.insert(COMPRESS_HEADER, 1.into());
+        }
         if let Some(a) = http.auth.read().as_deref() {
             h.insert("authorization", a.parse().map_err(|_| NetError::protocol("credentials are not a valid header value"))?);
         }
