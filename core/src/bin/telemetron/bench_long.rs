@@ -12,6 +12,13 @@
 //!    rate against pass 1.
 //! 3. **compressed**: background compaction with compression: ingest rate, disk after a
 //!    last compaction, reopen, and the whole-channel read (decompressing).
+//!
+//! And on request a fourth, **crash**: a child process writes the campaign with background
+//! compaction and index checkpoints every `--checkpoint-interval-s` (the engine's 5
+//! minutes by default), is SIGKILLed once its last commit returned, and the directory is
+//! reopened: the reopen time after a crash, how many chunk records it read from the last
+//! run-time checkpoint and how many it walked in the segment files, and a check that every
+//! commit is there.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,7 +52,7 @@ pub struct LongRunArgs {
     /// none | interval | commit.
     #[arg(long, default_value = "interval")]
     pub durability: Durability,
-    /// Which passes to run: plain, background, compressed (comma-separated).
+    /// Which passes to run: plain, background, compressed, crash (comma-separated).
     #[arg(long, default_value = "plain,background,compressed", value_delimiter = ',')]
     pub passes: Vec<String>,
     /// Where to put the temporary data directories (deleted afterwards).
@@ -54,6 +61,13 @@ pub struct LongRunArgs {
     /// Print one JSON object per pass instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The crash pass: seconds between the writer process's index checkpoints.
+    #[arg(long, default_value_t = 300.0)]
+    pub checkpoint_interval_s: f64,
+    /// Internal: write the campaign into this directory, say so, and wait to be killed
+    /// (the crash pass runs the bench again with it).
+    #[arg(long, hide = true)]
+    pub crash_child: Option<std::path::PathBuf>,
 }
 
 /// One channel's signal: a precomputed table a whole number of commits long (about a
@@ -184,14 +198,14 @@ fn options(durability: Durability, background: bool, compress: bool) -> Options 
 }
 
 /// Reopen `dir` and read channel `ch_000` over the whole run, summing its values; returns
-/// (reopen s, anonymous memory held, chunks indexed, median bytes/s of the warm reads).
-fn reopen_and_read(dir: &Path, o: Options, expect: usize) -> Result<(f64, u64, usize, f64), Error> {
+/// (reopen s, anonymous memory held, what recovery found, median bytes/s of the warm reads).
+fn reopen_and_read(dir: &Path, o: Options, expect: usize) -> Result<(f64, u64, telemetron::storage::RecoveryReport, f64), Error> {
     let before = rss_anon();
     let t0 = Instant::now();
     let engine = Engine::open_with(dir, o)?;
     let reopen = t0.elapsed().as_secs_f64();
     let held = rss_anon().saturating_sub(before);
-    let chunks = engine.recovery_report().chunks;
+    let found = engine.recovery_report().clone();
     let key = engine.channels().by_name("ch_000")?.key;
     // Read and sum every value (a read that only maps pages would measure nothing), five
     // times; the median of the last four (page cache warm) is reported.
@@ -214,7 +228,55 @@ fn reopen_and_read(dir: &Path, o: Options, expect: usize) -> Result<(f64, u64, u
     }
     let rate = crate::stats::median(rates.get(1..).unwrap_or_default());
     engine.close()?;
-    Ok((reopen, held, chunks, rate))
+    Ok((reopen, held, found, rate))
+}
+
+/// The crash pass's child: write the campaign with background compaction and run-time
+/// checkpoints, print `written`, and wait to be killed (never closing the engine).
+fn crash_child(a: &LongRunArgs, dir: &Path, commits: u64) -> Result<(), Error> {
+    let mut o = options(a.durability, true, false);
+    o.storage.checkpoint_interval = Some(Duration::from_secs_f64(a.checkpoint_interval_s.max(0.001)));
+    let engine = Engine::open_with(dir, o)?;
+    let stand = Stand::create(&engine, a)?;
+    let w = write_all(&engine, &stand, commits, a.durability, false, "crash")?;
+    println!("written {}", w.seconds);
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// The crash pass: run [`crash_child`] in a child process, SIGKILL it once it has written
+/// everything, reopen. Returns (seconds the child wrote for, the reopen's figures).
+fn crash_pass(a: &LongRunArgs, dir: &Path, expect: usize) -> Result<(f64, (f64, u64, telemetron::storage::RecoveryReport, f64)), Error> {
+    use std::io::BufRead as _;
+    let fail = |what: String| Error::InvalidArgument { reason: format!("crash pass: {what}") };
+    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find this program: {e}")))?;
+    let mut child = std::process::Command::new(exe)
+        .args(["bench", "long-run", "--hours", &a.hours.to_string(), "--channels", &a.channels.to_string()])
+        .args(["--rate-hz", &a.rate_hz.to_string(), "--commit-hz", &a.commit_hz.to_string()])
+        .args([
+            "--durability",
+            crate::bench::durability_name(a.durability),
+            "--checkpoint-interval-s",
+            &a.checkpoint_interval_s.to_string(),
+        ])
+        .arg("--crash-child")
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot start the writer process: {e}")))?;
+    let stdout = child.stdout.take().ok_or_else(|| fail("no stdout".into()))?;
+    let line = std::io::BufReader::new(stdout).lines().next().transpose().map_err(|e| fail(e.to_string()))?.unwrap_or_default();
+    let Some(seconds) = line.strip_prefix("written ").and_then(|s| s.parse::<f64>().ok()) else {
+        let _ = child.kill();
+        let status = child.wait().map_err(|e| fail(e.to_string()))?;
+        return Err(fail(format!("the writer process ended before writing everything ({status}): {line:?}")));
+    };
+    child.kill().map_err(|e| fail(format!("cannot kill the writer process: {e}")))?;
+    child.wait().map_err(|e| fail(e.to_string()))?;
+    Ok((seconds, reopen_and_read(dir, options(a.durability, false, false), expect)?))
 }
 
 pub fn run(a: &LongRunArgs) -> Result<(), Error> {
@@ -244,6 +306,9 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
         });
     }
     let expect = (commits * per_commit) as usize;
+    if let Some(dir) = &a.crash_child {
+        return crash_child(a, dir, commits);
+    }
     if !a.json {
         println!(
             "long-run: {} f64 channels at {} Hz, {} commits/s, {:.2} simulated hours: {commits} commits, {:.2} GB of samples (index included), durability {}",
@@ -261,9 +326,37 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
             "plain" => (false, false),
             "background" => (true, false),
             "compressed" => (true, true),
-            other => return Err(Error::InvalidArgument { reason: format!("unknown pass {other:?}; use plain, background or compressed") }),
+            "crash" => (true, false),
+            other => {
+                return Err(Error::InvalidArgument {
+                    reason: format!("unknown pass {other:?}; use plain, background, compressed or crash"),
+                });
+            }
         };
         let scratch = Scratch::new(&a.dir, "long-run");
+        if pass == "crash" {
+            let (wrote_s, (reopen, held, found, read_rate)) = crash_pass(a, &scratch.0, expect)?;
+            let walked = found.chunks - found.checkpoint_chunks;
+            emit(
+                a.json,
+                json!({"bench": "long-run", "pass": pass, "hours": a.hours, "commits": commits, "write_seconds": wrote_s,
+                       "checkpoint_interval_s": a.checkpoint_interval_s, "reopen_seconds": reopen, "reopen_anon_bytes": held,
+                       "chunks_indexed": found.chunks, "chunks_from_checkpoint": found.checkpoint_chunks, "chunks_walked": walked,
+                       "truncated_bytes": found.truncated_bytes, "read_one_channel_bytes_per_s": read_rate}),
+                || {
+                    format!(
+                        "{pass:>10}: written in {wrote_s:.1} s with a checkpoint every {} s, then SIGKILL | reopen {reopen:.3} s, {:.1} MB heap, {} chunks: {} from the checkpoint, {walked} walked in the segments, {} bytes cut | every commit read back ({expect} samples of ch_000, {:.2} GB/s)",
+                        a.checkpoint_interval_s,
+                        held as f64 / 1e6,
+                        found.chunks,
+                        found.checkpoint_chunks,
+                        found.truncated_bytes,
+                        read_rate / 1e9
+                    )
+                },
+            );
+            continue;
+        }
         let engine = Engine::open_with(&scratch.0, options(a.durability, background, compress))?;
         let stand = Stand::create(&engine, a)?;
         let w = write_all(&engine, &stand, commits, a.durability, a.json, pass)?;
@@ -281,7 +374,8 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
         let after = disk_bytes(&scratch.0);
         engine.close()?;
         drop(engine);
-        let (reopen, held, chunks, read_rate) = reopen_and_read(&scratch.0, options(a.durability, false, compress), expect)?;
+        let (reopen, held, found, read_rate) = reopen_and_read(&scratch.0, options(a.durability, false, compress), expect)?;
+        let chunks = found.chunks;
         if pass == "plain" {
             plain_rate = Some(ingest);
         }
