@@ -197,9 +197,18 @@ fn options(durability: Durability, background: bool, compress: bool) -> Options 
     }
 }
 
-/// Reopen `dir` and read channel `ch_000` over the whole run, summing its values; returns
-/// (reopen s, anonymous memory held, what recovery found, median bytes/s of the warm reads).
-fn reopen_and_read(dir: &Path, o: Options, expect: usize) -> Result<(f64, u64, telemetron::storage::RecoveryReport, f64), Error> {
+/// What a reopen took and found.
+struct Reopened {
+    seconds: f64,
+    /// Anonymous memory the reopened engine holds.
+    held: u64,
+    found: telemetron::storage::RecoveryReport,
+    /// Median bytes/s of the warm reads of `ch_000`.
+    read_rate: f64,
+}
+
+/// Reopen `dir` and read channel `ch_000` over the whole run, summing its values.
+fn reopen_and_read(dir: &Path, o: Options, expect: usize) -> Result<Reopened, Error> {
     let before = rss_anon();
     let t0 = Instant::now();
     let engine = Engine::open_with(dir, o)?;
@@ -228,7 +237,7 @@ fn reopen_and_read(dir: &Path, o: Options, expect: usize) -> Result<(f64, u64, t
     }
     let rate = crate::stats::median(rates.get(1..).unwrap_or_default());
     engine.close()?;
-    Ok((reopen, held, found, rate))
+    Ok(Reopened { seconds: reopen, held, found, read_rate: rate })
 }
 
 /// The crash pass's child: write the campaign with background compaction and run-time
@@ -249,7 +258,7 @@ fn crash_child(a: &LongRunArgs, dir: &Path, commits: u64) -> Result<(), Error> {
 
 /// The crash pass: run [`crash_child`] in a child process, SIGKILL it once it has written
 /// everything, reopen. Returns (seconds the child wrote for, the reopen's figures).
-fn crash_pass(a: &LongRunArgs, dir: &Path, expect: usize) -> Result<(f64, (f64, u64, telemetron::storage::RecoveryReport, f64)), Error> {
+fn crash_pass(a: &LongRunArgs, dir: &Path, expect: usize) -> Result<(f64, Reopened), Error> {
     use std::io::BufRead as _;
     let fail = |what: String| Error::InvalidArgument { reason: format!("crash pass: {what}") };
     let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find this program: {e}")))?;
@@ -335,7 +344,7 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
         };
         let scratch = Scratch::new(&a.dir, "long-run");
         if pass == "crash" {
-            let (wrote_s, (reopen, held, found, read_rate)) = crash_pass(a, &scratch.0, expect)?;
+            let (wrote_s, Reopened { seconds: reopen, held, found, read_rate }) = crash_pass(a, &scratch.0, expect)?;
             let walked = found.chunks - found.checkpoint_chunks;
             emit(
                 a.json,
@@ -374,7 +383,8 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
         let after = disk_bytes(&scratch.0);
         engine.close()?;
         drop(engine);
-        let (reopen, held, found, read_rate) = reopen_and_read(&scratch.0, options(a.durability, false, compress), expect)?;
+        let Reopened { seconds: reopen, held, found, read_rate } =
+            reopen_and_read(&scratch.0, options(a.durability, false, compress), expect)?;
         let chunks = found.chunks;
         if pass == "plain" {
             plain_rate = Some(ingest);
