@@ -358,11 +358,15 @@ fn write_batch(
 }
 
 /// Compact one channel in batches; returns whether anything was merged.
+/// `pass` is the pass's hold on `Storage::compacting`: after each batch it is yielded to a
+/// thread waiting for it (parking_lot's fair `bump`), so a run-time checkpoint waits for
+/// one batch, not for a whole pass behind a fast writer.
 fn compact_channel(
     storage: &Storage,
     out: &mut Output<'_>,
     store: &ChannelStore,
     report: &mut CompactionReport,
+    pass: &mut parking_lot::MutexGuard<'_, ()>,
 ) -> Result<bool, StorageError> {
     let target = storage.opts.compacted_record_bytes.max(4096);
     let codec = codec_for(storage, store);
@@ -389,6 +393,8 @@ fn compact_channel(
         drop(guard);
         any = true;
         report.longest_batch_micros = report.longest_batch_micros.max(u64::try_from(held.elapsed().as_micros()).unwrap_or(u64::MAX));
+        // Every batch so far is written, synced and swapped in: a checkpoint may run here.
+        parking_lot::MutexGuard::bump(pass);
         // Only what the plan did not fit in this batch is taken again now. Records a writer
         // commits meanwhile wait for the next pass: planning again would chase an active
         // writer's tail forever while the other channels wait.
@@ -400,7 +406,7 @@ fn compact_channel(
 
 /// One compaction pass over every stored channel.
 pub(crate) fn compact_once(storage: &Storage) -> Result<CompactionReport, StorageError> {
-    let _one = storage.compacting.lock();
+    let mut one = storage.compacting.lock();
     let started = Instant::now();
     let mut report = CompactionReport::default();
     let mut stores: Vec<Arc<ChannelStore>> = storage.channels.read().values().cloned().collect();
@@ -408,7 +414,7 @@ pub(crate) fn compact_once(storage: &Storage) -> Result<CompactionReport, Storag
     let mut out = Output { storage, seg: None };
     let mut result = Ok(());
     for store in &stores {
-        match compact_channel(storage, &mut out, store, &mut report) {
+        match compact_channel(storage, &mut out, store, &mut report, &mut one) {
             Ok(true) => report.channels += 1,
             Ok(false) => {}
             Err(e) => {
