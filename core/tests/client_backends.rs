@@ -607,7 +607,13 @@ async fn index_channels_join_their_data_channels(b: &Backend) {
 async fn a_client_that_asks_for_compression_gets_the_same_samples_in_fewer_bytes() {
     let b = Backend::remote().await;
     let server = b.server.as_ref().unwrap();
-    let packed = telemetron::connect(&server.url(), telemetron::ConnectOptions { compress: true, ..Default::default() }).await.unwrap();
+    // Each client through a proxy that counts what the node sends it.
+    let (via_plain, plain_bytes) = backends::counting_proxy(server.local_addr()).await;
+    let (via_packed, packed_bytes) = backends::counting_proxy(server.local_addr()).await;
+    let plain_client = telemetron::connect(&format!("http://{via_plain}"), telemetron::ConnectOptions::default()).await.unwrap();
+    let packed = telemetron::connect(&format!("http://{via_packed}"), telemetron::ConnectOptions { compress: true, ..Default::default() })
+        .await
+        .unwrap();
     let (t, p) = index_and_data(&b.client, "wire").await;
     let n = 50_000usize;
     let ts: Vec<i64> = (0..n as i64).map(|i| 1_000 + i * 1_000).collect();
@@ -616,8 +622,14 @@ async fn a_client_that_asks_for_compression_gets_the_same_samples_in_fewer_bytes
     let frame = Frame::new().with(t, Series::timestamps(ts.clone())).with(p, Series::from_vec(adc.clone()));
     b.client.write(TimeStamp(1_000), frame.clone()).await.unwrap();
 
-    let plain = b.client.read(TimeRange::MAX, &[t, p]).await.unwrap();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let (p0, c0) = (count(&plain_bytes), count(&packed_bytes));
+    let plain = plain_client.read(TimeRange::MAX, &[t, p]).await.unwrap();
     let got = packed.read(TimeRange::MAX, &[t, p]).await.unwrap();
+    // The option is what made the difference: the same read, a tenth of the bytes or less.
+    let (sent_plain, sent_packed) = (count(&plain_bytes) - p0, count(&packed_bytes) - c0);
+    assert!(sent_plain >= (n * 16) as u64, "the plain read sent {sent_plain} bytes");
+    assert!(sent_packed * 10 < sent_plain, "the compressed read sent {sent_packed} bytes, the plain one {sent_plain}");
     assert_eq!(got.concat(p).unwrap().unwrap().as_slice::<f64>().unwrap(), &adc[..]);
     assert_eq!(got.concat(t).unwrap().unwrap().as_timestamps().unwrap(), &ts[..]);
     for k in [t, p] {

@@ -100,7 +100,7 @@ impl std::str::FromStr for Concurrency {
 /// assert!("gzip".parse::<Compression>().unwrap_err().contains("pcodec"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Compression {
     /// Whatever the engine's `StorageOptions::compress` says: Pcodec for 16-, 32- and
     /// 64-bit numeric data channels when it is on, raw otherwise.
@@ -137,6 +137,15 @@ impl Compression {
 impl std::fmt::Display for Compression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for Compression {
+    type Error = String;
+
+    /// The wire's and the catalog's path: the same message as [`str::parse`].
+    fn try_from(s: String) -> Result<Compression, String> {
+        s.parse()
     }
 }
 

@@ -38,10 +38,10 @@ pub struct ConnectOptions {
     /// where that pays: Pcodec for 16-, 32- and 64-bit numbers, shuffle + Zstandard for the
     /// other fixed-size types, only for series of at least 16 KiB that shrink by a tenth.
     /// Compressing costs the node CPU (Pcodec: roughly 5–8 ms per MB here), so it pays on
-    /// slow links, not on loopback: measured on one channel of 16 MB, 6–60x faster through
-    /// a 100 Mbit/s link, 1.2–4.9x through 1 Gbit/s for signals that compress 10x or more,
-    /// and 0.73x there for noisy floats (docs/benchmarks.md, "Compression on the wire").
-    /// Off by default.
+    /// slow links, not on loopback. Measured on one channel of 16 MB: through a 100 Mbit/s
+    /// link 6–60x faster for signals that compress 10x or more and 1.3–2.1x for noisy
+    /// floats; through 1 Gbit/s 1.2–4.9x for the former and 0.73x (slower) for noisy
+    /// floats (docs/benchmarks.md, "Compression on the wire"). Off by default.
     pub compress: bool,
 }
 

@@ -92,8 +92,8 @@ fn data_len(s: &Series) -> usize {
 /// codec's setup and a second wake-up cost more than the bytes saved.
 pub const WIRE_COMPRESS_MIN: usize = 16 << 10;
 
-/// Most bytes one compressed series may decode to (a claim above it is refused before
-/// anything is allocated).
+/// Most bytes the compressed series of one frame may decode to together (a claim above it
+/// is refused before anything is allocated).
 pub const MAX_DECOMPRESSED: usize = 1 << 32;
 
 /// The codec a series of `dt` gets on the wire: Pcodec for 16-, 32- and 64-bit numbers
@@ -101,6 +101,12 @@ pub const MAX_DECOMPRESSED: usize = 1 << 32;
 /// (docs/benchmarks.md, "Compression codecs on sensor signals").
 fn wire_codec(dt: DataType) -> Codec {
     if Codec::Pco(4).applies_to(dt) { Codec::Pco(4) } else { Codec::ShuffleZstd(1) }
+}
+
+/// The codec of a wire codec tag: only those [`wire_codec`] gives (4 shuffle + Zstandard,
+/// 6 Pcodec); the storage's other tags never come over the wire.
+fn wire_codec_of(tag: u8) -> Option<Codec> {
+    Codec::from_tag(tag).filter(|c| matches!(c, Codec::ShuffleZstd(_) | Codec::Pco(_)))
 }
 
 /// The compressed payload of `s` and its codec tag, when compressing it on the wire pays:
@@ -322,22 +328,25 @@ fn decode_with(buf: Bytes, allow_compressed: bool) -> Result<Frame, CodecError> 
         return Err(CodecError::Truncated { needed: count as usize * SERIES_HEADER, at: HEADER, len: buf.len() });
     }
     let mut frame = Frame::with_capacity(count as usize);
+    let mut decoded = 0usize;
     for _ in 0..count {
         let key = r.u32()?;
-        let [tag, codec_tag, ..] = r.array::<4>()?;
+        let [tag, codec_tag, r0, r1] = r.array::<4>()?;
         let dt = DataType::from_tag(tag).ok_or_else(|| CodecError::Malformed(format!("unknown data type tag {tag} for channel {key}")))?;
+        if (r0, r1) != (0, 0) {
+            return Err(CodecError::Malformed(format!("channel {key}: reserved header bytes are not zero")));
+        }
         let codec = match codec_tag {
             0 => None,
             _ if !allow_compressed => {
                 return Err(CodecError::Malformed(format!(
-                    "channel {key}: a compressed series (codec {codec_tag}) where only raw series are accepted"
+                    "channel {key}: a compressed series (codec {codec_tag}); a node takes raw series only (compression is for what it sends back)"
                 )));
             }
             _ if dt.is_variable() => return Err(CodecError::Malformed(format!("channel {key}: {dt} series are never compressed"))),
-            t => Some(
-                Codec::from_tag(t)
-                    .ok_or_else(|| CodecError::Malformed(format!("channel {key}: unknown codec tag {t}; upgrade this client")))?,
-            ),
+            t => Some(wire_codec_of(t).ok_or_else(|| {
+                CodecError::Malformed(format!("channel {key}: codec tag {t} is not one the wire uses (4 or 6); upgrade this client"))
+            })?),
         };
         let samples = r.u64()?;
         let start = r.u64()? as i64;
@@ -351,9 +360,12 @@ fn decode_with(buf: Bytes, allow_compressed: bool) -> Result<Frame, CodecError> 
         }
         let samples = usize::try_from(samples).map_err(|_| CodecError::Malformed("sample count overflows".into()))?;
         if let (Some(codec), Some(d)) = (codec, dt.density()) {
-            if samples.checked_mul(d).is_none_or(|n| n > MAX_DECOMPRESSED) {
-                return Err(CodecError::Malformed(format!("channel {key}: {samples} compressed samples exceed the limit")));
-            }
+            // The frame's series together decode to at most MAX_DECOMPRESSED bytes.
+            decoded = samples.checked_mul(d).and_then(|n| n.checked_add(decoded)).filter(|&n| n <= MAX_DECOMPRESSED).ok_or_else(|| {
+                CodecError::Malformed(format!(
+                    "channel {key}: {samples} compressed samples take the frame past {MAX_DECOMPRESSED} bytes decoded"
+                ))
+            })?;
             let data_at = r.at;
             r.take(pad8(dl))?;
             let series = codec
@@ -540,7 +552,7 @@ mod tests {
     fn a_node_refuses_compressed_series_and_damage_is_an_error() {
         let packed = encode_for(&sensor_frame(), true);
         let e = decode(Bytes::from(packed.clone())).unwrap_err();
-        assert!(matches!(&e, CodecError::Malformed(m) if m.contains("only raw series")), "{e}");
+        assert!(matches!(&e, CodecError::Malformed(m) if m.contains("raw series only")), "{e}");
         // A compressed series claiming more samples than it holds, or more than the limit.
         for claim in [20_001u64, u64::MAX / 8, (MAX_DECOMPRESSED as u64 / 8) + 1] {
             let mut bad = packed.clone();
@@ -550,7 +562,25 @@ mod tests {
         // An unknown codec tag, and a codec on a string series.
         let mut bad = packed.clone();
         bad[HEADER + 5] = 200;
-        assert!(matches!(decode_compressed(Bytes::from(bad)), Err(CodecError::Malformed(m)) if m.contains("unknown codec")));
+        assert!(matches!(decode_compressed(Bytes::from(bad)), Err(CodecError::Malformed(m)) if m.contains("not one the wire uses")));
+        // Storage codecs the wire never uses (1 LZ4, 5 delta-of-delta) are refused too.
+        for t in [1u8, 2, 3, 5] {
+            let mut bad = packed.clone();
+            bad[HEADER + 5] = t;
+            assert!(decode_compressed(Bytes::from(bad)).is_err(), "tag {t}");
+        }
+        // Two series whose claims pass the limit together, not apart: the second is refused
+        // before anything is allocated for it.
+        let two =
+            encode_for(&Frame::new().with(1, Series::from_vec(vec![1.0f64; 20_000])).with(2, Series::from_vec(vec![2.0f64; 20_000])), true);
+        let mut bad = two.clone();
+        let second = HEADER + SERIES_HEADER + pad8(u64::from_le_bytes(two[HEADER + 40..HEADER + 48].try_into().unwrap()) as usize);
+        let rest = (MAX_DECOMPRESSED / 8 - 20_000 + 1) as u64;
+        bad[second + 8..second + 16].copy_from_slice(&rest.to_le_bytes());
+        assert!(matches!(decode_compressed(Bytes::from(bad)), Err(CodecError::Malformed(m)) if m.contains("past")));
+        let mut reserved = packed.clone();
+        reserved[HEADER + 6] = 1;
+        assert!(decode_compressed(Bytes::from(reserved)).is_err(), "reserved bytes must be zero");
         let mut strings = encode(&Frame::new().with(1, Series::strings(&["ab"])));
         strings[HEADER + 5] = 4;
         assert!(matches!(decode_compressed(Bytes::from(strings)), Err(CodecError::Malformed(m)) if m.contains("never compressed")));

@@ -35,7 +35,9 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
         tokio::select! {
             r = streamer.next() => match r {
                 Ok(frame) => {
-                    if !s.send_frame(codec::encode_for(&frame, compress)).await {
+                    // Compressing runs off the async workers, as an iterator step's does.
+                    let bytes = if compress { super::ws_writer::heavy(|| codec::encode_for(&frame, true)) } else { codec::encode(&frame) };
+                    if !s.send_frame(bytes).await {
                         break Ending::normal();
                     }
                 }

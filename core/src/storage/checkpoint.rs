@@ -69,13 +69,14 @@ pub(crate) fn write_at_close(storage: &Storage) -> Result<(), StorageError> {
 ///   committed end, and a segment has one appender, so every chunk below an end read here
 ///   is in the index when it is read below; chunks committed later lie past that end and
 ///   are walked at the next open.
-/// - No compaction batch runs meanwhile (`Storage::compacting` is held), so no reference
-///   is being swapped from a record to the record that replaces it.
+/// - No compaction batch runs meanwhile (`Storage::compact_batch` is held; a pass hands it
+///   on fairly after each batch), so no reference is being swapped from a record to the
+///   record that replaces it.
 /// - Deletes may run: the catalog's tombstones are applied again at every open.
 /// - Whatever changes later (appends, truncated tails, punched dead records, deleted
 ///   segments) leaves it valid, as the module docs say.
 pub(crate) fn write_during_run(storage: &Storage) -> Result<usize, StorageError> {
-    let _no_compaction = storage.compacting.lock();
+    let _no_compaction_batch = storage.compact_batch.lock();
     let segs = storage.segments.list();
     let committed: HashMap<u64, u64> = segs.iter().map(|s| (s.id, s.committed())).collect();
     for s in &segs {

@@ -104,7 +104,10 @@ impl Run {
 fn codec_for(storage: &Storage, store: &ChannelStore) -> Codec {
     // Creation refused every choice that does not fit, so an error here means a catalog
     // from elsewhere: such a channel stays raw.
-    Codec::for_channel(store.compression, store.data_type, store.is_index, false, storage.opts.compress).unwrap_or(Codec::Raw)
+    Codec::for_channel(store.compression, store.data_type, store.is_index, false, storage.opts.compress).unwrap_or_else(|reason| {
+        tracing::warn!(key = "storage/compact", channel = %store.name, %reason, "the channel's compression does not fit it; compacted raw");
+        Codec::Raw
+    })
 }
 
 /// The runs worth rewriting in `store`: consecutive whole records (not cut by a delete)
@@ -358,20 +361,20 @@ fn write_batch(
 }
 
 /// Compact one channel in batches; returns whether anything was merged.
-/// `pass` is the pass's hold on `Storage::compacting`: after each batch it is yielded to a
-/// thread waiting for it (parking_lot's fair `bump`), so a run-time checkpoint waits for
-/// one batch, not for a whole pass behind a fast writer.
+/// Each batch holds `Storage::compact_batch` (taken before the commit lock, as a checkpoint
+/// takes it alone) and hands it on fairly when done, so a run-time checkpoint waits for one
+/// batch, not for a whole pass that a fast writer keeps long.
 fn compact_channel(
     storage: &Storage,
     out: &mut Output<'_>,
     store: &ChannelStore,
     report: &mut CompactionReport,
-    pass: &mut parking_lot::MutexGuard<'_, ()>,
 ) -> Result<bool, StorageError> {
     let target = storage.opts.compacted_record_bytes.max(4096);
     let codec = codec_for(storage, store);
     let mut any = false;
     loop {
+        let batch_lock = storage.compact_batch.lock();
         let guard = storage.commit_lock.read();
         let held = Instant::now();
         let mut runs = plan(store, target, codec);
@@ -391,10 +394,10 @@ fn compact_channel(
         let batch = runs.into_iter().map(|r| merge(store, r, codec)).collect::<Result<Vec<_>, _>>()?;
         write_batch(storage, out, store, batch, report)?;
         drop(guard);
+        // Written, synced and swapped in: a checkpoint waiting for it runs now.
+        parking_lot::MutexGuard::unlock_fair(batch_lock);
         any = true;
         report.longest_batch_micros = report.longest_batch_micros.max(u64::try_from(held.elapsed().as_micros()).unwrap_or(u64::MAX));
-        // Every batch so far is written, synced and swapped in: a checkpoint may run here.
-        parking_lot::MutexGuard::bump(pass);
         // Only what the plan did not fit in this batch is taken again now. Records a writer
         // commits meanwhile wait for the next pass: planning again would chase an active
         // writer's tail forever while the other channels wait.
@@ -406,7 +409,7 @@ fn compact_channel(
 
 /// One compaction pass over every stored channel.
 pub(crate) fn compact_once(storage: &Storage) -> Result<CompactionReport, StorageError> {
-    let mut one = storage.compacting.lock();
+    let _one = storage.compacting.lock();
     let started = Instant::now();
     let mut report = CompactionReport::default();
     let mut stores: Vec<Arc<ChannelStore>> = storage.channels.read().values().cloned().collect();
@@ -414,7 +417,7 @@ pub(crate) fn compact_once(storage: &Storage) -> Result<CompactionReport, Storag
     let mut out = Output { storage, seg: None };
     let mut result = Ok(());
     for store in &stores {
-        match compact_channel(storage, &mut out, store, &mut report, &mut one) {
+        match compact_channel(storage, &mut out, store, &mut report) {
             Ok(true) => report.channels += 1,
             Ok(false) => {}
             Err(e) => {

@@ -377,8 +377,26 @@ fn pco_compress(s: &Series, level: usize) -> Result<Vec<u8>, String> {
 }
 
 fn pco_decompress(dt: DataType, samples: usize, data: &[u8]) -> Result<Series, String> {
-    fn go<T: Sample + pco::data_types::Number>(samples: usize, data: &[u8]) -> Result<Vec<T>, String> {
-        let v: Vec<T> = pco::standalone::simple_decompress(data).map_err(|e| e.to_string())?;
+    // Chunk by chunk, each chunk's count checked against what is left of `samples` before
+    // it is decoded: the bytes cannot make it allocate more than the caller allowed (a
+    // chunk of one repeated value is a few bytes for millions of samples).
+    fn go<T: Sample + pco::data_types::Number + Default>(samples: usize, data: &[u8]) -> Result<Vec<T>, String> {
+        use pco::standalone::{DecompressorItem, FileDecompressor};
+        let (fd, mut src) = FileDecompressor::new(data).map_err(|e| e.to_string())?;
+        // Grown chunk by chunk (a chunk holds at most 2^24 values), never to a claimed count.
+        let mut v: Vec<T> = Vec::new();
+        while let DecompressorItem::Chunk(mut cd) = fd.chunk_decompressor::<T, _>(src).map_err(|e| e.to_string())? {
+            let (at, n) = (v.len(), cd.n());
+            if n > samples - at {
+                return Err(format!("{} or more samples decoded", at + n));
+            }
+            v.resize(at + n, T::default());
+            let p = cd.read(v.get_mut(at..).unwrap_or_default()).map_err(|e| e.to_string())?;
+            if p.n_processed != n {
+                return Err(format!("a chunk of {n} samples decoded {}", p.n_processed));
+            }
+            src = cd.into_src();
+        }
         if v.len() == samples { Ok(v) } else { Err(format!("{} samples decoded", v.len())) }
     }
     Ok(match dt {
@@ -446,6 +464,17 @@ mod tests {
         }
     }
 
+    /// Pcodec decodes into the count the caller gives: a few bytes that hold millions of
+    /// samples cannot make a caller that expects ten allocate for millions.
+    #[test]
+    fn pcodec_decodes_no_more_than_the_count_it_is_given() {
+        let s = Series::from_vec(vec![42.0f64; 5_000_000]);
+        let z = Codec::Pco(4).compress(&s).unwrap();
+        assert!(z.len() < 4096, "{} bytes", z.len());
+        let e = Codec::Pco(4).decompress(DataType::F64, 10, &z).unwrap_err();
+        assert!(e.to_string().contains("or more"), "{e}");
+    }
+
     #[test]
     fn regular_timestamps_shrink_to_almost_nothing() {
         let s = Series::timestamps((0..100_000).map(|i| 1_700_000_000_000_000_000 + i * 1_000_000).collect());
@@ -471,6 +500,7 @@ mod tests {
                 // Flipped bits may still decode (to other samples); they must not panic.
                 let _ = c.decompress(s.data_type(), s.len(), &flipped);
                 assert!(c.decompress(s.data_type(), s.len() + 1, &z).is_err(), "{c}: a wrong count is refused");
+                assert!(c.decompress(s.data_type(), s.len() - 1, &z).is_err(), "{c}: a count short of the data is refused");
                 for huge in [usize::MAX, usize::MAX / 8, usize::MAX / 8 + 1, 1 << 61, 1 << 40] {
                     assert!(c.decompress(s.data_type(), huge, &z).is_err(), "{c}: {huge} samples are refused");
                 }

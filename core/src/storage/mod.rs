@@ -232,6 +232,9 @@ pub(crate) struct Storage {
     pub dead: reclaim::DeadRecords,
     /// Held by a compaction pass: one at a time.
     pub compacting: Mutex<()>,
+    /// Held by each compaction batch (plan, write, sync, swap) and by a run-time checkpoint,
+    /// which so runs between two batches, never inside one. Taken before `commit_lock`.
+    pub compact_batch: Mutex<()>,
     /// The segment compaction appends to between passes (never pooled for writers).
     pub compact_out: Mutex<Option<Arc<segment::Segment>>>,
     /// Set by `shutdown`: writers left open must not touch segment files any more (the

@@ -464,6 +464,7 @@ pub(crate) fn open_storage(
         sync_signal: syncer::Signal::default(),
         dead: super::reclaim::DeadRecords::default(),
         compacting: Mutex::new(()),
+        compact_batch: Mutex::new(()),
         compact_out: Mutex::new(None),
         closed: std::sync::atomic::AtomicBool::new(false),
     });

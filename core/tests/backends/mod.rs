@@ -147,6 +147,36 @@ macro_rules! on_both {
     };
 }
 
+/// A TCP proxy to `upstream` on loopback that counts the bytes `upstream` sends back (on
+/// every connection through it).
+pub async fn counting_proxy(upstream: std::net::SocketAddr) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(node) = tokio::net::TcpStream::connect(upstream).await else { continue };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut nr, mut nw) = node.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut cr, &mut nw).await });
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n @ 1..) = nr.read(&mut buf).await {
+                    counted.fetch_add(n as u64, Ordering::Relaxed);
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
 /// A raw WebSocket to a node's stream (`writer`, `streamer`, `iterator`), speaking the
 /// protocol by hand: for feeding it garbage.
 pub mod raw {

@@ -271,13 +271,18 @@ fn crash_pass(a: &LongRunArgs, dir: &Path, expect: usize) -> Result<(f64, Reopen
             "--checkpoint-interval-s",
             &a.checkpoint_interval_s.to_string(),
         ])
+        .arg("--dir")
+        .arg(&a.dir)
         .arg("--crash-child")
         .arg(dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("cannot start the writer process: {e}")))?;
-    let stdout = child.stdout.take().ok_or_else(|| fail("no stdout".into()))?;
-    let line = std::io::BufReader::new(stdout).lines().next().transpose().map_err(|e| fail(e.to_string()))?.unwrap_or_default();
+    // Whatever goes wrong from here, the child is killed before returning.
+    let line = match child.stdout.take() {
+        Some(out) => std::io::BufReader::new(out).lines().next().and_then(Result::ok).unwrap_or_default(),
+        None => String::new(),
+    };
     let Some(seconds) = line.strip_prefix("written ").and_then(|s| s.parse::<f64>().ok()) else {
         let _ = child.kill();
         let status = child.wait().map_err(|e| fail(e.to_string()))?;
