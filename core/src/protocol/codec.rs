@@ -132,7 +132,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
 
 /// Append the encoding of `frame` to `out`.
 pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
-    encode_with(frame, out);
+    encode_series(frame, out, false);
 }
 
 /// The encoding of `frame` as a list of buffers whose concatenation is [`encode`]'s
@@ -148,11 +148,7 @@ pub fn encode_chunks(frame: &Frame) -> Vec<Bytes> {
 /// [`COMPRESS_HEADER`](super::COMPRESS_HEADER). The length is the chunks' total.
 pub fn encode_chunks_for(frame: &Frame, compress: bool) -> Vec<Bytes> {
     let mut c = Chunks { cur: Vec::new(), out: Vec::new() };
-    if compress {
-        encode_compressed_with(frame, &mut c);
-    } else {
-        encode_with(frame, &mut c);
-    }
+    encode_series(frame, &mut c, compress);
     c.flush();
     c.out
 }
@@ -164,7 +160,7 @@ pub fn encode_for(frame: &Frame, compress: bool) -> Vec<u8> {
         return encode(frame);
     }
     let mut out = Vec::new();
-    encode_compressed_with(frame, &mut out);
+    encode_series(frame, &mut out, true);
     out
 }
 
@@ -211,24 +207,16 @@ impl Sink for Chunks {
     }
 }
 
-fn encode_with(frame: &Frame, out: &mut impl Sink) {
-    encode_series(frame, out, |_| None);
-}
-
-fn encode_compressed_with(frame: &Frame, out: &mut impl Sink) {
-    encode_series(frame, out, compressed);
-}
-
-/// The one encoder: `packed` gives a series' compressed payload and codec tag, or `None`
-/// to send it raw.
-fn encode_series(frame: &Frame, out: &mut impl Sink, packed: impl Fn(&Series) -> Option<(u8, Bytes)>) {
+/// The one encoder; with `compress`, each series that pays goes out compressed
+/// ([`compressed`]).
+fn encode_series(frame: &Frame, out: &mut impl Sink, compress: bool) {
     out.put(&MAGIC);
     out.put(&VERSION.to_le_bytes());
     out.put(&0u16.to_le_bytes());
     out.put(&(frame.len() as u32).to_le_bytes());
     out.put(&0u32.to_le_bytes());
     for (k, s) in frame.iter() {
-        let (tag, data) = match packed(s) {
+        let (tag, data) = match compress.then(|| compressed(s)).flatten() {
             Some((tag, c)) => (tag, c),
             None if s.data_type().is_variable() => (0, s.data().slice(s.value_range())),
             None => (0, s.data().clone()),
