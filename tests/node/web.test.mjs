@@ -48,7 +48,7 @@ test('the web codec encodes the golden frames byte for byte, and writes the reve
     assert.deepEqual(Buffer.from(mine), readFileSync(join(GOLDEN, `${name}.bin`)), `${name}: bytes differ from the Rust codec's`)
     const web = join(GOLDEN, `web-${name}.bin`)
     if (update) writeFileSync(web, mine)
-    // core/tests/golden_frames.rs decodes these with the Rust codec.
+    // core/tests/client/golden_frames.rs decodes these with the Rust codec.
     assert.deepEqual(Buffer.from(mine), readFileSync(web), `web-${name}.bin is stale; regenerate with TELEMETRON_UPDATE_GOLDEN=1`)
   }
 })

@@ -2,7 +2,7 @@
 //! reduction of the same samples read in full, over several writes with gaps, NaN, integer
 //! and boolean channels, a data channel missing part of its index, iterators and errors.
 
-mod backends;
+use crate::backends;
 
 use backends::{Backend, code};
 use telemetron::channel::{ChannelKey, NewChannel};

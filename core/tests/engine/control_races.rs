@@ -1,8 +1,8 @@
 //! Control under races: writers with random authorities, concurrent equal opens, handoffs
 //! racing a writer, and the control channel's transfer chain while writers race.
 
-mod common;
-mod control_support;
+use crate::common;
+use crate::control_support;
 
 use common::open;
 use control_support::*;

@@ -5,7 +5,7 @@
 //! A crowd of streamers on every channel stays open throughout, so writers' frames go
 //! through the relay's dispatcher while small fan-outs mix in.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

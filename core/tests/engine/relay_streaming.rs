@@ -3,7 +3,7 @@
 //! disconnect, slow next to fast), rejected writes, tap before persistence, decimation,
 //! throttling and the async receive.
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc;
 use std::thread;

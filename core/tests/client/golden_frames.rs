@@ -5,7 +5,7 @@
 //! sample. `tests/node/web.test.mjs` decodes those files and re-encodes the manifest byte
 //! for byte, and writes its own encodings as `web-<name>.bin`, which this test decodes. A
 //! change on either side fails one of the two. Regenerate after a deliberate format change
-//! with `TELEMETRON_UPDATE_GOLDEN=1 cargo test -p telemetron --test golden_frames` (and
+//! with `TELEMETRON_UPDATE_GOLDEN=1 cargo test -p telemetron --test client -- golden_frames` (and
 //! `TELEMETRON_UPDATE_GOLDEN=1 node --test tests/node/web.test.mjs`).
 
 use std::path::PathBuf;

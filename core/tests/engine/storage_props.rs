@@ -2,7 +2,7 @@
 //! clean closes and drops), random range deletes and reopens, checked against an in-memory
 //! model with random time-range reads.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! once against a node served in-process on loopback, with the same assertions, so
 //! behaviour and error codes cannot drift apart.
 
-mod backends;
+use crate::backends;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! and a reopen). Committed data must read back exactly; damaged data must be an error or
 //! absent, never wrong.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

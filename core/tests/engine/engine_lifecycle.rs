@@ -1,6 +1,6 @@
 //! Engine lifecycle: close releases the directory; handles left open refuse work safely.
 
-mod common;
+use crate::common;
 
 use common::*;
 use telemetron::framer::{IterSpan, IteratorConfig, WriterConfig};

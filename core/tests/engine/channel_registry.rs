@@ -1,6 +1,6 @@
 //! Channel registry: create, retrieve, search, rename, delete, validation, persistence.
 
-mod common;
+use crate::common;
 
 use common::{create_group, open, reopen};
 use telemetron::Error;

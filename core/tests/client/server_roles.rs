@@ -2,7 +2,7 @@
 //! only their channels up to their authority, admins do the rest; every refusal is
 //! `auth.forbidden`, nothing refused takes effect, and the old token stays an admin.
 
-mod backends;
+use crate::backends;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

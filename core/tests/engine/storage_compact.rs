@@ -3,7 +3,7 @@
 //! deleted; a reopen that finds replaced records beside their compacted record serves each
 //! sample once; a format-1 directory is converted at open.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

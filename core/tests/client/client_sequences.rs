@@ -1,7 +1,7 @@
 //! Control sequences (`Client::acquire`) on both backends: commands that take effect or
 //! fail loudly, waits, the fixed-rate loop, the safe-state abort and the command record.
 
-mod backends;
+use crate::backends;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! read of the same range by alignment, with no gap and no duplicate, across frames that
 //! split a channel into several series and across two writers (two domains).
 
-mod backends;
+use crate::backends;
 
 use std::collections::BTreeMap;
 

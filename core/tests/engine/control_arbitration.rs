@@ -2,8 +2,8 @@
 //! and errors, index authority following data channels, the RFC 14 §5.1 domain problem,
 //! transfers on the control channel, and back-fill regions. Races are in control_races.rs.
 
-mod common;
-mod control_support;
+use crate::common;
+use crate::control_support;
 
 use common::{open, reopen};
 use control_support::*;

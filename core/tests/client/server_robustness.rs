@@ -3,7 +3,7 @@
 //! vanishes or stops answering loses control within the control timeout; a graceful
 //! shutdown keeps what was committed (and commits open writers).
 
-mod backends;
+use crate::backends;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! `TELEMETRON_FUZZ_ITERS` scales the loops (default 20,000 per target; the figures in
 //! docs/protocol.md come from longer runs).
 
-mod backends;
+use crate::backends;
 
 use std::time::Duration;
 

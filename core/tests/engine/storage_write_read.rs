@@ -1,7 +1,7 @@
 //! Storage round trips: every data type, sub-ranges, commits, domains, alignment, time
 //! ranges, reopen, iterators, large and many frames, many channels.
 
-mod common;
+use crate::common;
 
 use common::{assert_series_eq, create_group, gen_series, group_frame, open, read_one, read_ts, render, reopen, ts_range};
 use telemetron::channel::{ChannelKey, NewChannel};

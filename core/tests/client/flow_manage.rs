@@ -3,7 +3,7 @@
 //! typed errors that leave running flows alone, stop with final counters. The remote runs
 //! go through the protocol's `flows/*` calls to a node on loopback.
 
-mod backends;
+use crate::backends;
 
 use std::time::{Duration, Instant};
 

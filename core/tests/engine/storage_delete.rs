@@ -1,6 +1,6 @@
 //! Range deletes, channel deletes and space reclaim.
 
-mod common;
+use crate::common;
 
 use common::{
     Group, assert_series_eq, create_group, gen_series, group_frame, open, options_with_segment_size, read_one, read_ts, reopen,

@@ -1,7 +1,7 @@
 //! Every write rejection path: the error is precise, nothing of the rejected frame is
 //! stored, and the writer keeps working. Plus engine-level errors and stable error codes.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Change capture on both backends: every change to channels and ranges reaches a watcher
 //! once, in commit order, with what changed; refused changes and internal channels do not.
 
-mod backends;
+use crate::backends;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

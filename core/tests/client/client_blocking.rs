@@ -2,7 +2,7 @@
 //! `next_blocking` outside any runtime on both backends, and its refusal inside one on the
 //! remote backend.
 
-mod backends;
+use crate::backends;
 
 use std::time::Duration;
 

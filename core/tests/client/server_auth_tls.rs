@@ -2,7 +2,7 @@
 //! non-loopback address), TLS with a self-signed certificate, and the versioned
 //! handshake that refuses incompatible peers.
 
-mod backends;
+use crate::backends;
 
 use std::time::Duration;
 

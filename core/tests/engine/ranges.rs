@@ -1,6 +1,6 @@
 //! Ranges: create/get/list/search/rename/delete and metadata, with persistence.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
