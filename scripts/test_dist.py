@@ -21,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# What a user downloads: the wheel and the npm tarball measured 11 MB each when this
+# limit was set (2026-12-06).
+MAX_PACKAGE_MB = 60
 
 
 def fail(msg: str) -> None:
@@ -108,6 +111,12 @@ def main() -> None:
     dist = Path(a.dist)
     wheel = only(dist, "telemetron-*.whl")
     tarball = only(dist, "telemetron-*.tgz")
+    for pkg in (wheel, tarball):
+        # Debug info is stripped from the extension and the addon (Cargo.toml); with it each
+        # package is about 250 MB, which every user would download.
+        mb = pkg.stat().st_size / 1e6
+        if mb > MAX_PACKAGE_MB:
+            fail(f"{pkg.name} is {mb:.0f} MB (at most {MAX_PACKAGE_MB}): is debug info stripped from the native library?")
     with tempfile.TemporaryDirectory(prefix="telemetron-dist-") as tmp:
         work = Path(tmp)
         (work / "home").mkdir()
