@@ -23,18 +23,27 @@ struct Node {
     name: String,
     dir: PathBuf,
     port: u16,
+    /// Arguments of `serve` beyond the cluster's own.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl Node {
     fn start(etcd: &Etcd, root: &Path, name: &str) -> Node {
-        let mut n = Node { name: name.to_string(), dir: root.join(name), port: free_port(), child: None };
+        Node::start_with(etcd, root, name, &[])
+    }
+
+    fn start_with(etcd: &Etcd, root: &Path, name: &str, extra: &[&str]) -> Node {
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let mut n = Node { name: name.to_string(), dir: root.join(name), port: free_port(), extra, child: None };
         n.restart(etcd);
         n
     }
 
     fn restart(&mut self, etcd: &Etcd) {
-        let args = ["--data", self.dir.to_str().unwrap(), "--cluster", &etcd.url, "--name", &self.name, "--lease-ttl", "2"];
+        let mut args: Vec<&str> =
+            vec!["--data", self.dir.to_str().unwrap(), "--cluster", &etcd.url, "--name", &self.name, "--lease-ttl", "2"];
+        args.extend(self.extra.iter().map(String::as_str));
         self.child = Some(spawn_serve(&format!("127.0.0.1:{}", self.port), &args, Stdio::null()));
     }
 
@@ -194,6 +203,41 @@ async fn channels_created_on_any_node_are_seen_by_every_node_with_one_owner() {
     c1.delete_channels(&[extra[0].key]).await.unwrap();
     eventually(10, "the delete on daq-3", || async { c3.channel(extra[0].key).await.is_err().then_some(()) }).await;
     assert_eq!(c2.channel(extra[0].key).await.unwrap_err().code(), "channel.not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_a_node_creates_for_itself_are_named_per_node_and_in_the_catalog_at_once() {
+    // Self-telemetry channels are created on each node's engine, not through a client:
+    // the node registers them in etcd as its engine creates them, under its own name.
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(&dir.path().join("etcd"));
+    let nodes: Vec<Node> =
+        ["daq-1", "daq-2"].iter().map(|n| Node::start_with(&etcd, dir.path(), n, &["--self-telemetry", "100ms"])).collect();
+    let (c1, c2) = (client(&nodes[0]).await, client(&nodes[1]).await);
+    let numbers = status(&etcd)["nodes"].clone();
+    for c in [&c1, &c2] {
+        for node in ["daq-1", "daq-2"] {
+            let name = format!("_telemetron/{node}/storage/commits");
+            let ch = eventually(10, &name, || async { c.channel(name.as_str()).await.ok() }).await;
+            assert_eq!(u64::from(ch.key >> 24), numbers[node].as_u64().unwrap(), "{name} is stored on {node}");
+            // Written by its node, read through either.
+            eventually(10, "self-telemetry samples", || async {
+                let f = c.read(TimeRange::MAX, &[ch.key]).await.ok()?;
+                (!values(&f, ch.key).is_empty()).then_some(())
+            })
+            .await;
+        }
+        // Nobody took the single-node names, which both nodes would have wanted.
+        assert_eq!(c.channel("_telemetron/storage/commits").await.unwrap_err().code(), "channel.not_found");
+        assert_eq!(c.channel("_telemetron/time").await.unwrap_err().code(), "channel.not_found");
+    }
+    let st = status(&etcd);
+    let placed: Vec<&str> = st["placement"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(placed.contains(&"_telemetron/daq-1/time") && placed.contains(&"_telemetron/daq-2/time"), "{st}");
+    // A node's summary reads its own channels and names them as a single node does.
+    let req = telemetron::observe::SummaryRequest::parse(Some("10m"), None, None).unwrap();
+    let sum = telemetron::observe::Observe::new(&c2).summary(&req).await.unwrap();
+    assert_eq!(sum.get("_telemetron/storage/commits").unwrap().kind, telemetron::observe::MetricKind::Counter, "{sum:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

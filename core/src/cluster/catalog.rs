@@ -7,13 +7,18 @@
 //! are deleted again and the caller gets `channel.name_taken`, naming the other channel;
 //! if etcd cannot be reached, they are deleted and the caller gets `cluster.coordination`.
 //! Either way nothing half-created stays behind.
+//!
+//! Channels a node's engine creates by itself (self-telemetry, flow queues, the demo stand)
+//! and deletes by itself are followed through the engine's change channel
+//! ([`follow_engine`]) and registered or taken out the same way, at once.
 
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, EventType, TxnOp, WatchStream};
 
 use super::{Cluster, leaseholder};
-use crate::channel::{Channel, ChannelError, ChannelKey, IndexRef, NewChannel};
+use crate::channel::{Channel, ChannelChange, ChannelError, ChannelKey, IndexRef, NewChannel};
+use crate::client::ChangeWatcher;
 use crate::error::{Error, Result};
 use crate::net::NetError;
 
@@ -35,10 +40,148 @@ fn free_name(c: &Cluster, name: &str, key: ChannelKey) -> TxnOp {
     TxnOp::txn(etcd_client::Txn::new().when([mine]).and_then([TxnOp::delete(name_key(c, name), None)]))
 }
 
+/// What etcd holds for a channel of this node after [`Cluster::register_one`].
+enum Registration {
+    /// Its name and definition: put now, or already there.
+    Held,
+    /// Another channel holds its name.
+    Taken(ChannelKey),
+    /// Its name is free but its key is defined (under another name: two processes serving
+    /// one node number, or a rename etcd has not seen).
+    KeyDefined,
+}
+
 impl Cluster {
-    /// Put this node's channels that etcd does not list yet (created while etcd was
-    /// unreachable is not possible, so these are channels of a node joining its first
-    /// cluster, or whose etcd data was lost).
+    /// Reserve the name and put the definition of `ch`, a channel of this node, in one
+    /// transaction, unless etcd holds them already.
+    async fn register_one(&self, coord: &mut super::coord::Coord, ch: &Channel) -> Result<Registration> {
+        let (name, def) = (name_key(self, &ch.name), def_key(self, ch.key));
+        let txn = etcd_client::Txn::new()
+            .when([Compare::version(name.clone(), CompareOp::Equal, 0), Compare::version(def.clone(), CompareOp::Equal, 0)])
+            .and_then([
+                TxnOp::put(name.clone(), ch.key.to_string(), None),
+                TxnOp::put(def, serde_json::to_vec(ch).expect("a channel serializes"), None),
+            ])
+            .or_else([TxnOp::get(name, None)]);
+        let r = coord.client().txn(txn).await.map_err(|e| super::coord::etcd_err("registering channels", e))?;
+        if r.succeeded() {
+            return Ok(Registration::Held);
+        }
+        let holder = r.op_responses().into_iter().find_map(|op| match op {
+            etcd_client::TxnOpResponse::Get(g) => g.kvs().first().and_then(|kv| kv.value_str().ok()?.parse::<ChannelKey>().ok()),
+            _ => None,
+        });
+        Ok(match holder {
+            Some(k) if k == ch.key => Registration::Held,
+            Some(k) => Registration::Taken(k),
+            None => Registration::KeyDefined,
+        })
+    }
+
+    /// Register channels of this node (at most [`TXN_CHANNELS`]): in one transaction if
+    /// etcd holds none of their names and keys, so a node watching the catalog reports the
+    /// batch as one change, as the leaseholder's engine does; else one by one (some were
+    /// registered already, by the other of [`Cluster::create_channels`] and
+    /// [`follow_engine`]). A registration for each, in order.
+    async fn register_batch(&self, coord: &mut super::coord::Coord, chs: &[&Channel]) -> Result<Vec<Registration>> {
+        // Neither the name nor the key may be in use: a key already defined would mean two
+        // processes serve one node number.
+        let compares: Vec<Compare> = chs
+            .iter()
+            .flat_map(|c| {
+                [
+                    Compare::version(name_key(self, &c.name), CompareOp::Equal, 0),
+                    Compare::version(def_key(self, c.key), CompareOp::Equal, 0),
+                ]
+            })
+            .collect();
+        let puts: Vec<TxnOp> = chs
+            .iter()
+            .flat_map(|c| {
+                [
+                    TxnOp::put(name_key(self, &c.name), c.key.to_string(), None),
+                    TxnOp::put(def_key(self, c.key), serde_json::to_vec(c).expect("a channel serializes"), None),
+                ]
+            })
+            .collect();
+        let r = coord
+            .client()
+            .txn(etcd_client::Txn::new().when(compares).and_then(puts))
+            .await
+            .map_err(|e| super::coord::etcd_err("reserving channel names", e))?;
+        if r.succeeded() {
+            return Ok(chs.iter().map(|_| Registration::Held).collect());
+        }
+        let mut out = Vec::with_capacity(chs.len());
+        for c in chs {
+            out.push(self.register_one(coord, c).await?);
+        }
+        Ok(out)
+    }
+
+    /// Log what keeps `ch` out of the cluster catalog (it stays local-only).
+    fn report_unregistered(ch: &Channel, why: &Registration) {
+        match why {
+            Registration::Held => {}
+            Registration::Taken(holder) => tracing::error!(key = "cluster", channel = ch.key, name = %ch.name, holder,
+                "another node's channel has this name in the cluster; rename one of them (this one stays local-only until then)"),
+            Registration::KeyDefined => tracing::error!(key = "cluster", channel = ch.key, name = %ch.name,
+                "etcd defines this channel's key under another name: is another process serving this node's number? (this channel stays local-only)"),
+        }
+    }
+
+    /// Register channels this node's engine created by itself (not through
+    /// [`Cluster::create_channels`], which registers its own; a channel both register is
+    /// simply found held). One no longer there under that name is left alone.
+    async fn register_created(&self, channels: Vec<Channel>) -> Result<()> {
+        let mut coord = self.inner.coord.lock().await;
+        let engine = self.inner.engine.channels();
+        let mine: Vec<&Channel> = channels
+            .iter()
+            .filter(|ch| self.is_local(ch.key) && !engine.is_mirror(ch.key) && engine.get(ch.key).is_ok_and(|c| c.name == ch.name))
+            .collect();
+        for chunk in mine.chunks(TXN_CHANNELS) {
+            for (ch, r) in chunk.iter().zip(self.register_batch(&mut coord, chunk).await?) {
+                Self::report_unregistered(ch, &r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Take out of etcd channels this node's engine deleted (a name is freed only if it
+    /// still names the channel).
+    async fn unregister_deleted(&self, keys: &[ChannelKey]) -> Result<()> {
+        let mut coord = self.inner.coord.lock().await;
+        let mut defs: Vec<Channel> = Vec::new();
+        for &key in keys.iter().filter(|k| self.is_local(**k)) {
+            let got = coord
+                .client()
+                .get(def_key(self, key), None)
+                .await
+                .map_err(|e| super::coord::etcd_err("reading a channel definition", e))?;
+            defs.extend(got.kvs().first().and_then(|kv| serde_json::from_slice::<Channel>(kv.value()).ok()));
+        }
+        self.unregister(&mut coord, &defs, "deleting channel definitions").await
+    }
+
+    /// Take the definitions `defs` of this node's channels out of etcd, and their names
+    /// where they still name them: a batch in one transaction (up to [`TXN_CHANNELS`]), so
+    /// a node watching the catalog reports it as one change. `what` names the step in an
+    /// error.
+    async fn unregister(&self, coord: &mut super::coord::Coord, defs: &[Channel], what: &str) -> Result<()> {
+        for chunk in defs.chunks(TXN_CHANNELS) {
+            let ops: Vec<TxnOp> =
+                chunk.iter().flat_map(|c| [free_name(self, &c.name, c.key), TxnOp::delete(def_key(self, c.key), None)]).collect();
+            coord.client().txn(etcd_client::Txn::new().and_then(ops)).await.map_err(|e| super::coord::etcd_err(what, e))?;
+        }
+        Ok(())
+    }
+
+    /// Bring etcd in line with this node's engine: put the channels etcd does not list yet
+    /// (those of a node joining its first cluster or whose etcd data was lost, and those
+    /// the engine created while [`follow_engine`] could not register them), and take out
+    /// the definitions in this node's key block that the engine no longer holds (deleted
+    /// while the follower could not say so).
     pub(super) async fn register_local_channels(&self) -> Result<()> {
         let mut coord = self.inner.coord.lock().await;
         let prefix = name_key(self, "");
@@ -56,26 +199,26 @@ impl Cluster {
             if self.inner.engine.channels().is_mirror(ch.key) {
                 continue;
             }
-            match holders.get(&ch.name) {
+            let r = match holders.get(&ch.name) {
                 Some(&k) if k == ch.key => continue,
-                Some(&holder) => {
-                    tracing::error!(key = "cluster", channel = ch.key, name = %ch.name, holder,
-                        "another node's channel has this name in the cluster; rename one of them (this one stays local-only until then)");
-                    continue;
-                }
-                None => {}
-            }
-            let txn = etcd_client::Txn::new().when([Compare::version(name_key(self, &ch.name), CompareOp::Equal, 0)]).and_then([
-                TxnOp::put(name_key(self, &ch.name), ch.key.to_string(), None),
-                TxnOp::put(def_key(self, ch.key), serde_json::to_vec(&*ch).expect("a channel serializes"), None),
-            ]);
-            let r = coord.client().txn(txn).await.map_err(|e| super::coord::etcd_err("registering channels", e))?;
-            if !r.succeeded() {
-                tracing::error!(key = "cluster", channel = ch.key, name = %ch.name,
-                    "another node took this name while this node joined; rename one of them (this one stays local-only until then)");
-            }
+                Some(&holder) => Registration::Taken(holder),
+                None => self.register_one(&mut coord, &ch).await?,
+            };
+            Self::report_unregistered(&ch, &r);
         }
-        Ok(())
+        let defs = format!("{}/channels/", self.inner.config.prefix.trim_end_matches('/'));
+        let got = coord
+            .client()
+            .get(defs.as_str(), Some(etcd_client::GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| super::coord::etcd_err("reading channel definitions", e))?;
+        let gone: Vec<Channel> = got
+            .kvs()
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<Channel>(kv.value()).ok())
+            .filter(|c| self.is_local(c.key) && self.inner.engine.channels().get(c.key).is_err())
+            .collect();
+        self.unregister(&mut coord, &gone, "deleting channel definitions").await
     }
 
     /// Mirror the definitions of other nodes' channels (`full`: the whole list, so mirrors
@@ -215,33 +358,25 @@ impl Cluster {
             // so a large batch goes in several, and the ones already applied are taken back
             // if a later one fails.
             let mut done: Vec<&Channel> = Vec::new();
-            let mut failed = None;
+            let mut failed: Option<Result<ChannelError>> = None;
             for chunk in new.chunks(TXN_CHANNELS) {
-                // Neither the name nor the key may be in use: a key already defined would mean
-                // two processes serve one node number.
-                let compares: Vec<Compare> = chunk
-                    .iter()
-                    .flat_map(|c| {
-                        [
-                            Compare::version(name_key(self, &c.name), CompareOp::Equal, 0),
-                            Compare::version(def_key(self, c.key), CompareOp::Equal, 0),
-                        ]
-                    })
-                    .collect();
-                let puts: Vec<TxnOp> = chunk
-                    .iter()
-                    .flat_map(|c| {
-                        [
-                            TxnOp::put(name_key(self, &c.name), c.key.to_string(), None),
-                            TxnOp::put(def_key(self, c.key), serde_json::to_vec(c).expect("a channel serializes"), None),
-                        ]
-                    })
-                    .collect();
-                match coord.client().txn(etcd_client::Txn::new().when(compares).and_then(puts)).await {
-                    Ok(r) if r.succeeded() => done.extend(chunk.iter().copied()),
-                    Ok(_) => {
-                        failed = Some(Ok(chunk));
-                        break;
+                match self.register_batch(&mut coord, chunk).await {
+                    Ok(regs) => {
+                        for (c, r) in chunk.iter().zip(regs) {
+                            match r {
+                                Registration::Held => done.push(c),
+                                Registration::Taken(holder) => {
+                                    failed.get_or_insert(Ok(ChannelError::NameTaken { name: c.name.clone(), existing: holder }));
+                                }
+                                Registration::KeyDefined => {
+                                    failed.get_or_insert(Ok(ChannelError::InvalidDefinition {
+                                        name: c.name.clone(),
+                                        reason: "etcd already defines this channel's key: is another process serving this node's number?"
+                                            .into(),
+                                    }));
+                                }
+                            }
+                        }
                     }
                     Err(e) => {
                         // An error may still mean etcd applied it: take back what it may hold
@@ -251,9 +386,11 @@ impl Cluster {
                             let undo = [TxnOp::delete(name_key(self, &c.name), None), TxnOp::delete(def_key(self, c.key), None)];
                             let _ = coord.client().txn(etcd_client::Txn::new().when([mine]).and_then(undo)).await;
                         }
-                        failed = Some(Err(super::coord::etcd_err("reserving channel names", e)));
-                        break;
+                        failed = Some(Err(e));
                     }
+                }
+                if failed.is_some() {
+                    break;
                 }
             }
             let Some(failed) = failed else { return Ok(None) };
@@ -266,22 +403,7 @@ impl Cluster {
                     tracing::error!(key = "cluster", error = %e, "could not take back the names of a failed create; they stay reserved");
                 }
             }
-            let chunk = failed?;
-            // Which name is taken, and by whom?
-            for c in chunk {
-                let got = coord
-                    .client()
-                    .get(name_key(self, &c.name), None)
-                    .await
-                    .map_err(|e| super::coord::etcd_err("reserving channel names", e))?;
-                if let Some(holder) = got.kvs().first().and_then(|kv| kv.value_str().ok()?.parse::<ChannelKey>().ok()) {
-                    return Ok(Some(ChannelError::NameTaken { name: c.name.clone(), existing: holder }));
-                }
-            }
-            Ok(Some(ChannelError::InvalidDefinition {
-                name: new[0].name.clone(),
-                reason: "a name of this batch was taken and freed while it was created; try again".into(),
-            }))
+            failed.map(Some)
         };
         // No timeout around this: every etcd request has its own (5 s), and the roll-back
         // must run to its end once it has begun.
@@ -357,13 +479,9 @@ impl Cluster {
                     .await
                     .map_err(|e| NetError::Server { reason: format!("delete failed: {e}") })??;
                 let mut coord = self.inner.coord.lock().await;
-                for chunk in defs.chunks(TXN_CHANNELS) {
-                    let ops: Vec<TxnOp> =
-                        chunk.iter().flat_map(|c| [free_name(self, &c.name, c.key), TxnOp::delete(def_key(self, c.key), None)]).collect();
-                    coord.client().txn(etcd_client::Txn::new().and_then(ops)).await.map_err(|e| {
-                        super::coord::etcd_err("deleting channel definitions (the channels are deleted on their node; their names stay reserved until this succeeds)", e)
-                    })?;
-                }
+                let what =
+                    "deleting channel definitions (the channels are deleted on their node; their names stay reserved until this succeeds)";
+                self.unregister(&mut coord, &defs, what).await?;
             } else {
                 let keys = group.clone();
                 self.ask(node, |peer| async move { peer.delete_channels(&keys).await }).await?;
@@ -420,6 +538,31 @@ pub(super) async fn watch_channels(cluster: Cluster, mut watch: WatchStream) {
                 cluster.apply_channels(defs, true);
                 watch = w;
                 break;
+            }
+        }
+    }
+}
+
+/// Register in etcd the channels this node's engine creates by itself, and take out those
+/// it deletes, as its change channel reports them: self-telemetry, flow queues and the demo
+/// stand create channels on the engine, not through [`Cluster::create_channels`]. Missed
+/// changes (the watcher lagged) and etcd failures are made up by
+/// [`Cluster::register_local_channels`], retried every second until it succeeds. Ends when
+/// the engine closes.
+pub(super) async fn follow_engine(cluster: Cluster, mut changes: ChangeWatcher) {
+    loop {
+        let done = match changes.next().await {
+            Ok(crate::Change::Channel(ChannelChange::Created { channels })) => cluster.register_created(channels).await,
+            Ok(crate::Change::Channel(ChannelChange::Deleted { keys })) => cluster.unregister_deleted(&keys).await,
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == "stream.lagged" => Err(e),
+            Err(_) => return,
+        };
+        if let Err(e) = done {
+            tracing::warn!(key = "cluster", error = %e, "channels created or deleted on this node may be missing from the cluster catalog; registering them again");
+            while let Err(e) = cluster.register_local_channels().await {
+                tracing::warn!(key = "cluster", error = %e, "registering this node's channels failed; trying again in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

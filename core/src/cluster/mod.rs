@@ -253,6 +253,9 @@ impl Cluster {
             live: tokio::sync::watch::Sender::new(std::collections::BTreeSet::new()),
         });
         let cluster = Cluster { inner };
+        // Watch the engine's changes before registering what it holds, so a channel it
+        // creates meanwhile (self-telemetry starting) is not missed.
+        let changes = crate::Client::embedded(cluster.inner.engine.clone()).watch_changes().await?;
         cluster.register_local_channels().await?;
         let (members, channels) = {
             let mut c = cluster.inner.coord.lock().await;
@@ -265,6 +268,7 @@ impl Cluster {
             tokio::spawn(coord::keep_alive(cluster.clone())),
             tokio::spawn(coord::watch_members(cluster.clone(), members.1)),
             tokio::spawn(catalog::watch_channels(cluster.clone(), channels.1)),
+            tokio::spawn(catalog::follow_engine(cluster.clone(), changes)),
             tokio::spawn(taps::tapper(cluster.clone())),
             tokio::spawn(fence_watch(cluster.clone())),
         ];

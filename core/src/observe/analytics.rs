@@ -184,9 +184,9 @@ struct Samples {
 
 /// Summarize `engine`'s self-telemetry; `known` are the observer's scalars now (their kinds
 /// and units).
-pub(super) fn summarize(engine: &Engine, known: &[Scalar], req: &SummaryRequest) -> Result<Summary> {
+pub(super) fn summarize(engine: &Engine, known: &[Scalar], prefix: &str, req: &SummaryRequest) -> Result<Summary> {
     let window = req.window_ns()?;
-    let time_name = format!("{CHANNEL_PREFIX}time");
+    let time_name = format!("{prefix}time");
     let no_history = || Error::InvalidArgument {
         reason: "this engine holds no self-telemetry to summarize: start the node with --self-telemetry 1s (or Observer::start_channels)"
             .into(),
@@ -202,10 +202,9 @@ pub(super) fn summarize(engine: &Engine, known: &[Scalar], req: &SummaryRequest)
         .channels()
         .list_all()
         .into_iter()
-        .filter(|c| {
-            c.name.starts_with(CHANNEL_PREFIX) && c.data_type == DataType::F64 && c.index_key() == Some(time.key) && wanted(&c.name)
-        })
-        .map(|c| (c.key, c.name.clone()))
+        .filter(|c| c.name.starts_with(prefix) && c.data_type == DataType::F64 && c.index_key() == Some(time.key) && wanted(&c.name))
+        // Under the plain names the observer's scalars have.
+        .map(|c| (c.key, format!("{CHANNEL_PREFIX}{}", &c.name[prefix.len()..])))
         .collect();
     let mut summary = Summary { start, end, series: Vec::new() };
     if chans.is_empty() {

@@ -196,6 +196,15 @@ struct Channels {
     last: i64,
 }
 
+/// The channel a sample named `name` (under [`CHANNEL_PREFIX`]) is written to when the
+/// channels are named under `prefix` ([`Observer::set_channel_prefix`]).
+pub(super) fn stored_name(prefix: &str, name: &str) -> String {
+    match name.strip_prefix(CHANNEL_PREFIX) {
+        Some(rest) if prefix != CHANNEL_PREFIX => format!("{prefix}{rest}"),
+        _ => name.to_string(),
+    }
+}
+
 /// Per-streamer series stay out of the channels: streamer ids are never reused, so they
 /// would add channels without end (they are in `/metrics` and `observe/metrics`).
 fn wanted(name: &str) -> bool {
@@ -204,8 +213,8 @@ fn wanted(name: &str) -> bool {
 
 impl Channels {
     /// Create the missing channels; check what already existed under those names.
-    fn create(&mut self, engine: &Engine, missing: &[&String]) -> crate::Result<()> {
-        let time_name = format!("{CHANNEL_PREFIX}time");
+    fn create(&mut self, engine: &Engine, prefix: &str, missing: &[&String]) -> crate::Result<()> {
+        let time_name = format!("{prefix}time");
         let time = match engine.create_channels_with(vec![NewChannel::index(time_name.clone())], true)?.pop() {
             Some(ch) if ch.is_index() => ch.key,
             _ => {
@@ -246,7 +255,13 @@ impl Channels {
     }
 
     fn tick(&mut self, obs: &Observer, engine: &Engine) -> crate::Result<()> {
-        let samples: Vec<(String, f64)> = obs.samples().into_iter().filter(|(n, _)| wanted(n) && !self.skipped.contains(n)).collect();
+        let prefix = obs.channel_prefix();
+        let samples: Vec<(String, f64)> = obs
+            .samples()
+            .into_iter()
+            .map(|(n, v)| (stored_name(&prefix, &n), v))
+            .filter(|(n, _)| wanted(n) && !self.skipped.contains(n))
+            .collect();
         if samples.is_empty() {
             return Ok(());
         }
@@ -255,7 +270,7 @@ impl Channels {
             if let Some(w) = self.writer.take() {
                 w.close()?;
             }
-            self.create(engine, &missing)?;
+            self.create(engine, &prefix, &missing)?;
         }
         let time = self.time.expect("created above");
         let now = TimeStamp::now().0.max(self.last + 1);

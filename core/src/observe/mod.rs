@@ -137,6 +137,8 @@ struct Inner {
     channels: Mutex<Option<channels::SelfTelemetry>>,
     /// The engine of [`Observer::watch_engine`], for [`Observer::summary`].
     engine: Mutex<Option<crate::WeakEngine>>,
+    /// Where self-telemetry channels are named ([`Observer::set_channel_prefix`]).
+    channel_prefix: Mutex<String>,
 }
 
 /// The instrumentation of one node (or one embedded engine). Cheap to clone.
@@ -173,6 +175,7 @@ impl Observer {
                 log_hook: Mutex::new(None),
                 channels: Mutex::new(None),
                 engine: Mutex::new(None),
+                channel_prefix: Mutex::new(CHANNEL_PREFIX.to_string()),
             }),
         }
     }
@@ -180,6 +183,31 @@ impl Observer {
     /// The node's name.
     pub fn node(&self) -> &str {
         &self.inner.node
+    }
+
+    /// Name the self-telemetry channels `<prefix><metric path>` instead of
+    /// [`CHANNEL_PREFIX`]`<metric path>` (their index is `<prefix>time`). A cluster node
+    /// uses `_telemetron/<node name>/`: channel names are cluster-wide, and every node
+    /// writes its own (docs/cluster.md). Set it before [`Observer::start_channels`].
+    /// [`Observer::samples`] keeps the plain names.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] unless `prefix` starts with [`CHANNEL_PREFIX`]
+    /// and ends with `/`.
+    pub fn set_channel_prefix(&self, prefix: impl Into<String>) -> crate::Result<()> {
+        let prefix = prefix.into();
+        if !prefix.starts_with(CHANNEL_PREFIX) || !prefix.ends_with('/') {
+            return Err(crate::Error::InvalidArgument {
+                reason: format!("a self-telemetry channel prefix starts with {CHANNEL_PREFIX:?} and ends with '/' (got {prefix:?})"),
+            });
+        }
+        *self.inner.channel_prefix.lock() = prefix;
+        Ok(())
+    }
+
+    /// The prefix of the self-telemetry channels' names ([`Observer::set_channel_prefix`]).
+    pub fn channel_prefix(&self) -> String {
+        self.inner.channel_prefix.lock().clone()
     }
 
     /// The meter every instrument of this node is made from.
@@ -242,7 +270,7 @@ impl Observer {
         let engine = self.inner.engine.lock().as_ref().and_then(crate::WeakEngine::upgrade);
         let engine = engine.ok_or_else(|| crate::Error::InvalidArgument { reason: "no engine is observed here to summarize".into() })?;
         let known = self.collect().map(|rm| channels::scalars(&rm)).unwrap_or_default();
-        analytics::summarize(&engine, &known, req)
+        analytics::summarize(&engine, &known, &self.channel_prefix(), req)
     }
 
     /// Observe a node's flows: per flow node, messages in and out, ACKs, NACKs, expiries.
@@ -287,7 +315,8 @@ impl Observer {
 
     /// Write [`Observer::samples`] into channels of `engine` now and then every `interval`,
     /// from a thread of its own, until [`Observer::stop_channels`] (or the engine closes).
-    /// The channels are created as metrics appear; their index is `<prefix>time`.
+    /// The channels are created as metrics appear, under [`Observer::channel_prefix`];
+    /// their index is `<prefix>time`.
     ///
     /// # Errors
     /// [`crate::Error::InvalidArgument`] for a zero interval.

@@ -245,6 +245,11 @@ pub async fn serve(engine: Engine, config: ServerConfig) -> Result<ServerHandle>
     observer.watch_engine(&engine);
     #[cfg(feature = "flow")]
     observer.watch_flows(flows.clone());
+    // Channel names are cluster-wide: each node writes its own self-telemetry channels.
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &config.cluster {
+        observer.set_channel_prefix(format!("{}{}/", crate::observe::CHANNEL_PREFIX, c.name()))?;
+    }
     if let Some(every) = config.observe.self_telemetry {
         observer.start_channels(engine.clone(), every)?;
     }
