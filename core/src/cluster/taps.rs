@@ -25,6 +25,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Frames a peer tap's streamer queues on the peer (a plain streamer's default is 1,024).
+const TAP_CAPACITY: usize = 65_536;
+
 use tokio::sync::watch;
 
 use super::{Cluster, leaseholder, node_keys};
@@ -97,7 +100,12 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
         let opened = async {
             let peer = cluster.peer(node).await?;
             let ctl = peer.control_channel().await?;
-            Ok::<_, crate::Error>((ctl, peer.open_streamer(StreamerConfig::new(with_control(ctl, current.clone()))).await?))
+            // One tap carries every frame of its channels for all of this node's streamers:
+            // a deep queue, so a burst does not make it lag (a lag loses frames that this
+            // node's streamers are not told of; docs/cluster.md §8).
+            let mut config = StreamerConfig::new(with_control(ctl, current.clone()));
+            config.capacity = TAP_CAPACITY;
+            Ok::<_, crate::Error>((ctl, peer.open_streamer(config).await?))
         };
         let (ctl, mut streamer) = match opened.await {
             Ok(s) => {

@@ -39,6 +39,15 @@ pub const VERSION_HEADER: &str = "telemetron-protocol";
 /// all the same.
 pub const COMPRESS_HEADER: &str = "telemetron-compress";
 
+/// The WebSocket read buffer of a socket that receives only small messages: the server's
+/// streamer and iterator sockets (JSON requests), the client's streamer and writer sockets
+/// (frames of a few samples, acknowledgements). tungstenite zeroes the buffer's free space
+/// (128 KiB by default) before every read, whether or not data is waiting, which cost a
+/// node fanning out small frames a third of its CPU (docs/benchmarks.md). Bulk readers
+/// (the server's writer socket, the client's iterator) keep the default. A message larger
+/// than this is still read whole, in several reads.
+pub const SMALL_READ_BUFFER: usize = 8 * 1024;
+
 /// Content type of a binary frame body.
 pub const FRAME_CONTENT_TYPE: &str = "application/vnd.telemetron.frame";
 

@@ -504,6 +504,11 @@ fn upgrade(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(limit).max_frame_size(limit)
 }
 
+/// The upgrade of a socket that receives only JSON requests (streamers, iterators).
+fn upgrade_small_reads(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade(s, ws).read_buffer_size(crate::protocol::SMALL_READ_BUFFER)
+}
+
 /// What one stream runs in after its upgrade: its connection's number (the upgraded stream
 /// runs in a task of its own, so it is taken in the handler), its key `server/conn/<n>/<kind>`
 /// and the span of its whole life (trace level basic). The span is a child of the upgrade
@@ -543,13 +548,13 @@ async fn stream_writer(State(s): St, Extension(Principal(user)): Extension<Princ
 async fn stream_streamer(State(s): St, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let cx = stream_context("streamer");
     let (st, compress) = (s.clone(), wants_compression(&headers));
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_streamer::run(st, socket, compress)))
+    upgrade_small_reads(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_streamer::run(st, socket, compress)))
 }
 
 async fn stream_iterator(State(s): St, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let cx = stream_context("iterator");
     let (st, compress) = (s.clone(), wants_compression(&headers));
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_iterator::run(st, socket, compress)))
+    upgrade_small_reads(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_iterator::run(st, socket, compress)))
 }
 
 /// True when the request carries [`COMPRESS_HEADER`]`: 1`: the client decodes compressed

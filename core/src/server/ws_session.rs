@@ -159,6 +159,17 @@ impl Session {
         self.tx.send(Message::Binary(Bytes::from(data))).await.is_ok()
     }
 
+    /// Send binary frames, each its own message, in one write to the socket (one flush
+    /// for all, where `send_frame` flushes each); false if the client is gone.
+    pub(crate) async fn send_frames(&mut self, frames: impl IntoIterator<Item = Vec<u8>>) -> bool {
+        for data in frames {
+            if self.tx.feed(Message::Binary(Bytes::from(data))).await.is_err() {
+                return false;
+            }
+        }
+        self.tx.flush().await.is_ok()
+    }
+
     /// Close the socket with `code` (see [`CloseCode`]).
     pub(crate) async fn close(mut self, code: CloseCode, reason: &str) {
         let frame = CloseFrame { code: code.code(), reason: reason.chars().take(100).collect::<String>().into() };

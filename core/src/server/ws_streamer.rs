@@ -5,6 +5,10 @@
 //! that reads slowly makes the node's sends wait, so its engine queue fills and it gets
 //! lag notices: it never slows a writer or another streamer. One that reads nothing at all
 //! for the write-stall timeout is disconnected.
+//!
+//! Frames already queued behind the one just received go out in the same socket write
+//! (at most [`COALESCE`], each still its own message): a client that falls behind, on a
+//! crowded node, costs one send per batch instead of one per frame, and so catches up.
 
 use std::sync::Arc;
 
@@ -15,6 +19,24 @@ use crate::error::Error;
 use crate::protocol::messages::{StreamerRequest, StreamerResponse};
 use crate::protocol::{WireError, codec, parse_json};
 use crate::relay::{StreamError, Streamer};
+
+/// At most this many queued frames are sent in one socket write.
+const COALESCE: usize = 64;
+
+/// What the stream does after an engine streamer error: tell the client and go on (a lag
+/// notice), or end.
+enum AfterError {
+    Notice(WireError),
+    End(Ending),
+}
+
+fn after_error(e: StreamError) -> AfterError {
+    match e {
+        e @ StreamError::Lagged { .. } => AfterError::Notice(WireError::from(&Error::from(e))),
+        StreamError::Closed => AfterError::End(Ending::normal()),
+        e => AfterError::End(Ending { error: Some(Error::from(e)), ..Ending::normal() }),
+    }
+}
 
 /// `compress`: the client asked for compressed frames (`COMPRESS_HEADER` on the upgrade);
 /// a live frame is compressed only where a series is large enough to pay
@@ -33,21 +55,40 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     }
     let ending = loop {
         tokio::select! {
-            r = streamer.next() => match r {
-                Ok(frame) => {
+            r = streamer.next() => {
+                let mut failed = None;
+                if let Ok(frame) = r {
+                    let mut batch = vec![frame];
+                    while batch.len() < COALESCE {
+                        match streamer.try_recv() {
+                            Ok(Some(f)) => batch.push(f),
+                            Ok(None) => break,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
                     // Compressing runs off the async workers, as an iterator step's does.
-                    let bytes = if compress { super::ws_writer::heavy(|| codec::encode_for(&frame, true)) } else { codec::encode(&frame) };
-                    if !s.send_frame(bytes).await {
+                    let encoded: Vec<Vec<u8>> = if compress {
+                        super::ws_writer::heavy(|| batch.iter().map(|f| codec::encode_for(f, true)).collect())
+                    } else {
+                        batch.iter().map(codec::encode).collect()
+                    };
+                    if !s.send_frames(encoded).await {
                         break Ending::normal();
                     }
+                } else {
+                    failed = r.err();
                 }
-                Err(e @ StreamError::Lagged { .. }) => {
-                    if !s.send_json(&StreamerResponse::Notice { error: WireError::from(&Error::from(e)) }).await {
-                        break Ending::normal();
-                    }
+                let sent = match failed.map(after_error) {
+                    None => true,
+                    Some(AfterError::Notice(error)) => s.send_json(&StreamerResponse::Notice { error }).await,
+                    Some(AfterError::End(ending)) => break ending,
+                };
+                if !sent {
+                    break Ending::normal();
                 }
-                Err(StreamError::Closed) => break Ending::normal(),
-                Err(e) => break Ending { error: Some(Error::from(e)), ..Ending::normal() },
             },
             ev = s.next() => match ev {
                 Event::Json(b) => match parse_json::<StreamerRequest>(&b) {

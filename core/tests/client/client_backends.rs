@@ -362,6 +362,37 @@ async fn streamer_receives_updates_lags_and_closes(b: &Backend) {
     w.close().await.unwrap();
 }
 
+/// A streamer that reads nothing while frames are written gets every one of them, in
+/// order, once it reads: a node sends a streamer's queued frames in batched socket writes
+/// (`server/ws_streamer.rs`), each still a message of its own.
+async fn a_streamer_backlog_arrives_whole_and_in_order(b: &Backend) {
+    let c = &b.client;
+    let (t, p) = index_and_data(c, "backlog").await;
+    let mut cfg = StreamerConfig::new(vec![p]);
+    cfg.capacity = 4096;
+    let mut s = c.open_streamer(cfg).await.unwrap();
+    let mut w = c.open_writer(WriterConfig::new(TimeStamp(0), vec![t, p]).mode(WriterMode::Stream)).await.unwrap();
+    let n = 2000i64;
+    for i in 1..=n {
+        w.write(&samples(t, p, &[i])).await.unwrap();
+    }
+    w.commit().await.unwrap();
+    w.close().await.unwrap();
+    let mut got: Vec<f64> = Vec::new();
+    while got.len() < n as usize {
+        let f = match s.next_timeout(SECOND).await {
+            Ok(Some(f)) => f,
+            other => panic!("{}: {other:?} after {} of {n} samples", b.name(), got.len()),
+        };
+        assert!(!f.contains(t), "the streamer only asked for p");
+        got.extend_from_slice(f.concat(p).unwrap().unwrap().as_slice::<f64>().unwrap());
+    }
+    let want: Vec<f64> = (1..=n).map(|i| i as f64 * 0.5).collect();
+    assert_eq!(got, want, "{}", b.name());
+    assert!(s.try_next().unwrap().is_none());
+    s.close().await;
+}
+
 async fn s_next(s: &mut telemetron::client::ClientStreamer) -> telemetron::Result<Frame> {
     match s.next_timeout(SECOND).await {
         Ok(Some(f)) => Ok(f),
@@ -683,6 +714,7 @@ on_both!(
     writer_validation_errors,
     control_arbitration_and_reports,
     streamer_receives_updates_lags_and_closes,
+    a_streamer_backlog_arrives_whole_and_in_order,
     control_state_channel,
     handoffs_racing_writes_are_reported,
     confirmed_writes_say_what_took_effect,

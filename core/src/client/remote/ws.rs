@@ -84,7 +84,11 @@ impl WsConn {
             h.insert("traceparent", v);
         }
         let io = ep.dial().await?;
-        let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+        let mut config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+        if kind != "iterator" {
+            // Streamed frames and acknowledgements are small; an iterator's steps are bulk.
+            config = config.read_buffer_size(crate::protocol::SMALL_READ_BUFFER);
+        }
         let hs = tokio_tungstenite::client_async_with_config(req, io, Some(config));
         let ws = match tokio::time::timeout(ep.timeout(), hs).await {
             Err(_) => return Err(NetError::Timeout { what: format!("opening {url}"), millis: ep.timeout().as_millis() as u64 }.into()),
