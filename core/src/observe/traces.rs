@@ -37,7 +37,11 @@ static LEVEL: AtomicU8 = AtomicU8::new(0);
 
 /// Set the process's trace level (the observer does, from `Levels::traces`).
 pub(crate) fn set_level(level: Level) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
+    if LEVEL.swap(level as u8, Ordering::Relaxed) != level as u8 {
+        // Callsites cache whether anyone wants them, and `tracing` keeps a global max level
+        // from the filters' hints ([`SpanLevel`]); both are recomputed when the level moves.
+        tracing::callsite::rebuild_interest_cache();
+    }
 }
 
 /// Whether a span at `level` is recorded now.
@@ -102,10 +106,33 @@ where
 {
     use tracing_subscriber::Layer as _;
     let tracer = provider().tracer("telemetron");
-    tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_tracked_inactivity(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(|m| m.is_span() && wanted(m.level())))
+    tracing_opentelemetry::layer().with_tracer(tracer).with_tracked_inactivity(false).with_filter(SpanLevel)
+}
+
+/// The traces layer's filter: spans at the trace level, and nothing else. It gives `tracing`
+/// a max-level hint (off, info or trace): without one the process's global max level is
+/// TRACE, and every trace-level event of the network crates (tungstenite, hyper, h2) walks
+/// into the subscriber to be refused there, which cost a node fanning out to 1,000
+/// streamers about a fifth of its CPU.
+struct SpanLevel;
+
+impl<S> tracing_subscriber::layer::Filter<S> for SpanLevel {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        meta.is_span() && wanted(meta.level())
+    }
+
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        if meta.is_span() { tracing::subscriber::Interest::sometimes() } else { tracing::subscriber::Interest::never() }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        use tracing::level_filters::LevelFilter;
+        Some(match LEVEL.load(Ordering::Relaxed) {
+            0 => LevelFilter::OFF,
+            1 => LevelFilter::INFO,
+            _ => LevelFilter::TRACE,
+        })
+    }
 }
 
 struct One<'a>(&'a str);

@@ -102,8 +102,11 @@ fn init_logging(filter: Option<&str>) {
     // The log events also go to a running `node_telemetry` flow (--otlp-endpoint).
     let tap = telemetron::observe::LogTap;
     // The log filter takes events only: spans are the trace level's (observe::traces), so
-    // a span is created only when traces are on, whatever the log level.
-    let logs = fmt.and_then(file).and_then(tap).with_filter(filter.and(tracing_subscriber::filter::filter_fn(|m| m.is_event())));
+    // a span is created only when traces are on, whatever the log level. The events-only
+    // half hints TRACE so that the EnvFilter's own hint sets the process's max level (an
+    // `and` of two filters hints the lower, and a filter without a hint counts as lowest).
+    let events = tracing_subscriber::filter::filter_fn(|m| m.is_event()).with_max_level_hint(tracing::level_filters::LevelFilter::TRACE);
+    let logs = fmt.and_then(file).and_then(tap).with_filter(filter.and(events));
     if tracing_subscriber::registry().with(logs).with(telemetron::observe::traces::layer()).try_init().is_ok() {
         let _ = LOG_RELOAD.set(handle);
     }
@@ -209,6 +212,16 @@ pub(crate) fn log_hook() -> Option<telemetron::observe::LogHook> {
     let handle = LOG_RELOAD.get()?.clone();
     Some(std::sync::Arc::new(move |level| {
         let _ = handle.reload(tracing_subscriber::EnvFilter::new(log_filter(level)));
+        // Records of the `log` crate (from dependencies) are turned into events only under
+        // `log`'s own max level, set once at start: keep it in step with the new filter.
+        log::set_max_level(match tracing::level_filters::LevelFilter::current().into_level() {
+            None => log::LevelFilter::Off,
+            Some(tracing::Level::ERROR) => log::LevelFilter::Error,
+            Some(tracing::Level::WARN) => log::LevelFilter::Warn,
+            Some(tracing::Level::INFO) => log::LevelFilter::Info,
+            Some(tracing::Level::DEBUG) => log::LevelFilter::Debug,
+            Some(tracing::Level::TRACE) => log::LevelFilter::Trace,
+        });
     }))
 }
 
