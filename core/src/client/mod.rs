@@ -61,6 +61,10 @@ mod iterator;
 mod options;
 #[cfg(feature = "remote")]
 mod remote;
+/// The kind of a stream [`Client::relay_stream`] opens (the protocol's, re-exported for
+/// the layers above the client).
+#[cfg(feature = "remote")]
+pub use crate::protocol::StreamKind;
 /// Where a node (or any HTTP service) is and how to reach it: TCP, then TLS for `https`
 /// (`ConnectOptions::ca_cert` or the web's roots). The OTLP exporter dials with it too.
 #[cfg(feature = "remote")]
@@ -613,19 +617,21 @@ impl Client {
 
     /// Open a raw `writer` or `iterator` stream on the node, to relay another client's
     /// messages to it unchanged (a cluster node passing a stream on to the node that stores
-    /// its channels, docs/cluster.md). Remote clients only.
+    /// its channels, docs/cluster.md). Remote clients only. `compress` asks the node for
+    /// compressed frames (`protocol::COMPRESS_HEADER`) whatever this client's options say:
+    /// the relayed frames go to a client that asked for them or not.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] on an embedded client or for another kind; as
     /// [`Client::open_writer`] for the connection.
     #[cfg(feature = "remote")]
-    pub async fn relay_stream(&self, kind: &str) -> Result<RelayedStream> {
-        if !matches!(kind, "writer" | "iterator") {
-            return Err(crate::Error::InvalidArgument { reason: format!("only writer and iterator streams are relayed, not {kind:?}") });
+    pub async fn relay_stream(&self, kind: crate::protocol::StreamKind, compress: bool) -> Result<RelayedStream> {
+        if kind == crate::protocol::StreamKind::Streamer {
+            return Err(crate::Error::InvalidArgument { reason: "only writer and iterator streams are relayed, not streamers".into() });
         }
         match self.backend()? {
             Backend::Embedded(_) => Err(crate::Error::InvalidArgument { reason: "an embedded client has no stream to relay to".into() }),
-            Backend::Remote(r) => RelayedStream::open(&r.http, kind).await,
+            Backend::Remote(r) => RelayedStream::open(&r.http, kind, compress).await,
         }
     }
 

@@ -126,12 +126,13 @@ impl Cluster {
         }
     }
 
-    /// A raw stream of `kind` on `node`, to relay a client's writer or iterator to it.
+    /// A raw stream of `kind` on `node`, to relay a client's writer or iterator to it
+    /// (`compress`: the client asked for compressed frames).
     ///
     /// # Errors
     /// `node.unavailable`.
-    pub async fn relay_stream(&self, node: u8, kind: &str) -> Result<crate::client::RelayedStream> {
-        self.ask(node, |peer| async move { peer.relay_stream(kind).await }).await
+    pub async fn relay_stream(&self, node: u8, kind: crate::client::StreamKind, compress: bool) -> Result<crate::client::RelayedStream> {
+        self.ask(node, |peer| async move { peer.relay_stream(kind, compress).await }).await
     }
 
     /// Where a writer or iterator of `keys` runs: `None` here (every channel is local),

@@ -39,14 +39,49 @@ pub const VERSION_HEADER: &str = "telemetron-protocol";
 /// all the same.
 pub const COMPRESS_HEADER: &str = "telemetron-compress";
 
-/// The WebSocket read buffer of a socket that receives only small messages: the server's
-/// streamer and iterator sockets (JSON requests), the client's streamer and writer sockets
-/// (frames of a few samples, acknowledgements). tungstenite zeroes the buffer's free space
-/// (128 KiB by default) before every read, whether or not data is waiting, which cost a
-/// node fanning out small frames a third of its CPU (docs/benchmarks.md). Bulk readers
-/// (the server's writer socket, the client's iterator) keep the default. A message larger
-/// than this is still read whole, in several reads.
+/// The WebSocket read buffer of a socket that receives only small messages (see
+/// [`StreamKind::server_reads_small`] and [`StreamKind::client_reads_small`]).
+/// tungstenite zeroes the buffer's free space (128 KiB by default) before every read,
+/// whether or not data is waiting, which cost a node fanning out small frames a third of
+/// its CPU (docs/benchmarks.md). Bulk readers keep the default. A message larger than this
+/// is still read whole, in several reads.
 pub const SMALL_READ_BUFFER: usize = 8 * 1024;
+
+/// The three streams a client opens on a node, at `/api/v1/stream/{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Frames in, acknowledgements out.
+    Writer,
+    /// Requests in, live frames out.
+    Streamer,
+    /// Requests in, bulk steps of stored data out.
+    Iterator,
+}
+
+impl StreamKind {
+    /// The last segment of the stream's path, and its name in logs.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Writer => "writer",
+            Self::Streamer => "streamer",
+            Self::Iterator => "iterator",
+        }
+    }
+
+    /// The node receives only small JSON requests on it (a writer's frames are bulk).
+    #[must_use]
+    pub const fn server_reads_small(self) -> bool {
+        !matches!(self, Self::Writer)
+    }
+
+    /// The client receives only small messages on it: acknowledgements, live frames of a
+    /// few samples (an iterator's steps are bulk).
+    #[must_use]
+    pub const fn client_reads_small(self) -> bool {
+        !matches!(self, Self::Iterator)
+    }
+}
 
 /// Content type of a binary frame body.
 pub const FRAME_CONTENT_TYPE: &str = "application/vnd.telemetron.frame";

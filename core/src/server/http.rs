@@ -20,7 +20,9 @@ use crate::Engine;
 use crate::channel::{Channel, ChannelRef};
 use crate::error::{Error, Result};
 use crate::protocol::messages::*;
-use crate::protocol::{COMPRESS_HEADER, FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, VERSION_HEADER, WireError, codec, parse_json};
+use crate::protocol::{
+    COMPRESS_HEADER, FRAME_CONTENT_TYPE, NetError, PROTOCOL_VERSION, StreamKind, VERSION_HEADER, WireError, codec, parse_json,
+};
 use crate::ranger::RangeQuery;
 use crate::telem::TimeStamp;
 
@@ -499,14 +501,12 @@ async fn control_states(State(s): St, body: Body) -> Reply<States> {
     call(&s, body, |e, q: Keys| Ok(States { states: e.control_states(&q.keys) })).await
 }
 
-fn upgrade(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
+/// The upgrade of a stream of `kind`: messages up to the node's limit, and a small read
+/// buffer where the node receives only small requests.
+fn upgrade(s: &AppState, ws: WebSocketUpgrade, kind: StreamKind) -> WebSocketUpgrade {
     let limit = s.config.max_message_bytes;
-    ws.max_message_size(limit).max_frame_size(limit)
-}
-
-/// The upgrade of a socket that receives only JSON requests (streamers, iterators).
-fn upgrade_small_reads(s: &AppState, ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    upgrade(s, ws).read_buffer_size(crate::protocol::SMALL_READ_BUFFER)
+    let ws = ws.max_message_size(limit).max_frame_size(limit);
+    if kind.server_reads_small() { ws.read_buffer_size(crate::protocol::SMALL_READ_BUFFER) } else { ws }
 }
 
 /// What one stream runs in after its upgrade: its connection's number (the upgraded stream
@@ -520,10 +520,10 @@ struct StreamContext {
     span: tracing::Span,
 }
 
-fn stream_context(kind: &'static str) -> StreamContext {
+fn stream_context(kind: StreamKind) -> StreamContext {
     let conn = super::conn_id();
-    let key = super::conn_key_of(conn, kind);
-    let span = tracing::info_span!("telemetron.stream", key = key.as_str(), stream = kind);
+    let key = super::conn_key_of(conn, kind.as_str());
+    let span = tracing::info_span!("telemetron.stream", key = key.as_str(), stream = kind.as_str());
     StreamContext { conn, key, span }
 }
 
@@ -540,21 +540,21 @@ async fn run_stream(cx: StreamContext, f: impl std::future::Future<Output = ()>)
 }
 
 async fn stream_writer(State(s): St, Extension(Principal(user)): Extension<Principal>, ws: WebSocketUpgrade) -> Response {
-    let cx = stream_context("writer");
+    let cx = stream_context(StreamKind::Writer);
     let st = s.clone();
-    upgrade(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_writer::run(st, socket, user)))
+    upgrade(&s, ws, StreamKind::Writer).on_upgrade(move |socket| run_stream(cx, super::ws_writer::run(st, socket, user)))
 }
 
 async fn stream_streamer(State(s): St, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let cx = stream_context("streamer");
+    let cx = stream_context(StreamKind::Streamer);
     let (st, compress) = (s.clone(), wants_compression(&headers));
-    upgrade_small_reads(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_streamer::run(st, socket, compress)))
+    upgrade(&s, ws, StreamKind::Streamer).on_upgrade(move |socket| run_stream(cx, super::ws_streamer::run(st, socket, compress)))
 }
 
 async fn stream_iterator(State(s): St, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let cx = stream_context("iterator");
+    let cx = stream_context(StreamKind::Iterator);
     let (st, compress) = (s.clone(), wants_compression(&headers));
-    upgrade_small_reads(&s, ws).on_upgrade(move |socket| run_stream(cx, super::ws_iterator::run(st, socket, compress)))
+    upgrade(&s, ws, StreamKind::Iterator).on_upgrade(move |socket| run_stream(cx, super::ws_iterator::run(st, socket, compress)))
 }
 
 /// True when the request carries [`COMPRESS_HEADER`]`: 1`: the client decodes compressed

@@ -21,7 +21,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
             Ok(None) => {}
             Ok(Some(node)) => {
                 let open = IteratorRequest::Open { config };
-                return super::ws_relay::relay::<IteratorKind>(state.clone(), s, c, node, open, |_| None, None).await;
+                return super::ws_relay::relay::<IteratorKind>(state.clone(), s, c, node, open, |_| None, None, compress).await;
             }
             Err(e) => return end::<IteratorKind>(s, Ending::violation(e)).await,
         }

@@ -15,34 +15,34 @@ use crate::protocol::messages::{IteratorRequest, IteratorResponse, StreamerReque
 use crate::protocol::{CloseCode, NetError, WireError, parse_json};
 
 /// One kind of stream: the messages its handshake reads and writes.
-pub(crate) trait StreamKind {
+pub(crate) trait StreamProtocol {
     /// What the client sends.
     type Request: DeserializeOwned;
     /// What its `open` request carries.
     type Config;
     /// What the node sends.
     type Response: Serialize;
-    /// "writer", "streamer" or "iterator".
-    const NAME: &'static str;
+    /// Which of the three streams it is.
+    const KIND: crate::protocol::StreamKind;
     /// The config of an `open` request; `None` for any other request.
     fn open_config(request: Self::Request) -> Option<Self::Config>;
     /// The `closed` message carrying `error`.
     fn closed(error: Option<WireError>) -> Self::Response;
 }
 
-/// A [`StreamKind`] named `$name`, whose requests are `$req` (with an `Open { config }`),
+/// A [`StreamProtocol`] of kind `$name`, whose requests are `$req` (with an `Open { config }`),
 /// replies `$resp`, and whose `closed` message is `$closed`.
 macro_rules! stream_kind {
-    ($kind:ident, $name:literal, $req:ident, $config:ty, $resp:ident, |$error:ident| $closed:expr) => {
-        #[doc = concat!("`/api/v1/stream/", $name, "` streams.")]
+    ($kind:ident, $name:ident, $req:ident, $config:ty, $resp:ident, |$error:ident| $closed:expr) => {
+        #[doc = concat!("`/api/v1/stream/` streams of kind ", stringify!($name), ".")]
         #[derive(Debug)]
         pub(crate) struct $kind;
 
-        impl StreamKind for $kind {
+        impl StreamProtocol for $kind {
             type Request = $req;
             type Config = $config;
             type Response = $resp;
-            const NAME: &'static str = $name;
+            const KIND: crate::protocol::StreamKind = crate::protocol::StreamKind::$name;
             fn open_config(request: $req) -> Option<$config> {
                 match request {
                     $req::Open { config } => Some(config),
@@ -56,14 +56,14 @@ macro_rules! stream_kind {
     };
 }
 
-stream_kind!(WriterKind, "writer", WriterRequest, crate::framer::WriterConfig, WriterResponse, |error| WriterResponse::Closed {
+stream_kind!(WriterKind, Writer, WriterRequest, crate::framer::WriterConfig, WriterResponse, |error| WriterResponse::Closed {
     end: None,
     error
 });
-stream_kind!(StreamerKind, "streamer", StreamerRequest, crate::relay::StreamerConfig, StreamerResponse, |error| {
+stream_kind!(StreamerKind, Streamer, StreamerRequest, crate::relay::StreamerConfig, StreamerResponse, |error| {
     StreamerResponse::Closed { error }
 });
-stream_kind!(IteratorKind, "iterator", IteratorRequest, crate::framer::IteratorConfig, IteratorResponse, |error| {
+stream_kind!(IteratorKind, Iterator, IteratorRequest, crate::framer::IteratorConfig, IteratorResponse, |error| {
     IteratorResponse::Closed { error }
 });
 
@@ -110,28 +110,29 @@ impl Ending {
 }
 
 /// The error for a second `open` on an open stream.
-pub(crate) fn already_open<K: StreamKind>() -> NetError {
-    NetError::protocol(format!("the {} is already open; open another stream for another {0}", K::NAME))
+pub(crate) fn already_open<K: StreamProtocol>() -> NetError {
+    NetError::protocol(format!("the {} is already open; open another stream for another {0}", K::KIND.as_str()))
 }
 
 /// The error for a frame on a stream that takes none.
-pub(crate) fn no_frames<K: StreamKind>() -> NetError {
-    NetError::protocol(format!("{}s take no frames; frames are written on a writer stream", K::NAME))
+pub(crate) fn no_frames<K: StreamProtocol>() -> NetError {
+    NetError::protocol(format!("{}s take no frames; frames are written on a writer stream", K::KIND.as_str()))
 }
 
 /// Read the `open` request and return its config. On anything else, refuse the stream
 /// (see the module docs) and return `None`.
-pub(crate) async fn open<K: StreamKind>(state: &AppState, mut s: Session) -> Option<(Session, K::Config)> {
+pub(crate) async fn open<K: StreamProtocol>(state: &AppState, mut s: Session) -> Option<(Session, K::Config)> {
     let ending = match s.first().await {
         Event::Json(b) => match parse_json::<K::Request>(&b).map(K::open_config) {
             Ok(Some(config)) => return Some((s, config)),
-            Ok(None) => {
-                Ending::violation(NetError::protocol(format!("the first message on a {} stream must be `open` (with its config)", K::NAME)))
-            }
+            Ok(None) => Ending::violation(NetError::protocol(format!(
+                "the first message on a {} stream must be `open` (with its config)",
+                K::KIND.as_str()
+            ))),
             Err(e) => Ending::violation(e),
         },
         Event::Frame(_) => {
-            Ending::violation(NetError::protocol(format!("a frame arrived before the {} was opened; send `open` first", K::NAME)))
+            Ending::violation(NetError::protocol(format!("a frame arrived before the {} was opened; send `open` first", K::KIND.as_str())))
         }
         Event::Gone(_) => return None,
         ev => Ending::forced_by(state, ev)?,
@@ -141,6 +142,6 @@ pub(crate) async fn open<K: StreamKind>(state: &AppState, mut s: Session) -> Opt
 }
 
 /// End a stream with `ending`: its `closed` message, then the close frame.
-pub(crate) async fn end<K: StreamKind>(s: Session, ending: Ending) {
+pub(crate) async fn end<K: StreamProtocol>(s: Session, ending: Ending) {
     ending.send(s, K::closed).await;
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::AppState;
-use super::ws_open::{Ending, StreamKind, end};
+use super::ws_open::{Ending, StreamProtocol, end};
 use super::ws_session::{Event, Session};
 use crate::cluster::{Cluster, RelayedMessage, RelayedStream};
 use crate::protocol::CloseCode;
@@ -20,8 +20,10 @@ use crate::protocol::CloseCode;
 /// reply to send back) is not relayed, so this node's permission checks hold for every
 /// request, not only the first. On shutdown, `on_shutdown` is sent to the leaseholder (a
 /// writer is committed and closed, as a local one would be) and its reply is passed on
-/// before the stream ends.
-pub(crate) async fn relay<K: StreamKind>(
+/// before the stream ends. `compress`: the client asked this node for compressed frames,
+/// so the leaseholder is asked for them (the frames pass through as they are).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay<K: StreamProtocol>(
     state: Arc<AppState>,
     mut s: Session,
     cluster: Cluster,
@@ -29,8 +31,9 @@ pub(crate) async fn relay<K: StreamKind>(
     open: impl Serialize,
     refuse: impl Fn(&[u8]) -> Option<Bytes>,
     on_shutdown: Option<Bytes>,
+    compress: bool,
 ) {
-    let up: RelayedStream = match cluster.relay_stream(node, K::NAME).await {
+    let up: RelayedStream = match cluster.relay_stream(node, K::KIND, compress).await {
         Ok(up) => up,
         Err(e) => return end::<K>(s, Ending::violation(e)).await,
     };

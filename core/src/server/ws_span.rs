@@ -127,7 +127,7 @@ pub(crate) async fn span(
     let mut parts = Vec::with_capacity(groups.len());
     let mut readers = Readers(Vec::with_capacity(groups.len()));
     for (node, keys) in &groups {
-        let up = match cluster.relay_stream(*node, "writer").await {
+        let up = match cluster.relay_stream(*node, crate::protocol::StreamKind::Writer, false).await {
             Ok(up) => Arc::new(up),
             Err(e) => {
                 close_all(&parts).await;

@@ -107,7 +107,7 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
             let node = *groups.keys().next().expect("one node");
             let close = bytes::Bytes::from(serde_json::to_vec(&WriterRequest::Close { commit: true }).expect("close serializes"));
             let open = WriterRequest::Open { config };
-            return super::ws_relay::relay::<WriterKind>(state.clone(), s, c, node, open, refuse, Some(close)).await;
+            return super::ws_relay::relay::<WriterKind>(state.clone(), s, c, node, open, refuse, Some(close), false).await;
         }
     }
     let writer = match heavy(|| state.engine.open_writer(config)) {

@@ -8,7 +8,7 @@ use super::ws::{self, Incoming, TaskGuard, WsConn};
 use crate::error::{Error, Result};
 use crate::framer::{IterSpan, IteratorConfig};
 use crate::protocol::messages::{IteratorRequest, IteratorResponse};
-use crate::protocol::{NetError, codec};
+use crate::protocol::{NetError, StreamKind, codec};
 use crate::telem::{Frame, TimeStamp};
 
 /// How long a single iterator step may take on the node.
@@ -29,7 +29,7 @@ fn protocol(what: impl std::fmt::Display) -> Error {
 
 impl RemoteIterator {
     pub(crate) async fn open(http: &Http, config: IteratorConfig) -> Result<RemoteIterator> {
-        let conn = WsConn::open(http, "iterator").await?;
+        let conn = WsConn::open(http, StreamKind::Iterator).await?;
         conn.send_json(&IteratorRequest::Open { config }).await?;
         let first = {
             let mut s = conn.stream.lock().await;

@@ -41,8 +41,8 @@ pub struct RelayedStream {
 }
 
 impl RelayedStream {
-    pub(crate) async fn open(http: &super::http::Http, kind: &str) -> Result<RelayedStream> {
-        let conn = WsConn::open(http, kind).await?;
+    pub(crate) async fn open(http: &super::http::Http, kind: crate::protocol::StreamKind, compress: bool) -> Result<RelayedStream> {
+        let conn = WsConn::open_with(http, kind, compress).await?;
         let keepalive = ws::keepalive(Arc::downgrade(&conn), PING_EVERY, None);
         Ok(RelayedStream { conn, _keepalive: keepalive })
     }

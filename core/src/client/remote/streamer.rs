@@ -10,7 +10,7 @@ use super::ws::{self, Incoming, TaskGuard, WsConn};
 use crate::channel::ChannelKey;
 use crate::error::{Error, Result};
 use crate::protocol::messages::{StreamerRequest, StreamerResponse};
-use crate::protocol::{NetError, codec};
+use crate::protocol::{NetError, StreamKind, codec};
 use crate::relay::{StreamError, StreamerConfig};
 use crate::telem::Frame;
 
@@ -42,7 +42,7 @@ enum Step {
 impl RemoteStreamer {
     pub(crate) async fn open(http: &Http, config: StreamerConfig) -> Result<RemoteStreamer> {
         let spin = Duration::from_micros(config.spin_us.min(StreamerConfig::MAX_SPIN_US));
-        let conn = WsConn::open(http, "streamer").await?;
+        let conn = WsConn::open(http, StreamKind::Streamer).await?;
         conn.send_json(&StreamerRequest::Open { config }).await?;
         let first = {
             let mut s = conn.stream.lock().await;

@@ -15,7 +15,7 @@ use crate::control::{Authority, ControlError};
 use crate::error::{Error, Result};
 use crate::framer::{DroppedWrite, WriteReport, WriterConfig};
 use crate::protocol::messages::{WriterRequest, WriterResponse};
-use crate::protocol::{NetError, WireError, codec};
+use crate::protocol::{NetError, StreamKind, WireError, codec};
 use crate::telem::{Frame, TimeStamp};
 
 /// How long to wait for the node to answer a request (commits can fsync a lot).
@@ -137,7 +137,7 @@ pub(crate) struct RemoteWriter {
 
 impl RemoteWriter {
     pub(crate) async fn open(http: &Http, config: WriterConfig) -> Result<RemoteWriter> {
-        let conn = WsConn::open(http, "writer").await?;
+        let conn = WsConn::open(http, StreamKind::Writer).await?;
         let (err_on_unauthorized, mode, start) = (config.err_on_unauthorized, config.mode, config.start);
         conn.send_json(&WriterRequest::Open { config }).await?;
         let first = {

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::http::{Http, error_from_body};
 use super::transport::Io;
 use crate::error::Result;
-use crate::protocol::{API_PREFIX, COMPRESS_HEADER, CloseCode, NetError, PROTOCOL_VERSION, VERSION_HEADER};
+use crate::protocol::{API_PREFIX, COMPRESS_HEADER, CloseCode, NetError, PROTOCOL_VERSION, StreamKind, VERSION_HEADER};
 
 type Ws = WebSocketStream<Io>;
 pub(crate) type WsSink = SplitSink<Ws, Message>;
@@ -54,24 +54,29 @@ fn lost(e: WsError) -> crate::Error {
 
 impl WsConn {
     /// Open `/api/v1/stream/{kind}` (logging in again once if the node let the session
-    /// expire, as for unary calls).
-    pub(crate) async fn open(http: &Http, kind: &str) -> Result<Arc<WsConn>> {
+    /// expire, as for unary calls), asking for compressed frames if the client's options do.
+    pub(crate) async fn open(http: &Http, kind: StreamKind) -> Result<Arc<WsConn>> {
+        Self::open_with(http, kind, http.endpoint.compress).await
+    }
+
+    /// [`WsConn::open`], asking for compressed frames (`COMPRESS_HEADER`) if `compress`.
+    pub(crate) async fn open_with(http: &Http, kind: StreamKind, compress: bool) -> Result<Arc<WsConn>> {
         let used = http.auth.read().clone();
-        match Self::open_once(http, kind).await {
-            Err(e) if super::http::refused(&e) && http.relogin(used).await? => Self::open_once(http, kind).await,
+        match Self::open_once(http, kind, compress).await {
+            Err(e) if super::http::refused(&e) && http.relogin(used).await? => Self::open_once(http, kind, compress).await,
             r => r,
         }
     }
 
-    async fn open_once(http: &Http, kind: &str) -> Result<Arc<WsConn>> {
+    async fn open_once(http: &Http, kind: StreamKind, compress: bool) -> Result<Arc<WsConn>> {
         http.check_open()?;
         let ep = &http.endpoint;
         let scheme = if ep.secure() { "wss" } else { "ws" };
-        let url = format!("{scheme}://{}{API_PREFIX}/stream/{kind}", ep.authority);
+        let url = format!("{scheme}://{}{API_PREFIX}/stream/{}", ep.authority, kind.as_str());
         let mut req = url.as_str().into_client_request().map_err(|e| NetError::InvalidUrl { url: url.clone(), reason: e.to_string() })?;
         let h = req.headers_mut();
         h.insert(VERSION_HEADER, PROTOCOL_VERSION.into());
-        if ep.compress {
+        if compress {
             h.insert(COMPRESS_HEADER, 1.into());
         }
         if let Some(a) = http.auth.read().as_deref() {
@@ -85,8 +90,7 @@ impl WsConn {
         }
         let io = ep.dial().await?;
         let mut config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
-        if kind != "iterator" {
-            // Streamed frames and acknowledgements are small; an iterator's steps are bulk.
+        if kind.client_reads_small() {
             config = config.read_buffer_size(crate::protocol::SMALL_READ_BUFFER);
         }
         let hs = tokio_tungstenite::client_async_with_config(req, io, Some(config));
