@@ -53,12 +53,15 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
     if !s.send_json(&StreamerResponse::Opened { keepalive_ms: s.keepalive.as_millis() as u64 }).await {
         return;
     }
+    // Kept across frames, so a frame costs no allocation beyond its encoding.
+    let mut batch = Vec::with_capacity(COALESCE);
+    let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(COALESCE);
     let ending = loop {
         tokio::select! {
             r = streamer.next() => {
                 let mut failed = None;
                 if let Ok(frame) = r {
-                    let mut batch = vec![frame];
+                    batch.push(frame);
                     while batch.len() < COALESCE {
                         match streamer.try_recv() {
                             Ok(Some(f)) => batch.push(f),
@@ -70,12 +73,13 @@ pub(crate) async fn run(state: Arc<AppState>, socket: axum::extract::ws::WebSock
                         }
                     }
                     // Compressing runs off the async workers, as an iterator step's does.
-                    let encoded: Vec<Vec<u8>> = if compress {
-                        super::ws_writer::heavy(|| batch.iter().map(|f| codec::encode_for(f, true)).collect())
+                    if compress {
+                        super::ws_writer::heavy(|| encoded.extend(batch.iter().map(|f| codec::encode_for(f, true))));
                     } else {
-                        batch.iter().map(codec::encode).collect()
-                    };
-                    if !s.send_frames(encoded).await {
+                        encoded.extend(batch.iter().map(codec::encode));
+                    }
+                    batch.clear();
+                    if !s.send_frames(encoded.drain(..)).await {
                         break Ending::normal();
                     }
                 } else {
