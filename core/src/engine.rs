@@ -413,6 +413,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Tell this engine's streamers of the mirrored channels `keys` that `lost` frames of
+    /// them were lost on the way from their node (a peer tap fell behind): each streamer's
+    /// next receive reports the lag (`stream.lagged`), or disconnects it under
+    /// [`crate::relay::LagPolicy::Disconnect`], as when its own queue overflows. Channels not mirrored
+    /// here are ignored: only their writers feed their streamers.
+    pub fn relay_mirrored_lost(&self, keys: &[ChannelKey], lost: u64) {
+        let mirrored: Vec<ChannelKey> = keys.iter().copied().filter(|&k| self.inner.channels.is_mirror(k)).collect();
+        self.inner.hub.relay.report_lost(&mirrored, lost);
+    }
+
     /// Relay counters: frames published, delivered, dropped for lag, streamers disconnected.
     pub fn relay_metrics(&self) -> RelayMetricsSnapshot {
         self.inner.hub.relay.snapshot()

@@ -207,12 +207,13 @@ async fn channels_created_on_any_node_are_seen_by_every_node_with_one_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_a_node_creates_for_itself_are_named_per_node_and_in_the_catalog_at_once() {
-    // Self-telemetry channels are created on each node's engine, not through a client:
-    // the node registers them in etcd as its engine creates them, under its own name.
+    // Self-telemetry and the demo stand create channels on each node's engine, not through
+    // a client: the node registers them in etcd as its engine creates them, under its own
+    // name.
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(&dir.path().join("etcd"));
     let nodes: Vec<Node> =
-        ["daq-1", "daq-2"].iter().map(|n| Node::start_with(&etcd, dir.path(), n, &["--self-telemetry", "100ms"])).collect();
+        ["daq-1", "daq-2"].iter().map(|n| Node::start_with(&etcd, dir.path(), n, &["--self-telemetry", "100ms", "--demo"])).collect();
     let (c1, c2) = (client(&nodes[0]).await, client(&nodes[1]).await);
     let numbers = status(&etcd)["nodes"].clone();
     for c in [&c1, &c2] {
@@ -227,9 +228,18 @@ async fn channels_a_node_creates_for_itself_are_named_per_node_and_in_the_catalo
             })
             .await;
         }
+        // Each node runs its own demo stand, on channels named after it.
+        for node in ["daq-1", "daq-2"] {
+            for plain in ["pressure_1", "valve_cmd"] {
+                let name = format!("{node}/{plain}");
+                let ch = eventually(10, &name, || async { c.channel(name.as_str()).await.ok() }).await;
+                assert_eq!(u64::from(ch.key >> 24), numbers[node].as_u64().unwrap(), "{name} is stored on {node}");
+            }
+        }
         // Nobody took the single-node names, which both nodes would have wanted.
-        assert_eq!(c.channel("_telemetron/storage/commits").await.unwrap_err().code(), "channel.not_found");
-        assert_eq!(c.channel("_telemetron/time").await.unwrap_err().code(), "channel.not_found");
+        for plain in ["_telemetron/storage/commits", "_telemetron/time", "pressure_1", "stand_time"] {
+            assert_eq!(c.channel(plain).await.unwrap_err().code(), "channel.not_found", "{plain}");
+        }
     }
     let st = status(&etcd);
     let placed: Vec<&str> = st["placement"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();

@@ -112,9 +112,29 @@ impl Cluster {
         if r.succeeded() {
             return Ok(chs.iter().map(|_| Registration::Held).collect());
         }
+        // Usually the other path registered the whole batch a moment ago: one read of the
+        // names tells, and only channels whose name is still free go one by one.
+        let gets: Vec<TxnOp> = chs.iter().map(|c| TxnOp::get(name_key(self, &c.name), None)).collect();
+        let r = coord
+            .client()
+            .txn(etcd_client::Txn::new().and_then(gets))
+            .await
+            .map_err(|e| super::coord::etcd_err("reading channel names", e))?;
+        let holders: Vec<Option<ChannelKey>> = r
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                etcd_client::TxnOpResponse::Get(g) => g.kvs().first().and_then(|kv| kv.value_str().ok()?.parse().ok()),
+                _ => None,
+            })
+            .collect();
         let mut out = Vec::with_capacity(chs.len());
-        for c in chs {
-            out.push(self.register_one(coord, c).await?);
+        for (c, holder) in chs.iter().zip(holders.into_iter().chain(std::iter::repeat(None))) {
+            out.push(match holder {
+                Some(k) if k == c.key => Registration::Held,
+                Some(k) => Registration::Taken(k),
+                None => self.register_one(coord, c).await?,
+            });
         }
         Ok(out)
     }
@@ -184,40 +204,30 @@ impl Cluster {
     /// while the follower could not say so).
     pub(super) async fn register_local_channels(&self) -> Result<()> {
         let mut coord = self.inner.coord.lock().await;
-        let prefix = name_key(self, "");
+        // One read of the definitions gives both the names they hold and the keys of this
+        // node's block; a name reserved without its definition (a half-applied state) is
+        // still caught, by the transaction of `register_one`.
+        let prefix = format!("{}/channels/", self.inner.config.prefix.trim_end_matches('/'));
         let got = coord
             .client()
             .get(prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix()))
             .await
-            .map_err(|e| super::coord::etcd_err("reading channel names", e))?;
-        let holders: std::collections::HashMap<String, ChannelKey> = got
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key_str().ok()?.strip_prefix(prefix.as_str())?.to_string(), kv.value_str().ok()?.parse().ok()?)))
-            .collect();
-        for ch in self.inner.engine.channels().list() {
-            if self.inner.engine.channels().is_mirror(ch.key) {
+            .map_err(|e| super::coord::etcd_err("reading channel definitions", e))?;
+        let defs: Vec<Channel> = got.kvs().iter().filter_map(|kv| serde_json::from_slice::<Channel>(kv.value()).ok()).collect();
+        let holders: std::collections::HashMap<&str, ChannelKey> = defs.iter().map(|c| (c.name.as_str(), c.key)).collect();
+        let engine = self.inner.engine.channels();
+        for ch in engine.list() {
+            if engine.is_mirror(ch.key) {
                 continue;
             }
-            let r = match holders.get(&ch.name) {
+            let r = match holders.get(ch.name.as_str()) {
                 Some(&k) if k == ch.key => continue,
                 Some(&holder) => Registration::Taken(holder),
                 None => self.register_one(&mut coord, &ch).await?,
             };
             Self::report_unregistered(&ch, &r);
         }
-        let defs = format!("{}/channels/", self.inner.config.prefix.trim_end_matches('/'));
-        let got = coord
-            .client()
-            .get(defs.as_str(), Some(etcd_client::GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| super::coord::etcd_err("reading channel definitions", e))?;
-        let gone: Vec<Channel> = got
-            .kvs()
-            .iter()
-            .filter_map(|kv| serde_json::from_slice::<Channel>(kv.value()).ok())
-            .filter(|c| self.is_local(c.key) && self.inner.engine.channels().get(c.key).is_err())
-            .collect();
+        let gone: Vec<Channel> = defs.iter().filter(|c| self.is_local(c.key) && engine.get(c.key).is_err()).cloned().collect();
         self.unregister(&mut coord, &gone, "deleting channel definitions").await
     }
 

@@ -101,12 +101,14 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
             let peer = cluster.peer(node).await?;
             let ctl = peer.control_channel().await?;
             // One tap carries every frame of its channels for all of this node's streamers:
-            // a deep queue, so a burst does not make it lag (a lag loses frames that this
-            // node's streamers are not told of; docs/cluster.md §8).
+            // a deep queue, so a burst does not make it lag. When it lags all the same, the
+            // streamers of its channels here are told (`stream.lagged`), as if their own
+            // queues had dropped the frames.
             let mut config = StreamerConfig::new(with_control(ctl, current.clone()));
             config.capacity = TAP_CAPACITY;
             Ok::<_, crate::Error>((ctl, peer.open_streamer(config).await?))
         };
+        let mut carried = current.clone();
         let (ctl, mut streamer) = match opened.await {
             Ok(s) => {
                 tapped(&cluster, node, current);
@@ -132,12 +134,14 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
                         tracing::debug!(key = "cluster", node, error = %e, "peer tap update failed; reopening");
                         break;
                     }
+                    carried.clone_from(&k);
                     tapped(&cluster, node, k);
                 }
                 frame = streamer.next() => match frame {
                     Ok(f) => deliver(&cluster, node, ctl, f),
-                    Err(e) if e.code() == "stream.lagged" => {
-                        tracing::warn!(key = "cluster", node, error = %e, "peer tap lagged");
+                    Err(crate::Error::Stream(crate::relay::StreamError::Lagged { dropped })) => {
+                        tracing::warn!(key = "cluster", node, dropped, "peer tap lagged; its streamers here are told");
+                        cluster.engine().relay_mirrored_lost(&carried, dropped);
                     }
                     Err(e) => {
                         tracing::debug!(key = "cluster", node, error = %e, "peer tap ended; reopening");

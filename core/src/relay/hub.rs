@@ -139,6 +139,31 @@ impl Subscriber {
         !early
     }
 
+    /// Count `lost` frames of its channels lost before they reached this relay (a peer tap
+    /// fell behind), as its own queue counts the frames it drops: the next receive reports
+    /// the lag, or, under [`LagPolicy::Disconnect`], the disconnection. Returns whether the
+    /// subscriber must be woken.
+    pub(super) fn lose(&self, lost: u64, m: &RelayMetrics) -> bool {
+        let mut q = self.queue.lock();
+        if q.closed || q.disconnected || lost == 0 {
+            return false;
+        }
+        let lost = match self.policy {
+            LagPolicy::Notify => lost,
+            LagPolicy::Disconnect => {
+                let queued = q.frames.len() as u64;
+                q.frames.clear();
+                q.disconnected = true;
+                m.disconnected.fetch_add(1, Ordering::Relaxed);
+                lost + queued
+            }
+        };
+        q.lagged += lost;
+        q.dropped += lost;
+        m.dropped.fetch_add(lost, Ordering::Relaxed);
+        true
+    }
+
     /// Queue `f` whatever the capacity (a state the streamer must not miss); the caller wakes.
     pub(super) fn push_state(&self, f: Frame) {
         self.queue.lock().frames.push_back(f);
@@ -437,6 +462,21 @@ impl Relay {
         let mut cache = PublishCache::default();
         self.publish(frame, &mut cache, &mut frame.iter().map(|(k, _)| k));
         self.wake(&mut cache);
+    }
+
+    /// Tell every streamer of any of `keys` that `lost` frames were lost upstream (see
+    /// [`Subscriber::lose`]), and wake it. A streamer of several of them hears it once.
+    pub(crate) fn report_lost(&self, keys: &[ChannelKey], lost: u64) {
+        let subs: Vec<Arc<Subscriber>> = {
+            let t = self.table.read();
+            let mut seen = std::collections::HashSet::new();
+            keys.iter().filter_map(|k| t.by_channel.get(k)).flatten().filter(|s| seen.insert(s.id)).cloned().collect()
+        };
+        for sub in subs {
+            if sub.lose(lost, &self.shared.metrics) {
+                sub.wake();
+            }
+        }
     }
 
     /// Close every subscriber (engine shutdown), after queueing to them every frame

@@ -720,3 +720,54 @@ fn a_crowd_of_streamers_is_fed_by_the_dispatcher_in_publish_order() {
     assert_eq!(m.dropped_frames, 0, "{m:?}");
     assert!(m.delivered_frames >= CROWD as u64 * u64::from(2 * FRAMES), "{m:?}");
 }
+
+/// A channel mirrored from another node of a cluster (its key outside this engine's block),
+/// as a cluster node's catalog holds it.
+fn mirrored_u32(engine: &Engine, name: &str, key: ChannelKey) -> ChannelKey {
+    let mut def = (*engine.channels().get(virtual_u32(engine, &format!("{name}-template"))).unwrap()).clone();
+    def.key = key;
+    def.name = name.to_string();
+    assert!(engine.mirror_channels(vec![def]).is_empty(), "mirror refused");
+    key
+}
+
+#[test]
+fn frames_lost_upstream_of_a_mirrored_channel_reach_its_streamers_as_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let (m, n) = (mirrored_u32(&engine, "m", 7 << 24 | 1), mirrored_u32(&engine, "n", 7 << 24 | 2));
+    let local = virtual_u32(&engine, "local");
+    let mut both = engine.open_streamer(StreamerConfig::new(vec![m, n])).unwrap();
+    let mut only_n = engine.open_streamer(StreamerConfig::new(vec![n])).unwrap();
+    let mut of_local = engine.open_streamer(StreamerConfig::new(vec![local])).unwrap();
+    let mut cfg = StreamerConfig::new(vec![m]);
+    cfg.lag_policy = LagPolicy::Disconnect;
+    let mut strict = engine.open_streamer(cfg).unwrap();
+
+    engine.relay_mirrored(&one(m, 1)).unwrap();
+    let before = engine.relay_metrics().dropped_frames;
+    // A peer tap carrying m and the local key (which only its writers feed) lost 5 frames.
+    engine.relay_mirrored_lost(&[m, local], 5);
+
+    // A streamer of m hears of the loss once, then frames continue.
+    assert_eq!(both.recv_timeout(RECV), Err(StreamError::Lagged { dropped: 5 }));
+    assert_eq!(recv(&mut both), one(m, 1));
+    engine.relay_mirrored(&one(m, 2)).unwrap();
+    assert_eq!(recv(&mut both), one(m, 2));
+    // Streamers of other channels are not told: their data was not lost.
+    assert_nothing(&mut only_n);
+    assert_nothing(&mut of_local);
+    // Under the disconnect policy, a loss upstream disconnects as an overflow does,
+    // counting the frames it had queued.
+    assert_eq!(strict.recv_timeout(RECV), Err(StreamError::Disconnected { dropped: 6 }));
+    let after = engine.relay_metrics();
+    assert_eq!(after.dropped_frames - before, 5 + 6);
+    assert_eq!(after.disconnected_streamers, 1);
+
+    // A loss on n reaches both of its streamers, the one of m and n once.
+    engine.relay_mirrored_lost(&[n, n, m], 3);
+    assert_eq!(both.try_recv(), Err(StreamError::Lagged { dropped: 3 }));
+    assert_eq!(only_n.try_recv(), Err(StreamError::Lagged { dropped: 3 }));
+    assert_nothing(&mut both);
+    assert_nothing(&mut only_n);
+}

@@ -324,8 +324,11 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
     if let Some(hook) = crate::log_hook() {
         server.observer().set_log_hook(hook);
     }
+    // On a cluster node the stand's channels carry the node's name, as self-telemetry does:
+    // every node of a cluster may run its own stand.
+    let demo_prefix = cluster.as_ref().map_or(String::new(), |c| format!("{}/", c.name()));
     let sim = if a.demo {
-        match crate::sim::start(engine.clone()) {
+        match crate::sim::start(engine.clone(), &demo_prefix) {
             Ok(sim) => Some(sim),
             Err(e) => {
                 leave(cluster.clone()).await;
@@ -352,8 +355,9 @@ async fn serve_until_signal(mut a: ServeArgs) -> Result<(), Error> {
         println!("cluster node {:?} (number {}), etcd {}", c.name(), c.node(), a.cluster.join(","));
     }
     if a.demo {
-        println!("demo test stand running: pressure_1, pressure_2, temperature_1, temperature_2, valve_state at 1 kHz; valve_cmd");
-        println!("watch it live:  telemetron stream pressure_1 valve_state --url {}", server.url());
+        let [_, p1, p2, t1, t2, valve, cmd] = crate::sim::channel_names(&demo_prefix);
+        println!("demo test stand running: {p1}, {p2}, {t1}, {t2}, {valve} at 1 kHz; {cmd}");
+        println!("watch it live:  telemetron stream {p1} {valve} --url {}", server.url());
     }
     if let Some(endpoint) = &a.otlp_endpoint {
         let src = otlp_flow(endpoint, &a.otlp_protocol, a.otlp_interval, a.otlp_ca.as_deref());

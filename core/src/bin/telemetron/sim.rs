@@ -1,6 +1,6 @@
 //! The live test stand behind `telemetron serve --demo`.
 //!
-//! Channels (created if missing):
+//! Channels (created if missing; on a cluster node each name starts with `<node>/`):
 //! - `stand_time` (index) with `pressure_1`, `pressure_2` (psi), `temperature_1`,
 //!   `temperature_2` (°C) and `valve_state` (0/1), sampled at 1 kHz and written in 10 ms
 //!   frames;
@@ -62,28 +62,35 @@ struct Keys {
     cmd: ChannelKey,
 }
 
-fn channels(engine: &Engine) -> Result<Keys, Error> {
+/// The demo's channel names, in [`Keys`] order: `prefix` then the plain name.
+pub fn channel_names(prefix: &str) -> [String; 7] {
+    ["stand_time", "pressure_1", "pressure_2", "temperature_1", "temperature_2", "valve_state", "valve_cmd"].map(|n| format!("{prefix}{n}"))
+}
+
+fn channels(engine: &Engine, prefix: &str) -> Result<Keys, Error> {
+    let [time, p1, p2, t1, t2, valve, cmd] = channel_names(prefix);
     let ch = engine.create_channels_with(
         vec![
-            NewChannel::index("stand_time"),
-            NewChannel::data("pressure_1", DataType::F64, "stand_time"),
-            NewChannel::data("pressure_2", DataType::F64, "stand_time"),
-            NewChannel::data("temperature_1", DataType::F64, "stand_time"),
-            NewChannel::data("temperature_2", DataType::F64, "stand_time"),
-            NewChannel::data("valve_state", DataType::U8, "stand_time"),
-            NewChannel::virtual_("valve_cmd", DataType::U8),
+            NewChannel::index(&time),
+            NewChannel::data(p1, DataType::F64, &time),
+            NewChannel::data(p2, DataType::F64, &time),
+            NewChannel::data(t1, DataType::F64, &time),
+            NewChannel::data(t2, DataType::F64, &time),
+            NewChannel::data(valve, DataType::U8, &time),
+            NewChannel::virtual_(cmd, DataType::U8),
         ],
         true,
     )?;
     Ok(Keys { time: ch[0].key, p: [ch[1].key, ch[2].key], temp: [ch[3].key, ch[4].key], valve_state: ch[5].key, cmd: ch[6].key })
 }
 
-/// Start the simulator on its own thread.
+/// Start the simulator on its own thread, its channels named `prefix` then the names above
+/// (a cluster node gives `<node>/`, so the stands of several nodes do not share names).
 ///
 /// # Errors
 /// Creating the channels or opening the writers failed.
-pub fn start(engine: Engine) -> Result<Sim, Error> {
-    let k = channels(&engine)?;
+pub fn start(engine: Engine, prefix: &str) -> Result<Sim, Error> {
+    let k = channels(&engine, prefix)?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let thread = std::thread::Builder::new()
