@@ -64,6 +64,13 @@ pub struct LongRunArgs {
     /// The crash pass: seconds between the writer process's index checkpoints.
     #[arg(long, default_value_t = 300.0)]
     pub checkpoint_interval_s: f64,
+    /// Keep the segment files of a pass under this many GB: the writer waits (the time is
+    /// reported apart from the ingest rate) while background compaction and reclaim catch
+    /// up. A stand recording in real time writes 0.8 MB/s and never waits; this lets a
+    /// full day's compressed pass run on a disk smaller than a day of raw samples. Needs
+    /// background compaction (the background, compressed and crash passes).
+    #[arg(long)]
+    pub max_disk_gb: Option<f64>,
     /// Internal: write the campaign into this directory, say so, and wait to be killed
     /// (the crash pass runs the bench again with it).
     #[arg(long, hide = true)]
@@ -162,27 +169,82 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 struct Written {
+    /// Time spent writing, waits for the disk bound excluded.
     seconds: f64,
+    /// Time the writer waited for compaction to bring the disk under `--max-disk-gb`.
+    waited: f64,
     samples: u64,
 }
 
+/// How `write_all` keeps the disk bounded: the data directory and its bound in bytes.
+struct DiskBound<'a> {
+    dir: &'a Path,
+    max: u64,
+}
+
+/// Commits between two looks at the disk under a [`DiskBound`] (about 80 MB of samples).
+const DISK_CHECK_EVERY: u64 = 1_000;
+
+/// A writer waiting under a [`DiskBound`] gives up when the disk has not shrunk for this long.
+const STALLED: Duration = Duration::from_secs(120);
+
 /// Write the whole campaign into `engine`, printing progress every tenth (and every 30 s).
-fn write_all(engine: &Engine, stand: &Stand, commits: u64, durability: Durability, quiet: bool, label: &str) -> Result<Written, Error> {
+fn write_all(
+    engine: &Engine,
+    stand: &Stand,
+    commits: u64,
+    durability: Durability,
+    quiet: bool,
+    label: &str,
+    bound: Option<DiskBound<'_>>,
+) -> Result<Written, Error> {
     let mut w = engine.open_writer(WriterConfig::new(TimeStamp(0), stand.keys.clone()).auto_commit(false).durability(durability))?;
     let t0 = Instant::now();
     let tenth = commits.div_ceil(10).max(1);
     let mut last_report = Instant::now();
+    let mut waited = Duration::ZERO;
     for k in 0..commits {
         w.write(&stand.frame(k)?)?;
         w.commit()?;
+        if let Some(b) = &bound
+            && k % DISK_CHECK_EVERY == 0
+            && disk_bytes(b.dir) > b.max
+        {
+            let t = Instant::now();
+            let (mut low, mut since) = (u64::MAX, Instant::now());
+            loop {
+                let now = disk_bytes(b.dir);
+                if now <= b.max {
+                    break;
+                }
+                if now < low {
+                    (low, since) = (now, Instant::now());
+                } else if since.elapsed() > STALLED {
+                    return Err(Error::InvalidArgument {
+                        reason: format!(
+                            "{label}: the segment files stayed at {:.1} GB, over --max-disk-gb, for {} s: compaction cannot bring them under it; raise the bound",
+                            now as f64 / 1e9,
+                            STALLED.as_secs()
+                        ),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            waited += t.elapsed();
+        }
         if !quiet && (k % tenth == tenth - 1 || last_report.elapsed() > Duration::from_secs(30)) {
-            eprintln!("  {label}: {:.1} % written, {:.0} s", (k + 1) as f64 * 100.0 / commits as f64, t0.elapsed().as_secs_f64());
+            eprintln!(
+                "  {label}: {:.1} % written, {:.0} s ({:.0} s waiting for compaction)",
+                (k + 1) as f64 * 100.0 / commits as f64,
+                t0.elapsed().as_secs_f64(),
+                waited.as_secs_f64()
+            );
             last_report = Instant::now();
         }
     }
     w.close()?;
-    let seconds = t0.elapsed().as_secs_f64();
-    Ok(Written { seconds, samples: commits * stand.per_commit as u64 * (stand.keys.len() as u64 + 1) })
+    let seconds = (t0.elapsed() - waited).as_secs_f64();
+    Ok(Written { seconds, waited: waited.as_secs_f64(), samples: commits * stand.per_commit as u64 * (stand.keys.len() as u64 + 1) })
 }
 
 fn options(durability: Durability, background: bool, compress: bool) -> Options {
@@ -247,7 +309,8 @@ fn crash_child(a: &LongRunArgs, dir: &Path, commits: u64) -> Result<(), Error> {
     o.storage.checkpoint_interval = Some(Duration::from_secs_f64(a.checkpoint_interval_s.max(0.001)));
     let engine = Engine::open_with(dir, o)?;
     let stand = Stand::create(&engine, a)?;
-    let w = write_all(&engine, &stand, commits, a.durability, false, "crash")?;
+    let bound = a.max_disk_gb.map(|gb| DiskBound { dir, max: (gb * 1e9) as u64 });
+    let w = write_all(&engine, &stand, commits, a.durability, false, "crash", bound)?;
     println!("written {}", w.seconds);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
@@ -271,6 +334,7 @@ fn crash_pass(a: &LongRunArgs, dir: &Path, expect: usize) -> Result<(f64, Reopen
             "--checkpoint-interval-s",
             &a.checkpoint_interval_s.to_string(),
         ])
+        .args(a.max_disk_gb.iter().flat_map(|gb| ["--max-disk-gb".to_string(), gb.to_string()]))
         .arg("--dir")
         .arg(&a.dir)
         .arg("--crash-child")
@@ -302,14 +366,36 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
     let commits = (a.hours * 3600.0 * a.commit_hz as f64).round() as u64;
     let per_commit = (a.rate_hz / a.commit_hz) as u64;
     let raw = commits * per_commit * (a.channels as u64 + 1) * 8;
-    // The plain pass holds the small records and their compacted copy at once.
-    let need = raw * 22 / 10;
+    // Without a bound, the plain pass holds the small records and their compacted copy at
+    // once. With one, a pass needs the bound, and its compacted result must fit under it:
+    // the raw bytes uncompressed, at most half of them compressed (the target).
+    let need = match a.max_disk_gb {
+        None => raw * 22 / 10,
+        Some(gb) => {
+            let max = (gb * 1e9) as u64;
+            if a.passes.iter().any(|p| p == "plain") {
+                return Err(Error::InvalidArgument {
+                    reason: "--max-disk-gb needs background compaction: pass --passes background, compressed or crash".into(),
+                });
+            }
+            let result = if a.passes.iter().all(|p| p == "compressed") { raw / 2 } else { raw * 11 / 10 };
+            if result > max {
+                return Err(Error::InvalidArgument {
+                    reason: format!(
+                        "--max-disk-gb {gb} is below what these passes keep after compaction (about {:.1} GB); raise it or pass --passes compressed",
+                        result as f64 / 1e9
+                    ),
+                });
+            }
+            max + max / 20
+        }
+    };
     if let Some(free) = free_bytes(&a.dir)
         && free < need
     {
         return Err(Error::InvalidArgument {
             reason: format!(
-                "{:.1} simulated hours are {:.1} GB of samples and need about {:.1} GB free in {}, which has {:.1} GB: pass --hours {:.1} or another --dir",
+                "{:.1} simulated hours are {:.1} GB of samples and need about {:.1} GB free in {}, which has {:.1} GB: pass --hours {:.1}, --max-disk-gb with --passes compressed, or another --dir",
                 a.hours,
                 raw as f64 / 1e9,
                 need as f64 / 1e9,
@@ -373,7 +459,8 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
         }
         let engine = Engine::open_with(&scratch.0, options(a.durability, background, compress))?;
         let stand = Stand::create(&engine, a)?;
-        let w = write_all(&engine, &stand, commits, a.durability, a.json, pass)?;
+        let bound = a.max_disk_gb.map(|gb| DiskBound { dir: &scratch.0, max: (gb * 1e9) as u64 });
+        let w = write_all(&engine, &stand, commits, a.durability, a.json, pass, bound)?;
         let ingest = w.samples as f64 / w.seconds;
         let before = disk_bytes(&scratch.0);
         // Written back first, so the compaction below is timed on its own work, not on the
@@ -399,16 +486,17 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
             a.json,
             json!({"bench": "long-run", "pass": pass, "hours": a.hours, "channels": a.channels, "rate_hz": a.rate_hz,
                    "commit_hz": a.commit_hz, "commits": commits, "samples": w.samples, "raw_bytes": raw,
-                   "write_seconds": w.seconds, "samples_per_s": ingest, "ingest_vs_plain": vs_plain,
+                   "write_seconds": w.seconds, "waited_for_compaction_seconds": w.waited, "samples_per_s": ingest, "ingest_vs_plain": vs_plain,
                    "sync_after_write_seconds": sync_s, "disk_before_compaction": before, "disk_after": after, "disk_over_raw": after as f64 / raw as f64,
                    "final_compaction_seconds": compact_s, "final_compaction": report,
                    "reopen_seconds": reopen, "reopen_anon_bytes": held, "chunks_indexed": chunks,
                    "read_one_channel_bytes_per_s": read_rate}),
             || {
                 format!(
-                    "{pass:>10}: ingest {:.2} M samples/s{} (then {sync_s:.1} s to sync) | disk {:.3}x raw before the last compaction, {:.3}x after ({:.1} s, {} records merged, longest batch {:.1} ms) | reopen {:.3} s, {:.1} MB heap, {chunks} chunks | read one channel {:.2} GB/s",
+                    "{pass:>10}: ingest {:.2} M samples/s{}{} (then {sync_s:.1} s to sync) | disk {:.3}x raw before the last compaction, {:.3}x after ({:.1} s, {} records merged, longest batch {:.1} ms) | reopen {:.3} s, {:.1} MB heap, {chunks} chunks | read one channel {:.2} GB/s",
                     ingest / 1e6,
                     vs_plain.map(|v| format!(" ({:.0} % of plain)", v * 100.0)).unwrap_or_default(),
+                    if w.waited > 0.0 { format!(", {:.0} s waited for compaction", w.waited) } else { String::new() },
                     before as f64 / raw as f64,
                     after as f64 / raw as f64,
                     compact_s,
