@@ -1,5 +1,8 @@
-"""Fixtures: every client test runs twice, against an embedded engine (``tn.open``) and
-against a ``telemetron serve`` node started for the test (``tn.connect``).
+"""Fixtures: every client test runs three times: against an embedded engine (``tn.open``),
+against a ``telemetron serve`` node started for the test (``tn.connect``), and against the
+gateway of a cluster whose channels are all stored on another node (etcd, a node ``store``
+and a node ``gateway`` with ``--place store``; docs/cluster.md §10), so every read, write,
+stream and control change crosses nodes.
 
 The server binary is ``target/release/telemetron`` (``cargo build --release -p
 telemetron``); set ``TELEMETRON_BIN`` to use another one.
@@ -8,6 +11,7 @@ telemetron``); set ``TELEMETRON_BIN`` to use another one.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -71,23 +75,79 @@ class Server:
         self.log.close()
 
 
-@pytest.fixture(params=["embedded", "remote"])
+class Etcd:
+    """An etcd server on free loopback ports over ``data``."""
+
+    def __init__(self, data: Path) -> None:
+        exe = shutil.which("etcd")
+        if exe is None:
+            raise RuntimeError("etcd is missing: run scripts/ensure-deps.sh (Debian's etcd-server)")
+        client, peer = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{client}"
+        self.proc = subprocess.Popen(
+            [exe, "--data-dir", str(data), "--listen-client-urls", self.url, "--advertise-client-urls", self.url]
+            + ["--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}"]
+            + ["--initial-cluster", f"default=http://127.0.0.1:{peer}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", client), timeout=0.2):
+                    return
+            except OSError as err:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("etcd did not listen within 20 s") from err
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def shared_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """One etcd for the session's cluster backends; each test's cluster has its own key
+    prefix (``--cluster-prefix``), so they never see each other."""
+    etcd = Etcd(tmp_path_factory.mktemp("etcd"))
+    try:
+        yield etcd
+    finally:
+        etcd.stop()
+
+
+@pytest.fixture(params=["embedded", "remote", "cluster"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """``"embedded"`` or ``"remote"``."""
+    """``"embedded"``, ``"remote"`` or ``"cluster"`` (a gateway node; see the module docs)."""
     return request.param
 
 
 @pytest.fixture
-def connect_factory(backend: str, tmp_path: Path) -> Iterator:
+def connect_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
     """A function returning a new client on the test's engine (the same data each time:
-    the embedded engine is reopened after the previous client closed; the remote node is
-    connected to again)."""
+    the embedded engine is reopened after the previous client closed; the remote node, or
+    the cluster's gateway, is connected to again)."""
     data = tmp_path / "data"
-    server = Server(data) if backend == "remote" else None
+    servers: list[Server] = []
+    if backend == "remote":
+        servers.append(Server(data))
+    elif backend == "cluster":
+        etcd = request.getfixturevalue("shared_etcd")
+        prefix = f"/telemetron-test/{tmp_path.name}"
+        join = ("--cluster", etcd.url, "--cluster-prefix", prefix, "--lease-ttl", "2")
+        try:
+            servers.append(Server(tmp_path / "store", (*join, "--name", "store")))
+            servers.append(Server(data, (*join, "--name", "gateway", "--place", "store")))
+        except Exception:
+            for s in servers:
+                s.stop()
+            raise
     opened = []
 
     def make() -> tn.Client:
-        c = tn.connect(server.url) if server is not None else tn.open(data)
+        c = tn.connect(servers[-1].url) if servers else tn.open(data)
         opened.append(c)
         return c
 
@@ -99,8 +159,8 @@ def connect_factory(backend: str, tmp_path: Path) -> Iterator:
                 c.close()
             except tn.TelemetronError:
                 pass
-        if server is not None:
-            server.stop()
+        for s in reversed(servers):
+            s.stop()
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from conftest import Server
 
 def test_is_remote_and_context_manager(connect_factory, backend):
     with connect_factory() as c:
-        assert c.is_remote == (backend == "remote")
-        assert repr(c) == f"Client(remote={backend == 'remote'})"
+        assert c.is_remote == (backend != "embedded")
+        assert repr(c) == f"Client(remote={backend != 'embedded'})"
         c.channels.create(name="t", is_index=True)
     with pytest.raises(tn.Closed):
         c.read(None, ["t"])  # closed, on both backends

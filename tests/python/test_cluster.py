@@ -4,17 +4,13 @@ processes; etcd comes from ``scripts/ensure-deps.sh``)."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
 import telemetron as tn
-from conftest import Server, free_port, stamps
+from conftest import Etcd, Server, stamps
 
 
 def test_placement_outside_a_cluster_is_refused(client):
@@ -23,38 +19,6 @@ def test_placement_outside_a_cluster_is_refused(client):
     assert "cluster" in str(e.value)
     with pytest.raises(tn.ChannelNotFound):
         client.channels.retrieve("placed")
-
-
-class Etcd:
-    """An etcd server on free loopback ports over ``data``."""
-
-    def __init__(self, data: Path) -> None:
-        exe = shutil.which("etcd")
-        if exe is None:
-            raise RuntimeError("etcd is missing: run scripts/ensure-deps.sh (Debian's etcd-server)")
-        client, peer = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{client}"
-        self.proc = subprocess.Popen(
-            [exe, "--data-dir", str(data), "--listen-client-urls", self.url, "--advertise-client-urls", self.url]
-            + ["--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}"]
-            + ["--initial-cluster", f"default=http://127.0.0.1:{peer}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", client), timeout=0.2):
-                    return
-            except OSError as err:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("etcd did not listen within 20 s") from err
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ def test_there_are_notebooks():
     assert NOTEBOOKS
 
 
+# A single node each: the cluster backend adds nothing to what these programs show.
+@pytest.mark.parametrize("backend", ["embedded", "remote"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, backend, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")

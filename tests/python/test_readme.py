@@ -5,11 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import Server
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+# A single node each: the cluster backend adds nothing to what these programs show.
+@pytest.mark.parametrize("backend", ["embedded", "remote"])
 def test_readme_quick_start_runs(backend, tmp_path):
     section = README.read_text().split("## Python quick start")[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)

@@ -1,9 +1,12 @@
-// The same suite runs against both backends: an embedded engine (`open`) and a
-// `telemetron serve` node started here (`connect`). Each test gets a fresh client; on the
-// remote backend tests share one server per test file, so they use unique channel names.
+// The same suite runs against three backends: an embedded engine (`open`), a
+// `telemetron serve` node started here (`connect`), and the gateway of a cluster (etcd, a
+// node `store` and a node `gateway` with `--place store`, docs/cluster.md §10), whose
+// channels are all stored on the other node. Each test gets a fresh client; on the remote
+// and cluster backends tests share one server (or cluster) per test file, so they use
+// unique channel names.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, existsSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +27,7 @@ export function tempDir() {
 // registered inside a test would run after that test).
 after(async () => {
   if (server) await server.stop()
+  if (cluster) await cluster.stop()
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
@@ -96,9 +100,75 @@ export async function startServer() {
   return server
 }
 
+let cluster = null
+
+/** An etcd on free loopback ports over a fresh directory; `stop()` ends it. */
+async function startEtcd() {
+  const which = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' })
+  const exe = which.stdout.trim()
+  if (!exe) throw new Error("etcd is missing: run scripts/ensure-deps.sh (Debian's etcd-server)")
+  const [client, peer] = [await freePort(), await freePort()]
+  const url = `http://127.0.0.1:${client}`
+  const peerUrl = `http://127.0.0.1:${peer}`
+  const proc = spawn(
+    exe,
+    ['--data-dir', join(tempDir(), 'etcd'), '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `default=${peerUrl}`],
+    { stdio: 'ignore' },
+  )
+  const exited = new Promise((res) => proc.once('exit', (code) => res(code)))
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    const up = await new Promise((res) => {
+      const s = createConnection({ host: '127.0.0.1', port: client }, () => { s.destroy(); res(true) })
+      s.once('error', () => res(false))
+    })
+    if (up) break
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL')
+      throw new Error('etcd did not listen within 20 s')
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const stop = async () => {
+    proc.kill('SIGKILL')
+    await exited
+  }
+  return { url, stop }
+}
+
+/** The cluster backend's etcd, `store` and `gateway` (started on first use). */
+export async function startCluster() {
+  if (!cluster) {
+    const etcd = await startEtcd()
+    const join = ['--cluster', etcd.url, '--lease-ttl', '2']
+    const started = []
+    try {
+      started.push(await startNode([...join, '--name', 'store']))
+      started.push(await startNode([...join, '--name', 'gateway', '--place', 'store']))
+    } catch (e) {
+      for (const n of started) await n.stop()
+      await etcd.stop()
+      throw e
+    }
+    const [store, gateway] = started
+    cluster = {
+      etcd,
+      store,
+      gateway,
+      stop: async () => {
+        await gateway.stop()
+        await store.stop()
+        await etcd.stop()
+      },
+    }
+  }
+  return cluster
+}
+
 /**
  * The backends every test runs against. `client()` gives a fresh client.
- * (`TELEMETRON_TEST_BACKENDS=embedded` narrows a local run; CI runs both.)
+ * (`TELEMETRON_TEST_BACKENDS=embedded` narrows a local run; CI runs all three.)
  */
 const ALL = [
   {
@@ -114,6 +184,14 @@ const ALL = [
     async client() {
       const s = await startServer()
       return tn.connect(s.url)
+    },
+  },
+  {
+    name: 'cluster',
+    remote: true,
+    async client() {
+      const c = await startCluster()
+      return tn.connect(c.gateway.url)
     },
   },
 ]
