@@ -75,6 +75,8 @@ pub(super) struct Dispatch {
     in_flight: AtomicUsize,
     deliver: Mutex<Scratch>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set once the thread runs, so a kick takes no lock after the first.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Dispatch {
@@ -100,12 +102,15 @@ impl Dispatch {
 
     /// Wake the dispatcher, starting its thread on first use.
     pub(super) fn kick(&self, shared: &std::sync::Arc<Shared>) {
-        {
+        if !self.started.load(Ordering::Acquire) {
             let mut t = self.thread.lock();
             if t.is_none() {
                 let s = shared.clone();
                 match std::thread::Builder::new().name("telemetron:relay".into()).spawn(move || run(&s)) {
-                    Ok(h) => *t = Some(h),
+                    Ok(h) => {
+                        *t = Some(h);
+                        self.started.store(true, Ordering::Release);
+                    }
                     Err(e) => {
                         // No thread: deliver here, so nothing waits on a dispatcher that
                         // does not exist.
