@@ -334,12 +334,13 @@ impl Recovery<'_> {
     /// Compacted records go first, newest first, so each supersedes the older records of
     /// the positions it covers (storage/compact.rs); those are then refused as overlaps.
     fn index_chunks(&mut self) {
-        let mut found = std::mem::take(&mut self.found);
-        // Stable: plain records keep segment and file order.
-        found.sort_by_key(|(_, h, _, seq, _)| if h.is_compacted() { (0, u64::MAX - seq) } else { (1, 0) });
+        // Only the compacted records are sorted (newest first); the plain ones, usually
+        // nearly all, keep segment and file order without being moved twice.
+        let (mut compacted, plain): (Vec<_>, Vec<_>) = std::mem::take(&mut self.found).into_iter().partition(|(_, h, ..)| h.is_compacted());
+        compacted.sort_by_key(|(_, _, _, seq, _)| std::cmp::Reverse(*seq));
         let stores = self.stores;
         let known = |k: ChannelKey| stores.contains_key(&k);
-        for (seg, h, off, seq, verified) in found {
+        for (seg, h, off, seq, verified) in compacted.into_iter().chain(plain) {
             let Some(store) = stores.get(&h.channel) else {
                 self.report.orphan_chunks += 1;
                 continue;
