@@ -77,6 +77,11 @@ pub struct FanoutArgs {
     /// Runtime threads the streamers' tasks run on.
     #[arg(long, default_value_t = 1)]
     pub receiver_threads: usize,
+    /// With --url: after each run, the same fan-out over plain loopback TCP (one thread
+    /// writes each frame's encoded bytes to every socket in turn, one task per socket
+    /// reads them, no WebSocket, relay or codec): the floor the sockets alone set here.
+    #[arg(long)]
+    pub tcp_floor: bool,
     #[command(flatten)]
     pub common: Common,
 }

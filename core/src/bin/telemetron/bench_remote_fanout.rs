@@ -106,6 +106,10 @@ pub fn run(a: &FanoutArgs) -> Result<(), Error> {
                     lat.append(&mut la);
                 }
             }
+            let frame_bytes = {
+                let f = Frame::new().with(t, Series::timestamps((0..a.batch as i64).collect())).with(v, data.clone());
+                telemetron::protocol::codec::encode(&f).len()
+            };
             let expected = (frames * a.batch * a.subscribers) as u64;
             let missing = expected.saturating_sub(delivered);
             let _ = c.delete_channels(&[v, t]).await;
@@ -124,8 +128,84 @@ pub fn run(a: &FanoutArgs) -> Result<(), Error> {
                     )
                 },
             );
+            if a.tcp_floor {
+                let mut floor = tcp_floor(a.subscribers, frame_bytes, frames, a.rate).await?;
+                let (f50, f99) = (percentile(&mut floor, 50.0), percentile(&mut floor, 99.0));
+                emit(
+                    a.common.json,
+                    json!({"scenario": "fanout-tcp-floor", "run": run, "subscribers": a.subscribers, "frame_bytes": frame_bytes,
+                           "frames": frames, "p50_us": f50, "p99_us": f99, "telemetron_over_floor_p50": p50 / f50,
+                           "telemetron_over_floor_p99": p99 / f99}),
+                    || {
+                        format!(
+                            "     plain TCP, {frame_bytes}-byte messages: p50 {f50:.1} us, p99 {f99:.1} us; Telemetron {:.2}x at p50, {:.2}x at p99",
+                            p50 / f50,
+                            p99 / f99
+                        )
+                    },
+                );
+            }
             Ok::<(), Error>(())
         })?;
     }
     Ok(())
+}
+
+/// The fan-out of `frames` messages of `bytes` each to `n` loopback TCP connections, with
+/// nothing but the sockets: a thread writes each message to every connection in turn (its
+/// first 8 bytes the send instant), and one task per connection reads them. Returns each
+/// delivery's latency in µs.
+async fn tcp_floor(n: usize, bytes: usize, frames: usize, rate: u64) -> Result<Vec<f64>, Error> {
+    use tokio::io::AsyncReadExt as _;
+    let fail = |e: std::io::Error| Error::InvalidArgument { reason: format!("tcp floor: {e}") };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(fail)?;
+    let addr = listener.local_addr().map_err(fail)?;
+    let base = Instant::now();
+    let mut senders = Vec::with_capacity(n);
+    let mut readers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut c = tokio::net::TcpStream::connect(addr).await.map_err(fail)?;
+        let (s, _) = listener.accept().await.map_err(fail)?;
+        c.set_nodelay(true).map_err(fail)?;
+        let s = s.into_std().map_err(fail)?;
+        s.set_nonblocking(false).map_err(fail)?;
+        s.set_nodelay(true).map_err(fail)?;
+        senders.push(s);
+        readers.push(tokio::spawn(async move {
+            let (mut buf, mut lat) = (vec![0u8; bytes], Vec::with_capacity(frames));
+            for _ in 0..frames {
+                if c.read_exact(&mut buf).await.is_err() {
+                    break;
+                }
+                let sent = i64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+                lat.push((base.elapsed().as_nanos() as i64 - sent).max(0) as f64 / 1e3);
+            }
+            lat
+        }));
+    }
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut msg = vec![0u8; bytes.max(8)];
+        let t0 = Instant::now();
+        for k in 0..frames {
+            if rate > 0 {
+                let due = t0 + Duration::from_secs_f64(k as f64 / rate as f64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+            msg[..8].copy_from_slice(&(base.elapsed().as_nanos() as i64).to_le_bytes());
+            for s in &mut senders {
+                s.write_all(&msg)?;
+            }
+        }
+        Ok::<_, std::io::Error>(senders)
+    });
+    let mut lat = Vec::with_capacity(n * frames);
+    for r in readers {
+        lat.extend(r.await.map_err(|e| Error::InvalidArgument { reason: format!("tcp floor: {e}") })?);
+    }
+    drop(writer.join().map_err(|_| Error::InvalidArgument { reason: "tcp floor: the writer thread panicked".into() })?.map_err(fail)?);
+    if lat.len() != n * frames {
+        return Err(Error::InvalidArgument { reason: format!("tcp floor: {} of {} messages arrived", lat.len(), n * frames) });
+    }
+    Ok(lat)
 }
