@@ -64,9 +64,10 @@ pub struct LongRunArgs {
     /// The crash pass: seconds between the writer process's index checkpoints.
     #[arg(long, default_value_t = 300.0)]
     pub checkpoint_interval_s: f64,
-    /// Keep the segment files of a pass under this many GB: the writer waits (the time is
+    /// Keep the segment files of a pass near this many GB: the writer waits (the time is
     /// reported apart from the ingest rate) while background compaction and reclaim catch
-    /// up. A stand recording in real time writes 0.8 MB/s and never waits; this lets a
+    /// up. A compaction pass that is behind writes its output before the segments it
+    /// empties are deleted, so the disk peaks at about 1.3 times this. A stand recording in real time writes 0.8 MB/s and never waits; this lets a
     /// full day's compressed pass run on a disk smaller than a day of raw samples. Needs
     /// background compaction (the background, compressed and crash passes).
     #[arg(long)]
@@ -210,15 +211,18 @@ fn write_all(
             && k % DISK_CHECK_EVERY == 0
             && disk_bytes(b.dir) > b.max
         {
+            // A compaction pass that is behind first grows the disk (its output), and frees
+            // the old segments only once every channel has moved past them: any change of
+            // size is progress, only a size that stays put is a stall.
             let t = Instant::now();
-            let (mut low, mut since) = (u64::MAX, Instant::now());
+            let (mut last, mut since) = (0, Instant::now());
             loop {
                 let now = disk_bytes(b.dir);
                 if now <= b.max {
                     break;
                 }
-                if now < low {
-                    (low, since) = (now, Instant::now());
+                if now != last {
+                    (last, since) = (now, Instant::now());
                 } else if since.elapsed() > STALLED {
                     return Err(Error::InvalidArgument {
                         reason: format!(
@@ -387,7 +391,8 @@ pub fn run(a: &LongRunArgs) -> Result<(), Error> {
                     ),
                 });
             }
-            max + max / 20
+            // The compacted output of a backlog exists before the backlog's segments go.
+            max + max * 3 / 10
         }
     };
     if let Some(free) = free_bytes(&a.dir)
