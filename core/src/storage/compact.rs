@@ -360,51 +360,57 @@ fn write_batch(
     Ok(())
 }
 
-/// Compact one channel in batches; returns whether anything was merged.
-/// Each batch holds `Storage::compact_batch` (taken before the commit lock, as a checkpoint
-/// takes it alone) and hands it on fairly when done, so a run-time checkpoint waits for one
-/// batch, not for a whole pass that a fast writer keeps long.
-fn compact_channel(
+/// How far a pass takes one channel: the batches its first plan needed, so records a
+/// writer commits during the pass wait for the next one (re-planning would chase an active
+/// writer's tail forever while the other channels wait).
+struct Turns {
+    left: Option<u64>,
+}
+
+/// Compact one batch of `store`'s oldest runs (up to [`BATCH_BYTES`]). Returns whether it
+/// has more for this pass. The batch holds `Storage::compact_batch` (taken before the
+/// commit lock, as a checkpoint takes it alone) and hands it on fairly when done, so a
+/// run-time checkpoint waits for one batch, not for a whole pass that a fast writer keeps
+/// long.
+fn compact_batch(
     storage: &Storage,
     out: &mut Output<'_>,
     store: &ChannelStore,
+    turns: &mut Turns,
     report: &mut CompactionReport,
 ) -> Result<bool, StorageError> {
+    if turns.left == Some(0) {
+        return Ok(false);
+    }
     let target = storage.opts.compacted_record_bytes.max(4096);
     let codec = codec_for(storage, store);
-    let mut any = false;
-    loop {
-        let batch_lock = storage.compact_batch.lock();
-        let guard = storage.commit_lock.read();
-        let held = Instant::now();
-        let mut runs = plan(store, target, codec);
-        if runs.is_empty() {
-            return Ok(any);
-        }
-        // One batch: runs up to BATCH_BYTES; the rest waits for the next turn of the loop.
-        let mut bytes = 0u64;
-        let keep = runs.iter().take_while(|r| {
-            let b = r.raw_bytes(store.data_type);
-            bytes += b;
-            bytes <= BATCH_BYTES || bytes == b
-        });
-        let count = keep.count().max(1);
-        let more = runs.len() > count;
-        runs.truncate(count);
-        let batch = runs.into_iter().map(|r| merge(store, r, codec)).collect::<Result<Vec<_>, _>>()?;
-        write_batch(storage, out, store, batch, report)?;
-        drop(guard);
-        // Written, synced and swapped in: a checkpoint waiting for it runs now.
-        parking_lot::MutexGuard::unlock_fair(batch_lock);
-        any = true;
-        report.longest_batch_micros = report.longest_batch_micros.max(u64::try_from(held.elapsed().as_micros()).unwrap_or(u64::MAX));
-        // Only what the plan did not fit in this batch is taken again now. Records a writer
-        // commits meanwhile wait for the next pass: planning again would chase an active
-        // writer's tail forever while the other channels wait.
-        if !more {
-            return Ok(any);
-        }
+    let batch_lock = storage.compact_batch.lock();
+    let guard = storage.commit_lock.read();
+    let held = Instant::now();
+    let mut runs = plan(store, target, codec);
+    if runs.is_empty() {
+        return Ok(false);
     }
+    let total: u64 = runs.iter().map(|r| r.raw_bytes(store.data_type)).sum();
+    let left = turns.left.get_or_insert(total.div_ceil(BATCH_BYTES).max(1));
+    *left -= 1;
+    // One batch: runs up to BATCH_BYTES; the rest waits for this channel's next turn.
+    let mut bytes = 0u64;
+    let keep = runs.iter().take_while(|r| {
+        let b = r.raw_bytes(store.data_type);
+        bytes += b;
+        bytes <= BATCH_BYTES || bytes == b
+    });
+    let count = keep.count().max(1);
+    let more = runs.len() > count && *left > 0;
+    runs.truncate(count);
+    let batch = runs.into_iter().map(|r| merge(store, r, codec)).collect::<Result<Vec<_>, _>>()?;
+    write_batch(storage, out, store, batch, report)?;
+    drop(guard);
+    // Written, synced and swapped in: a checkpoint waiting for it runs now.
+    parking_lot::MutexGuard::unlock_fair(batch_lock);
+    report.longest_batch_micros = report.longest_batch_micros.max(u64::try_from(held.elapsed().as_micros()).unwrap_or(u64::MAX));
+    Ok(more)
 }
 
 /// One compaction pass over every stored channel.
@@ -416,13 +422,32 @@ pub(crate) fn compact_once(storage: &Storage) -> Result<CompactionReport, Storag
     stores.sort_by_key(|s| s.key);
     let mut out = Output { storage, seg: None };
     let mut result = Ok(());
-    for store in &stores {
-        match compact_channel(storage, &mut out, store, &mut report) {
-            Ok(true) => report.channels += 1,
-            Ok(false) => {}
-            Err(e) => {
-                result = Err(e);
-                break;
+    // Round by round, one batch of each channel's oldest runs per round. A stand's writer
+    // segments hold every channel's records of the same moments, so a segment empties only
+    // once every channel has compacted past it: taking each channel whole, a pass that is
+    // behind freed nothing until its last channel, and the disk held the backlog and its
+    // compacted copy at once. Round by round, the oldest segments empty after every round
+    // and reclaim deletes them while the pass goes on.
+    let mut turns: Vec<(&Arc<ChannelStore>, Turns, bool)> = stores.iter().map(|s| (s, Turns { left: None }, false)).collect();
+    'rounds: while !turns.is_empty() {
+        let mut i = 0;
+        while i < turns.len() {
+            let (store, t, did) = &mut turns[i];
+            let before = report.records_in;
+            match compact_batch(storage, &mut out, store, t, &mut report) {
+                Ok(more) => {
+                    *did |= report.records_in > before;
+                    if more {
+                        i += 1;
+                    } else {
+                        report.channels += usize::from(*did);
+                        turns.swap_remove(i);
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break 'rounds;
+                }
             }
         }
     }
