@@ -429,26 +429,30 @@ pub(crate) fn compact_once(storage: &Storage) -> Result<CompactionReport, Storag
     // compacted copy at once. Round by round, the oldest segments empty after every round
     // and reclaim deletes them while the pass goes on.
     let mut turns: Vec<(&Arc<ChannelStore>, Turns, bool)> = stores.iter().map(|s| (s, Turns { left: None }, false)).collect();
-    'rounds: while !turns.is_empty() {
-        let mut i = 0;
-        while i < turns.len() {
-            let (store, t, did) = &mut turns[i];
+    while !turns.is_empty() {
+        let mut failed = None;
+        turns.retain_mut(|(store, t, did)| {
+            if failed.is_some() {
+                return true;
+            }
             let before = report.records_in;
             match compact_batch(storage, &mut out, store, t, &mut report) {
                 Ok(more) => {
                     *did |= report.records_in > before;
-                    if more {
-                        i += 1;
-                    } else {
+                    if !more {
                         report.channels += usize::from(*did);
-                        turns.swap_remove(i);
                     }
+                    more
                 }
                 Err(e) => {
-                    result = Err(e);
-                    break 'rounds;
+                    failed = Some(e);
+                    true
                 }
             }
+        });
+        if let Some(e) = failed {
+            result = Err(e);
+            break;
         }
     }
     out.finish();
