@@ -184,6 +184,20 @@ def stand(client: tn.Client):
     return client
 
 
+def told(backend: str, cond, what: str) -> None:
+    """Assert ``cond()`` about a writer whose control another writer's call changed: at once
+    on one node, which tells every affected writer before it answers the call; within 5 s
+    through a cluster gateway, where the notice and the answer come back on two relayed
+    connections and can cross (docs/cluster.md §10, ``Backend::told`` in the Rust suite)."""
+    if backend != "cluster":
+        assert cond(), what
+        return
+    deadline = time.monotonic() + 5
+    while not cond():
+        assert time.monotonic() < deadline, f"{what}: not within 5 s through the gateway"
+        time.sleep(0.005)
+
+
 def stamps(start: int, n: int, step: int = 1_000_000) -> np.ndarray:
     """``n`` int64 timestamps from ``start`` every ``step`` ns."""
     return start + np.arange(n, dtype=np.int64) * step

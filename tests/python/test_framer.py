@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import telemetron as tn
-from conftest import stamps
+from conftest import stamps, told
 
 T0 = 1_700_000_000_000_000_000
 
@@ -108,20 +108,21 @@ def test_write_a_read_frame_back(stand, connect_factory):
     np.testing.assert_array_equal(stand.read(None, "pressure")["pressure"], np.arange(5.0))
 
 
-def test_authority_and_unauthorized(stand):
+def test_authority_and_unauthorized(stand, backend):
     with stand.open_writer(T0, ["pressure"], authority=100, name="low") as low:
         with stand.open_writer(T0, ["pressure"], authority=200, name="high") as high:
-            assert high.has_control("pressure") and not low.has_control("pressure")
+            assert high.has_control("pressure")
+            told(backend, lambda: not low.has_control("pressure"), "low lost control to high")
             assert low.write({"time": T0, "pressure": 1.0}) is False
             assert set(low.unauthorized) == {"time", "pressure"}
             states = stand.control.states(["pressure"])
             assert states[0]["subject"]["name"] == "high" and states[0]["authority"] == 200
             high.set_authority(50)
-            assert low.has_control("pressure")
+            told(backend, lambda: low.has_control("pressure"), "low took control back")
             assert low.write({"time": T0 + 1, "pressure": 2.0}) is True
             high.set_authority({"pressure": 250})
             assert high.has_control("pressure")
-        assert low.has_control("pressure")
+        told(backend, lambda: low.has_control("pressure"), "low has control once high closed")
 
 
 def test_err_on_unauthorized(stand):
