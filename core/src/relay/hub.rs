@@ -116,18 +116,11 @@ impl Subscriber {
             match self.policy {
                 LagPolicy::Notify => {
                     q.frames.pop_front();
-                    q.lagged += 1;
-                    q.dropped += 1;
-                    m.dropped.fetch_add(1, Ordering::Relaxed);
+                    Self::count_lost(&mut q, 1, m);
                 }
                 LagPolicy::Disconnect => {
-                    let lost = q.frames.len() as u64 + 1;
-                    q.lagged += lost;
-                    q.dropped += lost;
-                    m.dropped.fetch_add(lost, Ordering::Relaxed);
-                    q.frames.clear();
-                    q.disconnected = true;
-                    m.disconnected.fetch_add(1, Ordering::Relaxed);
+                    let queued = Self::disconnect(&mut q, m);
+                    Self::count_lost(&mut q, queued + 1, m);
                     return true;
                 }
             }
@@ -150,18 +143,27 @@ impl Subscriber {
         }
         let lost = match self.policy {
             LagPolicy::Notify => lost,
-            LagPolicy::Disconnect => {
-                let queued = q.frames.len() as u64;
-                q.frames.clear();
-                q.disconnected = true;
-                m.disconnected.fetch_add(1, Ordering::Relaxed);
-                lost + queued
-            }
+            LagPolicy::Disconnect => lost + Self::disconnect(&mut q, m),
         };
-        q.lagged += lost;
-        q.dropped += lost;
-        m.dropped.fetch_add(lost, Ordering::Relaxed);
+        Self::count_lost(&mut q, lost, m);
         true
+    }
+
+    /// Count `n` frames lost to this subscriber: reported at its next receive.
+    fn count_lost(q: &mut QueueState, n: u64, m: &RelayMetrics) {
+        q.lagged += n;
+        q.dropped += n;
+        m.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Disconnect it for falling behind (lag policy `Disconnect`): its queued frames are
+    /// dropped. Returns how many.
+    fn disconnect(q: &mut QueueState, m: &RelayMetrics) -> u64 {
+        let queued = q.frames.len() as u64;
+        q.frames.clear();
+        q.disconnected = true;
+        m.disconnected.fetch_add(1, Ordering::Relaxed);
+        queued
     }
 
     /// Queue `f` whatever the capacity (a state the streamer must not miss); the caller wakes.
