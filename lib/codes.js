@@ -13,6 +13,7 @@ const CODES = Object.freeze([
   Object.freeze({ code: "channel.elsewhere", family: "channel", summary: "the channel is stored on another node of the cluster; go through a node" }),
   Object.freeze({ code: "range.not_found", family: "range", summary: "no range has this key" }),
   Object.freeze({ code: "range.invalid", family: "range", summary: "bad range name or time range" }),
+  Object.freeze({ code: "range.elsewhere", family: "range", summary: "the range is stored on another node of the cluster; go through a node" }),
   Object.freeze({ code: "storage.io", family: "storage", summary: "an operating-system I/O error" }),
   Object.freeze({ code: "storage.corrupt", family: "storage", summary: "stored bytes failed verification" }),
   Object.freeze({ code: "storage.segment_failed", family: "storage", summary: "a segment failed and was retired; open a new writer" }),

@@ -149,17 +149,60 @@ pub struct NewUser {
     pub channels: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stored {
-    user: User,
+/// A user with its password hash, as a catalog or a cluster's etcd keeps it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUser {
+    /// The user.
+    pub user: User,
     /// Argon2id PHC string.
     hash: String,
 }
 
-/// The users of a node (`Engine::users`).
+impl std::fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUser").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+impl StoredUser {
+    /// Check a user to add and hash its password.
+    ///
+    /// # Errors
+    /// `invalid_argument`: the name is malformed, the password is short, an operator's
+    /// pattern is empty.
+    pub fn new(new: NewUser) -> Result<StoredUser> {
+        check_name(&new.name)?;
+        check_password(&new.password)?;
+        let channels = if new.channels.is_empty() { all_channels() } else { new.channels };
+        if channels.iter().any(|p| p.trim().is_empty()) {
+            return Err(Error::InvalidArgument { reason: "channel patterns cannot be empty; use * for every channel".into() });
+        }
+        let user = match new.role {
+            Role::Admin => User::admin(new.name),
+            Role::Viewer => User { name: new.name, role: Role::Viewer, max_authority: 0, channels: Vec::new() },
+            Role::Operator => User { name: new.name, role: Role::Operator, max_authority: new.max_authority.unwrap_or(u8::MAX), channels },
+        };
+        Ok(StoredUser { user, hash: hash(&new.password)? })
+    }
+
+    /// The same user with another password.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a short password.
+    pub fn with_password(&self, password: &str) -> Result<StoredUser> {
+        check_password(password)?;
+        Ok(StoredUser { user: self.user.clone(), hash: hash(password)? })
+    }
+}
+
+/// The users of a node (`Engine::users`): those of its catalog and, on a cluster node, the
+/// cluster's accounts kept in etcd ([`Users::set_cluster`]), which take precedence for a
+/// name both hold.
 pub struct Users {
     catalog: Arc<Catalog>,
-    cache: RwLock<BTreeMap<String, Stored>>,
+    cache: RwLock<BTreeMap<String, StoredUser>>,
+    /// The cluster's accounts (`None` outside a cluster), kept current by `cluster/users.rs`.
+    cluster: RwLock<Option<BTreeMap<String, StoredUser>>>,
     /// Verified when a name is unknown, so a wrong name costs as long as a wrong password
     /// (hashed at the first such login, not at every engine open).
     decoy: std::sync::OnceLock<String>,
@@ -205,12 +248,12 @@ impl Users {
             if let Ok(t) = txn.open_table(USERS) {
                 for row in t.iter().map_err(meta_err)? {
                     let (k, v) = row.map_err(meta_err)?;
-                    let s: Stored = serde_json::from_slice(v.value()).map_err(meta_err)?;
+                    let s: StoredUser = serde_json::from_slice(v.value()).map_err(meta_err)?;
                     cache.insert(k.value().to_string(), s);
                 }
             }
         }
-        Ok(Users { catalog, cache: RwLock::new(cache), decoy: std::sync::OnceLock::new() })
+        Ok(Users { catalog, cache: RwLock::new(cache), cluster: RwLock::new(None), decoy: std::sync::OnceLock::new() })
     }
 
     /// Users kept in a catalog file of their own (unit tests of the server's auth).
@@ -219,7 +262,7 @@ impl Users {
         Users::open(Arc::new(Catalog::open(path)?))
     }
 
-    fn put(&self, s: &Stored) -> Result<()> {
+    fn put(&self, s: &StoredUser) -> Result<()> {
         let txn = self.catalog.write()?;
         {
             let mut t = txn.open_table(USERS).map_err(meta_err)?;
@@ -235,18 +278,8 @@ impl Users {
     /// `invalid_argument`: the name is taken or malformed, the password is short, an
     /// operator's pattern is empty.
     pub fn add(&self, new: NewUser) -> Result<User> {
-        check_name(&new.name)?;
-        check_password(&new.password)?;
-        let channels = if new.channels.is_empty() { all_channels() } else { new.channels };
-        if channels.iter().any(|p| p.trim().is_empty()) {
-            return Err(Error::InvalidArgument { reason: "channel patterns cannot be empty; use * for every channel".into() });
-        }
-        let user = match new.role {
-            Role::Admin => User::admin(new.name),
-            Role::Viewer => User { name: new.name, role: Role::Viewer, max_authority: 0, channels: Vec::new() },
-            Role::Operator => User { name: new.name, role: Role::Operator, max_authority: new.max_authority.unwrap_or(u8::MAX), channels },
-        };
-        let stored = Stored { user: user.clone(), hash: hash(&new.password)? };
+        let stored = StoredUser::new(new)?;
+        let user = stored.user.clone();
         let mut cache = self.cache.write();
         if cache.contains_key(&user.name) {
             return Err(Error::InvalidArgument { reason: format!("user {:?} exists; remove it first or change its password", user.name) });
@@ -257,19 +290,53 @@ impl Users {
         Ok(user)
     }
 
-    /// Every user, by name.
+    /// Every user, by name: the cluster's accounts and this node's own.
     pub fn list(&self) -> Vec<User> {
-        self.cache.read().values().map(|s| s.user.clone()).collect()
+        let mut all: BTreeMap<String, User> = self.cache.read().iter().map(|(n, s)| (n.clone(), s.user.clone())).collect();
+        if let Some(c) = self.cluster.read().as_ref() {
+            all.extend(c.iter().map(|(n, s)| (n.clone(), s.user.clone())));
+        }
+        all.into_values().collect()
     }
 
-    /// The user called `name`.
+    /// The user called `name` (a cluster account first).
     pub fn get(&self, name: &str) -> Option<User> {
-        self.cache.read().get(name).map(|s| s.user.clone())
+        self.find(name).map(|s| s.user)
     }
 
-    /// True if no user was added.
+    fn find(&self, name: &str) -> Option<StoredUser> {
+        if let Some(s) = self.cluster.read().as_ref().and_then(|c| c.get(name)) {
+            return Some(s.clone());
+        }
+        self.cache.read().get(name).cloned()
+    }
+
+    /// True if no user was added, here or to the cluster.
     pub fn is_empty(&self) -> bool {
-        self.cache.read().is_empty()
+        self.cache.read().is_empty() && self.cluster.read().as_ref().is_none_or(BTreeMap::is_empty)
+    }
+
+    /// Replace the cluster's accounts (a cluster node, from etcd). Returns the names this
+    /// node's catalog holds too: the cluster account is the one that counts.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn set_cluster(&self, all: BTreeMap<String, StoredUser>) -> Vec<String> {
+        let shadowed = self.cache.read().keys().filter(|n| all.contains_key(*n)).cloned().collect();
+        *self.cluster.write() = Some(all);
+        shadowed
+    }
+
+    /// Add or replace one cluster account.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn put_cluster(&self, s: StoredUser) {
+        self.cluster.write().get_or_insert_with(BTreeMap::new).insert(s.user.name.clone(), s);
+    }
+
+    /// Take out one cluster account; its sessions end at their next request.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn remove_cluster(&self, name: &str) {
+        if let Some(c) = self.cluster.write().as_mut() {
+            c.remove(name);
+        }
     }
 
     /// Remove a user; their sessions end at their next request.
@@ -303,7 +370,7 @@ impl Users {
         let Some(s) = cache.get(name).cloned() else {
             return Err(Error::InvalidArgument { reason: format!("no user {name:?}; `telemetron users list` shows them") });
         };
-        let s = Stored { hash: h, ..s };
+        let s = StoredUser { hash: h, ..s };
         self.put(&s)?;
         cache.insert(name.to_string(), s);
         tracing::info!(key = "users", user = %name, "password changed");
@@ -313,7 +380,7 @@ impl Users {
     /// The user if `password` is theirs. Takes as long for an unknown name (Argon2 is slow
     /// on purpose: run it off async threads).
     pub fn verify(&self, name: &str, password: &str) -> Option<User> {
-        let found = self.cache.read().get(name).cloned();
+        let found = self.find(name);
         let decoy = || self.decoy.get_or_init(|| hash("decoy password").unwrap_or_default()).as_str();
         let phc = found.as_ref().map_or_else(decoy, |s| s.hash.as_str());
         let ok = PasswordHash::new(phc).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok());

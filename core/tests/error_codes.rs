@@ -36,6 +36,7 @@ fn every_variant() -> Vec<(Error, &'static str)> {
         (ChannelError::Busy { name: "a".into() }.into(), "channel.busy"),
         (ChannelError::Elsewhere { name: "a".into(), key: 2 << 24 | 1 }.into(), "channel.elsewhere"),
         (RangerError::NotFound { key: uuid::Uuid::nil() }.into(), "range.not_found"),
+        (RangerError::Elsewhere { key: uuid::Uuid::nil(), node: 2 }.into(), "range.elsewhere"),
         (RangerError::Invalid { name: "a".into(), reason: s() }.into(), "range.invalid"),
         (StorageError::Io { path: p.clone(), kind: std::io::ErrorKind::Other, reason: s() }.into(), "storage.io"),
         (StorageError::Corrupt { segment: 1, offset: 2, reason: s() }.into(), "storage.corrupt"),

@@ -16,6 +16,7 @@ CODES: Tuple[Tuple[str, str, str], ...] = (
     ("channel.elsewhere", "channel", "the channel is stored on another node of the cluster; go through a node"),
     ("range.not_found", "range", "no range has this key"),
     ("range.invalid", "range", "bad range name or time range"),
+    ("range.elsewhere", "range", "the range is stored on another node of the cluster; go through a node"),
     ("storage.io", "storage", "an operating-system I/O error"),
     ("storage.corrupt", "storage", "stored bytes failed verification"),
     ("storage.segment_failed", "storage", "a segment failed and was retired; open a new writer"),

@@ -107,6 +107,13 @@ class InvalidRange(RangerError, ValueError):
     code = "range.invalid"
 
 
+class RangeElsewhere(RangerError):
+    """The range is stored on another node of the cluster; change it through a node, which
+    forwards to the range's node (``range.elsewhere``)."""
+
+    code = "range.elsewhere"
+
+
 # --- storage ------------------------------------------------------------------------------
 class StorageError(TelemetronError):
     """The storage engine failed (``storage.*``)."""

@@ -541,20 +541,18 @@ pub(super) async fn watch_channels(cluster: Cluster, mut watch: WatchStream) {
                 cluster.inner.engine.unmirror_channels(&deletes);
             }
         }
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let again = async { cluster.inner.coord.lock().await.channels().await };
-            if let Ok((defs, w)) = again.await {
-                cluster.apply_channels(defs, true);
-                watch = w;
-                break;
-            }
-        }
+        watch = super::coord::resync(|| async {
+            let (defs, w) = cluster.inner.coord.lock().await.channels().await?;
+            cluster.apply_channels(defs, true);
+            Ok(w)
+        })
+        .await;
     }
 }
 
 /// Register in etcd the channels this node's engine creates by itself, and take out those
-/// it deletes, as its change channel reports them: self-telemetry, flow queues and the demo
+/// it deletes, as its change channel reports them (and publish its ranges' changes,
+/// `ranges.rs`): self-telemetry, flow queues and the demo
 /// stand create channels on the engine, not through [`Cluster::create_channels`]. Missed
 /// changes (the watcher lagged) and etcd failures are made up by
 /// [`Cluster::register_local_channels`], retried every second until it succeeds. Ends when
@@ -564,14 +562,20 @@ pub(super) async fn follow_engine(cluster: Cluster, mut changes: ChangeWatcher) 
         let done = match changes.next().await {
             Ok(crate::Change::Channel(ChannelChange::Created { channels })) => cluster.register_created(channels).await,
             Ok(crate::Change::Channel(ChannelChange::Deleted { keys })) => cluster.unregister_deleted(&keys).await,
+            Ok(crate::Change::Range(c)) => super::ranges::follow_range_change(&cluster, &c).await,
             Ok(_) => Ok(()),
             Err(e) if e.code() == "stream.lagged" => Err(e),
             Err(_) => return,
         };
         if let Err(e) = done {
-            tracing::warn!(key = "cluster", error = %e, "channels created or deleted on this node may be missing from the cluster catalog; registering them again");
-            while let Err(e) = cluster.register_local_channels().await {
-                tracing::warn!(key = "cluster", error = %e, "registering this node's channels failed; trying again in 1 s");
+            tracing::warn!(key = "cluster", error = %e, "channels or ranges changed on this node may be missing from the cluster catalog; publishing them again");
+            while let Err(e) = async {
+                cluster.register_local_channels().await?;
+                cluster.publish_own_ranges().await
+            }
+            .await
+            {
+                tracing::warn!(key = "cluster", error = %e, "publishing this node's channels and ranges failed; trying again in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

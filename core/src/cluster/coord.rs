@@ -244,6 +244,16 @@ impl Coord {
         self.snapshot_and_watch("channels/").await
     }
 
+    /// Every cluster user account (`users/`), and a watch of them.
+    pub(super) async fn users(&mut self) -> Result<(Vec<crate::users::StoredUser>, WatchStream)> {
+        self.snapshot_and_watch("users/").await
+    }
+
+    /// Every range record (`ranges/`), and a watch of them.
+    pub(super) async fn ranges(&mut self) -> Result<(Vec<crate::ranger::MirroredRange>, WatchStream)> {
+        self.snapshot_and_watch("ranges/").await
+    }
+
     /// The JSON values under `prefix`, and a watch of the prefix from the revision after
     /// that read: no change can fall between the two.
     async fn snapshot_and_watch<T: serde::de::DeserializeOwned>(&mut self, prefix: &str) -> Result<(Vec<T>, WatchStream)> {
@@ -387,14 +397,23 @@ pub(super) async fn watch_members(cluster: Cluster, mut watch: WatchStream) {
             }
             cluster.members_changed(&m);
         }
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let again = async { cluster.inner.coord.lock().await.members().await };
-            if let Ok((members, w)) = again.await {
-                cluster.apply_members(members);
-                watch = w;
-                break;
-            }
+        watch = resync(|| async {
+            let (members, w) = cluster.inner.coord.lock().await.members().await?;
+            cluster.apply_members(members);
+            Ok(w)
+        })
+        .await;
+    }
+}
+
+/// After a broken watch (etcd restarted or unreachable): run `again` (a full read and a
+/// fresh watch) every 500 ms until etcd answers.
+pub(super) async fn resync<T, F: std::future::Future<Output = Result<T>>>(mut again: impl FnMut() -> F) -> T {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match again().await {
+            Ok(v) => return v,
+            Err(e) => tracing::debug!(key = "cluster", error = %e, "etcd not back yet"),
         }
     }
 }

@@ -23,6 +23,12 @@
 //!   demand of A's streamers changes (the dynamic delta); its frames are delivered to A's
 //!   own relay ([`Engine::relay_mirrored`]), so A's streamers need no change.
 //!
+//! - **Ranges** (`ranges.rs`): each range is stored by the node it was created through and
+//!   published in etcd (`<prefix>/ranges/<node>/<uuid>`); every other node mirrors it in
+//!   memory, and changes to it made through another node are forwarded to its home.
+//! - **Users** (`users.rs`): the cluster's accounts live in etcd (`<prefix>/users/<name>`),
+//!   managed with `telemetron users ... --cluster`, and every node keeps them current.
+//!
 //! - **Relayed streams** (`server/ws_relay.rs`): a writer or iterator of another node's
 //!   channels is passed on to that node message for message, so control is arbitrated at
 //!   the leaseholder for writers connected to any node.
@@ -31,8 +37,10 @@
 
 mod catalog;
 mod coord;
+mod ranges;
 mod route;
 mod taps;
+mod users;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,6 +57,7 @@ use crate::net::NetError;
 /// The raw stream a node relays a client's writer or iterator over (`server/ws_relay.rs`).
 pub use crate::client::{RelayedMessage, RelayedStream};
 pub use coord::{Identity, identify};
+pub use users::{add_user, list_users, remove_user, set_user_password};
 
 /// How a node joins a cluster.
 #[derive(Debug, Clone)]
@@ -257,6 +266,8 @@ impl Cluster {
         // creates meanwhile (self-telemetry starting) is not missed.
         let changes = crate::Client::embedded(cluster.inner.engine.clone()).watch_changes().await?;
         cluster.register_local_channels().await?;
+        let range_watch = cluster.sync_ranges().await?;
+        let user_watch = cluster.sync_users().await?;
         let (members, channels) = {
             let mut c = cluster.inner.coord.lock().await;
             (c.members().await?, c.channels().await?)
@@ -269,6 +280,8 @@ impl Cluster {
             tokio::spawn(coord::watch_members(cluster.clone(), members.1)),
             tokio::spawn(catalog::watch_channels(cluster.clone(), channels.1)),
             tokio::spawn(catalog::follow_engine(cluster.clone(), changes)),
+            tokio::spawn(ranges::watch_ranges(cluster.clone(), range_watch)),
+            tokio::spawn(users::watch_users(cluster.clone(), user_watch)),
             tokio::spawn(taps::tapper(cluster.clone())),
             tokio::spawn(fence_watch(cluster.clone())),
         ];

@@ -33,6 +33,14 @@ pub enum RangerError {
         /// The key asked for.
         key: Uuid,
     },
+    /// The range is stored by another node of the cluster; only that node changes it.
+    #[error("range {key} is stored on cluster node {node}; change it through a node of the cluster, which forwards the change there")]
+    Elsewhere {
+        /// The range.
+        key: Uuid,
+        /// The number of the node that stores it.
+        node: u8,
+    },
     /// Bad name or time range.
     #[error("invalid range {name:?}: {reason}")]
     Invalid {
@@ -57,13 +65,17 @@ impl RangerError {
         match self {
             RangerError::NotFound { .. } => "range.not_found",
             RangerError::Invalid { .. } => "range.invalid",
+            RangerError::Elsewhere { .. } => "range.elsewhere",
             RangerError::Storage(e) => e.code(),
         }
     }
 
     /// Every code of this enum.
-    pub const CODES: &[CodeInfo] =
-        &[CodeInfo::new("range.not_found", "no range has this key"), CodeInfo::new("range.invalid", "bad range name or time range")];
+    pub const CODES: &[CodeInfo] = &[
+        CodeInfo::new("range.not_found", "no range has this key"),
+        CodeInfo::new("range.invalid", "bad range name or time range"),
+        CodeInfo::new("range.elsewhere", "the range is stored on another node of the cluster; go through a node"),
+    ];
 }
 
 /// The former name of [`RangerError`].
@@ -217,9 +229,27 @@ pub enum RangeChange {
 /// What [`Ranges`] calls with each change, after it is durable.
 pub(crate) type ChangeHook = Box<dyn Fn(&RangeChange) + Send + Sync>;
 
+/// A range another node of the cluster stores, as that node last published it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirroredRange {
+    /// The node that stores it (the only one that changes it).
+    pub home: u8,
+    /// The range.
+    pub range: Range,
+    /// Its metadata.
+    #[serde(default)]
+    pub meta_data: BTreeMap<String, String>,
+}
+
 /// Create, retrieve, search and delete ranges and their metadata.
+///
+/// In a cluster, the ranges other nodes store are kept here too, in memory, as **mirrors**
+/// ([`Ranges::mirror`]): every read answers for the whole cluster, and changing a mirror is
+/// refused ([`RangerError::Elsewhere`]) so that only a range's home node changes it (a node
+/// forwards such a change there).
 pub struct Ranges {
     catalog: Arc<Catalog>,
+    mirrors: parking_lot::RwLock<std::collections::HashMap<Uuid, MirroredRange>>,
     on_change: std::sync::OnceLock<ChangeHook>,
     /// Held across a change and its report, so changes are reported in the order they
     /// were committed.
@@ -234,7 +264,7 @@ impl std::fmt::Debug for Ranges {
 
 impl Ranges {
     pub(crate) fn new(catalog: Arc<Catalog>) -> Ranges {
-        Ranges { catalog, on_change: std::sync::OnceLock::new(), order: parking_lot::Mutex::new(()) }
+        Ranges { catalog, mirrors: Default::default(), on_change: std::sync::OnceLock::new(), order: parking_lot::Mutex::new(()) }
     }
 
     /// Install the change hook (once; later calls are ignored).
@@ -275,6 +305,7 @@ impl Ranges {
             let mut t = txn.open_table(RANGES).map_err(meta_err)?;
             if let Some(p) = r.parent
                 && t.get(p.as_u128()).map_err(meta_err)?.is_none()
+                && !self.mirrors.read().contains_key(&p)
             {
                 return Err(RangerError::Invalid { name: r.name, reason: format!("its parent range {p} does not exist") });
             }
@@ -295,10 +326,32 @@ impl Ranges {
     /// # Errors
     /// [`RangerError::NotFound`].
     pub fn get(&self, key: Uuid) -> Result<Range> {
+        if let Some(m) = self.mirrors.read().get(&key) {
+            return Ok(m.range.clone());
+        }
+        self.get_stored(key)?.ok_or(RangerError::NotFound { key })
+    }
+
+    /// The range with `key` if this node stores it.
+    fn get_stored(&self, key: Uuid) -> Result<Option<Range>> {
         let txn = self.catalog.read()?;
         let t = txn.open_table(RANGES).map_err(meta_err)?;
-        let v = t.get(key.as_u128()).map_err(meta_err)?.ok_or(RangerError::NotFound { key })?;
-        serde_json::from_slice(v.value()).map_err(|e| meta_err(e).into())
+        let Some(v) = t.get(key.as_u128()).map_err(meta_err)? else { return Ok(None) };
+        Ok(Some(serde_json::from_slice(v.value()).map_err(meta_err)?))
+    }
+
+    /// Refuse to change `key` here when another node stores it.
+    fn refuse_mirror(&self, key: Uuid) -> Result<()> {
+        match self.mirrors.read().get(&key) {
+            Some(m) => Err(RangerError::Elsewhere { key, node: m.home }),
+            None => Ok(()),
+        }
+    }
+
+    /// The node that stores `key` when it is a mirror of another node's range; `None` for
+    /// a range stored here or unknown.
+    pub fn home(&self, key: Uuid) -> Option<u8> {
+        self.mirrors.read().get(&key).map(|m| m.home)
     }
 
     /// Every range, ordered by start time.
@@ -306,6 +359,14 @@ impl Ranges {
     /// # Errors
     /// A catalog failure.
     pub fn list(&self) -> Result<Vec<Range>> {
+        let mut out = self.list_stored()?;
+        out.extend(self.mirrors.read().values().map(|m| m.range.clone()));
+        out.sort_by_key(|r| (r.time_range.start, r.name.clone()));
+        Ok(out)
+    }
+
+    /// The ranges this node stores (not the mirrors), unordered.
+    pub(crate) fn list_stored(&self) -> Result<Vec<Range>> {
         let txn = self.catalog.read()?;
         let t = txn.open_table(RANGES).map_err(meta_err)?;
         let mut out: Vec<Range> = Vec::new();
@@ -313,7 +374,6 @@ impl Ranges {
             let (_, v) = row.map_err(meta_err)?;
             out.push(serde_json::from_slice(v.value()).map_err(meta_err)?);
         }
-        out.sort_by_key(|r| (r.time_range.start, r.name.clone()));
         Ok(out)
     }
 
@@ -363,7 +423,8 @@ impl Ranges {
     /// Replace a range's labels.
     ///
     /// # Errors
-    /// [`RangerError::NotFound`], [`RangerError::Invalid`] for an empty label.
+    /// [`RangerError::NotFound`], [`RangerError::Invalid`] for an empty label,
+    /// [`RangerError::Elsewhere`] for another node's range.
     pub fn set_labels(&self, key: Uuid, labels: Vec<String>) -> Result<Range> {
         self.update(key, |r| {
             check_labels(&r.name, &labels)?;
@@ -375,6 +436,7 @@ impl Ranges {
     /// Change the range with `key` by `f` and store it, under the order lock so a racing
     /// update cannot be lost between the read and the write.
     fn update(&self, key: Uuid, f: impl FnOnce(&mut Range) -> Result<()>) -> Result<Range> {
+        self.refuse_mirror(key)?;
         let _order = self.order.lock();
         let mut r = self.get(key)?;
         f(&mut r)?;
@@ -391,7 +453,7 @@ impl Ranges {
     /// Rename a range.
     ///
     /// # Errors
-    /// [`RangerError::NotFound`], [`RangerError::Invalid`].
+    /// [`RangerError::NotFound`], [`RangerError::Invalid`], [`RangerError::Elsewhere`].
     pub fn rename(&self, key: Uuid, name: &str) -> Result<Range> {
         if name.trim().is_empty() {
             return Err(RangerError::Invalid { name: name.to_string(), reason: "names cannot be empty".into() });
@@ -403,11 +465,21 @@ impl Ranges {
     }
 
     /// Delete ranges, their descendants, and the metadata of all of them. Unknown keys are
-    /// ignored.
+    /// ignored. Descendants other nodes store are dropped here; their nodes delete them
+    /// when they learn that their parent is gone.
     ///
     /// # Errors
-    /// A catalog failure.
+    /// [`RangerError::Elsewhere`] when one of `keys` is another node's range; a catalog
+    /// failure.
     pub fn delete(&self, keys: &[Uuid]) -> Result<()> {
+        for k in keys {
+            self.refuse_mirror(*k)?;
+        }
+        self.delete_with_descendants(keys)
+    }
+
+    /// [`Ranges::delete`] without the check: mirrors among `keys` go too.
+    fn delete_with_descendants(&self, keys: &[Uuid]) -> Result<()> {
         let _order = self.order.lock();
         let doomed = self.with_descendants(keys)?;
         let txn = self.catalog.write()?;
@@ -429,6 +501,12 @@ impl Ranges {
             }
         }
         txn.commit().map_err(meta_err)?;
+        {
+            let mut mirrors = self.mirrors.write();
+            for k in &doomed {
+                mirrors.remove(k);
+            }
+        }
         if !doomed.is_empty() {
             self.report(&RangeChange::Deleted { keys: doomed });
         }
@@ -454,6 +532,9 @@ impl Ranges {
     /// # Errors
     /// A catalog failure.
     pub fn meta_data(&self, key: Uuid) -> Result<BTreeMap<String, String>> {
+        if let Some(m) = self.mirrors.read().get(&key) {
+            return Ok(m.meta_data.clone());
+        }
         let txn = self.catalog.read()?;
         let kv = txn.open_table(RANGE_KV).map_err(meta_err)?;
         let mut out = BTreeMap::new();
@@ -470,8 +551,10 @@ impl Ranges {
     /// Set metadata entries of a range.
     ///
     /// # Errors
-    /// [`RangerError::NotFound`] if the range does not exist.
+    /// [`RangerError::NotFound`] if the range does not exist; [`RangerError::Elsewhere`] for
+    /// another node's range.
     pub fn set_meta_data(&self, key: Uuid, entries: &BTreeMap<String, String>) -> Result<()> {
+        self.refuse_mirror(key)?;
         let _order = self.order.lock();
         self.get(key)?;
         let txn = self.catalog.write()?;
@@ -491,8 +574,9 @@ impl Ranges {
     /// Remove metadata entries of a range (missing ones are ignored).
     ///
     /// # Errors
-    /// A catalog failure.
+    /// [`RangerError::Elsewhere`] for another node's range; a catalog failure.
     pub fn delete_meta_data(&self, key: Uuid, names: &[&str]) -> Result<()> {
+        self.refuse_mirror(key)?;
         let _order = self.order.lock();
         let txn = self.catalog.write()?;
         let mut deleted = Vec::new();
@@ -509,6 +593,88 @@ impl Ranges {
             self.report(&RangeChange::Meta { key, set: BTreeMap::new(), deleted });
         }
         Ok(())
+    }
+}
+
+/// Mirrors: the ranges other nodes of a cluster store (`cluster/ranges.rs` keeps them
+/// current from etcd). Each change is reported on the change channel like a local one, so a
+/// client of any node hears of every range.
+#[cfg(feature = "cluster")]
+impl Ranges {
+    /// The range this node stores with `key` and its metadata, as a record for the other
+    /// nodes; `None` if this node does not store it (a mirror, or gone).
+    pub(crate) fn record(&self, home: u8, key: Uuid) -> Result<Option<MirroredRange>> {
+        if self.mirrors.read().contains_key(&key) {
+            return Ok(None);
+        }
+        let Some(range) = self.get_stored(key)? else { return Ok(None) };
+        Ok(Some(MirroredRange { home, range, meta_data: self.meta_data(key)? }))
+    }
+
+    /// Keep `m`, another node's range, as it is now. Returns false (and keeps nothing) when
+    /// this node stores a range with the same key.
+    pub(crate) fn mirror(&self, m: MirroredRange) -> bool {
+        let _order = self.order.lock();
+        if self.get_stored(m.range.key).ok().flatten().is_some() {
+            return false;
+        }
+        let before = self.mirrors.write().insert(m.range.key, m.clone());
+        let changes = match before {
+            None => vec![RangeChange::Created { ranges: vec![m.range.clone()] }],
+            Some(old) => {
+                let mut out = Vec::new();
+                if old.range != m.range {
+                    out.push(RangeChange::Updated { ranges: vec![m.range.clone()] });
+                }
+                let set: BTreeMap<String, String> =
+                    m.meta_data.iter().filter(|(k, v)| old.meta_data.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let deleted: Vec<String> = old.meta_data.keys().filter(|k| !m.meta_data.contains_key(*k)).cloned().collect();
+                if !set.is_empty() || !deleted.is_empty() {
+                    out.push(RangeChange::Meta { key: m.range.key, set, deleted });
+                }
+                out
+            }
+        };
+        for c in &changes {
+            self.report(c);
+        }
+        true
+    }
+
+    /// Drop the mirrors `keys` (their node deleted them) with every descendant, including
+    /// those this node stores: a child outliving its run would point nowhere, and this
+    /// node's follower takes its own ones out of the cluster in turn.
+    pub(crate) fn unmirror(&self, keys: &[Uuid]) -> Result<()> {
+        let known: Vec<Uuid> = {
+            let mirrors = self.mirrors.read();
+            keys.iter().copied().filter(|k| mirrors.contains_key(k)).collect()
+        };
+        if known.is_empty() { Ok(()) } else { self.delete_with_descendants(&known) }
+    }
+
+    /// Replace every mirror by `all` (the whole list etcd holds): mirrors missing from it are
+    /// dropped as by [`Ranges::unmirror`].
+    pub(crate) fn mirror_all(&self, all: Vec<MirroredRange>) -> Result<()> {
+        let listed: std::collections::HashSet<Uuid> = all.iter().map(|m| m.range.key).collect();
+        let stale: Vec<Uuid> = self.mirrors.read().keys().filter(|k| !listed.contains(k)).copied().collect();
+        self.unmirror(&stale)?;
+        for m in all {
+            self.mirror(m);
+        }
+        Ok(())
+    }
+
+    /// Apply to the mirror `key` a change its node just confirmed (so the node that
+    /// forwarded it reads its own write at once; the record from etcd follows).
+    pub(crate) fn mirror_edit(&self, key: Uuid, f: impl FnOnce(&mut MirroredRange)) {
+        let m = {
+            let mirrors = self.mirrors.read();
+            let Some(m) = mirrors.get(&key) else { return };
+            let mut m = m.clone();
+            f(&mut m);
+            m
+        };
+        self.mirror(m);
     }
 }
 

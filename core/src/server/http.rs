@@ -52,7 +52,7 @@ pub(crate) fn status(code: &str) -> StatusCode {
         "engine.closed" | "server.shutdown" | "server.busy" | "node.unavailable" | "cluster.coordination" => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        "channel.elsewhere" => StatusCode::MISDIRECTED_REQUEST,
+        "channel.elsewhere" | "range.elsewhere" => StatusCode::MISDIRECTED_REQUEST,
         c if c.starts_with("storage.") || c == "engine.metadata" || c == "server.internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -401,14 +401,30 @@ async fn ranges_children(State(s): St, body: Body) -> Reply<RangeList> {
 }
 
 async fn ranges_labels(State(s): St, body: Body) -> Reply<RangeOne> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: RangeLabels = parse_json(&body_bytes(&s, body).await?)?;
+        return Ok(Json(RangeOne { range: c.set_range_labels(q.key, q.labels).await? }));
+    }
     call(&s, body, |e, q: RangeLabels| Ok(RangeOne { range: e.ranges().set_labels(q.key, q.labels)? })).await
 }
 
 async fn ranges_rename(State(s): St, body: Body) -> Reply<RangeOne> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: RenameRange = parse_json(&body_bytes(&s, body).await?)?;
+        return Ok(Json(RangeOne { range: c.rename_range(q.key, &q.name).await? }));
+    }
     call(&s, body, |e, q: RenameRange| Ok(RangeOne { range: e.ranges().rename(q.key, &q.name)? })).await
 }
 
 async fn ranges_delete(State(s): St, body: Body) -> Reply<Empty> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: RangeKeys = parse_json(&body_bytes(&s, body).await?)?;
+        c.delete_ranges(&q.keys).await?;
+        return Ok(Json(Empty {}));
+    }
     call(&s, body, |e, q: RangeKeys| Ok(e.ranges().delete(&q.keys).map(|_| Empty {})?)).await
 }
 
@@ -417,10 +433,22 @@ async fn meta_get(State(s): St, body: Body) -> Reply<Meta> {
 }
 
 async fn meta_set(State(s): St, body: Body) -> Reply<Empty> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: Meta = parse_json(&body_bytes(&s, body).await?)?;
+        c.set_range_meta(q.key, q.entries).await?;
+        return Ok(Json(Empty {}));
+    }
     call(&s, body, |e, q: Meta| Ok(e.ranges().set_meta_data(q.key, &q.entries).map(|_| Empty {})?)).await
 }
 
 async fn meta_delete(State(s): St, body: Body) -> Reply<Empty> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: MetaNames = parse_json(&body_bytes(&s, body).await?)?;
+        c.delete_range_meta(q.key, q.names).await?;
+        return Ok(Json(Empty {}));
+    }
     call(&s, body, |e, q: MetaNames| {
         let names: Vec<&str> = q.names.iter().map(String::as_str).collect();
         Ok(e.ranges().delete_meta_data(q.key, &names).map(|_| Empty {})?)

@@ -12,6 +12,7 @@ mod catalog;
 mod control;
 mod data;
 mod failures;
+mod metadata;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,6 @@
-//! `telemetron users add|list|remove|passwd`: a data directory's users and roles (the node
-//! reads them at every login and request, so stop it or not: see `--data`).
+//! `telemetron users add|list|remove|passwd`: a data directory's users and roles (`--data`;
+//! the node must be stopped), or a cluster's accounts in etcd (`--cluster`; every node of
+//! the cluster follows them at once).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -38,9 +39,33 @@ pub enum UsersCommand {
 #[derive(Debug, Args)]
 pub struct Dir {
     /// The node's data directory (the node must be stopped: a data directory is opened by
-    /// one process at a time).
+    /// one process at a time). Its users log in on that node only.
     #[arg(long, default_value = "telemetron-data")]
     pub data: PathBuf,
+    /// Manage the cluster's accounts instead: etcd client URLs (comma-separated), as given
+    /// to `serve --cluster`. They log in on every node, and a change reaches every node at
+    /// once (no restart).
+    #[arg(long, value_delimiter = ',', conflicts_with = "data")]
+    pub cluster: Vec<String>,
+    /// The cluster's key prefix in etcd, as given to `serve --cluster-prefix`.
+    #[arg(long, default_value = "/telemetron", requires = "cluster")]
+    pub cluster_prefix: String,
+}
+
+impl Dir {
+    /// Where the users are: a cluster's etcd, or else a data directory.
+    fn cluster(&self) -> Option<(&[String], &str)> {
+        (!self.cluster.is_empty()).then_some((self.cluster.as_slice(), self.cluster_prefix.as_str()))
+    }
+}
+
+/// Run a cluster request to its end.
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::InvalidArgument { reason: format!("cannot start the async runtime: {e}") })?
+        .block_on(f)
 }
 
 #[derive(Debug, Args)]
@@ -93,38 +118,65 @@ fn open(dir: &Path) -> Result<Engine, Error> {
 pub fn run(cmd: UsersCommand) -> Result<(), Error> {
     match cmd {
         UsersCommand::Add(a) => {
-            let pw = password(a.password)?;
-            let engine = open(&a.dir.data)?;
-            let u = engine.users().add(NewUser {
+            let new = NewUser {
                 name: a.name,
-                password: pw,
+                password: password(a.password)?,
                 role: a.role,
                 max_authority: a.max_authority,
                 channels: a.channels,
-            })?;
-            println!("added {} ({})", u.name, describe(&u));
-            engine.close()
+            };
+            let (u, whose) = match a.dir.cluster() {
+                Some((etcd, prefix)) => (block_on(telemetron::cluster::add_user(etcd, prefix, new))?, "the cluster"),
+                None => {
+                    let engine = open(&a.dir.data)?;
+                    let u = engine.users().add(new)?;
+                    engine.close()?;
+                    (u, "this data directory")
+                }
+            };
+            println!("added {} to {whose} ({})", u.name, describe(&u));
+            Ok(())
         }
         UsersCommand::List(d) => {
-            let engine = open(&d.data)?;
+            let users = match d.cluster() {
+                Some((etcd, prefix)) => block_on(telemetron::cluster::list_users(etcd, prefix))?,
+                None => {
+                    let engine = open(&d.data)?;
+                    let users = engine.users().list();
+                    engine.close()?;
+                    users
+                }
+            };
             println!("{:<24} {:<9} rights", "name", "role");
-            for u in engine.users().list() {
+            for u in users {
                 println!("{:<24} {:<9} {}", u.name, u.role.to_string(), describe(&u));
             }
-            engine.close()
+            Ok(())
         }
         UsersCommand::Remove { name, dir } => {
-            let engine = open(&dir.data)?;
-            engine.users().remove(&name)?;
+            match dir.cluster() {
+                Some((etcd, prefix)) => block_on(telemetron::cluster::remove_user(etcd, prefix, &name))?,
+                None => {
+                    let engine = open(&dir.data)?;
+                    engine.users().remove(&name)?;
+                    engine.close()?;
+                }
+            }
             println!("removed {name}");
-            engine.close()
+            Ok(())
         }
         UsersCommand::Passwd { name, password: given, dir } => {
             let pw = password(given)?;
-            let engine = open(&dir.data)?;
-            engine.users().set_password(&name, &pw)?;
+            match dir.cluster() {
+                Some((etcd, prefix)) => block_on(telemetron::cluster::set_user_password(etcd, prefix, &name, &pw))?,
+                None => {
+                    let engine = open(&dir.data)?;
+                    engine.users().set_password(&name, &pw)?;
+                    engine.close()?;
+                }
+            }
             println!("password of {name} changed");
-            engine.close()
+            Ok(())
         }
     }
 }

@@ -1,0 +1,276 @@
+//! Cluster-wide ranges: each range is stored by one node (its **home**, the node it was
+//! created through), published in etcd, and mirrored in memory by every other node.
+//!
+//! - etcd holds one record per range, `<prefix>/ranges/<home:03>/<uuid>`: the range and its
+//!   metadata as JSON ([`MirroredRange`]). Only the home node writes its records: one writer
+//!   per key, so the last record put is the range's current state and nothing needs merging.
+//! - The home node's engine stays the authority. [`follow_range_change`] (called by the
+//!   engine follower of `catalog.rs`) publishes each change of this node's ranges, whoever
+//!   made it: a client, the demo stand, an embedded caller. What the follower misses (etcd
+//!   down, the change watcher lagging) [`Cluster::publish_own_ranges`] makes up by comparing
+//!   the whole list.
+//! - Every other node keeps the record as a mirror ([`crate::ranger::Ranges::mirror`]), so
+//!   get, search and children answer for the whole cluster with the single-node code, and a
+//!   client of any node hears of every range on the change channel.
+//! - A change to another node's range (labels, name, metadata, delete) made through this node
+//!   is forwarded to its home ([`Cluster::set_range_labels`] and the rest), then applied to
+//!   the mirror at once so the caller reads its own write.
+//!
+//! Publication is asynchronous: a range created through A is visible on B once A's record
+//! has gone through etcd and B's watch (milliseconds on a LAN); it is durable on A before the
+//! create returns.
+
+use std::collections::BTreeMap;
+
+use etcd_client::{EventType, GetOptions, TxnOp, WatchStream};
+use uuid::Uuid;
+
+use super::Cluster;
+use crate::error::{Error, Result};
+use crate::net::NetError;
+use crate::ranger::{MirroredRange, Range, RangeChange, Ranges};
+
+/// Records per etcd transaction (etcd's default limit is 128 operations).
+const TXN_RANGES: usize = 100;
+
+impl Cluster {
+    fn ranges_prefix(&self) -> String {
+        format!("{}/ranges/", self.inner.config.prefix.trim_end_matches('/'))
+    }
+
+    fn range_key(&self, home: u8, key: Uuid) -> String {
+        format!("{}{home:03}/{key}", self.ranges_prefix())
+    }
+
+    /// The home node and range key of an etcd key under the ranges prefix.
+    fn parse_range_key(&self, etcd_key: &str) -> Option<(u8, Uuid)> {
+        let rest = etcd_key.strip_prefix(&self.ranges_prefix())?;
+        let (home, key) = rest.split_once('/')?;
+        Some((home.parse().ok()?, key.parse().ok()?))
+    }
+
+    /// Put the current records of this node's ranges `keys` in etcd, and take out those it no
+    /// longer stores. Keys of mirrors are left alone (their home publishes them).
+    async fn publish_ranges(&self, keys: &[Uuid]) -> Result<()> {
+        let me = self.node();
+        let ranges = self.inner.engine.ranges();
+        let mut ops: Vec<TxnOp> = Vec::new();
+        for &key in keys {
+            if ranges.home(key).is_some() {
+                continue;
+            }
+            ops.push(match ranges.record(me, key)? {
+                Some(rec) => TxnOp::put(self.range_key(me, key), serde_json::to_vec(&rec).expect("a range serializes"), None),
+                None => TxnOp::delete(self.range_key(me, key), None),
+            });
+        }
+        let mut coord = self.inner.coord.lock().await;
+        for chunk in ops.chunks(TXN_RANGES) {
+            coord
+                .client()
+                .txn(etcd_client::Txn::new().and_then(chunk.to_vec()))
+                .await
+                .map_err(|e| super::coord::etcd_err("publishing ranges", e))?;
+        }
+        Ok(())
+    }
+
+    /// Bring etcd's records of this node's ranges in line with its engine: put what is
+    /// missing or different (ranges made while the node was outside the cluster or etcd was
+    /// down), take out what the engine no longer holds.
+    pub(super) async fn publish_own_ranges(&self) -> Result<()> {
+        let me = self.node();
+        let published: BTreeMap<Uuid, MirroredRange> = {
+            let mut coord = self.inner.coord.lock().await;
+            let prefix = format!("{}{me:03}/", self.ranges_prefix());
+            let got = coord
+                .client()
+                .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+                .await
+                .map_err(|e| super::coord::etcd_err("reading this node's ranges", e))?;
+            got.kvs().iter().filter_map(|kv| serde_json::from_slice::<MirroredRange>(kv.value()).ok()).map(|m| (m.range.key, m)).collect()
+        };
+        let ranges = self.inner.engine.ranges();
+        let stored: Vec<Uuid> = ranges.list_stored()?.iter().map(|r| r.key).collect();
+        let mut stale: Vec<Uuid> = Vec::new();
+        for &key in &stored {
+            if published.get(&key) != ranges.record(me, key)?.as_ref() {
+                stale.push(key);
+            }
+        }
+        stale.extend(published.keys().filter(|k| !stored.contains(k)));
+        if stale.is_empty() { Ok(()) } else { self.publish_ranges(&stale).await }
+    }
+
+    /// Publish this node's ranges and mirror everyone else's: the whole list, then a watch
+    /// from the revision after it.
+    pub(super) async fn sync_ranges(&self) -> Result<WatchStream> {
+        self.publish_own_ranges().await?;
+        let (records, watch) = self.inner.coord.lock().await.ranges().await?;
+        let me = self.node();
+        let others: Vec<MirroredRange> = records.into_iter().filter(|m| m.home != me).collect();
+        self.inner.engine.ranges().mirror_all(others)?;
+        Ok(watch)
+    }
+
+    /// Apply a change of a range this node stores, or forward it to the range's home and
+    /// apply the confirmed change to the mirror (`mirror`).
+    async fn on_home<T: Send + 'static, F>(
+        &self,
+        key: Uuid,
+        here: impl FnOnce(&Ranges) -> crate::ranger::Result<T> + Send + 'static,
+        there: impl FnOnce(crate::Client) -> F,
+        mirror: impl FnOnce(&Ranges, &T),
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let Some(home) = self.inner.engine.ranges().home(key) else {
+            let engine = self.inner.engine.clone();
+            return tokio::task::spawn_blocking(move || here(engine.ranges()).map_err(Error::from))
+                .await
+                .map_err(|e| NetError::Server { reason: format!("the range change failed: {e}") })?;
+        };
+        let out = self.ask(home, there).await?;
+        mirror(self.inner.engine.ranges(), &out);
+        Ok(out)
+    }
+
+    /// Replace a range's labels, on its home node.
+    ///
+    /// # Errors
+    /// As [`Ranges::set_labels`]; `node.unavailable` when its home is down.
+    pub async fn set_range_labels(&self, key: Uuid, labels: Vec<String>) -> Result<Range> {
+        let l = labels.clone();
+        self.on_home(
+            key,
+            move |r| r.set_labels(key, l),
+            |peer| async move { peer.set_range_labels(key, labels).await },
+            |r, range| r.mirror_edit(key, |m| m.range = range.clone()),
+        )
+        .await
+    }
+
+    /// Rename a range, on its home node.
+    ///
+    /// # Errors
+    /// As [`Ranges::rename`]; `node.unavailable` when its home is down.
+    pub async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
+        let n = name.to_string();
+        self.on_home(
+            key,
+            move |r| r.rename(key, &n),
+            |peer| async move { peer.rename_range(key, name).await },
+            |r, range| r.mirror_edit(key, |m| m.range = range.clone()),
+        )
+        .await
+    }
+
+    /// Set metadata entries of a range, on its home node.
+    ///
+    /// # Errors
+    /// As [`Ranges::set_meta_data`]; `node.unavailable` when its home is down.
+    pub async fn set_range_meta(&self, key: Uuid, entries: BTreeMap<String, String>) -> Result<()> {
+        let (e, for_peer) = (entries.clone(), entries.clone());
+        self.on_home(
+            key,
+            move |r| r.set_meta_data(key, &e),
+            |peer| async move { peer.set_range_meta(key, for_peer).await },
+            |r, ()| r.mirror_edit(key, |m| m.meta_data.extend(entries)),
+        )
+        .await
+    }
+
+    /// Remove metadata entries of a range, on its home node.
+    ///
+    /// # Errors
+    /// As [`Ranges::delete_meta_data`]; `node.unavailable` when its home is down.
+    pub async fn delete_range_meta(&self, key: Uuid, names: Vec<String>) -> Result<()> {
+        let (n, for_peer) = (names.clone(), names.clone());
+        self.on_home(
+            key,
+            move |r| r.delete_meta_data(key, &n.iter().map(String::as_str).collect::<Vec<_>>()),
+            |peer| async move { peer.delete_range_meta(key, &for_peer).await },
+            |r, ()| r.mirror_edit(key, |m| m.meta_data.retain(|k, _| !names.contains(k))),
+        )
+        .await
+    }
+
+    /// Delete ranges with their descendants, each on its home node.
+    ///
+    /// # Errors
+    /// As [`Ranges::delete`]; `node.unavailable` when a home is down (the ranges of the
+    /// nodes asked before it are deleted).
+    pub async fn delete_ranges(&self, keys: &[Uuid]) -> Result<()> {
+        let mut by_home: BTreeMap<Option<u8>, Vec<Uuid>> = BTreeMap::new();
+        for &k in keys {
+            by_home.entry(self.inner.engine.ranges().home(k)).or_default().push(k);
+        }
+        for (home, group) in by_home {
+            let first = group[0];
+            let g = group.clone();
+            self.on_home(
+                first,
+                move |r| r.delete(&g),
+                |peer| async move { peer.delete_ranges(&group).await },
+                |r, ()| {
+                    if let Err(e) = r.unmirror(&keys.iter().copied().filter(|k| r.home(*k) == home).collect::<Vec<_>>()) {
+                        tracing::warn!(key = "cluster", error = %e, "could not drop deleted ranges' mirrors here; the watch will");
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the engine follower does with a change of the ranges: publish this node's ranges it
+/// names (a mirror's change is its home's to publish).
+pub(super) async fn follow_range_change(cluster: &Cluster, change: &RangeChange) -> Result<()> {
+    let keys: Vec<Uuid> = match change {
+        RangeChange::Created { ranges } | RangeChange::Updated { ranges } => ranges.iter().map(|r| r.key).collect(),
+        RangeChange::Deleted { keys } => keys.clone(),
+        RangeChange::Meta { key, .. } => vec![*key],
+    };
+    cluster.publish_ranges(&keys).await
+}
+
+/// Keep the mirrors of other nodes' ranges current. A broken watch (etcd restarted) is
+/// replaced by a full read and a fresh watch.
+pub(super) async fn watch_ranges(cluster: Cluster, mut watch: WatchStream) {
+    let me = cluster.node();
+    let ranges = cluster.inner.engine.ranges();
+    loop {
+        while let Ok(Some(r)) = watch.message().await {
+            for ev in r.events() {
+                let Some(kv) = ev.kv() else { continue };
+                let Some((home, key)) = kv.key_str().ok().and_then(|k| cluster.parse_range_key(k)) else { continue };
+                if home == me {
+                    continue;
+                }
+                match ev.event_type() {
+                    EventType::Put => match serde_json::from_slice::<MirroredRange>(kv.value()) {
+                        Ok(m) if m.home == home && m.range.key == key => {
+                            if !ranges.mirror(m) {
+                                tracing::error!(key = "cluster", range = %key, home,
+                                    "this node stores a range with the same key as another node's; the other one is not visible here");
+                            }
+                        }
+                        _ => tracing::warn!(
+                            key = "cluster",
+                            etcd_key = kv.key_str().unwrap_or(""),
+                            "unreadable range record in etcd; ignored"
+                        ),
+                    },
+                    EventType::Delete => {
+                        if let Err(e) = ranges.unmirror(&[key]) {
+                            tracing::warn!(key = "cluster", range = %key, error = %e, "could not drop a deleted range's mirror");
+                        }
+                    }
+                }
+            }
+        }
+        watch = super::coord::resync(|| cluster.sync_ranges()).await;
+    }
+}
