@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::framer::IterSpan;
-use crate::telem::{Frame, TimeStamp};
+use crate::telem::{Frame, TimeRange, TimeStamp};
 
 pub(super) enum IteratorInner {
     Embedded(crate::framer::RangeIterator),
@@ -91,6 +91,17 @@ impl ClientIterator {
             IteratorInner::Embedded(i) => i.prev(span),
             #[cfg(feature = "remote")]
             IteratorInner::Remote(i) => i.prev(span).await,
+        }
+    }
+
+    /// The time range the iterator covers now (see [`crate::framer::RangeIterator::view`]).
+    /// `None` before a remote iterator's first command, or from a node older than this
+    /// method.
+    pub fn view(&self) -> Option<TimeRange> {
+        match &self.inner {
+            IteratorInner::Embedded(i) => Some(i.view()),
+            #[cfg(feature = "remote")]
+            IteratorInner::Remote(i) => i.view(),
         }
     }
 

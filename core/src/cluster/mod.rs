@@ -29,6 +29,10 @@
 //! - **Users** (`users.rs`): the cluster's accounts live in etcd (`<prefix>/users/<name>`),
 //!   managed with `telemetron users ... --cluster`, and every node keeps them current.
 //!
+//! - **Spanning iterators** (`iterate.rs`): an iterator of several nodes' channels runs on
+//!   the node of its first channel (the lead, whose index positions it) and reads the
+//!   others over each view the lead reports.
+//!
 //! - **Relayed streams** (`server/ws_relay.rs`): a writer or iterator of another node's
 //!   channels is passed on to that node message for message, so control is arbitrated at
 //!   the leaseholder for writers connected to any node.
@@ -37,6 +41,7 @@
 
 mod catalog;
 mod coord;
+mod iterate;
 mod ranges;
 mod route;
 mod taps;
@@ -57,6 +62,7 @@ use crate::net::NetError;
 /// The raw stream a node relays a client's writer or iterator over (`server/ws_relay.rs`).
 pub use crate::client::{RelayedMessage, RelayedStream};
 pub use coord::{Identity, identify};
+pub use iterate::SpanningIterator;
 pub use users::{add_user, list_users, remove_user, set_user_password};
 
 /// How a node joins a cluster.

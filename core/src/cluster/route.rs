@@ -135,13 +135,13 @@ impl Cluster {
         self.ask(node, |peer| async move { peer.relay_stream(kind, compress).await }).await
     }
 
-    /// Where a writer or iterator of `keys` runs: `None` here (every channel is local),
+    /// Where a one-shot request of `keys` runs: `None` here (every channel is local),
     /// `Some(node)` on the one other node that stores them all.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when the channels are stored on several nodes: an iterator
-    /// is not split across nodes (yet); open one per node. (Writers are: see
-    /// [`Cluster::by_node`].)
+    /// [`Error::InvalidArgument`] when the channels are stored on several nodes (writer
+    /// streams are split per node, `server/ws_span.rs`, and iterators span nodes,
+    /// `iterate.rs`; a one-shot write does neither).
     pub fn route_stream(&self, keys: &[ChannelKey]) -> Result<Option<u8>> {
         let groups = self.by_node(keys)?;
         match groups.keys().copied().collect::<Vec<u8>>().as_slice() {
@@ -150,7 +150,7 @@ impl Cluster {
             [n] => Ok(Some(*n)),
             many => Err(Error::InvalidArgument {
                 reason: format!(
-                    "these channels are stored on {} nodes ({}); an iterator runs on one node: open one per node, or read them (reads fan out) (`telemetron cluster status --channels` shows where each channel lives)",
+                    "these channels are stored on {} nodes ({}); this request runs on one node: write each node's channels separately, or open a writer (a writer spanning nodes is split per node; `telemetron cluster status --channels` shows where each channel lives)",
                     many.len(),
                     many.iter().map(|n| self.node_name(*n)).collect::<Vec<_>>().join(", ")
                 ),

@@ -322,10 +322,14 @@ pub enum IteratorResponse {
     Opened {
         keepalive_ms: u64,
     },
-    /// The command's result; a binary frame message follows when `frame` is true.
+    /// The command's result; a binary frame message follows when `frame` is true. `view`:
+    /// the time range the iterator now covers (a point after a seek; absent from nodes
+    /// older than this field).
     Result {
         ok: bool,
         frame: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        view: Option<crate::telem::TimeRange>,
     },
     /// The command failed; the iterator stays usable.
     Failed {

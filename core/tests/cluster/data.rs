@@ -64,7 +64,7 @@ async fn writers_and_iterators_of_another_nodes_channels_run_at_their_leaseholde
     let cl = cluster();
     let (c1, c2, c3) = (client(&cl.nodes[0]).await, client(&cl.nodes[1]).await, client(&cl.nodes[2]).await);
     let (t2, v2) = sensor(&c2, "pump").await;
-    let (_, v3) = sensor(&c3, "valve").await;
+    let (t3, v3) = sensor(&c3, "valve").await;
     eventually(10, "mirrors on daq-1", || async { (c1.channel(v2).await.is_ok() && c1.channel(v3).await.is_ok()).then_some(()) }).await;
 
     // A one-shot write and a writer stream through daq-1 are stored on daq-2.
@@ -88,10 +88,42 @@ async fn writers_and_iterators_of_another_nodes_channels_run_at_their_leaseholde
     }
     assert_eq!(walked, values(&on_owner, v2));
 
-    // An iterator of channels on two nodes is refused, naming both (reads fan out instead).
-    let err = c1.open_iterator(telemetron::framer::IteratorConfig::new(TimeRange::MAX, vec![v2, v3])).await.unwrap_err();
-    assert_eq!(err.code(), "invalid_argument", "{err}");
-    assert!(err.to_string().contains("daq-2") && err.to_string().contains("daq-3"), "{err}");
+    // An iterator of channels on two nodes walks both, positioned by its first channel's
+    // index as on one node: through a node storing neither, and through the lead's node.
+    c3.write(TimeStamp(1_500), samples(t3, v3, 1_500, 20)).await.unwrap();
+    c3.write(TimeStamp(500_000), samples(t3, v3, 500_000, 2)).await.unwrap();
+    let whole = c1.read(TimeRange::MAX, &[v2, v3]).await.unwrap();
+    let (all2, all3) = (values(&whole, v2), values(&whole, v3));
+    assert_eq!((all2.len(), all3.len()), (11, 22));
+    for c in [&c1, &c2] {
+        let config = telemetron::framer::IteratorConfig::new(TimeRange::MAX, vec![v2, v3]);
+        let mut it = c.open_iterator(config.clone()).await.unwrap();
+        assert!(it.seek_first().await.unwrap());
+        let (mut got2, mut got3, mut steps) = (Vec::new(), Vec::new(), 0);
+        while it.next(telemetron::framer::IterSpan::Samples(4)).await.unwrap() {
+            got2.extend(values(it.value(), v2));
+            got3.extend(values(it.value(), v3));
+            steps += 1;
+        }
+        // 11 samples of the lead by 4: three views, the last reaching the bounds' end.
+        assert_eq!((got2.as_slice(), got3.as_slice(), steps), (all2.as_slice(), all3.as_slice(), 3));
+        // Backwards by time, from the end: the same samples, each once.
+        assert!(it.seek_last().await.unwrap());
+        let mut back3 = Vec::new();
+        while it.prev(telemetron::framer::IterSpan::Time(telemetron::telem::TimeSpan(50_000))).await.unwrap() {
+            let mut part = values(it.value(), v3);
+            part.extend(back3);
+            back3 = part;
+        }
+        // seek_last moves just past the lead's last sample (131 µs), so daq-3's samples after it
+        // are not walked backwards, as on one node.
+        assert_eq!(back3, all3[..20].to_vec());
+        // seek_ge lands on the lead's next sample, then the view covers both nodes.
+        assert!(it.seek_ge(TimeStamp(2_500)).await.unwrap());
+        assert!(it.next(telemetron::framer::IterSpan::Samples(1)).await.unwrap());
+        assert_eq!(values(it.value(), v2), vec![1_002.0]);
+        assert_eq!(values(it.value(), v3), (2..20).map(|i| 1_500.0 + f64::from(i)).collect::<Vec<_>>());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

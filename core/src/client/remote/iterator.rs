@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::framer::{IterSpan, IteratorConfig};
 use crate::protocol::messages::{IteratorRequest, IteratorResponse};
 use crate::protocol::{NetError, StreamKind, codec};
-use crate::telem::{Frame, TimeStamp};
+use crate::telem::{Frame, TimeRange, TimeStamp};
 
 /// How long a single iterator step may take on the node.
 const REPLY_IDLE: Duration = Duration::from_secs(120);
@@ -19,6 +19,8 @@ const REPLY_IDLE: Duration = Duration::from_secs(120);
 pub(crate) struct RemoteIterator {
     conn: Arc<WsConn>,
     value: Frame,
+    /// The view the node reported after the last `next`/`prev`.
+    view: Option<TimeRange>,
     closed: bool,
     _keepalive: TaskGuard,
 }
@@ -48,6 +50,7 @@ impl RemoteIterator {
             _keepalive: ws::keepalive(Arc::downgrade(&conn), Duration::from_millis(keepalive_ms), None),
             conn,
             value: Frame::new(),
+            view: None,
             closed: false,
         })
     }
@@ -74,7 +77,10 @@ impl RemoteIterator {
         self.conn.send_json(&req).await?;
         let (ok, has_frame) = match self.recv().await? {
             Incoming::Json(b) => match super::http::decode::<IteratorResponse>(&b)? {
-                IteratorResponse::Result { ok, frame } => (ok, frame),
+                IteratorResponse::Result { ok, frame, view } => {
+                    self.view = view;
+                    (ok, frame)
+                }
                 IteratorResponse::Failed { error } => return Err(error.into()),
                 IteratorResponse::Closed { error } => {
                     self.closed = true;
@@ -119,6 +125,10 @@ impl RemoteIterator {
 
     pub(crate) async fn prev(&mut self, span: IterSpan) -> Result<bool> {
         self.command(IteratorRequest::Prev { span }).await
+    }
+
+    pub(crate) fn view(&self) -> Option<TimeRange> {
+        self.view
     }
 
     pub(crate) fn value(&self) -> &Frame {
