@@ -208,12 +208,8 @@ impl Cluster {
         // node's block; a name reserved without its definition (a half-applied state) is
         // still caught, by the transaction of `register_one`.
         let prefix = format!("{}/channels/", self.inner.config.prefix.trim_end_matches('/'));
-        let got = coord
-            .client()
-            .get(prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| super::coord::etcd_err("reading channel definitions", e))?;
-        let defs: Vec<Channel> = got.kvs().iter().filter_map(|kv| serde_json::from_slice::<Channel>(kv.value()).ok()).collect();
+        let (got, _) = coord.get_prefix(&prefix, "reading channel definitions").await?;
+        let defs: Vec<Channel> = got.iter().filter_map(|kv| serde_json::from_slice::<Channel>(kv.value()).ok()).collect();
         let holders: std::collections::HashMap<&str, ChannelKey> = defs.iter().map(|c| (c.name.as_str(), c.key)).collect();
         let engine = self.inner.engine.channels();
         for ch in engine.list() {

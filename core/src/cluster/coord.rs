@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions, WatchStream};
+use etcd_client::{Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, WatchOptions, WatchStream};
 use serde::{Deserialize, Serialize};
 
 use super::{Cluster, ClusterStatus, MAX_NODES, Member, MemberStatus, Placement};
@@ -99,7 +99,60 @@ pub(super) struct Coord {
     prefix: String,
 }
 
+/// Keys per page of a prefix read ([`Coord::get_prefix`]): a reply must stay under gRPC's
+/// 4 MiB message limit, and one of a catalog of 20,000 channels is already over it.
+const PAGE: i64 = 1_000;
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 impl Coord {
+    /// Every key under `prefix` (a full key, `self.key(...)`), and the revision it was read
+    /// at. Read in pages of [`PAGE`] keys, all at that one revision, so the whole is one
+    /// consistent snapshot whatever its size; a page over the message limit (large range
+    /// records) is asked again in halves. `what` names the step in an error.
+    pub(super) async fn get_prefix(&mut self, prefix: &str, what: &str) -> Result<(Vec<KeyValue>, i64)> {
+        let end = prefix_end(prefix.as_bytes());
+        let (mut from, mut rev, mut limit) = (prefix.as_bytes().to_vec(), 0i64, PAGE);
+        let mut out: Vec<KeyValue> = Vec::new();
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(limit);
+            if rev > 0 {
+                options = options.with_revision(rev);
+            }
+            let mut got = match self.client.get(from.clone(), Some(options)).await {
+                Ok(g) => g,
+                Err(e) if limit > 1 && e.to_string().contains("message length too large") => {
+                    limit = (limit / 2).max(1);
+                    continue;
+                }
+                Err(e) => return Err(etcd_err(what, e)),
+            };
+            if rev == 0 {
+                rev = got.header().map_or(0, |h| h.revision());
+            }
+            let more = got.more();
+            let page = got.take_kvs();
+            if let Some(last) = page.last() {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            out.extend(page);
+            if !more {
+                return Ok((out, rev));
+            }
+        }
+    }
+
     pub(super) async fn connect(endpoints: &[String], prefix: &str) -> Result<Coord> {
         if endpoints.is_empty() {
             return Err(Error::InvalidArgument { reason: "no etcd endpoint given; pass --cluster http://host:2379".into() });
@@ -146,12 +199,8 @@ impl Coord {
                 }
                 return Ok(Identity { name: name.to_string(), node });
             }
-            let taken = self
-                .client
-                .get(self.key("numbers/"), Some(GetOptions::new().with_prefix()))
-                .await
-                .map_err(|e| etcd_err("reading node numbers", e))?;
-            let used: Vec<u8> = taken.kvs().iter().filter_map(|kv| kv.key_str().ok()?.rsplit('/').next()?.parse().ok()).collect();
+            let (taken, _) = self.get_prefix(&self.key("numbers/"), "reading node numbers").await?;
+            let used: Vec<u8> = taken.iter().filter_map(|kv| kv.key_str().ok()?.rsplit('/').next()?.parse().ok()).collect();
             let node = match wanted {
                 Some(w) if used.contains(&w) => {
                     return Err(Error::InvalidArgument {
@@ -259,10 +308,8 @@ impl Coord {
     async fn snapshot_and_watch<T: serde::de::DeserializeOwned>(&mut self, prefix: &str) -> Result<(Vec<T>, WatchStream)> {
         let prefix = self.key(prefix);
         let what = |verb: &str| format!("{verb} {prefix}");
-        let got =
-            self.client.get(prefix.as_str(), Some(GetOptions::new().with_prefix())).await.map_err(|e| etcd_err(&what("reading"), e))?;
-        let rev = got.header().map_or(0, |h| h.revision());
-        let values = got.kvs().iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect();
+        let (got, rev) = self.get_prefix(&prefix, &what("reading")).await?;
+        let values = got.iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect();
         let options = WatchOptions::new().with_prefix().with_start_revision(rev + 1);
         let watch = self.client.watch(prefix.as_str(), Some(options)).await.map_err(|e| etcd_err(&what("watching"), e))?;
         Ok((values, watch))
@@ -270,23 +317,17 @@ impl Coord {
 
     /// Every node that ever joined, name to number.
     pub(super) async fn node_numbers(&mut self) -> Result<std::collections::BTreeMap<String, u8>> {
-        let got =
-            self.client.get(self.key("nodes/"), Some(GetOptions::new().with_prefix())).await.map_err(|e| etcd_err("reading nodes", e))?;
+        let (got, _) = self.get_prefix(&self.key("nodes/"), "reading nodes").await?;
         Ok(got
-            .kvs()
             .iter()
             .filter_map(|kv| Some((kv.key_str().ok()?.rsplit('/').next()?.to_string(), kv.value_str().ok()?.parse().ok()?)))
             .collect())
     }
 
     pub(super) async fn status(&mut self, with_channels: bool) -> Result<ClusterStatus> {
-        let members_got = self
-            .client
-            .get(self.key("members/"), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| etcd_err("reading members", e))?;
+        let (members_got, _) = self.get_prefix(&self.key("members/"), "reading members").await?;
         let mut members = Vec::new();
-        for kv in members_got.kvs() {
+        for kv in &members_got {
             let Ok(member) = serde_json::from_slice::<Member>(kv.value()) else { continue };
             let left = match self.client.lease_time_to_live(member.lease, None).await {
                 Ok(r) => r.ttl(),
@@ -296,12 +337,8 @@ impl Coord {
         }
         members.sort_by_key(|m| m.member.node);
         let nodes = self.node_numbers().await?;
-        let got = self
-            .client
-            .get(self.key("channels/"), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| etcd_err("reading channels", e))?;
-        let defs: Vec<Channel> = got.kvs().iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect();
+        let (got, _) = self.get_prefix(&self.key("channels/"), "reading channels").await?;
+        let defs: Vec<Channel> = got.iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect();
         let mut channels = std::collections::BTreeMap::new();
         let mut placement = Vec::new();
         for c in defs {

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::{EventType, GetOptions, TxnOp, WatchStream};
+use etcd_client::{EventType, TxnOp, WatchStream};
 use uuid::Uuid;
 
 use super::Cluster;
@@ -83,12 +83,8 @@ impl Cluster {
         let published: BTreeMap<Uuid, MirroredRange> = {
             let mut coord = self.inner.coord.lock().await;
             let prefix = format!("{}{me:03}/", self.ranges_prefix());
-            let got = coord
-                .client()
-                .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
-                .await
-                .map_err(|e| super::coord::etcd_err("reading this node's ranges", e))?;
-            got.kvs().iter().filter_map(|kv| serde_json::from_slice::<MirroredRange>(kv.value()).ok()).map(|m| (m.range.key, m)).collect()
+            let (got, _) = coord.get_prefix(&prefix, "reading this node's ranges").await?;
+            got.iter().filter_map(|kv| serde_json::from_slice::<MirroredRange>(kv.value()).ok()).map(|m| (m.range.key, m)).collect()
         };
         let ranges = self.inner.engine.ranges();
         let stored: Vec<Uuid> = ranges.list_stored()?.iter().map(|r| r.key).collect();

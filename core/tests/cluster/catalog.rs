@@ -115,3 +115,25 @@ async fn channels_a_node_creates_for_itself_are_named_per_node_and_in_the_catalo
     let sum = telemetron::observe::Observe::new(&c2).summary(&req).await.unwrap();
     assert_eq!(sum.get("_telemetron/storage/commits").unwrap().kind, telemetron::observe::MetricKind::Counter, "{sum:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_a_catalog_larger_than_one_etcd_reply() {
+    // gRPC replies stop at 4 MiB: a catalog of ~9 MB is read in pages, at one revision.
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(&dir.path().join("etcd"));
+    let first = Node::start(&etcd, dir.path(), "daq-1");
+    let c1 = client(&first).await;
+    let long = "x".repeat(200);
+    for batch in 0..25 {
+        let chans: Vec<NewChannel> = (0..1_000).map(|i| NewChannel::virtual_(format!("wide_{batch}_{i}_{long}"), DataType::U8)).collect();
+        c1.create_channels(chans, false).await.unwrap();
+    }
+    let late = Node::start(&etcd, dir.path(), "daq-2");
+    let c2 = client(&late).await;
+    let last = format!("wide_24_999_{long}");
+    let got = eventually(10, "the last channel on the new node", || async { c2.channel(last.as_str()).await.ok() }).await;
+    assert_eq!(got.key >> 24, c1.channel(last.as_str()).await.unwrap().key >> 24);
+    // `cluster status` reads the same catalog in pages too.
+    let counted: u64 = status(&etcd)["channels"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(counted >= 25_000, "{counted}");
+}

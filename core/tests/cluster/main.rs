@@ -24,7 +24,7 @@ use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 use telemetron::{Client, ConnectOptions};
 
 use etcd::Etcd;
-use node_proc::{BIN, free_port, spawn_serve};
+use node_proc::{BIN, free_port, reserved_port, spawn_serve};
 
 /// One `telemetron serve --cluster` process.
 struct Node {
@@ -41,9 +41,11 @@ impl Node {
         Node::start_with(etcd, root, name, &[])
     }
 
+    /// The node keeps its port across restarts: one below the ephemeral range, which no
+    /// client connection of a test running beside it can take meanwhile.
     fn start_with(etcd: &Etcd, root: &Path, name: &str, extra: &[&str]) -> Node {
         let extra = extra.iter().map(|a| a.to_string()).collect();
-        let mut n = Node { name: name.to_string(), dir: root.join(name), port: free_port(), extra, child: None };
+        let mut n = Node { name: name.to_string(), dir: root.join(name), port: reserved_port(), extra, child: None };
         n.restart(etcd);
         n
     }
