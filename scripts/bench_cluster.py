@@ -15,10 +15,14 @@ then measures:
   through C takes it at 200 (set_authorities 1 -> 200) and hands it back (200 -> 1). Per
   handoff, the time from the taker's call until both writers know: the call has returned
   with control, and the holder has seen the authority notice of its loss. Against the
-  single-node figure (both writers through B), interleaved run by run.
+  single-node figure (both writers through B), interleaved run by run;
+- **catalog costs** (`--parts catalog`, not run by default): channels created through B in
+  batches of 100 (each batch one etcd transaction), the time until A mirrors them all, A's
+  memory per mirrored channel, and ranges created through B one by one until A mirrors
+  them: the figures the capacity model of docs/cluster.md is checked against.
 
 Usage: python3 scripts/bench_cluster.py [--runs 5] [--frames 2000] [--ingest-frames 200]
-       [--handoffs 1000] [--parts latency,ingest,handoff]
+       [--handoffs 1000] [--catalog-channels 20000] [--parts latency,ingest,handoff,catalog]
 (`cargo build --release -p telemetron` first; etcd from scripts/ensure-deps.sh).
 """
 
@@ -34,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,6 +175,61 @@ class Load:
         return 100 * max(0.0, busy - ours) / total
 
 
+def call(url: str, path: str, body: dict) -> dict:
+    """One unary request to a node (the protocol's JSON API)."""
+    req = urllib.request.Request(f"{url}/api/v1/{path}", data=json.dumps(body).encode(), method="POST")
+    req.add_header("content-type", "application/json")
+    req.add_header("telemetron-protocol", "1")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def catalog(a: argparse.Namespace, urls: dict, procs: list) -> str:
+    """The catalog's costs for the capacity model: channels created through one node (etcd
+    transactions), the time until another node mirrors them, the memory a mirror costs, and
+    ranges published and mirrored the same way."""
+    node_a = procs[1]  # etcd, then A, B, C
+    n, batch = a.catalog_channels, 100
+    rss0 = rss_kib(node_a.pid)
+    t0 = time.perf_counter()
+    last = ""
+    for i in range(0, n, batch):
+        chans = [{"name": f"cap_{j}", "data_type": "f64", "virtual": True} for j in range(i, min(n, i + batch))]
+        last = call(urls["B"], "channels/create", {"channels": chans})["channels"][-1]["name"]
+    created = time.perf_counter() - t0
+    while True:
+        try:
+            call(urls["A"], "channels/retrieve", {"refs": [last]})
+            break
+        except urllib.error.HTTPError:
+            time.sleep(0.005)
+    mirrored = time.perf_counter() - t0
+    time.sleep(1.0)
+    per_channel = (rss_kib(node_a.pid) - rss0) * 1024 / n
+    r = n // 10
+    t0 = time.perf_counter()
+    keys = [call(urls["B"], "ranges/create", {"range": {"name": f"run {i}", "time_range": {"start": i, "end": i + 1}}})["range"]["key"]
+            for i in range(r)]  # fmt: skip
+    made = time.perf_counter() - t0
+    while True:
+        try:
+            call(urls["A"], "ranges/retrieve", {"key": keys[-1]})
+            break
+        except urllib.error.HTTPError:
+            time.sleep(0.005)
+    seen = time.perf_counter() - t0
+    return (
+        f"catalog: {n} channels created through B in batches of {batch}: {n / created:.0f} channels/s, "
+        f"all mirrored on A after {mirrored:.2f} s; A's memory +{per_channel:.0f} bytes per mirrored channel; "
+        f"{r} ranges created one by one: {r / made:.0f} ranges/s, all on A after {seen:.2f} s"
+    )
+
+
 HANDOFF_FIELDS = ["p50_us", "p99_us", "notice_p50_us", "notice_p99_us", "ack_p50_us", "ack_p99_us", "back_p50_us", "back_p99_us"]
 
 
@@ -220,13 +281,14 @@ def main() -> None:
     ap.add_argument("--ingest-frames", type=int, default=200, help="frames of 100 x 10,000 samples per ingest run")
     ap.add_argument("--handoffs", type=int, default=1000, help="control handoffs per handoff run")
     ap.add_argument("--open-taker", action="store_true", help="the taker opens a writer at 200 per handoff instead of raising")
-    ap.add_argument("--parts", default="latency,ingest,handoff", help="comma-separated: latency, ingest, handoff")
+    ap.add_argument("--catalog-channels", type=int, default=20000, help="channels the catalog part creates (and a tenth as many ranges)")
+    ap.add_argument("--parts", default="latency,ingest,handoff", help="comma-separated: latency, ingest, handoff, catalog")
     ap.add_argument("--bin", default=BIN, help="the telemetron binary (default: target/release/telemetron)")
     a = ap.parse_args()
     BIN = a.bin
     parts = [p.strip() for p in a.parts.split(",") if p.strip()]
-    if any(p not in ("latency", "ingest", "handoff") for p in parts):
-        sys.exit(f"bench_cluster: unknown part in --parts {a.parts!r} (latency, ingest, handoff)")
+    if any(p not in ("latency", "ingest", "handoff", "catalog") for p in parts):
+        sys.exit(f"bench_cluster: unknown part in --parts {a.parts!r} (latency, ingest, handoff, catalog)")
     if not os.access(BIN, os.X_OK):
         sys.exit(f"bench_cluster: build the node first: cargo build --release -p telemetron ({BIN} is missing)")
     if shutil.which("etcd") is None:
@@ -260,6 +322,8 @@ def main() -> None:
             summary.append(aggregate_ingest(a, urls))
         if "handoff" in parts:
             summary.extend(handoff(a, urls, procs))
+        if "catalog" in parts:
+            summary.append(catalog(a, urls, procs))
         print()
         for line in summary:
             print(line)
