@@ -55,9 +55,61 @@ pub struct StreamerMetrics {
     pub dropped: u64,
 }
 
+/// A frame waiting in a streamer's queue.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// A frame for this streamer alone (a control state, a snapshot).
+    Own(Frame),
+    /// A published frame, one allocation shared by every streamer it was queued to.
+    /// Each takes its own series out of it when it receives (on its own thread), so
+    /// queuing it costs the publisher two reference counts per streamer and no
+    /// allocation.
+    Shared {
+        frame: std::sync::Arc<Frame>,
+        /// The streamer's channels among the writer's, sorted.
+        keys: std::sync::Arc<[ChannelKey]>,
+        /// Index in `frame` of the first series it wants.
+        first: u32,
+        /// How many series of `frame` it wants.
+        count: u32,
+    },
+}
+
+impl Queued {
+    /// The frame the streamer receives: the series of its channels, in publish order.
+    pub(crate) fn into_frame(self) -> Frame {
+        match self {
+            Queued::Own(f) => f,
+            Queued::Shared { frame, keys, first, count } => {
+                let count = count as usize;
+                if count == frame.len() {
+                    // Every series: the last streamer to receive takes the frame itself.
+                    return std::sync::Arc::try_unwrap(frame).unwrap_or_else(|f| (*f).clone());
+                }
+                let (ks, series) = (frame.keys(), frame.series());
+                let first = first as usize;
+                let mut out = Frame::with_capacity(count);
+                if count == 1 {
+                    out.push(ks[first], series[first].clone());
+                    return out;
+                }
+                for (&k, s) in ks[first..].iter().zip(&series[first..]) {
+                    if keys.binary_search(&k).is_ok() {
+                        out.push(k, s.clone());
+                        if out.len() == count {
+                            break;
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct QueueState {
-    pub frames: VecDeque<Frame>,
+    pub frames: VecDeque<Queued>,
     /// Frames dropped since the streamer last heard about it.
     pub lagged: u64,
     /// Frames queued to it since it opened.
@@ -103,7 +155,7 @@ impl Subscriber {
     /// Queue `f` (or count it lost, by the lag policy). Returns whether the subscriber must
     /// be woken: the caller wakes it with [`Subscriber::wake`] once it holds no lock of the
     /// write path, so waking costs the writer nothing while other writers wait.
-    pub(super) fn enqueue(&self, f: Frame, m: &RelayMetrics) -> bool {
+    pub(super) fn enqueue(&self, f: Queued, m: &RelayMetrics) -> bool {
         let early = self.faulty(Fault::WakeBeforePush);
         if early {
             self.wake();
@@ -168,7 +220,7 @@ impl Subscriber {
 
     /// Queue `f` whatever the capacity (a state the streamer must not miss); the caller wakes.
     pub(super) fn push_state(&self, f: Frame) {
-        self.queue.lock().frames.push_back(f);
+        self.queue.lock().frames.push_back(Queued::Own(f));
     }
 
     pub(crate) fn wake(&self) {
@@ -196,21 +248,27 @@ pub(super) struct Table {
 
 /// Which subscribers want which of a writer's channels. Built when subscriptions change
 /// (the relay's generation moves), not per frame, and shared with the dispatcher, so
-/// routing a frame costs one lookup per series plus one push per subscriber fed.
+/// routing a frame costs one lookup per series plus one push per subscriber fed (two
+/// reference counts: the frame is shared, see [`Queued::Shared`]).
 #[derive(Debug, Default)]
 pub(super) struct Plan {
     /// Every subscriber that wants at least one of the writer's channels.
     pub(super) targets: Vec<Arc<Subscriber>>,
     /// The writer's channel -> indices into `targets` of the subscribers that want it.
     routes: HashMap<ChannelKey, Vec<usize>>,
-    /// Per target, how many of the writer's channels it wants (its frames' capacity).
-    wants: Vec<usize>,
+    /// Per target, which of the writer's channels it wants, sorted.
+    keys: Vec<std::sync::Arc<[ChannelKey]>>,
 }
+
+/// Per target of a plan, where its series are in the frame being delivered: the index
+/// of the first and how many (scratch space of whoever delivers).
+pub(super) type Marks = Vec<(u32, u32)>;
 
 impl Plan {
     fn build(t: &Table, writer_keys: &mut dyn Iterator<Item = ChannelKey>) -> Plan {
         let mut plan = Plan::default();
         let mut index: HashMap<u64, usize> = HashMap::new();
+        let mut wants: Vec<Vec<ChannelKey>> = Vec::new();
         for k in writer_keys {
             // A key given twice (a frame with several series of one channel) is routed
             // once: its route already sends each of its series to every subscriber.
@@ -222,35 +280,55 @@ impl Plan {
             for sub in subs {
                 let i = *index.entry(sub.id).or_insert_with(|| {
                     plan.targets.push(sub.clone());
-                    plan.wants.push(0);
+                    wants.push(Vec::new());
                     plan.targets.len() - 1
                 });
                 route.push(i);
-                plan.wants[i] += 1;
+                wants[i].push(k);
             }
         }
+        plan.keys = wants
+            .into_iter()
+            .map(|mut k| {
+                k.sort_unstable();
+                k.into()
+            })
+            .collect();
         plan
     }
 
-    /// Queue `frame`, split by this plan, to its targets; the ones to wake go to `to_wake`.
-    /// `out` is scratch space (one frame per target), left empty. Returns false when no
-    /// series of `frame` is wanted.
-    pub(super) fn deliver(&self, frame: &Frame, out: &mut Vec<Frame>, m: &RelayMetrics, to_wake: &mut Vec<Arc<Subscriber>>) -> bool {
-        out.clear();
-        out.extend(self.wants.iter().map(|&n| Frame::with_capacity(n.min(frame.len()))));
+    /// Queue `frame` to the targets that want any of its series; the ones to wake go to
+    /// `to_wake`. `marks` is scratch space. Returns false when no series of `frame` is
+    /// wanted.
+    pub(super) fn deliver(
+        &self,
+        frame: &std::sync::Arc<Frame>,
+        marks: &mut Marks,
+        m: &RelayMetrics,
+        to_wake: &mut Vec<Arc<Subscriber>>,
+    ) -> bool {
+        marks.clear();
+        marks.resize(self.targets.len(), (0, 0));
         let mut any = false;
-        for (k, s) in frame.iter() {
+        for (j, (k, _)) in frame.iter().enumerate() {
             let Some(route) = self.routes.get(&k) else { continue };
             for &i in route {
-                out[i].push(k, s.clone());
+                let (first, count) = &mut marks[i];
+                if *count == 0 {
+                    *first = j as u32;
+                }
+                *count += 1;
                 any = true;
             }
         }
         if any {
             m.published.fetch_add(1, Ordering::Relaxed);
-            for (sub, f) in self.targets.iter().zip(out.iter_mut()) {
-                if !f.is_empty() && sub.enqueue(std::mem::take(f), m) {
-                    to_wake.push(sub.clone());
+            for ((sub, keys), &(first, count)) in self.targets.iter().zip(&self.keys).zip(marks.iter()) {
+                if count > 0 {
+                    let q = Queued::Shared { frame: frame.clone(), keys: keys.clone(), first, count };
+                    if sub.enqueue(q, m) {
+                        to_wake.push(sub.clone());
+                    }
                 }
             }
         }
@@ -263,8 +341,8 @@ impl Plan {
 pub(crate) struct PublishCache {
     generation: u64,
     plan: Option<std::sync::Arc<Plan>>,
-    /// One frame per target, filled while publishing.
-    out: Vec<Frame>,
+    /// Scratch space for [`Plan::deliver`].
+    marks: Marks,
     /// Subscribers queued to since the last [`Relay::wake`].
     to_wake: Vec<Arc<Subscriber>>,
     /// A frame was handed to the dispatcher since the last [`Relay::wake`].
@@ -314,7 +392,7 @@ impl Relay {
             id,
             cap: cap.max(1),
             policy,
-            queue: Mutex::new(QueueState { frames: initial.into(), ..QueueState::default() }),
+            queue: Mutex::new(QueueState { frames: initial.into_iter().map(Queued::Own).collect(), ..QueueState::default() }),
             cv: Condvar::new(),
             notify: Notify::new(),
             waiting: AtomicBool::new(false),
@@ -425,10 +503,11 @@ impl Relay {
             return;
         }
         let dispatch = &self.shared.dispatch;
+        let frame = std::sync::Arc::new(frame.clone());
         if plan.targets.len() <= self.inline_targets() && !dispatch.busy() {
-            plan.deliver(frame, &mut cache.out, &self.shared.metrics, &mut cache.to_wake);
+            plan.deliver(&frame, &mut cache.marks, &self.shared.metrics, &mut cache.to_wake);
         } else {
-            dispatch.push(&self.shared, Job::Routed { frame: frame.clone(), plan });
+            dispatch.push(&self.shared, Job::Routed { frame, plan });
             cache.handed_off = true;
         }
     }
@@ -547,7 +626,33 @@ mod tests {
             .with(2, Series::from_vec(vec![2u8]))
             .with(1, Series::from_vec(vec![3.0f64]));
         relay.publish_now(&f);
-        let got = sub.queue.lock().frames.pop_front().expect("a frame");
+        let got = sub.queue.lock().frames.pop_front().expect("a frame").into_frame();
         assert_eq!(got, f, "each series once, in order");
+    }
+
+    fn take(sub: &Subscriber) -> Option<Frame> {
+        sub.queue.lock().frames.pop_front().map(Queued::into_frame)
+    }
+
+    #[test]
+    fn each_streamer_receives_its_own_series_of_a_shared_frame() {
+        // Inline (the writer queues) and dispatched (the dispatcher's thread queues).
+        for inline in [Some(100), Some(0)] {
+            let relay = Relay::new(inline);
+            let only_2 = relay.subscribe(&[2], 8, LagPolicy::Notify, Vec::new());
+            let one_and_3 = relay.subscribe(&[3, 1], 8, LagPolicy::Notify, Vec::new());
+            let all = relay.subscribe(&[1, 2, 3], 8, LagPolicy::Notify, Vec::new());
+            let none = relay.subscribe(&[4], 8, LagPolicy::Notify, Vec::new());
+            let (a, b, c, d) =
+                (Series::from_vec(vec![1.0f64]), Series::from_vec(vec![2u8]), Series::from_vec(vec![3.0f64]), Series::from_vec(vec![4i32]));
+            let f = Frame::new().with(1, a.clone()).with(2, b.clone()).with(1, c.clone()).with(3, d.clone());
+            relay.publish_now(&f);
+            relay.shared.dispatch.drain(&relay.shared.metrics);
+            assert_eq!(take(&only_2), Some(Frame::new().with(2, b.clone())), "inline {inline:?}");
+            assert_eq!(take(&one_and_3), Some(Frame::new().with(1, a.clone()).with(1, c.clone()).with(3, d.clone())), "inline {inline:?}");
+            assert_eq!(take(&all), Some(f.clone()), "inline {inline:?}");
+            assert_eq!(take(&none), None, "inline {inline:?}");
+            assert_eq!(relay.snapshot().delivered_frames, 3, "one queue entry per streamer fed");
+        }
     }
 }

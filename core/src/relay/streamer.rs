@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::hub::{Relay, Subscriber};
+use super::hub::{Queued, Relay, Subscriber};
 use super::sync::{self, Fault};
 use crate::channel::ChannelKey;
 use crate::telem::Frame;
@@ -220,8 +220,13 @@ impl Streamer {
         Ok(())
     }
 
-    /// Take the next queued frame, or a lag/close notice.
+    /// Take the next queued frame, or a lag/close notice. The frame is taken out of its
+    /// queue entry after the queue's lock is released.
     fn pop(&mut self) -> Result<Option<Frame>, StreamError> {
+        Ok(self.pop_queued()?.map(Queued::into_frame))
+    }
+
+    fn pop_queued(&mut self) -> Result<Option<Queued>, StreamError> {
         let mut q = self.sub.queue.lock();
         if q.disconnected {
             let dropped = std::mem::take(&mut q.lagged);

@@ -82,6 +82,13 @@ pub struct FanoutArgs {
     /// reads them, no WebSocket, relay or codec): the floor the sockets alone set here.
     #[arg(long)]
     pub tcp_floor: bool,
+    /// Embedded only: after each run, the same fan-out with no engine: the writing thread
+    /// pushes a shared reference to the series onto each streamer's locked queue and
+    /// wakes its task (a tokio `Notify`); the tasks and their bookkeeping are the same. The
+    /// floor a relay of this shape can reach on this machine: it builds no frames, stores
+    /// nothing, and has no dispatcher.
+    #[arg(long)]
+    pub floor: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -320,6 +327,31 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         let dps = delivered as f64 / secs;
         let (p50, p99) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0));
         let (w50, w99) = (percentile(&mut writes, 50.0), percentile(&mut writes, 99.0));
+        drop(rt);
+        if a.floor {
+            let f = fanout_floor(a)?;
+            emit(
+                a.common.json,
+                json!({"scenario": "fanout_floor", "run": run, "subscribers": a.subscribers, "channels": a.channels, "batch": a.batch,
+                       "rate_hz": a.rate, "frames": f.frames, "seconds": f.secs, "samples_per_s": f.delivered as f64 / f.secs,
+                       "p50_us": f.p50, "p99_us": f.p99, "write_p50_us": f.w50, "write_p99_us": f.w99}),
+                || {
+                    format!(
+                        "{:>4} {:>14} {:>12} {:>12} {:>12} {:>10.1} {:>10.1} {:>12} {:>12.1} {:>12.1}",
+                        "flr",
+                        rate(f.delivered as f64 / f.secs),
+                        "-",
+                        rate(f.frames as f64 / f.secs),
+                        "-",
+                        f.p50,
+                        f.p99,
+                        "-",
+                        f.w50,
+                        f.w99
+                    )
+                },
+            );
+        }
         emit(
             a.common.json,
             json!({"scenario": "fanout", "run": run, "subscribers": a.subscribers, "channels": a.channels, "batch": a.batch,
@@ -338,6 +370,103 @@ pub fn fanout(a: &FanoutArgs) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// What one floor run measured (see `FanoutArgs::floor`).
+struct Floor {
+    frames: usize,
+    secs: f64,
+    delivered: u64,
+    p50: f64,
+    p99: f64,
+    w50: f64,
+    w99: f64,
+}
+
+/// One streamer of the floor: a locked queue and the wake-up of its task.
+#[derive(Default)]
+struct FloorQueue {
+    series: parking_lot::Mutex<std::collections::VecDeque<Series>>,
+    wake: tokio::sync::Notify,
+}
+
+/// The fan-out of [`fanout`] without the engine: same pacing, receivers and bookkeeping;
+/// per delivery only a reference count, a locked queue push and a task wake-up.
+fn fanout_floor(a: &FanoutArgs) -> Result<Floor, Error> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.receiver_threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::InvalidArgument { reason: e.to_string() })?;
+    let base = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let queues: Vec<Arc<FloorQueue>> = (0..a.subscribers).map(|_| Arc::new(FloorQueue::default())).collect();
+    // by_channel[c]: the queues of the streamers following channel c.
+    let mut by_channel: Vec<Vec<Arc<FloorQueue>>> = vec![Vec::new(); a.channels];
+    for (i, q) in queues.iter().enumerate() {
+        by_channel[i % a.channels].push(q.clone());
+    }
+    let handles: Vec<_> = queues
+        .iter()
+        .map(|q| {
+            let (q, done) = (q.clone(), done.clone());
+            rt.spawn(async move {
+                let (mut samples, mut lat) = (0u64, Vec::new());
+                loop {
+                    let wake = q.wake.notified();
+                    let next = q.series.lock().pop_front();
+                    match next {
+                        Some(ser) => {
+                            let now = base.elapsed().as_nanos() as i64;
+                            samples += ser.len() as u64;
+                            lat.push((now - ser.time_range().start.0).max(0) as f64 / 1e3);
+                        }
+                        None if done.load(Ordering::Acquire) => break,
+                        None => wake.await,
+                    }
+                }
+                (samples, lat)
+            })
+        })
+        .collect();
+    let data = Series::from_vec((0..a.batch).map(|i| i as f64).collect::<Vec<f64>>());
+    let t0 = Instant::now();
+    let (mut frames, mut writes) = (0usize, Vec::new());
+    while t0.elapsed().as_secs_f64() < a.seconds {
+        pace(t0, frames, a.rate);
+        let now = base.elapsed().as_nanos() as i64;
+        let s = data.clone().with_time_range(telemetron::telem::TimeRange::from_nanos(now, now + 1));
+        let w0 = Instant::now();
+        for subs in &by_channel {
+            for q in subs {
+                q.series.lock().push_back(s.clone());
+                q.wake.notify_one();
+            }
+        }
+        writes.push(w0.elapsed().as_secs_f64() * 1e6);
+        frames += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    done.store(true, Ordering::Release);
+    for q in &queues {
+        q.wake.notify_one();
+    }
+    let (mut delivered, mut lat) = (0u64, Vec::new());
+    for h in handles {
+        if let Ok((samples, l)) = rt.block_on(h) {
+            delivered += samples;
+            lat.extend(l);
+        }
+    }
+    Ok(Floor {
+        frames,
+        secs,
+        delivered,
+        p50: percentile(&mut lat, 50.0),
+        p99: percentile(&mut lat, 99.0),
+        w50: percentile(&mut writes, 50.0),
+        w99: percentile(&mut writes, 99.0),
+    })
 }
 
 /// Time from a higher-authority writer opening to the transfer arriving on the control
