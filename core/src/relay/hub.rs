@@ -66,8 +66,9 @@ pub(crate) enum Queued {
     /// allocation.
     Shared {
         frame: std::sync::Arc<Frame>,
-        /// The streamer's channels among the writer's, sorted.
-        keys: std::sync::Arc<[ChannelKey]>,
+        /// The streamer's channels among the writer's, sorted; `None` when `count` is 1
+        /// or every series of `frame` (nothing to look up).
+        keys: Option<std::sync::Arc<[ChannelKey]>>,
         /// Index in `frame` of the first series it wants.
         first: u32,
         /// How many series of `frame` it wants.
@@ -89,10 +90,10 @@ impl Queued {
                 let (ks, series) = (frame.keys(), frame.series());
                 let first = first as usize;
                 let mut out = Frame::with_capacity(count);
-                if count == 1 {
+                let Some(keys) = keys.filter(|_| count > 1) else {
                     out.push(ks[first], series[first].clone());
                     return out;
-                }
+                };
                 for (&k, s) in ks[first..].iter().zip(&series[first..]) {
                     if keys.binary_search(&k).is_ok() {
                         out.push(k, s.clone());
@@ -325,7 +326,8 @@ impl Plan {
             m.published.fetch_add(1, Ordering::Relaxed);
             for ((sub, keys), &(first, count)) in self.targets.iter().zip(&self.keys).zip(marks.iter()) {
                 if count > 0 {
-                    let q = Queued::Shared { frame: frame.clone(), keys: keys.clone(), first, count };
+                    let keys = (count > 1 && count as usize != frame.len()).then(|| keys.clone());
+                    let q = Queued::Shared { frame: frame.clone(), keys, first, count };
                     if sub.enqueue(q, m) {
                         to_wake.push(sub.clone());
                     }
