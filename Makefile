@@ -1,7 +1,7 @@
 # One entry point for chores; CI (.ci/run) calls `make test`.
 CARGO ?= cargo
 
-.PHONY: deps demo test test-rust test-loom test-node test-python test-dist dist check check-sdk bench fmt
+.PHONY: deps demo test test-rust test-loom node-deps test-node test-python test-dist dist check check-sdk bench fmt
 
 ## Debian packages the build and tests need, installed when missing: protoc (the etcd-client
 ## crate generates etcd's gRPC API at build time) and etcd (the cluster tests start their own).
@@ -25,12 +25,16 @@ test-rust: deps
 test-loom:
 	RUSTFLAGS="--cfg telemetron_loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -p telemetron --no-default-features --test relay_loom --release
 
-## Node SDK: `npm ci` installs the locked devDependencies (package-lock.json is not
-## rewritten) and builds the addon (prepare -> napi build --release), then node:test runs
-## tests/node/ against an embedded engine and a `telemetron serve` node (the dashboard's
-## tests drive Debian's Chromium, installed by scripts/ensure-chromium.sh when missing).
-test-node: deps
+## `npm ci` installs the locked devDependencies (package-lock.json is not rewritten) and
+## builds the addon (prepare -> napi build --release). A prerequisite of test-node and dist,
+## so `make test` runs it once (napi build recompiles the addon on every call).
+node-deps: deps
 	npm ci
+
+## Node SDK: node:test runs tests/node/ against an embedded engine and a `telemetron serve`
+## node (the dashboard's tests drive Debian's Chromium, installed by
+## scripts/ensure-chromium.sh when missing).
+test-node: node-deps
 	bash scripts/ensure-chromium.sh
 	npm test
 
@@ -48,12 +52,11 @@ test-python: deps
 
 ## Packages as users install them: an abi3 manylinux wheel (maturin) and an npm tarball that
 ## carries the prebuilt addon, both in dist/. Both builds share target/ with the rest.
-dist: deps
+dist: deps node-deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet 'maturin>=1.16,<2'
 	rm -rf dist && mkdir -p dist
 	$(VENV)/bin/maturin build --release --out dist
-	npm ci
 	npm pack --ignore-scripts --pack-destination dist
 
 ## Install each package into a fresh environment with no Rust toolchain on PATH and run the
