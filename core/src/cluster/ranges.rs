@@ -105,8 +105,27 @@ impl Cluster {
         let (records, watch) = self.inner.coord.lock().await.ranges().await?;
         let me = self.node();
         let others: Vec<MirroredRange> = records.into_iter().filter(|m| m.home != me).collect();
-        self.inner.engine.ranges().mirror_all(others)?;
+        // Dropping stale mirrors may delete this node's children of them: a catalog write.
+        let engine = self.inner.engine.clone();
+        tokio::task::spawn_blocking(move || engine.ranges().mirror_all(others))
+            .await
+            .map_err(|e| NetError::Server { reason: format!("mirroring the cluster's ranges failed: {e}") })??;
         Ok(watch)
+    }
+
+    /// Drop the mirrors `keys` (deleted at their home) and this node's descendants of
+    /// them, off the async threads (deleting descendants writes the catalog).
+    async fn unmirror(&self, keys: Vec<Uuid>) {
+        if keys.is_empty() {
+            return;
+        }
+        let engine = self.inner.engine.clone();
+        let why = match tokio::task::spawn_blocking(move || engine.ranges().unmirror(&keys)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(key = "cluster", error = %why, "could not drop deleted ranges' mirrors here; the next full read will");
     }
 
     /// Apply a change of a range this node stores, or forward it to the range's home and
@@ -204,18 +223,11 @@ impl Cluster {
         }
         for (home, group) in by_home {
             let first = group[0];
-            let g = group.clone();
-            self.on_home(
-                first,
-                move |r| r.delete(&g),
-                |peer| async move { peer.delete_ranges(&group).await },
-                |r, ()| {
-                    if let Err(e) = r.unmirror(&keys.iter().copied().filter(|k| r.home(*k) == home).collect::<Vec<_>>()) {
-                        tracing::warn!(key = "cluster", error = %e, "could not drop deleted ranges' mirrors here; the watch will");
-                    }
-                },
-            )
-            .await?;
+            let (g, mirrored) = (group.clone(), group.clone());
+            self.on_home(first, move |r| r.delete(&g), |peer| async move { peer.delete_ranges(&group).await }, |_, ()| ()).await?;
+            if home.is_some() {
+                self.unmirror(mirrored).await;
+            }
         }
         Ok(())
     }
@@ -259,11 +271,7 @@ pub(super) async fn watch_ranges(cluster: Cluster, mut watch: WatchStream) {
                             "unreadable range record in etcd; ignored"
                         ),
                     },
-                    EventType::Delete => {
-                        if let Err(e) = ranges.unmirror(&[key]) {
-                            tracing::warn!(key = "cluster", range = %key, error = %e, "could not drop a deleted range's mirror");
-                        }
-                    }
+                    EventType::Delete => cluster.unmirror(vec![key]).await,
                 }
             }
         }
