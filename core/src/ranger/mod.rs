@@ -11,7 +11,7 @@
 //! time range, labels that must all be present, metadata entries that must match exactly,
 //! and a parent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use redb::ReadableTable;
@@ -614,31 +614,69 @@ impl Ranges {
     /// Keep `m`, another node's range, as it is now. Returns false (and keeps nothing) when
     /// this node stores a range with the same key.
     pub(crate) fn mirror(&self, m: MirroredRange) -> bool {
+        self.mirror_many(vec![m]).is_empty()
+    }
+
+    /// Keep each of `ms`, other nodes' ranges, as they are now: one catalog read for all,
+    /// and the new ones reported as one `Created` change. Returns the keys refused because
+    /// this node stores a range with the same key.
+    fn mirror_many(&self, ms: Vec<MirroredRange>) -> Vec<Uuid> {
         let _order = self.order.lock();
-        if self.get_stored(m.range.key).ok().flatten().is_some() {
-            return false;
-        }
-        let before = self.mirrors.write().insert(m.range.key, m.clone());
-        let changes = match before {
-            None => vec![RangeChange::Created { ranges: vec![m.range.clone()] }],
-            Some(old) => {
-                let mut out = Vec::new();
-                if old.range != m.range {
-                    out.push(RangeChange::Updated { ranges: vec![m.range.clone()] });
-                }
-                let set: BTreeMap<String, String> =
-                    m.meta_data.iter().filter(|(k, v)| old.meta_data.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-                let deleted: Vec<String> = old.meta_data.keys().filter(|k| !m.meta_data.contains_key(*k)).cloned().collect();
-                if !set.is_empty() || !deleted.is_empty() {
-                    out.push(RangeChange::Meta { key: m.range.key, set, deleted });
-                }
-                out
+        let stored: HashSet<Uuid> = match self.stored_among(ms.iter().map(|m| m.range.key)) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(key = "ranger", error = %e, "could not check the catalog for ranges with the keys of other nodes' ones; mirroring them");
+                HashSet::new()
             }
         };
+        let (mut refused, mut created, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let mut mirrors = self.mirrors.write();
+            for m in ms {
+                if stored.contains(&m.range.key) {
+                    refused.push(m.range.key);
+                    continue;
+                }
+                match mirrors.insert(m.range.key, m.clone()) {
+                    None => created.push(m.range),
+                    Some(old) => {
+                        if old.range != m.range {
+                            changes.push(RangeChange::Updated { ranges: vec![m.range.clone()] });
+                        }
+                        let set: BTreeMap<String, String> = m
+                            .meta_data
+                            .iter()
+                            .filter(|(k, v)| old.meta_data.get(*k) != Some(*v))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        let deleted: Vec<String> = old.meta_data.keys().filter(|k| !m.meta_data.contains_key(*k)).cloned().collect();
+                        if !set.is_empty() || !deleted.is_empty() {
+                            changes.push(RangeChange::Meta { key: m.range.key, set, deleted });
+                        }
+                    }
+                }
+            }
+        }
+        if !created.is_empty() {
+            self.report(&RangeChange::Created { ranges: created });
+        }
         for c in &changes {
             self.report(c);
         }
-        true
+        refused
+    }
+
+    /// Which of `keys` this node stores, in one read transaction.
+    fn stored_among(&self, keys: impl Iterator<Item = Uuid>) -> Result<HashSet<Uuid>> {
+        let txn = self.catalog.read()?;
+        let t = txn.open_table(RANGES).map_err(meta_err)?;
+        let mut out = HashSet::new();
+        for k in keys {
+            if t.get(k.as_u128()).map_err(meta_err)?.is_some() {
+                out.insert(k);
+            }
+        }
+        Ok(out)
     }
 
     /// Drop the mirrors `keys` (their node deleted them) with every descendant, including
@@ -658,8 +696,9 @@ impl Ranges {
         let listed: std::collections::HashSet<Uuid> = all.iter().map(|m| m.range.key).collect();
         let stale: Vec<Uuid> = self.mirrors.read().keys().filter(|k| !listed.contains(k)).copied().collect();
         self.unmirror(&stale)?;
-        for m in all {
-            self.mirror(m);
+        for key in self.mirror_many(all) {
+            tracing::error!(key = "ranger", range = %key,
+                "this node stores a range with the same key as another node's; the other one is not visible here");
         }
         Ok(())
     }
@@ -684,4 +723,61 @@ fn check_labels(name: &str, labels: &[String]) -> Result<()> {
         return Err(RangerError::Invalid { name: name.to_string(), reason: "labels cannot be empty".into() });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirrored(home: u8, name: &str) -> MirroredRange {
+        MirroredRange {
+            home,
+            range: Range {
+                key: Uuid::new_v4(),
+                name: name.into(),
+                time_range: TimeRange::from_nanos(0, 10),
+                labels: Vec::new(),
+                color: None,
+                parent: None,
+            },
+            meta_data: BTreeMap::from([("stand".to_string(), "A".to_string())]),
+        }
+    }
+
+    #[test]
+    fn a_node_joining_mirrors_every_range_in_one_change_and_refuses_its_own_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ranges = Ranges::new(Arc::new(Catalog::open(&dir.path().join("catalog.redb")).expect("catalog")));
+        let seen: Arc<parking_lot::Mutex<Vec<RangeChange>>> = Arc::default();
+        let s = seen.clone();
+        ranges.on_change(Box::new(move |c| s.lock().push(c.clone())));
+        let own =
+            ranges.create(NewRange { name: "own".into(), time_range: TimeRange::from_nanos(0, 5), ..NewRange::default() }).expect("create");
+        seen.lock().clear();
+
+        let mut clash = mirrored(2, "clash");
+        clash.range.key = own.key;
+        let (a, b) = (mirrored(2, "a"), mirrored(3, "b"));
+        ranges.mirror_all(vec![a.clone(), clash, b.clone()]).expect("mirror_all");
+
+        let changes = std::mem::take(&mut *seen.lock());
+        assert_eq!(changes.len(), 1, "one change for the whole list: {changes:?}");
+        match &changes[0] {
+            RangeChange::Created { ranges: created } => {
+                assert_eq!(created.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+            }
+            other => panic!("expected one Created change, got {other:?}"),
+        }
+        assert_eq!(ranges.home(a.range.key), Some(2));
+        assert_eq!(ranges.home(b.range.key), Some(3));
+        assert_eq!(ranges.home(own.key), None, "the node's own range stays its own");
+        assert_eq!(ranges.get(own.key).expect("own").name, "own");
+
+        // The same list again changes nothing; a renamed one is one Updated change.
+        let mut renamed = a.clone();
+        renamed.range.name = "a2".into();
+        ranges.mirror_all(vec![renamed, b]).expect("mirror_all again");
+        let changes = std::mem::take(&mut *seen.lock());
+        assert!(matches!(&changes[..], [RangeChange::Updated { ranges }] if ranges[0].name == "a2"), "{changes:?}");
+    }
 }
