@@ -11,7 +11,7 @@
 //! time range, labels that must all be present, metadata entries that must match exactly,
 //! and a parent.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use redb::ReadableTable;
@@ -622,11 +622,11 @@ impl Ranges {
     /// this node stores a range with the same key.
     fn mirror_many(&self, ms: Vec<MirroredRange>) -> Vec<Uuid> {
         let _order = self.order.lock();
-        let stored: HashSet<Uuid> = match self.stored_among(ms.iter().map(|m| m.range.key)) {
+        let stored: std::collections::HashSet<Uuid> = match self.stored_among(ms.iter().map(|m| m.range.key)) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(key = "ranger", error = %e, "could not check the catalog for ranges with the keys of other nodes' ones; mirroring them");
-                HashSet::new()
+                std::collections::HashSet::new()
             }
         };
         let (mut refused, mut created, mut changes) = (Vec::new(), Vec::new(), Vec::new());
@@ -667,10 +667,10 @@ impl Ranges {
     }
 
     /// Which of `keys` this node stores, in one read transaction.
-    fn stored_among(&self, keys: impl Iterator<Item = Uuid>) -> Result<HashSet<Uuid>> {
+    fn stored_among(&self, keys: impl Iterator<Item = Uuid>) -> Result<std::collections::HashSet<Uuid>> {
         let txn = self.catalog.read()?;
         let t = txn.open_table(RANGES).map_err(meta_err)?;
-        let mut out = HashSet::new();
+        let mut out = std::collections::HashSet::new();
         for k in keys {
             if t.get(k.as_u128()).map_err(meta_err)?.is_some() {
                 out.insert(k);
@@ -725,7 +725,7 @@ fn check_labels(name: &str, labels: &[String]) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cluster"))]
 mod tests {
     use super::*;
 
