@@ -471,11 +471,11 @@ impl Writer {
                             None => (k, s.clone()),
                         })
                         .collect();
-                    hub.relay.publish(&aligned, cache, &mut channels.iter().map(|c| c.key));
+                    hub.relay.publish(std::borrow::Cow::Owned(aligned), cache, &mut channels.iter().map(|c| c.key));
                 }
                 // Nobody was streaming when the write began; one who subscribed since still
                 // gets the frame (unstamped: this race is the only case without stamps).
-                Tap::Valid(_) => hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key)),
+                Tap::Valid(_) => hub.relay.publish(std::borrow::Cow::Borrowed(frame), cache, &mut channels.iter().map(|c| c.key)),
                 Tap::Released => hub.relay.wake(cache),
             }
         };
@@ -486,7 +486,7 @@ impl Writer {
                 sw.write(&persisted, stamped, &mut tap)?;
             }
             None if streams => {
-                hub.relay.publish(frame, cache, &mut channels.iter().map(|c| c.key));
+                hub.relay.publish(std::borrow::Cow::Borrowed(frame), cache, &mut channels.iter().map(|c| c.key));
                 hub.relay.wake(cache);
             }
             None => {}

@@ -2,8 +2,8 @@
 //!
 //! A writer whose frame goes to more than [`super::hub::INLINE_TARGETS`] streamers does not
 //! queue it to each of them: it pushes the frame and its routing plan here (one short
-//! lock), and the dispatcher's thread (`telemetron:relay`, started on first use) splits it,
-//! queues it to every streamer and wakes them. The writer's cost per frame is then the same
+//! lock), and the dispatcher's thread (`telemetron:relay`, started on first use) queues a
+//! reference to it to every streamer and wakes them. The writer's cost per frame is then the same
 //! for ten streamers or ten thousand.
 //!
 //! ## Order
@@ -140,8 +140,10 @@ impl Dispatch {
             return;
         }
         // Each job's streamers are woken as soon as it is queued to them, not after the
-        // batch: their receivers start while the rest is still being queued. (A streamer
-        // in several jobs is woken again; that costs one atomic when it has not run yet.)
+        // batch: their receivers start while the rest is still being queued. A streamer in
+        // several jobs of a batch is woken once per job (a counter and a `Notify` CAS, plus
+        // a condvar signal if its receiver is parked), where one wake per batch used to
+        // come only after a sort of every streamer fed.
         for (done, job) in jobs.into_iter().enumerate() {
             match job {
                 Job::Routed { frame, plan } => {

@@ -1,5 +1,6 @@
 //! The relay hub: demand table, per-subscriber bounded queues, publish.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
@@ -15,6 +16,13 @@ use crate::telem::Frame;
 /// A frame for at most this many streamers is queued to them by the writer itself (each
 /// push and wake costs it about 0.2 µs); a frame for more is handed to the dispatcher.
 pub(crate) const INLINE_TARGETS: usize = 32;
+
+/// A streamer with at least this many frames waiting gets its own series of a shared
+/// frame copied out when it is queued (`Queued::Own`), instead of a reference to the
+/// whole frame: a receiver that falls behind then holds at most this many whole frames
+/// alive, not a queue's capacity of them (a streamer of one small channel of large
+/// frames would otherwise keep every channel's samples of up to 1,024 frames).
+const SHARED_DEPTH: usize = 16;
 
 /// Counters of the relay, shared by every streamer.
 #[derive(Debug, Default)]
@@ -77,11 +85,17 @@ pub(crate) enum Queued {
 }
 
 impl Queued {
+    /// True for a reference to a shared frame of which the streamer takes only part.
+    fn is_part(&self) -> bool {
+        matches!(self, Queued::Shared { frame, count, .. } if *count as usize != frame.len())
+    }
+
     /// The frame the streamer receives: the series of its channels, in publish order.
     pub(crate) fn into_frame(self) -> Frame {
         match self {
             Queued::Own(f) => f,
             Queued::Shared { frame, keys, first, count } => {
+                debug_assert!(count >= 1 && (keys.is_some() || count == 1 || count as usize == frame.len()));
                 let count = count as usize;
                 if count == frame.len() {
                     // Every series: the last streamer to receive takes the frame itself.
@@ -156,7 +170,7 @@ impl Subscriber {
     /// Queue `f` (or count it lost, by the lag policy). Returns whether the subscriber must
     /// be woken: the caller wakes it with [`Subscriber::wake`] once it holds no lock of the
     /// write path, so waking costs the writer nothing while other writers wait.
-    pub(super) fn enqueue(&self, f: Queued, m: &RelayMetrics) -> bool {
+    pub(super) fn enqueue(&self, mut f: Queued, m: &RelayMetrics) -> bool {
         let early = self.faulty(Fault::WakeBeforePush);
         if early {
             self.wake();
@@ -177,6 +191,9 @@ impl Subscriber {
                     return true;
                 }
             }
+        }
+        if q.frames.len() >= SHARED_DEPTH && f.is_part() {
+            f = Queued::Own(f.into_frame());
         }
         q.frames.push_back(f);
         q.delivered += 1;
@@ -487,7 +504,7 @@ impl Relay {
     /// so a writer's cost does not grow with the number of streamers it feeds. While any
     /// handed-off frame is not yet delivered, every frame goes the same way, so each
     /// streamer still receives frames in publish order.
-    pub(crate) fn publish(&self, frame: &Frame, cache: &mut PublishCache, writer_keys: &mut dyn Iterator<Item = ChannelKey>) {
+    pub(crate) fn publish(&self, frame: Cow<'_, Frame>, cache: &mut PublishCache, writer_keys: &mut dyn Iterator<Item = ChannelKey>) {
         if self.count.load(Ordering::Acquire) == 0 || frame.is_empty() {
             return;
         }
@@ -505,7 +522,9 @@ impl Relay {
             return;
         }
         let dispatch = &self.shared.dispatch;
-        let frame = std::sync::Arc::new(frame.clone());
+        // One copy of a borrowed frame (its series are reference counted), shared by every
+        // streamer it goes to; a frame the writer built for the relay is moved in.
+        let frame = std::sync::Arc::new(frame.into_owned());
         if plan.targets.len() <= self.inline_targets() && !dispatch.busy() {
             plan.deliver(&frame, &mut cache.marks, &self.shared.metrics, &mut cache.to_wake);
         } else {
@@ -543,7 +562,7 @@ impl Relay {
     /// frames off the write path: control transfers).
     pub(crate) fn publish_now(&self, frame: &Frame) {
         let mut cache = PublishCache::default();
-        self.publish(frame, &mut cache, &mut frame.iter().map(|(k, _)| k));
+        self.publish(Cow::Borrowed(frame), &mut cache, &mut frame.iter().map(|(k, _)| k));
         self.wake(&mut cache);
     }
 
@@ -634,6 +653,25 @@ mod tests {
 
     fn take(sub: &Subscriber) -> Option<Frame> {
         sub.queue.lock().frames.pop_front().map(Queued::into_frame)
+    }
+
+    #[test]
+    fn a_streamer_that_falls_behind_holds_only_its_own_series_of_later_frames() {
+        let relay = Relay::new(Some(100));
+        let small = relay.subscribe(&[1], 64, LagPolicy::Notify, Vec::new());
+        let big = Series::from_vec(vec![0.0f64; 100_000]);
+        for i in 0..(SHARED_DEPTH + 4) {
+            let f = Frame::new().with(1, Series::from_vec(vec![i as u8])).with(2, big.clone());
+            relay.publish_now(&f);
+        }
+        let q = small.queue.lock();
+        let shared = q.frames.iter().filter(|e| matches!(e, Queued::Shared { .. })).count();
+        assert_eq!(shared, SHARED_DEPTH, "whole frames are held only for the first {SHARED_DEPTH} waiting");
+        assert_eq!(q.frames.len(), SHARED_DEPTH + 4);
+        drop(q);
+        for i in 0..(SHARED_DEPTH + 4) {
+            assert_eq!(take(&small), Some(Frame::new().with(1, Series::from_vec(vec![i as u8]))), "frame {i}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Hub {
     pub fn publish(&self, value: u32) {
         let frame = Frame::new().with(KEY, Series::from_vec(vec![value]));
         let mut cache = PublishCache::default();
-        self.relay.publish(&frame, &mut cache, &mut std::iter::once(KEY));
+        self.relay.publish(std::borrow::Cow::Borrowed(&frame), &mut cache, &mut std::iter::once(KEY));
         self.relay.wake(&mut cache);
     }
 

@@ -6,8 +6,10 @@
 //!
 //! ## Demand
 //! Each streamer declares the channels it wants; the relay keeps, per channel, the list of
-//! streamers that want it. A frame is split per streamer into just its channels. When no
-//! streamer wants any channel of a writer, publishing is one atomic load.
+//! streamers that want it. Each streamer receives just its channels of a frame: every queue
+//! gets a reference to the one published frame, and the receiver takes its own series out
+//! (`hub::Queued`). When no streamer wants any channel of a writer, publishing is one
+//! atomic load.
 //!
 //! ## Fan-out
 //! Series are reference counted: every streamer receives the same buffers; nothing is
