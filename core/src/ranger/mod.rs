@@ -625,7 +625,7 @@ impl Ranges {
         let stored: std::collections::HashSet<Uuid> = match self.stored_among(ms.iter().map(|m| m.range.key)) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(key = "ranger", error = %e, "could not check the catalog for ranges with the keys of other nodes' ones; mirroring them");
+                tracing::warn!(key = "ranges", error = %e, "could not check the catalog for ranges with the keys of other nodes' ones; mirroring them");
                 std::collections::HashSet::new()
             }
         };
@@ -697,7 +697,7 @@ impl Ranges {
         let stale: Vec<Uuid> = self.mirrors.read().keys().filter(|k| !listed.contains(k)).copied().collect();
         self.unmirror(&stale)?;
         for key in self.mirror_many(all) {
-            tracing::error!(key = "ranger", range = %key,
+            tracing::error!(key = "ranges", range = %key,
                 "this node stores a range with the same key as another node's; the other one is not visible here");
         }
         Ok(())
