@@ -49,6 +49,14 @@ class Channels {
     return call(() => this._native.renameChannel(refOf(ref), name))
   }
 
+  /**
+   * Change how compaction stores a channel's samples ('default', 'off', 'pcodec', 'zstd',
+   * 'lz4'); what is stored follows at the next compaction pass.
+   */
+  async setCompression(ref, compression) {
+    return call(() => this._native.setChannelCompression(refOf(ref), compression))
+  }
+
   /** Delete channels and their data. */
   async delete(ref) {
     return call(() => this._native.deleteChannels(list(ref).map(refOf)))

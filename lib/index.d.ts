@@ -10,6 +10,7 @@ import type {
   StreamerOptionsJs,
   WriteReportJs,
 } from '../bindings-node/native/index'
+import type { ChangeOp } from './web/index'
 
 /** Nanoseconds since the Unix epoch. Inputs also accept Date, ISO strings and numbers (ns). */
 export type TimeInput = bigint | number | Date | string
@@ -179,6 +180,12 @@ export declare class Channels {
   retrieve(channels: ChannelRef[]): Promise<Channel[]>
   search(term?: string): Promise<Channel[]>
   rename(channel: ChannelRef, name: string): Promise<Channel>
+  /**
+   * Change how compaction stores a channel's samples. What is stored follows at the next
+   * compaction pass (what compaction wrote is recoded; decompressed only for 'off').
+   * A choice that does not fit the channel is refused (`channel.invalid`).
+   */
+  setCompression(channel: ChannelRef, compression: 'default' | 'off' | 'pcodec' | 'zstd' | 'lz4'): Promise<Channel>
   delete(channels: ChannelRef | ChannelRef[]): Promise<void>
 }
 
@@ -513,8 +520,8 @@ export declare class Client {
 
 /** One change to channels or ranges; `op` names it and the fields of its kind are set. */
 export interface Change {
-  op: 'channel.create' | 'channel.rename' | 'channel.delete' | 'range.create' | 'range.update' | 'range.delete' | 'range.meta'
-  /** The channels created, or the one renamed (under its new name). */
+  op: ChangeOp
+  /** The channels created, or the one renamed or updated (its compression), as it is now. */
   channels?: Channel[]
   /** The range created or updated (renamed or relabelled), as it is now. */
   ranges?: Range[]

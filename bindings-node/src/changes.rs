@@ -53,6 +53,7 @@ impl ChangeJs {
         match c {
             Change::Channel(ChannelChange::Created { channels }) => chans("channel.create", channels),
             Change::Channel(ChannelChange::Renamed { channels }) => chans("channel.rename", channels),
+            Change::Channel(ChannelChange::Updated { channels }) => chans("channel.update", channels),
             Change::Channel(ChannelChange::Deleted { keys }) => ChangeJs { keys: Some(Either::A(keys)), ..ChangeJs::of("channel.delete") },
             Change::Range(RangeChange::Created { ranges: r }) => ranges("range.create", r),
             Change::Range(RangeChange::Updated { ranges: r }) => ranges("range.update", r),

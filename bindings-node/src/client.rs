@@ -281,6 +281,19 @@ impl Client {
         Ok(ChannelJs::from_core(&self.inner.rename_channel(key, &name).await.js()?))
     }
 
+    /// Change how compaction stores a channel's samples (`default`, `off`, `pcodec`, `zstd`,
+    /// `lz4`); what is stored follows at the next compaction pass.
+    #[napi]
+    pub async fn set_channel_compression(
+        &self,
+        #[napi(ts_arg_type = "number | string")] channel: Either<u32, String>,
+        compression: String,
+    ) -> Result<ChannelJs> {
+        let choice: telemetron::channel::Compression = compression.parse().map_err(invalid)?;
+        let key = self.resolve(std::slice::from_ref(&channel)).await?[0].key;
+        Ok(ChannelJs::from_core(&self.inner.set_channel_compression(key, choice).await.js()?))
+    }
+
     /// Delete channels and their data.
     #[napi]
     pub async fn delete_channels(&self, #[napi(ts_arg_type = "Array<number | string>")] refs: Vec<Either<u32, String>>) -> Result<()> {

@@ -35,6 +35,7 @@ fn change_to_py<'py>(py: Python<'py>, c: &Change) -> PyResult<Bound<'py, PyDict>
     match c {
         Change::Channel(ChannelChange::Created { channels: c }) => channels(&d, "channel.create", c)?,
         Change::Channel(ChannelChange::Renamed { channels: c }) => channels(&d, "channel.rename", c)?,
+        Change::Channel(ChannelChange::Updated { channels: c }) => channels(&d, "channel.update", c)?,
         Change::Channel(ChannelChange::Deleted { keys }) => {
             d.set_item("op", "channel.delete")?;
             d.set_item("keys", keys)?;

@@ -166,6 +166,17 @@ impl Client {
         Ok(PyChannel { inner })
     }
 
+    /// Change how compaction stores a channel's samples.
+    fn set_channel_compression(&self, py: Python<'_>, channel: &Bound<'_, PyAny>, compression: String) -> PyResult<PyChannel> {
+        let r = channel_refs(channel)?;
+        let choice: telemetron::channel::Compression = compression.parse().map_err(crate::error::invalid)?;
+        let inner = self.run(py, move |c| async move {
+            let ch = c.channels(&r).await?;
+            c.set_channel_compression(ch[0].key, choice).await
+        })?;
+        Ok(PyChannel { inner })
+    }
+
     /// Delete channels and their data.
     fn delete_channels(&self, py: Python<'_>, channels: &Bound<'_, PyAny>) -> PyResult<()> {
         let r = channel_refs(channels)?;

@@ -277,6 +277,33 @@ impl Engine {
         Ok(self.inner.channels.rename(key, name)?)
     }
 
+    /// Change how compaction stores a channel's samples (`Channel::compression`). The
+    /// samples already stored follow at the next compaction pass: what compaction wrote is
+    /// recoded to the new choice (decompressed only for `off`), small records are merged
+    /// into it; large records a writer wrote stay raw (docs/architecture.md §9).
+    ///
+    /// # Errors
+    /// [`crate::channel::ChannelError::InvalidDefinition`] when the choice does not fit the
+    /// channel (an index or virtual channel, a type the codec does not encode), saying what
+    /// to choose; unknown channels; system channels; [`Error::Closed`].
+    pub fn set_channel_compression(&self, key: ChannelKey, compression: crate::channel::Compression) -> Result<Channel> {
+        self.check_open()?;
+        let ch = self.inner.channels.get(key)?;
+        if ch.internal {
+            return Err(Error::InvalidArgument {
+                reason: format!("{:?} is one of the engine's system channels; its storage is the engine's to choose", ch.name),
+            });
+        }
+        let storage = &self.inner.storage;
+        crate::storage::compress::Codec::for_channel(compression, ch.data_type, ch.is_index(), ch.is_virtual(), storage.opts.compress)
+            .map_err(|reason| crate::channel::ChannelError::InvalidDefinition { name: ch.name.clone(), reason })?;
+        let changed = self.inner.channels.set_compression(key, compression)?;
+        if let Some(store) = storage.store(key) {
+            *store.compression.lock() = compression;
+        }
+        Ok(changed)
+    }
+
     /// Open a streamer on `config.channels` (stored or virtual). A streamer of the
     /// control-state channel first receives the current state.
     ///

@@ -87,7 +87,7 @@ function renderChannels() {
 async function watchChanges(client: Client) {
   const w = await client.watchChanges()
   for await (const change of w) {
-    if (change.op === 'channel.create' || change.op === 'channel.rename') {
+    if (change.op === 'channel.create' || change.op === 'channel.rename' || change.op === 'channel.update') {
       for (const c of change.channels ?? []) state.channels.set(c.key, c)
     } else if (change.op === 'channel.delete') {
       for (const k of (change.keys ?? []) as number[]) {

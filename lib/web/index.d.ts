@@ -127,8 +127,19 @@ export declare class Iterator {
   [Symbol.asyncIterator](): AsyncGenerator<Frame, void, undefined>
 }
 
+/** What a change did (the `op` of a {@link Change}); the Node SDK's changes share it. */
+export type ChangeOp =
+  | 'channel.create'
+  | 'channel.rename'
+  | 'channel.update'
+  | 'channel.delete'
+  | 'range.create'
+  | 'range.update'
+  | 'range.delete'
+  | 'range.meta'
+
 export interface Change {
-  op: 'channel.create' | 'channel.rename' | 'channel.delete' | 'range.create' | 'range.update' | 'range.delete' | 'range.meta'
+  op: ChangeOp
   channels?: Channel[]
   ranges?: Range[]
   keys?: number[] | string[]
@@ -153,6 +164,7 @@ export declare class Client {
     retrieve(refs: ChannelRef[]): Promise<Channel[]>
     search(term?: string): Promise<Channel[]>
     rename(ref: ChannelRef, name: string): Promise<Channel>
+    setCompression(ref: ChannelRef, compression: Compression): Promise<Channel>
     delete(refs: ChannelRef | ChannelRef[]): Promise<void>
   }
   readonly ranges: {

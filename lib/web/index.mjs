@@ -177,6 +177,12 @@ class Channels {
     return channelOf((await this._c._call('channels/rename', { key: c.key, name })).channel)
   }
 
+  /** Change how compaction stores a channel's samples (see the Node SDK). */
+  async setCompression(ref, compression) {
+    const [c] = await this.retrieve([ref])
+    return channelOf((await this._c._call('channels/compression', { key: c.key, compression })).channel)
+  }
+
   async delete(refs) {
     const keys = (await this.retrieve(Array.isArray(refs) ? refs : [refs])).map((c) => c.key)
     await this._c._call('channels/delete', { keys })

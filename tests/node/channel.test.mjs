@@ -45,6 +45,28 @@ each(test, 'compression is part of the definition; a codec that does not fit is 
   await assert.rejects(c.channels.retrieve(name), { code: 'channel.not_found' })
 })
 
+each(test, 'compression changes after creation; a choice that does not fit is refused', async (t, c) => {
+  const time = unique('time')
+  const [idx, strain] = await c.channels.create([
+    { name: time, isIndex: true },
+    { name: unique('strain'), dataType: 'f32', index: time },
+  ])
+  const changed = await c.channels.setCompression(strain.name, 'zstd')
+  assert.deepEqual([changed.key, changed.compression], [strain.key, 'zstd'])
+  assert.equal((await c.channels.retrieve(strain.key)).compression, 'zstd')
+  await assert.rejects(c.channels.setCompression(strain.key, 'gzip'), (e) => {
+    assert.equal(e.code, 'invalid_argument')
+    assert.match(e.message, /"lz4"/)
+    return true
+  })
+  await assert.rejects(c.channels.setCompression(idx.key, 'pcodec'), (e) => {
+    assert.equal(e.code, 'channel.invalid')
+    assert.match(e.message, /index channels stay raw/)
+    return true
+  })
+  assert.equal((await c.channels.retrieve(idx.key)).compression, 'default')
+})
+
 each(test, 'retrieveIfNameExists returns the existing channel', async (t, c) => {
   const name = unique('time')
   const a = await c.channels.create({ name, isIndex: true })

@@ -112,6 +112,12 @@ test('the web client against a real node, checked against the Node addon', async
   )
   await changes.close()
 
+  // The compression changes after creation, as the addon sees; a string stays raw.
+  assert.equal((await web.channels.setCompression(press, 'zstd')).compression, 'zstd')
+  assert.equal((await addon.channels.retrieve(press)).compression, 'zstd')
+  await assert.rejects(web.channels.setCompression(note, 'lz4'), { code: 'channel.invalid' })
+  assert.equal((await web.channels.setCompression(press, 'pcodec')).compression, 'pcodec')
+
   const n = 10_000
   const t0 = 1_700_000_000_000_000_000n
   const ts = BigInt64Array.from({ length: n }, (_, i) => t0 + BigInt(i) * 1_000_000n)

@@ -17,6 +17,7 @@ def test_channel_and_range_changes_arrive_in_order(client, connect_factory, back
         with pytest.raises(tn.ChannelNameTaken):
             other.channels.create(name="cw_t", is_index=True)
         other.channels.rename("cw_p", "cw_pressure")
+        other.channels.set_compression("cw_pressure", "zstd")
         r = other.ranges.create(name="cw run", time_range=(10, 20))
         r.rename("cw run 2")
         r.meta_data["operator"] = "ada"
@@ -28,6 +29,8 @@ def test_channel_and_range_changes_arrive_in_order(client, connect_factory, back
         assert [ch.key for ch in c.channels] == [ch.key for ch in made]
         c = w.read(timeout=5)
         assert c.op == "channel.rename" and c.channels[0].name == "cw_pressure"
+        c = w.read(timeout=5)
+        assert c.op == "channel.update" and (c.channels[0].name, c.channels[0].compression) == ("cw_pressure", "zstd")
         c = w.read(timeout=5)
         assert c.op == "range.create" and isinstance(c.ranges[0], tn.Range) and c.ranges[0].key == r.key
         c = w.read(timeout=5)

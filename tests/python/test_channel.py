@@ -47,6 +47,23 @@ def test_compression_is_part_of_the_definition(client):
         client.channels.retrieve("t2")
 
 
+def test_compression_changes_after_creation(client):
+    client.channels.create([tn.NewChannel("time", is_index=True), tn.NewChannel("strain", "f32", index="time")])
+    changed = client.channels.set_compression("strain", "zstd")
+    assert isinstance(changed, tn.Channel) and changed.compression == "zstd"
+    assert client.channels.retrieve("strain").compression == "zstd"
+    with pytest.raises(tn.InvalidArgument) as e:
+        client.channels.set_compression("strain", "gzip")
+    assert '"lz4"' in str(e.value)
+    # An index stays raw: refused, saying why, and nothing changed.
+    with pytest.raises(tn.InvalidChannel) as e:
+        client.channels.set_compression("time", "lz4")
+    assert "index channels stay raw" in str(e.value) and e.value.code == "channel.invalid"
+    assert client.channels.retrieve("time").compression == "default"
+    with pytest.raises(tn.ChannelNotFound):
+        client.channels.set_compression("absent", "off")
+
+
 def test_retrieve_if_name_exists(client):
     a = client.channels.create(name="time", is_index=True)
     b = client.channels.create(name="time", is_index=True, retrieve_if_name_exists=True)

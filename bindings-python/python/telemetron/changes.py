@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Change:
     """One change. ``op`` is ``"channel.create"``, ``"channel.rename"``,
-    ``"channel.delete"``, ``"range.create"``, ``"range.update"`` (renamed or relabelled),
+    ``"channel.update"`` (its compression changed), ``"channel.delete"``, ``"range.create"``, ``"range.update"`` (renamed or relabelled),
     ``"range.delete"`` (descendants included) or ``"range.meta"``; the fields of its kind
     are set:
 
-    - ``channels``: the channels created, or the one renamed (under its new name);
+    - ``channels``: the channels created, or the one renamed or updated, as it is now;
     - ``ranges``: the range created or updated, as it is now;
     - ``keys``: the channel keys (int) or range keys (str) deleted;
     - ``key``, ``set``, ``deleted``: the range whose metadata changed, the entries set

@@ -151,6 +151,22 @@ class Channels:
         """Rename a channel; returns the updated definition."""
         return self._client._native.rename_channel(channel, name)
 
+    def set_compression(self, channel: ChannelRef, compression: str) -> Channel:
+        """Change how compaction stores a channel's samples: ``"default"``, ``"off"``,
+        ``"pcodec"``, ``"zstd"`` or ``"lz4"`` (as at creation). What is stored follows at
+        the next compaction pass: what compaction wrote is recoded (decompressed only for
+        ``"off"``); returns the updated definition.
+
+        >>> client.channels.set_compression("strain", "zstd").compression
+        'zstd'
+
+        Raises:
+            InvalidArgument: an unknown choice, or a system channel.
+            ChannelInvalid: a choice that does not fit the channel (an index channel, a
+                type the codec does not encode); the message says what to choose.
+        """
+        return self._client._native.set_channel_compression(channel, compression)
+
     def delete(self, channels: Union[ChannelRef, Sequence[ChannelRef]]) -> None:
         """Delete channels and their data. An index is refused while data channels still
         use it (delete them in the same call).

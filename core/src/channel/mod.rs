@@ -178,6 +178,12 @@ pub enum ChannelChange {
         /// Its definition under the new name.
         channels: Vec<Channel>,
     },
+    /// A channel's definition changed other than by name (today: its compression).
+    #[serde(rename = "channel.update")]
+    Updated {
+        /// Its new definition.
+        channels: Vec<Channel>,
+    },
     /// Channels were deleted (with their data).
     #[serde(rename = "channel.delete")]
     Deleted {
@@ -189,7 +195,9 @@ pub enum ChannelChange {
 impl ChannelChange {
     fn is_empty(&self) -> bool {
         match self {
-            ChannelChange::Created { channels } | ChannelChange::Renamed { channels } => channels.is_empty(),
+            ChannelChange::Created { channels } | ChannelChange::Renamed { channels } | ChannelChange::Updated { channels } => {
+                channels.is_empty()
+            }
             ChannelChange::Deleted { keys } => keys.is_empty(),
         }
     }

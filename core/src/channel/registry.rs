@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::{Channel, ChannelChange, ChannelError, ChannelKey, ChannelKind, IndexRef, NewChannel};
+use super::{Channel, ChannelChange, ChannelError, ChannelKey, ChannelKind, Compression, IndexRef, NewChannel};
 use crate::catalog::{CHANNEL_NAMES, CHANNELS, Catalog, META, NEXT_CHANNEL_KEY, meta_err};
 use crate::storage_error::StorageError;
 use crate::telem::DataType;
@@ -323,6 +323,38 @@ impl Channels {
         Ok(ch)
     }
 
+    /// Change how compaction stores a channel's samples. The engine checks that the choice
+    /// fits the channel first.
+    ///
+    /// # Errors
+    /// [`ChannelError::KeyNotFound`]; [`ChannelError::Elsewhere`] for a channel another
+    /// cluster node stores.
+    pub(crate) fn set_compression(&self, key: ChannelKey, compression: Compression) -> Result<Channel> {
+        let mut cache = self.cache.write();
+        let old = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
+        if cache.mirrors.contains(&key) {
+            return Err(ChannelError::Elsewhere { name: old.name.clone(), key });
+        }
+        if old.compression == compression {
+            return Ok((*old).clone());
+        }
+        let mut ch = (*old).clone();
+        ch.compression = compression;
+        let txn = self.catalog.write()?;
+        {
+            let mut table = txn.open_table(CHANNELS).map_err(meta_err)?;
+            let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
+            table.insert(key, bytes.as_slice()).map_err(meta_err)?;
+        }
+        txn.commit().map_err(meta_err)?;
+        tracing::info!(key = "channels", channel = key, from = %old.compression, to = %compression, "channel compression changed");
+        cache.by_key.insert(key, Arc::new(ch.clone()));
+        if !ch.internal {
+            self.report(ChannelChange::Updated { channels: vec![ch.clone()] });
+        }
+        Ok(ch)
+    }
+
     /// Remove definitions from the catalog. The engine checks writers and stored data first.
     pub(crate) fn remove(&self, keys: &[ChannelKey]) -> Result<Vec<Arc<Channel>>> {
         let mut cache = self.cache.write();
@@ -390,7 +422,7 @@ impl Channels {
     /// one side has lost).
     pub(crate) fn mirror(&self, channels: Vec<Channel>) -> Vec<Channel> {
         let mut cache = self.cache.write();
-        let (mut created, mut renamed, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut created, mut renamed, mut updated, mut refused) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ch in channels {
             let holder = cache.by_name.get(&ch.name).copied();
             if holder.is_some_and(|k| k != ch.key) {
@@ -403,6 +435,7 @@ impl Channels {
             }
             match cache.by_key.get(&ch.key).cloned() {
                 Some(old) if *old == ch => continue,
+                Some(old) if old.name == ch.name => updated.push(ch.clone()),
                 Some(old) => {
                     cache.by_name.remove(&old.name);
                     renamed.push(ch.clone());
@@ -415,6 +448,7 @@ impl Channels {
         }
         self.report(ChannelChange::Created { channels: created });
         self.report(ChannelChange::Renamed { channels: renamed });
+        self.report(ChannelChange::Updated { channels: updated });
         refused
     }
 

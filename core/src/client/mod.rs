@@ -303,6 +303,19 @@ impl Client {
         }
     }
 
+    /// Change how compaction stores a channel's samples; what is stored follows at the next
+    /// compaction pass.
+    ///
+    /// # Errors
+    /// See [`Engine::set_channel_compression`].
+    pub async fn set_channel_compression(&self, key: ChannelKey, compression: crate::channel::Compression) -> Result<Channel> {
+        match self.backend()? {
+            Backend::Embedded(e) => e.set_channel_compression(key, compression),
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.set_channel_compression(key, compression).await,
+        }
+    }
+
     /// Delete channels and their data.
     ///
     /// # Errors

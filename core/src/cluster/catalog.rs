@@ -17,7 +17,7 @@ use std::time::Duration;
 use etcd_client::{Compare, CompareOp, EventType, TxnOp, WatchStream};
 
 use super::{Cluster, leaseholder};
-use crate::channel::{Channel, ChannelChange, ChannelError, ChannelKey, IndexRef, NewChannel};
+use crate::channel::{Channel, ChannelChange, ChannelError, ChannelKey, Compression, IndexRef, NewChannel};
 use crate::client::ChangeWatcher;
 use crate::error::{Error, Result};
 use crate::net::NetError;
@@ -468,6 +468,42 @@ impl Cluster {
         let back = old.name.clone();
         let _ = tokio::task::spawn_blocking(move || engine.rename_channel(key, &back)).await;
         Err(failure)
+    }
+
+    /// Change a channel's compression: on its leaseholder, then its definition in etcd, so
+    /// every node's mirror follows. If etcd cannot be written the local change is undone.
+    ///
+    /// # Errors
+    /// As [`crate::Engine::set_channel_compression`]; `node.unavailable`;
+    /// `cluster.coordination`.
+    pub async fn set_channel_compression(&self, key: ChannelKey, compression: Compression) -> Result<Channel> {
+        // Every node mirrors every definition: an unknown key is not found here, not
+        // forwarded to a node that may not exist.
+        let old = self.inner.engine.channels().get(key)?;
+        if !self.is_local(key) {
+            let node = leaseholder(key);
+            let r = self.ask(node, |peer| async move { peer.set_channel_compression(key, compression).await }).await?;
+            self.mirror_now(std::slice::from_ref(&r));
+            return Ok(r);
+        }
+        let engine = self.inner.engine.clone();
+        let changed = tokio::task::spawn_blocking(move || engine.set_channel_compression(key, compression))
+            .await
+            .map_err(|e| NetError::Server { reason: format!("changing the compression failed: {e}") })??;
+        if changed.compression == old.compression {
+            return Ok(changed);
+        }
+        let put = TxnOp::put(def_key(self, key), serde_json::to_vec(&changed).expect("a channel serializes"), None);
+        let r = self.inner.coord.lock().await.client().txn(etcd_client::Txn::new().and_then([put])).await;
+        match r {
+            Ok(_) => Ok(changed),
+            Err(e) => {
+                let engine = self.inner.engine.clone();
+                let back = old.compression;
+                let _ = tokio::task::spawn_blocking(move || engine.set_channel_compression(key, back)).await;
+                Err(super::coord::etcd_err("changing a channel's compression", e))
+            }
+        }
     }
 
     /// Delete channels: each on its leaseholder, then from etcd.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::WireError;
 use crate::channel::ChannelRef;
-use crate::channel::{Channel, ChannelKey, NewChannel};
+use crate::channel::{Channel, ChannelKey, Compression, NewChannel};
 use crate::control::{Authority, State};
 use crate::framer::{IterSpan, IteratorConfig, WriterConfig};
 use crate::ranger::{NewRange, Range};
@@ -87,6 +87,14 @@ pub struct Search {
 pub struct RenameChannel {
     pub key: ChannelKey,
     pub name: String,
+}
+
+/// `POST /api/v1/channels/compression`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SetCompression {
+    pub key: ChannelKey,
+    pub compression: Compression,
 }
 
 /// One channel.

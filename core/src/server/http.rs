@@ -187,6 +187,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/channels/retrieve", post(channels_retrieve))
         .route("/api/v1/channels/search", post(channels_search))
         .route("/api/v1/channels/rename", post(channels_rename))
+        .route("/api/v1/channels/compression", post(channels_compression))
         .route("/api/v1/channels/delete", post(channels_delete))
         .route("/api/v1/channels/time_range", post(channels_time_range))
         .route("/api/v1/ranges/create", post(ranges_create))
@@ -363,6 +364,15 @@ async fn channels_rename(State(s): St, body: Body) -> Reply<ChannelOne> {
         return Ok(Json(ChannelOne { channel: c.rename_channel(q.key, &q.name).await? }));
     }
     call(&s, body, |e, q: RenameChannel| Ok(ChannelOne { channel: e.rename_channel(q.key, &q.name)? })).await
+}
+
+async fn channels_compression(State(s): St, body: Body) -> Reply<ChannelOne> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &s.config.cluster {
+        let q: SetCompression = parse_json(&body_bytes(&s, body).await?)?;
+        return Ok(Json(ChannelOne { channel: c.set_channel_compression(q.key, q.compression).await? }));
+    }
+    call(&s, body, |e, q: SetCompression| Ok(ChannelOne { channel: e.set_channel_compression(q.key, q.compression)? })).await
 }
 
 async fn channels_delete(State(s): St, body: Body) -> Reply<Empty> {

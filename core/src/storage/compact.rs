@@ -45,7 +45,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::compress::Codec;
-use super::format::{FLAG_COMPACTED, KIND_COMMIT, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
+use super::format::{FLAG_COMPACTED, FLAG_KEPT_RAW, KIND_COMMIT, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
 use super::index::{ChunkRef, RecordRef};
 use super::segment::Segment;
 use super::syncer::{Background, Signal, spawn_loop};
@@ -100,20 +100,51 @@ impl Run {
     }
 }
 
+/// What compaction writes for a channel: its codec, and whether a record compressed with
+/// another codec is decompressed when the codec is raw. Only a channel that chose `off`
+/// decompresses: one that follows an engine started without compression keeps what is
+/// already compressed (a restart must not grow the disk).
+#[derive(Debug, Clone, Copy)]
+struct Choice {
+    codec: Codec,
+    decompress: bool,
+}
+
 /// The codec compaction gives a channel.
-fn codec_for(storage: &Storage, store: &ChannelStore) -> Codec {
-    // Creation refused every choice that does not fit, so an error here means a catalog
-    // from elsewhere: such a channel stays raw.
-    Codec::for_channel(store.compression, store.data_type, store.is_index, false, storage.opts.compress).unwrap_or_else(|reason| {
+fn choice_for(storage: &Storage, store: &ChannelStore) -> Choice {
+    let compression = *store.compression.lock();
+    // Creation and `set_channel_compression` refused every choice that does not fit, so an
+    // error here means a catalog from elsewhere: such a channel stays raw.
+    let codec = Codec::for_channel(compression, store.data_type, store.is_index, false, storage.opts.compress).unwrap_or_else(|reason| {
         tracing::warn!(key = "storage/compact", channel = %store.name, %reason, "the channel's compression does not fit it; compacted raw");
         Codec::Raw
-    })
+    });
+    Choice { codec, decompress: compression == crate::channel::Compression::Off }
+}
+
+impl Choice {
+    /// Whether the whole record `c` is rewritten alone, to follow the channel's choice.
+    /// `small`: under half the merge target (a writer's record that large is left alone,
+    /// so bulk writes keep their raw fast path).
+    fn recodes(self, c: &ChunkRef, small: bool) -> bool {
+        let h = &c.rec.header;
+        if h.codec == self.codec.tag() {
+            false
+        } else if h.codec == Codec::Raw.tag() {
+            // A raw record is compressed, unless compaction already found that compressing
+            // it did not pay (it would be rewritten raw again at every pass).
+            self.codec != Codec::Raw && !h.kept_raw() && (small || h.is_compacted())
+        } else {
+            // Compressed by another codec: the channel's choice changed since.
+            self.codec != Codec::Raw || self.decompress
+        }
+    }
 }
 
 /// The runs worth rewriting in `store`: consecutive whole records (not cut by a delete)
 /// whose payload is under half the target, grouped up to the target size. A run needs two
-/// records, or one whose codec is not yet the channel's.
-fn plan(store: &ChannelStore, target: u64, codec: Codec) -> Vec<Run> {
+/// records, or one that [`Choice::recodes`].
+fn plan(store: &ChannelStore, target: u64, choice: Choice) -> Vec<Run> {
     let st = store.state.lock();
     let small = target / 2;
     let mut runs = Vec::new();
@@ -121,11 +152,7 @@ fn plan(store: &ChannelStore, target: u64, codec: Codec) -> Vec<Run> {
         let mut cur: Vec<ChunkRef> = Vec::new();
         let mut bytes = 0u64;
         let flush = |cur: &mut Vec<ChunkRef>, runs: &mut Vec<Run>| {
-            // A record compaction wrote is not recoded alone: it is raw because compressing
-            // did not pay, and would be rewritten raw again at every pass.
-            let recode = cur.len() == 1
-                && cur.first().is_some_and(|c| codec != Codec::Raw && c.rec.header.codec != codec.tag() && !c.rec.header.is_compacted());
-            if cur.len() >= 2 || recode {
+            if cur.len() >= 2 || cur.first().is_some_and(|c| choice.recodes(c, true)) {
                 runs.push(Run { domain, refs: std::mem::take(cur) });
             }
             cur.clear();
@@ -142,6 +169,8 @@ fn plan(store: &ChannelStore, target: u64, codec: Codec) -> Vec<Run> {
             if eligible {
                 bytes += len;
                 cur.push(c.clone());
+            } else if whole && choice.recodes(c, false) {
+                runs.push(Run { domain, refs: vec![c.clone()] });
             }
         }
         flush(&mut cur, &mut runs);
@@ -239,13 +268,15 @@ fn merge(store: &ChannelStore, run: Run, codec: Codec) -> Result<Merged, Storage
             }
         }
     };
-    let (payload, tag) = match compressed {
-        Some(c) => (vec![Bytes::from(c)], codec.tag()),
-        None => (raw, 0),
+    let tried = codec != Codec::Raw && codec.applies_to(dt);
+    let (payload, tag, flags) = match compressed {
+        Some(c) => (vec![Bytes::from(c)], codec.tag(), FLAG_COMPACTED),
+        None if tried => (raw, 0, FLAG_COMPACTED | FLAG_KEPT_RAW),
+        None => (raw, 0, FLAG_COMPACTED),
     };
     let len = payload.iter().map(|b| b.len() as u64).sum();
     let mut header = RecordHeader::chunk(dt, store.key, n, Alignment::new(run.domain, pos), len, ts);
-    header.flags = FLAG_COMPACTED;
+    header.flags = flags;
     header.codec = tag;
     header.crc = payload_crc(payload.iter().map(|b| b.as_ref()));
     Ok(Merged { run, header, payload })
@@ -383,11 +414,11 @@ fn compact_batch(
         return Ok(false);
     }
     let target = storage.opts.compacted_record_bytes.max(4096);
-    let codec = codec_for(storage, store);
+    let choice = choice_for(storage, store);
     let batch_lock = storage.compact_batch.lock();
     let guard = storage.commit_lock.read();
     let held = Instant::now();
-    let mut runs = plan(store, target, codec);
+    let mut runs = plan(store, target, choice);
     if runs.is_empty() {
         return Ok(false);
     }
@@ -404,7 +435,7 @@ fn compact_batch(
     let count = keep.count().max(1);
     let more = runs.len() > count && *left > 0;
     runs.truncate(count);
-    let batch = runs.into_iter().map(|r| merge(store, r, codec)).collect::<Result<Vec<_>, _>>()?;
+    let batch = runs.into_iter().map(|r| merge(store, r, choice.codec)).collect::<Result<Vec<_>, _>>()?;
     write_batch(storage, out, store, batch, report)?;
     drop(guard);
     // Written, synced and swapped in: a checkpoint waiting for it runs now.

@@ -30,6 +30,9 @@
 //! - `flags` bit 0, `COMPACTED`: written by compaction; it holds exactly the samples of the
 //!   older records it replaced, and supersedes any record of its channel and domain with a
 //!   lower commit seq whose positions it covers (docs/architecture.md §9).
+//! - `flags` bit 1, `KEPT_RAW` (with `COMPACTED`): compaction tried the channel's codec
+//!   and kept the samples raw because compressing did not pay, so it does not try again.
+//!   Builds before it never set it and ignore it (the version stays 2).
 //! - `codec`: 0 raw (the layout above); otherwise the payload is the samples compressed by
 //!   [`Codec::from_tag`](super::compress::Codec::from_tag), `samples` of the channel's type.
 
@@ -49,6 +52,9 @@ pub(crate) const KIND_SEAL: u8 = 3;
 
 /// Chunk flag: written by compaction (see the module docs).
 pub(crate) const FLAG_COMPACTED: u8 = 1;
+/// Chunk flag: compaction tried the channel's codec on these samples and kept them raw,
+/// because compressing did not pay (see the module docs).
+pub(crate) const FLAG_KEPT_RAW: u8 = 2;
 
 /// Round up to the next multiple of 8.
 pub(crate) const fn pad8(n: u64) -> u64 {
@@ -180,6 +186,11 @@ impl RecordHeader {
     /// Written by compaction.
     pub(crate) fn is_compacted(&self) -> bool {
         self.flags & FLAG_COMPACTED != 0
+    }
+
+    /// Raw because compressing did not pay.
+    pub(crate) fn kept_raw(&self) -> bool {
+        self.flags & FLAG_KEPT_RAW != 0
     }
 
     /// Total bytes this record occupies on disk, padding included.

@@ -190,7 +190,7 @@ pub(crate) struct RegionState {
     pub limit: i64,
 }
 
-/// A stored channel: its immutable definition plus its index.
+/// A stored channel: its definition plus its index.
 #[derive(Debug)]
 pub(crate) struct ChannelStore {
     pub key: ChannelKey,
@@ -198,8 +198,9 @@ pub(crate) struct ChannelStore {
     pub data_type: DataType,
     pub index: Option<ChannelKey>,
     pub is_index: bool,
-    /// What the definition chose (mapped to a codec by `compress::Codec::for_channel`).
-    pub compression: crate::channel::Compression,
+    /// What the definition chose (mapped to a codec by `compress::Codec::for_channel`);
+    /// the one field that changes after creation (`Engine::set_channel_compression`).
+    pub compression: Mutex<crate::channel::Compression>,
     pub state: Mutex<ChannelState>,
 }
 
@@ -211,7 +212,7 @@ impl ChannelStore {
             data_type: ch.data_type,
             index: ch.index_key(),
             is_index: ch.is_index(),
-            compression: ch.compression,
+            compression: Mutex::new(ch.compression),
             state: Mutex::new(ChannelState::default()),
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use backends::{Backend, code};
 use telemetron::Change;
-use telemetron::channel::{ChannelChange, NewChannel};
+use telemetron::channel::{ChannelChange, Compression, NewChannel};
 use telemetron::client::ChangeWatcher;
 use telemetron::ranger::{NewRange, RangeChange};
 use telemetron::telem::{DataType, TimeRange};
@@ -44,12 +44,21 @@ async fn channel_changes_are_published_in_order(b: &Backend) {
     c.create_channels(vec![NewChannel::index("cc_t")], true).await.unwrap();
     c.rename_channel(p, "cc_pressure").await.unwrap();
     c.rename_channel(p, "cc_pressure").await.unwrap(); // same name: no change
+    c.set_channel_compression(p, Compression::Zstd).await.unwrap();
+    c.set_channel_compression(p, Compression::Zstd).await.unwrap(); // the same: no change
+    assert_eq!(code(c.set_channel_compression(t, Compression::Zstd).await), "channel.invalid"); // refused
     c.delete_channels(&[p, t]).await.unwrap();
     for w in [&mut w, &mut other] {
         assert_eq!(next(w).await, Change::Channel(ChannelChange::Created { channels: made.clone() }), "{}", b.name());
         match next(w).await {
             Change::Channel(ChannelChange::Renamed { channels }) => {
                 assert_eq!((channels[0].key, channels[0].name.as_str()), (p, "cc_pressure"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match next(w).await {
+            Change::Channel(ChannelChange::Updated { channels }) => {
+                assert_eq!((channels[0].key, channels[0].compression), (p, Compression::Zstd))
             }
             other => panic!("{other:?}"),
         }
@@ -108,6 +117,7 @@ async fn the_change_channel_is_a_system_channel(b: &Backend) {
     assert_eq!(code(c.rename_channel(key, "mine").await), "invalid_argument");
     let control = c.control_channel().await.unwrap();
     assert_eq!(code(c.rename_channel(control, "mine").await), "invalid_argument");
+    assert_eq!(code(c.set_channel_compression(control, Compression::Off).await), "invalid_argument");
 }
 
 on_both!(channel_changes_are_published_in_order, range_changes_are_published_in_order, the_change_channel_is_a_system_channel);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backends::{Backend, SECOND, code};
-use telemetron::channel::{ChannelKey, NewChannel};
+use telemetron::channel::{ChannelKey, Compression, NewChannel};
 use telemetron::framer::{IterSpan, IteratorConfig, WriterConfig, WriterMode};
 use telemetron::ranger::{NewRange, RangeQuery};
 use telemetron::relay::{StreamError, StreamerConfig};
@@ -40,6 +40,13 @@ async fn channels_crud(b: &Backend) {
     assert_eq!(found.len(), 3, "{found:?}");
     assert_eq!(c.rename_channel(p, "crud_pressure").await.unwrap().name, "crud_pressure");
     assert_eq!(code(c.channel("crud_p").await), "channel.not_found");
+    // How compaction stores it can change after creation; a choice that does not fit the
+    // channel (an index stays raw) is refused.
+    assert_eq!(c.set_channel_compression(p, Compression::Zstd).await.unwrap().compression, Compression::Zstd);
+    assert_eq!(c.channel(p).await.unwrap().compression, Compression::Zstd);
+    assert_eq!(code(c.set_channel_compression(t, Compression::Lz4).await), "channel.invalid");
+    assert_eq!(c.channel(t).await.unwrap().compression, Compression::Default);
+    assert_eq!(code(c.set_channel_compression(99_999, Compression::Lz4).await), "channel.not_found");
     assert_eq!(code(c.channel(99_999).await), "channel.not_found");
     assert_eq!(code(c.create_channels(vec![NewChannel::index("crud_t")], false).await), "channel.name_taken");
     assert_eq!(code(c.create_channels(vec![NewChannel::index("")], false).await), "channel.invalid");

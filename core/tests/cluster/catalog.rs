@@ -66,6 +66,17 @@ async fn channels_created_on_any_node_are_seen_by_every_node_with_one_owner() {
     // Renames and deletes through any node reach the owner and every mirror.
     c3.rename_channel(extra[0].key, "chamber_aux").await.unwrap();
     eventually(10, "the rename on daq-1", || async { c1.channel("chamber_aux").await.ok() }).await;
+    // So does a change of compression, asked through a node that does not store the channel.
+    let zstd = telemetron::channel::Compression::Zstd;
+    assert_eq!(c1.set_channel_compression(extra[0].key, zstd).await.unwrap().compression, zstd);
+    for c in [&c2, &c3] {
+        eventually(10, "the compression on every node", || async {
+            (c.channel(extra[0].key).await.ok()?.compression == zstd).then_some(())
+        })
+        .await;
+    }
+    let err = c3.set_channel_compression(time, zstd).await.unwrap_err();
+    assert_eq!(err.code(), "channel.invalid", "an index stays raw, on any node: {err}");
     c1.delete_channels(&[extra[0].key]).await.unwrap();
     eventually(10, "the delete on daq-3", || async { c3.channel(extra[0].key).await.is_err().then_some(()) }).await;
     assert_eq!(c2.channel(extra[0].key).await.unwrap_err().code(), "channel.not_found");

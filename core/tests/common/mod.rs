@@ -218,7 +218,7 @@ pub struct Rec {
     pub samples: u32,
     pub domain: u32,
     pub pos: u32,
-    /// Bit 0: written by compaction.
+    /// Bit 0: written by compaction; bit 1: kept raw because compressing did not pay.
     pub flags: u8,
     /// Payload codec tag (0 raw).
     pub codec: u8,

@@ -284,6 +284,118 @@ fn each_channel_takes_the_codec_its_definition_chose() {
     }
 }
 
+/// The codec and flags of each of `channel`'s chunk records that serve, by position.
+/// Replaced records may still be on disk beside the record that replaced them: a record
+/// written later (segment files in id order, records in file order) supersedes those of
+/// its domain that start within its positions.
+fn serving(dir: &Path, channel: u32) -> Vec<(u8, u8)> {
+    let mut by_pos = std::collections::BTreeMap::new();
+    for (_, r) in all_records(dir) {
+        if r.kind == KIND_CHUNK && r.channel == channel {
+            by_pos.retain(|&(d, pos), _| d != r.domain || pos < r.pos || pos >= r.pos + r.samples);
+            by_pos.insert((r.domain, r.pos), (r.codec, r.flags));
+        }
+    }
+    by_pos.into_values().collect()
+}
+
+/// A channel's compression changes after creation (`Engine::set_channel_compression`), and
+/// the next compaction pass recodes what compaction had written: raw to Pcodec, Pcodec to
+/// Zstandard, back to raw only for `off` (a channel that follows an engine without
+/// compression keeps what is compressed). Each change recodes once; reads stay exact, the
+/// choice survives a reopen, a writer's large record stays raw, and choices that do not fit
+/// are refused with nothing changed.
+#[test]
+fn a_channels_compression_changes_after_creation_and_compaction_recodes_what_is_stored() {
+    use telemetron::channel::{ChannelError, Compression};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), options(false, 64 << 10)).unwrap();
+    let g = create_group(&engine, "q", &[DataType::F64, DataType::String]);
+    let (p, text) = (g.data[0].key, g.data[1].key);
+    // A 16-bit ADC pressure, 100 samples per commit: 20,000 samples (160 KB) compact into
+    // three records of at most 64 KiB.
+    let adc = |i: usize| ((i as f64 * 0.01).sin() * 20_000.0 + 32_768.0).round() * (100.0 / 65_535.0);
+    let n = 20_000usize;
+    let mut w = engine.open_writer(WriterConfig::new(TimeStamp(T0), g.keys())).unwrap();
+    for k in (0..n).step_by(100) {
+        let f = telemetron::telem::Frame::new()
+            .with(g.idx(), Series::timestamps(ts_range(T0 + k as i64 * 1_000, 100, 1_000)))
+            .with(p, Series::from_vec((k..k + 100).map(adc).collect::<Vec<f64>>()))
+            .with(text, Series::strings(&(k..k + 100).map(|i| format!("s{}", i / 1000)).collect::<Vec<_>>()));
+        w.write(&f).unwrap();
+    }
+    w.close().unwrap();
+    let want: Vec<f64> = (0..n).map(adc).collect();
+    let reads_exact = |engine: &Engine, n: usize| {
+        let got = read_one(engine, TimeRange::MAX, p, DataType::F64);
+        assert_eq!(got.as_slice::<f64>().unwrap(), &want[..n]);
+    };
+    let codecs = |ch: u32| serving(dir.path(), ch).into_iter().map(|(codec, _)| codec).collect::<Vec<_>>();
+    let r = engine.compact().unwrap();
+    assert_eq!(r.records_in, 3 * 200, "{r:?}");
+    assert_eq!(codecs(p), vec![0, 0, 0], "`default` with the engine's switch off: raw");
+
+    // Tags: 0 raw, 4 shuffle+Zstandard, 6 Pcodec (docs/architecture.md §9).
+    let steps: [(Compression, u64, u8); 5] = [
+        (Compression::Pcodec, 3, 6),
+        (Compression::Pcodec, 0, 6), // the same choice again changes nothing
+        (Compression::Zstd, 3, 4),
+        (Compression::Default, 0, 4), // follows the switch (off), keeps what is compressed
+        (Compression::Off, 3, 0),
+    ];
+    for (choice, recoded, codec) in steps {
+        let def = engine.set_channel_compression(p, choice).unwrap();
+        assert_eq!(def.compression, choice);
+        assert_eq!(engine.channels().get(p).unwrap().compression, choice);
+        let r = engine.compact().unwrap();
+        assert_eq!((r.records_in, r.records_out), (recoded, recoded), "{choice}: {r:?}");
+        if choice == Compression::Pcodec && recoded > 0 {
+            assert!(r.bytes_out * 2 < r.bytes_in, "Pcodec shrinks the pressure: {r:?}");
+        }
+        assert_eq!(codecs(p), vec![codec; 3], "after {choice}");
+        assert_eq!(engine.compact().unwrap().records_in, 0, "{choice}: recoded once");
+        reads_exact(&engine, n);
+    }
+    assert!(codecs(text).iter().all(|&c| c == 0), "the other channels are not touched");
+
+    // Refused, naming what to do, and nothing changed.
+    let refused: [(u32, Compression, &str); 2] =
+        [(g.idx(), Compression::Zstd, "index channels stay raw"), (text, Compression::Lz4, "stored raw")];
+    for (key, choice, says) in refused {
+        let err = engine.set_channel_compression(key, choice).unwrap_err();
+        assert!(
+            matches!(&err, telemetron::Error::Channel(ChannelError::InvalidDefinition { reason, .. }) if reason.contains(says)),
+            "{err}"
+        );
+        assert_eq!(engine.channels().get(key).unwrap().compression, Compression::Default);
+    }
+    let err = engine.set_channel_compression(999_999, Compression::Zstd).unwrap_err();
+    assert!(matches!(err, telemetron::Error::Channel(ChannelError::KeyNotFound { key: 999_999 })), "{err}");
+    let control = engine.channels().by_name(telemetron::control::CONTROL_CHANNEL).unwrap().key;
+    let err = engine.set_channel_compression(control, Compression::Zstd).unwrap_err();
+    assert!(matches!(err, telemetron::Error::InvalidArgument { .. }), "{err}");
+
+    // The choice survives a reopen (now with the engine's switch on: `off` stays raw).
+    engine.close().unwrap();
+    drop(engine);
+    let engine = Engine::open_with(dir.path(), options(true, 64 << 10)).unwrap();
+    assert_eq!(engine.channels().get(p).unwrap().compression, Compression::Off);
+    assert_eq!(engine.compact().unwrap().records_in, 0);
+    // A writer's record of at least half the target (here 8,000 samples, 64,000 B) keeps
+    // the raw fast path; what compaction wrote follows the new choice.
+    engine.set_channel_compression(p, Compression::Pcodec).unwrap();
+    let f = telemetron::telem::Frame::new()
+        .with(g.idx(), Series::timestamps(ts_range(T0 + n as i64 * 1_000, 8_000, 1_000)))
+        .with(p, Series::from_vec((n..n + 8_000).map(adc).collect::<Vec<f64>>()))
+        .with(text, Series::strings(&vec!["bulk".to_string(); 8_000]));
+    engine.write(TimeStamp(T0 + n as i64 * 1_000), f).unwrap();
+    let r = engine.compact().unwrap();
+    assert_eq!(r.records_in, 3, "{r:?}");
+    assert_eq!(serving(dir.path(), p), vec![(6, 1), (6, 1), (6, 1), (0, 0)], "(codec, flags) by position");
+    let want: Vec<f64> = (0..n + 8_000).map(adc).collect();
+    assert_eq!(read_one(&engine, TimeRange::MAX, p, DataType::F64).as_slice::<f64>().unwrap(), &want[..]);
+}
+
 /// Samples that do not compress (random bits) stay raw, and a record compaction wrote raw
 /// is not rewritten at every pass: the pass ends, the next finds nothing to do.
 #[test]
@@ -313,7 +425,7 @@ fn incompressible_samples_stay_raw_and_are_compacted_once() {
     let r = engine.compact().unwrap();
     assert_eq!((r.records_in, r.records_out), (100, 2), "{r:?}");
     let data = all_records(dir.path()).into_iter().find(|(_, r)| r.flags & 1 == 1 && r.channel == g.data[0].key).unwrap().1;
-    assert_eq!(data.codec, 0, "random bits do not compress: kept raw");
+    assert_eq!((data.codec, data.flags), (0, 1 | 2), "random bits do not compress: kept raw (flag KEPT_RAW)");
     assert_eq!(engine.compact().unwrap().records_in, 0, "nothing left to do");
     assert_eq!(read_one(&engine, TimeRange::MAX, g.data[0].key, DataType::U64).as_slice::<u64>().unwrap(), &all[..]);
 }

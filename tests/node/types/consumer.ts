@@ -6,6 +6,8 @@ async function main(client: Client): Promise<void> {
     { name: 'time', isIndex: true },
     { name: 'pressure', dataType: 'f64', index: 'time' },
   ])
+  const zstd: string = (await client.channels.setCompression('pressure', 'zstd')).compression
+  console.log(zstd)
   const end: bigint = await client.write(0n, { time: BigInt64Array.of(1n, 2n), pressure: Float64Array.of(1, 2) })
   const w = await client.openWriter({ start: end, channels: ['pressure'], authorities: [200], mode: 'persist_stream' })
   const report = await w.write({ time: [3n], pressure: [3] })

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::{ChannelRef, ConnectOptions, Credentials};
-use crate::channel::{Channel, ChannelKey, NewChannel};
+use crate::channel::{Channel, ChannelKey, Compression, NewChannel};
 use crate::control::{CONTROL_CHANNEL, State};
 use crate::error::Result;
 use crate::protocol::messages::*;
@@ -87,6 +87,11 @@ impl Remote {
 
     pub(crate) async fn rename_channel(&self, key: ChannelKey, name: &str) -> Result<Channel> {
         let r: ChannelOne = self.http.call("channels/rename", &RenameChannel { key, name: name.to_string() }).await?;
+        Ok(r.channel)
+    }
+
+    pub(crate) async fn set_channel_compression(&self, key: ChannelKey, compression: Compression) -> Result<Channel> {
+        let r: ChannelOne = self.http.call("channels/compression", &SetCompression { key, compression }).await?;
         Ok(r.channel)
     }
 
