@@ -424,19 +424,21 @@ impl Engine {
     }
 
     /// Deliver a frame of mirrored channels, received from the node that stores them, to
-    /// this engine's streamers (a cluster node's peer taps). Nothing is stored.
+    /// this engine's streamers (a cluster node's peer taps). Nothing is stored. `route` is
+    /// the stream's routing, kept across its frames (one per peer tap), so that matching
+    /// streamers to channels happens when subscriptions change, not per frame.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if a channel of the frame is not a mirror (live data of
     /// this engine's own channels comes only from its writers).
-    pub fn relay_mirrored(&self, frame: &Frame) -> Result<()> {
+    pub fn relay_mirrored(&self, frame: &Frame, route: &mut crate::relay::MirrorRoute) -> Result<()> {
         self.check_open()?;
-        if let Some(k) = frame.unique_keys().into_iter().find(|&k| !self.inner.channels.is_mirror(k)) {
+        if let Some((k, _)) = frame.iter().find(|&(k, _)| !self.inner.channels.is_mirror(k)) {
             return Err(Error::InvalidArgument {
                 reason: format!("channel {k} is not stored on another node; only its writers deliver its live data"),
             });
         }
-        self.inner.hub.relay.publish_now(frame);
+        self.inner.hub.relay.publish_routed(frame, route);
         Ok(())
     }
 

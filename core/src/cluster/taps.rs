@@ -109,6 +109,8 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
             Ok::<_, crate::Error>((ctl, peer.open_streamer(config).await?))
         };
         let mut carried = current.clone();
+        // The routing of this tap's frames to the streamers here, kept across frames.
+        let mut route = crate::relay::MirrorRoute::default();
         let (ctl, mut streamer) = match opened.await {
             Ok(s) => {
                 tapped(&cluster, node, current);
@@ -138,7 +140,7 @@ async fn tap(cluster: Cluster, node: u8, mut keys: watch::Receiver<Vec<ChannelKe
                     tapped(&cluster, node, k);
                 }
                 frame = streamer.next() => match frame {
-                    Ok(f) => deliver(&cluster, node, ctl, f),
+                    Ok(f) => deliver(&cluster, node, ctl, f, &mut route),
                     Err(crate::Error::Stream(crate::relay::StreamError::Lagged { dropped })) => {
                         tracing::warn!(key = "cluster", node, dropped, "peer tap lagged; its streamers here are told");
                         cluster.engine().relay_mirrored_lost(&carried, dropped);
@@ -206,7 +208,7 @@ struct ControlMessage {
 
 /// Hand a frame of `node`'s tap on: its control channel's messages to this engine's
 /// control channel, the rest to this engine's relay.
-fn deliver(cluster: &Cluster, node: u8, ctl: ChannelKey, f: Frame) {
+fn deliver(cluster: &Cluster, node: u8, ctl: ChannelKey, f: Frame, route: &mut crate::relay::MirrorRoute) {
     let f = if f.contains(ctl) {
         for series in f.get(ctl) {
             for i in 0..series.len() {
@@ -224,7 +226,7 @@ fn deliver(cluster: &Cluster, node: u8, ctl: ChannelKey, f: Frame) {
     } else {
         f
     };
-    if let Err(e) = cluster.engine().relay_mirrored(&f) {
+    if let Err(e) = cluster.engine().relay_mirrored(&f, route) {
         tracing::debug!(key = "cluster", node, error = %e, "peer frame not relayed");
     }
 }

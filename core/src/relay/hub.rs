@@ -368,6 +368,18 @@ pub(crate) struct PublishCache {
     handed_off: bool,
 }
 
+/// The routing a stream of frames from outside the write path keeps across its frames (a
+/// cluster node's peer tap, [`crate::Engine::relay_mirrored`]): as a writer's
+/// [`PublishCache`], the plan of which streamers want which of its channels is built once
+/// and rebuilt only when subscriptions change, or when a frame brings a channel the route
+/// has not carried before.
+#[derive(Debug, Default)]
+pub struct MirrorRoute {
+    /// Every channel the route has carried, sorted: what its plan is built for.
+    keys: Vec<ChannelKey>,
+    cache: PublishCache,
+}
+
 /// The relay hub.
 #[derive(Debug, Default)]
 pub(crate) struct Relay {
@@ -564,6 +576,24 @@ impl Relay {
         let mut cache = PublishCache::default();
         self.publish(Cow::Borrowed(frame), &mut cache, &mut frame.iter().map(|(k, _)| k));
         self.wake(&mut cache);
+    }
+
+    /// Publish `frame`, one of a stream of frames from outside the write path, routed by
+    /// `route`, and wake its streamers.
+    pub(crate) fn publish_routed(&self, frame: &Frame, route: &mut MirrorRoute) {
+        let mut grew = false;
+        for (k, _) in frame.iter() {
+            if let Err(i) = route.keys.binary_search(&k) {
+                route.keys.insert(i, k);
+                grew = true;
+            }
+        }
+        if grew {
+            route.cache = PublishCache::default();
+        }
+        let MirrorRoute { keys, cache } = route;
+        self.publish(Cow::Borrowed(frame), cache, &mut keys.iter().copied());
+        self.wake(cache);
     }
 
     /// Tell every streamer of any of `keys` that `lost` frames were lost upstream (see

@@ -51,8 +51,8 @@ pub mod loom_model;
 mod streamer;
 mod sync;
 
+pub use hub::{MirrorRoute, RelayMetrics, RelayMetricsSnapshot, StreamerMetrics};
 pub(crate) use hub::{PublishCache, Relay};
-pub use hub::{RelayMetrics, RelayMetricsSnapshot, StreamerMetrics};
 pub(crate) use streamer::SnapshotHook;
 #[cfg(feature = "remote")]
 pub(crate) use streamer::spin_until;

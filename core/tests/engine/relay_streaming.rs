@@ -13,7 +13,7 @@ use common::{create_group, open, read_ts, ts_range};
 use telemetron::Engine;
 use telemetron::channel::{ChannelKey, NewChannel};
 use telemetron::framer::{WriterConfig, WriterMode};
-use telemetron::relay::{LagPolicy, StreamError, Streamer, StreamerConfig};
+use telemetron::relay::{LagPolicy, MirrorRoute, StreamError, Streamer, StreamerConfig};
 use telemetron::telem::{DataType, Frame, Series, TimeRange, TimeStamp};
 
 /// Generous bound for one receive; only reached if a frame never arrives (a failure).
@@ -731,6 +731,45 @@ fn mirrored_u32(engine: &Engine, name: &str, key: ChannelKey) -> ChannelKey {
     key
 }
 
+/// A peer tap's route keeps its plan across frames and follows the subscriptions: a
+/// streamer opened after the plan was built receives the next frame, a channel new to the
+/// route is routed, each streamer takes only its own series of a frame of several, one
+/// that closes does not disturb the others, and a channel that is not a mirror is refused
+/// with nothing delivered.
+#[test]
+fn a_mirror_route_follows_subscriptions_and_new_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let (m, n) = (mirrored_u32(&engine, "m", 9 << 24 | 1), mirrored_u32(&engine, "n", 9 << 24 | 2));
+    let local = virtual_u32(&engine, "local");
+    let mut route = MirrorRoute::default();
+    let mut of_m = engine.open_streamer(StreamerConfig::new(vec![m])).unwrap();
+    engine.relay_mirrored(&one(m, 1), &mut route).unwrap();
+    assert_eq!(recv(&mut of_m), one(m, 1));
+    // Opened after the route's plan was built.
+    let mut of_n = engine.open_streamer(StreamerConfig::new(vec![n])).unwrap();
+    let mut of_both = engine.open_streamer(StreamerConfig::new(vec![m, n])).unwrap();
+    engine.relay_mirrored(&one(n, 2), &mut route).unwrap(); // n is new to the route
+    assert_eq!(recv(&mut of_n), one(n, 2));
+    assert_eq!(recv(&mut of_both), one(n, 2));
+    assert_nothing(&mut of_m);
+    let pair = one(m, 3).with(n, Series::from_vec(vec![30u32]));
+    engine.relay_mirrored(&pair, &mut route).unwrap();
+    assert_eq!(recv(&mut of_m), one(m, 3));
+    assert_eq!(recv(&mut of_n), Frame::new().with(n, Series::from_vec(vec![30u32])));
+    assert_eq!(recv(&mut of_both), pair);
+    // One closes; the others go on.
+    drop(of_n);
+    engine.relay_mirrored(&one(n, 4), &mut route).unwrap();
+    assert_eq!(recv(&mut of_both), one(n, 4));
+    assert_nothing(&mut of_m);
+    // Live data of this engine's own channels comes only from its writers.
+    let err = engine.relay_mirrored(&one(m, 5).with(local, Series::from_vec(vec![5u32])), &mut route).unwrap_err();
+    assert_eq!(err.code(), "invalid_argument", "{err}");
+    assert_nothing(&mut of_m);
+    assert_nothing(&mut of_both);
+}
+
 #[test]
 fn frames_lost_upstream_of_a_mirrored_channel_reach_its_streamers_as_lag() {
     let dir = tempfile::tempdir().unwrap();
@@ -744,7 +783,8 @@ fn frames_lost_upstream_of_a_mirrored_channel_reach_its_streamers_as_lag() {
     cfg.lag_policy = LagPolicy::Disconnect;
     let mut strict = engine.open_streamer(cfg).unwrap();
 
-    engine.relay_mirrored(&one(m, 1)).unwrap();
+    let mut route = MirrorRoute::default();
+    engine.relay_mirrored(&one(m, 1), &mut route).unwrap();
     let before = engine.relay_metrics().dropped_frames;
     // A peer tap carrying m and the local key (which only its writers feed) lost 5 frames.
     engine.relay_mirrored_lost(&[m, local], 5);
@@ -752,7 +792,7 @@ fn frames_lost_upstream_of_a_mirrored_channel_reach_its_streamers_as_lag() {
     // A streamer of m hears of the loss once, then frames continue.
     assert_eq!(both.recv_timeout(RECV), Err(StreamError::Lagged { dropped: 5 }));
     assert_eq!(recv(&mut both), one(m, 1));
-    engine.relay_mirrored(&one(m, 2)).unwrap();
+    engine.relay_mirrored(&one(m, 2), &mut route).unwrap();
     assert_eq!(recv(&mut both), one(m, 2));
     // Streamers of other channels are not told: their data was not lost.
     assert_nothing(&mut only_n);
