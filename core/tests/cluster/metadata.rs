@@ -180,3 +180,36 @@ async fn cluster_accounts_log_in_on_every_node_and_their_changes_reach_every_nod
     let gone = users_cli(&etcd, &["remove", "kim"], "");
     assert!(!gone.status.success() && String::from_utf8_lossy(&gone.stderr).contains("no user"), "{gone:?}");
 }
+
+/// With accounts in the cluster every node requires credentials, peers included: a node
+/// started without `--token` cannot reach its peers, and says so in its log at start, with
+/// what to do. A node with the token says nothing of the kind.
+#[test]
+fn a_node_without_a_token_in_a_cluster_with_accounts_says_it_cannot_reach_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(&dir.path().join("etcd"));
+    let out = users_cli(&etcd, &["add", "lee", "--role", "viewer"], "lee-password-1");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let warning = "has no --token to reach its peers with: start every node with the same --token";
+    let start = |name: &str, extra: &[&str]| {
+        let log = dir.path().join(format!("{name}.log"));
+        let data = dir.path().join(name);
+        let mut args = vec!["--data", data.to_str().unwrap(), "--cluster", &etcd.url, "--name", name, "--lease-ttl", "2"];
+        args.extend_from_slice(extra);
+        let child = spawn_serve(&format!("127.0.0.1:{}", free_port()), &args, Stdio::from(std::fs::File::create(&log).unwrap()));
+        (child, log)
+    };
+    let read = |log: &Path| std::fs::read_to_string(log).unwrap_or_default();
+    let (mut bare, bare_log) = start("daq-1", &[]);
+    let (mut tokened, tokened_log) = start("daq-2", &["--token", "peer-secret"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read(&bare_log).contains(warning) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for c in [&mut bare, &mut tokened] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert!(read(&bare_log).contains(warning), "daq-1 (no --token) logged:\n{}", read(&bare_log));
+    assert!(!read(&tokened_log).contains("no --token"), "daq-2 (--token) logged:\n{}", read(&tokened_log));
+}
