@@ -297,11 +297,11 @@ impl Engine {
         let storage = &self.inner.storage;
         crate::storage::compress::Codec::for_channel(compression, ch.data_type, ch.is_index(), ch.is_virtual(), storage.opts.compress)
             .map_err(|reason| crate::channel::ChannelError::InvalidDefinition { name: ch.name.clone(), reason })?;
-        let changed = self.inner.channels.set_compression(key, compression)?;
-        if let Some(store) = storage.store(key) {
-            *store.compression.lock() = compression;
-        }
-        Ok(changed)
+        Ok(self.inner.channels.set_compression(key, compression, &|ch| {
+            if let Some(store) = storage.store(ch.key) {
+                *store.compression.lock() = ch.compression;
+            }
+        })?)
     }
 
     /// Open a streamer on `config.channels` (stored or virtual). A streamer of the

@@ -324,12 +324,13 @@ impl Channels {
     }
 
     /// Change how compaction stores a channel's samples. The engine checks that the choice
-    /// fits the channel first.
+    /// fits the channel first; `apply` gives the new definition to storage while the
+    /// catalog is still locked, so concurrent changes reach both in the same order.
     ///
     /// # Errors
     /// [`ChannelError::KeyNotFound`]; [`ChannelError::Elsewhere`] for a channel another
     /// cluster node stores.
-    pub(crate) fn set_compression(&self, key: ChannelKey, compression: Compression) -> Result<Channel> {
+    pub(crate) fn set_compression(&self, key: ChannelKey, compression: Compression, apply: &dyn Fn(&Channel)) -> Result<Channel> {
         let mut cache = self.cache.write();
         let old = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
         if cache.mirrors.contains(&key) {
@@ -349,6 +350,7 @@ impl Channels {
         txn.commit().map_err(meta_err)?;
         tracing::info!(key = "channels", channel = key, from = %old.compression, to = %compression, "channel compression changed");
         cache.by_key.insert(key, Arc::new(ch.clone()));
+        apply(&ch);
         if !ch.internal {
             self.report(ChannelChange::Updated { channels: vec![ch.clone()] });
         }

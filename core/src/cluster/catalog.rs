@@ -471,7 +471,11 @@ impl Cluster {
     }
 
     /// Change a channel's compression: on its leaseholder, then its definition in etcd, so
-    /// every node's mirror follows. If etcd cannot be written the local change is undone.
+    /// every node's mirror follows. The definition put is the one the leaseholder has when
+    /// the coordination lock is held (a rename meanwhile is kept), and only while etcd has
+    /// the channel (a delete meanwhile is not undone). If etcd cannot be written, the
+    /// change stays made on the leaseholder and the error says to call again, which
+    /// publishes it.
     ///
     /// # Errors
     /// As [`crate::Engine::set_channel_compression`]; `node.unavailable`;
@@ -479,7 +483,7 @@ impl Cluster {
     pub async fn set_channel_compression(&self, key: ChannelKey, compression: Compression) -> Result<Channel> {
         // Every node mirrors every definition: an unknown key is not found here, not
         // forwarded to a node that may not exist.
-        let old = self.inner.engine.channels().get(key)?;
+        self.inner.engine.channels().get(key)?;
         if !self.is_local(key) {
             let node = leaseholder(key);
             let r = self.ask(node, |peer| async move { peer.set_channel_compression(key, compression).await }).await?;
@@ -490,19 +494,20 @@ impl Cluster {
         let changed = tokio::task::spawn_blocking(move || engine.set_channel_compression(key, compression))
             .await
             .map_err(|e| NetError::Server { reason: format!("changing the compression failed: {e}") })??;
-        if changed.compression == old.compression {
-            return Ok(changed);
-        }
-        let put = TxnOp::put(def_key(self, key), serde_json::to_vec(&changed).expect("a channel serializes"), None);
-        let r = self.inner.coord.lock().await.client().txn(etcd_client::Txn::new().and_then([put])).await;
-        match r {
+        let mut coord = self.inner.coord.lock().await;
+        let Ok(now) = self.inner.engine.channels().get(key) else { return Ok(changed) };
+        let def = def_key(self, key);
+        let txn = etcd_client::Txn::new().when([Compare::version(def.clone(), CompareOp::Greater, 0)]).and_then([TxnOp::put(
+            def,
+            serde_json::to_vec(&*now).expect("a channel serializes"),
+            None,
+        )]);
+        match coord.client().txn(txn).await {
             Ok(_) => Ok(changed),
-            Err(e) => {
-                let engine = self.inner.engine.clone();
-                let back = old.compression;
-                let _ = tokio::task::spawn_blocking(move || engine.set_channel_compression(key, back)).await;
-                Err(super::coord::etcd_err("changing a channel's compression", e))
-            }
+            Err(e) => Err(super::coord::etcd_err(
+                "publishing a channel's new compression (it is changed on the node that stores it; call again to publish it)",
+                e,
+            )),
         }
     }
 

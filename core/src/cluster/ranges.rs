@@ -86,14 +86,13 @@ impl Cluster {
             let (got, _) = coord.get_prefix(&prefix, "reading this node's ranges").await?;
             got.iter().filter_map(|kv| serde_json::from_slice::<MirroredRange>(kv.value()).ok()).map(|m| (m.range.key, m)).collect()
         };
-        let ranges = self.inner.engine.ranges();
-        let stored: Vec<Uuid> = ranges.list_stored()?.iter().map(|r| r.key).collect();
-        let mut stale: Vec<Uuid> = Vec::new();
-        for &key in &stored {
-            if published.get(&key) != ranges.record(me, key)?.as_ref() {
-                stale.push(key);
-            }
-        }
+        // One catalog read, off the async threads.
+        let engine = self.inner.engine.clone();
+        let own = tokio::task::spawn_blocking(move || engine.ranges().records_stored(me))
+            .await
+            .map_err(|e| NetError::Server { reason: format!("reading this node's ranges failed: {e}") })??;
+        let stored: std::collections::HashSet<Uuid> = own.iter().map(|m| m.range.key).collect();
+        let mut stale: Vec<Uuid> = own.iter().filter(|m| published.get(&m.range.key) != Some(*m)).map(|m| m.range.key).collect();
         stale.extend(published.keys().filter(|k| !stored.contains(k)));
         if stale.is_empty() { Ok(()) } else { self.publish_ranges(&stale).await }
     }

@@ -611,6 +611,29 @@ impl Ranges {
         Ok(Some(MirroredRange { home, range, meta_data: self.meta_data(key)? }))
     }
 
+    /// Every range this node stores with its metadata, as records for the other nodes
+    /// (`home`: this node's number), from one catalog read.
+    pub(crate) fn records_stored(&self, home: u8) -> Result<Vec<MirroredRange>> {
+        let txn = self.catalog.read()?;
+        let mut meta: std::collections::HashMap<u128, BTreeMap<String, String>> = std::collections::HashMap::new();
+        for row in txn.open_table(RANGE_KV).map_err(meta_err)?.iter().map_err(meta_err)? {
+            let (k, v) = row.map_err(meta_err)?;
+            let (key, name) = k.value();
+            meta.entry(key).or_default().insert(name.to_string(), v.value().to_string());
+        }
+        let mirrors = self.mirrors.read();
+        let mut out = Vec::new();
+        for row in txn.open_table(RANGES).map_err(meta_err)?.iter().map_err(meta_err)? {
+            let (_, v) = row.map_err(meta_err)?;
+            let range: Range = serde_json::from_slice(v.value()).map_err(meta_err)?;
+            if !mirrors.contains_key(&range.key) {
+                let meta_data = meta.remove(&range.key.as_u128()).unwrap_or_default();
+                out.push(MirroredRange { home, range, meta_data });
+            }
+        }
+        Ok(out)
+    }
+
     /// Keep `m`, another node's range, as it is now. Returns false (and keeps nothing) when
     /// this node stores a range with the same key.
     pub(crate) fn mirror(&self, m: MirroredRange) -> bool {

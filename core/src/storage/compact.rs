@@ -45,7 +45,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::compress::Codec;
-use super::format::{FLAG_COMPACTED, FLAG_KEPT_RAW, KIND_COMMIT, RECORD_HEADER_LEN, RecordHeader, pad8, payload_crc};
+use super::format::{FLAG_COMPACTED, KIND_COMMIT, RECORD_HEADER_LEN, RecordHeader, kept_raw_flags, pad8, payload_crc};
 use super::index::{ChunkRef, RecordRef};
 use super::segment::Segment;
 use super::syncer::{Background, Signal, spawn_loop};
@@ -131,9 +131,9 @@ impl Choice {
         if h.codec == self.codec.tag() {
             false
         } else if h.codec == Codec::Raw.tag() {
-            // A raw record is compressed, unless compaction already found that compressing
-            // it did not pay (it would be rewritten raw again at every pass).
-            self.codec != Codec::Raw && !h.kept_raw() && (small || h.is_compacted())
+            // A raw record is compressed, unless compaction already found that this codec
+            // does not pay on it (it would be rewritten raw again at every pass).
+            self.codec != Codec::Raw && h.kept_raw_after() != Some(self.codec.tag()) && (small || h.is_compacted())
         } else {
             // Compressed by another codec: the channel's choice changed since.
             self.codec != Codec::Raw || self.decompress
@@ -271,7 +271,7 @@ fn merge(store: &ChannelStore, run: Run, codec: Codec) -> Result<Merged, Storage
     let tried = codec != Codec::Raw && codec.applies_to(dt);
     let (payload, tag, flags) = match compressed {
         Some(c) => (vec![Bytes::from(c)], codec.tag(), FLAG_COMPACTED),
-        None if tried => (raw, 0, FLAG_COMPACTED | FLAG_KEPT_RAW),
+        None if tried => (raw, 0, kept_raw_flags(codec.tag())),
         None => (raw, 0, FLAG_COMPACTED),
     };
     let len = payload.iter().map(|b| b.len() as u64).sum();
@@ -303,11 +303,17 @@ impl Output<'_> {
         Ok(s)
     }
 
-    /// After a synced batch: a seal record, so recovery trusts what precedes it without
-    /// re-reading it; a full segment is left for good.
+    /// After a synced batch: a seal record, synced, so recovery trusts what precedes it
+    /// without re-reading it; a full segment is left for good.
+    ///
+    /// The seal is synced at once (one more `fdatasync` per batch of up to 64 MiB): a
+    /// compacted record may later be replaced in turn (merged again, or recoded after its
+    /// channel's compression changed) and its payload punched. Were the seal after it not
+    /// durable, a power cut would make recovery re-check that batch, find the punched
+    /// payload and cut the segment there, losing the live records after it.
     fn sealed(&mut self, seg: &Segment) {
-        if let Err(e) = seg.append_seal() {
-            tracing::warn!(key = "storage/compact", segment = seg.id, error = %e, "could not write seal record");
+        if let Err(e) = seg.append_seal().and_then(|()| seg.sync()) {
+            tracing::warn!(key = "storage/compact", segment = seg.id, error = %e, "could not write and sync the seal record");
         }
         if seg.len() >= self.storage.segments.cap() || seg.is_poisoned() {
             self.seg = None;

@@ -31,8 +31,9 @@
 //!   older records it replaced, and supersedes any record of its channel and domain with a
 //!   lower commit seq whose positions it covers (docs/architecture.md §9).
 //! - `flags` bit 1, `KEPT_RAW` (with `COMPACTED`): compaction tried the channel's codec
-//!   and kept the samples raw because compressing did not pay, so it does not try again.
-//!   Builds before it never set it and ignore it (the version stays 2).
+//!   and kept the samples raw because compressing did not pay; bits 4-7 hold the tag of
+//!   the codec tried, so it is not tried again (another codec is). Builds before it never
+//!   set them and ignore them (the version stays 2).
 //! - `codec`: 0 raw (the layout above); otherwise the payload is the samples compressed by
 //!   [`Codec::from_tag`](super::compress::Codec::from_tag), `samples` of the channel's type.
 
@@ -53,8 +54,14 @@ pub(crate) const KIND_SEAL: u8 = 3;
 /// Chunk flag: written by compaction (see the module docs).
 pub(crate) const FLAG_COMPACTED: u8 = 1;
 /// Chunk flag: compaction tried the channel's codec on these samples and kept them raw,
-/// because compressing did not pay (see the module docs).
+/// because compressing did not pay; the codec tried is in the flags' high four bits (see
+/// the module docs and [`RecordHeader::kept_raw_after`]).
 pub(crate) const FLAG_KEPT_RAW: u8 = 2;
+
+/// The flags of a compacted record kept raw after `tried` did not pay.
+pub(crate) const fn kept_raw_flags(tried: u8) -> u8 {
+    FLAG_COMPACTED | FLAG_KEPT_RAW | (tried << 4)
+}
 
 /// Round up to the next multiple of 8.
 pub(crate) const fn pad8(n: u64) -> u64 {
@@ -188,9 +195,9 @@ impl RecordHeader {
         self.flags & FLAG_COMPACTED != 0
     }
 
-    /// Raw because compressing did not pay.
-    pub(crate) fn kept_raw(&self) -> bool {
-        self.flags & FLAG_KEPT_RAW != 0
+    /// Raw because compressing with the codec of this tag did not pay.
+    pub(crate) fn kept_raw_after(&self) -> Option<u8> {
+        (self.flags & FLAG_KEPT_RAW != 0).then_some(self.flags >> 4)
     }
 
     /// Total bytes this record occupies on disk, padding included.

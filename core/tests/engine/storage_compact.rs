@@ -425,7 +425,14 @@ fn incompressible_samples_stay_raw_and_are_compacted_once() {
     let r = engine.compact().unwrap();
     assert_eq!((r.records_in, r.records_out), (100, 2), "{r:?}");
     let data = all_records(dir.path()).into_iter().find(|(_, r)| r.flags & 1 == 1 && r.channel == g.data[0].key).unwrap().1;
-    assert_eq!((data.codec, data.flags), (0, 1 | 2), "random bits do not compress: kept raw (flag KEPT_RAW)");
+    // Flags: COMPACTED (1), KEPT_RAW (2), and the codec tried in the high bits (6, Pcodec).
+    assert_eq!((data.codec, data.flags), (0, 1 | 2 | 6 << 4), "random bits do not compress: kept raw after Pcodec");
+    assert_eq!(engine.compact().unwrap().records_in, 0, "nothing left to do");
+    assert_eq!(read_one(&engine, TimeRange::MAX, g.data[0].key, DataType::U64).as_slice::<u64>().unwrap(), &all[..]);
+    // Another codec is tried once (Zstandard does not pay either), then left alone.
+    engine.set_channel_compression(g.data[0].key, telemetron::channel::Compression::Zstd).unwrap();
+    assert_eq!(engine.compact().unwrap().records_in, 1);
+    assert_eq!(serving(dir.path(), g.data[0].key), vec![(0, 1 | 2 | 4 << 4)], "kept raw after Zstandard");
     assert_eq!(engine.compact().unwrap().records_in, 0, "nothing left to do");
     assert_eq!(read_one(&engine, TimeRange::MAX, g.data[0].key, DataType::U64).as_slice::<u64>().unwrap(), &all[..]);
 }
