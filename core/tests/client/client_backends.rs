@@ -586,7 +586,18 @@ async fn large_frames_and_late_errors(b: &Backend) {
     assert_eq!(err.code(), "write.overlap", "{}: {err}", b.name());
     // The writer carries on after the rejected write.
     w.write(&samples(t, p, &[999_999])).await.unwrap();
-    w.close().await.unwrap();
+    // A refusal still on its way when the writer closes is what the close returns; what
+    // was accepted before it is committed.
+    match w.write(&samples(t, p, &[1_000_000])).await {
+        Err(e) => {
+            assert_eq!(e.code(), "write.overlap", "{}: {e}", b.name());
+            w.close().await.unwrap();
+        }
+        Ok(_) => {
+            let e = w.close().await.expect_err("the close reports the refusal that arrived with it");
+            assert_eq!(e.code(), "write.overlap", "{}: {e}", b.name());
+        }
+    }
     let back = c.read(TimeRange::from_nanos(0, 1_000_000), &[t]).await.unwrap();
     let ts = back.concat(t).unwrap().unwrap();
     let ts = ts.as_timestamps().unwrap();

@@ -195,8 +195,16 @@ async fn a_writer_of_channels_on_several_nodes_is_split_and_committed_per_node()
     let authority = |k| states.iter().find(|s| s.resource == k).map(|s| s.authority);
     assert_eq!((authority(v2), authority(v3)), (Some(50), Some(60)), "{states:?}");
     assert!(w.write(&all(7_000_000, 1)).await.unwrap().unauthorized.is_empty());
-    assert_eq!(w.close().await.unwrap(), TimeStamp(7_000_001));
-    assert_eq!(values(&c3.read(TimeRange::new(TimeStamp(7_000_000), TimeStamp(8_000_000)), &[v3]).await.unwrap(), v3), vec![7_000_000.0]);
+    // daq-2's part of the writer stays below the data it already held at 5 s, so it refuses
+    // its share at 7 s. That refusal is still on its way when the writer closes: the close
+    // returns it, and the other nodes' shares are committed.
+    let err = w.close().await.expect_err("the close reports daq-2's refusal");
+    assert_eq!(err.code(), "write.overlap", "{err}");
+    assert!(err.to_string().contains("b_time"), "{err}");
+    let at_7s = TimeRange::new(TimeStamp(7_000_000), TimeStamp(8_000_000));
+    assert_eq!(values(&c3.read(at_7s, &[v3]).await.unwrap(), v3), vec![7_000_000.0]);
+    assert_eq!(values(&c1.read(at_7s, &[v1]).await.unwrap(), v1), vec![7_000_000.0]);
+    assert!(values(&c2.read(at_7s, &[v2]).await.unwrap(), v2).is_empty());
 
     // A leaseholder killed under a spanning writer ends it with `node.unavailable`; the
     // other nodes abort their uncommitted parts.

@@ -316,7 +316,10 @@ impl RemoteWriter {
                 "writes applied without some channels (control moved in flight) were not confirmed before close"
             );
         }
-        match pending {
+        // A write refused while the close was on its way is reported after it: the node
+        // sends the refusal before it closes, so it is here now.
+        let late = self.shared.state.lock().errors.pop_front();
+        match pending.or(late) {
             Some(e) => Err(e),
             None => r,
         }
