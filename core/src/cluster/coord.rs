@@ -103,6 +103,14 @@ pub(super) struct Coord {
 /// 4 MiB message limit, and one of a catalog of 20,000 channels is already over it.
 const PAGE: i64 = 1_000;
 
+/// A range record from etcd, stamped with the revision it was written at (what keeps an
+/// older record from replacing a newer mirror); `None` if it does not parse.
+pub(super) fn range_record(kv: &KeyValue) -> Option<crate::ranger::MirroredRange> {
+    let mut m: crate::ranger::MirroredRange = serde_json::from_slice(kv.value()).ok()?;
+    m.revision = kv.mod_revision();
+    Some(m)
+}
+
 /// The first key after every key that starts with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -300,16 +308,29 @@ impl Coord {
 
     /// Every range record (`ranges/`), and a watch of them.
     pub(super) async fn ranges(&mut self) -> Result<(Vec<crate::ranger::MirroredRange>, WatchStream)> {
-        self.snapshot_and_watch("ranges/").await
+        self.snapshot_and_watch_with("ranges/", range_record).await
+    }
+
+    /// The range record at `etcd_key` (a full key) as etcd holds it now, with its revision,
+    /// or `None` with the revision etcd is at when there is none.
+    pub(super) async fn range(&mut self, etcd_key: &str) -> Result<std::result::Result<crate::ranger::MirroredRange, i64>> {
+        let got = self.client.get(etcd_key, None).await.map_err(|e| etcd_err("reading a range record", e))?;
+        let now = got.header().map_or(0, |h| h.revision());
+        Ok(got.kvs().first().and_then(range_record).ok_or(now))
     }
 
     /// The JSON values under `prefix`, and a watch of the prefix from the revision after
     /// that read: no change can fall between the two.
     async fn snapshot_and_watch<T: serde::de::DeserializeOwned>(&mut self, prefix: &str) -> Result<(Vec<T>, WatchStream)> {
+        self.snapshot_and_watch_with(prefix, |kv| serde_json::from_slice(kv.value()).ok()).await
+    }
+
+    /// [`Coord::snapshot_and_watch`], each value read by `parse` (unreadable ones left out).
+    async fn snapshot_and_watch_with<T>(&mut self, prefix: &str, parse: impl Fn(&KeyValue) -> Option<T>) -> Result<(Vec<T>, WatchStream)> {
         let prefix = self.key(prefix);
         let what = |verb: &str| format!("{verb} {prefix}");
         let (got, rev) = self.get_prefix(&prefix, &what("reading")).await?;
-        let values = got.iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect();
+        let values = got.iter().filter_map(parse).collect();
         let options = WatchOptions::new().with_prefix().with_start_revision(rev + 1);
         let watch = self.client.watch(prefix.as_str(), Some(options)).await.map_err(|e| etcd_err(&what("watching"), e))?;
         Ok((values, watch))

@@ -112,42 +112,87 @@ impl Cluster {
         Ok(watch)
     }
 
-    /// Drop the mirrors `keys` (deleted at their home) and this node's descendants of
-    /// them, off the async threads (deleting descendants writes the catalog).
+    /// Drop the mirrors `keys` (deleted at their home) and this node's descendants of them.
     async fn unmirror(&self, keys: Vec<Uuid>) {
-        if keys.is_empty() {
-            return;
+        if !keys.is_empty() {
+            self.change_mirrors(move |r| r.unmirror(&keys)).await;
         }
+    }
+
+    /// Change this node's mirrors with `f`, off the async threads: dropping a mirror
+    /// deletes this node's descendants of it, a catalog write. A failure is logged; the
+    /// next full read of etcd makes up for it.
+    async fn change_mirrors(&self, f: impl FnOnce(&Ranges) -> crate::ranger::Result<()> + Send + 'static) {
         let engine = self.inner.engine.clone();
-        let why = match tokio::task::spawn_blocking(move || engine.ranges().unmirror(&keys)).await {
+        let why = match tokio::task::spawn_blocking(move || f(engine.ranges())).await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),
         };
-        tracing::warn!(key = "cluster", error = %why, "could not drop deleted ranges' mirrors here; the next full read will");
+        tracing::warn!(key = "cluster", error = %why, "could not update the mirrors of other nodes' ranges here; the next full read will");
     }
 
-    /// Apply a change of a range this node stores, or forward it to the range's home and
-    /// apply the confirmed change to the mirror (`mirror`).
+    /// Apply a change of ranges this node stores and publish them before answering, or
+    /// forward the change to their home (the node that stores `keys[0]`) and then read them
+    /// back from etcd (`remirror`): the caller reads its own change at once on either node.
     async fn on_home<T: Send + 'static, F>(
         &self,
-        key: Uuid,
+        keys: &[Uuid],
         here: impl FnOnce(&Ranges) -> crate::ranger::Result<T> + Send + 'static,
         there: impl FnOnce(crate::Client) -> F,
-        mirror: impl FnOnce(&Ranges, &T),
     ) -> Result<T>
     where
         F: std::future::Future<Output = Result<T>>,
     {
-        let Some(home) = self.inner.engine.ranges().home(key) else {
+        let Some(&first) = keys.first() else {
+            return Err(Error::InvalidArgument { reason: "no range given".into() });
+        };
+        let Some(home) = self.inner.engine.ranges().home(first) else {
             let engine = self.inner.engine.clone();
-            return tokio::task::spawn_blocking(move || here(engine.ranges()).map_err(Error::from))
+            let out = tokio::task::spawn_blocking(move || here(engine.ranges()).map_err(Error::from))
                 .await
-                .map_err(|e| NetError::Server { reason: format!("the range change failed: {e}") })?;
+                .map_err(|e| NetError::Server { reason: format!("the range change failed: {e}") })??;
+            // The change is made and durable here; the follower publishes it again (and
+            // retries) if this fails, so it is not reported as a failure of the change.
+            if let Err(e) = self.publish_ranges(keys).await {
+                tracing::warn!(key = "cluster", error = %e, "a range change is made but not yet in etcd; it is published when etcd answers");
+            }
+            return Ok(out);
         };
         let out = self.ask(home, there).await?;
-        mirror(self.inner.engine.ranges(), &out);
+        self.remirror(home, keys).await;
         Ok(out)
+    }
+
+    /// Make this node's mirrors of `keys` (stored by `home`) what etcd holds now: their
+    /// home has just changed them and published the change before it answered. A record
+    /// older than the one read here, still on its way through the watch, is then ignored
+    /// (`MirroredRange::revision`); one etcd no longer holds is dropped with its
+    /// descendants here. If etcd cannot be read, the watch brings the change later.
+    async fn remirror(&self, home: u8, keys: &[Uuid]) {
+        let mut now = Vec::with_capacity(keys.len());
+        {
+            let mut coord = self.inner.coord.lock().await;
+            for &key in keys {
+                match coord.range(&self.range_key(home, key)).await {
+                    Ok(r) => now.push((key, r)),
+                    Err(e) => {
+                        tracing::warn!(key = "cluster", error = %e, range = %key, "could not read back a range changed on its home; the watch will bring it");
+                    }
+                }
+            }
+        }
+        self.change_mirrors(move |ranges| {
+            for (key, r) in now {
+                match r {
+                    Ok(m) if m.home == home && m.range.key == key => drop(ranges.mirror(m)),
+                    Ok(_) => {}
+                    Err(at) => ranges.unmirror_at(&[key], at)?,
+                }
+            }
+            Ok(())
+        })
+        .await;
     }
 
     /// Replace a range's labels, on its home node.
@@ -156,13 +201,7 @@ impl Cluster {
     /// As [`Ranges::set_labels`]; `node.unavailable` when its home is down.
     pub async fn set_range_labels(&self, key: Uuid, labels: Vec<String>) -> Result<Range> {
         let l = labels.clone();
-        self.on_home(
-            key,
-            move |r| r.set_labels(key, l),
-            |peer| async move { peer.set_range_labels(key, labels).await },
-            |r, range| r.mirror_edit(key, |m| m.range = range.clone()),
-        )
-        .await
+        self.on_home(&[key], move |r| r.set_labels(key, l), |peer| async move { peer.set_range_labels(key, labels).await }).await
     }
 
     /// Rename a range, on its home node.
@@ -171,13 +210,7 @@ impl Cluster {
     /// As [`Ranges::rename`]; `node.unavailable` when its home is down.
     pub async fn rename_range(&self, key: Uuid, name: &str) -> Result<Range> {
         let n = name.to_string();
-        self.on_home(
-            key,
-            move |r| r.rename(key, &n),
-            |peer| async move { peer.rename_range(key, name).await },
-            |r, range| r.mirror_edit(key, |m| m.range = range.clone()),
-        )
-        .await
+        self.on_home(&[key], move |r| r.rename(key, &n), |peer| async move { peer.rename_range(key, name).await }).await
     }
 
     /// Set metadata entries of a range, on its home node.
@@ -185,14 +218,8 @@ impl Cluster {
     /// # Errors
     /// As [`Ranges::set_meta_data`]; `node.unavailable` when its home is down.
     pub async fn set_range_meta(&self, key: Uuid, entries: BTreeMap<String, String>) -> Result<()> {
-        let (e, for_peer) = (entries.clone(), entries.clone());
-        self.on_home(
-            key,
-            move |r| r.set_meta_data(key, &e),
-            |peer| async move { peer.set_range_meta(key, for_peer).await },
-            |r, ()| r.mirror_edit(key, |m| m.meta_data.extend(entries)),
-        )
-        .await
+        let e = entries.clone();
+        self.on_home(&[key], move |r| r.set_meta_data(key, &e), |peer| async move { peer.set_range_meta(key, entries).await }).await
     }
 
     /// Remove metadata entries of a range, on its home node.
@@ -200,12 +227,11 @@ impl Cluster {
     /// # Errors
     /// As [`Ranges::delete_meta_data`]; `node.unavailable` when its home is down.
     pub async fn delete_range_meta(&self, key: Uuid, names: Vec<String>) -> Result<()> {
-        let (n, for_peer) = (names.clone(), names.clone());
+        let n = names.clone();
         self.on_home(
-            key,
+            &[key],
             move |r| r.delete_meta_data(key, &n.iter().map(String::as_str).collect::<Vec<_>>()),
-            |peer| async move { peer.delete_range_meta(key, &for_peer).await },
-            |r, ()| r.mirror_edit(key, |m| m.meta_data.retain(|k, _| !names.contains(k))),
+            |peer| async move { peer.delete_range_meta(key, &names).await },
         )
         .await
     }
@@ -220,13 +246,9 @@ impl Cluster {
         for &k in keys {
             by_home.entry(self.inner.engine.ranges().home(k)).or_default().push(k);
         }
-        for (home, group) in by_home {
-            let first = group[0];
-            let (g, mirrored) = (group.clone(), group.clone());
-            self.on_home(first, move |r| r.delete(&g), |peer| async move { peer.delete_ranges(&group).await }, |_, ()| ()).await?;
-            if home.is_some() {
-                self.unmirror(mirrored).await;
-            }
+        for group in by_home.into_values() {
+            let (g, asked) = (group.clone(), group.clone());
+            self.on_home(&group, move |r| r.delete(&g), |peer| async move { peer.delete_ranges(&asked).await }).await?;
         }
         Ok(())
     }
@@ -257,8 +279,8 @@ pub(super) async fn watch_ranges(cluster: Cluster, mut watch: WatchStream) {
                     continue;
                 }
                 match ev.event_type() {
-                    EventType::Put => match serde_json::from_slice::<MirroredRange>(kv.value()) {
-                        Ok(m) if m.home == home && m.range.key == key => {
+                    EventType::Put => match super::coord::range_record(kv) {
+                        Some(m) if m.home == home && m.range.key == key => {
                             if !ranges.mirror(m) {
                                 tracing::error!(key = "cluster", range = %key, home,
                                     "this node stores a range with the same key as another node's; the other one is not visible here");
