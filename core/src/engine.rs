@@ -247,16 +247,22 @@ impl Engine {
         self.check_open()?;
         let storage = &self.inner.storage;
         for spec in &batch {
-            crate::storage::compress::Codec::for_channel(
-                spec.compression,
-                spec.data_type,
-                spec.is_index,
-                spec.is_virtual,
-                storage.opts.compress,
-            )
-            .map_err(|reason| crate::channel::ChannelError::InvalidDefinition { name: spec.name.clone(), reason })?;
+            self.check_compression(&spec.name, spec.compression, spec.into())?;
         }
         Ok(self.inner.channels.create_many(batch, retrieve_if_name_exists, &|ch| storage.add_channel(ch))?)
+    }
+
+    /// Refuse a compression choice that does not fit the channel `name` of this shape: the
+    /// rule compaction follows ([`Codec::for_channel`](crate::storage::compress::Codec)).
+    fn check_compression(
+        &self,
+        name: &str,
+        choice: crate::channel::Compression,
+        shape: crate::storage::compress::ChannelShape,
+    ) -> Result<()> {
+        crate::storage::compress::Codec::for_channel(choice, shape, self.inner.storage.opts.compress)
+            .map(drop)
+            .map_err(|reason| crate::channel::ChannelError::InvalidDefinition { name: name.to_string(), reason }.into())
     }
 
     /// Rename a channel.
@@ -294,9 +300,8 @@ impl Engine {
                 reason: format!("{:?} is one of the engine's system channels; its storage is the engine's to choose", ch.name),
             });
         }
+        self.check_compression(&ch.name, compression, (&*ch).into())?;
         let storage = &self.inner.storage;
-        crate::storage::compress::Codec::for_channel(compression, ch.data_type, ch.is_index(), ch.is_virtual(), storage.opts.compress)
-            .map_err(|reason| crate::channel::ChannelError::InvalidDefinition { name: ch.name.clone(), reason })?;
         Ok(self.inner.channels.set_compression(key, compression, &|ch| {
             if let Some(store) = storage.store(ch.key) {
                 *store.compression.lock() = ch.compression;

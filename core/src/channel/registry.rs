@@ -25,6 +25,28 @@ struct Cache {
     mirrors: std::collections::HashSet<ChannelKey>,
 }
 
+impl Cache {
+    /// The definition of `key` for a change made here.
+    ///
+    /// # Errors
+    /// [`ChannelError::KeyNotFound`]; [`ChannelError::Elsewhere`] for a channel another
+    /// cluster node stores.
+    fn owned(&self, key: ChannelKey) -> Result<Arc<Channel>> {
+        let ch = self.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
+        if self.mirrors.contains(&key) {
+            return Err(ChannelError::Elsewhere { name: ch.name.clone(), key });
+        }
+        Ok(ch)
+    }
+}
+
+/// Write the catalog record of `ch` (its key to its definition).
+fn put_definition(table: &mut redb::Table<'_, ChannelKey, &[u8]>, ch: &Channel) -> Result<()> {
+    let bytes = serde_json::to_vec(ch).map_err(meta_err)?;
+    table.insert(ch.key, bytes.as_slice()).map_err(meta_err)?;
+    Ok(())
+}
+
 /// Create, retrieve, rename and delete channels.
 ///
 /// Obtained from [`Engine::channels`](crate::Engine::channels). Lookups are served from an
@@ -156,8 +178,7 @@ impl Channels {
                     internal: spec.internal,
                     compression: spec.compression,
                 };
-                let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
-                table.insert(key, bytes.as_slice()).map_err(meta_err)?;
+                put_definition(&mut table, &ch)?;
                 names.insert(ch.name.as_str(), key).map_err(meta_err)?;
                 created.push(ch.clone());
                 out.push(ch);
@@ -291,10 +312,7 @@ impl Channels {
     pub(crate) fn rename(&self, key: ChannelKey, new_name: &str) -> Result<Channel> {
         validate_name(new_name)?;
         let mut cache = self.cache.write();
-        let old = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
-        if cache.mirrors.contains(&key) {
-            return Err(ChannelError::Elsewhere { name: old.name.clone(), key });
-        }
+        let old = cache.owned(key)?;
         if old.name == new_name {
             return Ok((*old).clone());
         }
@@ -307,8 +325,7 @@ impl Channels {
         {
             let mut table = txn.open_table(CHANNELS).map_err(meta_err)?;
             let mut names = txn.open_table(CHANNEL_NAMES).map_err(meta_err)?;
-            let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
-            table.insert(key, bytes.as_slice()).map_err(meta_err)?;
+            put_definition(&mut table, &ch)?;
             names.remove(old.name.as_str()).map_err(meta_err)?;
             names.insert(new_name, key).map_err(meta_err)?;
         }
@@ -332,21 +349,14 @@ impl Channels {
     /// cluster node stores.
     pub(crate) fn set_compression(&self, key: ChannelKey, compression: Compression, apply: &dyn Fn(&Channel)) -> Result<Channel> {
         let mut cache = self.cache.write();
-        let old = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
-        if cache.mirrors.contains(&key) {
-            return Err(ChannelError::Elsewhere { name: old.name.clone(), key });
-        }
+        let old = cache.owned(key)?;
         if old.compression == compression {
             return Ok((*old).clone());
         }
         let mut ch = (*old).clone();
         ch.compression = compression;
         let txn = self.catalog.write()?;
-        {
-            let mut table = txn.open_table(CHANNELS).map_err(meta_err)?;
-            let bytes = serde_json::to_vec(&ch).map_err(meta_err)?;
-            table.insert(key, bytes.as_slice()).map_err(meta_err)?;
-        }
+        put_definition(&mut txn.open_table(CHANNELS).map_err(meta_err)?, &ch)?;
         txn.commit().map_err(meta_err)?;
         tracing::info!(key = "channels", channel = key, from = %old.compression, to = %compression, "channel compression changed");
         cache.by_key.insert(key, Arc::new(ch.clone()));
@@ -362,10 +372,7 @@ impl Channels {
         let mut cache = self.cache.write();
         let mut removed = Vec::new();
         for &key in keys {
-            let ch = cache.by_key.get(&key).cloned().ok_or(ChannelError::KeyNotFound { key })?;
-            if cache.mirrors.contains(&key) {
-                return Err(ChannelError::Elsewhere { name: ch.name.clone(), key });
-            }
+            let ch = cache.owned(key)?;
             if ch.is_index() {
                 let dependents: Vec<String> = cache
                     .by_key

@@ -19,7 +19,7 @@ impl Ranges {
             return Ok(None);
         }
         let Some(range) = self.get_stored(key)? else { return Ok(None) };
-        Ok(Some(MirroredRange { home, range, meta_data: self.meta_data(key)?, revision: 0 }))
+        Ok(Some(MirroredRange { home, range, meta_data: self.meta_data(key)? }))
     }
 
     /// Every range this node stores with its metadata, as records for the other nodes
@@ -39,7 +39,7 @@ impl Ranges {
             let range: Range = serde_json::from_slice(v.value()).map_err(meta_err)?;
             if !mirrors.contains_key(&range.key) {
                 let meta_data = meta.remove(&range.key.as_u128()).unwrap_or_default();
-                out.push(MirroredRange { home, range, meta_data, revision: 0 });
+                out.push(MirroredRange { home, range, meta_data });
             }
         }
         Ok(out)
@@ -66,15 +66,9 @@ impl Ranges {
         let (mut refused, mut created, mut changes) = (Vec::new(), Vec::new(), Vec::new());
         {
             let mut mirrors = self.mirrors.write();
-            let gone = self.gone.lock();
             for m in ms {
                 if stored.contains(&m.range.key) {
                     refused.push(m.range.key);
-                    continue;
-                }
-                let stale = mirrors.get(&m.range.key).is_some_and(|old| m.revision < old.revision)
-                    || gone.get(&m.range.key).is_some_and(|&at| m.revision <= at);
-                if stale {
                     continue;
                 }
                 match mirrors.insert(m.range.key, m.clone()) {
@@ -123,29 +117,6 @@ impl Ranges {
     /// those this node stores: a child outliving its run would point nowhere, and this
     /// node's follower takes its own ones out of the cluster in turn.
     pub(crate) fn unmirror(&self, keys: &[Uuid]) -> Result<()> {
-        {
-            let mut gone = self.gone.lock();
-            for k in keys {
-                gone.remove(k);
-            }
-        }
-        self.drop_mirrors(keys)
-    }
-
-    /// [`Ranges::unmirror`] for ranges etcd no longer held at `revision` (read by this node
-    /// after it had the range's home delete them), before the watch reports it: records of
-    /// them from before that revision, still on their way, are ignored.
-    pub(crate) fn unmirror_at(&self, keys: &[Uuid], revision: i64) -> Result<()> {
-        {
-            let mut gone = self.gone.lock();
-            for &k in keys {
-                gone.insert(k, revision);
-            }
-        }
-        self.drop_mirrors(keys)
-    }
-
-    fn drop_mirrors(&self, keys: &[Uuid]) -> Result<()> {
         let known: Vec<Uuid> = {
             let mirrors = self.mirrors.read();
             keys.iter().copied().filter(|k| mirrors.contains_key(k)).collect()
@@ -165,6 +136,19 @@ impl Ranges {
         }
         Ok(())
     }
+
+    /// Apply to the mirror `key` a change its node just confirmed (so the node that
+    /// forwarded it reads its own write at once; the record from etcd follows).
+    pub(crate) fn mirror_edit(&self, key: Uuid, f: impl FnOnce(&mut MirroredRange)) {
+        let m = {
+            let mirrors = self.mirrors.read();
+            let Some(m) = mirrors.get(&key) else { return };
+            let mut m = m.clone();
+            f(&mut m);
+            m
+        };
+        self.mirror(m);
+    }
 }
 
 #[cfg(test)]
@@ -183,7 +167,6 @@ mod tests {
                 parent: None,
             },
             meta_data: BTreeMap::from([("stand".to_string(), "A".to_string())]),
-            revision: 0,
         }
     }
 
@@ -222,33 +205,5 @@ mod tests {
         ranges.mirror_all(vec![renamed, b]).expect("mirror_all again");
         let changes = std::mem::take(&mut *seen.lock());
         assert!(matches!(&changes[..], [RangeChange::Updated { ranges }] if ranges[0].name == "a2"), "{changes:?}");
-    }
-
-    #[test]
-    fn an_older_record_never_replaces_a_newer_mirror_nor_brings_back_a_dropped_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ranges = Ranges::new(Arc::new(Catalog::open(&dir.path().join("catalog.redb")).expect("catalog")));
-        let at = |m: &MirroredRange, revision: i64, name: &str| {
-            let mut m = m.clone();
-            m.revision = revision;
-            m.range.name = name.into();
-            m
-        };
-        let a = mirrored(2, "a");
-        let key = a.range.key;
-        assert!(ranges.mirror(at(&a, 5, "renamed")));
-        // The watch delivers the record from before the rename after this node read it back.
-        assert!(ranges.mirror(at(&a, 4, "a")), "a stale record is not a clash");
-        assert_eq!(ranges.get(key).expect("mirror").name, "renamed");
-        assert!(ranges.mirror(at(&a, 6, "again")));
-        assert_eq!(ranges.get(key).expect("mirror").name, "again");
-
-        // Deleted at its home and read back as gone at revision 9: records from before it do
-        // not bring it back; the watch's delete ends the tombstone.
-        ranges.unmirror_at(&[key], 9).expect("unmirror_at");
-        assert!(ranges.mirror(at(&a, 8, "ghost")));
-        assert!(matches!(ranges.get(key), Err(RangerError::NotFound { .. })));
-        ranges.unmirror(&[key]).expect("unmirror");
-        assert!(ranges.gone.lock().is_empty());
     }
 }

@@ -242,11 +242,6 @@ pub struct MirroredRange {
     /// Its metadata.
     #[serde(default)]
     pub meta_data: BTreeMap<String, String>,
-    /// The etcd revision this record was written at (0 when it did not come from etcd).
-    /// Not part of the record: a mirror is only replaced by a record at least as new, so a
-    /// watch event still in flight cannot undo a change this node has already read back.
-    #[serde(skip)]
-    pub revision: i64,
 }
 
 /// Create, retrieve, search and delete ranges and their metadata.
@@ -258,11 +253,6 @@ pub struct MirroredRange {
 pub struct Ranges {
     catalog: Arc<Catalog>,
     mirrors: parking_lot::RwLock<std::collections::HashMap<Uuid, MirroredRange>>,
-    /// Mirrors this node dropped because etcd no longer held them, with the revision it read
-    /// that at: an older record of one still on its way is not mirrored again. An entry
-    /// lasts until the watch reports the delete (after which nothing older can come).
-    #[cfg(feature = "cluster")]
-    gone: parking_lot::Mutex<std::collections::HashMap<Uuid, i64>>,
     on_change: std::sync::OnceLock<ChangeHook>,
     /// Held across a change and its report, so changes are reported in the order they
     /// were committed.
@@ -277,14 +267,7 @@ impl std::fmt::Debug for Ranges {
 
 impl Ranges {
     pub(crate) fn new(catalog: Arc<Catalog>) -> Ranges {
-        Ranges {
-            catalog,
-            mirrors: Default::default(),
-            #[cfg(feature = "cluster")]
-            gone: Default::default(),
-            on_change: std::sync::OnceLock::new(),
-            order: parking_lot::Mutex::new(()),
-        }
+        Ranges { catalog, mirrors: Default::default(), on_change: std::sync::OnceLock::new(), order: parking_lot::Mutex::new(()) }
     }
 
     /// Install the change hook (once; later calls are ignored).

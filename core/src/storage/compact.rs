@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::compress::Codec;
+use super::compress::{ChannelShape, Codec};
 use super::format::{FLAG_COMPACTED, KIND_COMMIT, RECORD_HEADER_LEN, RecordHeader, kept_raw_flags, pad8, payload_crc};
 use super::index::{ChunkRef, RecordRef};
 use super::segment::Segment;
@@ -115,7 +115,12 @@ fn choice_for(storage: &Storage, store: &ChannelStore) -> Choice {
     let compression = *store.compression.lock();
     // Creation and `set_channel_compression` refused every choice that does not fit, so an
     // error here means a catalog from elsewhere: such a channel stays raw.
-    let codec = Codec::for_channel(compression, store.data_type, store.is_index, false, storage.opts.compress).unwrap_or_else(|reason| {
+    let codec = Codec::for_channel(
+        compression,
+        ChannelShape { data_type: store.data_type, is_index: store.is_index, is_virtual: false },
+        storage.opts.compress,
+    )
+    .unwrap_or_else(|reason| {
         tracing::warn!(key = "storage/compact", channel = %store.name, %reason, "the channel's compression does not fit it; compacted raw");
         Codec::Raw
     });

@@ -75,6 +75,26 @@ pub enum CompressError {
     },
 }
 
+/// What decides a channel's codec besides its choice: its sample type and kind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChannelShape {
+    pub(crate) data_type: DataType,
+    pub(crate) is_index: bool,
+    pub(crate) is_virtual: bool,
+}
+
+impl From<&crate::channel::Channel> for ChannelShape {
+    fn from(ch: &crate::channel::Channel) -> ChannelShape {
+        ChannelShape { data_type: ch.data_type, is_index: ch.is_index(), is_virtual: ch.is_virtual() }
+    }
+}
+
+impl From<&crate::channel::NewChannel> for ChannelShape {
+    fn from(spec: &crate::channel::NewChannel) -> ChannelShape {
+        ChannelShape { data_type: spec.data_type, is_index: spec.is_index, is_virtual: spec.is_virtual }
+    }
+}
+
 impl Codec {
     /// The tag stored in a record header (storage/format.rs): 0 is raw. Levels are not
     /// stored; decoding does not need them.
@@ -120,13 +140,8 @@ impl Codec {
     /// # Errors
     /// What to change, when the choice does not fit the channel (a virtual or index channel,
     /// or a type the codec does not encode).
-    pub(crate) fn for_channel(
-        choice: Compression,
-        dt: DataType,
-        is_index: bool,
-        is_virtual: bool,
-        engine_default: bool,
-    ) -> Result<Codec, String> {
+    pub(crate) fn for_channel(choice: Compression, shape: ChannelShape, engine_default: bool) -> Result<Codec, String> {
+        let ChannelShape { data_type: dt, is_index, is_virtual } = shape;
         let codec = match choice {
             Compression::Default => {
                 return Ok(if engine_default && !is_virtual { Codec::default_for(dt, is_index) } else { Codec::Raw });
