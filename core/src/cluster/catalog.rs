@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, EventType, TxnOp, WatchStream};
 
-use super::{Cluster, leaseholder};
+use super::{Cluster, floors, leaseholder};
 use crate::channel::{Channel, ChannelChange, ChannelError, ChannelKey, Compression, IndexRef, NewChannel};
 use crate::client::ChangeWatcher;
 use crate::error::{Error, Result};
@@ -227,12 +227,12 @@ impl Cluster {
         self.unregister(&mut coord, &gone, "deleting channel definitions").await
     }
 
-    /// Mirror the definitions of other nodes' channels (`full`: the whole list, so mirrors
-    /// missing from it are dropped).
-    pub(super) fn apply_channels(&self, defs: Vec<Channel>, full: bool) {
+    /// Mirror the definitions of other nodes' channels. With `listed` (every key of a full
+    /// read of etcd), mirrors missing from it are dropped; a listed key without a definition
+    /// in `defs` keeps its mirror (a newer one was read back, `floors.rs`).
+    pub(super) fn apply_channels(&self, defs: Vec<Channel>, listed: Option<std::collections::HashSet<ChannelKey>>) {
         let foreign: Vec<Channel> = defs.into_iter().filter(|c| !self.is_local(c.key)).collect();
-        if full {
-            let listed: std::collections::HashSet<ChannelKey> = foreign.iter().map(|c| c.key).collect();
+        if let Some(listed) = listed {
             let stale: Vec<ChannelKey> = self
                 .inner
                 .engine
@@ -342,10 +342,53 @@ impl Cluster {
     }
 
     /// Mirror definitions just created on a peer, so the caller can use them at once
-    /// (the watch brings the same definitions a moment later).
+    /// (the watch brings the same definitions a moment later; a new key has no older one).
     fn mirror_now(&self, channels: &[Channel]) {
         let foreign: Vec<Channel> = channels.iter().filter(|c| !self.is_local(c.key)).cloned().collect();
         self.inner.engine.mirror_channels(foreign);
+    }
+
+    /// After their leaseholder deleted channels `keys` (and took them out of etcd) for a
+    /// client of this node: drop their mirrors, and keep definitions of them still in the
+    /// watch from bringing them back (`floors.rs`).
+    async fn read_back_deleted(&self, keys: &[ChannelKey]) {
+        let mut held = self.inner.channel_floors.lock().await;
+        if let Some(&first) = keys.first() {
+            // Any read tells the revision etcd is at, which is past the delete.
+            match self.inner.coord.lock().await.read_back::<Channel>(&def_key(self, first), "reading back a deleted channel").await {
+                Ok(Err(now)) | Ok(Ok((_, now))) => keys.iter().for_each(|&k| floors::read_back_gone(&mut held, k, now)),
+                Err(e) => {
+                    tracing::warn!(key = "cluster", error = %e, "could not read etcd after a delete; a definition still in the watch may show the channels again for a moment")
+                }
+            }
+        }
+        self.inner.engine.unmirror_channels(keys);
+    }
+
+    /// After its leaseholder changed channel `key` (and put it in etcd) for a client of
+    /// this node: read its definition back from etcd into the mirror, so the caller reads
+    /// its own change and no older definition still in the watch undoes it (`floors.rs`).
+    /// `confirmed` is what the leaseholder answered, mirrored if etcd cannot be read (the
+    /// watch corrects it).
+    async fn read_back_channel(&self, confirmed: &Channel) {
+        let key = confirmed.key;
+        let mut held = self.inner.channel_floors.lock().await;
+        let got = self.inner.coord.lock().await.read_back::<Channel>(&def_key(self, key), "reading back a channel definition").await;
+        match got {
+            Ok(Ok((def, revision))) => {
+                if floors::read_back(&mut held, key, revision) {
+                    self.mirror_now(std::slice::from_ref(&def));
+                }
+            }
+            Ok(Err(now)) => {
+                floors::read_back_gone(&mut held, key, now);
+                self.inner.engine.unmirror_channels(&[key]);
+            }
+            Err(e) => {
+                tracing::warn!(key = "cluster", error = %e, channel = key, "could not read back a channel changed on its node; the watch will bring it");
+                self.mirror_now(std::slice::from_ref(confirmed));
+            }
+        }
     }
 
     async fn create_here(&self, batch: Vec<NewChannel>, retrieve_if_name_exists: bool) -> Result<Vec<Channel>> {
@@ -437,7 +480,7 @@ impl Cluster {
         if !self.is_local(key) {
             let node = leaseholder(key);
             let r = self.ask(node, |peer| async move { peer.rename_channel(key, name).await }).await?;
-            self.mirror_now(std::slice::from_ref(&r));
+            self.read_back_channel(&r).await;
             return Ok(r);
         }
         let old = self.inner.engine.channels().get(key)?;
@@ -487,7 +530,7 @@ impl Cluster {
         if !self.is_local(key) {
             let node = leaseholder(key);
             let r = self.ask(node, |peer| async move { peer.set_channel_compression(key, compression).await }).await?;
-            self.mirror_now(std::slice::from_ref(&r));
+            self.read_back_channel(&r).await;
             return Ok(r);
         }
         let engine = self.inner.engine.clone();
@@ -532,7 +575,7 @@ impl Cluster {
             } else {
                 let keys = group.clone();
                 self.ask(node, |peer| async move { peer.delete_channels(&keys).await }).await?;
-                self.inner.engine.unmirror_channels(&group);
+                self.read_back_deleted(&group).await;
             }
         }
         Ok(())
@@ -549,11 +592,14 @@ pub(super) async fn watch_channels(cluster: Cluster, mut watch: WatchStream) {
             // batch as one change, as the leaseholder's does.
             let mut puts: Vec<Channel> = Vec::new();
             let mut deletes: Vec<ChannelKey> = Vec::new();
+            let mut held = cluster.inner.channel_floors.lock().await;
             for ev in r.events() {
                 let Some(kv) = ev.kv() else { continue };
                 match ev.event_type() {
                     EventType::Put => {
-                        if let Ok(c) = serde_json::from_slice::<Channel>(kv.value()) {
+                        if let Some((c, revision)) = super::coord::record::<Channel>(kv)
+                            && floors::admit(&mut held, c.key, revision)
+                        {
                             if !deletes.is_empty() {
                                 cluster.inner.engine.unmirror_channels(&std::mem::take(&mut deletes));
                             }
@@ -563,8 +609,9 @@ pub(super) async fn watch_channels(cluster: Cluster, mut watch: WatchStream) {
                     EventType::Delete => {
                         let key: Option<ChannelKey> = kv.key_str().ok().and_then(|k| k.rsplit('/').next()?.parse().ok());
                         if let Some(k) = key.filter(|k| !cluster.is_local(*k)) {
+                            floors::deleted(&mut held, k);
                             if !puts.is_empty() {
-                                cluster.apply_channels(std::mem::take(&mut puts), false);
+                                cluster.apply_channels(std::mem::take(&mut puts), None);
                             }
                             deletes.push(k);
                         }
@@ -572,15 +619,18 @@ pub(super) async fn watch_channels(cluster: Cluster, mut watch: WatchStream) {
                 }
             }
             if !puts.is_empty() {
-                cluster.apply_channels(puts, false);
+                cluster.apply_channels(puts, None);
             }
             if !deletes.is_empty() {
                 cluster.inner.engine.unmirror_channels(&deletes);
             }
         }
         watch = super::coord::resync(|| async {
+            let mut held = cluster.inner.channel_floors.lock().await;
             let (defs, w) = cluster.inner.coord.lock().await.channels().await?;
-            cluster.apply_channels(defs, true);
+            let listed = defs.iter().map(|(c, _)| c.key).collect();
+            let newer = defs.into_iter().filter(|(c, revision)| floors::admit(&mut held, c.key, *revision)).map(|(c, _)| c).collect();
+            cluster.apply_channels(newer, Some(listed));
             Ok(w)
         })
         .await;

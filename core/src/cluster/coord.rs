@@ -103,12 +103,10 @@ pub(super) struct Coord {
 /// 4 MiB message limit, and one of a catalog of 20,000 channels is already over it.
 const PAGE: i64 = 1_000;
 
-/// A range record from etcd, stamped with the revision it was written at (what keeps an
-/// older record from replacing a newer mirror); `None` if it does not parse.
-pub(super) fn range_record(kv: &KeyValue) -> Option<crate::ranger::MirroredRange> {
-    let mut m: crate::ranger::MirroredRange = serde_json::from_slice(kv.value()).ok()?;
-    m.revision = kv.mod_revision();
-    Some(m)
+/// A JSON record from etcd with the revision it was written at (what keeps an older record
+/// from replacing a newer mirror, `floors.rs`); `None` if it does not parse.
+pub(super) fn record<T: serde::de::DeserializeOwned>(kv: &KeyValue) -> Option<(T, i64)> {
+    Some((serde_json::from_slice(kv.value()).ok()?, kv.mod_revision()))
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -297,8 +295,8 @@ impl Coord {
     }
 
     /// Every channel definition, and a watch of their changes from that revision on.
-    pub(super) async fn channels(&mut self) -> Result<(Vec<Channel>, WatchStream)> {
-        self.snapshot_and_watch("channels/").await
+    pub(super) async fn channels(&mut self) -> Result<(Vec<(Channel, i64)>, WatchStream)> {
+        self.snapshot_and_watch_with("channels/", record).await
     }
 
     /// Every cluster user account (`users/`), and a watch of them.
@@ -307,16 +305,21 @@ impl Coord {
     }
 
     /// Every range record (`ranges/`), and a watch of them.
-    pub(super) async fn ranges(&mut self) -> Result<(Vec<crate::ranger::MirroredRange>, WatchStream)> {
-        self.snapshot_and_watch_with("ranges/", range_record).await
+    pub(super) async fn ranges(&mut self) -> Result<(Vec<(crate::ranger::MirroredRange, i64)>, WatchStream)> {
+        self.snapshot_and_watch_with("ranges/", record).await
     }
 
-    /// The range record at `etcd_key` (a full key) as etcd holds it now, with its revision,
-    /// or `None` with the revision etcd is at when there is none.
-    pub(super) async fn range(&mut self, etcd_key: &str) -> Result<std::result::Result<crate::ranger::MirroredRange, i64>> {
-        let got = self.client.get(etcd_key, None).await.map_err(|e| etcd_err("reading a range record", e))?;
+    /// The record at `etcd_key` (a full key) as etcd holds it now, with the revision it was
+    /// written at; or, when there is none, the revision etcd is at. `what` names it in an
+    /// error.
+    pub(super) async fn read_back<T: serde::de::DeserializeOwned>(
+        &mut self,
+        etcd_key: &str,
+        what: &str,
+    ) -> Result<std::result::Result<(T, i64), i64>> {
+        let got = self.client.get(etcd_key, None).await.map_err(|e| etcd_err(what, e))?;
         let now = got.header().map_or(0, |h| h.revision());
-        Ok(got.kvs().first().and_then(range_record).ok_or(now))
+        Ok(got.kvs().first().and_then(record).ok_or(now))
     }
 
     /// The JSON values under `prefix`, and a watch of the prefix from the revision after

@@ -41,6 +41,7 @@
 
 mod catalog;
 mod coord;
+mod floors;
 mod iterate;
 mod ranges;
 mod route;
@@ -217,6 +218,9 @@ struct Inner {
     tapped: tokio::sync::watch::Sender<BTreeMap<u8, Vec<ChannelKey>>>,
     /// The live members' numbers: requests to a peer end when it leaves this set.
     live: tokio::sync::watch::Sender<std::collections::BTreeSet<u8>>,
+    /// Read-your-writes for the mirrors of other nodes' channels and ranges (`floors.rs`).
+    channel_floors: floors::Floors<ChannelKey>,
+    range_floors: floors::Floors<uuid::Uuid>,
 }
 
 impl Cluster {
@@ -266,6 +270,8 @@ impl Cluster {
             born: std::time::Instant::now(),
             tapped: tokio::sync::watch::Sender::new(BTreeMap::new()),
             live: tokio::sync::watch::Sender::new(std::collections::BTreeSet::new()),
+            channel_floors: floors::Floors::default(),
+            range_floors: floors::Floors::default(),
         });
         let cluster = Cluster { inner };
         // Watch the engine's changes before registering what it holds, so a channel it
@@ -279,7 +285,8 @@ impl Cluster {
             (c.members().await?, c.channels().await?)
         };
         cluster.apply_members(members.0);
-        cluster.apply_channels(channels.0, true);
+        let listed = channels.0.iter().map(|(c, _)| c.key).collect();
+        cluster.apply_channels(channels.0.into_iter().map(|(c, _)| c).collect(), Some(listed));
         cluster.join().await?;
         let tasks = vec![
             tokio::spawn(coord::keep_alive(cluster.clone())),

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use etcd_client::{EventType, TxnOp, WatchStream};
 use uuid::Uuid;
 
-use super::Cluster;
+use super::{Cluster, floors};
 use crate::error::{Error, Result};
 use crate::net::NetError;
 use crate::ranger::{MirroredRange, Range, RangeChange, Ranges};
@@ -101,12 +101,17 @@ impl Cluster {
     /// from the revision after it.
     pub(super) async fn sync_ranges(&self) -> Result<WatchStream> {
         self.publish_own_ranges().await?;
+        let mut held = self.inner.range_floors.lock().await;
         let (records, watch) = self.inner.coord.lock().await.ranges().await?;
         let me = self.node();
-        let others: Vec<MirroredRange> = records.into_iter().filter(|m| m.home != me).collect();
+        let others: Vec<(MirroredRange, i64)> = records.into_iter().filter(|(m, _)| m.home != me).collect();
+        let listed = others.iter().map(|(m, _)| m.range.key).collect();
+        // A mirror read back since is newer than its record here: it stays as it is.
+        let newer: Vec<MirroredRange> =
+            others.into_iter().filter(|(m, revision)| floors::admit(&mut held, m.range.key, *revision)).map(|(m, _)| m).collect();
         // Dropping stale mirrors may delete this node's children of them: a catalog write.
         let engine = self.inner.engine.clone();
-        tokio::task::spawn_blocking(move || engine.ranges().mirror_all(others))
+        tokio::task::spawn_blocking(move || engine.ranges().mirror_all(newer, &listed))
             .await
             .map_err(|e| NetError::Server { reason: format!("mirroring the cluster's ranges failed: {e}") })??;
         Ok(watch)
@@ -167,15 +172,24 @@ impl Cluster {
     /// Make this node's mirrors of `keys` (stored by `home`) what etcd holds now: their
     /// home has just changed them and published the change before it answered. A record
     /// older than the one read here, still on its way through the watch, is then ignored
-    /// (`MirroredRange::revision`); one etcd no longer holds is dropped with its
-    /// descendants here. If etcd cannot be read, the watch brings the change later.
+    /// (`floors.rs`); one etcd no longer holds is dropped with its descendants here. If
+    /// etcd cannot be read, the watch brings the change later.
     async fn remirror(&self, home: u8, keys: &[Uuid]) {
-        let mut now = Vec::with_capacity(keys.len());
+        let mut held = self.inner.range_floors.lock().await;
+        let (mut newer, mut gone) = (Vec::new(), Vec::new());
         {
             let mut coord = self.inner.coord.lock().await;
             for &key in keys {
-                match coord.range(&self.range_key(home, key)).await {
-                    Ok(r) => now.push((key, r)),
+                match coord.read_back::<MirroredRange>(&self.range_key(home, key), "reading back a range").await {
+                    Ok(Ok((m, revision))) => {
+                        if m.home == home && m.range.key == key && floors::read_back(&mut held, key, revision) {
+                            newer.push(m);
+                        }
+                    }
+                    Ok(Err(now)) => {
+                        floors::read_back_gone(&mut held, key, now);
+                        gone.push(key);
+                    }
                     Err(e) => {
                         tracing::warn!(key = "cluster", error = %e, range = %key, "could not read back a range changed on its home; the watch will bring it");
                     }
@@ -183,14 +197,10 @@ impl Cluster {
             }
         }
         self.change_mirrors(move |ranges| {
-            for (key, r) in now {
-                match r {
-                    Ok(m) if m.home == home && m.range.key == key => drop(ranges.mirror(m)),
-                    Ok(_) => {}
-                    Err(at) => ranges.unmirror_at(&[key], at)?,
-                }
+            for m in newer {
+                ranges.mirror(m);
             }
-            Ok(())
+            ranges.unmirror(&gone)
         })
         .await;
     }
@@ -272,6 +282,7 @@ pub(super) async fn watch_ranges(cluster: Cluster, mut watch: WatchStream) {
     let ranges = cluster.inner.engine.ranges();
     loop {
         while let Ok(Some(r)) = watch.message().await {
+            let mut held = cluster.inner.range_floors.lock().await;
             for ev in r.events() {
                 let Some(kv) = ev.kv() else { continue };
                 let Some((home, key)) = kv.key_str().ok().and_then(|k| cluster.parse_range_key(k)) else { continue };
@@ -279,8 +290,9 @@ pub(super) async fn watch_ranges(cluster: Cluster, mut watch: WatchStream) {
                     continue;
                 }
                 match ev.event_type() {
-                    EventType::Put => match super::coord::range_record(kv) {
-                        Some(m) if m.home == home && m.range.key == key => {
+                    EventType::Put => match super::coord::record::<MirroredRange>(kv) {
+                        Some((_, revision)) if !floors::admit(&mut held, key, revision) => {}
+                        Some((m, _)) if m.home == home && m.range.key == key => {
                             if !ranges.mirror(m) {
                                 tracing::error!(key = "cluster", range = %key, home,
                                     "this node stores a range with the same key as another node's; the other one is not visible here");
@@ -292,7 +304,10 @@ pub(super) async fn watch_ranges(cluster: Cluster, mut watch: WatchStream) {
                             "unreadable range record in etcd; ignored"
                         ),
                     },
-                    EventType::Delete => cluster.unmirror(vec![key]).await,
+                    EventType::Delete => {
+                        floors::deleted(&mut held, key);
+                        cluster.unmirror(vec![key]).await;
+                    }
                 }
             }
         }

@@ -124,10 +124,10 @@ impl Ranges {
         if known.is_empty() { Ok(()) } else { self.delete_with_descendants(&known) }
     }
 
-    /// Replace every mirror by `all` (the whole list etcd holds): mirrors missing from it are
-    /// dropped as by [`Ranges::unmirror`].
-    pub(crate) fn mirror_all(&self, all: Vec<MirroredRange>) -> Result<()> {
-        let listed: std::collections::HashSet<Uuid> = all.iter().map(|m| m.range.key).collect();
+    /// Replace the mirrors by what etcd holds: `listed` is every key of its whole list,
+    /// `all` the records to mirror (a listed key without one keeps its mirror as it is);
+    /// mirrors not listed are dropped as by [`Ranges::unmirror`].
+    pub(crate) fn mirror_all(&self, all: Vec<MirroredRange>, listed: &std::collections::HashSet<Uuid>) -> Result<()> {
         let stale: Vec<Uuid> = self.mirrors.read().keys().filter(|k| !listed.contains(k)).copied().collect();
         self.unmirror(&stale)?;
         for key in self.mirror_many(all) {
@@ -135,19 +135,6 @@ impl Ranges {
                 "this node stores a range with the same key as another node's; the other one is not visible here");
         }
         Ok(())
-    }
-
-    /// Apply to the mirror `key` a change its node just confirmed (so the node that
-    /// forwarded it reads its own write at once; the record from etcd follows).
-    pub(crate) fn mirror_edit(&self, key: Uuid, f: impl FnOnce(&mut MirroredRange)) {
-        let m = {
-            let mirrors = self.mirrors.read();
-            let Some(m) = mirrors.get(&key) else { return };
-            let mut m = m.clone();
-            f(&mut m);
-            m
-        };
-        self.mirror(m);
     }
 }
 
@@ -184,7 +171,9 @@ mod tests {
         let mut clash = mirrored(2, "clash");
         clash.range.key = own.key;
         let (a, b) = (mirrored(2, "a"), mirrored(3, "b"));
-        ranges.mirror_all(vec![a.clone(), clash, b.clone()]).expect("mirror_all");
+        let all = vec![a.clone(), clash, b.clone()];
+        let listed = all.iter().map(|m| m.range.key).collect();
+        ranges.mirror_all(all, &listed).expect("mirror_all");
 
         let changes = std::mem::take(&mut *seen.lock());
         assert_eq!(changes.len(), 1, "one change for the whole list: {changes:?}");
@@ -199,11 +188,17 @@ mod tests {
         assert_eq!(ranges.home(own.key), None, "the node's own range stays its own");
         assert_eq!(ranges.get(own.key).expect("own").name, "own");
 
-        // The same list again changes nothing; a renamed one is one Updated change.
+        // The same list again changes nothing; a renamed one is one Updated change; one
+        // listed without its record (a newer one was read back) keeps its mirror.
         let mut renamed = a.clone();
         renamed.range.name = "a2".into();
-        ranges.mirror_all(vec![renamed, b]).expect("mirror_all again");
+        let listed = [a.range.key, b.range.key].into_iter().collect();
+        ranges.mirror_all(vec![renamed], &listed).expect("mirror_all again");
         let changes = std::mem::take(&mut *seen.lock());
         assert!(matches!(&changes[..], [RangeChange::Updated { ranges }] if ranges[0].name == "a2"), "{changes:?}");
+        assert_eq!(ranges.home(b.range.key), Some(3), "listed, so kept");
+        // One no longer listed is dropped.
+        ranges.mirror_all(Vec::new(), &[a.range.key].into_iter().collect()).expect("mirror_all without b");
+        assert_eq!(ranges.home(b.range.key), None);
     }
 }
